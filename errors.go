@@ -1,0 +1,76 @@
+// Package postage holds what every part of the service shares: the one error
+// type with its small set of stable codes, mapped to HTTP status in one place
+// (internal/httpapi) and to one-line CLI messages in cmd/postage.
+package postage
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. They are part of the API contract: the HTTP problem+json body
+// carries them as "code", so clients can branch on them. Never rename one.
+const (
+	EINVALID      = "invalid"      // the input is wrong; the message says how
+	ENOTFOUND     = "not_found"    // the thing does not exist (or the caller may not see it)
+	ECONFLICT     = "conflict"     // the request contradicts the current state
+	EUNAUTHORIZED = "unauthorized" // no or bad credentials
+	EFORBIDDEN    = "forbidden"    // credentials valid but the role may not do this
+	EUNAVAILABLE  = "unavailable"  // a dependency (database) is down; retry later
+	EOVERLOADED   = "overloaded"   // back-pressure: retry after a pause
+	ETOOLARGE     = "too_large"    // body or batch over its limit
+	EINTERNAL     = "internal"     // a bug or unexpected failure; details are logged, never shown
+)
+
+// Error is an application error with a stable code and a message that is safe
+// to show to the caller. Detail optionally carries structured problems (for
+// example per-row CSV errors) that the HTTP layer puts in the problem body.
+type Error struct {
+	Code    string
+	Message string
+	Detail  any
+}
+
+// Error implements the error interface.
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
+// for any other non-nil error, and "" for nil.
+func ErrorCode(err error) string {
+	var e *Error
+	if err == nil {
+		return ""
+	} else if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the caller-safe message of the first *Error in err's
+// chain, or a generic text for internal errors (whose details must not leak).
+func ErrorMessage(err error) string {
+	var e *Error
+	if err == nil {
+		return ""
+	} else if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}
+
+// ErrorDetail returns the structured detail of the first *Error in err's
+// chain, or nil.
+func ErrorDetail(err error) any {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Detail
+	}
+	return nil
+}
