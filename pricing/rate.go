@@ -1,0 +1,602 @@
+package pricing
+
+import (
+	"errors"
+	"math"
+	"math/big"
+	"math/bits"
+	"sort"
+	"strings"
+
+	"github.com/shopspring/decimal"
+
+	"postage"
+)
+
+// Usage is an aggregate to rate: the quantity of messages of one category
+// sent to recipients in one country, for one customer in one month. Rows
+// with the same (Country, Category) are added together.
+type Usage struct {
+	Country  string `json:"country"`  // recipient's ISO 3166-1 alpha-2 code; unknown codes fall in the default market
+	Category string `json:"category"` // a category name or alias of the card
+	Quantity int64  `json:"quantity"`
+}
+
+// QuoteItem is one item of a quote: a hypothetical month of usage.
+type QuoteItem = Usage
+
+// RateOptions are facts about the customer that rating needs.
+type RateOptions struct {
+	// CustomerCountry is where the business is registered. When it differs
+	// from the recipient's country, categories with an International
+	// variant are rated as that variant. Empty means domestic everywhere.
+	CustomerCountry string
+	// Month is echoed into the Result; rating itself does not depend on it.
+	Month Month
+}
+
+// Result is a rated customer-month (or quote).
+type Result struct {
+	CardID     string   `json:"card_id"`
+	Version    int      `json:"version"`
+	Month      Month    `json:"month,omitzero"`
+	Currency   string   `json:"currency"`
+	MinorUnits int      `json:"minor_units"`
+	Rounding   Rounding `json:"rounding"`
+	Lines      []Line   `json:"lines"`
+	// Total is the sum of the lines' rounded amounts.
+	Total decimal.Decimal `json:"total"`
+}
+
+// Line is one invoice line: the month's quantity of one category in one
+// market. Tier volume is counted per (market, category), so a line covers
+// every recipient country of its market (on the launch card each country
+// is its own market).
+type Line struct {
+	Market    string            `json:"market"`
+	Countries []CountryQuantity `json:"countries"` // recipient countries of the line, sorted
+	Category  string            `json:"category"`  // the card category the usage was rated as
+	Free      bool              `json:"free,omitempty"`
+	Mode      Mode              `json:"mode,omitempty"`   // the card's price mode, or flat for a custom price
+	Custom    bool              `json:"custom,omitempty"` // a customer's custom unit price replaced the card's
+	Quantity  int64             `json:"quantity"`
+	Tiers     []TierLine        `json:"tiers,omitempty"` // how the quantity fell into tiers
+	// UnitPrice is the one unit price the line was charged at, or, when
+	// Average is set, Subtotal/Quantity rounded half-even to six decimals.
+	UnitPrice decimal.Decimal `json:"unit_price"`
+	Average   bool            `json:"average,omitempty"`
+	Subtotal  decimal.Decimal `json:"subtotal"` // exact, before discounts
+	// Discount is the combined percentage taken off the subtotal.
+	Discount decimal.Decimal `json:"discount,omitzero"`
+	Exact    decimal.Decimal `json:"exact"`  // exact amount after discounts
+	Amount   decimal.Decimal `json:"amount"` // Exact rounded once to the currency's minor unit
+}
+
+// CountryQuantity is one recipient country's share of a line.
+type CountryQuantity struct {
+	Country  string `json:"country"`
+	Quantity int64  `json:"quantity"`
+}
+
+// TierLine is the part of a line's quantity charged at one tier's price.
+type TierLine struct {
+	From      int64           `json:"from"`  // first unit of the tier (1-based monthly count)
+	UpTo      *int64          `json:"up_to"` // last unit of the tier; nil = unbounded
+	Quantity  int64           `json:"quantity"`
+	UnitPrice decimal.Decimal `json:"unit_price"`
+	Amount    decimal.Decimal `json:"amount"` // exact
+}
+
+// Rater is a version compiled for fast rating: lookup tables from
+// countries and category names to dense indexes and prices as integers of
+// micro-units. Build one per version with Compile and reuse it for every
+// customer; it is safe for concurrent use.
+type Rater struct {
+	v             *Version
+	minor         int
+	markets       []string
+	countryMarket map[string]int32
+	defMarket     int32
+	cats          []Category
+	catIndex      map[string]int32 // name or alias → category
+	intl          []int32          // category → its international variant, or -1
+	prices        []*cprice        // [market*len(cats)+category]; nil: free or no price
+}
+
+type cprice struct {
+	p     *Price
+	tiers []ctier // a flat price is one unbounded tier
+}
+
+type ctier struct {
+	upTo   int64 // math.MaxInt64: unbounded
+	upToP  *int64
+	micros uint64
+	price  decimal.Decimal
+}
+
+// Compile validates v and builds its Rater. The Rater keeps a deep copy,
+// so later edits of v do not change it.
+func Compile(v *Version) (*Rater, error) {
+	if err := v.Validate(); err != nil {
+		return nil, err
+	}
+	v = v.Clone()
+	minor, ok := MinorUnits(v.Currency)
+	if !ok {
+		return nil, postage.Errorf(postage.EINVALID, "currency %q has no minor unit", v.Currency)
+	}
+	r := &Rater{v: v, minor: minor, cats: v.Categories}
+	ms := map[string]bool{v.DefaultMarket: true}
+	for _, m := range v.Countries {
+		ms[m] = true
+	}
+	r.markets = sortedKeys(ms)
+	mi := make(map[string]int32, len(r.markets))
+	for i, m := range r.markets {
+		mi[m] = int32(i)
+	}
+	r.defMarket = mi[v.DefaultMarket]
+	r.countryMarket = make(map[string]int32, len(v.Countries))
+	for c, m := range v.Countries {
+		r.countryMarket[c] = mi[m]
+	}
+	nc := len(r.cats)
+	r.catIndex = make(map[string]int32, nc)
+	for i, c := range r.cats {
+		r.catIndex[c.Name] = int32(i)
+	}
+	for i, c := range r.cats {
+		for _, a := range c.Aliases {
+			r.catIndex[a] = int32(i)
+		}
+	}
+	r.intl = make([]int32, nc)
+	base := make([]int32, nc)
+	for i := range base {
+		base[i], r.intl[i] = -1, -1
+	}
+	for i, c := range r.cats {
+		if c.International != "" {
+			j := r.catIndex[c.International]
+			r.intl[i], base[j] = j, int32(i)
+		}
+	}
+	r.prices = make([]*cprice, len(r.markets)*nc)
+	for i := range v.Prices {
+		p := &v.Prices[i]
+		cp := &cprice{p: p}
+		if p.Mode == ModeFlat {
+			cp.tiers = []ctier{{upTo: math.MaxInt64, micros: toMicros(p.UnitPrice), price: p.UnitPrice}}
+		} else {
+			for _, t := range p.Tiers {
+				ct := ctier{upTo: math.MaxInt64, upToP: t.UpTo, micros: toMicros(t.UnitPrice), price: t.UnitPrice}
+				if t.UpTo != nil {
+					ct.upTo = *t.UpTo
+				}
+				cp.tiers = append(cp.tiers, ct)
+			}
+		}
+		r.prices[int(mi[p.Market])*nc+int(r.catIndex[p.Category])] = cp
+	}
+	// A derived (international) category without a price in a market uses
+	// its base category's price there.
+	for m := range r.markets {
+		for c := range r.cats {
+			if b := base[c]; b >= 0 && r.prices[m*nc+c] == nil {
+				r.prices[m*nc+c] = r.prices[m*nc+int(b)]
+			}
+		}
+	}
+	return r, nil
+}
+
+// toMicros converts a validated unit price (0 ≤ d < 10^6, six decimals) to
+// an integer of millionths.
+func toMicros(d decimal.Decimal) uint64 {
+	return d.Shift(MaxPriceDecimals).BigInt().Uint64()
+}
+
+// Version returns (a copy of) the version the Rater was compiled from.
+func (r *Rater) Version() *Version { return r.v.Clone() }
+
+// Rate compiles v and rates one customer-month of usage with it. To rate
+// many customers under the same version, Compile once and call Rater.Rate.
+func Rate(v *Version, ov Overrides, usage []Usage, opts RateOptions) (Result, error) {
+	r, err := Compile(v)
+	if err != nil {
+		return Result{}, err
+	}
+	return r.Rate(ov, usage, opts)
+}
+
+// Quote prices a hypothetical month of usage exactly as Rate would bill it.
+func Quote(v *Version, ov Overrides, items []QuoteItem, opts RateOptions) (Result, error) {
+	r, err := Compile(v)
+	if err != nil {
+		return Result{}, err
+	}
+	return r.Quote(ov, items, opts)
+}
+
+// Quote prices a hypothetical month of usage exactly as Rate would bill it;
+// unlike Rate, it also rejects country codes that are not ISO 3166-1.
+func (r *Rater) Quote(ov Overrides, items []QuoteItem, opts RateOptions) (Result, error) {
+	var errs []error
+	for i, it := range items {
+		if !ValidCountry(it.Country) {
+			errs = append(errs, postage.Errorf(postage.EINVALID, "item %d: country %q is not an ISO 3166-1 alpha-2 code", i, it.Country))
+		}
+	}
+	if len(errs) > 0 {
+		return Result{}, errors.Join(errs...)
+	}
+	return r.Rate(ov, items, opts)
+}
+
+// row is a usage row resolved to its line (accumulator) index.
+type row struct {
+	acc      int32
+	country  string
+	quantity int64
+}
+
+// Rate rates one customer-month of usage: rows are added up per (market,
+// rated category), each such line is priced by its tiers, the customer's
+// overrides apply in their documented order, the exact amount is rounded
+// once to the currency's minor unit, and the total is the sum of the
+// rounded lines. Free categories appear at 0. Unknown categories and
+// negative quantities are errors (all are reported together).
+func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, error) {
+	hasOv := !ov.IsZero()
+	if hasOv {
+		if err := ov.Validate(); err != nil {
+			return Result{}, err
+		}
+	}
+	nc := len(r.cats)
+	nacc := len(r.markets) * nc
+	// acc[i] is the quantity of line i; count[i] its number of rows + 1
+	// (0: no usage). One allocation for both.
+	buf := make([]int64, 2*nacc)
+	acc, count := buf[:nacc], buf[nacc:]
+	rows := make([]row, len(usage))
+	var errs []error
+	for i, u := range usage {
+		c, ok := r.catIndex[u.Category]
+		if !ok {
+			errs = append(errs, postage.Errorf(postage.EINVALID, "usage row %d: category %q is not on rate card %s", i, u.Category, r.v.CardID))
+			rows[i].acc = -1
+			continue
+		}
+		if u.Quantity < 0 || u.Quantity > MaxQuantity {
+			errs = append(errs, postage.Errorf(postage.EINVALID, "usage row %d: quantity %d out of range", i, u.Quantity))
+			rows[i].acc = -1
+			continue
+		}
+		m, ok := r.countryMarket[u.Country]
+		if !ok {
+			m = r.defMarket
+		}
+		if ic := r.intl[c]; ic >= 0 && opts.CustomerCountry != "" && opts.CustomerCountry != u.Country {
+			c = ic
+		}
+		a := int(m)*nc + int(c)
+		acc[a] += u.Quantity
+		if acc[a] > MaxQuantity {
+			errs = append(errs, postage.Errorf(postage.EINVALID, "usage row %d: monthly quantity of market %q category %q exceeds %d", i, r.markets[m], r.cats[c].Name, MaxQuantity))
+			acc[a] = 0
+		}
+		if count[a] == 0 {
+			count[a] = 1
+		}
+		count[a]++
+		rows[i] = row{acc: int32(a), country: u.Country, quantity: u.Quantity}
+	}
+	if len(errs) > 0 {
+		return Result{}, errors.Join(errs...)
+	}
+
+	// Bucket the rows by line (stable, O(rows + lines)), then merge the
+	// countries of each line.
+	nlines, start := 0, 0
+	for a := 0; a < nacc; a++ {
+		if count[a] > 0 {
+			nlines++
+			n := int(count[a] - 1)
+			count[a] = int64(start) + 1 // becomes the next free slot + 1
+			start += n
+		}
+	}
+	sorted := make([]row, len(rows))
+	for _, rw := range rows {
+		if rw.acc < 0 {
+			continue
+		}
+		slot := count[rw.acc] - 1
+		sorted[slot] = rw
+		count[rw.acc]++
+	}
+
+	res := Result{
+		CardID:     r.v.CardID,
+		Version:    r.v.Number,
+		Month:      opts.Month,
+		Currency:   r.v.Currency,
+		MinorUnits: r.minor,
+		Rounding:   r.v.Rounding,
+		Lines:      make([]Line, 0, nlines),
+	}
+	countries := make([]CountryQuantity, 0, len(sorted))
+	tiers := make([]TierLine, 0, nlines)
+	var total u128
+	var totalDec decimal.Decimal // rounded amounts of discounted lines
+	var hasTotalDec bool
+
+	for i := 0; i < len(sorted); {
+		a := sorted[i].acc
+		j := i + 1
+		for j < len(sorted) && sorted[j].acc == a {
+			j++
+		}
+		grp := sorted[i:j]
+		if len(grp) > 1 {
+			sort.Slice(grp, func(x, y int) bool { return grp[x].country < grp[y].country })
+		}
+		cstart := len(countries)
+		for _, rw := range grp {
+			if n := len(countries); n > cstart && countries[n-1].Country == rw.country {
+				countries[n-1].Quantity += rw.quantity
+			} else {
+				countries = append(countries, CountryQuantity{Country: rw.country, Quantity: rw.quantity})
+			}
+		}
+		i = j
+
+		m, c := int(a)/nc, int(a)%nc
+		q := acc[a]
+		ln := Line{
+			Market:    r.markets[m],
+			Countries: countries[cstart:len(countries):len(countries)],
+			Category:  r.cats[c].Name,
+			Quantity:  q,
+		}
+		if r.cats[c].Free {
+			ln.Free = true
+			res.Lines = append(res.Lines, ln)
+			continue
+		}
+		cp := r.prices[a]
+		if cp == nil { // cannot happen for a validated version
+			return Result{}, postage.Errorf(postage.EINTERNAL, "rate card %s has no price for market %q category %q", r.v.CardID, ln.Market, ln.Category)
+		}
+		ln.Mode = cp.p.Mode
+		tiersIn := cp.tiers
+		var custom [1]ctier
+		if hasOv {
+			if up, ok := ov.customPrice(ln.Market, ln.Category); ok {
+				custom[0] = ctier{upTo: math.MaxInt64, micros: toMicros(up), price: up}
+				tiersIn, ln.Mode, ln.Custom = custom[:], ModeFlat, true
+			}
+		}
+
+		// Price the quantity by its tiers, exactly, in micro-units.
+		var sub u128
+		tstart := len(tiers)
+		if ln.Mode == ModeVolume {
+			k := 0
+			for k < len(tiersIn)-1 && q > tiersIn[k].upTo {
+				k++
+			}
+			t := &tiersIn[k]
+			var from int64 = 1
+			if k > 0 {
+				from = tiersIn[k-1].upTo + 1
+			}
+			sub = mul64(uint64(q), t.micros)
+			if q > 0 {
+				tiers = append(tiers, TierLine{From: from, UpTo: t.upToP, Quantity: q, UnitPrice: t.price})
+			}
+		} else {
+			var prev int64
+			for k := range tiersIn {
+				t := &tiersIn[k]
+				if q <= prev {
+					break
+				}
+				n := min(q, t.upTo) - prev
+				part := mul64(uint64(n), t.micros)
+				sub = sub.add(part)
+				tl := TierLine{From: prev + 1, UpTo: t.upToP, Quantity: n, UnitPrice: t.price}
+				if len(tiers) > tstart { // more than one tier: each needs its own amount
+					tl.Amount = part.decimal(MaxPriceDecimals)
+				}
+				tiers = append(tiers, tl)
+				prev = t.upTo
+			}
+		}
+		ln.Tiers = tiers[tstart:len(tiers):len(tiers)]
+		ln.Subtotal = sub.decimal(MaxPriceDecimals)
+		switch len(ln.Tiers) {
+		case 0:
+			ln.UnitPrice = tiersIn[0].price
+		case 1:
+			ln.Tiers[0].Amount = ln.Subtotal
+			ln.UnitPrice = ln.Tiers[0].UnitPrice
+		default:
+			ln.Tiers[0].Amount = mul64(uint64(ln.Tiers[0].Quantity), tiersIn[0].micros).decimal(MaxPriceDecimals)
+			ln.UnitPrice = sub.divRoundHalfEven(uint64(q)).decimal(MaxPriceDecimals)
+			ln.Average = true
+		}
+
+		// Discounts, then one rounding.
+		var f decimal.Decimal
+		var discounted bool
+		if hasOv {
+			f = decimal.New(1, 0)
+			if d, ok := ov.scopedDiscount(ln.Market, ln.Category); ok && !d.IsZero() {
+				f = f.Mul(hundred.Sub(d)).Shift(-2)
+				discounted = true
+			}
+			if !ov.CardDiscount.IsZero() {
+				f = f.Mul(hundred.Sub(ov.CardDiscount)).Shift(-2)
+				discounted = true
+			}
+		}
+		if discounted {
+			ln.Discount = decimal.New(1, 0).Sub(f).Shift(2)
+			ln.Exact = ln.Subtotal.Mul(f)
+			if r.v.Rounding == RoundHalfUp {
+				ln.Amount = ln.Exact.Round(int32(r.minor))
+			} else {
+				ln.Amount = ln.Exact.RoundBank(int32(r.minor))
+			}
+			totalDec = totalDec.Add(ln.Amount)
+			hasTotalDec = true
+		} else {
+			ln.Exact = ln.Subtotal
+			rounded := sub.round(MaxPriceDecimals-r.minor, r.v.Rounding == RoundHalfUp)
+			ln.Amount = rounded.decimal(min(r.minor, MaxPriceDecimals))
+			total = total.add(rounded.rescale(MaxPriceDecimals - min(r.minor, MaxPriceDecimals)))
+		}
+		res.Lines = append(res.Lines, ln)
+	}
+	// total holds rounded amounts in micro-units (exact multiples of the minor unit).
+	res.Total = total.decimal(MaxPriceDecimals).Truncate(int32(r.minor))
+	if hasTotalDec {
+		res.Total = res.Total.Add(totalDec)
+	}
+	return res, nil
+}
+
+// Market returns the market a recipient country belongs to.
+func (r *Rater) Market(country string) string {
+	if m, ok := r.countryMarket[country]; ok {
+		return r.markets[m]
+	}
+	return r.markets[r.defMarket]
+}
+
+// Markets returns the card's markets, sorted.
+func (r *Rater) Markets() []string { return append([]string(nil), r.markets...) }
+
+// PriceInfo answers "what does one message of this category to this
+// country cost": the market, the category it is rated as and its price.
+type PriceInfo struct {
+	Country  string `json:"country"`
+	Market   string `json:"market"`
+	Category string `json:"category"`
+	Currency string `json:"currency"`
+	Free     bool   `json:"free,omitempty"`
+	Mode     Mode   `json:"mode,omitempty"`
+	// UnitPrice is the flat price, or the first tier's price.
+	UnitPrice decimal.Decimal `json:"unit_price"`
+	Tiers     []Tier          `json:"tiers,omitempty"`
+}
+
+// Lookup returns the price of one message of category to country, for a
+// customer registered in customerCountry (may be empty).
+func (r *Rater) Lookup(country, category, customerCountry string) (PriceInfo, error) {
+	c, ok := r.catIndex[category]
+	if !ok {
+		return PriceInfo{}, postage.Errorf(postage.EINVALID, "category %q is not on rate card %s (categories: %s)", category, r.v.CardID, strings.Join(r.categoryNames(), ", "))
+	}
+	if ic := r.intl[c]; ic >= 0 && customerCountry != "" && customerCountry != country {
+		c = ic
+	}
+	m, ok := r.countryMarket[country]
+	if !ok {
+		m = r.defMarket
+	}
+	pi := PriceInfo{Country: country, Market: r.markets[m], Category: r.cats[c].Name, Currency: r.v.Currency}
+	if r.cats[c].Free {
+		pi.Free = true
+		return pi, nil
+	}
+	cp := r.prices[int(m)*len(r.cats)+int(c)]
+	if cp == nil {
+		return PriceInfo{}, postage.Errorf(postage.EINTERNAL, "no price for market %q category %q", pi.Market, pi.Category)
+	}
+	pi.Mode = cp.p.Mode
+	pi.UnitPrice = cp.tiers[0].price
+	if cp.p.Mode != ModeFlat {
+		pi.Tiers = append([]Tier(nil), cp.p.Tiers...)
+	}
+	return pi, nil
+}
+
+func (r *Rater) categoryNames() []string {
+	var ns []string
+	for _, c := range r.cats {
+		ns = append(ns, c.Name)
+	}
+	return ns
+}
+
+// u128 is an unsigned 128-bit integer: exact amounts in micro-units
+// (quantity < 2^62 times a price < 2^40 micro-units, summed, fits).
+type u128 struct{ hi, lo uint64 }
+
+func mul64(a, b uint64) u128 {
+	hi, lo := bits.Mul64(a, b)
+	return u128{hi, lo}
+}
+
+func (x u128) add(y u128) u128 {
+	lo, carry := bits.Add64(x.lo, y.lo, 0)
+	hi, _ := bits.Add64(x.hi, y.hi, carry)
+	return u128{hi, lo}
+}
+
+// divmod divides by a non-zero 64-bit divisor.
+func (x u128) divmod(d uint64) (u128, uint64) {
+	qhi, rhi := x.hi/d, x.hi%d
+	qlo, r := bits.Div64(rhi, x.lo, d)
+	return u128{qhi, qlo}, r
+}
+
+// roundDiv divides by d rounding half-even (or half-up).
+func (x u128) roundDiv(d uint64, halfUp bool) u128 {
+	q, r := x.divmod(d)
+	// compare 2r with d without overflow: r ≥ d-r
+	switch {
+	case r > d-r:
+		q = q.add(u128{0, 1})
+	case r == d-r && r != 0:
+		if halfUp || q.lo&1 == 1 {
+			q = q.add(u128{0, 1})
+		}
+	}
+	return q
+}
+
+func (x u128) divRoundHalfEven(d uint64) u128 { return x.roundDiv(d, false) }
+
+// round drops the last `digits` decimal digits with the given rounding.
+func (x u128) round(digits int, halfUp bool) u128 {
+	if digits <= 0 {
+		return x
+	}
+	return x.roundDiv(pow10[digits], halfUp)
+}
+
+// rescale multiplies by 10^digits.
+func (x u128) rescale(digits int) u128 {
+	if digits <= 0 {
+		return x
+	}
+	hi, lo := bits.Mul64(x.lo, pow10[digits])
+	return u128{x.hi*pow10[digits] + hi, lo}
+}
+
+var pow10 = [...]uint64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000}
+
+// decimal returns x × 10^-scale.
+func (x u128) decimal(scale int) decimal.Decimal {
+	if x.hi == 0 && x.lo <= math.MaxInt64 {
+		return decimal.New(int64(x.lo), int32(-scale))
+	}
+	b := new(big.Int).SetUint64(x.hi)
+	b.Lsh(b, 64).Or(b, new(big.Int).SetUint64(x.lo))
+	return decimal.NewFromBigInt(b, int32(-scale))
+}
