@@ -1,0 +1,579 @@
+package pricing
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/shopspring/decimal"
+)
+
+func d(s string) decimal.Decimal { return decimal.RequireFromString(s) }
+
+func i64(n int64) *int64 { return &n }
+
+func mustSeed(t testing.TB, f func() (Seed, error)) *Rater {
+	t.Helper()
+	s, err := f()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Compile(s.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// oneMarket is a card with one market "M" (default) and one priced category "c".
+func oneMarket(currency string, rounding Rounding, p Price) *Version {
+	p.Market, p.Category = "M", "c"
+	return &Version{
+		CardID: "t", Number: 1, Status: StatusDraft, Currency: currency, Rounding: rounding,
+		DefaultMarket: "M", Countries: map[string]string{"DE": "M"},
+		Categories: []Category{{Name: "c"}, {Name: "free", Free: true}},
+		Prices:     []Price{p},
+	}
+}
+
+func rate(t *testing.T, v *Version, ov Overrides, opts RateOptions, usage ...Usage) Result {
+	t.Helper()
+	res, err := Rate(v, ov, usage, opts)
+	if err != nil {
+		t.Fatalf("Rate: %v", err)
+	}
+	return res
+}
+
+func TestLaunchTierEdges(t *testing.T) {
+	r := mustSeed(t, LaunchSeed)
+	tests := []struct {
+		q                 int64
+		exact, amount     string
+		tiers             int
+		lastTierUnitPrice string
+	}{
+		{0, "0", "0", 0, ""},
+		{1, "0.0887", "0.09", 1, "0.0887"},
+		{249_999, "22174.9113", "22174.91", 1, "0.0887"},
+		{250_000, "22175", "22175", 1, "0.0887"},
+		{250_001, "22175.084265", "22175.08", 2, "0.084265"},
+		{1_000_000, "22175 + 750000*0.084265", "", 2, "0.084265"},
+		{1_000_001, "22175 + 750000*0.084265 + 0.07983", "", 3, "0.07983"},
+		{10_000_001, "22175 + 750000*0.084265 + 1000000*0.07983 + 3000000*0.075395 + 5000000*0.07096 + 0.066525", "", 6, "0.066525"},
+	}
+	for _, tt := range tests {
+		res, err := r.Rate(Overrides{}, []Usage{{Country: "DE", Category: "notification", Quantity: tt.q}}, RateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Lines) != 1 {
+			t.Fatalf("q=%d: %d lines", tt.q, len(res.Lines))
+		}
+		ln := res.Lines[0]
+		want := evalSum(tt.exact)
+		if !ln.Exact.Equal(want) {
+			t.Errorf("q=%d: exact got %s, want %s", tt.q, ln.Exact, want)
+		}
+		wantAmount := want.RoundBank(2)
+		if tt.amount != "" {
+			wantAmount = d(tt.amount)
+		}
+		if !ln.Amount.Equal(wantAmount) || !res.Total.Equal(wantAmount) {
+			t.Errorf("q=%d: amount got %s total %s, want %s", tt.q, ln.Amount, res.Total, wantAmount)
+		}
+		if len(ln.Tiers) != tt.tiers {
+			t.Errorf("q=%d: %d tiers, want %d", tt.q, len(ln.Tiers), tt.tiers)
+		}
+		if tt.tiers > 0 && !ln.Tiers[len(ln.Tiers)-1].UnitPrice.Equal(d(tt.lastTierUnitPrice)) {
+			t.Errorf("q=%d: last tier price %s, want %s", tt.q, ln.Tiers[len(ln.Tiers)-1].UnitPrice, tt.lastTierUnitPrice)
+		}
+		// Tier amounts add up to the subtotal; tier quantities to the quantity.
+		sum, n := decimal.Zero, int64(0)
+		for _, tl := range ln.Tiers {
+			sum = sum.Add(tl.Amount)
+			n += tl.Quantity
+			if !tl.Amount.Equal(tl.UnitPrice.Mul(decimal.NewFromInt(tl.Quantity))) {
+				t.Errorf("q=%d: tier from %d amount %s != %d × %s", tt.q, tl.From, tl.Amount, tl.Quantity, tl.UnitPrice)
+			}
+		}
+		if !sum.Equal(ln.Subtotal) || n != tt.q {
+			t.Errorf("q=%d: tiers sum %s qty %d, subtotal %s", tt.q, sum, n, ln.Subtotal)
+		}
+		if ln.Market != "DE" || ln.Category != "notification" || ln.Mode != ModeGraduated {
+			t.Errorf("q=%d: line %+v", tt.q, ln)
+		}
+	}
+}
+
+// evalSum evaluates "a + b*c + ..." exactly.
+func evalSum(s string) decimal.Decimal {
+	sum := decimal.Zero
+	for _, term := range strings.Split(s, "+") {
+		p := decimal.New(1, 0)
+		for _, f := range strings.Split(term, "*") {
+			p = p.Mul(d(strings.TrimSpace(f)))
+		}
+		sum = sum.Add(p)
+	}
+	return sum
+}
+
+func TestLaunchTierPrices(t *testing.T) {
+	s, _ := LaunchSeed()
+	for _, p := range s.Version.Prices {
+		if p.Market != "DE" {
+			continue
+		}
+		want := []string{"0.0887", "0.084265", "0.07983", "0.075395", "0.07096", "0.066525"}
+		for i, tr := range p.Tiers {
+			if !tr.UnitPrice.Equal(d(want[i])) {
+				t.Errorf("tier %d: got %s, want %s", i, tr.UnitPrice, want[i])
+			}
+		}
+		return
+	}
+	t.Fatal("no DE price")
+}
+
+// randomTiered returns a tiered card with small random bounds and prices.
+func randomTiered(rng *rand.Rand, mode Mode) *Version {
+	n := 1 + rng.IntN(5)
+	var tiers []Tier
+	var bound int64
+	for i := 0; i < n; i++ {
+		tr := Tier{UnitPrice: decimal.New(rng.Int64N(100_000), -6)}
+		if i < n-1 {
+			bound += 1 + rng.Int64N(50)
+			tr.UpTo = i64(bound)
+		}
+		tiers = append(tiers, tr)
+	}
+	return oneMarket("USD", RoundHalfEven, Price{Mode: mode, Tiers: tiers})
+}
+
+// unitPrice returns the price of the k-th unit (1-based) under graduated tiers.
+func unitPrice(tiers []Tier, k int64) decimal.Decimal {
+	for _, tr := range tiers {
+		if tr.UpTo == nil || k <= *tr.UpTo {
+			return tr.UnitPrice
+		}
+	}
+	panic("unreachable")
+}
+
+func TestGraduatedIsSumOfUnitPrices(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 300; i++ {
+		v := randomTiered(rng, ModeGraduated)
+		q := rng.Int64N(300)
+		res := rate(t, v, Overrides{}, RateOptions{}, Usage{"DE", "c", q})
+		want := decimal.Zero
+		for k := int64(1); k <= q; k++ {
+			want = want.Add(unitPrice(v.Prices[0].Tiers, k))
+		}
+		if got := res.Lines[0].Exact; !got.Equal(want) {
+			t.Fatalf("case %d q=%d tiers %+v: got %s, want %s", i, q, v.Prices[0].Tiers, got, want)
+		}
+		if got := res.Total; !got.Equal(want.RoundBank(2)) {
+			t.Fatalf("case %d: total %s, want %s", i, got, want.RoundBank(2))
+		}
+	}
+}
+
+func TestVolumeIsAllUnitsAtReachedTier(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 300; i++ {
+		v := randomTiered(rng, ModeVolume)
+		q := 1 + rng.Int64N(300)
+		res := rate(t, v, Overrides{}, RateOptions{}, Usage{"DE", "c", q})
+		p := unitPrice(v.Prices[0].Tiers, q) // the tier the q-th unit is in
+		want := p.Mul(decimal.NewFromInt(q))
+		ln := res.Lines[0]
+		if !ln.Exact.Equal(want) || len(ln.Tiers) != 1 || ln.Tiers[0].Quantity != q || !ln.UnitPrice.Equal(p) {
+			t.Fatalf("case %d q=%d tiers %+v: got %s %+v, want %s", i, q, v.Prices[0].Tiers, ln.Exact, ln.Tiers, want)
+		}
+	}
+}
+
+func TestVolumeEdges(t *testing.T) {
+	v := oneMarket("USD", RoundHalfEven, Price{Mode: ModeVolume, Tiers: []Tier{
+		{UpTo: i64(250_000), UnitPrice: d("0.01")},
+		{UnitPrice: d("0.008")},
+	}})
+	for _, tt := range []struct {
+		q    int64
+		want string
+	}{{250_000, "2500"}, {250_001, "2000.008"}} {
+		res := rate(t, v, Overrides{}, RateOptions{}, Usage{"DE", "c", tt.q})
+		if got := res.Lines[0].Exact; !got.Equal(d(tt.want)) {
+			t.Errorf("q=%d: got %s, want %s", tt.q, got, tt.want)
+		}
+	}
+}
+
+func TestRoundingHalfMinorUnit(t *testing.T) {
+	tests := []struct {
+		currency string
+		rounding Rounding
+		price    string
+		q        int64
+		want     string
+	}{
+		{"USD", RoundHalfEven, "0.005", 1, "0.00"},
+		{"USD", RoundHalfUp, "0.005", 1, "0.01"},
+		{"USD", RoundHalfEven, "0.015", 1, "0.02"},
+		{"USD", RoundHalfUp, "0.015", 1, "0.02"},
+		{"USD", RoundHalfEven, "0.0125", 2, "0.02"}, // 0.025
+		{"USD", RoundHalfUp, "0.0125", 2, "0.03"},
+		{"USD", RoundHalfEven, "0.004999", 1, "0.00"},
+		{"USD", RoundHalfUp, "0.004999", 1, "0.00"},
+		{"USD", RoundHalfEven, "0.005001", 1, "0.01"},
+		{"JPY", RoundHalfEven, "0.5", 1, "0"},
+		{"JPY", RoundHalfUp, "0.5", 1, "1"},
+		{"JPY", RoundHalfEven, "1.5", 1, "2"},
+		{"JPY", RoundHalfEven, "2.5", 1, "2"},
+		{"JPY", RoundHalfUp, "2.5", 1, "3"},
+		{"JPY", RoundHalfEven, "0.5", 3, "2"}, // 1.5
+		{"KWD", RoundHalfEven, "0.0005", 1, "0.000"},
+		{"KWD", RoundHalfUp, "0.0005", 1, "0.001"},
+		{"KWD", RoundHalfEven, "0.0015", 1, "0.002"},
+		{"KWD", RoundHalfEven, "0.000125", 4, "0.000"}, // 0.0005
+		{"KWD", RoundHalfUp, "0.000125", 4, "0.001"},
+	}
+	for _, tt := range tests {
+		v := oneMarket(tt.currency, tt.rounding, Price{Mode: ModeFlat, UnitPrice: d(tt.price)})
+		res := rate(t, v, Overrides{}, RateOptions{}, Usage{"DE", "c", tt.q})
+		if got := res.Lines[0].Amount; !got.Equal(d(tt.want)) || !res.Total.Equal(d(tt.want)) {
+			t.Errorf("%s %s %s×%d: got %s total %s, want %s", tt.currency, tt.rounding, tt.price, tt.q, got, res.Total, tt.want)
+		}
+		if got := res.Lines[0].Exact; !got.Equal(d(tt.price).Mul(decimal.NewFromInt(tt.q))) {
+			t.Errorf("%s %s×%d: exact %s", tt.currency, tt.price, tt.q, got)
+		}
+	}
+	// The same half-unit cases through the decimal path (a 0% discount is no
+	// discount, so use 50% of twice the price).
+	for _, tt := range tests {
+		v := oneMarket(tt.currency, tt.rounding, Price{Mode: ModeFlat, UnitPrice: d(tt.price).Mul(d("2"))})
+		res := rate(t, v, Overrides{CardDiscount: d("50")}, RateOptions{}, Usage{"DE", "c", tt.q})
+		if got := res.Lines[0].Amount; !got.Equal(d(tt.want)) || !res.Total.Equal(d(tt.want)) {
+			t.Errorf("discounted %s %s %s×%d: got %s total %s, want %s", tt.currency, tt.rounding, tt.price, tt.q, got, res.Total, tt.want)
+		}
+	}
+}
+
+func TestTotalIsSumOfRoundedLines(t *testing.T) {
+	// Three lines of 0.005 each: rounded 0.00 each (half-even), so the total is
+	// 0.00, not round(0.015) = 0.02.
+	v := oneMarket("USD", RoundHalfEven, Price{Mode: ModeFlat, UnitPrice: d("0.005")})
+	v.Countries = map[string]string{"DE": "A", "FR": "B"}
+	v.DefaultMarket = "M"
+	v.Prices = []Price{
+		{Market: "A", Category: "c", Mode: ModeFlat, UnitPrice: d("0.005")},
+		{Market: "B", Category: "c", Mode: ModeFlat, UnitPrice: d("0.005")},
+		{Market: "M", Category: "c", Mode: ModeFlat, UnitPrice: d("0.005")},
+	}
+	res := rate(t, v, Overrides{}, RateOptions{}, Usage{"DE", "c", 1}, Usage{"FR", "c", 1}, Usage{"US", "c", 1})
+	if len(res.Lines) != 3 || !res.Total.Equal(decimal.Zero) {
+		t.Fatalf("got %d lines total %s", len(res.Lines), res.Total)
+	}
+	for _, ln := range res.Lines {
+		if !ln.Exact.Equal(d("0.005")) {
+			t.Errorf("line %s exact %s", ln.Market, ln.Exact)
+		}
+	}
+}
+
+func TestTrillionExact(t *testing.T) {
+	r := mustSeed(t, LaunchSeed)
+	q := int64(1_000_000_000_000)
+	res, err := r.Rate(Overrides{}, []Usage{{"DE", "notification", q}}, RateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 22175 + 750000×0.084265 + 1e6×0.07983 + 3e6×0.075395 + 5e6×0.07096 + (1e12 − 1e7)×0.066525
+	want := evalSum("22175 + 750000*0.084265 + 1000000*0.07983 + 3000000*0.075395 + 5000000*0.07096 + 999990000000*0.066525")
+	if got := res.Lines[0].Exact; !got.Equal(want) {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+	if got := res.Total.String(); got != want.RoundBank(2).String() {
+		t.Fatalf("total %s, want %s", got, want.RoundBank(2))
+	}
+	// Flat: 10^12 × 0.999999 and the maximal price, beyond int64 micro-units.
+	v := oneMarket("USD", RoundHalfEven, Price{Mode: ModeFlat, UnitPrice: d("999999.999999")})
+	res = rate(t, v, Overrides{}, RateOptions{}, Usage{"DE", "c", q}, Usage{"DE", "c", q})
+	want = d("999999.999999").Mul(decimal.NewFromInt(2 * q))
+	if !res.Lines[0].Exact.Equal(want) || !res.Total.Equal(want) {
+		t.Fatalf("got %s total %s, want %s", res.Lines[0].Exact, res.Total, want)
+	}
+	if res.Lines[0].Quantity != 2*q {
+		t.Fatalf("quantity %d", res.Lines[0].Quantity)
+	}
+}
+
+func TestMonthResetsTierCounts(t *testing.T) {
+	// Tier volume is per customer-month: each call rates one month, so
+	// 300,000 in January and 300,000 in February each start at tier 1.
+	r := mustSeed(t, LaunchSeed)
+	jan, _ := r.Rate(Overrides{}, []Usage{{"DE", "notification", 300_000}}, RateOptions{Month: MustParseMonth("2026-01")})
+	feb, _ := r.Rate(Overrides{}, []Usage{{"DE", "notification", 300_000}}, RateOptions{Month: MustParseMonth("2026-02")})
+	both, _ := r.Rate(Overrides{}, []Usage{{"DE", "notification", 300_000}, {"DE", "notification", 300_000}}, RateOptions{})
+	want := evalSum("22175 + 50000*0.084265")
+	if !jan.Lines[0].Exact.Equal(want) || !feb.Lines[0].Exact.Equal(want) {
+		t.Fatalf("jan %s feb %s, want %s each", jan.Lines[0].Exact, feb.Lines[0].Exact, want)
+	}
+	if jan.Month.String() != "2026-01" || feb.Month.String() != "2026-02" {
+		t.Fatalf("months %s %s", jan.Month, feb.Month)
+	}
+	if wantBoth := evalSum("22175 + 350000*0.084265"); !both.Lines[0].Exact.Equal(wantBoth) {
+		t.Fatalf("one month of 600,000: %s, want %s", both.Lines[0].Exact, wantBoth)
+	}
+}
+
+func TestTiersPerMarketAndCategory(t *testing.T) {
+	// Tier volume is per (market, category): 200,000 to DE and 200,000 to FR
+	// on the launch card (each country its own market) stay in tier 1, but
+	// on a card where DE and FR share a market they cross into tier 2.
+	r := mustSeed(t, LaunchSeed)
+	res, _ := r.Rate(Overrides{}, []Usage{{"DE", "notification", 200_000}, {"FR", "notification", 200_000}}, RateOptions{})
+	for _, ln := range res.Lines {
+		if len(ln.Tiers) != 1 {
+			t.Fatalf("%s: %d tiers", ln.Market, len(ln.Tiers))
+		}
+	}
+	s, _ := LaunchSeed()
+	v := s.Version.Clone()
+	v.Countries["FR"] = "DE"
+	var prices []Price
+	for _, p := range v.Prices {
+		if p.Market != "FR" {
+			prices = append(prices, p)
+		}
+	}
+	v.Prices = prices
+	res = rate(t, v, Overrides{}, RateOptions{}, Usage{"DE", "notification", 200_000}, Usage{"FR", "notification", 200_000}, Usage{"DE", "session", 7})
+	if len(res.Lines) != 2 {
+		t.Fatalf("lines %+v", res.Lines)
+	}
+	ln := res.Lines[0]
+	if ln.Market != "DE" || ln.Quantity != 400_000 || len(ln.Tiers) != 2 || !ln.Average {
+		t.Fatalf("line %+v", ln)
+	}
+	if got, want := ln.Countries, []CountryQuantity{{"DE", 200_000}, {"FR", 200_000}}; len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("countries %+v", got)
+	}
+	if want := evalSum("22175 + 150000*0.084265"); !ln.Exact.Equal(want) {
+		t.Fatalf("exact %s, want %s", ln.Exact, want)
+	}
+	// average = 34814.75 / 400000 = 0.087036875 → 0.087037
+	if !ln.UnitPrice.Equal(d("0.087037")) {
+		t.Fatalf("average %s", ln.UnitPrice)
+	}
+	if fl := res.Lines[1]; !fl.Free || fl.Category != "session" || fl.Quantity != 7 || !fl.Amount.IsZero() {
+		t.Fatalf("free line %+v", fl)
+	}
+}
+
+func TestFreeAliasesAndAggregation(t *testing.T) {
+	r := mustSeed(t, LaunchSeed)
+	res, err := r.Rate(Overrides{}, []Usage{
+		{"FR", "session", 5}, {"DE", "marketing", 1}, {"DE", "utility", 2}, {"DE", "notification", 3},
+		{"XK", "notification", 1}, {"ZW", "service", 4}, {"", "notification", 1},
+	}, RateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type key struct {
+		market, category string
+		q                int64
+		amount           string
+	}
+	var got []key
+	for _, ln := range res.Lines {
+		got = append(got, key{ln.Market, ln.Category, ln.Quantity, ln.Amount.StringFixed(2)})
+	}
+	want := []key{
+		{"DE", "notification", 6, "0.53"}, // 6 × 0.0887 = 0.5322
+		{"FR", "session", 5, "0.00"},
+		{"Other", "notification", 2, "0.08"}, // 2 × 0.0393
+		{"ZW", "session", 4, "0.00"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("line %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if other := res.Lines[2].Countries; len(other) != 2 || other[0].Country != "" || other[1].Country != "XK" {
+		t.Errorf("Other countries %+v", other)
+	}
+	if !res.Total.Equal(d("0.61")) {
+		t.Errorf("total %s", res.Total)
+	}
+}
+
+func TestAuthenticationInternational(t *testing.T) {
+	r := mustSeed(t, MetaSeed)
+	tests := []struct {
+		customer, recipient string
+		category, market    string
+		price               string
+	}{
+		{"DE", "IN", "authentication_international", "India", "0.028"},
+		{"IN", "IN", "authentication", "India", "0.0014"},
+		{"", "IN", "authentication", "India", "0.0014"},                          // no customer country: domestic
+		{"DE", "FR", "authentication_international", "France", "0.03"},          // no international price: falls back
+		{"DE", "ZW", "authentication_international", "Rest of Africa", "0.004"},  // idem
+		{"US", "AQ", "authentication_international", "Other", "0.0077"},         // listed as Other
+		{"US", "XK", "authentication_international", "Other", "0.0077"},         // not listed: Other
+		{"FR", "ZA", "authentication_international", "South Africa", "0.02"},
+	}
+	for _, tt := range tests {
+		res, err := r.Rate(Overrides{}, []Usage{{tt.recipient, "authentication", 1000}, {tt.recipient, "marketing", 1}}, RateOptions{CustomerCountry: tt.customer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln := res.Lines[1] // categories in card order: marketing, then authentication*
+		if ln.Category != tt.category || ln.Market != tt.market || !ln.UnitPrice.Equal(d(tt.price)) {
+			t.Errorf("%s→%s: got %s/%s at %s, want %s/%s at %s", tt.customer, tt.recipient, ln.Market, ln.Category, ln.UnitPrice, tt.market, tt.category, tt.price)
+		}
+		pi, err := r.Lookup(tt.recipient, "authentication", tt.customer)
+		if err != nil || pi.Category != tt.category || !pi.UnitPrice.Equal(d(tt.price)) {
+			t.Errorf("Lookup %s→%s: %+v %v", tt.customer, tt.recipient, pi, err)
+		}
+	}
+	// Marketing never becomes international.
+	res, _ := r.Rate(Overrides{}, []Usage{{"IN", "marketing", 1}}, RateOptions{CustomerCountry: "DE"})
+	if res.Lines[0].Category != "marketing" {
+		t.Errorf("marketing rated as %s", res.Lines[0].Category)
+	}
+}
+
+func TestOverridesStacking(t *testing.T) {
+	s, _ := MetaSeed()
+	v := s.Version
+	usage := []Usage{{"DE", "marketing", 1000}, {"DE", "utility", 1000}, {"FR", "marketing", 1000}, {"FR", "utility", 1000}}
+	// Card: DE marketing 0.1365, DE utility 0.055, FR marketing 0.0859, FR utility 0.03.
+	tests := []struct {
+		name string
+		ov   Overrides
+		want []string // exact amounts of DE/marketing, DE/utility, FR/marketing, FR/utility
+		disc []string
+	}{
+		{"none", Overrides{}, []string{"136.5", "55", "85.9", "30"}, []string{"0", "0", "0", "0"}},
+		{"card 10%", Overrides{CardDiscount: d("10")}, []string{"122.85", "49.5", "77.31", "27"}, []string{"10", "10", "10", "10"}},
+		{"market 20%", Overrides{Discounts: []Discount{{Market: "Germany", Percent: d("20")}}}, []string{"109.2", "44", "85.9", "30"}, []string{"20", "20", "0", "0"}},
+		{"category 50%", Overrides{Discounts: []Discount{{Category: "utility", Percent: d("50")}}}, []string{"136.5", "27.5", "85.9", "15"}, []string{"0", "50", "0", "50"}},
+		{"most specific scoped wins", Overrides{Discounts: []Discount{
+			{Category: "utility", Percent: d("50")}, {Market: "Germany", Percent: d("20")}, {Market: "Germany", Category: "utility", Percent: d("1")},
+		}}, []string{"109.2", "54.45", "85.9", "15"}, []string{"20", "1", "0", "50"}},
+		{"scoped then card multiply", Overrides{CardDiscount: d("5"), Discounts: []Discount{{Market: "Germany", Percent: d("10")}}},
+			// 136.5 × 0.9 × 0.95 = 116.7075; 55 × 0.855 = 47.025
+			[]string{"116.7075", "47.025", "81.605", "28.5"}, []string{"14.5", "14.5", "5", "5"}},
+		{"custom price then discounts", Overrides{
+			CardDiscount: d("5"),
+			Discounts:    []Discount{{Market: "Germany", Percent: d("10")}},
+			UnitPrices:   []UnitPrice{{Market: "Germany", Category: "marketing", UnitPrice: d("0.1")}},
+		}, []string{"85.5", "47.025", "81.605", "28.5"}, []string{"14.5", "14.5", "5", "5"}},
+		{"custom price alone", Overrides{UnitPrices: []UnitPrice{{Market: "France", Category: "utility", UnitPrice: d("0.012345")}}},
+			[]string{"136.5", "55", "85.9", "12.345"}, []string{"0", "0", "0", "0"}},
+		{"100% off", Overrides{CardDiscount: d("100")}, []string{"0", "0", "0", "0"}, []string{"100", "100", "100", "100"}},
+	}
+	for _, tt := range tests {
+		res, err := Rate(v, tt.ov, usage, RateOptions{})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		sum := decimal.Zero
+		for _, ln := range res.Lines {
+			i := map[string]int{"Germany/marketing": 0, "Germany/utility": 1, "France/marketing": 2, "France/utility": 3}[ln.Market+"/"+ln.Category]
+			if !ln.Exact.Equal(d(tt.want[i])) {
+				t.Errorf("%s: line %s/%s exact %s, want %s", tt.name, ln.Market, ln.Category, ln.Exact, tt.want[i])
+			}
+			if !ln.Discount.Equal(d(tt.disc[i])) {
+				t.Errorf("%s: line %s/%s discount %s, want %s", tt.name, ln.Market, ln.Category, ln.Discount, tt.disc[i])
+			}
+			if !ln.Amount.Equal(ln.Exact.RoundBank(2)) {
+				t.Errorf("%s: amount %s of %s", tt.name, ln.Amount, ln.Exact)
+			}
+			sum = sum.Add(ln.Amount)
+		}
+		if !res.Total.Equal(sum) {
+			t.Errorf("%s: total %s, sum of lines %s", tt.name, res.Total, sum)
+		}
+		if ln := res.Lines[2]; tt.name == "custom price then discounts" && (!ln.Custom || ln.Mode != ModeFlat || !ln.UnitPrice.Equal(d("0.1"))) {
+			t.Errorf("custom line %+v", ln)
+		}
+	}
+}
+
+func TestCustomPriceReplacesTiers(t *testing.T) {
+	r := mustSeed(t, LaunchSeed)
+	res, err := r.Rate(Overrides{UnitPrices: []UnitPrice{{Market: "DE", Category: "notification", UnitPrice: d("0.05")}}},
+		[]Usage{{"DE", "notification", 2_000_000}}, RateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ln := res.Lines[0]; !ln.Exact.Equal(d("100000")) || len(ln.Tiers) != 1 || !ln.Custom {
+		t.Fatalf("line %+v", ln)
+	}
+}
+
+func TestRateErrors(t *testing.T) {
+	r := mustSeed(t, LaunchSeed)
+	tests := []struct {
+		name  string
+		ov    Overrides
+		usage []Usage
+		want  []string
+	}{
+		{"unknown category", Overrides{}, []Usage{{"DE", "bogus", 1}, {"DE", "other", 1}}, []string{`"bogus"`, `"other"`}},
+		{"negative quantity", Overrides{}, []Usage{{"DE", "notification", -1}}, []string{"quantity -1"}},
+		{"overflow", Overrides{}, []Usage{{"DE", "notification", MaxQuantity}, {"DE", "notification", 1}}, []string{"exceeds"}},
+		{"bad percent", Overrides{CardDiscount: d("101")}, nil, []string{"card discount"}},
+		{"bad percent decimals", Overrides{Discounts: []Discount{{Market: "DE", Percent: d("1.23456")}}}, nil, []string{"at most 4 decimals"}},
+		{"unscoped discount", Overrides{Discounts: []Discount{{Percent: d("1")}}}, nil, []string{"name a market"}},
+		{"bad custom price", Overrides{UnitPrices: []UnitPrice{{Market: "DE", Category: "notification", UnitPrice: d("-1")}}}, nil, []string{"negative"}},
+		{"duplicate custom price", Overrides{UnitPrices: []UnitPrice{{"DE", "notification", d("1")}, {"DE", "notification", d("2")}}}, nil, []string{"duplicate"}},
+	}
+	for _, tt := range tests {
+		_, err := r.Rate(tt.ov, tt.usage, RateOptions{})
+		if err == nil {
+			t.Errorf("%s: no error", tt.name)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q lacks %q", tt.name, err, w)
+			}
+		}
+	}
+	if _, err := r.Quote(Overrides{}, []QuoteItem{{"D", "notification", 1}, {"de", "notification", 1}}, RateOptions{}); err == nil || strings.Count(err.Error(), "ISO 3166") != 2 {
+		t.Errorf("quote with bad countries: %v", err)
+	}
+}
+
+func TestQuoteEqualsRate(t *testing.T) {
+	r := mustSeed(t, MetaSeed)
+	items := []QuoteItem{{"DE", "marketing", 123_456}, {"BR", "utility", 7}, {"IN", "authentication", 99}, {"US", "service", 5}}
+	q, err := r.Quote(Overrides{CardDiscount: d("3")}, items, RateOptions{CustomerCountry: "US"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := r.Rate(Overrides{CardDiscount: d("3")}, items, RateOptions{CustomerCountry: "US"})
+	if !q.Total.Equal(rt.Total) || len(q.Lines) != len(rt.Lines) || q.Total.IsZero() {
+		t.Fatalf("quote %s rate %s", q.Total, rt.Total)
+	}
+}
+
+func TestRaterIsolatedFromEdits(t *testing.T) {
+	s, _ := LaunchSeed()
+	r, _ := Compile(s.Version)
+	s.Version.Prices[0].Tiers[0].UnitPrice = d("5")
+	pi, _ := r.Lookup(s.Version.Prices[0].Market, "notification", "")
+	if pi.UnitPrice.Equal(d("5")) {
+		t.Fatal("rater shares the version's prices")
+	}
+}
