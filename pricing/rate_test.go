@@ -423,9 +423,9 @@ func TestAuthenticationInternational(t *testing.T) {
 	}{
 		{"DE", "IN", "authentication_international", "India", "0.028"},
 		{"IN", "IN", "authentication", "India", "0.0014"},
-		{"", "IN", "authentication", "India", "0.0014"},                          // no customer country: domestic
+		{"", "IN", "authentication", "India", "0.0014"},                         // no customer country: domestic
 		{"DE", "FR", "authentication_international", "France", "0.03"},          // no international price: falls back
-		{"DE", "ZW", "authentication_international", "Rest of Africa", "0.004"},  // idem
+		{"DE", "ZW", "authentication_international", "Rest of Africa", "0.004"}, // idem
 		{"US", "AQ", "authentication_international", "Other", "0.0077"},         // listed as Other
 		{"US", "XK", "authentication_international", "Other", "0.0077"},         // not listed: Other
 		{"FR", "ZA", "authentication_international", "South Africa", "0.02"},
