@@ -11,15 +11,16 @@ import (
 // Error codes. They are part of the API contract: the HTTP problem+json body
 // carries them as "code", so clients can branch on them. Never rename one.
 const (
-	EINVALID      = "invalid"      // the input is wrong; the message says how
-	ENOTFOUND     = "not_found"    // the thing does not exist (or the caller may not see it)
-	ECONFLICT     = "conflict"     // the request contradicts the current state
-	EUNAUTHORIZED = "unauthorized" // no or bad credentials
-	EFORBIDDEN    = "forbidden"    // credentials valid but the role may not do this
-	EUNAVAILABLE  = "unavailable"  // a dependency (database) is down; retry later
-	EOVERLOADED   = "overloaded"   // back-pressure: retry after a pause
-	ETOOLARGE     = "too_large"    // body or batch over its limit
-	EINTERNAL     = "internal"     // a bug or unexpected failure; details are logged, never shown
+	EINVALID      = "invalid"                // the input is wrong; the message says how
+	ENOTFOUND     = "not_found"              // the thing does not exist (or the caller may not see it)
+	ECONFLICT     = "conflict"               // the request contradicts the current state
+	EUNAUTHORIZED = "unauthorized"           // no or bad credentials
+	EFORBIDDEN    = "forbidden"              // credentials valid but the role may not do this
+	EUNAVAILABLE  = "unavailable"            // a dependency (database) is down; retry later
+	EOVERLOADED   = "overloaded"             // back-pressure: retry after a pause
+	ETOOLARGE     = "too_large"              // body or batch over its limit
+	EUNSUPPORTED  = "unsupported_media_type" // wrong Content-Type
+	EINTERNAL     = "internal"               // a bug or unexpected failure; details are logged, never shown
 )
 
 // Error is an application error with a stable code and a message that is safe

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"postage/billing"
+	"postage/internal/auth"
+)
+
+func newAPIKeysCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "apikeys", Short: "Create, list and revoke API keys"}
+	var n auth.NewKey
+	var role string
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create an API key and print its secret (shown only this once)",
+		Example: `  postage apikeys create --name finance-team --role finance
+  postage apikeys create --name acme-dashboard --role customer --customer acme-1`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			n.Role = auth.Role(role)
+			k, token, err := a.Keys.Create(cmd.Context(), n)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "created key %s (%s); store the secret now, it is not shown again:\n", k.ID, k.Role)
+			fmt.Fprintln(cmd.OutOrStdout(), token)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&n.Name, "name", "", "what the key is for (required)")
+	create.Flags().StringVar(&role, "role", "", "admin, finance, sales, ingest or customer (required)")
+	create.Flags().StringVar(&n.CustomerID, "customer", "", "customer id, for role customer")
+	list := &cobra.Command{
+		Use: "list", Short: "List API keys (without secrets)", Args: cobra.NoArgs,
+		Example: `  postage apikeys list`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			keys, err := a.Keys.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tNAME\tROLE\tCUSTOMER\tCREATED\tSTATUS")
+			for _, k := range keys {
+				status := "active"
+				if k.RevokedAt != nil {
+					status = "revoked " + k.RevokedAt.UTC().Format("2006-01-02")
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Role, k.CustomerID, k.CreatedAt.UTC().Format("2006-01-02 15:04"), status)
+			}
+			return w.Flush()
+		},
+	}
+	revoke := &cobra.Command{
+		Use: "revoke KEY_ID", Short: "Revoke an API key at once", Args: cobra.ExactArgs(1),
+		Example: `  postage apikeys revoke 3k9x0q2m7a1b`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if err := a.Keys.Revoke(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "revoked", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(create, list, revoke)
+	return cmd
+}
+
+func newCustomersCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "customers", Short: "Create, list, show and update customers"}
+	var c billing.Customer
+	create := &cobra.Command{
+		Use:   "create ID",
+		Short: "Create a customer (ID is the business's own external id)",
+		Example: `  postage customers create 104567890123456 --name "Acme Ltd" --currency USD --country GB
+  postage customers create acme-1 --name "Acme Ltd" --phone-number-id 106540352242922`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			c.ID = args[0]
+			out, err := a.Customers.Create(cmd.Context(), c)
+			if err != nil {
+				return err
+			}
+			pns, _ := cmd.Flags().GetStringSlice("phone-number-id")
+			for _, pn := range pns {
+				if _, err := a.Customers.AddPhoneNumber(cmd.Context(), out.ID, pn); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "created customer %s (%s, %s)\n", out.ID, out.Name, out.Currency)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&c.Name, "name", "", "legal name (required)")
+	create.Flags().StringVar(&c.Currency, "currency", "USD", "billing currency, ISO 4217")
+	create.Flags().StringVar(&c.Country, "country", "", "country of registration, ISO 3166-1 alpha-2")
+	create.Flags().StringVar(&c.Email, "email", "", "billing email")
+	create.Flags().StringSlice("phone-number-id", nil, "WhatsApp phone-number id(s) to attribute webhooks to this customer")
+
+	var limit int
+	var cursor string
+	list := &cobra.Command{
+		Use: "list", Short: "List customers", Args: cobra.NoArgs,
+		Example: `  postage customers list --limit 50
+  postage customers list --cursor acme-1`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			list, next, err := a.Customers.List(cmd.Context(), billing.Page{Limit: limit, Cursor: cursor})
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tNAME\tCURRENCY\tCOUNTRY\tCREATED")
+			for _, c := range list {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, c.Currency, c.Country, c.CreatedAt.UTC().Format("2006-01-02"))
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if next != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "more: postage customers list --cursor %s\n", next)
+			}
+			return nil
+		},
+	}
+	list.Flags().IntVar(&limit, "limit", 100, "page size, 1-1000")
+	list.Flags().StringVar(&cursor, "cursor", "", "continue after this customer id")
+
+	get := &cobra.Command{
+		Use: "get ID", Short: "Show a customer", Args: cobra.ExactArgs(1),
+		Example: `  postage customers get acme-1`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			c, err := a.Customers.Get(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			pns, err := a.Customers.PhoneNumbers(cmd.Context(), c.ID)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "id:        %s\nname:      %s\ncurrency:  %s\ncountry:   %s\nemail:     %s\ncreated:   %s\n", c.ID, c.Name, c.Currency, c.Country, c.Email, c.CreatedAt.UTC().Format("2006-01-02 15:04:05Z"))
+			for _, p := range pns {
+				fmt.Fprintf(cmd.OutOrStdout(), "phone id:  %s\n", p.PhoneNumberID)
+			}
+			return nil
+		},
+	}
+	var u struct{ name, currency, country, email string }
+	update := &cobra.Command{
+		Use: "update ID", Short: "Change a customer's fields", Args: cobra.ExactArgs(1),
+		Example: `  postage customers update acme-1 --name "Acme Group Ltd" --country DE`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			var up billing.CustomerUpdate
+			set := func(flag string, v *string, dst **string) {
+				if cmd.Flags().Changed(flag) {
+					*dst = v
+				}
+			}
+			set("name", &u.name, &up.Name)
+			set("currency", &u.currency, &up.Currency)
+			set("country", &u.country, &up.Country)
+			set("email", &u.email, &up.Email)
+			c, err := a.Customers.Update(cmd.Context(), args[0], up)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "updated customer %s\n", c.ID)
+			return nil
+		},
+	}
+	update.Flags().StringVar(&u.name, "name", "", "legal name")
+	update.Flags().StringVar(&u.currency, "currency", "", "billing currency")
+	update.Flags().StringVar(&u.country, "country", "", "country of registration")
+	update.Flags().StringVar(&u.email, "email", "", "billing email")
+	cmd.AddCommand(create, list, get, update)
+	return cmd
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"postage/internal/app"
+	"postage/internal/auth"
+	"postage/internal/config"
+	"postage/internal/httpapi"
+)
+
+func newServeCmd(g *globalFlags) *cobra.Command {
+	var migrate bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the API against configured ClickHouse and PostgreSQL (production)",
+		Example: `  postage serve --config /etc/postage/postage.toml
+  POSTAGE_POSTGRES_DSN=postgres://postage@db/postage POSTAGE_CLICKHOUSE_ADDR=ch:9000 postage serve --migrate`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			log := app.NewLogger(cfg.Log)
+			a, err := app.Open(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if migrate {
+				if err := a.Migrate(cmd.Context()); err != nil {
+					return err
+				}
+			}
+			return run(cmd.Context(), a, func(url string) {
+				log.Info("serving", "url", url, "version", app.Version)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&migrate, "migrate", false, "apply database migrations before serving")
+	return cmd
+}
+
+// run serves the API and background jobs until ctx ends.
+func run(ctx context.Context, a *app.App, started func(url string)) error {
+	ln, err := httpapi.Listen(a.Config.HTTP.Addr)
+	if err != nil {
+		return err
+	}
+	srv := a.Server()
+	stopJobs, err := a.StartJobs(ctx)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopJobs()
+	started("http://" + ln.Addr().String())
+	return srv.ListenAndServe(ctx, ln)
+}
+
+func newDevCmd(g *globalFlags) *cobra.Command {
+	var dataDir, addr string
+	var demo bool
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Start private ClickHouse and PostgreSQL under ./data, migrate, seed and serve (what `make run` does)",
+		Long: `dev runs a complete postage on one machine: it starts its own ClickHouse and
+PostgreSQL under the data directory on free loopback ports, migrates them,
+seeds the default rate cards, creates a demo admin API key on first start
+(kept in <data>/demo-admin-key), optionally loads demo traffic, and serves the
+API and dashboard. Ctrl-C stops everything cleanly; the next start reuses the data.`,
+		Example: `  postage dev
+  postage dev --data /tmp/postage-data --addr 127.0.0.1:9090 --demo=false`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("data") {
+				cfg.Dev.DataDir = dataDir
+			}
+			if cmd.Flags().Changed("addr") {
+				cfg.HTTP.Addr = addr
+			}
+			if cmd.Flags().Changed("demo") {
+				cfg.Dev.Demo = demo
+			}
+			return runDev(cmd, cfg)
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data", "data", "directory for the managed databases")
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "HTTP listen address")
+	cmd.Flags().BoolVar(&demo, "demo", true, "fill a fresh installation with demo customers, traffic and invoices")
+	return cmd
+}
+
+func runDev(cmd *cobra.Command, cfg config.Config) error {
+	ctx := cmd.Context()
+	out := cmd.OutOrStdout()
+	log := app.NewLogger(cfg.Log)
+	// Check the port before starting databases, so a port in use fails fast.
+	if ln, err := httpapi.Listen(cfg.HTTP.Addr); err != nil {
+		return err
+	} else {
+		ln.Close()
+	}
+	fmt.Fprintf(out, "Starting private ClickHouse and PostgreSQL under %s/ ...\n", cfg.Dev.DataDir)
+	m, cfg, err := app.StartManaged(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer m.Stop()
+	a, err := app.Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.Migrate(ctx); err != nil {
+		return err
+	}
+	if err := a.Seed(ctx); err != nil {
+		return err
+	}
+	key, err := demoAdminKey(ctx, a, m.Dir)
+	if err != nil {
+		return err
+	}
+	if cfg.Dev.Demo {
+		if err := a.LoadDemo(ctx, out); err != nil {
+			return err
+		}
+	}
+	return run(ctx, a, func(url string) {
+		_ = m.WriteRunInfo(cfg, url)
+		fmt.Fprintf(out, `
+postage is running.
+
+  Dashboard & API:  %s
+  Admin API key:    %s
+  Try:              curl -H "Authorization: Bearer %s" %s/api/v1/customers
+  Data:             %s (kept between runs)
+
+Press Ctrl-C to stop postage and both databases.
+`, url, key, key, url, m.Dir)
+	})
+}
+
+// demoAdminKey returns the demo admin key, creating it on the first start
+// only. The token is kept in a 0600 file under the data directory (the
+// database stores only its hash), so later starts can print it again.
+func demoAdminKey(ctx context.Context, a *app.App, dir string) (string, error) {
+	path := filepath.Join(dir, "demo-admin-key")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	n, err := a.Keys.CountByRole(ctx, auth.RoleAdmin)
+	if err != nil {
+		return "", err
+	}
+	if n > 0 {
+		return "(an admin key exists; its secret was shown when it was made — create another with `postage apikeys create --role admin`)", nil
+	}
+	_, token, err := a.Keys.Create(ctx, auth.NewKey{Name: "demo admin", Role: auth.RoleAdmin})
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save demo admin key: %w", err)
+	}
+	return token, nil
+}
+
+func newMigrateCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply ClickHouse and PostgreSQL migrations (idempotent)",
+		Example: `  postage migrate --config postage.toml
+  POSTAGE_POSTGRES_DSN=... POSTAGE_CLICKHOUSE_ADDR=... postage migrate`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if err := a.Migrate(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "migrations applied")
+			return nil
+		},
+	}
+}

@@ -1,0 +1,115 @@
+// Package app wires postage together from its configuration: database
+// connections, stores, the HTTP server and background jobs. cmd/postage
+// stays thin by calling into it.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"postage/billing"
+	"postage/internal/auth"
+	"postage/internal/config"
+	"postage/internal/db"
+	"postage/internal/httpapi"
+)
+
+// Version is the build's version, set with -ldflags at build time.
+var Version = "dev"
+
+// App is a wired postage: connections and the stores built on them.
+type App struct {
+	Config   config.Config
+	Log      *slog.Logger
+	Now      func() time.Time
+	PG       *pgxpool.Pool
+	CH       driver.Conn
+	Registry *prometheus.Registry
+
+	Keys      *auth.Store
+	Customers *billing.CustomerStore
+
+	closers []func()
+}
+
+// NewLogger builds the slog logger the configuration asks for.
+func NewLogger(c config.Log) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// Open connects to both databases and builds the stores. It does not
+// migrate; call Migrate for that.
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	if cfg.Postgres.DSN == "" {
+		return nil, fmt.Errorf("no PostgreSQL configured: set [postgres] dsn or POSTAGE_POSTGRES_DSN, or start the managed servers with `make run`")
+	}
+	if cfg.ClickHouse.Addr == "" {
+		return nil, fmt.Errorf("no ClickHouse configured: set [clickhouse] addr or POSTAGE_CLICKHOUSE_ADDR, or start the managed servers with `make run`")
+	}
+	a := &App{Config: cfg, Log: log, Now: time.Now, Registry: prometheus.NewRegistry()}
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pg, err := db.OpenPostgres(ctx, cfg.Postgres.DSN)
+	if err != nil {
+		return nil, err
+	}
+	a.PG = pg
+	a.closers = append(a.closers, pg.Close)
+	ch, err := db.OpenClickHouse(ctx, db.ClickHouseOptions{
+		Addr: cfg.ClickHouse.Addr, Database: cfg.ClickHouse.Database,
+		Username: cfg.ClickHouse.Username, Password: cfg.ClickHouse.Password,
+	})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.CH = ch
+	a.closers = append(a.closers, func() { _ = ch.Close() })
+	a.Keys = auth.NewStore(pg)
+	a.Customers = billing.NewCustomerStore(pg)
+	return a, nil
+}
+
+// Migrate brings both databases' schemas up to date.
+func (a *App) Migrate(ctx context.Context) error {
+	return db.Migrate(ctx, a.PG, a.CH, a.Config.ClickHouse.Database)
+}
+
+// Server builds the HTTP API on the app's stores.
+func (a *App) Server() *httpapi.Server {
+	return httpapi.New(httpapi.Deps{
+		Config:    a.Config,
+		Log:       a.Log,
+		Registry:  a.Registry,
+		Auth:      a.Keys,
+		Keys:      a.Keys,
+		Customers: a.Customers,
+		Now:       a.Now,
+		Version:   Version,
+		Ready: []httpapi.ReadyCheck{
+			{Name: "postgres", Check: func(ctx context.Context) error { return a.PG.Ping(ctx) }},
+			{Name: "clickhouse", Check: func(ctx context.Context) error { return a.CH.Ping(ctx) }},
+		},
+	})
+}
+
+// Close releases connections in reverse order of opening.
+func (a *App) Close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+	a.closers = nil
+}

@@ -1,0 +1,132 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"postage/internal/config"
+	"postage/internal/localdb"
+)
+
+// Managed is a private ClickHouse and PostgreSQL pair under a data
+// directory, as `postage dev` (and so `make run`) runs them.
+type Managed struct {
+	Dir string
+	PG  *localdb.Postgres
+	CH  *localdb.ClickHouse
+}
+
+// runInfo is written to <data>/run.json while `postage dev` runs, so other
+// postage commands (customers, apikeys, usage...) find the managed servers.
+type runInfo struct {
+	PID         int    `json:"pid"`
+	URL         string `json:"url"`
+	PostgresDSN string `json:"postgres_dsn"`
+	ClickHouse  string `json:"clickhouse_addr"`
+}
+
+const pgDatabase = "postage"
+
+// StartManaged starts (or restarts, reusing data) both servers under dir and
+// returns cfg pointed at them.
+func StartManaged(ctx context.Context, cfg config.Config, log *slog.Logger) (*Managed, config.Config, error) {
+	dir, err := filepath.Abs(cfg.Dev.DataDir)
+	if err != nil {
+		return nil, cfg, fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, cfg, fmt.Errorf("create data dir %s: %w", dir, err)
+	}
+	if info, ok := readRunInfo(dir); ok && processAlive(info.PID) && info.PID != os.Getpid() {
+		return nil, cfg, fmt.Errorf("another `postage dev` (pid %d) is already using %s at %s: stop it first (Ctrl-C in its terminal)", info.PID, dir, info.URL)
+	}
+	m := &Managed{Dir: dir}
+	type pgRes struct {
+		s   *localdb.Postgres
+		err error
+	}
+	pgc := make(chan pgRes, 1)
+	go func() {
+		s, err := localdb.StartPostgres(ctx, localdb.PostgresOptions{Dir: filepath.Join(dir, "postgres"), Logger: log})
+		pgc <- pgRes{s, err}
+	}()
+	ch, chErr := localdb.StartClickHouse(ctx, localdb.ClickHouseOptions{Dir: filepath.Join(dir, "clickhouse"), Logger: log})
+	r := <-pgc
+	m.PG, m.CH = r.s, ch
+	if err := errors.Join(r.err, chErr); err != nil {
+		m.Stop()
+		return nil, cfg, err
+	}
+	if err := m.PG.EnsureDatabase(ctx, pgDatabase); err != nil {
+		m.Stop()
+		return nil, cfg, err
+	}
+	cfg.Postgres.DSN = m.PG.DSN(pgDatabase)
+	cfg.ClickHouse.Addr = m.CH.Addr()
+	return m, cfg, nil
+}
+
+// WriteRunInfo records where the running servers are, for other commands.
+func (m *Managed) WriteRunInfo(cfg config.Config, url string) error {
+	b, _ := json.MarshalIndent(runInfo{PID: os.Getpid(), URL: url, PostgresDSN: cfg.Postgres.DSN, ClickHouse: cfg.ClickHouse.Addr}, "", "  ")
+	return os.WriteFile(filepath.Join(m.Dir, "run.json"), b, 0o600)
+}
+
+// Stop stops both servers cleanly and removes run.json.
+func (m *Managed) Stop() {
+	if m == nil {
+		return
+	}
+	_ = os.Remove(filepath.Join(m.Dir, "run.json"))
+	if m.CH != nil {
+		_ = m.CH.Stop()
+	}
+	if m.PG != nil {
+		_ = m.PG.Stop()
+	}
+}
+
+// UseRunning points cfg at the servers of a running `postage dev` when no
+// database is configured, so CLI commands work next to `make run`.
+func UseRunning(cfg config.Config) config.Config {
+	if cfg.Postgres.DSN != "" && cfg.ClickHouse.Addr != "" {
+		return cfg
+	}
+	dir, err := filepath.Abs(cfg.Dev.DataDir)
+	if err != nil {
+		return cfg
+	}
+	info, ok := readRunInfo(dir)
+	if !ok || !processAlive(info.PID) {
+		return cfg
+	}
+	if cfg.Postgres.DSN == "" {
+		cfg.Postgres.DSN = info.PostgresDSN
+	}
+	if cfg.ClickHouse.Addr == "" {
+		cfg.ClickHouse.Addr = info.ClickHouse
+	}
+	return cfg
+}
+
+func readRunInfo(dir string) (runInfo, bool) {
+	var info runInfo
+	b, err := os.ReadFile(filepath.Join(dir, "run.json"))
+	if err != nil || json.Unmarshal(b, &info) != nil {
+		return info, false
+	}
+	return info, true
+}
+
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	return syscall.Kill(pid, 0) == nil
+}

@@ -1,0 +1,289 @@
+// Package config loads postage's settings from a TOML file and POSTAGE_*
+// environment variables, with defaults for everything, so that `postage dev`
+// needs no file at all and `postage serve` needs only database addresses.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Duration is a time.Duration written as "250ms", "72h" in TOML and env.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("bad duration %q (use e.g. 250ms, 5s, 72h)", string(b))
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as Go formats it.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// Config is every setting. config.example.toml documents each with its default.
+type Config struct {
+	HTTP       HTTP       `toml:"http"`
+	Postgres   Postgres   `toml:"postgres"`
+	ClickHouse ClickHouse `toml:"clickhouse"`
+	Dev        Dev        `toml:"dev"`
+	Ingest     Ingest     `toml:"ingest"`
+	WhatsApp   WhatsApp   `toml:"whatsapp"`
+	Usage      Usage      `toml:"usage"`
+	Billing    Billing    `toml:"billing"`
+	Log        Log        `toml:"log"`
+}
+
+// HTTP configures the API server.
+type HTTP struct {
+	Addr            string   `toml:"addr"`
+	MaxBodyBytes    int64    `toml:"max_body_bytes"`
+	ReadTimeout     Duration `toml:"read_timeout"`
+	WriteTimeout    Duration `toml:"write_timeout"`
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+}
+
+// Postgres locates the ledger database. An empty DSN means "managed":
+// `postage dev` starts its own server under the data directory.
+type Postgres struct {
+	DSN string `toml:"dsn"`
+}
+
+// ClickHouse locates the event store (native protocol). An empty Addr means
+// "managed", as for Postgres.
+type ClickHouse struct {
+	Addr     string `toml:"addr"`
+	Database string `toml:"database"`
+	Username string `toml:"username"`
+	Password string `toml:"password"`
+}
+
+// Dev configures `postage dev` (what `make run` calls).
+type Dev struct {
+	DataDir string `toml:"data_dir"`
+	Demo    bool   `toml:"demo"`
+}
+
+// Ingest configures the event pipeline.
+type Ingest struct {
+	MaxBatch      int      `toml:"max_batch"`
+	FlushSize     int      `toml:"flush_size"`
+	FlushInterval Duration `toml:"flush_interval"`
+	QueueSize     int      `toml:"queue_size"`
+	Horizon       Duration `toml:"horizon"`
+	FutureSkew    Duration `toml:"future_skew"`
+	Categories    []string `toml:"categories"`
+}
+
+// WhatsApp configures the Cloud API webhook adapter.
+type WhatsApp struct {
+	AppSecret   string `toml:"app_secret"`
+	VerifyToken string `toml:"verify_token"`
+}
+
+// Usage limits usage queries.
+type Usage struct {
+	MaxRange Duration `toml:"max_range"`
+}
+
+// Billing configures invoice runs.
+type Billing struct {
+	Schedule      string   `toml:"schedule"`
+	Grace         Duration `toml:"grace"`
+	NumberFormat  string   `toml:"number_format"`
+	IssuerName    string   `toml:"issuer_name"`
+	IssuerAddress string   `toml:"issuer_address"`
+	Scheduler     bool     `toml:"scheduler"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		HTTP: HTTP{
+			Addr:            "127.0.0.1:8080",
+			MaxBodyBytes:    8 << 20,
+			ReadTimeout:     Duration{30 * time.Second},
+			WriteTimeout:    Duration{120 * time.Second},
+			ShutdownTimeout: Duration{15 * time.Second},
+		},
+		ClickHouse: ClickHouse{Database: "postage", Username: "default"},
+		Dev:        Dev{DataDir: "data", Demo: true},
+		Ingest: Ingest{
+			MaxBatch:      10000,
+			FlushSize:     20000,
+			FlushInterval: Duration{50 * time.Millisecond},
+			QueueSize:     200000,
+			Horizon:       Duration{35 * 24 * time.Hour},
+			FutureSkew:    Duration{5 * time.Minute},
+			Categories:    []string{"notification", "session", "marketing", "utility", "authentication", "authentication_international", "service"},
+		},
+		Usage:   Usage{MaxRange: Duration{400 * 24 * time.Hour}},
+		Billing: Billing{Schedule: "0 2 1 * *", Grace: Duration{72 * time.Hour}, NumberFormat: "PST-{year}-{seq:6}", IssuerName: "Postage Messaging Ltd.", IssuerAddress: "1 Example Street, London, United Kingdom", Scheduler: true},
+		Log:     Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads the TOML file at path (if path is not empty) over the defaults,
+// then applies POSTAGE_<SECTION>_<KEY> environment variables, then validates.
+// Unknown keys in the file are errors, so a typo never silently falls back to
+// a default.
+func Load(path string, environ []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		dec := toml.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			var de *toml.DecodeError
+			var sm *toml.StrictMissingError
+			switch {
+			case errors.As(err, &sm):
+				return cfg, fmt.Errorf("config %s: unknown setting %s (config.example.toml lists every setting)", path, strings.Join(missingKeys(sm), ", "))
+			case errors.As(err, &de):
+				row, col := de.Position()
+				return cfg, fmt.Errorf("config %s:%d:%d: %s (fix the file; config.example.toml shows every setting)", path, row, col, de.Error())
+			}
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, environ); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+func missingKeys(sm *toml.StrictMissingError) []string {
+	var keys []string
+	for _, e := range sm.Errors {
+		keys = append(keys, strings.Join(e.Key(), "."))
+	}
+	return keys
+}
+
+// Validate checks settings that would otherwise fail later and obscurely.
+func (c Config) Validate() error {
+	var errs []error
+	if c.HTTP.Addr == "" {
+		errs = append(errs, errors.New("http.addr is empty"))
+	}
+	if c.HTTP.MaxBodyBytes <= 0 {
+		errs = append(errs, errors.New("http.max_body_bytes must be positive"))
+	}
+	if c.Ingest.MaxBatch <= 0 || c.Ingest.FlushSize <= 0 || c.Ingest.QueueSize <= 0 {
+		errs = append(errs, errors.New("ingest.max_batch, flush_size and queue_size must be positive"))
+	}
+	if c.Ingest.FlushInterval.Duration <= 0 {
+		errs = append(errs, errors.New("ingest.flush_interval must be positive"))
+	}
+	if c.Ingest.Horizon.Duration <= 0 {
+		errs = append(errs, errors.New("ingest.horizon must be positive"))
+	}
+	if c.Usage.MaxRange.Duration <= 0 {
+		errs = append(errs, errors.New("usage.max_range must be positive"))
+	}
+	if c.Billing.Grace.Duration < 0 {
+		errs = append(errs, errors.New("billing.grace must not be negative"))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format %q: use text or json", c.Log.Format))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level %q: use debug, info, warn or error", c.Log.Level))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// EnvName returns the environment variable that overrides section.key.
+func EnvName(section, key string) string {
+	return "POSTAGE_" + strings.ToUpper(section) + "_" + strings.ToUpper(key)
+}
+
+// applyEnv sets fields from POSTAGE_SECTION_KEY variables, found by the
+// fields' toml tags, so every setting can be given by environment.
+func applyEnv(cfg *Config, environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "POSTAGE_") {
+			env[k] = v
+		}
+	}
+	if len(env) == 0 {
+		return nil
+	}
+	root := reflect.ValueOf(cfg).Elem()
+	for i := 0; i < root.NumField(); i++ {
+		section := root.Type().Field(i).Tag.Get("toml")
+		sv := root.Field(i)
+		for j := 0; j < sv.NumField(); j++ {
+			key := sv.Type().Field(j).Tag.Get("toml")
+			name := EnvName(section, key)
+			val, ok := env[name]
+			if !ok {
+				continue
+			}
+			if err := setField(sv.Field(j), val); err != nil {
+				return fmt.Errorf("environment %s: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func setField(f reflect.Value, val string) error {
+	if u, ok := f.Addr().Interface().(interface{ UnmarshalText([]byte) error }); ok {
+		return u.UnmarshalText([]byte(val))
+	}
+	switch f.Kind() {
+	case reflect.String:
+		f.SetString(val)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(val, 10, 64)
+		if err != nil {
+			return fmt.Errorf("not an integer: %q", val)
+		}
+		f.SetInt(n)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(val)
+		if err != nil {
+			return fmt.Errorf("not a boolean: %q", val)
+		}
+		f.SetBool(b)
+	case reflect.Slice:
+		var parts []string
+		for _, p := range strings.Split(val, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		f.Set(reflect.ValueOf(parts))
+	default:
+		return fmt.Errorf("unsupported setting type %s", f.Kind())
+	}
+	return nil
+}

@@ -1,0 +1,135 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"postage/billing"
+	"postage/internal/auth"
+)
+
+func (s *Server) customerRoutes() {
+	s.handle(Route{Method: "POST", Path: "/api/v1/customers", Tag: "customers", Summary: "Create a customer.", Roles: financeOnly, Body: "Customer"}, func(c *gin.Context) {
+		var in billing.Customer
+		if err := bindJSON(c, &in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		out, err := s.Customers.Create(c.Request.Context(), in)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.Header("Location", "/api/v1/customers/"+out.ID)
+		c.JSON(http.StatusCreated, out)
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/customers", Tag: "customers", Summary: "List customers by id, a page at a time.", Roles: staff,
+		Query: []Param{{Name: "limit", Description: "page size, 1-1000 (default 100)"}, {Name: "cursor", Description: "next_cursor of the previous page"}}}, func(c *gin.Context) {
+		p, err := page(c)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		list, next, err := s.Customers.List(c.Request.Context(), p)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, listOf(list, next))
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id", Tag: "customers", Summary: "Get a customer (customer keys: only their own).", Roles: financeOrCustomer}, func(c *gin.Context) {
+		id, ok := s.customerParam(c)
+		if !ok {
+			return
+		}
+		out, err := s.Customers.Get(c.Request.Context(), id)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, out)
+	})
+	s.handle(Route{Method: "PATCH", Path: "/api/v1/customers/:id", Tag: "customers", Summary: "Change a customer's name, currency, country or email.", Roles: financeOnly, Body: "CustomerUpdate"}, func(c *gin.Context) {
+		var in billing.CustomerUpdate
+		if err := bindJSON(c, &in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		out, err := s.Customers.Update(c.Request.Context(), c.Param("id"), in)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, out)
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/phone_numbers", Tag: "customers", Summary: "List the WhatsApp phone-number ids mapped to a customer.", Roles: financeOrCustomer}, func(c *gin.Context) {
+		id, ok := s.customerParam(c)
+		if !ok {
+			return
+		}
+		if _, err := s.Customers.Get(c.Request.Context(), id); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		list, err := s.Customers.PhoneNumbers(c.Request.Context(), id)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, listOf(list, ""))
+	})
+	s.handle(Route{Method: "POST", Path: "/api/v1/customers/:id/phone_numbers", Tag: "customers", Summary: "Map a WhatsApp phone-number id to the customer (webhook attribution).", Roles: financeOnly, Body: "PhoneNumber"}, func(c *gin.Context) {
+		var in struct {
+			PhoneNumberID string `json:"phone_number_id"`
+		}
+		if err := bindJSON(c, &in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		out, err := s.Customers.AddPhoneNumber(c.Request.Context(), c.Param("id"), in.PhoneNumberID)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusCreated, out)
+	})
+	s.handle(Route{Method: "DELETE", Path: "/api/v1/customers/:id/phone_numbers/:phone_number_id", Tag: "customers", Summary: "Remove a phone-number id mapping.", Roles: financeOnly}, func(c *gin.Context) {
+		if err := s.Customers.RemovePhoneNumber(c.Request.Context(), c.Param("id"), c.Param("phone_number_id")); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.Status(http.StatusNoContent)
+	})
+}
+
+func (s *Server) apiKeyRoutes() {
+	s.handle(Route{Method: "POST", Path: "/api/v1/apikeys", Tag: "apikeys", Summary: "Create an API key; the secret is in this answer only.", Roles: adminOnly, Body: "NewKey"}, func(c *gin.Context) {
+		var in auth.NewKey
+		if err := bindJSON(c, &in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		k, token, err := s.Keys.Create(c.Request.Context(), in)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusCreated, gin.H{"key": k, "token": token})
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/apikeys", Tag: "apikeys", Summary: "List API keys (never their secrets).", Roles: adminOnly}, func(c *gin.Context) {
+		keys, err := s.Keys.List(c.Request.Context())
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, listOf(keys, ""))
+	})
+	s.handle(Route{Method: "DELETE", Path: "/api/v1/apikeys/:key_id", Tag: "apikeys", Summary: "Revoke an API key at once.", Roles: adminOnly}, func(c *gin.Context) {
+		if err := s.Keys.Revoke(c.Request.Context(), c.Param("key_id")); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.Status(http.StatusNoContent)
+	})
+}

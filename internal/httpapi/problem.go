@@ -1,0 +1,131 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"postage"
+)
+
+// Problem is an RFC 9457 problem details body. Code is postage's stable
+// error code; clients branch on it, never on Title or Detail text.
+type Problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	Code      string `json:"code"`
+	Instance  string `json:"instance,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+	Errors    any    `json:"errors,omitempty"`
+}
+
+// statusOf maps an error code to its HTTP status. This is the one place.
+func statusOf(code string) int {
+	switch code {
+	case postage.EINVALID:
+		return http.StatusBadRequest
+	case postage.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case postage.EFORBIDDEN:
+		return http.StatusForbidden
+	case postage.ENOTFOUND:
+		return http.StatusNotFound
+	case postage.ECONFLICT:
+		return http.StatusConflict
+	case postage.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case postage.EUNSUPPORTED:
+		return http.StatusUnsupportedMediaType
+	case postage.EOVERLOADED:
+		return http.StatusTooManyRequests
+	case postage.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// writeError answers with a problem+json body for err. Internal errors are
+// logged with the request id and shown only as "internal error".
+func (s *Server) writeError(c *gin.Context, err error) {
+	code := postage.ErrorCode(err)
+	status := statusOf(code)
+	rid := c.GetString(ctxRequestID)
+	if code == postage.EINTERNAL {
+		s.log.Error("request failed", "request_id", rid, "method", c.Request.Method, "path", c.FullPath(), "err", err)
+	}
+	switch status {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		c.Header("Retry-After", "1")
+	case http.StatusUnauthorized:
+		c.Header("WWW-Authenticate", `Bearer realm="postage"`)
+	}
+	p := Problem{
+		Type:      "https://postage.dev/problems/" + code,
+		Title:     http.StatusText(status),
+		Status:    status,
+		Detail:    postage.ErrorMessage(err),
+		Code:      code,
+		Instance:  c.Request.URL.Path,
+		RequestID: rid,
+		Errors:    postage.ErrorDetail(err),
+	}
+	body, _ := json.Marshal(p)
+	c.Data(status, "application/problem+json", body)
+	c.Abort()
+}
+
+// bindJSON decodes the request body into v, mapping oversize and malformed
+// bodies to clear errors. Unknown fields are rejected so typos are caught.
+func bindJSON(c *gin.Context, v any) error {
+	ct := c.ContentType()
+	if ct != "" && ct != "application/json" {
+		return postage.Errorf(postage.EUNSUPPORTED, "Content-Type must be application/json, not %s", ct)
+	}
+	dec := json.NewDecoder(c.Request.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return postage.Errorf(postage.EINVALID, "malformed JSON: trailing data after the object")
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into a caller-facing *postage.Error.
+func jsonError(err error) error {
+	var mbe *http.MaxBytesError
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &mbe):
+		return postage.Errorf(postage.ETOOLARGE, "request body larger than %d bytes", mbe.Limit)
+	case errors.Is(err, io.EOF):
+		return postage.Errorf(postage.EINVALID, "empty request body")
+	case errors.As(err, &se):
+		return postage.Errorf(postage.EINVALID, "malformed JSON at byte %d: %s", se.Offset, se.Error())
+	case errors.As(err, &te):
+		return postage.Errorf(postage.EINVALID, "field %s: expected %s, got %s", te.Field, te.Type, te.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return postage.Errorf(postage.EINVALID, "%s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return postage.Errorf(postage.EINVALID, "malformed JSON: %s", err.Error())
+}
+
+func logLevelFor(status int) slog.Level {
+	switch {
+	case status >= 500:
+		return slog.LevelError
+	case status >= 400:
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}

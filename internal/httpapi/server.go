@@ -1,0 +1,387 @@
+// Package httpapi is postage's HTTP API: a gin router under /api/v1 with API
+// key auth, RFC 9457 problem errors, request ids, structured logs, metrics
+// and an OpenAPI document generated from the same route table that serves.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"postage"
+	"postage/billing"
+	"postage/internal/auth"
+	"postage/internal/config"
+)
+
+// Authenticator checks a bearer token.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (auth.Principal, error)
+}
+
+// ReadyCheck is one dependency that /readyz checks.
+type ReadyCheck struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Deps is everything the API calls into. Each domain has its own group of
+// fields, declared in that domain's file of this package.
+type Deps struct {
+	Config    config.Config
+	Log       *slog.Logger
+	Registry  *prometheus.Registry
+	Auth      Authenticator
+	Keys      *auth.Store
+	Customers *billing.CustomerStore
+	Ready     []ReadyCheck
+	Now       func() time.Time
+	Version   string
+
+	Metering MeteringDeps
+	Pricing  PricingDeps
+	Billing  BillingDeps
+	Reports  ReportsDeps
+	// Dashboard serves the web UI at / (nil: no dashboard).
+	Dashboard http.Handler
+}
+
+// Server is the HTTP API.
+type Server struct {
+	Deps
+	log    *slog.Logger
+	engine *gin.Engine
+	routes []Route
+
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// Route is one operation: how it is served and how the OpenAPI document
+// describes it. Roles nil means no API key is needed.
+type Route struct {
+	Method  string
+	Path    string // gin syntax: /api/v1/customers/:id
+	Tag     string
+	Summary string
+	Roles   []auth.Role
+	Query   []Param
+	// Body names the JSON request body, if any, for the document.
+	Body string
+	// Produces lists extra response media types (application/json is implied).
+	Produces []string
+}
+
+// Param documents a query parameter.
+type Param struct {
+	Name, Description string
+	Required          bool
+}
+
+const (
+	ctxRequestID = "request_id"
+	ctxPrincipal = "principal"
+)
+
+// New builds the server and registers every route.
+func New(d Deps) *Server {
+	gin.SetMode(gin.ReleaseMode)
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{Deps: d, log: d.Log, engine: gin.New()}
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postage_http_requests_total", Help: "HTTP requests by route and status.",
+	}, []string{"method", "route", "status"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "postage_http_request_duration_seconds", Help: "HTTP request latency by route.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+	}, []string{"method", "route"})
+	_ = d.Registry.Register(s.requests)
+	_ = d.Registry.Register(s.latency)
+
+	s.engine.Use(s.recoverer, s.requestID, s.accessLog, s.limitBody)
+	s.engine.NoRoute(func(c *gin.Context) {
+		if d.Dashboard != nil && c.Request.Method == http.MethodGet && !strings.HasPrefix(c.Request.URL.Path, "/api/") {
+			d.Dashboard.ServeHTTP(c.Writer, c.Request)
+			return
+		}
+		s.writeError(c, postage.Errorf(postage.ENOTFOUND, "no route %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+	s.engine.NoMethod(func(c *gin.Context) {
+		s.writeError(c, postage.Errorf(postage.ENOTFOUND, "no route %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+	s.engine.HandleMethodNotAllowed = false
+
+	s.foundationRoutes()
+	s.meteringRoutes()
+	s.pricingRoutes()
+	s.billingRoutes()
+	s.reportsRoutes()
+	return s
+}
+
+// Handler returns the http.Handler serving everything.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Routes returns the route table (the OpenAPI document is built from it).
+func (s *Server) Routes() []Route { return s.routes }
+
+// handle registers a route with auth for its roles and records it for the
+// OpenAPI document. Every route is registered through here.
+func (s *Server) handle(r Route, h gin.HandlerFunc) {
+	s.routes = append(s.routes, r)
+	handlers := []gin.HandlerFunc{}
+	if r.Roles != nil {
+		handlers = append(handlers, s.authorize(r.Roles))
+	}
+	handlers = append(handlers, h)
+	s.engine.Handle(r.Method, r.Path, handlers...)
+}
+
+// authorize checks the bearer key and that its role is one of roles. Admin
+// is always allowed.
+func (s *Server) authorize(roles []auth.Role) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		h := c.GetHeader("Authorization")
+		token, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || token == "" {
+			s.writeError(c, postage.Errorf(postage.EUNAUTHORIZED, "missing API key: send Authorization: Bearer <key>"))
+			return
+		}
+		p, err := s.Auth.Authenticate(c.Request.Context(), strings.TrimSpace(token))
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		if !hasRole(p.Role, roles) {
+			s.writeError(c, postage.Errorf(postage.EFORBIDDEN, "role %s may not %s %s", p.Role, c.Request.Method, c.FullPath()))
+			return
+		}
+		c.Set(ctxPrincipal, p)
+		c.Next()
+	}
+}
+
+func hasRole(r auth.Role, roles []auth.Role) bool {
+	if r == auth.RoleAdmin {
+		return true
+	}
+	for _, x := range roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// principal returns the caller of an authenticated route.
+func principal(c *gin.Context) auth.Principal {
+	p, _ := c.Get(ctxPrincipal)
+	pr, _ := p.(auth.Principal)
+	return pr
+}
+
+// customerParam returns the :id customer path parameter after checking the
+// caller may see that customer: a customer key asking for another customer
+// gets not found, exactly as if the customer did not exist.
+func (s *Server) customerParam(c *gin.Context) (string, bool) {
+	id := c.Param("id")
+	if !principal(c).CanSeeCustomer(id) {
+		s.writeError(c, postage.Errorf(postage.ENOTFOUND, "customer %q not found", id))
+		return "", false
+	}
+	return id, true
+}
+
+// Role sets used by route groups.
+var (
+	everyone    = []auth.Role{auth.RoleAdmin, auth.RoleFinance, auth.RoleSales, auth.RoleIngest, auth.RoleCustomer}
+	staff       = []auth.Role{auth.RoleAdmin, auth.RoleFinance, auth.RoleSales}
+	adminOnly   = []auth.Role{auth.RoleAdmin}
+	financeOnly = []auth.Role{auth.RoleAdmin, auth.RoleFinance}
+	salesOnly   = []auth.Role{auth.RoleAdmin, auth.RoleSales}
+	ingestOnly  = []auth.Role{auth.RoleAdmin, auth.RoleIngest}
+	// financeOrCustomer is for customer-scoped reads: customer keys are
+	// narrowed to their own id by customerParam.
+	financeOrCustomer = []auth.Role{auth.RoleAdmin, auth.RoleFinance, auth.RoleSales, auth.RoleCustomer}
+)
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+func (s *Server) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-ID")
+	if !requestIDPattern.MatchString(id) {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		id = hex.EncodeToString(b)
+	}
+	c.Set(ctxRequestID, id)
+	c.Header("X-Request-ID", id)
+	c.Next()
+}
+
+func (s *Server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	status := c.Writer.Status()
+	d := time.Since(start)
+	s.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(status)).Inc()
+	s.latency.WithLabelValues(c.Request.Method, route).Observe(d.Seconds())
+	if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+		return
+	}
+	attrs := []any{"request_id", c.GetString(ctxRequestID), "method", c.Request.Method, "path", c.Request.URL.Path, "status", status, "duration_ms", d.Milliseconds()}
+	if p, ok := c.Get(ctxPrincipal); ok {
+		attrs = append(attrs, "key", p.(auth.Principal).KeyID)
+	}
+	s.log.Log(c.Request.Context(), logLevelFor(status), "http", attrs...)
+}
+
+func (s *Server) limitBody(c *gin.Context) {
+	if c.Request.Body != nil {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.Config.HTTP.MaxBodyBytes)
+	}
+	c.Next()
+}
+
+func (s *Server) recoverer(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			s.writeError(c, fmt.Errorf("panic: %v", r))
+		}
+	}()
+	c.Next()
+}
+
+// foundationRoutes registers health, metrics, the OpenAPI document,
+// customers and API keys.
+func (s *Server) foundationRoutes() {
+	s.handle(Route{Method: "GET", Path: "/healthz", Tag: "health", Summary: "Liveness: the process serves HTTP."}, func(c *gin.Context) {
+		c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	})
+	s.handle(Route{Method: "GET", Path: "/readyz", Tag: "health", Summary: "Readiness: both databases answer."}, s.readyz)
+	s.handle(Route{Method: "GET", Path: "/metrics", Tag: "health", Summary: "Prometheus metrics.", Roles: adminOnly, Produces: []string{"text/plain"}},
+		gin.WrapH(promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{})))
+	s.handle(Route{Method: "GET", Path: "/api/v1/openapi.json", Tag: "meta", Summary: "This API's OpenAPI 3.1 document.", Roles: everyone}, func(c *gin.Context) {
+		c.JSON(http.StatusOK, s.OpenAPI())
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/me", Tag: "meta", Summary: "The calling key's role and customer.", Roles: everyone}, func(c *gin.Context) {
+		p := principal(c)
+		c.JSON(http.StatusOK, gin.H{"key_id": p.KeyID, "name": p.Name, "role": p.Role, "customer_id": p.CustomerID})
+	})
+	s.customerRoutes()
+	s.apiKeyRoutes()
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	checks := gin.H{}
+	ok := true
+	for _, r := range s.Ready {
+		if err := r.Check(ctx); err != nil {
+			ok = false
+			checks[r.Name] = "unavailable"
+			s.log.Warn("readiness check failed", "check", r.Name, "err", err)
+		} else {
+			checks[r.Name] = "ok"
+		}
+	}
+	if !ok {
+		c.Header("Retry-After", "1")
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": checks})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok", "checks": checks})
+}
+
+// page reads ?limit= and ?cursor= for cursor pagination.
+func page(c *gin.Context) (billing.Page, error) {
+	p := billing.Page{Cursor: c.Query("cursor")}
+	if l := c.Query("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return p, postage.Errorf(postage.EINVALID, "limit: an integer from 1 to 1000")
+		}
+		p.Limit = n
+	}
+	return p.Norm(), nil
+}
+
+// List is the envelope of every list answer: one page of items and the
+// cursor for the next page ("" on the last page).
+type List[T any] struct {
+	Data       []T    `json:"data"`
+	NextCursor string `json:"next_cursor"`
+}
+
+func listOf[T any](items []T, next string) List[T] {
+	if items == nil {
+		items = []T{}
+	}
+	return List[T]{Data: items, NextCursor: next}
+}
+
+// ListenAndServe serves on addr until ctx is cancelled, then shuts down
+// gracefully within the configured timeout. A port in use is a clear error.
+func (s *Server) ListenAndServe(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.engine,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       s.Config.HTTP.ReadTimeout.Duration,
+		WriteTimeout:      s.Config.HTTP.WriteTimeout.Duration,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.Config.HTTP.ShutdownTimeout.Duration)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// Listen opens the TCP listener, turning "address in use" into a clear error.
+func Listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if strings.Contains(err.Error(), "address already in use") {
+			return nil, fmt.Errorf("cannot listen on %s: the port is in use by another program (stop it, or set [http] addr / POSTAGE_HTTP_ADDR to another port)", addr)
+		}
+		return nil, fmt.Errorf("cannot listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
