@@ -1,0 +1,247 @@
+package metering
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"postage"
+)
+
+// EventType is the only CloudEvents type the meter takes.
+const EventType = "message.sent"
+
+// wireEvent is a CloudEvent as it arrives. Unknown fields are ignored.
+type wireEvent struct {
+	SpecVersion *string   `json:"specversion"`
+	Type        *string   `json:"type"`
+	ID          *string   `json:"id"`
+	Subject     *string   `json:"subject"`
+	Time        *string   `json:"time"`
+	Data        *wireData `json:"data"`
+}
+
+type wireData struct {
+	To       *string      `json:"to"`
+	Country  *string      `json:"country"`
+	Category *string      `json:"category"`
+	Quantity *json.Number `json:"quantity"`
+}
+
+// Decoded is the result of decoding a request body: one Result per input
+// event, in order, and the valid events with the index of each in Results.
+// Results of valid events have Status "" until the Ingester decides them.
+type Decoded struct {
+	Events  []Event
+	Index   []int // Index[i] is the position of Events[i] in Results
+	Results []Result
+}
+
+// DecodeBatch decodes a CloudEvents JSON batch (a JSON array of events).
+// A body that is not a JSON array is an EINVALID error; an element that is
+// not a valid event is rejected in its Result and its neighbours are kept.
+// A batch longer than Rules.MaxBatchLen is an ETOOLARGE error.
+func (r *Rules) DecodeBatch(body []byte) (*Decoded, error) {
+	r.init()
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '[' {
+		return nil, postage.Errorf(postage.EINVALID, "malformed JSON: a batch must be a JSON array of CloudEvents")
+	}
+	// Fast path: the whole array into typed structs in one pass.
+	var wire []wireEvent
+	if err := json.Unmarshal(body, &wire); err == nil {
+		if len(wire) > r.MaxBatchLen {
+			return nil, postage.Errorf(postage.ETOOLARGE, "batch of %d events is over the limit of %d", len(wire), r.MaxBatchLen)
+		}
+		d := newDecoded(len(wire))
+		for i := range wire {
+			d.add(r, i, &wire[i])
+		}
+		return d, nil
+	} else if !isTypeError(err) {
+		return nil, malformed(err)
+	}
+	// Slow path: some element has a field of the wrong type; decode the
+	// elements one by one so the others survive.
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		return nil, malformed(err)
+	}
+	if len(raws) > r.MaxBatchLen {
+		return nil, postage.Errorf(postage.ETOOLARGE, "batch of %d events is over the limit of %d", len(raws), r.MaxBatchLen)
+	}
+	d := newDecoded(len(raws))
+	for i, raw := range raws {
+		var w wireEvent
+		if err := json.Unmarshal(raw, &w); err != nil {
+			d.Results[i] = Result{Index: i, Status: Rejected, Field: typeErrorField(err), Reason: ReasonBadType}
+			if bytes.TrimSpace(raw)[0] != '{' {
+				d.Results[i].Field, d.Results[i].Reason = "", ReasonNotAnObject
+			}
+			continue
+		}
+		d.add(r, i, &w)
+	}
+	return d, nil
+}
+
+// DecodeSingle decodes one CloudEvent (structured JSON mode). A body that is
+// not a JSON object is an EINVALID error; an invalid event is reported in
+// the single Result.
+func (r *Rules) DecodeSingle(body []byte) (*Decoded, error) {
+	r.init()
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, postage.Errorf(postage.EINVALID, "malformed JSON: a single event must be a JSON object")
+	}
+	var w wireEvent
+	d := newDecoded(1)
+	if err := json.Unmarshal(body, &w); err != nil {
+		if !isTypeError(err) {
+			return nil, malformed(err)
+		}
+		d.Results[0] = Result{Status: Rejected, Field: typeErrorField(err), Reason: ReasonBadType}
+		return d, nil
+	}
+	d.add(r, 0, &w)
+	return d, nil
+}
+
+func newDecoded(n int) *Decoded {
+	return &Decoded{Events: make([]Event, 0, n), Index: make([]int, 0, n), Results: make([]Result, n)}
+}
+
+func (d *Decoded) add(r *Rules, i int, w *wireEvent) {
+	ev, field, reason := r.validate(w)
+	res := &d.Results[i]
+	res.Index = i
+	if w.ID != nil && len(*w.ID) <= r.MaxIDLen {
+		res.ID = *w.ID
+	}
+	if reason != "" {
+		res.Status, res.Field, res.Reason = Rejected, field, reason
+		return
+	}
+	d.Events = append(d.Events, ev)
+	d.Index = append(d.Index, i)
+}
+
+// validate turns a wire event into an Event or names the first bad field.
+func (r *Rules) validate(w *wireEvent) (ev Event, field, reason string) {
+	switch {
+	case w.SpecVersion == nil:
+		return ev, "specversion", ReasonMissing
+	case *w.SpecVersion != "1.0":
+		return ev, "specversion", ReasonBadSpec
+	case w.Type == nil:
+		return ev, "type", ReasonMissing
+	case *w.Type != EventType:
+		return ev, "type", ReasonBadEventType
+	}
+	if reason := r.checkID(w.ID); reason != "" {
+		return ev, "id", reason
+	}
+	if reason := r.checkID(w.Subject); reason != "" {
+		return ev, "subject", reason
+	}
+	if w.Time == nil || *w.Time == "" {
+		return ev, "time", ReasonMissing
+	}
+	t, err := time.Parse(time.RFC3339Nano, *w.Time)
+	if err != nil {
+		return ev, "time", ReasonInvalid
+	}
+	t = t.UTC().Truncate(time.Second)
+	if reason := r.checkTime(t); reason != "" {
+		return ev, "time", reason
+	}
+	if w.Data == nil {
+		return ev, "data", ReasonMissing
+	}
+	var country string
+	switch {
+	case w.Data.To != nil:
+		c, ok := CountryOfNumber(*w.Data.To)
+		if !ok {
+			return ev, "data.to", ReasonBadNumber
+		}
+		if w.Data.Country != nil && *w.Data.Country != c {
+			return ev, "data.country", ReasonBadCountry
+		}
+		country = c
+	case w.Data.Country != nil:
+		if !validCountry(*w.Data.Country) {
+			return ev, "data.country", ReasonBadCountry
+		}
+		country = *w.Data.Country
+	default:
+		return ev, "data.to", ReasonMissing
+	}
+	if w.Data.Category == nil {
+		return ev, "data.category", ReasonMissing
+	}
+	cat := r.category(*w.Data.Category)
+	if cat == "" {
+		return ev, "data.category", ReasonUnknownCat
+	}
+	qty := uint64(1)
+	if w.Data.Quantity != nil {
+		q, err := strconv.ParseUint(string(*w.Data.Quantity), 10, 64)
+		if err != nil || q == 0 || q > maxQuantity {
+			return ev, "data.quantity", ReasonBadQuantity
+		}
+		qty = q
+	}
+	ev = Event{
+		CustomerID: *w.Subject,
+		ID:         *w.ID,
+		Time:       t,
+		Country:    country,
+		Category:   cat,
+		Quantity:   qty,
+	}
+	ev.PayloadHash = HashPayload(t, true, country, cat, qty)
+	return ev, "", ""
+}
+
+// maxQuantity bounds one event's quantity so sums over a month of events
+// cannot overflow UInt64.
+const maxQuantity = 1_000_000
+
+func (r *Rules) checkID(s *string) string {
+	switch {
+	case s == nil || *s == "":
+		return ReasonMissing
+	case len(*s) > r.MaxIDLen:
+		return ReasonTooLong
+	}
+	for i := 0; i < len(*s); i++ {
+		if (*s)[i] < 0x20 || (*s)[i] == 0x7f {
+			return ReasonInvalid // control characters: ids end up in CSV and logs
+		}
+	}
+	return ""
+}
+
+func isTypeError(err error) bool {
+	var te *json.UnmarshalTypeError
+	return errors.As(err, &te)
+}
+
+func typeErrorField(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return te.Field
+	}
+	return ""
+}
+
+func malformed(err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return postage.Errorf(postage.EINVALID, "malformed JSON at byte %d: %s", se.Offset, se.Error())
+	}
+	return postage.Errorf(postage.EINVALID, "malformed JSON: %s", err.Error())
+}

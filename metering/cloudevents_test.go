@@ -1,0 +1,192 @@
+package metering
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"postage"
+)
+
+var testNow = time.Date(2026, 10, 15, 12, 0, 0, 0, time.UTC)
+
+func testRules() *Rules {
+	return &Rules{Now: func() time.Time { return testNow }, MaxBatchLen: 100}
+}
+
+func ce(id, subject, time, data string) string {
+	return fmt.Sprintf(`{"specversion":"1.0","type":"message.sent","source":"/api","id":%q,"subject":%q,"time":%q,"data":%s}`, id, subject, time, data)
+}
+
+func TestDecodeBatch(t *testing.T) {
+	ok := ce("e1", "cust", "2026-10-15T11:00:00Z", `{"to":"+4915123456789","category":"marketing"}`)
+	tests := []struct {
+		name   string
+		event  string
+		field  string
+		reason string
+	}{
+		{"valid number", ok, "", ""},
+		{"valid country, quantity", ce("e2", "c", "2026-10-15T11:00:00.5+02:00", `{"country":"BR","category":"utility","quantity":3}`), "", ""},
+		{"missing specversion", `{"type":"message.sent","id":"x","subject":"c","time":"2026-10-15T11:00:00Z","data":{"country":"DE","category":"service"}}`, "specversion", ReasonMissing},
+		{"spec 0.3", strings.Replace(ok, `"1.0"`, `"0.3"`, 1), "specversion", ReasonBadSpec},
+		{"other type", strings.Replace(ok, "message.sent", "message.read", 1), "type", ReasonBadEventType},
+		{"missing id", ce("", "c", "2026-10-15T11:00:00Z", `{"country":"DE","category":"service"}`), "id", ReasonMissing},
+		{"long id", ce(strings.Repeat("x", 201), "c", "2026-10-15T11:00:00Z", `{"country":"DE","category":"service"}`), "id", ReasonTooLong},
+		{"control char id", ce("a\tb", "c", "2026-10-15T11:00:00Z", `{"country":"DE","category":"service"}`), "id", ReasonInvalid},
+		{"missing subject", ce("x", "", "2026-10-15T11:00:00Z", `{"country":"DE","category":"service"}`), "subject", ReasonMissing},
+		{"bad time", ce("x", "c", "yesterday", `{"country":"DE","category":"service"}`), "time", ReasonInvalid},
+		{"future", ce("x", "c", "2026-10-15T12:05:01Z", `{"country":"DE","category":"service"}`), "time", ReasonFuture},
+		{"almost future", ce("x", "c", "2026-10-15T12:05:00Z", `{"country":"DE","category":"service"}`), "", ""},
+		{"too old", ce("x", "c", "2026-09-10T11:59:59Z", `{"country":"DE","category":"service"}`), "time", ReasonTooOld},
+		{"no data", `{"specversion":"1.0","type":"message.sent","id":"x","subject":"c","time":"2026-10-15T11:00:00Z"}`, "data", ReasonMissing},
+		{"bad number", ce("x", "c", "2026-10-15T11:00:00Z", `{"to":"+80012345678","category":"service"}`), "data.to", ReasonBadNumber},
+		{"number without plus", ce("x", "c", "2026-10-15T11:00:00Z", `{"to":"4915123456789","category":"service"}`), "data.to", ReasonBadNumber},
+		{"number and other country", ce("x", "c", "2026-10-15T11:00:00Z", `{"to":"+4915123456789","country":"FR","category":"service"}`), "data.country", ReasonBadCountry},
+		{"bad country", ce("x", "c", "2026-10-15T11:00:00Z", `{"country":"de","category":"service"}`), "data.country", ReasonBadCountry},
+		{"unknown country", ce("x", "c", "2026-10-15T11:00:00Z", `{"country":"QQ","category":"service"}`), "data.country", ReasonBadCountry},
+		{"no recipient", ce("x", "c", "2026-10-15T11:00:00Z", `{"category":"service"}`), "data.to", ReasonMissing},
+		{"no category", ce("x", "c", "2026-10-15T11:00:00Z", `{"country":"DE"}`), "data.category", ReasonMissing},
+		{"unknown category", ce("x", "c", "2026-10-15T11:00:00Z", `{"country":"DE","category":"promo"}`), "data.category", ReasonUnknownCat},
+		{"zero quantity", ce("x", "c", "2026-10-15T11:00:00Z", `{"country":"DE","category":"service","quantity":0}`), "data.quantity", ReasonBadQuantity},
+		{"negative quantity", ce("x", "c", "2026-10-15T11:00:00Z", `{"country":"DE","category":"service","quantity":-1}`), "data.quantity", ReasonBadQuantity},
+		{"fractional quantity", ce("x", "c", "2026-10-15T11:00:00Z", `{"country":"DE","category":"service","quantity":1.5}`), "data.quantity", ReasonBadQuantity},
+		{"huge quantity", ce("x", "c", "2026-10-15T11:00:00Z", `{"country":"DE","category":"service","quantity":1e30}`), "data.quantity", ReasonBadQuantity},
+		{"wrong type id", `{"specversion":"1.0","type":"message.sent","id":5,"subject":"c","time":"2026-10-15T11:00:00Z","data":{"country":"DE","category":"service"}}`, "id", ReasonBadType},
+		{"wrong type data", `{"specversion":"1.0","type":"message.sent","id":"x","subject":"c","time":"2026-10-15T11:00:00Z","data":"DE"}`, "data", ReasonBadType},
+		{"not an object", `"hello"`, "", ReasonNotAnObject},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The event sits between two good ones, which must survive.
+			body := "[" + ok + "," + tt.event + "," + ok + "]"
+			d, err := testRules().DecodeBatch([]byte(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(d.Results) != 3 {
+				t.Fatalf("got %d results", len(d.Results))
+			}
+			got := d.Results[1]
+			if tt.reason == "" {
+				if got.Status != "" || len(d.Events) != 3 {
+					t.Fatalf("got %+v, want valid", got)
+				}
+				return
+			}
+			if got.Status != Rejected || got.Field != tt.field || got.Reason != tt.reason || got.Index != 1 {
+				t.Errorf("got %+v, want rejected %s/%s", got, tt.field, tt.reason)
+			}
+			if len(d.Events) != 2 || d.Index[0] != 0 || d.Index[1] != 2 {
+				t.Errorf("neighbours lost: %d events, index %v", len(d.Events), d.Index)
+			}
+		})
+	}
+}
+
+func TestDecodeNormalises(t *testing.T) {
+	d, err := testRules().DecodeSingle([]byte(ce("e1", "cust", "2026-10-15T13:30:00.9+02:00", `{"to":"+12125550123","category":"marketing","quantity":2,"extra":true}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Events) != 1 {
+		t.Fatalf("results %+v", d.Results)
+	}
+	got := d.Events[0]
+	want := Event{CustomerID: "cust", ID: "e1", Time: time.Date(2026, 10, 15, 11, 30, 0, 0, time.UTC), Country: "US", Category: "marketing", Quantity: 2}
+	want.PayloadHash = HashPayload(want.Time, true, "US", "marketing", 2)
+	if got != want {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+	// The same event by country instead of number is the same payload.
+	d2, _ := testRules().DecodeSingle([]byte(ce("e1", "cust", "2026-10-15T11:30:00Z", `{"country":"US","category":"marketing","quantity":2}`)))
+	if d2.Events[0].PayloadHash != got.PayloadHash {
+		t.Error("same payload, different hash")
+	}
+}
+
+func TestDecodeWholeBodyErrors(t *testing.T) {
+	r := testRules()
+	many := "[" + strings.TrimSuffix(strings.Repeat(`{},`, 101), ",") + "]"
+	tests := []struct {
+		name, body, code string
+		batch            bool
+	}{
+		{"truncated", `[{"id":"x"`, postage.EINVALID, true},
+		{"object as batch", `{}`, postage.EINVALID, true},
+		{"empty", ``, postage.EINVALID, true},
+		{"garbage", `[1,2,}`, postage.EINVALID, true},
+		{"too many", many, postage.ETOOLARGE, true},
+		{"array as single", `[]`, postage.EINVALID, false},
+		{"truncated single", `{"id":`, postage.EINVALID, false},
+	}
+	for _, tt := range tests {
+		var err error
+		if tt.batch {
+			_, err = r.DecodeBatch([]byte(tt.body))
+		} else {
+			_, err = r.DecodeSingle([]byte(tt.body))
+		}
+		if got := postage.ErrorCode(err); got != tt.code {
+			t.Errorf("%s: code %q (%v), want %q", tt.name, got, err, tt.code)
+		}
+	}
+}
+
+func BenchmarkDecodeBatch1000(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("[")
+	for i := range 1000 {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		sb.WriteString(ce(fmt.Sprintf("evt-%08d", i), fmt.Sprintf("cust-%d", i%97), "2026-10-15T11:00:00Z", `{"to":"+4915123456789","category":"marketing"}`))
+	}
+	sb.WriteString("]")
+	body := []byte(sb.String())
+	r := testRules()
+	r.MaxBatchLen = 1000
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := r.DecodeBatch(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "events/s")
+}
+
+// FuzzDecodeBatch checks that no input panics the decoder, that it returns
+// one result per array element, and that every valid event is well formed.
+// Its seed corpus is in testdata/fuzz/FuzzDecodeBatch.
+func FuzzDecodeBatch(f *testing.F) {
+	f.Add([]byte("[" + ce("e1", "c", "2026-10-15T11:00:00Z", `{"to":"+4915123456789","category":"marketing"}`) + "]"))
+	f.Add([]byte(`[{"specversion":"1.0","id":5},"x",null,{"data":{"quantity":"7"}}]`))
+	f.Add([]byte(`[`))
+	r := testRules()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		d, err := r.DecodeBatch(body)
+		if err != nil {
+			if c := postage.ErrorCode(err); c != postage.EINVALID && c != postage.ETOOLARGE {
+				t.Fatalf("unexpected error code %q: %v", c, err)
+			}
+			return
+		}
+		var raws []json.RawMessage
+		if err := json.Unmarshal(body, &raws); err != nil {
+			t.Fatalf("decoder accepted what encoding/json rejects: %v", err)
+		}
+		if len(d.Results) != len(raws) || len(d.Events) != len(d.Index) {
+			t.Fatalf("%d results for %d elements", len(d.Results), len(raws))
+		}
+		for i, ev := range d.Events {
+			if ev.ID == "" || ev.CustomerID == "" || ev.Quantity == 0 || len(ev.Country) != 2 || ev.Category == "" {
+				t.Fatalf("invalid event accepted: %+v", ev)
+			}
+			if d.Results[d.Index[i]].Status != "" {
+				t.Fatalf("valid event has status %q", d.Results[d.Index[i]].Status)
+			}
+		}
+	})
+}
