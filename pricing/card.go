@@ -143,7 +143,7 @@ func (c RateCard) Validate() error {
 	if c.Name == "" {
 		errs = append(errs, postage.Errorf(postage.EINVALID, "card %s: name is empty", c.ID))
 	}
-	if !currency.IsValid(c.Currency) {
+	if !validCurrency(c.Currency) {
 		errs = append(errs, postage.Errorf(postage.EINVALID, "card %s: currency %q is not an ISO 4217 code", c.ID, c.Currency))
 	}
 	if c.Rounding != "" && !c.Rounding.Valid() {
@@ -238,7 +238,7 @@ func (v *Version) problems() []problem {
 	if v.Status == StatusActive && !v.EffectiveFrom.Valid() {
 		add(setting("effective_from"), "value", "an active version needs an effective month")
 	}
-	if !currency.IsValid(v.Currency) {
+	if !validCurrency(v.Currency) {
 		add(setting("currency"), "value", "currency %q is not an ISO 4217 code", v.Currency)
 	}
 	if !v.Rounding.Valid() {
@@ -438,3 +438,7 @@ func (v *Version) Clone() *Version {
 	}
 	return &c
 }
+
+// validCurrency reports whether code is a known ISO 4217 code
+// (bojanz/currency treats "" as valid; a card needs a currency).
+func validCurrency(code string) bool { return code != "" && currency.IsValid(code) }
