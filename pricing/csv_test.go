@@ -139,7 +139,9 @@ func TestCSVRejections(t *testing.T) {
 			[]RowError{{13, "category", "is free"}}},
 		{"unknown market", func(s string) string { return s + "price,Atlantis,notification,flat,,0.01\n" },
 			[]RowError{{13, "market", "unknown market"}}},
-		{"bad mode", func(s string) string { return strings.Replace(s, "Germany,notification,flat", "Germany,notification,tiered", 1) },
+		{"bad mode", func(s string) string {
+			return strings.Replace(s, "Germany,notification,flat", "Germany,notification,tiered", 1)
+		},
 			[]RowError{{8, "mode", "price mode"}}},
 		{"bad tier bound", func(s string) string { return strings.Replace(s, "graduated,100,", "graduated,1e3,", 1) },
 			[]RowError{{9, "tier_up_to", "positive whole number"}}},
