@@ -1,0 +1,228 @@
+package metering
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// CHStore is the ClickHouse event store: the events table of migration
+// 0020_events.sql, written by the Ingester and read by usage queries.
+type CHStore struct {
+	conn driver.Conn
+}
+
+var (
+	_ EventStore = (*CHStore)(nil)
+	_ Usage      = (*CHStore)(nil)
+)
+
+// NewCHStore returns a store on a native-protocol ClickHouse connection
+// whose default database holds the events table.
+func NewCHStore(conn driver.Conn) *CHStore { return &CHStore{conn: conn} }
+
+// Existing returns the stored payload hash of each key that is stored. The
+// keys travel as an external table, so a batch of any size is one query.
+func (s *CHStore) Existing(ctx context.Context, keys []Key) (map[Key]uint64, error) {
+	found := map[Key]uint64{}
+	if len(keys) == 0 {
+		return found, nil
+	}
+	tbl, err := ext.NewTable("_keys", ext.Column("customer_id", "String"), ext.Column("id", "String"))
+	if err != nil {
+		return nil, fmt.Errorf("look up event ids: %w", err)
+	}
+	for _, k := range keys {
+		if err := tbl.Append(k.CustomerID, k.ID); err != nil {
+			return nil, fmt.Errorf("look up event ids: %w", err)
+		}
+	}
+	rows, err := s.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(tbl)), existingSQL())
+	if err != nil {
+		return nil, fmt.Errorf("look up event ids: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k Key
+		var h uint64
+		if err := rows.Scan(&k.CustomerID, &k.ID, &h); err != nil {
+			return nil, fmt.Errorf("look up event ids: %w", err)
+		}
+		if old, ok := found[k]; !ok || h > old {
+			found[k] = h // two rows of one id (a race): the greatest hash is the one FINAL keeps
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up event ids: %w", err)
+	}
+	return found, nil
+}
+
+// Insert writes events with one columnar insert.
+func (s *CHStore) Insert(ctx context.Context, events []Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	batch, err := s.conn.PrepareBatch(ctx, insertEventsSQL)
+	if err != nil {
+		return fmt.Errorf("insert events: %w", err)
+	}
+	defer batch.Abort()
+	n := len(events)
+	cust, id, country, cat := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ts, ing := make([]time.Time, n), make([]time.Time, n)
+	qty, hash := make([]uint64, n), make([]uint64, n)
+	for i := range events {
+		e := &events[i]
+		cust[i], id[i], country[i], cat[i] = e.CustomerID, e.ID, e.Country, e.Category
+		ts[i], ing[i], qty[i], hash[i] = e.Time, e.IngestedAt, e.Quantity, e.PayloadHash
+	}
+	for i, col := range []any{cust, id, ts, country, cat, qty, hash, ing} {
+		if err := batch.Column(i).Append(col); err != nil {
+			return fmt.Errorf("insert events: column %d: %w", i, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert events: %w", err)
+	}
+	return nil
+}
+
+// Usage implements Usage.
+func (s *CHStore) Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error) {
+	query, args, err := usageSQL(q)
+	if err != nil {
+		return nil, err
+	}
+	cols, _ := dimColumns(q.GroupBy, ByCountry, ByCategory)
+	rows, err := s.conn.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query usage of %s: %w", q.CustomerID, err)
+	}
+	defer rows.Close()
+	var out []UsageRow
+	for rows.Next() {
+		r := UsageRow{CustomerID: q.CustomerID}
+		dest := []any{nil}
+		var b32 uint32
+		var b64 uint64
+		if q.Window == Month {
+			dest[0] = &b32
+		} else {
+			dest[0] = &b64
+		}
+		dest = append(dest, dimDest(&r, cols)...)
+		dest = append(dest, &r.Quantity, &r.Events)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("query usage of %s: %w", q.CustomerID, err)
+		}
+		if q.Window == Month {
+			r.Start = time.Date(int(b32/100), time.Month(b32%100), 1, 0, 0, 0, 0, time.UTC)
+		} else {
+			r.Start = time.Unix(int64(b64), 0).UTC()
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query usage of %s: %w", q.CustomerID, err)
+	}
+	return out, nil
+}
+
+func dimDest(r *UsageRow, cols []string) []any {
+	var d []any
+	for _, c := range cols {
+		switch c {
+		case "customer_id":
+			d = append(d, &r.CustomerID)
+		case "country":
+			d = append(d, &r.Country)
+		case "category":
+			d = append(d, &r.Category)
+		}
+	}
+	return d
+}
+
+// Summary implements Usage.
+func (s *CHStore) Summary(ctx context.Context, q SummaryQuery) ([]UsageRow, error) {
+	query, args, err := summarySQL(q)
+	if err != nil {
+		return nil, err
+	}
+	cols, _ := dimColumns(q.GroupBy, ByCustomer, ByCountry, ByCategory)
+	rows, err := s.conn.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query usage summary: %w", err)
+	}
+	defer rows.Close()
+	start := MonthStart(q.Month)
+	var out []UsageRow
+	for rows.Next() {
+		r := UsageRow{Start: start}
+		dest := append(dimDest(&r, cols), &r.Quantity, &r.Events)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("query usage summary: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query usage summary: %w", err)
+	}
+	return out, nil
+}
+
+// MonthlyAggregates implements Usage.
+func (s *CHStore) MonthlyAggregates(ctx context.Context, month, asOf time.Time) ([]Aggregate, error) {
+	q, args := aggregatesSQL("", month, asOf)
+	return s.aggregates(ctx, q, args)
+}
+
+// CustomerMonth implements Usage.
+func (s *CHStore) CustomerMonth(ctx context.Context, customerID string, month, asOf time.Time) ([]Aggregate, error) {
+	q, args := aggregatesSQL(customerID, month, asOf)
+	return s.aggregates(ctx, q, args)
+}
+
+func (s *CHStore) aggregates(ctx context.Context, q string, args []any) ([]Aggregate, error) {
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query monthly aggregates: %w", err)
+	}
+	defer rows.Close()
+	var out []Aggregate
+	for rows.Next() {
+		var a Aggregate
+		if err := rows.Scan(&a.CustomerID, &a.Country, &a.Category, &a.Quantity, &a.Events); err != nil {
+			return nil, fmt.Errorf("query monthly aggregates: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query monthly aggregates: %w", err)
+	}
+	return out, nil
+}
+
+// CustomersWithUsage implements Usage.
+func (s *CHStore) CustomersWithUsage(ctx context.Context, month time.Time) ([]string, error) {
+	q, args := customersSQL(month)
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query customers with usage: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("query customers with usage: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,61 @@
+package metering
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the ingest pipeline's Prometheus metrics.
+type Metrics struct {
+	Events       *prometheus.CounterVec // by status: accepted, duplicate, conflict, ignored
+	Rejected     *prometheus.CounterVec // by reason
+	BatchSize    prometheus.Histogram   // events per flush
+	FlushSeconds prometheus.Histogram   // look-up + insert latency of a flush
+	FlushErrors  prometheus.Counter
+	QueueDepth   prometheus.Gauge // events waiting for a flush
+	Overloaded   prometheus.Counter
+}
+
+// NewMetrics creates the metrics and registers them with reg (if not nil).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postage_events_total", Help: "Events received, by outcome (accepted, duplicate, conflict, ignored).",
+		}, []string{"status"}),
+		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postage_events_rejected_total", Help: "Events rejected by validation, by reason.",
+		}, []string{"reason"}),
+		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "postage_ingest_batch_events", Help: "Events per group-commit flush.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 9),
+		}),
+		FlushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "postage_ingest_flush_seconds", Help: "Latency of a flush (id look-up plus insert).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		FlushErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "postage_ingest_flush_errors_total", Help: "Flushes that failed (nothing of them was acknowledged).",
+		}),
+		QueueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "postage_ingest_queue_events", Help: "Events waiting for a flush.",
+		}),
+		Overloaded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "postage_ingest_overloaded_total", Help: "Requests refused with 429 because the queue was full.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Events, m.Rejected, m.BatchSize, m.FlushSeconds, m.FlushErrors, m.QueueDepth, m.Overloaded)
+	}
+	return m
+}
+
+// CountResults adds a request's per-event results to the counters.
+func (m *Metrics) CountResults(results []Result) {
+	if m == nil {
+		return
+	}
+	for _, r := range results {
+		if r.Status == Rejected {
+			m.Rejected.WithLabelValues(r.Reason).Inc()
+		} else if r.Status != "" {
+			m.Events.WithLabelValues(string(r.Status)).Inc()
+		}
+	}
+}

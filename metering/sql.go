@@ -1,0 +1,151 @@
+package metering
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The SQL of the metering store, built by pure functions so the text can be
+// unit tested. Every read of events uses FINAL: the table is a
+// ReplacingMergeTree keyed by (customer_id, id), and FINAL collapses rows of
+// the same event that background merges have not collapsed yet, so sums are
+// exact at any moment. (Measured on 18.16 with 10M rows: FINAL over one
+// customer-month is faster than GROUP BY id with argMax, see docs/METERING.md.)
+// Times are passed as Unix seconds and bucketed with integer arithmetic, so
+// nothing depends on the server's or the driver's time zone.
+
+const insertEventsSQL = "INSERT INTO events (customer_id, id, time, country, category, quantity, payload_hash, ingested_at)"
+
+// existingSQL looks up the stored payload hashes of the keys in the external
+// table _keys (customer_id String, id String), a primary-key range read.
+func existingSQL() string {
+	return "SELECT customer_id, id, payload_hash FROM events" +
+		" WHERE customer_id IN (SELECT customer_id FROM _keys) AND (customer_id, id) IN (SELECT customer_id, id FROM _keys)"
+}
+
+// bucketExpr returns the SQL for the start of an event's window, as Unix
+// seconds for hour and day and as YYYYMM for month.
+func bucketExpr(w Window) (string, error) {
+	switch w {
+	case Hour:
+		return "intDiv(toUInt32(time), 3600) * 3600", nil
+	case Day:
+		return "intDiv(toUInt32(time), 86400) * 86400", nil
+	case Month:
+		return "toYYYYMM(time)", nil
+	}
+	return "", fmt.Errorf("unknown window %q", w)
+}
+
+func dimColumn(d Dimension) (string, error) {
+	switch d {
+	case ByCustomer:
+		return "customer_id", nil
+	case ByCountry:
+		return "country", nil
+	case ByCategory:
+		return "category", nil
+	}
+	return "", fmt.Errorf("unknown dimension %q", d)
+}
+
+// dimColumns returns the grouped columns in canonical order (customer,
+// country, category) and a flag per dimension.
+func dimColumns(groupBy []Dimension, allowed ...Dimension) (cols []string, err error) {
+	want := map[Dimension]bool{}
+	for _, d := range groupBy {
+		ok := false
+		for _, a := range allowed {
+			ok = ok || a == d
+		}
+		if !ok {
+			return nil, fmt.Errorf("cannot group by %q", d)
+		}
+		want[d] = true
+	}
+	for _, d := range []Dimension{ByCustomer, ByCountry, ByCategory} {
+		if want[d] {
+			c, _ := dimColumn(d)
+			cols = append(cols, c)
+		}
+	}
+	return cols, nil
+}
+
+func asOfClause(asOf time.Time, args []any) (string, []any) {
+	if asOf.IsZero() {
+		return "", args
+	}
+	return " AND ingested_at <= toDateTime(?)", append(args, asOf.Unix())
+}
+
+// usageSQL builds one customer's bucketed usage query. Columns: bucket,
+// then the grouped dimensions in canonical order, quantity, events.
+func usageSQL(q UsageQuery) (string, []any, error) {
+	bucket, err := bucketExpr(q.Window)
+	if err != nil {
+		return "", nil, err
+	}
+	cols, err := dimColumns(q.GroupBy, ByCountry, ByCategory)
+	if err != nil {
+		return "", nil, err
+	}
+	sel := append([]string{bucket + " AS bucket"}, cols...)
+	group := append([]string{"bucket"}, cols...)
+	args := []any{q.CustomerID, q.From.Unix(), q.To.Unix()}
+	cut, args := asOfClause(q.AsOf, args)
+	return "SELECT " + strings.Join(sel, ", ") + ", sum(quantity) AS quantity, count() AS events" +
+		" FROM events FINAL" +
+		" WHERE customer_id = ? AND time >= toDateTime(?) AND time < toDateTime(?)" + cut +
+		" GROUP BY " + strings.Join(group, ", ") +
+		" ORDER BY " + strings.Join(group, ", "), args, nil
+}
+
+// monthRange returns [first of month, first of next month) as Unix seconds.
+func monthRange(month time.Time) (int64, int64) {
+	m := MonthStart(month)
+	return m.Unix(), m.AddDate(0, 1, 0).Unix()
+}
+
+// summarySQL builds the month's usage of all customers grouped by dims.
+func summarySQL(q SummaryQuery) (string, []any, error) {
+	cols, err := dimColumns(q.GroupBy, ByCustomer, ByCountry, ByCategory)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(cols) == 0 {
+		return "", nil, fmt.Errorf("summary needs at least one dimension")
+	}
+	from, to := monthRange(q.Month)
+	cut, args := asOfClause(q.AsOf, []any{from, to})
+	list := strings.Join(cols, ", ")
+	return "SELECT " + list + ", sum(quantity) AS quantity, count() AS events" +
+		" FROM events FINAL" +
+		" WHERE time >= toDateTime(?) AND time < toDateTime(?)" + cut +
+		" GROUP BY " + list + " ORDER BY " + list, args, nil
+}
+
+// aggregatesSQL builds the per (customer, country, category) month totals,
+// for all customers or one.
+func aggregatesSQL(customerID string, month, asOf time.Time) (string, []any) {
+	from, to := monthRange(month)
+	where := " WHERE time >= toDateTime(?) AND time < toDateTime(?)"
+	args := []any{from, to}
+	if customerID != "" {
+		where = " WHERE customer_id = ? AND time >= toDateTime(?) AND time < toDateTime(?)"
+		args = []any{customerID, from, to}
+	}
+	cut, args := asOfClause(asOf, args)
+	return "SELECT customer_id, country, category, sum(quantity) AS quantity, count() AS events" +
+		" FROM events FINAL" + where + cut +
+		" GROUP BY customer_id, country, category ORDER BY customer_id, country, category", args
+}
+
+// customersSQL lists the customers with events in the month. Existence of a
+// (customer, id) does not depend on deduplication, so no FINAL is needed.
+func customersSQL(month time.Time) (string, []any) {
+	from, to := monthRange(month)
+	return "SELECT DISTINCT customer_id FROM events WHERE time >= toDateTime(?) AND time < toDateTime(?) ORDER BY customer_id",
+		[]any{from, to}
+}

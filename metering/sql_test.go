@@ -1,0 +1,70 @@
+package metering
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestUsageSQL(t *testing.T) {
+	from := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	to := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	asOf := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		q     UsageQuery
+		query string
+		args  []any
+	}{
+		{UsageQuery{CustomerID: "c1", From: from, To: to, Window: Day},
+			"SELECT intDiv(toUInt32(time), 86400) * 86400 AS bucket, sum(quantity) AS quantity, count() AS events FROM events FINAL WHERE customer_id = ? AND time >= toDateTime(?) AND time < toDateTime(?) GROUP BY bucket ORDER BY bucket",
+			[]any{"c1", from.Unix(), to.Unix()}},
+		{UsageQuery{CustomerID: "c1", From: from, To: to, Window: Month, GroupBy: []Dimension{ByCategory, ByCountry}, AsOf: asOf},
+			"SELECT toYYYYMM(time) AS bucket, country, category, sum(quantity) AS quantity, count() AS events FROM events FINAL WHERE customer_id = ? AND time >= toDateTime(?) AND time < toDateTime(?) AND ingested_at <= toDateTime(?) GROUP BY bucket, country, category ORDER BY bucket, country, category",
+			[]any{"c1", from.Unix(), to.Unix(), asOf.Unix()}},
+		{UsageQuery{CustomerID: "c1", From: from, To: to, Window: Hour, GroupBy: []Dimension{ByCountry}},
+			"SELECT intDiv(toUInt32(time), 3600) * 3600 AS bucket, country, sum(quantity) AS quantity, count() AS events FROM events FINAL WHERE customer_id = ? AND time >= toDateTime(?) AND time < toDateTime(?) GROUP BY bucket, country ORDER BY bucket, country",
+			[]any{"c1", from.Unix(), to.Unix()}},
+	}
+	for _, tt := range tests {
+		q, args, err := usageSQL(tt.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q != tt.query || !reflect.DeepEqual(args, tt.args) {
+			t.Errorf("usageSQL(%+v)\n got %s %v\nwant %s %v", tt.q, q, args, tt.query, tt.args)
+		}
+	}
+	if _, _, err := usageSQL(UsageQuery{Window: "week"}); err == nil {
+		t.Error("week window accepted")
+	}
+	if _, _, err := usageSQL(UsageQuery{Window: Day, GroupBy: []Dimension{ByCustomer}}); err == nil {
+		t.Error("customer grouping of one customer's usage accepted")
+	}
+}
+
+func TestAggregateSQL(t *testing.T) {
+	m := time.Date(2026, 10, 17, 5, 0, 0, 0, time.UTC)
+	from, to := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC).Unix(), time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Unix()
+	q, args := aggregatesSQL("", m, time.Time{})
+	want := "SELECT customer_id, country, category, sum(quantity) AS quantity, count() AS events FROM events FINAL WHERE time >= toDateTime(?) AND time < toDateTime(?) GROUP BY customer_id, country, category ORDER BY customer_id, country, category"
+	if q != want || !reflect.DeepEqual(args, []any{from, to}) {
+		t.Errorf("got %s %v", q, args)
+	}
+	q, args = aggregatesSQL("c9", m, time.Unix(1000, 0))
+	want = "SELECT customer_id, country, category, sum(quantity) AS quantity, count() AS events FROM events FINAL WHERE customer_id = ? AND time >= toDateTime(?) AND time < toDateTime(?) AND ingested_at <= toDateTime(?) GROUP BY customer_id, country, category ORDER BY customer_id, country, category"
+	if q != want || !reflect.DeepEqual(args, []any{"c9", from, to, int64(1000)}) {
+		t.Errorf("got %s %v", q, args)
+	}
+	q, _, err := summarySQL(SummaryQuery{Month: m, GroupBy: []Dimension{ByCountry, ByCustomer}})
+	want = "SELECT customer_id, country, sum(quantity) AS quantity, count() AS events FROM events FINAL WHERE time >= toDateTime(?) AND time < toDateTime(?) GROUP BY customer_id, country ORDER BY customer_id, country"
+	if err != nil || q != want {
+		t.Errorf("got %s %v", q, err)
+	}
+	if _, _, err := summarySQL(SummaryQuery{Month: m}); err == nil {
+		t.Error("summary without dimension accepted")
+	}
+	q, _ = customersSQL(m)
+	if q != "SELECT DISTINCT customer_id FROM events WHERE time >= toDateTime(?) AND time < toDateTime(?) ORDER BY customer_id" {
+		t.Errorf("got %s", q)
+	}
+}

@@ -1,0 +1,101 @@
+package metering
+
+import (
+	"context"
+	"time"
+)
+
+// EventStore is where the Ingester reads back stored ids and writes new
+// events. The ClickHouse implementation is *clickhouse.Store.
+type EventStore interface {
+	// Existing returns the payload hash of every key that is already stored.
+	Existing(ctx context.Context, keys []Key) (map[Key]uint64, error)
+	// Insert stores events in one insert. It returns only after the database
+	// acknowledged the write.
+	Insert(ctx context.Context, events []Event) error
+}
+
+// Window is the width of a usage time bucket, in UTC.
+type Window string
+
+// Windows.
+const (
+	Hour  Window = "hour"
+	Day   Window = "day"
+	Month Window = "month"
+)
+
+// Dimension is a usage grouping key.
+type Dimension string
+
+// Dimensions.
+const (
+	ByCustomer Dimension = "customer"
+	ByCountry  Dimension = "country"
+	ByCategory Dimension = "category"
+)
+
+// UsageQuery asks for one customer's usage in [From, To), bucketed by Window
+// and grouped by GroupBy (country and/or category).
+type UsageQuery struct {
+	CustomerID string
+	From, To   time.Time
+	Window     Window
+	GroupBy    []Dimension
+	AsOf       time.Time // if set, count only events ingested at or before AsOf
+}
+
+// UsageRow is one bucket of usage. Dimensions not grouped by are empty.
+type UsageRow struct {
+	Start      time.Time `json:"start"`
+	CustomerID string    `json:"customer_id,omitempty"`
+	Country    string    `json:"country,omitempty"`
+	Category   string    `json:"category,omitempty"`
+	Quantity   uint64    `json:"quantity"` // billable units (sum of event quantities)
+	Events     uint64    `json:"events"`   // distinct events
+}
+
+// Aggregate is the usage of one customer in one country and category over a
+// calendar month: what rating and invoice runs work on.
+type Aggregate struct {
+	CustomerID string `json:"customer_id"`
+	Country    string `json:"country"`
+	Category   string `json:"category"`
+	Quantity   uint64 `json:"quantity"`
+	Events     uint64 `json:"events"`
+}
+
+// SummaryQuery asks for everyone's usage in one calendar month, grouped.
+type SummaryQuery struct {
+	Month   time.Time // any instant of the month (UTC)
+	GroupBy []Dimension
+	AsOf    time.Time
+}
+
+// Usage answers usage questions exactly: every event counts once, before
+// and after background merges. All months are calendar months in UTC and
+// all ranges are half-open [from, to).
+type Usage interface {
+	// Usage returns one customer's usage, bucketed and grouped; empty
+	// buckets are omitted. Rows are ordered by Start, then dimensions.
+	Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error)
+	// Summary returns the month's usage of all customers grouped by the
+	// query's dimensions (Start is the first of the month).
+	Summary(ctx context.Context, q SummaryQuery) ([]UsageRow, error)
+	// MonthlyAggregates returns, in one pass over the month, the quantity
+	// per (customer, country, category), ordered by those. A non-zero asOf
+	// counts only events ingested at or before it (an invoice's cut-off).
+	MonthlyAggregates(ctx context.Context, month time.Time, asOf time.Time) ([]Aggregate, error)
+	// CustomerMonth is MonthlyAggregates for one customer.
+	CustomerMonth(ctx context.Context, customerID string, month time.Time, asOf time.Time) ([]Aggregate, error)
+	// CustomersWithUsage lists the customer ids with at least one event in
+	// the month, sorted. Ids that are not customers in PostgreSQL are
+	// unbilled usage (for example "unknown:<phone_number_id>" from webhooks).
+	CustomersWithUsage(ctx context.Context, month time.Time) ([]string, error)
+}
+
+// MonthStart returns the first instant of t's calendar month in UTC.
+func MonthStart(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
