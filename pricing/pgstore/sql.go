@@ -1,0 +1,120 @@
+package pgstore
+
+import "postage/pricing"
+
+// The SQL of the store, one small pure function per statement, so the text
+// is unit tested and the store methods only run it.
+
+const cardColumns = `id, name, currency, rounding, is_default`
+
+const versionColumns = `card_id, number, status, coalesce(effective_from, ''), note, content`
+
+func listCardsSQL() (string, []any) {
+	return `SELECT ` + cardColumns + ` FROM rate_cards ORDER BY id`, nil
+}
+
+func getCardSQL(id string) (string, []any) {
+	return `SELECT ` + cardColumns + ` FROM rate_cards WHERE id = $1`, []any{id}
+}
+
+func lockCardSQL(id string) (string, []any) {
+	return `SELECT ` + cardColumns + ` FROM rate_cards WHERE id = $1 FOR UPDATE`, []any{id}
+}
+
+func insertCardSQL(c pricing.RateCard) (string, []any) {
+	return `INSERT INTO rate_cards (id, name, currency, rounding, is_default) VALUES ($1, $2, $3, $4, $5)`,
+		[]any{c.ID, c.Name, c.Currency, string(c.Rounding), c.Default}
+}
+
+func clearDefaultSQL() (string, []any) {
+	return `UPDATE rate_cards SET is_default = false WHERE is_default`, nil
+}
+
+func setDefaultSQL(id string) (string, []any) {
+	return `UPDATE rate_cards SET is_default = true WHERE id = $1`, []any{id}
+}
+
+func defaultCardSQL() (string, []any) {
+	return `SELECT ` + cardColumns + ` FROM rate_cards WHERE is_default`, nil
+}
+
+func listVersionsSQL(cardID string) (string, []any) {
+	return `SELECT ` + versionColumns + ` FROM rate_card_versions WHERE card_id = $1 ORDER BY number`, []any{cardID}
+}
+
+func getVersionSQL(cardID string, number int) (string, []any) {
+	return `SELECT ` + versionColumns + ` FROM rate_card_versions WHERE card_id = $1 AND number = $2`, []any{cardID, number}
+}
+
+func nextVersionNumberSQL(cardID string) (string, []any) {
+	return `SELECT coalesce(max(number), 0) + 1 FROM rate_card_versions WHERE card_id = $1`, []any{cardID}
+}
+
+func insertVersionSQL(v *pricing.Version, content []byte) (string, []any) {
+	var from any
+	if !v.EffectiveFrom.IsZero() {
+		from = v.EffectiveFrom.String()
+	}
+	return `INSERT INTO rate_card_versions (card_id, number, status, effective_from, note, content, activated_at)
+VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $3 = 'active' THEN now() END)`,
+		[]any{v.CardID, v.Number, string(v.Status), from, v.Note, content}
+}
+
+func updateDraftSQL(v *pricing.Version, content []byte) (string, []any) {
+	return `UPDATE rate_card_versions SET note = $3, content = $4, updated_at = now()
+WHERE card_id = $1 AND number = $2 AND status = 'draft'`, []any{v.CardID, v.Number, v.Note, content}
+}
+
+func latestActivationSQL(cardID string) (string, []any) {
+	return `SELECT coalesce(max(effective_from), '') FROM rate_card_versions WHERE card_id = $1 AND status = 'active'`, []any{cardID}
+}
+
+func activateSQL(cardID string, number int, from pricing.Month) (string, []any) {
+	return `UPDATE rate_card_versions SET status = 'active', effective_from = $3, activated_at = now(), updated_at = now()
+WHERE card_id = $1 AND number = $2 AND status = 'draft'`, []any{cardID, number, from.String()}
+}
+
+func versionForSQL(cardID string, month pricing.Month) (string, []any) {
+	return `SELECT ` + versionColumns + ` FROM rate_card_versions
+WHERE card_id = $1 AND status = 'active' AND effective_from <= $2
+ORDER BY effective_from DESC LIMIT 1`, []any{cardID, month.String()}
+}
+
+func assignedCardSQL(customerID string, month pricing.Month) (string, []any) {
+	return `SELECT c.id, c.name, c.currency, c.rounding, c.is_default FROM customer_rate_cards a JOIN rate_cards c ON c.id = a.card_id
+WHERE a.customer_id = $1 AND a.effective_from <= $2
+ORDER BY a.effective_from DESC LIMIT 1`, []any{customerID, month.String()}
+}
+
+func assignCardSQL(customerID, cardID string, from pricing.Month) (string, []any) {
+	return `INSERT INTO customer_rate_cards (customer_id, effective_from, card_id) VALUES ($1, $2, $3)
+ON CONFLICT (customer_id, effective_from) DO UPDATE SET card_id = EXCLUDED.card_id, created_at = now()`,
+		[]any{customerID, from.String(), cardID}
+}
+
+func getOverridesSQL(customerID string) (string, []any) {
+	return `SELECT overrides FROM customer_pricing_overrides WHERE customer_id = $1`, []any{customerID}
+}
+
+func setOverridesSQL(customerID string, ov []byte) (string, []any) {
+	return `INSERT INTO customer_pricing_overrides (customer_id, overrides) VALUES ($1, $2)
+ON CONFLICT (customer_id) DO UPDATE SET overrides = EXCLUDED.overrides, updated_at = now()`, []any{customerID, ov}
+}
+
+func deleteOverridesSQL(customerID string) (string, []any) {
+	return `DELETE FROM customer_pricing_overrides WHERE customer_id = $1`, []any{customerID}
+}
+
+// seedLockSQL serialises concurrent seeding (replicas starting together).
+func seedLockSQL() (string, []any) {
+	return `SELECT pg_advisory_xact_lock(hashtext('postage.pricing.seed'))`, nil
+}
+
+func insertSeedCardSQL(c pricing.RateCard) (string, []any) {
+	return `INSERT INTO rate_cards (id, name, currency, rounding) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`,
+		[]any{c.ID, c.Name, c.Currency, string(c.Rounding)}
+}
+
+func countVersionsSQL(cardID string) (string, []any) {
+	return `SELECT count(*) FROM rate_card_versions WHERE card_id = $1`, []any{cardID}
+}

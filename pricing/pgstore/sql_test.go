@@ -1,0 +1,55 @@
+package pgstore
+
+import (
+	"strings"
+	"testing"
+
+	"postage/pricing"
+)
+
+func TestSQLText(t *testing.T) {
+	m := pricing.MustParseMonth("2026-03")
+	tests := []struct {
+		name  string
+		q     string
+		args  []any
+		wants []string
+		nargs int
+	}{
+		{"versionFor", first(versionForSQL("launch", m)), second(versionForSQL("launch", m)),
+			[]string{"status = 'active'", "effective_from <= $2", "ORDER BY effective_from DESC LIMIT 1"}, 2},
+		{"assignedCard", first(assignedCardSQL("c1", m)), second(assignedCardSQL("c1", m)),
+			[]string{"customer_rate_cards", "a.effective_from <= $2", "ORDER BY a.effective_from DESC LIMIT 1"}, 2},
+		{"activate", first(activateSQL("launch", 2, m)), second(activateSQL("launch", 2, m)),
+			[]string{"status = 'active'", "AND status = 'draft'"}, 3},
+		{"updateDraft", first(updateDraftSQL(&pricing.Version{CardID: "x", Number: 1}, nil)), second(updateDraftSQL(&pricing.Version{CardID: "x", Number: 1}, nil)),
+			[]string{"AND status = 'draft'"}, 4},
+		{"lockCard", first(lockCardSQL("x")), second(lockCardSQL("x")), []string{"FOR UPDATE"}, 1},
+		{"assign", first(assignCardSQL("c", "x", m)), second(assignCardSQL("c", "x", m)), []string{"ON CONFLICT (customer_id, effective_from) DO UPDATE"}, 3},
+		{"seedCard", first(insertSeedCardSQL(pricing.RateCard{ID: "x"})), second(insertSeedCardSQL(pricing.RateCard{ID: "x"})), []string{"ON CONFLICT (id) DO NOTHING"}, 4},
+		{"latest", first(latestActivationSQL("x")), second(latestActivationSQL("x")), []string{"max(effective_from)", "status = 'active'"}, 1},
+	}
+	for _, tt := range tests {
+		for _, w := range tt.wants {
+			if !strings.Contains(tt.q, w) {
+				t.Errorf("%s: %q lacks %q", tt.name, tt.q, w)
+			}
+		}
+		if len(tt.args) != tt.nargs {
+			t.Errorf("%s: %d args, want %d", tt.name, len(tt.args), tt.nargs)
+		}
+	}
+	if _, args := versionForSQL("launch", m); args[1] != "2026-03" {
+		t.Errorf("month arg %v", args[1])
+	}
+	// A draft has no effective month (NULL), an active version its month.
+	if _, args := insertVersionSQL(&pricing.Version{CardID: "x", Number: 1, Status: pricing.StatusDraft}, nil); args[3] != nil {
+		t.Errorf("draft effective_from %v", args[3])
+	}
+	if _, args := insertVersionSQL(&pricing.Version{CardID: "x", Number: 1, Status: pricing.StatusActive, EffectiveFrom: m}, nil); args[3] != "2026-03" {
+		t.Errorf("active effective_from %v", args[3])
+	}
+}
+
+func first(q string, _ []any) string  { return q }
+func second(_ string, a []any) []any { return a }
