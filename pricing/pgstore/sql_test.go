@@ -51,5 +51,5 @@ func TestSQLText(t *testing.T) {
 	}
 }
 
-func first(q string, _ []any) string  { return q }
+func first(q string, _ []any) string { return q }
 func second(_ string, a []any) []any { return a }
