@@ -1,0 +1,112 @@
+// Package reports answers what finance and sales look at: revenue by
+// period, customer, market, country and category; usage trends; top
+// customers; unbilled usage; a month-to-date forecast; and "what if"
+// simulations that re-rate real past usage under a proposed rate card.
+//
+// Money is never read per event: reports take exact monthly aggregates
+// (count per customer, country, category) from the meter, one query per
+// month, and rate them with pricing's compiled Raters exactly as an invoice
+// run would. docs/REPORTS.md explains the methods and the API shapes.
+package reports
+
+import (
+	"context"
+	"time"
+
+	"postage/billing"
+	"postage/pricing"
+)
+
+// Aggregate is an exact usage count of one customer, recipient country and
+// category over some period (a month for rating).
+type Aggregate struct {
+	CustomerID string
+	Country    string
+	Category   string
+	Quantity   int64
+}
+
+// Point is one window of a usage series: the count of the window starting
+// at Start for Key (a category or country, or "" when not grouped).
+type Point struct {
+	Start    time.Time `json:"start"`
+	Key      string    `json:"key"`
+	Quantity int64     `json:"quantity"`
+}
+
+// Window is the width of a usage series' windows.
+type Window string
+
+// Windows of a usage series, in UTC.
+const (
+	Day   Window = "day"
+	Month Window = "month"
+)
+
+// SeriesQuery asks for a usage series over [From, To).
+type SeriesQuery struct {
+	From, To   time.Time
+	Window     Window
+	GroupBy    string // "", "category" or "country"
+	CustomerID string // "" for every customer
+}
+
+// Usage is what reports read from the meter. Counts are exact
+// (deduplicated). It is implemented over metering's ClickHouse store.
+type Usage interface {
+	// Aggregates returns the usage of [from, to) per (customer, country,
+	// category) in one query, for the given customers (every customer,
+	// known or not, when customers is empty).
+	Aggregates(ctx context.Context, from, to time.Time, customers []string) ([]Aggregate, error)
+	// Series returns a usage series in one query.
+	Series(ctx context.Context, q SeriesQuery) ([]Point, error)
+}
+
+// Cards is what reports read from the rate card ledger; pricing.Store
+// satisfies it.
+type Cards interface {
+	GetCard(ctx context.Context, cardID string) (pricing.RateCard, error)
+	GetVersion(ctx context.Context, cardID string, number int) (*pricing.Version, error)
+	VersionFor(ctx context.Context, cardID string, month pricing.Month) (*pricing.Version, error)
+	CardFor(ctx context.Context, customerID string, month pricing.Month) (pricing.RateCard, error)
+	Overrides(ctx context.Context, customerID string) (pricing.Overrides, error)
+}
+
+// BulkCards may be implemented by a Cards store to resolve many customers
+// with one query each instead of one query per customer; the resolver uses
+// it when present.
+type BulkCards interface {
+	// CardsFor returns the card id of each of the customers in month
+	// (customers without an assignment get the default card).
+	CardsFor(ctx context.Context, customerIDs []string, month pricing.Month) (map[string]string, error)
+	// AllOverrides returns the overrides of every customer that has any.
+	AllOverrides(ctx context.Context) (map[string]pricing.Overrides, error)
+}
+
+// Customers lists the known customers; billing.CustomerStore satisfies it.
+type Customers interface {
+	All(ctx context.Context) (map[string]billing.Customer, error)
+}
+
+// Service computes reports and simulations.
+type Service struct {
+	Usage     Usage
+	Cards     Cards
+	Customers Customers
+	// Now is the clock (the forecast's as-of and default ranges).
+	Now func() time.Time
+	// Workers is how many goroutines rate customers in parallel (default
+	// GOMAXPROCS).
+	Workers int
+	// Progress, when set, is told how far a long computation is: the
+	// phase ("rating", "simulating") and done of total items. It is called
+	// from several goroutines (CLI progress bars use it).
+	Progress func(phase string, done, total int)
+}
+
+func (s *Service) now() time.Time {
+	if s.Now == nil {
+		return time.Now().UTC()
+	}
+	return s.Now().UTC()
+}

@@ -1,0 +1,73 @@
+package reports
+
+import (
+	"context"
+	"sort"
+
+	"postage/pricing"
+)
+
+// UnbilledRow is usage of one customer-month that no invoice bills.
+type UnbilledRow struct {
+	CustomerID string        `json:"customer_id"`
+	Month      pricing.Month `json:"month"`
+	Reason     string        `json:"reason"`
+	Quantity   int64         `json:"quantity"`
+	Detail     string        `json:"detail"`
+}
+
+// UnbilledReport lists unbilled usage.
+type UnbilledReport struct {
+	From   pricing.Month  `json:"from"`
+	To     pricing.Month  `json:"to"`
+	Rows   []UnbilledRow  `json:"rows"`
+	Totals UnbilledTotals `json:"totals"`
+}
+
+// UnbilledTotals sums an unbilled report.
+type UnbilledTotals struct {
+	Quantity  int64 `json:"quantity"`
+	Customers int   `json:"customers"`
+}
+
+// Unbilled lists the usage of the months that cannot be billed: unknown
+// customer ids, customers without a card in effect, usage the card cannot
+// rate. It uses the same resolution as every revenue report, so what is
+// listed here is exactly what revenue leaves out.
+func (s *Service) Unbilled(ctx context.Context, from, to pricing.Month) (*UnbilledReport, error) {
+	months, err := MonthRange(from, to)
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.loadBook(ctx, months, nil, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	rep := &UnbilledReport{From: from, To: to, Rows: []UnbilledRow{}}
+	custs := map[string]bool{}
+	for _, cm := range b.rows {
+		if cm.Unbilled == "" {
+			continue
+		}
+		rep.Rows = append(rep.Rows, UnbilledRow{CustomerID: cm.CustomerID, Month: cm.Month, Reason: cm.Unbilled, Quantity: cm.Quantity, Detail: cm.Detail})
+		rep.Totals.Quantity += cm.Quantity
+		custs[cm.CustomerID] = true
+	}
+	rep.Totals.Customers = len(custs)
+	sort.SliceStable(rep.Rows, func(i, j int) bool {
+		if rep.Rows[i].Quantity != rep.Rows[j].Quantity {
+			return rep.Rows[i].Quantity > rep.Rows[j].Quantity
+		}
+		return false
+	})
+	return rep, nil
+}
+
+// Table returns the rows as a CSV table.
+func (r *UnbilledReport) Table() Table {
+	t := Table{Header: []string{"customer_id", "month", "reason", "quantity", "detail"}}
+	for _, x := range r.Rows {
+		t.Rows = append(t.Rows, []string{x.CustomerID, x.Month.String(), x.Reason, itoa(x.Quantity), x.Detail})
+	}
+	return t
+}
