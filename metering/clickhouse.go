@@ -177,15 +177,34 @@ func (s *CHStore) Summary(ctx context.Context, q SummaryQuery) ([]UsageRow, erro
 }
 
 // MonthlyAggregates implements Usage.
-func (s *CHStore) MonthlyAggregates(ctx context.Context, month, asOf time.Time) ([]Aggregate, error) {
-	q, args := aggregatesSQL("", month, asOf)
+func (s *CHStore) MonthlyAggregates(ctx context.Context, month, asOf time.Time, customers ...string) ([]Aggregate, error) {
+	q, args := aggregatesSQL(customers, month, asOf)
 	return s.aggregates(ctx, q, args)
 }
 
 // CustomerMonth implements Usage.
 func (s *CHStore) CustomerMonth(ctx context.Context, customerID string, month, asOf time.Time) ([]Aggregate, error) {
-	q, args := aggregatesSQL(customerID, month, asOf)
-	return s.aggregates(ctx, q, args)
+	return s.MonthlyAggregates(ctx, month, asOf, customerID)
+}
+
+// LateIngested implements Usage.
+func (s *CHStore) LateIngested(ctx context.Context, month, after, upTo time.Time) (map[string]time.Time, error) {
+	q, args := lateSQL(month, after, upTo)
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query late events: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var c string
+		var ts uint32
+		if err := rows.Scan(&c, &ts); err != nil {
+			return nil, fmt.Errorf("query late events: %w", err)
+		}
+		out[c] = time.Unix(int64(ts), 0).UTC()
+	}
+	return out, rows.Err()
 }
 
 func (s *CHStore) aggregates(ctx context.Context, q string, args []any) ([]Aggregate, error) {

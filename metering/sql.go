@@ -127,19 +127,34 @@ func summarySQL(q SummaryQuery) (string, []any, error) {
 }
 
 // aggregatesSQL builds the per (customer, country, category) month totals,
-// for all customers or one.
-func aggregatesSQL(customerID string, month, asOf time.Time) (string, []any) {
+// for all customers (none given) or the given ones.
+func aggregatesSQL(customers []string, month, asOf time.Time) (string, []any) {
 	from, to := monthRange(month)
 	where := " WHERE time >= toDateTime(?) AND time < toDateTime(?)"
 	args := []any{from, to}
-	if customerID != "" {
-		where = " WHERE customer_id = ? AND time >= toDateTime(?) AND time < toDateTime(?)"
-		args = []any{customerID, from, to}
+	if len(customers) > 0 {
+		where = " WHERE customer_id IN (" + placeholders(len(customers)) + ") AND time >= toDateTime(?) AND time < toDateTime(?)"
+		args = make([]any, 0, len(customers)+3)
+		for _, c := range customers {
+			args = append(args, c)
+		}
+		args = append(args, from, to)
 	}
 	cut, args := asOfClause(asOf, args)
 	return "SELECT customer_id, country, category, sum(quantity) AS quantity, count() AS events" +
 		" FROM events FINAL" + where + cut +
 		" GROUP BY customer_id, country, category ORDER BY customer_id, country, category", args
+}
+
+// lateSQL finds the customers with events of the month ingested in
+// (after, upTo], with the latest such ingestion time. No FINAL: only the
+// presence of late rows matters, and the caller re-reads the month exactly.
+func lateSQL(month, after, upTo time.Time) (string, []any) {
+	from, to := monthRange(month)
+	return "SELECT customer_id, max(toUInt32(ingested_at)) FROM events" +
+			" WHERE time >= toDateTime(?) AND time < toDateTime(?) AND ingested_at > toDateTime(?) AND ingested_at <= toDateTime(?)" +
+			" GROUP BY customer_id ORDER BY customer_id",
+		[]any{from, to, after.Unix(), upTo.Unix()}
 }
 
 // customersSQL lists the customers with events in the month. Existence of a
@@ -148,4 +163,9 @@ func customersSQL(month time.Time) (string, []any) {
 	from, to := monthRange(month)
 	return "SELECT DISTINCT customer_id FROM events WHERE time >= toDateTime(?) AND time < toDateTime(?) ORDER BY customer_id",
 		[]any{from, to}
+}
+
+// placeholders returns "?, ?, …" with n marks.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }

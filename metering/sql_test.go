@@ -45,13 +45,13 @@ func TestUsageSQL(t *testing.T) {
 func TestAggregateSQL(t *testing.T) {
 	m := time.Date(2026, 10, 17, 5, 0, 0, 0, time.UTC)
 	from, to := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC).Unix(), time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Unix()
-	q, args := aggregatesSQL("", m, time.Time{})
+	q, args := aggregatesSQL(nil, m, time.Time{})
 	want := "SELECT customer_id, country, category, sum(quantity) AS quantity, count() AS events FROM events FINAL WHERE time >= toDateTime(?) AND time < toDateTime(?) GROUP BY customer_id, country, category ORDER BY customer_id, country, category"
 	if q != want || !reflect.DeepEqual(args, []any{from, to}) {
 		t.Errorf("got %s %v", q, args)
 	}
-	q, args = aggregatesSQL("c9", m, time.Unix(1000, 0))
-	want = "SELECT customer_id, country, category, sum(quantity) AS quantity, count() AS events FROM events FINAL WHERE customer_id = ? AND time >= toDateTime(?) AND time < toDateTime(?) AND ingested_at <= toDateTime(?) GROUP BY customer_id, country, category ORDER BY customer_id, country, category"
+	q, args = aggregatesSQL([]string{"c9"}, m, time.Unix(1000, 0))
+	want = "SELECT customer_id, country, category, sum(quantity) AS quantity, count() AS events FROM events FINAL WHERE customer_id IN (?) AND time >= toDateTime(?) AND time < toDateTime(?) AND ingested_at <= toDateTime(?) GROUP BY customer_id, country, category ORDER BY customer_id, country, category"
 	if q != want || !reflect.DeepEqual(args, []any{"c9", from, to, int64(1000)}) {
 		t.Errorf("got %s %v", q, args)
 	}

@@ -83,11 +83,16 @@ type Usage interface {
 	// query's dimensions (Start is the first of the month).
 	Summary(ctx context.Context, q SummaryQuery) ([]UsageRow, error)
 	// MonthlyAggregates returns, in one pass over the month, the quantity
-	// per (customer, country, category), ordered by those. A non-zero asOf
-	// counts only events ingested at or before it (an invoice's cut-off).
-	MonthlyAggregates(ctx context.Context, month time.Time, asOf time.Time) ([]Aggregate, error)
+	// per (customer, country, category), ordered by those, for every
+	// customer or only the given ones. A non-zero asOf counts only events
+	// ingested at or before it (an invoice's cut-off).
+	MonthlyAggregates(ctx context.Context, month, asOf time.Time, customers ...string) ([]Aggregate, error)
 	// CustomerMonth is MonthlyAggregates for one customer.
-	CustomerMonth(ctx context.Context, customerID string, month time.Time, asOf time.Time) ([]Aggregate, error)
+	CustomerMonth(ctx context.Context, customerID string, month, asOf time.Time) ([]Aggregate, error)
+	// LateIngested returns the customers with events of month ingested in
+	// (after, upTo], each with the latest such ingestion time: the months
+	// an invoice run must re-rate for adjustment lines.
+	LateIngested(ctx context.Context, month, after, upTo time.Time) (map[string]time.Time, error)
 	// CustomersWithUsage lists the customer ids with at least one event in
 	// the month, sorted. Ids that are not customers in PostgreSQL are
 	// unbilled usage (for example "unknown:<phone_number_id>" from webhooks).

@@ -1,0 +1,138 @@
+package metering
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestUsageQueries(t *testing.T) {
+	ctx := context.Background()
+	conn := newCH(t)
+	s := NewCHStore(conn)
+	utc := func(s string) time.Time { t, _ := time.Parse(time.RFC3339, s); return t }
+	ing1, ing2 := utc("2026-11-01T00:10:00Z"), utc("2026-11-03T00:00:00Z")
+	with := func(e Event, ing time.Time) Event { e.IngestedAt = ing; return e }
+	evs := []Event{
+		with(ev("c1", "last-second", utc("2026-10-31T23:59:59Z"), "DE", "marketing", 1), ing1),
+		with(ev("c1", "first-second", utc("2026-11-01T00:00:00Z"), "DE", "marketing", 1), ing1),
+		with(ev("c1", "oct-1", utc("2026-10-01T00:00:00Z"), "FR", "utility", 4), ing1),
+		with(ev("c1", "oct-1b", utc("2026-10-01T00:30:00Z"), "FR", "marketing", 1), ing1),
+		with(ev("c1", "late", utc("2026-10-20T12:00:00Z"), "DE", "marketing", 2), ing2),
+		with(ev("c2", "x", utc("2026-10-05T00:00:00Z"), "BR", "service", 1), ing1),
+		with(ev("unknown:123", "wamid.1", utc("2026-10-06T00:00:00Z"), "IN", "utility", 1), ing1),
+	}
+	if err := s.Insert(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	// Rows that only races produce: the same event inserted twice by two
+	// replicas, and one id with two payloads. Reads must count each once,
+	// before any merge, and agree on which payload wins.
+	dupe := with(ev("c2", "x", utc("2026-10-05T00:00:00Z"), "BR", "service", 1), ing1)
+	c1 := with(ev("c3", "race", utc("2026-10-07T00:00:00Z"), "DE", "marketing", 1), ing1)
+	c2 := with(ev("c3", "race", utc("2026-10-07T00:00:00Z"), "DE", "utility", 1), ing1)
+	for _, e := range []Event{dupe, c1, c2} {
+		if err := s.Insert(ctx, []Event{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oct := utc("2026-10-01T00:00:00Z")
+	nov := utc("2026-11-01T00:00:00Z")
+
+	t.Run("month boundary", func(t *testing.T) {
+		got, err := s.Usage(ctx, UsageQuery{CustomerID: "c1", From: oct, To: utc("2026-12-01T00:00:00Z"), Window: Month})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []UsageRow{{Start: oct, CustomerID: "c1", Quantity: 8, Events: 4}, {Start: nov, CustomerID: "c1", Quantity: 1, Events: 1}}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got %+v\nwant %+v", got, want)
+		}
+	})
+	t.Run("day by country and category", func(t *testing.T) {
+		got, err := s.Usage(ctx, UsageQuery{CustomerID: "c1", From: oct, To: utc("2026-10-02T00:00:00Z"), Window: Day, GroupBy: []Dimension{ByCountry, ByCategory}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []UsageRow{
+			{Start: oct, CustomerID: "c1", Country: "FR", Category: "marketing", Quantity: 1, Events: 1},
+			{Start: oct, CustomerID: "c1", Country: "FR", Category: "utility", Quantity: 4, Events: 1},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got %+v\nwant %+v", got, want)
+		}
+	})
+	t.Run("hours, empty ones omitted", func(t *testing.T) {
+		got, err := s.Usage(ctx, UsageQuery{CustomerID: "c1", From: utc("2026-10-31T22:00:00Z"), To: utc("2026-11-01T02:00:00Z"), Window: Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []UsageRow{{Start: utc("2026-10-31T23:00:00Z"), CustomerID: "c1", Quantity: 1, Events: 1}, {Start: nov, CustomerID: "c1", Quantity: 1, Events: 1}}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got %+v\nwant %+v", got, want)
+		}
+	})
+	t.Run("monthly aggregates exact with duplicate rows", func(t *testing.T) {
+		got, err := s.MonthlyAggregates(ctx, oct, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		winner := "marketing"
+		if c2.PayloadHash > c1.PayloadHash {
+			winner = "utility"
+		}
+		want := []Aggregate{
+			{"c1", "DE", "marketing", 3, 2},
+			{"c1", "FR", "marketing", 1, 1},
+			{"c1", "FR", "utility", 4, 1},
+			{"c2", "BR", "service", 1, 1},
+			{"c3", "DE", winner, 1, 1},
+			{"unknown:123", "IN", "utility", 1, 1},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got %+v\nwant %+v", got, want)
+		}
+		// The same after background merges.
+		if err := conn.Exec(ctx, "OPTIMIZE TABLE events FINAL"); err != nil {
+			t.Fatal(err)
+		}
+		got2, _ := s.MonthlyAggregates(ctx, oct, time.Time{})
+		if !reflect.DeepEqual(got2, want) {
+			t.Errorf("after merge got %+v", got2)
+		}
+	})
+	t.Run("cut-off and customer filter", func(t *testing.T) {
+		got, err := s.MonthlyAggregates(ctx, oct, ing1, "c1", "c2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []Aggregate{{"c1", "DE", "marketing", 1, 1}, {"c1", "FR", "marketing", 1, 1}, {"c1", "FR", "utility", 4, 1}, {"c2", "BR", "service", 1, 1}}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got %+v\nwant %+v", got, want)
+		}
+		late, err := s.LateIngested(ctx, oct, ing1, ing2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(late, map[string]time.Time{"c1": ing2}) {
+			t.Errorf("late: %v", late)
+		}
+	})
+	t.Run("summary and customers", func(t *testing.T) {
+		got, err := s.Summary(ctx, SummaryQuery{Month: utc("2026-10-17T00:00:00Z"), GroupBy: []Dimension{ByCategory}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 3 || got[0].Category != "marketing" || got[0].Start != oct {
+			t.Errorf("summary %+v", got)
+		}
+		cs, err := s.CustomersWithUsage(ctx, oct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(cs, []string{"c1", "c2", "c3", "unknown:123"}) {
+			t.Errorf("customers %v", cs)
+		}
+	})
+}
