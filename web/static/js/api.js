@@ -1,0 +1,113 @@
+// The API client. The key lives in sessionStorage (gone when the tab
+// closes) and travels only in the Authorization header: never in a URL,
+// so it stays out of history, logs and Referer headers. Downloads are
+// fetched the same way and saved through a Blob.
+
+import { problemText } from './format.js';
+
+const KEY = 'postage.apiKey';
+
+export function getKey() { return sessionStorage.getItem(KEY) || ''; }
+export function setKey(k) { sessionStorage.setItem(KEY, k); }
+export function clearKey() { sessionStorage.removeItem(KEY); }
+
+/** ApiError carries the problem+json answer and a plain-words message. */
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problemText(status, problem));
+    this.status = status;
+    this.code = problem?.code || (status === 0 ? 'network' : '');
+    this.problem = problem;
+  }
+}
+
+let onUnauthorized = () => {};
+/** setUnauthorizedHandler is called when a signed-in key stops working. */
+export function setUnauthorizedHandler(f) { onUnauthorized = f; }
+
+/** query builds "?a=1&b=2" from an object, skipping empty values. */
+export function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v == null || v === '') continue;
+    if (Array.isArray(v)) v.forEach((x) => q.append(k, x));
+    else q.append(k, v);
+  }
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
+async function send(method, path, { body, key, accept } = {}) {
+  const headers = { Accept: accept || 'application/json' };
+  const k = key ?? getKey();
+  if (k) headers.Authorization = `Bearer ${k}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: 'omit', cache: 'no-store', referrerPolicy: 'no-referrer',
+    });
+  } catch (e) {
+    throw new ApiError(0, null);
+  }
+  if (!res.ok) {
+    let problem = null;
+    try { problem = await res.json(); } catch { /* not JSON */ }
+    const err = new ApiError(res.status, problem);
+    if (res.status === 401 && key === undefined) onUnauthorized(err);
+    throw err;
+  }
+  return res;
+}
+
+/** get returns the decoded JSON of a GET. */
+export async function get(path, params) {
+  const res = await send('GET', path + query(params));
+  return res.json();
+}
+
+/** post sends JSON and returns the decoded answer (null for 204). */
+export async function post(path, body) {
+  const res = await send('POST', path, { body: body ?? {} });
+  return res.status === 204 ? null : res.json();
+}
+
+/** me checks a key without storing it. */
+export async function me(key) {
+  const res = await send('GET', '/api/v1/me', { key });
+  return res.json();
+}
+
+/**
+ * download fetches a document with the key in the header and saves it
+ * under the server's file name (Content-Disposition) or fallback.
+ */
+export async function download(path, fallback, accept) {
+  const res = await send('GET', path, { accept: accept || '*/*' });
+  const blob = await res.blob();
+  const cd = res.headers.get('Content-Disposition') || '';
+  const m = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(cd);
+  const name = m ? decodeURIComponent(m[1]) : fallback;
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  return { name, size: blob.size, type: blob.type };
+}
+
+/** all follows next_cursor and returns every item (up to max). */
+export async function all(path, params, max = 5000) {
+  const out = [];
+  let cursor = '';
+  do {
+    const page = await get(path, { ...params, cursor, limit: params?.limit ?? 1000 });
+    out.push(...(page.data || []));
+    cursor = page.next_cursor || '';
+  } while (cursor && out.length < max);
+  return out;
+}

@@ -1,0 +1,151 @@
+// The application shell: sign-in, the header and navigation, and a hash
+// router that shows only the views the key's role allows. Routes:
+//   #/business            the signed-in customer's own usage and bill
+//   #/business/<id>       one customer (finance, admin)
+//   #/finance             invoices, approvals, exports, unbilled usage
+//   #/sales, #/sales/quote  what-if simulations and the quote builder
+
+import * as api from './api.js';
+import { h, mount, notify } from './dom.js';
+import { destroyAll } from './charts.js';
+import { humanize } from './format.js';
+import * as business from './views/business.js';
+import * as finance from './views/finance.js';
+import * as sales from './views/sales.js';
+
+/** VIEWS lists every view, who may open it and how it is drawn. */
+const VIEWS = [
+  { id: 'business', label: 'Usage & bill', roles: ['customer', 'finance', 'admin'], view: business },
+  { id: 'finance', label: 'Finance', roles: ['finance', 'admin'], view: finance },
+  { id: 'sales', label: 'Sales', roles: ['sales', 'admin'], view: sales },
+];
+
+const app = document.getElementById('app');
+let me = null;
+
+function allowed(role) { return VIEWS.filter((v) => v.roles.includes(role)); }
+
+function home(role) {
+  if (role === 'customer') return '#/business';
+  if (role === 'finance' || role === 'admin') return '#/finance';
+  if (role === 'sales') return '#/sales';
+  return '#/';
+}
+
+function parseHash() {
+  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  return { id: parts[0] || '', args: parts.slice(1) };
+}
+
+function signIn(message) {
+  destroyAll();
+  me = null;
+  document.title = 'Sign in · postage';
+  const input = h('input#key', {
+    type: 'password', name: 'key', autocomplete: 'off', spellcheck: 'false', required: true,
+    placeholder: 'pst_…', 'aria-describedby': 'key-help',
+  });
+  const err = h('p#signin-error.form-error', { role: 'alert' }, message || '');
+  const btn = h('button.btn.primary.block', { type: 'submit' }, 'Sign in');
+  const form = h('form.signin-form', {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const key = input.value.trim();
+      if (!key) { err.textContent = 'Enter your API key.'; return; }
+      btn.disabled = true;
+      btn.textContent = 'Checking…';
+      err.textContent = '';
+      try {
+        const who = await api.me(key);
+        api.setKey(key);
+        me = who;
+        if (!location.hash || location.hash === '#/' || location.hash === '#/signin') location.hash = home(me.role);
+        route();
+      } catch (e2) {
+        err.textContent = e2.message;
+        btn.disabled = false;
+        btn.textContent = 'Sign in';
+        input.select();
+      }
+    },
+  },
+  h('label', { for: 'key' }, 'API key'), input,
+  h('p#key-help.help', 'Your key stays in this browser tab only and is forgotten when you close it or sign out.'),
+  err, btn);
+  mount(app, h('main.signin', h('div.signin-card',
+    h('div.brand.large', h('span.logo', { 'aria-hidden': 'true' }), 'postage'),
+    h('h1', 'Sign in'),
+    h('p.muted', 'Usage, invoices and pricing for your messaging account.'),
+    form)));
+  input.focus();
+}
+
+function shell(active) {
+  const nav = h('nav.tabs', { 'aria-label': 'Views' }, allowed(me.role).map((v) =>
+    h('a', { href: `#/${v.id}`, class: v.id === active ? 'active' : null, 'aria-current': v.id === active ? 'page' : null, dataset: { view: v.id } }, v.label)));
+  const who = h('div.who', h('span.who-name', me.name || me.key_id), h('span.role', { dataset: { role: me.role } }, humanize(me.role)),
+    h('button.btn.ghost.small#signout', { type: 'button', onclick: signOut }, 'Sign out'));
+  const view = h('main#view.view', { tabindex: '-1' });
+  mount(app, h('header.top', h('div.top-inner', h('a.brand', { href: home(me.role) }, h('span.logo', { 'aria-hidden': 'true' }), 'postage'), nav, who)), view,
+    h('footer.foot', 'postage · amounts in each invoice’s currency · times in UTC'));
+  return view;
+}
+
+function signOut() {
+  api.clearKey();
+  history.replaceState(null, '', location.pathname);
+  signIn();
+}
+
+function forbidden(view, v) {
+  mount(view, h('div.page-head', h('h1', 'Not available')),
+    h('div.state.error#forbidden', { role: 'alert' }, h('div.state-icon', '!'),
+      h('div', h('strong', `The ${v.label} view is not available to ${me.role} keys.`),
+        h('p', 'Ask an administrator for a key with the right role if you need it.'),
+        h('a.btn.small', { href: home(me.role) }, 'Go to your dashboard'))));
+}
+
+function route() {
+  if (!me) return;
+  destroyAll();
+  const { id, args } = parseHash();
+  const views = allowed(me.role);
+  if (!id) {
+    if (views.length) { location.replace(home(me.role)); return; }
+  }
+  const v = VIEWS.find((x) => x.id === id);
+  const el = shell(v?.id);
+  if (views.length === 0) {
+    mount(el, h('div.state.empty#no-views', h('div.state-icon', 'i'), h('div', h('strong', `${humanize(me.role)} keys have no dashboard views.`),
+      h('p', 'This key can call the API (for example to send events), but there is nothing to show it here.'))));
+    return;
+  }
+  if (!v) { location.replace(home(me.role)); return; }
+  document.title = `${v.label} · postage`;
+  if (!v.roles.includes(me.role)) { forbidden(el, v); return; }
+  v.view.render(el, { me, args });
+}
+
+api.setUnauthorizedHandler(() => {
+  api.clearKey();
+  signIn('Your API key was not accepted any more. Sign in again.');
+});
+
+window.addEventListener('hashchange', route);
+window.addEventListener('unhandledrejection', (e) => {
+  if (e.reason instanceof api.ApiError) { notify(e.reason.message, 'error'); e.preventDefault(); }
+});
+
+async function start() {
+  const key = api.getKey();
+  if (!key) { signIn(); return; }
+  try {
+    me = await api.me(key);
+    route();
+  } catch (e) {
+    if (e.code === 'unauthorized') api.clearKey();
+    signIn(e.message);
+  }
+}
+
+start();

@@ -1,0 +1,198 @@
+// Business view: one customer's usage over time, by country and category,
+// the month-to-date bill and the invoices with their downloads. Customer
+// keys see their own customer; finance and admin pick any customer.
+
+import * as api from '../api.js';
+import { h, mount, load, card, kpi, table, moneyCell, empty, badge, notify, loading, errorBox } from '../dom.js';
+import { stackedBars, hbars, doughnut, color } from '../charts.js';
+import { count, money, unitPrice, humanize, monthName, shortDate, dayLabel, period, monthRange } from '../format.js';
+import { usageRows, summarise, countryName, items, invoice } from '../shapes.js';
+
+const RANGES = [
+  { id: '30d', label: 'Last 30 days' },
+  { id: 'mtd', label: 'This month' },
+  { id: 'last', label: 'Last month' },
+  { id: '90d', label: 'Last 90 days' },
+];
+
+/** rangeBounds returns the [from, to) of a range id, in whole UTC days. */
+export function rangeBounds(id, now = new Date()) {
+  const today = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate());
+  const iso = (ms) => new Date(ms).toISOString().replace('.000', '');
+  const day = 86400000;
+  switch (id) {
+    case 'mtd': return { from: monthRange(period(now)).from, to: iso(today + day) };
+    case 'last': return monthRange(period(now, -1));
+    case '90d': return { from: iso(today - 89 * day), to: iso(today + day) };
+    default: return { from: iso(today - 29 * day), to: iso(today + day) };
+  }
+}
+
+export function render(root, { me, args }) {
+  const staff = me.role !== 'customer';
+  const id = staff ? (args[0] || sessionStorage.getItem('postage.lastCustomer') || '') : me.customer_id;
+  const head = h('div.page-head');
+  const body = h('div.stack');
+  mount(root, head, body);
+  if (staff) {
+    mount(head, h('div', h('h1', 'Usage & bill'), h('p.muted', 'Pick a customer to see its usage, month-to-date bill and invoices.')), picker(id));
+    if (!id) { mount(body, empty('No customer selected', 'Choose a customer above.')); return; }
+    sessionStorage.setItem('postage.lastCustomer', id);
+  }
+  if (!id) { mount(body, errorBox(new Error('This key is not bound to a customer.'))); return; }
+  mount(body, loading('Loading customer…'));
+  api.get(`/api/v1/customers/${encodeURIComponent(id)}`).then((c) => {
+    if (!staff) {
+      mount(head, h('div', h('h1', c.name), h('p.muted', `Customer ${c.id} · billed in ${c.currency}`)));
+    } else {
+      head.firstChild.replaceWith(h('div', h('h1', c.name), h('p.muted', `Customer ${c.id} · billed in ${c.currency}${c.country ? ' · ' + countryName(c.country) : ''}`)));
+    }
+    customerPage(body, c);
+  }).catch((err) => mount(body, errorBox(err, () => render(root, { me, args }))));
+}
+
+function picker(current) {
+  const list = h('datalist#customer-list');
+  const input = h('input#customer-pick', { type: 'search', list: 'customer-list', placeholder: 'Customer id or name', value: current || '', 'aria-label': 'Customer', autocomplete: 'off' });
+  const byName = new Map();
+  api.get('/api/v1/customers', { limit: 1000 }).then((resp) => {
+    for (const c of items(resp)) {
+      byName.set(c.name.toLowerCase(), c.id);
+      list.append(h('option', { value: c.id }, `${c.name} (${c.currency})`));
+    }
+  }).catch(() => { /* the picker still takes a typed id */ });
+  return h('form.picker', {
+    onsubmit: (e) => {
+      e.preventDefault();
+      const v = input.value.trim();
+      if (!v) return;
+      location.hash = `#/business/${encodeURIComponent(byName.get(v.toLowerCase()) || v)}`;
+    },
+  }, input, list, h('button.btn.primary', { type: 'submit' }, 'Show'));
+}
+
+function customerPage(body, c) {
+  const ranges = h('div.segmented', { role: 'group', 'aria-label': 'Period' });
+  const kpis = h('div.kpis#business-kpis');
+  const usage = h('div.usage-area');
+  const bill = h('div#mtd-bill');
+  const invoices = h('div#invoices');
+  let current = sessionStorage.getItem('postage.range') || '30d';
+  const pick = (id) => {
+    current = id;
+    sessionStorage.setItem('postage.range', id);
+    for (const b of ranges.children) b.setAttribute('aria-pressed', String(b.dataset.range === id));
+    loadUsage(usage, kpis, c, id);
+  };
+  for (const r of RANGES) ranges.append(h('button.seg', { type: 'button', dataset: { range: r.id }, onclick: () => pick(r.id) }, r.label));
+  mount(body,
+    h('div.toolbar', ranges),
+    kpis,
+    usage,
+    h('div.grid2',
+      card('Month-to-date bill', { id: 'bill-card', sub: monthName(period(new Date())) }, bill),
+      card('Invoices', { id: 'invoices-card' }, invoices)));
+  pick(current);
+  loadBill(bill, c);
+  loadInvoices(invoices, c);
+}
+
+function loadUsage(area, kpis, c, rangeId) {
+  const { from, to } = rangeBounds(rangeId);
+  mount(kpis, kpi('Messages', '…'), kpi('Countries', '…'), kpi('Top category', '…'), kpi('Month-to-date bill', '…', null, { id: 'kpi-bill' }));
+  const billKpi = document.getElementById('kpi-bill');
+  load(area, () => api.get(`/api/v1/customers/${encodeURIComponent(c.id)}/usage`, { from, to, window: 'day', group_by: 'country,category' }), (resp) => {
+    const s = summarise(usageRows(resp));
+    const label = RANGES.find((r) => r.id === rangeId).label.toLowerCase();
+    mount(kpis,
+      kpi('Messages', h('span#kpi-messages', count(s.total)), label),
+      kpi('Countries', h('span#kpi-countries', count(s.countries.length)), 'with at least one message'),
+      kpi('Top category', s.categories[0] ? humanize(s.categories[0].key) : '—', s.categories[0] ? `${s.categories[0].share.toFixed(1)} % of messages` : 'no messages yet'),
+      billKpi || kpi('Month-to-date bill', '…', null, { id: 'kpi-bill' }));
+    if (s.total === 0) {
+      return card('Messages per day', { wide: true }, empty('No messages in this period', 'Usage appears here within seconds of being sent.'));
+    }
+    return h('div.stack', usageChart(s), h('div.grid2', countryCard(s), categoryCard(s)));
+  });
+}
+
+function usageChart(s) {
+  const cats = s.categories.map((x) => x.key);
+  const series = cats.map((cat, i) => ({ label: humanize(cat), color: color(i), values: s.days.map((d) => s.perDay.get(d).get(cat) || 0) }));
+  return card('Messages per day', { id: 'usage-chart', sub: 'by category, UTC days' },
+    stackedBars(s.days.map(dayLabel), series, { label: 'Messages per day by category' }));
+}
+
+function countryCard(s) {
+  const top = s.countries.slice(0, 10);
+  return card('By country', { id: 'by-country', sub: `${s.countries.length} countries` },
+    hbars(top.map((x) => countryName(x.key)), top.map((x) => x.quantity), { label: 'Messages by country' }),
+    table([
+      { key: 'key', label: 'Country', sort: 'text', value: (r) => countryName(r.key), render: (r) => h('span', countryName(r.key), h('span.code', r.key || '—')) },
+      { key: 'quantity', label: 'Messages', num: true, sort: 'number', render: (r) => count(r.quantity) },
+      { key: 'share', label: 'Share', num: true, sort: 'number', render: (r) => `${r.share.toFixed(1)} %` },
+    ], s.countries, { sortKey: 'quantity', caption: 'Messages by country' }));
+}
+
+function categoryCard(s) {
+  return card('By category', { id: 'by-category', sub: `${s.categories.length} categories` },
+    doughnut(s.categories.map((x) => humanize(x.key)), s.categories.map((x) => x.quantity), { label: 'Messages by category' }),
+    table([
+      { key: 'key', label: 'Category', sort: 'text', render: (r) => humanize(r.key) },
+      { key: 'quantity', label: 'Messages', num: true, sort: 'number', render: (r) => count(r.quantity) },
+      { key: 'share', label: 'Share', num: true, sort: 'number', render: (r) => `${r.share.toFixed(1)} %` },
+    ], s.categories, { sortKey: 'quantity', caption: 'Messages by category', footer: { key: 'Total', quantity: count(s.total), share: '100.0 %' } }));
+}
+
+function loadBill(el, c) {
+  load(el, () => api.get(`/api/v1/customers/${encodeURIComponent(c.id)}/invoices/upcoming`), (resp) => {
+    const inv = invoice(resp);
+    const k = document.getElementById('kpi-bill');
+    if (k) mount(k, h('div.kpi-label', 'Month-to-date bill'), h('div.kpi-value', moneyCell(money(inv.total, inv.currency))), h('div.kpi-note', 'so far this month'));
+    const lines = inv.lines.filter((l) => Number(l.quantity) > 0 || l.amount !== '0');
+    return h('div',
+      h('div.bill-total', h('span', 'Total so far'), h('strong#mtd-total', moneyCell(money(inv.total, inv.currency)))),
+      lines.length === 0 ? empty('Nothing billed yet this month') : table([
+        { key: 'market', label: 'Market', render: (l) => l.description || countryName(l.market) },
+        { key: 'category', label: 'Category', render: (l) => humanize(l.category) },
+        { key: 'quantity', label: 'Messages', num: true, render: (l) => count(l.quantity) },
+        { key: 'unit_price', label: 'Unit price', num: true, render: (l) => (l.free ? 'free' : moneyCell(unitPrice(l.unit_price, inv.currency))) },
+        { key: 'amount', label: 'Amount', num: true, render: (l) => moneyCell(money(l.amount, inv.currency)) },
+      ], lines, { caption: 'Month-to-date bill lines' }),
+      h('p.help', 'Estimate from usage so far; the invoice is issued after the month ends.'));
+  });
+}
+
+/** invoiceDownloads returns the PDF and CSV buttons for an invoice. */
+export function invoiceDownloads(inv, base) {
+  const dl = (ext, type) => h('button.btn.small.ghost', {
+    type: 'button', title: `Download ${ext.toUpperCase()}`, dataset: { download: ext },
+    onclick: async (e) => {
+      const b = e.currentTarget;
+      b.disabled = true;
+      try {
+        const f = await api.download(`${base}.${ext}`, `${inv.number || inv.id}.${ext}`, type);
+        notify(`Downloaded ${f.name}`);
+      } catch (err) {
+        notify(err.message, 'error');
+      } finally { b.disabled = false; }
+    },
+  }, ext.toUpperCase());
+  return h('span.downloads', dl('pdf', 'application/pdf'), dl('csv', 'text/csv'));
+}
+
+function loadInvoices(el, c) {
+  load(el, () => api.get(`/api/v1/customers/${encodeURIComponent(c.id)}/invoices`, { limit: 100 }), (resp) => {
+    const rows = items(resp).map(invoice);
+    if (rows.length === 0) return empty('No invoices yet', 'Invoices are issued after each calendar month.');
+    return table([
+      { key: 'number', label: 'Invoice', render: (r) => r.number || h('span.muted', 'draft') },
+      { key: 'period', label: 'Period', render: (r) => monthName(r.period) },
+      { key: 'status', label: 'Status', render: (r) => badge(humanize(r.status), r.status) },
+      { key: 'total', label: 'Total', num: true, render: (r) => moneyCell(money(r.total, r.currency)) },
+      { key: 'dl', label: 'Download', cls: 'actions-cell', render: (r) => invoiceDownloads(r, `/api/v1/invoices/${encodeURIComponent(r.id)}`) },
+    ], rows, { caption: 'Invoices', rowAttrs: (r) => ({ dataset: { invoice: r.id } }) });
+  });
+}
+
+export { shortDate };

@@ -1,0 +1,165 @@
+// Finance view: invoices by period and status, approving drafts and voiding
+// finalized invoices (each after a confirmation), downloads, the period
+// export and usage that no invoice will bill.
+
+import * as api from '../api.js';
+import { h, mount, load, card, kpi, table, moneyCell, empty, badge, notify, confirm, loading, errorBox } from '../dom.js';
+import { count, money, humanize, monthName, shortDate, period } from '../format.js';
+import { items, invoice, moneyTotals } from '../shapes.js';
+import { invoiceDownloads } from './business.js';
+
+const STATUSES = [
+  { id: '', label: 'All statuses' },
+  { id: 'draft', label: 'Draft' },
+  { id: 'finalized', label: 'Finalized' },
+  { id: 'void', label: 'Void' },
+];
+
+export function render(root, { me }) {
+  const saved = JSON.parse(sessionStorage.getItem('postage.financeFilter') || 'null');
+  const f = saved || { period: period(new Date(), -1), status: '', customer: '' };
+  const periodIn = h('input#f-period', { type: 'month', value: f.period, 'aria-label': 'Period' });
+  const statusIn = h('select#f-status', { 'aria-label': 'Status' }, STATUSES.map((s) => h('option', { value: s.id, selected: s.id === f.status }, s.label)));
+  const custIn = h('input#f-customer', { type: 'search', placeholder: 'Customer id (optional)', value: f.customer, 'aria-label': 'Customer' });
+  const exportBtn = h('button.btn#export', { type: 'button', onclick: () => exportPeriod(periodIn.value) }, 'Export period (CSV)');
+  const summary = h('div.kpis#finance-kpis');
+  const list = h('div#invoice-list');
+  const unbilled = h('div#unbilled');
+  const apply = () => {
+    const nf = { period: periodIn.value, status: statusIn.value, customer: custIn.value.trim() };
+    sessionStorage.setItem('postage.financeFilter', JSON.stringify(nf));
+    loadInvoices(list, summary, nf);
+  };
+  mount(root,
+    h('div.page-head', h('div', h('h1', 'Finance'), h('p.muted', 'Invoices by period and status, approvals, voids and exports.')), h('div.actions', exportBtn)),
+    h('form.filters', { onsubmit: (e) => { e.preventDefault(); apply(); } },
+      h('label', 'Period', periodIn), h('label', 'Status', statusIn), h('label.grow', 'Customer', custIn),
+      h('button.btn.primary', { type: 'submit' }, 'Show invoices')),
+    summary,
+    card('Invoices', { id: 'invoices-card', wide: true }, list),
+    card('Unbilled usage', { id: 'unbilled-card', wide: true, sub: 'usage no invoice will bill: unknown customers, no rate card' }, unbilled));
+  apply();
+  loadUnbilled(unbilled);
+}
+
+async function loadInvoices(el, summary, f) {
+  mount(el, loading('Loading invoices…'));
+  mount(summary);
+  const rows = [];
+  let cursor = '';
+  const params = { period: f.period, status: f.status, customer: f.customer, limit: 200 };
+  const more = h('button.btn.ghost#load-more', { type: 'button', onclick: () => page() }, 'Load more');
+  const tableBox = h('div');
+  const draw = () => {
+    if (rows.length === 0) {
+      mount(el, empty('No invoices match', `Nothing for ${monthName(f.period) || 'this period'}${f.status ? ` with status ${f.status}` : ''}. Invoices are created by the monthly run.`));
+      return;
+    }
+    drawSummary(summary, rows);
+    mount(tableBox, invoiceTable(rows, () => loadInvoices(el, summary, f)));
+    mount(el, tableBox, cursor ? h('div.more', more) : null);
+  };
+  const page = async () => {
+    more.disabled = true;
+    try {
+      const resp = await api.get('/api/v1/invoices', { ...params, cursor });
+      rows.push(...items(resp).map(invoice));
+      cursor = resp.next_cursor || '';
+      draw();
+    } catch (err) {
+      if (rows.length) notify(err.message, 'error');
+      else mount(el, errorBox(err, () => loadInvoices(el, summary, f)));
+    } finally { more.disabled = false; }
+  };
+  page();
+}
+
+function drawSummary(el, rows) {
+  const by = (s) => rows.filter((r) => r.status === s);
+  const totals = moneyTotals(rows.filter((r) => r.status !== 'void'));
+  mount(el,
+    kpi('Invoices', h('span#kpi-invoices', count(rows.length)), 'shown below'),
+    kpi('Drafts', h('span#kpi-drafts', count(by('draft').length)), 'awaiting approval'),
+    kpi('Finalized', count(by('finalized').length + by('issued').length + by('paid').length), 'numbered and frozen'),
+    kpi('Billed', h('div.kpi-multi#kpi-billed', totals.length ? totals.map((t) => h('div', moneyCell(money(t.amount, t.currency)))) : '—'), 'excluding voided'));
+}
+
+function invoiceTable(rows, reload) {
+  return table([
+    { key: 'number', label: 'Invoice', sort: 'text', render: (r) => r.number || h('span.muted', 'draft') },
+    { key: 'customer_id', label: 'Customer', sort: 'text', render: (r) => h('a', { href: `#/business/${encodeURIComponent(r.customer_id)}` }, r.customer_name || r.customer_id) },
+    { key: 'period', label: 'Period', sort: 'text', render: (r) => monthName(r.period) },
+    { key: 'status', label: 'Status', sort: 'text', render: (r) => badge(humanize(r.status), r.status) },
+    { key: 'issued_at', label: 'Issued', sort: 'text', render: (r) => (r.status === 'draft' ? '—' : shortDate(r.issued_at)) },
+    { key: 'total', label: 'Total', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.total, r.currency)) },
+    { key: 'actions', label: 'Actions', cls: 'actions-cell', render: (r) => h('span.row-actions', actions(r, reload), invoiceDownloads(r, `/api/v1/invoices/${encodeURIComponent(r.id)}`)) },
+  ], rows, { caption: 'Invoices', rowAttrs: (r) => ({ dataset: { invoice: r.id, status: r.status } }) });
+}
+
+function actions(inv, reload) {
+  const out = [];
+  const who = `${inv.customer_name || inv.customer_id}, ${monthName(inv.period)}`;
+  if (inv.status === 'draft') {
+    out.push(h('button.btn.small.primary', {
+      type: 'button', dataset: { action: 'approve' },
+      onclick: async () => {
+        const ok = await confirm({
+          title: 'Approve this invoice?',
+          body: h('div', h('p', `The draft for ${who} (${money(inv.total, inv.currency)}) gets the next invoice number and can never change again.`),
+            h('p.muted', 'A mistake after this needs a void and a new invoice.')),
+          ok: 'Approve and number it',
+        });
+        if (!ok) return;
+        try {
+          const res = await api.post(`/api/v1/invoices/${encodeURIComponent(inv.id)}/finalize`);
+          notify(`Invoice ${res?.number || ''} approved`.replace('  ', ' '));
+          reload();
+        } catch (err) { notify(err.message, 'error'); }
+      },
+    }, 'Approve'));
+  }
+  if (inv.status === 'finalized' || inv.status === 'issued') {
+    const reason = h('textarea#void-reason', { rows: 2, placeholder: 'Reason (shown on the credit record)', required: true });
+    out.push(h('button.btn.small.danger-ghost', {
+      type: 'button', dataset: { action: 'void' },
+      onclick: async () => {
+        reason.value = '';
+        const ok = await confirm({
+          title: `Void invoice ${inv.number}?`,
+          body: h('div', h('p', `${who}, ${money(inv.total, inv.currency)}. Voiding cannot be undone; the next invoice run issues a replacement if usage remains.`),
+            h('label.block', 'Reason', reason)),
+          ok: 'Void invoice', danger: true,
+        });
+        if (!ok) return;
+        try {
+          await api.post(`/api/v1/invoices/${encodeURIComponent(inv.id)}/void`, { reason: reason.value.trim() || 'voided from the dashboard' });
+          notify(`Invoice ${inv.number} voided`);
+          reload();
+        } catch (err) { notify(err.message, 'error'); }
+      },
+    }, 'Void'));
+  }
+  return out;
+}
+
+async function exportPeriod(p) {
+  if (!p) { notify('Pick a period first.', 'error'); return; }
+  try {
+    const f = await api.download(`/api/v1/invoices/export${api.query({ period: p, format: 'csv' })}`, `invoices-${p}.csv`, 'text/csv');
+    notify(`Downloaded ${f.name}`);
+  } catch (err) { notify(err.message, 'error'); }
+}
+
+function loadUnbilled(el) {
+  load(el, () => api.get('/api/v1/reports/unbilled'), (resp) => {
+    const rows = items(resp);
+    if (rows.length === 0) return empty('No unbilled usage', 'Every message in the recent months belongs to a customer with a rate card.');
+    return table([
+      { key: 'customer_id', label: 'Customer id', sort: 'text' },
+      { key: 'month', label: 'Month', sort: 'text', render: (r) => monthName(r.month) },
+      { key: 'reason', label: 'Reason', sort: 'text', render: (r) => humanize(r.reason) },
+      { key: 'detail', label: 'Detail', render: (r) => h('span.muted', r.detail || '') },
+      { key: 'quantity', label: 'Messages', num: true, sort: 'number', render: (r) => count(r.quantity) },
+    ], rows, { sortKey: 'quantity', caption: 'Unbilled usage', footer: { customer_id: 'Total', quantity: count(resp.totals?.quantity ?? rows.reduce((a, r) => a + Number(r.quantity || 0), 0)) } });
+  });
+}

@@ -1,0 +1,202 @@
+// Sales view: "what if" re-rating of real past usage under a proposed rate
+// card (book totals, a chart of the biggest movers, sortable tables), and
+// a quote builder that prices a hypothetical monthly volume mix.
+
+import * as api from '../api.js';
+import { h, mount, card, kpi, table, moneyCell, empty, badge, notify, loading, errorBox } from '../dom.js';
+import { groupedBars, color } from '../charts.js';
+import { count, money, signedMoney, unitPrice, percent, humanize, monthName, period, compareDecimal, compact } from '../format.js';
+import { items, countryName } from '../shapes.js';
+
+const CATEGORIES = ['marketing', 'utility', 'authentication', 'authentication_international', 'service', 'notification', 'session'];
+
+export function render(root, { args }) {
+  const tab = args[0] === 'quote' ? 'quote' : 'simulate';
+  const body = h('div.stack');
+  mount(root,
+    h('div.page-head', h('div', h('h1', 'Sales'), h('p.muted', 'Model prices: re-rate real usage under a proposed card, or quote a volume mix.'))),
+    h('nav.subtabs', { 'aria-label': 'Sales tools' },
+      h('a', { href: '#/sales', class: tab === 'simulate' ? 'active' : null, 'aria-current': tab === 'simulate' ? 'page' : null }, 'What-if simulation'),
+      h('a', { href: '#/sales/quote', class: tab === 'quote' ? 'active' : null, 'aria-current': tab === 'quote' ? 'page' : null }, 'Quote builder')),
+    body);
+  mount(body, loading('Loading rate cards…'));
+  api.get('/api/v1/ratecards').then((resp) => {
+    const cards = items(resp, 'cards');
+    if (cards.length === 0) { mount(body, empty('No rate cards', 'Import a rate card first: postage ratecards import.')); return; }
+    if (tab === 'quote') quoteBuilder(body, cards);
+    else simulator(body, cards);
+  }).catch((err) => mount(body, errorBox(err, () => render(root, { args }))));
+}
+
+function cardSelect(id, cards, preferNonDefault) {
+  const pick = (preferNonDefault && cards.find((c) => !c.default)) || cards.find((c) => c.default) || cards[0];
+  return h(`select#${id}`, { required: true }, cards.map((c) =>
+    h('option', { value: c.id, selected: c.id === pick.id }, `${c.name || c.id} (${c.id}, ${c.currency})${c.default ? ' · default' : ''}`)));
+}
+
+// ---- simulations ----
+
+function simulator(body, cards) {
+  const cardIn = cardSelect('sim-card', cards, true);
+  const versionIn = h('input#sim-version', { type: 'number', min: '0', step: '1', placeholder: 'active', 'aria-describedby': 'version-help' });
+  const fromIn = h('input#sim-from', { type: 'month', required: true, value: period(new Date(), -3) });
+  const toIn = h('input#sim-to', { type: 'month', required: true, value: period(new Date(), -1) });
+  const custIn = h('input#sim-customers', { type: 'text', placeholder: 'all customers with usage' });
+  const keepIn = h('input#sim-keep', { type: 'checkbox', checked: true });
+  const runBtn = h('button.btn.primary#sim-run', { type: 'submit' }, 'Run simulation');
+  const out = h('div#sim-result');
+  const form = h('form.panel.form-grid#sim-form', {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      if (fromIn.value > toIn.value) { notify('The first month must not be after the last.', 'error'); return; }
+      const req = {
+        card_id: cardIn.value, from: fromIn.value, to: toIn.value,
+        customers: custIn.value.split(/[\s,]+/).filter(Boolean), keep_overrides: keepIn.checked, breakdown: false,
+      };
+      if (versionIn.value) req.version = Number(versionIn.value);
+      runBtn.disabled = true;
+      runBtn.textContent = 'Running…';
+      mount(out, loading(`Re-rating ${monthName(req.from)} – ${monthName(req.to)} under ${req.card_id}…`));
+      try {
+        const res = await api.post('/api/v1/simulations', req);
+        mount(out, simulationResult(res));
+      } catch (err) {
+        mount(out, errorBox(err));
+      } finally {
+        runBtn.disabled = false;
+        runBtn.textContent = 'Run simulation';
+      }
+    },
+  },
+  h('label', 'Proposed card', cardIn),
+  h('label', 'Version', versionIn, h('span#version-help.help', 'Empty: the version in effect each month. A number may pick a draft.')),
+  h('label', 'From month', fromIn),
+  h('label', 'To month', toIn),
+  h('label.span2', 'Customers', custIn, h('span.help', 'Optional: ids separated by commas.')),
+  h('label.check', keepIn, 'Keep customers’ negotiated overrides'),
+  h('div.form-actions', runBtn));
+  mount(body, card('Proposed pricing', { id: 'sim-card-panel' }, form), out);
+  mount(out, empty('No simulation yet', 'Pick a proposed card and a range of past months, then run the simulation.'));
+}
+
+/** simulationResult draws the answer of POST /api/v1/simulations. */
+export function simulationResult(res) {
+  const totals = res.totals || [];
+  const customers = res.customers || [];
+  const included = customers.filter((c) => !c.skipped);
+  const skipped = customers.filter((c) => c.skipped);
+  if (customers.length === 0) {
+    return empty('No usage in these months', 'There is nothing to re-rate: pick months with traffic.');
+  }
+  const months = res.months?.length ? `${monthName(res.months[0])} – ${monthName(res.months[res.months.length - 1])}` : `${monthName(res.from)} – ${monthName(res.to)}`;
+  const kpis = h('div.kpis#sim-kpis', totals.flatMap((t) => [
+    kpi(`Current revenue${totals.length > 1 ? ` (${t.currency})` : ''}`, moneyCell(money(t.current, t.currency)), `${count(t.customers)} customers · ${count(t.quantity)} messages`, { dataset: { kpi: 'current', currency: t.currency } }),
+    kpi('Proposed revenue', moneyCell(money(t.proposed, t.currency)), `under ${res.card_id}${res.versions?.length ? ' v' + res.versions.join(', v') : ''}`, { dataset: { kpi: 'proposed', currency: t.currency } }),
+    kpi('Difference', h('span', { class: deltaClass(t.difference) }, moneyCell(signedMoney(t.difference, t.currency))), percent(t.percent), { dataset: { kpi: 'difference', currency: t.currency } }),
+  ]));
+  const movers = [...included].sort((a, b) => compareDecimal(abs(b.difference), abs(a.difference))).slice(0, 15);
+  const cur = movers[0]?.currency || totals[0]?.currency || '';
+  const chart = movers.length ? card('Biggest movers', { id: 'sim-chart', sub: `top ${movers.length} customers by change, ${cur}` },
+    groupedBars(movers.map((c) => trunc(c.name || c.customer_id)), [
+      { label: 'Current', color: '#adb5bd', values: movers.map((c) => Number(c.current)) },
+      { label: 'Proposed', color: color(0), values: movers.map((c) => Number(c.proposed)) },
+    ], { label: 'Current versus proposed revenue of the biggest movers', fmt: (v) => compact(v) })) : null;
+  const custTable = card('Customers', { id: 'sim-customers-card', wide: true, sub: `${months} · ${included.length} customers${skipped.length ? `, ${skipped.length} skipped` : ''}` },
+    table([
+      { key: 'name', label: 'Customer', sort: 'text', value: (r) => r.name || r.customer_id, render: (r) => h('span', r.name || r.customer_id, h('span.code', r.customer_id)) },
+      { key: 'current_cards', label: 'Current card', render: (r) => (r.current_cards || []).join(', ') },
+      { key: 'quantity', label: 'Messages', num: true, sort: 'number', render: (r) => count(r.quantity) },
+      { key: 'current', label: 'Current', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.current, r.currency)) },
+      { key: 'proposed', label: 'Proposed', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.proposed, r.currency)) },
+      { key: 'difference', label: 'Difference', num: true, sort: 'decimal', render: (r) => (r.skipped ? badge('skipped', 'void') : h('span', { class: deltaClass(r.difference) }, moneyCell(signedMoney(r.difference, r.currency)))) },
+      { key: 'percent', label: 'Change', num: true, sort: 'decimal', value: (r) => r.percent ?? '0', render: (r) => (r.skipped ? h('span.muted', { title: r.skipped }, r.skipped) : h('span', { class: deltaClass(r.difference) }, percent(r.percent))) },
+    ], customers, { sortKey: 'difference', caption: 'Simulation by customer', rowAttrs: (r) => ({ dataset: { customer: r.customer_id } }) }));
+  const bd = res.breakdown || [];
+  const breakdown = bd.length ? card('Where revenue moves', { id: 'sim-breakdown', wide: true, sub: 'whole book, by market and category of the proposed card' },
+    table([
+      { key: 'market', label: 'Market', sort: 'text', render: (r) => countryName(r.market) },
+      { key: 'category', label: 'Category', sort: 'text', render: (r) => humanize(r.category) },
+      { key: 'quantity', label: 'Messages', num: true, sort: 'number', render: (r) => count(r.quantity) },
+      { key: 'current', label: 'Current', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.current, r.currency)) },
+      { key: 'proposed', label: 'Proposed', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.proposed, r.currency)) },
+      { key: 'difference', label: 'Difference', num: true, sort: 'decimal', render: (r) => h('span', { class: deltaClass(r.difference) }, moneyCell(signedMoney(r.difference, r.currency))) },
+      { key: 'percent', label: 'Change', num: true, sort: 'decimal', value: (r) => r.percent ?? '0', render: (r) => percent(r.percent) },
+    ], bd, { sortKey: 'difference', caption: 'Simulation by market and category' })) : null;
+  return h('div.stack', kpis, chart, custTable, breakdown,
+    res.elapsed_ms != null ? h('p.help', `Re-rated in ${(res.elapsed_ms / 1000).toFixed(1)} s.`) : null);
+}
+
+function abs(d) { return String(d ?? '0').replace(/^-/, ''); }
+function deltaClass(d) {
+  const s = String(d ?? '0');
+  if (/^-/.test(s) && /[1-9]/.test(s)) return 'down';
+  if (/[1-9]/.test(s)) return 'up';
+  return 'flat';
+}
+function trunc(s) { return s.length > 18 ? s.slice(0, 17) + '…' : s; }
+
+// ---- quotes ----
+
+function quoteBuilder(body, cards) {
+  const cardIn = cardSelect('q-card', cards, false);
+  const countryIn = h('input#q-customer-country', { type: 'text', maxlength: '2', placeholder: 'e.g. DE', pattern: '[A-Za-z]{2}', size: '4' });
+  const lines = h('tbody#q-lines');
+  const out = h('div#quote-result');
+  const addLine = (country = '', category = 'marketing', quantity = '') => {
+    const tr = h('tr.q-line',
+      h('td', h('input.q-country', { type: 'text', maxlength: '2', placeholder: 'DE', value: country, required: true, pattern: '[A-Za-z]{2}', 'aria-label': 'Recipient country' })),
+      h('td', h('select.q-category', { 'aria-label': 'Category' }, CATEGORIES.map((c) => h('option', { value: c, selected: c === category }, humanize(c))))),
+      h('td.num', h('input.q-quantity', { type: 'number', min: '1', step: '1', value: quantity, placeholder: '100000', required: true, 'aria-label': 'Messages per month' })),
+      h('td', h('button.btn.small.ghost', { type: 'button', 'aria-label': 'Remove line', onclick: () => { tr.remove(); } }, 'Remove')));
+    lines.append(tr);
+  };
+  addLine('DE', 'marketing', '250000');
+  addLine('IN', 'utility', '1000000');
+  addLine('BR', 'authentication', '400000');
+  const submit = h('button.btn.primary#q-run', { type: 'submit' }, 'Price this mix');
+  const form = h('form#quote-form', {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const itemsIn = [...lines.querySelectorAll('tr')].map((tr) => ({
+        country: tr.querySelector('.q-country').value.trim().toUpperCase(),
+        category: tr.querySelector('.q-category').value,
+        quantity: Number(tr.querySelector('.q-quantity').value),
+      }));
+      if (itemsIn.length === 0) { notify('Add at least one line.', 'error'); return; }
+      const req = { card_id: cardIn.value, items: itemsIn };
+      if (countryIn.value.trim()) req.customer_country = countryIn.value.trim().toUpperCase();
+      submit.disabled = true;
+      mount(out, loading('Pricing…'));
+      try {
+        mount(out, quoteResult(await api.post('/api/v1/quotes', req)));
+      } catch (err) {
+        mount(out, errorBox(err));
+      } finally { submit.disabled = false; }
+    },
+  },
+  h('div.form-grid',
+    h('label', 'Rate card', cardIn),
+    h('label', 'Customer’s country', countryIn, h('span.help', 'Optional: makes authentication abroad international.'))),
+  h('div.table-wrap', h('table.data.edit',
+    h('thead', h('tr', h('th', 'Recipient country'), h('th', 'Category'), h('th.num', 'Messages per month'), h('th', h('span.sr', 'Remove')))),
+    lines)),
+  h('div.form-actions', h('button.btn.ghost#q-add', { type: 'button', onclick: () => addLine() }, 'Add line'), submit));
+  mount(body, h('div.grid-quote', card('Volume mix', { id: 'quote-card' }, form), card('Quote', { id: 'quote-out' }, out)));
+  mount(out, empty('No quote yet', 'Enter a monthly volume mix and press “Price this mix”.'));
+}
+
+/** quoteResult draws the answer of POST /api/v1/quotes. */
+export function quoteResult(q) {
+  const cur = q.currency;
+  const lines = q.lines || [];
+  return h('div',
+    h('div.bill-total', h('span', `Monthly total on ${q.card_id}${q.version ? ' v' + q.version : ''}`), h('strong#quote-total', moneyCell(money(q.total, cur)))),
+    table([
+      { key: 'market', label: 'Market', render: (l) => h('span', countryName(l.market), (l.countries || []).length > 1 ? h('span.code', l.countries.map((c) => c.country).join(' ')) : null) },
+      { key: 'category', label: 'Category', render: (l) => humanize(l.category) },
+      { key: 'quantity', label: 'Messages', num: true, render: (l) => count(l.quantity) },
+      { key: 'unit_price', label: 'Unit price', num: true, render: (l) => (l.free ? 'free' : h('span', moneyCell(unitPrice(l.unit_price, cur)), l.tiers?.length > 1 || l.average ? h('span.code', 'avg') : null)) },
+      { key: 'amount', label: 'Amount', num: true, render: (l) => moneyCell(money(l.amount, cur)) },
+    ], lines, { caption: 'Quote lines', footer: { market: 'Total', amount: moneyCell(money(q.total, cur)) } }),
+    lines.some((l) => l.tiers?.length > 1) ? h('p.help', 'Tiered lines show the average unit price over the month’s volume.') : null);
+}
