@@ -20,6 +20,8 @@ import (
 	"postage/internal/config"
 	"postage/internal/db"
 	"postage/internal/httpapi"
+	"postage/web"
+	"postage/pricing/pgstore"
 )
 
 // Version is the build's version, set with -ldflags at build time.
@@ -36,6 +38,7 @@ type App struct {
 
 	Keys      *auth.Store
 	Customers *billing.CustomerStore
+	Pricing   *pgstore.Store
 
 	closers []func()
 }
@@ -80,6 +83,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	a.closers = append(a.closers, func() { _ = ch.Close() })
 	a.Keys = auth.NewStore(pg)
 	a.Customers = billing.NewCustomerStore(pg)
+	a.Pricing = pgstore.New(pg)
+	a.Pricing.Now = func() time.Time { return a.Now() }
 	return a, nil
 }
 
@@ -97,8 +102,10 @@ func (a *App) Server() *httpapi.Server {
 		Auth:      a.Keys,
 		Keys:      a.Keys,
 		Customers: a.Customers,
+		Pricing:   httpapi.PricingDeps{Store: a.Pricing},
 		Now:       a.Now,
 		Version:   Version,
+		Dashboard: web.Handler(),
 		Ready: []httpapi.ReadyCheck{
 			{Name: "postgres", Check: func(ctx context.Context) error { return a.PG.Ping(ctx) }},
 			{Name: "clickhouse", Check: func(ctx context.Context) error { return a.CH.Ping(ctx) }},
