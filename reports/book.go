@@ -277,17 +277,9 @@ type book struct {
 	rows      []*customerMonth // sorted by customer, then month
 }
 
-// window says which part of each month to read: [Start, end(m)).
-type window func(m pricing.Month) (from, to time.Time)
-
-func wholeMonth(m pricing.Month) (time.Time, time.Time) { return m.Start(), m.End() }
-
 // loadBook reads the usage of the months (one aggregate query per month)
 // and rates every customer-month with the customer's own card.
-func (s *Service) loadBook(ctx context.Context, months []pricing.Month, customers []string, win window, res *resolver) (*book, error) {
-	if win == nil {
-		win = wholeMonth
-	}
+func (s *Service) loadBook(ctx context.Context, months []pricing.Month, customers []string, res *resolver) (*book, error) {
 	if res == nil {
 		res = newResolver(s.Cards)
 	}
@@ -298,8 +290,7 @@ func (s *Service) loadBook(ctx context.Context, months []pricing.Month, customer
 	b := &book{months: months, customers: known, res: res}
 	byCM := map[custMonth]*customerMonth{}
 	for _, m := range months {
-		from, to := win(m)
-		aggs, err := s.Usage.Aggregates(ctx, from, to, customers)
+		aggs, err := s.Usage.MonthlyUsage(ctx, m, time.Time{}, customers)
 		if err != nil {
 			return nil, fmt.Errorf("usage of %s: %w", m, err)
 		}

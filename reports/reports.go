@@ -17,15 +17,6 @@ import (
 	"postage/pricing"
 )
 
-// Aggregate is an exact usage count of one customer, recipient country and
-// category over some period (a month for rating).
-type Aggregate struct {
-	CustomerID string
-	Country    string
-	Category   string
-	Quantity   int64
-}
-
 // Point is one window of a usage series: the count of the window starting
 // at Start for Key (a category or country, or "" when not grouped).
 type Point struct {
@@ -51,14 +42,21 @@ type SeriesQuery struct {
 	CustomerID string // "" for every customer
 }
 
-// Usage is what reports read from the meter. Counts are exact
-// (deduplicated). It is implemented over metering's ClickHouse store.
+// Usage is what reports read monthly aggregates from (metering's
+// ClickHouse store, through FromMeter). Counts are exact (deduplicated).
+// The signature is billing's UsageSource.MonthlyUsage, so one adapter
+// serves both.
 type Usage interface {
-	// Aggregates returns the usage of [from, to) per (customer, country,
-	// category) in one query, for the given customers (every customer,
-	// known or not, when customers is empty).
-	Aggregates(ctx context.Context, from, to time.Time, customers []string) ([]Aggregate, error)
-	// Series returns a usage series in one query.
+	// MonthlyUsage returns, in one query, the quantity per (customer,
+	// country, category) of the events sent in month and ingested at or
+	// before cutoff (zero: all), for the given customers (nil: every
+	// customer, known or not).
+	MonthlyUsage(ctx context.Context, month pricing.Month, cutoff time.Time, customers []string) ([]billing.UsageRow, error)
+}
+
+// SeriesSource answers usage series (CHSeries over ClickHouse).
+type SeriesSource interface {
+	// Series returns exact counts per window (and key) in one query.
 	Series(ctx context.Context, q SeriesQuery) ([]Point, error)
 }
 
@@ -91,6 +89,7 @@ type Customers interface {
 // Service computes reports and simulations.
 type Service struct {
 	Usage     Usage
+	Series    SeriesSource
 	Cards     Cards
 	Customers Customers
 	// Now is the clock (the forecast's as-of and default ranges).

@@ -201,7 +201,7 @@ func (s *Service) Simulate(ctx context.Context, req SimulationRequest) (*Simulat
 		}
 	}
 
-	b, err := s.loadBook(ctx, months, req.Customers, nil, res)
+	b, err := s.loadBook(ctx, months, req.Customers, res)
 	if err != nil {
 		return nil, err
 	}

@@ -58,7 +58,7 @@ func (s *Service) UsageTrend(ctx context.Context, q SeriesQuery) (*UsageReport, 
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
-	pts, err := s.Usage.Series(ctx, q)
+	pts, err := s.Series.Series(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("usage series: %w", err)
 	}

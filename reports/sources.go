@@ -1,0 +1,192 @@
+package reports
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"postage/billing"
+	"postage/metering"
+	"postage/pricing"
+)
+
+// FromMeter adapts metering's usage queries to Usage.
+func FromMeter(m metering.Usage) Usage { return meterUsage{m} }
+
+type meterUsage struct{ m metering.Usage }
+
+func (u meterUsage) MonthlyUsage(ctx context.Context, month pricing.Month, cutoff time.Time, customers []string) ([]billing.UsageRow, error) {
+	aggs, err := u.m.MonthlyAggregates(ctx, month.Start(), cutoff, customers...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]billing.UsageRow, len(aggs))
+	for i, a := range aggs {
+		out[i] = billing.UsageRow{CustomerID: a.CustomerID, Country: a.Country, Category: a.Category, Quantity: int64(a.Quantity)}
+	}
+	return out, nil
+}
+
+// CHSeries answers book-wide usage series from metering's events table
+// (migration 0020_events.sql) in one exact (FINAL) query. metering's own
+// usage queries are per customer or per month; a trend across every
+// customer by day is a report, so its SQL lives here.
+type CHSeries struct {
+	Conn driver.Conn
+}
+
+var _ SeriesSource = CHSeries{}
+
+// seriesSQL builds the series query: columns bucket (Unix seconds for a
+// day, YYYYMM for a month), key, quantity.
+func seriesSQL(q SeriesQuery) (string, []any, error) {
+	var bucket string
+	switch q.Window {
+	case Day:
+		bucket = "toUInt64(intDiv(toUInt32(time), 86400) * 86400)"
+	case Month:
+		bucket = "toUInt64(toYYYYMM(time))"
+	default:
+		return "", nil, fmt.Errorf("unknown window %q", q.Window)
+	}
+	var key string
+	switch q.GroupBy {
+	case "":
+		key = "''"
+	case "category":
+		key = "category"
+	case "country":
+		key = "toString(country)"
+	default:
+		return "", nil, fmt.Errorf("unknown grouping %q", q.GroupBy)
+	}
+	where := " WHERE time >= toDateTime(?) AND time < toDateTime(?)"
+	args := []any{q.From.Unix(), q.To.Unix()}
+	if q.CustomerID != "" {
+		where = " WHERE customer_id = ? AND time >= toDateTime(?) AND time < toDateTime(?)"
+		args = []any{q.CustomerID, q.From.Unix(), q.To.Unix()}
+	}
+	return "SELECT " + bucket + " AS bucket, " + key + " AS key, sum(quantity) AS quantity" +
+		" FROM events FINAL" + where +
+		" GROUP BY bucket, key ORDER BY bucket, key", args, nil
+}
+
+// Series runs the series query.
+func (c CHSeries) Series(ctx context.Context, q SeriesQuery) ([]Point, error) {
+	sql, args, err := seriesSQL(q)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := c.Conn.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("usage series: %w", err)
+	}
+	defer rows.Close()
+	var out []Point
+	for rows.Next() {
+		var b, n uint64
+		var k string
+		if err := rows.Scan(&b, &k, &n); err != nil {
+			return nil, fmt.Errorf("usage series: %w", err)
+		}
+		var start time.Time
+		if q.Window == Month {
+			start = time.Date(int(b/100), time.Month(b%100), 1, 0, 0, 0, 0, time.UTC)
+		} else {
+			start = time.Unix(int64(b), 0).UTC()
+		}
+		out = append(out, Point{Start: start, Key: k, Quantity: int64(n)})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("usage series: %w", err)
+	}
+	return out, nil
+}
+
+// PGCards is a Cards store (normally pricing/pgstore) with BulkCards added:
+// it resolves the cards of many customers of a month, and every customer's
+// overrides, with one query each, so a simulation of 50,000 customers does
+// not make 150,000 look-ups. It reads pricing's tables (migration
+// 0010_pricing.sql) with the same rule as pgstore.CardFor — the latest
+// assignment effective on or before the month, else the default card — and
+// belongs in pricing/pgstore; it lives here until pricing has it.
+type PGCards struct {
+	Cards
+	PG *pgxpool.Pool
+}
+
+var _ BulkCards = PGCards{}
+
+// cardsForSQL resolves the card of each of the customers ($1, a text
+// array) in month ($2): the latest assignment, else the default card.
+func cardsForSQL(customers []string, month pricing.Month) (string, []any) {
+	return `SELECT c.id, coalesce(
+  (SELECT a.card_id FROM customer_rate_cards a WHERE a.customer_id = c.id AND a.effective_from <= $2
+   ORDER BY a.effective_from DESC LIMIT 1),
+  (SELECT id FROM rate_cards WHERE is_default), '')
+FROM unnest($1::text[]) AS c(id)`, []any{customers, month.String()}
+}
+
+// allOverridesSQL reads every customer's overrides.
+func allOverridesSQL() string {
+	return `SELECT customer_id, overrides FROM customer_pricing_overrides`
+}
+
+// CardsFor implements BulkCards.
+func (p PGCards) CardsFor(ctx context.Context, customers []string, month pricing.Month) (map[string]string, error) {
+	out := make(map[string]string, len(customers))
+	if len(customers) == 0 {
+		return out, nil
+	}
+	q, args := cardsForSQL(customers, month)
+	rows, err := p.PG.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("cards for %s: %w", month, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c, card string
+		if err := rows.Scan(&c, &card); err != nil {
+			return nil, fmt.Errorf("cards for %s: %w", month, err)
+		}
+		if card != "" {
+			out[c] = card
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cards for %s: %w", month, err)
+	}
+	return out, nil
+}
+
+// AllOverrides implements BulkCards.
+func (p PGCards) AllOverrides(ctx context.Context) (map[string]pricing.Overrides, error) {
+	rows, err := p.PG.Query(ctx, allOverridesSQL())
+	if err != nil {
+		return nil, fmt.Errorf("load overrides: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]pricing.Overrides{}
+	for rows.Next() {
+		var c string
+		var raw []byte
+		if err := rows.Scan(&c, &raw); err != nil {
+			return nil, fmt.Errorf("load overrides: %w", err)
+		}
+		var ov pricing.Overrides
+		if err := json.Unmarshal(raw, &ov); err != nil {
+			return nil, fmt.Errorf("overrides of %s: %w", c, err)
+		}
+		if !ov.IsZero() {
+			out[c] = ov
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load overrides: %w", err)
+	}
+	return out, nil
+}
