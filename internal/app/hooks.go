@@ -2,12 +2,16 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"io"
 )
 
 // Seed fills a fresh installation with what it needs to bill: the default
 // rate cards. It is idempotent.
 func (a *App) Seed(ctx context.Context) error {
+	if err := a.Pricing.Seed(ctx); err != nil {
+		return fmt.Errorf("seed rate cards: %w", err)
+	}
 	return nil
 }
 

@@ -1,7 +1,373 @@
 package httpapi
 
-// PricingDeps is what the pricing routes call into (filled in by that work).
-type PricingDeps struct{}
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
 
-// pricingRoutes registers the pricing routes.
-func (s *Server) pricingRoutes() {}
+	"github.com/gin-gonic/gin"
+	"github.com/shopspring/decimal"
+
+	"postage"
+	"postage/internal/auth"
+	"postage/pricing"
+)
+
+// PricingDeps is what the pricing routes call into.
+type PricingDeps struct {
+	// Store is the rate card ledger (pricing/pgstore).
+	Store pricing.Store
+}
+
+// pricingRoutes registers rate cards, versions, CSV import/export, quotes
+// and price look-ups. Reads are open to every authenticated key; changes
+// to sales, finance and admin.
+func (s *Server) pricingRoutes() {
+	if s.Pricing.Store == nil {
+		return
+	}
+	st := s.Pricing.Store
+	const tag = "pricing"
+	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards", Tag: tag, Summary: "List rate cards; default marks the card of customers without an assignment.", Roles: everyone}, func(c *gin.Context) {
+		cards, err := st.ListCards(c.Request.Context())
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, listOf(cards, ""))
+	})
+	s.handle(Route{Method: "POST", Path: "/api/v1/ratecards", Tag: tag, Summary: "Create a rate card (without versions): id, name, currency, rounding.", Roles: staff, Body: "RateCard"}, func(c *gin.Context) {
+		var in pricing.RateCard
+		if err := bindJSON(c, &in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		if err := st.CreateCard(c.Request.Context(), in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		out, err := st.GetCard(c.Request.Context(), in.ID)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.Header("Location", "/api/v1/ratecards/"+out.ID)
+		c.JSON(http.StatusCreated, out)
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards/:card_id", Tag: tag, Summary: "Get a rate card.", Roles: everyone}, func(c *gin.Context) {
+		out, err := st.GetCard(c.Request.Context(), c.Param("card_id"))
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, out)
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards/:card_id/versions", Tag: tag, Summary: "List a rate card's versions (draft and active), oldest first.", Roles: everyone}, func(c *gin.Context) {
+		vs, err := st.ListVersions(c.Request.Context(), c.Param("card_id"))
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, listOf(vs, ""))
+	})
+	s.handle(Route{Method: "POST", Path: "/api/v1/ratecards/:card_id/versions", Tag: tag, Summary: "Create a draft version from its content (markets, categories, prices).", Roles: staff, Body: "Version"}, func(c *gin.Context) {
+		var in pricing.Version
+		if err := bindJSON(c, &in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		in.CardID = c.Param("card_id")
+		s.createDraft(c, &in)
+	})
+	s.handle(Route{Method: "POST", Path: "/api/v1/ratecards/:card_id/versions/import", Tag: tag, Summary: "Create a draft version from a CSV file (docs/PRICING.md); an invalid file is rejected whole with every problem by row and column.", Roles: staff, Body: "text/csv rate card version"}, func(c *gin.Context) {
+		if ct := c.ContentType(); ct != "" && ct != "text/csv" && ct != "text/plain" {
+			s.writeError(c, postage.Errorf(postage.EUNSUPPORTED, "Content-Type must be text/csv, not %s", ct))
+			return
+		}
+		body, err := io.ReadAll(c.Request.Body)
+		if err != nil {
+			s.writeError(c, jsonError(err))
+			return
+		}
+		v, err := pricing.DecodeCSV(bytes.NewReader(body))
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		v.CardID, v.Number = c.Param("card_id"), 0
+		s.createDraft(c, v)
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards/:card_id/versions/:number", Tag: tag, Summary: "Get a version with its markets, categories and prices.", Roles: everyone}, func(c *gin.Context) {
+		v, ok := s.versionParam(c)
+		if !ok {
+			return
+		}
+		c.JSON(http.StatusOK, v)
+	})
+	s.handle(Route{Method: "PUT", Path: "/api/v1/ratecards/:card_id/versions/:number", Tag: tag, Summary: "Replace a draft's content (active versions are immutable: 409).", Roles: staff, Body: "Version"}, func(c *gin.Context) {
+		n, err := strconv.Atoi(c.Param("number"))
+		if err != nil {
+			s.writeError(c, postage.Errorf(postage.EINVALID, "version %q is not a number", c.Param("number")))
+			return
+		}
+		var in pricing.Version
+		if err := bindJSON(c, &in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		in.CardID, in.Number = c.Param("card_id"), n
+		if err := st.UpdateDraft(c.Request.Context(), &in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		out, err := st.GetVersion(c.Request.Context(), in.CardID, n)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, out)
+	})
+	s.handle(Route{Method: "POST", Path: "/api/v1/ratecards/:card_id/versions/:number/copy", Tag: tag, Summary: "Create a new draft with the content of an existing version.", Roles: staff}, func(c *gin.Context) {
+		v, ok := s.versionParam(c)
+		if !ok {
+			return
+		}
+		v.Note = fmt.Sprintf("copy of version %d", v.Number)
+		s.createDraft(c, v)
+	})
+	s.handle(Route{Method: "POST", Path: "/api/v1/ratecards/:card_id/versions/:number/activate", Tag: tag, Summary: `Activate a draft from a month ({"effective_from":"2027-01"}), which must be after the current month and after the card's latest activation.`, Roles: staff, Body: "Activation"}, func(c *gin.Context) {
+		n, err := strconv.Atoi(c.Param("number"))
+		if err != nil {
+			s.writeError(c, postage.Errorf(postage.EINVALID, "version %q is not a number", c.Param("number")))
+			return
+		}
+		var in struct {
+			EffectiveFrom pricing.Month `json:"effective_from"`
+		}
+		if err := bindJSON(c, &in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		out, err := st.Activate(c.Request.Context(), c.Param("card_id"), n, in.EffectiveFrom)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, out)
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards/:card_id/versions/:number/export", Tag: tag, Summary: "Export a version as CSV (import reads the same format).", Roles: everyone, Produces: []string{"text/csv"}}, func(c *gin.Context) {
+		v, ok := s.versionParam(c)
+		if !ok {
+			return
+		}
+		var b bytes.Buffer
+		if err := pricing.EncodeCSV(&b, v); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.Header("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-v%d.csv"`, v.CardID, v.Number))
+		c.Data(http.StatusOK, "text/csv; charset=utf-8", b.Bytes())
+	})
+	s.handle(Route{Method: "POST", Path: "/api/v1/quotes", Tag: tag, Summary: "Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version.", Roles: staff, Body: "QuoteRequest"}, s.quote)
+	s.handle(Route{Method: "GET", Path: "/api/v1/prices", Tag: tag, Summary: "Look up one message's price by recipient country and category (default card, or the caller's/a customer's card).", Roles: everyone,
+		Query: []Param{
+			{Name: "country", Description: "recipient country, ISO 3166-1 alpha-2", Required: true},
+			{Name: "category", Description: "message category (or an alias the card knows)", Required: true},
+			{Name: "card_id", Description: "rate card (default: the customer's card, else the default card)"},
+			{Name: "customer_id", Description: "price for this customer (its card, overrides are not applied); customer keys: their own"},
+			{Name: "customer_country", Description: "the business's country, for international authentication"},
+			{Name: "month", Description: "YYYY-MM (default: the current month)"},
+		}}, s.price)
+}
+
+func (s *Server) createDraft(c *gin.Context, v *pricing.Version) {
+	out, err := s.Pricing.Store.CreateDraft(c.Request.Context(), v)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.Header("Location", fmt.Sprintf("/api/v1/ratecards/%s/versions/%d", out.CardID, out.Number))
+	c.JSON(http.StatusCreated, out)
+}
+
+func (s *Server) versionParam(c *gin.Context) (*pricing.Version, bool) {
+	n, err := strconv.Atoi(c.Param("number"))
+	if err != nil {
+		s.writeError(c, postage.Errorf(postage.EINVALID, "version %q is not a number", c.Param("number")))
+		return nil, false
+	}
+	v, err := s.Pricing.Store.GetVersion(c.Request.Context(), c.Param("card_id"), n)
+	if err != nil {
+		s.writeError(c, err)
+		return nil, false
+	}
+	return v, true
+}
+
+// QuoteRequest asks for the price of a volume mix. The version is chosen
+// by, in order: card_id + version (any version, drafts included), card_id
+// (its version in effect in month), customer_id (the customer's card in
+// month), else the default card. A customer_id also brings the customer's
+// overrides (unless overrides are given) and country (unless
+// customer_country is given).
+type QuoteRequest struct {
+	Items           []pricing.QuoteItem `json:"items"`
+	CardID          string              `json:"card_id,omitempty"`
+	Version         int                 `json:"version,omitempty"`
+	CustomerID      string              `json:"customer_id,omitempty"`
+	CustomerCountry string              `json:"customer_country,omitempty"`
+	Month           pricing.Month       `json:"month,omitzero"`
+	Overrides       *pricing.Overrides  `json:"overrides,omitempty"`
+}
+
+func (s *Server) quote(c *gin.Context) {
+	var in QuoteRequest
+	if err := bindJSON(c, &in); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if len(in.Items) == 0 {
+		s.writeError(c, postage.Errorf(postage.EINVALID, "items: at least one (country, category, quantity)"))
+		return
+	}
+	if in.Version != 0 && in.CardID == "" {
+		s.writeError(c, postage.Errorf(postage.EINVALID, "version needs card_id"))
+		return
+	}
+	month := in.Month
+	if month.IsZero() {
+		month = pricing.MonthOf(s.Now())
+	}
+	v, ov, country, err := s.pricingContext(c, in.CardID, in.Version, in.CustomerID, month)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if in.Overrides != nil {
+		ov = *in.Overrides
+	}
+	if in.CustomerCountry != "" {
+		country = in.CustomerCountry
+	}
+	res, err := pricing.Quote(v, ov, in.Items, pricing.RateOptions{CustomerCountry: country, Month: month})
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, resultJSON(res))
+}
+
+// pricingContext finds the version, overrides and customer country a quote
+// or look-up uses (see QuoteRequest).
+func (s *Server) pricingContext(c *gin.Context, cardID string, version int, customerID string, month pricing.Month) (*pricing.Version, pricing.Overrides, string, error) {
+	ctx := c.Request.Context()
+	st := s.Pricing.Store
+	var ov pricing.Overrides
+	var country string
+	if customerID != "" {
+		if s.Customers == nil {
+			return nil, ov, "", postage.Errorf(postage.EUNAVAILABLE, "customers are not available")
+		}
+		cust, err := s.Customers.Get(ctx, customerID)
+		if err != nil {
+			return nil, ov, "", err
+		}
+		country = cust.Country
+		if ov, err = st.Overrides(ctx, customerID); err != nil {
+			return nil, ov, "", err
+		}
+		if cardID == "" {
+			card, err := st.CardFor(ctx, customerID, month)
+			if err != nil {
+				return nil, ov, "", err
+			}
+			cardID = card.ID
+		}
+	}
+	if cardID == "" {
+		card, err := st.CardFor(ctx, "", month)
+		if err != nil {
+			return nil, ov, "", err
+		}
+		cardID = card.ID
+	}
+	var v *pricing.Version
+	var err error
+	if version != 0 {
+		v, err = st.GetVersion(ctx, cardID, version)
+	} else {
+		v, err = st.VersionFor(ctx, cardID, month)
+	}
+	return v, ov, country, err
+}
+
+func (s *Server) price(c *gin.Context) {
+	country, category := c.Query("country"), c.Query("category")
+	if country == "" || category == "" {
+		s.writeError(c, postage.Errorf(postage.EINVALID, "country and category are required, e.g. ?country=DE&category=notification"))
+		return
+	}
+	if !pricing.ValidCountry(country) {
+		s.writeError(c, postage.Errorf(postage.EINVALID, "country %q is not an ISO 3166-1 alpha-2 code", country))
+		return
+	}
+	month := pricing.MonthOf(s.Now())
+	if m := c.Query("month"); m != "" {
+		var err error
+		if month, err = pricing.ParseMonth(m); err != nil {
+			s.writeError(c, err)
+			return
+		}
+	}
+	customerID := c.Query("customer_id")
+	if p := principal(c); p.Role == auth.RoleCustomer {
+		if customerID != "" && customerID != p.CustomerID {
+			s.writeError(c, postage.Errorf(postage.ENOTFOUND, "customer %q not found", customerID))
+			return
+		}
+		customerID = p.CustomerID
+	}
+	v, _, custCountry, err := s.pricingContext(c, c.Query("card_id"), 0, customerID, month)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if cc := c.Query("customer_country"); cc != "" {
+		custCountry = cc
+	}
+	r, err := pricing.Compile(v)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	pi, err := r.Lookup(country, category, custCountry)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"card_id": v.CardID, "version": v.Number, "month": month, "price": pi})
+}
+
+// lineJSON and quoteJSON show money with the currency's minor unit
+// ("0.50", not "0.5"); exact amounts and unit prices keep their decimals.
+type lineJSON struct {
+	pricing.Line
+	Amount string `json:"amount"`
+}
+
+type quoteJSON struct {
+	pricing.Result
+	Lines []lineJSON `json:"lines"`
+	Total string     `json:"total"`
+}
+
+func resultJSON(r pricing.Result) quoteJSON {
+	fixed := func(d decimal.Decimal) string { return d.StringFixed(int32(r.MinorUnits)) }
+	out := quoteJSON{Result: r, Lines: make([]lineJSON, len(r.Lines)), Total: fixed(r.Total)}
+	for i, l := range r.Lines {
+		out.Lines[i] = lineJSON{Line: l, Amount: fixed(l.Amount)}
+	}
+	return out
+}
