@@ -1,0 +1,114 @@
+package billing
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"postage/pricing"
+)
+
+// CHUsage reads invoice usage straight from metering's ClickHouse events
+// table (internal/db/migrations/clickhouse/0020_events.sql): exact,
+// deduplicated with FINAL, cut off at an ingestion time. It is the
+// UsageSource internal/app wires in.
+type CHUsage struct {
+	Conn driver.Conn
+}
+
+var _ UsageSource = (*CHUsage)(nil)
+
+// chString quotes s as a ClickHouse string literal.
+func chString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+func chTime(t time.Time) string { return "toDateTime(" + strconv.FormatInt(t.Unix(), 10) + ")" }
+
+// monthlyUsageQuery builds the deduplicated monthly aggregate of a month
+// up to an ingestion cut-off, for every customer or the given ones.
+func monthlyUsageQuery(m pricing.Month, cutoff time.Time, customers []string) string {
+	var b strings.Builder
+	b.WriteString("SELECT customer_id, toString(country), category, sum(quantity) FROM events FINAL WHERE time >= ")
+	b.WriteString(chTime(m.Start()))
+	b.WriteString(" AND time < ")
+	b.WriteString(chTime(m.End()))
+	b.WriteString(" AND ingested_at <= ")
+	b.WriteString(chTime(cutoff))
+	if customers != nil {
+		b.WriteString(" AND customer_id IN (")
+		for i, c := range customers {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString(chString(c))
+		}
+		if len(customers) == 0 {
+			b.WriteString("''")
+		}
+		b.WriteString(")")
+	}
+	b.WriteString(" GROUP BY customer_id, country, category")
+	return b.String()
+}
+
+// lateUsageQuery builds the look-up of customers with usage of a month
+// ingested in (after, upTo].
+func lateUsageQuery(m pricing.Month, after, upTo time.Time) string {
+	return "SELECT customer_id, max(ingested_at) FROM events WHERE time >= " + chTime(m.Start()) + " AND time < " + chTime(m.End()) +
+		" AND ingested_at > " + chTime(after) + " AND ingested_at <= " + chTime(upTo) + " GROUP BY customer_id"
+}
+
+// MonthlyUsage implements UsageSource.
+func (u *CHUsage) MonthlyUsage(ctx context.Context, m pricing.Month, cutoff time.Time, customers []string) ([]UsageRow, error) {
+	rows, err := u.Conn.Query(ctx, monthlyUsageQuery(m, cutoff, customers))
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
+	}
+	defer rows.Close()
+	var out []UsageRow
+	for rows.Next() {
+		var r UsageRow
+		var q uint64
+		if err := rows.Scan(&r.CustomerID, &r.Country, &r.Category, &q); err != nil {
+			return nil, fmt.Errorf("clickhouse: %w", err)
+		}
+		if q > uint64(pricing.MaxQuantity) {
+			return nil, fmt.Errorf("usage of %s %s %s: quantity %d too large", r.CustomerID, r.Country, r.Category, q)
+		}
+		r.Quantity = int64(q)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
+	}
+	return out, nil
+}
+
+// LateUsage implements UsageSource. It does not deduplicate: a re-sent
+// event at most makes a customer a candidate whose re-rating changes
+// nothing.
+func (u *CHUsage) LateUsage(ctx context.Context, m pricing.Month, after, upTo time.Time) (map[string]time.Time, error) {
+	rows, err := u.Conn.Query(ctx, lateUsageQuery(m, after, upTo))
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var c string
+		var t time.Time
+		if err := rows.Scan(&c, &t); err != nil {
+			return nil, fmt.Errorf("clickhouse: %w", err)
+		}
+		out[c] = t.UTC()
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,294 @@
+package billing
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"postage"
+	"postage/pricing"
+)
+
+// Status is where an invoice is in its lifecycle: draft → finalized → void.
+type Status string
+
+// Invoice states. A draft is recomputed by every run until it finalizes;
+// a finalized invoice has a number and never changes again; a void
+// invoice keeps its number and is replaced by a reissue.
+const (
+	StatusDraft     Status = "draft"
+	StatusFinalized Status = "finalized"
+	StatusVoid      Status = "void"
+)
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool { return s == StatusDraft || s == StatusFinalized || s == StatusVoid }
+
+// Line kinds.
+const (
+	// KindUsage is a line of the invoice's own period.
+	KindUsage = "usage"
+	// KindAdjustment bills the difference between a re-rating of an
+	// earlier, already invoiced month and what was billed for it.
+	KindAdjustment = "adjustment"
+)
+
+// Money is an amount in an invoice's currency. JSON writes it as a decimal
+// string with exactly the currency's minor-unit decimals ("12.30").
+type Money struct {
+	decimal.Decimal
+	Places int32
+}
+
+// NewMoney returns d with the given number of decimals for display.
+func NewMoney(d decimal.Decimal, places int) Money { return Money{Decimal: d, Places: int32(places)} }
+
+// String formats the amount with its fixed decimals.
+func (m Money) String() string { return m.Decimal.StringFixed(m.Places) }
+
+// MarshalJSON writes the amount as a quoted decimal string.
+func (m Money) MarshalJSON() ([]byte, error) { return []byte(`"` + m.String() + `"`), nil }
+
+// UnmarshalJSON reads a quoted decimal string; its decimals become Places.
+func (m *Money) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	d, err := decimal.NewFromString(s)
+	if err != nil {
+		return fmt.Errorf("money %q: %w", s, err)
+	}
+	m.Decimal = d
+	m.Places = 0
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		m.Places = int32(len(s) - i - 1)
+	}
+	return nil
+}
+
+// Line is one line of an invoice. Usage lines are the rating of the
+// invoice's period per (market, category), with their tier breakdown.
+// Adjustment lines name an earlier Period and carry what a re-rating of
+// that whole month adds to (or takes from) what was already billed.
+type Line struct {
+	Kind        string                    `json:"kind"`
+	Period      pricing.Month             `json:"period"`
+	Market      string                    `json:"market"`
+	Countries   []pricing.CountryQuantity `json:"countries,omitempty"`
+	Category    string                    `json:"category"`
+	Free        bool                      `json:"free,omitempty"`
+	Mode        pricing.Mode              `json:"mode,omitempty"`
+	Custom      bool                      `json:"custom,omitempty"`
+	Quantity    int64                     `json:"quantity"`
+	Tiers       []pricing.TierLine        `json:"tiers,omitempty"`
+	UnitPrice   decimal.Decimal           `json:"unit_price"`
+	Average     bool                      `json:"average,omitempty"`
+	Discount    decimal.Decimal           `json:"discount,omitzero"`
+	Amount      Money                     `json:"amount"`
+	Description string                    `json:"description"`
+}
+
+// key identifies what a line bills, for subtracting what was billed.
+func (l Line) key() lineKey { return lineKey{l.Period, l.Market, l.Category} }
+
+type lineKey struct {
+	period   pricing.Month
+	market   string
+	category string
+}
+
+// CustomerSnapshot is the customer as it was when the invoice was last
+// computed; a finalized invoice keeps it forever.
+type CustomerSnapshot struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Country  string `json:"country,omitempty"`
+	Email    string `json:"email,omitempty"`
+	Currency string `json:"currency"`
+}
+
+// Invoice is one customer's bill for one calendar month (UTC).
+type Invoice struct {
+	ID          string           `json:"id"`
+	Number      string           `json:"number,omitempty"`
+	CustomerID  string           `json:"customer_id"`
+	Period      pricing.Month    `json:"period"`
+	Seq         int              `json:"seq"`
+	Status      Status           `json:"status"`
+	Customer    CustomerSnapshot `json:"customer"`
+	Currency    string           `json:"currency"`
+	CardID      string           `json:"card_id"`
+	CardVersion int              `json:"card_version"`
+	Lines       []Line           `json:"lines"`
+	Subtotal    Money            `json:"subtotal"`
+	Adjustments Money            `json:"adjustments"`
+	Total       Money            `json:"total"`
+	// UsageCutoff is the ingestion time up to which events were counted.
+	UsageCutoff   time.Time  `json:"usage_cutoff"`
+	FinalizeAfter time.Time  `json:"finalize_after"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+	FinalizedAt   *time.Time `json:"finalized_at,omitempty"`
+	VoidedAt      *time.Time `json:"voided_at,omitempty"`
+	VoidReason    string     `json:"void_reason,omitempty"`
+	Replaces      string     `json:"replaces,omitempty"`
+	ReplacedBy    string     `json:"replaced_by,omitempty"`
+}
+
+// MinorUnits returns the decimals of the invoice's currency.
+func (inv *Invoice) MinorUnits() int {
+	n, ok := pricing.MinorUnits(inv.Currency)
+	if !ok {
+		return 2
+	}
+	return n
+}
+
+// InvoiceID returns the deterministic id of the seq-th invoice of a
+// customer for a period: "in_" and 26 base32 characters of
+// SHA-256(customer, period, seq). Every replica and every re-run computes
+// the same id, so inserting it twice is a conflict, never a duplicate.
+func InvoiceID(customerID string, period pricing.Month, seq int) string {
+	h := sha256.Sum256([]byte(customerID + "\x00" + period.String() + "\x00" + strconv.Itoa(seq)))
+	return "in_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(h[:])[:26])
+}
+
+// NumberFormat renders invoice numbers from a pattern such as
+// "PST-{year}-{seq:6}": {year} is the four-digit year of finalization and
+// {seq:N} the year's sequence zero-padded to N digits ({seq} unpadded).
+type NumberFormat struct {
+	pattern string
+}
+
+var seqRE = regexp.MustCompile(`\{seq(?::([1-9][0-9]?))?\}`)
+
+// ParseNumberFormat checks a pattern: it must hold {year} and one {seq} or
+// {seq:N}, because numbering restarts every year.
+func ParseNumberFormat(p string) (NumberFormat, error) {
+	var errs []error
+	if strings.Count(p, "{year}") != 1 {
+		errs = append(errs, postage.Errorf(postage.EINVALID, "number format %q: needs {year} exactly once (numbering restarts each year)", p))
+	}
+	if len(seqRE.FindAllString(p, -1)) != 1 {
+		errs = append(errs, postage.Errorf(postage.EINVALID, "number format %q: needs {seq} or {seq:N} exactly once", p))
+	}
+	rest := seqRE.ReplaceAllString(strings.ReplaceAll(p, "{year}", ""), "")
+	if strings.ContainsAny(rest, "{}") {
+		errs = append(errs, postage.Errorf(postage.EINVALID, "number format %q: unknown placeholder (use {year} and {seq:N})", p))
+	}
+	if len(p) > 64 {
+		errs = append(errs, postage.Errorf(postage.EINVALID, "number format %q: longer than 64 characters", p))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return NumberFormat{}, err
+	}
+	return NumberFormat{pattern: p}, nil
+}
+
+// Format renders the number of the seq-th invoice finalized in year.
+func (f NumberFormat) Format(year int, seq int64) string {
+	s := strings.ReplaceAll(f.pattern, "{year}", fmt.Sprintf("%04d", year))
+	return seqRE.ReplaceAllStringFunc(s, func(m string) string {
+		w := seqRE.FindStringSubmatch(m)[1]
+		if w == "" {
+			return strconv.FormatInt(seq, 10)
+		}
+		n, _ := strconv.Atoi(w)
+		return fmt.Sprintf("%0*d", n, seq)
+	})
+}
+
+// DefaultNumberFormat is the pattern used when none is configured.
+const DefaultNumberFormat = "PST-{year}-{seq:6}"
+
+// sumLines returns the subtotal (usage lines), adjustments and total.
+func sumLines(lines []Line, places int) (sub, adj, total Money) {
+	var s, a decimal.Decimal
+	for _, l := range lines {
+		if l.Kind == KindAdjustment {
+			a = a.Add(l.Amount.Decimal)
+		} else {
+			s = s.Add(l.Amount.Decimal)
+		}
+	}
+	return NewMoney(s, places), NewMoney(a, places), NewMoney(s.Add(a), places)
+}
+
+// usageLines turns a rating result into invoice lines.
+func usageLines(res pricing.Result, period pricing.Month) []Line {
+	lines := make([]Line, 0, len(res.Lines))
+	for _, l := range res.Lines {
+		lines = append(lines, Line{
+			Kind: KindUsage, Period: period, Market: l.Market, Countries: l.Countries,
+			Category: l.Category, Free: l.Free, Mode: l.Mode, Custom: l.Custom,
+			Quantity: l.Quantity, Tiers: l.Tiers, UnitPrice: l.UnitPrice, Average: l.Average,
+			Discount: l.Discount, Amount: NewMoney(l.Amount, res.MinorUnits),
+			Description: describe(l.Market, l.Category, l.Free),
+		})
+	}
+	return lines
+}
+
+func describe(market, category string, free bool) string {
+	s := category + " messages, " + market
+	if free {
+		s += " (free category)"
+	}
+	return s
+}
+
+// adjustmentLines returns, per (market, category) of an earlier month, the
+// difference between its full re-rating and what was already billed.
+// Lines whose quantity and amount both match produce nothing.
+func adjustmentLines(rerated []Line, billed []Line, period pricing.Month, places int) []Line {
+	type acc struct {
+		q     int64
+		a     decimal.Decimal
+		free  bool
+		order int
+	}
+	m := map[lineKey]*acc{}
+	var keys []lineKey
+	get := func(k lineKey) *acc {
+		if x, ok := m[k]; ok {
+			return x
+		}
+		x := &acc{order: len(keys)}
+		m[k] = x
+		keys = append(keys, k)
+		return x
+	}
+	for _, l := range rerated {
+		x := get(lineKey{period, l.Market, l.Category})
+		x.q += l.Quantity
+		x.a = x.a.Add(l.Amount.Decimal)
+		x.free = l.Free
+	}
+	for _, l := range billed {
+		if l.Period != period {
+			continue
+		}
+		x := get(lineKey{period, l.Market, l.Category})
+		x.q -= l.Quantity
+		x.a = x.a.Sub(l.Amount.Decimal)
+		x.free = x.free || l.Free
+	}
+	var out []Line
+	for _, k := range keys {
+		x := m[k]
+		if x.q == 0 && x.a.IsZero() {
+			continue
+		}
+		out = append(out, Line{
+			Kind: KindAdjustment, Period: period, Market: k.market, Category: k.category,
+			Free: x.free, Quantity: x.q, Amount: NewMoney(x.a, places),
+			Description: fmt.Sprintf("Adjustment for %s: %s messages, %s, usage received after that month was invoiced", period, k.category, k.market),
+		})
+	}
+	return out
+}

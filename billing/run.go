@@ -1,0 +1,1002 @@
+package billing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"postage"
+	"postage/pricing"
+)
+
+// Runner makes invoices from usage: invoice runs for a period, approval,
+// void and reissue, the month-to-date bill. Several Runners (replicas) may
+// share one database: runs take a PostgreSQL advisory lock, invoice ids are
+// deterministic and unique constraints hold the rest.
+type Runner struct {
+	Invoices  *InvoiceStore
+	Customers *CustomerStore
+	Usage     UsageSource
+	Pricing   Pricing
+	Log       *slog.Logger
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// Grace is how long a draft stays open after its period ends (or after
+	// it is created, if later) before it finalizes on its own.
+	Grace time.Duration
+	// CutoffLag is subtracted from Now to get a run's usage cut-off, so
+	// events whose ingestion time is before the cut-off but whose insert is
+	// still in flight are never missed. Zero means no lag.
+	CutoffLag time.Duration
+	// Lookback is how many months before a run's period are checked for
+	// late usage (adjustment lines); 3 when zero. It must cover the ingest
+	// horizon (35 days by default) plus the grace period.
+	Lookback int
+	// BatchSize is how many drafts are written per statement (1000 when zero).
+	BatchSize int
+	// Workers rate customers in parallel (4 when zero).
+	Workers int
+	// Progress, when set, is told how many customers are done of how many.
+	Progress func(done, total int)
+
+	mu     sync.Mutex
+	raters map[string]*pricing.Rater
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (r *Runner) log() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.Default()
+}
+
+func (r *Runner) lookback() int {
+	if r.Lookback > 0 {
+		return r.Lookback
+	}
+	return 3
+}
+
+// Run triggers.
+const (
+	TriggerSchedule = "schedule"
+	TriggerManual   = "manual"
+	TriggerSweep    = "sweep"
+	TriggerAPI      = "api"
+)
+
+// Run statuses.
+const (
+	RunRunning   = "running"
+	RunSucceeded = "succeeded"
+	RunFailed    = "failed"
+	RunSkipped   = "skipped"
+)
+
+// RunRequest asks for an invoice run of one period.
+type RunRequest struct {
+	Period  pricing.Month
+	Trigger string
+	// Wait makes the run wait for a run in progress (on any replica)
+	// instead of being recorded as skipped.
+	Wait bool
+}
+
+// CheckPeriod rejects a malformed period or one that has not ended yet.
+func CheckPeriod(period pricing.Month, now time.Time) error {
+	if !period.Valid() {
+		return postage.Errorf(postage.EINVALID, "period %q: want YYYY-MM", period)
+	}
+	if cur := pricing.MonthOf(now); !period.Before(cur) {
+		return postage.Errorf(postage.EINVALID, "period %s has not ended yet (the current month is %s; its month-to-date bill is at /api/v1/customers/{id}/invoices/upcoming)", period, cur)
+	}
+	return nil
+}
+
+// advisory lock keys: "pstg" and 6 for the invoice run lock.
+const lockClass, lockRuns = 0x70737467, 6
+
+// Run creates or refreshes the draft of every customer with usage in the
+// period (and of customers with late usage of earlier, closed months),
+// then finalizes the period's drafts whose grace has ended. It is
+// idempotent: running it again, or on two replicas at once, gives the same
+// invoices. Every run is recorded, including failed and skipped ones.
+func (r *Runner) Run(ctx context.Context, req RunRequest) (Run, error) {
+	now := r.now()
+	if err := CheckPeriod(req.Period, now); err != nil {
+		return Run{}, err
+	}
+	if req.Trigger == "" {
+		req.Trigger = TriggerManual
+	}
+	db := r.Invoices.DB
+	run := Run{Period: req.Period.String(), Trigger: req.Trigger, Status: RunRunning, StartedAt: now}
+	if err := db.QueryRow(ctx, `INSERT INTO invoice_runs (period, trigger, status, started_at) VALUES ($1,$2,$3,$4) RETURNING id`,
+		run.Period, run.Trigger, run.Status, run.StartedAt).Scan(&run.ID); err != nil {
+		return run, unavailable("record invoice run", err)
+	}
+	conn, err := db.Acquire(ctx)
+	if err != nil {
+		return r.finish(run, unavailable("invoice run lock", err))
+	}
+	defer conn.Release()
+	locked := true
+	if req.Wait {
+		_, err = conn.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, lockClass, lockRuns)
+	} else {
+		err = conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockClass, lockRuns).Scan(&locked)
+	}
+	if err != nil {
+		return r.finish(run, unavailable("invoice run lock", err))
+	}
+	if !locked {
+		run.Status = RunSkipped
+		run.Error = "another invoice run holds the lock"
+		return r.finish(run, nil)
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock($1, $2)`, lockClass, lockRuns); err != nil {
+			// A broken connection releases the lock with its session.
+			conn.Conn().Close(uctx)
+		}
+	}()
+	// Runs still marked running while we hold the lock died half-way.
+	if _, err := db.Exec(ctx, `UPDATE invoice_runs SET status = 'failed', ended_at = $2, error = 'interrupted (the process or a database went away); finished by run '||$1::text
+		WHERE status = 'running' AND id <> $1`, run.ID, now); err != nil {
+		return r.finish(run, unavailable("invoice run", err))
+	}
+	err = r.run(ctx, req.Period, &run)
+	return r.finish(run, err)
+}
+
+func unavailable(what string, err error) error {
+	if postage.ErrorCode(err) != postage.EINTERNAL {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return &postage.Error{Code: postage.EUNAVAILABLE, Message: what + ": database unavailable, retry later", Detail: nil}
+}
+
+// finish records the run's outcome (with its own short context, so a
+// cancelled run is still recorded) and returns it.
+func (r *Runner) finish(run Run, err error) (Run, error) {
+	end := r.now()
+	run.EndedAt = &end
+	if err != nil {
+		run.Status = RunFailed
+		run.Error = err.Error()
+	} else if run.Status == RunRunning {
+		run.Status = RunSucceeded
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, rerr := r.Invoices.DB.Exec(ctx, `UPDATE invoice_runs SET status=$2, ended_at=$3, usage_cutoff=$4, customers=$5, created=$6, refreshed=$7,
+		finalized=$8, unchanged=$9, unbilled=$10, errors=$11, error=$12 WHERE id=$1`,
+		run.ID, run.Status, end, run.UsageCutoff, run.Customers, run.Created, run.Refreshed, run.Finalized, run.Unchanged, run.Unbilled, run.Errors, run.Error)
+	if rerr != nil {
+		r.log().Error("cannot record invoice run", "run", run.ID, "err", rerr)
+	}
+	if err != nil {
+		r.log().Error("invoice run failed", "run", run.ID, "period", run.Period, "err", err)
+		return run, err
+	}
+	r.log().Info("invoice run", "run", run.ID, "period", run.Period, "status", run.Status, "customers", run.Customers,
+		"created", run.Created, "refreshed", run.Refreshed, "finalized", run.Finalized, "unbilled", run.Unbilled)
+	return run, nil
+}
+
+// liveInvoice is the draft or finalized invoice of a customer-period.
+type liveInvoice struct {
+	id     string
+	seq    int
+	status Status
+}
+
+func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error {
+	now := r.now()
+	cutoff := now.Add(-r.CutoffLag).Truncate(time.Second)
+	run.UsageCutoff = &cutoff
+	customers, err := r.Customers.All(ctx)
+	if err != nil {
+		return err
+	}
+	rows, err := r.Usage.MonthlyUsage(ctx, period, cutoff, nil)
+	if err != nil {
+		return fmt.Errorf("read usage of %s: %w", period, err)
+	}
+	usage := map[string][]pricing.Usage{}
+	for _, u := range rows {
+		usage[u.CustomerID] = append(usage[u.CustomerID], pricing.Usage{Country: u.Country, Category: u.Category, Quantity: u.Quantity})
+	}
+	live, err := r.liveInvoices(ctx, period)
+	if err != nil {
+		return err
+	}
+	late, err := r.lateMonths(ctx, period, cutoff)
+	if err != nil {
+		return err
+	}
+	elsewhere, err := r.billedElsewhere(ctx, period)
+	if err != nil {
+		return err
+	}
+
+	var unbilled []UnbilledRow
+	set := map[string]bool{}
+	for c := range usage {
+		set[c] = true
+	}
+	for c, l := range live {
+		if l.status == StatusDraft {
+			set[c] = true
+		}
+	}
+	for c := range late {
+		set[c] = true
+	}
+	var ids []string
+	for c := range set {
+		if _, ok := customers[c]; !ok {
+			for _, u := range usage[c] {
+				unbilled = append(unbilled, UnbilledRow{Period: period.String(), CustomerID: c, Reason: UnbilledUnknownCustomer,
+					Detail: "no customer with this id", Country: u.Country, Category: u.Category, Quantity: u.Quantity, UsageCutoff: cutoff})
+			}
+			continue
+		}
+		if l, ok := live[c]; ok && l.status != StatusDraft {
+			continue // finalized: late usage goes to the next invoice
+		}
+		if _, ok := live[c]; !ok && elsewhere[c] {
+			continue // this month is already billed through adjustments
+		}
+		ids = append(ids, c)
+	}
+	sort.Strings(ids)
+	run.Customers = len(ids)
+
+	// Rate in parallel, write in batches.
+	type result struct {
+		inv      *Invoice
+		unbilled []UnbilledRow
+		err      error
+	}
+	results := make([]result, len(ids))
+	workers := r.Workers
+	if workers <= 0 {
+		workers = 4
+	}
+	var wg sync.WaitGroup
+	var done int
+	var doneMu sync.Mutex
+	next := make(chan int)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				c := ids[i]
+				l, exists := live[c]
+				self, seq := l.id, l.seq
+				if !exists {
+					seq = 1
+					self = InvoiceID(c, period, seq)
+				}
+				inv, unb, err := r.compute(cctx, customers[c], period, cutoff, usage[c], late[c], self, seq, false)
+				results[i] = result{inv, unb, err}
+				if err != nil {
+					cancel()
+				}
+				if r.Progress != nil {
+					doneMu.Lock()
+					done++
+					r.Progress(done, len(ids))
+					doneMu.Unlock()
+				}
+			}
+		}()
+	}
+feed:
+	for i := range ids {
+		select {
+		case next <- i:
+		case <-cctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+
+	var drafts []*Invoice
+	for i, res := range results {
+		if res.err != nil {
+			return fmt.Errorf("invoice of %s: %w", ids[i], res.err)
+		}
+		unbilled = append(unbilled, res.unbilled...)
+		if res.inv == nil {
+			continue
+		}
+		if _, exists := live[ids[i]]; !exists && len(res.inv.Lines) == 0 {
+			continue
+		}
+		drafts = append(drafts, res.inv)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	batch := r.BatchSize
+	if batch <= 0 {
+		batch = 1000
+	}
+	for i := 0; i < len(drafts); i += batch {
+		created, refreshed, err := r.Invoices.upsertDrafts(ctx, drafts[i:min(i+batch, len(drafts))], now)
+		if err != nil {
+			return err
+		}
+		run.Created += created
+		run.Refreshed += refreshed
+	}
+	run.Unchanged = run.Customers - run.Created - run.Refreshed
+	run.Unbilled = len(unbilled)
+	if err := r.Invoices.closePeriod(ctx, period, cutoff, now, unbilled); err != nil {
+		return err
+	}
+	n, err := r.finalizeDue(ctx, period)
+	run.Finalized = n
+	return err
+}
+
+// liveInvoices returns the draft or finalized invoice of each customer of a period.
+func (r *Runner) liveInvoices(ctx context.Context, period pricing.Month) (map[string]liveInvoice, error) {
+	rows, err := r.Invoices.DB.Query(ctx, `SELECT customer_id, id, seq, status FROM invoices WHERE period = $1 AND status <> 'void'`, period.String())
+	if err != nil {
+		return nil, fmt.Errorf("read invoices of %s: %w", period, err)
+	}
+	defer rows.Close()
+	m := map[string]liveInvoice{}
+	for rows.Next() {
+		var c, id, st string
+		var seq int
+		if err := rows.Scan(&c, &id, &seq, &st); err != nil {
+			return nil, err
+		}
+		m[c] = liveInvoice{id: id, seq: seq, status: Status(st)}
+	}
+	return m, rows.Err()
+}
+
+// billedElsewhere returns the customers with adjustment lines for period
+// on later invoices: a first invoice for the period would bill it twice.
+func (r *Runner) billedElsewhere(ctx context.Context, period pricing.Month) (map[string]bool, error) {
+	rows, err := r.Invoices.DB.Query(ctx, `SELECT DISTINCT customer_id FROM invoices
+		WHERE status <> 'void' AND period > $1 AND period <= $2 AND lines @> $3::jsonb`,
+		period.String(), addMonths(period, r.lookback()+1).String(), periodContainment(period))
+	if err != nil {
+		return nil, fmt.Errorf("read adjustments of %s: %w", period, err)
+	}
+	m := map[string]bool{}
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		m[c] = true
+	}
+	return m, rows.Err()
+}
+
+func periodContainment(m pricing.Month) string {
+	return `[{"period":"` + m.String() + `"}]`
+}
+
+func addMonths(m pricing.Month, n int) pricing.Month {
+	for ; n > 0; n-- {
+		m = m.Next()
+	}
+	for ; n < 0; n++ {
+		m = m.Prev()
+	}
+	return m
+}
+
+// lateMonths finds, for the months of the lookback window before period,
+// the customers whose usage of a closed month was ingested after what
+// their invoices of that month counted. A month is closed for a customer
+// when a finalized invoice bills it, or when a run of that month completed
+// and left the customer without an invoice; it is open while a draft of
+// it exists (the draft will count the usage itself).
+func (r *Runner) lateMonths(ctx context.Context, period pricing.Month, cutoff time.Time) (map[string][]pricing.Month, error) {
+	from := addMonths(period, -r.lookback())
+	db := r.Invoices.DB
+	type cm struct {
+		c string
+		m pricing.Month
+	}
+	billedTo := map[cm]time.Time{}
+	rows, err := db.Query(ctx, `SELECT customer_id, p, max(usage_cutoff) FROM (
+			SELECT customer_id, period AS p, usage_cutoff FROM invoices WHERE status = 'finalized' AND period >= $1 AND period < $2
+			UNION ALL
+			SELECT i.customer_id, l->>'period', i.usage_cutoff FROM invoices i, jsonb_array_elements(i.lines) l
+			WHERE i.status = 'finalized' AND i.period > $1 AND l->>'kind' = 'adjustment' AND l->>'period' >= $1 AND l->>'period' < $2
+		) b GROUP BY customer_id, p`, from.String(), period.String())
+	if err != nil {
+		return nil, fmt.Errorf("read billed months: %w", err)
+	}
+	for rows.Next() {
+		var c, p string
+		var t time.Time
+		if err := rows.Scan(&c, &p, &t); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		m, err := pricing.ParseMonth(p)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		billedTo[cm{c, m}] = t
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read billed months: %w", err)
+	}
+	open := map[cm]bool{}
+	rows, err = db.Query(ctx, `SELECT customer_id, period FROM invoices WHERE status = 'draft' AND period >= $1 AND period < $2`, from.String(), period.String())
+	if err != nil {
+		return nil, fmt.Errorf("read open months: %w", err)
+	}
+	for rows.Next() {
+		var c, p string
+		if err := rows.Scan(&c, &p); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		m, _ := pricing.ParseMonth(p)
+		open[cm{c, m}] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read open months: %w", err)
+	}
+	runCutoff := map[pricing.Month]time.Time{}
+	rows, err = db.Query(ctx, `SELECT period, run_cutoff FROM billing_periods WHERE period >= $1 AND period < $2`, from.String(), period.String())
+	if err != nil {
+		return nil, fmt.Errorf("read billing periods: %w", err)
+	}
+	for rows.Next() {
+		var p string
+		var t time.Time
+		if err := rows.Scan(&p, &t); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		m, _ := pricing.ParseMonth(p)
+		runCutoff[m] = t
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read billing periods: %w", err)
+	}
+
+	out := map[string][]pricing.Month{}
+	for m := from; m.Before(period); m = m.Next() {
+		floor, ok := runCutoff[m]
+		for k, t := range billedTo {
+			if k.m == m && (!ok || t.Before(floor)) {
+				floor, ok = t, true
+			}
+		}
+		if !ok || !floor.Before(cutoff) {
+			continue
+		}
+		lateBy, err := r.Usage.LateUsage(ctx, m, floor, cutoff)
+		if err != nil {
+			return nil, fmt.Errorf("read late usage of %s: %w", m, err)
+		}
+		for c, last := range lateBy {
+			k := cm{c, m}
+			if open[k] {
+				continue
+			}
+			thr, billed := billedTo[k]
+			if !billed {
+				rc, ran := runCutoff[m]
+				if !ran {
+					continue
+				}
+				thr = rc
+			}
+			if last.After(thr) {
+				out[c] = append(out[c], m)
+			}
+		}
+	}
+	return out, nil
+}
+
+// rater returns the compiled version of a card in a month (cached).
+func (r *Runner) rater(ctx context.Context, cardID string, m pricing.Month) (*pricing.Rater, error) {
+	key := cardID + "@" + m.String()
+	r.mu.Lock()
+	rt, ok := r.raters[key]
+	r.mu.Unlock()
+	if ok {
+		return rt, nil
+	}
+	v, err := r.Pricing.VersionFor(ctx, cardID, m)
+	if err != nil {
+		return nil, err
+	}
+	rt, err = pricing.Compile(v)
+	if err != nil {
+		return nil, fmt.Errorf("rate card %s version %d: %w", cardID, v.Number, err)
+	}
+	r.mu.Lock()
+	if r.raters == nil {
+		r.raters = map[string]*pricing.Rater{}
+	}
+	r.raters[key] = rt
+	r.mu.Unlock()
+	return rt, nil
+}
+
+// ResetCache forgets compiled rate card versions (after a card changes).
+func (r *Runner) ResetCache() {
+	r.mu.Lock()
+	r.raters = nil
+	r.mu.Unlock()
+}
+
+// rate rates one customer-month. A missing card or an unratable row makes
+// the usage unbilled (rows returned) rather than failing the run.
+func (r *Runner) rate(ctx context.Context, c Customer, m pricing.Month, usage []pricing.Usage, cutoff time.Time) (*pricing.Result, []UnbilledRow, error) {
+	unbill := func(reason, detail string) []UnbilledRow {
+		var out []UnbilledRow
+		for _, u := range usage {
+			out = append(out, UnbilledRow{Period: m.String(), CustomerID: c.ID, Reason: reason, Detail: detail,
+				Country: u.Country, Category: u.Category, Quantity: u.Quantity, UsageCutoff: cutoff})
+		}
+		return out
+	}
+	card, err := r.Pricing.CardFor(ctx, c.ID, m)
+	if postage.ErrorCode(err) == postage.ENOTFOUND {
+		return nil, unbill(UnbilledNoCard, postage.ErrorMessage(err)), nil
+	} else if err != nil {
+		return nil, nil, fmt.Errorf("rate card of %s: %w", c.ID, err)
+	}
+	rt, err := r.rater(ctx, card.ID, m)
+	if postage.ErrorCode(err) == postage.ENOTFOUND {
+		return nil, unbill(UnbilledNoCard, postage.ErrorMessage(err)), nil
+	} else if err != nil {
+		return nil, nil, err
+	}
+	ov, err := r.Pricing.Overrides(ctx, c.ID)
+	if err != nil && postage.ErrorCode(err) != postage.ENOTFOUND {
+		return nil, nil, fmt.Errorf("overrides of %s: %w", c.ID, err)
+	}
+	res, err := rt.Rate(ov, usage, pricing.RateOptions{CustomerCountry: c.Country, Month: m})
+	if postage.ErrorCode(err) == postage.EINVALID {
+		return nil, unbill(UnbilledRatingError, oneLine(err)), nil
+	} else if err != nil {
+		return nil, nil, fmt.Errorf("rate %s %s: %w", c.ID, m, err)
+	}
+	return &res, nil, nil
+}
+
+func oneLine(err error) string {
+	var b []byte
+	for i, ch := range err.Error() {
+		if ch == '\n' {
+			b = append(b, "; "...)
+			continue
+		}
+		_ = i
+		b = append(b, string(ch)...)
+	}
+	return string(b)
+}
+
+// compute builds the draft (id self, sequence seq) of customer c for
+// period: usage lines rated with the customer's card version of the
+// period, plus adjustment lines for the earlier months in adjust. A reissue
+// also subtracts what other invoices billed for the period itself. It
+// returns a nil invoice (and the unbilled rows) when the usage cannot be
+// billed.
+func (r *Runner) compute(ctx context.Context, c Customer, period pricing.Month, cutoff time.Time, usage []pricing.Usage, adjust []pricing.Month, self string, seq int, reissue bool) (*Invoice, []UnbilledRow, error) {
+	res, unb, err := r.rate(ctx, c, period, usage, cutoff)
+	if err != nil || res == nil {
+		return nil, unb, err
+	}
+	places := res.MinorUnits
+	lines := usageLines(*res, period)
+	if reissue {
+		billed, err := r.billedLines(ctx, c.ID, period, self)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(billed) > 0 {
+			for _, l := range adjustmentLines(nil, billed, period, places) {
+				l.Description = fmt.Sprintf("Already billed as adjustments on later invoices: %s messages, %s", l.Category, l.Market)
+				lines = append(lines, l)
+			}
+		}
+	}
+	sort.Slice(adjust, func(i, j int) bool { return adjust[i].Before(adjust[j]) })
+	for _, m := range adjust {
+		rows, err := r.Usage.MonthlyUsage(ctx, m, cutoff, []string{c.ID})
+		if err != nil {
+			return nil, nil, fmt.Errorf("read usage of %s %s: %w", c.ID, m, err)
+		}
+		u := make([]pricing.Usage, 0, len(rows))
+		for _, x := range rows {
+			u = append(u, pricing.Usage{Country: x.Country, Category: x.Category, Quantity: x.Quantity})
+		}
+		mres, munb, err := r.rate(ctx, c, m, u, cutoff)
+		if err != nil {
+			return nil, nil, err
+		}
+		if mres == nil {
+			unb = append(unb, munb...)
+			continue
+		}
+		if mres.Currency != res.Currency {
+			return nil, nil, postage.Errorf(postage.ECONFLICT, "customer %s: %s is billed in %s but %s in %s", c.ID, m, mres.Currency, period, res.Currency)
+		}
+		billed, err := r.billedLines(ctx, c.ID, m, self)
+		if err != nil {
+			return nil, nil, err
+		}
+		lines = append(lines, adjustmentLines(usageLines(*mres, m), billed, m, places)...)
+	}
+	now := r.now()
+	sub, adj, total := sumLines(lines, places)
+	inv := &Invoice{
+		ID: self, CustomerID: c.ID, Period: period, Seq: seq, Status: StatusDraft,
+		Customer: CustomerSnapshot{ID: c.ID, Name: c.Name, Country: c.Country, Email: c.Email, Currency: c.Currency},
+		Currency: res.Currency, CardID: res.CardID, CardVersion: res.Version,
+		Lines: lines, Subtotal: sub, Adjustments: adj, Total: total,
+		UsageCutoff:   cutoff,
+		FinalizeAfter: maxTime(period.End(), now).Add(r.Grace),
+		CreatedAt:     now, UpdatedAt: now,
+	}
+	if inv.Lines == nil {
+		inv.Lines = []Line{}
+	}
+	return inv, unb, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// billedLines returns the lines for month m on the customer's invoices
+// that are not void, except invoice self.
+func (r *Runner) billedLines(ctx context.Context, customerID string, m pricing.Month, self string) ([]Line, error) {
+	rows, err := r.Invoices.DB.Query(ctx, `SELECT lines FROM invoices WHERE customer_id = $1 AND status <> 'void' AND id <> $2
+		AND (period = $3 OR (period > $3 AND lines @> $4::jsonb))`, customerID, self, m.String(), periodContainment(m))
+	if err != nil {
+		return nil, fmt.Errorf("read billed lines: %w", err)
+	}
+	defer rows.Close()
+	var out []Line
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		var ls []Line
+		if err := json.Unmarshal(b, &ls); err != nil {
+			return nil, fmt.Errorf("read billed lines: %w", err)
+		}
+		for _, l := range ls {
+			if l.Period == m {
+				out = append(out, l)
+			}
+		}
+	}
+	return out, rows.Err()
+}
+
+// upsertDrafts inserts new drafts and refreshes existing ones in one
+// statement; finalized and void invoices are never touched.
+func (s *InvoiceStore) upsertDrafts(ctx context.Context, drafts []*Invoice, now time.Time) (created, refreshed int, err error) {
+	n := len(drafts)
+	ids, custIDs, custs, currencies, cards, lines, subs, adjs, totals := make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	seqs, versions := make([]int32, n), make([]int32, n)
+	cutoffs, finalizeAfter := make([]time.Time, n), make([]time.Time, n)
+	for i, d := range drafts {
+		cb, _ := json.Marshal(d.Customer)
+		lb, err := json.Marshal(d.Lines)
+		if err != nil {
+			return 0, 0, fmt.Errorf("encode lines: %w", err)
+		}
+		ids[i], custIDs[i], custs[i], currencies[i], cards[i], lines[i] = d.ID, d.CustomerID, string(cb), d.Currency, d.CardID, string(lb)
+		subs[i], adjs[i], totals[i] = d.Subtotal.String(), d.Adjustments.String(), d.Total.String()
+		seqs[i], versions[i] = int32(d.Seq), int32(d.CardVersion)
+		cutoffs[i], finalizeAfter[i] = d.UsageCutoff, d.FinalizeAfter
+	}
+	q, args := upsertDraftsQuery(drafts[0].Period, now, ids, custIDs, seqs, custs, currencies, cards, versions, lines, subs, adjs, totals, cutoffs, finalizeAfter)
+	rows, err := s.DB.Query(ctx, q, args...)
+	if err != nil {
+		return 0, 0, fmt.Errorf("write drafts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var inserted bool
+		if err := rows.Scan(&inserted); err != nil {
+			return 0, 0, err
+		}
+		if inserted {
+			created++
+		} else {
+			refreshed++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, 0, fmt.Errorf("write drafts: %w", err)
+	}
+	return created, refreshed, nil
+}
+
+// upsertDraftsQuery builds the batched insert-or-refresh of drafts of one
+// period from column arrays.
+func upsertDraftsQuery(period pricing.Month, now time.Time, cols ...any) (string, []any) {
+	args := append([]any{period.String(), now}, cols...)
+	return `INSERT INTO invoices (id, customer_id, period, seq, status, customer, currency, card_id, card_version, lines,
+		subtotal, adjustments, total, usage_cutoff, finalize_after, created_at, updated_at)
+	SELECT t.id, t.customer_id, $1, t.seq, 'draft', t.customer::jsonb, t.currency, t.card_id, t.card_version, t.lines::jsonb,
+		t.subtotal::numeric, t.adjustments::numeric, t.total::numeric, t.cutoff, t.finalize_after, $2, $2
+	FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[])
+		AS t(id, customer_id, seq, customer, currency, card_id, card_version, lines, subtotal, adjustments, total, cutoff, finalize_after)
+	ON CONFLICT (id) DO UPDATE SET customer = EXCLUDED.customer, currency = EXCLUDED.currency, card_id = EXCLUDED.card_id,
+		card_version = EXCLUDED.card_version, lines = EXCLUDED.lines, subtotal = EXCLUDED.subtotal, adjustments = EXCLUDED.adjustments,
+		total = EXCLUDED.total, usage_cutoff = EXCLUDED.usage_cutoff, updated_at = EXCLUDED.updated_at
+	WHERE invoices.status = 'draft'
+	RETURNING (xmax = 0)`, args
+}
+
+// closePeriod records the period's run cut-off and replaces its
+// unbilled-usage report, in one transaction.
+func (s *InvoiceStore) closePeriod(ctx context.Context, period pricing.Month, cutoff, now time.Time, unbilled []UnbilledRow) error {
+	return pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO billing_periods (period, run_cutoff, updated_at) VALUES ($1,$2,$3)
+			ON CONFLICT (period) DO UPDATE SET run_cutoff = greatest(billing_periods.run_cutoff, EXCLUDED.run_cutoff), updated_at = EXCLUDED.updated_at`,
+			period.String(), cutoff, now); err != nil {
+			return fmt.Errorf("record billing period: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM unbilled_usage WHERE period = $1`, period.String()); err != nil {
+			return fmt.Errorf("unbilled usage: %w", err)
+		}
+		agg := map[[3]string]*UnbilledRow{}
+		var keys [][3]string
+		for i := range unbilled {
+			u := unbilled[i]
+			k := [3]string{u.CustomerID, u.Country, u.Category}
+			if x, ok := agg[k]; ok {
+				x.Quantity += u.Quantity
+				continue
+			}
+			agg[k] = &u
+			keys = append(keys, k)
+		}
+		if len(keys) == 0 {
+			return nil
+		}
+		src := make([][]any, 0, len(keys))
+		for _, k := range keys {
+			u := agg[k]
+			src = append(src, []any{period.String(), u.CustomerID, u.Reason, u.Detail, u.Country, u.Category, u.Quantity, u.UsageCutoff})
+		}
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"unbilled_usage"},
+			[]string{"period", "customer_id", "reason", "detail", "country", "category", "quantity", "usage_cutoff"}, pgx.CopyFromRows(src))
+		if err != nil {
+			return fmt.Errorf("unbilled usage: %w", err)
+		}
+		return nil
+	})
+}
+
+// finalizeDue finalizes the period's drafts whose grace has ended.
+func (r *Runner) finalizeDue(ctx context.Context, period pricing.Month) (int, error) {
+	rows, err := r.Invoices.DB.Query(ctx, `SELECT id FROM invoices WHERE period = $1 AND status = 'draft' AND finalize_after <= $2 ORDER BY customer_id`,
+		period.String(), r.now())
+	if err != nil {
+		return 0, fmt.Errorf("find due drafts: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, fmt.Errorf("find due drafts: %w", err)
+	}
+	n := 0
+	for _, id := range ids {
+		if _, err := r.Invoices.Finalize(ctx, id); err != nil {
+			if postage.ErrorCode(err) == postage.ECONFLICT {
+				continue // finalized meanwhile (approved, or another replica)
+			}
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// Sweep runs every period that has drafts past their grace period, so
+// they are refreshed one last time and finalized. The scheduler calls it
+// hourly.
+func (r *Runner) Sweep(ctx context.Context) ([]Run, error) {
+	rows, err := r.Invoices.DB.Query(ctx, `SELECT DISTINCT period FROM invoices WHERE status = 'draft' AND finalize_after <= $1 ORDER BY period`, r.now())
+	if err != nil {
+		return nil, unavailable("find due drafts", err)
+	}
+	periods, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, unavailable("find due drafts", err)
+	}
+	var runs []Run
+	var errs []error
+	for _, p := range periods {
+		m, err := pricing.ParseMonth(p)
+		if err != nil {
+			return runs, err
+		}
+		run, err := r.Run(ctx, RunRequest{Period: m, Trigger: TriggerSweep})
+		runs = append(runs, run)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return runs, errors.Join(errs...)
+}
+
+// Approve finalizes a draft now, before its grace period ends, as finance
+// reviewed it. Another status is a conflict.
+func (r *Runner) Approve(ctx context.Context, id string) (Invoice, error) {
+	return r.Invoices.Finalize(ctx, id)
+}
+
+// Void voids a finalized invoice with a reason and reissues it: the
+// replacement is a new draft (next seq of the customer-period, its own
+// deterministic id) rated again from all usage counted now, linked both
+// ways. Voiding a draft or a void invoice is a conflict.
+func (r *Runner) Void(ctx context.Context, id, reason string) (voided, reissued Invoice, err error) {
+	if reason == "" || len(reason) > 500 {
+		return Invoice{}, Invoice{}, postage.Errorf(postage.EINVALID, "reason: required, at most 500 characters")
+	}
+	old, err := r.Invoices.Get(ctx, id)
+	if err != nil {
+		return Invoice{}, Invoice{}, err
+	}
+	if old.Status != StatusFinalized {
+		return Invoice{}, Invoice{}, postage.Errorf(postage.ECONFLICT, "invoice %s is %s: only a finalized invoice can be voided (a draft is refreshed by runs or approved)", id, old.Status)
+	}
+	c, err := r.Customers.Get(ctx, old.CustomerID)
+	if err != nil {
+		return Invoice{}, Invoice{}, err
+	}
+	now := r.now()
+	cutoff := now.Add(-r.CutoffLag).Truncate(time.Second)
+	var maxSeq int
+	if err := r.Invoices.DB.QueryRow(ctx, `SELECT max(seq) FROM invoices WHERE customer_id = $1 AND period = $2`, old.CustomerID, old.Period.String()).Scan(&maxSeq); err != nil {
+		return Invoice{}, Invoice{}, fmt.Errorf("void: %w", err)
+	}
+	seq := maxSeq + 1
+	newID := InvoiceID(old.CustomerID, old.Period, seq)
+	rows, err := r.Usage.MonthlyUsage(ctx, old.Period, cutoff, []string{c.ID})
+	if err != nil {
+		return Invoice{}, Invoice{}, fmt.Errorf("read usage: %w", err)
+	}
+	usage := make([]pricing.Usage, 0, len(rows))
+	for _, u := range rows {
+		usage = append(usage, pricing.Usage{Country: u.Country, Category: u.Category, Quantity: u.Quantity})
+	}
+	// The void drops the original's adjustment lines; the reissue bills them again.
+	var adjust []pricing.Month
+	seen := map[pricing.Month]bool{}
+	for _, l := range old.Lines {
+		if l.Kind == KindAdjustment && !seen[l.Period] {
+			seen[l.Period] = true
+			adjust = append(adjust, l.Period)
+		}
+	}
+	inv, _, err := r.compute(ctx, c, old.Period, cutoff, usage, adjust, newID, seq, true)
+	if err != nil {
+		return Invoice{}, Invoice{}, err
+	}
+	if inv == nil {
+		return Invoice{}, Invoice{}, postage.Errorf(postage.ECONFLICT, "invoice %s cannot be reissued: the customer's usage of %s cannot be rated now (see the unbilled-usage report)", id, old.Period)
+	}
+	inv.Replaces = old.ID
+	inv.FinalizeAfter = now.Add(r.Grace)
+	err = pgx.BeginFunc(ctx, r.Invoices.DB, func(tx pgx.Tx) error {
+		cur, err := getInvoice(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if cur.Status != StatusFinalized {
+			return postage.Errorf(postage.ECONFLICT, "invoice %s is %s: only a finalized invoice can be voided", id, cur.Status)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE invoices SET status = 'void', voided_at = $2, void_reason = $3, updated_at = $2 WHERE id = $1`, id, now, reason); err != nil {
+			return fmt.Errorf("void: %w", err)
+		}
+		cb, _ := json.Marshal(inv.Customer)
+		lb, _ := json.Marshal(inv.Lines)
+		if _, err := tx.Exec(ctx, `INSERT INTO invoices (id, customer_id, period, seq, status, customer, currency, card_id, card_version, lines,
+			subtotal, adjustments, total, usage_cutoff, finalize_after, created_at, updated_at, replaces)
+			VALUES ($1,$2,$3,$4,'draft',$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15,$16)`,
+			inv.ID, inv.CustomerID, inv.Period.String(), inv.Seq, string(cb), inv.Currency, inv.CardID, inv.CardVersion, string(lb),
+			inv.Subtotal.String(), inv.Adjustments.String(), inv.Total.String(), inv.UsageCutoff, inv.FinalizeAfter, now, inv.Replaces); err != nil {
+			return fmt.Errorf("reissue: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE invoices SET replaced_by = $2 WHERE id = $1`, id, inv.ID); err != nil {
+			return fmt.Errorf("void: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Invoice{}, Invoice{}, err
+	}
+	if voided, err = r.Invoices.Get(ctx, id); err != nil {
+		return Invoice{}, Invoice{}, err
+	}
+	reissued, err = r.Invoices.Get(ctx, inv.ID)
+	return voided, reissued, err
+}
+
+// Upcoming returns the customer's month-to-date bill: the current month's
+// usage so far, rated exactly as its invoice will be, with the adjustment
+// lines for late usage of earlier months that the invoice would carry.
+// It is computed, never stored.
+func (r *Runner) Upcoming(ctx context.Context, customerID string) (Invoice, error) {
+	c, err := r.Customers.Get(ctx, customerID)
+	if err != nil {
+		return Invoice{}, err
+	}
+	now := r.now()
+	period := pricing.MonthOf(now)
+	cutoff := now.Truncate(time.Second)
+	rows, err := r.Usage.MonthlyUsage(ctx, period, cutoff, []string{c.ID})
+	if err != nil {
+		return Invoice{}, fmt.Errorf("read usage: %w", err)
+	}
+	usage := make([]pricing.Usage, 0, len(rows))
+	for _, u := range rows {
+		usage = append(usage, pricing.Usage{Country: u.Country, Category: u.Category, Quantity: u.Quantity})
+	}
+	late, err := r.lateMonths(ctx, period, cutoff)
+	if err != nil {
+		return Invoice{}, err
+	}
+	inv, unb, err := r.compute(ctx, c, period, cutoff, usage, late[c.ID], InvoiceID(c.ID, period, 1), 1, false)
+	if err != nil {
+		return Invoice{}, err
+	}
+	if inv == nil {
+		reason := "no rate card"
+		if len(unb) > 0 {
+			reason = unb[0].Detail
+		}
+		return Invoice{}, postage.Errorf(postage.ECONFLICT, "customer %s cannot be billed: %s", c.ID, reason)
+	}
+	inv.ID = ""
+	inv.Status = "upcoming"
+	return *inv, nil
+}
+
