@@ -1,7 +1,194 @@
 package httpapi
 
-// MeteringDeps is what the metering routes call into (filled in by that work).
-type MeteringDeps struct{}
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"postage"
+	"postage/metering"
+)
+
+// EventSubmitter stores validated events exactly once (metering.Ingester).
+type EventSubmitter interface {
+	Submit(ctx context.Context, events []metering.Event) ([]metering.Status, error)
+}
+
+// MeteringDeps is what the metering routes call into.
+type MeteringDeps struct {
+	Rules    *metering.Rules
+	Ingester EventSubmitter
+	Usage    metering.Usage
+	Phones   metering.PhoneNumberResolver
+	Metrics  *metering.Metrics
+}
+
+// Event request media types.
+const (
+	ctCloudEvent      = "application/cloudevents+json"
+	ctCloudEventBatch = "application/cloudevents-batch+json"
+)
+
+// EventsResponse is the answer to an accepted events request: one result
+// per input event, in input order, and the count of each status.
+type EventsResponse struct {
+	Accepted  int               `json:"accepted"`
+	Duplicate int               `json:"duplicate"`
+	Conflict  int               `json:"conflict"`
+	Rejected  int               `json:"rejected"`
+	Ignored   int               `json:"ignored,omitempty"`
+	Results   []metering.Result `json:"results"`
+}
 
 // meteringRoutes registers the metering routes.
-func (s *Server) meteringRoutes() {}
+func (s *Server) meteringRoutes() {
+	if s.Metering.Rules == nil || s.Metering.Ingester == nil {
+		return // metering not wired (tests of other domains)
+	}
+	s.handle(Route{Method: "POST", Path: "/api/v1/events", Tag: "metering", Roles: ingestOnly, Body: "CloudEvent",
+		Summary: "Ingest message.sent CloudEvents: one (application/cloudevents+json or application/json) or a batch " +
+			"(application/cloudevents-batch+json). A batch always answers 200 with a result per event (accepted, duplicate, " +
+			"conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) " +
+			"or 400 (rejected). 200 means every accepted event is stored."}, s.postEvents)
+	s.handle(Route{Method: "POST", Path: "/api/v1/webhooks/whatsapp", Tag: "metering", Body: "WhatsAppWebhook",
+		Summary: "WhatsApp Cloud API status webhook, authenticated by X-Hub-Signature-256 (HMAC-SHA256 with the app secret)."}, s.postWhatsApp)
+	s.handle(Route{Method: "GET", Path: "/api/v1/webhooks/whatsapp", Tag: "metering", Produces: []string{"text/plain"},
+		Summary: "WhatsApp webhook verification handshake: echoes hub.challenge when hub.verify_token matches.",
+		Query:   []Param{{Name: "hub.mode", Required: true}, {Name: "hub.verify_token", Required: true}, {Name: "hub.challenge", Required: true}}}, s.verifyWhatsApp)
+	s.usageRoutes()
+}
+
+// readBody reads the whole request body under the server's size limit.
+func readBody(c *gin.Context) ([]byte, error) {
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, postage.Errorf(postage.ETOOLARGE, "request body larger than %d bytes", mbe.Limit)
+		}
+		return nil, postage.Errorf(postage.EINVALID, "reading request body: %s", err.Error())
+	}
+	return body, nil
+}
+
+func (s *Server) postEvents(c *gin.Context) {
+	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if err != nil {
+		mt = ""
+	}
+	batch := false
+	switch mt {
+	case ctCloudEventBatch:
+		batch = true
+	case ctCloudEvent, "application/json":
+	default:
+		s.writeError(c, postage.Errorf(postage.EUNSUPPORTED, "Content-Type must be %s, %s or application/json", ctCloudEvent, ctCloudEventBatch))
+		return
+	}
+	body, err := readBody(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	var d *metering.Decoded
+	if batch {
+		d, err = s.Metering.Rules.DecodeBatch(body)
+	} else {
+		d, err = s.Metering.Rules.DecodeSingle(body)
+	}
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	resp, err := s.ingest(c.Request.Context(), d)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if !batch {
+		r := resp.Results[0]
+		switch r.Status {
+		case metering.Rejected:
+			s.writeError(c, &postage.Error{Code: postage.EINVALID, Message: "event rejected: " + r.Field + ": " + r.Reason, Detail: resp.Results})
+			return
+		case metering.Conflict:
+			s.writeError(c, &postage.Error{Code: postage.ECONFLICT, Message: "event " + r.ID + " was already stored with a different payload", Detail: resp.Results})
+			return
+		}
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+// ingest submits a decoded request's valid events and fills in every
+// result. It returns only after the accepted events are stored.
+func (s *Server) ingest(ctx context.Context, d *metering.Decoded) (*EventsResponse, error) {
+	if len(d.Events) > 0 {
+		statuses, err := s.Metering.Ingester.Submit(ctx, d.Events)
+		if err != nil {
+			return nil, err
+		}
+		for i, st := range statuses {
+			d.Results[d.Index[i]].Status = st
+		}
+	}
+	s.Metering.Metrics.CountResults(d.Results)
+	resp := &EventsResponse{Results: d.Results}
+	for _, r := range d.Results {
+		switch r.Status {
+		case metering.Accepted:
+			resp.Accepted++
+		case metering.Duplicate:
+			resp.Duplicate++
+		case metering.Conflict:
+			resp.Conflict++
+		case metering.Rejected:
+			resp.Rejected++
+		case metering.Ignored:
+			resp.Ignored++
+		}
+	}
+	return resp, nil
+}
+
+func (s *Server) postWhatsApp(c *gin.Context) {
+	body, err := readBody(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if !metering.VerifySignature(s.Config.WhatsApp.AppSecret, c.GetHeader("X-Hub-Signature-256"), body) {
+		s.writeError(c, postage.Errorf(postage.EUNAUTHORIZED, "bad or missing X-Hub-Signature-256"))
+		return
+	}
+	d, err := s.Metering.Rules.DecodeWebhook(c.Request.Context(), body, s.Metering.Phones)
+	if err != nil {
+		if postage.ErrorCode(err) == postage.EINTERNAL {
+			// The phone number look-up failed: have the platform retry.
+			s.log.Error("whatsapp webhook", "err", err)
+			err = postage.Errorf(postage.EUNAVAILABLE, "customer look-up unavailable, retry later")
+		}
+		s.writeError(c, err)
+		return
+	}
+	resp, err := s.ingest(c.Request.Context(), d)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+func (s *Server) verifyWhatsApp(c *gin.Context) {
+	want := s.Config.WhatsApp.VerifyToken
+	got := c.Query("hub.verify_token")
+	if c.Query("hub.mode") != "subscribe" || want == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		s.writeError(c, postage.Errorf(postage.EFORBIDDEN, "verification failed"))
+		return
+	}
+	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte(c.Query("hub.challenge")))
+}

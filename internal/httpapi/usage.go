@@ -1,0 +1,240 @@
+package httpapi
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"postage"
+	"postage/metering"
+)
+
+// UsageResponse is a customer's usage over a range.
+type UsageResponse struct {
+	CustomerID string               `json:"customer_id"`
+	From       time.Time            `json:"from"`
+	To         time.Time            `json:"to"`
+	Window     metering.Window      `json:"window"`
+	GroupBy    []metering.Dimension `json:"group_by"`
+	Data       []metering.UsageRow  `json:"data"`
+}
+
+// SummaryResponse is everyone's usage in a month.
+type SummaryResponse struct {
+	Period  string               `json:"period"`
+	GroupBy []metering.Dimension `json:"group_by"`
+	Data    []metering.UsageRow  `json:"data"`
+}
+
+func (s *Server) usageRoutes() {
+	if s.Metering.Usage == nil {
+		return
+	}
+	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/usage", Tag: "metering", Roles: financeOrCustomer, Produces: []string{"text/csv"},
+		Summary: "A customer's exact usage in [from, to), bucketed by UTC hour, day or month; empty buckets omitted (customer keys: only their own). CSV with Accept: text/csv.",
+		Query: []Param{
+			{Name: "from", Description: "RFC 3339 time or YYYY-MM-DD (default: first of the current month)"},
+			{Name: "to", Description: "RFC 3339 time or YYYY-MM-DD, exclusive (default: from + 1 month)"},
+			{Name: "window", Description: "hour, day (default) or month"},
+			{Name: "group_by", Description: "comma list of country, category"},
+		}}, s.getUsage)
+	s.handle(Route{Method: "GET", Path: "/api/v1/usage/summary", Tag: "metering", Roles: financeOnly, Produces: []string{"text/csv"},
+		Summary: "Every customer's exact usage in a calendar month, grouped. Customer ids unknown to the ledger (e.g. unknown:<phone_number_id>) are unbilled usage.",
+		Query: []Param{
+			{Name: "period", Description: "YYYY-MM (default: current month)"},
+			{Name: "group_by", Description: "comma list of customer, country, category (default customer)"},
+		}}, s.getUsageSummary)
+}
+
+// parseTimeParam reads an RFC 3339 time or a YYYY-MM-DD date (UTC midnight).
+func parseTimeParam(name, v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%s: %q is not an RFC 3339 time or YYYY-MM-DD date", name, v)
+}
+
+func parseGroupBy(v string, allowed ...metering.Dimension) ([]metering.Dimension, error) {
+	var out []metering.Dimension
+	if v == "" {
+		return out, nil
+	}
+	for _, p := range strings.Split(v, ",") {
+		d := metering.Dimension(strings.TrimSpace(p))
+		ok := false
+		for _, a := range allowed {
+			ok = ok || a == d
+		}
+		if !ok {
+			return nil, fmt.Errorf("group_by: %q is not one of %v", d, allowed)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// usageQuery validates the usage route's query string.
+func (s *Server) usageQuery(c *gin.Context, customer string) (metering.UsageQuery, error) {
+	q := metering.UsageQuery{CustomerID: customer, Window: metering.Day}
+	var errs []error
+	now := s.Now()
+	q.From = metering.MonthStart(now)
+	if v := c.Query("from"); v != "" {
+		t, err := parseTimeParam("from", v)
+		errs = append(errs, err)
+		q.From = t
+	}
+	q.To = q.From.AddDate(0, 1, 0)
+	if v := c.Query("to"); v != "" {
+		t, err := parseTimeParam("to", v)
+		errs = append(errs, err)
+		q.To = t
+	}
+	if v := c.Query("window"); v != "" {
+		switch w := metering.Window(v); w {
+		case metering.Hour, metering.Day, metering.Month:
+			q.Window = w
+		default:
+			errs = append(errs, fmt.Errorf("window: %q is not hour, day or month", v))
+		}
+	}
+	g, err := parseGroupBy(c.Query("group_by"), metering.ByCountry, metering.ByCategory)
+	errs = append(errs, err)
+	q.GroupBy = g
+	if err := errors.Join(errs...); err != nil {
+		return q, postage.Errorf(postage.EINVALID, "%s", err.Error())
+	}
+	if !q.To.After(q.From) {
+		return q, postage.Errorf(postage.EINVALID, "to must be after from")
+	}
+	if max := s.Config.Usage.MaxRange.Duration; max > 0 && q.To.Sub(q.From) > max {
+		return q, postage.Errorf(postage.EINVALID, "range from %s to %s is longer than the maximum of %s", q.From.Format(time.RFC3339), q.To.Format(time.RFC3339), max)
+	}
+	return q, nil
+}
+
+func (s *Server) getUsage(c *gin.Context) {
+	id, ok := s.customerParam(c)
+	if !ok {
+		return
+	}
+	q, err := s.usageQuery(c, id)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	rows, err := s.Metering.Usage.Usage(c.Request.Context(), q)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if usageWantsCSV(c) {
+		writeUsageCSV(c, fmt.Sprintf("usage-%s.csv", id), q.GroupBy, rows)
+		return
+	}
+	if rows == nil {
+		rows = []metering.UsageRow{}
+	}
+	if q.GroupBy == nil {
+		q.GroupBy = []metering.Dimension{}
+	}
+	c.JSON(http.StatusOK, UsageResponse{CustomerID: id, From: q.From, To: q.To, Window: q.Window, GroupBy: q.GroupBy, Data: rows})
+}
+
+func (s *Server) getUsageSummary(c *gin.Context) {
+	var errs []error
+	month := metering.MonthStart(s.Now())
+	if v := c.Query("period"); v != "" {
+		t, err := time.Parse("2006-01", v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("period: %q is not YYYY-MM", v))
+		}
+		month = t
+	}
+	g, err := parseGroupBy(c.Query("group_by"), metering.ByCustomer, metering.ByCountry, metering.ByCategory)
+	errs = append(errs, err)
+	if len(g) == 0 {
+		g = []metering.Dimension{metering.ByCustomer}
+	}
+	if err := errors.Join(errs...); err != nil {
+		s.writeError(c, postage.Errorf(postage.EINVALID, "%s", err.Error()))
+		return
+	}
+	rows, err := s.Metering.Usage.Summary(c.Request.Context(), metering.SummaryQuery{Month: month, GroupBy: g})
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if usageWantsCSV(c) {
+		writeUsageCSV(c, "usage-summary-"+month.Format("2006-01")+".csv", append([]metering.Dimension{metering.ByCustomer}, g...), rows)
+		return
+	}
+	if rows == nil {
+		rows = []metering.UsageRow{}
+	}
+	c.JSON(http.StatusOK, SummaryResponse{Period: month.Format("2006-01"), GroupBy: g, Data: rows})
+}
+
+// writeUsageCSV writes rows as CSV: start, the grouped dimensions, quantity,
+// events. Cells that a spreadsheet would run as a formula are prefixed with
+// a quote.
+func writeUsageCSV(c *gin.Context, filename string, dims []metering.Dimension, rows []metering.UsageRow) {
+	c.Header("Content-Type", "text/csv; charset=utf-8")
+	c.Header("Content-Disposition", `attachment; filename="`+filename+`"`)
+	c.Status(http.StatusOK)
+	w := csv.NewWriter(c.Writer)
+	has := map[metering.Dimension]bool{}
+	for _, d := range dims {
+		has[d] = true
+	}
+	head := []string{"start"}
+	for _, d := range []metering.Dimension{metering.ByCustomer, metering.ByCountry, metering.ByCategory} {
+		if has[d] {
+			head = append(head, string(d))
+		}
+	}
+	_ = w.Write(append(head, "quantity", "events"))
+	for _, r := range rows {
+		rec := []string{r.Start.Format(time.RFC3339)}
+		if has[metering.ByCustomer] {
+			rec = append(rec, csvSafe(r.CustomerID))
+		}
+		if has[metering.ByCountry] {
+			rec = append(rec, r.Country)
+		}
+		if has[metering.ByCategory] {
+			rec = append(rec, r.Category)
+		}
+		_ = w.Write(append(rec, strconv.FormatUint(r.Quantity, 10), strconv.FormatUint(r.Events, 10)))
+	}
+	w.Flush()
+}
+
+func csvSafe(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// usageWantsCSV reports whether the caller asked for CSV: ?format=csv, or
+// an Accept header naming text/csv and not application/json.
+func usageWantsCSV(c *gin.Context) bool {
+	switch strings.ToLower(c.Query("format")) {
+	case "csv":
+		return true
+	case "json":
+		return false
+	}
+	accept := c.GetHeader("Accept")
+	return strings.Contains(accept, "text/csv") && !strings.Contains(accept, "application/json")
+}
