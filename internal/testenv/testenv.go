@@ -161,7 +161,7 @@ func start() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	removeStaleDirs()
-	dir, err := os.MkdirTemp("", "postage-testenv-"+strconv.Itoa(os.Getpid())+"-")
+	dir, err := os.MkdirTemp(baseDir(), "postage-testenv-"+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
 		return fmt.Errorf("testenv: %w", err)
 	}
@@ -240,10 +240,22 @@ func shutdown() {
 	})
 }
 
+// baseDir returns where the servers' directory goes: /dev/shm when it is a
+// usable tmpfs with room, because on a disk CREATE DATABASE alone takes
+// ~200 ms (checkpoints) against ~20 ms in memory; else the temp dir.
+func baseDir() string {
+	const shm = "/dev/shm"
+	var st syscall.Statfs_t
+	if syscall.Statfs(shm, &st) == nil && st.Bavail*uint64(st.Bsize) > 2<<30 && syscall.Access(shm, 2 /* W_OK */) == nil {
+		return shm
+	}
+	return os.TempDir()
+}
+
 // removeStaleDirs removes the directories of test binaries that died
 // without cleaning up (killed, or panicked on -timeout).
 func removeStaleDirs() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "postage-testenv-*-*"))
+	dirs, _ := filepath.Glob(filepath.Join(baseDir(), "postage-testenv-*-*"))
 	for _, d := range dirs {
 		rest := strings.TrimPrefix(filepath.Base(d), "postage-testenv-")
 		pidText, _, _ := strings.Cut(rest, "-")
