@@ -38,6 +38,12 @@ type App struct {
 
 	Keys      *auth.Store
 	Customers *billing.CustomerStore
+
+	// Metering: the ClickHouse event store (usage queries) and the
+	// group-commit ingester writing to it.
+	Events       *metering.CHStore
+	Ingester     *metering.Ingester
+	MeterMetrics *metering.Metrics
 	Pricing   *pgstore.Store
 
 	closers []func()
@@ -83,6 +89,13 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	a.closers = append(a.closers, func() { _ = ch.Close() })
 	a.Keys = auth.NewStore(pg)
 	a.Customers = billing.NewCustomerStore(pg)
+	a.Events = metering.NewCHStore(ch)
+	a.MeterMetrics = metering.NewMetrics(a.Registry)
+	a.Ingester = metering.NewIngester(a.Events, metering.IngesterConfig{
+		MaxBatch: cfg.Ingest.FlushSize, MaxDelay: cfg.Ingest.FlushInterval.Duration,
+		QueueEvents: cfg.Ingest.QueueSize, Metrics: a.MeterMetrics, Log: log, Now: func() time.Time { return a.Now() },
+	})
+	a.closers = append(a.closers, a.Ingester.Close)
 	a.Pricing = pgstore.New(pg)
 	a.Pricing.Now = func() time.Time { return a.Now() }
 	return a, nil
@@ -105,6 +118,17 @@ func (a *App) Server() *httpapi.Server {
 		Pricing:   httpapi.PricingDeps{Store: a.Pricing},
 		Now:       a.Now,
 		Version:   Version,
+		Metering: httpapi.MeteringDeps{
+			Rules: &metering.Rules{
+				Now: func() time.Time { return a.Now() }, Horizon: a.Config.Ingest.Horizon.Duration,
+				FutureSkew: a.Config.Ingest.FutureSkew.Duration, Categories: a.Config.Ingest.Categories,
+				MaxBatchLen: a.Config.Ingest.MaxBatch,
+			},
+			Ingester: a.Ingester,
+			Usage:    a.Events,
+			Phones:   a.Customers,
+			Metrics:  a.MeterMetrics,
+		},
 		Dashboard: web.Handler(),
 		Ready: []httpapi.ReadyCheck{
 			{Name: "postgres", Check: func(ctx context.Context) error { return a.PG.Ping(ctx) }},
