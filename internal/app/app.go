@@ -20,8 +20,9 @@ import (
 	"postage/internal/config"
 	"postage/internal/db"
 	"postage/internal/httpapi"
-	"postage/web"
+	"postage/metering"
 	"postage/pricing/pgstore"
+	"postage/web"
 )
 
 // Version is the build's version, set with -ldflags at build time.
@@ -44,7 +45,7 @@ type App struct {
 	Events       *metering.CHStore
 	Ingester     *metering.Ingester
 	MeterMetrics *metering.Metrics
-	Pricing   *pgstore.Store
+	Pricing      *pgstore.Store
 
 	closers []func()
 }
