@@ -180,6 +180,66 @@ func (s *Server) pricingRoutes() {
 			{Name: "customer_country", Description: "the business's country, for international authentication"},
 			{Name: "month", Description: "YYYY-MM (default: the current month)"},
 		}}, s.price)
+	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/pricing", Tag: tag, Summary: "A customer's rate card in a month (?month=YYYY-MM, default this month) and its overrides (customer keys: their own).", Roles: financeOrCustomer,
+		Query: []Param{{Name: "month", Description: "YYYY-MM (default: the current month)"}}}, func(c *gin.Context) {
+		id, ok := s.customerParam(c)
+		if !ok {
+			return
+		}
+		month := pricing.MonthOf(s.Now())
+		if m := c.Query("month"); m != "" {
+			var err error
+			if month, err = pricing.ParseMonth(m); err != nil {
+				s.writeError(c, err)
+				return
+			}
+		}
+		ctx := c.Request.Context()
+		if s.Customers != nil {
+			if _, err := s.Customers.Get(ctx, id); err != nil {
+				s.writeError(c, err)
+				return
+			}
+		}
+		card, err := st.CardFor(ctx, id, month)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		ov, err := st.Overrides(ctx, id)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"customer_id": id, "month": month, "card": card, "overrides": ov})
+	})
+	s.handle(Route{Method: "POST", Path: "/api/v1/customers/:id/ratecards", Tag: tag, Summary: `Assign a rate card to a customer from a month on ({"card_id":"meta-2026-01","effective_from":"2027-01"}).`, Roles: staff, Body: "CardAssignment"}, func(c *gin.Context) {
+		var in struct {
+			CardID        string        `json:"card_id"`
+			EffectiveFrom pricing.Month `json:"effective_from"`
+		}
+		if err := bindJSON(c, &in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		if err := st.AssignCard(c.Request.Context(), c.Param("id"), in.CardID, in.EffectiveFrom); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"customer_id": c.Param("id"), "card_id": in.CardID, "effective_from": in.EffectiveFrom})
+	})
+	s.handle(Route{Method: "PUT", Path: "/api/v1/customers/:id/overrides", Tag: tag, Summary: "Replace a customer's pricing overrides (card discount, market/category discounts, custom unit prices; order in docs/PRICING.md).", Roles: staff, Body: "Overrides"}, func(c *gin.Context) {
+		var in pricing.Overrides
+		if err := bindJSON(c, &in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		if err := st.SetOverrides(c.Request.Context(), c.Param("id"), in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, in)
+	})
 }
 
 func (s *Server) createDraft(c *gin.Context, v *pricing.Version) {
