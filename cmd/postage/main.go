@@ -78,7 +78,34 @@ command line and a dashboard.`,
 	for _, add := range extraCommands {
 		root.AddCommand(add(g))
 	}
+	strictUsage(root)
 	return root
+}
+
+// strictUsage makes every wrong command line an error with exit status 2:
+// an unknown subcommand (cobra would print help and exit 0) or wrong
+// arguments, each as one line that points at --help.
+func strictUsage(cmd *cobra.Command) {
+	if cmd.HasSubCommands() && cmd.Run == nil && cmd.RunE == nil {
+		cmd.Args = cobra.ArbitraryArgs
+		cmd.RunE = func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				_ = c.Help()
+				return usageError{fmt.Errorf("%s needs a subcommand (see %s --help)", c.CommandPath(), c.CommandPath())}
+			}
+			return usageError{fmt.Errorf("unknown command %q for %s (see %s --help)", args[0], c.CommandPath(), c.CommandPath())}
+		}
+	} else if args := cmd.Args; args != nil {
+		cmd.Args = func(c *cobra.Command, a []string) error {
+			if err := args(c, a); err != nil {
+				return usageError{fmt.Errorf("%s: %w (see %s --help)", c.CommandPath(), err, c.CommandPath())}
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		strictUsage(sub)
+	}
 }
 
 // extraCommands lets each domain's command file add itself in an init
