@@ -60,6 +60,10 @@ func MigratePostgres(ctx context.Context, pool *pgxpool.Pool) error {
 	if err != nil {
 		return err
 	}
+	return migratePostgres(ctx, pool, all)
+}
+
+func migratePostgres(ctx context.Context, pool *pgxpool.Pool, all []Migration) error {
 	return withAdvisoryLock(ctx, pool, lockMigratePostgres, func(conn *pgxpool.Conn) error {
 		if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
     version    integer PRIMARY KEY,
@@ -114,6 +118,10 @@ func MigrateClickHouse(ctx context.Context, conn driver.Conn, database string) e
 	if err != nil {
 		return err
 	}
+	return migrateClickHouse(ctx, conn, database, all)
+}
+
+func migrateClickHouse(ctx context.Context, conn driver.Conn, database string, all []Migration) error {
 	if database == "" {
 		database = "default"
 	}
