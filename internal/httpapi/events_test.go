@@ -1,0 +1,299 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"postage/billing"
+	"postage/internal/app"
+	"postage/internal/auth"
+	"postage/internal/config"
+	"postage/internal/httpapi"
+	"postage/internal/testenv"
+	"postage/metering"
+)
+
+const waSecret = "test-app-secret"
+
+// newMeteringStack is newStack with a WhatsApp app secret and verify token
+// configured, a fixed clock, and phone number id 1001 owned by cust-a.
+func newMeteringStack(t *testing.T, now time.Time) *stack {
+	t.Helper()
+	env := testenv.New(t)
+	cfg := config.Default()
+	cfg.Postgres.DSN = env.PGDSN
+	cfg.ClickHouse.Addr = env.CHAddr
+	cfg.ClickHouse.Database = env.CHDatabase
+	cfg.HTTP.MaxBodyBytes = 64 << 10
+	cfg.Ingest.MaxBatch = 100
+	cfg.Ingest.FlushInterval = config.Duration{Duration: time.Millisecond}
+	cfg.WhatsApp.AppSecret = waSecret
+	cfg.WhatsApp.VerifyToken = "verify-me"
+	ctx := context.Background()
+	a, err := app.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	a.Now = func() time.Time { return now }
+	for _, id := range []string{"cust-a", "cust-b"} {
+		if _, err := a.Customers.Create(ctx, billing.Customer{ID: id, Name: "Customer " + id, Currency: "USD", Country: "GB"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.Customers.AddPhoneNumber(ctx, "cust-a", "1001"); err != nil {
+		t.Fatal(err)
+	}
+	s := &stack{App: a, Keys: map[auth.Role]string{}}
+	for _, r := range auth.Roles {
+		n := auth.NewKey{Name: "test " + string(r), Role: r}
+		if r == auth.RoleCustomer {
+			n.CustomerID = "cust-a"
+		}
+		_, tok, err := a.Keys.Create(ctx, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Keys[r] = tok
+	}
+	s.Srv = a.Server()
+	ts := httptest.NewServer(s.Srv.Handler())
+	t.Cleanup(ts.Close)
+	s.URL = ts.URL
+	return s
+}
+
+var meterNow = time.Date(2026, 10, 31, 23, 59, 59, 0, time.UTC)
+
+func cloudEvent(id, subject, at, data string) string {
+	return fmt.Sprintf(`{"specversion":"1.0","type":"message.sent","source":"test","id":%q,"subject":%q,"time":%q,"data":%s}`, id, subject, at, data)
+}
+
+func decodeEvents(t *testing.T, body []byte) httpapi.EventsResponse {
+	t.Helper()
+	var r httpapi.EventsResponse
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	return r
+}
+
+func TestPostEvents(t *testing.T) {
+	s := newMeteringStack(t, meterNow)
+	good := cloudEvent("e1", "cust-a", "2026-10-31T23:59:59Z", `{"to":"+4915123456789","category":"marketing"}`)
+	next := cloudEvent("e2", "cust-a", "2026-10-31T12:00:00Z", `{"country":"BR","category":"utility","quantity":2}`)
+	bad := cloudEvent("e3", "cust-a", "2026-10-31T12:00:00Z", `{"to":"+999","category":"utility"}`)
+	unknownCat := cloudEvent("e4", "cust-a", "2026-10-31T12:00:00Z", `{"country":"DE","category":"promo"}`)
+	stranger := cloudEvent("e5", "no-such-customer", "2026-10-31T12:00:00Z", `{"country":"DE","category":"utility"}`)
+	conflicting := cloudEvent("e1", "cust-a", "2026-10-31T23:59:59Z", `{"to":"+4915123456789","category":"utility"}`)
+
+	resp, body := s.do(t, auth.RoleIngest, "POST", "/api/v1/events", "application/cloudevents-batch+json",
+		[]byte("["+good+","+next+","+bad+","+good+","+unknownCat+","+stranger+"]"))
+	if resp.StatusCode != 200 {
+		t.Fatalf("batch: %d %s", resp.StatusCode, body)
+	}
+	r := decodeEvents(t, body)
+	if r.Accepted != 3 || r.Duplicate != 1 || r.Rejected != 2 {
+		t.Errorf("counts %+v", r)
+	}
+	want := []metering.Result{
+		{Index: 0, ID: "e1", Status: metering.Accepted},
+		{Index: 1, ID: "e2", Status: metering.Accepted},
+		{Index: 2, ID: "e3", Status: metering.Rejected, Field: "data.to", Reason: metering.ReasonBadNumber},
+		{Index: 3, ID: "e1", Status: metering.Duplicate},
+		{Index: 4, ID: "e4", Status: metering.Rejected, Field: "data.category", Reason: metering.ReasonUnknownCat},
+		{Index: 5, ID: "e5", Status: metering.Accepted},
+	}
+	for i := range want {
+		if r.Results[i] != want[i] {
+			t.Errorf("result %d: got %+v, want %+v", i, r.Results[i], want[i])
+		}
+	}
+
+	// A single event: re-sent is 200 duplicate, changed is 409 conflict.
+	resp, body = s.do(t, auth.RoleIngest, "POST", "/api/v1/events", "application/cloudevents+json", []byte(good))
+	if resp.StatusCode != 200 || decodeEvents(t, body).Duplicate != 1 {
+		t.Errorf("single duplicate: %d %s", resp.StatusCode, body)
+	}
+	resp, body = s.do(t, auth.RoleIngest, "POST", "/api/v1/events", "application/json", []byte(conflicting))
+	if resp.StatusCode != 409 || problemCode(t, resp, body) != "conflict" {
+		t.Errorf("single conflict: %d %s", resp.StatusCode, body)
+	}
+	resp, body = s.do(t, auth.RoleAdmin, "POST", "/api/v1/events", "application/cloudevents+json; charset=utf-8", []byte(bad))
+	if resp.StatusCode != 400 || problemCode(t, resp, body) != "invalid" || !strings.Contains(string(body), `"reason":"bad_number"`) {
+		t.Errorf("single rejected: %d %s", resp.StatusCode, body)
+	}
+
+	// Whole-request errors.
+	tests := []struct {
+		name, ct, body string
+		status         int
+		code           string
+	}{
+		{"malformed batch", "application/cloudevents-batch+json", `[` + good, 400, "invalid"},
+		{"object as batch", "application/cloudevents-batch+json", good, 400, "invalid"},
+		{"malformed single", "application/cloudevents+json", `{"id":`, 400, "invalid"},
+		{"wrong content type", "text/plain", good, 415, "unsupported_media_type"},
+		{"no content type", "", good, 415, "unsupported_media_type"},
+		{"oversize body", "application/cloudevents-batch+json", "[" + strings.Repeat(good+",", 400) + good + "]", 413, "too_large"},
+		{"batch too long", "application/cloudevents-batch+json", "[" + strings.Repeat("{},", 100) + "{}]", 413, "too_large"},
+	}
+	for _, tt := range tests {
+		resp, body := s.do(t, auth.RoleIngest, "POST", "/api/v1/events", tt.ct, []byte(tt.body))
+		if resp.StatusCode != tt.status || problemCode(t, resp, body) != tt.code {
+			t.Errorf("%s: %d %s, want %d %s", tt.name, resp.StatusCode, body, tt.status, tt.code)
+		}
+	}
+	resp, _ = s.do(t, auth.RoleCustomer, "POST", "/api/v1/events", "application/cloudevents+json", []byte(good))
+	if resp.StatusCode != 403 {
+		t.Errorf("customer key may ingest: %d", resp.StatusCode)
+	}
+
+	// Usage reflects exactly the accepted events, unknown customers included.
+	aggs, err := s.App.Events.MonthlyAggregates(context.Background(), meterNow, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(aggs)
+	if got != "[{cust-a BR utility 2 1} {cust-a DE marketing 1 1} {no-such-customer DE utility 1 1}]" {
+		t.Errorf("aggregates %s", got)
+	}
+}
+
+func waPayload(pnid, wamid, status string, ts int64) []byte {
+	return []byte(fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":%q},"statuses":[{"id":%q,"status":%q,"timestamp":"%d","recipient_id":"919876543210","pricing":{"billable":true,"category":"authentication"}}]}}]}]}`,
+		pnid, wamid, status, ts))
+}
+
+func TestWhatsAppWebhook(t *testing.T) {
+	s := newMeteringStack(t, meterNow)
+	post := func(body []byte, sig string) (*http.Response, []byte) {
+		req, _ := http.NewRequest("POST", s.URL+"/api/v1/webhooks/whatsapp", strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", "application/json")
+		if sig != "" {
+			req.Header.Set("X-Hub-Signature-256", sig)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	ts := meterNow.Add(-time.Hour).Unix()
+	body := waPayload("1001", "wamid.1", "sent", ts)
+	for _, sig := range []string{"", "sha256=00", metering.SignBody("wrong-secret", body)} {
+		resp, b := post(body, sig)
+		if resp.StatusCode != 401 || problemCode(t, resp, b) != "unauthorized" {
+			t.Errorf("signature %q: %d %s", sig, resp.StatusCode, b)
+		}
+	}
+	if aggs, _ := s.App.Events.MonthlyAggregates(context.Background(), meterNow, time.Time{}); len(aggs) != 0 {
+		t.Fatalf("stored despite bad signature: %v", aggs)
+	}
+	for i, st := range []string{"sent", "delivered", "read"} {
+		b := waPayload("1001", "wamid.1", st, ts+int64(i))
+		resp, rb := post(b, metering.SignBody(waSecret, b))
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", st, resp.StatusCode, rb)
+		}
+	}
+	b := waPayload("9999", "wamid.2", "delivered", ts)
+	if resp, rb := post(b, metering.SignBody(waSecret, b)); resp.StatusCode != 200 {
+		t.Fatalf("unknown phone number: %d %s", resp.StatusCode, rb)
+	}
+	aggs, err := s.App.Events.MonthlyAggregates(context.Background(), meterNow, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(aggs); got != "[{cust-a IN authentication 1 1} {unknown:9999 IN authentication 1 1}]" {
+		t.Errorf("aggregates %s", got)
+	}
+
+	// The verification handshake.
+	resp, rb := s.do(t, "", "GET", "/api/v1/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=12345", "", nil)
+	if resp.StatusCode != 200 || string(rb) != "12345" {
+		t.Errorf("handshake: %d %s", resp.StatusCode, rb)
+	}
+	resp, _ = s.do(t, "", "GET", "/api/v1/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=12345", "", nil)
+	if resp.StatusCode != 403 {
+		t.Errorf("bad verify token: %d", resp.StatusCode)
+	}
+}
+
+func TestUsageRoutes(t *testing.T) {
+	s := newMeteringStack(t, meterNow)
+	batch := "[" + strings.Join([]string{
+		cloudEvent("a1", "cust-a", "2026-10-31T23:59:59Z", `{"country":"DE","category":"marketing"}`),
+		cloudEvent("a2", "cust-a", "2026-10-30T10:00:00Z", `{"country":"DE","category":"marketing","quantity":3}`),
+		cloudEvent("a3", "cust-a", "2026-10-30T11:00:00Z", `{"country":"=HYPERLINK","category":"marketing"}`),
+		cloudEvent("a4", "cust-a", "2026-10-30T11:00:00Z", `{"country":"FR","category":"utility"}`),
+		cloudEvent("b1", "cust-b", "2026-10-01T00:00:00Z", `{"country":"FR","category":"utility"}`),
+	}, ",") + "]"
+	if resp, body := s.do(t, auth.RoleIngest, "POST", "/api/v1/events", "application/cloudevents-batch+json", []byte(batch)); resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	resp, body := s.do(t, auth.RoleCustomer, "GET", "/api/v1/customers/cust-a/usage?from=2026-10-01&to=2026-11-01&window=day&group_by=country", "", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var u httpapi.UsageResponse
+	if err := json.Unmarshal(body, &u); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(u.Data); got != "[{2026-10-30 00:00:00 +0000 UTC cust-a DE  3 1} {2026-10-30 00:00:00 +0000 UTC cust-a FR  1 1} {2026-10-31 00:00:00 +0000 UTC cust-a DE  1 1}]" {
+		t.Errorf("usage %s", got)
+	}
+	if resp, body := s.do(t, auth.RoleCustomer, "GET", "/api/v1/customers/cust-b/usage", "", nil); resp.StatusCode != 404 {
+		t.Errorf("other customer's usage: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := s.do(t, auth.RoleFinance, "GET", "/api/v1/customers/cust-b/usage?from=2026-10-01T00:00:00Z", "", nil); resp.StatusCode != 200 {
+		t.Errorf("finance reading usage: %d", resp.StatusCode)
+	}
+	for _, q := range []string{"from=yesterday", "window=week", "group_by=customer", "from=2026-11-01&to=2026-10-01", "from=2020-01-01&to=2026-01-01"} {
+		resp, body := s.do(t, auth.RoleFinance, "GET", "/api/v1/customers/cust-a/usage?"+q, "", nil)
+		if resp.StatusCode != 400 || problemCode(t, resp, body) != "invalid" {
+			t.Errorf("%s: %d %s", q, resp.StatusCode, body)
+		}
+	}
+	req, _ := http.NewRequest("GET", s.URL+"/api/v1/customers/cust-a/usage?window=month&group_by=country,category", nil)
+	req.Header.Set("Authorization", "Bearer "+s.Keys[auth.RoleFinance])
+	req.Header.Set("Accept", "text/csv")
+	cresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csvBody, _ := io.ReadAll(cresp.Body)
+	cresp.Body.Close()
+	wantCSV := "start,country,category,quantity,events\n2026-10-01T00:00:00Z,DE,marketing,4,2\n2026-10-01T00:00:00Z,FR,utility,1,1\n"
+	if !strings.HasPrefix(cresp.Header.Get("Content-Type"), "text/csv") || string(csvBody) != wantCSV {
+		t.Errorf("csv %q %q", cresp.Header.Get("Content-Type"), csvBody)
+	}
+
+	resp, body = s.do(t, auth.RoleFinance, "GET", "/api/v1/usage/summary?period=2026-10&group_by=customer,category", "", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var sum httpapi.SummaryResponse
+	if err := json.Unmarshal(body, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(sum.Data); got != "[{2026-10-01 00:00:00 +0000 UTC cust-a  marketing 4 2} {2026-10-01 00:00:00 +0000 UTC cust-a  utility 1 1} {2026-10-01 00:00:00 +0000 UTC cust-b  utility 1 1}]" {
+		t.Errorf("summary %s", got)
+	}
+	if resp, _ := s.do(t, auth.RoleCustomer, "GET", "/api/v1/usage/summary", "", nil); resp.StatusCode != 403 {
+		t.Errorf("customer reading summary: %d", resp.StatusCode)
+	}
+	if resp, body := s.do(t, auth.RoleFinance, "GET", "/api/v1/usage/summary?period=2026-13", "", nil); resp.StatusCode != 400 {
+		t.Errorf("bad period: %d %s", resp.StatusCode, body)
+	}
+}
