@@ -117,6 +117,7 @@ func (a *App) Server() *httpapi.Server {
 		Keys:      a.Keys,
 		Customers: a.Customers,
 		Pricing:   httpapi.PricingDeps{Store: a.Pricing},
+		Reports:   httpapi.ReportsDeps{Reports: a.Reports()},
 		Now:       a.Now,
 		Version:   Version,
 		Metering: httpapi.MeteringDeps{
