@@ -125,15 +125,10 @@ func (r *Runner) Run(ctx context.Context, req RunRequest) (Run, error) {
 	}
 	db := r.Invoices.DB
 	run := Run{Period: req.Period.String(), Trigger: req.Trigger, Status: RunRunning, StartedAt: now}
-	if err := db.QueryRow(ctx, `INSERT INTO invoice_runs (period, trigger, status, started_at) VALUES ($1,$2,$3,$4) RETURNING id`,
-		run.Period, run.Trigger, run.Status, run.StartedAt).Scan(&run.ID); err != nil {
-		return run, unavailable("record invoice run", err)
-	}
 	conn, err := db.Acquire(ctx)
 	if err != nil {
-		return r.finish(run, unavailable("invoice run lock", err))
+		return run, unavailable("invoice run lock", err)
 	}
-	defer conn.Release()
 	locked := true
 	if req.Wait {
 		_, err = conn.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, lockClass, lockRuns)
@@ -141,11 +136,18 @@ func (r *Runner) Run(ctx context.Context, req RunRequest) (Run, error) {
 		err = conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockClass, lockRuns).Scan(&locked)
 	}
 	if err != nil {
-		return r.finish(run, unavailable("invoice run lock", err))
+		conn.Release()
+		return run, unavailable("invoice run lock", err)
 	}
 	if !locked {
+		// Recorded, so operators see that the replicas raced.
+		conn.Release()
 		run.Status = RunSkipped
 		run.Error = "another invoice run holds the lock"
+		if err := db.QueryRow(ctx, `INSERT INTO invoice_runs (period, trigger, status, started_at) VALUES ($1,$2,$3,$4) RETURNING id`,
+			run.Period, run.Trigger, run.Status, run.StartedAt).Scan(&run.ID); err != nil {
+			return run, unavailable("record invoice run", err)
+		}
 		return r.finish(run, nil)
 	}
 	defer func() {
@@ -155,9 +157,15 @@ func (r *Runner) Run(ctx context.Context, req RunRequest) (Run, error) {
 			// A broken connection releases the lock with its session.
 			conn.Conn().Close(uctx)
 		}
+		conn.Release()
 	}()
-	// Runs still marked running while we hold the lock died half-way.
-	if _, err := db.Exec(ctx, `UPDATE invoice_runs SET status = 'failed', ended_at = $2, error = 'interrupted (the process or a database went away); finished by run '||$1::text
+	if err := conn.QueryRow(ctx, `INSERT INTO invoice_runs (period, trigger, status, started_at) VALUES ($1,$2,$3,$4) RETURNING id`,
+		run.Period, run.Trigger, run.Status, run.StartedAt).Scan(&run.ID); err != nil {
+		return run, unavailable("record invoice run", err)
+	}
+	// Only the lock holder records a run as running: any other run still
+	// marked running died half-way (its process or database went away).
+	if _, err := conn.Exec(ctx, `UPDATE invoice_runs SET status = 'failed', ended_at = $2, error = 'interrupted (the process or a database went away); finished by run '||$1::text
 		WHERE status = 'running' AND id <> $1`, run.ID, now); err != nil {
 		return r.finish(run, unavailable("invoice run", err))
 	}
@@ -298,7 +306,7 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 					seq = 1
 					self = InvoiceID(c, period, seq)
 				}
-				inv, unb, err := r.compute(cctx, customers[c], period, cutoff, usage[c], late[c], self, seq, false)
+				inv, unb, err := r.compute(cctx, customers[c], period, cutoff, usage[c], late[c], self, seq, "")
 				results[i] = result{inv, unb, err}
 				if err != nil {
 					cancel()
@@ -613,18 +621,23 @@ func oneLine(err error) string {
 // compute builds the draft (id self, sequence seq) of customer c for
 // period: usage lines rated with the customer's card version of the
 // period, plus adjustment lines for the earlier months in adjust. A reissue
-// also subtracts what other invoices billed for the period itself. It
+// (replacing the invoice replaces) also subtracts what other invoices billed
+// for the period itself. It
 // returns a nil invoice (and the unbilled rows) when the usage cannot be
 // billed.
-func (r *Runner) compute(ctx context.Context, c Customer, period pricing.Month, cutoff time.Time, usage []pricing.Usage, adjust []pricing.Month, self string, seq int, reissue bool) (*Invoice, []UnbilledRow, error) {
+func (r *Runner) compute(ctx context.Context, c Customer, period pricing.Month, cutoff time.Time, usage []pricing.Usage, adjust []pricing.Month, self string, seq int, replaces string) (*Invoice, []UnbilledRow, error) {
+	exclude := []string{self}
+	if replaces != "" {
+		exclude = append(exclude, replaces)
+	}
 	res, unb, err := r.rate(ctx, c, period, usage, cutoff)
 	if err != nil || res == nil {
 		return nil, unb, err
 	}
 	places := res.MinorUnits
 	lines := usageLines(*res, period)
-	if reissue {
-		billed, err := r.billedLines(ctx, c.ID, period, self)
+	if replaces != "" {
+		billed, err := r.billedLines(ctx, c.ID, period, exclude)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -656,7 +669,7 @@ func (r *Runner) compute(ctx context.Context, c Customer, period pricing.Month, 
 		if mres.Currency != res.Currency {
 			return nil, nil, postage.Errorf(postage.ECONFLICT, "customer %s: %s is billed in %s but %s in %s", c.ID, m, mres.Currency, period, res.Currency)
 		}
-		billed, err := r.billedLines(ctx, c.ID, m, self)
+		billed, err := r.billedLines(ctx, c.ID, m, exclude)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -687,10 +700,10 @@ func maxTime(a, b time.Time) time.Time {
 }
 
 // billedLines returns the lines for month m on the customer's invoices
-// that are not void, except invoice self.
-func (r *Runner) billedLines(ctx context.Context, customerID string, m pricing.Month, self string) ([]Line, error) {
-	rows, err := r.Invoices.DB.Query(ctx, `SELECT lines FROM invoices WHERE customer_id = $1 AND status <> 'void' AND id <> $2
-		AND (period = $3 OR (period > $3 AND lines @> $4::jsonb))`, customerID, self, m.String(), periodContainment(m))
+// that are not void, except the excluded ones.
+func (r *Runner) billedLines(ctx context.Context, customerID string, m pricing.Month, exclude []string) ([]Line, error) {
+	rows, err := r.Invoices.DB.Query(ctx, `SELECT lines FROM invoices WHERE customer_id = $1 AND status <> 'void' AND id <> ALL($2)
+		AND (period = $3 OR (period > $3 AND lines @> $4::jsonb))`, customerID, exclude, m.String(), periodContainment(m))
 	if err != nil {
 		return nil, fmt.Errorf("read billed lines: %w", err)
 	}
@@ -916,7 +929,7 @@ func (r *Runner) Void(ctx context.Context, id, reason string) (voided, reissued 
 			adjust = append(adjust, l.Period)
 		}
 	}
-	inv, _, err := r.compute(ctx, c, old.Period, cutoff, usage, adjust, newID, seq, true)
+	inv, _, err := r.compute(ctx, c, old.Period, cutoff, usage, adjust, newID, seq, old.ID)
 	if err != nil {
 		return Invoice{}, Invoice{}, err
 	}
@@ -984,7 +997,7 @@ func (r *Runner) Upcoming(ctx context.Context, customerID string) (Invoice, erro
 	if err != nil {
 		return Invoice{}, err
 	}
-	inv, unb, err := r.compute(ctx, c, period, cutoff, usage, late[c.ID], InvoiceID(c.ID, period, 1), 1, false)
+	inv, unb, err := r.compute(ctx, c, period, cutoff, usage, late[c.ID], InvoiceID(c.ID, period, 1), 1, "")
 	if err != nil {
 		return Invoice{}, err
 	}
@@ -999,4 +1012,3 @@ func (r *Runner) Upcoming(ctx context.Context, customerID string) (Invoice, erro
 	inv.Status = "upcoming"
 	return *inv, nil
 }
-

@@ -1,0 +1,618 @@
+package billing
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/shopspring/decimal"
+
+	"postage"
+	"postage/internal/testenv"
+	"postage/pricing"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// clock is an injected, settable clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+// fixedPricing is a rate card fixture: every customer gets card "test"
+// (except those in noCard), with versions effective from their month.
+type fixedPricing struct {
+	versions []*pricing.Version // ascending EffectiveFrom
+	noCard   map[string]bool
+	ov       map[string]pricing.Overrides
+}
+
+func (p *fixedPricing) CardFor(_ context.Context, c string, _ pricing.Month) (pricing.RateCard, error) {
+	if p.noCard[c] {
+		return pricing.RateCard{}, postage.Errorf(postage.ENOTFOUND, "customer %s has no rate card", c)
+	}
+	return pricing.RateCard{ID: "test", Name: "Test", Currency: "USD"}, nil
+}
+
+func (p *fixedPricing) VersionFor(_ context.Context, card string, m pricing.Month) (*pricing.Version, error) {
+	var v *pricing.Version
+	for _, x := range p.versions {
+		if !x.EffectiveFrom.After(m) {
+			v = x
+		}
+	}
+	if v == nil {
+		return nil, postage.Errorf(postage.ENOTFOUND, "card %s has no version in %s", card, m)
+	}
+	return v, nil
+}
+
+func (p *fixedPricing) Overrides(_ context.Context, c string) (pricing.Overrides, error) {
+	return p.ov[c], nil
+}
+
+func up(n int64) *int64 { return &n }
+
+// testVersion: DE flat 0.0125, GB graduated 0.02 up to 10 then 0.015,
+// Other flat 0.01; session free.
+func testVersion(n int, from string, de string) *pricing.Version {
+	return &pricing.Version{
+		CardID: "test", Number: n, Status: pricing.StatusActive, EffectiveFrom: pricing.MustParseMonth(from),
+		Currency: "USD", Rounding: pricing.RoundHalfEven, DefaultMarket: "Other",
+		Countries:  map[string]string{"DE": "DE", "GB": "GB"},
+		Categories: []pricing.Category{{Name: "marketing"}, {Name: "session", Free: true}},
+		Prices: []pricing.Price{
+			{Market: "DE", Category: "marketing", Mode: pricing.ModeFlat, UnitPrice: decimal.RequireFromString(de)},
+			{Market: "GB", Category: "marketing", Mode: pricing.ModeGraduated, Tiers: []pricing.Tier{
+				{UpTo: up(10), UnitPrice: decimal.RequireFromString("0.02")}, {UnitPrice: decimal.RequireFromString("0.015")}}},
+			{Market: "Other", Category: "marketing", Mode: pricing.ModeFlat, UnitPrice: decimal.RequireFromString("0.01")},
+		},
+	}
+}
+
+type fixture struct {
+	t      *testing.T
+	env    *testenv.Env
+	clock  *clock
+	prices *fixedPricing
+	runner *Runner
+	store  *InvoiceStore
+	seq    int
+}
+
+func newFixture(t *testing.T, customers ...string) *fixture {
+	t.Helper()
+	env := testenv.New(t)
+	clk := &clock{t: time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)}
+	store, err := NewInvoiceStore(env.PG, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Now = clk.Now
+	cs := NewCustomerStore(env.PG)
+	cs.Now = clk.Now
+	for _, c := range customers {
+		if _, err := cs.Create(context.Background(), Customer{ID: c, Name: "Customer " + c, Currency: "USD", Country: "DE"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := &fixedPricing{versions: []*pricing.Version{testVersion(1, "2026-01", "0.0125")}, noCard: map[string]bool{}}
+	r := &Runner{Invoices: store, Customers: cs, Usage: &CHUsage{Conn: env.CH}, Pricing: p, Now: clk.Now, Grace: 72 * time.Hour}
+	return &fixture{t: t, env: env, clock: clk, prices: p, runner: r, store: store}
+}
+
+type ev struct {
+	customer, country, category string
+	at, ingested                string // "2006-01-02 15:04:05"
+	qty                         uint64
+}
+
+func ts(s string) time.Time {
+	t, err := time.Parse("2006-01-02 15:04:05", s)
+	if err != nil {
+		panic(err)
+	}
+	return t.UTC()
+}
+
+func (f *fixture) events(evs ...ev) {
+	f.t.Helper()
+	b, err := f.env.CH.PrepareBatch(context.Background(), "INSERT INTO events (customer_id, id, time, country, category, quantity, payload_hash, ingested_at)")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, e := range evs {
+		f.seq++
+		q := e.qty
+		if q == 0 {
+			q = 1
+		}
+		if err := b.Append(e.customer, fmt.Sprintf("ev-%d", f.seq), ts(e.at), e.country, e.category, q, uint64(1), ts(e.ingested)); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// many returns n identical events.
+func many(n int, e ev) []ev {
+	out := make([]ev, n)
+	for i := range out {
+		out[i] = e
+	}
+	return out
+}
+
+func (f *fixture) run(period string) Run {
+	f.t.Helper()
+	run, err := f.runner.Run(context.Background(), RunRequest{Period: pricing.MustParseMonth(period), Trigger: TriggerManual, Wait: true})
+	if err != nil {
+		f.t.Fatalf("run %s: %v", period, err)
+	}
+	return run
+}
+
+func (f *fixture) invoices(filter InvoiceFilter) []Invoice {
+	f.t.Helper()
+	list, _, err := f.store.List(context.Background(), filter, Page{Limit: 1000})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return list
+}
+
+func (f *fixture) live(customer, period string) Invoice {
+	f.t.Helper()
+	for _, inv := range f.invoices(InvoiceFilter{CustomerID: customer, Period: pricing.MustParseMonth(period)}) {
+		if inv.Status != StatusVoid {
+			return inv
+		}
+	}
+	f.t.Fatalf("no live invoice for %s %s", customer, period)
+	return Invoice{}
+}
+
+func TestRunIsIdempotent(t *testing.T) {
+	f := newFixture(t, "a", "b")
+	f.events(
+		ev{customer: "a", country: "DE", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01", qty: 3},
+		ev{customer: "a", country: "FR", category: "marketing", at: "2026-10-06 10:00:00", ingested: "2026-10-06 10:00:01"},
+		ev{customer: "a", country: "DE", category: "session", at: "2026-10-06 10:00:00", ingested: "2026-10-06 10:00:01", qty: 7},
+		ev{customer: "b", country: "GB", category: "marketing", at: "2026-10-07 10:00:00", ingested: "2026-10-07 10:00:01", qty: 12},
+	)
+	run1 := f.run("2026-10")
+	if run1.Created != 2 || run1.Refreshed != 0 || run1.Customers != 2 || run1.Status != RunSucceeded {
+		t.Fatalf("first run = %+v", run1)
+	}
+	a1 := f.live("a", "2026-10")
+	run2 := f.run("2026-10")
+	if run2.Created != 0 || run2.Refreshed != 2 {
+		t.Fatalf("second run = %+v", run2)
+	}
+	a2 := f.live("a", "2026-10")
+	if a1.ID != a2.ID || a1.ID != InvoiceID("a", pricing.MustParseMonth("2026-10"), 1) {
+		t.Fatalf("ids %s %s, want the deterministic id", a1.ID, a2.ID)
+	}
+	// DE 3 × 0.0125 = 0.0375 → 0.04; FR (Other) 1 × 0.01 = 0.01; session free.
+	if got, want := a2.Total.String(), "0.05"; got != want {
+		t.Fatalf("total of a = %s, want %s (lines %+v)", got, want, a2.Lines)
+	}
+	if got := len(a2.Lines); got != 3 {
+		t.Fatalf("a has %d lines, want 3", got)
+	}
+	// GB graduated: 10 × 0.02 + 2 × 0.015 = 0.23.
+	if got, want := f.live("b", "2026-10").Total.String(), "0.23"; got != want {
+		t.Fatalf("total of b = %s, want %s", got, want)
+	}
+	if got := len(f.invoices(InvoiceFilter{})); got != 2 {
+		t.Fatalf("%d invoices after two runs, want 2", got)
+	}
+	if a2.UsageCutoff != f.clock.Now() || a2.Status != StatusDraft || a2.Number != "" {
+		t.Fatalf("draft = %+v", a2)
+	}
+}
+
+func TestTotalsAreTheSumOfRoundedLines(t *testing.T) {
+	f := newFixture(t, "a")
+	// Each line's exact amount needs rounding: DE 1 × 0.0125 = 0.0125 → 0.01
+	// (half-even), GB 13 → 0.245 → 0.24, Other 0.01 × 5.
+	var evs []ev
+	evs = append(evs, ev{customer: "a", country: "DE", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"})
+	evs = append(evs, many(13, ev{customer: "a", country: "GB", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"})...)
+	evs = append(evs, many(5, ev{customer: "a", country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"})...)
+	f.events(evs...)
+	f.run("2026-10")
+	inv := f.live("a", "2026-10")
+	sum := decimal.Zero
+	got := map[string]string{}
+	for _, l := range inv.Lines {
+		sum = sum.Add(l.Amount.Decimal)
+		got[l.Market] = l.Amount.String()
+	}
+	want := map[string]string{"DE": "0.01", "GB": "0.24", "Other": "0.05"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("line %s = %s, want %s", k, got[k], v)
+		}
+	}
+	if !sum.Equal(inv.Total.Decimal) || inv.Total.String() != "0.30" {
+		t.Fatalf("total %s, sum of lines %s, want 0.30", inv.Total, sum)
+	}
+}
+
+func TestMonthBoundary(t *testing.T) {
+	f := newFixture(t, "a")
+	f.clock.Set(time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC))
+	f.events(
+		ev{customer: "a", country: "US", category: "marketing", at: "2026-10-31 23:59:59", ingested: "2026-11-01 00:00:01"},
+		ev{customer: "a", country: "US", category: "marketing", at: "2026-11-01 00:00:00", ingested: "2026-11-01 00:00:01", qty: 2},
+	)
+	f.run("2026-10")
+	f.run("2026-11")
+	if got := f.live("a", "2026-10").Lines[0].Quantity; got != 1 {
+		t.Errorf("October quantity %d, want 1 (23:59:59 belongs to October)", got)
+	}
+	if got := f.live("a", "2026-11").Lines[0].Quantity; got != 2 {
+		t.Errorf("November quantity %d, want 2 (00:00:00 belongs to November)", got)
+	}
+}
+
+func TestCardVersionChangeOnTheFirst(t *testing.T) {
+	f := newFixture(t, "a")
+	f.prices.versions = append(f.prices.versions, testVersion(2, "2026-11", "0.02"))
+	f.clock.Set(time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC))
+	f.events(
+		ev{customer: "a", country: "DE", category: "marketing", at: "2026-10-31 23:59:59", ingested: "2026-10-31 23:59:59", qty: 100},
+		ev{customer: "a", country: "DE", category: "marketing", at: "2026-11-01 00:00:00", ingested: "2026-11-01 00:00:00", qty: 100},
+	)
+	f.run("2026-10")
+	f.run("2026-11")
+	oct, nov := f.live("a", "2026-10"), f.live("a", "2026-11")
+	if oct.CardVersion != 1 || oct.Total.String() != "1.25" {
+		t.Errorf("October: version %d total %s, want 1 and 1.25", oct.CardVersion, oct.Total)
+	}
+	if nov.CardVersion != 2 || nov.Total.String() != "2.00" {
+		t.Errorf("November: version %d total %s, want 2 and 2.00", nov.CardVersion, nov.Total)
+	}
+}
+
+func TestGraceAutoFinalizeAndApprove(t *testing.T) {
+	f := newFixture(t, "a", "b")
+	f.events(
+		ev{customer: "a", country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"},
+		ev{customer: "b", country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"},
+	)
+	f.run("2026-10")
+	a := f.live("a", "2026-10")
+	if want := time.Date(2026, 11, 4, 2, 0, 0, 0, time.UTC); !a.FinalizeAfter.Equal(want) {
+		t.Fatalf("finalize_after %s, want %s", a.FinalizeAfter, want)
+	}
+	// Finance approves b early.
+	f.clock.Set(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
+	b, err := f.runner.Approve(context.Background(), f.live("b", "2026-10").ID)
+	if err != nil || b.Status != StatusFinalized || b.Number != "PST-2026-000001" {
+		t.Fatalf("approve = %+v, %v", b, err)
+	}
+	if _, err := f.runner.Approve(context.Background(), b.ID); postage.ErrorCode(err) != postage.ECONFLICT {
+		t.Fatalf("approving twice: %v, want conflict", err)
+	}
+	// Usage arriving during the grace period lands on the draft itself.
+	f.events(ev{customer: "a", country: "US", category: "marketing", at: "2026-10-31 10:00:00", ingested: "2026-11-02 10:00:00", qty: 4})
+	f.clock.Set(time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC))
+	if runs, err := f.runner.Sweep(context.Background()); err != nil || len(runs) != 0 {
+		t.Fatalf("sweep before grace ended: %v, %v", runs, err)
+	}
+	f.clock.Set(time.Date(2026, 11, 4, 2, 17, 0, 0, time.UTC))
+	runs, err := f.runner.Sweep(context.Background())
+	if err != nil || len(runs) != 1 || runs[0].Finalized != 1 {
+		t.Fatalf("sweep = %+v, %v", runs, err)
+	}
+	a = f.live("a", "2026-10")
+	if a.Status != StatusFinalized || a.Number != "PST-2026-000002" || a.Lines[0].Quantity != 5 || a.Total.String() != "0.05" {
+		t.Fatalf("auto-finalized = %+v", a)
+	}
+	// Finalized invoices never change: later runs leave them alone.
+	f.events(ev{customer: "a", country: "US", category: "marketing", at: "2026-10-31 10:00:00", ingested: "2026-11-05 10:00:00"})
+	f.clock.Set(time.Date(2026, 11, 6, 0, 0, 0, 0, time.UTC))
+	f.run("2026-10")
+	if again := f.live("a", "2026-10"); again.Total.String() != a.Total.String() || !again.UpdatedAt.Equal(a.UpdatedAt) {
+		t.Fatalf("a finalized invoice changed: %+v", again)
+	}
+}
+
+func TestGaplessNumberingUnderConcurrency(t *testing.T) {
+	const n = 40
+	var ids []string
+	for i := 0; i < n; i++ {
+		ids = append(ids, fmt.Sprintf("c%02d", i))
+	}
+	f := newFixture(t, ids...)
+	var evs []ev
+	for _, c := range ids {
+		evs = append(evs, ev{customer: c, country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"})
+	}
+	f.events(evs...)
+	f.run("2026-10")
+	f.clock.Set(time.Date(2026, 11, 5, 0, 0, 0, 0, time.UTC))
+	var wg sync.WaitGroup
+	// Finance approves every invoice from 8 clients while two replicas sweep.
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				_, err := f.runner.Approve(context.Background(), InvoiceID(ids[i], pricing.MustParseMonth("2026-10"), 1))
+				if err != nil && postage.ErrorCode(err) != postage.ECONFLICT {
+					t.Error(err)
+				}
+			}
+		}(w)
+	}
+	for s := 0; s < 2; s++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := f.runner.Sweep(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for _, inv := range f.invoices(InvoiceFilter{}) {
+		if inv.Status != StatusFinalized {
+			t.Fatalf("%s is %s", inv.ID, inv.Status)
+		}
+		seen[inv.Number] = true
+	}
+	for i := 1; i <= n; i++ {
+		if num := fmt.Sprintf("PST-2026-%06d", i); !seen[num] {
+			t.Errorf("number %s missing: numbering has a gap", num)
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct numbers for %d invoices", len(seen), n)
+	}
+}
+
+func TestConcurrentRuns(t *testing.T) {
+	f := newFixture(t, "a", "b", "c")
+	f.events(
+		ev{customer: "a", country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"},
+		ev{customer: "b", country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"},
+		ev{customer: "c", country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"},
+	)
+	// Two replicas with their own Runner on the same databases.
+	other := &Runner{Invoices: f.store, Customers: f.runner.Customers, Usage: f.runner.Usage, Pricing: f.prices, Now: f.clock.Now, Grace: 72 * time.Hour}
+	var wg sync.WaitGroup
+	runs := make([]Run, 4)
+	for i := range runs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			r := f.runner
+			if i%2 == 1 {
+				r = other
+			}
+			var err error
+			runs[i], err = r.Run(context.Background(), RunRequest{Period: pricing.MustParseMonth("2026-10"), Trigger: TriggerSchedule, Wait: i < 2})
+			if err != nil {
+				t.Error(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	created := 0
+	for _, r := range runs {
+		created += r.Created
+		if r.Status != RunSucceeded && r.Status != RunSkipped {
+			t.Errorf("run %+v", r)
+		}
+	}
+	if created != 3 {
+		t.Errorf("runs created %d invoices in all, want 3: %+v", created, runs)
+	}
+	if got := len(f.invoices(InvoiceFilter{})); got != 3 {
+		t.Fatalf("%d invoices, want 3", got)
+	}
+	recorded, err := f.store.Runs(context.Background(), pricing.Month{}, 10)
+	if err != nil || len(recorded) != 4 {
+		t.Fatalf("recorded runs %d, %v", len(recorded), err)
+	}
+}
+
+func TestVoidAndReissue(t *testing.T) {
+	f := newFixture(t, "a")
+	f.events(many(3, ev{customer: "a", country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"})...)
+	f.run("2026-10")
+	ctx := context.Background()
+	draft := f.live("a", "2026-10")
+	if _, _, err := f.runner.Void(ctx, draft.ID, "wrong"); postage.ErrorCode(err) != postage.ECONFLICT {
+		t.Fatalf("void of a draft: %v, want conflict", err)
+	}
+	fin, err := f.runner.Approve(ctx, draft.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.runner.Void(ctx, fin.ID, ""); postage.ErrorCode(err) != postage.EINVALID {
+		t.Fatalf("void without reason: %v, want invalid", err)
+	}
+	// Two late events; the customer's name was wrong on the invoice.
+	f.events(many(2, ev{customer: "a", country: "US", category: "marketing", at: "2026-10-30 10:00:00", ingested: "2026-11-02 10:00:00"})...)
+	f.clock.Set(time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC))
+	newName := "Acme Ltd"
+	if _, err := f.runner.Customers.Update(ctx, "a", CustomerUpdate{Name: &newName}); err != nil {
+		t.Fatal(err)
+	}
+	voided, re, err := f.runner.Void(ctx, fin.ID, "customer name was wrong")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if voided.Status != StatusVoid || voided.Number != fin.Number || voided.VoidReason != "customer name was wrong" || voided.ReplacedBy != re.ID {
+		t.Fatalf("voided = %+v", voided)
+	}
+	if re.Status != StatusDraft || re.Seq != 2 || re.Replaces != fin.ID || re.ID != InvoiceID("a", pricing.MustParseMonth("2026-10"), 2) ||
+		re.Customer.Name != newName || re.Lines[0].Quantity != 5 || re.Total.String() != "0.05" {
+		t.Fatalf("reissue = %+v", re)
+	}
+	if _, _, err := f.runner.Void(ctx, fin.ID, "again"); postage.ErrorCode(err) != postage.ECONFLICT {
+		t.Fatalf("voiding a void invoice: %v, want conflict", err)
+	}
+	// A run refreshes the reissue and creates nothing else.
+	run := f.run("2026-10")
+	if run.Created != 0 || run.Refreshed != 1 {
+		t.Fatalf("run after reissue = %+v", run)
+	}
+	re2, err := f.runner.Approve(ctx, re.ID)
+	if err != nil || re2.Number != "PST-2026-000002" {
+		t.Fatalf("approve reissue = %+v, %v", re2, err)
+	}
+	// The late events are on the reissue: November holds no adjustment.
+	f.events(ev{customer: "a", country: "US", category: "marketing", at: "2026-11-05 10:00:00", ingested: "2026-11-05 10:00:01"})
+	f.clock.Set(time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC))
+	f.run("2026-11")
+	if nov := f.live("a", "2026-11"); len(nov.Lines) != 1 || nov.Adjustments.String() != "0.00" {
+		t.Fatalf("November = %+v", nov.Lines)
+	}
+}
+
+func TestLateEventsBecomeAdjustments(t *testing.T) {
+	f := newFixture(t, "a", "z")
+	f.events(many(8, ev{customer: "a", country: "GB", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"})...)
+	f.run("2026-10")
+	f.clock.Set(time.Date(2026, 11, 4, 3, 0, 0, 0, time.UTC))
+	if _, err := f.runner.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	oct := f.live("a", "2026-10")
+	if oct.Status != StatusFinalized || oct.Total.String() != "0.16" {
+		t.Fatalf("October = %+v", oct)
+	}
+	// After October is closed: 5 more October events for a (crossing the
+	// GB tier at 10), October usage of z who had no invoice, and November usage.
+	f.events(many(5, ev{customer: "a", country: "GB", category: "marketing", at: "2026-10-31 22:00:00", ingested: "2026-11-10 10:00:00"})...)
+	f.events(ev{customer: "z", country: "US", category: "marketing", at: "2026-10-20 10:00:00", ingested: "2026-11-10 10:00:00", qty: 3})
+	f.events(ev{customer: "a", country: "US", category: "marketing", at: "2026-11-20 10:00:00", ingested: "2026-11-20 10:00:00"})
+	f.clock.Set(time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC))
+	for i := 0; i < 2; i++ { // twice: refreshing changes nothing
+		f.run("2026-11")
+		nov := f.live("a", "2026-11")
+		var adj []Line
+		for _, l := range nov.Lines {
+			if l.Kind == KindAdjustment {
+				adj = append(adj, l)
+			}
+		}
+		// Re-rated October: 13 in GB = 10 × 0.02 + 3 × 0.015 = 0.245 → 0.24; billed 0.16.
+		if len(adj) != 1 || adj[0].Period.String() != "2026-10" || adj[0].Quantity != 5 || adj[0].Amount.String() != "0.08" || adj[0].Market != "GB" {
+			t.Fatalf("adjustments = %+v", adj)
+		}
+		if nov.Subtotal.String() != "0.01" || nov.Adjustments.String() != "0.08" || nov.Total.String() != "0.09" {
+			t.Fatalf("November totals %s + %s = %s", nov.Subtotal, nov.Adjustments, nov.Total)
+		}
+		z := f.live("z", "2026-11")
+		if len(z.Lines) != 1 || z.Lines[0].Kind != KindAdjustment || z.Lines[0].Quantity != 3 || z.Total.String() != "0.03" {
+			t.Fatalf("z = %+v", z.Lines)
+		}
+	}
+	// A run of October now must not bill z's October a second time.
+	if run := f.run("2026-10"); run.Created != 0 {
+		t.Fatalf("October re-run created %d invoices", run.Created)
+	}
+	// Once November is final, December carries nothing more for October.
+	f.clock.Set(time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC))
+	if _, err := f.runner.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.events(ev{customer: "a", country: "US", category: "marketing", at: "2026-12-02 10:00:00", ingested: "2026-12-02 10:00:00"})
+	f.clock.Set(time.Date(2027, 1, 1, 2, 0, 0, 0, time.UTC))
+	f.run("2026-12")
+	if dec := f.live("a", "2026-12"); dec.Adjustments.String() != "0.00" || len(dec.Lines) != 1 {
+		t.Fatalf("December = %+v", dec.Lines)
+	}
+	// One more late October event after November was finalized: December gets it.
+	f.events(ev{customer: "a", country: "GB", category: "marketing", at: "2026-10-31 23:00:00", ingested: "2027-01-01 01:00:00", qty: 2})
+	f.clock.Set(time.Date(2027, 1, 1, 3, 0, 0, 0, time.UTC))
+	f.run("2026-12")
+	dec := f.live("a", "2026-12")
+	// 15 in GB = 0.20 + 5 × 0.015 = 0.275 → 0.28; billed 0.16 + 0.08.
+	if dec.Adjustments.String() != "0.04" {
+		t.Fatalf("December adjustments %s, want 0.04: %+v", dec.Adjustments, dec.Lines)
+	}
+}
+
+func TestUnbilledUsage(t *testing.T) {
+	f := newFixture(t, "a", "nocard")
+	f.prices.noCard["nocard"] = true
+	f.events(
+		ev{customer: "a", country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"},
+		ev{customer: "ghost", country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01", qty: 4},
+		ev{customer: "nocard", country: "DE", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01", qty: 2},
+	)
+	run := f.run("2026-10")
+	if run.Created != 1 || run.Unbilled != 2 {
+		t.Fatalf("run = %+v", run)
+	}
+	rows, err := f.store.Unbilled(context.Background(), pricing.MustParseMonth("2026-10"))
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("unbilled = %+v, %v", rows, err)
+	}
+	if rows[0].CustomerID != "ghost" || rows[0].Reason != UnbilledUnknownCustomer || rows[0].Quantity != 4 ||
+		rows[1].CustomerID != "nocard" || rows[1].Reason != UnbilledNoCard || rows[1].Quantity != 2 {
+		t.Fatalf("unbilled = %+v", rows)
+	}
+}
+
+func TestBadPeriods(t *testing.T) {
+	f := newFixture(t)
+	for _, p := range []pricing.Month{{Year: 2026, Month: 11}, {Year: 2027, Month: 1}, {Year: 2026, Month: 13}} {
+		if _, err := f.runner.Run(context.Background(), RunRequest{Period: p}); postage.ErrorCode(err) != postage.EINVALID {
+			t.Errorf("period %v: %v, want invalid", p, err)
+		}
+	}
+}
+
+func TestDatabaseDownDuringRun(t *testing.T) {
+	f := newFixture(t, "a")
+	f.events(ev{customer: "a", country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"})
+	ctx := context.Background()
+	// A run that died half-way (process killed) left its record running.
+	if _, err := f.env.PG.Exec(ctx, `INSERT INTO invoice_runs (period, trigger, status, started_at) VALUES ('2026-10','schedule','running',$1)`, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// ClickHouse is down (nothing listens there).
+	dead, err := clickhouse.Open(&clickhouse.Options{Addr: []string{"127.0.0.1:1"}, DialTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := f.runner.Usage
+	f.runner.Usage = &CHUsage{Conn: dead}
+	run, err := f.runner.Run(ctx, RunRequest{Period: pricing.MustParseMonth("2026-10"), Wait: true})
+	if err == nil || run.Status != RunFailed || run.Error == "" {
+		t.Fatalf("run with ClickHouse down = %+v, %v", run, err)
+	}
+	if got := len(f.invoices(InvoiceFilter{})); got != 0 {
+		t.Fatalf("%d invoices after a failed run", got)
+	}
+	f.runner.Usage = good
+	run = f.run("2026-10")
+	if run.Status != RunSucceeded || run.Created != 1 {
+		t.Fatalf("next run = %+v", run)
+	}
+	runs, err := f.store.Runs(ctx, pricing.MustParseMonth("2026-10"), 10)
+	if err != nil || len(runs) != 3 {
+		t.Fatalf("runs = %+v, %v", runs, err)
+	}
+	if runs[0].Status != RunSucceeded || runs[1].Status != RunFailed || runs[2].Status != RunFailed {
+		t.Fatalf("recorded runs = %+v", runs)
+	}
+}
