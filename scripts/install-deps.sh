@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# install-deps.sh — install the Debian packages postage needs, if missing.
+#
+#   clickhouse-server, clickhouse-client  the event store (Debian ships 18.16)
+#   postgresql                            the ledger (initdb/postgres in /usr/lib/postgresql/*/bin)
+#   chromium                              browser tests of the dashboard
+#   poppler-utils                         pdftotext, to check invoice PDFs in tests
+#
+# Idempotent and quiet when everything is present. postage runs its own
+# private servers on free loopback ports (internal/localdb), so the packages'
+# system services are kept from starting: a policy-rc.d denies service starts
+# during the install, and any service that starts anyway is stopped.
+set -u
+
+missing=()
+# have CMD: CMD is on PATH or in /usr/sbin, /usr/bin (not on every PATH).
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
+have_postgres() {
+	local d
+	for d in /usr/lib/postgresql/*/bin; do
+		[ -x "$d/postgres" ] && [ -x "$d/initdb" ] && return 0
+	done
+	return 1
+}
+
+have clickhouse-server || have clickhouse || missing+=(clickhouse-server)
+have clickhouse-client || have clickhouse || missing+=(clickhouse-client)
+have_postgres || missing+=(postgresql)
+have chromium || have chromium-browser || have google-chrome || missing+=(chromium)
+have pdftotext || missing+=(poppler-utils)
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+fail() { # fail REASON: one line per package, then exit 1
+	local p
+	for p in "${missing[@]}"; do
+		echo "cannot install $p: $1; install it with apt-get install $p" >&2
+	done
+	exit 1
+}
+
+command -v apt-get >/dev/null 2>&1 || fail "apt-get not found (not a Debian system)"
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null 2>&1 || fail "not root and sudo not found"
+	sudo=(sudo -n)
+	"${sudo[@]}" true 2>/dev/null || fail "not root and sudo needs a password (run: sudo make deps)"
+fi
+
+echo "installing ${missing[*]} ..." >&2
+
+# Keep the packages' postinst scripts from starting system services: our
+# servers are private. Leave an existing policy-rc.d alone.
+policy=/usr/sbin/policy-rc.d
+added_policy=
+if [ ! -e "$policy" ]; then
+	if printf '#!/bin/sh\n# temporary, from postage scripts/install-deps.sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null &&
+		"${sudo[@]}" chmod 755 "$policy"; then
+		added_policy=1
+	fi
+fi
+cleanup() { [ -n "$added_policy" ] && "${sudo[@]}" rm -f "$policy"; }
+trap cleanup EXIT
+
+log=$(mktemp)
+trap 'cleanup; rm -f "$log"' EXIT
+if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >"$log" 2>&1; then
+	fail "apt-get update failed: $(grep -m1 -E '^(E|Err):' "$log" || tail -n1 "$log")"
+fi
+if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >"$log" 2>&1; then
+	fail "apt-get install failed: $(grep -m1 -E '^E:' "$log" || tail -n1 "$log")"
+fi
+
+# If a service of a package we just installed started regardless, stop it
+# and keep it from starting at boot, so it does not hold 5432, 8123, 9000.
+for svc in clickhouse-server postgresql; do
+	[[ " ${missing[*]} " == *" $svc "* ]] || continue
+	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+		"${sudo[@]}" systemctl disable --now "$svc" >/dev/null 2>&1 || true
+	elif command -v service >/dev/null 2>&1; then
+		"${sudo[@]}" service "$svc" stop >/dev/null 2>&1 || true
+	fi
+done
+
+# Check again: a package may install but not provide the command.
+still=()
+have clickhouse-server || have clickhouse || still+=(clickhouse-server)
+have_postgres || still+=(postgresql)
+have pdftotext || still+=(poppler-utils)
+if [ ${#still[@]} -gt 0 ]; then
+	missing=("${still[@]}")
+	fail "the package installed but its commands are missing"
+fi
+echo "installed ${missing[*]}" >&2
