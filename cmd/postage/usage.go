@@ -1,0 +1,217 @@
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"postage"
+	"postage/metering"
+)
+
+func init() { extraCommands = append(extraCommands, newUsageCmd) }
+
+func newUsageCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "usage",
+		Short: "Exact metered usage: one customer's, or a month's summary",
+		Long: `Usage is read from ClickHouse with the same exact, deduplicated queries as
+GET /api/v1/customers/{id}/usage and GET /api/v1/usage/summary. Windows and
+months are UTC; ranges are [from, to).`,
+	}
+	var from, to, window, groupBy, format string
+	customer := &cobra.Command{
+		Use:   "customer ID",
+		Short: "One customer's usage by hour, day or month",
+		Example: `  postage usage customer acme-1                                  # this month, by day
+  postage usage customer acme-1 --from 2026-10-01 --to 2026-11-01 --window day --group-by country,category
+  postage usage customer acme-1 --window month --format csv > acme-usage.csv`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q, err := usageQueryFlags(args[0], from, to, window, groupBy)
+			if err != nil {
+				return usageError{err}
+			}
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			rows, err := a.Events.Usage(cmd.Context(), q)
+			if err != nil {
+				return err
+			}
+			return printUsage(cmd.OutOrStdout(), format, q.GroupBy, rows)
+		},
+	}
+	customer.Flags().StringVar(&from, "from", "", "start, YYYY-MM-DD or RFC 3339 (default: first of this month, UTC)")
+	customer.Flags().StringVar(&to, "to", "", "end, exclusive (default: one month after --from)")
+	customer.Flags().StringVar(&window, "window", "day", "hour, day or month")
+	customer.Flags().StringVar(&groupBy, "group-by", "", "comma list of country, category")
+	customer.Flags().StringVar(&format, "format", "table", "table, csv or json")
+
+	var period, sumGroup, sumFormat string
+	summary := &cobra.Command{
+		Use:   "summary",
+		Short: "Every customer's usage in a calendar month",
+		Example: `  postage usage summary --period 2026-10
+  postage usage summary --period 2026-10 --group-by customer,category --format csv`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := metering.SummaryQuery{Month: metering.MonthStart(time.Now())}
+			if period != "" {
+				t, err := time.Parse("2006-01", period)
+				if err != nil {
+					return usageError{fmt.Errorf("--period %q: want YYYY-MM", period)}
+				}
+				q.Month = t
+			}
+			dims, err := parseDims(sumGroup, metering.ByCustomer, metering.ByCountry, metering.ByCategory)
+			if err != nil {
+				return usageError{err}
+			}
+			if len(dims) == 0 {
+				dims = []metering.Dimension{metering.ByCustomer}
+			}
+			q.GroupBy = dims
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			rows, err := a.Events.Summary(cmd.Context(), q)
+			if err != nil {
+				return err
+			}
+			return printUsage(cmd.OutOrStdout(), sumFormat, dims, rows)
+		},
+	}
+	summary.Flags().StringVar(&period, "period", "", "month, YYYY-MM (default: this month, UTC)")
+	summary.Flags().StringVar(&sumGroup, "group-by", "customer", "comma list of customer, country, category")
+	summary.Flags().StringVar(&sumFormat, "format", "table", "table, csv or json")
+	cmd.AddCommand(customer, summary)
+	return cmd
+}
+
+func parseWhen(name, v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--%s %q: want YYYY-MM-DD or an RFC 3339 time", name, v)
+}
+
+func parseDims(v string, allowed ...metering.Dimension) ([]metering.Dimension, error) {
+	var out []metering.Dimension
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		d := metering.Dimension(p)
+		ok := false
+		for _, a := range allowed {
+			ok = ok || a == d
+		}
+		if !ok {
+			return nil, fmt.Errorf("--group-by %q: want a comma list of %v", p, allowed)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func usageQueryFlags(customer, from, to, window, groupBy string) (metering.UsageQuery, error) {
+	q := metering.UsageQuery{CustomerID: customer, From: metering.MonthStart(time.Now()), Window: metering.Window(window)}
+	var errs []error
+	if from != "" {
+		t, err := parseWhen("from", from)
+		errs = append(errs, err)
+		q.From = t
+	}
+	q.To = q.From.AddDate(0, 1, 0)
+	if to != "" {
+		t, err := parseWhen("to", to)
+		errs = append(errs, err)
+		q.To = t
+	}
+	switch q.Window {
+	case metering.Hour, metering.Day, metering.Month:
+	default:
+		errs = append(errs, fmt.Errorf("--window %q: want hour, day or month", window))
+	}
+	dims, err := parseDims(groupBy, metering.ByCountry, metering.ByCategory)
+	errs = append(errs, err)
+	q.GroupBy = dims
+	if err := errors.Join(errs...); err != nil {
+		return q, err
+	}
+	if !q.To.After(q.From) {
+		return q, postage.Errorf(postage.EINVALID, "--to must be after --from")
+	}
+	return q, nil
+}
+
+func printUsage(w io.Writer, format string, dims []metering.Dimension, rows []metering.UsageRow) error {
+	has := map[metering.Dimension]bool{}
+	for _, d := range dims {
+		has[d] = true
+	}
+	head := []string{"START"}
+	for _, d := range []metering.Dimension{metering.ByCustomer, metering.ByCountry, metering.ByCategory} {
+		if has[d] {
+			head = append(head, strings.ToUpper(string(d)))
+		}
+	}
+	head = append(head, "QUANTITY", "EVENTS")
+	record := func(r metering.UsageRow) []string {
+		rec := []string{r.Start.Format(time.RFC3339)}
+		if has[metering.ByCustomer] {
+			rec = append(rec, r.CustomerID)
+		}
+		if has[metering.ByCountry] {
+			rec = append(rec, r.Country)
+		}
+		if has[metering.ByCategory] {
+			rec = append(rec, r.Category)
+		}
+		return append(rec, strconv.FormatUint(r.Quantity, 10), strconv.FormatUint(r.Events, 10))
+	}
+	switch format {
+	case "csv":
+		cw := csv.NewWriter(w)
+		for i := range head {
+			head[i] = strings.ToLower(head[i])
+		}
+		_ = cw.Write(head)
+		for _, r := range rows {
+			_ = cw.Write(record(r))
+		}
+		cw.Flush()
+		return cw.Error()
+	case "json":
+		if rows == nil {
+			rows = []metering.UsageRow{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	case "table", "":
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, strings.Join(head, "\t"))
+		for _, r := range rows {
+			fmt.Fprintln(tw, strings.Join(record(r), "\t"))
+		}
+		return tw.Flush()
+	}
+	return usageError{fmt.Errorf("--format %q: want table, csv or json", format)}
+}
