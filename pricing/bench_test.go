@@ -100,3 +100,24 @@ func TestBenchmarkInputsAgree(t *testing.T) {
 		t.Fatalf("%v %s %s", err, res.Total, want)
 	}
 }
+
+// BenchmarkRateOneCustomer rates one customer-month of 150 countries × 2
+// categories (the unit of the benchmark above, for quick comparisons).
+func BenchmarkRateOneCustomer(b *testing.B) {
+	s, _ := LaunchSeed()
+	r, _ := Compile(s.Version)
+	countries := append(sortedKeys(s.Version.Countries)[:147], "XK", "XA", "ZZ")
+	rng := rand.New(rand.NewPCG(7, 7))
+	var us []Usage
+	for _, c := range countries {
+		for _, cat := range []string{"notification", "session"} {
+			us = append(us, Usage{Country: c, Category: cat, Quantity: rng.Int64N(1 << (1 + rng.IntN(22)))})
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Rate(Overrides{}, us, RateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

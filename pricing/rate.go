@@ -57,14 +57,14 @@ type Line struct {
 	Countries []CountryQuantity `json:"countries"` // recipient countries of the line, sorted
 	Category  string            `json:"category"`  // the card category the usage was rated as
 	Free      bool              `json:"free,omitempty"`
-	Mode      Mode              `json:"mode,omitempty"`   // the card's price mode, or flat for a custom price
-	Custom    bool              `json:"custom,omitempty"` // a customer's custom unit price replaced the card's
+	Custom    bool              `json:"custom,omitempty"`  // a customer's custom unit price replaced the card's
+	Average   bool              `json:"average,omitempty"` // UnitPrice is an average (see UnitPrice)
+	Mode      Mode              `json:"mode,omitempty"`    // the card's price mode, or flat for a custom price
 	Quantity  int64             `json:"quantity"`
 	Tiers     []TierLine        `json:"tiers,omitempty"` // how the quantity fell into tiers
 	// UnitPrice is the one unit price the line was charged at, or, when
 	// Average is set, Subtotal/Quantity rounded half-even to six decimals.
 	UnitPrice decimal.Decimal `json:"unit_price"`
-	Average   bool            `json:"average,omitempty"`
 	Subtotal  decimal.Decimal `json:"subtotal"` // exact, before discounts
 	// Discount is the combined percentage taken off the subtotal.
 	Discount decimal.Decimal `json:"discount,omitzero"`
@@ -96,6 +96,7 @@ type Rater struct {
 	minor         int
 	markets       []string
 	countryMarket map[string]int32
+	byCode        [26 * 26]int32 // market of each upper-case two-letter code
 	defMarket     int32
 	cats          []Category
 	catIndex      map[string]int32 // name or alias → category
@@ -138,8 +139,12 @@ func Compile(v *Version) (*Rater, error) {
 	}
 	r.defMarket = mi[v.DefaultMarket]
 	r.countryMarket = make(map[string]int32, len(v.Countries))
+	for i := range r.byCode {
+		r.byCode[i] = r.defMarket
+	}
 	for c, m := range v.Countries {
 		r.countryMarket[c] = mi[m]
+		r.byCode[int(c[0]-'A')*26+int(c[1]-'A')] = mi[m] // validated: two upper-case letters
 	}
 	nc := len(r.cats)
 	r.catIndex = make(map[string]int32, nc)
@@ -274,10 +279,7 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 			rows[i].acc = -1
 			continue
 		}
-		m, ok := r.countryMarket[u.Country]
-		if !ok {
-			m = r.defMarket
-		}
+		m := r.marketOf(u.Country)
 		if ic := r.intl[c]; ic >= 0 && opts.CustomerCountry != "" && opts.CustomerCountry != u.Country {
 			c = ic
 		}
@@ -328,7 +330,7 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		Lines:      make([]Line, 0, nlines),
 	}
 	countries := make([]CountryQuantity, 0, len(sorted))
-	tiers := make([]TierLine, 0, nlines)
+	tiers := make([]TierLine, 0, 2*nlines) // most lines use one or two tiers
 	var total u128
 	var totalDec decimal.Decimal // rounded amounts of discounted lines
 	var hasTotalDec bool
@@ -355,15 +357,15 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 
 		m, c := int(a)/nc, int(a)%nc
 		q := acc[a]
-		ln := Line{
-			Market:    r.markets[m],
-			Countries: countries[cstart:len(countries):len(countries)],
-			Category:  r.cats[c].Name,
-			Quantity:  q,
-		}
+		// Build the line in place (Lines has capacity nlines and is zeroed).
+		res.Lines = res.Lines[:len(res.Lines)+1]
+		ln := &res.Lines[len(res.Lines)-1]
+		ln.Market = r.markets[m]
+		ln.Countries = countries[cstart:len(countries):len(countries)]
+		ln.Category = r.cats[c].Name
+		ln.Quantity = q
 		if r.cats[c].Free {
 			ln.Free = true
-			res.Lines = append(res.Lines, ln)
 			continue
 		}
 		cp := r.prices[a]
@@ -459,7 +461,6 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 			ln.Amount = rounded.decimal(min(r.minor, MaxPriceDecimals))
 			total = total.add(rounded.rescale(MaxPriceDecimals - min(r.minor, MaxPriceDecimals)))
 		}
-		res.Lines = append(res.Lines, ln)
 	}
 	// total holds rounded amounts in micro-units (exact multiples of the minor unit).
 	res.Total = total.decimal(MaxPriceDecimals).Truncate(int32(r.minor))
@@ -467,6 +468,18 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		res.Total = res.Total.Add(totalDec)
 	}
 	return res, nil
+}
+
+// marketOf returns the market index of a recipient country: a table
+// look-up for two upper-case letters, the default market otherwise.
+func (r *Rater) marketOf(country string) int32 {
+	if len(country) == 2 {
+		a, b := country[0]-'A', country[1]-'A'
+		if a < 26 && b < 26 {
+			return r.byCode[int(a)*26+int(b)]
+		}
+	}
+	return r.defMarket
 }
 
 // Market returns the market a recipient country belongs to.
