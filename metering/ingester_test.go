@@ -200,3 +200,40 @@ func TestIngestUnavailableThenRecovers(t *testing.T) {
 		t.Fatalf("after recovery: %v", got)
 	}
 }
+
+// lostAckStore stores the rows and then fails, like a connection that
+// breaks after ClickHouse wrote the insert but before its answer arrived.
+type lostAckStore struct{ EventStore }
+
+func (l lostAckStore) Insert(ctx context.Context, evs []Event) error {
+	if err := l.EventStore.Insert(ctx, evs); err != nil {
+		return err
+	}
+	return fmt.Errorf("read: connection reset by peer")
+}
+
+func TestIngestRetryAfterUnacknowledgedInsert(t *testing.T) {
+	conn := newCH(t)
+	store := NewCHStore(conn)
+	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
+	a, b := ev("c", "a", t0, "DE", "service", 1), ev("c", "b", t0, "DE", "service", 1)
+	lost := NewIngester(lostAckStore{store}, IngesterConfig{})
+	if _, err := lost.Submit(context.Background(), []Event{a}); postage.ErrorCode(err) != postage.EUNAVAILABLE {
+		t.Fatalf("got %v, want unavailable", err)
+	}
+	lost.Close()
+	// The client retries (here through a healthy process): the event that
+	// landed is found by the look-up and not stored twice.
+	in := NewIngester(store, IngesterConfig{})
+	defer in.Close()
+	if got := submit(t, in, a, b); !slices.Equal(got, []Status{Duplicate, Accepted}) {
+		t.Fatalf("retry: %v", got)
+	}
+	var rows uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 2 {
+		t.Errorf("%d rows, want 2", rows)
+	}
+}
