@@ -71,6 +71,10 @@ func (r *Runner) lookback() int {
 	return 3
 }
 
+// DefaultCutoffLag is the usage cut-off's distance behind the clock in
+// production: long enough for any insert stamped before it to be visible.
+const DefaultCutoffLag = time.Minute
+
 // Run triggers.
 const (
 	TriggerSchedule = "schedule"

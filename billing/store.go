@@ -115,6 +115,8 @@ type InvoiceFilter struct {
 	Period     pricing.Month
 	Status     Status
 	CustomerID string
+	// NotDraft leaves drafts out (customers never see drafts).
+	NotDraft bool
 }
 
 // Validate checks the filter's values.
@@ -173,6 +175,9 @@ func listInvoicesQuery(f InvoiceFilter, cur *invoiceCursor, limit int) (string, 
 	}
 	if f.CustomerID != "" {
 		where = append(where, "customer_id = "+arg(f.CustomerID))
+	}
+	if f.NotDraft {
+		where = append(where, "status <> 'draft'")
 	}
 	if cur != nil {
 		p := arg(cur.Period)

@@ -47,6 +47,10 @@ type App struct {
 	MeterMetrics *metering.Metrics
 	Pricing      *pgstore.Store
 
+	// Billing: invoices and the runs that make them (internal/app/billing.go).
+	Invoices *billing.InvoiceStore
+	Billing  *billing.Runner
+
 	closers []func()
 }
 
@@ -99,6 +103,10 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	a.closers = append(a.closers, a.Ingester.Close)
 	a.Pricing = pgstore.New(pg)
 	a.Pricing.Now = func() time.Time { return a.Now() }
+	if err := a.openBilling(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -118,6 +126,7 @@ func (a *App) Server() *httpapi.Server {
 		Customers: a.Customers,
 		Pricing:   httpapi.PricingDeps{Store: a.Pricing},
 		Reports:   httpapi.ReportsDeps{Reports: a.Reports()},
+		Billing:   httpapi.BillingDeps{Runner: a.Billing, Invoices: a.Invoices, Issuer: a.Issuer()},
 		Now:       a.Now,
 		Version:   Version,
 		Metering: httpapi.MeteringDeps{

@@ -24,5 +24,9 @@ func (a *App) LoadDemo(ctx context.Context, out io.Writer) error {
 // StartJobs starts background work (the event pipeline, the invoice
 // scheduler) and returns a function that stops it and waits.
 func (a *App) StartJobs(ctx context.Context) (stop func(), err error) {
-	return func() {}, nil
+	stopScheduler, err := a.startScheduler(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return stopScheduler, nil
 }

@@ -1,0 +1,71 @@
+package reports
+
+import (
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"postage/billing"
+)
+
+// InvoiceCSVHeader are the columns of invoice CSV files: one row per
+// invoice line (an invoice without lines has one row with empty line
+// columns), the invoice's own columns repeated on each, so the file sorts
+// and pivots in any spreadsheet.
+var InvoiceCSVHeader = []string{
+	"invoice_id", "number", "status", "customer_id", "customer_name", "period", "currency",
+	"card_id", "card_version", "line_kind", "line_period", "market", "countries", "category", "free",
+	"quantity", "unit_price", "average_price", "discount_percent", "amount",
+	"invoice_subtotal", "invoice_adjustments", "invoice_total",
+	"usage_cutoff", "finalized_at", "voided_at", "void_reason", "replaces", "replaced_by",
+}
+
+// InvoiceCSV writes invoices as CSV (InvoiceCSVHeader): one invoice for
+// its .csv download, or every invoice of a period for the export.
+// Money is a decimal string with the currency's minor-unit decimals.
+func InvoiceCSV(w io.Writer, invs []billing.Invoice) error {
+	t := Table{Header: InvoiceCSVHeader}
+	for _, inv := range invs {
+		base := []string{inv.ID, inv.Number, string(inv.Status), inv.CustomerID, inv.Customer.Name, inv.Period.String(), inv.Currency,
+			inv.CardID, strconv.Itoa(inv.CardVersion)}
+		tail := []string{inv.Subtotal.String(), inv.Adjustments.String(), inv.Total.String(),
+			csvTime(&inv.UsageCutoff), csvTime(inv.FinalizedAt), csvTime(inv.VoidedAt), inv.VoidReason, inv.Replaces, inv.ReplacedBy}
+		if len(inv.Lines) == 0 {
+			t.Rows = append(t.Rows, concat(base, make([]string, 11), tail))
+			continue
+		}
+		for _, l := range inv.Lines {
+			var cs []string
+			for _, c := range l.Countries {
+				cs = append(cs, c.Country+":"+strconv.FormatInt(c.Quantity, 10))
+			}
+			unit, discount := "", ""
+			if l.Kind == billing.KindUsage {
+				unit = l.UnitPrice.String()
+			}
+			if !l.Discount.IsZero() {
+				discount = l.Discount.String()
+			}
+			line := []string{l.Kind, l.Period.String(), l.Market, strings.Join(cs, ";"), l.Category, strconv.FormatBool(l.Free),
+				strconv.FormatInt(l.Quantity, 10), unit, strconv.FormatBool(l.Average), discount, l.Amount.String()}
+			t.Rows = append(t.Rows, concat(base, line, tail))
+		}
+	}
+	return t.WriteCSV(w)
+}
+
+func concat(parts ...[]string) []string {
+	var out []string
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func csvTime(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}

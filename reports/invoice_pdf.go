@@ -1,0 +1,338 @@
+package reports
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/go-pdf/fpdf"
+
+	"postage/billing"
+)
+
+// Issuer is who invoices are from (config billing.issuer_name and
+// billing.issuer_address).
+type Issuer struct {
+	Name    string
+	Address string
+}
+
+// InvoicePDF writes a readable A4 invoice: issuer, customer, number,
+// period, the usage lines grouped by country (market) and category with
+// their tier breakdown, adjustments for earlier months, subtotal, total and
+// currency, and notes about free categories and adjustments. Long invoices
+// continue on further pages with the table header repeated.
+//
+// Text uses the PDF core font Helvetica (Windows-1252): characters outside
+// it print as '?'; the invoice's JSON and CSV keep the exact text.
+func InvoicePDF(w io.Writer, inv billing.Invoice, issuer Issuer) error {
+	pdf := fpdf.New("P", "mm", "A4", "")
+	tr := pdf.UnicodeTranslatorFromDescriptor("")
+	pdf.SetTitle(invoiceTitle(inv), true)
+	pdf.SetAuthor(issuer.Name, true)
+	pdf.SetCreator("postage", true)
+	pdf.SetMargins(18, 18, 18)
+	pdf.SetAutoPageBreak(true, 20)
+	pdf.AliasNbPages("{nb}")
+	pdf.SetFooterFunc(func() {
+		pdf.SetY(-14)
+		pdf.SetFont("Helvetica", "", 8)
+		pdf.SetTextColor(110, 110, 110)
+		pdf.CellFormat(0, 5, tr(fmt.Sprintf("%s  ·  %s  ·  page %d of {nb}", issuer.Name, invoiceTitle(inv), pdf.PageNo())), "", 0, "C", false, 0, "")
+		pdf.SetTextColor(0, 0, 0)
+	})
+	pdf.AddPage()
+	width, _ := pdf.GetPageSize()
+	left, _, right, _ := pdf.GetMargins()
+	content := width - left - right
+
+	// Issuer and title.
+	pdf.SetFont("Helvetica", "B", 16)
+	pdf.CellFormat(content/2, 8, tr(issuer.Name), "", 0, "L", false, 0, "")
+	pdf.SetFont("Helvetica", "B", 20)
+	title := "INVOICE"
+	switch inv.Status {
+	case billing.StatusDraft:
+		title = "DRAFT INVOICE"
+	case billing.StatusVoid:
+		title = "VOID INVOICE"
+	}
+	pdf.CellFormat(content/2, 8, title, "", 1, "R", false, 0, "")
+	pdf.SetFont("Helvetica", "", 9)
+	for _, l := range strings.Split(issuer.Address, ",") {
+		pdf.CellFormat(content, 4.5, tr(strings.TrimSpace(l)), "", 1, "L", false, 0, "")
+	}
+	pdf.Ln(6)
+
+	// Bill to, and the invoice's facts.
+	y := pdf.GetY()
+	pdf.SetFont("Helvetica", "B", 9)
+	pdf.CellFormat(content/2, 5, "Bill to", "", 1, "L", false, 0, "")
+	pdf.SetFont("Helvetica", "", 10)
+	c := inv.Customer
+	for _, l := range []string{c.Name, "Customer id " + c.ID, c.Country, c.Email} {
+		if strings.TrimSpace(l) != "" {
+			pdf.CellFormat(content/2, 5, tr(l), "", 1, "L", false, 0, "")
+		}
+	}
+	yLeft := pdf.GetY()
+	facts := [][2]string{
+		{"Invoice number", numberOrDraft(inv)},
+		{"Period", periodText(inv)},
+		{"Currency", inv.Currency},
+		{"Rate card", fmt.Sprintf("%s, version %d", inv.CardID, inv.CardVersion)},
+		{"Usage counted up to", inv.UsageCutoff.UTC().Format("2006-01-02 15:04:05") + " UTC"},
+	}
+	if inv.FinalizedAt != nil {
+		facts = append(facts, [2]string{"Issued", inv.FinalizedAt.UTC().Format("2 January 2006")})
+	}
+	if inv.Replaces != "" {
+		facts = append(facts, [2]string{"Replaces", inv.Replaces})
+	}
+	pdf.SetY(y)
+	for _, f := range facts {
+		pdf.SetX(left + content/2)
+		pdf.SetFont("Helvetica", "B", 9)
+		pdf.CellFormat(content/5, 5, f[0], "", 0, "L", false, 0, "")
+		pdf.SetFont("Helvetica", "", 9)
+		pdf.CellFormat(content/2-content/5, 5, tr(f[1]), "", 1, "R", false, 0, "")
+	}
+	pdf.SetY(max(yLeft, pdf.GetY()) + 4)
+
+	if inv.Status == billing.StatusVoid {
+		pdf.SetFillColor(253, 226, 226)
+		pdf.SetFont("Helvetica", "B", 10)
+		msg := "This invoice is VOID"
+		if inv.VoidReason != "" {
+			msg += ": " + inv.VoidReason
+		}
+		if inv.ReplacedBy != "" {
+			msg += ". Replaced by invoice " + inv.ReplacedBy + "."
+		}
+		pdf.MultiCell(content, 6, tr(msg), "", "L", true)
+		pdf.Ln(3)
+	}
+
+	// Lines.
+	cols := []float64{content * 0.30, content * 0.22, content * 0.14, content * 0.16, content * 0.18}
+	header := func() {
+		pdf.SetFont("Helvetica", "B", 9)
+		pdf.SetFillColor(235, 238, 243)
+		for i, h := range []string{"Country / market", "Category", "Quantity", "Unit price", "Amount " + inv.Currency} {
+			align := "L"
+			if i >= 2 {
+				align = "R"
+			}
+			pdf.CellFormat(cols[i], 7, h, "B", 0, align, true, 0, "")
+		}
+		pdf.Ln(-1)
+	}
+	row := func(cells [5]string, style string, size float64) {
+		if pdf.GetY() > 270 {
+			pdf.AddPage()
+			header()
+		}
+		pdf.SetFont("Helvetica", style, size)
+		for i, s := range cells {
+			align := "L"
+			if i >= 2 {
+				align = "R"
+			}
+			pdf.CellFormat(cols[i], 5.5, tr(s), "", 0, align, false, 0, "")
+		}
+		pdf.Ln(-1)
+	}
+	usage, adjustments := splitLines(inv.Lines)
+	sectionTitle(pdf, "Usage "+inv.Period.String())
+	header()
+	if len(usage) == 0 {
+		row([5]string{"No usage", "", "", "", ""}, "I", 9)
+	}
+	for _, l := range usage {
+		unit := l.UnitPrice.String()
+		if l.Average {
+			unit += " avg"
+		}
+		amount := l.Amount.String()
+		if l.Free {
+			unit = "free"
+		}
+		row([5]string{marketText(l), l.Category, groupThousands(l.Quantity), unit, amount}, "", 9.5)
+		if len(l.Countries) > 1 {
+			var parts []string
+			for _, cq := range l.Countries {
+				parts = append(parts, cq.Country+" "+groupThousands(cq.Quantity))
+			}
+			row([5]string{"   " + strings.Join(parts, ", "), "", "", "", ""}, "I", 8)
+		}
+		if len(l.Tiers) > 1 {
+			for _, t := range l.Tiers {
+				upTo := "and above"
+				if t.UpTo != nil {
+					upTo = "to " + groupThousands(*t.UpTo)
+				}
+				row([5]string{fmt.Sprintf("   tier %s %s", groupThousands(t.From), upTo), "", groupThousands(t.Quantity), t.UnitPrice.String(), t.Amount.StringFixed(int32(inv.MinorUnits()+2))}, "I", 8)
+			}
+		}
+		if !l.Discount.IsZero() {
+			row([5]string{"   discount " + l.Discount.String() + "%", "", "", "", ""}, "I", 8)
+		}
+	}
+	if len(adjustments) > 0 {
+		pdf.Ln(3)
+		sectionTitle(pdf, "Adjustments for earlier months")
+		header()
+		for _, l := range adjustments {
+			row([5]string{l.Period.String() + "  " + l.Market, l.Category, groupThousands(l.Quantity), "", l.Amount.String()}, "", 9.5)
+		}
+	}
+
+	// Totals.
+	pdf.Ln(4)
+	totals := [][2]string{{"Subtotal", inv.Subtotal.String()}}
+	if len(adjustments) > 0 {
+		totals = append(totals, [2]string{"Adjustments", inv.Adjustments.String()})
+	}
+	totals = append(totals, [2]string{"Total " + inv.Currency, inv.Total.String()})
+	for i, t := range totals {
+		last := i == len(totals)-1
+		style, border := "", ""
+		if last {
+			style, border = "B", "T"
+		}
+		pdf.SetX(left + content*0.52)
+		pdf.SetFont("Helvetica", style, 10.5)
+		pdf.CellFormat(content*0.30, 7, t[0], border, 0, "L", false, 0, "")
+		pdf.CellFormat(content*0.18, 7, t[1], border, 1, "R", false, 0, "")
+	}
+
+	// Notes.
+	pdf.Ln(6)
+	pdf.SetFont("Helvetica", "B", 9)
+	pdf.CellFormat(content, 5, "Notes", "", 1, "L", false, 0, "")
+	pdf.SetFont("Helvetica", "", 8.5)
+	for _, n := range invoiceNotes(inv, usage, adjustments) {
+		pdf.MultiCell(content, 4.5, tr("- "+n), "", "L", false)
+	}
+	if err := pdf.Error(); err != nil {
+		return fmt.Errorf("invoice pdf: %w", err)
+	}
+	if err := pdf.Output(w); err != nil {
+		return fmt.Errorf("invoice pdf: %w", err)
+	}
+	return nil
+}
+
+func sectionTitle(pdf *fpdf.Fpdf, s string) {
+	pdf.SetFont("Helvetica", "B", 11)
+	pdf.CellFormat(0, 7, s, "", 1, "L", false, 0, "")
+}
+
+func invoiceTitle(inv billing.Invoice) string {
+	if inv.Number != "" {
+		return "Invoice " + inv.Number
+	}
+	return "Draft invoice " + inv.ID
+}
+
+func numberOrDraft(inv billing.Invoice) string {
+	if inv.Number != "" {
+		return inv.Number
+	}
+	return "draft, numbered when finalized"
+}
+
+func periodText(inv billing.Invoice) string {
+	p := inv.Period
+	if !p.Valid() {
+		return ""
+	}
+	return fmt.Sprintf("%s %d (%s to %s UTC)", p.Month, p.Year, p.Start().Format("2 Jan"), p.End().AddDate(0, 0, -1).Format("2 Jan 2006"))
+}
+
+func marketText(l billing.Line) string {
+	if len(l.Countries) == 1 && l.Countries[0].Country == l.Market {
+		return l.Market
+	}
+	if len(l.Countries) == 1 {
+		return l.Countries[0].Country + " (" + l.Market + ")"
+	}
+	return l.Market
+}
+
+// splitLines returns the usage lines sorted by market then category, and
+// the adjustment lines sorted by month, market and category.
+func splitLines(lines []billing.Line) (usage, adjustments []billing.Line) {
+	for _, l := range lines {
+		if l.Kind == billing.KindAdjustment {
+			adjustments = append(adjustments, l)
+		} else {
+			usage = append(usage, l)
+		}
+	}
+	sort.SliceStable(usage, func(i, j int) bool {
+		if usage[i].Market != usage[j].Market {
+			return usage[i].Market < usage[j].Market
+		}
+		return usage[i].Category < usage[j].Category
+	})
+	sort.SliceStable(adjustments, func(i, j int) bool {
+		a, b := adjustments[i], adjustments[j]
+		if a.Period != b.Period {
+			return a.Period.Before(b.Period)
+		}
+		if a.Market != b.Market {
+			return a.Market < b.Market
+		}
+		return a.Category < b.Category
+	})
+	return usage, adjustments
+}
+
+func invoiceNotes(inv billing.Invoice, usage, adjustments []billing.Line) []string {
+	var notes []string
+	free := map[string]bool{}
+	for _, l := range usage {
+		if l.Free {
+			free[l.Category] = true
+		}
+	}
+	if len(free) > 0 {
+		var cs []string
+		for c := range free {
+			cs = append(cs, c)
+		}
+		sort.Strings(cs)
+		notes = append(notes, "Free categories ("+strings.Join(cs, ", ")+") are metered and shown at 0.00.")
+	}
+	if len(adjustments) > 0 {
+		notes = append(notes, "Adjustment lines bill usage of earlier months that reached us after those months were invoiced: the whole month is rated again with all its usage and what was already billed is subtracted, line by line.")
+	}
+	notes = append(notes,
+		fmt.Sprintf("Amounts are in %s. Each line is rounded once to the currency's minor unit; the total is the sum of the rounded lines.", inv.Currency),
+		"Tier volume is counted per calendar month (UTC), per market and category.")
+	if inv.Status == billing.StatusDraft {
+		notes = append(notes, "This is a draft: it may still change until it is finalized on or after "+inv.FinalizeAfter.UTC().Format("2006-01-02 15:04")+" UTC.")
+	}
+	return notes
+}
+
+// groupThousands writes n with thousands separators (1,234,567).
+func groupThousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, ch := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(ch)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
