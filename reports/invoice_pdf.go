@@ -173,7 +173,7 @@ func InvoicePDF(w io.Writer, inv billing.Invoice, issuer Issuer) error {
 				if t.UpTo != nil {
 					upTo = "to " + groupThousands(*t.UpTo)
 				}
-				row([5]string{fmt.Sprintf("   tier %s %s", groupThousands(t.From), upTo), "", groupThousands(t.Quantity), t.UnitPrice.String(), t.Amount.StringFixed(int32(inv.MinorUnits()+2))}, "I", 8)
+				row([5]string{fmt.Sprintf("   tier %s %s", groupThousands(t.From), upTo), "", groupThousands(t.Quantity), t.UnitPrice.String(), t.Amount.StringFixed(int32(inv.MinorUnits() + 2))}, "I", 8)
 			}
 		}
 		if !l.Discount.IsZero() {
