@@ -151,7 +151,6 @@ func DecodeCSV(r io.Reader) (*Version, error) {
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
@@ -163,6 +162,7 @@ func DecodeCSV(r io.Reader) (*Version, error) {
 			}
 			return nil, fmt.Errorf("read rate card csv: %w", err)
 		}
+		line, _ := cr.FieldPos(0)
 		for i := range fields {
 			fields[i] = strings.TrimSpace(fields[i])
 		}

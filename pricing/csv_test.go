@@ -188,3 +188,37 @@ func TestCSVRejectsWholeFileWithEveryProblem(t *testing.T) {
 		t.Fatalf("json %s", b)
 	}
 }
+
+// FuzzDecodeCSV: any input either is rejected with row problems or decodes
+// to a valid version that round-trips exactly.
+func FuzzDecodeCSV(f *testing.F) {
+	f.Add(validCSV)
+	f.Add(validCSV + "country,XX,Germany\n")
+	f.Add("price,\"a\nb\",c,flat,,1\n")
+	f.Add("setting,currency,JPY\nsetting,default_market,M\ncategory,c,priced\nprice,M,c,volume,1,0.5\nprice,M,c,volume,,0\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		v, err := DecodeCSV(strings.NewReader(in))
+		if err != nil {
+			if postage.ErrorCode(err) != postage.EINVALID {
+				t.Fatalf("error code %q: %v", postage.ErrorCode(err), err)
+			}
+			if rows, ok := postage.ErrorDetail(err).([]RowError); !ok || len(rows) == 0 {
+				t.Fatalf("no row problems: %v", err)
+			}
+			return
+		}
+		if err := v.Validate(); err != nil {
+			t.Fatalf("decoded an invalid version: %v", err)
+		}
+		var b1, b2 bytes.Buffer
+		_ = EncodeCSV(&b1, v)
+		v2, err := DecodeCSV(bytes.NewReader(b1.Bytes()))
+		if err != nil {
+			t.Fatalf("re-decode: %v\n%s", err, b1.String())
+		}
+		_ = EncodeCSV(&b2, v2)
+		if b1.String() != b2.String() {
+			t.Fatalf("round trip differs:\n%s\n%s", b1.String(), b2.String())
+		}
+	})
+}
