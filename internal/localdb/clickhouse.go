@@ -155,7 +155,7 @@ func (ch *ClickHouse) start(ctx context.Context, argv []string) error {
 		if ch.proc.exited() {
 			return fail(fmt.Sprintf("server exited (%v)", ch.proc.err))
 		}
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		pctx, cancel := ch.proc.probeContext(ctx, 2*time.Second)
 		err := conn.Ping(pctx)
 		cancel()
 		if err == nil {
@@ -251,8 +251,8 @@ var configTemplate = template.Must(template.New("config.xml").Parse(`<?xml versi
 <yandex>
     <logger>
         <level>warning</level>
-        <log>{{.Dir}}/log/clickhouse-server.log</log>
-        <errorlog>{{.Dir}}/log/clickhouse-server.err.log</errorlog>
+        <log>{{.Dir | html}}/log/clickhouse-server.log</log>
+        <errorlog>{{.Dir | html}}/log/clickhouse-server.err.log</errorlog>
         <size>10M</size>
         <count>2</count>
     </logger>
@@ -261,10 +261,10 @@ var configTemplate = template.Must(template.New("config.xml").Parse(`<?xml versi
 {{- if gt .HTTPPort 0}}
     <http_port>{{.HTTPPort}}</http_port>
 {{- end}}
-    <path>{{.Dir}}/data/</path>
-    <tmp_path>{{.Dir}}/tmp/</tmp_path>
-    <user_files_path>{{.Dir}}/user_files/</user_files_path>
-    <format_schema_path>{{.Dir}}/format_schemas/</format_schema_path>
+    <path>{{.Dir | html}}/data/</path>
+    <tmp_path>{{.Dir | html}}/tmp/</tmp_path>
+    <user_files_path>{{.Dir | html}}/user_files/</user_files_path>
+    <format_schema_path>{{.Dir | html}}/format_schemas/</format_schema_path>
     <users_config>users.xml</users_config>
     <default_profile>default</default_profile>
     <default_database>default</default_database>

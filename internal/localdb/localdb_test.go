@@ -226,3 +226,33 @@ func chExec(t *testing.T, addr, sql string) {
 		t.Fatal(err)
 	}
 }
+
+func TestPostgresBusyPort(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	_, err = StartPostgres(context.Background(), PostgresOptions{Dir: filepath.Join(tempDir(t), "pg"), Port: port, Fast: true})
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("start on a busy port: got %v, want 'address already in use'", err)
+	}
+	t.Log(err)
+}
+
+func TestClickHouseRefusesRunningDir(t *testing.T) {
+	ctx := context.Background()
+	opts := ClickHouseOptions{Dir: filepath.Join(t.TempDir(), "ch"), HTTPPort: -1}
+	ch, err := StartClickHouse(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Kill()
+	opts.TCPPort = 0
+	_, err = StartClickHouse(ctx, opts)
+	if err == nil {
+		t.Fatal("second server on the same dir started")
+	}
+	t.Log(err)
+}

@@ -172,7 +172,7 @@ func (pg *Postgres) start(ctx context.Context, bin, logPath string, fast bool, c
 		if pg.proc.exited() {
 			return fail(fmt.Sprintf("server exited (%v)", pg.proc.err))
 		}
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		cctx, cancel := pg.proc.probeContext(ctx, 2*time.Second)
 		c, err := pgconn.Connect(cctx, dsn)
 		cancel()
 		if err == nil {

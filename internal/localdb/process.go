@@ -3,6 +3,7 @@ package localdb
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -69,6 +70,21 @@ func (p *process) exited() bool {
 	default:
 		return false
 	}
+}
+
+// probeContext returns a context for one readiness probe: it ends after d,
+// with ctx, or as soon as the process exits, so a probe never waits on a
+// port held by another program after our server gave up.
+func (p *process) probeContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	pctx, cancel := context.WithTimeout(ctx, d)
+	go func() {
+		select {
+		case <-p.done:
+			cancel()
+		case <-pctx.Done():
+		}
+	}()
+	return pctx, cancel
 }
 
 // stop sends sig, waits up to grace for the process to exit, then kills its
