@@ -577,3 +577,25 @@ func TestRaterIsolatedFromEdits(t *testing.T) {
 		t.Fatal("rater shares the version's prices")
 	}
 }
+
+func TestCrossCardVocabulary(t *testing.T) {
+	meta := mustSeed(t, MetaSeed)
+	launch := mustSeed(t, LaunchSeed)
+	usage := []Usage{{"DE", "notification", 10}, {"DE", "session", 3}, {"DE", "marketing", 5}, {"DE", "service", 1}}
+	res, err := meta.Rate(Overrides{}, usage, RateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// meta: marketing 15 × 0.1365 = 2.0475 → 2.05; service 4 free.
+	if len(res.Lines) != 2 || res.Lines[0].Category != "marketing" || res.Lines[0].Quantity != 15 || res.Lines[1].Category != "service" || res.Lines[1].Quantity != 4 || !res.Total.Equal(d("2.05")) {
+		t.Fatalf("meta: %+v %s", res.Lines, res.Total)
+	}
+	res, err = launch.Rate(Overrides{}, usage, RateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// launch: notification 15 × 0.0887 = 1.3305 → 1.33; session 4 free.
+	if len(res.Lines) != 2 || res.Lines[0].Quantity != 15 || res.Lines[1].Quantity != 4 || !res.Total.Equal(d("1.33")) {
+		t.Fatalf("launch: %+v %s", res.Lines, res.Total)
+	}
+}

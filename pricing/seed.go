@@ -127,7 +127,10 @@ func MetaSeed() (Seed, error) {
 		Currency: "USD", Rounding: RoundHalfEven, DefaultMarket: "Other",
 		Countries: map[string]string{},
 		Categories: []Category{
-			{Name: "marketing"},
+			// "notification" (the launch card's business-initiated category)
+			// is rated as marketing, Meta's catch-all category for templates
+			// that are not utility or authentication.
+			{Name: "marketing", Aliases: []string{"notification"}},
 			{Name: "utility"},
 			{Name: "authentication", International: "authentication_international"},
 			{Name: "authentication_international"},
