@@ -55,6 +55,8 @@ func Migrate(ctx context.Context, pg *pgxpool.Pool, ch driver.Conn, chDatabase s
 // transaction together with its row in schema_migrations. It holds an
 // advisory lock meanwhile, so concurrent callers (replicas starting
 // together) apply each migration once. Applying nothing is not an error.
+// A file must not contain BEGIN/COMMIT or statements that cannot run in a
+// transaction (CREATE INDEX CONCURRENTLY).
 func MigratePostgres(ctx context.Context, pool *pgxpool.Pool) error {
 	all, err := loadMigrations(migrationFiles, "migrations/postgres")
 	if err != nil {
@@ -109,10 +111,15 @@ func migratePostgres(ctx context.Context, pool *pgxpool.Pool, all []Migration) e
 //
 // ClickHouse has no transactions: a file that fails half way is retried from
 // its first statement on the next run, so write statements that can run
-// twice (CREATE TABLE IF NOT EXISTS ...). Statements end with ";" at the end
-// of a line. Do not write INSERT ... VALUES in migrations: through the
-// native protocol ClickHouse 18.16 waits for data blocks and the statement
-// hangs; use INSERT ... SELECT.
+// twice (CREATE TABLE IF NOT EXISTS, CREATE MATERIALIZED VIEW IF NOT
+// EXISTS). 18.16 has no ALTER ... ADD COLUMN IF NOT EXISTS: put a
+// non-repeatable ALTER in a file of its own, as its only statement.
+// Statements end with ";" at the end of a line. Do not write INSERT ...
+// VALUES: through the native protocol ClickHouse 18.16 then waits for data
+// blocks and the statement hangs; use INSERT ... SELECT.
+//
+// Concurrent callers may apply a file twice; Migrate prevents that with a
+// PostgreSQL advisory lock.
 func MigrateClickHouse(ctx context.Context, conn driver.Conn, database string) error {
 	all, err := loadMigrations(migrationFiles, "migrations/clickhouse")
 	if err != nil {
