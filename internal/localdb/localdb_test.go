@@ -256,3 +256,34 @@ func TestClickHouseRefusesRunningDir(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+func TestClickHouseAfterCrash(t *testing.T) {
+	ctx := context.Background()
+	opts := ClickHouseOptions{Dir: filepath.Join(t.TempDir(), "ch"), HTTPPort: -1}
+	ch, err := StartClickHouse(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chExec(t, ch.Addr(), "CREATE TABLE default.kept (v UInt32) ENGINE = MergeTree ORDER BY v")
+	chExec(t, ch.Addr(), "INSERT INTO default.kept (v) SELECT 7")
+	if err := ch.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	ch, err = StartClickHouse(ctx, opts)
+	if err != nil {
+		t.Fatalf("start after crash: %v", err)
+	}
+	defer ch.Kill()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{ch.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var got uint32
+	if err := conn.QueryRow(ctx, "SELECT v FROM default.kept").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != 7 {
+		t.Errorf("after crash got %d, want 7", got)
+	}
+}
