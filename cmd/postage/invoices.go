@@ -1,0 +1,388 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"postage/billing"
+	"postage/pricing"
+	"postage/reports"
+)
+
+func init() { extraCommands = append(extraCommands, newInvoicesCmd) }
+
+func newInvoicesCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "invoices",
+		Short: "Run invoice periods, finalize, void and reissue, list and show invoices",
+		Long: `Invoices are made by runs: a run of a period creates or refreshes a draft for
+every customer with usage in that month, and finalizes the drafts whose grace
+period has ended. The scheduler of "postage serve" runs the previous month at
+02:00 UTC on the 1st and sweeps due drafts hourly; these commands do the same
+by hand. See docs/BILLING.md.`,
+	}
+	cmd.AddCommand(newInvoicesRunCmd(g), newInvoicesFinalizeCmd(g), newInvoicesVoidCmd(g), newInvoicesListCmd(g),
+		newInvoicesShowCmd(g), newInvoicesRunsCmd(g), newInvoicesUnbilledCmd(g))
+	return cmd
+}
+
+func newInvoicesRunCmd(g *globalFlags) *cobra.Command {
+	var period string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Create or refresh the drafts of a past month and finalize those past grace",
+		Example: `  postage invoices run --period 2026-10
+  postage invoices run            # the previous month`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			m := pricing.MonthOf(a.Now()).Prev()
+			if period != "" {
+				if m, err = pricing.ParseMonth(period); err != nil {
+					return usageError{err}
+				}
+			}
+			p := newProgress(cmd.OutOrStdout(), cmd.ErrOrStderr())
+			a.Billing.Progress = func(done, total int) { p.update("rating customers", done, total) }
+			run, err := a.Billing.Run(cmd.Context(), billing.RunRequest{Period: m, Trigger: billing.TriggerManual, Wait: true})
+			p.finish()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "run %d of %s %s: %d customers, %d created, %d refreshed, %d finalized, %d unbilled usage rows (usage up to %s)\n",
+				run.ID, run.Period, run.Status, run.Customers, run.Created, run.Refreshed, run.Finalized, run.Unbilled, cutoffText(run.UsageCutoff))
+			if run.Unbilled > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "unbilled usage: postage invoices unbilled --period %s\n", run.Period)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&period, "period", "", "month to run, YYYY-MM (default: the previous month)")
+	return cmd
+}
+
+func newInvoicesFinalizeCmd(g *globalFlags) *cobra.Command {
+	var due bool
+	cmd := &cobra.Command{
+		Use:   "finalize [INVOICE_ID...]",
+		Short: "Finalize drafts now (assigning numbers), or with --due every draft past its grace period",
+		Example: `  postage invoices finalize in_3kq7x2v5m1b9c8d4e6f0a2h7j5
+  postage invoices finalize --due`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if due == (len(args) > 0) {
+				return usageError{fmt.Errorf("give invoice ids or --due (not both)")}
+			}
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if due {
+				runs, err := a.Billing.Sweep(cmd.Context())
+				for _, r := range runs {
+					fmt.Fprintf(cmd.OutOrStdout(), "run %d of %s %s: %d finalized\n", r.ID, r.Period, r.Status, r.Finalized)
+				}
+				if len(runs) == 0 && err == nil {
+					fmt.Fprintln(cmd.OutOrStdout(), "no draft is past its grace period")
+				}
+				return err
+			}
+			for _, id := range args {
+				inv, err := a.Billing.Approve(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "finalized %s as %s (%s %s)\n", inv.ID, inv.Number, inv.Total, inv.Currency)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&due, "due", false, "finalize every draft whose grace period has ended (what the hourly sweep does)")
+	return cmd
+}
+
+func newInvoicesVoidCmd(g *globalFlags) *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:     "void INVOICE_ID --reason TEXT",
+		Short:   "Void a finalized invoice and reissue it as a new draft",
+		Example: `  postage invoices void in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --reason "wrong billing address"`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if reason == "" {
+				return usageError{fmt.Errorf("--reason is required")}
+			}
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			voided, re, err := a.Billing.Void(cmd.Context(), args[0], reason)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "voided %s (%s); reissued as draft %s (%s %s), finalizes after %s\n",
+				voided.ID, voided.Number, re.ID, re.Total, re.Currency, re.FinalizeAfter.Format("2006-01-02 15:04Z"))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why the invoice is void (required, kept on the invoice)")
+	return cmd
+}
+
+func newInvoicesListCmd(g *globalFlags) *cobra.Command {
+	var period, status, customer, cursor string
+	var limit int
+	var format string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List invoices, newest period first",
+		Example: `  postage invoices list --period 2026-10 --status draft
+  postage invoices list --customer acme-1 --format json
+  postage invoices list --period 2026-10 --format csv > invoices-2026-10.csv   # every invoice of the month`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := billing.InvoiceFilter{Status: billing.Status(status), CustomerID: customer}
+			if period != "" {
+				m, err := pricing.ParseMonth(period)
+				if err != nil {
+					return usageError{err}
+				}
+				f.Period = m
+			}
+			if err := f.Validate(); err != nil {
+				return usageError{err}
+			}
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			out := cmd.OutOrStdout()
+			if format == "csv" {
+				// All pages: a CSV is an export.
+				var all []billing.Invoice
+				p := billing.Page{Limit: 1000, Cursor: cursor}
+				for {
+					list, next, err := a.Invoices.List(cmd.Context(), f, p)
+					if err != nil {
+						return err
+					}
+					all = append(all, list...)
+					if next == "" {
+						break
+					}
+					p.Cursor = next
+				}
+				return reports.InvoiceCSV(out, all)
+			}
+			list, next, err := a.Invoices.List(cmd.Context(), f, billing.Page{Limit: limit, Cursor: cursor})
+			if err != nil {
+				return err
+			}
+			switch format {
+			case "json":
+				if list == nil {
+					list = []billing.Invoice{}
+				}
+				return invoiceJSON(out, map[string]any{"data": list, "next_cursor": next})
+			case "text":
+			default:
+				return usageError{fmt.Errorf("--format %q: text, json or csv", format)}
+			}
+			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tNUMBER\tPERIOD\tCUSTOMER\tSTATUS\tTOTAL\tCURRENCY\tFINALIZE AFTER")
+			for _, inv := range list {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inv.ID, orDash(inv.Number), inv.Period, inv.CustomerID, inv.Status, inv.Total, inv.Currency, inv.FinalizeAfter.Format("2006-01-02 15:04"))
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if next != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "more: add --cursor %s\n", next)
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&period, "period", "", "only this month, YYYY-MM")
+	fl.StringVar(&status, "status", "", "draft, finalized or void")
+	fl.StringVar(&customer, "customer", "", "only this customer")
+	fl.IntVar(&limit, "limit", 100, "page size, 1-1000")
+	fl.StringVar(&cursor, "cursor", "", "continue from a previous page")
+	fl.StringVar(&format, "format", "text", "text, json, or csv (csv exports every page)")
+	return cmd
+}
+
+func newInvoicesShowCmd(g *globalFlags) *cobra.Command {
+	var format, output string
+	cmd := &cobra.Command{
+		Use:   "show INVOICE_ID",
+		Short: "Show one invoice as text, JSON, CSV or PDF",
+		Example: `  postage invoices show in_3kq7x2v5m1b9c8d4e6f0a2h7j5
+  postage invoices show in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --format pdf -o PST-2026-000001.pdf`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			inv, err := a.Invoices.Get(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			var out io.Writer = cmd.OutOrStdout()
+			if output != "" {
+				f, err := os.Create(output)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				out = f
+			}
+			switch format {
+			case "json":
+				return invoiceJSON(out, inv)
+			case "csv":
+				return reports.InvoiceCSV(out, []billing.Invoice{inv})
+			case "pdf":
+				if output == "" {
+					return usageError{fmt.Errorf("--format pdf needs -o FILE")}
+				}
+				return reports.InvoicePDF(out, inv, a.Issuer())
+			case "text":
+				return writeInvoiceText(out, inv)
+			}
+			return usageError{fmt.Errorf("--format %q: text, json, csv or pdf", format)}
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "text", "text, json, csv or pdf")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file instead of standard output")
+	return cmd
+}
+
+func newInvoicesRunsCmd(g *globalFlags) *cobra.Command {
+	var period string
+	cmd := &cobra.Command{
+		Use:     "runs",
+		Short:   "List recent invoice runs (scheduled, manual, sweeps), newest first",
+		Example: `  postage invoices runs --period 2026-10`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var m pricing.Month
+			if period != "" {
+				var err error
+				if m, err = pricing.ParseMonth(period); err != nil {
+					return usageError{err}
+				}
+			}
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			runs, err := a.Invoices.Runs(cmd.Context(), m, 50)
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tPERIOD\tTRIGGER\tSTATUS\tSTARTED\tCUSTOMERS\tCREATED\tREFRESHED\tFINALIZED\tUNBILLED\tERROR")
+			for _, r := range runs {
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", r.ID, r.Period, r.Trigger, r.Status, r.StartedAt.UTC().Format("2006-01-02 15:04:05"),
+					r.Customers, r.Created, r.Refreshed, r.Finalized, r.Unbilled, r.Error)
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&period, "period", "", "only this month, YYYY-MM")
+	return cmd
+}
+
+func newInvoicesUnbilledCmd(g *globalFlags) *cobra.Command {
+	var period string
+	cmd := &cobra.Command{
+		Use:     "unbilled --period YYYY-MM",
+		Short:   "Usage the last run of a month could not bill (unknown customers, no rate card)",
+		Example: `  postage invoices unbilled --period 2026-10`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := pricing.ParseMonth(period)
+			if err != nil {
+				return usageError{err}
+			}
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			rows, err := a.Invoices.Unbilled(cmd.Context(), m)
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "CUSTOMER\tREASON\tCOUNTRY\tCATEGORY\tQUANTITY\tDETAIL")
+			for _, r := range rows {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", r.CustomerID, r.Reason, r.Country, r.Category, r.Quantity, r.Detail)
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&period, "period", "", "the month, YYYY-MM (required)")
+	return cmd
+}
+
+func writeInvoiceText(w io.Writer, inv billing.Invoice) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "invoice\t%s\nnumber\t%s\nstatus\t%s\ncustomer\t%s (%s)\nperiod\t%s\ncard\t%s v%d\nusage up to\t%s\n",
+		inv.ID, orDash(inv.Number), inv.Status, inv.Customer.Name, inv.CustomerID, inv.Period, inv.CardID, inv.CardVersion, inv.UsageCutoff.Format("2006-01-02 15:04:05Z"))
+	if inv.Replaces != "" {
+		fmt.Fprintf(tw, "replaces\t%s\n", inv.Replaces)
+	}
+	if inv.Status == billing.StatusVoid {
+		fmt.Fprintf(tw, "void\t%s (replaced by %s)\n", inv.VoidReason, inv.ReplacedBy)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "KIND\tMONTH\tMARKET\tCATEGORY\tQUANTITY\tUNIT PRICE\tAMOUNT")
+	for _, l := range inv.Lines {
+		unit := l.UnitPrice.String()
+		if l.Free {
+			unit = "free"
+		} else if l.Kind == billing.KindAdjustment {
+			unit = ""
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", l.Kind, l.Period, l.Market, l.Category, l.Quantity, unit, l.Amount)
+	}
+	fmt.Fprintf(tw, "\t\t\t\t\tsubtotal\t%s\n\t\t\t\t\tadjustments\t%s\n\t\t\t\t\ttotal %s\t%s\n", inv.Subtotal, inv.Adjustments, inv.Currency, inv.Total)
+	return tw.Flush()
+}
+
+func invoiceJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func cutoffText(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
