@@ -301,10 +301,11 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 
 	// Bucket the rows by line (stable, O(rows + lines)), then merge the
 	// countries of each line.
-	nlines, start := 0, 0
+	nlines, ntiers, start := 0, 0, 0
 	for a := 0; a < nacc; a++ {
 		if count[a] > 0 {
 			nlines++
+			ntiers += r.tiersUsed(a, acc[a])
 			n := int(count[a] - 1)
 			count[a] = int64(start) + 1 // becomes the next free slot + 1
 			start += n
@@ -330,7 +331,7 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		Lines:      make([]Line, 0, nlines),
 	}
 	countries := make([]CountryQuantity, 0, len(sorted))
-	tiers := make([]TierLine, 0, 2*nlines) // most lines use one or two tiers
+	tiers := make([]TierLine, 0, ntiers+1) // +1: a custom price may use one tier where the card's uses none
 	var total u128
 	var totalDec decimal.Decimal // rounded amounts of discounted lines
 	var hasTotalDec bool
@@ -468,6 +469,26 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		res.Total = res.Total.Add(totalDec)
 	}
 	return res, nil
+}
+
+// tiersUsed returns how many tier lines line a (quantity q) has under the
+// card's price.
+func (r *Rater) tiersUsed(a int, q int64) int {
+	cp := r.prices[a]
+	if cp == nil || q == 0 {
+		return 0
+	}
+	if cp.p.Mode != ModeGraduated {
+		return 1
+	}
+	n := 1
+	for _, t := range cp.tiers[:len(cp.tiers)-1] {
+		if q <= t.upTo {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // marketOf returns the market index of a recipient country: a table
