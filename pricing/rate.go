@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/big"
 	"math/bits"
+	"slices"
 	"sort"
 	"strings"
 
@@ -267,10 +268,14 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 	acc, count := buf[:nacc], buf[nacc:]
 	rows := make([]row, len(usage))
 	var errs []error
+	var unknown []string
 	for i, u := range usage {
 		c, ok := r.catIndex[u.Category]
 		if !ok {
-			errs = append(errs, postage.Errorf(postage.EINVALID, "usage row %d: category %q is not on rate card %s", i, u.Category, r.v.CardID))
+			if !slices.Contains(unknown, u.Category) { // each unknown category once
+				unknown = append(unknown, u.Category)
+				errs = append(errs, postage.Errorf(postage.EINVALID, "usage row %d: category %q is not on rate card %s (categories: %s)", i, u.Category, r.v.CardID, strings.Join(r.categoryNames(), ", ")))
+			}
 			rows[i].acc = -1
 			continue
 		}
@@ -284,11 +289,12 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 			c = ic
 		}
 		a := int(m)*nc + int(c)
-		acc[a] += u.Quantity
-		if acc[a] > MaxQuantity {
+		if u.Quantity > MaxQuantity-acc[a] { // both are in [0, MaxQuantity]: no overflow
 			errs = append(errs, postage.Errorf(postage.EINVALID, "usage row %d: monthly quantity of market %q category %q exceeds %d", i, r.markets[m], r.cats[c].Name, MaxQuantity))
-			acc[a] = 0
+			rows[i].acc = -1
+			continue
 		}
+		acc[a] += u.Quantity
 		if count[a] == 0 {
 			count[a] = 1
 		}

@@ -532,6 +532,8 @@ func TestRateErrors(t *testing.T) {
 		{"unknown category", Overrides{}, []Usage{{"DE", "bogus", 1}, {"DE", "other", 1}}, []string{`"bogus"`, `"other"`}},
 		{"negative quantity", Overrides{}, []Usage{{"DE", "notification", -1}}, []string{"quantity -1"}},
 		{"overflow", Overrides{}, []Usage{{"DE", "notification", MaxQuantity}, {"DE", "notification", 1}}, []string{"exceeds"}},
+		{"overflow past int64", Overrides{}, []Usage{{"DE", "notification", MaxQuantity}, {"DE", "notification", MaxQuantity}}, []string{"row 1", "exceeds"}},
+		{"unknown category once", Overrides{}, []Usage{{"DE", "bogus", 1}, {"FR", "bogus", 1}, {"DE", "notification", -5}}, []string{"row 0", "quantity -5"}},
 		{"bad percent", Overrides{CardDiscount: d("101")}, nil, []string{"card discount"}},
 		{"bad percent decimals", Overrides{Discounts: []Discount{{Market: "DE", Percent: d("1.23456")}}}, nil, []string{"at most 4 decimals"}},
 		{"unscoped discount", Overrides{Discounts: []Discount{{Percent: d("1")}}}, nil, []string{"name a market"}},
@@ -597,5 +599,13 @@ func TestCrossCardVocabulary(t *testing.T) {
 	// launch: notification 15 × 0.0887 = 1.3305 → 1.33; session 4 free.
 	if len(res.Lines) != 2 || res.Lines[0].Quantity != 15 || res.Lines[1].Quantity != 4 || !res.Total.Equal(d("1.33")) {
 		t.Fatalf("launch: %+v %s", res.Lines, res.Total)
+	}
+}
+
+func TestUnknownCategoryReportedOnce(t *testing.T) {
+	r := mustSeed(t, LaunchSeed)
+	_, err := r.Rate(Overrides{}, []Usage{{"DE", "bogus", 1}, {"FR", "bogus", 1}, {"IT", "bogus", 1}}, RateOptions{})
+	if err == nil || strings.Count(err.Error(), "bogus") != 1 || !strings.Contains(err.Error(), "notification, session") {
+		t.Fatalf("%v", err)
 	}
 }
