@@ -609,3 +609,49 @@ func TestUnknownCategoryReportedOnce(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// Splitting a month's usage into more rows, or reordering the rows, never
+// changes the bill: rating works on the month's aggregate.
+func TestRatingIsAggregateInvariant(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, r := range []*Rater{mustSeed(t, LaunchSeed), mustSeed(t, MetaSeed)} {
+		countries := append(sortedKeys(r.v.Countries)[:40], "XK", "")
+		var cats []string
+		for _, c := range r.cats {
+			cats = append(cats, c.Name)
+			cats = append(cats, c.Aliases...)
+		}
+		for i := 0; i < 50; i++ {
+			var usage []Usage
+			for j := 0; j < 30; j++ {
+				usage = append(usage, Usage{countries[rng.IntN(len(countries))], cats[rng.IntN(len(cats))], rng.Int64N(3_000_000)})
+			}
+			opts := RateOptions{CustomerCountry: countries[rng.IntN(len(countries))]}
+			ov := Overrides{CardDiscount: decimal.New(rng.Int64N(3), 0)}
+			want, err := r.Rate(ov, usage, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var split []Usage
+			for _, u := range usage {
+				k := rng.Int64N(u.Quantity + 1)
+				split = append(split, Usage{u.Country, u.Category, k}, Usage{u.Country, u.Category, u.Quantity - k})
+			}
+			rng.Shuffle(len(split), func(a, b int) { split[a], split[b] = split[b], split[a] })
+			got, err := r.Rate(ov, split, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, b := jsonOf(t, want), jsonOf(t, got); a != b {
+				t.Fatalf("%s case %d: split/shuffled usage rates differently:\n%s\n%s", r.v.CardID, i, a, b)
+			}
+			sum := decimal.Zero
+			for _, ln := range got.Lines {
+				sum = sum.Add(ln.Amount)
+			}
+			if !sum.Equal(got.Total) {
+				t.Fatalf("total %s != sum of lines %s", got.Total, sum)
+			}
+		}
+	}
+}
