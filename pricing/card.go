@@ -61,16 +61,16 @@ const (
 )
 
 // Limits on what a card may hold. Unit prices keep up to MaxPriceDecimals
-// decimals and stay below MaxUnitPrice, which lets rating use exact integer
+// decimals and stay below 1,000,000, which lets rating use exact integer
 // arithmetic internally.
 const (
 	MaxPriceDecimals = 6
 	MaxQuantity      = int64(1) << 62 // per usage row and per monthly (market, category) sum
 )
 
-// MaxUnitPrice is the exclusive upper bound of a unit price (one million
+// maxUnitPrice is the exclusive upper bound of a unit price (one million
 // currency units per message).
-var MaxUnitPrice = decimal.New(1, 6)
+var maxUnitPrice = decimal.New(1, 6)
 
 // RateCard is a named price list in one currency. Its prices live in
 // versions, each effective from the first of a month.
@@ -212,7 +212,7 @@ func (p problem) String() string {
 // Validate checks that the version is complete and consistent: a known
 // currency and rounding, valid country codes, unique well-formed categories,
 // one price per (market, category) for every priced category and market,
-// ordered tiers, and unit prices in [0, MaxUnitPrice) with at most six
+// ordered tiers, and unit prices in [0, 1,000,000) with at most six
 // decimals. All problems are reported together.
 func (v *Version) Validate() error {
 	ps := v.problems()
@@ -389,7 +389,7 @@ func checkUnitPrice(d decimal.Decimal, bad func(string)) {
 	switch {
 	case d.IsNegative():
 		bad(fmt.Sprintf("unit price %s is negative", d))
-	case d.GreaterThanOrEqual(MaxUnitPrice):
+	case d.GreaterThanOrEqual(maxUnitPrice):
 		bad(fmt.Sprintf("unit price %s is too large", d))
 	case !d.Equal(d.Truncate(MaxPriceDecimals)):
 		bad(fmt.Sprintf("unit price %s has more than %d decimals", d, MaxPriceDecimals))
