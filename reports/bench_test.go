@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,7 +50,7 @@ func BenchmarkSimulate(b *testing.B) {
 		Now: func() time.Time { return months[2].End().Add(time.Hour) },
 	}
 	req := SimulationRequest{CardID: pricing.MetaCardID, From: months[0], To: months[2]}
-	var simTotal, baseTotal time.Duration
+	var simTotal, baseTotal, simCPU time.Duration
 	var sim *Simulation
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -58,12 +60,13 @@ func BenchmarkSimulate(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		t1 := time.Now()
+		t1, c1 := time.Now(), cpuTime()
 		var err error
 		if sim, err = svc.Simulate(ctx, req); err != nil {
 			b.Fatal(err)
 		}
 		simTotal += time.Since(t1)
+		simCPU += cpuTime() - c1
 		baseTotal += t1.Sub(t0)
 	}
 	b.StopTimer()
@@ -72,12 +75,30 @@ func BenchmarkSimulate(b *testing.B) {
 	}
 	simMS := float64(simTotal.Milliseconds()) / float64(b.N)
 	baseMS := float64(baseTotal.Milliseconds()) / float64(b.N)
+	cpuMS := float64(simCPU.Milliseconds()) / float64(b.N)
 	b.ReportMetric(simMS, "sim_ms")
+	b.ReportMetric(cpuMS, "sim_go_cpu_ms")
 	b.ReportMetric(baseMS, "aggregate_query_ms")
 	b.ReportMetric(simMS/baseMS, "x_baseline")
 	b.ReportMetric(float64(n*len(months)), "customer_months")
-	b.Logf("%d customers × %d months, %d events (%d messages): simulate %.0f ms, raw aggregate queries %.0f ms, ratio %.2f; totals %+v",
-		n, len(months), events, sim.Totals[0].Quantity, simMS, baseMS, simMS/baseMS, sim.Totals)
+	b.Logf("%d customers × %d months, %d events (%d messages): simulate %.0f ms (Go CPU %.0f ms), raw aggregate queries %.0f ms, ratio %.2f; load average %s; totals %+v",
+		n, len(months), events, sim.Totals[0].Quantity, simMS, cpuMS, baseMS, simMS/baseMS, loadAvg(), sim.Totals)
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// loadAvg is the machine's 1-minute load average (shared machines are noisy).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 // loadBenchBook creates n customers (PostgreSQL COPY) and their traffic of

@@ -277,9 +277,11 @@ type book struct {
 	rows      []*customerMonth // sorted by customer, then month
 }
 
-// loadBook reads the usage of the months (one aggregate query per month)
-// and rates every customer-month with the customer's own card.
-func (s *Service) loadBook(ctx context.Context, months []pricing.Month, customers []string, res *resolver) (*book, error) {
+// loadBook reads the usage of the months (one aggregate query per month),
+// resolves every customer-month's card and, unless lazy, rates it with
+// that card (lazy callers call rateCurrent themselves, so they need not
+// keep every result at once).
+func (s *Service) loadBook(ctx context.Context, months []pricing.Month, customers []string, res *resolver, lazy bool) (*book, error) {
 	if res == nil {
 		res = newResolver(s.Cards)
 	}
@@ -288,31 +290,24 @@ func (s *Service) loadBook(ctx context.Context, months []pricing.Month, customer
 		return nil, fmt.Errorf("load customers: %w", err)
 	}
 	b := &book{months: months, customers: known, res: res}
-	byCM := map[custMonth]*customerMonth{}
-	for _, m := range months {
-		aggs, err := s.Usage.MonthlyUsage(ctx, m, time.Time{}, customers)
-		if err != nil {
-			return nil, fmt.Errorf("usage of %s: %w", m, err)
-		}
-		var ids []string
-		for _, a := range aggs {
-			k := custMonth{a.CustomerID, m}
-			cm := byCM[k]
-			if cm == nil {
-				cm = &customerMonth{CustomerID: a.CustomerID, Month: m}
-				cm.Customer, cm.Known = known[a.CustomerID]
-				byCM[k] = cm
-				b.rows = append(b.rows, cm)
-				if cm.Known {
-					ids = append(ids, a.CustomerID)
-				}
-			}
-			cm.Usage = append(cm.Usage, pricing.Usage{Country: a.Country, Category: a.Category, Quantity: a.Quantity})
-			cm.Quantity += a.Quantity
-		}
-		if err := res.loadCards(ctx, ids, m, s.workers()); err != nil {
-			return nil, err
-		}
+	// The months are read concurrently (ClickHouse reads each month's
+	// partition on its own), each grouped and its cards resolved as soon
+	// as it arrives.
+	perMonth := make([][]*customerMonth, len(months))
+	errs := make([]error, len(months))
+	parallel(len(months), 3, func(i int) {
+		perMonth[i], errs[i] = s.loadMonth(ctx, months[i], customers, known, res)
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, rows := range perMonth {
+		n += len(rows)
+	}
+	b.rows = make([]*customerMonth, 0, n)
+	for _, rows := range perMonth {
+		b.rows = append(b.rows, rows...)
 	}
 	sort.Slice(b.rows, func(i, j int) bool {
 		if b.rows[i].CustomerID != b.rows[j].CustomerID {
@@ -350,18 +345,13 @@ func (s *Service) loadBook(ctx context.Context, months []pricing.Month, customer
 		}
 		cm.CardID, cm.Rater = card, rt
 	}
+	if lazy {
+		return b, nil
+	}
 	total := len(b.rows)
 	var done atomic.Int64
 	parallel(total, s.workers(), func(i int) {
-		cm := b.rows[i]
-		if cm.Rater != nil {
-			r, err := cm.Rater.Rate(res.overridesOf(cm.CustomerID), cm.Usage, cm.Opts())
-			if err != nil {
-				cm.Rater, cm.Unbilled, cm.Detail = nil, ReasonRatingError, postage.ErrorMessage(err)
-			} else {
-				cm.Result = r
-			}
-		}
+		b.rateCurrent(b.rows[i])
 		if s.Progress != nil {
 			if n := done.Add(1); n%1024 == 0 || int(n) == total {
 				s.Progress("rating", int(n), total)
@@ -369,6 +359,55 @@ func (s *Service) loadBook(ctx context.Context, months []pricing.Month, customer
 		}
 	})
 	return b, nil
+}
+
+// rateCurrent rates a customer-month with the customer's own card, or
+// marks it unbilled when that fails.
+func (b *book) rateCurrent(cm *customerMonth) {
+	if cm.Rater == nil {
+		return
+	}
+	r, err := cm.Rater.Rate(b.res.overridesOf(cm.CustomerID), cm.Usage, cm.Opts())
+	if err != nil {
+		cm.Rater, cm.Unbilled, cm.Detail = nil, ReasonRatingError, postage.ErrorMessage(err)
+		return
+	}
+	cm.Result = r
+}
+
+// loadMonth reads one month's aggregates (one query), groups them per
+// customer and resolves the known customers' cards.
+func (s *Service) loadMonth(ctx context.Context, m pricing.Month, customers []string, known map[string]billing.Customer, res *resolver) ([]*customerMonth, error) {
+	aggs, err := s.Usage.MonthlyUsage(ctx, m, time.Time{}, customers)
+	if err != nil {
+		return nil, fmt.Errorf("usage of %s: %w", m, err)
+	}
+	var rows []*customerMonth
+	var ids []string
+	byCustomer := map[string]*customerMonth{}
+	var last *customerMonth
+	for _, a := range aggs {
+		cm := last
+		if cm == nil || cm.CustomerID != a.CustomerID { // rows usually come sorted by customer
+			cm = byCustomer[a.CustomerID]
+			if cm == nil {
+				cm = &customerMonth{CustomerID: a.CustomerID, Month: m}
+				cm.Customer, cm.Known = known[a.CustomerID]
+				byCustomer[a.CustomerID] = cm
+				rows = append(rows, cm)
+				if cm.Known {
+					ids = append(ids, a.CustomerID)
+				}
+			}
+			last = cm
+		}
+		cm.Usage = append(cm.Usage, pricing.Usage{Country: a.Country, Category: a.Category, Quantity: a.Quantity})
+		cm.Quantity += a.Quantity
+	}
+	if err := res.loadCards(ctx, ids, m, s.workers()); err != nil {
+		return nil, err
+	}
+	return rows, nil
 }
 
 // rated returns the customer-months that were rated.

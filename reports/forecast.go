@@ -95,7 +95,7 @@ func (s *Service) Forecast(ctx context.Context, q ForecastQuery) (*ForecastRepor
 		return nil, postage.Errorf(postage.EINVALID, "month %s has not started", q.Month)
 	}
 	e, total := elapsed(q.Month, asOf)
-	b, err := s.loadBook(ctx, []pricing.Month{q.Month}, customerFilter(q.CustomerID), nil)
+	b, err := s.loadBook(ctx, []pricing.Month{q.Month}, customerFilter(q.CustomerID), nil, false)
 	if err != nil {
 		return nil, err
 	}

@@ -76,7 +76,7 @@ func (s *Service) Revenue(ctx context.Context, q RevenueQuery) (*RevenueReport, 
 		return nil, err
 	}
 	months, _ := MonthRange(q.From, q.To)
-	b, err := s.loadBook(ctx, months, customerFilter(q.CustomerID), nil)
+	b, err := s.loadBook(ctx, months, customerFilter(q.CustomerID), nil, false)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +202,7 @@ func (s *Service) TopCustomers(ctx context.Context, q TopQuery) (*TopReport, err
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.loadBook(ctx, months, nil, nil)
+	b, err := s.loadBook(ctx, months, nil, nil, false)
 	if err != nil {
 		return nil, err
 	}

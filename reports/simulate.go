@@ -201,7 +201,7 @@ func (s *Service) Simulate(ctx context.Context, req SimulationRequest) (*Simulat
 		}
 	}
 
-	b, err := s.loadBook(ctx, months, req.Customers, res)
+	b, err := s.loadBook(ctx, months, req.Customers, res, true)
 	if err != nil {
 		return nil, err
 	}
@@ -314,6 +314,7 @@ func (s *Service) simulateCustomer(b *book, rows []*customerMonth, proposed map[
 	}
 	cc := first.Customer.Country
 	for _, cm := range rows {
+		b.rateCurrent(cm)
 		if cm.Unbilled != "" {
 			return skip("%s in %s: %s", cm.Unbilled, cm.Month, cm.Detail)
 		}
@@ -341,18 +342,16 @@ func (s *Service) simulateCustomer(b *book, rows []*customerMonth, proposed map[
 		// Breakdown: each usage row's key under the proposed card, and its
 		// share of the current line it fell in.
 		pkeys := make([]lineKey, len(cm.Usage))
-		curLine := make(map[lookVal][]int, len(cur.Lines))
+		ckeys := make([]lookVal, len(cm.Usage))
 		for i, u := range cm.Usage {
 			pv, err := lc.line(pr, u, cc)
 			if err != nil {
 				return skip("proposed card: %s", oneLine(postage.ErrorMessage(err)))
 			}
 			pkeys[i] = lineKey{pv.market, pv.category, cur.Currency}
-			cv, err := lc.line(cm.Rater, u, cc)
-			if err != nil {
+			if ckeys[i], err = lc.line(cm.Rater, u, cc); err != nil {
 				return skip("current card: %s", oneLine(postage.ErrorMessage(err)))
 			}
-			curLine[cv] = append(curLine[cv], i)
 			l := c.lines[pkeys[i]]
 			if l == nil {
 				l = &lineAcc{}
@@ -360,16 +359,27 @@ func (s *Service) simulateCustomer(b *book, rows []*customerMonth, proposed map[
 			}
 			l.quantity += u.Quantity
 		}
+		// Split each current line over its rows (a customer-month has few
+		// rows, so a scan beats a map).
+		var idx []int
+		var w []int64
 		for _, ln := range cur.Lines {
-			idx := curLine[lookVal{ln.Market, ln.Category}]
+			idx, w = idx[:0], w[:0]
+			for i, k := range ckeys {
+				if k.market == ln.Market && k.category == ln.Category {
+					idx = append(idx, i)
+					w = append(w, cm.Usage[i].Quantity)
+				}
+			}
 			if len(idx) == 0 {
 				continue
 			}
-			w := make([]int64, len(idx))
-			for j, i := range idx {
-				w[j] = cm.Usage[i].Quantity
+			amount := minorOf(ln.Amount, mu)
+			if len(idx) == 1 {
+				c.lines[pkeys[idx[0]]].cur += amount
+				continue
 			}
-			for j, part := range allocate(minorOf(ln.Amount, mu), w) {
+			for j, part := range allocate(amount, w) {
 				c.lines[pkeys[idx[j]]].cur += part
 			}
 		}
@@ -379,6 +389,7 @@ func (s *Service) simulateCustomer(b *book, rows []*customerMonth, proposed map[
 				l.prop += minorOf(ln.Amount, mu)
 			}
 		}
+		cm.Result, cm.Usage = pricing.Result{}, nil // done with this month: keep the heap small
 	}
 	mu := minorUnits(c.Currency)
 	c.Current, c.Proposed, c.Difference = fromMinor(c.cur, mu), fromMinor(c.prop, mu), fromMinor(c.prop-c.cur, mu)

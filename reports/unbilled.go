@@ -39,7 +39,7 @@ func (s *Service) Unbilled(ctx context.Context, from, to pricing.Month) (*Unbill
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.loadBook(ctx, months, nil, nil)
+	b, err := s.loadBook(ctx, months, nil, nil, false)
 	if err != nil {
 		return nil, err
 	}
