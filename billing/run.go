@@ -221,6 +221,13 @@ type liveInvoice struct {
 
 func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error {
 	now := r.now()
+	t0 := time.Now()
+	var phases []any
+	phase := func(name string) {
+		phases = append(phases, name, time.Since(t0).Round(time.Millisecond).String())
+		t0 = time.Now()
+	}
+	defer func() { r.log().Debug("invoice run phases", phases...) }()
 	cutoff := now.Add(-r.CutoffLag).Truncate(time.Second)
 	run.UsageCutoff = &cutoff
 	customers, err := r.Customers.All(ctx)
@@ -231,6 +238,7 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 	if err != nil {
 		return fmt.Errorf("read usage of %s: %w", period, err)
 	}
+	phase("read usage")
 	usage := map[string][]pricing.Usage{}
 	for _, u := range rows {
 		usage[u.CustomerID] = append(usage[u.CustomerID], pricing.Usage{Country: u.Country, Category: u.Category, Quantity: u.Quantity})
@@ -280,6 +288,11 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 	}
 	sort.Strings(ids)
 	run.Customers = len(ids)
+	pr, err := prefetch(ctx, r.Pricing, ids, period)
+	if err != nil {
+		return fmt.Errorf("read rate cards: %w", err)
+	}
+	phase("plan")
 
 	// Rate in parallel, write in batches.
 	type result struct {
@@ -310,7 +323,7 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 					seq = 1
 					self = InvoiceID(c, period, seq)
 				}
-				inv, unb, err := r.compute(cctx, customers[c], period, cutoff, usage[c], late[c], self, seq, "")
+				inv, unb, err := r.compute(cctx, pr, customers[c], period, cutoff, usage[c], late[c], self, seq, "")
 				results[i] = result{inv, unb, err}
 				if err != nil {
 					cancel()
@@ -335,6 +348,7 @@ feed:
 	close(next)
 	wg.Wait()
 
+	phase("rate")
 	var drafts []*Invoice
 	for i, res := range results {
 		if res.err != nil {
@@ -364,13 +378,16 @@ feed:
 		run.Created += created
 		run.Refreshed += refreshed
 	}
+	phase("write drafts")
 	run.Unchanged = run.Customers - run.Created - run.Refreshed
 	run.Unbilled = len(unbilled)
 	if err := r.Invoices.closePeriod(ctx, period, cutoff, now, unbilled); err != nil {
 		return err
 	}
+	phase("close period")
 	n, err := r.finalizeDue(ctx, period)
 	run.Finalized = n
+	phase("finalize")
 	return err
 }
 
@@ -575,7 +592,7 @@ func (r *Runner) ResetCache() {
 
 // rate rates one customer-month. A missing card or an unratable row makes
 // the usage unbilled (rows returned) rather than failing the run.
-func (r *Runner) rate(ctx context.Context, c Customer, m pricing.Month, usage []pricing.Usage, cutoff time.Time) (*pricing.Result, []UnbilledRow, error) {
+func (r *Runner) rate(ctx context.Context, pr Pricing, c Customer, m pricing.Month, usage []pricing.Usage, cutoff time.Time) (*pricing.Result, []UnbilledRow, error) {
 	unbill := func(reason, detail string) []UnbilledRow {
 		var out []UnbilledRow
 		for _, u := range usage {
@@ -584,7 +601,7 @@ func (r *Runner) rate(ctx context.Context, c Customer, m pricing.Month, usage []
 		}
 		return out
 	}
-	card, err := r.Pricing.CardFor(ctx, c.ID, m)
+	card, err := pr.CardFor(ctx, c.ID, m)
 	if postage.ErrorCode(err) == postage.ENOTFOUND {
 		return nil, unbill(UnbilledNoCard, postage.ErrorMessage(err)), nil
 	} else if err != nil {
@@ -596,7 +613,7 @@ func (r *Runner) rate(ctx context.Context, c Customer, m pricing.Month, usage []
 	} else if err != nil {
 		return nil, nil, err
 	}
-	ov, err := r.Pricing.Overrides(ctx, c.ID)
+	ov, err := pr.Overrides(ctx, c.ID)
 	if err != nil && postage.ErrorCode(err) != postage.ENOTFOUND {
 		return nil, nil, fmt.Errorf("overrides of %s: %w", c.ID, err)
 	}
@@ -629,12 +646,12 @@ func oneLine(err error) string {
 // for the period itself. It
 // returns a nil invoice (and the unbilled rows) when the usage cannot be
 // billed.
-func (r *Runner) compute(ctx context.Context, c Customer, period pricing.Month, cutoff time.Time, usage []pricing.Usage, adjust []pricing.Month, self string, seq int, replaces string) (*Invoice, []UnbilledRow, error) {
+func (r *Runner) compute(ctx context.Context, pr Pricing, c Customer, period pricing.Month, cutoff time.Time, usage []pricing.Usage, adjust []pricing.Month, self string, seq int, replaces string) (*Invoice, []UnbilledRow, error) {
 	exclude := []string{self}
 	if replaces != "" {
 		exclude = append(exclude, replaces)
 	}
-	res, unb, err := r.rate(ctx, c, period, usage, cutoff)
+	res, unb, err := r.rate(ctx, pr, c, period, usage, cutoff)
 	if err != nil || res == nil {
 		return nil, unb, err
 	}
@@ -662,7 +679,7 @@ func (r *Runner) compute(ctx context.Context, c Customer, period pricing.Month, 
 		for _, x := range rows {
 			u = append(u, pricing.Usage{Country: x.Country, Category: x.Category, Quantity: x.Quantity})
 		}
-		mres, munb, err := r.rate(ctx, c, m, u, cutoff)
+		mres, munb, err := r.rate(ctx, pr, c, m, u, cutoff)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -933,7 +950,7 @@ func (r *Runner) Void(ctx context.Context, id, reason string) (voided, reissued 
 			adjust = append(adjust, l.Period)
 		}
 	}
-	inv, _, err := r.compute(ctx, c, old.Period, cutoff, usage, adjust, newID, seq, old.ID)
+	inv, _, err := r.compute(ctx, r.Pricing, c, old.Period, cutoff, usage, adjust, newID, seq, old.ID)
 	if err != nil {
 		return Invoice{}, Invoice{}, err
 	}
@@ -1001,7 +1018,7 @@ func (r *Runner) Upcoming(ctx context.Context, customerID string) (Invoice, erro
 	if err != nil {
 		return Invoice{}, err
 	}
-	inv, unb, err := r.compute(ctx, c, period, cutoff, usage, late[c.ID], InvoiceID(c.ID, period, 1), 1, "")
+	inv, unb, err := r.compute(ctx, r.Pricing, c, period, cutoff, usage, late[c.ID], InvoiceID(c.ID, period, 1), 1, "")
 	if err != nil {
 		return Invoice{}, err
 	}

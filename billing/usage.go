@@ -43,3 +43,58 @@ type Pricing interface {
 }
 
 var _ Pricing = pricing.Store(nil)
+
+// BulkPricing is an optional extension of Pricing: a run asks for every
+// customer's card and overrides in two queries instead of a few per
+// customer. A Pricing without it is asked customer by customer.
+type BulkPricing interface {
+	// CardsFor returns the card in month of each given customer that has
+	// one (an assignment or the default card).
+	CardsFor(ctx context.Context, customers []string, month pricing.Month) (map[string]pricing.RateCard, error)
+	// OverridesFor returns the overrides of the given customers that have any.
+	OverridesFor(ctx context.Context, customers []string) (map[string]pricing.Overrides, error)
+}
+
+// prefetched answers from a BulkPricing snapshot of one run's customers
+// and month, and asks the underlying Pricing for anything else.
+type prefetched struct {
+	Pricing
+	month pricing.Month
+	known map[string]bool
+	cards map[string]pricing.RateCard
+	ov    map[string]pricing.Overrides
+}
+
+func prefetch(ctx context.Context, p Pricing, customers []string, month pricing.Month) (Pricing, error) {
+	bp, ok := p.(BulkPricing)
+	if !ok || len(customers) == 0 {
+		return p, nil
+	}
+	cards, err := bp.CardsFor(ctx, customers, month)
+	if err != nil {
+		return nil, err
+	}
+	ov, err := bp.OverridesFor(ctx, customers)
+	if err != nil {
+		return nil, err
+	}
+	known := make(map[string]bool, len(customers))
+	for _, c := range customers {
+		known[c] = true
+	}
+	return &prefetched{Pricing: p, month: month, known: known, cards: cards, ov: ov}, nil
+}
+
+func (p *prefetched) CardFor(ctx context.Context, customerID string, month pricing.Month) (pricing.RateCard, error) {
+	if c, ok := p.cards[customerID]; ok && month == p.month {
+		return c, nil
+	}
+	return p.Pricing.CardFor(ctx, customerID, month)
+}
+
+func (p *prefetched) Overrides(ctx context.Context, customerID string) (pricing.Overrides, error) {
+	if p.known[customerID] {
+		return p.ov[customerID], nil
+	}
+	return p.Pricing.Overrides(ctx, customerID)
+}

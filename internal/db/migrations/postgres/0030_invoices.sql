@@ -37,8 +37,9 @@ CREATE TABLE invoices (
 );
 -- At most one live (draft or finalized) invoice per customer and period.
 CREATE UNIQUE INDEX invoices_live ON invoices (customer_id, period) WHERE status <> 'void';
-CREATE INDEX invoices_period ON invoices (period, id);
-CREATE INDEX invoices_customer ON invoices (customer_id, period DESC, id);
+-- The finance list order (period DESC, customer, seq); the customer's list
+-- uses UNIQUE (customer_id, period, seq).
+CREATE INDEX invoices_period ON invoices (period, customer_id, seq);
 CREATE INDEX invoices_due ON invoices (finalize_after) WHERE status = 'draft';
 
 -- The last number handed out per year. Finalization locks the year's row

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/spf13/cobra"
+
+	"postage/billing"
+	"postage/internal/app"
+	"postage/internal/config"
+	"postage/pricing"
+)
+
+func init() { benchCommands = append(benchCommands, newBenchInvoicesCmd) }
+
+type invoiceBenchOpts struct {
+	customers, events, countriesPer, repeat int
+	dir, doc                                string
+	optimize                                bool
+}
+
+func newBenchInvoicesCmd(_ *globalFlags) *cobra.Command {
+	o := invoiceBenchOpts{}
+	cmd := &cobra.Command{
+		Use:   "invoices",
+		Short: "An invoice run over one month (50,000 customers, 30M events) vs the raw GROUP BY in clickhouse-client",
+		Long: `Starts private ClickHouse and PostgreSQL servers, creates --customers customers,
+generates --events message events in last month with ClickHouse's own
+INSERT ... SELECT FROM numbers() (each customer sending to a few recipient
+countries of the launch card, four categories), and in the same run measures:
+
+  1. the baseline: clickhouse-client running the raw
+     SELECT customer_id, country, category, sum(quantity) ... GROUP BY (no FINAL)
+     over the month, rows written to /dev/null (best of --repeat);
+  2. a full invoice run of the month (exact FINAL read with the usage cut-off,
+     rating every customer with its card, writing every draft to PostgreSQL);
+  3. the same run again (every draft refreshed: the idempotent path).
+
+Figures are printed and written to the "Billing" section of --doc.`,
+		Example: `  make bench-invoices
+  postage bench invoices --customers 50000 --events 30000000
+  postage bench invoices --customers 5000 --events 2000000 --doc ""   # quick look, no doc update`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runInvoiceBench(cmd.Context(), cmd.OutOrStdout(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.customers, "customers", 50000, "customers with usage")
+	f.IntVar(&o.events, "events", 30_000_000, "events in the month")
+	f.IntVar(&o.countriesPer, "countries", 3, "recipient countries per customer")
+	f.IntVar(&o.repeat, "repeat", 3, "baseline repetitions (the best counts)")
+	f.BoolVar(&o.optimize, "optimize", true, "merge the month's partition first (OPTIMIZE ... FINAL), as background merges have by invoice time")
+	f.StringVar(&o.dir, "dir", "", "scratch directory for the servers (default: a new temporary directory, removed after)")
+	f.StringVar(&o.doc, "doc", "docs/BENCHMARKS.md", `file whose "## Billing" section gets the figures ("" for none)`)
+	return cmd
+}
+
+func runInvoiceBench(ctx context.Context, out io.Writer, o invoiceBenchOpts) error {
+	logf := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	if o.customers < 1 || o.events < o.customers || o.countriesPer < 1 || o.repeat < 1 {
+		return usageError{fmt.Errorf("need --customers >= 1, --events >= --customers, --countries >= 1, --repeat >= 1")}
+	}
+	chClient, err := exec.LookPath("clickhouse-client")
+	if err != nil {
+		return fmt.Errorf("the baseline needs clickhouse-client: %w", err)
+	}
+	dir := o.dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "postage-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if err := os.Chmod(dir, 0o755); err != nil { // PostgreSQL runs as user postgres when we are root
+			return err
+		}
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := config.Default()
+	cfg.Dev.DataDir = dir
+	cfg.ClickHouse.Database = "bench"
+	cfg.Billing.Scheduler = false
+	logf("starting private ClickHouse and PostgreSQL in %s", dir)
+	m, cfg, err := app.StartManaged(ctx, cfg, quiet)
+	if err != nil {
+		return err
+	}
+	defer m.Stop()
+	a, err := app.Open(ctx, cfg, quiet)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.Migrate(ctx); err != nil {
+		return err
+	}
+	if err := a.Seed(ctx); err != nil {
+		return err
+	}
+	period := pricing.MonthOf(time.Now()).Prev()
+
+	logf("creating %d customers", o.customers)
+	rows := make([][]any, o.customers)
+	now := time.Now().UTC()
+	for i := range rows {
+		rows[i] = []any{benchCustomer(i), "Bench customer " + strconv.Itoa(i), "USD", "GB", "", now, now}
+	}
+	if _, err := a.PG.CopyFrom(ctx, pgx.Identifier{"customers"}, []string{"id", "name", "currency", "country", "email", "created_at", "updated_at"}, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("create customers: %w", err)
+	}
+
+	launch, err := pricing.LaunchSeed()
+	if err != nil {
+		return err
+	}
+	var countries []string
+	for c := range launch.Version.Countries {
+		countries = append(countries, "'"+c+"'")
+	}
+	sort.Strings(countries)
+	countries = append(countries, "'ZZ'") // not on the card: the default market
+	logf("generating %d events of %s with INSERT ... SELECT FROM numbers()", o.events, period)
+	genStart := time.Now()
+	from, to := period.Start().Unix(), period.End().Unix()
+	const chunk = 5_000_000
+	for off := 0; off < o.events; off += chunk {
+		n := min(chunk, o.events-off)
+		// Customer uniform over the ids; its countries a few consecutive
+		// entries of the list starting at a hash of the customer.
+		q := fmt.Sprintf(`INSERT INTO events (customer_id, id, time, country, category, quantity, payload_hash, ingested_at)
+SELECT cust, concat('ev-', toString(number + %d)), toDateTime(%d + rand(2) %% %d),
+       [%s][1 + (cityHash64(cust) + rand(3) %% %d) %% %d],
+       ['marketing','utility','authentication','service'][1 + rand(4) %% 4],
+       1, 1, toDateTime(%d + rand(5) %% %d)
+FROM (SELECT number, concat('c', substring(toString(1000000 + rand(1) %% %d), 2)) AS cust FROM numbers(%d))`,
+			off, from, to-from, strings.Join(countries, ","), o.countriesPer, len(countries), from, to-from, o.customers, n)
+		if err := a.CH.Exec(ctx, q); err != nil {
+			return fmt.Errorf("generate events: %w", err)
+		}
+	}
+	partition := fmt.Sprintf("%04d%02d", period.Year, int(period.Month))
+	if o.optimize {
+		if err := a.CH.Exec(ctx, "OPTIMIZE TABLE events PARTITION "+partition+" FINAL"); err != nil {
+			return fmt.Errorf("optimize: %w", err)
+		}
+	}
+	var total, groups uint64
+	if err := a.CH.QueryRow(ctx, fmt.Sprintf("SELECT count(), uniqExact(customer_id, country, category) FROM events WHERE toYYYYMM(time) = %s", partition)).Scan(&total, &groups); err != nil {
+		return err
+	}
+	logf("%d events, %d (customer, country, category) groups, generated in %s", total, groups, time.Since(genStart).Round(time.Second))
+
+	// Baseline: the raw GROUP BY, no FINAL, through clickhouse-client.
+	rawSQL := fmt.Sprintf("SELECT customer_id, country, category, sum(quantity) FROM events WHERE time >= toDateTime(%d) AND time < toDateTime(%d) GROUP BY customer_id, country, category", from, to)
+	port := strings.TrimPrefix(cfg.ClickHouse.Addr[strings.LastIndex(cfg.ClickHouse.Addr, ":"):], ":")
+	var best time.Duration
+	for i := 0; i < o.repeat; i++ {
+		c := exec.CommandContext(ctx, chClient, "--host", "127.0.0.1", "--port", port, "--database", cfg.ClickHouse.Database, "--query", rawSQL)
+		var stderr bytes.Buffer
+		c.Stdout, c.Stderr = io.Discard, &stderr
+		t0 := time.Now()
+		if err := c.Run(); err != nil {
+			return fmt.Errorf("clickhouse-client: %v: %s", err, stderr.String())
+		}
+		if d := time.Since(t0); best == 0 || d < best {
+			best = d
+		}
+	}
+	logf("baseline clickhouse-client GROUP BY (no FINAL): %s (best of %d)", best.Round(time.Millisecond), o.repeat)
+
+	// The invoice runs.
+	a.Billing.CutoffLag = 0
+	// Phase timings of each run on stderr.
+	a.Billing.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	timed := func(label string) (billing.Run, time.Duration, error) {
+		t0 := time.Now()
+		run, err := a.Billing.Run(ctx, billing.RunRequest{Period: period, Trigger: billing.TriggerManual, Wait: true})
+		d := time.Since(t0)
+		if err == nil {
+			logf("%s: %s, %d customers, %d created, %d refreshed (%.2fx the baseline)", label, d.Round(time.Millisecond), run.Customers, run.Created, run.Refreshed, d.Seconds()/best.Seconds())
+		}
+		return run, d, err
+	}
+	run1, d1, err := timed("invoice run (creates every draft)")
+	if err != nil {
+		return err
+	}
+	run2, d2, err := timed("invoice run again (refreshes every draft)")
+	if err != nil {
+		return err
+	}
+	// Where the time goes: the exact usage read alone.
+	t0 := time.Now()
+	usage, err := a.Billing.Usage.MonthlyUsage(ctx, period, time.Now().UTC(), nil)
+	if err != nil {
+		return err
+	}
+	dRead := time.Since(t0)
+	logf("of which the exact usage read (FINAL, cut-off): %s, %d rows", dRead.Round(time.Millisecond), len(usage))
+	if run1.Customers != o.customers || run1.Created != o.customers || run2.Refreshed != o.customers {
+		return fmt.Errorf("runs did not bill every customer: %+v %+v", run1, run2)
+	}
+	if o.doc == "" {
+		return nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "## Billing\n\n")
+	fmt.Fprintf(&b, "Command: `%s`\n\n", fmt.Sprintf("postage bench invoices --customers %d --events %d --countries %d --repeat %d --optimize=%t", o.customers, o.events, o.countriesPer, o.repeat, o.optimize))
+	fmt.Fprintf(&b, "Machine: %s, %d CPUs, ClickHouse %s, %s. Measured %s.\n\n", cpuModel(), runtime.NumCPU(), chVersion(ctx, a), strings.TrimSpace(pgVersion(ctx, a)), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "One month (%s), %d customers, %d events, %d (customer, country, category) groups; ", period, o.customers, total, groups)
+	if o.optimize {
+		b.WriteString("the month's partition merged first (`OPTIMIZE ... FINAL`), as background merges have done by the time a month is invoiced.\n\n")
+	} else {
+		b.WriteString("parts left unmerged as generated.\n\n")
+	}
+	b.WriteString("| measurement | time | vs baseline |\n|---|---:|---:|\n")
+	fmt.Fprintf(&b, "| baseline: `clickhouse-client` raw `GROUP BY customer_id, country, category`, no FINAL, rows to /dev/null (best of %d) | %s | 1.00x |\n", o.repeat, best.Round(time.Millisecond))
+	fmt.Fprintf(&b, "| invoice run, first (reads exactly, rates, creates %d drafts) | %s | %.2fx |\n", run1.Created, d1.Round(time.Millisecond), d1.Seconds()/best.Seconds())
+	fmt.Fprintf(&b, "| invoice run, again (refreshes %d drafts) | %s | %.2fx |\n", run2.Refreshed, d2.Round(time.Millisecond), d2.Seconds()/best.Seconds())
+	fmt.Fprintf(&b, "| of which: exact usage read (FINAL + ingestion cut-off) | %s | %.2fx |\n\n", dRead.Round(time.Millisecond), dRead.Seconds()/best.Seconds())
+	fmt.Fprintf(&b, "Goal: invoice run ≤ 2x the baseline.\n")
+	return writeDocSection(o.doc, "## Billing", b.String())
+}
+
+func benchCustomer(i int) string { return fmt.Sprintf("c%06d", i) }
+
+func pgVersion(ctx context.Context, a *app.App) string {
+	var v string
+	_ = a.PG.QueryRow(ctx, "SELECT 'PostgreSQL ' || current_setting('server_version')").Scan(&v)
+	return v
+}
