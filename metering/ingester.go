@@ -15,6 +15,7 @@ import (
 type IngesterConfig struct {
 	MaxBatch     int           // flush when this many events wait (default 20,000)
 	MaxDelay     time.Duration // flush at the latest this long after the first waiting event (default 5ms)
+	IdleGap      time.Duration // flush early when no request arrived for this long (default MaxDelay/10, at least 500µs)
 	QueueEvents  int           // most events waiting; more answer EOVERLOADED (default 200,000)
 	FlushTimeout time.Duration // bound on one flush's look-up plus insert (default 30s)
 	Now          func() time.Time
@@ -28,6 +29,9 @@ func (c *IngesterConfig) defaults() {
 	}
 	if c.MaxDelay <= 0 {
 		c.MaxDelay = 5 * time.Millisecond
+	}
+	if c.IdleGap <= 0 {
+		c.IdleGap = max(c.MaxDelay/10, 500*time.Microsecond)
 	}
 	if c.QueueEvents <= 0 {
 		c.QueueEvents = 200000
@@ -52,10 +56,12 @@ func (c *IngesterConfig) defaults() {
 // everything waiting (up to MaxBatch, waiting at most MaxDelay for more),
 // deduplicates within the batch, looks up which (customer, id) pairs are
 // already stored, inserts the rest in one insert, and only after the
-// database acknowledged it answers every request of the batch. Flushes run
-// one after another, so a look-up always sees every earlier flush of this
-// process. Nothing is remembered between flushes: an id is never claimed
-// before its write is acknowledged.
+// database acknowledged it answers every request of the batch. Inserts run
+// one after another; the next batch's look-up overlaps the current insert,
+// and the keys of the batch being inserted are decided only once its insert
+// is acknowledged (or has failed), so a decision always reflects every
+// earlier flush of this process. Nothing is remembered once a flush is
+// answered: an id is never claimed before its write is acknowledged.
 type Ingester struct {
 	store EventStore
 	cfg   IngesterConfig
@@ -160,23 +166,27 @@ func (in *Ingester) Close() {
 
 func (in *Ingester) run() {
 	defer close(in.done)
-	var batch []*submission
+	var prev *flushJob // the batch being inserted, if any
 	var carry *submission
 	for {
-		batch = batch[:0]
+		var batch []*submission
 		n := 0
 		first := carry
 		carry = nil
 		if first == nil {
 			s, ok := <-in.queue
 			if !ok {
-				return
+				break
 			}
 			first = s
 		}
 		batch = append(batch, first)
 		n += len(first.events)
+		// Group commit: keep taking requests until the batch is full, the
+		// first request has waited MaxDelay, or requests stop arriving for
+		// IdleGap (the concurrent senders of this round are all in).
 		deadline := time.NewTimer(in.cfg.MaxDelay)
+		idle := time.NewTimer(in.cfg.IdleGap)
 	collect:
 		for n < in.cfg.MaxBatch {
 			select {
@@ -190,31 +200,51 @@ func (in *Ingester) run() {
 				}
 				batch = append(batch, s)
 				n += len(s.events)
+				idle.Reset(in.cfg.IdleGap) // Go ≥ 1.23: no stale tick after Reset
+			case <-idle.C:
+				break collect
 			case <-deadline.C:
 				break collect
 			}
 		}
 		deadline.Stop()
-		in.flush(batch, n)
-		in.pending.Add(-int64(n))
-		in.gauge()
+		idle.Stop()
+		prev = in.flush(batch, n, prev)
+	}
+	if prev != nil {
+		<-prev.done
 	}
 }
 
-// flush decides and stores one batch, then answers its submissions.
-func (in *Ingester) flush(batch []*submission, n int) {
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), in.cfg.FlushTimeout)
-	defer cancel()
+// flushJob is one batch on its way to the database.
+type flushJob struct {
+	batch []*submission
+	n     int
+	start time.Time
+	first map[Key]ref // first occurrence of each key in the batch
+	keys  []Key
+	fresh map[Key]uint64 // keys this job inserts, with their payload hashes
+	err   error          // set before done is closed
+	done  chan struct{}
+}
 
-	first := make(map[Key]ref, n)
-	keys := make([]Key, 0, n)
+// flush decides and stores one batch, then answers its submissions. It is
+// pipelined with the previous batch: this batch's id look-up runs while
+// prev is being inserted, and this batch's insert starts only after prev's
+// was acknowledged. Keys that prev is inserting are decided after prev's
+// outcome is known (stored: duplicate or conflict; failed: looked up
+// again), so nothing is decided on an unacknowledged write. It returns the
+// job, whose insert may still be running.
+func (in *Ingester) flush(batch []*submission, n int, prev *flushJob) *flushJob {
+	job := &flushJob{batch: batch, n: n, start: time.Now(), done: make(chan struct{})}
+	job.first = make(map[Key]ref, n)
+	job.keys = make([]Key, 0, n)
 	for si, s := range batch {
 		s.status = make([]Status, len(s.events))
 		for i := range s.events {
 			e := &s.events[i]
 			k := e.Key()
-			if r, ok := first[k]; ok {
+			if r, ok := job.first[k]; ok {
 				if batch[r.sub].events[r.idx].PayloadHash == e.PayloadHash {
 					s.status[i] = Duplicate
 				} else {
@@ -222,47 +252,69 @@ func (in *Ingester) flush(batch []*submission, n int) {
 				}
 				continue
 			}
-			first[k] = ref{si, i}
-			keys = append(keys, k)
+			job.first[k] = ref{si, i}
+			job.keys = append(job.keys, k)
 		}
 	}
-	err := in.storeBatch(ctx, batch, first, keys)
-	if m := in.cfg.Metrics; m != nil {
-		m.FlushSeconds.Observe(time.Since(start).Seconds())
-		m.BatchSize.Observe(float64(n))
-		if err != nil {
-			m.FlushErrors.Inc()
+	ctx, cancel := context.WithTimeout(context.Background(), in.cfg.FlushTimeout)
+	// Look up everything except what prev is inserting, concurrently with
+	// prev's insert.
+	var later []Key
+	lookup := job.keys
+	if prev != nil {
+		lookup = make([]Key, 0, len(job.keys))
+		for _, k := range job.keys {
+			if _, ok := prev.fresh[k]; ok {
+				later = append(later, k)
+			} else {
+				lookup = append(lookup, k)
+			}
+		}
+	}
+	existing, err := in.store.Existing(ctx, lookup)
+	if prev != nil {
+		<-prev.done
+		if err == nil && len(later) > 0 {
+			if prev.err == nil {
+				for _, k := range later {
+					existing[k] = prev.fresh[k]
+				}
+			} else {
+				var again map[Key]uint64
+				if again, err = in.store.Existing(ctx, later); err == nil {
+					for k, h := range again {
+						existing[k] = h
+					}
+				}
+			}
 		}
 	}
 	if err != nil {
-		in.cfg.Log.Error("ingest flush failed", "events", n, "err", err)
-		perr := err
-		if postage.ErrorCode(err) == postage.EINTERNAL {
-			perr = postage.Errorf(postage.EUNAVAILABLE, "event store unavailable, retry later")
-		}
-		for _, s := range batch {
-			s.status, s.err = nil, perr
-			close(s.done)
-		}
-		return
+		cancel()
+		in.finish(job, err)
+		return job
 	}
-	for _, s := range batch {
-		close(s.done)
-	}
+	fresh := in.decide(job, existing)
+	go func() {
+		defer cancel()
+		err := in.store.Insert(ctx, fresh)
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = postage.Errorf(postage.EUNAVAILABLE, "event store too slow, retry later")
+		}
+		in.finish(job, err)
+	}()
+	return job
 }
 
-// storeBatch looks up the batch's first occurrences, marks the stored ones and
-// inserts the others.
-func (in *Ingester) storeBatch(ctx context.Context, batch []*submission, first map[Key]ref, keys []Key) error {
-	existing, err := in.store.Existing(ctx, keys)
-	if err != nil {
-		return err
-	}
+// decide marks the first occurrences stored already as duplicate or
+// conflict and the others accepted, and returns the events to insert.
+func (in *Ingester) decide(job *flushJob, existing map[Key]uint64) []Event {
 	now := in.cfg.Now().UTC().Truncate(time.Second)
-	fresh := make([]Event, 0, len(keys)-len(existing))
-	for _, k := range keys {
-		r := first[k]
-		s := batch[r.sub]
+	fresh := make([]Event, 0, len(job.keys)-len(existing))
+	job.fresh = make(map[Key]uint64, len(job.keys)-len(existing))
+	for _, k := range job.keys {
+		r := job.first[k]
+		s := job.batch[r.sub]
 		e := &s.events[r.idx]
 		if h, ok := existing[k]; ok {
 			if h == e.PayloadHash {
@@ -275,12 +327,35 @@ func (in *Ingester) storeBatch(ctx context.Context, batch []*submission, first m
 		s.status[r.idx] = Accepted
 		e.IngestedAt = now
 		fresh = append(fresh, *e)
+		job.fresh[k] = e.PayloadHash
 	}
-	if err := in.store.Insert(ctx, fresh); err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return postage.Errorf(postage.EUNAVAILABLE, "event store too slow, retry later")
+	return fresh
+}
+
+// finish records the job's outcome, answers its submissions and releases
+// its queue space.
+func (in *Ingester) finish(job *flushJob, err error) {
+	if m := in.cfg.Metrics; m != nil {
+		m.FlushSeconds.Observe(time.Since(job.start).Seconds())
+		m.BatchSize.Observe(float64(job.n))
+		if err != nil {
+			m.FlushErrors.Inc()
 		}
-		return err
 	}
-	return nil
+	if err != nil {
+		in.cfg.Log.Error("ingest flush failed", "events", job.n, "err", err)
+		if postage.ErrorCode(err) == postage.EINTERNAL {
+			err = postage.Errorf(postage.EUNAVAILABLE, "event store unavailable, retry later")
+		}
+	}
+	job.err = err
+	for _, s := range job.batch {
+		if err != nil {
+			s.status, s.err = nil, err
+		}
+		close(s.done)
+	}
+	in.pending.Add(-int64(job.n))
+	in.gauge()
+	close(job.done)
 }

@@ -237,3 +237,88 @@ func TestIngestRetryAfterUnacknowledgedInsert(t *testing.T) {
 		t.Errorf("%d rows, want 2", rows)
 	}
 }
+
+// pipelineStore makes the first insert wait until the next batch's look-up
+// has run, and then succeed or fail.
+type pipelineStore struct {
+	EventStore
+	fail      bool
+	inserts   int
+	lookedUp  chan struct{}
+	firstLook chan struct{}
+	once      sync.Once
+	once1     sync.Once
+	mu        sync.Mutex
+	lookups   int
+}
+
+func (p *pipelineStore) Existing(ctx context.Context, keys []Key) (map[Key]uint64, error) {
+	p.mu.Lock()
+	p.lookups++
+	n := p.lookups
+	p.mu.Unlock()
+	if n == 1 {
+		p.once1.Do(func() { close(p.firstLook) })
+	}
+	if n == 2 {
+		p.once.Do(func() { close(p.lookedUp) })
+	}
+	return p.EventStore.Existing(ctx, keys)
+}
+
+func (p *pipelineStore) Insert(ctx context.Context, evs []Event) error {
+	p.mu.Lock()
+	p.inserts++
+	n := p.inserts
+	p.mu.Unlock()
+	if n == 1 {
+		<-p.lookedUp
+		if p.fail {
+			return fmt.Errorf("connection reset")
+		}
+	}
+	return p.EventStore.Insert(ctx, evs)
+}
+
+// TestIngestPipelinedBatches sends the same event in two batches whose
+// look-up and insert overlap: the second is decided from the first's
+// acknowledged outcome, never from its unacknowledged write.
+func TestIngestPipelinedBatches(t *testing.T) {
+	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("first insert fails %v", fail), func(t *testing.T) {
+			conn := newCH(t)
+			ps := &pipelineStore{EventStore: NewCHStore(conn), fail: fail, lookedUp: make(chan struct{}), firstLook: make(chan struct{})}
+			in := NewIngester(ps, IngesterConfig{MaxBatch: 1})
+			defer in.Close()
+			a := ev("c", "a", t0, "DE", "service", 1)
+			first := make(chan error, 1)
+			go func() {
+				_, err := in.Submit(context.Background(), []Event{a})
+				first <- err
+			}()
+			<-ps.firstLook // the first batch is on its way
+			got, err := in.Submit(context.Background(), []Event{a})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ferr := <-first
+			want := Duplicate
+			if fail {
+				want = Accepted
+				if ferr == nil {
+					t.Error("failed insert acknowledged")
+				}
+			} else if ferr != nil {
+				t.Fatal(ferr)
+			}
+			if got[0] != want {
+				t.Errorf("second: %v, want %v", got[0], want)
+			}
+			var rows uint64
+			if err := conn.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&rows); err != nil || rows != 1 {
+				t.Errorf("%d rows (%v), want 1", rows, err)
+			}
+		})
+	}
+}

@@ -21,7 +21,7 @@ const insertEventsSQL = "INSERT INTO events (customer_id, id, time, country, cat
 // table _keys (customer_id String, id String), a primary-key range read.
 func existingSQL() string {
 	return "SELECT customer_id, id, payload_hash FROM events" +
-		" WHERE customer_id IN (SELECT customer_id FROM _keys) AND (customer_id, id) IN (SELECT customer_id, id FROM _keys)"
+		" WHERE (customer_id, id) IN _keys"
 }
 
 // bucketExpr returns the SQL for the start of an event's window, as Unix
