@@ -181,7 +181,8 @@ func unavailable(what string, err error) error {
 	if postage.ErrorCode(err) != postage.EINTERNAL {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	return &postage.Error{Code: postage.EUNAVAILABLE, Message: what + ": database unavailable, retry later", Detail: nil}
+	// The code and safe message for API callers, the cause for logs and the CLI.
+	return fmt.Errorf("%w (%v)", postage.Errorf(postage.EUNAVAILABLE, "%s: database unavailable, retry later", what), err)
 }
 
 // finish records the run's outcome (with its own short context, so a

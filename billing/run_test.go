@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
 	"postage"
@@ -613,6 +614,45 @@ func TestDatabaseDownDuringRun(t *testing.T) {
 		t.Fatalf("runs = %+v, %v", runs, err)
 	}
 	if runs[0].Status != RunSucceeded || runs[1].Status != RunFailed || runs[2].Status != RunFailed {
+		t.Fatalf("recorded runs = %+v", runs)
+	}
+}
+
+func TestPostgresDownDuringRun(t *testing.T) {
+	f := newFixture(t, "a")
+	f.events(ev{customer: "a", country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"})
+	ctx := context.Background()
+	// PostgreSQL is unreachable: the run fails cleanly with "unavailable".
+	down, err := pgxpool.New(ctx, "postgres://postgres@127.0.0.1:1/x?connect_timeout=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer down.Close()
+	store := *f.store
+	store.DB = down
+	broken := &Runner{Invoices: &store, Customers: f.runner.Customers, Usage: f.runner.Usage, Pricing: f.prices, Now: f.clock.Now, Grace: 72 * time.Hour}
+	if _, err := broken.Run(ctx, RunRequest{Period: pricing.MustParseMonth("2026-10"), Wait: true}); postage.ErrorCode(err) != postage.EUNAVAILABLE {
+		t.Fatalf("run with PostgreSQL down: %v, want unavailable", err)
+	}
+	// PostgreSQL goes away in the middle of a run: the customer store's
+	// connection is closed while the runner holds its lock.
+	mid, err := pgxpool.New(ctx, f.env.PGDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	midCustomers := NewCustomerStore(mid)
+	mid.Close()
+	half := &Runner{Invoices: f.store, Customers: midCustomers, Usage: f.runner.Usage, Pricing: f.prices, Now: f.clock.Now, Grace: 72 * time.Hour}
+	run, err := half.Run(ctx, RunRequest{Period: pricing.MustParseMonth("2026-10"), Wait: true})
+	if err == nil || run.Status != RunFailed {
+		t.Fatalf("run losing PostgreSQL half-way = %+v, %v", run, err)
+	}
+	// The next run completes.
+	if run := f.run("2026-10"); run.Status != RunSucceeded || run.Created != 1 {
+		t.Fatalf("next run = %+v", run)
+	}
+	runs, _ := f.store.Runs(ctx, pricing.Month{}, 10)
+	if len(runs) != 2 || runs[1].Status != RunFailed || runs[1].Error == "" {
 		t.Fatalf("recorded runs = %+v", runs)
 	}
 }
