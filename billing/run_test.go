@@ -656,3 +656,20 @@ func TestPostgresDownDuringRun(t *testing.T) {
 		t.Fatalf("recorded runs = %+v", runs)
 	}
 }
+
+func TestSchedulerRunsThePreviousMonth(t *testing.T) {
+	f := newFixture(t, "a")
+	f.events(ev{customer: "a", country: "US", category: "marketing", at: "2026-10-31 23:59:59", ingested: "2026-10-31 23:59:59"})
+	s := &Scheduler{Runner: f.runner, Schedule: DefaultSchedule}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.Stop()
+	run, err := s.MonthlyRun(context.Background())
+	if err != nil || run.Period != "2026-10" || run.Trigger != TriggerSchedule || run.Created != 1 {
+		t.Fatalf("scheduled run = %+v, %v", run, err)
+	}
+	if err := (&Scheduler{Runner: f.runner, Schedule: "61 * * * *"}).Start(context.Background()); err == nil {
+		t.Fatal("a bad schedule started")
+	}
+}

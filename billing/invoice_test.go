@@ -1,0 +1,174 @@
+package billing
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"postage"
+	"postage/pricing"
+)
+
+func TestNumberFormat(t *testing.T) {
+	tests := []struct {
+		pattern string
+		year    int
+		seq     int64
+		want    string
+	}{
+		{"PST-{year}-{seq:6}", 2026, 1, "PST-2026-000001"},
+		{"PST-{year}-{seq:6}", 2027, 1234567, "PST-2027-1234567"},
+		{"{year}/{seq}", 2026, 42, "2026/42"},
+		{"INV{seq:4}-{year}", 2026, 7, "INV0007-2026"},
+	}
+	for _, tt := range tests {
+		f, err := ParseNumberFormat(tt.pattern)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.pattern, err)
+		}
+		if got := f.Format(tt.year, tt.seq); got != tt.want {
+			t.Errorf("%s(%d, %d) = %s, want %s", tt.pattern, tt.year, tt.seq, got, tt.want)
+		}
+	}
+	for _, bad := range []string{"PST-{seq:6}", "PST-{year}", "{year}-{seq}-{seq}", "{year}-{seq}-{month}", "{year}{seq:0}"} {
+		if _, err := ParseNumberFormat(bad); postage.ErrorCode(err) != postage.EINVALID {
+			t.Errorf("%q: %v, want invalid", bad, err)
+		}
+	}
+}
+
+func TestInvoiceIDIsDeterministic(t *testing.T) {
+	m := pricing.MustParseMonth("2026-10")
+	a, b := InvoiceID("acme", m, 1), InvoiceID("acme", m, 1)
+	if a != b || len(a) != 29 || !strings.HasPrefix(a, "in_") {
+		t.Fatalf("ids %q %q", a, b)
+	}
+	for _, other := range []string{InvoiceID("acme", m, 2), InvoiceID("acme", m.Next(), 1), InvoiceID("acmf", m, 1)} {
+		if other == a {
+			t.Fatalf("id collision %s", a)
+		}
+	}
+}
+
+func TestMoneyJSON(t *testing.T) {
+	for _, tt := range []struct {
+		d      string
+		places int
+		want   string
+	}{{"12.3", 2, `"12.30"`}, {"0", 2, `"0.00"`}, {"-0.03", 2, `"-0.03"`}, {"1230", 0, `"1230"`}, {"1.5", 3, `"1.500"`}} {
+		b, err := json.Marshal(NewMoney(decimal.RequireFromString(tt.d), tt.places))
+		if err != nil || string(b) != tt.want {
+			t.Errorf("%s/%d = %s, want %s", tt.d, tt.places, b, tt.want)
+		}
+		var m Money
+		if err := json.Unmarshal(b, &m); err != nil || m.String() != strings.Trim(tt.want, `"`) {
+			t.Errorf("round trip of %s = %s, %v", b, m, err)
+		}
+	}
+}
+
+func TestAdjustmentLines(t *testing.T) {
+	sep := pricing.MustParseMonth("2026-09")
+	l := func(kind, market, cat string, q int64, amount string) Line {
+		return Line{Kind: kind, Period: sep, Market: market, Category: cat, Quantity: q, Amount: NewMoney(decimal.RequireFromString(amount), 2)}
+	}
+	rerated := []Line{l(KindUsage, "GB", "marketing", 13, "0.24"), l(KindUsage, "DE", "marketing", 4, "0.05"), l(KindUsage, "US", "marketing", 2, "0.02")}
+	billed := []Line{l(KindUsage, "GB", "marketing", 8, "0.16"), l(KindUsage, "DE", "marketing", 4, "0.05"), l(KindAdjustment, "GB", "marketing", 3, "0.06"),
+		{Kind: KindUsage, Period: sep.Next(), Market: "GB", Category: "marketing", Quantity: 100, Amount: NewMoney(decimal.New(1, 0), 2)}}
+	got := adjustmentLines(rerated, billed, sep, 2)
+	if len(got) != 2 {
+		t.Fatalf("got %+v", got)
+	}
+	if g := got[0]; g.Market != "GB" || g.Quantity != 2 || g.Amount.String() != "0.02" || g.Kind != KindAdjustment || g.Period != sep {
+		t.Errorf("GB adjustment %+v", g)
+	}
+	if g := got[1]; g.Market != "US" || g.Quantity != 2 || g.Amount.String() != "0.02" {
+		t.Errorf("US adjustment %+v", g)
+	}
+	if !strings.Contains(got[0].Description, "2026-09") {
+		t.Errorf("description %q does not name the month", got[0].Description)
+	}
+}
+
+func TestListInvoicesQuery(t *testing.T) {
+	q, args := listInvoicesQuery(InvoiceFilter{Period: pricing.MustParseMonth("2026-10"), Status: StatusDraft, CustomerID: "a", NotDraft: true},
+		&invoiceCursor{Period: "2026-10", Customer: "a", Seq: 1}, 101)
+	for _, want := range []string{"period = $1", "status = $2", "customer_id = $3", "status <> 'draft'",
+		"(period < $4 OR (period = $4 AND (customer_id, seq) > ($5, $6)))", "ORDER BY period DESC, customer_id, seq LIMIT $7"} {
+		if !strings.Contains(q, want) {
+			t.Errorf("query lacks %q:\n%s", want, q)
+		}
+	}
+	if len(args) != 7 || args[6] != 101 {
+		t.Errorf("args %v", args)
+	}
+	q, args = listInvoicesQuery(InvoiceFilter{}, nil, 10)
+	if strings.Contains(q, "WHERE") || len(args) != 1 {
+		t.Errorf("unfiltered query %s %v", q, args)
+	}
+	c := invoiceCursor{Period: "2026-10", Customer: "x'y", Seq: 3}
+	back, err := decodeCursor(c.encode())
+	if err != nil || *back != c {
+		t.Errorf("cursor round trip %+v %v", back, err)
+	}
+	if _, err := decodeCursor("!!"); postage.ErrorCode(err) != postage.EINVALID {
+		t.Errorf("bad cursor: %v", err)
+	}
+}
+
+func TestUsageQueries(t *testing.T) {
+	m := pricing.MustParseMonth("2026-10")
+	cut := time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)
+	q := monthlyUsageQuery(m, cut, nil)
+	for _, want := range []string{"FROM events FINAL", "time >= toDateTime(1790812800)", "time < toDateTime(1793491200)",
+		"ingested_at <= toDateTime(1793498400)", "GROUP BY customer_id, country, category"} {
+		if !strings.Contains(q, want) {
+			t.Errorf("query lacks %q: %s", want, q)
+		}
+	}
+	if strings.Contains(q, "IN (") {
+		t.Errorf("all-customer query filters customers: %s", q)
+	}
+	if q := monthlyUsageQuery(m, cut, []string{"a", `b'\`}); !strings.Contains(q, `customer_id IN ('a','b\'\\')`) {
+		t.Errorf("customer filter not quoted: %s", q)
+	}
+	if q := monthlyUsageQuery(m, cut, []string{}); !strings.Contains(q, "IN ('')") {
+		t.Errorf("empty customer list must match nothing: %s", q)
+	}
+	if q := lateUsageQuery(m, cut, cut.Add(time.Hour)); !strings.Contains(q, "ingested_at > toDateTime(1793498400) AND ingested_at <= toDateTime(1793502000)") || strings.Contains(q, "FINAL") {
+		t.Errorf("late query %s", q)
+	}
+}
+
+func TestUpsertDraftsQuery(t *testing.T) {
+	q, args := upsertDraftsQuery(pricing.MustParseMonth("2026-10"), time.Unix(0, 0), make([]any, 13)...)
+	for _, want := range []string{"FROM unnest($3::text[]", "$15::timestamptz[]", "ON CONFLICT (id) DO UPDATE", "WHERE invoices.status = 'draft'", "RETURNING (xmax = 0)"} {
+		if !strings.Contains(q, want) {
+			t.Errorf("upsert lacks %q", want)
+		}
+	}
+	if len(args) != 15 || args[0] != "2026-10" {
+		t.Errorf("args %v", args[:2])
+	}
+}
+
+func TestCheckPeriod(t *testing.T) {
+	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	if err := CheckPeriod(pricing.MustParseMonth("2026-10"), now); err != nil {
+		t.Errorf("last month: %v", err)
+	}
+	for _, p := range []pricing.Month{{Year: 2026, Month: 11}, {Year: 2026, Month: 12}, {}, {Year: 2026, Month: 0}} {
+		if err := CheckPeriod(p, now); postage.ErrorCode(err) != postage.EINVALID {
+			t.Errorf("%v: %v", p, err)
+		}
+	}
+	if _, err := ParseSchedule("0 2 1 * *"); err != nil {
+		t.Error(err)
+	}
+	if _, err := ParseSchedule("every day"); err == nil {
+		t.Error("bad schedule accepted")
+	}
+}
