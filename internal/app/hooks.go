@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"io"
 )
 
 // Seed fills a fresh installation with what it needs to bill: the default
@@ -12,12 +11,6 @@ func (a *App) Seed(ctx context.Context) error {
 	if err := a.Pricing.Seed(ctx); err != nil {
 		return fmt.Errorf("seed rate cards: %w", err)
 	}
-	return nil
-}
-
-// LoadDemo fills a fresh installation with demo customers and traffic
-// through the real ingest path; it does nothing when data exists.
-func (a *App) LoadDemo(ctx context.Context, out io.Writer) error {
 	return nil
 }
 
