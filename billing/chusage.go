@@ -14,8 +14,16 @@ import (
 
 // CHUsage reads invoice usage straight from metering's ClickHouse events
 // table (internal/db/migrations/clickhouse/0020_events.sql): exact,
-// deduplicated with FINAL, cut off at an ingestion time. It is the
-// UsageSource internal/app wires in.
+// deduplicated, cut off at an ingestion time. It is the UsageSource
+// internal/app wires in.
+//
+// Deduplication: the table is a ReplacingMergeTree on (customer_id, id)
+// partitioned by month. FINAL makes any read exact but costs ClickHouse
+// 18.16 three to five times a plain GROUP BY. When the month's partition is
+// a single part produced by a merge (level > 0) it holds no duplicates, so
+// the plain GROUP BY is exact and is used instead. A part written after the
+// check holds only rows ingested after the run's cut-off (the cut-off lags
+// the clock), which the cut-off filters out.
 type CHUsage struct {
 	Conn driver.Conn
 }
@@ -31,9 +39,13 @@ func chTime(t time.Time) string { return "toDateTime(" + strconv.FormatInt(t.Uni
 
 // monthlyUsageQuery builds the deduplicated monthly aggregate of a month
 // up to an ingestion cut-off, for every customer or the given ones.
-func monthlyUsageQuery(m pricing.Month, cutoff time.Time, customers []string) string {
+func monthlyUsageQuery(m pricing.Month, cutoff time.Time, customers []string, final bool) string {
 	var b strings.Builder
-	b.WriteString("SELECT customer_id, toString(country), category, sum(quantity) FROM events FINAL WHERE time >= ")
+	b.WriteString("SELECT customer_id, toString(country), category, sum(quantity) FROM events ")
+	if final {
+		b.WriteString("FINAL ")
+	}
+	b.WriteString("WHERE time >= ")
 	b.WriteString(chTime(m.Start()))
 	b.WriteString(" AND time < ")
 	b.WriteString(chTime(m.End()))
@@ -63,9 +75,29 @@ func lateUsageQuery(m pricing.Month, after, upTo time.Time) string {
 		" AND ingested_at > " + chTime(after) + " AND ingested_at <= " + chTime(upTo) + " GROUP BY customer_id"
 }
 
+// partsQuery counts the active parts of a month's partition and their
+// lowest merge level.
+func partsQuery(m pricing.Month) string {
+	return fmt.Sprintf("SELECT count(), min(level) FROM system.parts WHERE database = currentDatabase() AND table = 'events' AND active AND partition_id = '%04d%02d'", m.Year, int(m.Month))
+}
+
+// needsFinal reports whether reading month m exactly needs FINAL.
+func (u *CHUsage) needsFinal(ctx context.Context, m pricing.Month) (bool, error) {
+	var parts uint64
+	var level uint32
+	if err := u.Conn.QueryRow(ctx, partsQuery(m)).Scan(&parts, &level); err != nil {
+		return true, fmt.Errorf("clickhouse: %w", err)
+	}
+	return !(parts == 0 || (parts == 1 && level > 0)), nil
+}
+
 // MonthlyUsage implements UsageSource.
 func (u *CHUsage) MonthlyUsage(ctx context.Context, m pricing.Month, cutoff time.Time, customers []string) ([]UsageRow, error) {
-	rows, err := u.Conn.Query(ctx, monthlyUsageQuery(m, cutoff, customers))
+	final, err := u.needsFinal(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := u.Conn.Query(ctx, monthlyUsageQuery(m, cutoff, customers, final))
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: %w", err)
 	}

@@ -223,6 +223,9 @@ func sumLines(lines []Line, places int) (sub, adj, total Money) {
 func usageLines(res pricing.Result, period pricing.Month) []Line {
 	lines := make([]Line, 0, len(res.Lines))
 	for _, l := range res.Lines {
+		if len(l.Tiers) == 1 {
+			l.Tiers = nil // one tier says nothing the line does not
+		}
 		lines = append(lines, Line{
 			Kind: KindUsage, Period: period, Market: l.Market, Countries: l.Countries,
 			Category: l.Category, Free: l.Free, Mode: l.Mode, Custom: l.Custom,

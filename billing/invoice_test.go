@@ -122,7 +122,13 @@ func TestListInvoicesQuery(t *testing.T) {
 func TestUsageQueries(t *testing.T) {
 	m := pricing.MustParseMonth("2026-10")
 	cut := time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)
-	q := monthlyUsageQuery(m, cut, nil)
+	if q := monthlyUsageQuery(m, cut, nil, false); strings.Contains(q, "FINAL") {
+		t.Errorf("query of a merged partition uses FINAL: %s", q)
+	}
+	if q := partsQuery(m); !strings.Contains(q, "partition_id = '202610'") || !strings.Contains(q, "active") {
+		t.Errorf("parts query %s", q)
+	}
+	q := monthlyUsageQuery(m, cut, nil, true)
 	for _, want := range []string{"FROM events FINAL", "time >= toDateTime(1790812800)", "time < toDateTime(1793491200)",
 		"ingested_at <= toDateTime(1793498400)", "GROUP BY customer_id, country, category"} {
 		if !strings.Contains(q, want) {
@@ -132,10 +138,10 @@ func TestUsageQueries(t *testing.T) {
 	if strings.Contains(q, "IN (") {
 		t.Errorf("all-customer query filters customers: %s", q)
 	}
-	if q := monthlyUsageQuery(m, cut, []string{"a", `b'\`}); !strings.Contains(q, `customer_id IN ('a','b\'\\')`) {
+	if q := monthlyUsageQuery(m, cut, []string{"a", `b'\`}, true); !strings.Contains(q, `customer_id IN ('a','b\'\\')`) {
 		t.Errorf("customer filter not quoted: %s", q)
 	}
-	if q := monthlyUsageQuery(m, cut, []string{}); !strings.Contains(q, "IN ('')") {
+	if q := monthlyUsageQuery(m, cut, []string{}, true); !strings.Contains(q, "IN ('')") {
 		t.Errorf("empty customer list must match nothing: %s", q)
 	}
 	if q := lateUsageQuery(m, cut, cut.Add(time.Hour)); !strings.Contains(q, "ingested_at > toDateTime(1793498400) AND ingested_at <= toDateTime(1793502000)") || strings.Contains(q, "FINAL") {

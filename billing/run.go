@@ -295,27 +295,38 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 	}
 	phase("plan")
 
-	// Rate in parallel, write in batches.
-	type result struct {
-		inv      *Invoice
-		unbilled []UnbilledRow
-		err      error
+	// Rate in parallel and write batches of drafts while rating goes on.
+	var (
+		mu       sync.Mutex
+		firstErr error
+		done     int
+	)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+		cancel()
 	}
-	results := make([]result, len(ids))
 	workers := r.Workers
 	if workers <= 0 {
 		workers = 4
 	}
-	var wg sync.WaitGroup
-	var done int
-	var doneMu sync.Mutex
+	batchSize := r.BatchSize
+	if batchSize <= 0 {
+		batchSize = 1000
+	}
 	next := make(chan int)
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	drafts := make(chan *Invoice, batchSize)
+	batches := make(chan []*Invoice, 2)
+	var rating, writing sync.WaitGroup
 	for w := 0; w < workers; w++ {
-		wg.Add(1)
+		rating.Add(1)
 		go func() {
-			defer wg.Done()
+			defer rating.Done()
 			for i := range next {
 				c := ids[i]
 				l, exists := live[c]
@@ -325,16 +336,62 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 					self = InvoiceID(c, period, seq)
 				}
 				inv, unb, err := r.compute(cctx, pr, customers[c], period, cutoff, usage[c], late[c], self, seq, "")
-				results[i] = result{inv, unb, err}
 				if err != nil {
-					cancel()
+					fail(fmt.Errorf("invoice of %s: %w", c, err))
+					return
 				}
+				mu.Lock()
+				unbilled = append(unbilled, unb...)
+				done++
 				if r.Progress != nil {
-					doneMu.Lock()
-					done++
 					r.Progress(done, len(ids))
-					doneMu.Unlock()
 				}
+				mu.Unlock()
+				if inv == nil || (!exists && len(inv.Lines) == 0) {
+					continue
+				}
+				select {
+				case drafts <- inv:
+				case <-cctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() { // batch the drafts
+		defer close(batches)
+		var b []*Invoice
+		for d := range drafts {
+			if b = append(b, d); len(b) == batchSize {
+				select {
+				case batches <- b:
+				case <-cctx.Done():
+					return
+				}
+				b = nil
+			}
+		}
+		if len(b) > 0 {
+			select {
+			case batches <- b:
+			case <-cctx.Done():
+			}
+		}
+	}()
+	for w := 0; w < 2; w++ {
+		writing.Add(1)
+		go func() {
+			defer writing.Done()
+			for b := range batches {
+				created, refreshed, err := r.Invoices.upsertDrafts(cctx, b, now)
+				if err != nil {
+					fail(err)
+					return
+				}
+				mu.Lock()
+				run.Created += created
+				run.Refreshed += refreshed
+				mu.Unlock()
 			}
 		}()
 	}
@@ -347,39 +404,16 @@ feed:
 		}
 	}
 	close(next)
-	wg.Wait()
-
-	phase("rate")
-	var drafts []*Invoice
-	for i, res := range results {
-		if res.err != nil {
-			return fmt.Errorf("invoice of %s: %w", ids[i], res.err)
-		}
-		unbilled = append(unbilled, res.unbilled...)
-		if res.inv == nil {
-			continue
-		}
-		if _, exists := live[ids[i]]; !exists && len(res.inv.Lines) == 0 {
-			continue
-		}
-		drafts = append(drafts, res.inv)
+	rating.Wait()
+	close(drafts)
+	writing.Wait()
+	if firstErr != nil {
+		return firstErr
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	batch := r.BatchSize
-	if batch <= 0 {
-		batch = 1000
-	}
-	for i := 0; i < len(drafts); i += batch {
-		created, refreshed, err := r.Invoices.upsertDrafts(ctx, drafts[i:min(i+batch, len(drafts))], now)
-		if err != nil {
-			return err
-		}
-		run.Created += created
-		run.Refreshed += refreshed
-	}
-	phase("write drafts")
+	phase("rate and write drafts")
 	run.Unchanged = run.Customers - run.Created - run.Refreshed
 	run.Unbilled = len(unbilled)
 	if err := r.Invoices.closePeriod(ctx, period, cutoff, now, unbilled); err != nil {

@@ -10,39 +10,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"postage/billing"
-	"postage/metering"
 	"postage/pricing"
 	"postage/pricing/pgstore"
 	"postage/reports"
 )
-
-// meteringUsage adapts metering's exact usage queries to the invoice runs'
-// billing.UsageSource.
-type meteringUsage struct{ m *metering.CHStore }
-
-var _ billing.UsageSource = meteringUsage{}
-
-func (u meteringUsage) MonthlyUsage(ctx context.Context, month pricing.Month, cutoff time.Time, customers []string) ([]billing.UsageRow, error) {
-	if customers != nil && len(customers) == 0 {
-		return nil, nil // metering reads "no customers" as "all customers"
-	}
-	aggs, err := u.m.MonthlyAggregates(ctx, month.Start(), cutoff, customers...)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]billing.UsageRow, len(aggs))
-	for i, a := range aggs {
-		if a.Quantity > uint64(pricing.MaxQuantity) {
-			return nil, fmt.Errorf("usage of %s %s %s: quantity %d too large", a.CustomerID, a.Country, a.Category, a.Quantity)
-		}
-		out[i] = billing.UsageRow{CustomerID: a.CustomerID, Country: a.Country, Category: a.Category, Quantity: int64(a.Quantity)}
-	}
-	return out, nil
-}
-
-func (u meteringUsage) LateUsage(ctx context.Context, month pricing.Month, after, upTo time.Time) (map[string]time.Time, error) {
-	return u.m.LateIngested(ctx, month.Start(), after, upTo)
-}
 
 // openBilling builds the invoice store and runner from the configuration.
 func (a *App) openBilling() error {
@@ -54,7 +25,7 @@ func (a *App) openBilling() error {
 	inv.Now = now
 	a.Invoices = inv
 	a.Billing = &billing.Runner{
-		Invoices: inv, Customers: a.Customers, Usage: meteringUsage{a.Events}, Pricing: bulkPricing{a.Pricing, a.PG},
+		Invoices: inv, Customers: a.Customers, Usage: &billing.CHUsage{Conn: a.CH}, Pricing: bulkPricing{a.Pricing, a.PG},
 		Log: a.Log, Now: now, Grace: a.Config.Billing.Grace.Duration, CutoffLag: billing.DefaultCutoffLag,
 	}
 	return nil

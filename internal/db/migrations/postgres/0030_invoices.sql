@@ -34,7 +34,7 @@ CREATE TABLE invoices (
     UNIQUE (number_year, number_seq),
     CHECK ((status = 'draft') = (number IS NULL)),
     CHECK ((status = 'void') = (voided_at IS NOT NULL))
-);
+) WITH (toast_tuple_target = 8160); -- keep typical lines (a few KB of JSON) inline and uncompressed: runs write 50k at once
 -- At most one live (draft or finalized) invoice per customer and period.
 CREATE UNIQUE INDEX invoices_live ON invoices (customer_id, period) WHERE status <> 'void';
 -- The finance list order (period DESC, customer, seq); the customer's list
