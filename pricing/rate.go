@@ -6,7 +6,6 @@ import (
 	"math/big"
 	"math/bits"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/shopspring/decimal"
@@ -240,13 +239,6 @@ func (r *Rater) Quote(ov Overrides, items []QuoteItem, opts RateOptions) (Result
 	return r.Rate(ov, items, opts)
 }
 
-// row is a usage row resolved to its line (accumulator) index.
-type row struct {
-	acc      int32
-	country  string
-	quantity int64
-}
-
 // Rate rates one customer-month of usage: rows are added up per (market,
 // rated category), each such line is priced by its tiers, the customer's
 // overrides apply in their documented order, the exact amount is rounded
@@ -266,7 +258,10 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 	// (0: no usage). One allocation for both.
 	buf := make([]int64, 2*nacc)
 	acc, count := buf[:nacc], buf[nacc:]
-	rows := make([]row, len(usage))
+	// rowAcc[i] is usage row i's line (-1: rejected); order lists the rows
+	// grouped by line. Pointer-free, so the collector never scans them.
+	idx := make([]int32, 2*len(usage))
+	rowAcc, order := idx[:len(usage)], idx[len(usage):]
 	var errs []error
 	var unknown []string
 	for i, u := range usage {
@@ -276,12 +271,12 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 				unknown = append(unknown, u.Category)
 				errs = append(errs, postage.Errorf(postage.EINVALID, "usage row %d: category %q is not on rate card %s (categories: %s)", i, u.Category, r.v.CardID, strings.Join(r.categoryNames(), ", ")))
 			}
-			rows[i].acc = -1
+			rowAcc[i] = -1
 			continue
 		}
 		if u.Quantity < 0 || u.Quantity > MaxQuantity {
 			errs = append(errs, postage.Errorf(postage.EINVALID, "usage row %d: quantity %d out of range", i, u.Quantity))
-			rows[i].acc = -1
+			rowAcc[i] = -1
 			continue
 		}
 		m := r.marketOf(u.Country)
@@ -291,7 +286,7 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		a := int(m)*nc + int(c)
 		if u.Quantity > MaxQuantity-acc[a] { // both are in [0, MaxQuantity]: no overflow
 			errs = append(errs, postage.Errorf(postage.EINVALID, "usage row %d: monthly quantity of market %q category %q exceeds %d", i, r.markets[m], r.cats[c].Name, MaxQuantity))
-			rows[i].acc = -1
+			rowAcc[i] = -1
 			continue
 		}
 		acc[a] += u.Quantity
@@ -299,7 +294,7 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 			count[a] = 1
 		}
 		count[a]++
-		rows[i] = row{acc: int32(a), country: u.Country, quantity: u.Quantity}
+		rowAcc[i] = int32(a)
 	}
 	if len(errs) > 0 {
 		return Result{}, errors.Join(errs...)
@@ -317,14 +312,9 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 			start += n
 		}
 	}
-	sorted := make([]row, len(rows))
-	for _, rw := range rows {
-		if rw.acc < 0 {
-			continue
-		}
-		slot := count[rw.acc] - 1
-		sorted[slot] = rw
-		count[rw.acc]++
+	for i, a := range rowAcc {
+		order[count[a]-1] = int32(i)
+		count[a]++
 	}
 
 	res := Result{
@@ -336,28 +326,29 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		Rounding:   r.v.Rounding,
 		Lines:      make([]Line, 0, nlines),
 	}
-	countries := make([]CountryQuantity, 0, len(sorted))
+	countries := make([]CountryQuantity, 0, len(usage))
 	tiers := make([]TierLine, 0, ntiers+1) // +1: a custom price may use one tier where the card's uses none
 	var total u128
 	var totalDec decimal.Decimal // rounded amounts of discounted lines
 	var hasTotalDec bool
 
-	for i := 0; i < len(sorted); {
-		a := sorted[i].acc
+	for i := 0; i < len(order); {
+		a := rowAcc[order[i]]
 		j := i + 1
-		for j < len(sorted) && sorted[j].acc == a {
+		for j < len(order) && rowAcc[order[j]] == a {
 			j++
 		}
-		grp := sorted[i:j]
+		grp := order[i:j]
 		if len(grp) > 1 {
-			sort.Slice(grp, func(x, y int) bool { return grp[x].country < grp[y].country })
+			slices.SortFunc(grp, func(x, y int32) int { return strings.Compare(usage[x].Country, usage[y].Country) })
 		}
 		cstart := len(countries)
-		for _, rw := range grp {
-			if n := len(countries); n > cstart && countries[n-1].Country == rw.country {
-				countries[n-1].Quantity += rw.quantity
+		for _, k := range grp {
+			u := &usage[k]
+			if n := len(countries); n > cstart && countries[n-1].Country == u.Country {
+				countries[n-1].Quantity += u.Quantity
 			} else {
-				countries = append(countries, CountryQuantity{Country: rw.country, Quantity: rw.quantity})
+				countries = append(countries, CountryQuantity{Country: u.Country, Quantity: u.Quantity})
 			}
 		}
 		i = j
