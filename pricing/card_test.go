@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/shopspring/decimal"
+
+	"postage"
 )
 
 func TestVersionValidate(t *testing.T) {
@@ -95,5 +97,22 @@ func TestMetaSeed(t *testing.T) {
 	l, _ := LaunchSeed()
 	if len(l.Version.Countries) != 147 || len(l.Version.Prices) != 148 || !l.Card.Default {
 		t.Fatalf("launch: %d countries %d prices", len(l.Version.Countries), len(l.Version.Prices))
+	}
+}
+
+func TestValidateReportsEveryProblemInTheMessage(t *testing.T) {
+	v := oneMarket("", "x", Price{Mode: ModeFlat, UnitPrice: d("-1")})
+	err := v.Validate()
+	msg := postage.ErrorMessage(err)
+	for _, w := range []string{"ISO 4217", "rounding", "negative"} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("message %q lacks %q", msg, w)
+		}
+	}
+	if postage.ErrorCode(err) != postage.EINVALID {
+		t.Errorf("code %q", postage.ErrorCode(err))
+	}
+	if ps, ok := postage.ErrorDetail(err).([]string); !ok || len(ps) != 3 {
+		t.Errorf("detail %#v", postage.ErrorDetail(err))
 	}
 }

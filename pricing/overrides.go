@@ -1,7 +1,6 @@
 package pricing
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/shopspring/decimal"
@@ -93,7 +92,7 @@ func (o *Overrides) Validate() error {
 		seen[[2]string{u.Market, u.Category}] = true
 		checkUnitPrice(u.UnitPrice, func(msg string) { bad("%s: %s", what, msg) })
 	}
-	return errors.Join(errs...)
+	return joinInvalid(errs)
 }
 
 // customPrice returns the custom unit price for (market, category).

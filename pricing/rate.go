@@ -1,7 +1,6 @@
 package pricing
 
 import (
-	"errors"
 	"math"
 	"math/big"
 	"math/bits"
@@ -234,7 +233,7 @@ func (r *Rater) Quote(ov Overrides, items []QuoteItem, opts RateOptions) (Result
 		}
 	}
 	if len(errs) > 0 {
-		return Result{}, errors.Join(errs...)
+		return Result{}, joinInvalid(errs)
 	}
 	return r.Rate(ov, items, opts)
 }
@@ -297,7 +296,7 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		rowAcc[i] = int32(a)
 	}
 	if len(errs) > 0 {
-		return Result{}, errors.Join(errs...)
+		return Result{}, joinInvalid(errs)
 	}
 
 	// Bucket the rows by line (stable, O(rows + lines)), then merge the
