@@ -223,8 +223,9 @@ func timeParam(c *gin.Context, name string, def time.Time) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-// wantsCSV reports whether the caller asked for CSV (?format=csv or an
-// Accept header that prefers text/csv over JSON).
+// wantsCSV reports whether the caller asked for CSV: ?format=csv, or an
+// Accept header naming text/csv before (or without) application/json.
+// ?format=json wins over the header.
 func wantsCSV(c *gin.Context) bool {
 	switch strings.ToLower(c.Query("format")) {
 	case "csv":
@@ -232,8 +233,10 @@ func wantsCSV(c *gin.Context) bool {
 	case "json":
 		return false
 	}
-	accept := c.GetHeader("Accept")
-	return strings.Contains(accept, "text/csv") && !strings.Contains(accept, "application/json")
+	accept := strings.ToLower(c.GetHeader("Accept"))
+	i := strings.Index(accept, "text/csv")
+	j := strings.Index(accept, "application/json")
+	return i >= 0 && (j < 0 || i < j)
 }
 
 // writeReport answers the report as JSON, or its table as CSV.
