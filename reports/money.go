@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"math/big"
 	"math/bits"
 	"sort"
 
@@ -34,7 +35,24 @@ func percent(num, den int64) *decimal.Decimal {
 	if den == 0 {
 		return nil
 	}
-	p := decimal.NewFromInt(num).Mul(decimal.New(100, 0)).DivRound(decimal.NewFromInt(den), 8).RoundBank(2)
+	// Exactly: hundredths of a percent = num × 10^4 / den, rounded half-even.
+	n := new(big.Int).Mul(big.NewInt(num), big.NewInt(10_000))
+	d := big.NewInt(den)
+	if d.Sign() < 0 {
+		n.Neg(n)
+		d.Neg(d)
+	}
+	q, r := new(big.Int).QuoRem(n, d, new(big.Int))
+	twice := new(big.Int).Abs(r)
+	twice.Lsh(twice, 1)
+	if c := twice.Cmp(d); c > 0 || c == 0 && q.Bit(0) == 1 {
+		if r.Sign() < 0 {
+			q.Sub(q, big.NewInt(1))
+		} else {
+			q.Add(q, big.NewInt(1))
+		}
+	}
+	p := decimal.NewFromBigInt(q, -2)
 	return &p
 }
 

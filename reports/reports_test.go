@@ -726,6 +726,34 @@ func TestAllocate(t *testing.T) {
 	}
 }
 
+func TestPercent(t *testing.T) {
+	tests := []struct {
+		num, den int64
+		want     string
+	}{
+		{1, 3, "33.33"},
+		{2, 3, "66.67"},
+		{-1, 3, "-33.33"},
+		{1, 8, "12.50"},
+		{1, 16000, "0.01"}, // 0.00625 → 0.01 (half-even: 0.006|25 is above half)
+		{1, 80000, "0.00"}, // 0.00125 → 0.00
+		{3, 80000, "0.00"}, // 0.00375 → 0.00
+		{1, 40000, "0.00"}, // 0.0025 → half, even 0
+		{3, 40000, "0.01"}, // 0.0075 → half, even 0.01
+		{-3, 40000, "-0.01"},
+		{5, -2, "-250.00"},
+		{1 << 62, 3, "153722867280912930133.33"},
+	}
+	for _, tt := range tests {
+		if got := percentString(percent(tt.num, tt.den)); got != tt.want {
+			t.Errorf("percent(%d, %d) = %s, want %s", tt.num, tt.den, got, tt.want)
+		}
+	}
+	if percent(1, 0) != nil {
+		t.Error("percent of zero is not nil")
+	}
+}
+
 func TestProject(t *testing.T) {
 	tests := []struct{ q, e, total, want int64 }{
 		{390, 39, 60, 600},

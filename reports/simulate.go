@@ -168,6 +168,9 @@ func (s *Service) Simulate(ctx context.Context, req SimulationRequest) (*Simulat
 		return nil, postage.Errorf(postage.EINVALID, "to %s is in the future: simulations re-rate past usage", req.To)
 	}
 	months, _ := MonthRange(req.From, req.To)
+	if len(req.Customers) == 0 {
+		req.Customers = nil // none named: every customer
+	}
 	keepOv := req.KeepOverrides == nil || *req.KeepOverrides
 	if _, err := s.Cards.GetCard(ctx, req.CardID); err != nil {
 		if postage.ErrorCode(err) == postage.ENOTFOUND {

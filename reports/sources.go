@@ -26,6 +26,9 @@ func (u meterUsage) MonthlyUsage(ctx context.Context, month pricing.Month, cutof
 	}
 	out := make([]billing.UsageRow, len(aggs))
 	for i, a := range aggs {
+		if a.Quantity > uint64(pricing.MaxQuantity) {
+			return nil, fmt.Errorf("usage of %s %s %s in %s: quantity %d too large", a.CustomerID, a.Country, a.Category, month, a.Quantity)
+		}
 		out[i] = billing.UsageRow{CustomerID: a.CustomerID, Country: a.Country, Category: a.Category, Quantity: int64(a.Quantity)}
 	}
 	return out, nil

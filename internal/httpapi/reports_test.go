@@ -167,6 +167,13 @@ func TestSimulationRoute(t *testing.T) {
 		t.Errorf("simulation = %s", got)
 	}
 
+	// An empty customer list (what a form sends) means every customer.
+	resp, got = s.do(t, auth.RoleSales, "POST", "/api/v1/simulations", "application/json", []byte(`{"card_id":"meta-2026-01","from":"2026-08","to":"2026-10","customers":[]}`))
+	var all reports.Simulation
+	if err := json.Unmarshal(got, &all); err != nil || resp.StatusCode != 200 || fmt.Sprint(all.Totals) != fmt.Sprint(want.Totals) {
+		t.Errorf("customers []: %d %s, want totals %+v", resp.StatusCode, got, want.Totals)
+	}
+
 	resp, got = s.do(t, auth.RoleAdmin, "POST", "/api/v1/simulations?format=csv", "application/json", []byte(`{"card_id":"meta-2026-01","from":"2026-08","to":"2026-10","customers":["cust-b"]}`))
 	if resp.StatusCode != 200 || !strings.HasPrefix(string(got), "customer_id,name,currency,quantity,current,proposed,difference,percent,skipped\ncust-b,Customer cust-b,USD,4200,") {
 		t.Errorf("csv: %d %s", resp.StatusCode, got)
