@@ -32,6 +32,10 @@ func (s *CHStore) Existing(ctx context.Context, keys []Key) (map[Key]uint64, err
 	if len(keys) == 0 {
 		return found, nil
 	}
+	want := make(map[Key]struct{}, len(keys))
+	for _, k := range keys {
+		want[k] = struct{}{}
+	}
 	tbl, err := ext.NewTable("_keys", ext.Column("customer_id", "String"), ext.Column("id", "String"))
 	if err != nil {
 		return nil, fmt.Errorf("look up event ids: %w", err)
@@ -51,6 +55,9 @@ func (s *CHStore) Existing(ctx context.Context, keys []Key) (map[Key]uint64, err
 		var h uint64
 		if err := rows.Scan(&k.CustomerID, &k.ID, &h); err != nil {
 			return nil, fmt.Errorf("look up event ids: %w", err)
+		}
+		if _, ok := want[k]; !ok {
+			continue // the query's superset: this customer with another customer's id
 		}
 		if old, ok := found[k]; !ok || h > old {
 			found[k] = h // two rows of one id (a race): the greatest hash is the one FINAL keeps

@@ -136,3 +136,22 @@ func TestUsageQueries(t *testing.T) {
 		}
 	})
 }
+
+// TestExistingExactPairs: the look-up's query matches customers and ids
+// separately; pairs that were not asked for must not come back.
+func TestExistingExactPairs(t *testing.T) {
+	ctx := context.Background()
+	s := NewCHStore(newCH(t))
+	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
+	if err := s.Insert(ctx, []Event{ev("c1", "b", t0, "DE", "service", 1), ev("c2", "a", t0, "DE", "service", 1), ev("c1", "a", t0, "FR", "service", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Existing(ctx, []Key{{"c1", "a"}, {"c2", "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[Key]uint64{{"c1", "a"}: ev("c1", "a", t0, "FR", "service", 1).PayloadHash}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
