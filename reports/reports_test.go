@@ -374,6 +374,28 @@ func TestRevenue(t *testing.T) {
 			t.Errorf("US = %s, want %s", cents(got["US"]), cents(byCountry["US"]))
 		}
 	})
+	t.Run("market", func(t *testing.T) {
+		rep, err := w.svc.Revenue(ctx, RevenueQuery{From: aug, To: oct, GroupBy: ByMarket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]RevenueRow{}
+		for _, r := range rep.Rows {
+			got[r.Key] = r
+		}
+		// globex is the only meta customer with German usage (September);
+		// launch's market "DE" has acme's and globex's August usage.
+		_, sepLines := pb.expect("globex", sep, "meta", 0)
+		_, augLines := pb.expect("acme", aug, "launch", 0)
+		_, gAugLines := pb.expect("globex", aug, "launch", 0) // launch until September
+		augLines[[2]string{"DE", "notification"}] += gAugLines[[2]string{"DE", "notification"}]
+		if g := got["Germany"]; g.minor != sepLines[[2]string{"Germany", "marketing"}] || g.Quantity != 900 || g.Customers != 1 {
+			t.Errorf("Germany = %+v, want %s", g, cents(sepLines[[2]string{"Germany", "marketing"}]))
+		}
+		if d := got["DE"]; d.minor != augLines[[2]string{"DE", "notification"}] || d.Quantity != 1100 || d.Customers != 2 {
+			t.Errorf("DE = %+v, want %s", d, cents(augLines[[2]string{"DE", "notification"}]))
+		}
+	})
 	t.Run("market and category add up", func(t *testing.T) {
 		for _, g := range []string{ByMarket, ByCategory} {
 			rep, err := w.svc.Revenue(ctx, RevenueQuery{From: aug, To: oct, GroupBy: g})
