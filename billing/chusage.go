@@ -45,12 +45,15 @@ func monthlyUsageQuery(m pricing.Month, cutoff time.Time, customers []string, fi
 	if final {
 		b.WriteString("FINAL ")
 	}
-	b.WriteString("WHERE time >= ")
+	// PREWHERE applies the cut-off to the stored copies before FINAL
+	// collapses them: an event counts once its first copy is ingested, and
+	// a later re-sent copy never takes it back out.
+	b.WriteString("PREWHERE ingested_at <= ")
+	b.WriteString(chTime(cutoff))
+	b.WriteString(" WHERE time >= ")
 	b.WriteString(chTime(m.Start()))
 	b.WriteString(" AND time < ")
 	b.WriteString(chTime(m.End()))
-	b.WriteString(" AND ingested_at <= ")
-	b.WriteString(chTime(cutoff))
 	if customers != nil {
 		b.WriteString(" AND customer_id IN (")
 		for i, c := range customers {

@@ -130,7 +130,7 @@ func TestUsageQueries(t *testing.T) {
 	}
 	q := monthlyUsageQuery(m, cut, nil, true)
 	for _, want := range []string{"FROM events FINAL", "time >= toDateTime(1790812800)", "time < toDateTime(1793491200)",
-		"ingested_at <= toDateTime(1793498400)", "GROUP BY customer_id, country, category"} {
+		"PREWHERE ingested_at <= toDateTime(1793498400) WHERE", "GROUP BY customer_id, country, category"} {
 		if !strings.Contains(q, want) {
 			t.Errorf("query lacks %q: %s", want, q)
 		}

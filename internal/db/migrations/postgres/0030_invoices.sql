@@ -10,7 +10,7 @@ CREATE TABLE invoices (
     period          text NOT NULL CHECK (period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'),
     seq             int  NOT NULL CHECK (seq >= 1),
     status          text NOT NULL CHECK (status IN ('draft','finalized','void')),
-    number          text UNIQUE,              -- assigned at finalization, never reused
+    number          text,                     -- assigned at finalization, never reused
     number_year     int,
     number_seq      bigint,
     customer        jsonb NOT NULL,           -- snapshot of the customer when last computed
@@ -31,10 +31,13 @@ CREATE TABLE invoices (
     replaces        text REFERENCES invoices(id),
     replaced_by     text REFERENCES invoices(id),
     UNIQUE (customer_id, period, seq),
-    UNIQUE (number_year, number_seq),
     CHECK ((status = 'draft') = (number IS NULL)),
     CHECK ((status = 'void') = (voided_at IS NOT NULL))
 ) WITH (toast_tuple_target = 8160); -- keep typical lines (a few KB of JSON) inline and uncompressed: runs write 50k at once
+-- Numbers are unique, and so are (year, sequence); drafts have neither and
+-- stay out of these indexes (runs write tens of thousands of drafts).
+CREATE UNIQUE INDEX invoices_number ON invoices (number) WHERE number IS NOT NULL;
+CREATE UNIQUE INDEX invoices_number_seq ON invoices (number_year, number_seq) WHERE number IS NOT NULL;
 -- At most one live (draft or finalized) invoice per customer and period.
 CREATE UNIQUE INDEX invoices_live ON invoices (customer_id, period) WHERE status <> 'void';
 -- The finance list order (period DESC, customer, seq); the customer's list
