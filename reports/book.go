@@ -295,8 +295,15 @@ func (s *Service) loadBook(ctx context.Context, months []pricing.Month, customer
 	// as it arrives.
 	perMonth := make([][]*customerMonth, len(months))
 	errs := make([]error, len(months))
+	var read atomic.Int64
+	if s.Progress != nil {
+		s.Progress("reading usage", 0, len(months))
+	}
 	parallel(len(months), 3, func(i int) {
 		perMonth[i], errs[i] = s.loadMonth(ctx, months[i], customers, known, res)
+		if n := read.Add(1); s.Progress != nil {
+			s.Progress("reading usage", int(n), len(months))
+		}
 	})
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -353,7 +360,7 @@ func (s *Service) loadBook(ctx context.Context, months []pricing.Month, customer
 	parallel(total, s.workers(), func(i int) {
 		b.rateCurrent(b.rows[i])
 		if s.Progress != nil {
-			if n := done.Add(1); n%1024 == 0 || int(n) == total {
+			if n := done.Add(1); n%256 == 0 || int(n) == total {
 				s.Progress("rating", int(n), total)
 			}
 		}

@@ -230,7 +230,7 @@ func (s *Service) Simulate(ctx context.Context, req SimulationRequest) (*Simulat
 		}
 		out[t] = s.simulateCustomer(b, b.rows[lo:hi], proposed, keepOv, lc)
 		if s.Progress != nil {
-			if n := done.Add(1); n%512 == 0 || int(n) == len(starts) {
+			if n := done.Add(1); n%256 == 0 || int(n) == len(starts) {
 				s.Progress("simulating", int(n), len(starts))
 			}
 		}
