@@ -631,6 +631,9 @@ func TestSimulate(t *testing.T) {
 		if bc != cur || bp != prop {
 			t.Errorf("%s: breakdown adds up to %s/%s, want %s/%s", c.CustomerID, cents(bc), cents(bp), cents(cur), cents(prop))
 		}
+		if c.CustomerID == "globex" && fmt.Sprint(c.CurrentCards) != "[launch meta-2026-01]" {
+			t.Errorf("globex current cards %v, want launch then meta-2026-01", c.CurrentCards)
+		}
 		bookCur += cur
 		bookProp += prop
 	}
@@ -706,6 +709,32 @@ func TestSimulate(t *testing.T) {
 		}
 		if !strings.HasPrefix(b.String(), "customer_id,name,currency,quantity,current,proposed,difference,percent,skipped\nhooli,Hooli Inc,USD,300005,"+cents(base)+",") {
 			t.Errorf("csv = %q", b.String())
+		}
+	})
+	t.Run("other currency", func(t *testing.T) {
+		if err := w.cards.CreateCard(ctx, pricing.RateCard{ID: "euro", Name: "Euro", Currency: "EUR"}); err != nil {
+			t.Fatal(err)
+		}
+		v, err := w.cards.VersionFor(ctx, pricing.MetaCardID, oct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := v.Clone()
+		d.CardID, d.Currency, d.Status, d.EffectiveFrom = "euro", "EUR", pricing.StatusDraft, pricing.Month{}
+		if d, err = w.cards.CreateDraft(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		s4, err := w.svc.Simulate(ctx, SimulationRequest{CardID: "euro", Version: d.Number, From: oct, To: oct})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s4.Totals) != 0 || len(s4.Breakdown) != 0 {
+			t.Errorf("totals %+v breakdown %+v, want none", s4.Totals, s4.Breakdown)
+		}
+		for _, c := range s4.Customers {
+			if c.Skipped == "" || (c.CustomerID != "ghost" && !strings.Contains(c.Skipped, "currency USD differs from the proposed card's EUR")) {
+				t.Errorf("%s: skipped %q", c.CustomerID, c.Skipped)
+			}
 		}
 	})
 	t.Run("bad requests", func(t *testing.T) {
