@@ -155,7 +155,7 @@ func (s *Service) Forecast(ctx context.Context, q ForecastQuery) (*ForecastRepor
 		return rows[i].CustomerID < rows[j].CustomerID
 	})
 	rep := &ForecastReport{
-		Month: q.Month, AsOf: asOf,
+		Month: q.Month, AsOf: asOf.Truncate(time.Second),
 		ElapsedFraction: decimal.NewFromInt(e).DivRound(decimal.NewFromInt(total), 4).StringFixed(4),
 		Method:          ForecastMethod,
 		Rows:            rows,
