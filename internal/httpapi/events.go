@@ -129,6 +129,11 @@ func (s *Server) postEvents(c *gin.Context) {
 func (s *Server) ingest(ctx context.Context, d *metering.Decoded) (*EventsResponse, error) {
 	if len(d.Events) > 0 {
 		statuses, err := s.Metering.Ingester.Submit(ctx, d.Events)
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			// The caller left (or timed out) before its flush finished: the
+			// events may or may not be stored, so nothing is acknowledged.
+			return nil, postage.Errorf(postage.EUNAVAILABLE, "request ended before its events were stored; re-send it")
+		}
 		if err != nil {
 			return nil, err
 		}
