@@ -4,7 +4,7 @@ BIN     := bin/postage
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X postage/internal/app.Version=$(VERSION)
 
-.PHONY: run test deps build bench bench-ingest bench-invoices bench-go fuzz clean
+.PHONY: run test deps build bench bench-ingest bench-invoices bench-pricing bench-simulate fuzz clean
 
 ## run: install what is missing, start private databases under ./data, migrate, seed, serve
 run: deps build
@@ -23,10 +23,15 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/postage
 
 ## bench: every benchmark; figures go to docs/BENCHMARKS.md
-bench: bench-go bench-ingest bench-invoices
+bench: bench-pricing bench-simulate bench-ingest bench-invoices
 
-bench-go: deps
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./pricing/...
+## bench-pricing: rating 50,000 customers x 150 countries x 2 categories vs a multiply-add baseline
+bench-pricing:
+	$(GO) test ./pricing -run '^$$' -bench Rate50k -benchtime 3x -benchmem
+
+## bench-simulate: a 50,000-customer x 3-month simulation vs its raw aggregate queries
+bench-simulate: deps
+	$(GO) test ./reports -run '^$$' -bench Simulate -benchtime 3x
 
 bench-ingest: deps build
 	./$(BIN) bench ingest
@@ -34,8 +39,10 @@ bench-ingest: deps build
 bench-invoices: deps build
 	./$(BIN) bench invoices
 
+## fuzz: a minute of fuzzing for each decoder (corpora are committed under testdata/fuzz)
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBatch -fuzztime 60s ./metering
+	$(GO) test -run '^$$' -fuzz FuzzDecodeCSV -fuzztime 60s ./pricing
 
 clean:
 	rm -rf bin
