@@ -150,13 +150,13 @@ func TestUsageQueries(t *testing.T) {
 }
 
 func TestUpsertDraftsQuery(t *testing.T) {
-	q, args := upsertDraftsQuery(pricing.MustParseMonth("2026-10"), time.Unix(0, 0), make([]any, 13)...)
-	for _, want := range []string{"FROM unnest($3::text[]", "$15::timestamptz[]", "ON CONFLICT (id) DO UPDATE", "WHERE invoices.status = 'draft'", "RETURNING (xmax = 0)"} {
+	q, args := upsertDraftsQuery(pricing.MustParseMonth("2026-10"), time.Unix(0, 0), make([]any, 14)...)
+	for _, want := range []string{"FROM unnest($3::text[]", "$16::bytea[]", "ON CONFLICT (id) DO UPDATE", "WHERE invoices.status = 'draft' AND invoices.content_hash <> EXCLUDED.content_hash", "RETURNING (xmax = 0)"} {
 		if !strings.Contains(q, want) {
 			t.Errorf("upsert lacks %q", want)
 		}
 	}
-	if len(args) != 15 || args[0] != "2026-10" {
+	if len(args) != 16 || args[0] != "2026-10" {
 		t.Errorf("args %v", args[:2])
 	}
 }

@@ -2,11 +2,13 @@ package billing
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -784,13 +786,16 @@ func (r *Runner) billedLines(ctx context.Context, customerID string, m pricing.M
 }
 
 // upsertDrafts inserts new drafts and refreshes existing ones in one
-// statement; finalized and void invoices are never touched.
+// statement; finalized and void invoices are never touched, and neither
+// are drafts whose content did not change (their usage_cutoff then stays
+// at the run that last changed them; finalization brings it up to date).
 func (s *InvoiceStore) upsertDrafts(ctx context.Context, drafts []*Invoice, now time.Time) (created, refreshed int, err error) {
 	n := len(drafts)
 	ids, custIDs, custs, currencies, cards, lines, subs, adjs, totals := make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	seqs, versions := make([]int32, n), make([]int32, n)
 	cutoffs, finalizeAfter := make([]time.Time, n), make([]time.Time, n)
+	hashes := make([][]byte, n)
 	for i, d := range drafts {
 		cb, _ := json.Marshal(d.Customer)
 		lb, err := json.Marshal(d.Lines)
@@ -801,8 +806,14 @@ func (s *InvoiceStore) upsertDrafts(ctx context.Context, drafts []*Invoice, now 
 		subs[i], adjs[i], totals[i] = d.Subtotal.String(), d.Adjustments.String(), d.Total.String()
 		seqs[i], versions[i] = int32(d.Seq), int32(d.CardVersion)
 		cutoffs[i], finalizeAfter[i] = d.UsageCutoff, d.FinalizeAfter
+		h := sha256.New()
+		for _, part := range []string{custs[i], lines[i], d.Currency, d.CardID, strconv.Itoa(d.CardVersion), totals[i]} {
+			h.Write([]byte(part))
+			h.Write([]byte{0})
+		}
+		hashes[i] = h.Sum(nil)
 	}
-	q, args := upsertDraftsQuery(drafts[0].Period, now, ids, custIDs, seqs, custs, currencies, cards, versions, lines, subs, adjs, totals, cutoffs, finalizeAfter)
+	q, args := upsertDraftsQuery(drafts[0].Period, now, ids, custIDs, seqs, custs, currencies, cards, versions, lines, subs, adjs, totals, cutoffs, finalizeAfter, hashes)
 	err = pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
 		// Drafts are recomputed by every run: a crash that loses the last
 		// commits loses nothing the next run does not redo, so these
@@ -839,15 +850,15 @@ func (s *InvoiceStore) upsertDrafts(ctx context.Context, drafts []*Invoice, now 
 func upsertDraftsQuery(period pricing.Month, now time.Time, cols ...any) (string, []any) {
 	args := append([]any{period.String(), now}, cols...)
 	return `INSERT INTO invoices (id, customer_id, period, seq, status, customer, currency, card_id, card_version, lines,
-		subtotal, adjustments, total, usage_cutoff, finalize_after, created_at, updated_at)
+		subtotal, adjustments, total, usage_cutoff, finalize_after, created_at, updated_at, content_hash)
 	SELECT t.id, t.customer_id, $1, t.seq, 'draft', t.customer::jsonb, t.currency, t.card_id, t.card_version, t.lines::jsonb,
-		t.subtotal::numeric, t.adjustments::numeric, t.total::numeric, t.cutoff, t.finalize_after, $2, $2
-	FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[])
-		AS t(id, customer_id, seq, customer, currency, card_id, card_version, lines, subtotal, adjustments, total, cutoff, finalize_after)
+		t.subtotal::numeric, t.adjustments::numeric, t.total::numeric, t.cutoff, t.finalize_after, $2, $2, t.hash
+	FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::bytea[])
+		AS t(id, customer_id, seq, customer, currency, card_id, card_version, lines, subtotal, adjustments, total, cutoff, finalize_after, hash)
 	ON CONFLICT (id) DO UPDATE SET customer = EXCLUDED.customer, currency = EXCLUDED.currency, card_id = EXCLUDED.card_id,
 		card_version = EXCLUDED.card_version, lines = EXCLUDED.lines, subtotal = EXCLUDED.subtotal, adjustments = EXCLUDED.adjustments,
-		total = EXCLUDED.total, usage_cutoff = EXCLUDED.usage_cutoff, updated_at = EXCLUDED.updated_at
-	WHERE invoices.status = 'draft'
+		total = EXCLUDED.total, usage_cutoff = EXCLUDED.usage_cutoff, updated_at = EXCLUDED.updated_at, content_hash = EXCLUDED.content_hash
+	WHERE invoices.status = 'draft' AND invoices.content_hash <> EXCLUDED.content_hash
 	RETURNING (xmax = 0)`, args
 }
 

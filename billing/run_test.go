@@ -196,7 +196,7 @@ func TestRunIsIdempotent(t *testing.T) {
 	}
 	a1 := f.live("a", "2026-10")
 	run2 := f.run("2026-10")
-	if run2.Created != 0 || run2.Refreshed != 2 {
+	if run2.Created != 0 || run2.Refreshed != 0 || run2.Unchanged != 2 {
 		t.Fatalf("second run = %+v", run2)
 	}
 	a2 := f.live("a", "2026-10")
@@ -219,6 +219,23 @@ func TestRunIsIdempotent(t *testing.T) {
 	}
 	if a2.UsageCutoff != f.clock.Now() || a2.Status != StatusDraft || a2.Number != "" {
 		t.Fatalf("draft = %+v", a2)
+	}
+	// A late event changes a's draft only.
+	f.events(ev{customer: "a", country: "US", category: "marketing", at: "2026-10-31 10:00:00", ingested: "2026-11-01 01:00:00"})
+	f.clock.Set(time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC))
+	if run3 := f.run("2026-10"); run3.Refreshed != 1 || run3.Unchanged != 1 {
+		t.Fatalf("third run = %+v", run3)
+	}
+	if a3 := f.live("a", "2026-10"); a3.Total.String() != "0.06" || !a3.UsageCutoff.Equal(f.clock.Now()) {
+		t.Fatalf("refreshed draft = %+v", a3)
+	}
+	if b3 := f.live("b", "2026-10"); !b3.UsageCutoff.Equal(time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)) {
+		t.Fatalf("unchanged draft rewritten: %+v", b3)
+	}
+	// Finalizing brings an unchanged draft's cut-off to the last run's.
+	b4, err := f.runner.Approve(context.Background(), InvoiceID("b", pricing.MustParseMonth("2026-10"), 1))
+	if err != nil || !b4.UsageCutoff.Equal(f.clock.Now()) {
+		t.Fatalf("approved = %+v, %v", b4, err)
 	}
 }
 
@@ -470,7 +487,7 @@ func TestVoidAndReissue(t *testing.T) {
 	}
 	// A run refreshes the reissue and creates nothing else.
 	run := f.run("2026-10")
-	if run.Created != 0 || run.Refreshed != 1 {
+	if run.Created != 0 || run.Refreshed+run.Unchanged != 1 {
 		t.Fatalf("run after reissue = %+v", run)
 	}
 	re2, err := f.runner.Approve(ctx, re.ID)

@@ -254,7 +254,9 @@ func (s *InvoiceStore) Finalize(ctx context.Context, id string) (Invoice, error)
 	return out, err
 }
 
-// finalizeTx numbers and finalizes a draft already locked by tx.
+// finalizeTx numbers and finalizes a draft already locked by tx. Its
+// usage cut-off becomes the period's last run cut-off when that is later:
+// that run found the draft's content unchanged.
 func (s *InvoiceStore) finalizeTx(ctx context.Context, tx pgx.Tx, id string) (Invoice, error) {
 	now := s.Now().UTC()
 	year := now.Year()
@@ -271,7 +273,9 @@ func (s *InvoiceStore) finalizeTx(ctx context.Context, tx pgx.Tx, id string) (In
 	}
 	number := s.Numbers.Format(year, seq)
 	inv, err := scanInvoice(tx.QueryRow(ctx, `UPDATE invoices SET status = 'finalized', number = $2, number_year = $3, number_seq = $4,
-		finalized_at = $5, updated_at = $5 WHERE id = $1 AND status = 'draft' RETURNING `+invoiceColumns, id, number, year, seq, now))
+		finalized_at = $5, updated_at = $5,
+		usage_cutoff = greatest(usage_cutoff, (SELECT run_cutoff FROM billing_periods WHERE period = invoices.period))
+		WHERE id = $1 AND status = 'draft' RETURNING `+invoiceColumns, id, number, year, seq, now))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Invoice{}, postage.Errorf(postage.ECONFLICT, "invoice %s is no longer a draft", id)
 	} else if err != nil {

@@ -179,7 +179,7 @@ FROM (SELECT number, concat('c', substring(toString(1000000 + rand(1) %% %d), 2)
 	rawSQL := fmt.Sprintf("SELECT customer_id, country, category, sum(quantity) FROM events WHERE time >= toDateTime(%d) AND time < toDateTime(%d) GROUP BY customer_id, country, category", from, to)
 	port := strings.TrimPrefix(cfg.ClickHouse.Addr[strings.LastIndex(cfg.ClickHouse.Addr, ":"):], ":")
 	var best time.Duration
-	for i := 0; i < o.repeat; i++ {
+	baseline := func() error {
 		c := exec.CommandContext(ctx, chClient, "--host", "127.0.0.1", "--port", port, "--database", cfg.ClickHouse.Database, "--query", rawSQL)
 		var stderr bytes.Buffer
 		c.Stdout, c.Stderr = io.Discard, &stderr
@@ -190,39 +190,54 @@ FROM (SELECT number, concat('c', substring(toString(1000000 + rand(1) %% %d), 2)
 		if d := time.Since(t0); best == 0 || d < best {
 			best = d
 		}
+		return nil
 	}
-	logf("baseline clickhouse-client GROUP BY (no FINAL): %s (best of %d)", best.Round(time.Millisecond), o.repeat)
 
-	// The invoice runs.
+	// The machine is shared and noisy: every measurement is the best of
+	// --repeat, interleaved with the baseline's.
 	a.Billing.CutoffLag = 0
 	// Phase timings of each run on stderr.
 	a.Billing.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	timed := func(label string) (billing.Run, time.Duration, error) {
+	run := func() (billing.Run, time.Duration, error) {
 		t0 := time.Now()
-		run, err := a.Billing.Run(ctx, billing.RunRequest{Period: period, Trigger: billing.TriggerManual, Wait: true})
-		d := time.Since(t0)
-		if err == nil {
-			logf("%s: %s, %d customers, %d created, %d refreshed (%.2fx the baseline)", label, d.Round(time.Millisecond), run.Customers, run.Created, run.Refreshed, d.Seconds()/best.Seconds())
+		r, err := a.Billing.Run(ctx, billing.RunRequest{Period: period, Trigger: billing.TriggerManual, Wait: true})
+		return r, time.Since(t0), err
+	}
+	if err := baseline(); err != nil {
+		return err
+	}
+	run1, d1, err := run()
+	if err != nil {
+		return err
+	}
+	var d2, dRead time.Duration
+	var run2 billing.Run
+	var readRows int
+	for i := 0; i < o.repeat; i++ {
+		if err := baseline(); err != nil {
+			return err
 		}
-		return run, d, err
+		r, d, err := run()
+		if err != nil {
+			return err
+		}
+		if d2 == 0 || d < d2 {
+			d2, run2 = d, r
+		}
+		t0 := time.Now()
+		usage, err := a.Billing.Usage.MonthlyUsage(ctx, period, time.Now().UTC(), nil)
+		if err != nil {
+			return err
+		}
+		if d := time.Since(t0); dRead == 0 || d < dRead {
+			dRead, readRows = d, len(usage)
+		}
 	}
-	run1, d1, err := timed("invoice run (creates every draft)")
-	if err != nil {
-		return err
-	}
-	run2, d2, err := timed("invoice run again (refreshes every draft)")
-	if err != nil {
-		return err
-	}
-	// Where the time goes: the exact usage read alone.
-	t0 := time.Now()
-	usage, err := a.Billing.Usage.MonthlyUsage(ctx, period, time.Now().UTC(), nil)
-	if err != nil {
-		return err
-	}
-	dRead := time.Since(t0)
-	logf("of which the exact usage read: %s, %d rows", dRead.Round(time.Millisecond), len(usage))
-	if run1.Customers != o.customers || run1.Created != o.customers || run2.Refreshed != o.customers {
+	logf("baseline clickhouse-client GROUP BY (no FINAL): %s (best of %d)", best.Round(time.Millisecond), o.repeat+1)
+	logf("invoice run, first (creates every draft): %s, %d customers, %d created (%.2fx the baseline)", d1.Round(time.Millisecond), run1.Customers, run1.Created, d1.Seconds()/best.Seconds())
+	logf("invoice run again (every draft recomputed and compared, %d rewritten): %s (%.2fx the baseline, best of %d)", run2.Refreshed, d2.Round(time.Millisecond), d2.Seconds()/best.Seconds(), o.repeat)
+	logf("of which the exact usage read: %s, %d rows (%.2fx the baseline)", dRead.Round(time.Millisecond), readRows, dRead.Seconds()/best.Seconds())
+	if run1.Customers != o.customers || run1.Created != o.customers || run2.Refreshed+run2.Unchanged != o.customers {
 		return fmt.Errorf("runs did not bill every customer: %+v %+v", run1, run2)
 	}
 	if o.doc == "" {
@@ -239,10 +254,10 @@ FROM (SELECT number, concat('c', substring(toString(1000000 + rand(1) %% %d), 2)
 		fmt.Fprintf(&b, "parts left as generated (%d): the run reads with FINAL.\n\n", parts)
 	}
 	b.WriteString("| measurement | time | vs baseline |\n|---|---:|---:|\n")
-	fmt.Fprintf(&b, "| baseline: `clickhouse-client` raw `GROUP BY customer_id, country, category`, no FINAL, rows to /dev/null (best of %d) | %s | 1.00x |\n", o.repeat, best.Round(time.Millisecond))
-	fmt.Fprintf(&b, "| invoice run, first (reads exactly, rates, creates %d drafts) | %s | %.2fx |\n", run1.Created, d1.Round(time.Millisecond), d1.Seconds()/best.Seconds())
-	fmt.Fprintf(&b, "| invoice run, again (refreshes %d drafts) | %s | %.2fx |\n", run2.Refreshed, d2.Round(time.Millisecond), d2.Seconds()/best.Seconds())
-	fmt.Fprintf(&b, "| of which: exact usage read (deduplicated, ingestion cut-off) | %s | %.2fx |\n\n", dRead.Round(time.Millisecond), dRead.Seconds()/best.Seconds())
+	fmt.Fprintf(&b, "| baseline: `clickhouse-client` raw `GROUP BY customer_id, country, category`, no FINAL, rows to /dev/null (best of %d) | %s | 1.00x |\n", o.repeat+1, best.Round(time.Millisecond))
+	fmt.Fprintf(&b, "| invoice run, first: exact read, rating, %d drafts created | %s | %.2fx |\n", run1.Created, d1.Round(time.Millisecond), d1.Seconds()/best.Seconds())
+	fmt.Fprintf(&b, "| invoice run again: every draft recomputed and compared, %d rewritten (best of %d) | %s | %.2fx |\n", run2.Refreshed, o.repeat, d2.Round(time.Millisecond), d2.Seconds()/best.Seconds())
+	fmt.Fprintf(&b, "| of which: exact usage read, %d rows (best of %d) | %s | %.2fx |\n\n", readRows, o.repeat, dRead.Round(time.Millisecond), dRead.Seconds()/best.Seconds())
 	fmt.Fprintf(&b, "Goal: invoice run ≤ 2x the baseline.\n")
 	return writeDocSection(o.doc, "## Billing", b.String())
 }

@@ -22,6 +22,7 @@ CREATE TABLE invoices (
     adjustments     numeric NOT NULL,         -- sum of adjustment lines
     total           numeric NOT NULL,         -- sum of all (rounded) lines
     usage_cutoff    timestamptz NOT NULL,     -- events ingested up to here are counted
+    content_hash    bytea NOT NULL DEFAULT '\x'::bytea, -- of what a refresh can change: unchanged drafts are not rewritten
     finalize_after  timestamptz NOT NULL,     -- end of the grace period
     created_at      timestamptz NOT NULL,
     updated_at      timestamptz NOT NULL,
