@@ -299,9 +299,10 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 
 	// Rate in parallel and write batches of drafts while rating goes on.
 	var (
-		mu       sync.Mutex
-		firstErr error
-		done     int
+		mu                sync.Mutex
+		firstErr          error
+		done              int
+		rateTime, putTime time.Duration // summed over workers / writers
 	)
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -337,12 +338,15 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 					seq = 1
 					self = InvoiceID(c, period, seq)
 				}
+				t0 := time.Now()
 				inv, unb, err := r.compute(cctx, pr, customers[c], period, cutoff, usage[c], late[c], self, seq, "")
+				d := time.Since(t0)
 				if err != nil {
 					fail(fmt.Errorf("invoice of %s: %w", c, err))
 					return
 				}
 				mu.Lock()
+				rateTime += d
 				unbilled = append(unbilled, unb...)
 				done++
 				if r.Progress != nil {
@@ -385,12 +389,14 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 		go func() {
 			defer writing.Done()
 			for b := range batches {
+				t0 := time.Now()
 				created, refreshed, err := r.Invoices.upsertDrafts(cctx, b, now)
 				if err != nil {
 					fail(err)
 					return
 				}
 				mu.Lock()
+				putTime += time.Since(t0)
 				run.Created += created
 				run.Refreshed += refreshed
 				mu.Unlock()
@@ -416,6 +422,7 @@ feed:
 		return err
 	}
 	phase("rate and write drafts")
+	phases = append(phases, "rating (summed)", rateTime.Round(time.Millisecond).String(), "writing (summed)", putTime.Round(time.Millisecond).String())
 	run.Unchanged = run.Customers - run.Created - run.Refreshed
 	run.Unbilled = len(unbilled)
 	if err := r.Invoices.closePeriod(ctx, period, cutoff, now, unbilled); err != nil {
@@ -590,6 +597,34 @@ func (r *Runner) lateMonths(ctx context.Context, period pricing.Month, cutoff ti
 				out[c] = append(out[c], m)
 			}
 		}
+	}
+	return out, nil
+}
+
+// closedMonths returns the months of the lookback window before period
+// that are closed for one customer (see lateMonths): re-rating them for one
+// customer is cheaper than finding late usage across all customers.
+func (r *Runner) closedMonths(ctx context.Context, customerID string, period pricing.Month) ([]pricing.Month, error) {
+	from := addMonths(period, -r.lookback())
+	rows, err := r.Invoices.DB.Query(ctx, `SELECT p FROM (
+			SELECT period AS p FROM billing_periods WHERE period >= $2 AND period < $3
+			UNION SELECT period FROM invoices WHERE customer_id = $1 AND status = 'finalized' AND period >= $2 AND period < $3
+		) m WHERE NOT EXISTS (SELECT 1 FROM invoices WHERE customer_id = $1 AND period = m.p AND status = 'draft') ORDER BY p`,
+		customerID, from.String(), period.String())
+	if err != nil {
+		return nil, fmt.Errorf("read closed months: %w", err)
+	}
+	ps, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read closed months: %w", err)
+	}
+	out := make([]pricing.Month, 0, len(ps))
+	for _, p := range ps {
+		m, err := pricing.ParseMonth(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
 	}
 	return out, nil
 }
@@ -1069,11 +1104,11 @@ func (r *Runner) Upcoming(ctx context.Context, customerID string) (Invoice, erro
 	for _, u := range rows {
 		usage = append(usage, pricing.Usage{Country: u.Country, Category: u.Category, Quantity: u.Quantity})
 	}
-	late, err := r.lateMonths(ctx, period, cutoff)
+	closed, err := r.closedMonths(ctx, c.ID, period)
 	if err != nil {
 		return Invoice{}, err
 	}
-	inv, unb, err := r.compute(ctx, r.Pricing, c, period, cutoff, usage, late[c.ID], InvoiceID(c.ID, period, 1), 1, "")
+	inv, unb, err := r.compute(ctx, r.Pricing, c, period, cutoff, usage, closed, InvoiceID(c.ID, period, 1), 1, "")
 	if err != nil {
 		return Invoice{}, err
 	}

@@ -520,6 +520,12 @@ func TestLateEventsBecomeAdjustments(t *testing.T) {
 	f.events(many(5, ev{customer: "a", country: "GB", category: "marketing", at: "2026-10-31 22:00:00", ingested: "2026-11-10 10:00:00"})...)
 	f.events(ev{customer: "z", country: "US", category: "marketing", at: "2026-10-20 10:00:00", ingested: "2026-11-10 10:00:00", qty: 3})
 	f.events(ev{customer: "a", country: "US", category: "marketing", at: "2026-11-20 10:00:00", ingested: "2026-11-20 10:00:00"})
+	// The month-to-date bill already shows what November's invoice will hold.
+	f.clock.Set(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
+	up, err := f.runner.Upcoming(context.Background(), "a")
+	if err != nil || up.Period.String() != "2026-11" || up.Subtotal.String() != "0.01" || up.Adjustments.String() != "0.08" || up.Total.String() != "0.09" {
+		t.Fatalf("upcoming = %+v, %v", up, err)
+	}
 	f.clock.Set(time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC))
 	for i := 0; i < 2; i++ { // twice: refreshing changes nothing
 		f.run("2026-11")
