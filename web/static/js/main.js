@@ -47,7 +47,10 @@ function signIn(message) {
   });
   const err = h('p#signin-error.form-error', { role: 'alert' }, message || '');
   const btn = h('button.btn.primary.block', { type: 'submit' }, 'Sign in');
+  // method post: if the script ever failed, a plain submit must not put
+  // the key in the address as a GET query would.
   const form = h('form.signin-form', {
+    method: 'post', action: '/',
     onsubmit: async (e) => {
       e.preventDefault();
       const key = input.value.trim();

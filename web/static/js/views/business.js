@@ -89,9 +89,8 @@ function customerPage(body, c) {
     h('div.toolbar', ranges),
     kpis,
     usage,
-    h('div.grid2',
-      card('Month-to-date bill', { id: 'bill-card', sub: monthName(period(new Date())) }, bill),
-      card('Invoices', { id: 'invoices-card' }, invoices)));
+    card('Month-to-date bill', { id: 'bill-card', wide: true, sub: monthName(period(new Date())) }, bill),
+    card('Invoices', { id: 'invoices-card', wide: true }, invoices));
   pick(current);
   loadBill(bill, c);
   loadInvoices(invoices, c);
@@ -153,7 +152,7 @@ function loadBill(el, c) {
     return h('div',
       h('div.bill-total', h('span', 'Total so far'), h('strong#mtd-total', moneyCell(money(inv.total, inv.currency)))),
       lines.length === 0 ? empty('Nothing billed yet this month') : table([
-        { key: 'market', label: 'Market', render: (l) => l.description || countryName(l.market) },
+        { key: 'market', label: 'Market', render: (l) => marketCell(l) },
         { key: 'category', label: 'Category', render: (l) => humanize(l.category) },
         { key: 'quantity', label: 'Messages', num: true, render: (l) => count(l.quantity) },
         { key: 'unit_price', label: 'Unit price', num: true, render: (l) => (l.free ? 'free' : moneyCell(unitPrice(l.unit_price, inv.currency))) },
@@ -161,6 +160,14 @@ function loadBill(el, c) {
       ], lines, { caption: 'Month-to-date bill lines' }),
       h('p.help', 'Estimate from usage so far; the invoice is issued after the month ends.'));
   });
+}
+
+/** marketCell names an invoice line's market, its countries and, for an adjustment, the month it corrects. */
+export function marketCell(l) {
+  const countries = (l.countries || []).map((c) => c.country).filter((c) => c && c !== l.market);
+  return h('span', countryName(l.market),
+    countries.length ? h('span.code', countries.join(' ')) : null,
+    l.kind === 'adjustment' ? h('span.note', `adjustment for ${monthName(l.period)}`) : null);
 }
 
 /** invoiceDownloads returns the PDF and CSV buttons for an invoice. */
@@ -189,10 +196,10 @@ function loadInvoices(el, c) {
       { key: 'number', label: 'Invoice', render: (r) => r.number || h('span.muted', 'draft') },
       { key: 'period', label: 'Period', render: (r) => monthName(r.period) },
       { key: 'status', label: 'Status', render: (r) => badge(humanize(r.status), r.status) },
+      { key: 'issued_at', label: 'Issued', render: (r) => (r.status === 'draft' ? '—' : shortDate(r.issued_at)) },
       { key: 'total', label: 'Total', num: true, render: (r) => moneyCell(money(r.total, r.currency)) },
       { key: 'dl', label: 'Download', cls: 'actions-cell', render: (r) => invoiceDownloads(r, `/api/v1/invoices/${encodeURIComponent(r.id)}`) },
     ], rows, { caption: 'Invoices', rowAttrs: (r) => ({ dataset: { invoice: r.id } }) });
   });
 }
 
-export { shortDate };

@@ -30,14 +30,15 @@ export function render(root, { me }) {
     sessionStorage.setItem('postage.financeFilter', JSON.stringify(nf));
     loadInvoices(list, summary, nf);
   };
+  const runBtn = h('button.btn#run-period', { type: 'button', onclick: () => runPeriod(periodIn.value, apply) }, 'Run invoices');
   mount(root,
-    h('div.page-head', h('div', h('h1', 'Finance'), h('p.muted', 'Invoices by period and status, approvals, voids and exports.')), h('div.actions', exportBtn)),
+    h('div.page-head', h('div', h('h1', 'Finance'), h('p.muted', 'Invoices by period and status, approvals, voids and exports.')), h('div.actions', runBtn, exportBtn)),
     h('form.filters', { onsubmit: (e) => { e.preventDefault(); apply(); } },
       h('label', 'Period', periodIn), h('label', 'Status', statusIn), h('label.grow', 'Customer', custIn),
       h('button.btn.primary', { type: 'submit' }, 'Show invoices')),
-    summary,
-    card('Invoices', { id: 'invoices-card', wide: true }, list),
-    card('Unbilled usage', { id: 'unbilled-card', wide: true, sub: 'usage no invoice will bill: unknown customers, no rate card' }, unbilled));
+    h('div.stack', summary,
+      card('Invoices', { id: 'invoices-card', wide: true }, list),
+      card('Unbilled usage', { id: 'unbilled-card', wide: true, sub: 'usage no invoice bills: unknown customers, no rate card' }, unbilled)));
   apply();
   loadUnbilled(unbilled);
 }
@@ -111,8 +112,8 @@ function actions(inv, reload) {
         });
         if (!ok) return;
         try {
-          const res = await api.post(`/api/v1/invoices/${encodeURIComponent(inv.id)}/finalize`);
-          notify(`Invoice ${res?.number || ''} approved`.replace('  ', ' '));
+          const res = await api.post(`/api/v1/invoices/${encodeURIComponent(inv.id)}/approve`);
+          notify(res?.number ? `Approved: invoice ${res.number}` : 'Invoice approved');
           reload();
         } catch (err) { notify(err.message, 'error'); }
       },
@@ -126,14 +127,14 @@ function actions(inv, reload) {
         reason.value = '';
         const ok = await confirm({
           title: `Void invoice ${inv.number}?`,
-          body: h('div', h('p', `${who}, ${money(inv.total, inv.currency)}. Voiding cannot be undone; the next invoice run issues a replacement if usage remains.`),
+          body: h('div', h('p', `${who}, ${money(inv.total, inv.currency)}. Voiding cannot be undone; a new draft for the same month replaces it, ready to correct and approve.`),
             h('label.block', 'Reason', reason)),
           ok: 'Void invoice', danger: true,
         });
         if (!ok) return;
         try {
-          await api.post(`/api/v1/invoices/${encodeURIComponent(inv.id)}/void`, { reason: reason.value.trim() || 'voided from the dashboard' });
-          notify(`Invoice ${inv.number} voided`);
+          const res = await api.post(`/api/v1/invoices/${encodeURIComponent(inv.id)}/void`, { reason: reason.value.trim() || 'voided from the dashboard' });
+          notify(`Invoice ${inv.number} voided${res?.reissued?.id ? '; a new draft replaces it' : ''}`);
           reload();
         } catch (err) { notify(err.message, 'error'); }
       },
@@ -142,10 +143,27 @@ function actions(inv, reload) {
   return out;
 }
 
+async function runPeriod(p, reload) {
+  if (!p) { notify('Pick a period first.', 'error'); return; }
+  const ok = await confirm({
+    title: `Run invoices for ${monthName(p)}?`,
+    body: 'Creates or refreshes a draft for every customer with usage in the month. Finalized invoices never change; drafts past their grace period are finalized.',
+    ok: 'Run now',
+  });
+  if (!ok) return;
+  try {
+    const run = await api.post('/api/v1/invoice-runs', { period: p });
+    notify(run?.customers != null
+      ? `Run finished: ${run.customers} customers, ${run.created} new drafts, ${run.refreshed} refreshed, ${run.finalized} finalized`
+      : 'Run finished');
+    reload();
+  } catch (err) { notify(err.message, 'error'); }
+}
+
 async function exportPeriod(p) {
   if (!p) { notify('Pick a period first.', 'error'); return; }
   try {
-    const f = await api.download(`/api/v1/invoices/export${api.query({ period: p, format: 'csv' })}`, `invoices-${p}.csv`, 'text/csv');
+    const f = await api.download(`/api/v1/invoices.csv${api.query({ period: p })}`, `invoices-${p}.csv`, 'text/csv');
     notify(`Downloaded ${f.name}`);
   } catch (err) { notify(err.message, 'error'); }
 }

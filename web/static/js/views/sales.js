@@ -31,14 +31,25 @@ export function render(root, { args }) {
 function cardSelect(id, cards, preferNonDefault) {
   const pick = (preferNonDefault && cards.find((c) => !c.default)) || cards.find((c) => c.default) || cards[0];
   return h(`select#${id}`, { required: true }, cards.map((c) =>
-    h('option', { value: c.id, selected: c.id === pick.id }, `${c.name || c.id} (${c.id}, ${c.currency})${c.default ? ' · default' : ''}`)));
+    h('option', { value: c.id, selected: c.id === pick.id }, `${c.name || c.id} · ${c.currency}${c.default ? ' · default' : ''}`)));
 }
 
 // ---- simulations ----
 
 function simulator(body, cards) {
   const cardIn = cardSelect('sim-card', cards, true);
-  const versionIn = h('input#sim-version', { type: 'number', min: '0', step: '1', placeholder: 'active', 'aria-describedby': 'version-help' });
+  const versionIn = h('select#sim-version', { 'aria-describedby': 'version-help' }, h('option', { value: '' }, 'In effect each month'));
+  const loadVersions = () => {
+    mount(versionIn, h('option', { value: '' }, 'In effect each month'));
+    api.get(`/api/v1/ratecards/${encodeURIComponent(cardIn.value)}/versions`).then((resp) => {
+      for (const v of items(resp)) {
+        const from = v.effective_from ? ` from ${monthName(v.effective_from)}` : '';
+        versionIn.append(h('option', { value: String(v.number) }, `v${v.number} · ${v.status}${from}${v.note ? ` · ${v.note}` : ''}`));
+      }
+    }).catch(() => { /* the active version still works */ });
+  };
+  cardIn.addEventListener('change', loadVersions);
+  loadVersions();
   const fromIn = h('input#sim-from', { type: 'month', required: true, value: period(new Date(), -3) });
   const toIn = h('input#sim-to', { type: 'month', required: true, value: period(new Date(), -1) });
   const custIn = h('input#sim-customers', { type: 'text', placeholder: 'all customers with usage' });
@@ -68,8 +79,8 @@ function simulator(body, cards) {
       }
     },
   },
-  h('label', 'Proposed card', cardIn),
-  h('label', 'Version', versionIn, h('span#version-help.help', 'Empty: the version in effect each month. A number may pick a draft.')),
+  h('label.span2', 'Proposed card', cardIn),
+  h('label.span2', 'Version', versionIn, h('span#version-help.help', 'A draft version shows what a price change would do before it is activated.')),
   h('label', 'From month', fromIn),
   h('label', 'To month', toIn),
   h('label.span2', 'Customers', custIn, h('span.help', 'Optional: ids separated by commas.')),
@@ -120,10 +131,10 @@ export function simulationResult(res) {
       { key: 'current', label: 'Current', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.current, r.currency)) },
       { key: 'proposed', label: 'Proposed', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.proposed, r.currency)) },
       { key: 'difference', label: 'Difference', num: true, sort: 'decimal', render: (r) => h('span', { class: deltaClass(r.difference) }, moneyCell(signedMoney(r.difference, r.currency))) },
-      { key: 'percent', label: 'Change', num: true, sort: 'decimal', value: (r) => r.percent ?? '0', render: (r) => percent(r.percent) },
+      { key: 'percent', label: 'Change', num: true, sort: 'decimal', value: (r) => r.percent ?? '0', render: (r) => h('span', { class: deltaClass(r.difference) }, percent(r.percent)) },
     ], bd, { sortKey: 'difference', caption: 'Simulation by market and category' })) : null;
   return h('div.stack', kpis, chart, custTable, breakdown,
-    res.elapsed_ms != null ? h('p.help', `Re-rated in ${(res.elapsed_ms / 1000).toFixed(1)} s.`) : null);
+    res.elapsed_ms != null ? h('p.help', `Re-rated in ${res.elapsed_ms < 1000 ? `${res.elapsed_ms} ms` : `${(res.elapsed_ms / 1000).toFixed(1)} s`}.`) : null);
 }
 
 function abs(d) { return String(d ?? '0').replace(/^-/, ''); }
@@ -140,6 +151,7 @@ function trunc(s) { return s.length > 18 ? s.slice(0, 17) + '…' : s; }
 function quoteBuilder(body, cards) {
   const cardIn = cardSelect('q-card', cards, false);
   const countryIn = h('input#q-customer-country', { type: 'text', maxlength: '2', placeholder: 'e.g. DE', pattern: '[A-Za-z]{2}', size: '4' });
+  const custIn = h('input#q-customer', { type: 'text', placeholder: 'optional customer id' });
   const lines = h('tbody#q-lines');
   const out = h('div#quote-result');
   const addLine = (country = '', category = 'marketing', quantity = '') => {
@@ -147,7 +159,7 @@ function quoteBuilder(body, cards) {
       h('td', h('input.q-country', { type: 'text', maxlength: '2', placeholder: 'DE', value: country, required: true, pattern: '[A-Za-z]{2}', 'aria-label': 'Recipient country' })),
       h('td', h('select.q-category', { 'aria-label': 'Category' }, CATEGORIES.map((c) => h('option', { value: c, selected: c === category }, humanize(c))))),
       h('td.num', h('input.q-quantity', { type: 'number', min: '1', step: '1', value: quantity, placeholder: '100000', required: true, 'aria-label': 'Messages per month' })),
-      h('td', h('button.btn.small.ghost', { type: 'button', 'aria-label': 'Remove line', onclick: () => { tr.remove(); } }, 'Remove')));
+      h('td.remove', h('button.icon-btn', { type: 'button', 'aria-label': 'Remove line', title: 'Remove line', onclick: () => { tr.remove(); } }, '×')));
     lines.append(tr);
   };
   addLine('DE', 'marketing', '250000');
@@ -163,7 +175,9 @@ function quoteBuilder(body, cards) {
         quantity: Number(tr.querySelector('.q-quantity').value),
       }));
       if (itemsIn.length === 0) { notify('Add at least one line.', 'error'); return; }
-      const req = { card_id: cardIn.value, items: itemsIn };
+      const req = { items: itemsIn };
+      if (custIn.value.trim()) req.customer_id = custIn.value.trim();
+      else req.card_id = cardIn.value;
       if (countryIn.value.trim()) req.customer_country = countryIn.value.trim().toUpperCase();
       submit.disabled = true;
       mount(out, loading('Pricing…'));
@@ -175,10 +189,11 @@ function quoteBuilder(body, cards) {
     },
   },
   h('div.form-grid',
-    h('label', 'Rate card', cardIn),
-    h('label', 'Customer’s country', countryIn, h('span.help', 'Optional: makes authentication abroad international.'))),
+    h('label.span2', 'Rate card', cardIn),
+    h('label', 'Or a customer', custIn, h('span.help', 'Prices with that customer’s card and negotiated overrides.')),
+    h('label', 'Customer’s country', countryIn, h('span.help', 'Optional: authentication sent abroad is priced as international.'))),
   h('div.table-wrap', h('table.data.edit',
-    h('thead', h('tr', h('th', 'Recipient country'), h('th', 'Category'), h('th.num', 'Messages per month'), h('th', h('span.sr', 'Remove')))),
+    h('thead', h('tr', h('th', 'Country'), h('th', 'Category'), h('th.num', 'Messages / month'), h('th', h('span.sr', 'Remove')))),
     lines)),
   h('div.form-actions', h('button.btn.ghost#q-add', { type: 'button', onclick: () => addLine() }, 'Add line'), submit));
   mount(body, h('div.grid-quote', card('Volume mix', { id: 'quote-card' }, form), card('Quote', { id: 'quote-out' }, out)));

@@ -1,0 +1,505 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"postage/internal/auth"
+)
+
+// TestDashboard signs in with each role's key on one seeded stack and
+// checks every view against the API.
+func TestDashboard(t *testing.T) {
+	s := newStack(t)
+	bctx, downloads := browserCtx(t)
+
+	t.Run("js helpers", func(t *testing.T) { testJSHelpers(t, newTab(t, bctx, s.URL)) })
+	t.Run("sign in", func(t *testing.T) { testSignIn(t, s, newTab(t, bctx, s.URL)) })
+	t.Run("customer", func(t *testing.T) { testCustomer(t, s, newTab(t, bctx, s.URL), downloads) })
+	t.Run("customer is fenced", func(t *testing.T) { testCustomerFenced(t, s, newTab(t, bctx, s.URL)) })
+	t.Run("finance", func(t *testing.T) { testFinance(t, s, newTab(t, bctx, s.URL), downloads) })
+	t.Run("sales", func(t *testing.T) { testSales(t, s, newTab(t, bctx, s.URL)) })
+	t.Run("admin", func(t *testing.T) { testAdmin(t, s, newTab(t, bctx, s.URL)) })
+	t.Run("narrow screen", func(t *testing.T) { testNarrow(t, s, newTab(t, bctx, s.URL)) })
+}
+
+// testJSHelpers unit-tests the pure helpers of format.js in the browser.
+func testJSHelpers(t *testing.T, tb *tab) {
+	tb.open("")
+	tb.do(chromedp.WaitVisible(chromedp.ID("key")))
+	tests := []struct{ expr, want string }{
+		{`f.money("1234.5", "USD")`, "1,234.50 USD"},
+		{`f.money("1234567", "JPY")`, "1,234,567 JPY"},
+		{`f.money("0.1", "KWD")`, "0.100 KWD"},
+		{`f.money("-12.00", "USD")`, "−12.00 USD"},
+		{`f.money("-0.00", "USD")`, "0.00 USD"},
+		{`f.unitPrice("0.084265", "USD")`, "0.084265 USD"},
+		{`f.unitPrice("0.05", "USD")`, "0.05 USD"},
+		{`f.count(1234567)`, "1,234,567"},
+		{`f.count("18446744073709551615")`, "18,446,744,073,709,551,615"},
+		{`f.addDecimal("0.1", "0.2")`, "0.3"},
+		{`f.addDecimal("9007199254740993.01", "1")`, "9007199254740994.01"},
+		{`f.addDecimal("-5.50", "2.25")`, "-3.25"},
+		{`f.subDecimal("1", "1.005")`, "-0.005"},
+		{`String(f.compareDecimal("10.5", "9.99"))`, "1"},
+		{`String(f.compareDecimal("-1", "-0.5"))`, "-1"},
+		{`String(f.compareDecimal("2.50", "2.5"))`, "0"},
+		{`f.roundDecimal("2.345", 2)`, "2.34"},
+		{`f.roundDecimal("2.355", 2)`, "2.36"},
+		{`f.roundDecimal("-2.3451", 2)`, "-2.35"},
+		{`f.percent("2.83")`, "+2.8 %"},
+		{`f.percent("-45.40")`, "−45.4 %"},
+		{`f.percent(null)`, "—"},
+		{`f.signedMoney("12", "USD")`, "+12.00 USD"},
+		{`f.monthName("2026-03")`, "March 2026"},
+		{`f.shortDate("2026-03-05T10:00:00Z")`, "5 Mar 2026"},
+		{`f.period(new Date(Date.UTC(2026, 0, 15)), -1)`, "2025-12"},
+		{`JSON.stringify(f.monthRange("2026-12"))`, `{"from":"2026-12-01T00:00:00Z","to":"2027-01-01T00:00:00Z"}`},
+		{`f.humanize("authentication_international")`, "Authentication international"},
+		{`f.problemText(401, {code: "unauthorized", detail: "unknown API key"})`, "Your API key was not accepted. Unknown API key."},
+		{`f.problemText(400, {code: "invalid", detail: "limit: an integer from 1 to 1000"})`, "Limit: an integer from 1 to 1000."},
+		{`f.problemText(500, {code: "internal", detail: "internal error", request_id: "abc"})`, "Something went wrong on the server. Reference: abc."},
+		{`f.problemText(0, null)`, "Could not reach the server. Check your connection and try again."},
+		{`f.problemText(429, null)`, "The service is busy right now. Try again in a moment."},
+		{`f.sortRows([{a:"10"},{a:"9.5"},{a:"-1"}], "a", "desc", "decimal").map(r => r.a).join(" ")`, "10 9.5 -1"},
+		{`s.countryName("DE")`, "Germany"},
+		{`s.countryName("")`, "Unknown"},
+		{`String(s.summarise([{start:"2026-01-01T00:00:00Z",country:"DE",category:"marketing",quantity:2},{start:"2026-01-02T00:00:00Z",country:"FR",category:"marketing",quantity:3}]).total)`, "5"},
+		{`JSON.stringify(s.moneyTotals([{currency:"USD",total:"1.10"},{currency:"EUR",total:"2"},{currency:"USD",total:"0.90"}]))`, `[{"currency":"EUR","amount":"2","count":1},{"currency":"USD","amount":"2.00","count":2}]`},
+	}
+	for _, tt := range tests {
+		expr := fmt.Sprintf(`Promise.all([import("/js/format.js"), import("/js/shapes.js")]).then(([f, s]) => %s)`, tt.expr)
+		if got := eval[string](tb, expr); got != tt.want {
+			t.Errorf("%s = %q, want %q", tt.expr, got, tt.want)
+		}
+	}
+}
+
+func testSignIn(t *testing.T, s *stack, tb *tab) {
+	tb.open("")
+	tb.do(chromedp.WaitVisible(chromedp.ID("key")))
+	tb.shot("01-sign-in")
+	tb.do(chromedp.SendKeys(chromedp.ID("key"), "pst_aaaaaaaaaaaa_"+strings.Repeat("x", 43)))
+	tb.submit("form.signin-form")
+	tb.do(chromedp.WaitVisible(chromedp.CSS("#signin-error:not(:empty)")))
+	if got, want := tb.text("#signin-error"), "Your API key was not accepted."; !strings.HasPrefix(got, want) {
+		t.Errorf("error = %q, want it to start with %q", got, want)
+	}
+	tb.shot("02-sign-in-rejected")
+	if stored := eval[string](tb, `sessionStorage.getItem("postage.apiKey") || ""`); stored != "" {
+		t.Errorf("a rejected key was stored: %q", stored)
+	}
+	// A good key is kept in sessionStorage only, never in the address.
+	tb.do(chromedp.Clear(chromedp.ID("key")))
+	tb.do(chromedp.SendKeys(chromedp.ID("key"), s.Keys[auth.RoleFinance]))
+	tb.submit("form.signin-form")
+	tb.do(chromedp.WaitVisible(chromedp.ID("signout")))
+	if got := eval[string](tb, `sessionStorage.getItem("postage.apiKey")`); got != s.Keys[auth.RoleFinance] {
+		t.Errorf("sessionStorage key = %q", got)
+	}
+	if href := eval[string](tb, `location.href`); strings.Contains(href, "pst_") {
+		t.Errorf("the key is in the address: %s", href)
+	}
+	if ls := eval[float64](tb, `localStorage.length`); ls != 0 {
+		t.Errorf("localStorage has %v items; the key must not persist", ls)
+	}
+	tb.do(chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("key")))
+	if got := eval[string](tb, `sessionStorage.getItem("postage.apiKey") || ""`); got != "" {
+		t.Errorf("sign out kept the key")
+	}
+}
+
+// usageTotals asks the API what the business view's default range holds.
+func usageTotals(t *testing.T, s *stack, key, customer string) (total int, byCountry map[string]int) {
+	t.Helper()
+	now := time.Now().UTC()
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	q := url.Values{
+		"from": {today.AddDate(0, 0, -29).Format(time.RFC3339)}, "to": {today.AddDate(0, 0, 1).Format(time.RFC3339)},
+		"window": {"day"}, "group_by": {"country,category"},
+	}
+	var resp struct {
+		Data []struct {
+			Country  string `json:"country"`
+			Quantity int    `json:"quantity"`
+		} `json:"data"`
+	}
+	s.mustKey(t, key, "GET", "/api/v1/customers/"+customer+"/usage?"+q.Encode(), nil, http.StatusOK, &resp)
+	byCountry = map[string]int{}
+	for _, r := range resp.Data {
+		total += r.Quantity
+		byCountry[r.Country] += r.Quantity
+	}
+	return total, byCountry
+}
+
+func testCustomer(t *testing.T, s *stack, tb *tab, downloads string) {
+	tb.signIn(s.Keys[auth.RoleCustomer])
+	tb.do(chromedp.WaitVisible(chromedp.ID("kpi-messages")))
+	if h := eval[string](tb, `location.hash`); h != "#/business" {
+		t.Errorf("customer landed on %q, want #/business", h)
+	}
+	if got := tb.texts("nav.tabs a"); !slices.Equal(got, []string{"Usage & bill"}) {
+		t.Errorf("customer navigation = %q, want only the business view", got)
+	}
+	if got := tb.text(".page-head h1"); got != "Acme Retail GmbH" {
+		t.Errorf("heading = %q", got)
+	}
+	total, byCountry := usageTotals(t, s, s.Keys[auth.RoleCustomer], "acme")
+	if total == 0 {
+		t.Fatal("the API reports no usage for acme: seeding failed")
+	}
+	if got, want := tb.text("#kpi-messages"), group(total); got != want {
+		t.Errorf("messages shown %q, API says %q", got, want)
+	}
+	tb.do(chromedp.WaitVisible(chromedp.CSS("#by-country tbody tr")))
+	rows := eval[[][]string](tb, `[...document.querySelectorAll("#by-country tbody tr")].map(tr => [...tr.cells].map(td => td.textContent.trim()))`)
+	if len(rows) != len(byCountry) {
+		t.Errorf("country rows = %d, API has %d countries", len(rows), len(byCountry))
+	}
+	for _, r := range rows {
+		code := r[0][len(r[0])-2:]
+		if got, want := r[1], group(byCountry[code]); got != want {
+			t.Errorf("country %s: shown %s, API %s", code, got, want)
+		}
+	}
+	// Month-to-date bill equals the API's upcoming invoice.
+	var upcoming struct {
+		Total    string `json:"total"`
+		Currency string `json:"currency"`
+	}
+	s.mustJSON(t, auth.RoleCustomer, "GET", "/api/v1/customers/acme/invoices/upcoming", nil, http.StatusOK, &upcoming)
+	if got, want := tb.text("#mtd-total"), money(upcoming.Total, upcoming.Currency); got != want {
+		t.Errorf("month-to-date bill shown %q, API %q", got, want)
+	}
+	// Invoices: the rows the API lists, with working downloads.
+	var invoices struct {
+		Data []struct {
+			ID, Number, Status, Total, Currency string
+		} `json:"data"`
+	}
+	s.mustJSON(t, auth.RoleCustomer, "GET", "/api/v1/customers/acme/invoices", nil, http.StatusOK, &invoices)
+	if len(invoices.Data) == 0 {
+		tb.do(chromedp.WaitVisible(chromedp.CSS("#invoices .state.empty")))
+	} else {
+		tb.do(chromedp.WaitVisible(chromedp.CSS("#invoices tbody tr")))
+		if got := tb.texts("#invoices tbody tr"); len(got) != len(invoices.Data) {
+			t.Errorf("invoice rows = %d, API %d", len(got), len(invoices.Data))
+		}
+		inv := invoices.Data[0]
+		if got, want := tb.text(fmt.Sprintf(`#invoices tr[data-invoice=%q] td[data-col="total"]`, inv.ID)), money(inv.Total, inv.Currency); got != want {
+			t.Errorf("invoice total shown %q, API %q", got, want)
+		}
+		tb.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#invoices tr[data-invoice=%q] button[data-download="csv"]`, inv.ID))))
+		name := inv.Number
+		if name == "" {
+			name = inv.ID
+		}
+		_, body, hdr := s.call(t, s.Keys[auth.RoleCustomer], "GET", "/api/v1/invoices/"+inv.ID+".csv", nil, "")
+		if cd := hdr.Get("Content-Disposition"); strings.Contains(cd, "filename=") {
+			name = strings.Trim(strings.SplitN(cd, "filename=", 2)[1], `"`)
+		} else {
+			name += ".csv"
+		}
+		if got := waitFile(t, downloads, name); string(got) != string(body) {
+			t.Errorf("downloaded CSV differs from the API's (%d vs %d bytes)", len(got), len(body))
+		}
+	}
+	tb.shot("10-business-customer")
+	// Sorting the country table by name puts it in alphabetical order.
+	tb.do(chromedp.Click(chromedp.CSS(`#by-country th button[data-key="key"]`)))
+	names := eval[[]string](tb, `[...document.querySelectorAll("#by-country tbody tr td:first-child")].map(td => td.firstChild.textContent)`)
+	if !slices.IsSorted(names) {
+		t.Errorf("sorted by country: %q", names)
+	}
+}
+
+func testCustomerFenced(t *testing.T, s *stack, tb *tab) {
+	tb.signIn(s.Keys[auth.RoleCustomer])
+	for _, view := range []string{"finance", "sales"} {
+		tb.open("#/" + view)
+		tb.do(chromedp.WaitVisible(chromedp.ID("forbidden")))
+		if n := eval[float64](tb, `document.querySelectorAll("#invoice-list, #sim-form, #quote-form").length`); n != 0 {
+			t.Errorf("the %s view drew its content for a customer key", view)
+		}
+		if got := tb.text("#forbidden strong"); !strings.Contains(got, "not available to customer keys") {
+			t.Errorf("%s: message %q", view, got)
+		}
+	}
+	tb.shot("11-customer-forbidden")
+	// Another customer's page: the API answers not found and the page says so.
+	tb.open("#/business/globex")
+	tb.do(chromedp.WaitVisible(chromedp.ID("kpi-messages")))
+	if got := tb.text(".page-head h1"); got != "Acme Retail GmbH" {
+		t.Errorf("a customer key opened %q", got)
+	}
+	// The API refuses too, whatever the page does.
+	key := s.Keys[auth.RoleCustomer]
+	for _, c := range []struct {
+		method, path string
+		body         any
+		want         int
+	}{
+		{"GET", "/api/v1/invoices", nil, http.StatusForbidden},
+		{"POST", "/api/v1/simulations", map[string]any{"card_id": "launch", "from": "2026-01", "to": "2026-01"}, http.StatusForbidden},
+		{"POST", "/api/v1/quotes", map[string]any{"items": []map[string]any{{"country": "DE", "category": "marketing", "quantity": 1}}}, http.StatusForbidden},
+		{"GET", "/api/v1/reports/unbilled", nil, http.StatusForbidden},
+		{"GET", "/api/v1/customers", nil, http.StatusForbidden},
+		{"GET", "/api/v1/customers/globex", nil, http.StatusNotFound},
+		{"GET", "/api/v1/customers/globex/usage?window=day", nil, http.StatusNotFound},
+		{"GET", "/api/v1/customers/globex/invoices", nil, http.StatusNotFound},
+	} {
+		if got, b, _ := s.call(t, key, c.method, c.path, c.body, ""); got != c.want {
+			t.Errorf("customer key %s %s: %d, want %d: %.200s", c.method, c.path, got, c.want, b)
+		}
+	}
+}
+
+func testFinance(t *testing.T, s *stack, tb *tab, downloads string) {
+	tb.signIn(s.Keys[auth.RoleFinance])
+	if h := eval[string](tb, `location.hash`); h != "#/finance" {
+		t.Errorf("finance landed on %q", h)
+	}
+	if got := tb.texts("nav.tabs a"); !slices.Equal(got, []string{"Usage & bill", "Finance"}) {
+		t.Errorf("finance navigation = %q", got)
+	}
+	period := time.Now().UTC().AddDate(0, -1, 0).Format("2006-01")
+	var list struct {
+		Data []struct {
+			ID, Number, Status, Total, Currency string
+			CustomerID                          string `json:"customer_id"`
+		} `json:"data"`
+	}
+	s.mustJSON(t, auth.RoleFinance, "GET", "/api/v1/invoices?period="+period+"&limit=200", nil, http.StatusOK, &list)
+	tb.do(chromedp.WaitVisible(chromedp.CSS("#invoice-list table, #invoice-list .state")))
+	if len(list.Data) == 0 {
+		t.Errorf("no invoices for %s: the seeded stack should have some", period)
+	} else {
+		if got, want := tb.text("#kpi-invoices"), group(len(list.Data)); got != want {
+			t.Errorf("invoices shown %s, API %s", got, want)
+		}
+		for _, inv := range list.Data {
+			sel := fmt.Sprintf(`#invoice-list tr[data-invoice=%q] td[data-col="total"]`, inv.ID)
+			if got, want := tb.text(sel), money(inv.Total, inv.Currency); got != want {
+				t.Errorf("invoice %s total shown %q, API %q", inv.ID, got, want)
+			}
+		}
+	}
+	tb.do(chromedp.WaitVisible(chromedp.CSS("#unbilled table, #unbilled .state")))
+	tb.shot("20-finance")
+	// Approve a draft, through the confirmation dialog.
+	var draft string
+	for _, inv := range list.Data {
+		if inv.Status == "draft" {
+			draft = inv.ID
+			break
+		}
+	}
+	if draft != "" {
+		tb.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-invoice=%q] button[data-action="approve"]`, draft))),
+			chromedp.WaitVisible(chromedp.CSS("dialog.modal[open]")))
+		tb.shot("21-finance-approve-dialog")
+		tb.do(chromedp.Click(chromedp.CSS(`dialog.modal button[data-confirm]`)),
+			chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`tr[data-invoice=%q][data-status="finalized"]`, draft))))
+		var got struct{ Status, Number string }
+		s.mustJSON(t, auth.RoleFinance, "GET", "/api/v1/invoices/"+draft, nil, http.StatusOK, &got)
+		if got.Status != "finalized" || got.Number == "" {
+			t.Errorf("after approval the API says status %q number %q", got.Status, got.Number)
+		}
+		// Void it again, after confirming.
+		tb.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-invoice=%q] button[data-action="void"]`, draft))),
+			chromedp.WaitVisible(chromedp.CSS("dialog.modal[open]")),
+			chromedp.SendKeys(chromedp.ID("void-reason"), "wrong customer address"))
+		tb.shot("22-finance-void-dialog")
+		tb.do(chromedp.Click(chromedp.CSS(`dialog.modal button[data-confirm]`)),
+			chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`tr[data-invoice=%q][data-status="void"]`, draft))))
+		s.mustJSON(t, auth.RoleFinance, "GET", "/api/v1/invoices/"+draft, nil, http.StatusOK, &got)
+		if got.Status != "void" {
+			t.Errorf("after voiding the API says status %q", got.Status)
+		}
+	} else {
+		t.Errorf("no draft invoice to approve")
+	}
+	// The period export downloads the API's CSV.
+	tb.do(chromedp.Click(chromedp.ID("export")))
+	_, body, _ := s.call(t, s.Keys[auth.RoleFinance], "GET", "/api/v1/invoices.csv?period="+period, nil, "text/csv")
+	if got := waitFile(t, downloads, "invoices-"+period+".csv"); len(got) == 0 || string(got) != string(body) {
+		t.Errorf("export differs from the API's (%d vs %d bytes)", len(got), len(body))
+	}
+	// Finance may open any customer's business view.
+	tb.open("#/business/initech")
+	tb.do(chromedp.WaitVisible(chromedp.ID("kpi-messages")))
+	total, _ := usageTotals(t, s, s.Keys[auth.RoleFinance], "initech")
+	if got, want := tb.text("#kpi-messages"), group(total); got != want {
+		t.Errorf("initech messages shown %q, API %q", got, want)
+	}
+	tb.shot("23-finance-business-initech")
+}
+
+func testSales(t *testing.T, s *stack, tb *tab) {
+	tb.signIn(s.Keys[auth.RoleSales])
+	if h := eval[string](tb, `location.hash`); h != "#/sales" {
+		t.Errorf("sales landed on %q", h)
+	}
+	if got := tb.texts("nav.tabs a"); !slices.Equal(got, []string{"Sales"}) {
+		t.Errorf("sales navigation = %q", got)
+	}
+	tb.do(chromedp.WaitVisible(chromedp.ID("sim-form")))
+	tb.shot("30-sales-empty")
+	from := time.Now().UTC().AddDate(0, -3, 0).Format("2006-01")
+	to := time.Now().UTC().AddDate(0, -1, 0).Format("2006-01")
+	card := eval[string](tb, `document.getElementById("sim-card").value`)
+	tb.do(chromedp.Click(chromedp.ID("sim-run")), chromedp.WaitVisible(chromedp.ID("sim-kpis")))
+	var sim struct {
+		Totals []struct {
+			Currency, Current, Proposed, Difference string
+		} `json:"totals"`
+		Customers []struct {
+			CustomerID string `json:"customer_id"`
+			Difference string `json:"difference"`
+		} `json:"customers"`
+	}
+	s.mustJSON(t, auth.RoleSales, "POST", "/api/v1/simulations", map[string]any{"card_id": card, "from": from, "to": to, "keep_overrides": true}, http.StatusOK, &sim)
+	if len(sim.Totals) == 0 {
+		t.Fatal("simulation has no totals")
+	}
+	tot := sim.Totals[0]
+	for kpi, want := range map[string]string{"current": money(tot.Current, tot.Currency), "proposed": money(tot.Proposed, tot.Currency)} {
+		if got := tb.text(fmt.Sprintf(`#sim-kpis [data-kpi=%q] .kpi-value`, kpi)); got != want {
+			t.Errorf("%s shown %q, API %q", kpi, got, want)
+		}
+	}
+	if got := len(tb.texts("#sim-customers-card tbody tr")); got != len(sim.Customers) {
+		t.Errorf("simulation rows = %d, API %d", got, len(sim.Customers))
+	}
+	tb.shot("31-sales-simulation")
+	// Sorting by current revenue, ascending then descending.
+	tb.do(chromedp.Click(chromedp.CSS(`#sim-customers-card th button[data-key="current"]`)))
+	desc := eval[[]string](tb, `[...document.querySelectorAll('#sim-customers-card tbody td[data-col="current"]')].map(td => td.textContent.replace(/[^0-9.\-]/g, ''))`)
+	if !slices.IsSortedFunc(desc, func(a, b string) int { return cmpDec(b, a) }) {
+		t.Errorf("current, descending: %q", desc)
+	}
+	tb.do(chromedp.Click(chromedp.CSS(`#sim-customers-card th button[data-key="current"]`)))
+	asc := eval[[]string](tb, `[...document.querySelectorAll('#sim-customers-card tbody td[data-col="current"]')].map(td => td.textContent.replace(/[^0-9.\-]/g, ''))`)
+	if !slices.IsSortedFunc(asc, cmpDec) {
+		t.Errorf("current, ascending: %q", asc)
+	}
+	// Quote builder: the total equals the API's quote of the same mix.
+	tb.open("#/sales/quote")
+	tb.do(chromedp.WaitVisible(chromedp.ID("quote-form")))
+	qcard := eval[string](tb, `document.getElementById("q-card").value`)
+	tb.do(chromedp.Click(chromedp.ID("q-run")), chromedp.WaitVisible(chromedp.ID("quote-total")))
+	var q struct{ Total, Currency string }
+	s.mustJSON(t, auth.RoleSales, "POST", "/api/v1/quotes", map[string]any{"card_id": qcard, "items": []map[string]any{
+		{"country": "DE", "category": "marketing", "quantity": 250000},
+		{"country": "IN", "category": "utility", "quantity": 1000000},
+		{"country": "BR", "category": "authentication", "quantity": 400000},
+	}}, http.StatusOK, &q)
+	if got, want := tb.text("#quote-total"), money(q.Total, q.Currency); got != want {
+		t.Errorf("quote total shown %q, API %q", got, want)
+	}
+	tb.shot("32-sales-quote")
+	// An error from the API is shown in plain words.
+	eval[bool](tb, `document.getElementById("quote-form").noValidate = true`)
+	tb.do(chromedp.SetValue(chromedp.CSS(".q-line .q-quantity"), "-5"),
+		chromedp.Click(chromedp.ID("q-run")), chromedp.WaitVisible(chromedp.CSS("#quote-result .state.error")))
+	if got := tb.text("#quote-result .error-text"); got == "" || strings.Contains(got, "{") {
+		t.Errorf("error shown %q", got)
+	}
+	tb.shot("33-sales-quote-error")
+}
+
+func testAdmin(t *testing.T, s *stack, tb *tab) {
+	tb.signIn(s.Keys[auth.RoleAdmin])
+	if got := tb.texts("nav.tabs a"); !slices.Equal(got, []string{"Usage & bill", "Finance", "Sales"}) {
+		t.Errorf("admin navigation = %q", got)
+	}
+	tb.open("#/business")
+	tb.do(chromedp.WaitVisible(chromedp.ID("customer-pick")))
+	tb.do(chromedp.SendKeys(chromedp.ID("customer-pick"), "umbrella"))
+	tb.submit("form.picker")
+	tb.do(chromedp.WaitVisible(chromedp.ID("kpi-messages")))
+	total, _ := usageTotals(t, s, s.Keys[auth.RoleAdmin], "umbrella")
+	if got, want := tb.text("#kpi-messages"), group(total); got != want {
+		t.Errorf("umbrella messages shown %q, API %q", got, want)
+	}
+	// An ingest key signs in but has nothing to see.
+	tb.do(chromedp.Click(chromedp.ID("signout")))
+	tb.signIn(s.Keys[auth.RoleIngest])
+	tb.do(chromedp.WaitVisible(chromedp.ID("no-views")))
+}
+
+func testNarrow(t *testing.T, s *stack, tb *tab) {
+	tb.do(chromedp.EmulateViewport(390, 844))
+	tb.signIn(s.Keys[auth.RoleCustomer])
+	tb.do(chromedp.WaitVisible(chromedp.CSS("#by-country tbody tr")))
+	if w := eval[float64](tb, `document.documentElement.scrollWidth`); w > 390 {
+		t.Errorf("page is %v px wide on a 390 px screen", w)
+	}
+	tb.shot("40-business-phone")
+	tb.do(chromedp.Click(chromedp.ID("signout")))
+	tb.signIn(s.Keys[auth.RoleFinance])
+	tb.do(chromedp.WaitVisible(chromedp.CSS("#invoice-list table, #invoice-list .state")))
+	tb.shot("41-finance-phone")
+}
+
+// group formats an integer as the dashboard does: 1,234,567.
+func group(n int) string {
+	s := strconv.Itoa(n)
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// money formats a decimal amount as the dashboard does: "1,234.50 USD".
+func money(amount, currency string) string {
+	neg := strings.HasPrefix(amount, "-")
+	amount = strings.TrimPrefix(amount, "-")
+	intPart, frac, _ := strings.Cut(amount, ".")
+	frac = strings.TrimRight(frac, "0")
+	digits := 2
+	switch currency {
+	case "JPY", "KRW", "VND", "CLP", "ISK":
+		digits = 0
+	case "KWD", "BHD", "OMR", "JOD", "TND", "IQD", "LYD":
+		digits = 3
+	}
+	for len(frac) < digits {
+		frac += "0"
+	}
+	n, _ := strconv.Atoi(intPart)
+	s := group(n)
+	if frac != "" {
+		s += "." + frac
+	}
+	if neg && strings.Trim(intPart+frac, "0") != "" {
+		s = "−" + s
+	}
+	return s + " " + currency
+}
+
+// cmpDec compares two plain decimal strings.
+func cmpDec(a, b string) int {
+	x, _ := strconv.ParseFloat(a, 64)
+	y, _ := strconv.ParseFloat(b, 64)
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	}
+	return 0
+}
