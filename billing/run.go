@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -220,6 +221,7 @@ type liveInvoice struct {
 	id     string
 	seq    int
 	status Status
+	hash   []byte // content hash of a draft
 }
 
 func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error {
@@ -323,8 +325,8 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 		batchSize = 1000
 	}
 	next := make(chan int)
-	drafts := make(chan *Invoice, batchSize)
-	batches := make(chan []*Invoice, 2)
+	drafts := make(chan *encodedDraft, batchSize)
+	batches := make(chan []*encodedDraft, 2)
 	var rating, writing sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		rating.Add(1)
@@ -356,8 +358,16 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 				if inv == nil || (!exists && len(inv.Lines) == 0) {
 					continue
 				}
+				enc, err := encodeDraft(inv)
+				if err != nil {
+					fail(err)
+					return
+				}
+				if exists && bytes.Equal(enc.hash, l.hash) {
+					continue // unchanged: nothing to write
+				}
 				select {
-				case drafts <- inv:
+				case drafts <- enc:
 				case <-cctx.Done():
 					return
 				}
@@ -366,7 +376,7 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 	}
 	go func() { // batch the drafts
 		defer close(batches)
-		var b []*Invoice
+		var b []*encodedDraft
 		for d := range drafts {
 			if b = append(b, d); len(b) == batchSize {
 				select {
@@ -437,7 +447,7 @@ feed:
 
 // liveInvoices returns the draft or finalized invoice of each customer of a period.
 func (r *Runner) liveInvoices(ctx context.Context, period pricing.Month) (map[string]liveInvoice, error) {
-	rows, err := r.Invoices.DB.Query(ctx, `SELECT customer_id, id, seq, status FROM invoices WHERE period = $1 AND status <> 'void'`, period.String())
+	rows, err := r.Invoices.DB.Query(ctx, `SELECT customer_id, id, seq, status, content_hash FROM invoices WHERE period = $1 AND status <> 'void'`, period.String())
 	if err != nil {
 		return nil, fmt.Errorf("read invoices of %s: %w", period, err)
 	}
@@ -446,10 +456,11 @@ func (r *Runner) liveInvoices(ctx context.Context, period pricing.Month) (map[st
 	for rows.Next() {
 		var c, id, st string
 		var seq int
-		if err := rows.Scan(&c, &id, &seq, &st); err != nil {
+		var h []byte
+		if err := rows.Scan(&c, &id, &seq, &st, &h); err != nil {
 			return nil, err
 		}
-		m[c] = liveInvoice{id: id, seq: seq, status: Status(st)}
+		m[c] = liveInvoice{id: id, seq: seq, status: Status(st), hash: h}
 	}
 	return m, rows.Err()
 }
@@ -824,31 +835,47 @@ func (r *Runner) billedLines(ctx context.Context, customerID string, m pricing.M
 // statement; finalized and void invoices are never touched, and neither
 // are drafts whose content did not change (their usage_cutoff then stays
 // at the run that last changed them; finalization brings it up to date).
-func (s *InvoiceStore) upsertDrafts(ctx context.Context, drafts []*Invoice, now time.Time) (created, refreshed int, err error) {
+// encodedDraft is a draft with its JSON columns and content hash, made by
+// the rating workers so the writers only write.
+type encodedDraft struct {
+	inv         *Invoice
+	cust, lines string
+	hash        []byte
+}
+
+func encodeDraft(d *Invoice) (*encodedDraft, error) {
+	cb, err := json.Marshal(d.Customer)
+	if err != nil {
+		return nil, fmt.Errorf("encode customer: %w", err)
+	}
+	lb, err := json.Marshal(d.Lines)
+	if err != nil {
+		return nil, fmt.Errorf("encode lines: %w", err)
+	}
+	h := sha256.New()
+	for _, part := range []string{string(cb), string(lb), d.Currency, d.CardID, strconv.Itoa(d.CardVersion), d.Total.String()} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return &encodedDraft{inv: d, cust: string(cb), lines: string(lb), hash: h.Sum(nil)}, nil
+}
+
+func (s *InvoiceStore) upsertDrafts(ctx context.Context, drafts []*encodedDraft, now time.Time) (created, refreshed int, err error) {
 	n := len(drafts)
 	ids, custIDs, custs, currencies, cards, lines, subs, adjs, totals := make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	seqs, versions := make([]int32, n), make([]int32, n)
 	cutoffs, finalizeAfter := make([]time.Time, n), make([]time.Time, n)
 	hashes := make([][]byte, n)
-	for i, d := range drafts {
-		cb, _ := json.Marshal(d.Customer)
-		lb, err := json.Marshal(d.Lines)
-		if err != nil {
-			return 0, 0, fmt.Errorf("encode lines: %w", err)
-		}
-		ids[i], custIDs[i], custs[i], currencies[i], cards[i], lines[i] = d.ID, d.CustomerID, string(cb), d.Currency, d.CardID, string(lb)
+	for i, e := range drafts {
+		d := e.inv
+		ids[i], custIDs[i], custs[i], currencies[i], cards[i], lines[i] = d.ID, d.CustomerID, e.cust, d.Currency, d.CardID, e.lines
 		subs[i], adjs[i], totals[i] = d.Subtotal.String(), d.Adjustments.String(), d.Total.String()
 		seqs[i], versions[i] = int32(d.Seq), int32(d.CardVersion)
 		cutoffs[i], finalizeAfter[i] = d.UsageCutoff, d.FinalizeAfter
-		h := sha256.New()
-		for _, part := range []string{custs[i], lines[i], d.Currency, d.CardID, strconv.Itoa(d.CardVersion), totals[i]} {
-			h.Write([]byte(part))
-			h.Write([]byte{0})
-		}
-		hashes[i] = h.Sum(nil)
+		hashes[i] = e.hash
 	}
-	q, args := upsertDraftsQuery(drafts[0].Period, now, ids, custIDs, seqs, custs, currencies, cards, versions, lines, subs, adjs, totals, cutoffs, finalizeAfter, hashes)
+	q, args := upsertDraftsQuery(drafts[0].inv.Period, now, ids, custIDs, seqs, custs, currencies, cards, versions, lines, subs, adjs, totals, cutoffs, finalizeAfter, hashes)
 	err = pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
 		// Drafts are recomputed by every run: a crash that loses the last
 		// commits loses nothing the next run does not redo, so these
