@@ -3,6 +3,7 @@ package metering
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -164,6 +165,10 @@ func FuzzDecodeBatch(f *testing.F) {
 	f.Add([]byte("[" + ce("e1", "c", "2026-10-15T11:00:00Z", `{"to":"+4915123456789","category":"marketing"}`) + "]"))
 	f.Add([]byte(`[{"specversion":"1.0","id":5},"x",null,{"data":{"quantity":"7"}}]`))
 	f.Add([]byte(`[`))
+	f.Add([]byte(`[{"id":"\ud800x","subject":"\u00e9\uDFFF","specversion":"1.0"}]`))
+	f.Add([]byte("[{\"id\":\"\x83\"}]"))
+	f.Add([]byte("[{}]\x00"))
+	f.Add([]byte(`[{"ID":"a","id":"b","Id":"c"}]`))
 	r := testRules()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		d, err := r.DecodeBatch(body)
@@ -176,6 +181,18 @@ func FuzzDecodeBatch(f *testing.F) {
 		var raws []json.RawMessage
 		if err := json.Unmarshal(body, &raws); err != nil {
 			t.Fatalf("decoder accepted what encoding/json rejects: %v", err)
+		}
+		// The fast decoder (goccy/go-json) must read exactly what
+		// encoding/json reads.
+		var std []wireEvent
+		if err := json.Unmarshal(body, &std); err == nil {
+			want := newDecoded(len(std))
+			for i := range std {
+				want.add(r, i, &std[i])
+			}
+			if !reflect.DeepEqual(d, want) {
+				t.Fatalf("fast decoder disagrees with encoding/json:\n got %+v\nwant %+v", d, want)
+			}
 		}
 		if len(d.Results) != len(raws) || len(d.Events) != len(d.Index) {
 			t.Fatalf("%d results for %d elements", len(d.Results), len(raws))

@@ -158,7 +158,7 @@ func (r *Rules) webhookEvent(cust, pnid string, st *waStatus) (ev Event, field, 
 	if st.Pricing == nil || st.Pricing.Category == "" {
 		return ev, "", string(Ignored)
 	}
-	if reason := r.checkID(&st.ID); reason != "" {
+	if reason := r.checkID(st.ID); reason != "" {
 		return ev, "statuses.id", reason
 	}
 	if pnid == "" {
