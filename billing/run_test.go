@@ -14,6 +14,7 @@ import (
 	"postage"
 	"postage/internal/testenv"
 	"postage/pricing"
+	"postage/pricing/pgstore"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -27,45 +28,13 @@ type clock struct {
 func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
-// fixedPricing is a rate card fixture: every customer gets card "test"
-// (except those in noCard), with versions effective from their month.
-type fixedPricing struct {
-	versions []*pricing.Version // ascending EffectiveFrom
-	noCard   map[string]bool
-	ov       map[string]pricing.Overrides
-}
-
-func (p *fixedPricing) CardFor(_ context.Context, c string, _ pricing.Month) (pricing.RateCard, error) {
-	if p.noCard[c] {
-		return pricing.RateCard{}, postage.Errorf(postage.ENOTFOUND, "customer %s has no rate card", c)
-	}
-	return pricing.RateCard{ID: "test", Name: "Test", Currency: "USD"}, nil
-}
-
-func (p *fixedPricing) VersionFor(_ context.Context, card string, m pricing.Month) (*pricing.Version, error) {
-	var v *pricing.Version
-	for _, x := range p.versions {
-		if !x.EffectiveFrom.After(m) {
-			v = x
-		}
-	}
-	if v == nil {
-		return nil, postage.Errorf(postage.ENOTFOUND, "card %s has no version in %s", card, m)
-	}
-	return v, nil
-}
-
-func (p *fixedPricing) Overrides(_ context.Context, c string) (pricing.Overrides, error) {
-	return p.ov[c], nil
-}
-
 func up(n int64) *int64 { return &n }
 
 // testVersion: DE flat 0.0125, GB graduated 0.02 up to 10 then 0.015,
 // Other flat 0.01; session free.
-func testVersion(n int, from string, de string) *pricing.Version {
+func testVersion(de string) *pricing.Version {
 	return &pricing.Version{
-		CardID: "test", Number: n, Status: pricing.StatusActive, EffectiveFrom: pricing.MustParseMonth(from),
+		CardID: "test", Status: pricing.StatusDraft,
 		Currency: "USD", Rounding: pricing.RoundHalfEven, DefaultMarket: "Other",
 		Countries:  map[string]string{"DE": "DE", "GB": "GB"},
 		Categories: []pricing.Category{{Name: "marketing"}, {Name: "session", Free: true}},
@@ -82,7 +51,7 @@ type fixture struct {
 	t      *testing.T
 	env    *testenv.Env
 	clock  *clock
-	prices *fixedPricing
+	prices *pgstore.Store
 	runner *Runner
 	store  *InvoiceStore
 	seq    int
@@ -104,9 +73,38 @@ func newFixture(t *testing.T, customers ...string) *fixture {
 			t.Fatal(err)
 		}
 	}
-	p := &fixedPricing{versions: []*pricing.Version{testVersion(1, "2026-01", "0.0125")}, noCard: map[string]bool{}}
-	r := &Runner{Invoices: store, Customers: cs, Usage: &CHUsage{Conn: env.CH}, Pricing: p, Now: clk.Now, Grace: 72 * time.Hour}
-	return &fixture{t: t, env: env, clock: clk, prices: p, runner: r, store: store}
+	// The rate card ledger itself: card "test", version 1 from 2026-01,
+	// the default card.
+	p := pgstore.New(env.PG)
+	p.Now = func() time.Time { return time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC) }
+	ctx := context.Background()
+	if err := p.CreateCard(ctx, pricing.RateCard{ID: "test", Name: "Test", Currency: "USD", Rounding: pricing.RoundHalfEven}); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, env: env, clock: clk, prices: p, store: store}
+	f.activate(testVersion("0.0125"), "2026-01")
+	if err := p.SetDefaultCard(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	p.Now = clk.Now
+	f.runner = &Runner{Invoices: store, Customers: cs, Usage: &CHUsage{Conn: env.CH}, Pricing: p, Now: clk.Now, Grace: 72 * time.Hour}
+	return f
+}
+
+// activate stores v as a new version of card "test" effective from month.
+func (f *fixture) activate(v *pricing.Version, from string) {
+	f.t.Helper()
+	ctx := context.Background()
+	now := f.prices.Now
+	f.prices.Now = func() time.Time { return pricing.MustParseMonth(from).Prev().Start() }
+	defer func() { f.prices.Now = now }()
+	d, err := f.prices.CreateDraft(ctx, v)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := f.prices.Activate(ctx, "test", d.Number, pricing.MustParseMonth(from)); err != nil {
+		f.t.Fatal(err)
+	}
 }
 
 type ev struct {
@@ -286,7 +284,7 @@ func TestMonthBoundary(t *testing.T) {
 
 func TestCardVersionChangeOnTheFirst(t *testing.T) {
 	f := newFixture(t, "a")
-	f.prices.versions = append(f.prices.versions, testVersion(2, "2026-11", "0.02"))
+	f.activate(testVersion("0.02"), "2026-11")
 	f.clock.Set(time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC))
 	f.events(
 		ev{customer: "a", country: "DE", category: "marketing", at: "2026-10-31 23:59:59", ingested: "2026-10-31 23:59:59", qty: 100},
@@ -576,7 +574,13 @@ func TestLateEventsBecomeAdjustments(t *testing.T) {
 
 func TestUnbilledUsage(t *testing.T) {
 	f := newFixture(t, "a", "nocard")
-	f.prices.noCard["nocard"] = true
+	// No default card: only a has one.
+	if _, err := f.env.PG.Exec(context.Background(), `UPDATE rate_cards SET is_default = false`); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.prices.AssignCard(context.Background(), "a", "test", pricing.MustParseMonth("2026-01")); err != nil {
+		t.Fatal(err)
+	}
 	f.events(
 		ev{customer: "a", country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"},
 		ev{customer: "ghost", country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01", qty: 4},
