@@ -115,7 +115,7 @@ export function table(columns, rows, opts = {}) {
       });
     }
     const head = h('tr', columns.map((c) => {
-      const cls = [c.num ? 'num' : '', c.sort ? 'sortable' : ''].filter(Boolean).join(' ');
+      const cls = [c.num ? 'num' : '', c.sort ? 'sortable' : '', c.cls || ''].filter(Boolean).join(' ');
       if (!c.sort) return h('th', { class: cls, scope: 'col' }, c.label);
       const active = state.key === c.key;
       return h('th', { class: cls, scope: 'col', 'aria-sort': active ? (state.dir === 'asc' ? 'ascending' : 'descending') : 'none' },
@@ -129,11 +129,11 @@ export function table(columns, rows, opts = {}) {
         }, c.label, h('span.arrow', { 'aria-hidden': 'true' }, active ? (state.dir === 'asc' ? '▲' : '▼') : '↕')));
     }));
     const body = sorted.map((r) => h('tr', opts.rowAttrs ? opts.rowAttrs(r) : null,
-      columns.map((c) => h('td', { class: c.num ? 'num' : c.cls || null, dataset: { col: c.key } },
+      columns.map((c) => h('td', { class: c.num ? 'num' : c.cls || null, dataset: { col: c.key, label: c.label } },
         c.render ? c.render(r) : r[c.key]))));
     const foot = opts.footer ? h('tfoot', h('tr', columns.map((c) =>
-      h('td', { class: c.num ? 'num' : null, dataset: { col: c.key } }, opts.footer[c.key] ?? '')))) : null;
-    mount(wrap, h('table.data', opts.caption ? h('caption.sr', opts.caption) : null,
+      h('td', { class: c.num ? 'num' : null, dataset: { col: c.key, label: c.num ? c.label : '' } }, opts.footer[c.key] ?? '')))) : null;
+    mount(wrap, h(`table.data${opts.stack ? '.stackable' : ''}`, opts.caption ? h('caption.sr', opts.caption) : null,
       h('thead', head), h('tbody', body), foot));
   };
   draw();

@@ -157,7 +157,7 @@ function loadBill(el, c) {
         { key: 'quantity', label: 'Messages', num: true, render: (l) => count(l.quantity) },
         { key: 'unit_price', label: 'Unit price', num: true, render: (l) => (l.free ? 'free' : moneyCell(unitPrice(l.unit_price, inv.currency))) },
         { key: 'amount', label: 'Amount', num: true, render: (l) => moneyCell(money(l.amount, inv.currency)) },
-      ], lines, { caption: 'Month-to-date bill lines' }),
+      ], lines, { caption: 'Month-to-date bill lines', stack: true }),
       h('p.help', 'Estimate from usage so far; the invoice is issued after the month ends.'));
   });
 }
@@ -199,7 +199,7 @@ function loadInvoices(el, c) {
       { key: 'issued_at', label: 'Issued', render: (r) => (r.status === 'draft' ? '—' : shortDate(r.issued_at)) },
       { key: 'total', label: 'Total', num: true, render: (r) => moneyCell(money(r.total, r.currency)) },
       { key: 'dl', label: 'Download', cls: 'actions-cell', render: (r) => invoiceDownloads(r, `/api/v1/invoices/${encodeURIComponent(r.id)}`) },
-    ], rows, { caption: 'Invoices', rowAttrs: (r) => ({ dataset: { invoice: r.id } }) });
+    ], rows, { caption: 'Invoices', stack: true, rowAttrs: (r) => ({ dataset: { invoice: r.id } }) });
   });
 }
 

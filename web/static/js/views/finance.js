@@ -94,7 +94,7 @@ function invoiceTable(rows, reload) {
     { key: 'issued_at', label: 'Issued', sort: 'text', render: (r) => (r.status === 'draft' ? '—' : shortDate(r.issued_at)) },
     { key: 'total', label: 'Total', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.total, r.currency)) },
     { key: 'actions', label: 'Actions', cls: 'actions-cell', render: (r) => h('span.row-actions', actions(r, reload), invoiceDownloads(r, `/api/v1/invoices/${encodeURIComponent(r.id)}`)) },
-  ], rows, { caption: 'Invoices', rowAttrs: (r) => ({ dataset: { invoice: r.id, status: r.status } }) });
+  ], rows, { caption: 'Invoices', stack: true, rowAttrs: (r) => ({ dataset: { invoice: r.id, status: r.status } }) });
 }
 
 function actions(inv, reload) {
@@ -178,6 +178,6 @@ function loadUnbilled(el) {
       { key: 'reason', label: 'Reason', sort: 'text', render: (r) => humanize(r.reason) },
       { key: 'detail', label: 'Detail', render: (r) => h('span.muted', r.detail || '') },
       { key: 'quantity', label: 'Messages', num: true, sort: 'number', render: (r) => count(r.quantity) },
-    ], rows, { sortKey: 'quantity', caption: 'Unbilled usage', footer: { customer_id: 'Total', quantity: count(resp.totals?.quantity ?? rows.reduce((a, r) => a + Number(r.quantity || 0), 0)) } });
+    ], rows, { sortKey: 'quantity', caption: 'Unbilled usage', stack: true, footer: { customer_id: 'Total', quantity: count(resp.totals?.quantity ?? rows.reduce((a, r) => a + Number(r.quantity || 0), 0)) } });
   });
 }

@@ -121,7 +121,7 @@ export function simulationResult(res) {
       { key: 'proposed', label: 'Proposed', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.proposed, r.currency)) },
       { key: 'difference', label: 'Difference', num: true, sort: 'decimal', render: (r) => (r.skipped ? badge('skipped', 'void') : h('span', { class: deltaClass(r.difference) }, moneyCell(signedMoney(r.difference, r.currency)))) },
       { key: 'percent', label: 'Change', num: true, sort: 'decimal', value: (r) => r.percent ?? '0', render: (r) => (r.skipped ? h('span.muted', { title: r.skipped }, r.skipped) : h('span', { class: deltaClass(r.difference) }, percent(r.percent))) },
-    ], customers, { sortKey: 'difference', caption: 'Simulation by customer', rowAttrs: (r) => ({ dataset: { customer: r.customer_id } }) }));
+    ], customers, { sortKey: 'difference', caption: 'Simulation by customer', stack: true, rowAttrs: (r) => ({ dataset: { customer: r.customer_id } }) }));
   const bd = res.breakdown || [];
   const breakdown = bd.length ? card('Where revenue moves', { id: 'sim-breakdown', wide: true, sub: 'whole book, by market and category of the proposed card' },
     table([
@@ -132,7 +132,7 @@ export function simulationResult(res) {
       { key: 'proposed', label: 'Proposed', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.proposed, r.currency)) },
       { key: 'difference', label: 'Difference', num: true, sort: 'decimal', render: (r) => h('span', { class: deltaClass(r.difference) }, moneyCell(signedMoney(r.difference, r.currency))) },
       { key: 'percent', label: 'Change', num: true, sort: 'decimal', value: (r) => r.percent ?? '0', render: (r) => h('span', { class: deltaClass(r.difference) }, percent(r.percent)) },
-    ], bd, { sortKey: 'difference', caption: 'Simulation by market and category' })) : null;
+    ], bd, { sortKey: 'difference', caption: 'Simulation by market and category', stack: true })) : null;
   return h('div.stack', kpis, chart, custTable, breakdown,
     res.elapsed_ms != null ? h('p.help', `Re-rated in ${res.elapsed_ms < 1000 ? `${res.elapsed_ms} ms` : `${(res.elapsed_ms / 1000).toFixed(1)} s`}.`) : null);
 }
@@ -212,6 +212,6 @@ export function quoteResult(q) {
       { key: 'quantity', label: 'Messages', num: true, render: (l) => count(l.quantity) },
       { key: 'unit_price', label: 'Unit price', num: true, render: (l) => (l.free ? 'free' : h('span', moneyCell(unitPrice(l.unit_price, cur)), l.tiers?.length > 1 || l.average ? h('span.code', 'avg') : null)) },
       { key: 'amount', label: 'Amount', num: true, render: (l) => moneyCell(money(l.amount, cur)) },
-    ], lines, { caption: 'Quote lines', footer: { market: 'Total', amount: moneyCell(money(q.total, cur)) } }),
+    ], lines, { caption: 'Quote lines', stack: true, footer: { market: 'Total', amount: moneyCell(money(q.total, cur)) } }),
     lines.some((l) => l.tiers?.length > 1) ? h('p.help', 'Tiered lines show the average unit price over the month’s volume.') : null);
 }
