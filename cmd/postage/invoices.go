@@ -26,6 +26,10 @@ every customer with usage in that month, and finalizes the drafts whose grace
 period has ended. The scheduler of "postage serve" runs the previous month at
 02:00 UTC on the 1st and sweeps due drafts hourly; these commands do the same
 by hand. See docs/BILLING.md.`,
+		Example: `  postage invoices run --period 2026-10
+  postage invoices list --period 2026-10 --status draft
+  postage invoices finalize --due
+  postage invoices void in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --reason "wrong billing address"`,
 	}
 	cmd.AddCommand(newInvoicesRunCmd(g), newInvoicesFinalizeCmd(g), newInvoicesVoidCmd(g), newInvoicesListCmd(g),
 		newInvoicesShowCmd(g), newInvoicesRunsCmd(g), newInvoicesUnbilledCmd(g))
