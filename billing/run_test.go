@@ -769,3 +769,27 @@ func TestUsageReadIsExactWithOrWithoutFinal(t *testing.T) {
 		t.Fatalf("empty month: %d", q)
 	}
 }
+
+func TestFreshDraftThatExistsFallsBackToUpsert(t *testing.T) {
+	f := newFixture(t, "a", "b")
+	f.events(ev{customer: "a", country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"})
+	f.run("2026-10")
+	inv := f.live("a", "2026-10")
+	inv.Lines[0].Quantity = 99
+	e1, err := encodeDraft(&inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e1.fresh = true // as if the plan had not seen it
+	b := inv
+	b.ID, b.CustomerID, b.Customer.ID = InvoiceID("b", inv.Period, 1), "b", "b"
+	e2, _ := encodeDraft(&b)
+	e2.fresh = true
+	created, refreshed, err := f.store.upsertDrafts(context.Background(), []*encodedDraft{e1, e2}, f.clock.Now())
+	if err != nil || created != 1 || refreshed != 1 {
+		t.Fatalf("created %d refreshed %d, %v", created, refreshed, err)
+	}
+	if got := f.live("a", "2026-10").Lines[0].Quantity; got != 99 {
+		t.Fatalf("quantity %d", got)
+	}
+}
