@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+	"golang.org/x/sync/errgroup"
 
 	"postage"
 	"postage/pricing"
@@ -237,30 +238,46 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 	defer func() { r.log().Debug("invoice run phases", phases...) }()
 	cutoff := now.Add(-r.CutoffLag).Truncate(time.Second)
 	run.UsageCutoff = &cutoff
-	customers, err := r.Customers.All(ctx)
-	if err != nil {
+	// The usage read (ClickHouse) and the ledger reads (PostgreSQL) are
+	// independent: run them at once.
+	var (
+		customers map[string]Customer
+		rows      []UsageRow
+		live      map[string]liveInvoice
+		late      map[string][]pricing.Month
+		elsewhere map[string]bool
+		pr        Pricing
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		if rows, err = r.Usage.MonthlyUsage(gctx, period, cutoff, nil); err != nil {
+			return fmt.Errorf("read usage of %s: %w", period, err)
+		}
+		return nil
+	})
+	g.Go(func() (err error) {
+		if customers, err = r.Customers.All(gctx); err != nil {
+			return err
+		}
+		all := make([]string, 0, len(customers))
+		for c := range customers {
+			all = append(all, c)
+		}
+		if pr, err = prefetch(gctx, r.Pricing, all, period); err != nil {
+			return fmt.Errorf("read rate cards: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() (err error) { live, err = r.liveInvoices(gctx, period); return err })
+	g.Go(func() (err error) { late, err = r.lateMonths(gctx, period, cutoff); return err })
+	g.Go(func() (err error) { elsewhere, err = r.billedElsewhere(gctx, period); return err })
+	if err := g.Wait(); err != nil {
 		return err
 	}
-	rows, err := r.Usage.MonthlyUsage(ctx, period, cutoff, nil)
-	if err != nil {
-		return fmt.Errorf("read usage of %s: %w", period, err)
-	}
-	phase("read usage")
+	phase("read usage and ledger")
 	usage := map[string][]pricing.Usage{}
 	for _, u := range rows {
 		usage[u.CustomerID] = append(usage[u.CustomerID], pricing.Usage{Country: u.Country, Category: u.Category, Quantity: u.Quantity})
-	}
-	live, err := r.liveInvoices(ctx, period)
-	if err != nil {
-		return err
-	}
-	late, err := r.lateMonths(ctx, period, cutoff)
-	if err != nil {
-		return err
-	}
-	elsewhere, err := r.billedElsewhere(ctx, period)
-	if err != nil {
-		return err
 	}
 
 	var unbilled []UnbilledRow
@@ -295,10 +312,6 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 	}
 	sort.Strings(ids)
 	run.Customers = len(ids)
-	pr, err := prefetch(ctx, r.Pricing, ids, period)
-	if err != nil {
-		return fmt.Errorf("read rate cards: %w", err)
-	}
 	phase("plan")
 
 	// Rate in parallel and write batches of drafts while rating goes on.
