@@ -6,6 +6,7 @@ package postage
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Error codes. They are part of the API contract: the HTTP problem+json body
@@ -74,4 +75,22 @@ func ErrorDetail(err error) any {
 		return e.Detail
 	}
 	return nil
+}
+
+// JoinInvalid folds the problems a Validate method found into one EINVALID
+// *Error whose message lists them all ("; "-separated) and whose Detail is
+// the list, so an API answer shows every problem, not only the first. It
+// returns nil for no problems and a single problem unchanged.
+func JoinInvalid(errs []error) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = ErrorMessage(e)
+	}
+	return &Error{Code: EINVALID, Message: strings.Join(msgs, "; "), Detail: msgs}
 }

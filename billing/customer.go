@@ -38,26 +38,24 @@ var (
 
 // Validate checks every field and lists every problem.
 func (c Customer) Validate() error {
-	var errs []string
+	var errs []error
+	bad := func(msg string) { errs = append(errs, postage.Errorf(postage.EINVALID, "%s", msg)) }
 	if !customerIDPattern.MatchString(c.ID) {
-		errs = append(errs, "id: 1-64 characters of letters, digits, '.', '_', ':' or '-', starting with a letter or digit")
+		bad("id: 1-64 characters of letters, digits, '.', '_', ':' or '-', starting with a letter or digit")
 	}
 	if strings.TrimSpace(c.Name) == "" || len(c.Name) > 200 {
-		errs = append(errs, "name: required, at most 200 characters")
+		bad("name: required, at most 200 characters")
 	}
 	if !currencyPattern.MatchString(c.Currency) {
-		errs = append(errs, "currency: an ISO 4217 code such as USD")
+		bad("currency: an ISO 4217 code such as USD")
 	}
 	if c.Country != "" && !countryPattern.MatchString(c.Country) {
-		errs = append(errs, "country: an ISO 3166-1 alpha-2 code such as DE")
+		bad("country: an ISO 3166-1 alpha-2 code such as DE")
 	}
 	if len(c.Email) > 320 || (c.Email != "" && !strings.Contains(c.Email, "@")) {
-		errs = append(errs, "email: not an email address")
+		bad("email: not an email address")
 	}
-	if len(errs) > 0 {
-		return &postage.Error{Code: postage.EINVALID, Message: strings.Join(errs, "; "), Detail: errs}
-	}
-	return nil
+	return postage.JoinInvalid(errs)
 }
 
 // CustomerUpdate changes some fields of a customer; nil fields stay as they are.

@@ -12,7 +12,6 @@ package pricing
 import (
 	"fmt"
 	"regexp"
-	"strings"
 	"sort"
 
 	"github.com/bojanz/currency"
@@ -149,7 +148,7 @@ func (c RateCard) Validate() error {
 	if c.Rounding != "" && !c.Rounding.Valid() {
 		errs = append(errs, postage.Errorf(postage.EINVALID, "card %s: rounding %q: want half_even or half_up", c.ID, c.Rounding))
 	}
-	return joinInvalid(errs)
+	return postage.JoinInvalid(errs)
 }
 
 var (
@@ -223,7 +222,7 @@ func (v *Version) Validate() error {
 	for i, p := range ps {
 		errs[i] = postage.Errorf(postage.EINVALID, "%s", p.String())
 	}
-	return joinInvalid(errs)
+	return postage.JoinInvalid(errs)
 }
 
 func (v *Version) problems() []problem {
@@ -442,20 +441,3 @@ func (v *Version) Clone() *Version {
 // validCurrency reports whether code is a known ISO 4217 code
 // (bojanz/currency treats "" as valid; a card needs a currency).
 func validCurrency(code string) bool { return code != "" && currency.IsValid(code) }
-
-// joinInvalid folds the problems a Validate found into one EINVALID
-// *postage.Error whose message lists them all ("; "-separated) and whose
-// Detail is the list, so an API answer shows every problem, not the first.
-func joinInvalid(errs []error) error {
-	switch len(errs) {
-	case 0:
-		return nil
-	case 1:
-		return errs[0]
-	}
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = postage.ErrorMessage(e)
-	}
-	return &postage.Error{Code: postage.EINVALID, Message: strings.Join(msgs, "; "), Detail: msgs}
-}

@@ -92,7 +92,7 @@ func (o *Overrides) Validate() error {
 		seen[[2]string{u.Market, u.Category}] = true
 		checkUnitPrice(u.UnitPrice, func(msg string) { bad("%s: %s", what, msg) })
 	}
-	return joinInvalid(errs)
+	return postage.JoinInvalid(errs)
 }
 
 // customPrice returns the custom unit price for (market, category).

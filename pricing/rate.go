@@ -233,7 +233,7 @@ func (r *Rater) Quote(ov Overrides, items []QuoteItem, opts RateOptions) (Result
 		}
 	}
 	if len(errs) > 0 {
-		return Result{}, joinInvalid(errs)
+		return Result{}, postage.JoinInvalid(errs)
 	}
 	return r.Rate(ov, items, opts)
 }
@@ -296,7 +296,7 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		rowAcc[i] = int32(a)
 	}
 	if len(errs) > 0 {
-		return Result{}, joinInvalid(errs)
+		return Result{}, postage.JoinInvalid(errs)
 	}
 
 	// Bucket the rows by line (stable, O(rows + lines)), then merge the

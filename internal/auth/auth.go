@@ -96,19 +96,7 @@ func (n NewKey) Validate() error {
 	if n.Role != RoleCustomer && n.CustomerID != "" {
 		errs = append(errs, postage.Errorf(postage.EINVALID, "customer_id: only customer keys are bound to a customer"))
 	}
-	return joinInvalid(errs)
-}
-
-// joinInvalid folds several invalid-input errors into one *postage.Error.
-func joinInvalid(errs []error) error {
-	if len(errs) == 0 {
-		return nil
-	}
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = postage.ErrorMessage(e)
-	}
-	return &postage.Error{Code: postage.EINVALID, Message: strings.Join(msgs, "; "), Detail: msgs}
+	return postage.JoinInvalid(errs)
 }
 
 // Key format: pst_<id>_<secret>. The id is public (lists, logs); the secret is
