@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -16,6 +15,7 @@ import (
 
 	"postage/billing"
 	"postage/internal/app"
+	"postage/internal/apptest"
 	"postage/internal/auth"
 	"postage/internal/config"
 	"postage/internal/httpapi"
@@ -34,38 +34,21 @@ type stack struct {
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	env := testenv.New(t)
-	cfg := config.Default()
-	cfg.Postgres.DSN = env.PGDSN
-	cfg.ClickHouse.Addr = env.CHAddr
-	cfg.ClickHouse.Database = env.CHDatabase
-	cfg.HTTP.MaxBodyBytes = 64 << 10
-	ctx := context.Background()
-	a, err := app.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Close)
-	if err := a.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
+	return newStackWith(t, func(c *config.Config) { c.HTTP.MaxBodyBytes = 64 << 10 })
+}
+
+// newStackWith wires postage on fresh databases with the configuration
+// changed by tweak, customers cust-a and cust-b, and a key per role (the
+// customer key bound to cust-a).
+func newStackWith(t *testing.T, tweak func(*config.Config)) *stack {
+	t.Helper()
+	a := apptest.Open(t, tweak)
 	for _, id := range []string{"cust-a", "cust-b"} {
-		if _, err := a.Customers.Create(ctx, billing.Customer{ID: id, Name: "Customer " + id, Currency: "USD", Country: "GB"}); err != nil {
+		if _, err := a.Customers.Create(context.Background(), billing.Customer{ID: id, Name: "Customer " + id, Currency: "USD", Country: "GB"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s := &stack{App: a, Keys: map[auth.Role]string{}}
-	for _, r := range auth.Roles {
-		n := auth.NewKey{Name: "test " + string(r), Role: r}
-		if r == auth.RoleCustomer {
-			n.CustomerID = "cust-a"
-		}
-		_, tok, err := a.Keys.Create(ctx, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Keys[r] = tok
-	}
+	s := &stack{App: a, Keys: apptest.Keys(t, a, "cust-a")}
 	s.Srv = a.Server()
 	ts := httptest.NewServer(s.Srv.Handler())
 	t.Cleanup(ts.Close)
