@@ -25,9 +25,11 @@ var (
 // whose default database holds the events table.
 func NewCHStore(conn driver.Conn) *CHStore { return &CHStore{conn: conn} }
 
-// Existing returns the stored payload hash of each key that is stored. The
-// keys travel as an external table, so a batch of any size is one query.
-func (s *CHStore) Existing(ctx context.Context, keys []Key) (map[Key]uint64, error) {
+// Existing returns the stored payload hash of each key that is stored with
+// a time at or after since (zero: any). The keys travel as an external
+// table, so a batch of any size is one query; since prunes older monthly
+// partitions.
+func (s *CHStore) Existing(ctx context.Context, keys []Key, since time.Time) (map[Key]uint64, error) {
 	found := map[Key]uint64{}
 	if len(keys) == 0 {
 		return found, nil
@@ -45,7 +47,8 @@ func (s *CHStore) Existing(ctx context.Context, keys []Key) (map[Key]uint64, err
 			return nil, fmt.Errorf("look up event ids: %w", err)
 		}
 	}
-	rows, err := s.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(tbl)), existingSQL())
+	query, args := existingSQL(since)
+	rows, err := s.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(tbl)), query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("look up event ids: %w", err)
 	}

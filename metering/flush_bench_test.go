@@ -24,7 +24,7 @@ func BenchmarkFlushParts(b *testing.B) {
 			keys[i] = evs[i].Key()
 		}
 		st := time.Now()
-		if _, err := s.Existing(ctx, keys); err != nil {
+		if _, err := s.Existing(ctx, keys, time.Time{}); err != nil {
 			b.Fatal(err)
 		}
 		look += time.Since(st)

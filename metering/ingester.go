@@ -18,9 +18,16 @@ type IngesterConfig struct {
 	IdleGap      time.Duration // flush early when no request arrived for this long (default MaxDelay/10, at least 500µs)
 	QueueEvents  int           // most events waiting; more answer EOVERLOADED (default 200,000)
 	FlushTimeout time.Duration // bound on one flush's look-up plus insert (default 30s)
-	Now          func() time.Time
-	Metrics      *Metrics
-	Log          *slog.Logger
+	// Lookback bounds the id look-up to events newer than Now minus
+	// Lookback (default DefaultLookback; negative: all history), so its
+	// cost stays bounded as history grows. It must be longer than the
+	// ingest horizon: a CloudEvent re-send carries its original time, but a
+	// WhatsApp read receipt can arrive weeks after the sent status it
+	// duplicates.
+	Lookback time.Duration
+	Now      func() time.Time
+	Metrics  *Metrics
+	Log      *slog.Logger
 }
 
 func (c *IngesterConfig) defaults() {
@@ -39,6 +46,9 @@ func (c *IngesterConfig) defaults() {
 	if c.QueueEvents < c.MaxBatch {
 		c.QueueEvents = c.MaxBatch
 	}
+	if c.Lookback == 0 {
+		c.Lookback = DefaultLookback
+	}
 	if c.FlushTimeout <= 0 {
 		c.FlushTimeout = 30 * time.Second
 	}
@@ -49,6 +59,11 @@ func (c *IngesterConfig) defaults() {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
 }
+
+// DefaultLookback is how far back the id look-up searches: 13 months of
+// monthly partitions. An id is unique per customer within it; an id re-used
+// after that is a new event.
+const DefaultLookback = 400 * 24 * time.Hour
 
 // Ingester stores validated events exactly once with group commit.
 //
@@ -271,7 +286,11 @@ func (in *Ingester) flush(batch []*submission, n int, prev *flushJob) *flushJob 
 			}
 		}
 	}
-	existing, err := in.store.Existing(ctx, lookup)
+	var since time.Time
+	if in.cfg.Lookback > 0 {
+		since = in.cfg.Now().Add(-in.cfg.Lookback)
+	}
+	existing, err := in.store.Existing(ctx, lookup, since)
 	if prev != nil {
 		<-prev.done
 		if err == nil && len(later) > 0 {
@@ -281,7 +300,7 @@ func (in *Ingester) flush(batch []*submission, n int, prev *flushJob) *flushJob 
 				}
 			} else {
 				var again map[Key]uint64
-				if again, err = in.store.Existing(ctx, later); err == nil {
+				if again, err = in.store.Existing(ctx, later, since); err == nil {
 					for k, h := range again {
 						existing[k] = h
 					}

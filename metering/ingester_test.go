@@ -252,7 +252,7 @@ type pipelineStore struct {
 	lookups   int
 }
 
-func (p *pipelineStore) Existing(ctx context.Context, keys []Key) (map[Key]uint64, error) {
+func (p *pipelineStore) Existing(ctx context.Context, keys []Key, since time.Time) (map[Key]uint64, error) {
 	p.mu.Lock()
 	p.lookups++
 	n := p.lookups
@@ -263,7 +263,7 @@ func (p *pipelineStore) Existing(ctx context.Context, keys []Key) (map[Key]uint6
 	if n == 2 {
 		p.once.Do(func() { close(p.lookedUp) })
 	}
-	return p.EventStore.Existing(ctx, keys)
+	return p.EventStore.Existing(ctx, keys, since)
 }
 
 func (p *pipelineStore) Insert(ctx context.Context, evs []Event) error {

@@ -42,6 +42,18 @@ func TestUsageSQL(t *testing.T) {
 	}
 }
 
+func TestExistingSQL(t *testing.T) {
+	q, args := existingSQL(time.Time{})
+	want := "SELECT customer_id, id, payload_hash FROM events WHERE customer_id IN (SELECT customer_id FROM _keys) AND id IN (SELECT id FROM _keys)"
+	if q != want || args != nil {
+		t.Errorf("got %s %v", q, args)
+	}
+	q, args = existingSQL(time.Unix(1000, 0))
+	if q != want+" AND time >= toDateTime(?)" || !reflect.DeepEqual(args, []any{int64(1000)}) {
+		t.Errorf("got %s %v", q, args)
+	}
+}
+
 func TestAggregateSQL(t *testing.T) {
 	m := time.Date(2026, 10, 17, 5, 0, 0, 0, time.UTC)
 	from, to := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC).Unix(), time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Unix()

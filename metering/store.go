@@ -8,8 +8,9 @@ import (
 // EventStore is where the Ingester reads back stored ids and writes new
 // events. The ClickHouse implementation is *clickhouse.Store.
 type EventStore interface {
-	// Existing returns the payload hash of every key that is already stored.
-	Existing(ctx context.Context, keys []Key) (map[Key]uint64, error)
+	// Existing returns the payload hash of every key that is already stored
+	// with an event time at or after since (zero: any time).
+	Existing(ctx context.Context, keys []Key, since time.Time) (map[Key]uint64, error)
 	// Insert stores events in one insert. It returns only after the database
 	// acknowledged the write.
 	Insert(ctx context.Context, events []Event) error

@@ -146,12 +146,16 @@ func TestExistingExactPairs(t *testing.T) {
 	if err := s.Insert(ctx, []Event{ev("c1", "b", t0, "DE", "service", 1), ev("c2", "a", t0, "DE", "service", 1), ev("c1", "a", t0, "FR", "service", 1)}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Existing(ctx, []Key{{"c1", "a"}, {"c2", "b"}})
+	got, err := s.Existing(ctx, []Key{{"c1", "a"}, {"c2", "b"}}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[Key]uint64{{"c1", "a"}: ev("c1", "a", t0, "FR", "service", 1).PayloadHash}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
+	}
+	// Events older than since are not looked at.
+	if got, err := s.Existing(ctx, []Key{{"c1", "a"}}, t0.Add(time.Second)); err != nil || len(got) != 0 {
+		t.Errorf("since after the event: %v %v", got, err)
 	}
 }
