@@ -237,8 +237,9 @@ func (tb *tab) shot(name string) string {
 	tb.t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, step)
 	defer cancel()
-	// Let charts and fonts settle: wait for two animation frames.
-	_, _ = chromedp.Run(ctx, chromedp.Evaluate[bool](`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`, chromedp.EvalAwaitPromise))
+	// Scroll to the top (a full-page capture draws the sticky header where
+	// the page was scrolled to) and let charts settle for two frames.
+	_, _ = chromedp.Run(ctx, chromedp.Evaluate[bool](`window.scrollTo(0, 0), new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`, chromedp.EvalAwaitPromise))
 	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		tb.t.Logf("screenshot %s: %v", name, err)

@@ -79,7 +79,7 @@ export function stackedBars(labels, series, { height = 300, label, yTitle } = {}
 }
 
 /** hbars draws one horizontal bar per label. */
-export function hbars(labels, values, { height, label, fmt, colors } = {}) {
+export function hbars(labels, values, { height, label, fmt, tip, colors } = {}) {
   const { box, canvas } = chartBox(height || Math.max(160, labels.length * 28 + 40));
   make(canvas, {
     type: 'bar',
@@ -87,7 +87,7 @@ export function hbars(labels, values, { height, label, fmt, colors } = {}) {
     options: {
       indexAxis: 'y',
       scales: { x: { ...countAxis, ticks: { callback: (v) => (fmt ? fmt(v) : compact(v)) } }, y: { grid: { display: false } } },
-      plugins: { legend: { display: false }, tooltip: fmt ? { callbacks: { label: (c) => fmt(c.raw) } } : {} },
+      plugins: { legend: { display: false }, tooltip: (tip || fmt) ? { callbacks: { label: (c) => (tip || fmt)(c.raw) } } : {} },
     },
   }, label);
   return box;

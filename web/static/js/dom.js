@@ -98,8 +98,15 @@ export function kpi(label, value, note, attrs = {}) {
  * kept on the table element so re-renders keep it.
  */
 export function table(columns, rows, opts = {}) {
-  const state = { key: opts.sortKey || null, dir: opts.sortDir || 'desc' };
+  // opts.state (any object) keeps the sort and the rows shown across
+  // re-renders of the same list; opts.pageSize shows rows in pages.
+  const state = Object.assign(opts.state || {}, {
+    key: opts.state?.key ?? opts.sortKey ?? null,
+    dir: opts.state?.dir ?? opts.sortDir ?? 'desc',
+    shown: opts.state?.shown ?? opts.pageSize ?? Infinity,
+  });
   const wrap = h('div.table-wrap');
+  const outer = h('div', wrap);
   const draw = () => {
     let sorted = rows;
     if (state.key) {
@@ -107,9 +114,12 @@ export function table(columns, rows, opts = {}) {
       const kind = col?.sort;
       const val = col?.value || ((r) => r[state.key]);
       const f = state.dir === 'desc' ? -1 : 1;
+      const blank = (v) => v == null || v === '';
       sorted = [...rows].sort((a, b) => {
         const x = val(a), y = val(b);
-        if (kind === 'decimal') return f * compareDecimal(String(x ?? '0'), String(y ?? '0'));
+        // Rows without a value (skipped, unknown) go last in both directions.
+        if (blank(x) || blank(y)) return blank(x) - blank(y);
+        if (kind === 'decimal') return f * compareDecimal(String(x), String(y));
         if (kind === 'number') return f * (Number(x) - Number(y));
         return f * String(x ?? '').localeCompare(String(y ?? ''));
       });
@@ -128,16 +138,23 @@ export function table(columns, rows, opts = {}) {
           },
         }, c.label, h('span.arrow', { 'aria-hidden': 'true' }, active ? (state.dir === 'asc' ? '▲' : '▼') : '↕')));
     }));
-    const body = sorted.map((r) => h('tr', opts.rowAttrs ? opts.rowAttrs(r) : null,
+    const visible = sorted.slice(0, state.shown);
+    const body = visible.map((r) => h('tr', opts.rowAttrs ? opts.rowAttrs(r) : null,
       columns.map((c) => h('td', { class: c.num ? 'num' : c.cls || null, dataset: { col: c.key, label: c.label } },
         c.render ? c.render(r) : r[c.key]))));
     const foot = opts.footer ? h('tfoot', h('tr', columns.map((c) =>
       h('td', { class: c.num ? 'num' : null, dataset: { col: c.key, label: c.num ? c.label : '' } }, opts.footer[c.key] ?? '')))) : null;
     mount(wrap, h(`table.data${opts.stack ? '.stackable' : ''}`, opts.caption ? h('caption.sr', opts.caption) : null,
       h('thead', head), h('tbody', body), foot));
+    const rest = sorted.length - visible.length;
+    mount(outer, wrap, rest > 0 ? h('div.more',
+      h('span.muted', `Showing ${visible.length.toLocaleString('en')} of ${sorted.length.toLocaleString('en')}`),
+      h('button.btn.ghost.small.show-more', {
+        type: 'button', onclick: () => { state.shown += opts.pageSize || 100; draw(); },
+      }, `Show ${Math.min(rest, opts.pageSize || 100)} more`)) : null);
   };
   draw();
-  return wrap;
+  return outer;
 }
 
 /** moneyCell renders an amount with its currency code in a muted span. */

@@ -85,9 +85,11 @@ export function compact(n) {
   return String(Math.round(v * 100) / 100);
 }
 
+// scaled reads s as an integer of 10^-scale units; anything that is not a
+// decimal (an empty amount of a skipped row) counts as zero.
 function scaled(s, scale) {
   const d = parseDecimal(s);
-  if (!d) throw new Error(`not a decimal: ${s}`);
+  if (!d) return 0n;
   const v = BigInt(d.int + d.frac.padEnd(scale, '0').slice(0, scale));
   return d.neg ? -v : v;
 }

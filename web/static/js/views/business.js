@@ -36,7 +36,7 @@ export function render(root, { me, args }) {
   mount(root, head, body);
   if (staff) {
     mount(head, h('div', h('h1', 'Usage & bill'), h('p.muted', 'Pick a customer to see its usage, month-to-date bill and invoices.')), picker(id));
-    if (!id) { mount(body, empty('No customer selected', 'Choose a customer above.')); return; }
+    if (!id) { mount(body, topCustomers()); return; }
     sessionStorage.setItem('postage.lastCustomer', id);
   }
   if (!id) { mount(body, errorBox(new Error('This key is not bound to a customer.'))); return; }
@@ -49,6 +49,25 @@ export function render(root, { me, args }) {
     }
     customerPage(body, c);
   }).catch((err) => mount(body, errorBox(err, () => render(root, { me, args }))));
+}
+
+// topCustomers is the staff landing: the biggest customers of the last
+// three complete months, each a link to its page.
+function topCustomers() {
+  const el = h('div');
+  load(el, () => api.get('/api/v1/reports/top-customers', { limit: 25 }), (resp) => {
+    const rows = items(resp);
+    if (rows.length === 0) return empty('No revenue yet', 'Pick a customer above: nothing has been billed in the last three months.');
+    return table([
+      { key: 'rank', label: '#', num: true, sort: 'number' },
+      { key: 'name', label: 'Customer', sort: 'text', value: (r) => r.name || r.customer_id,
+        render: (r) => h('a', { href: `#/business/${encodeURIComponent(r.customer_id)}` }, r.name || r.customer_id, h('span.code', r.customer_id)) },
+      { key: 'quantity', label: 'Messages', num: true, sort: 'number', render: (r) => count(r.quantity) },
+      { key: 'amount', label: 'Revenue', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.amount, r.currency)) },
+      { key: 'share', label: 'Share', num: true, sort: 'decimal', render: (r) => `${r.share} %` },
+    ], rows, { sortKey: 'rank', sortDir: 'asc', caption: 'Top customers', stack: true });
+  });
+  return card('Top customers', { id: 'top-customers', wide: true, sub: 'by revenue, last three complete months · pick one to see its usage and bill' }, el);
 }
 
 function picker(current) {

@@ -43,49 +43,46 @@ export function render(root, { me }) {
   loadUnbilled(unbilled);
 }
 
-async function loadInvoices(el, summary, f) {
-  mount(el, loading('Loading invoices…'));
-  mount(summary);
-  const rows = [];
-  let cursor = '';
-  const params = { period: f.period, status: f.status, customer: f.customer, limit: 200 };
-  const more = h('button.btn.ghost#load-more', { type: 'button', onclick: () => page() }, 'Load more');
-  const tableBox = h('div');
-  const draw = () => {
-    if (rows.length === 0) {
-      mount(el, empty('No invoices match', `Nothing for ${monthName(f.period) || 'this period'}${f.status ? ` with status ${f.status}` : ''}. Invoices are created by the monthly run.`));
-      return;
-    }
-    drawSummary(summary, rows);
-    mount(tableBox, invoiceTable(rows, () => loadInvoices(el, summary, f)));
-    mount(el, tableBox, cursor ? h('div.more', more) : null);
-  };
-  const page = async () => {
-    more.disabled = true;
-    try {
-      const resp = await api.get('/api/v1/invoices', { ...params, cursor });
+// MAX bounds how many invoices one filter loads (1,000 a request): the
+// headline figures add up everything loaded, the table shows 100 at a time.
+const MAX = 5000;
+
+async function loadInvoices(el, summary, f, quiet = false, state = {}) {
+  if (!quiet) { mount(el, loading('Loading invoices…')); mount(summary); }
+  const reload = () => loadInvoices(el, summary, f, true, state);
+  try {
+    const rows = [];
+    let cursor = '';
+    do {
+      const resp = await api.get('/api/v1/invoices', { period: f.period, status: f.status, customer: f.customer, limit: 1000, cursor });
       rows.push(...items(resp).map(invoice));
       cursor = resp.next_cursor || '';
-      draw();
-    } catch (err) {
-      if (rows.length) notify(err.message, 'error');
-      else mount(el, errorBox(err, () => loadInvoices(el, summary, f)));
-    } finally { more.disabled = false; }
-  };
-  page();
+    } while (cursor && rows.length < MAX);
+    if (rows.length === 0) {
+      mount(summary);
+      mount(el, empty('No invoices match', `Nothing for ${monthName(f.period) || 'this period'}${f.status ? ` with status ${f.status}` : ''}${f.customer ? ` for ${f.customer}` : ''}. Invoices are created by the monthly run.`));
+      return;
+    }
+    drawSummary(summary, rows, Boolean(cursor));
+    mount(el, invoiceTable(rows, reload, state),
+      cursor ? h('p.help', `Only the first ${count(rows.length)} invoices are loaded: narrow the filter to see the rest.`) : null);
+  } catch (err) {
+    if (quiet) notify(err.message, 'error');
+    else mount(el, errorBox(err, () => loadInvoices(el, summary, f)));
+  }
 }
 
-function drawSummary(el, rows) {
+function drawSummary(el, rows, partial) {
   const by = (s) => rows.filter((r) => r.status === s);
   const totals = moneyTotals(rows.filter((r) => r.status !== 'void'));
   mount(el,
-    kpi('Invoices', h('span#kpi-invoices', count(rows.length)), 'shown below'),
+    kpi('Invoices', h('span#kpi-invoices', count(rows.length)), partial ? 'first ones loaded' : 'matching the filter'),
     kpi('Drafts', h('span#kpi-drafts', count(by('draft').length)), 'awaiting approval'),
     kpi('Finalized', count(by('finalized').length + by('issued').length + by('paid').length), 'numbered and frozen'),
     kpi('Billed', h('div.kpi-multi#kpi-billed', totals.length ? totals.map((t) => h('div', moneyCell(money(t.amount, t.currency)))) : '—'), 'excluding voided'));
 }
 
-function invoiceTable(rows, reload) {
+function invoiceTable(rows, reload, state) {
   return table([
     { key: 'number', label: 'Invoice', sort: 'text', render: (r) => r.number || h('span.muted', 'draft') },
     { key: 'customer_id', label: 'Customer', sort: 'text', render: (r) => h('a', { href: `#/business/${encodeURIComponent(r.customer_id)}` }, r.customer_name || r.customer_id) },
@@ -94,7 +91,7 @@ function invoiceTable(rows, reload) {
     { key: 'issued_at', label: 'Issued', sort: 'text', render: (r) => (r.status === 'draft' ? '—' : shortDate(r.issued_at)) },
     { key: 'total', label: 'Total', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.total, r.currency)) },
     { key: 'actions', label: 'Actions', cls: 'actions-cell', render: (r) => h('span.row-actions', actions(r, reload), invoiceDownloads(r, `/api/v1/invoices/${encodeURIComponent(r.id)}`)) },
-  ], rows, { caption: 'Invoices', stack: true, rowAttrs: (r) => ({ dataset: { invoice: r.id, status: r.status } }) });
+  ], rows, { caption: 'Invoices', stack: true, pageSize: 100, state, rowAttrs: (r) => ({ dataset: { invoice: r.id, status: r.status } }) });
 }
 
 function actions(inv, reload) {

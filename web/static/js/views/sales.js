@@ -4,7 +4,7 @@
 
 import * as api from '../api.js';
 import { h, mount, card, kpi, table, moneyCell, empty, badge, notify, loading, errorBox } from '../dom.js';
-import { groupedBars, color } from '../charts.js';
+import { hbars } from '../charts.js';
 import { count, money, signedMoney, unitPrice, percent, humanize, monthName, period, compareDecimal, compact } from '../format.js';
 import { items, countryName } from '../shapes.js';
 
@@ -107,11 +107,13 @@ export function simulationResult(res) {
   ]));
   const movers = [...included].sort((a, b) => compareDecimal(abs(b.difference), abs(a.difference))).slice(0, 15);
   const cur = movers[0]?.currency || totals[0]?.currency || '';
-  const chart = movers.length ? card('Biggest movers', { id: 'sim-chart', sub: `top ${movers.length} customers by change, ${cur}` },
-    groupedBars(movers.map((c) => trunc(c.name || c.customer_id)), [
-      { label: 'Current', color: '#adb5bd', values: movers.map((c) => Number(c.current)) },
-      { label: 'Proposed', color: color(0), values: movers.map((c) => Number(c.proposed)) },
-    ], { label: 'Current versus proposed revenue of the biggest movers', fmt: (v) => compact(v) })) : null;
+  const chart = movers.length ? card('Biggest movers', { id: 'sim-chart', sub: `change in revenue of the ${movers.length} customers it moves most, ${cur}` },
+    hbars(movers.map((c) => trunc(c.name || c.customer_id)), movers.map((c) => Number(c.difference)), {
+      label: 'Change in revenue of the biggest movers',
+      colors: movers.map((c) => (String(c.difference).startsWith('-') ? '#e03131' : '#2f9e44')),
+      fmt: (v) => (typeof v === 'number' ? (v > 0 ? '+' : '') + compact(v) : String(v)),
+      tip: (v) => signedMoney(String(v), cur),
+    })) : null;
   const custTable = card('Customers', { id: 'sim-customers-card', wide: true, sub: `${months} · ${included.length} customers${skipped.length ? `, ${skipped.length} skipped` : ''}` },
     table([
       { key: 'name', label: 'Customer', sort: 'text', value: (r) => r.name || r.customer_id, render: (r) => h('span', r.name || r.customer_id, h('span.code', r.customer_id)) },
@@ -120,8 +122,8 @@ export function simulationResult(res) {
       { key: 'current', label: 'Current', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.current, r.currency)) },
       { key: 'proposed', label: 'Proposed', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.proposed, r.currency)) },
       { key: 'difference', label: 'Difference', num: true, sort: 'decimal', render: (r) => (r.skipped ? badge('skipped', 'void') : h('span', { class: deltaClass(r.difference) }, moneyCell(signedMoney(r.difference, r.currency)))) },
-      { key: 'percent', label: 'Change', num: true, sort: 'decimal', value: (r) => r.percent ?? '0', render: (r) => (r.skipped ? h('span.muted', { title: r.skipped }, r.skipped) : h('span', { class: deltaClass(r.difference) }, percent(r.percent))) },
-    ], customers, { sortKey: 'difference', caption: 'Simulation by customer', stack: true, rowAttrs: (r) => ({ dataset: { customer: r.customer_id } }) }));
+      { key: 'percent', label: 'Change', num: true, sort: 'decimal', value: (r) => (r.skipped ? '' : r.percent ?? '0'), render: (r) => (r.skipped ? h('span.muted', { title: r.skipped }, r.skipped) : h('span', { class: deltaClass(r.difference) }, percent(r.percent))) },
+    ], customers, { sortKey: 'difference', caption: 'Simulation by customer', stack: true, pageSize: 50, rowAttrs: (r) => ({ dataset: { customer: r.customer_id } }) }));
   const bd = res.breakdown || [];
   const breakdown = bd.length ? card('Where revenue moves', { id: 'sim-breakdown', wide: true, sub: 'whole book, by market and category of the proposed card' },
     table([
