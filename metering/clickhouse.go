@@ -255,3 +255,26 @@ func (s *CHStore) CustomersWithUsage(ctx context.Context, month time.Time) ([]st
 	}
 	return out, rows.Err()
 }
+
+// Conflicts lists up to limit events of the month that are stored with
+// more than one payload (see docs/METERING.md, several replicas), for
+// operators to follow up with the customer. Reads are exact regardless:
+// they keep the row with the greatest payload hash.
+func (s *CHStore) Conflicts(ctx context.Context, month time.Time, limit int) ([]Key, error) {
+	q, args := conflictsSQL(month, limit)
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query conflicting events: %w", err)
+	}
+	defer rows.Close()
+	var out []Key
+	for rows.Next() {
+		var k Key
+		var n uint64
+		if err := rows.Scan(&k.CustomerID, &k.ID, &n); err != nil {
+			return nil, fmt.Errorf("query conflicting events: %w", err)
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}

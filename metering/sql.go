@@ -182,3 +182,15 @@ func customersSQL(month time.Time) (string, []any) {
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
+
+// conflictsSQL lists the events of a month stored with more than one
+// payload: only concurrent first inserts of one id with different payloads
+// on two replicas produce them (reads count the row with the greatest
+// payload_hash). No FINAL: it looks for the rows FINAL would collapse.
+func conflictsSQL(month time.Time, limit int) (string, []any) {
+	from, to := monthRange(month)
+	return "SELECT customer_id, id, uniqExact(payload_hash) AS payloads FROM events" +
+			" WHERE time >= toDateTime(?) AND time < toDateTime(?)" +
+			" GROUP BY customer_id, id HAVING payloads > 1 ORDER BY customer_id, id LIMIT ?",
+		[]any{from, to, limit}
+}

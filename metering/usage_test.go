@@ -40,6 +40,15 @@ func TestUsageQueries(t *testing.T) {
 	oct := utc("2026-10-01T00:00:00Z")
 	nov := utc("2026-11-01T00:00:00Z")
 
+	t.Run("conflicts from races (before merges)", func(t *testing.T) {
+		got, err := s.Conflicts(ctx, oct, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, []Key{{"c3", "race"}}) {
+			t.Errorf("conflicts %v", got)
+		}
+	})
 	t.Run("month boundary", func(t *testing.T) {
 		got, err := s.Usage(ctx, UsageQuery{CustomerID: "c1", From: oct, To: utc("2026-12-01T00:00:00Z"), Window: Month})
 		if err != nil {

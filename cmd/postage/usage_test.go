@@ -37,6 +37,10 @@ func TestUsageCommand(t *testing.T) {
 	if !strings.Contains(out, "acme") || !strings.Contains(out, "QUANTITY") || !strings.Contains(out, " 6 ") {
 		t.Errorf("summary table:\n%s", out)
 	}
+	out, err = runCLI(t, env, "usage", "conflicts", "--period", "2026-10")
+	if err != nil || out != "CUSTOMER  ID\n" {
+		t.Errorf("conflicts: %q %v", out, err)
+	}
 	for _, args := range [][]string{
 		{"usage", "customer", "acme", "--window", "week"},
 		{"usage", "customer", "acme", "--from", "yesterday"},
