@@ -213,6 +213,11 @@ func testCustomer(t *testing.T, s *stack, tb *tab, downloads string) {
 			t.Errorf("downloaded CSV differs from the API's (%d vs %d bytes)", len(got), len(body))
 		}
 	}
+	// The usage CSV download is the API's CSV of the same range.
+	tb.do(chromedp.Click(chromedp.ID("usage-csv")))
+	if got := waitFile(t, downloads, "usage-acme.csv"); !strings.Contains(string(got), "DE") {
+		t.Errorf("usage CSV has no German rows: %.200s", got)
+	}
 	tb.shot("10-business-customer")
 	// Sorting the country table by name puts it in alphabetical order.
 	tb.do(chromedp.Click(chromedp.CSS(`#by-country th button[data-key="key"]`)))

@@ -130,14 +130,24 @@ function loadUsage(area, kpis, c, rangeId) {
     if (s.total === 0) {
       return card('Messages per day', { wide: true }, empty('No messages in this period', 'Usage appears here within seconds of being sent.'));
     }
-    return h('div.stack', usageChart(s), h('div.grid2', countryCard(s), categoryCard(s)));
+    const csv = h('button.btn.small.ghost#usage-csv', {
+      type: 'button', title: 'Daily usage by country and category as CSV',
+      onclick: async () => {
+        try {
+          const q = api.query({ from, to, window: 'day', group_by: 'country,category' });
+          const f = await api.download(`/api/v1/customers/${encodeURIComponent(c.id)}/usage${q}`, `usage-${c.id}.csv`, 'text/csv');
+          notify(`Downloaded ${f.name}`);
+        } catch (err) { notify(err.message, 'error'); }
+      },
+    }, 'Download CSV');
+    return h('div.stack', usageChart(s, csv), h('div.grid2', countryCard(s), categoryCard(s)));
   });
 }
 
-function usageChart(s) {
+function usageChart(s, csv) {
   const cats = s.categories.map((x) => x.key);
   const series = cats.map((cat, i) => ({ label: humanize(cat), color: color(i), values: s.days.map((d) => s.perDay.get(d).get(cat) || 0) }));
-  return card('Messages per day', { id: 'usage-chart', sub: 'by category, UTC days' },
+  return card('Messages per day', { id: 'usage-chart', sub: 'by category, UTC days', actions: csv },
     stackedBars(s.days.map(dayLabel), series, { label: 'Messages per day by category' }));
 }
 

@@ -44,7 +44,8 @@ function simulator(body, cards) {
     api.get(`/api/v1/ratecards/${encodeURIComponent(cardIn.value)}/versions`).then((resp) => {
       for (const v of items(resp)) {
         const from = v.effective_from ? ` from ${monthName(v.effective_from)}` : '';
-        versionIn.append(h('option', { value: String(v.number) }, `v${v.number} · ${v.status}${from}${v.note ? ` · ${v.note}` : ''}`));
+        const note = v.note ? ` · ${v.note.length > 48 ? v.note.slice(0, 47) + '…' : v.note}` : '';
+        versionIn.append(h('option', { value: String(v.number) }, `v${v.number} · ${v.status}${from}${note}`));
       }
     }).catch(() => { /* the active version still works */ });
   };
@@ -84,8 +85,7 @@ function simulator(body, cards) {
   h('label', 'From month', fromIn),
   h('label', 'To month', toIn),
   h('label.span2', 'Customers', custIn, h('span.help', 'Optional: ids separated by commas.')),
-  h('label.check', keepIn, 'Keep customers’ negotiated overrides'),
-  h('div.form-actions', runBtn));
+  h('div.form-actions.split', h('label.check', keepIn, 'Keep customers’ negotiated overrides'), runBtn));
   mount(body, card('Proposed pricing', { id: 'sim-card-panel' }, form), out);
   mount(out, empty('No simulation yet', 'Pick a proposed card and a range of past months, then run the simulation.'));
 }
@@ -155,11 +155,34 @@ function quoteBuilder(body, cards) {
   const countryIn = h('input#q-customer-country', { type: 'text', maxlength: '2', placeholder: 'e.g. DE', pattern: '[A-Za-z]{2}', size: '4' });
   const custIn = h('input#q-customer', { type: 'text', placeholder: 'optional customer id' });
   const lines = h('tbody#q-lines');
+  const countryList = h('datalist#q-countries');
+  let categories = CATEGORIES.map((name) => ({ name }));
+  const categoryOptions = (selected) => categories.map((c) =>
+    h('option', { value: c.name, selected: c.name === selected }, humanize(c.name) + (c.free ? ' (free)' : '')));
+  // The card's categories and countries come from its version in effect.
+  const loadCard = () => api.get(`/api/v1/ratecards/${encodeURIComponent(cardIn.value)}/versions`).then((resp) => {
+    const month = period(new Date());
+    const vs = items(resp);
+    const v = vs.filter((x) => x.status === 'active' && (!x.effective_from || x.effective_from <= month)).pop() || vs[vs.length - 1];
+    if (!v) return;
+    if (v.categories?.length) {
+      // Aliases are offered too (billed as their category), so a mix can be
+      // written in the sender's own vocabulary on any card.
+      categories = v.categories.flatMap((c) => [{ name: c.name, free: c.free },
+        ...(c.aliases || []).map((a) => ({ name: a, free: c.free, as: c.name }))]);
+    }
+    for (const sel of lines.querySelectorAll('.q-category')) {
+      const keep = categories.some((c) => c.name === sel.value) ? sel.value : categories[0].name;
+      mount(sel, categoryOptions(keep));
+    }
+    mount(countryList, Object.keys(v.countries || {}).sort().map((c) => h('option', { value: c }, countryName(c))));
+  }).catch(() => { /* keep the generic list */ });
+  cardIn.addEventListener('change', loadCard);
   const out = h('div#quote-result');
   const addLine = (country = '', category = 'marketing', quantity = '') => {
     const tr = h('tr.q-line',
-      h('td', h('input.q-country', { type: 'text', maxlength: '2', placeholder: 'DE', value: country, required: true, pattern: '[A-Za-z]{2}', 'aria-label': 'Recipient country' })),
-      h('td', h('select.q-category', { 'aria-label': 'Category' }, CATEGORIES.map((c) => h('option', { value: c, selected: c === category }, humanize(c))))),
+      h('td', h('input.q-country', { type: 'text', maxlength: '2', placeholder: 'DE', value: country, required: true, pattern: '[A-Za-z]{2}', list: 'q-countries', 'aria-label': 'Recipient country' })),
+      h('td', h('select.q-category', { 'aria-label': 'Category' }, categoryOptions(category))),
       h('td.num', h('input.q-quantity', { type: 'number', min: '1', step: '1', value: quantity, placeholder: '100000', required: true, 'aria-label': 'Messages per month' })),
       h('td.remove', h('button.icon-btn', { type: 'button', 'aria-label': 'Remove line', title: 'Remove line', onclick: () => { tr.remove(); } }, '×')));
     lines.append(tr);
@@ -167,6 +190,7 @@ function quoteBuilder(body, cards) {
   addLine('DE', 'marketing', '250000');
   addLine('IN', 'utility', '1000000');
   addLine('BR', 'authentication', '400000');
+  loadCard();
   const submit = h('button.btn.primary#q-run', { type: 'submit' }, 'Price this mix');
   const form = h('form#quote-form', {
     onsubmit: async (e) => {
@@ -197,7 +221,8 @@ function quoteBuilder(body, cards) {
   h('div.table-wrap', h('table.data.edit',
     h('thead', h('tr', h('th', 'Country'), h('th', 'Category'), h('th.num', 'Messages / month'), h('th', h('span.sr', 'Remove')))),
     lines)),
-  h('div.form-actions', h('button.btn.ghost#q-add', { type: 'button', onclick: () => addLine() }, 'Add line'), submit));
+  countryList,
+  h('div.form-actions', h('button.btn.ghost#q-add', { type: 'button', onclick: () => addLine('', categories[0]?.name) }, 'Add line'), submit));
   mount(body, h('div.grid-quote', card('Volume mix', { id: 'quote-card' }, form), card('Quote', { id: 'quote-out' }, out)));
   mount(out, empty('No quote yet', 'Enter a monthly volume mix and press “Price this mix”.'));
 }
