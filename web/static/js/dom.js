@@ -55,10 +55,10 @@ export function empty(title, text) {
 }
 
 /** errorBox shows an API error in plain words, with an optional retry. */
-export function errorBox(err, retry) {
+export function errorBox(err, retry, title = 'Could not load this') {
   return h('div.state.error', { role: 'alert' },
     h('div.state-icon', { 'aria-hidden': 'true' }, '!'),
-    h('div', h('strong', 'Could not load this'), h('p.error-text', err?.message || String(err)),
+    h('div', h('strong', title), h('p.error-text', err?.message || String(err)),
       retry ? h('button.btn.small', { type: 'button', onclick: retry }, 'Try again') : null));
 }
 

@@ -73,7 +73,7 @@ function simulator(body, cards) {
         const res = await api.post('/api/v1/simulations', req);
         mount(out, simulationResult(res));
       } catch (err) {
-        mount(out, errorBox(err));
+        mount(out, errorBox(err, null, 'The simulation did not run'));
       } finally {
         runBtn.disabled = false;
         runBtn.textContent = 'Run simulation';
@@ -210,7 +210,7 @@ function quoteBuilder(body, cards) {
       try {
         mount(out, quoteResult(await api.post('/api/v1/quotes', req)));
       } catch (err) {
-        mount(out, errorBox(err));
+        mount(out, errorBox(err, null, 'This mix could not be priced'));
       } finally { submit.disabled = false; }
     },
   },
