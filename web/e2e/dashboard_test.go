@@ -454,6 +454,19 @@ func testNarrow(t *testing.T, s *stack, tb *tab) {
 	tb.signIn(s.Keys[auth.RoleFinance])
 	tb.do(chromedp.WaitVisible(chromedp.CSS("#invoice-list table, #invoice-list .state")))
 	tb.shot("41-finance-phone")
+	tb.do(chromedp.Click(chromedp.ID("signout")))
+	tb.signIn(s.Keys[auth.RoleSales])
+	tb.do(chromedp.WaitVisible(chromedp.ID("sim-run")), chromedp.Click(chromedp.ID("sim-run")), chromedp.WaitVisible(chromedp.ID("sim-kpis")))
+	if w := eval[float64](tb, `document.documentElement.scrollWidth`); w > 390 {
+		t.Errorf("simulation is %v px wide on a 390 px screen", w)
+	}
+	tb.shot("42-sales-phone")
+	tb.open("#/sales/quote")
+	tb.do(chromedp.WaitVisible(chromedp.ID("q-run")), chromedp.Click(chromedp.ID("q-run")), chromedp.WaitVisible(chromedp.ID("quote-total")))
+	if w := eval[float64](tb, `document.documentElement.scrollWidth`); w > 390 {
+		t.Errorf("quote builder is %v px wide on a 390 px screen", w)
+	}
+	tb.shot("43-quote-phone")
 }
 
 // group formats an integer as the dashboard does: 1,234,567.
