@@ -159,7 +159,7 @@ function countryCard(s) {
       { key: 'key', label: 'Country', sort: 'text', value: (r) => countryName(r.key), render: (r) => h('span', countryName(r.key), h('span.code', r.key || '—')) },
       { key: 'quantity', label: 'Messages', num: true, sort: 'number', render: (r) => count(r.quantity) },
       { key: 'share', label: 'Share', num: true, sort: 'number', render: (r) => `${r.share.toFixed(1)} %` },
-    ], s.countries, { sortKey: 'quantity', caption: 'Messages by country' }));
+    ], s.countries, { sortKey: 'quantity', caption: 'Messages by country', pageSize: 10 }));
 }
 
 function categoryCard(s) {
@@ -181,12 +181,12 @@ function loadBill(el, c) {
     return h('div',
       h('div.bill-total', h('span', 'Total so far'), h('strong#mtd-total', moneyCell(money(inv.total, inv.currency)))),
       lines.length === 0 ? empty('Nothing billed yet this month') : table([
-        { key: 'market', label: 'Market', render: (l) => marketCell(l) },
-        { key: 'category', label: 'Category', render: (l) => humanize(l.category) },
-        { key: 'quantity', label: 'Messages', num: true, render: (l) => count(l.quantity) },
-        { key: 'unit_price', label: 'Unit price', num: true, render: (l) => (l.free ? 'free' : moneyCell(unitPrice(l.unit_price, inv.currency))) },
-        { key: 'amount', label: 'Amount', num: true, render: (l) => moneyCell(money(l.amount, inv.currency)) },
-      ], lines, { caption: 'Month-to-date bill lines', stack: true }),
+        { key: 'market', label: 'Market', sort: 'text', value: (l) => countryName(l.market), render: (l) => marketCell(l) },
+        { key: 'category', label: 'Category', sort: 'text', render: (l) => humanize(l.category) },
+        { key: 'quantity', label: 'Messages', num: true, sort: 'number', render: (l) => count(l.quantity) },
+        { key: 'unit_price', label: 'Unit price', num: true, sort: 'decimal', render: (l) => (l.free ? 'free' : h('span', moneyCell(unitPrice(l.unit_price, inv.currency)), l.average || l.tiers?.length > 1 ? h('span.code', 'avg') : null)) },
+        { key: 'amount', label: 'Amount', num: true, sort: 'decimal', render: (l) => moneyCell(money(l.amount, inv.currency)) },
+      ], lines, { caption: 'Month-to-date bill lines', stack: true, sortKey: 'amount', pageSize: 10, footer: { market: `${count(lines.length)} lines`, amount: moneyCell(money(inv.total, inv.currency)) } }),
       h('p.help', 'Estimate from usage so far; the invoice is issued after the month ends.'));
   });
 }

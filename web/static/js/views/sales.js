@@ -134,7 +134,7 @@ export function simulationResult(res) {
       { key: 'proposed', label: 'Proposed', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.proposed, r.currency)) },
       { key: 'difference', label: 'Difference', num: true, sort: 'decimal', render: (r) => h('span', { class: deltaClass(r.difference) }, moneyCell(signedMoney(r.difference, r.currency))) },
       { key: 'percent', label: 'Change', num: true, sort: 'decimal', value: (r) => r.percent ?? '0', render: (r) => h('span', { class: deltaClass(r.difference) }, percent(r.percent)) },
-    ], bd, { sortKey: 'difference', caption: 'Simulation by market and category', stack: true })) : null;
+    ], bd, { sortKey: 'difference', caption: 'Simulation by market and category', stack: true, pageSize: 25 })) : null;
   return h('div.stack', kpis, chart, custTable, breakdown,
     res.elapsed_ms != null ? h('p.help', `Re-rated in ${res.elapsed_ms < 1000 ? `${res.elapsed_ms} ms` : `${(res.elapsed_ms / 1000).toFixed(1)} s`}.`) : null);
 }
