@@ -347,6 +347,15 @@ func testFinance(t *testing.T, s *stack, tb *tab, downloads string) {
 		t.Errorf("initech messages shown %q, API %q", got, want)
 	}
 	tb.shot("23-finance-business-initech")
+	// A customer without traffic: every section says so.
+	tb.open("#/business/hooli")
+	tb.do(chromedp.WaitVisible(chromedp.CSS(".usage-area .state.empty")),
+		chromedp.WaitVisible(chromedp.CSS("#invoices .state.empty")),
+		chromedp.WaitVisible(chromedp.CSS("#mtd-bill .state.empty")))
+	if got := tb.text("#kpi-messages"); got != "0" {
+		t.Errorf("hooli messages = %q", got)
+	}
+	tb.shot("24-business-no-traffic")
 }
 
 func testSales(t *testing.T, s *stack, tb *tab) {
@@ -436,8 +445,25 @@ func testAdmin(t *testing.T, s *stack, tb *tab) {
 	if got, want := tb.text("#kpi-messages"), group(total); got != want {
 		t.Errorf("umbrella messages shown %q, API %q", got, want)
 	}
-	// An ingest key signs in but has nothing to see.
+	// A key revoked while in use sends the page back to sign-in.
+	var created struct {
+		Key   struct{ ID string } `json:"key"`
+		Token string              `json:"token"`
+	}
+	s.mustJSON(t, auth.RoleAdmin, "POST", "/api/v1/apikeys", map[string]string{"name": "short-lived", "role": "finance"}, http.StatusCreated, &created)
 	tb.do(chromedp.Click(chromedp.ID("signout")))
+	tb.signIn(created.Token)
+	s.mustJSON(t, auth.RoleAdmin, "DELETE", "/api/v1/apikeys/"+created.Key.ID, nil, http.StatusNoContent, nil)
+	tb.open("#/business/acme")
+	tb.do(chromedp.WaitVisible(chromedp.CSS("#signin-error:not(:empty)")))
+	if got := tb.text("#signin-error"); !strings.Contains(got, "not accepted") {
+		t.Errorf("after revocation: %q", got)
+	}
+	if k := eval[string](tb, `sessionStorage.getItem("postage.apiKey") || ""`); k != "" {
+		t.Errorf("a revoked key stayed in sessionStorage")
+	}
+	tb.shot("50-key-revoked")
+	// An ingest key signs in but has nothing to see.
 	tb.signIn(s.Keys[auth.RoleIngest])
 	tb.do(chromedp.WaitVisible(chromedp.ID("no-views")))
 }

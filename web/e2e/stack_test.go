@@ -39,6 +39,7 @@ var seedCustomers = []struct{ ID, Name, Country string }{
 	{"globex", "Globex Travel Ltd", "GB"},
 	{"initech", "Initech Bank", "IN"},
 	{"umbrella", "Umbrella Health", "BR"},
+	{"hooli", "Hooli Labs", "US"}, // no traffic: the empty states
 }
 
 func newStack(t *testing.T) *stack {

@@ -111,6 +111,7 @@ function forbidden(view, v) {
 function route() {
   if (!me) return;
   destroyAll();
+  document.getElementById('toasts')?.replaceChildren();
   const { id, args } = parseHash();
   const views = allowed(me.role);
   if (!id) {

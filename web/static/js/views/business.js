@@ -180,7 +180,7 @@ function loadBill(el, c) {
     const lines = inv.lines.filter((l) => Number(l.quantity) > 0 || l.amount !== '0');
     return h('div',
       h('div.bill-total', h('span', 'Total so far'), h('strong#mtd-total', moneyCell(money(inv.total, inv.currency)))),
-      lines.length === 0 ? empty('Nothing billed yet this month') : table([
+      lines.length === 0 ? empty('Nothing billed yet this month', 'Messages sent this month appear here, priced, within seconds.') : table([
         { key: 'market', label: 'Market', sort: 'text', value: (l) => countryName(l.market), render: (l) => marketCell(l) },
         { key: 'category', label: 'Category', sort: 'text', render: (l) => humanize(l.category) },
         { key: 'quantity', label: 'Messages', num: true, sort: 'number', render: (l) => count(l.quantity) },
