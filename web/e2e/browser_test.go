@@ -253,6 +253,24 @@ func (tb *tab) shot(name string) string {
 	return p
 }
 
+// shotViewport saves what the window shows (for dialogs, whose backdrop
+// covers only the viewport).
+func (tb *tab) shotViewport(name string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, step)
+	defer cancel()
+	buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		tb.t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	p := filepath.Join(outDir(tb.t), name+".png")
+	if err := os.WriteFile(p, buf, 0o644); err != nil {
+		tb.t.Fatal(err)
+	}
+	tb.t.Logf("screenshot: %s", p)
+}
+
 // waitFile waits for a downloaded file to be complete in dir.
 func waitFile(t *testing.T, dir, name string) []byte {
 	t.Helper()

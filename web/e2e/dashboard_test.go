@@ -311,7 +311,7 @@ func testFinance(t *testing.T, s *stack, tb *tab, downloads string) {
 	if draft != "" {
 		tb.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-invoice=%q] button[data-action="approve"]`, draft))),
 			chromedp.WaitVisible(chromedp.CSS("dialog.modal[open]")))
-		tb.shot("21-finance-approve-dialog")
+		tb.shotViewport("21-finance-approve-dialog")
 		tb.do(chromedp.Click(chromedp.CSS(`dialog.modal button[data-confirm]`)),
 			chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`tr[data-invoice=%q][data-status="finalized"]`, draft))))
 		var got struct{ Status, Number string }
@@ -323,7 +323,7 @@ func testFinance(t *testing.T, s *stack, tb *tab, downloads string) {
 		tb.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-invoice=%q] button[data-action="void"]`, draft))),
 			chromedp.WaitVisible(chromedp.CSS("dialog.modal[open]")),
 			chromedp.SendKeys(chromedp.ID("void-reason"), "wrong customer address"))
-		tb.shot("22-finance-void-dialog")
+		tb.shotViewport("22-finance-void-dialog")
 		tb.do(chromedp.Click(chromedp.CSS(`dialog.modal button[data-confirm]`)),
 			chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`tr[data-invoice=%q][data-status="void"]`, draft))))
 		s.mustJSON(t, auth.RoleFinance, "GET", "/api/v1/invoices/"+draft, nil, http.StatusOK, &got)
