@@ -451,6 +451,13 @@ feed:
 	phases = append(phases, "rating (summed)", rateTime.Round(time.Millisecond).String(), "writing (summed)", putTime.Round(time.Millisecond).String())
 	run.Unchanged = run.Customers - run.Created - run.Refreshed
 	run.Unbilled = len(unbilled)
+	failed := map[string]bool{}
+	for _, u := range unbilled {
+		if u.Reason == UnbilledRatingError {
+			failed[u.CustomerID] = true
+		}
+	}
+	run.Errors = len(failed) // customers whose usage could not be rated (see the unbilled report)
 	if err := r.Invoices.closePeriod(ctx, period, cutoff, now, unbilled); err != nil {
 		return err
 	}
