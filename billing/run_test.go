@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -573,7 +574,7 @@ func TestLateEventsBecomeAdjustments(t *testing.T) {
 }
 
 func TestUnbilledUsage(t *testing.T) {
-	f := newFixture(t, "a", "nocard")
+	f := newFixture(t, "a", "nocard", "odd")
 	// No default card: only a has one.
 	if _, err := f.env.PG.Exec(context.Background(), `UPDATE rate_cards SET is_default = false`); err != nil {
 		t.Fatal(err)
@@ -585,13 +586,17 @@ func TestUnbilledUsage(t *testing.T) {
 		ev{customer: "a", country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"},
 		ev{customer: "ghost", country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01", qty: 4},
 		ev{customer: "nocard", country: "DE", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01", qty: 2},
+		ev{customer: "odd", country: "DE", category: "utility", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"}, // not on the card
 	)
+	if err := f.prices.AssignCard(context.Background(), "odd", "test", pricing.MustParseMonth("2026-01")); err != nil {
+		t.Fatal(err)
+	}
 	run := f.run("2026-10")
-	if run.Created != 1 || run.Unbilled != 2 {
+	if run.Created != 1 || run.Unbilled != 3 || run.Errors != 1 {
 		t.Fatalf("run = %+v", run)
 	}
 	rows, err := f.store.Unbilled(context.Background(), pricing.MustParseMonth("2026-10"))
-	if err != nil || len(rows) != 2 {
+	if err != nil || len(rows) != 3 || rows[2].CustomerID != "odd" || rows[2].Reason != UnbilledRatingError || !strings.Contains(rows[2].Detail, "utility") {
 		t.Fatalf("unbilled = %+v, %v", rows, err)
 	}
 	if rows[0].CustomerID != "ghost" || rows[0].Reason != UnbilledUnknownCustomer || rows[0].Quantity != 4 ||
