@@ -144,6 +144,9 @@ func TestUsageQueries(t *testing.T) {
 	if q := monthlyUsageQuery(m, cut, []string{}, true); !strings.Contains(q, "IN ('')") {
 		t.Errorf("empty customer list must match nothing: %s", q)
 	}
+	if q := monthlyUsageShardQuery(m, cut, nil, true, 1, 3); !strings.Contains(q, "PREWHERE ingested_at <= toDateTime(1793498400) AND cityHash64(customer_id) % 3 = 1 WHERE") {
+		t.Errorf("shard query %s", q)
+	}
 	if q := lateUsageQuery(m, cut, cut.Add(time.Hour)); !strings.Contains(q, "ingested_at > toDateTime(1793498400) AND ingested_at <= toDateTime(1793502000)") || strings.Contains(q, "FINAL") {
 		t.Errorf("late query %s", q)
 	}
