@@ -299,6 +299,24 @@ func testFinance(t *testing.T, s *stack, tb *tab, downloads string) {
 		}
 	}
 	tb.do(chromedp.WaitVisible(chromedp.CSS("#unbilled table, #unbilled .state")))
+	// The revenue overview shows the forecast's figures.
+	var fc struct {
+		Totals []struct {
+			Currency        string `json:"currency"`
+			AmountToDate    string `json:"amount_to_date"`
+			ProjectedAmount string `json:"projected_amount"`
+		} `json:"totals"`
+	}
+	s.mustJSON(t, auth.RoleFinance, "GET", "/api/v1/reports/forecast", nil, http.StatusOK, &fc)
+	if len(fc.Totals) != 1 {
+		t.Fatalf("forecast totals: %+v", fc.Totals)
+	}
+	if got, want := tb.text("#kpi-mtd"), money(fc.Totals[0].AmountToDate, fc.Totals[0].Currency); got != want {
+		t.Errorf("month to date shown %q, API %q", got, want)
+	}
+	if got, want := tb.text("#kpi-projected"), money(fc.Totals[0].ProjectedAmount, fc.Totals[0].Currency); got != want {
+		t.Errorf("projection shown %q, API %q", got, want)
+	}
 	tb.shot("20-finance")
 	// Approve a draft, through the confirmation dialog.
 	var draft string

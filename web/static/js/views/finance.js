@@ -4,8 +4,9 @@
 
 import * as api from '../api.js';
 import { h, mount, load, card, kpi, table, moneyCell, empty, badge, notify, confirm, loading, errorBox } from '../dom.js';
-import { count, money, humanize, monthName, shortDate, period } from '../format.js';
+import { count, money, humanize, monthName, shortDate, period, compareDecimal, percent } from '../format.js';
 import { items, invoice, moneyTotals } from '../shapes.js';
+import { stackedBars } from '../charts.js';
 import { invoiceDownloads } from './business.js';
 
 const STATUSES = [
@@ -25,6 +26,7 @@ export function render(root, { me }) {
   const summary = h('div.kpis#finance-kpis');
   const list = h('div#invoice-list');
   const unbilled = h('div#unbilled');
+  const revenue = card('Revenue', { id: 'revenue-card', wide: true, sub: 'rated usage: the last three complete months, and this month so far with its projection' }, h('div#revenue'));
   const apply = () => {
     const nf = { period: periodIn.value, status: statusIn.value, customer: custIn.value.trim() };
     sessionStorage.setItem('postage.financeFilter', JSON.stringify(nf));
@@ -33,14 +35,43 @@ export function render(root, { me }) {
   const runBtn = h('button.btn#run-period', { type: 'button', onclick: () => runPeriod(periodIn.value, apply) }, 'Run invoices');
   mount(root,
     h('div.page-head', h('div', h('h1', 'Finance'), h('p.muted', 'Invoices by period and status, approvals, voids and exports.')), h('div.actions', runBtn, exportBtn)),
-    h('form.filters', { onsubmit: (e) => { e.preventDefault(); apply(); } },
-      h('label', 'Period', periodIn), h('label', 'Status', statusIn), h('label.grow', 'Customer', custIn),
-      h('button.btn.primary', { type: 'submit' }, 'Show invoices')),
-    h('div.stack', summary,
+    h('div.stack', revenue,
+      h('form.filters', { onsubmit: (e) => { e.preventDefault(); apply(); } },
+        h('label', 'Period', periodIn), h('label', 'Status', statusIn), h('label.grow', 'Customer', custIn),
+        h('button.btn.primary', { type: 'submit' }, 'Show invoices')),
+      summary,
       card('Invoices', { id: 'invoices-card', wide: true }, list),
       card('Unbilled usage', { id: 'unbilled-card', wide: true, sub: 'usage no invoice bills: unknown customers, no rate card' }, unbilled)));
   apply();
   loadUnbilled(unbilled);
+  loadRevenue(revenue.querySelector('#revenue'));
+}
+
+// loadRevenue draws the book's monthly revenue and the running month's
+// forecast (reports API), in the currency with the most revenue.
+function loadRevenue(el) {
+  load(el, () => Promise.all([api.get('/api/v1/reports/revenue', { group_by: 'month' }), api.get('/api/v1/reports/forecast')]), ([rev, fc]) => {
+    const totals = [...(fc.totals || []), ...(rev.totals || [])];
+    if (totals.length === 0) return empty('No revenue yet', 'Revenue appears once customers send messages.');
+    const cur = totals.reduce((a, t) => (compareDecimal(t.projected_amount ?? t.amount ?? '0', a.projected_amount ?? a.amount ?? '0') > 0 ? t : a)).currency;
+    const months = (rev.rows || []).filter((r) => r.currency === cur);
+    const f = (fc.totals || []).find((t) => t.currency === cur) || { amount_to_date: '0', projected_amount: '0' };
+    const labels = [...months.map((m) => monthName(m.key)), `${monthName(fc.month)} so far`];
+    const chart = stackedBars(labels, [
+      { label: 'Revenue', color: '#3056d3', values: [...months.map((m) => Number(m.amount)), Number(f.amount_to_date)] },
+      { label: 'Projected rest of month', color: '#a5b8f3', values: [...months.map(() => 0), Math.max(0, Number(f.projected_amount) - Number(f.amount_to_date))] },
+    ], { height: 340, label: `Revenue per month in ${cur}` });
+    const last = months[months.length - 1];
+    const prev = months[months.length - 2];
+    const change = last && prev && compareDecimal(prev.amount, '0') !== 0
+      ? percent(((Number(last.amount) - Number(prev.amount)) * 100 / Number(prev.amount)).toFixed(2)) + ` on ${monthName(prev.key)}` : '';
+    return h('div.revenue',
+      chart,
+      h('div.revenue-kpis',
+        kpi(`${monthName(fc.month)} so far`, h('span#kpi-mtd', moneyCell(money(f.amount_to_date, cur))), `${count(f.quantity_to_date)} messages · ${count(f.customers)} customers`),
+        kpi(`Projected for ${monthName(fc.month)}`, h('span#kpi-projected', moneyCell(money(f.projected_amount, cur))), 'linear run-rate, rated with tiers'),
+        last ? kpi(monthName(last.key), moneyCell(money(last.amount, cur)), change || `${count(last.quantity)} messages`) : null));
+  });
 }
 
 // MAX bounds how many invoices one filter loads (1,000 a request): the
