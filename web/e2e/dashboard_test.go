@@ -69,7 +69,6 @@ func testJSHelpers(t *testing.T, tb *tab) {
 		{`f.problemText(500, {code: "internal", detail: "internal error", request_id: "abc"})`, "Something went wrong on the server. Reference: abc."},
 		{`f.problemText(0, null)`, "Could not reach the server. Check your connection and try again."},
 		{`f.problemText(429, null)`, "The service is busy right now. Try again in a moment."},
-		{`f.sortRows([{a:"10"},{a:"9.5"},{a:"-1"}], "a", "desc", "decimal").map(r => r.a).join(" ")`, "10 9.5 -1"},
 		{`s.countryName("DE")`, "Germany"},
 		{`s.countryName("")`, "Unknown"},
 		{`String(s.summarise([{start:"2026-01-01T00:00:00Z",country:"DE",category:"marketing",quantity:2},{start:"2026-01-02T00:00:00Z",country:"FR",category:"marketing",quantity:3}]).total)`, "5"},

@@ -99,15 +99,3 @@ export async function download(path, fallback, accept) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
   return { name, size: blob.size, type: blob.type };
 }
-
-/** all follows next_cursor and returns every item (up to max). */
-export async function all(path, params, max = 5000) {
-  const out = [];
-  let cursor = '';
-  do {
-    const page = await get(path, { ...params, cursor, limit: params?.limit ?? 1000 });
-    out.push(...(page.data || []));
-    cursor = page.next_cursor || '';
-  } while (cursor && out.length < max);
-  return out;
-}

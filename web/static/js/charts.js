@@ -103,24 +103,3 @@ export function doughnut(labels, values, { height = 260, label } = {}) {
   }, label);
   return box;
 }
-
-/** groupedBars compares several series side by side per label. */
-export function groupedBars(labels, series, { height = 320, label, fmt } = {}) {
-  const { box, canvas } = chartBox(height);
-  make(canvas, {
-    type: 'bar',
-    data: {
-      labels,
-      datasets: series.map((s, i) => ({ label: s.label, data: s.values, backgroundColor: s.color || color(i), borderRadius: 2, maxBarThickness: 28 })),
-    },
-    options: {
-      interaction: { mode: 'index', intersect: false },
-      scales: {
-        x: { grid: { display: false }, ticks: { maxRotation: 45, autoSkip: false } },
-        y: { ...countAxis, beginAtZero: true, ticks: { callback: (v) => (fmt ? fmt(v) : compact(v)) } },
-      },
-      plugins: { legend: { position: 'bottom' }, tooltip: fmt ? { callbacks: { label: (c) => `${c.dataset.label}: ${fmt(c.raw)}` } } : {} },
-    },
-  }, label);
-  return box;
-}

@@ -253,12 +253,3 @@ function codeForStatus(status) {
 }
 
 CODE_TEXT.network = 'Could not reach the server. Check your connection and try again.';
-
-/** sortRows sorts objects by key: decimals exactly, text by locale. */
-export function sortRows(rows, key, dir = 'asc', kind = 'text') {
-  const f = dir === 'desc' ? -1 : 1;
-  const cmp = kind === 'decimal'
-    ? (a, b) => compareDecimal(a[key] ?? '0', b[key] ?? '0')
-    : (a, b) => String(a[key] ?? '').localeCompare(String(b[key] ?? ''));
-  return [...rows].sort((a, b) => f * cmp(a, b));
-}
