@@ -350,6 +350,22 @@ func testFinance(t *testing.T, s *stack, tb *tab, downloads string) {
 	} else {
 		t.Errorf("no draft invoice to approve")
 	}
+	// Approve every remaining draft at once.
+	var drafts struct {
+		Data []struct{ ID string } `json:"data"`
+	}
+	s.mustJSON(t, auth.RoleFinance, "GET", "/api/v1/invoices?status=draft&period="+period, nil, http.StatusOK, &drafts)
+	if len(drafts.Data) < 2 {
+		t.Fatalf("want several drafts left, have %d", len(drafts.Data))
+	}
+	tb.do(chromedp.Click(chromedp.ID("approve-all")), chromedp.WaitVisible(chromedp.CSS("dialog.modal[open]")))
+	tb.shotViewport("25-finance-approve-all")
+	tb.do(chromedp.Click(chromedp.CSS(`dialog.modal button[data-confirm]`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`#invoice-list tr[data-status="draft"]`)))
+	s.mustJSON(t, auth.RoleFinance, "GET", "/api/v1/invoices?status=draft&period="+period, nil, http.StatusOK, &drafts)
+	if len(drafts.Data) != 0 {
+		t.Errorf("%d drafts left after approving all", len(drafts.Data))
+	}
 	// The period export downloads the API's CSV.
 	tb.do(chromedp.Click(chromedp.ID("export")))
 	_, body, _ := s.call(t, s.Keys[auth.RoleFinance], "GET", "/api/v1/invoices.csv?period="+period, nil, "text/csv")

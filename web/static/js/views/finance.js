@@ -25,12 +25,13 @@ export function render(root, { me }) {
   const exportBtn = h('button.btn#export', { type: 'button', onclick: () => exportPeriod(periodIn.value) }, 'Export period (CSV)');
   const summary = h('div.kpis#finance-kpis');
   const list = h('div#invoice-list');
+  const bulk = h('span#bulk');
   const unbilled = h('div#unbilled');
   const revenue = card('Revenue', { id: 'revenue-card', wide: true, sub: 'rated usage: the last three complete months, and this month so far with its projection' }, h('div#revenue'));
   const apply = () => {
     const nf = { period: periodIn.value, status: statusIn.value, customer: custIn.value.trim() };
     sessionStorage.setItem('postage.financeFilter', JSON.stringify(nf));
-    loadInvoices(list, summary, nf);
+    loadInvoices(list, summary, nf, false, {}, bulk);
   };
   const runBtn = h('button.btn#run-period', { type: 'button', onclick: () => runPeriod(periodIn.value, apply) }, 'Run invoices');
   mount(root,
@@ -40,7 +41,7 @@ export function render(root, { me }) {
         h('label', 'Period', periodIn), h('label', 'Status', statusIn), h('label.grow', 'Customer', custIn),
         h('button.btn.primary', { type: 'submit' }, 'Show invoices')),
       summary,
-      card('Invoices', { id: 'invoices-card', wide: true }, list),
+      card('Invoices', { id: 'invoices-card', wide: true, actions: bulk }, list),
       card('Unbilled usage', { id: 'unbilled-card', wide: true, sub: 'usage no invoice bills: unknown customers, no rate card' }, unbilled)));
   apply();
   loadUnbilled(unbilled);
@@ -78,9 +79,9 @@ function loadRevenue(el) {
 // headline figures add up everything loaded, the table shows 100 at a time.
 const MAX = 5000;
 
-async function loadInvoices(el, summary, f, quiet = false, state = {}) {
-  if (!quiet) { mount(el, loading('Loading invoices…')); mount(summary); }
-  const reload = () => loadInvoices(el, summary, f, true, state);
+async function loadInvoices(el, summary, f, quiet = false, state = {}, bulk = null) {
+  if (!quiet) { mount(el, loading('Loading invoices…')); mount(summary); if (bulk) mount(bulk); }
+  const reload = () => loadInvoices(el, summary, f, true, state, bulk);
   try {
     const rows = [];
     let cursor = '';
@@ -95,11 +96,12 @@ async function loadInvoices(el, summary, f, quiet = false, state = {}) {
       return;
     }
     drawSummary(summary, rows, Boolean(cursor));
+    if (bulk) mount(bulk, approveAll(rows.filter((r) => r.status === 'draft'), reload));
     mount(el, invoiceTable(rows, reload, state),
       cursor ? h('p.help', `Only the first ${count(rows.length)} invoices are loaded: narrow the filter to see the rest.`) : null);
   } catch (err) {
     if (quiet) notify(err.message, 'error');
-    else mount(el, errorBox(err, () => loadInvoices(el, summary, f)));
+    else mount(el, errorBox(err, () => loadInvoices(el, summary, f, false, state, bulk)));
   }
 }
 
@@ -123,6 +125,41 @@ function invoiceTable(rows, reload, state) {
     { key: 'total', label: 'Total', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.total, r.currency)) },
     { key: 'actions', label: 'Actions', cls: 'actions-cell', render: (r) => h('span.row-actions', actions(r, reload), invoiceDownloads(r, `/api/v1/invoices/${encodeURIComponent(r.id)}`)) },
   ], rows, { caption: 'Invoices', stack: true, pageSize: 100, state, rowAttrs: (r) => ({ dataset: { invoice: r.id, status: r.status } }) });
+}
+
+// approveAll approves every draft of the list, one request each, after a
+// confirmation that states how many and how much.
+function approveAll(drafts, reload) {
+  if (drafts.length < 2) return null;
+  const totals = moneyTotals(drafts).map((t) => money(t.amount, t.currency)).join(', ');
+  const btn = h('button.btn.small#approve-all', {
+    type: 'button',
+    onclick: async () => {
+      const ok = await confirm({
+        title: `Approve ${count(drafts.length)} drafts?`,
+        body: h('div', h('p', `Each gets the next invoice number and can never change again. Together: ${totals}.`),
+          h('p.muted', 'Drafts are approved one by one; if one fails, the others stay approved.')),
+        ok: `Approve ${count(drafts.length)} invoices`,
+      });
+      if (!ok) return;
+      btn.disabled = true;
+      let done = 0;
+      const failed = [];
+      for (const inv of drafts) {
+        btn.textContent = `Approving ${done + 1} of ${drafts.length}…`;
+        try {
+          await api.post(`/api/v1/invoices/${encodeURIComponent(inv.id)}/approve`);
+          done++;
+        } catch (err) {
+          if (err.code === 'unauthorized') return;
+          failed.push(`${inv.customer_name || inv.customer_id}: ${err.message}`);
+        }
+      }
+      notify(failed.length ? `${done} approved; ${failed.length} failed (${failed[0]})` : `${done} invoices approved`, failed.length ? 'error' : 'ok');
+      reload();
+    },
+  }, `Approve all ${count(drafts.length)} drafts`);
+  return btn;
 }
 
 function actions(inv, reload) {
