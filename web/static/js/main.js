@@ -74,7 +74,8 @@ function signIn(message) {
   },
   h('label', { for: 'key' }, 'API key'), input,
   h('p#key-help.help', 'Your key stays in this browser tab only and is forgotten when you close it or sign out.'),
-  err, btn);
+  err, btn,
+  h('p.help.center', 'No key yet? Ask your administrator.'));
   mount(app, h('main.signin', h('div.signin-card',
     h('div.brand.large', h('span.logo', { 'aria-hidden': 'true' }), 'postage'),
     h('h1', 'Sign in'),
