@@ -90,7 +90,7 @@ type Line struct {
 	Average     bool                      `json:"average,omitempty"`
 	Discount    decimal.Decimal           `json:"discount,omitzero"`
 	Amount      Money                     `json:"amount"`
-	Description string                    `json:"description"`
+	Description string                    `json:"description,omitempty"`
 }
 
 // key identifies what a line bills, for subtracting what was billed.
@@ -237,6 +237,45 @@ func usageLines(res pricing.Result, period pricing.Month) []Line {
 	return lines
 }
 
+// defaultDescription is the description a line's own fields determine.
+func defaultDescription(l Line) string {
+	if l.Kind == KindAdjustment {
+		return fmt.Sprintf("Adjustment for %s: %s messages, %s, usage received after that month was invoiced", l.Period, l.Category, l.Market)
+	}
+	return describe(l.Market, l.Category, l.Free)
+}
+
+// storedLines returns lines as the invoices table keeps them: without
+// descriptions their fields determine and without a country list that is
+// just the market itself (expandLines restores both). A typical invoice's
+// lines shrink by a third, and runs write tens of thousands of them.
+func storedLines(lines []Line) []Line {
+	out := make([]Line, len(lines))
+	for i, l := range lines {
+		if l.Description == defaultDescription(l) {
+			l.Description = ""
+		}
+		if len(l.Countries) == 1 && l.Countries[0].Country == l.Market && l.Countries[0].Quantity == l.Quantity {
+			l.Countries = nil
+		}
+		out[i] = l
+	}
+	return out
+}
+
+// expandLines undoes storedLines in place.
+func expandLines(lines []Line) {
+	for i := range lines {
+		l := &lines[i]
+		if l.Kind == KindUsage && len(l.Countries) == 0 {
+			l.Countries = []pricing.CountryQuantity{{Country: l.Market, Quantity: l.Quantity}}
+		}
+		if l.Description == "" {
+			l.Description = defaultDescription(*l)
+		}
+	}
+}
+
 func describe(market, category string, free bool) string {
 	s := category + " messages, " + market
 	if free {
@@ -287,11 +326,12 @@ func adjustmentLines(rerated []Line, billed []Line, period pricing.Month, places
 		if x.q == 0 && x.a.IsZero() {
 			continue
 		}
-		out = append(out, Line{
+		l := Line{
 			Kind: KindAdjustment, Period: period, Market: k.market, Category: k.category,
 			Free: x.free, Quantity: x.q, Amount: NewMoney(x.a, places),
-			Description: fmt.Sprintf("Adjustment for %s: %s messages, %s, usage received after that month was invoiced", period, k.category, k.market),
-		})
+		}
+		l.Description = defaultDescription(l)
+		out = append(out, l)
 	}
 	return out
 }

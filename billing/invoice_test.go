@@ -181,3 +181,35 @@ func TestCheckPeriod(t *testing.T) {
 		t.Error("bad schedule accepted")
 	}
 }
+
+func TestStoredLinesRoundTrip(t *testing.T) {
+	oct := pricing.MustParseMonth("2026-10")
+	lines := []Line{
+		{Kind: KindUsage, Period: oct, Market: "GB", Countries: []pricing.CountryQuantity{{Country: "GB", Quantity: 5}}, Category: "marketing", Quantity: 5},
+		{Kind: KindUsage, Period: oct, Market: "EU", Countries: []pricing.CountryQuantity{{Country: "DE", Quantity: 2}, {Country: "FR", Quantity: 1}}, Category: "marketing", Quantity: 3},
+		{Kind: KindUsage, Period: oct, Market: "Other", Countries: []pricing.CountryQuantity{{Country: "US", Quantity: 1}}, Category: "session", Free: true, Quantity: 1},
+		{Kind: KindAdjustment, Period: oct.Prev(), Market: "GB", Category: "marketing", Quantity: 2},
+		{Kind: KindAdjustment, Period: oct, Market: "GB", Category: "marketing", Quantity: -2, Description: "Already billed as adjustments on later invoices"},
+	}
+	for i := range lines {
+		lines[i].Amount = NewMoney(decimal.Zero, 2)
+		if lines[i].Description == "" {
+			lines[i].Description = defaultDescription(lines[i])
+		}
+	}
+	stored := storedLines(lines)
+	if stored[0].Countries != nil || stored[0].Description != "" || stored[1].Countries == nil || stored[2].Countries == nil || stored[4].Description == "" {
+		t.Fatalf("stored %+v", stored)
+	}
+	b, _ := json.Marshal(stored)
+	var back []Line
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	expandLines(back)
+	want, _ := json.Marshal(lines)
+	got, _ := json.Marshal(back)
+	if string(got) != string(want) {
+		t.Fatalf("round trip\n got %s\nwant %s", got, want)
+	}
+}

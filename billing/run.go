@@ -872,7 +872,7 @@ func encodeDraft(d *Invoice) (*encodedDraft, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode customer: %w", err)
 	}
-	lb, err := json.Marshal(d.Lines)
+	lb, err := json.Marshal(storedLines(d.Lines))
 	if err != nil {
 		return nil, fmt.Errorf("encode lines: %w", err)
 	}
@@ -1163,7 +1163,7 @@ func (r *Runner) Void(ctx context.Context, id, reason string) (voided, reissued 
 			return fmt.Errorf("void: %w", err)
 		}
 		cb, _ := json.Marshal(inv.Customer)
-		lb, _ := json.Marshal(inv.Lines)
+		lb, _ := json.Marshal(storedLines(inv.Lines))
 		if _, err := tx.Exec(ctx, `INSERT INTO invoices (id, customer_id, period, seq, status, customer, currency, card_id, card_version, lines,
 			subtotal, adjustments, total, usage_cutoff, finalize_after, created_at, updated_at, replaces)
 			VALUES ($1,$2,$3,$4,'draft',$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15,$16)`,

@@ -69,6 +69,7 @@ func scanInvoice(r pgx.Row) (Invoice, error) {
 	if err := json.Unmarshal(lines, &inv.Lines); err != nil {
 		return inv, fmt.Errorf("invoice %s lines: %w", inv.ID, err)
 	}
+	expandLines(inv.Lines)
 	places := inv.MinorUnits()
 	for _, p := range []struct {
 		s string
