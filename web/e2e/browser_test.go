@@ -189,6 +189,22 @@ func (tb *tab) text(css string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
+// waitText waits until the element's text is want, and fails with what it
+// was otherwise.
+func (tb *tab) waitText(css, want string) {
+	tb.t.Helper()
+	deadline := time.Now().Add(step)
+	got := ""
+	for time.Now().Before(deadline) {
+		got = eval[string](tb, fmt.Sprintf(`(document.querySelector(%q)?.textContent || "").replace(/\s+/g, " ").trim()`, css))
+		if got == want {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tb.t.Errorf("%s shows %q, want %q", css, got, want)
+}
+
 // eval runs a JavaScript expression (awaiting promises) and decodes its value.
 func eval[T any](tb *tab, expr string) T {
 	tb.t.Helper()

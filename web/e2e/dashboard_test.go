@@ -116,13 +116,20 @@ func testSignIn(t *testing.T, s *stack, tb *tab) {
 	}
 }
 
-// usageTotals asks the API what the business view's default range holds.
+// usageTotals asks the API what the business view's default range (the
+// last 30 days) holds.
 func usageTotals(t *testing.T, s *stack, key, customer string) (total int, byCountry map[string]int) {
 	t.Helper()
 	now := time.Now().UTC()
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	return usageBetween(t, s, key, customer, today.AddDate(0, 0, -29), today.AddDate(0, 0, 1))
+}
+
+// usageBetween asks the API for a customer's usage in [from, to).
+func usageBetween(t *testing.T, s *stack, key, customer string, from, to time.Time) (total int, byCountry map[string]int) {
+	t.Helper()
 	q := url.Values{
-		"from": {today.AddDate(0, 0, -29).Format(time.RFC3339)}, "to": {today.AddDate(0, 0, 1).Format(time.RFC3339)},
+		"from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)},
 		"window": {"day"}, "group_by": {"country,category"},
 	}
 	var resp struct {
@@ -218,6 +225,15 @@ func testCustomer(t *testing.T, s *stack, tb *tab, downloads string) {
 		t.Errorf("usage CSV has no German rows: %.200s", got)
 	}
 	tb.shot("10-business-customer")
+	// This month: the figures follow the range; the bill stays.
+	now := time.Now().UTC()
+	monthTotal, _ := usageBetween(t, s, s.Keys[auth.RoleCustomer], "acme",
+		time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC), time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC))
+	tb.do(chromedp.Click(chromedp.CSS(`.seg[data-range="mtd"]`)))
+	tb.waitText("#kpi-messages", group(monthTotal))
+	tb.waitText("#kpi-bill .kpi-value", money(upcoming.Total, upcoming.Currency))
+	tb.do(chromedp.Click(chromedp.CSS(`.seg[data-range="30d"]`)))
+	tb.waitText("#kpi-messages", group(total))
 	// Sorting the country table by name puts it in alphabetical order.
 	tb.do(chromedp.Click(chromedp.CSS(`#by-country th button[data-key="key"]`)))
 	names := eval[[]string](tb, `[...document.querySelectorAll("#by-country tbody tr td:first-child")].map(td => td.firstChild.textContent)`)

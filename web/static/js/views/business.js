@@ -93,6 +93,7 @@ function picker(current) {
 function customerPage(body, c) {
   const ranges = h('div.segmented', { role: 'group', 'aria-label': 'Period' });
   const kpis = h('div.kpis#business-kpis');
+  const billKpi = kpi('Month-to-date bill', '…', null, { id: 'kpi-bill' });
   const usage = h('div.usage-area');
   const bill = h('div#mtd-bill');
   const invoices = h('div#invoices');
@@ -101,7 +102,7 @@ function customerPage(body, c) {
     current = id;
     sessionStorage.setItem('postage.range', id);
     for (const b of ranges.children) b.setAttribute('aria-pressed', String(b.dataset.range === id));
-    loadUsage(usage, kpis, c, id);
+    loadUsage(usage, kpis, c, id, billKpi);
   };
   for (const r of RANGES) ranges.append(h('button.seg', { type: 'button', dataset: { range: r.id }, onclick: () => pick(r.id) }, r.label));
   mount(body,
@@ -111,14 +112,15 @@ function customerPage(body, c) {
     card('Month-to-date bill', { id: 'bill-card', wide: true, sub: monthName(period(new Date())) }, bill),
     card('Invoices', { id: 'invoices-card', wide: true }, invoices));
   pick(current);
-  loadBill(bill, c);
+  loadBill(bill, c, billKpi);
   loadInvoices(invoices, c);
 }
 
-function loadUsage(area, kpis, c, rangeId) {
+function loadUsage(area, kpis, c, rangeId, billKpi) {
   const { from, to } = rangeBounds(rangeId);
-  mount(kpis, kpi('Messages', '…'), kpi('Countries', '…'), kpi('Top category', '…'), kpi('Month-to-date bill', '…', null, { id: 'kpi-bill' }));
-  const billKpi = document.getElementById('kpi-bill');
+  // The bill figure belongs to the month, not to the range: it is one
+  // element, filled once by loadBill and kept across range changes.
+  mount(kpis, kpi('Messages', '…'), kpi('Countries', '…'), kpi('Top category', '…'), billKpi);
   load(area, () => api.get(`/api/v1/customers/${encodeURIComponent(c.id)}/usage`, { from, to, window: 'day', group_by: 'country,category' }), (resp) => {
     const s = summarise(usageRows(resp));
     const label = RANGES.find((r) => r.id === rangeId).label.toLowerCase();
@@ -126,7 +128,7 @@ function loadUsage(area, kpis, c, rangeId) {
       kpi('Messages', h('span#kpi-messages', count(s.total)), label),
       kpi('Countries', h('span#kpi-countries', count(s.countries.length)), 'with at least one message'),
       kpi('Top category', s.categories[0] ? humanize(s.categories[0].key) : '—', s.categories[0] ? `${s.categories[0].share.toFixed(1)} % of messages` : 'no messages yet'),
-      billKpi || kpi('Month-to-date bill', '…', null, { id: 'kpi-bill' }));
+      billKpi);
     if (s.total === 0) {
       return card('Messages per day', { wide: true }, empty('No messages in this period', 'Usage appears here within seconds of being sent.'));
     }
@@ -172,11 +174,10 @@ function categoryCard(s) {
     ], s.categories, { sortKey: 'quantity', caption: 'Messages by category', footer: { key: 'Total', quantity: count(s.total), share: '100.0 %' } }));
 }
 
-function loadBill(el, c) {
+function loadBill(el, c, billKpi) {
   load(el, () => api.get(`/api/v1/customers/${encodeURIComponent(c.id)}/invoices/upcoming`), (resp) => {
     const inv = invoice(resp);
-    const k = document.getElementById('kpi-bill');
-    if (k) mount(k, h('div.kpi-label', 'Month-to-date bill'), h('div.kpi-value', moneyCell(money(inv.total, inv.currency))), h('div.kpi-note', 'so far this month'));
+    mount(billKpi, h('div.kpi-label', 'Month-to-date bill'), h('div.kpi-value', moneyCell(money(inv.total, inv.currency))), h('div.kpi-note', 'so far this month'));
     const lines = inv.lines.filter((l) => Number(l.quantity) > 0 || l.amount !== '0');
     return h('div',
       h('div.bill-total', h('span', 'Total so far'), h('strong#mtd-total', moneyCell(money(inv.total, inv.currency)))),
