@@ -352,7 +352,17 @@ func testFinance(t *testing.T, s *stack, tb *tab, downloads string) {
 		if got.Status != "finalized" || got.Number == "" {
 			t.Errorf("after approval the API says status %q number %q", got.Status, got.Number)
 		}
-		// Void it again, after confirming.
+		// Cancelling a void (with the required reason empty) closes the
+		// dialog and changes nothing.
+		tb.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-invoice=%q] button[data-action="void"]`, draft))),
+			chromedp.WaitVisible(chromedp.CSS("dialog.modal[open]")),
+			chromedp.Click(chromedp.CSS(`dialog.modal button[value="cancel"]`)),
+			chromedp.WaitNotPresent(chromedp.CSS("dialog.modal")))
+		s.mustJSON(t, auth.RoleFinance, "GET", "/api/v1/invoices/"+draft, nil, http.StatusOK, &got)
+		if got.Status != "finalized" {
+			t.Errorf("after a cancelled void the API says %q", got.Status)
+		}
+		// Void it, after confirming.
 		tb.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-invoice=%q] button[data-action="void"]`, draft))),
 			chromedp.WaitVisible(chromedp.CSS("dialog.modal[open]")),
 			chromedp.SendKeys(chromedp.ID("void-reason"), "wrong customer address"))

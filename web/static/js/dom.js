@@ -175,7 +175,7 @@ export function confirm({ title, body, ok = 'Confirm', danger = false }) {
         h('h2#dlg-title', title),
         typeof body === 'string' ? h('p', body) : body,
         h('div.modal-actions',
-          h('button.btn.ghost', { value: 'cancel', type: 'submit' }, 'Cancel'),
+          h('button.btn.ghost', { value: 'cancel', type: 'submit', formnovalidate: true }, 'Cancel'),
           h(`button.btn${danger ? '.danger' : '.primary'}`, { value: 'ok', type: 'submit', dataset: { confirm: '1' } }, ok))));
     dlg.addEventListener('close', () => { resolve(dlg.returnValue === 'ok'); dlg.remove(); });
     document.body.append(dlg);

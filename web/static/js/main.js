@@ -96,7 +96,8 @@ function shell(active) {
 }
 
 function signOut() {
-  api.clearKey();
+  // Forget everything this tab kept: the key, the last customer, filters.
+  sessionStorage.clear();
   history.replaceState(null, '', location.pathname);
   signIn();
 }
