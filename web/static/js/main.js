@@ -62,7 +62,10 @@ function signIn(message) {
         const who = await api.me(key);
         api.setKey(key);
         me = who;
-        if (!location.hash || location.hash === '#/' || location.hash === '#/signin') location.hash = home(me.role);
+        // Stay on the address asked for if this key may see it (a reload
+        // after the key expired); otherwise go to the role's home.
+        const asked = parseHash().id;
+        if (!allowed(me.role).some((v) => v.id === asked)) history.replaceState(null, '', home(me.role));
         route();
       } catch (e2) {
         err.textContent = e2.message;
