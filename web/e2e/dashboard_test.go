@@ -218,6 +218,10 @@ func testCustomer(t *testing.T, s *stack, tb *tab, downloads string) {
 		if got := waitFile(t, downloads, name); string(got) != string(body) {
 			t.Errorf("downloaded CSV differs from the API's (%d vs %d bytes)", len(got), len(body))
 		}
+		tb.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#invoices tr[data-invoice=%q] button[data-download="pdf"]`, inv.ID))))
+		if got := waitFile(t, downloads, strings.TrimSuffix(name, ".csv")+".pdf"); !strings.HasPrefix(string(got), "%PDF-") {
+			t.Errorf("the PDF download is not a PDF: %.20q", got)
+		}
 	}
 	// The usage CSV download is the API's CSV of the same range.
 	tb.do(chromedp.Click(chromedp.ID("usage-csv")))
