@@ -47,7 +47,10 @@ countries of the launch card, four categories), and in the same run measures:
      over the month, rows written to /dev/null (best of --repeat);
   2. a full invoice run of the month (exact FINAL read with the usage cut-off,
      rating every customer with its card, writing every draft to PostgreSQL);
-  3. the same run again (every draft refreshed: the idempotent path).
+  3. the same run again (every draft recomputed and compared: the idempotent path).
+
+Each is the best of --repeat, interleaved with the baseline (drafts are
+deleted before each first run).
 
 Figures are printed and written to the "Billing" section of --doc.`,
 		Example: `  make bench-invoices
@@ -203,12 +206,23 @@ FROM (SELECT number, concat('c', substring(toString(1000000 + rand(1) %% %d), 2)
 		r, err := a.Billing.Run(ctx, billing.RunRequest{Period: period, Trigger: billing.TriggerManual, Wait: true})
 		return r, time.Since(t0), err
 	}
-	if err := baseline(); err != nil {
-		return err
-	}
-	run1, d1, err := run()
-	if err != nil {
-		return err
+	// First runs: every draft created (drafts deleted between repetitions).
+	var run1 billing.Run
+	var d1 time.Duration
+	for i := 0; i < o.repeat; i++ {
+		if err := baseline(); err != nil {
+			return err
+		}
+		if _, err := a.PG.Exec(ctx, `DELETE FROM invoices WHERE status = 'draft'`); err != nil {
+			return err
+		}
+		r, d, err := run()
+		if err != nil {
+			return err
+		}
+		if d1 == 0 || d < d1 {
+			d1, run1 = d, r
+		}
 	}
 	var d2, dRead time.Duration
 	var run2 billing.Run
@@ -233,8 +247,8 @@ FROM (SELECT number, concat('c', substring(toString(1000000 + rand(1) %% %d), 2)
 			dRead, readRows = d, len(usage)
 		}
 	}
-	logf("baseline clickhouse-client GROUP BY (no FINAL): %s (best of %d)", best.Round(time.Millisecond), o.repeat+1)
-	logf("invoice run, first (creates every draft): %s, %d customers, %d created (%.2fx the baseline)", d1.Round(time.Millisecond), run1.Customers, run1.Created, d1.Seconds()/best.Seconds())
+	logf("baseline clickhouse-client GROUP BY (no FINAL): %s (best of %d)", best.Round(time.Millisecond), 2*o.repeat)
+	logf("invoice run, first (creates every draft): %s, %d customers, %d created (%.2fx the baseline, best of %d)", d1.Round(time.Millisecond), run1.Customers, run1.Created, d1.Seconds()/best.Seconds(), o.repeat)
 	logf("invoice run again (every draft recomputed and compared, %d rewritten): %s (%.2fx the baseline, best of %d)", run2.Refreshed, d2.Round(time.Millisecond), d2.Seconds()/best.Seconds(), o.repeat)
 	logf("of which the exact usage read: %s, %d rows (%.2fx the baseline)", dRead.Round(time.Millisecond), readRows, dRead.Seconds()/best.Seconds())
 	if run1.Customers != o.customers || run1.Created != o.customers || run2.Refreshed+run2.Unchanged != o.customers {
@@ -254,8 +268,8 @@ FROM (SELECT number, concat('c', substring(toString(1000000 + rand(1) %% %d), 2)
 		fmt.Fprintf(&b, "parts left as generated (%d): the run reads with FINAL.\n\n", parts)
 	}
 	b.WriteString("| measurement | time | vs baseline |\n|---|---:|---:|\n")
-	fmt.Fprintf(&b, "| baseline: `clickhouse-client` raw `GROUP BY customer_id, country, category`, no FINAL, rows to /dev/null (best of %d) | %s | 1.00x |\n", o.repeat+1, best.Round(time.Millisecond))
-	fmt.Fprintf(&b, "| invoice run, first: exact read, rating, %d drafts created | %s | %.2fx |\n", run1.Created, d1.Round(time.Millisecond), d1.Seconds()/best.Seconds())
+	fmt.Fprintf(&b, "| baseline: `clickhouse-client` raw `GROUP BY customer_id, country, category`, no FINAL, rows to /dev/null (best of %d) | %s | 1.00x |\n", 2*o.repeat, best.Round(time.Millisecond))
+	fmt.Fprintf(&b, "| invoice run, first: exact read, rating, %d drafts created (best of %d) | %s | %.2fx |\n", run1.Created, o.repeat, d1.Round(time.Millisecond), d1.Seconds()/best.Seconds())
 	fmt.Fprintf(&b, "| invoice run again: every draft recomputed and compared, %d rewritten (best of %d) | %s | %.2fx |\n", run2.Refreshed, o.repeat, d2.Round(time.Millisecond), d2.Seconds()/best.Seconds())
 	fmt.Fprintf(&b, "| of which: exact usage read, %d rows (best of %d) | %s | %.2fx |\n\n", readRows, o.repeat, dRead.Round(time.Millisecond), dRead.Seconds()/best.Seconds())
 	fmt.Fprintf(&b, "Goal: invoice run ≤ 2x the baseline.\n")
