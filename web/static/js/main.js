@@ -141,6 +141,11 @@ api.setUnauthorizedHandler(() => {
 });
 
 window.addEventListener('hashchange', route);
+// A blocked script or style is a bug in the page: say so where the
+// browser tests (and developers) look.
+document.addEventListener('securitypolicyviolation', (e) => {
+  console.error(`Content-Security-Policy blocked ${e.blockedURI || 'inline code'} (${e.violatedDirective})`);
+});
 window.addEventListener('unhandledrejection', (e) => {
   if (e.reason instanceof api.ApiError) { notify(e.reason.message, 'error'); e.preventDefault(); }
 });
