@@ -26,7 +26,7 @@ func TestDashboard(t *testing.T) {
 	t.Run("customer", func(t *testing.T) { testCustomer(t, s, newTab(t, bctx, s.URL), downloads) })
 	t.Run("customer is fenced", func(t *testing.T) { testCustomerFenced(t, s, newTab(t, bctx, s.URL)) })
 	t.Run("finance", func(t *testing.T) { testFinance(t, s, newTab(t, bctx, s.URL), downloads) })
-	t.Run("sales", func(t *testing.T) { testSales(t, s, newTab(t, bctx, s.URL)) })
+	t.Run("sales", func(t *testing.T) { testSales(t, s, newTab(t, bctx, s.URL), downloads) })
 	t.Run("admin", func(t *testing.T) { testAdmin(t, s, newTab(t, bctx, s.URL)) })
 	t.Run("narrow screen", func(t *testing.T) { testNarrow(t, s, newTab(t, bctx, s.URL)) })
 }
@@ -421,7 +421,7 @@ func testFinance(t *testing.T, s *stack, tb *tab, downloads string) {
 	tb.shot("24-business-no-traffic")
 }
 
-func testSales(t *testing.T, s *stack, tb *tab) {
+func testSales(t *testing.T, s *stack, tb *tab, downloads string) {
 	tb.signIn(s.Keys[auth.RoleSales])
 	if h := eval[string](tb, `location.hash`); h != "#/sales" {
 		t.Errorf("sales landed on %q", h)
@@ -458,6 +458,14 @@ func testSales(t *testing.T, s *stack, tb *tab) {
 		t.Errorf("simulation rows = %d, API %d", got, len(sim.Customers))
 	}
 	tb.shot("31-sales-simulation")
+	// The CSV download is the API's CSV of the same simulation.
+	tb.do(chromedp.Click(chromedp.ID("sim-csv")))
+	req := map[string]any{"card_id": card, "from": from, "to": to, "customers": []string{}, "keep_overrides": true, "breakdown": false}
+	_, csvBody, hdr := s.call(t, s.Keys[auth.RoleSales], "POST", "/api/v1/simulations?format=csv", req, "text/csv")
+	name := strings.Trim(strings.SplitN(hdr.Get("Content-Disposition"), "filename=", 2)[1], `"`)
+	if got := waitFile(t, downloads, name); string(got) != string(csvBody) {
+		t.Errorf("simulation CSV differs from the API's (%d vs %d bytes)", len(got), len(csvBody))
+	}
 	// Sorting by current revenue, ascending then descending.
 	tb.do(chromedp.Click(chromedp.CSS(`#sim-customers-card th button[data-key="current"]`)))
 	desc := eval[[]string](tb, `[...document.querySelectorAll('#sim-customers-card tbody td[data-col="current"]')].map(td => td.textContent.replace(/[^0-9.\-]/g, ''))`)

@@ -80,11 +80,12 @@ export async function me(key) {
 }
 
 /**
- * download fetches a document with the key in the header and saves it
- * under the server's file name (Content-Disposition) or fallback.
+ * download fetches a document with the key in the header (a POST of body
+ * when given) and saves it under the server's file name
+ * (Content-Disposition) or fallback.
  */
-export async function download(path, fallback, accept) {
-  const res = await send('GET', path, { accept: accept || '*/*' });
+export async function download(path, fallback, accept, body) {
+  const res = await send(body === undefined ? 'GET' : 'POST', path, { accept: accept || '*/*', body });
   const blob = await res.blob();
   const cd = res.headers.get('Content-Disposition') || '';
   const m = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(cd);

@@ -71,7 +71,7 @@ function simulator(body, cards) {
       mount(out, loading(`Re-rating ${monthName(req.from)} – ${monthName(req.to)} under ${req.card_id}…`));
       try {
         const res = await api.post('/api/v1/simulations', req);
-        mount(out, simulationResult(res));
+        mount(out, simulationResult(res, req));
       } catch (err) {
         mount(out, errorBox(err, null, 'The simulation did not run'));
       } finally {
@@ -91,7 +91,7 @@ function simulator(body, cards) {
 }
 
 /** simulationResult draws the answer of POST /api/v1/simulations. */
-export function simulationResult(res) {
+export function simulationResult(res, req) {
   const totals = res.totals || [];
   const customers = res.customers || [];
   const included = customers.filter((c) => !c.skipped);
@@ -114,7 +114,16 @@ export function simulationResult(res) {
       fmt: (v) => (typeof v === 'number' ? (v > 0 ? '+' : '') + compact(v) : String(v)),
       tip: (v) => signedMoney(String(v), cur),
     })) : null;
-  const custTable = card('Customers', { id: 'sim-customers-card', wide: true, sub: `${months} · ${included.length} customers${skipped.length ? `, ${skipped.length} skipped` : ''}` },
+  const csv = req ? h('button.btn.small.ghost#sim-csv', {
+    type: 'button',
+    onclick: async () => {
+      try {
+        const f = await api.download('/api/v1/simulations?format=csv', `simulation-${req.card_id}-${req.from}-${req.to}.csv`, 'text/csv', req);
+        notify(`Downloaded ${f.name}`);
+      } catch (err) { notify(err.message, 'error'); }
+    },
+  }, 'Download CSV') : null;
+  const custTable = card('Customers', { id: 'sim-customers-card', wide: true, actions: csv, sub: `${months} · ${included.length} customers${skipped.length ? `, ${skipped.length} skipped` : ''}` },
     table([
       { key: 'name', label: 'Customer', sort: 'text', value: (r) => r.name || r.customer_id, render: (r) => h('span', r.name || r.customer_id, h('span.code', r.customer_id)) },
       { key: 'current_cards', label: 'Current card', render: (r) => (r.current_cards || []).join(', ') },
