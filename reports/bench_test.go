@@ -46,7 +46,7 @@ func BenchmarkSimulate(b *testing.B) {
 
 	svc := &Service{
 		Usage: FromMeter(store), Series: CHSeries{Conn: env.CH},
-		Cards: PGCards{Cards: cards, PG: env.PG}, Customers: billing.NewCustomerStore(env.PG),
+		Cards: cards, Customers: billing.NewCustomerStore(env.PG),
 		Now: func() time.Time { return months[2].End().Add(time.Hour) },
 	}
 	req := SimulationRequest{CardID: pricing.MetaCardID, From: months[0], To: months[2]}

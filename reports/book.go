@@ -165,13 +165,13 @@ func (r *resolver) inEffectFor(ctx context.Context, cardID string, m pricing.Mon
 // the store can, else with a few concurrent look-ups.
 func (r *resolver) loadCards(ctx context.Context, customers []string, m pricing.Month, workers int) error {
 	if b, ok := r.cards.(BulkCards); ok {
-		ids, err := b.CardsFor(ctx, customers, m)
+		cards, err := b.CardsFor(ctx, customers, m)
 		if err != nil {
 			return fmt.Errorf("resolve rate cards for %s: %w", m, err)
 		}
 		r.mu.Lock()
-		for c, id := range ids {
-			r.cardOf[custMonth{c, m}] = id
+		for c, card := range cards {
+			r.cardOf[custMonth{c, m}] = card.ID
 		}
 		r.mu.Unlock()
 		return nil
@@ -206,7 +206,7 @@ func (r *resolver) loadOverrides(ctx context.Context, customers []string, worker
 		return nil
 	}
 	if b, ok := r.cards.(BulkCards); ok {
-		all, err := b.AllOverrides(ctx)
+		all, err := b.OverridesFor(ctx, nil)
 		if err != nil {
 			return fmt.Errorf("load overrides: %w", err)
 		}

@@ -70,15 +70,16 @@ type Cards interface {
 	Overrides(ctx context.Context, customerID string) (pricing.Overrides, error)
 }
 
-// BulkCards may be implemented by a Cards store to resolve many customers
+// BulkCards may be implemented by a Cards store (pricing/pgstore does) to resolve many customers
 // with one query each instead of one query per customer; the resolver uses
 // it when present.
 type BulkCards interface {
-	// CardsFor returns the card id of each of the customers in month
+	// CardsFor returns the card of each of the customers in month
 	// (customers without an assignment get the default card).
-	CardsFor(ctx context.Context, customerIDs []string, month pricing.Month) (map[string]string, error)
-	// AllOverrides returns the overrides of every customer that has any.
-	AllOverrides(ctx context.Context) (map[string]pricing.Overrides, error)
+	CardsFor(ctx context.Context, customerIDs []string, month pricing.Month) (map[string]pricing.RateCard, error)
+	// OverridesFor returns the overrides of the given customers (nil: of
+	// every customer) that have any.
+	OverridesFor(ctx context.Context, customerIDs []string) (map[string]pricing.Overrides, error)
 }
 
 // Customers lists the known customers; billing.CustomerStore satisfies it.

@@ -2,12 +2,10 @@ package reports
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"postage/billing"
 	"postage/metering"
@@ -106,90 +104,6 @@ func (c CHSeries) Series(ctx context.Context, q SeriesQuery) ([]Point, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("usage series: %w", err)
-	}
-	return out, nil
-}
-
-// PGCards is a Cards store (normally pricing/pgstore) with BulkCards added:
-// it resolves the cards of many customers of a month, and every customer's
-// overrides, with one query each, so a simulation of 50,000 customers does
-// not make 150,000 look-ups. It reads pricing's tables (migration
-// 0010_pricing.sql) with the same rule as pgstore.CardFor — the latest
-// assignment effective on or before the month, else the default card — and
-// belongs in pricing/pgstore; it lives here until pricing has it.
-type PGCards struct {
-	Cards
-	PG *pgxpool.Pool
-}
-
-var _ BulkCards = PGCards{}
-
-// cardsForSQL resolves the card of each of the customers ($1, a text
-// array) in month ($2): the latest assignment, else the default card.
-func cardsForSQL(customers []string, month pricing.Month) (string, []any) {
-	return `SELECT c.id, coalesce(
-  (SELECT a.card_id FROM customer_rate_cards a WHERE a.customer_id = c.id AND a.effective_from <= $2
-   ORDER BY a.effective_from DESC LIMIT 1),
-  (SELECT id FROM rate_cards WHERE is_default), '')
-FROM unnest($1::text[]) AS c(id)`, []any{customers, month.String()}
-}
-
-// allOverridesSQL reads every customer's overrides.
-func allOverridesSQL() string {
-	return `SELECT customer_id, overrides FROM customer_pricing_overrides`
-}
-
-// CardsFor implements BulkCards.
-func (p PGCards) CardsFor(ctx context.Context, customers []string, month pricing.Month) (map[string]string, error) {
-	out := make(map[string]string, len(customers))
-	if len(customers) == 0 {
-		return out, nil
-	}
-	q, args := cardsForSQL(customers, month)
-	rows, err := p.PG.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("cards for %s: %w", month, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var c, card string
-		if err := rows.Scan(&c, &card); err != nil {
-			return nil, fmt.Errorf("cards for %s: %w", month, err)
-		}
-		if card != "" {
-			out[c] = card
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("cards for %s: %w", month, err)
-	}
-	return out, nil
-}
-
-// AllOverrides implements BulkCards.
-func (p PGCards) AllOverrides(ctx context.Context) (map[string]pricing.Overrides, error) {
-	rows, err := p.PG.Query(ctx, allOverridesSQL())
-	if err != nil {
-		return nil, fmt.Errorf("load overrides: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]pricing.Overrides{}
-	for rows.Next() {
-		var c string
-		var raw []byte
-		if err := rows.Scan(&c, &raw); err != nil {
-			return nil, fmt.Errorf("load overrides: %w", err)
-		}
-		var ov pricing.Overrides
-		if err := json.Unmarshal(raw, &ov); err != nil {
-			return nil, fmt.Errorf("overrides of %s: %w", c, err)
-		}
-		if !ov.IsZero() {
-			out[c] = ov
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load overrides: %w", err)
 	}
 	return out, nil
 }

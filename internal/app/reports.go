@@ -8,13 +8,13 @@ import (
 
 // Reports builds the reports and simulation service on the app's stores:
 // monthly aggregates from metering, card versions and overrides from the
-// pricing ledger (resolved in bulk, see reports.PGCards), customers from
+// pricing ledger (resolved in bulk: pgstore implements reports.BulkCards), customers from
 // billing.
 func (a *App) Reports() *reports.Service {
 	return &reports.Service{
 		Usage:     reports.FromMeter(a.Events),
 		Series:    reports.CHSeries{Conn: a.CH},
-		Cards:     reports.PGCards{Cards: a.Pricing, PG: a.PG},
+		Cards:     a.Pricing,
 		Customers: a.Customers,
 		Now:       func() time.Time { return a.Now() },
 	}

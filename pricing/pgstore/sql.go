@@ -118,3 +118,24 @@ func insertSeedCardSQL(c pricing.RateCard) (string, []any) {
 func countVersionsSQL(cardID string) (string, []any) {
 	return `SELECT count(*) FROM rate_card_versions WHERE card_id = $1`, []any{cardID}
 }
+
+// cardsForSQL resolves, in one statement, the card in month of each of the
+// customers: the latest assignment effective on or before the month, else
+// the default card (the rule of CardFor). Customers with neither are left out.
+func cardsForSQL(customers []string, month pricing.Month) (string, []any) {
+	return `SELECT u.customer_id, c.id, c.name, c.currency, c.rounding, c.is_default
+FROM unnest($1::text[]) AS u(customer_id)
+JOIN rate_cards c ON c.id = coalesce(
+  (SELECT a.card_id FROM customer_rate_cards a WHERE a.customer_id = u.customer_id AND a.effective_from <= $2
+   ORDER BY a.effective_from DESC LIMIT 1),
+  (SELECT d.id FROM rate_cards d WHERE d.is_default))`, []any{customers, month.String()}
+}
+
+// overridesForSQL reads the overrides of the given customers, or of every
+// customer that has any when customers is nil.
+func overridesForSQL(customers []string) (string, []any) {
+	if customers == nil {
+		return `SELECT customer_id, overrides FROM customer_pricing_overrides`, nil
+	}
+	return `SELECT customer_id, overrides FROM customer_pricing_overrides WHERE customer_id = ANY($1)`, []any{customers}
+}

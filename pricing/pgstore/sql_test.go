@@ -53,3 +53,21 @@ func TestSQLText(t *testing.T) {
 
 func first(q string, _ []any) string { return q }
 func second(_ string, a []any) []any { return a }
+
+func TestBulkSQL(t *testing.T) {
+	q, args := cardsForSQL([]string{"a", "b"}, pricing.MustParseMonth("2026-10"))
+	for _, want := range []string{"unnest($1::text[])", "effective_from <= $2", "ORDER BY a.effective_from DESC LIMIT 1", "is_default"} {
+		if !strings.Contains(q, want) {
+			t.Errorf("cardsForSQL lacks %q:\n%s", want, q)
+		}
+	}
+	if len(args) != 2 || args[1] != "2026-10" {
+		t.Errorf("args %v", args)
+	}
+	if q, args := overridesForSQL(nil); strings.Contains(q, "WHERE") || args != nil {
+		t.Errorf("all overrides: %s %v", q, args)
+	}
+	if q, _ := overridesForSQL([]string{"a"}); !strings.Contains(q, "= ANY($1)") {
+		t.Errorf("some overrides: %s", q)
+	}
+}

@@ -232,3 +232,53 @@ func TestCardsAssignmentsOverrides(t *testing.T) {
 		t.Fatalf("cleared: %+v", got)
 	}
 }
+
+// The bulk look-ups answer exactly what the one-customer look-ups answer.
+func TestBulkLookupsAgreeWithSingle(t *testing.T) {
+	s, ctx := newStore(t, "2026-11-15T10:00:00Z")
+	if got, err := s.CardsFor(ctx, []string{"cust-a"}, pricing.MustParseMonth("2026-11")); err != nil || len(got) != 0 {
+		t.Fatalf("no default card yet: %v %v", got, err)
+	}
+	if err := s.Seed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AssignCard(ctx, "cust-a", "meta-2026-01", pricing.MustParseMonth("2026-06")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetOverrides(ctx, "cust-b", pricing.Overrides{CardDiscount: decimal.RequireFromString("5")}); err != nil {
+		t.Fatal(err)
+	}
+	customers := []string{"cust-a", "cust-b", "unknown"}
+	for _, m := range []string{"2026-05", "2026-06", "2026-12"} {
+		month := pricing.MustParseMonth(m)
+		got, err := s.CardsFor(ctx, customers, month)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range customers {
+			want, err := s.CardFor(ctx, c, month)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[c] != want {
+				t.Errorf("%s %s: bulk %+v, single %+v", c, m, got[c], want)
+			}
+		}
+	}
+	for _, ask := range [][]string{nil, customers, {"cust-a"}} {
+		got, err := s.OverridesFor(ctx, ask)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantN := 1
+		if len(ask) == 1 {
+			wantN = 0
+		}
+		if len(got) != wantN {
+			t.Errorf("OverridesFor(%v): %d customers, want %d", ask, len(got), wantN)
+		}
+		if ov, ok := got["cust-b"]; ok && !ov.CardDiscount.Equal(decimal.RequireFromString("5")) {
+			t.Errorf("cust-b overrides: %+v", ov)
+		}
+	}
+}
