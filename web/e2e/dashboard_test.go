@@ -540,6 +540,15 @@ func testAdmin(t *testing.T, s *stack, tb *tab) {
 }
 
 func testNarrow(t *testing.T, s *stack, tb *tab) {
+	// A tablet: one column, nothing wider than the screen.
+	tb.do(chromedp.EmulateViewport(820, 1180))
+	tb.signIn(s.Keys[auth.RoleFinance])
+	tb.do(chromedp.WaitVisible(chromedp.CSS("#invoice-list table")), chromedp.WaitVisible(chromedp.CSS("#revenue canvas")))
+	if w := eval[float64](tb, `document.documentElement.scrollWidth`); w > 820 {
+		t.Errorf("finance is %v px wide on an 820 px screen", w)
+	}
+	tb.shot("39-finance-tablet")
+	tb.do(chromedp.Click(chromedp.ID("signout")))
 	tb.do(chromedp.EmulateViewport(390, 844))
 	tb.signIn(s.Keys[auth.RoleCustomer])
 	tb.do(chromedp.WaitVisible(chromedp.CSS("#by-country tbody tr")))

@@ -93,7 +93,8 @@ export function kpi(label, value, note, attrs = {}) {
 }
 
 /**
- * table renders rows with columns {key, label, num, render, sort}. Columns
+ * table renders rows with columns {key, label, num, render, sort, wide}
+ * (wide: a column shown only on screens of 960 px and more). Columns
  * with sort ('text' | 'decimal') get clickable headers; the sort state is
  * kept on the table element so re-renders keep it.
  */
@@ -125,7 +126,7 @@ export function table(columns, rows, opts = {}) {
       });
     }
     const head = h('tr', columns.map((c) => {
-      const cls = [c.num ? 'num' : '', c.sort ? 'sortable' : '', c.cls || ''].filter(Boolean).join(' ');
+      const cls = [c.num ? 'num' : '', c.sort ? 'sortable' : '', c.cls || '', c.wide ? 'wide-only' : ''].filter(Boolean).join(' ');
       if (!c.sort) return h('th', { class: cls, scope: 'col' }, c.label);
       const active = state.key === c.key;
       return h('th', { class: cls, scope: 'col', 'aria-sort': active ? (state.dir === 'asc' ? 'ascending' : 'descending') : 'none' },
@@ -140,10 +141,10 @@ export function table(columns, rows, opts = {}) {
     }));
     const visible = sorted.slice(0, state.shown);
     const body = visible.map((r) => h('tr', opts.rowAttrs ? opts.rowAttrs(r) : null,
-      columns.map((c) => h('td', { class: c.num ? 'num' : c.cls || null, dataset: { col: c.key, label: c.label } },
+      columns.map((c) => h('td', { class: [c.num ? 'num' : c.cls || '', c.wide ? 'wide-only' : ''].filter(Boolean).join(' ') || null, dataset: { col: c.key, label: c.label } },
         c.render ? c.render(r) : r[c.key]))));
     const foot = opts.footer ? h('tfoot', h('tr', columns.map((c) =>
-      h('td', { class: c.num ? 'num' : null, dataset: { col: c.key, label: c.num ? c.label : '' } }, opts.footer[c.key] ?? '')))) : null;
+      h('td', { class: [c.num ? 'num' : '', c.wide ? 'wide-only' : ''].filter(Boolean).join(' ') || null, dataset: { col: c.key, label: c.num ? c.label : '' } }, opts.footer[c.key] ?? '')))) : null;
     mount(wrap, h(`table.data${opts.stack ? '.stackable' : ''}`, opts.caption ? h('caption.sr', opts.caption) : null,
       h('thead', head), h('tbody', body), foot));
     const rest = sorted.length - visible.length;

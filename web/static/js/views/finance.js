@@ -117,11 +117,11 @@ function drawSummary(el, rows, partial) {
 
 function invoiceTable(rows, reload, state) {
   return table([
-    { key: 'number', label: 'Invoice', sort: 'text', render: (r) => r.number || h('span.muted', 'draft') },
+    { key: 'number', label: 'Invoice', sort: 'text', cls: 'nowrap', render: (r) => r.number || h('span.muted', 'draft') },
     { key: 'customer_id', label: 'Customer', sort: 'text', render: (r) => h('a', { href: `#/business/${encodeURIComponent(r.customer_id)}` }, r.customer_name || r.customer_id) },
-    { key: 'period', label: 'Period', sort: 'text', render: (r) => monthName(r.period) },
+    { key: 'period', label: 'Period', sort: 'text', wide: true, render: (r) => monthName(r.period) },
     { key: 'status', label: 'Status', sort: 'text', render: (r) => badge(humanize(r.status), r.status) },
-    { key: 'issued_at', label: 'Issued', sort: 'text', render: (r) => (r.status === 'draft' ? '—' : shortDate(r.issued_at)) },
+    { key: 'issued_at', label: 'Issued', sort: 'text', wide: true, render: (r) => (r.status === 'draft' ? '—' : shortDate(r.issued_at)) },
     { key: 'total', label: 'Total', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.total, r.currency)) },
     { key: 'actions', label: 'Actions', cls: 'actions-cell', render: (r) => h('span.row-actions', actions(r, reload), invoiceDownloads(r, `/api/v1/invoices/${encodeURIComponent(r.id)}`)) },
   ], rows, { caption: 'Invoices', stack: true, pageSize: 100, state, rowAttrs: (r) => ({ dataset: { invoice: r.id, status: r.status } }) });
