@@ -507,8 +507,27 @@ func testAdmin(t *testing.T, s *stack, tb *tab) {
 	if got := tb.texts("nav.tabs a"); !slices.Equal(got, []string{"Usage & bill", "Finance", "Sales"}) {
 		t.Errorf("admin navigation = %q", got)
 	}
+	// Staff land on the top customers, as the reports API ranks them.
 	tb.open("#/business")
-	tb.do(chromedp.WaitVisible(chromedp.ID("customer-pick")))
+	tb.do(chromedp.WaitVisible(chromedp.CSS("#top-customers tbody tr")))
+	var top struct {
+		Rows []struct {
+			CustomerID string `json:"customer_id"`
+			Amount     string `json:"amount"`
+			Currency   string `json:"currency"`
+		} `json:"rows"`
+	}
+	s.mustJSON(t, auth.RoleAdmin, "GET", "/api/v1/reports/top-customers?limit=25", nil, http.StatusOK, &top)
+	shown := eval[[][]string](tb, `[...document.querySelectorAll("#top-customers tbody tr")].map(tr => [tr.querySelector(".code").textContent, tr.querySelector('[data-col="amount"]').textContent.replace(/\s+/g, " ").trim()])`)
+	if len(shown) != len(top.Rows) {
+		t.Errorf("top customers: %d rows shown, API %d", len(shown), len(top.Rows))
+	}
+	for i := range min(len(shown), len(top.Rows)) {
+		if want := []string{top.Rows[i].CustomerID, money(top.Rows[i].Amount, top.Rows[i].Currency)}; !slices.Equal(shown[i], want) {
+			t.Errorf("top customer %d: shown %q, API %q", i+1, shown[i], want)
+		}
+	}
+	tb.shot("26-admin-top-customers")
 	tb.do(chromedp.SendKeys(chromedp.ID("customer-pick"), "umbrella"))
 	tb.submit("form.picker")
 	tb.do(chromedp.WaitVisible(chromedp.ID("kpi-messages")))

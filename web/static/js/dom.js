@@ -72,7 +72,8 @@ export async function load(el, fetcher, render) {
     const data = await fetcher();
     mount(el, render(data));
   } catch (err) {
-    if (err?.code === 'unauthorized') return;
+    // unauthorized: the sign-in form takes over; stale: a newer load owns el.
+    if (err?.code === 'unauthorized' || err?.stale) return;
     console.warn(err);
     mount(el, errorBox(err, () => load(el, fetcher, render)));
   }

@@ -30,12 +30,13 @@ export function rangeBounds(id, now = new Date()) {
 
 export function render(root, { me, args }) {
   const staff = me.role !== 'customer';
-  const id = staff ? (args[0] || sessionStorage.getItem('postage.lastCustomer') || '') : me.customer_id;
+  const id = staff ? (args[0] || '') : me.customer_id;
   const head = h('div.page-head');
   const body = h('div.stack');
   mount(root, head, body);
   if (staff) {
-    mount(head, h('div', h('h1', 'Usage & bill'), h('p.muted', 'Pick a customer to see its usage, month-to-date bill and invoices.')), picker(id));
+    mount(head, h('div', h('h1', 'Usage & bill'), h('p.muted', 'Pick a customer to see its usage, month-to-date bill and invoices.')),
+      picker(id || sessionStorage.getItem('postage.lastCustomer') || ''));
     if (!id) { mount(body, topCustomers()); return; }
     sessionStorage.setItem('postage.lastCustomer', id);
   }
@@ -116,12 +117,21 @@ function customerPage(body, c) {
   loadInvoices(invoices, c);
 }
 
+// usageSeq numbers usage loads, so a slow answer for a period the user has
+// already left is dropped instead of drawn over the newer one.
+let usageSeq = 0;
+
 function loadUsage(area, kpis, c, rangeId, billKpi) {
   const { from, to } = rangeBounds(rangeId);
+  const seq = ++usageSeq;
   // The bill figure belongs to the month, not to the range: it is one
   // element, filled once by loadBill and kept across range changes.
   mount(kpis, kpi('Messages', '…'), kpi('Countries', '…'), kpi('Top category', '…'), billKpi);
-  load(area, () => api.get(`/api/v1/customers/${encodeURIComponent(c.id)}/usage`, { from, to, window: 'day', group_by: 'country,category' }), (resp) => {
+  load(area, async () => {
+    const resp = await api.get(`/api/v1/customers/${encodeURIComponent(c.id)}/usage`, { from, to, window: 'day', group_by: 'country,category' });
+    if (seq !== usageSeq) throw Object.assign(new Error('superseded'), { stale: true });
+    return resp;
+  }, (resp) => {
     const s = summarise(usageRows(resp));
     const label = RANGES.find((r) => r.id === rangeId).label.toLowerCase();
     mount(kpis,
