@@ -492,6 +492,16 @@ func testSales(t *testing.T, s *stack, tb *tab, downloads string) {
 		t.Errorf("quote total shown %q, API %q", got, want)
 	}
 	tb.shot("32-sales-quote")
+	// Quoting for a customer prices with that customer's card.
+	var cq struct{ Total, Currency string }
+	s.mustJSON(t, auth.RoleSales, "POST", "/api/v1/quotes", map[string]any{"customer_id": "globex", "items": []map[string]any{
+		{"country": "DE", "category": "marketing", "quantity": 250000},
+		{"country": "IN", "category": "utility", "quantity": 1000000},
+		{"country": "BR", "category": "authentication", "quantity": 400000},
+	}}, http.StatusOK, &cq)
+	tb.do(chromedp.SendKeys(chromedp.ID("q-customer"), "globex"), chromedp.Click(chromedp.ID("q-run")))
+	tb.waitText("#quote-total", money(cq.Total, cq.Currency))
+	tb.do(chromedp.Clear(chromedp.ID("q-customer")))
 	// An error from the API is shown in plain words.
 	eval[bool](tb, `document.getElementById("quote-form").noValidate = true`)
 	tb.do(chromedp.SetValue(chromedp.CSS(".q-line .q-quantity"), "-5"),

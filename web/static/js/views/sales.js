@@ -162,7 +162,11 @@ function trunc(s) { return s.length > 18 ? s.slice(0, 17) + '…' : s; }
 function quoteBuilder(body, cards) {
   const cardIn = cardSelect('q-card', cards, false);
   const countryIn = h('input#q-customer-country', { type: 'text', maxlength: '2', placeholder: 'e.g. DE', pattern: '[A-Za-z]{2}', size: '4' });
-  const custIn = h('input#q-customer', { type: 'text', placeholder: 'optional customer id' });
+  const custList = h('datalist#q-customer-list');
+  const custIn = h('input#q-customer', { type: 'text', placeholder: 'optional customer id', list: 'q-customer-list', autocomplete: 'off' });
+  api.get('/api/v1/customers', { limit: 1000 }).then((resp) => {
+    for (const c of items(resp)) custList.append(h('option', { value: c.id }, `${c.name} (${c.currency})`));
+  }).catch(() => { /* any id can still be typed */ });
   const lines = h('tbody#q-lines');
   const countryList = h('datalist#q-countries');
   let categories = CATEGORIES.map((name) => ({ name }));
@@ -225,7 +229,7 @@ function quoteBuilder(body, cards) {
   },
   h('div.form-grid',
     h('label.span2', 'Rate card', cardIn),
-    h('label', 'Or a customer', custIn, h('span.help', 'Prices with that customer’s card and negotiated overrides.')),
+    h('label', 'Or a customer', custIn, custList, h('span.help', 'Prices with that customer’s card and negotiated overrides.')),
     h('label', 'Customer’s country', countryIn, h('span.help', 'Optional: authentication sent abroad is priced as international.'))),
   h('div.table-wrap', h('table.data.edit',
     h('thead', h('tr', h('th', 'Country'), h('th', 'Category'), h('th.num', 'Messages / month'), h('th', h('span.sr', 'Remove')))),
