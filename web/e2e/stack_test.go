@@ -9,13 +9,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"postage/internal/app"
+	"postage/internal/apptest"
 	"postage/internal/auth"
 	"postage/internal/config"
 	"postage/internal/testenv"
@@ -44,48 +43,25 @@ var seedCustomers = []struct{ ID, Name, Country string }{
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	env := testenv.New(t)
-	cfg := config.Default()
-	cfg.Postgres.DSN = env.PGDSN
-	cfg.ClickHouse.Addr = env.CHAddr
-	cfg.ClickHouse.Database = env.CHDatabase
-	cfg.Ingest.Horizon = config.Duration{Duration: 400 * 24 * time.Hour}
-	cfg.Billing.Scheduler = false
-	// Drafts stay drafts until approved, so the finance view has some.
-	cfg.Billing.Grace = config.Duration{Duration: 5 * 365 * 24 * time.Hour}
+	a := apptest.Open(t, func(cfg *config.Config) {
+		cfg.Ingest.Horizon = config.Duration{Duration: 400 * 24 * time.Hour}
+		cfg.Billing.Scheduler = false
+		// Drafts stay drafts until approved, so the finance view has some.
+		cfg.Billing.Grace = config.Duration{Duration: 5 * 365 * 24 * time.Hour}
+	})
 	ctx := context.Background()
-	a, err := app.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Close)
 	// Invoice runs count events ingested before their cut-off, one minute
 	// behind the clock in production. Here the runs follow the seeding at
 	// once, so the billing clock runs two seconds ahead with no lag.
 	a.Billing.CutoffLag = 0
 	a.Billing.Now = func() time.Time { return time.Now().UTC().Add(2 * time.Second) }
-	if err := a.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
 	stop, err := a.StartJobs(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
-	s := &stack{App: a, Keys: map[auth.Role]string{}, Now: time.Now().UTC()}
-	for _, r := range auth.Roles {
-		if r == auth.RoleCustomer {
-			continue
-		}
-		_, tok, err := a.Keys.Create(ctx, auth.NewKey{Name: "e2e " + string(r), Role: r})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Keys[r] = tok
-	}
-	ts := httptest.NewServer(a.Server().Handler())
-	t.Cleanup(ts.Close)
-	s.URL = ts.URL
+	s := &stack{App: a, Keys: apptest.Keys(t, a, ""), Now: time.Now().UTC()}
+	s.URL = apptest.Serve(t, a)
 
 	for _, c := range seedCustomers {
 		s.mustJSON(t, auth.RoleAdmin, "POST", "/api/v1/customers", map[string]string{
