@@ -34,13 +34,14 @@ type stack struct {
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	return newStackWith(t, func(c *config.Config) { c.HTTP.MaxBodyBytes = 64 << 10 })
+	return newStackWith(t, func(c *config.Config) { c.HTTP.MaxBodyBytes = 64 << 10 }, nil)
 }
 
 // newStackWith wires postage on fresh databases with the configuration
 // changed by tweak, customers cust-a and cust-b, and a key per role (the
-// customer key bound to cust-a).
-func newStackWith(t *testing.T, tweak func(*config.Config)) *stack {
+// customer key bound to cust-a); prepare (if not nil) may change the app
+// before its server is built.
+func newStackWith(t *testing.T, tweak func(*config.Config), prepare func(*app.App)) *stack {
 	t.Helper()
 	a := apptest.Open(t, tweak)
 	for _, id := range []string{"cust-a", "cust-b"} {
@@ -49,6 +50,9 @@ func newStackWith(t *testing.T, tweak func(*config.Config)) *stack {
 		}
 	}
 	s := &stack{App: a, Keys: apptest.Keys(t, a, "cust-a")}
+	if prepare != nil {
+		prepare(a)
+	}
 	s.Srv = a.Server()
 	ts := httptest.NewServer(s.Srv.Handler())
 	t.Cleanup(ts.Close)

@@ -5,19 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"postage/billing"
 	"postage/internal/app"
 	"postage/internal/auth"
 	"postage/internal/config"
 	"postage/internal/httpapi"
-	"postage/internal/testenv"
 	"postage/metering"
 )
 
@@ -27,48 +23,18 @@ const waSecret = "test-app-secret"
 // configured, a fixed clock, and phone number id 1001 owned by cust-a.
 func newMeteringStack(t *testing.T, now time.Time) *stack {
 	t.Helper()
-	env := testenv.New(t)
-	cfg := config.Default()
-	cfg.Postgres.DSN = env.PGDSN
-	cfg.ClickHouse.Addr = env.CHAddr
-	cfg.ClickHouse.Database = env.CHDatabase
-	cfg.HTTP.MaxBodyBytes = 64 << 10
-	cfg.Ingest.MaxBatch = 100
-	cfg.Ingest.FlushInterval = config.Duration{Duration: time.Millisecond}
-	cfg.WhatsApp.AppSecret = waSecret
-	cfg.WhatsApp.VerifyToken = "verify-me"
-	ctx := context.Background()
-	a, err := app.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Close)
-	a.Now = func() time.Time { return now }
-	for _, id := range []string{"cust-a", "cust-b"} {
-		if _, err := a.Customers.Create(ctx, billing.Customer{ID: id, Name: "Customer " + id, Currency: "USD", Country: "GB"}); err != nil {
+	return newStackWith(t, func(cfg *config.Config) {
+		cfg.HTTP.MaxBodyBytes = 64 << 10
+		cfg.Ingest.MaxBatch = 100
+		cfg.Ingest.FlushInterval = config.Duration{Duration: time.Millisecond}
+		cfg.WhatsApp.AppSecret = waSecret
+		cfg.WhatsApp.VerifyToken = "verify-me"
+	}, func(a *app.App) {
+		a.Now = func() time.Time { return now }
+		if _, err := a.Customers.AddPhoneNumber(context.Background(), "cust-a", "1001"); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if _, err := a.Customers.AddPhoneNumber(ctx, "cust-a", "1001"); err != nil {
-		t.Fatal(err)
-	}
-	s := &stack{App: a, Keys: map[auth.Role]string{}}
-	for _, r := range auth.Roles {
-		n := auth.NewKey{Name: "test " + string(r), Role: r}
-		if r == auth.RoleCustomer {
-			n.CustomerID = "cust-a"
-		}
-		_, tok, err := a.Keys.Create(ctx, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Keys[r] = tok
-	}
-	s.Srv = a.Server()
-	ts := httptest.NewServer(s.Srv.Handler())
-	t.Cleanup(ts.Close)
-	s.URL = ts.URL
-	return s
+	})
 }
 
 var meterNow = time.Date(2026, 10, 31, 23, 59, 59, 0, time.UTC)
