@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"postage"
 )
 
@@ -290,7 +292,9 @@ func (in *Ingester) flush(batch []*submission, n int, prev *flushJob) *flushJob 
 	if in.cfg.Lookback > 0 {
 		since = in.cfg.Now().Add(-in.cfg.Lookback)
 	}
+	lookStart := time.Now()
 	existing, err := in.store.Existing(ctx, lookup, since)
+	in.observe(func(m *Metrics) prometheus.Observer { return m.LookupSeconds }, lookStart)
 	if prev != nil {
 		<-prev.done
 		if err == nil && len(later) > 0 {
@@ -316,13 +320,22 @@ func (in *Ingester) flush(batch []*submission, n int, prev *flushJob) *flushJob 
 	fresh := in.decide(job, existing)
 	go func() {
 		defer cancel()
+		insStart := time.Now()
 		err := in.store.Insert(ctx, fresh)
+		in.observe(func(m *Metrics) prometheus.Observer { return m.InsertSeconds }, insStart)
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = postage.Errorf(postage.EUNAVAILABLE, "event store too slow, retry later")
 		}
 		in.finish(job, err)
 	}()
 	return job
+}
+
+// observe records the time since start in one of the metrics, if any.
+func (in *Ingester) observe(h func(*Metrics) prometheus.Observer, start time.Time) {
+	if m := in.cfg.Metrics; m != nil {
+		h(m).Observe(time.Since(start).Seconds())
+	}
 }
 
 // decide marks the first occurrences stored already as duplicate or

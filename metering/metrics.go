@@ -4,13 +4,15 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the ingest pipeline's Prometheus metrics.
 type Metrics struct {
-	Events       *prometheus.CounterVec // by status: accepted, duplicate, conflict, ignored
-	Rejected     *prometheus.CounterVec // by reason
-	BatchSize    prometheus.Histogram   // events per flush
-	FlushSeconds prometheus.Histogram   // look-up + insert latency of a flush
-	FlushErrors  prometheus.Counter
-	QueueDepth   prometheus.Gauge // events waiting for a flush
-	Overloaded   prometheus.Counter
+	Events        *prometheus.CounterVec // by status: accepted, duplicate, conflict, ignored
+	Rejected      *prometheus.CounterVec // by reason
+	BatchSize     prometheus.Histogram   // events per flush
+	FlushSeconds  prometheus.Histogram   // look-up + insert latency of a flush
+	LookupSeconds prometheus.Histogram   // the id look-up of a flush
+	InsertSeconds prometheus.Histogram   // the insert of a flush
+	FlushErrors   prometheus.Counter
+	QueueDepth    prometheus.Gauge // events waiting for a flush
+	Overloaded    prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (if not nil).
@@ -30,6 +32,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "postage_ingest_flush_seconds", Help: "Latency of a flush (id look-up plus insert).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
+		LookupSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "postage_ingest_lookup_seconds", Help: "Latency of a flush's id look-up in the event store.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		InsertSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "postage_ingest_insert_seconds", Help: "Latency of a flush's insert into the event store.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
 		FlushErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "postage_ingest_flush_errors_total", Help: "Flushes that failed (nothing of them was acknowledged).",
 		}),
@@ -41,7 +51,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Events, m.Rejected, m.BatchSize, m.FlushSeconds, m.FlushErrors, m.QueueDepth, m.Overloaded)
+		reg.MustRegister(m.Events, m.Rejected, m.BatchSize, m.FlushSeconds, m.LookupSeconds, m.InsertSeconds, m.FlushErrors, m.QueueDepth, m.Overloaded)
 	}
 	return m
 }

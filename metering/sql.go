@@ -25,12 +25,20 @@ const insertEventsSQL = "INSERT INTO events (customer_id, id, time, country, cat
 // 0.45 s), at the price of a superset (one customer's key with another's
 // id), which the caller filters out.
 //
+// The id test is a PREWHERE: ClickHouse reads only the id column of the
+// granules the primary key selects, and the other columns (customer_id,
+// time, payload_hash) only of the rows whose id is in the batch — almost
+// none, since most keys of a batch are new. That reads 2.5 times fewer
+// bytes (95 MB against 234 MB for 8,000 new keys in a 10M-row table of 12
+// parts on 18.16) and halves the look-up's time. Both 18.16 and current
+// releases have PREWHERE for MergeTree tables.
+//
 // A non-zero since limits the look-up to events at or after it, which
 // prunes older monthly partitions: the Ingester passes the horizon, so the
 // look-up's cost stays bounded as history grows.
 func existingSQL(since time.Time) (string, []any) {
 	q := "SELECT customer_id, id, payload_hash FROM events" +
-		" WHERE customer_id IN (SELECT customer_id FROM _keys) AND id IN (SELECT id FROM _keys)"
+		" PREWHERE id IN (SELECT id FROM _keys) WHERE customer_id IN (SELECT customer_id FROM _keys)"
 	if since.IsZero() {
 		return q, nil
 	}

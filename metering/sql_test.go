@@ -44,7 +44,7 @@ func TestUsageSQL(t *testing.T) {
 
 func TestExistingSQL(t *testing.T) {
 	q, args := existingSQL(time.Time{})
-	want := "SELECT customer_id, id, payload_hash FROM events WHERE customer_id IN (SELECT customer_id FROM _keys) AND id IN (SELECT id FROM _keys)"
+	want := "SELECT customer_id, id, payload_hash FROM events PREWHERE id IN (SELECT id FROM _keys) WHERE customer_id IN (SELECT customer_id FROM _keys)"
 	if q != want || args != nil {
 		t.Errorf("got %s %v", q, args)
 	}

@@ -275,10 +275,13 @@ func runIngestBench(ctx context.Context, out io.Writer, o ingestBenchOpts) error
 		return err
 	}
 	defer func() { _ = srv.Process.Signal(os.Interrupt); _ = srv.Wait() }()
+	prof := startBenchProfile("empty")
 	r1, err := postAll(ctx, url, ingestKey, bodies, o.clients, srv.Process.Pid)
+	prof()
 	if err != nil {
 		return err
 	}
+	logf("events table: %s", partsInfo(ctx, a))
 	logf("server: %s", flushStats(ctx, url, adminKey))
 	logf("HTTP ingest (empty table): %d events acknowledged in %v: %.0f events/s = %.2fx the bulk load; latency p50 %v p99 %v; server RSS max %d MB; 429 retries %d",
 		r1.acked, r1.wall.Round(time.Millisecond), r1.rate(), r1.rate()/bulkRate, r1.p50, r1.p99, r1.maxRSS>>20, r1.retries)
@@ -354,10 +357,14 @@ func runIngestBench(ctx context.Context, out io.Writer, o ingestBenchOpts) error
 		}
 		bodies2 = append(bodies2, batchJSON(b))
 	}
+	prof = startBenchProfile("filled")
 	r2, err := postAll(ctx, url, ingestKey, bodies2, o.clients, srv.Process.Pid)
+	prof()
 	if err != nil {
 		return err
 	}
+	logf("server: %s", flushStats(ctx, url, adminKey))
+	logf("events table: %s", partsInfo(ctx, a))
 	logf("HTTP ingest (table of %d rows): %d events in %v: %.0f events/s = %.2fx the bulk load; latency p50 %v p99 %v; server RSS max %d MB",
 		rows, r2.acked, r2.wall.Round(time.Millisecond), r2.rate(), r2.rate()/bulkRate, r2.p50, r2.p99, r2.maxRSS>>20)
 
@@ -480,7 +487,15 @@ func startBenchServer(ctx context.Context, cfg config.Config) (*exec.Cmd, string
 		return nil, "", err
 	}
 	cmd := exec.Command(self, "serve")
-	cmd.Env = append(os.Environ(),
+	env := os.Environ()
+	if os.Getenv(benchProfileEnv) != "" {
+		if pl, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+			benchPprofAddr = pl.Addr().String()
+			pl.Close()
+			env = append(env, pprofEnv+"="+benchPprofAddr)
+		}
+	}
+	cmd.Env = append(env,
 		"POSTAGE_POSTGRES_DSN="+cfg.Postgres.DSN,
 		"POSTAGE_CLICKHOUSE_ADDR="+cfg.ClickHouse.Addr,
 		"POSTAGE_CLICKHOUSE_DATABASE="+cfg.ClickHouse.Database,
@@ -685,6 +700,9 @@ FROM numbers(%d)`, o.customers, off, from, to-from, strings.Join(cs, ","), len(r
 	return nil
 }
 
+// prevFlushStats holds the metrics of the previous flushStats call.
+var prevFlushStats = map[string]float64{}
+
 // flushStats summarises the server's group-commit metrics.
 func flushStats(ctx context.Context, url, key string) string {
 	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/metrics", nil)
@@ -697,16 +715,72 @@ func flushStats(ctx context.Context, url, key string) string {
 	b, _ := io.ReadAll(resp.Body)
 	v := map[string]float64{}
 	for _, l := range strings.Split(string(b), "\n") {
-		for _, name := range []string{"postage_ingest_flush_seconds_sum", "postage_ingest_flush_seconds_count", "postage_ingest_batch_events_sum"} {
+		for _, name := range []string{"postage_ingest_flush_seconds_sum", "postage_ingest_flush_seconds_count", "postage_ingest_batch_events_sum",
+			"postage_ingest_lookup_seconds_sum", "postage_ingest_lookup_seconds_count", "postage_ingest_insert_seconds_sum", "postage_ingest_insert_seconds_count"} {
 			if rest, ok := strings.CutPrefix(l, name+" "); ok {
 				v[name], _ = strconv.ParseFloat(rest, 64)
 			}
 		}
 	}
+	for k, x := range v { // this phase only: subtract the previous call's counts
+		v[k] = x - prevFlushStats[k]
+		prevFlushStats[k] = x
+	}
 	n := v["postage_ingest_flush_seconds_count"]
 	if n == 0 {
 		return "no flushes"
 	}
-	return fmt.Sprintf("%.0f flushes, %.0f events per flush, %.1f ms per flush (look-up + insert), %.1f s flushing in total",
-		n, v["postage_ingest_batch_events_sum"]/n, 1000*v["postage_ingest_flush_seconds_sum"]/n, v["postage_ingest_flush_seconds_sum"])
+	per := func(name string) float64 {
+		if c := v[name+"_count"]; c > 0 {
+			return 1000 * v[name+"_sum"] / c
+		}
+		return 0
+	}
+	return fmt.Sprintf("%.0f flushes, %.0f events per flush, %.1f ms per flush (look-up %.1f ms + insert %.1f ms, partly overlapped), %.1f s flushing in total",
+		n, v["postage_ingest_batch_events_sum"]/n, 1000*v["postage_ingest_flush_seconds_sum"]/n,
+		per("postage_ingest_lookup_seconds"), per("postage_ingest_insert_seconds"), v["postage_ingest_flush_seconds_sum"])
+}
+
+// benchProfileEnv names a directory: when set, the server child exposes
+// net/http/pprof on a private loopback port and each HTTP ingest phase
+// saves a CPU profile of the server there (cpu-<phase>.pprof, the first
+// POSTAGE_BENCH_PROFILE_SECONDS seconds of the phase, default 3).
+const benchProfileEnv = "POSTAGE_BENCH_PROFILE"
+
+var benchPprofAddr string
+
+// startBenchProfile starts a CPU profile of the server child if profiling
+// is on; the returned function waits for it to be saved.
+func startBenchProfile(phase string) func() {
+	dir := os.Getenv(benchProfileEnv)
+	if dir == "" || benchPprofAddr == "" {
+		return func() {}
+	}
+	secs := os.Getenv("POSTAGE_BENCH_PROFILE_SECONDS")
+	if secs == "" {
+		secs = "3"
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Get("http://" + benchPprofAddr + "/debug/pprof/profile?seconds=" + secs)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "profile:", err)
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		_ = os.MkdirAll(dir, 0o755)
+		_ = os.WriteFile(filepath.Join(dir, "cpu-"+phase+".pprof"), b, 0o644)
+	}()
+	return func() { <-done }
+}
+
+// partsInfo describes the events table's active parts.
+func partsInfo(ctx context.Context, a *app.App) string {
+	var parts, rows uint64
+	if err := a.CH.QueryRow(ctx, "SELECT count(), sum(rows) FROM system.parts WHERE database = 'bench' AND table = 'events' AND active").Scan(&parts, &rows); err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("%d active parts, %d rows", parts, rows)
 }

@@ -29,6 +29,9 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			log := app.NewLogger(cfg.Log)
+			if err := startPprof(); err != nil {
+				return err
+			}
 			a, err := app.Open(cmd.Context(), cfg, log)
 			if err != nil {
 				return err

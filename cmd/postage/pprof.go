@@ -1,0 +1,43 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"strings"
+)
+
+// pprofEnv names the environment variable that, when set to a loopback
+// address (e.g. 127.0.0.1:6060), makes `postage serve` expose
+// net/http/pprof on it. Hidden on purpose: it is for `postage bench`
+// profiling the server child, never for production listeners.
+const pprofEnv = "POSTAGE_PPROF_ADDR"
+
+// startPprof serves net/http/pprof on the loopback address in
+// POSTAGE_PPROF_ADDR, if set. It refuses non-loopback addresses.
+func startPprof() error {
+	addr := os.Getenv(pprofEnv)
+	if addr == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", pprofEnv, err)
+	}
+	if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && !strings.EqualFold(host, "localhost") {
+		return fmt.Errorf("%s must be a loopback address, got %q", pprofEnv, addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", pprofEnv, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	go func() { _ = http.Serve(ln, mux) }()
+	return nil
+}
