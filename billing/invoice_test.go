@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -119,36 +120,12 @@ func TestListInvoicesQuery(t *testing.T) {
 	}
 }
 
-func TestUsageQueries(t *testing.T) {
-	m := pricing.MustParseMonth("2026-10")
-	cut := time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)
-	if q := monthlyUsageQuery(m, cut, nil, false); strings.Contains(q, "FINAL") {
-		t.Errorf("query of a merged partition uses FINAL: %s", q)
-	}
-	if q := partsQuery(m); !strings.Contains(q, "partition_id = '202610'") || !strings.Contains(q, "active") {
-		t.Errorf("parts query %s", q)
-	}
-	q := monthlyUsageQuery(m, cut, nil, true)
-	for _, want := range []string{"FROM events FINAL", "time >= toDateTime(1790812800)", "time < toDateTime(1793491200)",
-		"PREWHERE ingested_at <= toDateTime(1793498400) WHERE", "GROUP BY customer_id, country, category"} {
-		if !strings.Contains(q, want) {
-			t.Errorf("query lacks %q: %s", want, q)
-		}
-	}
-	if strings.Contains(q, "IN (") {
-		t.Errorf("all-customer query filters customers: %s", q)
-	}
-	if q := monthlyUsageQuery(m, cut, []string{"a", `b'\`}, true); !strings.Contains(q, `customer_id IN ('a','b\'\\')`) {
-		t.Errorf("customer filter not quoted: %s", q)
-	}
-	if q := monthlyUsageQuery(m, cut, []string{}, true); !strings.Contains(q, "IN ('')") {
-		t.Errorf("empty customer list must match nothing: %s", q)
-	}
-	if q := monthlyUsageShardQuery(m, cut, nil, true, 1, 3); !strings.Contains(q, "PREWHERE ingested_at <= toDateTime(1793498400) AND cityHash64(customer_id) % 3 = 1 WHERE") {
-		t.Errorf("shard query %s", q)
-	}
-	if q := lateUsageQuery(m, cut, cut.Add(time.Hour)); !strings.Contains(q, "ingested_at > toDateTime(1793498400) AND ingested_at <= toDateTime(1793502000)") || strings.Contains(q, "FINAL") {
-		t.Errorf("late query %s", q)
+// An empty (not nil) customer list asks for nobody: the meter, which reads
+// "no customers" as "every customer", is not even asked.
+func TestFromMeterEmptyCustomerListIsNobody(t *testing.T) {
+	rows, err := FromMeter(nil).MonthlyUsage(context.Background(), pricing.MustParseMonth("2026-10"), time.Now(), []string{})
+	if err != nil || rows != nil {
+		t.Fatalf("got %v, %v", rows, err)
 	}
 }
 

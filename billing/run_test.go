@@ -14,6 +14,7 @@ import (
 
 	"postage"
 	"postage/internal/testenv"
+	"postage/metering"
 	"postage/pricing"
 	"postage/pricing/pgstore"
 )
@@ -88,7 +89,7 @@ func newFixture(t *testing.T, customers ...string) *fixture {
 		t.Fatal(err)
 	}
 	p.Now = clk.Now
-	f.runner = &Runner{Invoices: store, Customers: cs, Usage: &CHUsage{Conn: env.CH}, Pricing: p, Now: clk.Now, Grace: 72 * time.Hour}
+	f.runner = &Runner{Invoices: store, Customers: cs, Usage: FromMeter(metering.NewCHStore(env.CH)), Pricing: p, Now: clk.Now, Grace: 72 * time.Hour}
 	return f
 }
 
@@ -628,7 +629,7 @@ func TestDatabaseDownDuringRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := f.runner.Usage
-	f.runner.Usage = &CHUsage{Conn: dead}
+	f.runner.Usage = FromMeter(metering.NewCHStore(dead))
 	run, err := f.runner.Run(ctx, RunRequest{Period: pricing.MustParseMonth("2026-10"), Wait: true})
 	if err == nil || run.Status != RunFailed || run.Error == "" {
 		t.Fatalf("run with ClickHouse down = %+v, %v", run, err)
@@ -703,75 +704,6 @@ func TestSchedulerRunsThePreviousMonth(t *testing.T) {
 	}
 	if err := (&Scheduler{Runner: f.runner, Schedule: "61 * * * *"}).Start(context.Background()); err == nil {
 		t.Fatal("a bad schedule started")
-	}
-}
-
-func TestUsageReadIsExactWithOrWithoutFinal(t *testing.T) {
-	f := newFixture(t, "a")
-	ctx := context.Background()
-	u := f.runner.Usage.(*CHUsage)
-	oct, sep := pricing.MustParseMonth("2026-10"), pricing.MustParseMonth("2026-09")
-	insert := func(id, at, ingested string) {
-		t.Helper()
-		b, err := f.env.CH.PrepareBatch(ctx, "INSERT INTO events (customer_id, id, time, country, category, quantity, payload_hash, ingested_at)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Append("a", id, ts(at), "US", "marketing", uint64(1), uint64(7), ts(ingested)); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Send(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	quantity := func(m pricing.Month, cutoff string) (int64, bool) {
-		t.Helper()
-		final, err := u.needsFinal(ctx, m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rows, err := u.MonthlyUsage(ctx, m, ts(cutoff), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var q int64
-		for _, r := range rows {
-			q += r.Quantity
-		}
-		return q, final
-	}
-	// e1 stored twice (a re-send racing the duplicate check), e2 once.
-	insert("e1", "2026-10-05 10:00:00", "2026-10-05 10:00:01")
-	insert("e1", "2026-10-05 10:00:00", "2026-10-06 10:00:01")
-	insert("e2", "2026-10-07 10:00:00", "2026-10-07 10:00:01")
-	if q, final := quantity(oct, "2026-11-01 00:00:00"); q != 2 || !final {
-		t.Fatalf("unmerged: quantity %d final %v, want 2 with FINAL", q, final)
-	}
-	if err := f.env.CH.Exec(ctx, "OPTIMIZE TABLE events PARTITION 202610 FINAL"); err != nil {
-		t.Fatal(err)
-	}
-	if q, final := quantity(oct, "2026-11-01 00:00:00"); q != 2 || final {
-		t.Fatalf("merged: quantity %d final %v, want 2 without FINAL", q, final)
-	}
-	// A late re-send after the cut-off adds a part: FINAL again, still 2.
-	insert("e2", "2026-10-07 10:00:00", "2026-11-02 00:00:00")
-	if q, final := quantity(oct, "2026-11-01 00:00:00"); q != 2 || !final {
-		t.Fatalf("after a new part: quantity %d final %v", q, final)
-	}
-	// Duplicates inside one insert (one part never merged): FINAL.
-	b, _ := f.env.CH.PrepareBatch(ctx, "INSERT INTO events (customer_id, id, time, country, category, quantity, payload_hash, ingested_at)")
-	for i := 0; i < 3; i++ {
-		_ = b.Append("a", "s1", ts("2026-09-05 10:00:00"), "US", "marketing", uint64(1), uint64(7), ts("2026-09-05 10:00:00"))
-	}
-	if err := b.Send(); err != nil {
-		t.Fatal(err)
-	}
-	if q, final := quantity(sep, "2026-11-01 00:00:00"); q != 1 || !final {
-		t.Fatalf("one unmerged part with duplicates: quantity %d final %v", q, final)
-	}
-	// Empty month.
-	if q, _ := quantity(pricing.MustParseMonth("2026-08"), "2026-11-01 00:00:00"); q != 0 {
-		t.Fatalf("empty month: %d", q)
 	}
 }
 

@@ -186,12 +186,6 @@ func (s *CHStore) Summary(ctx context.Context, q SummaryQuery) ([]UsageRow, erro
 	return out, nil
 }
 
-// MonthlyAggregates implements Usage.
-func (s *CHStore) MonthlyAggregates(ctx context.Context, month, asOf time.Time, customers ...string) ([]Aggregate, error) {
-	q, args := aggregatesSQL(customers, month, asOf)
-	return s.aggregates(ctx, q, args)
-}
-
 // CustomerMonth implements Usage.
 func (s *CHStore) CustomerMonth(ctx context.Context, customerID string, month, asOf time.Time) ([]Aggregate, error) {
 	return s.MonthlyAggregates(ctx, month, asOf, customerID)

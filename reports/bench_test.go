@@ -45,7 +45,7 @@ func BenchmarkSimulate(b *testing.B) {
 	events := loadBenchBook(b, env, store, n, months)
 
 	svc := &Service{
-		Usage: FromMeter(store), Series: CHSeries{Conn: env.CH},
+		Usage: billing.FromMeter(store), Series: CHSeries{Conn: env.CH},
 		Cards: cards, Customers: billing.NewCustomerStore(env.PG),
 		Now: func() time.Time { return months[2].End().Add(time.Hour) },
 	}

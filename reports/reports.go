@@ -43,7 +43,7 @@ type SeriesQuery struct {
 }
 
 // Usage is what reports read monthly aggregates from (metering's
-// ClickHouse store, through FromMeter). Counts are exact (deduplicated).
+// ClickHouse store, through billing.FromMeter). Counts are exact (deduplicated).
 // The signature is billing's UsageSource.MonthlyUsage, so one adapter
 // serves both.
 type Usage interface {

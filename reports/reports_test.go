@@ -122,7 +122,7 @@ func setup(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	svc := &Service{
-		Usage: FromMeter(store), Series: CHSeries{Conn: env.CH},
+		Usage: billing.FromMeter(store), Series: CHSeries{Conn: env.CH},
 		Cards: cards, Customers: cs,
 		Now: func() time.Time { return now },
 	}

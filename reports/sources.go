@@ -6,31 +6,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
-	"postage/billing"
-	"postage/metering"
-	"postage/pricing"
 )
-
-// FromMeter adapts metering's usage queries to Usage.
-func FromMeter(m metering.Usage) Usage { return meterUsage{m} }
-
-type meterUsage struct{ m metering.Usage }
-
-func (u meterUsage) MonthlyUsage(ctx context.Context, month pricing.Month, cutoff time.Time, customers []string) ([]billing.UsageRow, error) {
-	aggs, err := u.m.MonthlyAggregates(ctx, month.Start(), cutoff, customers...)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]billing.UsageRow, len(aggs))
-	for i, a := range aggs {
-		if a.Quantity > uint64(pricing.MaxQuantity) {
-			return nil, fmt.Errorf("usage of %s %s %s in %s: quantity %d too large", a.CustomerID, a.Country, a.Category, month, a.Quantity)
-		}
-		out[i] = billing.UsageRow{CustomerID: a.CustomerID, Country: a.Country, Category: a.Category, Quantity: int64(a.Quantity)}
-	}
-	return out, nil
-}
 
 // CHSeries answers book-wide usage series from metering's events table
 // (migration 0020_events.sql) in one exact (FINAL) query. metering's own

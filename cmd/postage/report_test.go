@@ -49,7 +49,7 @@ func reportEnv(t *testing.T) (*testenv.Env, *reports.Service) {
 	if err := store.Insert(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	return env, &reports.Service{Usage: reports.FromMeter(store), Series: reports.CHSeries{Conn: env.CH}, Cards: cards, Customers: cs}
+	return env, &reports.Service{Usage: billing.FromMeter(store), Series: reports.CHSeries{Conn: env.CH}, Cards: cards, Customers: cs}
 }
 
 func TestSimulateCommand(t *testing.T) {

@@ -20,7 +20,7 @@ func (a *App) openBilling() error {
 	inv.Now = now
 	a.Invoices = inv
 	a.Billing = &billing.Runner{
-		Invoices: inv, Customers: a.Customers, Usage: &billing.CHUsage{Conn: a.CH}, Pricing: a.Pricing,
+		Invoices: inv, Customers: a.Customers, Usage: billing.FromMeter(a.Events), Pricing: a.Pricing,
 		Log: a.Log, Now: now, Grace: a.Config.Billing.Grace.Duration, CutoffLag: billing.DefaultCutoffLag,
 	}
 	return nil

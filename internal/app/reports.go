@@ -3,6 +3,7 @@ package app
 import (
 	"time"
 
+	"postage/billing"
 	"postage/reports"
 )
 
@@ -12,7 +13,7 @@ import (
 // billing.
 func (a *App) Reports() *reports.Service {
 	return &reports.Service{
-		Usage:     reports.FromMeter(a.Events),
+		Usage:     billing.FromMeter(a.Events),
 		Series:    reports.CHSeries{Conn: a.CH},
 		Cards:     a.Pricing,
 		Customers: a.Customers,
