@@ -180,8 +180,8 @@ listed with its row and column. Activate the draft with 'ratecards activate'.`,
 
 	var from string
 	activate := &cobra.Command{
-		Use:   "activate CARD VERSION --from YYYY-MM",
-		Short: "Activate a draft from the 1st of a month (after this month and the card's latest activation)",
+		Use:     "activate CARD VERSION --from YYYY-MM",
+		Short:   "Activate a draft from the 1st of a month (after this month and the card's latest activation)",
 		Example: `  postage ratecards activate launch 2 --from 2027-01`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
