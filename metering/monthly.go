@@ -38,22 +38,20 @@ const monthlyShards = 2
 func monthlySQL(month, asOf time.Time, customers []string, final bool, shard, shards int) (string, []any) {
 	from, to := monthRange(month)
 	var b strings.Builder
-	var args []any
 	b.WriteString("SELECT customer_id, country, category, sum(quantity) AS quantity, count() AS events FROM events")
 	if final {
 		b.WriteString(" FINAL")
 	}
-	var pre []string
-	if !asOf.IsZero() {
-		pre = append(pre, "ingested_at <= toDateTime(?)")
-		args = append(args, asOf.Unix())
-	}
+	pre, args := asOfPrewhere(asOf)
 	if shards > 1 {
-		pre = append(pre, fmt.Sprintf("cityHash64(customer_id) %% %d = %d", shards, shard))
+		if pre == "" {
+			pre = " PREWHERE "
+		} else {
+			pre += " AND "
+		}
+		pre += fmt.Sprintf("cityHash64(customer_id) %% %d = %d", shards, shard)
 	}
-	if len(pre) > 0 {
-		b.WriteString(" PREWHERE " + strings.Join(pre, " AND "))
-	}
+	b.WriteString(pre)
 	b.WriteString(" WHERE time >= toDateTime(?) AND time < toDateTime(?)")
 	args = append(args, from, to)
 	if len(customers) > 0 {

@@ -94,11 +94,15 @@ func dimColumns(groupBy []Dimension, allowed ...Dimension) (cols []string, err e
 	return cols, nil
 }
 
-func asOfClause(asOf time.Time, args []any) (string, []any) {
+// asOfPrewhere returns the PREWHERE clause (and its argument) counting only
+// events ingested at or before asOf, or nothing for a zero asOf. It is a
+// PREWHERE so it filters the stored copies before FINAL collapses them: a
+// re-sent copy ingested after asOf must not take an event back out.
+func asOfPrewhere(asOf time.Time) (string, []any) {
 	if asOf.IsZero() {
-		return "", args
+		return "", nil
 	}
-	return " AND ingested_at <= toDateTime(?)", append(args, asOf.Unix())
+	return " PREWHERE ingested_at <= toDateTime(?)", []any{asOf.Unix()}
 }
 
 // usageSQL builds one customer's bucketed usage query. Columns: bucket,
@@ -114,11 +118,11 @@ func usageSQL(q UsageQuery) (string, []any, error) {
 	}
 	sel := append([]string{bucket + " AS bucket"}, cols...)
 	group := append([]string{"bucket"}, cols...)
-	args := []any{q.CustomerID, q.From.Unix(), q.To.Unix()}
-	cut, args := asOfClause(q.AsOf, args)
+	pre, args := asOfPrewhere(q.AsOf)
+	args = append(args, q.CustomerID, q.From.Unix(), q.To.Unix())
 	return "SELECT " + strings.Join(sel, ", ") + ", sum(quantity) AS quantity, count() AS events" +
-		" FROM events FINAL" +
-		" WHERE customer_id = ? AND time >= toDateTime(?) AND time < toDateTime(?)" + cut +
+		" FROM events FINAL" + pre +
+		" WHERE customer_id = ? AND time >= toDateTime(?) AND time < toDateTime(?)" +
 		" GROUP BY " + strings.Join(group, ", ") +
 		" ORDER BY " + strings.Join(group, ", "), args, nil
 }
@@ -139,32 +143,13 @@ func summarySQL(q SummaryQuery) (string, []any, error) {
 		return "", nil, fmt.Errorf("summary needs at least one dimension")
 	}
 	from, to := monthRange(q.Month)
-	cut, args := asOfClause(q.AsOf, []any{from, to})
+	pre, args := asOfPrewhere(q.AsOf)
+	args = append(args, from, to)
 	list := strings.Join(cols, ", ")
 	return "SELECT " + list + ", sum(quantity) AS quantity, count() AS events" +
-		" FROM events FINAL" +
-		" WHERE time >= toDateTime(?) AND time < toDateTime(?)" + cut +
+		" FROM events FINAL" + pre +
+		" WHERE time >= toDateTime(?) AND time < toDateTime(?)" +
 		" GROUP BY " + list + " ORDER BY " + list, args, nil
-}
-
-// aggregatesSQL builds the per (customer, country, category) month totals,
-// for all customers (none given) or the given ones.
-func aggregatesSQL(customers []string, month, asOf time.Time) (string, []any) {
-	from, to := monthRange(month)
-	where := " WHERE time >= toDateTime(?) AND time < toDateTime(?)"
-	args := []any{from, to}
-	if len(customers) > 0 {
-		where = " WHERE customer_id IN (" + placeholders(len(customers)) + ") AND time >= toDateTime(?) AND time < toDateTime(?)"
-		args = make([]any, 0, len(customers)+3)
-		for _, c := range customers {
-			args = append(args, c)
-		}
-		args = append(args, from, to)
-	}
-	cut, args := asOfClause(asOf, args)
-	return "SELECT customer_id, country, category, sum(quantity) AS quantity, count() AS events" +
-		" FROM events FINAL" + where + cut +
-		" GROUP BY customer_id, country, category ORDER BY customer_id, country, category", args
 }
 
 // lateSQL finds the customers with events of the month ingested in
