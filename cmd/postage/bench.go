@@ -209,39 +209,12 @@ func runIngestBench(ctx context.Context, out io.Writer, o ingestBenchOpts) error
 	if o.events < o.batch || o.clients < 1 || o.batch < 1 {
 		return usageError{fmt.Errorf("need --events >= --batch >= 1 and --clients >= 1")}
 	}
-	chClient, err := exec.LookPath("clickhouse-client")
-	if err != nil {
-		return fmt.Errorf("the baseline needs clickhouse-client: %w", err)
-	}
-	dir := o.dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "postage-bench-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		if err := os.Chmod(dir, 0o755); err != nil { // PostgreSQL runs as user postgres when we are root
-			return err
-		}
-	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := config.Default()
-	cfg.Dev.DataDir = dir
-	cfg.ClickHouse.Database = "bench"
-	cfg.Billing.Scheduler = false
-	logf("starting private ClickHouse and PostgreSQL in %s", dir)
-	m, cfg, err := app.StartManaged(ctx, cfg, quiet)
+	m, a, chClient, done, err := benchStack(ctx, o.dir, logf)
 	if err != nil {
 		return err
 	}
-	defer m.Stop()
-	a, err := app.Open(ctx, cfg, quiet)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	if err := a.Migrate(ctx); err != nil {
-		return err
-	}
+	defer done()
+	cfg := a.Config
 	_, ingestKey, err := a.Keys.Create(ctx, auth.NewKey{Name: "bench ingest", Role: auth.RoleIngest})
 	if err != nil {
 		return err
@@ -262,7 +235,7 @@ func runIngestBench(ctx context.Context, out io.Writer, o ingestBenchOpts) error
 	}
 
 	// 1. Baseline: the same rows as TSV into a scratch table.
-	bulk, err := bulkLoadTSV(ctx, a, chClient, m.CH.TCPPort(), filepath.Join(dir, "events.tsv"), batches, now)
+	bulk, err := bulkLoadTSV(ctx, a, chClient, m.CH.TCPPort(), filepath.Join(m.Dir, "events.tsv"), batches, now)
 	if err != nil {
 		return err
 	}
@@ -783,4 +756,41 @@ func partsInfo(ctx context.Context, a *app.App) string {
 		return err.Error()
 	}
 	return fmt.Sprintf("%d active parts, %d rows", parts, rows)
+}
+
+// benchStack starts what a benchmark measures against: private ClickHouse
+// and PostgreSQL in dir (a new temporary directory, removed afterwards,
+// when dir is ""), a migrated and seeded app on them, and the path of
+// clickhouse-client for the raw baseline. done stops and removes it all.
+func benchStack(ctx context.Context, dir string, logf func(string, ...any)) (m *app.Managed, a *app.App, chClient string, done func(), err error) {
+	if chClient, err = exec.LookPath("clickhouse-client"); err != nil {
+		return nil, nil, "", nil, fmt.Errorf("the baseline needs clickhouse-client: %w", err)
+	}
+	var cleanup []func()
+	done = func() {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+	}
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "postage-bench-"); err != nil {
+			return nil, nil, "", nil, err
+		}
+		cleanup = append(cleanup, func() { os.RemoveAll(dir) })
+		if err := os.Chmod(dir, 0o755); err != nil { // PostgreSQL runs as user postgres when we are root
+			done()
+			return nil, nil, "", nil, err
+		}
+	}
+	cfg := config.Default()
+	cfg.Dev.DataDir = dir
+	cfg.ClickHouse.Database = "bench"
+	cfg.Billing.Scheduler = false
+	logf("starting private ClickHouse and PostgreSQL in %s", dir)
+	if m, a, err = app.StartLocal(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		done()
+		return nil, nil, "", nil, err
+	}
+	cleanup = append(cleanup, m.Stop, a.Close)
+	return m, a, chClient, done, nil
 }

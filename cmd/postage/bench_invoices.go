@@ -20,7 +20,6 @@ import (
 
 	"postage/billing"
 	"postage/internal/app"
-	"postage/internal/config"
 	"postage/pricing"
 )
 
@@ -77,42 +76,12 @@ func runInvoiceBench(ctx context.Context, out io.Writer, o invoiceBenchOpts) err
 	if o.customers < 1 || o.events < o.customers || o.countriesPer < 1 || o.repeat < 1 {
 		return usageError{fmt.Errorf("need --customers >= 1, --events >= --customers, --countries >= 1, --repeat >= 1")}
 	}
-	chClient, err := exec.LookPath("clickhouse-client")
-	if err != nil {
-		return fmt.Errorf("the baseline needs clickhouse-client: %w", err)
-	}
-	dir := o.dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "postage-bench-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		if err := os.Chmod(dir, 0o755); err != nil { // PostgreSQL runs as user postgres when we are root
-			return err
-		}
-	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := config.Default()
-	cfg.Dev.DataDir = dir
-	cfg.ClickHouse.Database = "bench"
-	cfg.Billing.Scheduler = false
-	logf("starting private ClickHouse and PostgreSQL in %s", dir)
-	m, cfg, err := app.StartManaged(ctx, cfg, quiet)
+	_, a, chClient, done, err := benchStack(ctx, o.dir, logf)
 	if err != nil {
 		return err
 	}
-	defer m.Stop()
-	a, err := app.Open(ctx, cfg, quiet)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	if err := a.Migrate(ctx); err != nil {
-		return err
-	}
-	if err := a.Seed(ctx); err != nil {
-		return err
-	}
+	defer done()
+	cfg := a.Config
 	period := pricing.MonthOf(time.Now()).Prev()
 
 	logf("creating %d customers", o.customers)

@@ -116,22 +116,12 @@ func runDev(cmd *cobra.Command, cfg config.Config) error {
 		ln.Close()
 	}
 	fmt.Fprintf(out, "Starting private ClickHouse and PostgreSQL under %s/ ...\n", cfg.Dev.DataDir)
-	m, cfg, err := app.StartManaged(ctx, cfg, log)
+	m, a, err := app.StartLocal(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer m.Stop()
-	a, err := app.Open(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
 	defer a.Close()
-	if err := a.Migrate(ctx); err != nil {
-		return err
-	}
-	if err := a.Seed(ctx); err != nil {
-		return err
-	}
 	key, err := demoAdminKey(ctx, a, m.Dir)
 	if err != nil {
 		return err
@@ -142,7 +132,7 @@ func runDev(cmd *cobra.Command, cfg config.Config) error {
 		}
 	}
 	return run(ctx, a, func(url string) {
-		_ = m.WriteRunInfo(cfg, url)
+		_ = m.WriteRunInfo(a.Config, url)
 		fmt.Fprintf(out, `
 postage is running.
 

@@ -130,3 +130,27 @@ func processAlive(pid int) bool {
 	}
 	return syscall.Kill(pid, 0) == nil
 }
+
+// StartLocal is what `postage dev` and the benchmarks share: it starts the
+// managed servers under cfg.Dev.DataDir, opens the app on them, migrates
+// and seeds. Stop the app (Close) and then the servers (Stop) when done.
+func StartLocal(ctx context.Context, cfg config.Config, log *slog.Logger) (*Managed, *App, error) {
+	m, cfg, err := StartManaged(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := Open(ctx, cfg, log)
+	if err != nil {
+		m.Stop()
+		return nil, nil, err
+	}
+	if err = a.Migrate(ctx); err == nil {
+		err = a.Seed(ctx)
+	}
+	if err != nil {
+		a.Close()
+		m.Stop()
+		return nil, nil, err
+	}
+	return m, a, nil
+}
