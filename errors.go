@@ -56,12 +56,13 @@ func ErrorCode(err error) string {
 }
 
 // ErrorMessage returns the caller-safe message of the first *Error in err's
-// chain, or a generic text for internal errors (whose details must not leak).
+// chain, or a generic text for internal errors (whose details must not
+// leak, even when an *Error with code EINTERNAL carries a message).
 func ErrorMessage(err error) string {
 	var e *Error
 	if err == nil {
 		return ""
-	} else if errors.As(err, &e) {
+	} else if errors.As(err, &e) && e.Code != EINTERNAL {
 		return e.Message
 	}
 	return "internal error"
@@ -71,7 +72,7 @@ func ErrorMessage(err error) string {
 // chain, or nil.
 func ErrorDetail(err error) any {
 	var e *Error
-	if errors.As(err, &e) {
+	if errors.As(err, &e) && e.Code != EINTERNAL {
 		return e.Detail
 	}
 	return nil

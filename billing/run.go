@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -198,7 +199,9 @@ func (r *Runner) finish(run Run, err error) (Run, error) {
 	run.EndedAt = &end
 	if err != nil {
 		run.Status = RunFailed
-		run.Error = err.Error()
+		// The record is served by the API: keep the caller-safe message;
+		// the full error is logged below.
+		run.Error = postage.ErrorMessage(err)
 	} else if run.Status == RunRunning {
 		run.Status = RunSucceeded
 	}
@@ -733,16 +736,7 @@ func (r *Runner) rate(ctx context.Context, pr Pricing, c Customer, m pricing.Mon
 }
 
 func oneLine(err error) string {
-	var b []byte
-	for i, ch := range err.Error() {
-		if ch == '\n' {
-			b = append(b, "; "...)
-			continue
-		}
-		_ = i
-		b = append(b, string(ch)...)
-	}
-	return string(b)
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
 }
 
 // compute builds the draft (id self, sequence seq) of customer c for

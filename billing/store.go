@@ -129,7 +129,7 @@ func (f InvoiceFilter) Validate() error {
 	if !f.Period.IsZero() && !f.Period.Valid() {
 		errs = append(errs, postage.Errorf(postage.EINVALID, "period %q: want YYYY-MM", f.Period))
 	}
-	return errors.Join(errs...)
+	return postage.JoinInvalid(errs)
 }
 
 // invoiceCursor is the position after the last invoice of a page, in the

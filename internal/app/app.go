@@ -99,6 +99,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	a.Ingester = metering.NewIngester(a.Events, metering.IngesterConfig{
 		MaxBatch: cfg.Ingest.FlushSize, MaxDelay: cfg.Ingest.FlushInterval.Duration,
 		QueueEvents: cfg.Ingest.QueueSize, Metrics: a.MeterMetrics, Log: log, Now: func() time.Time { return a.Now() },
+		// The id look-up must reach further back than the oldest event
+		// accepted, or a re-send of an old event would count again.
+		Lookback: max(metering.DefaultLookback, cfg.Ingest.Horizon.Duration+31*24*time.Hour),
 	})
 	a.closers = append(a.closers, a.Ingester.Close)
 	a.Pricing = pgstore.New(pg)

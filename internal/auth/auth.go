@@ -184,7 +184,9 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Principal, erro
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Principal{}, postage.Errorf(postage.EUNAUTHORIZED, "unknown API key")
 	} else if err != nil {
-		return Principal{}, fmt.Errorf("authenticate: %w", err)
+		// The database is down or slow: the client should retry (503 with
+		// Retry-After), not see a 500; the cause stays in the error chain.
+		return Principal{}, fmt.Errorf("authenticate: %w (%v)", postage.Errorf(postage.EUNAVAILABLE, "cannot check the API key now, retry later"), err)
 	}
 	if subtle.ConstantTimeCompare(hash, hashSecret(m[2])) != 1 {
 		return Principal{}, postage.Errorf(postage.EUNAUTHORIZED, "unknown API key")

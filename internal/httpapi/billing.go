@@ -74,7 +74,7 @@ func (s *Server) billingRoutes() {
 		}
 		s.writeInvoiceCSV(c, "invoices-"+period.String()+".csv", invs)
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/invoices/:id", Tag: tag, Summary: "Get an invoice as JSON; append .csv or .pdf to the id for those formats (customer keys: their own finalized or void invoices).", Roles: financeOrCustomer, Produces: []string{"text/csv", "application/pdf"}}, func(c *gin.Context) {
+	s.handle(Route{Method: "GET", Path: "/api/v1/invoices/:id", Tag: tag, Summary: "Get an invoice as JSON; append .csv or .pdf to the id for those formats (customer keys: their own finalized or void invoices).", Roles: invoiceReaders, Produces: []string{"text/csv", "application/pdf"}}, func(c *gin.Context) {
 		if !s.billingReady(c) {
 			return
 		}
@@ -199,7 +199,7 @@ func (s *Server) billingRoutes() {
 	})
 
 	// Customers' own view.
-	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/invoices", Tag: tag, Summary: "A customer's invoices (customer keys: their own, finalized and void only).", Roles: financeOrCustomer,
+	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/invoices", Tag: tag, Summary: "A customer's invoices (customer keys: their own, finalized and void only).", Roles: invoiceReaders,
 		Query: []Param{{Name: "period", Description: "only this month, YYYY-MM"}, {Name: "status", Description: "draft, finalized or void"}, {Name: "limit", Description: "page size, 1-1000 (default 100)"}, {Name: "cursor", Description: "next_cursor of the previous page"}}}, func(c *gin.Context) {
 		id, ok := s.customerParam(c)
 		if !ok || !s.billingReady(c) {

@@ -224,6 +224,10 @@ var (
 	// financeOrCustomer is for customer-scoped reads: customer keys are
 	// narrowed to their own id by customerParam.
 	financeOrCustomer = []auth.Role{auth.RoleAdmin, auth.RoleFinance, auth.RoleSales, auth.RoleCustomer}
+	// invoiceReaders may read invoice documents: finance, and a customer its
+	// own (narrowed by customerParam / visibleInvoice). Sales model prices
+	// on usage; they do not read the ledger's invoices.
+	invoiceReaders = []auth.Role{auth.RoleAdmin, auth.RoleFinance, auth.RoleCustomer}
 )
 
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)

@@ -137,7 +137,7 @@ func (s *Server) getUsage(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	if usageWantsCSV(c) {
+	if wantsCSV(c) {
 		writeUsageCSV(c, fmt.Sprintf("usage-%s.csv", id), q.GroupBy, rows)
 		return
 	}
@@ -174,7 +174,7 @@ func (s *Server) getUsageSummary(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	if usageWantsCSV(c) {
+	if wantsCSV(c) {
 		writeUsageCSV(c, "usage-summary-"+month.Format("2006-01")+".csv", append([]metering.Dimension{metering.ByCustomer}, g...), rows)
 		return
 	}
@@ -224,17 +224,4 @@ func csvSafe(s string) string {
 		return "'" + s
 	}
 	return s
-}
-
-// usageWantsCSV reports whether the caller asked for CSV: ?format=csv, or
-// an Accept header naming text/csv and not application/json.
-func usageWantsCSV(c *gin.Context) bool {
-	switch strings.ToLower(c.Query("format")) {
-	case "csv":
-		return true
-	case "json":
-		return false
-	}
-	accept := c.GetHeader("Accept")
-	return strings.Contains(accept, "text/csv") && !strings.Contains(accept, "application/json")
 }

@@ -48,7 +48,7 @@ export function render(root, { me, args }) {
     } else {
       head.firstChild.replaceWith(h('div', h('h1', c.name), h('p.muted', `Customer ${c.id} · billed in ${c.currency}${c.country ? ' · ' + countryName(c.country) : ''}`)));
     }
-    customerPage(body, c);
+    customerPage(body, c, me.role !== 'sales');
   }).catch((err) => mount(body, errorBox(err, () => render(root, { me, args }))));
 }
 
@@ -91,7 +91,9 @@ function picker(current) {
   }, input, list, h('button.btn.primary', { type: 'submit' }, 'Show'));
 }
 
-function customerPage(body, c) {
+// customerPage shows one customer; withInvoices is false for sales keys,
+// which model prices on usage but do not read invoices.
+function customerPage(body, c, withInvoices) {
   const ranges = h('div.segmented', { role: 'group', 'aria-label': 'Period' });
   const kpis = h('div.kpis#business-kpis');
   const billKpi = kpi('Month-to-date bill', '…', null, { id: 'kpi-bill' });
@@ -111,10 +113,10 @@ function customerPage(body, c) {
     kpis,
     usage,
     card('Month-to-date bill', { id: 'bill-card', wide: true, sub: monthName(period(new Date())) }, bill),
-    card('Invoices', { id: 'invoices-card', wide: true }, invoices));
+    withInvoices ? card('Invoices', { id: 'invoices-card', wide: true }, invoices) : null);
   pick(current);
   loadBill(bill, c, billKpi);
-  loadInvoices(invoices, c);
+  if (withInvoices) loadInvoices(invoices, c);
 }
 
 // usageSeq numbers usage loads, so a slow answer for a period the user has
