@@ -666,7 +666,9 @@ func (r *Runner) closedMonths(ctx context.Context, customerID string, period pri
 	return out, nil
 }
 
-// rater returns the compiled version of a card in a month (cached).
+// rater returns the compiled version of a card in a month (cached for the
+// runner's life: a card's version in effect in a month never changes once
+// that month can be billed, because activation is only for future months).
 func (r *Runner) rater(ctx context.Context, cardID string, m pricing.Month) (*pricing.Rater, error) {
 	key := cardID + "@" + m.String()
 	r.mu.Lock()
@@ -692,12 +694,6 @@ func (r *Runner) rater(ctx context.Context, cardID string, m pricing.Month) (*pr
 	return rt, nil
 }
 
-// ResetCache forgets compiled rate card versions (after a card changes).
-func (r *Runner) ResetCache() {
-	r.mu.Lock()
-	r.raters = nil
-	r.mu.Unlock()
-}
 
 // rate rates one customer-month. A missing card or an unratable row makes
 // the usage unbilled (rows returned) rather than failing the run.
