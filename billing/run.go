@@ -694,7 +694,6 @@ func (r *Runner) rater(ctx context.Context, cardID string, m pricing.Month) (*pr
 	return rt, nil
 }
 
-
 // rate rates one customer-month. A missing card or an unratable row makes
 // the usage unbilled (rows returned) rather than failing the run.
 func (r *Runner) rate(ctx context.Context, pr Pricing, c Customer, m pricing.Month, usage []pricing.Usage, cutoff time.Time) (*pricing.Result, []UnbilledRow, error) {
