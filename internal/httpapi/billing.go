@@ -97,7 +97,7 @@ func (s *Server) billingRoutes() {
 				s.writeError(c, err)
 				return
 			}
-			c.Header("Content-Disposition", `attachment; filename="`+invoiceFileName(inv)+`.pdf"`)
+			attachment(c, invoiceFileName(inv)+".pdf")
 			c.Data(http.StatusOK, "application/pdf", buf.Bytes())
 		default:
 			c.JSON(http.StatusOK, inv)
@@ -313,6 +313,6 @@ func (s *Server) writeInvoiceCSV(c *gin.Context, name string, invs []billing.Inv
 		s.writeError(c, err)
 		return
 	}
-	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
+	attachment(c, name)
 	c.Data(http.StatusOK, "text/csv; charset=utf-8", buf.Bytes())
 }

@@ -167,7 +167,7 @@ func (s *Server) pricingRoutes() {
 			s.writeError(c, err)
 			return
 		}
-		c.Header("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-v%d.csv"`, v.CardID, v.Number))
+		attachment(c, fmt.Sprintf("%s-v%d.csv", v.CardID, v.Number))
 		c.Data(http.StatusOK, "text/csv; charset=utf-8", b.Bytes())
 	})
 	s.handle(Route{Method: "POST", Path: "/api/v1/quotes", Tag: tag, Summary: "Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version.", Roles: staff, Body: "QuoteRequest"}, s.quote)

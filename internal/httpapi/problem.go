@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strings"
 
@@ -128,4 +129,11 @@ func logLevelFor(status int) slog.Level {
 		return slog.LevelWarn
 	}
 	return slog.LevelInfo
+}
+
+// attachment marks the answer as a download named name. The header is
+// built by mime.FormatMediaType, so a quote or non-ASCII character in a
+// name taken from the request cannot break it.
+func attachment(c *gin.Context, name string) {
+	c.Header("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
 }

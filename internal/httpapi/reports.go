@@ -250,6 +250,6 @@ func (s *Server) writeReport(c *gin.Context, v any, t reports.Table, name string
 		s.writeError(c, err)
 		return
 	}
-	c.Header("Content-Disposition", `attachment; filename="`+name+`.csv"`)
+	attachment(c, name+".csv")
 	c.Data(http.StatusOK, "text/csv; charset=utf-8", b.Bytes())
 }

@@ -189,7 +189,7 @@ func (s *Server) getUsageSummary(c *gin.Context) {
 // a quote.
 func writeUsageCSV(c *gin.Context, filename string, dims []metering.Dimension, rows []metering.UsageRow) {
 	c.Header("Content-Type", "text/csv; charset=utf-8")
-	c.Header("Content-Disposition", `attachment; filename="`+filename+`"`)
+	attachment(c, filename)
 	c.Status(http.StatusOK)
 	w := csv.NewWriter(c.Writer)
 	has := map[metering.Dimension]bool{}
