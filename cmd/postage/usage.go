@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"postage"
 	"postage/metering"
 )
 
@@ -74,9 +72,9 @@ months are UTC; ranges are [from, to).`,
 				}
 				q.Month = t
 			}
-			dims, err := parseDims(sumGroup, metering.ByCustomer, metering.ByCountry, metering.ByCategory)
+			dims, err := metering.ParseDimensions(sumGroup, metering.ByCustomer, metering.ByCountry, metering.ByCategory)
 			if err != nil {
-				return usageError{err}
+				return usageError{fmt.Errorf("--group-by: %w", err)}
 			}
 			if len(dims) == 0 {
 				dims = []metering.Dimension{metering.ByCustomer}
@@ -141,64 +139,8 @@ merges collapse such rows, after which they no longer show here.`,
 	return cmd
 }
 
-func parseWhen(name, v string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t.UTC(), nil
-	}
-	if t, err := time.Parse(time.DateOnly, v); err == nil {
-		return t, nil
-	}
-	return time.Time{}, fmt.Errorf("--%s %q: want YYYY-MM-DD or an RFC 3339 time", name, v)
-}
-
-func parseDims(v string, allowed ...metering.Dimension) ([]metering.Dimension, error) {
-	var out []metering.Dimension
-	for _, p := range strings.Split(v, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		d := metering.Dimension(p)
-		ok := false
-		for _, a := range allowed {
-			ok = ok || a == d
-		}
-		if !ok {
-			return nil, fmt.Errorf("--group-by %q: want a comma list of %v", p, allowed)
-		}
-		out = append(out, d)
-	}
-	return out, nil
-}
-
 func usageQueryFlags(customer, from, to, window, groupBy string) (metering.UsageQuery, error) {
-	q := metering.UsageQuery{CustomerID: customer, From: metering.MonthStart(time.Now()), Window: metering.Window(window)}
-	var errs []error
-	if from != "" {
-		t, err := parseWhen("from", from)
-		errs = append(errs, err)
-		q.From = t
-	}
-	q.To = q.From.AddDate(0, 1, 0)
-	if to != "" {
-		t, err := parseWhen("to", to)
-		errs = append(errs, err)
-		q.To = t
-	}
-	switch q.Window {
-	case metering.Hour, metering.Day, metering.Month:
-	default:
-		errs = append(errs, fmt.Errorf("--window %q: want hour, day or month", window))
-	}
-	dims, err := parseDims(groupBy, metering.ByCountry, metering.ByCategory)
-	errs = append(errs, err)
-	q.GroupBy = dims
-	if err := errors.Join(errs...); err != nil {
-		return q, err
-	}
-	if !q.To.After(q.From) {
-		return q, postage.Errorf(postage.EINVALID, "--to must be after --from")
-	}
-	return q, nil
+	return metering.ParseUsageQuery(metering.UsageParams{Customer: customer, From: from, To: to, Window: window, GroupBy: groupBy}, time.Now(), 0)
 }
 
 func printUsage(w io.Writer, format string, dims []metering.Dimension, rows []metering.UsageRow) error {

@@ -52,74 +52,11 @@ func (s *Server) usageRoutes() {
 		}}, s.getUsageSummary)
 }
 
-// parseTimeParam reads an RFC 3339 time or a YYYY-MM-DD date (UTC midnight).
-func parseTimeParam(name, v string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t.UTC(), nil
-	}
-	if t, err := time.Parse(time.DateOnly, v); err == nil {
-		return t, nil
-	}
-	return time.Time{}, fmt.Errorf("%s: %q is not an RFC 3339 time or YYYY-MM-DD date", name, v)
-}
-
-func parseGroupBy(v string, allowed ...metering.Dimension) ([]metering.Dimension, error) {
-	var out []metering.Dimension
-	if v == "" {
-		return out, nil
-	}
-	for _, p := range strings.Split(v, ",") {
-		d := metering.Dimension(strings.TrimSpace(p))
-		ok := false
-		for _, a := range allowed {
-			ok = ok || a == d
-		}
-		if !ok {
-			return nil, fmt.Errorf("group_by: %q is not one of %v", d, allowed)
-		}
-		out = append(out, d)
-	}
-	return out, nil
-}
-
 // usageQuery validates the usage route's query string.
 func (s *Server) usageQuery(c *gin.Context, customer string) (metering.UsageQuery, error) {
-	q := metering.UsageQuery{CustomerID: customer, Window: metering.Day}
-	var errs []error
-	now := s.Now()
-	q.From = metering.MonthStart(now)
-	if v := c.Query("from"); v != "" {
-		t, err := parseTimeParam("from", v)
-		errs = append(errs, err)
-		q.From = t
-	}
-	q.To = q.From.AddDate(0, 1, 0)
-	if v := c.Query("to"); v != "" {
-		t, err := parseTimeParam("to", v)
-		errs = append(errs, err)
-		q.To = t
-	}
-	if v := c.Query("window"); v != "" {
-		switch w := metering.Window(v); w {
-		case metering.Hour, metering.Day, metering.Month:
-			q.Window = w
-		default:
-			errs = append(errs, fmt.Errorf("window: %q is not hour, day or month", v))
-		}
-	}
-	g, err := parseGroupBy(c.Query("group_by"), metering.ByCountry, metering.ByCategory)
-	errs = append(errs, err)
-	q.GroupBy = g
-	if err := errors.Join(errs...); err != nil {
-		return q, postage.Errorf(postage.EINVALID, "%s", err.Error())
-	}
-	if !q.To.After(q.From) {
-		return q, postage.Errorf(postage.EINVALID, "to must be after from")
-	}
-	if max := s.Config.Usage.MaxRange.Duration; max > 0 && q.To.Sub(q.From) > max {
-		return q, postage.Errorf(postage.EINVALID, "range from %s to %s is longer than the maximum of %s", q.From.Format(time.RFC3339), q.To.Format(time.RFC3339), max)
-	}
-	return q, nil
+	return metering.ParseUsageQuery(metering.UsageParams{
+		Customer: customer, From: c.Query("from"), To: c.Query("to"), Window: c.Query("window"), GroupBy: c.Query("group_by"),
+	}, s.Now(), s.Config.Usage.MaxRange.Duration)
 }
 
 func (s *Server) getUsage(c *gin.Context) {
@@ -160,7 +97,7 @@ func (s *Server) getUsageSummary(c *gin.Context) {
 		}
 		month = t
 	}
-	g, err := parseGroupBy(c.Query("group_by"), metering.ByCustomer, metering.ByCountry, metering.ByCategory)
+	g, err := metering.ParseDimensions(c.Query("group_by"), metering.ByCustomer, metering.ByCountry, metering.ByCategory)
 	errs = append(errs, err)
 	if len(g) == 0 {
 		g = []metering.Dimension{metering.ByCustomer}
