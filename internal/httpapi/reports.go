@@ -11,6 +11,7 @@ import (
 
 	"postage"
 	"postage/internal/auth"
+	"postage/metering"
 	"postage/pricing"
 	"postage/reports"
 )
@@ -213,14 +214,11 @@ func timeParam(c *gin.Context, name string, def time.Time) (time.Time, error) {
 	if v == "" {
 		return def, nil
 	}
-	if t, err := time.Parse("2006-01-02", v); err == nil {
-		return t.UTC(), nil
-	}
-	t, err := time.Parse(time.RFC3339, v)
+	t, err := metering.ParseTime(v)
 	if err != nil {
-		return time.Time{}, postage.Errorf(postage.EINVALID, "%s %q: want YYYY-MM-DD or an RFC 3339 time", name, v)
+		return time.Time{}, postage.Errorf(postage.EINVALID, "%s: %s", name, err)
 	}
-	return t.UTC(), nil
+	return t, nil
 }
 
 // wantsCSV reports whether the caller asked for CSV: ?format=csv, or an
