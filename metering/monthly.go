@@ -60,7 +60,9 @@ func monthlySQL(month, asOf time.Time, customers []string, final bool, shard, sh
 			args = append(args, c)
 		}
 	}
-	b.WriteString(" GROUP BY customer_id, country, category ORDER BY customer_id, country, category")
+	// No ORDER BY: sorting 600,000 groups costs a third of the read, and
+	// every caller groups by customer itself.
+	b.WriteString(" GROUP BY customer_id, country, category")
 	return b.String(), args
 }
 
@@ -109,30 +111,7 @@ func (s *CHStore) MonthlyAggregates(ctx context.Context, month, asOf time.Time, 
 	}
 	out := parts[0]
 	for _, p := range parts[1:] {
-		out = mergeSorted(out, p)
+		out = append(out, p...)
 	}
 	return out, nil
-}
-
-// mergeSorted merges two slices sorted by (customer, country, category),
-// keeping MonthlyAggregates' order when it reads in shards.
-func mergeSorted(a, b []Aggregate) []Aggregate {
-	less := func(x, y *Aggregate) bool {
-		if x.CustomerID != y.CustomerID {
-			return x.CustomerID < y.CustomerID
-		}
-		if x.Country != y.Country {
-			return x.Country < y.Country
-		}
-		return x.Category < y.Category
-	}
-	out := make([]Aggregate, 0, len(a)+len(b))
-	for len(a) > 0 && len(b) > 0 {
-		if less(&b[0], &a[0]) {
-			out, b = append(out, b[0]), b[1:]
-		} else {
-			out, a = append(out, a[0]), a[1:]
-		}
-	}
-	return append(append(out, a...), b...)
 }

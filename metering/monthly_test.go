@@ -22,11 +22,11 @@ func TestMonthlySQL(t *testing.T) {
 		nargs     int
 	}{
 		{"all, merged", time.Time{}, nil, false, 0, 1,
-			"SELECT customer_id, country, category, sum(quantity) AS quantity, count() AS events FROM events WHERE time >= toDateTime(?) AND time < toDateTime(?) GROUP BY customer_id, country, category ORDER BY customer_id, country, category", 2},
+			"SELECT customer_id, country, category, sum(quantity) AS quantity, count() AS events FROM events WHERE time >= toDateTime(?) AND time < toDateTime(?) GROUP BY customer_id, country, category", 2},
 		{"cut-off before FINAL, shard", cut, nil, true, 1, 2,
-			"SELECT customer_id, country, category, sum(quantity) AS quantity, count() AS events FROM events FINAL PREWHERE ingested_at <= toDateTime(?) AND cityHash64(customer_id) % 2 = 1 WHERE time >= toDateTime(?) AND time < toDateTime(?) GROUP BY customer_id, country, category ORDER BY customer_id, country, category", 3},
+			"SELECT customer_id, country, category, sum(quantity) AS quantity, count() AS events FROM events FINAL PREWHERE ingested_at <= toDateTime(?) AND cityHash64(customer_id) % 2 = 1 WHERE time >= toDateTime(?) AND time < toDateTime(?) GROUP BY customer_id, country, category", 3},
 		{"customers", cut, []string{"a", "b"}, true, 0, 1,
-			"SELECT customer_id, country, category, sum(quantity) AS quantity, count() AS events FROM events FINAL PREWHERE ingested_at <= toDateTime(?) WHERE time >= toDateTime(?) AND time < toDateTime(?) AND customer_id IN (?, ?) GROUP BY customer_id, country, category ORDER BY customer_id, country, category", 5},
+			"SELECT customer_id, country, category, sum(quantity) AS quantity, count() AS events FROM events FINAL PREWHERE ingested_at <= toDateTime(?) WHERE time >= toDateTime(?) AND time < toDateTime(?) AND customer_id IN (?, ?) GROUP BY customer_id, country, category", 5},
 	}
 	for _, tt := range tests {
 		got, args := monthlySQL(oct, tt.asOf, tt.customers, tt.final, tt.shard, tt.of)
@@ -83,11 +83,8 @@ func TestMonthlyAggregatesExactWithOrWithoutFinal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, a := range aggs {
+		for _, a := range aggs {
 			total += a.Quantity
-			if i > 0 && aggs[i-1].CustomerID > a.CustomerID {
-				t.Errorf("not ordered by customer: %+v", aggs)
-			}
 		}
 		return total, final
 	}

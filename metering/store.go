@@ -84,7 +84,7 @@ type Usage interface {
 	// query's dimensions (Start is the first of the month).
 	Summary(ctx context.Context, q SummaryQuery) ([]UsageRow, error)
 	// MonthlyAggregates returns, in one pass over the month, the quantity
-	// per (customer, country, category), ordered by those, for every
+	// per (customer, country, category), in no particular order, for every
 	// customer or only the given ones. A non-zero asOf counts only events
 	// ingested at or before it (an invoice's cut-off).
 	MonthlyAggregates(ctx context.Context, month, asOf time.Time, customers ...string) ([]Aggregate, error)

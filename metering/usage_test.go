@@ -1,8 +1,10 @@
 package metering
 
 import (
+	"cmp"
 	"context"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -84,6 +86,7 @@ func TestUsageQueries(t *testing.T) {
 	})
 	t.Run("monthly aggregates exact with duplicate rows", func(t *testing.T) {
 		got, err := s.MonthlyAggregates(ctx, oct, time.Time{})
+		sortAggregates(got)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,12 +110,14 @@ func TestUsageQueries(t *testing.T) {
 			t.Fatal(err)
 		}
 		got2, _ := s.MonthlyAggregates(ctx, oct, time.Time{})
+		sortAggregates(got2)
 		if !reflect.DeepEqual(got2, want) {
 			t.Errorf("after merge got %+v", got2)
 		}
 	})
 	t.Run("cut-off and customer filter", func(t *testing.T) {
 		got, err := s.MonthlyAggregates(ctx, oct, ing1, "c1", "c2")
+		sortAggregates(got)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,4 +172,12 @@ func TestExistingExactPairs(t *testing.T) {
 	if got, err := s.Existing(ctx, []Key{{"c1", "a"}}, t0.Add(time.Second)); err != nil || len(got) != 0 {
 		t.Errorf("since after the event: %v %v", got, err)
 	}
+}
+
+// sortAggregates orders aggregates by (customer, country, category) for
+// comparison: MonthlyAggregates answers in no particular order.
+func sortAggregates(a []Aggregate) {
+	slices.SortFunc(a, func(x, y Aggregate) int {
+		return cmp.Or(cmp.Compare(x.CustomerID, y.CustomerID), cmp.Compare(x.Country, y.Country), cmp.Compare(x.Category, y.Category))
+	})
 }
