@@ -14,12 +14,9 @@ func (a *App) Seed(ctx context.Context) error {
 	return nil
 }
 
-// StartJobs starts background work (the event pipeline, the invoice
-// scheduler) and returns a function that stops it and waits.
+// StartJobs starts the background work of a serving process, the invoice
+// scheduler (the event pipeline runs from Open on), and returns a function
+// that stops it and waits.
 func (a *App) StartJobs(ctx context.Context) (stop func(), err error) {
-	stopScheduler, err := a.startScheduler(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return stopScheduler, nil
+	return a.startScheduler(ctx)
 }
