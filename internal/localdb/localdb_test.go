@@ -2,6 +2,7 @@ package localdb
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -114,34 +115,50 @@ func TestPostgresRefusesRunningDir(t *testing.T) {
 	}
 }
 
+// Data survives a clean stop and a crash (SIGKILL) of ClickHouse: the
+// next start on the same directory serves it.
 func TestClickHouseRestartKeepsData(t *testing.T) {
-	ctx := context.Background()
-	opts := ClickHouseOptions{Dir: filepath.Join(t.TempDir(), "ch")}
-	ch, err := StartClickHouse(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		opts ClickHouseOptions
+		stop func(*ClickHouse) error
+		want uint32
+	}{
+		{"clean stop", ClickHouseOptions{}, (*ClickHouse).Stop, 42},
+		{"crash", ClickHouseOptions{HTTPPort: -1}, (*ClickHouse).Kill, 7},
 	}
-	chExec(t, ch.Addr(), "CREATE TABLE default.kept (v UInt32) ENGINE = MergeTree ORDER BY v")
-	chExec(t, ch.Addr(), "INSERT INTO default.kept (v) SELECT 42")
-	if err := ch.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	ch, err = StartClickHouse(ctx, opts)
-	if err != nil {
-		t.Fatalf("restart: %v", err)
-	}
-	defer ch.Kill()
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{ch.Addr()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var got uint32
-	if err := conn.QueryRow(ctx, "SELECT v FROM default.kept").Scan(&got); err != nil {
-		t.Fatal(err)
-	}
-	if got != 42 {
-		t.Errorf("after restart got %d, want 42", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			opts := tt.opts
+			opts.Dir = filepath.Join(t.TempDir(), "ch")
+			ch, err := StartClickHouse(ctx, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			chExec(t, ch.Addr(), "CREATE TABLE default.kept (v UInt32) ENGINE = MergeTree ORDER BY v")
+			chExec(t, ch.Addr(), fmt.Sprintf("INSERT INTO default.kept (v) SELECT %d", tt.want))
+			if err := tt.stop(ch); err != nil {
+				t.Fatal(err)
+			}
+			ch, err = StartClickHouse(ctx, opts)
+			if err != nil {
+				t.Fatalf("start again: %v", err)
+			}
+			defer ch.Kill()
+			conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{ch.Addr()}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			var got uint32
+			if err := conn.QueryRow(ctx, "SELECT v FROM default.kept").Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("got %d, want %d", got, tt.want)
+			}
+		})
 	}
 }
 
@@ -255,35 +272,4 @@ func TestClickHouseRefusesRunningDir(t *testing.T) {
 		t.Fatal("second server on the same dir started")
 	}
 	t.Log(err)
-}
-
-func TestClickHouseAfterCrash(t *testing.T) {
-	ctx := context.Background()
-	opts := ClickHouseOptions{Dir: filepath.Join(t.TempDir(), "ch"), HTTPPort: -1}
-	ch, err := StartClickHouse(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chExec(t, ch.Addr(), "CREATE TABLE default.kept (v UInt32) ENGINE = MergeTree ORDER BY v")
-	chExec(t, ch.Addr(), "INSERT INTO default.kept (v) SELECT 7")
-	if err := ch.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	ch, err = StartClickHouse(ctx, opts)
-	if err != nil {
-		t.Fatalf("start after crash: %v", err)
-	}
-	defer ch.Kill()
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{ch.Addr()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var got uint32
-	if err := conn.QueryRow(ctx, "SELECT v FROM default.kept").Scan(&got); err != nil {
-		t.Fatal(err)
-	}
-	if got != 7 {
-		t.Errorf("after crash got %d, want 7", got)
-	}
 }
