@@ -252,15 +252,45 @@ func defaultDescription(l Line) string {
 func storedLines(lines []Line) []Line {
 	out := make([]Line, len(lines))
 	for i, l := range lines {
-		if l.Description == defaultDescription(l) {
-			l.Description = ""
-		}
-		if len(l.Countries) == 1 && l.Countries[0].Country == l.Market && l.Countries[0].Quantity == l.Quantity {
-			l.Countries = nil
-		}
+		l.Description, l.Countries = storedDescription(&l), storedCountries(&l)
 		out[i] = l
 	}
 	return out
+}
+
+// storedDescription is l's description as stored: empty when its fields
+// determine it.
+func storedDescription(l *Line) string {
+	if l.Kind != KindAdjustment && isDescription(l.Description, l.Market, l.Category, l.Free) {
+		return "" // the common case, checked without building the string
+	}
+	if l.Description == defaultDescription(*l) {
+		return ""
+	}
+	return l.Description
+}
+
+// isDescription reports whether s == describe(market, category, free).
+func isDescription(s, market, category string, free bool) bool {
+	const mid, freeSuffix = " messages, ", " (free category)"
+	n := len(category) + len(mid) + len(market)
+	if free {
+		n += len(freeSuffix)
+	}
+	if len(s) != n || s[:len(category)] != category || s[len(category):len(category)+len(mid)] != mid {
+		return false
+	}
+	rest := s[len(category)+len(mid):]
+	return rest[:len(market)] == market && (!free || rest[len(market):] == freeSuffix)
+}
+
+// storedCountries is l's country list as stored: none when it is just the
+// market itself.
+func storedCountries(l *Line) []pricing.CountryQuantity {
+	if len(l.Countries) == 1 && l.Countries[0].Country == l.Market && l.Countries[0].Quantity == l.Quantity {
+		return nil
+	}
+	return l.Countries
 }
 
 // expandLines undoes storedLines in place.

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,6 +54,12 @@ type Runner struct {
 	Workers int
 	// Progress, when set, is told how many customers are done of how many.
 	Progress func(done, total int)
+	// GCPercent, when positive, is the Go collector's GOGC while a run is
+	// in progress (the previous setting comes back when the last run of
+	// the process ends). A run is a short batch job that allocates heavily:
+	// at 400 it spends far less time collecting, for a larger heap while it
+	// runs (docs/BILLING.md, "Run speed").
+	GCPercent int
 
 	mu     sync.Mutex
 	raters map[string]*pricing.Rater
@@ -180,8 +188,40 @@ func (r *Runner) Run(ctx context.Context, req RunRequest) (Run, error) {
 		WHERE status = 'running' AND id <> $1`, run.ID, now); err != nil {
 		return r.finish(run, unavailable("invoice run", err))
 	}
+	if r.GCPercent > 0 {
+		defer raiseGC(r.GCPercent)()
+	}
 	err = r.run(ctx, req.Period, &run)
 	return r.finish(run, err)
+}
+
+// gcRaise counts the runs in progress that raised GOGC, and remembers the
+// setting from before the first one.
+var gcRaise struct {
+	sync.Mutex
+	n    int
+	prev int
+}
+
+// raiseGC sets GOGC to at least percent until the returned function is
+// called (nested and concurrent runs share one raise).
+func raiseGC(percent int) (restore func()) {
+	gcRaise.Lock()
+	defer gcRaise.Unlock()
+	if gcRaise.n == 0 {
+		gcRaise.prev = debug.SetGCPercent(percent)
+		if gcRaise.prev < 0 || gcRaise.prev > percent { // off, or already higher: keep it
+			debug.SetGCPercent(gcRaise.prev)
+		}
+	}
+	gcRaise.n++
+	return func() {
+		gcRaise.Lock()
+		defer gcRaise.Unlock()
+		if gcRaise.n--; gcRaise.n == 0 {
+			debug.SetGCPercent(gcRaise.prev)
+		}
+	}
 }
 
 func unavailable(what string, err error) error {
@@ -278,10 +318,7 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 		return err
 	}
 	phase("read usage and ledger")
-	usage := map[string][]pricing.Usage{}
-	for _, u := range rows {
-		usage[u.CustomerID] = append(usage[u.CustomerID], pricing.Usage{Country: u.Country, Category: u.Category, Quantity: u.Quantity})
-	}
+	usage := groupUsage(rows)
 
 	var unbilled []UnbilledRow
 	set := map[string]bool{}
@@ -471,6 +508,41 @@ feed:
 	return err
 }
 
+// groupUsage returns each customer's rows, in one allocation and with one
+// map look-up per row: a counting sort by customer, stable.
+func groupUsage(rows []UsageRow) map[string][]pricing.Usage {
+	index := make(map[string]int32, len(rows)/8)
+	var counts []int
+	rowCust := make([]int32, len(rows)) // pointer-free: the collector skips it
+	for i, u := range rows {
+		k, ok := index[u.CustomerID]
+		if !ok {
+			k = int32(len(counts))
+			index[u.CustomerID] = k
+			counts = append(counts, 0)
+		}
+		counts[k]++
+		rowCust[i] = k
+	}
+	start := make([]int, len(counts)+1)
+	for k, n := range counts {
+		start[k+1] = start[k] + n
+	}
+	pos := counts[:0] // reused as each customer's next free slot
+	pos = append(pos, start[:len(counts)]...)
+	all := make([]pricing.Usage, len(rows))
+	for i, u := range rows {
+		k := rowCust[i]
+		all[pos[k]] = pricing.Usage{Country: u.Country, Category: u.Category, Quantity: u.Quantity}
+		pos[k]++
+	}
+	usage := make(map[string][]pricing.Usage, len(index))
+	for c, k := range index {
+		usage[c] = all[start[k]:start[k+1]:start[k+1]]
+	}
+	return usage
+}
+
 // liveInvoices returns the draft or finalized invoice of each customer of a period.
 func (r *Runner) liveInvoices(ctx context.Context, period pricing.Month) (map[string]liveInvoice, error) {
 	rows, err := r.Invoices.DB.Query(ctx, `SELECT customer_id, id, seq, status, content_hash FROM invoices WHERE period = $1 AND status <> 'void'`, period.String())
@@ -495,8 +567,8 @@ func (r *Runner) liveInvoices(ctx context.Context, period pricing.Month) (map[st
 // on later invoices: a first invoice for the period would bill it twice.
 func (r *Runner) billedElsewhere(ctx context.Context, period pricing.Month) (map[string]bool, error) {
 	rows, err := r.Invoices.DB.Query(ctx, `SELECT DISTINCT customer_id FROM invoices
-		WHERE status <> 'void' AND period > $1 AND period <= $2 AND lines @> $3::jsonb`,
-		period.String(), addMonths(period, r.lookback()+1).String(), periodContainment(period))
+		WHERE status <> 'void' AND period > $1 AND period <= $2 AND adjusts <> '{}' AND adjusts @> ARRAY[$3::text]`,
+		period.String(), addMonths(period, r.lookback()+1).String(), period.String())
 	if err != nil {
 		return nil, fmt.Errorf("read adjustments of %s: %w", period, err)
 	}
@@ -512,8 +584,17 @@ func (r *Runner) billedElsewhere(ctx context.Context, period pricing.Month) (map
 	return m, rows.Err()
 }
 
-func periodContainment(m pricing.Month) string {
-	return `[{"period":"` + m.String() + `"}]`
+// adjustedPeriods returns the months that lines' adjustment lines bill,
+// sorted and each once: the invoices table's adjusts column.
+func adjustedPeriods(lines []Line) []string {
+	out := []string{}
+	for _, l := range lines {
+		if l.Kind == KindAdjustment {
+			out = append(out, l.Period.String())
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func addMonths(m pricing.Month, n int) pricing.Month {
@@ -543,8 +624,8 @@ func (r *Runner) lateMonths(ctx context.Context, period pricing.Month, cutoff ti
 	rows, err := db.Query(ctx, `SELECT customer_id, p, max(usage_cutoff) FROM (
 			SELECT customer_id, period AS p, usage_cutoff FROM invoices WHERE status = 'finalized' AND period >= $1 AND period < $2
 			UNION ALL
-			SELECT i.customer_id, l->>'period', i.usage_cutoff FROM invoices i, jsonb_array_elements(i.lines) l
-			WHERE i.status = 'finalized' AND i.period > $1 AND l->>'kind' = 'adjustment' AND l->>'period' >= $1 AND l->>'period' < $2
+			SELECT i.customer_id, a, i.usage_cutoff FROM invoices i, unnest(i.adjusts) a
+			WHERE i.status = 'finalized' AND i.period > $1 AND i.adjusts <> '{}' AND a >= $1 AND a < $2
 		) b GROUP BY customer_id, p`, from.String(), period.String())
 	if err != nil {
 		return nil, fmt.Errorf("read billed months: %w", err)
@@ -819,7 +900,7 @@ func maxTime(a, b time.Time) time.Time {
 // that are not void, except the excluded ones.
 func (r *Runner) billedLines(ctx context.Context, customerID string, m pricing.Month, exclude []string) ([]Line, error) {
 	rows, err := r.Invoices.DB.Query(ctx, `SELECT lines FROM invoices WHERE customer_id = $1 AND status <> 'void' AND id <> ALL($2)
-		AND (period = $3 OR (period > $3 AND lines @> $4::jsonb))`, customerID, exclude, m.String(), periodContainment(m))
+		AND (period = $3 OR (period > $3 AND adjusts <> '{}' AND adjusts @> ARRAY[$3::text]))`, customerID, exclude, m.String())
 	if err != nil {
 		return nil, fmt.Errorf("read billed lines: %w", err)
 	}
@@ -853,7 +934,8 @@ type encodedDraft struct {
 	inv         *Invoice
 	cust, lines string
 	hash        []byte
-	fresh       bool // no invoice of its customer and period existed when the run began
+	adjusts     []string // the months its adjustment lines bill
+	fresh       bool     // no invoice of its customer and period existed when the run began
 }
 
 func encodeDraft(d *Invoice) (*encodedDraft, error) {
@@ -861,16 +943,13 @@ func encodeDraft(d *Invoice) (*encodedDraft, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode customer: %w", err)
 	}
-	lb, err := json.Marshal(storedLines(d.Lines))
-	if err != nil {
-		return nil, fmt.Errorf("encode lines: %w", err)
-	}
+	lb := appendStoredLinesJSON(make([]byte, 0, 160*len(d.Lines)+2), d.Lines)
 	h := sha256.New()
-	for _, part := range []string{string(cb), string(lb), d.Currency, d.CardID, strconv.Itoa(d.CardVersion), d.Total.String()} {
-		h.Write([]byte(part))
+	for _, part := range [][]byte{cb, lb, []byte(d.Currency), []byte(d.CardID), strconv.AppendInt(nil, int64(d.CardVersion), 10), []byte(d.Total.String())} {
+		h.Write(part)
 		h.Write([]byte{0})
 	}
-	return &encodedDraft{inv: d, cust: string(cb), lines: string(lb), hash: h.Sum(nil)}, nil
+	return &encodedDraft{inv: d, cust: string(cb), lines: string(lb), adjusts: adjustedPeriods(d.Lines), hash: h.Sum(nil)}, nil
 }
 
 func (s *InvoiceStore) upsertDrafts(ctx context.Context, drafts []*encodedDraft, now time.Time) (created, refreshed int, err error) {
@@ -910,14 +989,14 @@ func (s *InvoiceStore) copyDrafts(ctx context.Context, drafts []*encodedDraft, n
 	for i, e := range drafts {
 		d := e.inv
 		src[i] = []any{d.ID, d.CustomerID, d.Period.String(), d.Seq, string(StatusDraft), json.RawMessage(e.cust), d.Currency, d.CardID, d.CardVersion,
-			json.RawMessage(e.lines), num(d.Subtotal), num(d.Adjustments), num(d.Total), d.UsageCutoff, d.FinalizeAfter, now, now, e.hash}
+			json.RawMessage(e.lines), num(d.Subtotal), num(d.Adjustments), num(d.Total), d.UsageCutoff, d.FinalizeAfter, now, now, e.hash, e.adjusts}
 	}
 	return pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
 			return err
 		}
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"invoices"}, []string{"id", "customer_id", "period", "seq", "status", "customer", "currency",
-			"card_id", "card_version", "lines", "subtotal", "adjustments", "total", "usage_cutoff", "finalize_after", "created_at", "updated_at", "content_hash"},
+			"card_id", "card_version", "lines", "subtotal", "adjustments", "total", "usage_cutoff", "finalize_after", "created_at", "updated_at", "content_hash", "adjusts"},
 			pgx.CopyFromRows(src))
 		return err
 	})
@@ -931,6 +1010,7 @@ func (s *InvoiceStore) upsertDraftRows(ctx context.Context, drafts []*encodedDra
 	seqs, versions := make([]int32, n), make([]int32, n)
 	cutoffs, finalizeAfter := make([]time.Time, n), make([]time.Time, n)
 	hashes := make([][]byte, n)
+	adjusts := make([]string, n)
 	for i, e := range drafts {
 		d := e.inv
 		ids[i], custIDs[i], custs[i], currencies[i], cards[i], lines[i] = d.ID, d.CustomerID, e.cust, d.Currency, d.CardID, e.lines
@@ -938,8 +1018,9 @@ func (s *InvoiceStore) upsertDraftRows(ctx context.Context, drafts []*encodedDra
 		seqs[i], versions[i] = int32(d.Seq), int32(d.CardVersion)
 		cutoffs[i], finalizeAfter[i] = d.UsageCutoff, d.FinalizeAfter
 		hashes[i] = e.hash
+		adjusts[i] = strings.Join(e.adjusts, ",")
 	}
-	q, args := upsertDraftsQuery(drafts[0].inv.Period, now, ids, custIDs, seqs, custs, currencies, cards, versions, lines, subs, adjs, totals, cutoffs, finalizeAfter, hashes)
+	q, args := upsertDraftsQuery(drafts[0].inv.Period, now, ids, custIDs, seqs, custs, currencies, cards, versions, lines, subs, adjs, totals, cutoffs, finalizeAfter, hashes, adjusts)
 	err = pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
 		// Drafts are recomputed by every run: a crash that loses the last
 		// commits loses nothing the next run does not redo, so these
@@ -976,13 +1057,13 @@ func (s *InvoiceStore) upsertDraftRows(ctx context.Context, drafts []*encodedDra
 func upsertDraftsQuery(period pricing.Month, now time.Time, cols ...any) (string, []any) {
 	args := append([]any{period.String(), now}, cols...)
 	return `INSERT INTO invoices (id, customer_id, period, seq, status, customer, currency, card_id, card_version, lines,
-		subtotal, adjustments, total, usage_cutoff, finalize_after, created_at, updated_at, content_hash)
-	SELECT t.id, t.customer_id, $1, t.seq, 'draft', t.customer::jsonb, t.currency, t.card_id, t.card_version, t.lines::jsonb,
-		t.subtotal::numeric, t.adjustments::numeric, t.total::numeric, t.cutoff, t.finalize_after, $2, $2, t.hash
-	FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::bytea[])
-		AS t(id, customer_id, seq, customer, currency, card_id, card_version, lines, subtotal, adjustments, total, cutoff, finalize_after, hash)
+		subtotal, adjustments, total, usage_cutoff, finalize_after, created_at, updated_at, content_hash, adjusts)
+	SELECT t.id, t.customer_id, $1, t.seq, 'draft', t.customer::jsonb, t.currency, t.card_id, t.card_version, t.lines::json,
+		t.subtotal::numeric, t.adjustments::numeric, t.total::numeric, t.cutoff, t.finalize_after, $2, $2, t.hash, string_to_array(t.adjusts, ',')
+	FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::bytea[], $17::text[])
+		AS t(id, customer_id, seq, customer, currency, card_id, card_version, lines, subtotal, adjustments, total, cutoff, finalize_after, hash, adjusts)
 	ON CONFLICT (id) DO UPDATE SET customer = EXCLUDED.customer, currency = EXCLUDED.currency, card_id = EXCLUDED.card_id,
-		card_version = EXCLUDED.card_version, lines = EXCLUDED.lines, subtotal = EXCLUDED.subtotal, adjustments = EXCLUDED.adjustments,
+		card_version = EXCLUDED.card_version, lines = EXCLUDED.lines, adjusts = EXCLUDED.adjusts, subtotal = EXCLUDED.subtotal, adjustments = EXCLUDED.adjustments,
 		total = EXCLUDED.total, usage_cutoff = EXCLUDED.usage_cutoff, updated_at = EXCLUDED.updated_at, content_hash = EXCLUDED.content_hash
 	WHERE invoices.status = 'draft' AND invoices.content_hash <> EXCLUDED.content_hash
 	RETURNING (xmax = 0)`, args
@@ -1152,12 +1233,12 @@ func (r *Runner) Void(ctx context.Context, id, reason string) (voided, reissued 
 			return fmt.Errorf("void: %w", err)
 		}
 		cb, _ := json.Marshal(inv.Customer)
-		lb, _ := json.Marshal(storedLines(inv.Lines))
+		lb := appendStoredLinesJSON(nil, inv.Lines)
 		if _, err := tx.Exec(ctx, `INSERT INTO invoices (id, customer_id, period, seq, status, customer, currency, card_id, card_version, lines,
-			subtotal, adjustments, total, usage_cutoff, finalize_after, created_at, updated_at, replaces)
-			VALUES ($1,$2,$3,$4,'draft',$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15,$16)`,
+			subtotal, adjustments, total, usage_cutoff, finalize_after, created_at, updated_at, replaces, adjusts)
+			VALUES ($1,$2,$3,$4,'draft',$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15,$16,$17)`,
 			inv.ID, inv.CustomerID, inv.Period.String(), inv.Seq, string(cb), inv.Currency, inv.CardID, inv.CardVersion, string(lb),
-			inv.Subtotal.String(), inv.Adjustments.String(), inv.Total.String(), inv.UsageCutoff, inv.FinalizeAfter, now, inv.Replaces); err != nil {
+			inv.Subtotal.String(), inv.Adjustments.String(), inv.Total.String(), inv.UsageCutoff, inv.FinalizeAfter, now, inv.Replaces, adjustedPeriods(inv.Lines)); err != nil {
 			return fmt.Errorf("reissue: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE invoices SET replaced_by = $2 WHERE id = $1`, id, inv.ID); err != nil {

@@ -217,12 +217,27 @@ func (s *CHStore) aggregates(ctx context.Context, q string, args []any) ([]Aggre
 		return nil, fmt.Errorf("query monthly aggregates: %w", err)
 	}
 	defer rows.Close()
+	// There are a few hundred countries and categories: one string of
+	// each is kept (interned), so a month of 600,000 rows holds 1.2 million
+	// strings fewer, and callers comparing them mostly compare pointers.
+	// (Customer ids, 50,000 in 600,000 rows, cost more to intern than they
+	// save: the look-ups miss the cache.)
+	intern := map[string]string{}
+	in := func(s *string) {
+		if v, ok := intern[*s]; ok {
+			*s = v
+		} else {
+			intern[*s] = *s
+		}
+	}
 	var out []Aggregate
 	for rows.Next() {
 		var a Aggregate
 		if err := rows.Scan(&a.CustomerID, &a.Country, &a.Category, &a.Quantity, &a.Events); err != nil {
 			return nil, fmt.Errorf("query monthly aggregates: %w", err)
 		}
+		in(&a.Country)
+		in(&a.Category)
 		out = append(out, a)
 	}
 	if err := rows.Err(); err != nil {

@@ -46,7 +46,12 @@ func (m Month) String() string {
 	if m.IsZero() {
 		return ""
 	}
-	return fmt.Sprintf("%04d-%02d", m.Year, int(m.Month))
+	if m.Year < 0 || m.Year > 9999 || m.Month < 1 || m.Month > 12 {
+		return fmt.Sprintf("%04d-%02d", m.Year, int(m.Month))
+	}
+	// Without fmt: invoice runs format tens of thousands of months.
+	y, mo := m.Year, int(m.Month)
+	return string([]byte{byte('0' + y/1000), byte('0' + y/100%10), byte('0' + y/10%10), byte('0' + y%10), '-', byte('0' + mo/10%10), byte('0' + mo%10)})
 }
 
 // IsZero reports whether m is the zero Month.

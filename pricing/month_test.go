@@ -2,6 +2,7 @@ package pricing
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -53,5 +54,19 @@ func TestMonth(t *testing.T) {
 	}
 	if (Month{}).String() != "" || !(Month{}).IsZero() {
 		t.Error("zero")
+	}
+}
+
+func TestMonthStringMatchesFmt(t *testing.T) {
+	for _, y := range []int{-1, 0, 7, 99, 999, 2026, 9999, 10000} {
+		for mo := -1; mo <= 13; mo++ {
+			m := Month{Year: y, Month: time.Month(mo)}
+			if m.IsZero() {
+				continue
+			}
+			if got, want := m.String(), fmt.Sprintf("%04d-%02d", y, mo); got != want {
+				t.Errorf("Month{%d, %d}.String() = %q, want %q", y, mo, got, want)
+			}
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/shopspring/decimal"
 
@@ -99,8 +100,20 @@ type Rater struct {
 	defMarket     int32
 	cats          []Category
 	catIndex      map[string]int32 // name or alias → category
+	catNames      []string         // the keys of catIndex, for a linear search
+	catOf         []int32          // catOf[i] is catIndex[catNames[i]]
 	intl          []int32          // category → its international variant, or -1
 	prices        []*cprice        // [market*len(cats)+category]; nil: free or no price
+	scratch       sync.Pool        // *rateScratch, for Rate's per-line sums
+}
+
+// rateScratch holds Rate's per-line sums: dense over every (market,
+// category) of the card, so each row finds its line by index, and reused
+// between calls (all zero when in the pool) because a card with many
+// markets has thousands of lines and a customer uses a few.
+type rateScratch struct {
+	acc, count []int64
+	touched    []int32
 }
 
 type cprice struct {
@@ -154,6 +167,10 @@ func Compile(v *Version) (*Rater, error) {
 		for _, a := range c.Aliases {
 			r.catIndex[a] = int32(i)
 		}
+	}
+	for name, i := range r.catIndex {
+		r.catNames = append(r.catNames, name)
+		r.catOf = append(r.catOf, i)
 	}
 	r.intl = make([]int32, nc)
 	base := make([]int32, nc)
@@ -254,9 +271,19 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 	nc := len(r.cats)
 	nacc := len(r.markets) * nc
 	// acc[i] is the quantity of line i; count[i] its number of rows + 1
-	// (0: no usage). One allocation for both.
-	buf := make([]int64, 2*nacc)
-	acc, count := buf[:nacc], buf[nacc:]
+	// (0: no usage); touched lists the lines with usage. Cleared on return.
+	sc, _ := r.scratch.Get().(*rateScratch)
+	if sc == nil {
+		sc = &rateScratch{acc: make([]int64, nacc), count: make([]int64, nacc)}
+	}
+	acc, count := sc.acc, sc.count
+	defer func() {
+		for _, a := range sc.touched {
+			acc[a], count[a] = 0, 0
+		}
+		sc.touched = sc.touched[:0]
+		r.scratch.Put(sc)
+	}()
 	// rowAcc[i] is usage row i's line (-1: rejected); order lists the rows
 	// grouped by line. Pointer-free, so the collector never scans them.
 	idx := make([]int32, 2*len(usage))
@@ -264,7 +291,7 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 	var errs []error
 	var unknown []string
 	for i, u := range usage {
-		c, ok := r.catIndex[u.Category]
+		c, ok := r.category(u.Category)
 		if !ok {
 			if !slices.Contains(unknown, u.Category) { // each unknown category once
 				unknown = append(unknown, u.Category)
@@ -291,6 +318,7 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		acc[a] += u.Quantity
 		if count[a] == 0 {
 			count[a] = 1
+			sc.touched = append(sc.touched, int32(a))
 		}
 		count[a]++
 		rowAcc[i] = int32(a)
@@ -301,15 +329,13 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 
 	// Bucket the rows by line (stable, O(rows + lines)), then merge the
 	// countries of each line.
-	nlines, ntiers, start := 0, 0, 0
-	for a := 0; a < nacc; a++ {
-		if count[a] > 0 {
-			nlines++
-			ntiers += r.tiersUsed(a, acc[a])
-			n := int(count[a] - 1)
-			count[a] = int64(start) + 1 // becomes the next free slot + 1
-			start += n
-		}
+	slices.Sort(sc.touched) // lines in (market, category) order
+	nlines, ntiers, start := len(sc.touched), 0, 0
+	for _, a := range sc.touched {
+		ntiers += r.tiersUsed(int(a), acc[a])
+		n := int(count[a] - 1)
+		count[a] = int64(start) + 1 // becomes the next free slot + 1
+		start += n
 	}
 	for i, a := range rowAcc {
 		order[count[a]-1] = int32(i)
@@ -485,6 +511,22 @@ func (r *Rater) tiersUsed(a int, q int64) int {
 		n++
 	}
 	return n
+}
+
+// category returns the index of a category name or alias. A linear search:
+// cards have a handful of categories, and comparing a few short strings is
+// several times cheaper than hashing one.
+func (r *Rater) category(name string) (int32, bool) {
+	if len(r.catNames) > 16 {
+		c, ok := r.catIndex[name]
+		return c, ok
+	}
+	for i, n := range r.catNames {
+		if n == name {
+			return r.catOf[i], true
+		}
+	}
+	return 0, false
 }
 
 // marketOf returns the market index of a recipient country: a table

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -235,12 +236,12 @@ func runIngestBench(ctx context.Context, out io.Writer, o ingestBenchOpts) error
 	}
 
 	// 1. Baseline: the same rows as TSV into a scratch table.
-	bulk, err := bulkLoadTSV(ctx, a, chClient, m.CH.TCPPort(), filepath.Join(m.Dir, "events.tsv"), batches, now)
+	bulk, bulkCPU, err := bulkLoadTSV(ctx, a, chClient, m.CH.TCPPort(), m.CH.PID(), filepath.Join(m.Dir, "events.tsv"), batches, now)
 	if err != nil {
 		return err
 	}
 	bulkRate := float64(total) / bulk.Seconds()
-	logf("baseline: clickhouse-client TSV insert of %d rows: %v (%.0f events/s)", total, bulk.Round(time.Millisecond), bulkRate)
+	logf("baseline: clickhouse-client TSV insert of %d rows: %v (%.0f events/s); CPU: ClickHouse %.2fs, clickhouse-client %.2fs", total, bulk.Round(time.Millisecond), bulkRate, bulkCPU.clickhouse.Seconds(), bulkCPU.client.Seconds())
 
 	// 2. The server as its own process, so its RSS is its own.
 	srv, url, err := startBenchServer(ctx, cfg)
@@ -249,13 +250,14 @@ func runIngestBench(ctx context.Context, out io.Writer, o ingestBenchOpts) error
 	}
 	defer func() { _ = srv.Process.Signal(os.Interrupt); _ = srv.Wait() }()
 	prof := startBenchProfile("empty")
-	r1, err := postAll(ctx, url, ingestKey, bodies, o.clients, srv.Process.Pid)
+	r1, err := postAll(ctx, url, ingestKey, bodies, o.clients, srv.Process.Pid, m.CH.PID())
 	prof()
 	if err != nil {
 		return err
 	}
 	logf("events table: %s", partsInfo(ctx, a))
 	logf("server: %s", flushStats(ctx, url, adminKey))
+	logf("%v in %v", r1.cpu, r1.wall.Round(time.Millisecond))
 	logf("HTTP ingest (empty table): %d events acknowledged in %v: %.0f events/s = %.2fx the bulk load; latency p50 %v p99 %v; server RSS max %d MB; 429 retries %d",
 		r1.acked, r1.wall.Round(time.Millisecond), r1.rate(), r1.rate()/bulkRate, r1.p50, r1.p99, r1.maxRSS>>20, r1.retries)
 
@@ -331,12 +333,13 @@ func runIngestBench(ctx context.Context, out io.Writer, o ingestBenchOpts) error
 		bodies2 = append(bodies2, batchJSON(b))
 	}
 	prof = startBenchProfile("filled")
-	r2, err := postAll(ctx, url, ingestKey, bodies2, o.clients, srv.Process.Pid)
+	r2, err := postAll(ctx, url, ingestKey, bodies2, o.clients, srv.Process.Pid, m.CH.PID())
 	prof()
 	if err != nil {
 		return err
 	}
 	logf("server: %s", flushStats(ctx, url, adminKey))
+	logf("%v in %v", r2.cpu, r2.wall.Round(time.Millisecond))
 	logf("events table: %s", partsInfo(ctx, a))
 	logf("HTTP ingest (table of %d rows): %d events in %v: %.0f events/s = %.2fx the bulk load; latency p50 %v p99 %v; server RSS max %d MB",
 		rows, r2.acked, r2.wall.Round(time.Millisecond), r2.rate(), r2.rate()/bulkRate, r2.p50, r2.p99, r2.maxRSS>>20)
@@ -411,13 +414,13 @@ func cpuModel() string {
 	return runtime.GOARCH
 }
 
-func bulkLoadTSV(ctx context.Context, a *app.App, client string, port int, path string, batches [][]benchEvent, now time.Time) (time.Duration, error) {
+func bulkLoadTSV(ctx context.Context, a *app.App, client string, port, chPID int, path string, batches [][]benchEvent, now time.Time) (time.Duration, cpuSplit, error) {
 	if err := a.CH.Exec(ctx, "CREATE TABLE IF NOT EXISTS bench_scratch AS events"); err != nil {
-		return 0, fmt.Errorf("scratch table: %w", err)
+		return 0, cpuSplit{}, fmt.Errorf("scratch table: %w", err)
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		return 0, err
+		return 0, cpuSplit{}, err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	ing := now.Format(time.DateTime)
@@ -428,12 +431,12 @@ func bulkLoadTSV(ctx context.Context, a *app.App, client string, port int, path 
 		}
 	}
 	if err := w.Flush(); err != nil {
-		return 0, err
+		return 0, cpuSplit{}, err
 	}
 	f.Close()
 	in, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return 0, cpuSplit{}, err
 	}
 	defer in.Close()
 	cmd := exec.CommandContext(ctx, client, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--database", "bench",
@@ -441,11 +444,14 @@ func bulkLoadTSV(ctx context.Context, a *app.App, client string, port int, path 
 	cmd.Stdin = in
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	ch0 := cpuOf(chPID)
 	t0 := time.Now()
 	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("clickhouse-client: %v: %s", err, strings.TrimSpace(stderr.String()))
+		return 0, cpuSplit{}, fmt.Errorf("clickhouse-client: %v: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	return time.Since(t0), nil
+	wall := time.Since(t0)
+	cpu := cpuSplit{clickhouse: cpuOf(chPID) - ch0, client: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
+	return wall, cpu, nil
 }
 
 func startBenchServer(ctx context.Context, cfg config.Config) (*exec.Cmd, string, error) {
@@ -502,12 +508,80 @@ type loadResult struct {
 	wall           time.Duration
 	p50, p99       time.Duration
 	maxRSS         int64
+	cpu            cpuSplit
+}
+
+// cpuSplit is the CPU time (user + system) each process of the benchmark
+// used during one phase: where the machine's two cores went.
+type cpuSplit struct{ server, clickhouse, client time.Duration }
+
+func (c cpuSplit) String() string {
+	return fmt.Sprintf("CPU: server %.2fs, ClickHouse %.2fs, bench clients %.2fs", c.server.Seconds(), c.clickhouse.Seconds(), c.client.Seconds())
+}
+
+// cpuOf returns the CPU time pid has used so far (0 if unknown).
+func cpuOf(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// fields 14 and 15 of the whole line, in clock ticks (100 Hz on Linux).
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
+}
+
+// cpuTree returns the CPU time pid and its children (running, and exited
+// ones it waited for) have used so far: a PostgreSQL server and its
+// backends.
+func cpuTree(pid int) time.Duration {
+	total := cpuOf(pid)
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		s := string(b)
+		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) >= 15 {
+			cu, _ := strconv.ParseInt(f[13], 10, 64)
+			cs, _ := strconv.ParseInt(f[14], 10, 64)
+			total += time.Duration(cu+cs) * 10 * time.Millisecond
+		}
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 2 && f[1] == strconv.Itoa(pid) {
+			total += cpuOf(child)
+		}
+	}
+	return total
+}
+
+// cpuNow snapshots the CPU time of the server, ClickHouse and this process.
+func cpuNow(serverPID, chPID int) cpuSplit {
+	return cpuSplit{server: cpuOf(serverPID), clickhouse: cpuOf(chPID), client: cpuOf(os.Getpid())}
+}
+
+func (c cpuSplit) since(o cpuSplit) cpuSplit {
+	return cpuSplit{server: c.server - o.server, clickhouse: c.clickhouse - o.clickhouse, client: c.client - o.client}
 }
 
 func (r loadResult) rate() float64 { return float64(r.acked) / r.wall.Seconds() }
 
-func postAll(ctx context.Context, url, key string, bodies [][]byte, clients, pid int) (loadResult, error) {
+func postAll(ctx context.Context, url, key string, bodies [][]byte, clients, pid, chPID int) (loadResult, error) {
 	var res loadResult
+	cpu0 := cpuNow(pid, chPID)
 	work := make(chan []byte, len(bodies))
 	for _, b := range bodies {
 		work <- b
@@ -585,6 +659,7 @@ func postAll(ctx context.Context, url, key string, bodies [][]byte, clients, pid
 	}
 	wg.Wait()
 	res.wall = time.Since(t0)
+	res.cpu = cpuNow(pid, chPID).since(cpu0)
 	close(stopRSS)
 	res.maxRSS = <-rssDone
 	if firstEr != nil {
@@ -721,6 +796,23 @@ func flushStats(ctx context.Context, url, key string) string {
 const benchProfileEnv = "POSTAGE_BENCH_PROFILE"
 
 var benchPprofAddr string
+
+// startSelfProfile writes a CPU profile of this process to path until the
+// returned function is called.
+func startSelfProfile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
 
 // startBenchProfile starts a CPU profile of the server child if profiling
 // is on; the returned function waits for it to be saved.

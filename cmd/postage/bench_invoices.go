@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -76,7 +77,7 @@ func runInvoiceBench(ctx context.Context, out io.Writer, o invoiceBenchOpts) err
 	if o.customers < 1 || o.events < o.customers || o.countriesPer < 1 || o.repeat < 1 {
 		return usageError{fmt.Errorf("need --customers >= 1, --events >= --customers, --countries >= 1, --repeat >= 1")}
 	}
-	_, a, chClient, done, err := benchStack(ctx, o.dir, logf)
+	m, a, chClient, done, err := benchStack(ctx, o.dir, logf)
 	if err != nil {
 		return err
 	}
@@ -155,10 +156,13 @@ FROM (SELECT number, concat('c', substring(toString(1000000 + rand(1) %% %d), 2)
 		c := exec.CommandContext(ctx, chClient, "--host", "127.0.0.1", "--port", port, "--database", cfg.ClickHouse.Database, "--query", rawSQL)
 		var stderr bytes.Buffer
 		c.Stdout, c.Stderr = io.Discard, &stderr
+		ch0 := cpuOf(m.CH.PID())
 		t0 := time.Now()
 		if err := c.Run(); err != nil {
 			return fmt.Errorf("clickhouse-client: %v: %s", err, stderr.String())
 		}
+		logf("baseline: %v wall; CPU: ClickHouse %.2fs, clickhouse-client %.2fs", time.Since(t0).Round(time.Millisecond),
+			(cpuOf(m.CH.PID()) - ch0).Seconds(), (c.ProcessState.UserTime() + c.ProcessState.SystemTime()).Seconds())
 		if d := time.Since(t0); best == 0 || d < best {
 			best = d
 		}
@@ -170,10 +174,30 @@ FROM (SELECT number, concat('c', substring(toString(1000000 + rand(1) %% %d), 2)
 	a.Billing.CutoffLag = 0
 	// Phase timings of each run on stderr.
 	a.Billing.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// CPU time of each process during each run: where the two cores went.
+	type cpuUse struct{ postage, clickhouse, postgres time.Duration }
+	cpuSnap := func() cpuUse {
+		return cpuUse{cpuOf(os.Getpid()), cpuOf(m.CH.PID()), cpuTree(m.PG.PID())}
+	}
+	var lastCPU cpuUse
 	run := func() (billing.Run, time.Duration, error) {
+		c0 := cpuSnap()
 		t0 := time.Now()
 		r, err := a.Billing.Run(ctx, billing.RunRequest{Period: period, Trigger: billing.TriggerManual, Wait: true})
-		return r, time.Since(t0), err
+		d := time.Since(t0)
+		c1 := cpuSnap()
+		lastCPU = cpuUse{c1.postage - c0.postage, c1.clickhouse - c0.clickhouse, c1.postgres - c0.postgres}
+		logf("run: %v wall; CPU: postage %.2fs, ClickHouse %.2fs, PostgreSQL %.2fs", d.Round(time.Millisecond), lastCPU.postage.Seconds(), lastCPU.clickhouse.Seconds(), lastCPU.postgres.Seconds())
+		return r, d, err
+	}
+	// POSTAGE_BENCH_PROFILE=<dir>: a CPU profile of this process (the
+	// invoice runs happen here) over the measured phase.
+	if dir := os.Getenv(benchProfileEnv); dir != "" {
+		stop, err := startSelfProfile(filepath.Join(dir, "cpu-invoices.pprof"))
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	// First runs: every draft created (drafts deleted between repetitions).
 	var run1 billing.Run

@@ -21,7 +21,7 @@ func (a *App) openBilling() error {
 	a.Invoices = inv
 	a.Billing = &billing.Runner{
 		Invoices: inv, Customers: a.Customers, Usage: billing.FromMeter(a.Events), Pricing: a.Pricing,
-		Log: a.Log, Now: now, Grace: a.Config.Billing.Grace.Duration, CutoffLag: billing.DefaultCutoffLag,
+		Log: a.Log, Now: now, Grace: a.Config.Billing.Grace.Duration, CutoffLag: billing.DefaultCutoffLag, GCPercent: a.Config.Billing.RunGCPercent,
 	}
 	return nil
 }

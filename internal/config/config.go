@@ -104,6 +104,7 @@ type Billing struct {
 	IssuerName    string   `toml:"issuer_name"`
 	IssuerAddress string   `toml:"issuer_address"`
 	Scheduler     bool     `toml:"scheduler"`
+	RunGCPercent  int      `toml:"run_gc_percent"`
 }
 
 // Log configures structured logging.
@@ -134,7 +135,7 @@ func Default() Config {
 			Categories:    []string{"notification", "session", "marketing", "utility", "authentication", "authentication_international", "service"},
 		},
 		Usage:   Usage{MaxRange: Duration{400 * 24 * time.Hour}},
-		Billing: Billing{Schedule: "0 2 1 * *", Grace: Duration{72 * time.Hour}, NumberFormat: "PST-{year}-{seq:6}", IssuerName: "Postage Messaging Ltd.", IssuerAddress: "1 Example Street, London, United Kingdom", Scheduler: true},
+		Billing: Billing{Schedule: "0 2 1 * *", Grace: Duration{72 * time.Hour}, NumberFormat: "PST-{year}-{seq:6}", IssuerName: "Postage Messaging Ltd.", IssuerAddress: "1 Example Street, London, United Kingdom", Scheduler: true, RunGCPercent: 400},
 		Log:     Log{Level: "info", Format: "text"},
 	}
 }
@@ -202,6 +203,9 @@ func (c Config) Validate() error {
 	}
 	if c.Billing.Grace.Duration < 0 {
 		errs = append(errs, errors.New("billing.grace must not be negative"))
+	}
+	if c.Billing.RunGCPercent < 0 {
+		errs = append(errs, errors.New("billing.run_gc_percent must not be negative (0 leaves the collector as it is)"))
 	}
 	switch c.Log.Format {
 	case "text", "json":

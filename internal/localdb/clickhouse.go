@@ -316,3 +316,6 @@ func (ch *ClickHouse) TCPPort() int { return ch.tcpPort }
 
 // HTTPPort returns the HTTP port, or -1 if HTTP is disabled.
 func (ch *ClickHouse) HTTPPort() int { return ch.httpPort }
+
+// PID is the server's process id (for benchmarks that account its CPU time).
+func (ch *ClickHouse) PID() int { return ch.proc.cmd.Process.Pid }

@@ -411,3 +411,7 @@ func removeStalePID(dataDir string) error {
 	}
 	return nil
 }
+
+// PID is the postmaster's process id (for benchmarks that account the CPU
+// time of the server and its backends).
+func (pg *Postgres) PID() int { return pg.proc.cmd.Process.Pid }

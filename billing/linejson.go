@@ -1,0 +1,156 @@
+package billing
+
+import (
+	"encoding/json"
+	"strconv"
+
+	"github.com/shopspring/decimal"
+
+	"postage/pricing"
+)
+
+// appendLinesJSON appends lines as JSON, byte for byte what encoding/json
+// writes for them (a test checks it on random lines). Invoice runs encode
+// every customer's lines to store them and to compare them with what is
+// stored; reflection made that a fifth of a run's CPU time.
+func appendLinesJSON(b []byte, lines []Line) []byte {
+	if lines == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i := range lines {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendLineJSON(b, &lines[i])
+	}
+	return append(b, ']')
+}
+
+// appendStoredLinesJSON appends lines as the invoices table keeps them:
+// the JSON of storedLines(lines), without copying the lines.
+func appendStoredLinesJSON(b []byte, lines []Line) []byte {
+	b = append(b, '[')
+	for i := range lines {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		l := &lines[i]
+		desc, countries := storedDescription(l), storedCountries(l)
+		if desc == l.Description && len(countries) == len(l.Countries) {
+			b = appendLineJSON(b, l)
+			continue
+		}
+		c := *l
+		c.Description, c.Countries = desc, countries
+		b = appendLineJSON(b, &c)
+	}
+	return append(b, ']')
+}
+
+func appendLineJSON(b []byte, l *Line) []byte {
+	b = append(b, `{"kind":`...)
+	b = appendJSONString(b, l.Kind)
+	b = append(b, `,"period":`...)
+	b = appendJSONString(b, l.Period.String())
+	b = append(b, `,"market":`...)
+	b = appendJSONString(b, l.Market)
+	if len(l.Countries) > 0 {
+		b = append(b, `,"countries":[`...)
+		for i, c := range l.Countries {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"country":`...)
+			b = appendJSONString(b, c.Country)
+			b = append(b, `,"quantity":`...)
+			b = strconv.AppendInt(b, c.Quantity, 10)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"category":`...)
+	b = appendJSONString(b, l.Category)
+	if l.Free {
+		b = append(b, `,"free":true`...)
+	}
+	if l.Mode != "" {
+		b = append(b, `,"mode":`...)
+		b = appendJSONString(b, string(l.Mode))
+	}
+	if l.Custom {
+		b = append(b, `,"custom":true`...)
+	}
+	b = append(b, `,"quantity":`...)
+	b = strconv.AppendInt(b, l.Quantity, 10)
+	if len(l.Tiers) > 0 {
+		b = append(b, `,"tiers":[`...)
+		for i := range l.Tiers {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendTierJSON(b, &l.Tiers[i])
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"unit_price":`...)
+	b = appendDecimalJSON(b, l.UnitPrice)
+	if l.Average {
+		b = append(b, `,"average":true`...)
+	}
+	if !l.Discount.IsZero() {
+		b = append(b, `,"discount":`...)
+		b = appendDecimalJSON(b, l.Discount)
+	}
+	b = append(b, `,"amount":"`...)
+	b = append(b, l.Amount.String()...)
+	b = append(b, '"')
+	if l.Description != "" {
+		b = append(b, `,"description":`...)
+		b = appendJSONString(b, l.Description)
+	}
+	return append(b, '}')
+}
+
+func appendTierJSON(b []byte, t *pricing.TierLine) []byte {
+	b = append(b, `{"from":`...)
+	b = strconv.AppendInt(b, t.From, 10)
+	b = append(b, `,"up_to":`...)
+	if t.UpTo == nil {
+		b = append(b, "null"...)
+	} else {
+		b = strconv.AppendInt(b, *t.UpTo, 10)
+	}
+	b = append(b, `,"quantity":`...)
+	b = strconv.AppendInt(b, t.Quantity, 10)
+	b = append(b, `,"unit_price":`...)
+	b = appendDecimalJSON(b, t.UnitPrice)
+	b = append(b, `,"amount":`...)
+	b = appendDecimalJSON(b, t.Amount)
+	return append(b, '}')
+}
+
+// appendDecimalJSON writes d as decimal.Decimal.MarshalJSON does.
+func appendDecimalJSON(b []byte, d decimal.Decimal) []byte {
+	if decimal.MarshalJSONWithoutQuotes {
+		return append(b, d.String()...)
+	}
+	b = append(b, '"')
+	b = append(b, d.String()...)
+	return append(b, '"')
+}
+
+// appendJSONString writes s as a JSON string: plain printable ASCII
+// directly, anything else through encoding/json (its escaping of <, >, &,
+// control characters, U+2028/9 and invalid UTF-8).
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}

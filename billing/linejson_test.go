@@ -1,0 +1,102 @@
+package billing
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"postage/pricing"
+)
+
+// TestAppendLinesJSONMatchesEncodingJSON checks the hand-written encoder
+// against encoding/json on random lines, including every optional field,
+// strings that need escaping and decimals of every sign and scale.
+func TestAppendLinesJSONMatchesEncodingJSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	strs := []string{"", "GB", "Rest of World", "marketing", `quote " and \ back`, "<b>&amp;</b>", "tab\there", "émoji 💬", "\u2028", "bad \xff utf8", "ctl \x01"}
+	str := func() string { return strs[rng.IntN(len(strs))] }
+	dec := func() decimal.Decimal {
+		switch rng.IntN(4) {
+		case 0:
+			return decimal.Decimal{}
+		case 1:
+			return decimal.New(rng.Int64N(2_000_000)-1_000_000, -rng.Int32N(8))
+		case 2:
+			return decimal.RequireFromString("0.000000")
+		default:
+			return decimal.New(rng.Int64(), int32(rng.IntN(5)))
+		}
+	}
+	modes := []pricing.Mode{"", pricing.ModeFlat, pricing.ModeGraduated, pricing.ModeVolume}
+	for n := 0; n < 2000; n++ {
+		var lines []Line
+		if rng.IntN(20) > 0 {
+			lines = []Line{}
+		}
+		for range rng.IntN(5) {
+			l := Line{Kind: str(), Period: pricing.Month{Year: 2000 + rng.IntN(100), Month: time.Month(1 + rng.IntN(12))}, Market: str(), Category: str(),
+				Free: rng.IntN(2) == 0, Mode: modes[rng.IntN(len(modes))], Custom: rng.IntN(2) == 0, Quantity: rng.Int64() - rng.Int64(),
+				UnitPrice: dec(), Average: rng.IntN(2) == 0, Discount: dec(), Amount: NewMoney(dec(), rng.IntN(4)), Description: str()}
+			if rng.IntN(5) == 0 {
+				l.Period = pricing.Month{}
+			}
+			for range rng.IntN(3) {
+				l.Countries = append(l.Countries, pricing.CountryQuantity{Country: str(), Quantity: rng.Int64N(1e9)})
+			}
+			for range rng.IntN(3) {
+				tl := pricing.TierLine{From: rng.Int64N(1e6), Quantity: rng.Int64N(1e6), UnitPrice: dec(), Amount: dec()}
+				if rng.IntN(2) == 0 {
+					u := rng.Int64N(1e9)
+					tl.UpTo = &u
+				}
+				l.Tiers = append(l.Tiers, tl)
+			}
+			switch rng.IntN(4) { // descriptions and country lists that storage leaves out
+			case 0:
+				l.Description = defaultDescription(l)
+			case 1:
+				l.Countries = []pricing.CountryQuantity{{Country: l.Market, Quantity: l.Quantity}}
+			case 2:
+				l.Kind = []string{KindUsage, KindAdjustment}[rng.IntN(2)]
+				l.Description = defaultDescription(l)
+			}
+			lines = append(lines, l)
+		}
+		want, err := json.Marshal(lines)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendLinesJSON(nil, lines); string(got) != string(want) {
+			t.Fatalf("lines %d:\n got %s\nwant %s", n, got, want)
+		}
+		want, err = json.Marshal(storedLines(lines))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendStoredLinesJSON(nil, lines); string(got) != string(want) {
+			t.Fatalf("stored lines %d:\n got %s\nwant %s", n, got, want)
+		}
+	}
+}
+
+func TestIsDescription(t *testing.T) {
+	for _, m := range []string{"", "GB", "Rest of World"} {
+		for _, c := range []string{"", "marketing", "service"} {
+			for _, free := range []bool{false, true} {
+				if !isDescription(describe(m, c, free), m, c, free) {
+					t.Errorf("isDescription(describe(%q, %q, %v)) = false", m, c, free)
+				}
+				if isDescription(describe(m, c, !free), m, c, free) {
+					t.Errorf("isDescription(describe(%q, %q, %v)) with free=%v = true", m, c, !free, free)
+				}
+				if isDescription(describe(m+"x", c, free), m, c, free) || isDescription(describe(m, c+"x", free), m, c, free) ||
+					isDescription(describe(m, c, free)+" ", m, c, free) || isDescription("x"+describe(m, c, free)[1:], m, c, free) {
+					t.Errorf("isDescription accepts a different text for (%q, %q, %v)", m, c, free)
+				}
+			}
+		}
+	}
+}
