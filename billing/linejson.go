@@ -1,11 +1,11 @@
 package billing
 
 import (
-	"encoding/json"
 	"strconv"
 
 	"github.com/shopspring/decimal"
 
+	"postage/internal/jsonx"
 	"postage/pricing"
 )
 
@@ -50,11 +50,11 @@ func appendStoredLinesJSON(b []byte, lines []Line) []byte {
 
 func appendLineJSON(b []byte, l *Line) []byte {
 	b = append(b, `{"kind":`...)
-	b = appendJSONString(b, l.Kind)
+	b = jsonx.AppendString(b, l.Kind)
 	b = append(b, `,"period":`...)
-	b = appendJSONString(b, l.Period.String())
+	b = jsonx.AppendString(b, l.Period.String())
 	b = append(b, `,"market":`...)
-	b = appendJSONString(b, l.Market)
+	b = jsonx.AppendString(b, l.Market)
 	if len(l.Countries) > 0 {
 		b = append(b, `,"countries":[`...)
 		for i, c := range l.Countries {
@@ -62,7 +62,7 @@ func appendLineJSON(b []byte, l *Line) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"country":`...)
-			b = appendJSONString(b, c.Country)
+			b = jsonx.AppendString(b, c.Country)
 			b = append(b, `,"quantity":`...)
 			b = strconv.AppendInt(b, c.Quantity, 10)
 			b = append(b, '}')
@@ -70,13 +70,13 @@ func appendLineJSON(b []byte, l *Line) []byte {
 		b = append(b, ']')
 	}
 	b = append(b, `,"category":`...)
-	b = appendJSONString(b, l.Category)
+	b = jsonx.AppendString(b, l.Category)
 	if l.Free {
 		b = append(b, `,"free":true`...)
 	}
 	if l.Mode != "" {
 		b = append(b, `,"mode":`...)
-		b = appendJSONString(b, string(l.Mode))
+		b = jsonx.AppendString(b, string(l.Mode))
 	}
 	if l.Custom {
 		b = append(b, `,"custom":true`...)
@@ -107,7 +107,7 @@ func appendLineJSON(b []byte, l *Line) []byte {
 	b = append(b, '"')
 	if l.Description != "" {
 		b = append(b, `,"description":`...)
-		b = appendJSONString(b, l.Description)
+		b = jsonx.AppendString(b, l.Description)
 	}
 	return append(b, '}')
 }
@@ -137,20 +137,5 @@ func appendDecimalJSON(b []byte, d decimal.Decimal) []byte {
 	}
 	b = append(b, '"')
 	b = append(b, d.String()...)
-	return append(b, '"')
-}
-
-// appendJSONString writes s as a JSON string: plain printable ASCII
-// directly, anything else through encoding/json (its escaping of <, >, &,
-// control characters, U+2028/9 and invalid UTF-8).
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
 	return append(b, '"')
 }

@@ -136,17 +136,22 @@ func TestDecodeWholeBodyErrors(t *testing.T) {
 	}
 }
 
-func BenchmarkDecodeBatch1000(b *testing.B) {
+// benchBatchBody is a batch of n typical CloudEvents.
+func benchBatchBody(n int) []byte {
 	var sb strings.Builder
 	sb.WriteString("[")
-	for i := range 1000 {
+	for i := range n {
 		if i > 0 {
 			sb.WriteString(",")
 		}
 		sb.WriteString(ce(fmt.Sprintf("evt-%08d", i), fmt.Sprintf("cust-%d", i%97), "2026-10-15T11:00:00Z", `{"to":"+4915123456789","category":"marketing"}`))
 	}
 	sb.WriteString("]")
-	body := []byte(sb.String())
+	return []byte(sb.String())
+}
+
+func BenchmarkDecodeBatch1000(b *testing.B) {
+	body := benchBatchBody(1000)
 	r := testRules()
 	r.MaxBatchLen = 1000
 	b.SetBytes(int64(len(body)))

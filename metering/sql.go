@@ -18,27 +18,27 @@ import (
 const insertEventsSQL = "INSERT INTO events (customer_id, id, time, country, category, quantity, payload_hash, ingested_at)"
 
 // existingSQL looks up the stored payload hashes of the keys in the external
-// table _keys (customer_id String, id String), a primary-key range read.
-// It tests customer_id and id against two single-column sets rather than
-// the (customer_id, id) tuple set: on 18.16 that is about three times
-// faster for a batch of 8,000 new keys in a 10M-row table (0.15 s against
-// 0.45 s), at the price of a superset (one customer's key with another's
-// id), which the caller filters out.
+// table _keys (customer_id String, id String). It selects rows by the
+// fingerprint column key_hash (cityHash64(customer_id, id), migration 0021)
+// in a PREWHERE: ClickHouse reads only that 8-byte column of the granules
+// the customer_id test leaves (the primary key), and the other columns only
+// of the rows whose fingerprint is in the batch — almost none, since most
+// keys of a batch are new. The caller compares what comes back on
+// (customer_id, id) exactly: a fingerprint collision, or a customer's row
+// matching another customer's key, is filtered out there.
 //
-// The id test is a PREWHERE: ClickHouse reads only the id column of the
-// granules the primary key selects, and the other columns (customer_id,
-// time, payload_hash) only of the rows whose id is in the batch — almost
-// none, since most keys of a batch are new. That reads 2.5 times fewer
-// bytes (95 MB against 234 MB for 8,000 new keys in a 10M-row table of 12
-// parts on 18.16) and halves the look-up's time. Both 18.16 and current
-// releases have PREWHERE for MergeTree tables.
+// Measured on 18.16 (docs/METERING.md, "Performance and limits"): testing
+// the id strings instead made ClickHouse hash every id of the lookback
+// window on each flush, and the (customer_id, id) tuple set was three times
+// slower still. Both 18.16 and current releases have PREWHERE for
+// MergeTree tables.
 //
 // A non-zero since limits the look-up to events at or after it, which
-// prunes older monthly partitions: the Ingester passes the horizon, so the
+// prunes older monthly partitions: the Ingester passes the lookback, so the
 // look-up's cost stays bounded as history grows.
 func existingSQL(since time.Time) (string, []any) {
 	q := "SELECT customer_id, id, payload_hash FROM events" +
-		" PREWHERE id IN (SELECT id FROM _keys) WHERE customer_id IN (SELECT customer_id FROM _keys)"
+		" PREWHERE key_hash IN (SELECT cityHash64(customer_id, id) FROM _keys) WHERE customer_id IN (SELECT customer_id FROM _keys)"
 	if since.IsZero() {
 		return q, nil
 	}

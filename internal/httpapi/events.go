@@ -7,10 +7,12 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
 	"postage"
+	"postage/internal/jsonx"
 	"postage/metering"
 )
 
@@ -43,6 +45,60 @@ type EventsResponse struct {
 	Rejected  int               `json:"rejected"`
 	Ignored   int               `json:"ignored,omitempty"`
 	Results   []metering.Result `json:"results"`
+}
+
+// AppendJSON appends r as encoding/json writes it (a test checks it): a
+// batch answer has one result per event, and encoding it by reflection
+// was a measurable share of the server's CPU under sustained ingest.
+func (r *EventsResponse) AppendJSON(b []byte) []byte {
+	b = append(b, `{"accepted":`...)
+	b = strconv.AppendInt(b, int64(r.Accepted), 10)
+	b = append(b, `,"duplicate":`...)
+	b = strconv.AppendInt(b, int64(r.Duplicate), 10)
+	b = append(b, `,"conflict":`...)
+	b = strconv.AppendInt(b, int64(r.Conflict), 10)
+	b = append(b, `,"rejected":`...)
+	b = strconv.AppendInt(b, int64(r.Rejected), 10)
+	if r.Ignored != 0 {
+		b = append(b, `,"ignored":`...)
+		b = strconv.AppendInt(b, int64(r.Ignored), 10)
+	}
+	b = append(b, `,"results":`...)
+	if r.Results == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i := range r.Results {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			res := &r.Results[i]
+			b = append(b, `{"index":`...)
+			b = strconv.AppendInt(b, int64(res.Index), 10)
+			if res.ID != "" {
+				b = append(b, `,"id":`...)
+				b = jsonx.AppendString(b, res.ID)
+			}
+			b = append(b, `,"status":`...)
+			b = jsonx.AppendString(b, string(res.Status))
+			if res.Field != "" {
+				b = append(b, `,"field":`...)
+				b = jsonx.AppendString(b, res.Field)
+			}
+			if res.Reason != "" {
+				b = append(b, `,"reason":`...)
+				b = jsonx.AppendString(b, res.Reason)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+// writeEvents answers an events request with r.
+func writeEvents(c *gin.Context, r *EventsResponse) {
+	c.Data(http.StatusOK, "application/json; charset=utf-8", r.AppendJSON(make([]byte, 0, 64+48*len(r.Results))))
 }
 
 // meteringRoutes registers the metering routes.
@@ -121,7 +177,7 @@ func (s *Server) postEvents(c *gin.Context) {
 			return
 		}
 	}
-	c.JSON(http.StatusOK, resp)
+	writeEvents(c, resp)
 }
 
 // ingest submits a decoded request's valid events and fills in every
@@ -185,7 +241,7 @@ func (s *Server) postWhatsApp(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, resp)
+	writeEvents(c, resp)
 }
 
 func (s *Server) verifyWhatsApp(c *gin.Context) {

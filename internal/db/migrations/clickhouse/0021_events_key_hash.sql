@@ -1,0 +1,12 @@
+-- key_hash fingerprints an event's identity (customer_id, id) in 8 bytes. The
+-- exactly-once look-up before every insert scans it (PREWHERE key_hash IN the
+-- batch's fingerprints) instead of the id strings: a fixed-width column
+-- checked against a set of integers is several times cheaper to read and
+-- test, and the look-up reads every part of the lookback window
+-- (docs/METERING.md, "Performance and limits"). The rows it selects are
+-- then compared on (customer_id, id) exactly, so a fingerprint collision
+-- costs a row read, never a wrong answer.
+--
+-- ClickHouse computes it on insert; parts written before this migration
+-- compute it from the expression when read.
+ALTER TABLE events ADD COLUMN key_hash UInt64 DEFAULT cityHash64(customer_id, id)
