@@ -44,6 +44,7 @@ bench-invoices: deps build
 ## fuzz: a minute of fuzzing for each decoder (corpora are committed under testdata/fuzz)
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBatch -fuzztime 60s ./metering
+	$(GO) test -run '^$$' -fuzz FuzzValidJSON -fuzztime 60s ./metering
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCSV -fuzztime 60s ./pricing
 
 clean:

@@ -79,7 +79,7 @@ duplicates), and in the same run:
 
 Figures are printed and written to the "Metering" section of --doc.`,
 		Example: `  make bench-ingest
-  postage bench ingest --events 400000 --clients 32 --batch 500 --fill-rows 10000000
+  postage bench ingest --events 400000 --clients 32 --batch 500 --fill-rows 10000000   # smaller batches: latency-bound
   postage bench ingest --events 50000 --fill-rows 1000000 --doc ""   # quick look, no doc update`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -87,9 +87,9 @@ Figures are printed and written to the "Metering" section of --doc.`,
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&o.events, "events", 400000, "events posted over HTTP (and bulk-loaded)")
+	f.IntVar(&o.events, "events", 600000, "events posted over HTTP (and bulk-loaded)")
 	f.IntVar(&o.clients, "clients", 32, "concurrent HTTP clients")
-	f.IntVar(&o.batch, "batch", 500, "events per request")
+	f.IntVar(&o.batch, "batch", 2000, "events per request")
 	f.IntVar(&o.customers, "customers", 10000, "distinct customers (Zipf-distributed)")
 	f.Float64Var(&o.dupRate, "duplicates", 0.01, "fraction of events re-sent in a later batch")
 	f.IntVar(&o.fillRows, "fill-rows", 10_000_000, "rows in the events table for the usage-query measurement")
@@ -673,6 +673,21 @@ func postAll(ctx context.Context, url, key string, bodies [][]byte, clients, pid
 	return res, nil
 }
 
+// peakRSS returns this process's peak resident set size in bytes (VmHWM).
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
 // rssOf returns the resident set size of pid in bytes (0 if unknown).
 func rssOf(pid int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -877,7 +892,13 @@ func benchStack(ctx context.Context, dir string, logf func(string, ...any)) (m *
 			return nil, nil, "", nil, err
 		}
 	}
-	cfg := config.Default()
+	// Defaults plus POSTAGE_* variables, so a setting can be compared
+	// (e.g. POSTAGE_BILLING_RUN_GC_PERCENT=0).
+	cfg, err := config.Load("", os.Environ())
+	if err != nil {
+		done()
+		return nil, nil, "", nil, err
+	}
 	cfg.Dev.DataDir = dir
 	cfg.ClickHouse.Database = "bench"
 	cfg.Billing.Scheduler = false

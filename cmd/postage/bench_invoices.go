@@ -244,6 +244,7 @@ FROM (SELECT number, concat('c', substring(toString(1000000 + rand(1) %% %d), 2)
 	logf("invoice run, first (creates every draft): %s, %d customers, %d created (%.2fx the baseline, best of %d)", d1.Round(time.Millisecond), run1.Customers, run1.Created, d1.Seconds()/best.Seconds(), o.repeat)
 	logf("invoice run again (every draft recomputed and compared, %d rewritten): %s (%.2fx the baseline, best of %d)", run2.Refreshed, d2.Round(time.Millisecond), d2.Seconds()/best.Seconds(), o.repeat)
 	logf("of which the exact usage read: %s, %d rows (%.2fx the baseline)", dRead.Round(time.Millisecond), readRows, dRead.Seconds()/best.Seconds())
+	logf("peak RSS of this process (the runs, the servers' clients and the generator): %d MB", peakRSS()>>20)
 	if run1.Customers != o.customers || run1.Created != o.customers || run2.Refreshed+run2.Unchanged != o.customers {
 		return fmt.Errorf("runs did not bill every customer: %+v %+v", run1, run2)
 	}
