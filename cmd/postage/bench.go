@@ -674,30 +674,21 @@ func postAll(ctx context.Context, url, key string, bodies [][]byte, clients, pid
 }
 
 // peakRSS returns this process's peak resident set size in bytes (VmHWM).
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
+func peakRSS() int64 { return procStatusKB("self", "VmHWM") << 10 }
 
 // rssOf returns the resident set size of pid in bytes (0 if unknown).
-func rssOf(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+func rssOf(pid int) int64 { return procStatusKB(strconv.Itoa(pid), "VmRSS") << 10 }
+
+// procStatusKB returns a kB field of /proc/<pid>/status (0 if unknown).
+func procStatusKB(pid, field string) int64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
+			return kb
 		}
 	}
 	return 0
