@@ -508,8 +508,8 @@ feed:
 	return err
 }
 
-// groupUsage returns each customer's rows, in one allocation and with one
-// map look-up per row: a counting sort by customer, stable.
+// groupUsage returns each customer's rows, all of them in one allocation,
+// with one map look-up per row: a counting sort by customer, stable.
 func groupUsage(rows []UsageRow) map[string][]pricing.Usage {
 	index := make(map[string]int32, len(rows)/8)
 	var counts []int

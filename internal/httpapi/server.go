@@ -265,13 +265,9 @@ func (s *Server) accessLog(c *gin.Context) {
 	s.log.Log(c.Request.Context(), logLevelFor(status), "http", attrs...)
 }
 
-// maxBodyKey holds the body limit in the request context, for readBody.
-const maxBodyKey = "postage.max_body"
-
 func (s *Server) limitBody(c *gin.Context) {
 	if c.Request.Body != nil {
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.Config.HTTP.MaxBodyBytes)
-		c.Set(maxBodyKey, s.Config.HTTP.MaxBodyBytes)
 	}
 	c.Next()
 }
