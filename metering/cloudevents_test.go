@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -211,4 +212,36 @@ func FuzzDecodeBatch(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDecodedBatchDoesNotKeepTheBody checks that a decoded batch, which
+// lives until its events are stored, holds far less memory than its body:
+// goccy/go-json's strings point into a copy of the whole body.
+func TestDecodedBatchDoesNotKeepTheBody(t *testing.T) {
+	r := testRules()
+	r.MaxBatchLen = 2000
+	body := benchBatchBody(2000)
+	heap := func() uint64 {
+		runtime.GC() // twice: sync.Pool caches (goccy keeps its buffers in one) go after two
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	if _, err := r.DecodeBatch(benchBatchBody(2000)); err != nil { // the decoders' one-time set-up
+		t.Fatal(err)
+	}
+	before := heap()
+	d, err := r.DecodeBatch(body)
+	if err != nil || len(d.Events) != 2000 {
+		t.Fatalf("decode: %v, %d events", err, len(d.Events))
+	}
+	held := int64(heap()) - int64(before)
+	if held > int64(len(body))/2 {
+		t.Errorf("a decoded batch of %d bytes holds %d bytes, want under half of it", len(body), held)
+	}
+	if d.Events[1999].ID != "evt-00001999" || d.Results[1999].ID != "evt-00001999" || d.Events[5].CustomerID != "cust-5" {
+		t.Errorf("detached strings changed: %q %q %q", d.Events[1999].ID, d.Results[1999].ID, d.Events[5].CustomerID)
+	}
+	runtime.KeepAlive(d)
 }

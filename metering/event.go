@@ -171,21 +171,30 @@ func (r *Rules) category(c string) string { return r.cats[c] }
 // validCountry reports whether c looks like an ISO 3166-1 alpha-2 code
 // (two upper-case ASCII letters) that phone metadata knows as a region.
 func validCountry(c string) bool {
-	if len(c) != 2 || c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' || c[1] > 'Z' {
-		return false
-	}
-	return knownRegions[c]
+	_, ok := knownCountry(c)
+	return ok
 }
 
-var knownRegions = func() map[string]bool {
-	m := map[string]bool{}
+// knownCountry returns the region table's own copy of c, if c is a known
+// region: events keep it instead of the string decoded from the request
+// body, which would keep the whole body alive.
+func knownCountry(c string) (string, bool) {
+	if len(c) != 2 || c[0] < 'A' || c[0] > 'Z' || c[1] < 'A' || c[1] > 'Z' {
+		return "", false
+	}
+	k, ok := knownRegions[c]
+	return k, ok
+}
+
+var knownRegions = func() map[string]string {
+	m := map[string]string{}
 	for _, cc := range generatedCallingCodes {
 		if cc.region != "" && cc.region != "001" {
-			m[cc.region] = true
+			m[cc.region] = cc.region
 		}
 		for _, r := range cc.shared {
 			if r != "" {
-				m[r] = true
+				m[r] = r
 			}
 		}
 	}

@@ -15,7 +15,7 @@ import (
 
 // IngesterConfig tunes group commit.
 type IngesterConfig struct {
-	MaxBatch     int           // flush when this many events wait (default 20,000)
+	MaxBatch     int           // flush when this many events wait (default 40,000)
 	MaxDelay     time.Duration // flush at the latest this long after the first waiting event (default 5ms)
 	IdleGap      time.Duration // flush early when no request arrived for this long (default MaxDelay/10, at least 500µs)
 	QueueEvents  int           // most events waiting; more answer EOVERLOADED (default 200,000)
@@ -34,7 +34,7 @@ type IngesterConfig struct {
 
 func (c *IngesterConfig) defaults() {
 	if c.MaxBatch <= 0 {
-		c.MaxBatch = 20000
+		c.MaxBatch = 40000
 	}
 	if c.MaxDelay <= 0 {
 		c.MaxDelay = 5 * time.Millisecond

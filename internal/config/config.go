@@ -127,7 +127,7 @@ func Default() Config {
 		Dev:        Dev{DataDir: "data", Demo: true},
 		Ingest: Ingest{
 			MaxBatch:      10000,
-			FlushSize:     20000,
+			FlushSize:     40000,
 			FlushInterval: Duration{50 * time.Millisecond},
 			QueueSize:     200000,
 			Horizon:       Duration{35 * 24 * time.Hour},
