@@ -520,50 +520,57 @@ func (c cpuSplit) String() string {
 	return fmt.Sprintf("CPU: server %.2fs, ClickHouse %.2fs, bench clients %.2fs", c.server.Seconds(), c.clickhouse.Seconds(), c.client.Seconds())
 }
 
-// cpuOf returns the CPU time pid has used so far (0 if unknown).
-func cpuOf(pid int) time.Duration {
+// procStat returns the fields of /proc/<pid>/stat after the parenthesised
+// command name (nil if unknown): field k of the whole line is f[k-3], so
+// the parent pid is f[1], utime and stime f[11] and f[12], the waited-for
+// children's cutime and cstime f[13] and f[14], in clock ticks (100 Hz).
+func procStat(pid int) []string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return nil
 	}
-	// Fields after the parenthesised command name; utime and stime are
-	// fields 14 and 15 of the whole line, in clock ticks (100 Hz on Linux).
 	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0
+	if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) >= 15 {
+		return f
 	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+st) * 10 * time.Millisecond
+	return nil
+}
+
+// ticks adds up fields of procStat as CPU time.
+func ticks(f []string, fields ...int) time.Duration {
+	var t int64
+	for _, i := range fields {
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		t += n
+	}
+	return time.Duration(t) * 10 * time.Millisecond
+}
+
+// cpuOf returns the CPU time pid has used so far (0 if unknown).
+func cpuOf(pid int) time.Duration {
+	if f := procStat(pid); f != nil {
+		return ticks(f, 11, 12)
+	}
+	return 0
 }
 
 // cpuTree returns the CPU time pid and its children (running, and exited
 // ones it waited for) have used so far: a PostgreSQL server and its
 // backends.
 func cpuTree(pid int) time.Duration {
-	total := cpuOf(pid)
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		s := string(b)
-		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) >= 15 {
-			cu, _ := strconv.ParseInt(f[13], 10, 64)
-			cs, _ := strconv.ParseInt(f[14], 10, 64)
-			total += time.Duration(cu+cs) * 10 * time.Millisecond
-		}
+	var total time.Duration
+	if f := procStat(pid); f != nil {
+		total = ticks(f, 11, 12, 13, 14)
 	}
+	parent := strconv.Itoa(pid)
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		child, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 2 && f[1] == strconv.Itoa(pid) {
-			total += cpuOf(child)
+		if f := procStat(child); f != nil && f[1] == parent {
+			total += ticks(f, 11, 12)
 		}
 	}
 	return total
