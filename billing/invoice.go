@@ -245,19 +245,6 @@ func defaultDescription(l Line) string {
 	return describe(l.Market, l.Category, l.Free)
 }
 
-// storedLines returns lines as the invoices table keeps them: without
-// descriptions their fields determine and without a country list that is
-// just the market itself (expandLines restores both). A typical invoice's
-// lines shrink by a third, and runs write tens of thousands of them.
-func storedLines(lines []Line) []Line {
-	out := make([]Line, len(lines))
-	for i, l := range lines {
-		l.Description, l.Countries = storedDescription(&l), storedCountries(&l)
-		out[i] = l
-	}
-	return out
-}
-
 // storedDescription is l's description as stored: empty when its fields
 // determine it.
 func storedDescription(l *Line) string {
@@ -293,7 +280,7 @@ func storedCountries(l *Line) []pricing.CountryQuantity {
 	return l.Countries
 }
 
-// expandLines undoes storedLines in place.
+// expandLines restores in place what appendStoredLinesJSON leaves out.
 func expandLines(lines []Line) {
 	for i := range lines {
 		l := &lines[i]

@@ -100,3 +100,31 @@ func TestIsDescription(t *testing.T) {
 		}
 	}
 }
+
+// appendLinesJSON appends lines as JSON with the encoder of stored lines,
+// unchanged (every field as given), to check that encoder against
+// encoding/json on its own.
+func appendLinesJSON(b []byte, lines []Line) []byte {
+	if lines == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i := range lines {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendLineJSON(b, &lines[i])
+	}
+	return append(b, ']')
+}
+
+// storedLines returns lines in the stored form appendStoredLinesJSON
+// writes, for comparing it with encoding/json.
+func storedLines(lines []Line) []Line {
+	out := make([]Line, len(lines))
+	for i, l := range lines {
+		l.Description, l.Countries = storedDescription(&l), storedCountries(&l)
+		out[i] = l
+	}
+	return out
+}
