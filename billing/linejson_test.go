@@ -128,3 +128,40 @@ func storedLines(lines []Line) []Line {
 	}
 	return out
 }
+
+// TestDecimalWritersMatchTheLibrary compares appendDecimal and
+// appendDecimalFixed with decimal.Decimal's String and StringFixed on
+// random values of every size, sign and exponent, including those that
+// take the library's path (more than 18 digits).
+func TestDecimalWritersMatchTheLibrary(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	big := decimal.RequireFromString("123456789012345678901234567890")
+	values := []decimal.Decimal{decimal.Zero, decimal.New(0, -5), decimal.New(0, 3), decimal.New(-5, -1), decimal.New(5, -3),
+		decimal.New(999_999_999_999_999_999, 0), decimal.New(-999_999_999_999_999_999, -18), decimal.New(1, 17), decimal.New(1, 18),
+		big, big.Neg(), big.Shift(-40), decimal.RequireFromString("-0.000"), decimal.RequireFromString("7.60"), decimal.RequireFromString("100")}
+	for range 200_000 {
+		var c int64
+		switch rng.IntN(3) {
+		case 0:
+			c = rng.Int64N(2000) - 1000
+		case 1:
+			c = rng.Int64N(2_000_000_000) - 1_000_000_000
+		default:
+			c = rng.Int64()
+			if rng.IntN(2) == 0 {
+				c = -c
+			}
+		}
+		values = append(values, decimal.New(c, int32(rng.IntN(30)-24)))
+	}
+	for _, d := range values {
+		if got, want := string(appendDecimal([]byte("x"), d)), "x"+d.String(); got != want {
+			t.Fatalf("appendDecimal(%s exp %d) = %q, want %q", d.Coefficient(), d.Exponent(), got, want)
+		}
+		for places := int32(0); places <= 4; places++ {
+			if got, want := string(appendDecimalFixed([]byte("x"), d, places)), "x"+d.StringFixed(places); got != want {
+				t.Fatalf("appendDecimalFixed(%s exp %d, %d) = %q, want %q", d.Coefficient(), d.Exponent(), places, got, want)
+			}
+		}
+	}
+}

@@ -23,18 +23,26 @@ func (u meterUsage) MonthlyUsage(ctx context.Context, month pricing.Month, cutof
 	if customers != nil && len(customers) == 0 {
 		return nil, nil // asked for no customer, not for every one
 	}
-	aggs, err := u.m.MonthlyAggregates(ctx, month.Start(), cutoff, customers...)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]UsageRow, len(aggs))
-	for i, a := range aggs {
+	var out []UsageRow
+	err := u.each(ctx, month, cutoff, customers, func(r UsageRow) error {
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// EachMonthlyUsage implements UsageSource.
+func (u meterUsage) EachMonthlyUsage(ctx context.Context, month pricing.Month, cutoff time.Time, fn func(UsageRow) error) error {
+	return u.each(ctx, month, cutoff, nil, fn)
+}
+
+func (u meterUsage) each(ctx context.Context, month pricing.Month, cutoff time.Time, customers []string, fn func(UsageRow) error) error {
+	return u.m.EachMonthlyAggregate(ctx, month.Start(), cutoff, customers, func(a *metering.Aggregate) error {
 		if a.Quantity > uint64(pricing.MaxQuantity) {
-			return nil, fmt.Errorf("usage of %s %s %s in %s: quantity %d too large", a.CustomerID, a.Country, a.Category, month, a.Quantity)
+			return fmt.Errorf("usage of %s %s %s in %s: quantity %d too large", a.CustomerID, a.Country, a.Category, month, a.Quantity)
 		}
-		out[i] = UsageRow{CustomerID: a.CustomerID, Country: a.Country, Category: a.Category, Quantity: int64(a.Quantity)}
-	}
-	return out, nil
+		return fn(UsageRow{CustomerID: a.CustomerID, Country: a.Country, Category: a.Category, Quantity: int64(a.Quantity)})
+	})
 }
 
 // LateUsage implements UsageSource.

@@ -285,7 +285,7 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 	// independent: run them at once.
 	var (
 		customers map[string]Customer
-		rows      []UsageRow
+		groups    usageGroups
 		live      map[string]liveInvoice
 		late      map[string][]pricing.Month
 		elsewhere map[string]bool
@@ -293,7 +293,7 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
-		if rows, err = r.Usage.MonthlyUsage(gctx, period, cutoff, nil); err != nil {
+		if err = r.Usage.EachMonthlyUsage(gctx, period, cutoff, func(u UsageRow) error { groups.add(u); return nil }); err != nil {
 			return fmt.Errorf("read usage of %s: %w", period, err)
 		}
 		return nil
@@ -318,7 +318,7 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 		return err
 	}
 	phase("read usage and ledger")
-	usage := groupUsage(rows)
+	usage := groups.byCustomer()
 
 	var unbilled []UnbilledRow
 	set := map[string]bool{}
@@ -508,39 +508,69 @@ feed:
 	return err
 }
 
-// groupUsage returns each customer's rows, all of them in one allocation,
-// with one map look-up per row: a counting sort by customer, stable.
-func groupUsage(rows []UsageRow) map[string][]pricing.Usage {
-	index := make(map[string]int32, len(rows)/8)
-	var counts []int
-	rowCust := make([]int32, len(rows)) // pointer-free: the collector skips it
-	for i, u := range rows {
-		k, ok := index[u.CustomerID]
-		if !ok {
-			k = int32(len(counts))
-			index[u.CustomerID] = k
-			counts = append(counts, 0)
-		}
-		counts[k]++
-		rowCust[i] = k
+// usageGroups groups usage rows by customer as they stream in from a
+// month's read: one map look-up per row, the rows kept in fixed chunks (a
+// month is 600,000 rows; one growing slice would be copied over and over),
+// then a stable counting sort into one allocation.
+type usageGroups struct {
+	index   map[string]int32
+	counts  []int
+	rowCust []int32 // pointer-free: the collector skips it
+	chunks  [][]pricing.Usage
+}
+
+const usageChunk = 8192
+
+func (g *usageGroups) add(r UsageRow) {
+	if g.index == nil {
+		g.index = map[string]int32{}
 	}
-	start := make([]int, len(counts)+1)
-	for k, n := range counts {
+	k, ok := g.index[r.CustomerID]
+	if !ok {
+		k = int32(len(g.counts))
+		g.index[r.CustomerID] = k
+		g.counts = append(g.counts, 0)
+	}
+	g.counts[k]++
+	g.rowCust = append(g.rowCust, k)
+	if n := len(g.chunks); n == 0 || len(g.chunks[n-1]) == usageChunk {
+		g.chunks = append(g.chunks, make([]pricing.Usage, 0, usageChunk))
+	}
+	last := &g.chunks[len(g.chunks)-1]
+	*last = append(*last, pricing.Usage{Country: r.Country, Category: r.Category, Quantity: r.Quantity})
+}
+
+// byCustomer returns each customer's rows, in the order they were added.
+func (g *usageGroups) byCustomer() map[string][]pricing.Usage {
+	start := make([]int, len(g.counts)+1)
+	for k, n := range g.counts {
 		start[k+1] = start[k] + n
 	}
-	pos := counts[:0] // reused as each customer's next free slot
-	pos = append(pos, start[:len(counts)]...)
-	all := make([]pricing.Usage, len(rows))
-	for i, u := range rows {
-		k := rowCust[i]
-		all[pos[k]] = pricing.Usage{Country: u.Country, Category: u.Category, Quantity: u.Quantity}
-		pos[k]++
+	pos := append([]int(nil), start[:len(g.counts)]...) // each customer's next free slot
+	all := make([]pricing.Usage, len(g.rowCust))
+	i := 0
+	for _, chunk := range g.chunks {
+		for _, u := range chunk {
+			k := g.rowCust[i]
+			all[pos[k]] = u
+			pos[k]++
+			i++
+		}
 	}
-	usage := make(map[string][]pricing.Usage, len(index))
-	for c, k := range index {
+	usage := make(map[string][]pricing.Usage, len(g.index))
+	for c, k := range g.index {
 		usage[c] = all[start[k]:start[k+1]:start[k+1]]
 	}
 	return usage
+}
+
+// groupUsage returns each customer's rows (see usageGroups).
+func groupUsage(rows []UsageRow) map[string][]pricing.Usage {
+	var g usageGroups
+	for _, r := range rows {
+		g.add(r)
+	}
+	return g.byCustomer()
 }
 
 // liveInvoices returns the draft or finalized invoice of each customer of a period.
@@ -932,7 +962,7 @@ func (r *Runner) billedLines(ctx context.Context, customerID string, m pricing.M
 // the rating workers so the writers only write.
 type encodedDraft struct {
 	inv         *Invoice
-	cust, lines string
+	cust, lines []byte // JSON
 	hash        []byte
 	adjusts     []string // the months its adjustment lines bill
 	fresh       bool     // no invoice of its customer and period existed when the run began
@@ -944,12 +974,13 @@ func encodeDraft(d *Invoice) (*encodedDraft, error) {
 		return nil, fmt.Errorf("encode customer: %w", err)
 	}
 	lb := appendStoredLinesJSON(make([]byte, 0, 160*len(d.Lines)+2), d.Lines)
+	var num [48]byte
 	h := sha256.New()
-	for _, part := range [][]byte{cb, lb, []byte(d.Currency), []byte(d.CardID), strconv.AppendInt(nil, int64(d.CardVersion), 10), []byte(d.Total.String())} {
+	for _, part := range [][]byte{cb, lb, []byte(d.Currency), []byte(d.CardID), strconv.AppendInt(nil, int64(d.CardVersion), 10), appendDecimalFixed(num[:0], d.Total.Decimal, d.Total.Places)} {
 		h.Write(part)
 		h.Write([]byte{0})
 	}
-	return &encodedDraft{inv: d, cust: string(cb), lines: string(lb), adjusts: adjustedPeriods(d.Lines), hash: h.Sum(nil)}, nil
+	return &encodedDraft{inv: d, cust: cb, lines: lb, adjusts: adjustedPeriods(d.Lines), hash: h.Sum(nil)}, nil
 }
 
 func (s *InvoiceStore) upsertDrafts(ctx context.Context, drafts []*encodedDraft, now time.Time) (created, refreshed int, err error) {
@@ -989,7 +1020,7 @@ func (s *InvoiceStore) copyDrafts(ctx context.Context, drafts []*encodedDraft, n
 	for i, e := range drafts {
 		d := e.inv
 		src[i] = []any{d.ID, d.CustomerID, d.Period.String(), d.Seq, string(StatusDraft), json.RawMessage(e.cust), d.Currency, d.CardID, d.CardVersion,
-			json.RawMessage(e.lines), num(d.Subtotal), num(d.Adjustments), num(d.Total), d.UsageCutoff, d.FinalizeAfter, now, now, e.hash, e.adjusts}
+			e.lines, num(d.Subtotal), num(d.Adjustments), num(d.Total), d.UsageCutoff, d.FinalizeAfter, now, now, e.hash, e.adjusts}
 	}
 	return pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
@@ -1013,7 +1044,7 @@ func (s *InvoiceStore) upsertDraftRows(ctx context.Context, drafts []*encodedDra
 	adjusts := make([]string, n)
 	for i, e := range drafts {
 		d := e.inv
-		ids[i], custIDs[i], custs[i], currencies[i], cards[i], lines[i] = d.ID, d.CustomerID, e.cust, d.Currency, d.CardID, e.lines
+		ids[i], custIDs[i], custs[i], currencies[i], cards[i], lines[i] = d.ID, d.CustomerID, string(e.cust), d.Currency, d.CardID, string(e.lines)
 		subs[i], adjs[i], totals[i] = d.Subtotal.String(), d.Adjustments.String(), d.Total.String()
 		seqs[i], versions[i] = int32(d.Seq), int32(d.CardVersion)
 		cutoffs[i], finalizeAfter[i] = d.UsageCutoff, d.FinalizeAfter
@@ -1058,7 +1089,7 @@ func upsertDraftsQuery(period pricing.Month, now time.Time, cols ...any) (string
 	args := append([]any{period.String(), now}, cols...)
 	return `INSERT INTO invoices (id, customer_id, period, seq, status, customer, currency, card_id, card_version, lines,
 		subtotal, adjustments, total, usage_cutoff, finalize_after, created_at, updated_at, content_hash, adjusts)
-	SELECT t.id, t.customer_id, $1, t.seq, 'draft', t.customer::jsonb, t.currency, t.card_id, t.card_version, t.lines::json,
+	SELECT t.id, t.customer_id, $1, t.seq, 'draft', t.customer::jsonb, t.currency, t.card_id, t.card_version, t.lines,
 		t.subtotal::numeric, t.adjustments::numeric, t.total::numeric, t.cutoff, t.finalize_after, $2, $2, t.hash, string_to_array(t.adjusts, ',')
 	FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::bytea[], $17::text[])
 		AS t(id, customer_id, seq, customer, currency, card_id, card_version, lines, subtotal, adjustments, total, cutoff, finalize_after, hash, adjusts)

@@ -730,3 +730,53 @@ func TestFreshDraftThatExistsFallsBackToUpsert(t *testing.T) {
 		t.Fatalf("quantity %d", got)
 	}
 }
+
+// A customer with invoices can be neither deleted nor renamed (the guard
+// that replaced the invoices -> customers foreign key), one without can,
+// and a delete waits for a run in progress, which may be writing the
+// customer's first invoice.
+func TestCustomerWithInvoicesIsKept(t *testing.T) {
+	f := newFixture(t, "c1", "c2", "c3")
+	ctx := context.Background()
+	f.events(ev{customer: "c1", at: "2026-10-10 10:00:00", ingested: "2026-10-10 10:00:00", country: "DE", category: "marketing"})
+	f.run("2026-10")
+
+	for _, sql := range []string{`DELETE FROM customers WHERE id = 'c1'`, `UPDATE customers SET id = 'c1-renamed' WHERE id = 'c1'`} {
+		_, err := f.env.PG.Exec(ctx, sql)
+		if err == nil || !strings.Contains(err.Error(), "customer c1 has invoices") {
+			t.Errorf("%s: err = %v, want the customer kept", sql, err)
+		}
+	}
+	if _, err := f.env.PG.Exec(ctx, `UPDATE customers SET name = 'Renamed' WHERE id = 'c1'`); err != nil {
+		t.Errorf("update of another column: %v", err)
+	}
+	if _, err := f.env.PG.Exec(ctx, `UPDATE customers SET id = 'c2-renamed' WHERE id = 'c2'`); err != nil {
+		t.Errorf("rename of a customer without invoices: %v", err)
+	}
+
+	// A run in progress holds the runs' lock: the delete waits for it.
+	conn, err := f.env.PG.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, lockClass, lockRuns); err != nil {
+		t.Fatal(err)
+	}
+	deleted := make(chan error, 1)
+	go func() {
+		_, err := f.env.PG.Exec(ctx, `DELETE FROM customers WHERE id = 'c3'`)
+		deleted <- err
+	}()
+	select {
+	case err := <-deleted:
+		t.Fatalf("delete did not wait for the run's lock: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, lockClass, lockRuns); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deleted; err != nil {
+		t.Errorf("delete of a customer without invoices: %v", err)
+	}
+}

@@ -24,6 +24,10 @@ type UsageSource interface {
 	// quantity of events sent in month and ingested at or before cutoff.
 	// A nil customers means every customer; otherwise only those.
 	MonthlyUsage(ctx context.Context, month pricing.Month, cutoff time.Time, customers []string) ([]UsageRow, error)
+	// EachMonthlyUsage is MonthlyUsage of every customer, handing fn each
+	// row as it is read, one at a time: an invoice run groups the month's
+	// rows by customer as they arrive instead of holding them twice.
+	EachMonthlyUsage(ctx context.Context, month pricing.Month, cutoff time.Time, fn func(UsageRow) error) error
 	// LateUsage returns the customers with events sent in month and
 	// ingested in (after, upTo], each with the latest such ingestion time.
 	// Runs use it to find months that need adjustment lines without

@@ -211,10 +211,14 @@ func (s *CHStore) LateIngested(ctx context.Context, month, after, upTo time.Time
 	return out, rows.Err()
 }
 
-func (s *CHStore) aggregates(ctx context.Context, q string, args []any) ([]Aggregate, error) {
+// aggregates runs a monthly aggregate query and hands fn each row as it
+// arrives (the *Aggregate is reused: fn copies what it keeps). A month of
+// every customer is 600,000 rows: streaming them spares callers that group
+// them anyway a slice that grows, and is copied, up to 40 MB.
+func (s *CHStore) aggregates(ctx context.Context, q string, args []any, fn func(*Aggregate) error) error {
 	rows, err := s.conn.Query(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("query monthly aggregates: %w", err)
+		return fmt.Errorf("query monthly aggregates: %w", err)
 	}
 	defer rows.Close()
 	// There are a few hundred countries and categories: one string of
@@ -230,20 +234,21 @@ func (s *CHStore) aggregates(ctx context.Context, q string, args []any) ([]Aggre
 			intern[*s] = *s
 		}
 	}
-	var out []Aggregate
+	var a Aggregate
 	for rows.Next() {
-		var a Aggregate
 		if err := rows.Scan(&a.CustomerID, &a.Country, &a.Category, &a.Quantity, &a.Events); err != nil {
-			return nil, fmt.Errorf("query monthly aggregates: %w", err)
+			return fmt.Errorf("query monthly aggregates: %w", err)
 		}
 		in(&a.Country)
 		in(&a.Category)
-		out = append(out, a)
+		if err := fn(&a); err != nil {
+			return err
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query monthly aggregates: %w", err)
+		return fmt.Errorf("query monthly aggregates: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 // CustomersWithUsage implements Usage.

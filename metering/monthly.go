@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -88,30 +89,43 @@ func (s *CHStore) needsFinal(ctx context.Context, month time.Time) (bool, error)
 
 // MonthlyAggregates implements Usage.
 func (s *CHStore) MonthlyAggregates(ctx context.Context, month, asOf time.Time, customers ...string) ([]Aggregate, error) {
-	final, err := s.needsFinal(ctx, month)
+	var out []Aggregate
+	err := s.EachMonthlyAggregate(ctx, month, asOf, customers, func(a *Aggregate) error {
+		out = append(out, *a)
+		return nil
+	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// EachMonthlyAggregate implements Usage.
+func (s *CHStore) EachMonthlyAggregate(ctx context.Context, month, asOf time.Time, customers []string, fn func(*Aggregate) error) error {
+	final, err := s.needsFinal(ctx, month)
+	if err != nil {
+		return err
 	}
 	shards := 1
 	if final && len(customers) == 0 {
 		shards = monthlyShards
 	}
-	parts := make([][]Aggregate, shards)
+	if shards == 1 {
+		q, args := monthlySQL(month, asOf, customers, final, 0, 1)
+		return s.aggregates(ctx, q, args, fn)
+	}
+	var mu sync.Mutex // fn sees one row at a time
+	locked := func(a *Aggregate) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return fn(a)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	for k := range shards {
 		g.Go(func() error {
 			q, args := monthlySQL(month, asOf, customers, final, k, shards)
-			var err error
-			parts[k], err = s.aggregates(gctx, q, args)
-			return err
+			return s.aggregates(gctx, q, args, locked)
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	out := parts[0]
-	for _, p := range parts[1:] {
-		out = append(out, p...)
-	}
-	return out, nil
+	return g.Wait()
 }

@@ -88,6 +88,11 @@ type Usage interface {
 	// customer or only the given ones. A non-zero asOf counts only events
 	// ingested at or before it (an invoice's cut-off).
 	MonthlyAggregates(ctx context.Context, month, asOf time.Time, customers ...string) ([]Aggregate, error)
+	// EachMonthlyAggregate is MonthlyAggregates handing fn each row as it
+	// is read, one at a time (the *Aggregate is reused between calls), for
+	// callers that group a whole month themselves. An error from fn stops
+	// the read and is returned.
+	EachMonthlyAggregate(ctx context.Context, month, asOf time.Time, customers []string, fn func(*Aggregate) error) error
 	// CustomerMonth is MonthlyAggregates for one customer.
 	CustomerMonth(ctx context.Context, customerID string, month, asOf time.Time) ([]Aggregate, error)
 	// LateIngested returns the customers with events of month ingested in

@@ -1,0 +1,38 @@
+-- An invoice run writes tens of thousands of drafts at once, and the
+-- foreign key invoices.customer_id -> customers(id) checked each of them
+-- with a query that also locked the customer's row: a fifth of
+-- PostgreSQL's work in a run (docs/BILLING.md, "Run speed"). Runs only
+-- write invoices of customers they have just read from customers, so the
+-- insert side of the key guarded nothing; what it did guard, that a
+-- customer with invoices can be neither deleted nor renamed, is kept by
+-- the trigger below, which costs nothing when invoices are written.
+--
+-- A customer's first invoice is only ever written by an invoice run, which
+-- holds the runs' advisory lock (billing/run.go: lockClass, lockRuns) from
+-- before it reads the customers until its drafts are committed. The
+-- trigger takes the same lock, so a delete waits for a run in progress and
+-- then sees its invoices, and a run that starts later no longer sees the
+-- customer. (Reissues and adjustments write invoices of customers that
+-- already have one, which the trigger sees.)
+ALTER TABLE invoices DROP CONSTRAINT invoices_customer_id_fkey;
+
+CREATE FUNCTION customers_keep_invoiced() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF NEW.id = OLD.id THEN
+            RETURN NEW;
+        END IF;
+    END IF;
+    PERFORM pg_advisory_xact_lock(1886614631, 6); -- 0x70737467 ("pstg"), 6
+    IF EXISTS (SELECT 1 FROM invoices WHERE customer_id = OLD.id) THEN
+        RAISE EXCEPTION 'customer % has invoices: it cannot be deleted or change its id', OLD.id
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER customers_keep_invoiced BEFORE DELETE OR UPDATE OF id ON customers
+    FOR EACH ROW EXECUTE FUNCTION customers_keep_invoiced();
