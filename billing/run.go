@@ -263,6 +263,15 @@ func (r *Runner) finish(run Run, err error) (Run, error) {
 }
 
 // liveInvoice is the draft or finalized invoice of a customer-period.
+// planned is one customer an invoice run computes a draft for.
+type planned struct {
+	customer Customer
+	usage    []pricing.Usage // of the period
+	late     []pricing.Month // earlier closed months with late usage
+	live     liveInvoice     // its draft, when exists
+	exists   bool
+}
+
 type liveInvoice struct {
 	id     string
 	seq    int
@@ -320,38 +329,46 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 	phase("read usage and ledger")
 	usage := groups.byCustomer()
 
+	// Who gets a draft: customers with usage, with a draft to refresh, or
+	// with late usage of an earlier month. Each customer's records are
+	// looked up once, here, into one list the rating workers walk.
 	var unbilled []UnbilledRow
-	set := map[string]bool{}
-	for c := range usage {
-		set[c] = true
-	}
-	for c, l := range live {
-		if l.status == StatusDraft {
-			set[c] = true
-		}
-	}
-	for c := range late {
-		set[c] = true
-	}
-	var ids []string
-	for c := range set {
-		if _, ok := customers[c]; !ok {
-			for _, u := range usage[c] {
+	todo := make([]planned, 0, len(usage))
+	consider := func(c string, u []pricing.Usage) {
+		cust, ok := customers[c]
+		if !ok {
+			for _, u := range u {
 				unbilled = append(unbilled, UnbilledRow{Period: period.String(), CustomerID: c, Reason: UnbilledUnknownCustomer,
 					Detail: "no customer with this id", Country: u.Country, Category: u.Category, Quantity: u.Quantity, UsageCutoff: cutoff})
 			}
-			continue
+			return
 		}
-		if l, ok := live[c]; ok && l.status != StatusDraft {
-			continue // finalized: late usage goes to the next invoice
+		l, exists := live[c]
+		if exists && l.status != StatusDraft {
+			return // finalized: late usage goes to the next invoice
 		}
-		if _, ok := live[c]; !ok && elsewhere[c] {
-			continue // this month is already billed through adjustments
+		if !exists && elsewhere[c] {
+			return // this month is already billed through adjustments
 		}
-		ids = append(ids, c)
+		todo = append(todo, planned{customer: cust, usage: u, late: late[c], live: l, exists: exists})
 	}
-	sort.Strings(ids)
-	run.Customers = len(ids)
+	for c, u := range usage {
+		consider(c, u)
+	}
+	for c, l := range live {
+		if _, ok := usage[c]; !ok && l.status == StatusDraft {
+			consider(c, nil)
+		}
+	}
+	for c := range late {
+		if _, ok := usage[c]; !ok {
+			if l, ok := live[c]; !ok || l.status != StatusDraft {
+				consider(c, nil)
+			}
+		}
+	}
+	slices.SortFunc(todo, func(a, b planned) int { return strings.Compare(a.customer.ID, b.customer.ID) })
+	run.Customers = len(todo)
 	phase("plan")
 
 	// Rate in parallel and write batches of drafts while rating goes on.
@@ -388,18 +405,18 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 		go func() {
 			defer rating.Done()
 			for i := range next {
-				c := ids[i]
-				l, exists := live[c]
+				p := &todo[i]
+				l, exists := p.live, p.exists
 				self, seq := l.id, l.seq
 				if !exists {
 					seq = 1
-					self = InvoiceID(c, period, seq)
+					self = InvoiceID(p.customer.ID, period, seq)
 				}
 				t0 := time.Now()
-				inv, unb, err := r.compute(cctx, pr, customers[c], period, cutoff, usage[c], late[c], self, seq, "")
+				inv, unb, err := r.compute(cctx, pr, p.customer, period, cutoff, p.usage, p.late, self, seq, "")
 				d := time.Since(t0)
 				if err != nil {
-					fail(fmt.Errorf("invoice of %s: %w", c, err))
+					fail(fmt.Errorf("invoice of %s: %w", p.customer.ID, err))
 					return
 				}
 				mu.Lock()
@@ -407,7 +424,7 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 				unbilled = append(unbilled, unb...)
 				done++
 				if r.Progress != nil {
-					r.Progress(done, len(ids))
+					r.Progress(done, len(todo))
 				}
 				mu.Unlock()
 				if inv == nil || (!exists && len(inv.Lines) == 0) {
@@ -470,7 +487,7 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 		}()
 	}
 feed:
-	for i := range ids {
+	for i := range todo {
 		select {
 		case next <- i:
 		case <-cctx.Done():

@@ -60,13 +60,18 @@ type BulkPricing interface {
 }
 
 // prefetched answers from a BulkPricing snapshot of one run's customers
-// and month, and asks the underlying Pricing for anything else.
+// and month, and asks the underlying Pricing for anything else. Each
+// customer is one map entry (a run looks up 50,000 of them twice).
 type prefetched struct {
 	Pricing
 	month pricing.Month
-	known map[string]bool
-	cards map[string]pricing.RateCard
-	ov    map[string]pricing.Overrides
+	of    map[string]customerPricing
+}
+
+type customerPricing struct {
+	card    pricing.RateCard
+	hasCard bool
+	ov      pricing.Overrides
 }
 
 func prefetch(ctx context.Context, p Pricing, customers []string, month pricing.Month) (Pricing, error) {
@@ -82,23 +87,24 @@ func prefetch(ctx context.Context, p Pricing, customers []string, month pricing.
 	if err != nil {
 		return nil, err
 	}
-	known := make(map[string]bool, len(customers))
+	of := make(map[string]customerPricing, len(customers))
 	for _, c := range customers {
-		known[c] = true
+		card, hasCard := cards[c]
+		of[c] = customerPricing{card: card, hasCard: hasCard, ov: ov[c]}
 	}
-	return &prefetched{Pricing: p, month: month, known: known, cards: cards, ov: ov}, nil
+	return &prefetched{Pricing: p, month: month, of: of}, nil
 }
 
 func (p *prefetched) CardFor(ctx context.Context, customerID string, month pricing.Month) (pricing.RateCard, error) {
-	if c, ok := p.cards[customerID]; ok && month == p.month {
-		return c, nil
+	if c, ok := p.of[customerID]; ok && c.hasCard && month == p.month {
+		return c.card, nil
 	}
 	return p.Pricing.CardFor(ctx, customerID, month)
 }
 
 func (p *prefetched) Overrides(ctx context.Context, customerID string) (pricing.Overrides, error) {
-	if p.known[customerID] {
-		return p.ov[customerID], nil
+	if c, ok := p.of[customerID]; ok {
+		return c.ov, nil
 	}
 	return p.Pricing.Overrides(ctx, customerID)
 }

@@ -123,12 +123,16 @@ func countVersionsSQL(cardID string) (string, []any) {
 // customers: the latest assignment effective on or before the month, else
 // the default card (the rule of CardFor). Customers with neither are left out.
 func cardsForSQL(customers []string, month pricing.Month) (string, []any) {
-	return `SELECT u.customer_id, c.id, c.name, c.currency, c.rounding, c.is_default
-FROM unnest($1::text[]) AS u(customer_id)
-JOIN rate_cards c ON c.id = coalesce(
-  (SELECT a.card_id FROM customer_rate_cards a WHERE a.customer_id = u.customer_id AND a.effective_from <= $2
-   ORDER BY a.effective_from DESC LIMIT 1),
-  (SELECT d.id FROM rate_cards d WHERE d.is_default))`, []any{customers, month.String()}
+	// The assignments in effect (few customers have one), then the
+	// default card once, which the caller gives everyone else: a
+	// correlated look-up per customer cost an index probe for each of a
+	// run's 50,000 customers.
+	return `SELECT false, a.customer_id, c.id, c.name, c.currency, c.rounding, c.is_default
+FROM (SELECT DISTINCT ON (customer_id) customer_id, card_id FROM customer_rate_cards
+      WHERE customer_id = ANY($1) AND effective_from <= $2 ORDER BY customer_id, effective_from DESC) a
+JOIN rate_cards c ON c.id = a.card_id
+UNION ALL
+SELECT true, '', d.id, d.name, d.currency, d.rounding, d.is_default FROM rate_cards d WHERE d.is_default`, []any{customers, month.String()}
 }
 
 // overridesForSQL reads the overrides of the given customers, or of every

@@ -56,7 +56,7 @@ func second(_ string, a []any) []any { return a }
 
 func TestBulkSQL(t *testing.T) {
 	q, args := cardsForSQL([]string{"a", "b"}, pricing.MustParseMonth("2026-10"))
-	for _, want := range []string{"unnest($1::text[])", "effective_from <= $2", "ORDER BY a.effective_from DESC LIMIT 1", "is_default"} {
+	for _, want := range []string{"customer_id = ANY($1)", "effective_from <= $2", "DISTINCT ON (customer_id)", "ORDER BY customer_id, effective_from DESC", "UNION ALL", "WHERE d.is_default"} {
 		if !strings.Contains(q, want) {
 			t.Errorf("cardsForSQL lacks %q:\n%s", want, q)
 		}

@@ -400,17 +400,30 @@ func (s *Store) CardsFor(ctx context.Context, customers []string, month pricing.
 		return nil, fmt.Errorf("cards for %s: %w", month, err)
 	}
 	defer rows.Close()
+	var def *pricing.RateCard
 	for rows.Next() {
+		var isDefault bool
 		var id, rounding string
 		var c pricing.RateCard
-		if err := rows.Scan(&id, &c.ID, &c.Name, &c.Currency, &rounding, &c.Default); err != nil {
+		if err := rows.Scan(&isDefault, &id, &c.ID, &c.Name, &c.Currency, &rounding, &c.Default); err != nil {
 			return nil, fmt.Errorf("cards for %s: %w", month, err)
 		}
 		c.Rounding = pricing.Rounding(rounding)
-		out[id] = c
+		if isDefault {
+			def = &c
+		} else {
+			out[id] = c
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cards for %s: %w", month, err)
+	}
+	if def != nil {
+		for _, c := range customers {
+			if _, ok := out[c]; !ok {
+				out[c] = *def
+			}
+		}
 	}
 	return out, nil
 }

@@ -245,11 +245,15 @@ func TestBulkLookupsAgreeWithSingle(t *testing.T) {
 	if err := s.AssignCard(ctx, "cust-a", "meta-2026-01", pricing.MustParseMonth("2026-06")); err != nil {
 		t.Fatal(err)
 	}
+	// A later assignment takes over from its month on.
+	if err := s.AssignCard(ctx, "cust-a", "launch", pricing.MustParseMonth("2026-09")); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.SetOverrides(ctx, "cust-b", pricing.Overrides{CardDiscount: decimal.RequireFromString("5")}); err != nil {
 		t.Fatal(err)
 	}
 	customers := []string{"cust-a", "cust-b", "unknown"}
-	for _, m := range []string{"2026-05", "2026-06", "2026-12"} {
+	for _, m := range []string{"2026-05", "2026-06", "2026-08", "2026-09", "2026-12"} {
 		month := pricing.MustParseMonth(m)
 		got, err := s.CardsFor(ctx, customers, month)
 		if err != nil {
