@@ -1,8 +1,11 @@
 package billing
 
 import (
+	"math/rand/v2"
 	"reflect"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"testing"
 
 	"postage/pricing"
@@ -49,5 +52,28 @@ func TestGroupUsage(t *testing.T) {
 	}
 	if len(groupUsage(nil)) != 0 {
 		t.Error("groupUsage(nil) is not empty")
+	}
+}
+
+// Enough customers to grow the look-up table twice and enough rows to fill
+// several chunks; ids of every length, including empty and shared prefixes.
+func TestGroupUsageMany(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var rows []UsageRow
+	want := map[string][]pricing.Usage{}
+	for i := range 150_000 {
+		c := strconv.Itoa(rng.IntN(70_000))
+		switch i % 1000 {
+		case 0:
+			c = ""
+		case 1:
+			c = c + strings.Repeat("x", rng.IntN(40))
+		}
+		u := pricing.Usage{Country: "GB", Category: "marketing", Quantity: int64(i)}
+		rows = append(rows, UsageRow{CustomerID: c, Country: u.Country, Category: u.Category, Quantity: u.Quantity})
+		want[c] = append(want[c], u)
+	}
+	if got := groupUsage(rows); !reflect.DeepEqual(got, want) {
+		t.Errorf("groupUsage of %d rows: %d customers, want %d", len(rows), len(got), len(want))
 	}
 }
