@@ -89,8 +89,15 @@ func (g *usageGroups) add(r UsageRow) {
 	*last = append(*last, pricing.Usage{Country: r.Country, Category: r.Category, Quantity: r.Quantity})
 }
 
-// byCustomer returns each customer's rows, in the order they were added.
-func (g *usageGroups) byCustomer() map[string][]pricing.Usage {
+// customerUsage is one customer's rows of a month.
+type customerUsage struct {
+	id    string
+	usage []pricing.Usage
+}
+
+// byCustomer returns each customer's rows, customers in the order they
+// first appeared and rows in the order they were added.
+func (g *usageGroups) byCustomer() []customerUsage {
 	start := make([]int, len(g.counts)+1)
 	for k, n := range g.counts {
 		start[k+1] = start[k] + n
@@ -107,13 +114,30 @@ func (g *usageGroups) byCustomer() map[string][]pricing.Usage {
 		}
 	}
 	ids := string(g.keys) // one allocation for every id
-	usage := make(map[string][]pricing.Usage, len(g.ends))
+	out := make([]customerUsage, len(g.ends))
 	from := int32(0)
 	for k, end := range g.ends {
-		usage[ids[from:end]] = all[start[k]:start[k+1]:start[k+1]]
+		out[k] = customerUsage{id: ids[from:end], usage: all[start[k]:start[k+1]:start[k+1]]}
 		from = end
 	}
-	return usage
+	return out
+}
+
+// has reports whether customer has rows.
+func (g *usageGroups) has(customer string) bool {
+	if len(g.slots) == 0 {
+		return false
+	}
+	mask := uint64(len(g.slots) - 1)
+	for i := maphash.String(g.seed, customer) & mask; ; i = (i + 1) & mask {
+		k := g.slots[i] - 1
+		if k < 0 {
+			return false
+		}
+		if string(g.key(k)) == customer {
+			return true
+		}
+	}
 }
 
 // groupUsage returns each customer's rows (see usageGroups).
@@ -122,5 +146,9 @@ func groupUsage(rows []UsageRow) map[string][]pricing.Usage {
 	for _, r := range rows {
 		g.add(r)
 	}
-	return g.byCustomer()
+	out := map[string][]pricing.Usage{}
+	for _, c := range g.byCustomer() {
+		out[c.id] = c.usage
+	}
+	return out
 }

@@ -352,16 +352,16 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 		}
 		todo = append(todo, planned{customer: cust, usage: u, late: late[c], live: l, exists: exists})
 	}
-	for c, u := range usage {
-		consider(c, u)
+	for _, u := range usage {
+		consider(u.id, u.usage)
 	}
 	for c, l := range live {
-		if _, ok := usage[c]; !ok && l.status == StatusDraft {
+		if !groups.has(c) && l.status == StatusDraft {
 			consider(c, nil)
 		}
 	}
 	for c := range late {
-		if _, ok := usage[c]; !ok {
+		if !groups.has(c) {
 			if l, ok := live[c]; !ok || l.status != StatusDraft {
 				consider(c, nil)
 			}
