@@ -780,3 +780,31 @@ func TestCustomerWithInvoicesIsKept(t *testing.T) {
 		t.Errorf("delete of a customer without invoices: %v", err)
 	}
 }
+
+// The database itself keeps at most one live invoice per customer and
+// period, and lets voided ones accumulate.
+func TestOneLiveInvoicePerCustomerAndPeriod(t *testing.T) {
+	f := newFixture(t, "c1")
+	ctx := context.Background()
+	f.events(ev{customer: "c1", at: "2026-10-10 10:00:00", ingested: "2026-10-10 10:00:00", country: "DE", category: "marketing"})
+	f.run("2026-10")
+	insert := func(seq int, status string) error {
+		voided, number := "NULL", "NULL"
+		if status == "void" {
+			voided, number = "now()", "'T-'||$2::int"
+		}
+		_, err := f.env.PG.Exec(ctx, `INSERT INTO invoices (id, customer_id, period, seq, status, customer, currency, lines, subtotal, adjustments, total,
+			usage_cutoff, finalize_after, created_at, updated_at, voided_at, number, number_year, number_seq)
+			VALUES ($1, 'c1', '2026-10', $2::int, $3, '{}', 'USD', '[]', 0, 0, 0, now(), now(), now(), now(), `+voided+`, `+number+`, 1900, $2::int)`,
+			InvoiceID("c1", pricing.MustParseMonth("2026-10"), seq), seq, status)
+		return err
+	}
+	if err := insert(2, "draft"); err == nil || !strings.Contains(err.Error(), "invoices_customer") {
+		t.Errorf("a second draft: err = %v, want the unique violation of invoices_customer", err)
+	}
+	for _, seq := range []int{2, 3} {
+		if err := insert(seq, "void"); err != nil {
+			t.Errorf("voided invoice seq %d: %v", seq, err)
+		}
+	}
+}
