@@ -38,8 +38,9 @@ func appendStoredLinesJSON(b []byte, lines []Line) []byte {
 func appendLineJSON(b []byte, l *Line) []byte {
 	b = append(b, `{"kind":`...)
 	b = jsonx.AppendString(b, l.Kind)
-	b = append(b, `,"period":`...)
-	b = jsonx.AppendString(b, l.Period.String())
+	b = append(b, `,"period":"`...)
+	b, _ = l.Period.AppendText(b) // digits and '-': nothing to escape
+	b = append(b, '"')
 	b = append(b, `,"market":`...)
 	b = jsonx.AppendString(b, l.Market)
 	if len(l.Countries) > 0 {

@@ -211,6 +211,25 @@ func (s *CHStore) LateIngested(ctx context.Context, month, after, upTo time.Time
 	return out, rows.Err()
 }
 
+// internedString scans a FixedString column into *s, one string per
+// distinct value (encoding.BinaryUnmarshaler: the driver hands over the
+// column's bytes instead of a new string).
+type internedString struct {
+	s      *string
+	intern map[string]string
+}
+
+func (d *internedString) UnmarshalBinary(b []byte) error {
+	if v, ok := d.intern[string(b)]; ok { // no allocation for the look-up
+		*d.s = v
+		return nil
+	}
+	v := string(b)
+	d.intern[v] = v
+	*d.s = v
+	return nil
+}
+
 // aggregates runs a monthly aggregate query and hands fn each row as it
 // arrives (the *Aggregate is reused: fn copies what it keeps). A month of
 // every customer is 600,000 rows: streaming them spares callers that group
@@ -224,23 +243,22 @@ func (s *CHStore) aggregates(ctx context.Context, q string, args []any, fn func(
 	// There are a few hundred countries and categories: one string of
 	// each is kept (interned), so a month of 600,000 rows holds 1.2 million
 	// strings fewer, and callers comparing them mostly compare pointers.
-	// (Customer ids, 50,000 in 600,000 rows, cost more to intern than they
-	// save: the look-ups miss the cache.)
+	// Countries (FixedString) are interned straight from the column's bytes,
+	// without a string per row. (Customer ids, 50,000 in 600,000 rows, cost
+	// more to intern than they save: the look-ups miss the cache.)
 	intern := map[string]string{}
-	in := func(s *string) {
-		if v, ok := intern[*s]; ok {
-			*s = v
-		} else {
-			intern[*s] = *s
-		}
-	}
 	var a Aggregate
+	country := internedString{s: &a.Country, intern: intern}
+	dest := []any{&a.CustomerID, &country, &a.Category, &a.Quantity, &a.Events} // one slice for every row
 	for rows.Next() {
-		if err := rows.Scan(&a.CustomerID, &a.Country, &a.Category, &a.Quantity, &a.Events); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("query monthly aggregates: %w", err)
 		}
-		in(&a.Country)
-		in(&a.Category)
+		if v, ok := intern[a.Category]; ok {
+			a.Category = v
+		} else {
+			intern[a.Category] = a.Category
+		}
 		if err := fn(&a); err != nil {
 			return err
 		}

@@ -43,15 +43,22 @@ func MonthOf(t time.Time) Month {
 
 // String formats the month as "YYYY-MM"; the zero Month formats as "".
 func (m Month) String() string {
+	b, _ := m.AppendText(make([]byte, 0, 7))
+	return string(b)
+}
+
+// AppendText appends String's form of m to b (encoding.TextAppender): invoice
+// runs write the month of every line they encode.
+func (m Month) AppendText(b []byte) ([]byte, error) {
 	if m.IsZero() {
-		return ""
+		return b, nil
 	}
 	if m.Year < 0 || m.Year > 9999 || m.Month < 1 || m.Month > 12 {
-		return fmt.Sprintf("%04d-%02d", m.Year, int(m.Month))
+		return fmt.Appendf(b, "%04d-%02d", m.Year, int(m.Month)), nil
 	}
 	// Without fmt: invoice runs format tens of thousands of months.
 	y, mo := m.Year, int(m.Month)
-	return string([]byte{byte('0' + y/1000), byte('0' + y/100%10), byte('0' + y/10%10), byte('0' + y%10), '-', byte('0' + mo/10%10), byte('0' + mo%10)})
+	return append(b, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-', byte('0'+mo/10%10), byte('0'+mo%10)), nil
 }
 
 // IsZero reports whether m is the zero Month.
