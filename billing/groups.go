@@ -20,7 +20,7 @@ type usageGroups struct {
 	seed    maphash.Seed
 	slots   []int32 // group+1 per slot, 0 when free; at most half full
 	keys    []byte  // the customer ids, one after another
-	ends    []int32 // customer k is keys[ends[k-1]:ends[k]]
+	ends    []int   // customer k is keys[ends[k-1]:ends[k]]
 	counts  []int
 	rowCust []int32 // pointer-free: the collector skips it
 	chunks  [][]pricing.Usage
@@ -39,7 +39,7 @@ func (g *usageGroups) group(customer string) int32 {
 		if k < 0 {
 			k = int32(len(g.ends))
 			g.keys = append(g.keys, customer...)
-			g.ends = append(g.ends, int32(len(g.keys)))
+			g.ends = append(g.ends, len(g.keys))
 			g.counts = append(g.counts, 0)
 			g.slots[i] = k + 1
 			return k
@@ -51,7 +51,7 @@ func (g *usageGroups) group(customer string) int32 {
 }
 
 func (g *usageGroups) key(k int32) []byte {
-	start := int32(0)
+	start := 0
 	if k > 0 {
 		start = g.ends[k-1]
 	}
@@ -115,7 +115,7 @@ func (g *usageGroups) byCustomer() []customerUsage {
 	}
 	ids := string(g.keys) // one allocation for every id
 	out := make([]customerUsage, len(g.ends))
-	from := int32(0)
+	from := 0
 	for k, end := range g.ends {
 		out[k] = customerUsage{id: ids[from:end], usage: all[start[k]:start[k+1]:start[k+1]]}
 		from = end

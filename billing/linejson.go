@@ -144,6 +144,9 @@ var pow10 = func() (p [19]int64) {
 
 // appendDecimal appends d.String().
 func appendDecimal(b []byte, d decimal.Decimal) []byte {
+	if !decimal.TrimTrailingZeros || decimal.UseScientificNotation {
+		return append(b, d.String()...) // the library's global options, not the defaults written below
+	}
 	if n, e := d.NumDigits(), int(d.Exponent()); n <= 18 {
 		if e <= 0 {
 			return appendScaled(b, d.CoefficientInt64(), -e, true)

@@ -154,6 +154,16 @@ func TestDecimalWritersMatchTheLibrary(t *testing.T) {
 		}
 		values = append(values, decimal.New(c, int32(rng.IntN(30)-24)))
 	}
+	// The library's global string options are honoured too.
+	for _, set := range []func(bool){func(v bool) { decimal.TrimTrailingZeros = !v }, func(v bool) { decimal.UseScientificNotation = v }} {
+		set(true)
+		for _, d := range []decimal.Decimal{decimal.RequireFromString("1.50"), decimal.New(15, 2)} {
+			if got, want := string(appendDecimal(nil, d)), d.String(); got != want {
+				t.Errorf("with a global option changed: appendDecimal(%s) = %q, want %q", d.Coefficient(), got, want)
+			}
+		}
+		set(false)
+	}
 	for _, d := range values {
 		if got, want := string(appendDecimal([]byte("x"), d)), "x"+d.String(); got != want {
 			t.Fatalf("appendDecimal(%s exp %d) = %q, want %q", d.Coefficient(), d.Exponent(), got, want)

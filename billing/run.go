@@ -126,8 +126,12 @@ func CheckPeriod(period pricing.Month, now time.Time) error {
 	return nil
 }
 
-// advisory lock keys: "pstg" and 6 for the invoice run lock.
-const lockClass, lockRuns = 0x70737467, 6
+// Advisory lock keys: "pstg" and 6 for the invoice run lock; "pstg" and 7,
+// held shared by a run while it writes invoices and exclusively by the
+// customers trigger that refuses to delete or rename an invoiced customer
+// (PostgreSQL migration 0032): a delete waits for the runs in progress, and
+// a run waits for a delete in progress, instead of either being skipped.
+const lockClass, lockRuns, lockCustomers = 0x70737467, 6, 7
 
 // Run creates or refreshes the draft of every customer with usage in the
 // period (and of customers with late usage of earlier, closed months),
@@ -172,12 +176,15 @@ func (r *Runner) Run(ctx context.Context, req RunRequest) (Run, error) {
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock($1, $2)`, lockClass, lockRuns); err != nil {
-			// A broken connection releases the lock with its session.
+		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock_shared($1, $3), pg_advisory_unlock($1, $2)`, lockClass, lockRuns, lockCustomers); err != nil {
+			// A broken connection releases the locks with its session.
 			conn.Conn().Close(uctx)
 		}
 		conn.Release()
 	}()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock_shared($1, $2)`, lockClass, lockCustomers); err != nil {
+		return run, unavailable("invoice run lock", err)
+	}
 	if err := conn.QueryRow(ctx, `INSERT INTO invoice_runs (period, trigger, status, started_at) VALUES ($1,$2,$3,$4) RETURNING id`,
 		run.Period, run.Trigger, run.Status, run.StartedAt).Scan(&run.ID); err != nil {
 		return run, unavailable("record invoice run", err)
@@ -262,7 +269,6 @@ func (r *Runner) finish(run Run, err error) (Run, error) {
 	return run, nil
 }
 
-// liveInvoice is the draft or finalized invoice of a customer-period.
 // planned is one customer an invoice run computes a draft for.
 type planned struct {
 	customer Customer
@@ -272,6 +278,7 @@ type planned struct {
 	exists   bool
 }
 
+// liveInvoice is the draft or finalized invoice of a customer-period.
 type liveInvoice struct {
 	id     string
 	seq    int

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
@@ -754,13 +755,24 @@ func TestCustomerWithInvoicesIsKept(t *testing.T) {
 		t.Errorf("rename of a customer without invoices: %v", err)
 	}
 
-	// A run in progress holds the runs' lock: the delete waits for it.
+	// Only READ COMMITTED sees invoices committed while the delete waited.
+	tx, err := f.env.PG.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM customers WHERE id = 'c3'`); err == nil || !strings.Contains(err.Error(), "needs a READ COMMITTED transaction") {
+		t.Errorf("delete in REPEATABLE READ: err = %v, want it refused", err)
+	}
+	tx.Rollback(ctx)
+
+	// A run in progress holds the customers lock shared: a delete waits for
+	// it, then sees the first invoice the run wrote meanwhile.
 	conn, err := f.env.PG.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, lockClass, lockRuns); err != nil {
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock_shared($1, $2)`, lockClass, lockCustomers); err != nil {
 		t.Fatal(err)
 	}
 	deleted := make(chan error, 1)
@@ -770,14 +782,52 @@ func TestCustomerWithInvoicesIsKept(t *testing.T) {
 	}()
 	select {
 	case err := <-deleted:
-		t.Fatalf("delete did not wait for the run's lock: %v", err)
+		t.Fatalf("delete did not wait for the run: %v", err)
 	case <-time.After(300 * time.Millisecond):
 	}
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, lockClass, lockRuns); err != nil {
+	if _, err := conn.Exec(ctx, `INSERT INTO invoices (id, customer_id, period, seq, status, customer, currency, lines, subtotal, adjustments, total,
+		usage_cutoff, finalize_after, created_at, updated_at) VALUES ('in_c3', 'c3', '2026-10', 1, 'draft', '{}', 'USD', '[]', 0, 0, 0, now(), now(), now(), now())`); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-deleted; err != nil {
-		t.Errorf("delete of a customer without invoices: %v", err)
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock_shared($1, $2)`, lockClass, lockCustomers); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deleted; err == nil || !strings.Contains(err.Error(), "customer c3 has invoices") {
+		t.Errorf("delete that waited for a run writing the customer's first invoice: err = %v, want it refused", err)
+	}
+	// And a real run takes the lock: a delete in progress holds up the run,
+	// which then no longer bills the customer.
+	if _, err := f.env.PG.Exec(ctx, `DELETE FROM invoices WHERE id = 'in_c3'`); err != nil {
+		t.Fatal(err)
+	}
+	f.events(ev{customer: "c3", at: "2026-10-11 10:00:00", ingested: "2026-10-11 10:00:00", country: "DE", category: "marketing"})
+	tx, err = f.env.PG.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) // after a failure below; a no-op once committed
+	if _, err := tx.Exec(ctx, `DELETE FROM customers WHERE id = 'c3'`); err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan Run, 1)
+	go func() {
+		r, _ := f.runner.Run(ctx, RunRequest{Period: pricing.MustParseMonth("2026-10"), Trigger: TriggerSchedule})
+		ran <- r
+	}()
+	select {
+	case r := <-ran:
+		t.Fatalf("run did not wait for the delete: %+v", r)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-ran; r.Status != RunSucceeded || r.Unbilled != 1 {
+		t.Errorf("scheduled run after the delete: %+v, want it to succeed, not be skipped, with c3's usage unbilled", r)
+	}
+	var n int
+	if err := f.env.PG.QueryRow(ctx, `SELECT count(*) FROM invoices WHERE customer_id = 'c3'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("invoices of the deleted customer: %d (%v), want none", n, err)
 	}
 }
 

@@ -2,6 +2,7 @@ package metering
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -93,15 +94,28 @@ func TestMonthlyAggregatesExactWithOrWithoutFinal(t *testing.T) {
 	insert([3]string{"a", "e1", "2026-10-05 10:00:00|2026-10-05 10:00:01"}, [3]string{"b", "x", "2026-10-05 10:00:00|2026-10-05 10:00:01"})
 	insert([3]string{"a", "e1", "2026-10-05 10:00:00|2026-10-06 10:00:01"}, [3]string{"c", "y", "2026-10-06 10:00:00|2026-10-06 10:00:01"})
 	insert([3]string{"a", "e2", "2026-10-07 10:00:00|2026-10-07 10:00:01"}, [3]string{"d", "z", "2026-10-07 10:00:00|2026-10-07 10:00:01"})
+	// An error from the callback stops the read (both shards of a FINAL
+	// read, or the one query) and is what the read returns.
+	errStop := errors.New("stop")
+	stops := func(state string) {
+		t.Helper()
+		calls := 0
+		err := s.EachMonthlyAggregate(ctx, oct, cutoff, nil, func(*Aggregate) error { calls++; return errStop })
+		if !errors.Is(err, errStop) || calls == 0 || calls > 2 {
+			t.Errorf("%s: callback error: err = %v after %d calls, want errStop after 1 (2 with a shard already running)", state, err, calls)
+		}
+	}
 	if q, final := read(oct); q != 5 || !final {
 		t.Fatalf("unmerged: quantity %d final %v, want 5 with FINAL", q, final)
 	}
+	stops("unmerged")
 	if err := env.CH.Exec(ctx, "OPTIMIZE TABLE events PARTITION 202610 FINAL"); err != nil {
 		t.Fatal(err)
 	}
 	if q, final := read(oct); q != 5 || final {
 		t.Fatalf("merged: quantity %d final %v, want 5 without FINAL", q, final)
 	}
+	stops("merged")
 	// A re-send ingested after the cut-off adds a part: FINAL again, and
 	// the event still counts at the earlier cut-off.
 	insert([3]string{"a", "e2", "2026-10-07 10:00:00|2026-11-02 00:00:00"})

@@ -8,12 +8,15 @@
 -- the trigger below, which costs nothing when invoices are written.
 --
 -- A customer's first invoice is only ever written by an invoice run, which
--- holds the runs' advisory lock (billing/run.go: lockClass, lockRuns) from
--- before it reads the customers until its drafts are committed. The
--- trigger takes the same lock, so a delete waits for a run in progress and
--- then sees its invoices, and a run that starts later no longer sees the
+-- holds the advisory lock ("pstg", 7) in shared mode from before it reads
+-- the customers until its drafts are committed (billing/run.go:
+-- lockCustomers). The trigger takes the same lock exclusively, so a delete
+-- waits for the runs in progress and then sees their invoices, and a run
+-- that starts meanwhile waits for the delete and no longer sees the
 -- customer. (Reissues and adjustments write invoices of customers that
--- already have one, which the trigger sees.)
+-- already have one, which the trigger sees.) Seeing invoices committed
+-- while the delete waited needs a fresh snapshot, so the trigger refuses
+-- to run in a REPEATABLE READ or SERIALIZABLE transaction.
 ALTER TABLE invoices DROP CONSTRAINT invoices_customer_id_fkey;
 
 CREATE FUNCTION customers_keep_invoiced() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -23,7 +26,11 @@ BEGIN
             RETURN NEW;
         END IF;
     END IF;
-    PERFORM pg_advisory_xact_lock(1886614631, 6); -- 0x70737467 ("pstg"), 6
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'deleting or renaming customer % needs a READ COMMITTED transaction', OLD.id
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    PERFORM pg_advisory_xact_lock(1886614631, 7); -- 0x70737467 ("pstg"), 7
     IF EXISTS (SELECT 1 FROM invoices WHERE customer_id = OLD.id) THEN
         RAISE EXCEPTION 'customer % has invoices: it cannot be deleted or change its id', OLD.id
             USING ERRCODE = 'foreign_key_violation';
