@@ -35,6 +35,26 @@ func appendStoredLinesJSON(b []byte, lines []Line) []byte {
 	return append(b, ']')
 }
 
+// appendCustomerJSON appends c as encoding/json writes it (a test compares
+// them): every draft of a run stores and hashes its customer snapshot.
+func appendCustomerJSON(b []byte, c *CustomerSnapshot) []byte {
+	b = append(b, `{"id":`...)
+	b = jsonx.AppendString(b, c.ID)
+	b = append(b, `,"name":`...)
+	b = jsonx.AppendString(b, c.Name)
+	if c.Country != "" {
+		b = append(b, `,"country":`...)
+		b = jsonx.AppendString(b, c.Country)
+	}
+	if c.Email != "" {
+		b = append(b, `,"email":`...)
+		b = jsonx.AppendString(b, c.Email)
+	}
+	b = append(b, `,"currency":`...)
+	b = jsonx.AppendString(b, c.Currency)
+	return append(b, '}')
+}
+
 func appendLineJSON(b []byte, l *Line) []byte {
 	b = append(b, `{"kind":`...)
 	b = jsonx.AppendString(b, l.Kind)

@@ -935,10 +935,7 @@ type encodedDraft struct {
 }
 
 func encodeDraft(d *Invoice) (*encodedDraft, error) {
-	cb, err := json.Marshal(d.Customer)
-	if err != nil {
-		return nil, fmt.Errorf("encode customer: %w", err)
-	}
+	cb := appendCustomerJSON(make([]byte, 0, 128), &d.Customer)
 	lb := appendStoredLinesJSON(make([]byte, 0, 160*len(d.Lines)+2), d.Lines)
 	var num [48]byte
 	h := sha256.New()
@@ -982,22 +979,43 @@ func (s *InvoiceStore) copyDrafts(ctx context.Context, drafts []*encodedDraft, n
 	num := func(m Money) pgtype.Numeric {
 		return pgtype.Numeric{Int: m.Decimal.Coefficient(), Exp: m.Decimal.Exponent(), Valid: true}
 	}
-	src := make([][]any, len(drafts))
-	for i, e := range drafts {
+	period := drafts[0].inv.Period.String() // a run writes one period
+	src := &draftRows{drafts: drafts, values: func(e *encodedDraft, v []any) {
 		d := e.inv
-		src[i] = []any{d.ID, d.CustomerID, d.Period.String(), d.Seq, string(StatusDraft), json.RawMessage(e.cust), d.Currency, d.CardID, d.CardVersion,
-			e.lines, num(d.Subtotal), num(d.Adjustments), num(d.Total), d.UsageCutoff, d.FinalizeAfter, now, now, e.hash, e.adjusts}
-	}
+		v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9] = d.ID, d.CustomerID, period, d.Seq, string(StatusDraft), json.RawMessage(e.cust), d.Currency, d.CardID, d.CardVersion, e.lines
+		v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18] = num(d.Subtotal), num(d.Adjustments), num(d.Total), d.UsageCutoff, d.FinalizeAfter, now, now, e.hash, e.adjusts
+	}}
 	return pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
 			return err
 		}
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"invoices"}, []string{"id", "customer_id", "period", "seq", "status", "customer", "currency",
 			"card_id", "card_version", "lines", "subtotal", "adjustments", "total", "usage_cutoff", "finalize_after", "created_at", "updated_at", "content_hash", "adjusts"},
-			pgx.CopyFromRows(src))
+			src)
 		return err
 	})
 }
+
+// draftRows feeds COPY one draft at a time through one reused row of
+// values (pgx encodes each row before asking for the next).
+type draftRows struct {
+	drafts []*encodedDraft
+	values func(*encodedDraft, []any)
+	i      int
+	row    [19]any
+}
+
+func (r *draftRows) Next() bool {
+	if r.i >= len(r.drafts) {
+		return false
+	}
+	r.values(r.drafts[r.i], r.row[:])
+	r.i++
+	return true
+}
+
+func (r *draftRows) Values() ([]any, error) { return r.row[:], nil }
+func (r *draftRows) Err() error             { return nil }
 
 // upsertDraftRows inserts or refreshes drafts with one statement.
 func (s *InvoiceStore) upsertDraftRows(ctx context.Context, drafts []*encodedDraft, now time.Time) (created, refreshed int, err error) {
