@@ -65,7 +65,7 @@ Figures are printed and written to the "Billing" section of --doc.`,
 	f.IntVar(&o.customers, "customers", 50000, "customers with usage")
 	f.IntVar(&o.events, "events", 30_000_000, "events in the month")
 	f.IntVar(&o.countriesPer, "countries", 3, "recipient countries per customer")
-	f.IntVar(&o.repeat, "repeat", 3, "baseline repetitions (the best counts)")
+	f.IntVar(&o.repeat, "repeat", 5, "repetitions of each run (first, again), each after a baseline (the best of each counts)")
 	f.BoolVar(&o.optimize, "optimize", true, "merge the month's partition first (OPTIMIZE ... FINAL), as background merges have by invoice time")
 	f.StringVar(&o.dir, "dir", "", "scratch directory for the servers (default: a new temporary directory, removed after)")
 	f.StringVar(&o.doc, "doc", "docs/BENCHMARKS.md", `file whose "## Billing" section gets the figures ("" for none)`)
