@@ -239,7 +239,8 @@ type flushJob struct {
 	n     int
 	start time.Time
 	first map[Key]ref // first occurrence of each key in the batch
-	keys  []Key
+	keys  []Key       // the batch's distinct keys, in order
+	refs  []ref       // where each of keys occurs first
 	fresh map[Key]uint64 // keys this job inserts, with their payload hashes
 	err   error          // set before done is closed
 	done  chan struct{}
@@ -256,6 +257,7 @@ func (in *Ingester) flush(batch []*submission, n int, prev *flushJob) *flushJob 
 	job := &flushJob{batch: batch, n: n, start: time.Now(), done: make(chan struct{})}
 	job.first = make(map[Key]ref, n)
 	job.keys = make([]Key, 0, n)
+	job.refs = make([]ref, 0, n)
 	for si, s := range batch {
 		s.status = make([]Status, len(s.events))
 		for i := range s.events {
@@ -271,6 +273,7 @@ func (in *Ingester) flush(batch []*submission, n int, prev *flushJob) *flushJob 
 			}
 			job.first[k] = ref{si, i}
 			job.keys = append(job.keys, k)
+			job.refs = append(job.refs, ref{si, i})
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), in.cfg.FlushTimeout)
@@ -342,10 +345,10 @@ func (in *Ingester) observe(h func(*Metrics) prometheus.Observer, start time.Tim
 // conflict and the others accepted, and returns the events to insert.
 func (in *Ingester) decide(job *flushJob, existing map[Key]uint64) []Event {
 	now := in.cfg.Now().UTC().Truncate(time.Second)
-	fresh := make([]Event, 0, len(job.keys)-len(existing))
-	job.fresh = make(map[Key]uint64, len(job.keys)-len(existing))
-	for _, k := range job.keys {
-		r := job.first[k]
+	fresh := make([]Event, 0, max(0, len(job.keys)-len(existing))) // existing may hold keys not asked for (see CHStore.Existing)
+	job.fresh = make(map[Key]uint64, max(0, len(job.keys)-len(existing)))
+	for i, k := range job.keys {
+		r := job.refs[i]
 		s := job.batch[r.sub]
 		e := &s.events[r.idx]
 		if h, ok := existing[k]; ok {

@@ -2,6 +2,7 @@ package metering
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,4 +60,43 @@ func BenchmarkValidJSON(b *testing.B) {
 			validJSON(body)
 		}
 	})
+}
+
+// plain8 agrees with a byte-by-byte check on random words and on every
+// word with one special byte at each position among plain ones (and high
+// bytes, which are plain).
+func TestPlain8(t *testing.T) {
+	ref := func(x uint64) bool {
+		for i := 0; i < 8; i++ {
+			c := byte(x >> (8 * i))
+			if c == '"' || c == '\\' || c < 0x20 {
+				return false
+			}
+		}
+		return true
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	for range 1_000_000 {
+		x := rng.Uint64()
+		if got, want := plain8(x), ref(x); got != want {
+			t.Fatalf("plain8(%#016x) = %v, want %v", x, got, want)
+		}
+	}
+	for _, fill := range []byte{'a', 0xff, 0x80, 0x20, 0x21, 0x23, 0x5b, 0x5d} {
+		for pos := range 8 {
+			for c := range 256 {
+				var x uint64
+				for i := range 8 {
+					b := fill
+					if i == pos {
+						b = byte(c)
+					}
+					x |= uint64(b) << (8 * i)
+				}
+				if got, want := plain8(x), ref(x); got != want {
+					t.Fatalf("plain8(%#016x) = %v, want %v", x, got, want)
+				}
+			}
+		}
+	}
 }

@@ -9,7 +9,9 @@ import (
 // events. The ClickHouse implementation is *clickhouse.Store.
 type EventStore interface {
 	// Existing returns the payload hash of every key that is already stored
-	// with an event time at or after since (zero: any time).
+	// with an event time at or after since (zero: any time). The map may
+	// also hold stored keys that were not asked for: callers read only the
+	// keys they asked about.
 	Existing(ctx context.Context, keys []Key, since time.Time) (map[Key]uint64, error)
 	// Insert stores events in one insert. It returns only after the database
 	// acknowledged the write.

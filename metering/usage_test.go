@@ -151,8 +151,10 @@ func TestUsageQueries(t *testing.T) {
 	})
 }
 
-// TestExistingExactPairs: the look-up's query matches customers and ids
-// separately; pairs that were not asked for must not come back.
+// TestExistingExactPairs: the look-up matches (customer, id) fingerprints
+// and customers; a stored pair that was not asked for, the same customer
+// with another's id, does not come back (only a 64-bit fingerprint
+// collision could bring one, which callers tolerate: CHStore.Existing).
 func TestExistingExactPairs(t *testing.T) {
 	ctx := context.Background()
 	s := NewCHStore(newCH(t))
