@@ -238,9 +238,9 @@ type flushJob struct {
 	batch []*submission
 	n     int
 	start time.Time
-	first map[Key]ref // first occurrence of each key in the batch
-	keys  []Key       // the batch's distinct keys, in order
-	refs  []ref       // where each of keys occurs first
+	first map[Key]ref    // first occurrence of each key in the batch
+	keys  []Key          // the batch's distinct keys, in order
+	refs  []ref          // where each of keys occurs first
 	fresh map[Key]uint64 // keys this job inserts, with their payload hashes
 	err   error          // set before done is closed
 	done  chan struct{}
