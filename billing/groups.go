@@ -33,19 +33,25 @@ func (g *usageGroups) group(customer string) int32 {
 	if 2*(len(g.ends)+1) > len(g.slots) {
 		g.grow()
 	}
+	slot, k := g.find(customer)
+	if k < 0 {
+		k = int32(len(g.ends))
+		g.keys = append(g.keys, customer...)
+		g.ends = append(g.ends, len(g.keys))
+		g.counts = append(g.counts, 0)
+		g.slots[slot] = k + 1
+	}
+	return k
+}
+
+// find probes for customer: its group, or -1 and the free slot where it
+// would go. The table must have a free slot.
+func (g *usageGroups) find(customer string) (slot uint64, k int32) {
 	mask := uint64(len(g.slots) - 1)
 	for i := maphash.String(g.seed, customer) & mask; ; i = (i + 1) & mask {
 		k := g.slots[i] - 1
-		if k < 0 {
-			k = int32(len(g.ends))
-			g.keys = append(g.keys, customer...)
-			g.ends = append(g.ends, len(g.keys))
-			g.counts = append(g.counts, 0)
-			g.slots[i] = k + 1
-			return k
-		}
-		if string(g.key(k)) == customer {
-			return k
+		if k < 0 || string(g.key(k)) == customer {
+			return i, k
 		}
 	}
 }
@@ -128,16 +134,8 @@ func (g *usageGroups) has(customer string) bool {
 	if len(g.slots) == 0 {
 		return false
 	}
-	mask := uint64(len(g.slots) - 1)
-	for i := maphash.String(g.seed, customer) & mask; ; i = (i + 1) & mask {
-		k := g.slots[i] - 1
-		if k < 0 {
-			return false
-		}
-		if string(g.key(k)) == customer {
-			return true
-		}
-	}
+	_, k := g.find(customer)
+	return k >= 0
 }
 
 // groupUsage returns each customer's rows (see usageGroups).

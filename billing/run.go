@@ -444,11 +444,7 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 				if inv == nil || (!exists && len(inv.Lines) == 0) {
 					continue
 				}
-				enc, err := encodeDraft(inv)
-				if err != nil {
-					fail(err)
-					return
-				}
+				enc := encodeDraft(inv)
 				if exists && bytes.Equal(enc.hash, l.hash) {
 					continue // unchanged: nothing to write
 				}
@@ -934,7 +930,7 @@ type encodedDraft struct {
 	fresh       bool     // no invoice of its customer and period existed when the run began
 }
 
-func encodeDraft(d *Invoice) (*encodedDraft, error) {
+func encodeDraft(d *Invoice) *encodedDraft {
 	cb := appendCustomerJSON(make([]byte, 0, 128), &d.Customer)
 	lb := appendStoredLinesJSON(make([]byte, 0, 160*len(d.Lines)+2), d.Lines)
 	var num [48]byte
@@ -943,7 +939,7 @@ func encodeDraft(d *Invoice) (*encodedDraft, error) {
 		h.Write(part)
 		h.Write([]byte{0})
 	}
-	return &encodedDraft{inv: d, cust: cb, lines: lb, adjusts: adjustedPeriods(d.Lines), hash: h.Sum(nil)}, nil
+	return &encodedDraft{inv: d, cust: cb, lines: lb, adjusts: adjustedPeriods(d.Lines), hash: h.Sum(nil)}
 }
 
 func (s *InvoiceStore) upsertDrafts(ctx context.Context, drafts []*encodedDraft, now time.Time) (created, refreshed int, err error) {
@@ -976,15 +972,7 @@ func (s *InvoiceStore) upsertDrafts(ctx context.Context, drafts []*encodedDraft,
 
 // copyDrafts inserts new drafts with COPY in one transaction.
 func (s *InvoiceStore) copyDrafts(ctx context.Context, drafts []*encodedDraft, now time.Time) error {
-	num := func(m Money) pgtype.Numeric {
-		return pgtype.Numeric{Int: m.Decimal.Coefficient(), Exp: m.Decimal.Exponent(), Valid: true}
-	}
-	period := drafts[0].inv.Period.String() // a run writes one period
-	src := &draftRows{drafts: drafts, values: func(e *encodedDraft, v []any) {
-		d := e.inv
-		v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9] = d.ID, d.CustomerID, period, d.Seq, string(StatusDraft), json.RawMessage(e.cust), d.Currency, d.CardID, d.CardVersion, e.lines
-		v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18] = num(d.Subtotal), num(d.Adjustments), num(d.Total), d.UsageCutoff, d.FinalizeAfter, now, now, e.hash, e.adjusts
-	}}
+	src := &draftRows{drafts: drafts, period: drafts[0].inv.Period.String(), now: now} // a run writes one period
 	return pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
 			return err
@@ -1000,7 +988,8 @@ func (s *InvoiceStore) copyDrafts(ctx context.Context, drafts []*encodedDraft, n
 // values (pgx encodes each row before asking for the next).
 type draftRows struct {
 	drafts []*encodedDraft
-	values func(*encodedDraft, []any)
+	period string
+	now    time.Time
 	i      int
 	row    [19]any
 }
@@ -1009,9 +998,17 @@ func (r *draftRows) Next() bool {
 	if r.i >= len(r.drafts) {
 		return false
 	}
-	r.values(r.drafts[r.i], r.row[:])
+	e, v := r.drafts[r.i], r.row[:]
+	d := e.inv
+	v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9] = d.ID, d.CustomerID, r.period, d.Seq, string(StatusDraft), json.RawMessage(e.cust), d.Currency, d.CardID, d.CardVersion, e.lines
+	v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18] = moneyNumeric(d.Subtotal), moneyNumeric(d.Adjustments), moneyNumeric(d.Total), d.UsageCutoff, d.FinalizeAfter, r.now, r.now, e.hash, e.adjusts
 	r.i++
 	return true
+}
+
+// moneyNumeric is m as PostgreSQL's numeric, exactly.
+func moneyNumeric(m Money) pgtype.Numeric {
+	return pgtype.Numeric{Int: m.Decimal.Coefficient(), Exp: m.Decimal.Exponent(), Valid: true}
 }
 
 func (r *draftRows) Values() ([]any, error) { return r.row[:], nil }

@@ -714,14 +714,11 @@ func TestFreshDraftThatExistsFallsBackToUpsert(t *testing.T) {
 	f.run("2026-10")
 	inv := f.live("a", "2026-10")
 	inv.Lines[0].Quantity = 99
-	e1, err := encodeDraft(&inv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e1 := encodeDraft(&inv)
 	e1.fresh = true // as if the plan had not seen it
 	b := inv
 	b.ID, b.CustomerID, b.Customer.ID = InvoiceID("b", inv.Period, 1), "b", "b"
-	e2, _ := encodeDraft(&b)
+	e2 := encodeDraft(&b)
 	e2.fresh = true
 	created, refreshed, err := f.store.upsertDrafts(context.Background(), []*encodedDraft{e1, e2}, f.clock.Now())
 	if err != nil || created != 1 || refreshed != 1 {
