@@ -26,28 +26,48 @@ var (
 func NewCHStore(conn driver.Conn) *CHStore { return &CHStore{conn: conn} }
 
 // Existing returns the stored payload hash of each key that is stored with
-// a time at or after since (zero: any). The keys travel as an external
-// table, so a batch of any size is one query; since prunes older monthly
-// partitions. The answer may hold stored keys that were not asked for (a
-// 64-bit fingerprint collision, vanishingly rare) under their own key:
-// callers look up the keys they asked about, which is exact, and the batch
-// pays no 40,000-entry set to filter them out.
+// a time at or after since (zero: any). The keys travel as external tables
+// (their fingerprints, and their distinct customers), so a batch of any
+// size is one query; since prunes older monthly partitions. The answer may
+// hold stored keys that were not asked for (a 64-bit fingerprint
+// collision, vanishingly rare) under their own key: callers look up the
+// keys they asked about, which is exact, and the batch pays no
+// 40,000-entry set to filter them out.
 func (s *CHStore) Existing(ctx context.Context, keys []Key, since time.Time) (map[Key]uint64, error) {
 	found := map[Key]uint64{}
 	if len(keys) == 0 {
 		return found, nil
 	}
-	tbl, err := ext.NewTable("_keys", ext.Column("customer_id", "String"), ext.Column("id", "String"))
+	hashes := make([]uint64, len(keys))
+	var h keyHasher
+	customers := make([]string, 0, 64)
+	seen := make(map[string]struct{}, 64)
+	for i, k := range keys {
+		hashes[i] = h.hash(k.CustomerID, k.ID)
+		if i > 0 && k.CustomerID == keys[i-1].CustomerID {
+			continue // a request's events are usually one customer's
+		}
+		if _, ok := seen[k.CustomerID]; !ok {
+			seen[k.CustomerID] = struct{}{}
+			customers = append(customers, k.CustomerID)
+		}
+	}
+	hashTbl, err := ext.NewTable("_keys", ext.Column("key_hash", "UInt64"))
+	if err == nil {
+		_, err = hashTbl.Block().Columns[0].Append(hashes)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("look up event ids: %w", err)
 	}
-	for _, k := range keys {
-		if err := tbl.Append(k.CustomerID, k.ID); err != nil {
-			return nil, fmt.Errorf("look up event ids: %w", err)
-		}
+	custTbl, err := ext.NewTable("_customers", ext.Column("customer_id", "String"))
+	if err == nil {
+		_, err = custTbl.Block().Columns[0].Append(customers)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up event ids: %w", err)
 	}
 	query, args := existingSQL(since)
-	rows, err := s.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(tbl)), query, args...)
+	rows, err := s.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(hashTbl, custTbl)), query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("look up event ids: %w", err)
 	}

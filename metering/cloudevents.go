@@ -64,12 +64,18 @@ type Decoded struct {
 // DecodeBatch decodes a CloudEvents JSON batch (a JSON array of events).
 // A body that is not a JSON array is an EINVALID error; an element that is
 // not a valid event is rejected in its Result and its neighbours are kept.
-// A batch longer than Rules.MaxBatchLen is an ETOOLARGE error.
+// A batch longer than Rules.MaxBatchLen is an ETOOLARGE error. The result
+// keeps nothing of body, which the caller may re-use once it returns.
 func (r *Rules) DecodeBatch(body []byte) (*Decoded, error) {
 	r.init()
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '[' {
 		return nil, postage.Errorf(postage.EINVALID, "malformed JSON: a batch must be a JSON array of CloudEvents")
+	}
+	now := r.Now()
+	// Fastest path: the bodies eventScanner reads exactly, in one pass.
+	if d, ok := r.scanBatch(body, now); ok {
+		return d, nil
 	}
 	// Fast path: the whole array into typed structs in one pass, with
 	// goccy/go-json (5x faster than encoding/json here: 0.42 ms against
@@ -94,7 +100,7 @@ func (r *Rules) DecodeBatch(body []byte) (*Decoded, error) {
 		}
 		d := newDecoded(len(wire))
 		for i := range wire {
-			d.add(r, i, &wire[i])
+			d.add(r, i, &wire[i], now)
 		}
 		d.detach()
 		return d, nil
@@ -121,14 +127,14 @@ func (r *Rules) DecodeBatch(body []byte) (*Decoded, error) {
 			}
 			continue
 		}
-		d.add(r, i, &w)
+		d.add(r, i, &w, now)
 	}
 	return d, nil
 }
 
 // DecodeSingle decodes one CloudEvent (structured JSON mode). A body that is
 // not a JSON object is an EINVALID error; an invalid event is reported in
-// the single Result.
+// the single Result. The result keeps nothing of body.
 func (r *Rules) DecodeSingle(body []byte) (*Decoded, error) {
 	r.init()
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
@@ -137,6 +143,13 @@ func (r *Rules) DecodeSingle(body []byte) (*Decoded, error) {
 	}
 	var w wireEvent
 	d := newDecoded(1)
+	now := r.Now()
+	if newEventScanner(body).single(&w) {
+		d.add(r, 0, &w, now)
+		d.detach()
+		return d, nil
+	}
+	w = wireEvent{}
 	err := errMalformed
 	if fastDecodable(body) {
 		err = gojson.Unmarshal(body, &w)
@@ -153,8 +166,25 @@ func (r *Rules) DecodeSingle(body []byte) (*Decoded, error) {
 			return d, nil
 		}
 	}
-	d.add(r, 0, &w)
+	d.add(r, 0, &w, now)
+	d.detach()
 	return d, nil
+}
+
+// scanBatch decodes the batches eventScanner reads, and reports whether it
+// did.
+func (r *Rules) scanBatch(body []byte, now time.Time) (*Decoded, bool) {
+	est := min(len(body)/128+1, r.MaxBatchLen)
+	d := &Decoded{Events: make([]Event, 0, est), Index: make([]int, 0, est), Results: make([]Result, 0, est)}
+	ok := newEventScanner(body).batch(r.MaxBatchLen, func(i int, w *wireEvent) {
+		d.Results = append(d.Results, Result{})
+		d.add(r, i, w, now)
+	})
+	if !ok {
+		return nil, false
+	}
+	d.detach()
+	return d, true
 }
 
 func newDecoded(n int) *Decoded {
@@ -194,8 +224,8 @@ func (d *Decoded) detach() {
 	}
 }
 
-func (d *Decoded) add(r *Rules, i int, w *wireEvent) {
-	ev, field, reason := r.validate(w)
+func (d *Decoded) add(r *Rules, i int, w *wireEvent, now time.Time) {
+	ev, field, reason := r.validate(w, now)
 	res := &d.Results[i]
 	res.Index = i
 	if len(w.ID) <= r.MaxIDLen {
@@ -210,7 +240,8 @@ func (d *Decoded) add(r *Rules, i int, w *wireEvent) {
 }
 
 // validate turns a wire event into an Event or names the first bad field.
-func (r *Rules) validate(w *wireEvent) (ev Event, field, reason string) {
+// now is the time of the request.
+func (r *Rules) validate(w *wireEvent, now time.Time) (ev Event, field, reason string) {
 	switch {
 	case w.SpecVersion == "":
 		return ev, "specversion", ReasonMissing
@@ -235,7 +266,7 @@ func (r *Rules) validate(w *wireEvent) (ev Event, field, reason string) {
 		return ev, "time", ReasonInvalid
 	}
 	t = t.UTC().Truncate(time.Second)
-	if reason := r.checkTime(t); reason != "" {
+	if reason := r.checkTime(t, now); reason != "" {
 		return ev, "time", reason
 	}
 	d := &w.Data

@@ -164,6 +164,81 @@ func BenchmarkDecodeBatch1000(b *testing.B) {
 	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "events/s")
 }
 
+// decodeStd decodes a batch with encoding/json alone, if it can.
+func decodeStd(r *Rules, body []byte) (*Decoded, bool) {
+	var std []wireEvent
+	if err := json.Unmarshal(body, &std); err != nil {
+		return nil, false
+	}
+	want := newDecoded(len(std))
+	for i := range std {
+		want.add(r, i, &std[i], testNow)
+	}
+	return want, true
+}
+
+// TestEventScanner checks which bodies the one-pass scanner reads itself
+// (the common ones must not fall through to the slower decoders) and that
+// what DecodeBatch returns for each equals encoding/json's reading.
+func TestEventScanner(t *testing.T) {
+	ev := func(fields string) string {
+		return `{"specversion":"1.0","type":"message.sent","subject":"c",` + fields + `}`
+	}
+	data := `"data":{"to":"+4915123456789","category":"marketing"}`
+	tests := []struct {
+		name string
+		body string
+		want bool // read by the scanner
+	}{
+		{"typical", "[" + ev(`"id":"e1","time":"2026-10-15T11:00:00Z",`+data) + "]", true},
+		{"empty array", " [ ] ", true},
+		{"spaces everywhere", "\n[ " + ev(`"id" : "e1" , "time":"2026-10-15T11:00:00Z", `+data) + " ,\t" + ev(`"id":"e2","time":"2026-10-15T11:00:00Z",`+data) + " ]\r\n", true},
+		{"unknown keys of every kind", "[" + ev(`"id":"e1","source":"/x","n":-1.5e3,"b":[true,false,null,{"id":"x"}],"o":{"to":"+1"},"time":"2026-10-15T11:00:00Z",`+data) + "]", true},
+		{"unknown data keys", "[" + ev(`"id":"e1","time":"2026-10-15T11:00:00Z","data":{"x":{"y":[1]},"country":"DE","category":"session","quantity":3}`) + "]", true},
+		{"last key wins", "[" + ev(`"id":"e1","id":"e2","time":"2026-10-15T11:00:00Z",`+data) + "]", true},
+		{"second data object adds", "[" + ev(`"id":"e1","time":"2026-10-15T11:00:00Z","data":{"country":"DE"},"data":{"category":"session"}`) + "]", true},
+		{"UTF-8 id", "[" + ev(`"id":"é—€","time":"2026-10-15T11:00:00Z",`+data) + "]", true},
+		{"invalid UTF-8 in a skipped value", "[" + ev(`"id":"e1","x":"`+"\xff"+`","time":"2026-10-15T11:00:00Z",`+data) + "]", true},
+		{"rejected events", `[{"specversion":"0.3"},{},{"data":{}}]`, true},
+		{"escape in id", "[" + ev(`"id":"e\/1","time":"2026-10-15T11:00:00Z",`+data) + "]", false},
+		{"invalid UTF-8 in id", "[" + ev(`"id":"`+"e\xff1"+`","time":"2026-10-15T11:00:00Z",`+data) + "]", false},
+		{"null id", "[" + ev(`"id":null,"time":"2026-10-15T11:00:00Z",`+data) + "]", false},
+		{"number id", "[" + ev(`"id":5,"time":"2026-10-15T11:00:00Z",`+data) + "]", false},
+		{"key in another case", "[" + ev(`"ID":"e1","time":"2026-10-15T11:00:00Z",`+data) + "]", false},
+		{"key with the Kelvin sign", "[" + ev(`"id":"e1","time":"2026-10-15T11:00:00Z","\u212a":1,`+data) + "]", false},
+		{"non-ASCII key", "[" + ev(`"id":"e1","timé":"x","time":"2026-10-15T11:00:00Z",`+data) + "]", false},
+		{"quantity as a string", "[" + ev(`"id":"e1","time":"2026-10-15T11:00:00Z","data":{"country":"DE","category":"session","quantity":"3"}`) + "]", false},
+		{"null data", "[" + ev(`"id":"e1","time":"2026-10-15T11:00:00Z","data":null`) + "]", false},
+		{"element not an object", `[1]`, false},
+		{"trailing comma", "[" + ev(`"id":"e1","time":"2026-10-15T11:00:00Z",`+data) + ",]", false},
+		{"trailing garbage", "[]x", false},
+		{"over the batch limit", "[" + strings.Repeat(`{},`, 100) + `{}]`, false},
+	}
+	r := testRules()
+	for _, tt := range tests {
+		body := []byte(tt.body)
+		_, got := r.scanBatch(body, testNow)
+		if got != tt.want {
+			t.Errorf("%s: scanner read it: %v, want %v", tt.name, got, tt.want)
+		}
+		d, err := r.DecodeBatch(body)
+		want, ok := decodeStd(r, body)
+		if !ok {
+			want = &Decoded{}
+		}
+		switch {
+		case len(want.Results) > r.MaxBatchLen:
+			if postage.ErrorCode(err) != postage.ETOOLARGE {
+				t.Errorf("%s: DecodeBatch: %v, want %s", tt.name, err, postage.ETOOLARGE)
+			}
+		case ok && err != nil:
+			t.Errorf("%s: DecodeBatch: %v", tt.name, err)
+		case ok && !reflect.DeepEqual(d, want):
+			t.Errorf("%s: DecodeBatch disagrees with encoding/json:\n got %+v\nwant %+v", tt.name, d, want)
+		}
+	}
+}
+
 // FuzzDecodeBatch checks that no input panics the decoder, that it returns
 // one result per array element, and that every valid event is well formed.
 // Its seed corpus is in testdata/fuzz/FuzzDecodeBatch.
@@ -175,6 +250,8 @@ func FuzzDecodeBatch(f *testing.F) {
 	f.Add([]byte("[{\"id\":\"\x83\"}]"))
 	f.Add([]byte("[{}]\x00"))
 	f.Add([]byte(`[{"ID":"a","id":"b","Id":"c"}]`))
+	f.Add([]byte(`[{"specversion":"1.0","type":"message.sent","id":"e","subject":"c","time":"2026-10-15T11:00:00Z","x":[{"id":1}],"data":{"country":"DE"},"data":{"category":"session","quantity":2}}]`))
+	f.Add([]byte(`[{"specversion":"1.0","type":"message.sent","id":"é","subject":"c","time":"2026-10-15T11:00:00Z","data":{"to":"+4915123456789","category":"marketing","quantity":1e2}}]`))
 	r := testRules()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		d, err := r.DecodeBatch(body)
@@ -188,17 +265,10 @@ func FuzzDecodeBatch(f *testing.F) {
 		if err := json.Unmarshal(body, &raws); err != nil {
 			t.Fatalf("decoder accepted what encoding/json rejects: %v", err)
 		}
-		// The fast decoder (goccy/go-json) must read exactly what
-		// encoding/json reads.
-		var std []wireEvent
-		if err := json.Unmarshal(body, &std); err == nil {
-			want := newDecoded(len(std))
-			for i := range std {
-				want.add(r, i, &std[i])
-			}
-			if !reflect.DeepEqual(d, want) {
-				t.Fatalf("fast decoder disagrees with encoding/json:\n got %+v\nwant %+v", d, want)
-			}
+		// The fast decoders (eventScanner, goccy/go-json) must read
+		// exactly what encoding/json reads.
+		if want, ok := decodeStd(r, body); ok && !reflect.DeepEqual(d, want) {
+			t.Fatalf("fast decoder disagrees with encoding/json:\n got %+v\nwant %+v", d, want)
 		}
 		if len(d.Results) != len(raws) || len(d.Events) != len(d.Index) {
 			t.Fatalf("%d results for %d elements", len(d.Results), len(raws))
@@ -244,4 +314,49 @@ func TestDecodedBatchDoesNotKeepTheBody(t *testing.T) {
 		t.Errorf("detached strings changed: %q %q %q", d.Events[1999].ID, d.Results[1999].ID, d.Events[5].CustomerID)
 	}
 	runtime.KeepAlive(d)
+}
+
+// TestDecodedKeepsNothingOfTheBody checks, for every decoding path, that a
+// decoded request does not change when its body is overwritten: the HTTP
+// server re-uses body buffers, and the scanner's strings share the body's
+// memory until they are copied.
+func TestDecodedKeepsNothingOfTheBody(t *testing.T) {
+	good := ce("e1", "cust", "2026-10-15T11:00:00Z", `{"to":"+4915123456789","category":"marketing"}`)
+	escaped := ce(`e\/2`, "cust", "2026-10-15T11:00:00Z", `{"to":"+4915123456789","category":"marketing"}`)
+	badTime := ce("e3", "cust", "yesterday", `{"country":"DE","category":"session"}`)
+	typeErr := `{"specversion":"1.0","id":5}`
+	tests := []struct {
+		name  string
+		batch bool
+		body  string
+	}{
+		{"scanned batch", true, "[" + good + "," + badTime + "]"},
+		{"goccy batch", true, "[" + good + "," + escaped + "," + badTime + "]"},
+		{"encoding/json batch", true, "[" + good + "," + typeErr + "," + badTime + "]"},
+		{"scanned single", false, good},
+		{"goccy single", false, escaped},
+		{"rejected single", false, badTime},
+	}
+	r := testRules()
+	for _, tt := range tests {
+		body := []byte(tt.body)
+		decode := r.DecodeSingle
+		if tt.batch {
+			decode = r.DecodeBatch
+		}
+		d, err := decode(body)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		before := fmt.Sprintf("%+v", *d)
+		if len(d.Results) == 0 || d.Results[0].ID == "" {
+			t.Fatalf("%s: decoded %s", tt.name, before)
+		}
+		for i := range body {
+			body[i] = 'x'
+		}
+		if after := fmt.Sprintf("%+v", *d); after != before {
+			t.Errorf("%s: decoded request changed with its body:\n before %s\n after  %s", tt.name, before, after)
+		}
+	}
 }

@@ -154,8 +154,8 @@ func (r *Rules) init() {
 }
 
 // checkTime validates an event time; field names the input field.
-func (r *Rules) checkTime(t time.Time) (reason string) {
-	now := r.Now()
+// now is the time of the request (Rules.Now, read once per request).
+func (r *Rules) checkTime(t, now time.Time) (reason string) {
 	switch {
 	case t.After(now.Add(r.FutureSkew)):
 		return ReasonFuture

@@ -2,6 +2,7 @@ package metering
 
 import (
 	"context"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -59,5 +60,38 @@ func TestLookupFindsEventsStoredBeforeKeyHash(t *testing.T) {
 	}
 	if qty, events := monthTotal(t, store, "c1", t0); qty != 2 || events != 2 {
 		t.Errorf("month total: %d messages in %d events, want 2 in 2", qty, events)
+	}
+}
+
+// TestKeyHashMatchesClickHouse checks that the look-up's fingerprints,
+// computed in Go, are the key_hash ClickHouse computes on insert: if they
+// differed, no stored event would ever be found again and every re-send
+// would be stored (and billed) a second time.
+func TestKeyHashMatchesClickHouse(t *testing.T) {
+	conn := newCH(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var keys []Key
+	for n := range 200 {
+		s := func(l int) string {
+			b := make([]byte, l)
+			for i := range b {
+				b[i] = byte(rng.IntN(256))
+			}
+			return string(b)
+		}
+		// Every length class of CityHash64 (0-16, 17-32, 33-64, longer).
+		keys = append(keys, Key{CustomerID: s(n % 90), ID: s(rng.IntN(200))})
+	}
+	keys = append(keys, Key{"cust-1", "evt-00000001"}, Key{"", ""})
+	var h keyHasher
+	for _, k := range keys {
+		var got uint64
+		if err := conn.QueryRow(ctx, "SELECT cityHash64(?, ?)", k.CustomerID, k.ID).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if want := h.hash(k.CustomerID, k.ID); got != want {
+			t.Fatalf("cityHash64(%q, %q): ClickHouse %d, Go %d", k.CustomerID, k.ID, got, want)
+		}
 	}
 }

@@ -44,7 +44,7 @@ func TestUsageSQL(t *testing.T) {
 
 func TestExistingSQL(t *testing.T) {
 	q, args := existingSQL(time.Time{})
-	want := "SELECT customer_id, id, payload_hash FROM events PREWHERE key_hash IN (SELECT cityHash64(customer_id, id) FROM _keys) WHERE customer_id IN (SELECT customer_id FROM _keys)"
+	want := "SELECT customer_id, id, payload_hash FROM events PREWHERE key_hash IN (SELECT key_hash FROM _keys) WHERE customer_id IN (SELECT customer_id FROM _customers)"
 	if q != want || args != nil {
 		t.Errorf("got %s %v", q, args)
 	}

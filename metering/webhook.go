@@ -172,7 +172,7 @@ func (r *Rules) webhookEvent(cust, pnid string, st *waStatus) (ev Event, field, 
 		return ev, "statuses.timestamp", ReasonInvalid
 	}
 	t := time.Unix(sec, 0).UTC()
-	if reason := r.checkTime(t); reason != "" {
+	if reason := r.checkTime(t, r.Now()); reason != "" {
 		return ev, "statuses.timestamp", reason
 	}
 	country, ok := CountryOfNumber("+" + st.RecipientID)

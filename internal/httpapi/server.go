@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -68,6 +69,10 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+
+	// bodies recycles the buffers event batches are read into (see
+	// postEvents).
+	bodies sync.Pool
 }
 
 // Route is one operation: how it is served and how the OpenAPI document

@@ -1,0 +1,252 @@
+package metering
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"strings"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// eventScanner reads CloudEvents from a request body in one pass, for the
+// bodies it can read exactly as encoding/json reads them into wireEvent:
+// it checks the syntax of everything (as validJSON does) and keeps the
+// attributes the meter uses.
+//
+// It gives up (ok false) on anything it does not read itself, and the
+// caller then takes the general path, which decides such bodies exactly:
+// a syntax error anywhere; an element that is not an object; an attribute
+// the meter reads that is null or of another type, or a string of it that
+// holds an escape or is not valid UTF-8 (encoding/json would unescape or
+// replace bytes); a key with an escape or a byte outside ASCII, or one that
+// matches an attribute only case-insensitively (encoding/json folds case
+// in keys); more events than the limit. Repeated keys are read as
+// encoding/json reads them: the last string wins and a repeated "data"
+// object adds to the first.
+//
+// It exists for speed: the syntax check and goccy/go-json's decoding were
+// a third of the server's CPU under sustained ingest (docs/METERING.md,
+// "Performance and limits"). FuzzDecodeBatch compares what it reads with
+// encoding/json.
+type eventScanner struct {
+	b []byte
+	s string // b as a string, without a copy: the strings read are slices of it
+	i int
+}
+
+// newEventScanner scans body. The strings it reads share body's memory
+// (copying a half-megabyte body for each request was measurable): the
+// caller must copy what it keeps (Decoded.detach) before body changes.
+func newEventScanner(body []byte) *eventScanner {
+	return &eventScanner{b: body, s: unsafe.String(unsafe.SliceData(body), len(body))}
+}
+
+// batch reads a JSON array of objects and calls each for every element in
+// order. each must not keep w: it is reused.
+func (p *eventScanner) batch(max int, each func(i int, w *wireEvent)) bool {
+	p.space()
+	if !p.next('[') {
+		return false
+	}
+	p.space()
+	if p.next(']') {
+		return p.end()
+	}
+	var w wireEvent
+	for n := 0; ; n++ {
+		if n == max {
+			return false
+		}
+		w = wireEvent{}
+		if !p.event(&w) {
+			return false
+		}
+		each(n, &w)
+		p.space()
+		if p.next(']') {
+			return p.end()
+		}
+		if !p.next(',') {
+			return false
+		}
+		p.space()
+	}
+}
+
+// single reads one JSON object.
+func (p *eventScanner) single(w *wireEvent) bool {
+	p.space()
+	return p.event(w) && p.end()
+}
+
+func (p *eventScanner) space() { p.i = skipJSONSpace(p.b, p.i) }
+
+func (p *eventScanner) next(c byte) bool {
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// end reports whether only whitespace is left.
+func (p *eventScanner) end() bool {
+	p.space()
+	return p.i == len(p.b)
+}
+
+var eventKeys = []string{"specversion", "type", "id", "subject", "time", "data"}
+var dataKeys = []string{"to", "country", "category", "quantity"}
+
+// event reads an object at depth 2 (inside the batch's array; a single
+// event's object is read the same way: depth only matters at 10,000).
+func (p *eventScanner) event(w *wireEvent) bool {
+	return p.object(2, eventKeys, func(key string) bool {
+		var dst *string
+		switch key {
+		case "specversion":
+			dst = &w.SpecVersion
+		case "type":
+			dst = &w.Type
+		case "id":
+			dst = &w.ID
+		case "subject":
+			dst = &w.Subject
+		case "time":
+			dst = &w.Time
+		case "data":
+			return p.next('{') && p.members(3, dataKeys, func(key string) bool { return p.data(&w.Data, key) })
+		default:
+			return p.skip(2)
+		}
+		return p.str(dst)
+	})
+}
+
+func (p *eventScanner) data(d *wireData, key string) bool {
+	switch key {
+	case "to":
+		return p.str(&d.To)
+	case "country":
+		return p.str(&d.Country)
+	case "category":
+		return p.str(&d.Category)
+	case "quantity":
+		start := p.i
+		if p.i >= len(p.b) || !(p.b[p.i] == '-' || p.b[p.i] >= '0' && p.b[p.i] <= '9') {
+			return false // a string, null or other type: the general path decides
+		}
+		end, ok := validNumber(p.b, p.i)
+		p.i = end
+		d.Quantity = json.Number(p.s[start:end])
+		return ok
+	}
+	return p.skip(3)
+}
+
+// object reads an object at p.i; member is called with p.i at each value
+// and must read it.
+func (p *eventScanner) object(depth int, names []string, member func(key string) bool) bool {
+	return p.next('{') && p.members(depth, names, member)
+}
+
+// members reads an object's members after its opening brace. names are the
+// keys the caller reads; a key that matches one of them only when case is
+// folded gives up.
+func (p *eventScanner) members(depth int, names []string, member func(key string) bool) bool {
+	if depth > maxJSONDepth {
+		return false
+	}
+	p.space()
+	if p.next('}') {
+		return true
+	}
+	for {
+		var key string
+		if p.i >= len(p.b) || p.b[p.i] != '"' || !p.str(&key) {
+			return false
+		}
+		if !known(key, names) {
+			for j := 0; j < len(key); j++ {
+				if key[j] >= utf8.RuneSelf {
+					return false // Unicode case folding (e.g. the Kelvin sign) is left to encoding/json
+				}
+			}
+			for _, n := range names {
+				if strings.EqualFold(key, n) {
+					return false
+				}
+			}
+		}
+		p.space()
+		if !p.next(':') {
+			return false
+		}
+		p.space()
+		if !member(key) {
+			return false
+		}
+		p.space()
+		if p.next('}') {
+			return true
+		}
+		if !p.next(',') {
+			return false
+		}
+		p.space()
+	}
+}
+
+func known(key string, names []string) bool {
+	for _, n := range names {
+		if key == n {
+			return true
+		}
+	}
+	return false
+}
+
+// skip checks the syntax of a value the meter does not read, inside depth
+// open arrays and objects.
+func (p *eventScanner) skip(depth int) bool {
+	end, ok := validValue(p.b, p.i, depth)
+	p.i = end
+	return ok
+}
+
+// str reads a string without escapes that is valid UTF-8 into dst.
+func (p *eventScanner) str(dst *string) bool {
+	b := p.b
+	if p.i >= len(b) || b[p.i] != '"' {
+		return false
+	}
+	start := p.i + 1
+	i, high := start, uint64(0)
+	for {
+		for i+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[i:])
+			if !plain8(x) {
+				break
+			}
+			high |= x
+			i += 8
+		}
+		if i >= len(b) {
+			return false
+		}
+		switch c := b[i]; {
+		case c == '"':
+			s := p.s[start:i]
+			if high&hi != 0 && !utf8.ValidString(s) {
+				return false
+			}
+			*dst, p.i = s, i+1
+			return true
+		case c == '\\' || c < 0x20:
+			return false
+		default:
+			high |= uint64(c)
+			i++
+		}
+	}
+}
