@@ -261,7 +261,7 @@ func (r *Rules) validate(w *wireEvent, now time.Time) (ev Event, field, reason s
 	if w.Time == "" {
 		return ev, "time", ReasonMissing
 	}
-	t, err := time.Parse(time.RFC3339Nano, w.Time)
+	t, err := parseEventTime(w.Time)
 	if err != nil {
 		return ev, "time", ReasonInvalid
 	}

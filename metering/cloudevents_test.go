@@ -3,6 +3,7 @@ package metering
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"runtime"
 	"strings"
@@ -357,6 +358,41 @@ func TestDecodedKeepsNothingOfTheBody(t *testing.T) {
 		}
 		if after := fmt.Sprintf("%+v", *d); after != before {
 			t.Errorf("%s: decoded request changed with its body:\n before %s\n after  %s", tt.name, before, after)
+		}
+	}
+}
+
+// TestParseEventTime checks the fast path of parseEventTime against
+// time.Parse on the edges of every field and on random strings of the
+// fast path's shape.
+func TestParseEventTime(t *testing.T) {
+	inputs := []string{
+		"2026-10-15T11:00:00Z", "2024-02-29T23:59:59Z", "2026-02-29T00:00:00Z", "2100-02-29T00:00:00Z",
+		"2000-02-29T00:00:00Z", "2026-12-31T23:59:59Z", "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z",
+		"2026-04-31T00:00:00Z", "2026-04-00T00:00:00Z", "2026-10-15T24:00:00Z", "2026-10-15T23:60:00Z",
+		"2026-10-15T23:59:60Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2026-10-15t11:00:00Z",
+		"2026-10-15T11:00:00z", "2026-1a-15T11:00:00Z", "+026-10-15T11:00:00Z", "2026-10-15 11:00:00Z",
+		"2026-10-15T11:00:00+02:00", "2026-10-15T11:00:00.123Z", "", "2026-10-15",
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	const shape = "dddd-dd-ddTdd:dd:ddZ"
+	for range 100000 {
+		b := []byte(shape)
+		for i, c := range shape {
+			if c == 'd' {
+				b[i] = byte('0' + rng.IntN(10))
+			}
+		}
+		if rng.IntN(20) == 0 {
+			b[rng.IntN(len(b))] = byte(rng.IntN(128))
+		}
+		inputs = append(inputs, string(b))
+	}
+	for _, s := range inputs {
+		got, gotErr := parseEventTime(s)
+		want, wantErr := time.Parse(time.RFC3339Nano, s)
+		if (gotErr != nil) != (wantErr != nil) || !got.Equal(want) {
+			t.Fatalf("parseEventTime(%q) = %v, %v; time.Parse: %v, %v", s, got, gotErr, want, wantErr)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"strings"
+	"time"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -249,4 +250,43 @@ func (p *eventScanner) str(dst *string) bool {
 			i++
 		}
 	}
+}
+
+// parseEventTime parses an event time as time.Parse(time.RFC3339Nano, s)
+// does, with a fast path for the form nearly every event has,
+// "2006-01-02T15:04:05Z" (time.Parse was 5% of the server's CPU under
+// sustained ingest). Anything else takes time.Parse;
+// TestParseEventTime compares the two.
+func parseEventTime(s string) (time.Time, error) {
+	if len(s) == 20 && s[4] == '-' && s[7] == '-' && s[10] == 'T' && s[13] == ':' && s[16] == ':' && s[19] == 'Z' {
+		year, ok1 := digits(s[0:4])
+		month, ok2 := digits(s[5:7])
+		day, ok3 := digits(s[8:10])
+		hour, ok4 := digits(s[11:13])
+		minute, ok5 := digits(s[14:16])
+		sec, ok6 := digits(s[17:19])
+		if ok1 && ok2 && ok3 && ok4 && ok5 && ok6 &&
+			month >= 1 && month <= 12 && day >= 1 && day <= daysIn(time.Month(month), year) &&
+			hour < 24 && minute < 60 && sec < 60 {
+			return time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC), nil
+		}
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}
+
+// digits parses a string of ASCII digits.
+func digits(s string) (int, bool) {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+func daysIn(m time.Month, year int) int {
+	return time.Date(year, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
