@@ -88,7 +88,19 @@ func (s *CHStore) Existing(ctx context.Context, keys []Key, since time.Time) (ma
 	return found, nil
 }
 
+// insertBlockRows is the size of the blocks Insert sends.
+const insertBlockRows = 4096
+
 // Insert writes events with one columnar insert.
+//
+// The events go in blocks of insertBlockRows rows, each sent as soon as it
+// is full: the driver's columns then grow once to a block's size and are
+// re-used, where one block of a whole flush made them grow step by step to
+// 40,000 rows — a quarter of everything the server allocated under
+// sustained ingest (docs/METERING.md, "Performance and limits"). ClickHouse
+// joins the blocks of one INSERT into one part (min_insert_block_size_rows,
+// 1,048,576 by default; TestInsertInBlocksIsOnePart), so this costs no
+// extra parts.
 func (s *CHStore) Insert(ctx context.Context, events []Event) error {
 	if len(events) == 0 {
 		return nil
@@ -98,18 +110,27 @@ func (s *CHStore) Insert(ctx context.Context, events []Event) error {
 		return fmt.Errorf("insert events: %w", err)
 	}
 	defer batch.Abort()
-	n := len(events)
+	n := min(len(events), insertBlockRows)
 	cust, id, country, cat := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	ts, ing := make([]time.Time, n), make([]time.Time, n)
 	qty, hash := make([]uint64, n), make([]uint64, n)
-	for i := range events {
-		e := &events[i]
-		cust[i], id[i], country[i], cat[i] = e.CustomerID, e.ID, e.Country, e.Category
-		ts[i], ing[i], qty[i], hash[i] = e.Time, e.IngestedAt, e.Quantity, e.PayloadHash
-	}
-	for i, col := range []any{cust, id, ts, country, cat, qty, hash, ing} {
-		if err := batch.Column(i).Append(col); err != nil {
-			return fmt.Errorf("insert events: column %d: %w", i, err)
+	for start := 0; start < len(events); start += n {
+		block := events[start:min(start+n, len(events))]
+		m := len(block)
+		for i := range block {
+			e := &block[i]
+			cust[i], id[i], country[i], cat[i] = e.CustomerID, e.ID, e.Country, e.Category
+			ts[i], ing[i], qty[i], hash[i] = e.Time, e.IngestedAt, e.Quantity, e.PayloadHash
+		}
+		for i, col := range []any{cust[:m], id[:m], ts[:m], country[:m], cat[:m], qty[:m], hash[:m], ing[:m]} {
+			if err := batch.Column(i).Append(col); err != nil {
+				return fmt.Errorf("insert events: column %d: %w", i, err)
+			}
+		}
+		if start+m < len(events) {
+			if err := batch.Flush(); err != nil {
+				return fmt.Errorf("insert events: %w", err)
+			}
 		}
 	}
 	if err := batch.Send(); err != nil {

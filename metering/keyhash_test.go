@@ -2,6 +2,7 @@ package metering
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -93,5 +94,42 @@ func TestKeyHashMatchesClickHouse(t *testing.T) {
 		if want := h.hash(k.CustomerID, k.ID); got != want {
 			t.Fatalf("cityHash64(%q, %q): ClickHouse %d, Go %d", k.CustomerID, k.ID, got, want)
 		}
+	}
+}
+
+// TestInsertInBlocksIsOnePart checks that an Insert larger than one block
+// stores every event once and, with merges stopped, makes one part per
+// partition: ClickHouse joins the blocks of one INSERT. If it wrote a part
+// per block, a flush of 40,000 events would make ten parts to merge.
+func TestInsertInBlocksIsOnePart(t *testing.T) {
+	conn := newCH(t)
+	ctx := context.Background()
+	if err := conn.Exec(ctx, "SYSTEM STOP MERGES events"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Exec(context.Background(), "SYSTEM START MERGES events") })
+	s := NewCHStore(conn)
+	t0 := time.Date(2026, 10, 15, 12, 0, 0, 0, time.UTC)
+	evs := make([]Event, 3*insertBlockRows+5)
+	for i := range evs {
+		evs[i] = ev(fmt.Sprintf("cust-%d", i%7), fmt.Sprintf("evt-%d", i), t0.Add(time.Duration(i)*time.Second), "DE", "marketing", uint64(1+i%3))
+		evs[i].IngestedAt = t0
+	}
+	if err := s.Insert(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	var parts, rows, ids, qty uint64
+	if err := conn.QueryRow(ctx, "SELECT count(), sum(rows) FROM system.parts WHERE database = currentDatabase() AND table = 'events' AND active").Scan(&parts, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT uniqExact(id), sum(quantity) FROM events").Scan(&ids, &qty); err != nil {
+		t.Fatal(err)
+	}
+	var wantQty uint64
+	for _, e := range evs {
+		wantQty += e.Quantity
+	}
+	if parts != 1 || rows != uint64(len(evs)) || ids != uint64(len(evs)) || qty != wantQty {
+		t.Errorf("got %d parts, %d rows, %d ids, quantity %d; want 1 part, %d rows and ids, quantity %d", parts, rows, ids, qty, len(evs), wantQty)
 	}
 }

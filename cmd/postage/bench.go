@@ -808,7 +808,8 @@ func flushStats(ctx context.Context, url, key string) string {
 // benchProfileEnv names a directory: when set, the server child exposes
 // net/http/pprof on a private loopback port and each HTTP ingest phase
 // saves a CPU profile of the server there (cpu-<phase>.pprof, the first
-// POSTAGE_BENCH_PROFILE_SECONDS seconds of the phase, default 3).
+// POSTAGE_BENCH_PROFILE_SECONDS seconds of the phase, default 3) and its
+// allocations since it started (allocs-<phase>.pprof).
 const benchProfileEnv = "POSTAGE_BENCH_PROFILE"
 
 var benchPprofAddr string
@@ -854,7 +855,18 @@ func startBenchProfile(phase string) func() {
 		_ = os.MkdirAll(dir, 0o755)
 		_ = os.WriteFile(filepath.Join(dir, "cpu-"+phase+".pprof"), b, 0o644)
 	}()
-	return func() { <-done }
+	return func() {
+		<-done
+		// And what the server allocated so far (cumulative since it started).
+		resp, err := http.Get("http://" + benchPprofAddr + "/debug/pprof/allocs")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "profile:", err)
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		_ = os.WriteFile(filepath.Join(dir, "allocs-"+phase+".pprof"), b, 0o644)
+	}
 }
 
 // partsInfo describes the events table's active parts.
