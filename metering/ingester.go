@@ -88,6 +88,17 @@ type Ingester struct {
 	mu      sync.RWMutex // guards closed against concurrent Submit
 	closed  bool
 	done    chan struct{}
+
+	// Buffers the flusher re-uses from one flush to the next, so that a
+	// flush of 40,000 events does not allocate its working set anew: the
+	// map of first occurrences and the key list live only while a flush
+	// decides; the events to insert live until that flush's insert
+	// returns, which is before the next flush decides (inserts are one at a
+	// time, and a flush waits for the previous one's outcome first).
+	seen  map[Key]ref
+	keys  []Key
+	refs  []ref
+	fresh []Event
 }
 
 // ref locates an event in a batch: submission, then event.
@@ -255,9 +266,13 @@ type flushJob struct {
 // job, whose insert may still be running.
 func (in *Ingester) flush(batch []*submission, n int, prev *flushJob) *flushJob {
 	job := &flushJob{batch: batch, n: n, start: time.Now(), done: make(chan struct{})}
-	job.first = make(map[Key]ref, n)
-	job.keys = make([]Key, 0, n)
-	job.refs = make([]ref, 0, n)
+	if in.seen == nil {
+		in.seen = make(map[Key]ref, n)
+	}
+	clear(in.seen)
+	job.first = in.seen
+	job.keys = in.keys[:0]
+	job.refs = in.refs[:0]
 	for si, s := range batch {
 		s.status = make([]Status, len(s.events))
 		for i := range s.events {
@@ -276,6 +291,7 @@ func (in *Ingester) flush(batch []*submission, n int, prev *flushJob) *flushJob 
 			job.refs = append(job.refs, ref{si, i})
 		}
 	}
+	in.keys, in.refs = job.keys, job.refs
 	ctx, cancel := context.WithTimeout(context.Background(), in.cfg.FlushTimeout)
 	// Look up everything except what prev is inserting, concurrently with
 	// prev's insert.
@@ -345,8 +361,8 @@ func (in *Ingester) observe(h func(*Metrics) prometheus.Observer, start time.Tim
 // conflict and the others accepted, and returns the events to insert.
 func (in *Ingester) decide(job *flushJob, existing map[Key]uint64) []Event {
 	now := in.cfg.Now().UTC().Truncate(time.Second)
-	fresh := make([]Event, 0, max(0, len(job.keys)-len(existing))) // existing may hold keys not asked for (see CHStore.Existing)
-	job.fresh = make(map[Key]uint64, max(0, len(job.keys)-len(existing)))
+	fresh := in.fresh[:0] // free: the previous insert has returned (see Ingester)
+	job.fresh = make(map[Key]uint64, max(0, len(job.keys)-len(existing))) // existing may hold keys not asked for (see CHStore.Existing)
 	for i, k := range job.keys {
 		r := job.refs[i]
 		s := job.batch[r.sub]
@@ -364,6 +380,7 @@ func (in *Ingester) decide(job *flushJob, existing map[Key]uint64) []Event {
 		fresh = append(fresh, *e)
 		job.fresh[k] = e.PayloadHash
 	}
+	in.fresh = fresh
 	return fresh
 }
 

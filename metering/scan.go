@@ -102,109 +102,136 @@ var dataKeys = []string{"to", "country", "category", "quantity"}
 // event reads an object at depth 2 (inside the batch's array; a single
 // event's object is read the same way: depth only matters at 10,000).
 func (p *eventScanner) event(w *wireEvent) bool {
-	return p.object(2, eventKeys, func(key string) bool {
-		var dst *string
-		switch key {
-		case "specversion":
-			dst = &w.SpecVersion
-		case "type":
-			dst = &w.Type
-		case "id":
-			dst = &w.ID
-		case "subject":
-			dst = &w.Subject
-		case "time":
-			dst = &w.Time
-		case "data":
-			return p.next('{') && p.members(3, dataKeys, func(key string) bool { return p.data(&w.Data, key) })
-		default:
-			return p.skip(2)
-		}
-		return p.str(dst)
-	})
-}
-
-func (p *eventScanner) data(d *wireData, key string) bool {
-	switch key {
-	case "to":
-		return p.str(&d.To)
-	case "country":
-		return p.str(&d.Country)
-	case "category":
-		return p.str(&d.Category)
-	case "quantity":
-		start := p.i
-		if p.i >= len(p.b) || !(p.b[p.i] == '-' || p.b[p.i] >= '0' && p.b[p.i] <= '9') {
-			return false // a string, null or other type: the general path decides
-		}
-		end, ok := validNumber(p.b, p.i)
-		p.i = end
-		d.Quantity = json.Number(p.s[start:end])
-		return ok
+	if !p.open() {
+		return false
 	}
-	return p.skip(3)
+	for more := !p.next('}'); more; {
+		key, ok := p.key()
+		if ok {
+			switch key {
+			case "specversion":
+				ok = p.str(&w.SpecVersion)
+			case "type":
+				ok = p.str(&w.Type)
+			case "id":
+				ok = p.str(&w.ID)
+			case "subject":
+				ok = p.str(&w.Subject)
+			case "time":
+				ok = p.str(&w.Time)
+			case "data":
+				ok = p.data(&w.Data)
+			default:
+				ok = unfolded(key, eventKeys) && p.skip(2)
+			}
+		}
+		if !ok {
+			return false
+		}
+		if more, ok = p.after(); !ok {
+			return false
+		}
+	}
+	return true
 }
 
-// object reads an object at p.i; member is called with p.i at each value
-// and must read it.
-func (p *eventScanner) object(depth int, names []string, member func(key string) bool) bool {
-	return p.next('{') && p.members(depth, names, member)
+// data reads the data object (depth 3) into d, adding to what d holds.
+func (p *eventScanner) data(d *wireData) bool {
+	if !p.open() {
+		return false
+	}
+	for more := !p.next('}'); more; {
+		key, ok := p.key()
+		if ok {
+			switch key {
+			case "to":
+				ok = p.str(&d.To)
+			case "country":
+				ok = p.str(&d.Country)
+			case "category":
+				ok = p.str(&d.Category)
+			case "quantity":
+				ok = p.number(&d.Quantity)
+			default:
+				ok = unfolded(key, dataKeys) && p.skip(3)
+			}
+		}
+		if !ok {
+			return false
+		}
+		if more, ok = p.after(); !ok {
+			return false
+		}
+	}
+	return true
 }
 
-// members reads an object's members after its opening brace. names are the
-// keys the caller reads; a key that matches one of them only when case is
-// folded gives up.
-func (p *eventScanner) members(depth int, names []string, member func(key string) bool) bool {
-	if depth > maxJSONDepth {
+// open reads an object's opening brace and the space after it.
+func (p *eventScanner) open() bool {
+	if !p.next('{') {
 		return false
 	}
 	p.space()
-	if p.next('}') {
-		return true
-	}
-	for {
-		var key string
-		if p.i >= len(p.b) || p.b[p.i] != '"' || !p.str(&key) {
-			return false
-		}
-		if !known(key, names) {
-			for j := 0; j < len(key); j++ {
-				if key[j] >= utf8.RuneSelf {
-					return false // Unicode case folding (e.g. the Kelvin sign) is left to encoding/json
-				}
-			}
-			for _, n := range names {
-				if strings.EqualFold(key, n) {
-					return false
-				}
-			}
-		}
-		p.space()
-		if !p.next(':') {
-			return false
-		}
-		p.space()
-		if !member(key) {
-			return false
-		}
-		p.space()
-		if p.next('}') {
-			return true
-		}
-		if !p.next(',') {
-			return false
-		}
-		p.space()
-	}
+	return true
 }
 
-func known(key string, names []string) bool {
-	for _, n := range names {
-		if key == n {
-			return true
+// key reads a member's key, the colon and the space around it.
+func (p *eventScanner) key() (string, bool) {
+	var key string
+	if !p.str(&key) {
+		return "", false
+	}
+	p.space()
+	if !p.next(':') {
+		return "", false
+	}
+	p.space()
+	return key, true
+}
+
+// after reads what follows a member: a comma (more members) or the
+// closing brace.
+func (p *eventScanner) after() (more, ok bool) {
+	p.space()
+	if p.next('}') {
+		return false, true
+	}
+	if !p.next(',') {
+		return false, false
+	}
+	p.space()
+	return true, true
+}
+
+// unfolded reports whether an unknown key is safe to skip: encoding/json
+// would also skip it, because it matches none of names when case is
+// folded. Keys outside ASCII are not judged here (Unicode folding, e.g.
+// the Kelvin sign, is left to encoding/json).
+func unfolded(key string, names []string) bool {
+	for j := 0; j < len(key); j++ {
+		if key[j] >= utf8.RuneSelf {
+			return false
 		}
 	}
-	return false
+	for _, n := range names {
+		if strings.EqualFold(key, n) {
+			return false
+		}
+	}
+	return true
+}
+
+// number reads a JSON number into dst; any other type gives up (a string,
+// null: the general path decides).
+func (p *eventScanner) number(dst *json.Number) bool {
+	start := p.i
+	if p.i >= len(p.b) || !(p.b[p.i] == '-' || p.b[p.i] >= '0' && p.b[p.i] <= '9') {
+		return false
+	}
+	end, ok := validNumber(p.b, p.i)
+	p.i = end
+	*dst = json.Number(p.s[start:end])
+	return ok
 }
 
 // skip checks the syntax of a value the meter does not read, inside depth
