@@ -361,7 +361,7 @@ func (in *Ingester) observe(h func(*Metrics) prometheus.Observer, start time.Tim
 // conflict and the others accepted, and returns the events to insert.
 func (in *Ingester) decide(job *flushJob, existing map[Key]uint64) []Event {
 	now := in.cfg.Now().UTC().Truncate(time.Second)
-	fresh := in.fresh[:0] // free: the previous insert has returned (see Ingester)
+	fresh := in.fresh[:0]                                                 // free: the previous insert has returned (see Ingester)
 	job.fresh = make(map[Key]uint64, max(0, len(job.keys)-len(existing))) // existing may hold keys not asked for (see CHStore.Existing)
 	for i, k := range job.keys {
 		r := job.refs[i]
