@@ -361,8 +361,10 @@ func (in *Ingester) observe(h func(*Metrics) prometheus.Observer, start time.Tim
 // conflict and the others accepted, and returns the events to insert.
 func (in *Ingester) decide(job *flushJob, existing map[Key]uint64) []Event {
 	now := in.cfg.Now().UTC().Truncate(time.Second)
-	fresh := in.fresh[:0]                                                 // free: the previous insert has returned (see Ingester)
-	job.fresh = make(map[Key]uint64, max(0, len(job.keys)-len(existing))) // existing may hold keys not asked for (see CHStore.Existing)
+	// in.fresh is free: the previous insert has returned (see Ingester).
+	fresh := in.fresh[:0]
+	// existing may hold keys not asked for (see CHStore.Existing).
+	job.fresh = make(map[Key]uint64, max(0, len(job.keys)-len(existing)))
 	for i, k := range job.keys {
 		r := job.refs[i]
 		s := job.batch[r.sub]
