@@ -1,6 +1,9 @@
 package metering
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // validJSON reports whether b is exactly one JSON value with optional
 // surrounding whitespace, deciding as encoding/json.Valid does (RFC 8259
@@ -103,22 +106,29 @@ func validLiteral(b []byte, i int, lit string) (int, bool) {
 // Eight bytes at a time: lo has 0x01 in every byte, hi 0x80.
 const lo, hi = 0x0101010101010101, 0x8080808080808080
 
-// plain8 reports whether none of the 8 bytes in x needs a look on its own
-// in a JSON string: no quote, no backslash, no control character. Each
-// test is exact ("a byte is zero", "a byte is below 0x20"; Hacker's
-// Delight / Bit Twiddling Hacks), so a word passes only if every byte does.
-func plain8(x uint64) bool {
+// plainPrefix returns how many of the 8 bytes in x (little-endian: the
+// first byte is the lowest) come before the first one that needs a look on
+// its own in a JSON string — a quote, a backslash or a control character —
+// or 8 if none does. Each test ("a byte is zero", "a byte is below 0x20";
+// Hacker's Delight / Bit Twiddling Hacks) flags every such byte and can
+// wrongly flag only bytes after one (a borrow moves up), so the lowest
+// flag is exact.
+func plainPrefix(x uint64) int {
 	zero := func(v uint64) uint64 { return (v - lo) & ^v & hi }
 	below20 := (x - lo*0x20) & ^x & hi
-	return below20|zero(x^(lo*'"'))|zero(x^(lo*'\\')) == 0
+	return bits.TrailingZeros64(below20|zero(x^(lo*'"'))|zero(x^(lo*'\\'))) >> 3
 }
 
 // validString checks the string whose opening quote is b[i].
 func validString(b []byte, i int) (int, bool) {
 	i++
 	for i < len(b) {
-		for i+8 <= len(b) && plain8(binary.LittleEndian.Uint64(b[i:])) {
-			i += 8
+		for i+8 <= len(b) {
+			n := plainPrefix(binary.LittleEndian.Uint64(b[i:]))
+			i += n
+			if n < 8 {
+				break
+			}
 		}
 		if i >= len(b) {
 			break

@@ -62,24 +62,36 @@ func BenchmarkValidJSON(b *testing.B) {
 	})
 }
 
-// plain8 agrees with a byte-by-byte check on random words and on every
-// word with one special byte at each position among plain ones (and high
-// bytes, which are plain).
-func TestPlain8(t *testing.T) {
-	ref := func(x uint64) bool {
+// plainPrefix agrees with a byte-by-byte check on random words, on words
+// drawn from bytes at the edges of each test (several special bytes in a
+// word is where a borrow could move a flag), and on every word with one
+// special byte at each position among plain ones (and high bytes, which
+// are plain).
+func TestPlainPrefix(t *testing.T) {
+	ref := func(x uint64) int {
 		for i := 0; i < 8; i++ {
 			c := byte(x >> (8 * i))
 			if c == '"' || c == '\\' || c < 0x20 {
-				return false
+				return i
 			}
 		}
-		return true
+		return 8
 	}
 	rng := rand.New(rand.NewPCG(9, 10))
 	for range 1_000_000 {
 		x := rng.Uint64()
-		if got, want := plain8(x), ref(x); got != want {
-			t.Fatalf("plain8(%#016x) = %v, want %v", x, got, want)
+		if got, want := plainPrefix(x), ref(x); got != want {
+			t.Fatalf("plainPrefix(%#016x) = %v, want %v", x, got, want)
+		}
+	}
+	edges := []byte{0x00, 0x01, 0x1f, 0x20, 0x21, '"', '#', '[', '\\', ']', 'a', 0x7f, 0x80, 0xff}
+	for range 1_000_000 {
+		var x uint64
+		for i := range 8 {
+			x |= uint64(edges[rng.IntN(len(edges))]) << (8 * i)
+		}
+		if got, want := plainPrefix(x), ref(x); got != want {
+			t.Fatalf("plainPrefix(%#016x) = %v, want %v", x, got, want)
 		}
 	}
 	for _, fill := range []byte{'a', 0xff, 0x80, 0x20, 0x21, 0x23, 0x5b, 0x5d} {
@@ -93,8 +105,8 @@ func TestPlain8(t *testing.T) {
 					}
 					x |= uint64(b) << (8 * i)
 				}
-				if got, want := plain8(x), ref(x); got != want {
-					t.Fatalf("plain8(%#016x) = %v, want %v", x, got, want)
+				if got, want := plainPrefix(x), ref(x); got != want {
+					t.Fatalf("plainPrefix(%#016x) = %v, want %v", x, got, want)
 				}
 			}
 		}

@@ -214,7 +214,7 @@ func unfolded(key string, names []string) bool {
 		}
 	}
 	for _, n := range names {
-		if strings.EqualFold(key, n) {
+		if len(key) == len(n) && strings.EqualFold(key, n) {
 			return false
 		}
 	}
@@ -253,7 +253,10 @@ func (p *eventScanner) str(dst *string) bool {
 	for {
 		for i+8 <= len(b) {
 			x := binary.LittleEndian.Uint64(b[i:])
-			if !plain8(x) {
+			n := plainPrefix(x)
+			if n < 8 {
+				high |= x & (1<<(8*n) - 1) // the plain bytes only
+				i += n
 				break
 			}
 			high |= x
