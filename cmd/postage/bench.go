@@ -53,9 +53,9 @@ func newBenchCmd(g *globalFlags) *cobra.Command {
 
 type ingestBenchOpts struct {
 	events, clients, batch, customers, fillRows, queries, repeat int
-	dupRate                                              float64
-	dir, doc                                             string
-	keep                                                 bool
+	dupRate                                                      float64
+	dir, doc                                                     string
+	keep                                                         bool
 }
 
 func newBenchIngestCmd(_ *globalFlags) *cobra.Command {
