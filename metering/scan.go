@@ -102,61 +102,51 @@ var dataKeys = []string{"to", "country", "category", "quantity"}
 // event reads an object at depth 2 (inside the batch's array; a single
 // event's object is read the same way: depth only matters at 10,000).
 func (p *eventScanner) event(w *wireEvent) bool {
-	if !p.open() {
-		return false
-	}
-	for more := !p.next('}'); more; {
-		key, ok := p.key()
-		if ok {
-			switch key {
-			case "specversion":
-				ok = p.str(&w.SpecVersion)
-			case "type":
-				ok = p.str(&w.Type)
-			case "id":
-				ok = p.str(&w.ID)
-			case "subject":
-				ok = p.str(&w.Subject)
-			case "time":
-				ok = p.str(&w.Time)
-			case "data":
-				ok = p.data(&w.Data)
-			default:
-				ok = unfolded(key, eventKeys) && p.skip(2)
-			}
+	return p.object(func(key string) bool {
+		switch key {
+		case "specversion":
+			return p.str(&w.SpecVersion)
+		case "type":
+			return p.str(&w.Type)
+		case "id":
+			return p.str(&w.ID)
+		case "subject":
+			return p.str(&w.Subject)
+		case "time":
+			return p.str(&w.Time)
+		case "data":
+			return p.data(&w.Data)
 		}
-		if !ok {
-			return false
-		}
-		if more, ok = p.after(); !ok {
-			return false
-		}
-	}
-	return true
+		return unfolded(key, eventKeys) && p.skip(2)
+	})
 }
 
 // data reads the data object (depth 3) into d, adding to what d holds.
 func (p *eventScanner) data(d *wireData) bool {
+	return p.object(func(key string) bool {
+		switch key {
+		case "to":
+			return p.str(&d.To)
+		case "country":
+			return p.str(&d.Country)
+		case "category":
+			return p.str(&d.Category)
+		case "quantity":
+			return p.number(&d.Quantity)
+		}
+		return unfolded(key, dataKeys) && p.skip(3)
+	})
+}
+
+// object reads an object; member is called with p.i at each member's value
+// and must read it.
+func (p *eventScanner) object(member func(key string) bool) bool {
 	if !p.open() {
 		return false
 	}
 	for more := !p.next('}'); more; {
 		key, ok := p.key()
-		if ok {
-			switch key {
-			case "to":
-				ok = p.str(&d.To)
-			case "country":
-				ok = p.str(&d.Country)
-			case "category":
-				ok = p.str(&d.Category)
-			case "quantity":
-				ok = p.number(&d.Quantity)
-			default:
-				ok = unfolded(key, dataKeys) && p.skip(3)
-			}
-		}
-		if !ok {
+		if !ok || !member(key) {
 			return false
 		}
 		if more, ok = p.after(); !ok {
