@@ -128,6 +128,12 @@ func (s *CHStore) Insert(ctx context.Context, events []Event) error {
 			}
 		}
 		if start+m < len(events) {
+			// Flush runs without the context's deadline (the Send below
+			// has it): stop between blocks when the context is done, and
+			// the connection bounds each write (db.boundedWriteConn).
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("insert events: %w", err)
+			}
 			if err := batch.Flush(); err != nil {
 				return fmt.Errorf("insert events: %w", err)
 			}

@@ -10,6 +10,7 @@
 package db
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,6 +50,9 @@ type ClickHouseOptions struct {
 	Password string
 	// MaxOpenConns bounds the pool; 0 means clickhouse-go's default.
 	MaxOpenConns int
+	// WriteTimeout bounds a write the driver makes without a deadline of
+	// its own; 0 means DefaultClickHouseWriteTimeout.
+	WriteTimeout time.Duration
 }
 
 // OpenClickHouse connects to ClickHouse over the native protocol, without
@@ -78,6 +82,9 @@ func OpenClickHouse(ctx context.Context, opts ClickHouseOptions) (driver.Conn, e
 	return conn, nil
 }
 
+// dialTimeout bounds connecting to ClickHouse.
+const dialTimeout = 5 * time.Second
+
 func openClickHouse(opts ClickHouseOptions) (driver.Conn, error) {
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr: []string{opts.Addr},
@@ -88,7 +95,8 @@ func openClickHouse(opts ClickHouseOptions) (driver.Conn, error) {
 		},
 		Compression:  &clickhouse.Compression{Method: clickhouse.CompressionNone},
 		MaxOpenConns: opts.MaxOpenConns,
-		DialTimeout:  5 * time.Second,
+		DialTimeout:  dialTimeout,
+		DialContext:  dialBoundedWrites(cmp.Or(opts.WriteTimeout, DefaultClickHouseWriteTimeout), dialTimeout),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("invalid ClickHouse options for %s: %w (check [clickhouse] addr)", opts.Addr, err)
