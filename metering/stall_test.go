@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +21,9 @@ import (
 type stallProxy struct {
 	ln    net.Listener
 	stall atomic.Bool
+
+	mu    sync.Mutex
+	conns []net.Conn
 }
 
 func newStallProxy(t *testing.T, addr string) *stallProxy {
@@ -29,7 +33,14 @@ func newStallProxy(t *testing.T, addr string) *stallProxy {
 		t.Fatal(err)
 	}
 	p := &stallProxy{ln: ln}
-	t.Cleanup(func() { ln.Close() })
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+	})
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -41,7 +52,9 @@ func newStallProxy(t *testing.T, addr string) *stallProxy {
 				c.Close()
 				continue
 			}
-			t.Cleanup(func() { c.Close(); s.Close() })
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
 			go io.Copy(c, s)
 			go func() {
 				buf := make([]byte, 64<<10)
