@@ -121,14 +121,28 @@ func plainPrefix(x uint64) int {
 
 // validString checks the string whose opening quote is b[i].
 func validString(b []byte, i int) (int, bool) {
+	end, _, _, ok := scanString(b, i)
+	return end, ok
+}
+
+// scanString checks the string whose opening quote is b[i] and returns the
+// index just after its closing quote, and whether the string holds an
+// escape and whether it holds a byte of 0x80 or above (which encoding/json
+// checks for UTF-8 when it decodes the string, not when it checks syntax).
+func scanString(b []byte, i int) (end int, escaped, high bool, ok bool) {
 	i++
+	var or uint64 // the plain bytes seen, or-ed: bit 7 of a byte is set if one was 0x80 or above
 	for i < len(b) {
 		for i+8 <= len(b) {
-			n := plainPrefix(binary.LittleEndian.Uint64(b[i:]))
-			i += n
+			x := binary.LittleEndian.Uint64(b[i:])
+			n := plainPrefix(x)
 			if n < 8 {
+				or |= x & (1<<(8*n) - 1) // the plain bytes only
+				i += n
 				break
 			}
+			or |= x
+			i += 8
 		}
 		if i >= len(b) {
 			break
@@ -136,34 +150,36 @@ func validString(b []byte, i int) (int, bool) {
 		c := b[i]
 		switch {
 		case c == '"':
-			return i + 1, true
+			return i + 1, escaped, or&hi != 0, true
 		case c == '\\':
+			escaped = true
 			if i+1 >= len(b) {
-				return i, false
+				return i, escaped, false, false
 			}
 			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
 				if len(b)-i < 6 {
-					return i, false
+					return i, escaped, false, false
 				}
 				for _, h := range b[i+2 : i+6] {
 					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
-						return i, false
+						return i, escaped, false, false
 					}
 				}
 				i += 6
 			default:
-				return i, false
+				return i, escaped, false, false
 			}
 		case c < 0x20:
-			return i, false
+			return i, escaped, false, false
 		default:
+			or |= uint64(c)
 			i++
 		}
 	}
-	return i, false
+	return i, escaped, false, false
 }
 
 // validNumber checks -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? at b[i].

@@ -1,7 +1,6 @@
 package metering
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"strings"
 	"time"
@@ -232,44 +231,22 @@ func (p *eventScanner) skip(depth int) bool {
 	return ok
 }
 
-// str reads a string without escapes that is valid UTF-8 into dst.
+// str reads a string without escapes that is valid UTF-8 into dst
+// (encoding/json would unescape the one and replace bytes of the other).
 func (p *eventScanner) str(dst *string) bool {
-	b := p.b
-	if p.i >= len(b) || b[p.i] != '"' {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
 		return false
 	}
-	start := p.i + 1
-	i, high := start, uint64(0)
-	for {
-		for i+8 <= len(b) {
-			x := binary.LittleEndian.Uint64(b[i:])
-			n := plainPrefix(x)
-			if n < 8 {
-				high |= x & (1<<(8*n) - 1) // the plain bytes only
-				i += n
-				break
-			}
-			high |= x
-			i += 8
-		}
-		if i >= len(b) {
-			return false
-		}
-		switch c := b[i]; {
-		case c == '"':
-			s := p.s[start:i]
-			if high&hi != 0 && !utf8.ValidString(s) {
-				return false
-			}
-			*dst, p.i = s, i+1
-			return true
-		case c == '\\' || c < 0x20:
-			return false
-		default:
-			high |= uint64(c)
-			i++
-		}
+	end, escaped, high, ok := scanString(p.b, p.i)
+	if !ok || escaped {
+		return false
 	}
+	s := p.s[p.i+1 : end-1]
+	if high && !utf8.ValidString(s) {
+		return false
+	}
+	*dst, p.i = s, end
+	return true
 }
 
 // parseEventTime parses an event time as time.Parse(time.RFC3339Nano, s)
