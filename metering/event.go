@@ -26,9 +26,35 @@ type Event struct {
 	Country     string    // recipient's ISO 3166-1 alpha-2 region
 	Category    string    // pricing category, one of the known set
 	Quantity    uint64    // number of billable units, > 0
+	// PricingType is the upstream's pricing type of a WhatsApp status
+	// (PricingRegular or one of the free types); "" for CloudEvents, which
+	// are regular.
+	PricingType string
+	// PricingModel is the upstream's pricing model of a WhatsApp status
+	// ("CBP", "PMP"); "" when not sent.
+	PricingModel string
+	// Source says how the event arrived: SourceCloudEvents or SourceWhatsApp.
+	Source string
+	// Status is the WhatsApp status that made the message billable ("sent",
+	// "delivered", "read"); "" for CloudEvents.
+	Status      string
 	IngestedAt  time.Time // when the event was stored (set by the Ingester)
-	PayloadHash uint64    // fingerprint of Time, Country, Category, Quantity
+	PayloadHash uint64    // fingerprint of what the event is worth (see HashPayload)
 }
+
+// Event sources.
+const (
+	SourceCloudEvents = "cloudevents"
+	SourceWhatsApp    = "whatsapp"
+)
+
+// WhatsApp pricing types (pricing.type of a status webhook). The free types
+// are metered and priced at zero whatever their category.
+const (
+	PricingRegular             = "regular"
+	PricingFreeCustomerService = "free_customer_service"
+	PricingFreeEntryPoint      = "free_entry_point"
+)
 
 // Key identifies an event.
 type Key struct {

@@ -61,11 +61,13 @@ type UsageRow struct {
 // Aggregate is the usage of one customer in one country and category over a
 // calendar month: what rating and invoice runs work on.
 type Aggregate struct {
-	CustomerID string `json:"customer_id"`
-	Country    string `json:"country"`
-	Category   string `json:"category"`
-	Quantity   uint64 `json:"quantity"`
-	Events     uint64 `json:"events"`
+	CustomerID   string `json:"customer_id"`
+	Country      string `json:"country"`
+	Category     string `json:"category"`
+	PricingType  string `json:"pricing_type,omitempty"`  // "" (regular) or an upstream pricing type (see Event)
+	PricingModel string `json:"pricing_model,omitempty"` // "" or the upstream pricing model (see Event)
+	Quantity     uint64 `json:"quantity"`
+	Events       uint64 `json:"events"`
 }
 
 // SummaryQuery asks for everyone's usage in one calendar month, grouped.
