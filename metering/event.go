@@ -20,12 +20,12 @@ import (
 // (CustomerID, ID); PayloadHash fingerprints the fields that decide what it
 // costs, so a re-sent event can be told apart from a conflicting one.
 type Event struct {
-	CustomerID  string    // the business (CloudEvents subject)
-	ID          string    // the event id, unique per customer
-	Time        time.Time // when the message was sent, UTC, second precision
-	Country     string    // recipient's ISO 3166-1 alpha-2 region
-	Category    string    // pricing category, one of the known set
-	Quantity    uint64    // number of billable units, > 0
+	CustomerID string    // the business (CloudEvents subject)
+	ID         string    // the event id, unique per customer
+	Time       time.Time // when the message was sent, UTC, second precision
+	Country    string    // recipient's ISO 3166-1 alpha-2 region
+	Category   string    // pricing category, one of the known set
+	Quantity   uint64    // number of billable units, > 0
 	// PricingType is the upstream's pricing type of a WhatsApp status
 	// (PricingRegular or one of the free types); "" for CloudEvents, which
 	// are regular.
