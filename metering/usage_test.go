@@ -95,12 +95,12 @@ func TestUsageQueries(t *testing.T) {
 			winner = "utility"
 		}
 		want := []Aggregate{
-			{"c1", "DE", "marketing", 3, 2},
-			{"c1", "FR", "marketing", 1, 1},
-			{"c1", "FR", "utility", 4, 1},
-			{"c2", "BR", "service", 1, 1},
-			{"c3", "DE", winner, 1, 1},
-			{"unknown:123", "IN", "utility", 1, 1},
+			{CustomerID: "c1", Country: "DE", Category: "marketing", Quantity: 3, Events: 2},
+			{CustomerID: "c1", Country: "FR", Category: "marketing", Quantity: 1, Events: 1},
+			{CustomerID: "c1", Country: "FR", Category: "utility", Quantity: 4, Events: 1},
+			{CustomerID: "c2", Country: "BR", Category: "service", Quantity: 1, Events: 1},
+			{CustomerID: "c3", Country: "DE", Category: winner, Quantity: 1, Events: 1},
+			{CustomerID: "unknown:123", Country: "IN", Category: "utility", Quantity: 1, Events: 1},
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("got %+v\nwant %+v", got, want)
@@ -121,7 +121,7 @@ func TestUsageQueries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []Aggregate{{"c1", "DE", "marketing", 1, 1}, {"c1", "FR", "marketing", 1, 1}, {"c1", "FR", "utility", 4, 1}, {"c2", "BR", "service", 1, 1}}
+		want := []Aggregate{{CustomerID: "c1", Country: "DE", Category: "marketing", Quantity: 1, Events: 1}, {CustomerID: "c1", Country: "FR", Category: "marketing", Quantity: 1, Events: 1}, {CustomerID: "c1", Country: "FR", Category: "utility", Quantity: 4, Events: 1}, {CustomerID: "c2", Country: "BR", Category: "service", Quantity: 1, Events: 1}}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("got %+v\nwant %+v", got, want)
 		}
