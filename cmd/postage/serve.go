@@ -29,9 +29,6 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			log := app.NewLogger(cfg.Log)
-			if err := startPprof(); err != nil {
-				return err
-			}
 			a, err := app.Open(cmd.Context(), cfg, log)
 			if err != nil {
 				return err
@@ -42,30 +39,13 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 					return err
 				}
 			}
-			return run(cmd.Context(), a, func(url string) {
+			return a.Serve(cmd.Context(), func(url string) {
 				log.Info("serving", "url", url, "version", app.Version)
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&migrate, "migrate", false, "apply database migrations before serving")
 	return cmd
-}
-
-// run serves the API and background jobs until ctx ends.
-func run(ctx context.Context, a *app.App, started func(url string)) error {
-	ln, err := httpapi.Listen(a.Config.HTTP.Addr)
-	if err != nil {
-		return err
-	}
-	srv := a.Server()
-	stopJobs, err := a.StartJobs(ctx)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	defer stopJobs()
-	started("http://" + ln.Addr().String())
-	return srv.ListenAndServe(ctx, ln)
 }
 
 func newDevCmd(g *globalFlags) *cobra.Command {
@@ -131,7 +111,7 @@ func runDev(cmd *cobra.Command, cfg config.Config) error {
 			return err
 		}
 	}
-	return run(ctx, a, func(url string) {
+	return a.Serve(ctx, func(url string) {
 		_ = m.WriteRunInfo(a.Config, url)
 		fmt.Fprintf(out, `
 postage is running.

@@ -158,3 +158,21 @@ func (a *App) Close() {
 	}
 	a.closers = nil
 }
+
+// Serve serves the API and the background jobs on the configured address
+// until ctx ends; started is told the URL once the listener is open.
+func (a *App) Serve(ctx context.Context, started func(url string)) error {
+	ln, err := httpapi.Listen(a.Config.HTTP.Addr)
+	if err != nil {
+		return err
+	}
+	srv := a.Server()
+	stopJobs, err := a.StartJobs(ctx)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopJobs()
+	started("http://" + ln.Addr().String())
+	return srv.ListenAndServe(ctx, ln)
+}

@@ -24,15 +24,13 @@ import (
 	"postage/pricing"
 )
 
-func init() { benchCommands = append(benchCommands, newBenchInvoicesCmd) }
-
 type invoiceBenchOpts struct {
 	customers, events, countriesPer, repeat int
 	dir, doc                                string
 	optimize                                bool
 }
 
-func newBenchInvoicesCmd(_ *globalFlags) *cobra.Command {
+func newInvoicesCmd() *cobra.Command {
 	o := invoiceBenchOpts{}
 	cmd := &cobra.Command{
 		Use:   "invoices",
@@ -54,8 +52,8 @@ deleted before each first run).
 
 Figures are printed and written to the "Billing" section of --doc.`,
 		Example: `  make bench-invoices
-  postage bench invoices --customers 50000 --events 30000000
-  postage bench invoices --customers 5000 --events 2000000 --doc ""   # quick look, no doc update`,
+  postage-bench invoices --customers 50000 --events 30000000
+  postage-bench invoices --customers 5000 --events 2000000 --doc ""   # quick look, no doc update`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runInvoiceBench(cmd.Context(), cmd.OutOrStdout(), o)
@@ -264,7 +262,7 @@ FROM (SELECT number, concat('c', substring(toString(1000000 + rand(1) %% %d), 2)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Billing\n\n")
-	fmt.Fprintf(&b, "Command: `%s`\n\n", fmt.Sprintf("postage bench invoices --customers %d --events %d --countries %d --repeat %d --optimize=%t", o.customers, o.events, o.countriesPer, o.repeat, o.optimize))
+	fmt.Fprintf(&b, "Command: `%s`\n\n", fmt.Sprintf("postage-bench invoices --customers %d --events %d --countries %d --repeat %d --optimize=%t", o.customers, o.events, o.countriesPer, o.repeat, o.optimize))
 	fmt.Fprintf(&b, "Machine: %s, %d CPUs, ClickHouse %s, %s. Measured %s.\n\n", cpuModel(), runtime.NumCPU(), chVersion(ctx, a), strings.TrimSpace(pgVersion(ctx, a)), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "One month (%s), %d customers, %d events, %d (customer, country, category) groups; ", period, o.customers, total, groups)
 	if o.optimize {

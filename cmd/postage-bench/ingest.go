@@ -33,24 +33,6 @@ import (
 	"postage/metering"
 )
 
-func init() { extraCommands = append(extraCommands, newBenchCmd) }
-
-// benchCommands lets other areas add `postage bench <name>` subcommands
-// from their own files (append in an init function).
-var benchCommands []func(*globalFlags) *cobra.Command
-
-func newBenchCmd(g *globalFlags) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "bench",
-		Short: "Run benchmarks against private databases; figures go to docs/BENCHMARKS.md",
-	}
-	cmd.AddCommand(newBenchIngestCmd(g))
-	for _, add := range benchCommands {
-		cmd.AddCommand(add(g))
-	}
-	return cmd
-}
-
 type ingestBenchOpts struct {
 	events, clients, batch, customers, fillRows, queries, repeat int
 	dupRate                                                      float64
@@ -58,7 +40,7 @@ type ingestBenchOpts struct {
 	keep                                                         bool
 }
 
-func newBenchIngestCmd(_ *globalFlags) *cobra.Command {
+func newIngestCmd() *cobra.Command {
 	o := ingestBenchOpts{}
 	cmd := &cobra.Command{
 		Use:   "ingest",
@@ -83,8 +65,8 @@ duplicates), and in the same run:
 
 Figures are printed and written to the "Metering" section of --doc.`,
 		Example: `  make bench-ingest
-  postage bench ingest --events 400000 --clients 32 --batch 500 --fill-rows 10000000   # smaller batches: latency-bound
-  postage bench ingest --events 50000 --fill-rows 1000000 --doc ""   # quick look, no doc update`,
+  postage-bench ingest --events 400000 --clients 32 --batch 500 --fill-rows 10000000   # smaller batches: latency-bound
+  postage-bench ingest --events 50000 --fill-rows 1000000 --doc ""   # quick look, no doc update`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runIngestBench(cmd.Context(), cmd.OutOrStdout(), o)
@@ -376,7 +358,7 @@ func runIngestBench(ctx context.Context, out io.Writer, o ingestBenchOpts) error
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Metering\n\n")
-	fmt.Fprintf(&b, "`postage bench ingest` (what `make bench-ingest` runs) starts private ClickHouse %s and PostgreSQL, a\n", chVersion(ctx, a))
+	fmt.Fprintf(&b, "`postage-bench ingest` (what `make bench-ingest` runs) starts private ClickHouse %s and PostgreSQL, a\n", chVersion(ctx, a))
 	fmt.Fprintf(&b, "`postage serve` child process with default settings, and generates %d message.sent events for\n", o.events)
 	fmt.Fprintf(&b, "%d Zipf-distributed customers, %d recipient countries (E.164 numbers), 5 categories and\n", o.customers, len(benchRegions()))
 	fmt.Fprintf(&b, "%.0f%% re-sent duplicates, in batches of %d posted by %d concurrent clients. The baseline is\n", o.dupRate*100, o.batch, o.clients)
@@ -396,7 +378,7 @@ func runIngestBench(ctx context.Context, out io.Writer, o ingestBenchOpts) error
 }
 
 func benchCommandLine(o ingestBenchOpts) string {
-	return fmt.Sprintf("postage bench ingest --events %d --clients %d --batch %d --customers %d --duplicates %g --fill-rows %d --queries %d",
+	return fmt.Sprintf("postage-bench ingest --events %d --clients %d --batch %d --customers %d --duplicates %g --fill-rows %d --queries %d",
 		o.events, o.clients, o.batch, o.customers, o.dupRate, o.fillRows, o.queries)
 }
 

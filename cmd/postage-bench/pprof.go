@@ -10,9 +10,9 @@ import (
 )
 
 // pprofEnv names the environment variable that, when set to a loopback
-// address (e.g. 127.0.0.1:6060), makes `postage serve` expose
-// net/http/pprof on it. Hidden on purpose: it is for `postage bench`
-// profiling the server child, never for production listeners.
+// address (e.g. 127.0.0.1:6060), makes the benchmark's server child
+// (`postage-bench serve`) expose net/http/pprof on it, so the benchmark
+// can profile the server; the production binary has no such hook.
 const pprofEnv = "POSTAGE_PPROF_ADDR"
 
 // startPprof serves net/http/pprof on the loopback address in
