@@ -112,6 +112,7 @@ func (s *CHStore) Insert(ctx context.Context, events []Event) error {
 	defer batch.Abort()
 	n := min(len(events), insertBlockRows)
 	cust, id, country, cat := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ptype, pmodel, source, status := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	ts, ing := make([]time.Time, n), make([]time.Time, n)
 	qty, hash := make([]uint64, n), make([]uint64, n)
 	for start := 0; start < len(events); start += n {
@@ -120,9 +121,11 @@ func (s *CHStore) Insert(ctx context.Context, events []Event) error {
 		for i := range block {
 			e := &block[i]
 			cust[i], id[i], country[i], cat[i] = e.CustomerID, e.ID, e.Country, e.Category
+			ptype[i], pmodel[i], source[i], status[i] = e.PricingType, e.PricingModel, e.Source, e.Status
 			ts[i], ing[i], qty[i], hash[i] = e.Time, e.IngestedAt, e.Quantity, e.PayloadHash
 		}
-		for i, col := range []any{cust[:m], id[:m], ts[:m], country[:m], cat[:m], qty[:m], hash[:m], ing[:m]} {
+		// In the column order of insertEventsSQL.
+		for i, col := range []any{cust[:m], id[:m], ts[:m], country[:m], cat[:m], ptype[:m], pmodel[:m], source[:m], status[:m], qty[:m], hash[:m], ing[:m]} {
 			if err := batch.Column(i).Append(col); err != nil {
 				return fmt.Errorf("insert events: column %d: %w", i, err)
 			}
@@ -294,7 +297,9 @@ func (s *CHStore) aggregates(ctx context.Context, q string, args []any, fn func(
 	var a Aggregate
 	country := internedString{s: &a.Country, intern: intern}
 	category := internedString{s: &a.Category, intern: intern}
-	dest := []any{&a.CustomerID, &country, &category, &a.Quantity, &a.Events} // one slice for every row
+	ptype := internedString{s: &a.PricingType, intern: intern}
+	pmodel := internedString{s: &a.PricingModel, intern: intern}
+	dest := []any{&a.CustomerID, &country, &category, &ptype, &pmodel, &a.Quantity, &a.Events} // one slice for every row
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("query monthly aggregates: %w", err)
@@ -328,10 +333,9 @@ func (s *CHStore) CustomersWithUsage(ctx context.Context, month time.Time) ([]st
 	return out, rows.Err()
 }
 
-// Conflicts lists up to limit events of the month that are stored with
-// more than one payload (see docs/METERING.md, several replicas), for
-// operators to follow up with the customer. Reads are exact regardless:
-// they keep the row with the greatest payload hash.
+// Conflicts lists up to limit events of the month that are stored more
+// than once (see conflictsSQL): an audit for operators, empty while the
+// look-up's invariant holds.
 func (s *CHStore) Conflicts(ctx context.Context, month time.Time, limit int) ([]Key, error) {
 	q, args := conflictsSQL(month, limit)
 	rows, err := s.conn.Query(ctx, q, args...)

@@ -3,8 +3,8 @@ package metering
 import "github.com/go-faster/city"
 
 // keyHasher computes the fingerprint of an event's identity exactly as
-// ClickHouse computes the key_hash column (migration 0021):
-// cityHash64(customer_id, id), CityHash64 v1.0.2 of each string combined
+// ClickHouse computes cityHash64(customer_id, id): CityHash64 v1.0.2 of
+// each string combined
 // with Hash128to64. The look-up sends fingerprints, 8 bytes a key, instead
 // of both strings for ClickHouse to hash (TestKeyHashMatchesClickHouse
 // compares the two on random strings).

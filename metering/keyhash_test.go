@@ -4,70 +4,14 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 )
 
-// TestLookupFindsEventsStoredBeforeKeyHash checks the look-up against
-// events written before migration 0021 added key_hash: their parts have no
-// key_hash column, and ClickHouse must compute it from the DEFAULT
-// expression in the look-up's PREWHERE (if it read 0, or failed, a re-send
-// of an old event would be stored and billed twice, or ingest would stop).
-// It also covers a merge of old and new parts.
-func TestLookupFindsEventsStoredBeforeKeyHash(t *testing.T) {
-	conn := newCH(t)
-	ctx := context.Background()
-	migration, err := os.ReadFile("../internal/db/migrations/clickhouse/0021_events_key_hash.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var addColumn string
-	for _, l := range strings.Split(string(migration), "\n") {
-		if strings.HasPrefix(l, "ALTER TABLE") {
-			addColumn = l
-		}
-	}
-	// The table as it was before 0021, with one event in it.
-	if err := conn.Exec(ctx, "ALTER TABLE events DROP COLUMN key_hash"); err != nil {
-		t.Fatal(err)
-	}
-	store := NewCHStore(conn)
-	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
-	old := ev("c1", "before-0021", t0, "DE", "marketing", 1)
-	if err := store.Insert(ctx, []Event{old}); err != nil {
-		t.Fatal(err)
-	}
-	if err := conn.Exec(ctx, addColumn); err != nil {
-		t.Fatalf("%s: %v", addColumn, err)
-	}
-
-	in := NewIngester(store, IngesterConfig{})
-	defer in.Close()
-	changed := old
-	changed.Quantity, changed.PayloadHash = 7, HashPayload(t0, true, "DE", "marketing", 7)
-	fresh := ev("c1", "after-0021", t0, "DE", "marketing", 1)
-	if got, want := submit(t, in, old, changed, fresh), []Status{Duplicate, Conflict, Accepted}; !slices.Equal(got, want) {
-		t.Fatalf("old part without key_hash: got %v, want %v", got, want)
-	}
-	// Old and new parts merged into one: the merged part holds key_hash.
-	if err := conn.Exec(ctx, "OPTIMIZE TABLE events FINAL"); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := submit(t, in, old, fresh), []Status{Duplicate, Duplicate}; !slices.Equal(got, want) {
-		t.Fatalf("after a merge: got %v, want %v", got, want)
-	}
-	if qty, events := monthTotal(t, store, "c1", t0); qty != 2 || events != 2 {
-		t.Errorf("month total: %d messages in %d events, want 2 in 2", qty, events)
-	}
-}
-
 // TestKeyHashMatchesClickHouse checks that the look-up's fingerprints,
-// computed in Go, are the key_hash ClickHouse computes on insert: if they
-// differed, no stored event would ever be found again and every re-send
-// would be stored (and billed) a second time.
+// computed in Go, are the cityHash64(customer_id, id) the look-up's query
+// computes in ClickHouse: if they differed, no stored event would ever be
+// found again and every re-send would be stored (and billed) a second time.
 func TestKeyHashMatchesClickHouse(t *testing.T) {
 	conn := newCH(t)
 	ctx := context.Background()

@@ -7,46 +7,23 @@ import (
 )
 
 // The SQL of the metering store, built by pure functions so the text can be
-// unit tested. Every read of events uses FINAL: the table is a
-// ReplacingMergeTree keyed by (customer_id, id), and FINAL collapses rows of
-// the same event that background merges have not collapsed yet, so sums are
-// exact at any moment. (Measured on 18.16 with 10M rows: FINAL over one
-// customer-month is faster than GROUP BY id with argMax, see docs/METERING.md.)
-// Times are passed as Unix seconds and bucketed with integer arithmetic, so
-// nothing depends on the server's or the driver's time zone.
+// unit tested. The events table holds one row per accepted event (the
+// Ingester's look-up keeps re-sends out), so reads sum rows as they are, no
+// FINAL. Times are passed as Unix seconds and bucketed with integer
+// arithmetic, so nothing depends on the server's or the driver's time zone.
 
-const insertEventsSQL = "INSERT INTO events (customer_id, id, time, country, category, quantity, payload_hash, ingested_at)"
+const insertEventsSQL = "INSERT INTO events (customer_id, id, time, country, category, pricing_type, pricing_model, source, status, quantity, payload_hash, ingested_at)"
 
 // existingSQL looks up the stored payload hashes of the keys whose
-// fingerprints are in the external table _keys (key_hash UInt64: the
-// key_hash column, cityHash64(customer_id, id) of migration 0021, computed
-// by the caller with keyHasher) and whose customers are in _customers
-// (customer_id String). It selects rows by key_hash in a PREWHERE:
-// ClickHouse reads only that 8-byte column of the granules the customer_id
-// test leaves (the primary key), and the other columns only of the rows
-// whose fingerprint is in the batch — almost none, since most keys of a
-// batch are new. The caller compares what comes back on (customer_id, id)
-// exactly: a fingerprint collision, or a customer's row matching another
-// customer's key, is filtered out there.
-//
-// Measured on 18.16 (docs/METERING.md, "Performance and limits"): testing
-// the id strings instead made ClickHouse hash every id of the lookback
-// window on each flush, and the (customer_id, id) tuple set was three times
-// slower still; sending fingerprints instead of both strings of every key
-// cut the server's cost of a look-up. Both 18.16 and current releases have
-// PREWHERE for MergeTree tables.
-//
-// A non-zero since limits the look-up to events at or after it, which
-// prunes older monthly partitions: the Ingester passes Now minus its
-// Lookback, so the look-up's cost stays bounded as history grows.
-//
-// Parts written before migration 0021 have no key_hash: ClickHouse
-// computes it from customer_id and id when they are read (tested on 18.16
-// by TestLookupFindsEventsStoredBeforeKeyHash), so they cost what the id
-// test cost until a merge rewrites them with the column.
+// fingerprints (cityHash64(customer_id, id), computed by the caller with
+// keyHasher) are in the external table _keys (key_hash UInt64) and whose
+// customers are in _customers (customer_id String). The caller compares
+// what comes back on (customer_id, id) exactly, so a fingerprint collision
+// costs a row read, never a wrong answer. A non-zero since limits the
+// look-up to events at or after it.
 func existingSQL(since time.Time) (string, []any) {
 	q := "SELECT customer_id, id, payload_hash FROM events" +
-		" PREWHERE key_hash IN (SELECT key_hash FROM _keys) WHERE customer_id IN (SELECT customer_id FROM _customers)"
+		" PREWHERE cityHash64(customer_id, id) IN (SELECT key_hash FROM _keys) WHERE customer_id IN (SELECT customer_id FROM _customers)"
 	if since.IsZero() {
 		return q, nil
 	}
@@ -103,9 +80,7 @@ func dimColumns(groupBy []Dimension, allowed ...Dimension) (cols []string, err e
 }
 
 // asOfPrewhere returns the PREWHERE clause (and its argument) counting only
-// events ingested at or before asOf, or nothing for a zero asOf. It is a
-// PREWHERE so it filters the stored copies before FINAL collapses them: a
-// re-sent copy ingested after asOf must not take an event back out.
+// events ingested at or before asOf, or nothing for a zero asOf.
 func asOfPrewhere(asOf time.Time) (string, []any) {
 	if asOf.IsZero() {
 		return "", nil
@@ -129,7 +104,7 @@ func usageSQL(q UsageQuery) (string, []any, error) {
 	pre, args := asOfPrewhere(q.AsOf)
 	args = append(args, q.CustomerID, q.From.Unix(), q.To.Unix())
 	return "SELECT " + strings.Join(sel, ", ") + ", sum(quantity) AS quantity, count() AS events" +
-		" FROM events FINAL" + pre +
+		" FROM events" + pre +
 		" WHERE customer_id = ? AND time >= toDateTime(?) AND time < toDateTime(?)" +
 		" GROUP BY " + strings.Join(group, ", ") +
 		" ORDER BY " + strings.Join(group, ", "), args, nil
@@ -155,14 +130,13 @@ func summarySQL(q SummaryQuery) (string, []any, error) {
 	args = append(args, from, to)
 	list := strings.Join(cols, ", ")
 	return "SELECT " + list + ", sum(quantity) AS quantity, count() AS events" +
-		" FROM events FINAL" + pre +
+		" FROM events" + pre +
 		" WHERE time >= toDateTime(?) AND time < toDateTime(?)" +
 		" GROUP BY " + list + " ORDER BY " + list, args, nil
 }
 
 // lateSQL finds the customers with events of the month ingested in
-// (after, upTo], with the latest such ingestion time. No FINAL: only the
-// presence of late rows matters, and the caller re-reads the month exactly.
+// (after, upTo], with the latest such ingestion time.
 func lateSQL(month, after, upTo time.Time) (string, []any) {
 	from, to := monthRange(month)
 	return "SELECT customer_id, max(toUInt32(ingested_at)) FROM events" +
@@ -171,8 +145,7 @@ func lateSQL(month, after, upTo time.Time) (string, []any) {
 		[]any{from, to, after.Unix(), upTo.Unix()}
 }
 
-// customersSQL lists the customers with events in the month. Existence of a
-// (customer, id) does not depend on deduplication, so no FINAL is needed.
+// customersSQL lists the customers with events in the month.
 func customersSQL(month time.Time) (string, []any) {
 	from, to := monthRange(month)
 	return "SELECT DISTINCT customer_id FROM events WHERE time >= toDateTime(?) AND time < toDateTime(?) ORDER BY customer_id",
@@ -184,14 +157,15 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
-// conflictsSQL lists the events of a month stored with more than one
-// payload: only concurrent first inserts of one id with different payloads
-// on two replicas produce them (reads count the row with the greatest
-// payload_hash). No FINAL: it looks for the rows FINAL would collapse.
+// conflictsSQL lists the events of a month stored more than once (with the
+// same or different payloads). The look-up before every insert keeps them
+// out; only a broken invariant (two processes writing one shard's events,
+// a lost key index rebuilt too late) could store one twice, so this is an
+// operator's audit, not a read path: it scans the month's events.
 func conflictsSQL(month time.Time, limit int) (string, []any) {
 	from, to := monthRange(month)
-	return "SELECT customer_id, id, uniqExact(payload_hash) AS payloads FROM events" +
+	return "SELECT customer_id, id, count() AS copies FROM events" +
 			" WHERE time >= toDateTime(?) AND time < toDateTime(?)" +
-			" GROUP BY customer_id, id HAVING payloads > 1 ORDER BY customer_id, id LIMIT ?",
+			" GROUP BY customer_id, id HAVING copies > 1 ORDER BY customer_id, id LIMIT ?",
 		[]any{from, to, limit}
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // CHSeries answers book-wide usage series from metering's events table
-// (migration 0020_events.sql) in one exact (FINAL) query. metering's own
+// (one row per accepted event) in one query. metering's own
 // usage queries are per customer or per month; a trend across every
 // customer by day is a report, so its SQL lives here.
 type CHSeries struct {
@@ -48,7 +48,7 @@ func seriesSQL(q SeriesQuery) (string, []any, error) {
 		args = []any{q.CustomerID, q.From.Unix(), q.To.Unix()}
 	}
 	return "SELECT " + bucket + " AS bucket, " + key + " AS key, sum(quantity) AS quantity" +
-		" FROM events FINAL" + where +
+		" FROM events" + where +
 		" GROUP BY bucket, key ORDER BY bucket, key", args, nil
 }
 

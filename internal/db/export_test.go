@@ -5,3 +5,9 @@ var (
 	MigratePostgresWith   = migratePostgres
 	MigrateClickHouseWith = migrateClickHouse
 )
+
+// MigrateEventsByIngestTime is migration 0022, for its upgrade test.
+var MigrateEventsByIngestTime = migrateEventsByIngestTime
+
+// SplitStatements splits a ClickHouse migration file into statements.
+var SplitStatements = splitStatements

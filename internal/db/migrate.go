@@ -32,11 +32,16 @@ const (
 	lockMigrateClickHouse int64 = 0x706f7374_6d676368 // "postmgch"
 )
 
-// Migration is one embedded migration file.
+// Migration is one embedded migration file, or a ClickHouse migration
+// written in Go.
 type Migration struct {
 	Version int    // NNNN of NNNN_name.sql
 	Name    string // the file name
 	SQL     string
+	// Run, when set, is the migration (ClickHouse only; SQL is empty). It
+	// must be idempotent: a run interrupted half-way is finished by the
+	// next one, since ClickHouse has no transactions to roll it back.
+	Run func(ctx context.Context, conn driver.Conn) error
 }
 
 // Migrate applies the pending migrations of both databases: PostgreSQL's,
@@ -125,6 +130,9 @@ func MigrateClickHouse(ctx context.Context, conn driver.Conn, database string) e
 	if err != nil {
 		return err
 	}
+	if all, err = sortMigrations(append(all, clickHouseGoMigrations...)); err != nil {
+		return err
+	}
 	return migrateClickHouse(ctx, conn, database, all)
 }
 
@@ -170,6 +178,15 @@ func migrateClickHouse(ctx context.Context, conn driver.Conn, database string, a
 	}
 
 	for _, m := range pendingMigrations(all, applied) {
+		if m.Run != nil {
+			if err := m.Run(ctx, conn); err != nil {
+				return fmt.Errorf("migrate ClickHouse: %s: %w", m.Name, err)
+			}
+			if err := recordClickHouseMigration(ctx, conn, db, m); err != nil {
+				return err
+			}
+			continue
+		}
 		stmts := splitStatements(m.SQL)
 		if err := checkClickHouseStatements(stmts); err != nil {
 			return fmt.Errorf("migrate ClickHouse: %s: %w", m.Name, err)
@@ -179,18 +196,27 @@ func migrateClickHouse(ctx context.Context, conn driver.Conn, database string, a
 				return fmt.Errorf("migrate ClickHouse: %s statement %d: %w", m.Name, i+1, err)
 			}
 		}
-		// A batch, because INSERT ... VALUES through Exec hangs on 18.16.
-		batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+".schema_migrations (version, name, applied_at)")
-		if err != nil {
-			return fmt.Errorf("migrate ClickHouse: record %s: %w", m.Name, err)
+		if err := recordClickHouseMigration(ctx, conn, db, m); err != nil {
+			return err
 		}
-		if err := batch.Append(uint32(m.Version), m.Name, time.Now().UTC()); err != nil {
-			batch.Abort()
-			return fmt.Errorf("migrate ClickHouse: record %s: %w", m.Name, err)
-		}
-		if err := batch.Send(); err != nil {
-			return fmt.Errorf("migrate ClickHouse: record %s: %w", m.Name, err)
-		}
+	}
+	return nil
+}
+
+// recordClickHouseMigration notes m as applied in schema_migrations of db
+// (a quoted database name).
+func recordClickHouseMigration(ctx context.Context, conn driver.Conn, db string, m Migration) error {
+	// A batch, because INSERT ... VALUES through Exec hangs on 18.16.
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+".schema_migrations (version, name, applied_at)")
+	if err != nil {
+		return fmt.Errorf("migrate ClickHouse: record %s: %w", m.Name, err)
+	}
+	if err := batch.Append(uint32(m.Version), m.Name, time.Now().UTC()); err != nil {
+		batch.Abort()
+		return fmt.Errorf("migrate ClickHouse: record %s: %w", m.Name, err)
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("migrate ClickHouse: record %s: %w", m.Name, err)
 	}
 	return nil
 }

@@ -44,7 +44,7 @@ func TestLoadMigrations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Migration{{2, "0002_a.sql", "A"}, {10, "0010_b.sql", "B"}}
+	want := []Migration{{Version: 2, Name: "0002_a.sql", SQL: "A"}, {Version: 10, Name: "0010_b.sql", SQL: "B"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}

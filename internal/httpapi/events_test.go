@@ -131,7 +131,7 @@ func TestPostEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := fmt.Sprint(sortedAggregates(aggs))
-	if got != "[{cust-a BR utility 2 1} {cust-a DE marketing 1 1} {no-such-customer DE utility 1 1}]" {
+	if got != "[{cust-a BR utility   2 1} {cust-a DE marketing   1 1} {no-such-customer DE utility   1 1}]" {
 		t.Errorf("aggregates %s", got)
 	}
 }
@@ -183,7 +183,7 @@ func TestWhatsAppWebhook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(sortedAggregates(aggs)); got != "[{cust-a IN authentication 1 1} {unknown:9999 IN authentication 1 1}]" {
+	if got := fmt.Sprint(sortedAggregates(aggs)); got != "[{cust-a IN authentication   1 1} {unknown:9999 IN authentication   1 1}]" {
 		t.Errorf("aggregates %s", got)
 	}
 
