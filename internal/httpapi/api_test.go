@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -54,9 +53,7 @@ func newStackWith(t *testing.T, tweak func(*config.Config), prepare func(*app.Ap
 		prepare(a)
 	}
 	s.Srv = a.Server()
-	ts := httptest.NewServer(s.Srv.Handler())
-	t.Cleanup(ts.Close)
-	s.URL = ts.URL
+	s.URL = apptest.ServeServer(t, s.Srv)
 	return s
 }
 
