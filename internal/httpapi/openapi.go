@@ -148,7 +148,7 @@ func buildOpenAPI(routes []Route, version string) (*openapi3.T, error) {
 				"Conventions: JSON in snake_case; money is a decimal string (\"12.30\") next to its ISO 4217 currency code; " +
 				"times are RFC 3339 in UTC; months are YYYY-MM; lists answer {\"data\": [...], \"next_cursor\": \"...\"} " +
 				"(pass next_cursor back as ?cursor=, empty on the last page); errors are RFC 9457 application/problem+json " +
-				"with a stable code. Every route but /healthz, /readyz and the WhatsApp webhook needs Authorization: Bearer <API key>; " +
+				"with a stable code. Every answer carries X-Request-ID (the caller's if valid, else a new one). Every route but /healthz, /readyz and the WhatsApp webhook needs Authorization: Bearer <API key>; " +
 				"x-roles lists the roles that may call an operation (admin may call everything). See docs/API.md.",
 		},
 		Servers: openapi3.Servers{{URL: "/"}},
@@ -337,13 +337,13 @@ func header(desc string, required bool) *openapi3.HeaderRef {
 	}}}
 }
 
-// headerComponents are the response headers, shared in the document's
-// components.
+// headerComponents are the response headers the document describes,
+// shared in its components. Every answer also carries X-Request-ID (the
+// caller's, if valid, else a new one), and a 401 WWW-Authenticate; they are
+// left out so that generated clients do not grow a header type per status.
 func headerComponents() openapi3.Headers {
 	return openapi3.Headers{
-		"X-Request-ID":        header("the request's id: the caller's X-Request-ID if it was valid, else a new one", true),
 		"Location":            header("the created resource (where it has its own URL)", false),
-		"WWW-Authenticate":    header(`Bearer realm="postage"`, false),
 		"Content-Disposition": header(`attachment; filename="..." (downloads)`, false),
 		"Retry-After": {Value: &openapi3.Header{Parameter: openapi3.Parameter{
 			Description: "seconds to wait before retrying", Required: true, Schema: openapi3.NewIntegerSchema().NewRef(),
@@ -355,14 +355,12 @@ func headerRef(name string) *openapi3.HeaderRef {
 	return &openapi3.HeaderRef{Ref: "#/components/headers/" + name}
 }
 
-// responseHeaders are the headers an answer with status carries.
+// responseHeaders are the described headers an answer with status carries.
 func responseHeaders(status int) openapi3.Headers {
-	h := openapi3.Headers{"X-Request-ID": headerRef("X-Request-ID")}
+	h := openapi3.Headers{}
 	switch status {
 	case http.StatusCreated:
 		h["Location"] = headerRef("Location")
-	case http.StatusUnauthorized:
-		h["WWW-Authenticate"] = headerRef("WWW-Authenticate")
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		h["Retry-After"] = headerRef("Retry-After")
 	}
@@ -562,6 +560,15 @@ func (g *schemaGen) mapType(t reflect.Type) *jsonschema.Schema {
 	}
 	if t == timeType {
 		return nil
+	}
+	if t.PkgPath() == "" {
+		switch t.Kind() {
+		case reflect.Int64:
+			return &jsonschema.Schema{Type: "integer", Format: "int64"}
+		case reflect.Uint64:
+			// Counts and quantities: far below 2^63.
+			return &jsonschema.Schema{Type: "integer", Format: "int64", Minimum: "0"}
+		}
 	}
 	if t.Implements(jsonMarshaler) || t.Implements(textMarshaler) || reflect.PointerTo(t).Implements(jsonMarshaler) || reflect.PointerTo(t).Implements(textMarshaler) {
 		g.fail(fmt.Errorf("type %v writes its own JSON: describe it in mapped (internal/httpapi/openapi.go)", t))
