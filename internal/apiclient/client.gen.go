@@ -614,7 +614,7 @@ type AuthKeyList struct {
 
 // AuthNewKey defines model for AuthNewKey.
 type AuthNewKey struct {
-	CustomerId string   `json:"customer_id"`
+	CustomerId *string  `json:"customer_id,omitempty"`
 	Name       string   `json:"name"`
 	Role       AuthRole `json:"role"`
 }
@@ -626,7 +626,7 @@ type AuthRole string
 type BillingCustomer struct {
 	Country   *string    `json:"country,omitempty"`
 	CreatedAt *time.Time `json:"created_at,omitempty"`
-	Currency  string     `json:"currency"`
+	Currency  *string    `json:"currency,omitempty"`
 	Email     *string    `json:"email,omitempty"`
 	Id        string     `json:"id"`
 	Name      string     `json:"name"`

@@ -54,7 +54,7 @@ func TestGeneratedClientAgainstTheApp(t *testing.T) {
 
 	// Customers, a conflict, and pages of one.
 	for _, id := range []string{"acme", "globex"} {
-		r, err := finance.PostCustomersWithResponse(ctx, apiclient.BillingCustomer{Id: id, Name: "Customer " + id, Currency: "USD", Country: ptr("DE")})
+		r, err := finance.PostCustomersWithResponse(ctx, apiclient.BillingCustomer{Id: id, Name: "Customer " + id, Currency: ptr("USD"), Country: ptr("DE")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +62,7 @@ func TestGeneratedClientAgainstTheApp(t *testing.T) {
 			t.Fatalf("create %s: %d %s", id, r.StatusCode(), r.Body)
 		}
 	}
-	dup, err := finance.PostCustomersWithResponse(ctx, apiclient.BillingCustomer{Id: "acme", Name: "again", Currency: "USD"})
+	dup, err := finance.PostCustomersWithResponse(ctx, apiclient.BillingCustomer{Id: "acme", Name: "again", Currency: ptr("USD")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestGeneratedClientAgainstTheApp(t *testing.T) {
 	}
 
 	// A customer key sees only its own customer.
-	created, err := admin.PostApikeysWithResponse(ctx, apiclient.AuthNewKey{Name: "acme app", Role: "customer", CustomerId: "acme"})
+	created, err := admin.PostApikeysWithResponse(ctx, apiclient.AuthNewKey{Name: "acme app", Role: "customer", CustomerId: ptr("acme")})
 	if err != nil {
 		t.Fatal(err)
 	}

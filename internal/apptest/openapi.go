@@ -58,7 +58,20 @@ func CheckResponses(t testing.TB, srv *httpapi.Server) http.Handler {
 	h := srv.Handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &recorder{ResponseWriter: w}
+		var reqBody bytes.Buffer
+		if r.Body != nil {
+			r.Body = struct {
+				io.Reader
+				io.Closer
+			}{io.TeeReader(r.Body, &reqBody), r.Body}
+		}
 		h.ServeHTTP(rec, r)
+		if rec.status() < 300 {
+			if err := c.checkRequest(r, reqBody.Bytes()); err != nil {
+				t.Errorf("OpenAPI: %s %s was accepted (%d), but the document does not describe the request: %v",
+					r.Method, r.URL.RequestURI(), rec.status(), err)
+			}
+		}
 		if err := c.check(r, rec); err != nil {
 			body := rec.body.String()
 			if len(body) > 600 {
@@ -156,6 +169,27 @@ func (c *checker) check(r *http.Request, rec *recorder) error {
 		return errors.New("the status has no body in the document, yet the answer has one")
 	}
 	return nil
+}
+
+// checkRequest checks a request the server accepted against the document:
+// its parameters and body, so that the document asks for no more than the
+// server does (authentication is the server's to check).
+func (c *checker) checkRequest(r *http.Request, body []byte) error {
+	p := r.URL.Path
+	if !strings.HasPrefix(p, "/api/") {
+		return nil
+	}
+	route, params, err := c.router.FindRoute(r)
+	if err != nil {
+		return err
+	}
+	req := r.Clone(context.Background())
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+		// A client may send back the read-only fields of what it read
+		// (PUT a version it got): the server ignores them.
+		Options: &openapi3filter.Options{MultiError: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, ExcludeReadOnlyValidations: true}}
+	return openapi3filter.ValidateRequest(context.Background(), in)
 }
 
 // checkProblem checks an answer against the Problem schema.

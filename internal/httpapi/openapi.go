@@ -445,6 +445,15 @@ var readOnly = map[reflect.Type][]string{
 	reflect.TypeFor[pricing.Version]():  {"card_id", "number", "status", "effective_from"},
 }
 
+// requestOptional are fields that a request may leave out (the server
+// fills in a default) although an answer always has them, and fields of
+// request types that encoding/json would call required; the document
+// requires them in neither.
+var requestOptional = map[reflect.Type][]string{
+	reflect.TypeFor[billing.Customer](): {"currency"},    // default USD
+	reflect.TypeFor[auth.NewKey]():      {"customer_id"}, // customer keys only
+}
+
 func enumOf[T ~string](vs ...T) []string {
 	out := make([]string, len(vs))
 	for i, v := range vs {
@@ -651,6 +660,12 @@ func (g *schemaGen) components() (openapi3.Schemas, error) {
 				if vals, ok := fieldEnums[t][f.name]; ok {
 					s.Properties[f.name].Value.Enum = toAny(vals)
 				}
+			}
+			for _, f := range requestOptional[t] {
+				if s.Properties[f] == nil {
+					return nil, fmt.Errorf("%s: optional field %s is not a property", name, f)
+				}
+				s.Required = slices.DeleteFunc(s.Required, func(x string) bool { return x == f })
 			}
 			for _, f := range readOnly[t] {
 				p := s.Properties[f]
