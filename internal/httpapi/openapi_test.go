@@ -5,8 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -76,5 +83,70 @@ func TestOpenAPIFileIsCurrent(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("%s is out of date: run go test ./internal/httpapi -run TestOpenAPIFileIsCurrent -update-openapi, then go generate ./internal/apiclient", committedOpenAPI)
+	}
+}
+
+var errorCodeName = regexp.MustCompile(`^E[A-Z]+$`)
+
+// constValues returns the string constants a package's source declares,
+// by type name ("error code" for untyped EXXX ones).
+func constValues(t *testing.T, pkgPath string) map[string][]string {
+	t.Helper()
+	dir := filepath.Join("..", "..", strings.TrimPrefix(strings.TrimPrefix(pkgPath, "postage"), "/"))
+	fset := token.NewFileSet()
+	out := map[string][]string{}
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no source for %s in %s: %v", pkgPath, dir, err)
+	}
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			gd, ok := d.(*ast.GenDecl)
+			if !ok || gd.Tok != token.CONST {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				vs := spec.(*ast.ValueSpec)
+				typ := ""
+				if id, ok := vs.Type.(*ast.Ident); ok {
+					typ = id.Name
+				}
+				for i, v := range vs.Values {
+					if lit, ok := v.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+						s, _ := strconv.Unquote(lit.Value)
+						key := typ
+						if key == "" && errorCodeName.MatchString(vs.Names[i].Name) {
+							key = "error code"
+						}
+						out[key] = append(out[key], s)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Each enumeration in the document lists exactly the constants its Go
+// type has (a new status or role cannot be left out of the document).
+func TestOpenAPIEnumsAreTheConstants(t *testing.T) {
+	extra := map[string]bool{"upcoming": true} // billing.Status of the month-to-date bill, not a stored state
+	for typ, vals := range enums {
+		consts := constValues(t, typ.PkgPath())[typ.Name()]
+		got, want := slices.Sorted(slices.Values(slices.DeleteFunc(slices.Clone(vals), func(v string) bool { return extra[v] }))), slices.Sorted(slices.Values(consts))
+		if !slices.Equal(got, want) {
+			t.Errorf("%v: the document lists %v, the package declares %v", typ, got, want)
+		}
+	}
+	codes := slices.Sorted(slices.Values(constValues(t, "postage")["error code"]))
+	if got := slices.Sorted(slices.Values(slices.Clone(errorCodes))); !slices.Equal(got, codes) {
+		t.Errorf("problem codes: the document lists %v, errors.go declares %v", got, codes)
 	}
 }
