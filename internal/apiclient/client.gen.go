@@ -590,12 +590,13 @@ func (e GetUsageSummaryParamsFormat) Valid() bool {
 	}
 }
 
-// ActivationRequest defines model for ActivationRequest.
+// ActivationRequest ActivationRequest is the body of POST .../versions/{number}/activate.
 type ActivationRequest struct {
+	// EffectiveFrom a calendar month in UTC, YYYY-MM
 	EffectiveFrom string `json:"effective_from"`
 }
 
-// AuthKey defines model for AuthKey.
+// AuthKey Key is an API key as listed: never with its secret.
 type AuthKey struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	CustomerId *string    `json:"customer_id,omitempty"`
@@ -612,7 +613,7 @@ type AuthKeyList struct {
 	NextCursor string    `json:"next_cursor"`
 }
 
-// AuthNewKey defines model for AuthNewKey.
+// AuthNewKey NewKey is a request to create a key.
 type AuthNewKey struct {
 	CustomerId *string  `json:"customer_id,omitempty"`
 	Name       string   `json:"name"`
@@ -622,7 +623,7 @@ type AuthNewKey struct {
 // AuthRole defines model for AuthRole.
 type AuthRole string
 
-// BillingCustomer defines model for BillingCustomer.
+// BillingCustomer Customer is a paying business.
 type BillingCustomer struct {
 	Country   *string    `json:"country,omitempty"`
 	CreatedAt *time.Time `json:"created_at,omitempty"`
@@ -639,7 +640,7 @@ type BillingCustomerList struct {
 	NextCursor string            `json:"next_cursor"`
 }
 
-// BillingCustomerSnapshot defines model for BillingCustomerSnapshot.
+// BillingCustomerSnapshot CustomerSnapshot is the customer as it was when the invoice was last computed; a finalized invoice keeps it forever.
 type BillingCustomerSnapshot struct {
 	Country  *string `json:"country,omitempty"`
 	Currency string  `json:"currency"`
@@ -648,7 +649,7 @@ type BillingCustomerSnapshot struct {
 	Name     string  `json:"name"`
 }
 
-// BillingCustomerUpdate defines model for BillingCustomerUpdate.
+// BillingCustomerUpdate CustomerUpdate changes some fields of a customer; nil fields stay as they are.
 type BillingCustomerUpdate struct {
 	Country  *string `json:"country,omitempty"`
 	Currency *string `json:"currency,omitempty"`
@@ -656,13 +657,16 @@ type BillingCustomerUpdate struct {
 	Name     *string `json:"name,omitempty"`
 }
 
-// BillingInvoice defines model for BillingInvoice.
+// BillingInvoice Invoice is one customer's bill for one calendar month (UTC).
 type BillingInvoice struct {
-	Adjustments   string                  `json:"adjustments"`
-	CardId        string                  `json:"card_id"`
-	CardVersion   int                     `json:"card_version"`
-	CreatedAt     time.Time               `json:"created_at"`
-	Currency      string                  `json:"currency"`
+	// Adjustments an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
+	Adjustments string    `json:"adjustments"`
+	CardId      string    `json:"card_id"`
+	CardVersion int       `json:"card_version"`
+	CreatedAt   time.Time `json:"created_at"`
+	Currency    string    `json:"currency"`
+
+	// Customer CustomerSnapshot is the customer as it was when the invoice was last computed; a finalized invoice keeps it forever.
 	Customer      BillingCustomerSnapshot `json:"customer"`
 	CustomerId    string                  `json:"customer_id"`
 	FinalizeAfter time.Time               `json:"finalize_after"`
@@ -670,17 +674,25 @@ type BillingInvoice struct {
 	Id            string                  `json:"id"`
 	Lines         []BillingLine           `json:"lines"`
 	Number        *string                 `json:"number,omitempty"`
-	Period        string                  `json:"period"`
-	ReplacedBy    *string                 `json:"replaced_by,omitempty"`
-	Replaces      *string                 `json:"replaces,omitempty"`
-	Seq           int                     `json:"seq"`
-	Status        BillingStatus           `json:"status"`
-	Subtotal      string                  `json:"subtotal"`
-	Total         string                  `json:"total"`
-	UpdatedAt     time.Time               `json:"updated_at"`
-	UsageCutoff   time.Time               `json:"usage_cutoff"`
-	VoidReason    *string                 `json:"void_reason,omitempty"`
-	VoidedAt      *time.Time              `json:"voided_at,omitempty"`
+
+	// Period a calendar month in UTC, YYYY-MM
+	Period     string        `json:"period"`
+	ReplacedBy *string       `json:"replaced_by,omitempty"`
+	Replaces   *string       `json:"replaces,omitempty"`
+	Seq        int           `json:"seq"`
+	Status     BillingStatus `json:"status"`
+
+	// Subtotal an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
+	Subtotal string `json:"subtotal"`
+
+	// Total an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
+	Total     string    `json:"total"`
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// UsageCutoff UsageCutoff is the ingestion time up to which events were counted.
+	UsageCutoff time.Time  `json:"usage_cutoff"`
+	VoidReason  *string    `json:"void_reason,omitempty"`
+	VoidedAt    *time.Time `json:"voided_at,omitempty"`
 }
 
 // BillingInvoiceList defines model for BillingInvoiceList.
@@ -689,29 +701,36 @@ type BillingInvoiceList struct {
 	NextCursor string           `json:"next_cursor"`
 }
 
-// BillingLine defines model for BillingLine.
+// BillingLine Line is one line of an invoice.
 type BillingLine struct {
+	// Amount an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
 	Amount      string                    `json:"amount"`
 	Average     *bool                     `json:"average,omitempty"`
 	Category    string                    `json:"category"`
 	Countries   *[]PricingCountryQuantity `json:"countries,omitempty"`
 	Custom      *bool                     `json:"custom,omitempty"`
 	Description *string                   `json:"description,omitempty"`
-	Discount    *string                   `json:"discount,omitempty"`
-	Free        *bool                     `json:"free,omitempty"`
-	Kind        BillingLineKind           `json:"kind"`
-	Market      string                    `json:"market"`
-	Mode        *PricingMode              `json:"mode,omitempty"`
-	Period      string                    `json:"period"`
-	Quantity    int64                     `json:"quantity"`
-	Tiers       *[]PricingTierLine        `json:"tiers,omitempty"`
-	UnitPrice   string                    `json:"unit_price"`
+
+	// Discount a decimal number as a string, e.g. "0.0123"
+	Discount *string         `json:"discount,omitempty"`
+	Free     *bool           `json:"free,omitempty"`
+	Kind     BillingLineKind `json:"kind"`
+	Market   string          `json:"market"`
+	Mode     *PricingMode    `json:"mode,omitempty"`
+
+	// Period a calendar month in UTC, YYYY-MM
+	Period   string             `json:"period"`
+	Quantity int64              `json:"quantity"`
+	Tiers    *[]PricingTierLine `json:"tiers,omitempty"`
+
+	// UnitPrice a decimal number as a string, e.g. "0.0123"
+	UnitPrice string `json:"unit_price"`
 }
 
 // BillingLineKind defines model for BillingLine.Kind.
 type BillingLineKind string
 
-// BillingPhoneNumber defines model for BillingPhoneNumber.
+// BillingPhoneNumber PhoneNumber maps a WhatsApp phone-number id to the customer that owns it, so the webhook adapter can attribute status webhooks.
 type BillingPhoneNumber struct {
 	CreatedAt     time.Time `json:"created_at"`
 	CustomerId    string    `json:"customer_id"`
@@ -724,7 +743,7 @@ type BillingPhoneNumberList struct {
 	NextCursor string               `json:"next_cursor"`
 }
 
-// BillingRun defines model for BillingRun.
+// BillingRun Run is the record of one invoice run.
 type BillingRun struct {
 	Created     int               `json:"created"`
 	Customers   int               `json:"customers"`
@@ -758,7 +777,7 @@ type BillingRunList struct {
 // BillingStatus defines model for BillingStatus.
 type BillingStatus string
 
-// BillingUnbilledRow defines model for BillingUnbilledRow.
+// BillingUnbilledRow UnbilledRow is usage that a run could not bill.
 type BillingUnbilledRow struct {
 	Category    string    `json:"category"`
 	Country     string    `json:"country"`
@@ -776,29 +795,42 @@ type BillingUnbilledRowList struct {
 	NextCursor string               `json:"next_cursor"`
 }
 
-// CardAssignment defines model for CardAssignment.
+// CardAssignment CardAssignment is a customer's rate card from a month on.
 type CardAssignment struct {
-	CardId        string `json:"card_id"`
-	CustomerId    string `json:"customer_id"`
+	CardId     string `json:"card_id"`
+	CustomerId string `json:"customer_id"`
+
+	// EffectiveFrom a calendar month in UTC, YYYY-MM
 	EffectiveFrom string `json:"effective_from"`
 }
 
-// CardAssignmentRequest defines model for CardAssignmentRequest.
+// CardAssignmentRequest CardAssignmentRequest is the body of POST /api/v1/customers/{id}/ratecards.
 type CardAssignmentRequest struct {
-	CardId        string `json:"card_id"`
+	CardId string `json:"card_id"`
+
+	// EffectiveFrom a calendar month in UTC, YYYY-MM
 	EffectiveFrom string `json:"effective_from"`
 }
 
-// CloudEvent defines model for CloudEvent.
+// CloudEvent CloudEvent is one message.sent event (CloudEvents 1.0, structured mode).
 type CloudEvent struct {
-	Data            CloudEventData        `json:"data"`
-	Datacontenttype *string               `json:"datacontenttype,omitempty"`
-	Id              string                `json:"id"`
-	Source          *string               `json:"source,omitempty"`
-	Specversion     CloudEventSpecversion `json:"specversion"`
-	Subject         string                `json:"subject"`
-	Time            time.Time             `json:"time"`
-	Type            CloudEventType        `json:"type"`
+	// Data CloudEventData is a message.sent event's data: the recipient (number or country), the category and the quantity.
+	Data            CloudEventData `json:"data"`
+	Datacontenttype *string        `json:"datacontenttype,omitempty"`
+
+	// Id ID identifies the event with Subject: re-sending it never counts twice.
+	Id string `json:"id"`
+
+	// Source Source is the producer (CloudEvents requires it; postage does not read it).
+	Source      *string               `json:"source,omitempty"`
+	Specversion CloudEventSpecversion `json:"specversion"`
+
+	// Subject Subject is the customer id.
+	Subject string `json:"subject"`
+
+	// Time Time is when the message was sent, RFC 3339.
+	Time time.Time      `json:"time"`
+	Type CloudEventType `json:"type"`
 }
 
 // CloudEventSpecversion defines model for CloudEvent.Specversion.
@@ -807,29 +839,43 @@ type CloudEventSpecversion string
 // CloudEventType defines model for CloudEvent.Type.
 type CloudEventType string
 
-// CloudEventData defines model for CloudEventData.
+// CloudEventData CloudEventData is a message.sent event's data: the recipient (number or country), the category and the quantity.
 type CloudEventData struct {
-	Category string  `json:"category"`
-	Country  *string `json:"country,omitempty"`
-	Quantity *int    `json:"quantity,omitempty"`
-	To       *string `json:"to,omitempty"`
+	// Category Category is a configured message category, e.g. marketing.
+	Category string `json:"category"`
+
+	// Country Country is the recipient's ISO 3166-1 alpha-2 country (when To is absent).
+	Country *string `json:"country,omitempty"`
+
+	// Quantity Quantity is the number of billable units (default 1).
+	Quantity *int `json:"quantity,omitempty"`
+
+	// To To is the recipient's number in E.164 (+4915123456789); used only to
+	// find the country, never stored.
+	To *string `json:"to,omitempty"`
 }
 
-// CreatedKey defines model for CreatedKey.
+// CreatedKey CreatedKey is a new API key and its token, which no later answer shows.
 type CreatedKey struct {
+	// Key Key is an API key as listed: never with its secret.
 	Key   AuthKey `json:"key"`
 	Token string  `json:"token"`
 }
 
-// CustomerPricing defines model for CustomerPricing.
+// CustomerPricing CustomerPricing is a customer's rate card in a month and its overrides.
 type CustomerPricing struct {
-	Card       PricingRateCard  `json:"card"`
-	CustomerId string           `json:"customer_id"`
-	Month      string           `json:"month"`
-	Overrides  PricingOverrides `json:"overrides"`
+	// Card RateCard is a named price list in one currency.
+	Card       PricingRateCard `json:"card"`
+	CustomerId string          `json:"customer_id"`
+
+	// Month a calendar month in UTC, YYYY-MM
+	Month string `json:"month"`
+
+	// Overrides Overrides are a customer's deviations from its rate card.
+	Overrides PricingOverrides `json:"overrides"`
 }
 
-// EventsResponse defines model for EventsResponse.
+// EventsResponse EventsResponse is the answer to an accepted events request: one result per input event, in input order, and the count of each status.
 type EventsResponse struct {
 	Accepted  int              `json:"accepted"`
 	Conflict  int              `json:"conflict"`
@@ -839,7 +885,7 @@ type EventsResponse struct {
 	Results   []MeteringResult `json:"results"`
 }
 
-// Health defines model for Health.
+// Health Health is the answer of /healthz.
 type Health struct {
 	Status HealthStatus `json:"status"`
 }
@@ -847,8 +893,9 @@ type Health struct {
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
 
-// Me defines model for Me.
+// Me Me is the answer of /api/v1/me: the calling key.
 type Me struct {
+	// CustomerId CustomerID is the customer a customer key is bound to ("" for others).
 	CustomerId string   `json:"customer_id"`
 	KeyId      string   `json:"key_id"`
 	Name       string   `json:"name"`
@@ -858,7 +905,7 @@ type Me struct {
 // MeteringDimension defines model for MeteringDimension.
 type MeteringDimension string
 
-// MeteringResult defines model for MeteringResult.
+// MeteringResult Result is the answer for one event of a request, at its position Index in the batch (0 for a single event).
 type MeteringResult struct {
 	Field  *string        `json:"field,omitempty"`
 	Id     *string        `json:"id,omitempty"`
@@ -870,87 +917,124 @@ type MeteringResult struct {
 // MeteringStatus defines model for MeteringStatus.
 type MeteringStatus string
 
-// MeteringUsageRow defines model for MeteringUsageRow.
+// MeteringUsageRow UsageRow is one bucket of usage.
 type MeteringUsageRow struct {
-	Category   *string   `json:"category,omitempty"`
-	Country    *string   `json:"country,omitempty"`
-	CustomerId *string   `json:"customer_id,omitempty"`
-	Events     int64     `json:"events"`
-	Quantity   int64     `json:"quantity"`
-	Start      time.Time `json:"start"`
+	Category   *string `json:"category,omitempty"`
+	Country    *string `json:"country,omitempty"`
+	CustomerId *string `json:"customer_id,omitempty"`
+
+	// Events distinct events
+	Events int64 `json:"events"`
+
+	// Quantity billable units (sum of event quantities)
+	Quantity int64     `json:"quantity"`
+	Start    time.Time `json:"start"`
 }
 
 // MeteringWindow defines model for MeteringWindow.
 type MeteringWindow string
 
-// PhoneNumberRequest defines model for PhoneNumberRequest.
+// PhoneNumberRequest PhoneNumberRequest is the body of POST /api/v1/customers/{id}/phone_numbers.
 type PhoneNumberRequest struct {
 	PhoneNumberId string `json:"phone_number_id"`
 }
 
-// PriceResponse defines model for PriceResponse.
+// PriceResponse PriceResponse is one message's price under a card version.
 type PriceResponse struct {
-	CardId  string           `json:"card_id"`
-	Month   string           `json:"month"`
+	CardId string `json:"card_id"`
+
+	// Month a calendar month in UTC, YYYY-MM
+	Month string `json:"month"`
+
+	// Price PriceInfo answers "what does one message of this category to this country cost": the market, the category it is rated as and its price.
 	Price   PricingPriceInfo `json:"price"`
 	Version int              `json:"version"`
 }
 
-// PricingCategory defines model for PricingCategory.
+// PricingCategory Category is a message category of a card.
 type PricingCategory struct {
-	Aliases       *[]string `json:"aliases,omitempty"`
-	Free          *bool     `json:"free,omitempty"`
-	International *string   `json:"international,omitempty"`
-	Name          string    `json:"name"`
+	// Aliases Aliases are other usage category names rated as this category, so
+	// usage recorded under another card's vocabulary can be (re-)rated:
+	// e.g. the launch card rates "marketing" and "utility" as "notification".
+	Aliases *[]string `json:"aliases,omitempty"`
+
+	// Free Free categories are metered and shown at 0.00 and have no prices.
+	Free *bool `json:"free,omitempty"`
+
+	// International International names the category that usage of this category is rated
+	// as when the customer's country differs from the recipient's country
+	// (authentication → authentication_international). Markets without a
+	// price for that category fall back to this category's price.
+	International *string `json:"international,omitempty"`
+
+	// Name Name is the category as it appears on usage and invoice lines,
+	// lower-case letters, digits and underscores (e.g. "notification").
+	Name string `json:"name"`
 }
 
-// PricingCountryQuantity defines model for PricingCountryQuantity.
+// PricingCountryQuantity CountryQuantity is one recipient country's share of a line.
 type PricingCountryQuantity struct {
 	Country  string `json:"country"`
 	Quantity int64  `json:"quantity"`
 }
 
-// PricingDiscount defines model for PricingDiscount.
+// PricingDiscount Discount is a percentage off the lines of one market, one category, or one (market, category); an empty Market or Category matches any.
 type PricingDiscount struct {
 	Category *string `json:"category,omitempty"`
 	Market   *string `json:"market,omitempty"`
-	Percent  string  `json:"percent"`
+
+	// Percent a decimal number as a string, e.g. "0.0123"
+	Percent string `json:"percent"`
 }
 
 // PricingMode defines model for PricingMode.
 type PricingMode string
 
-// PricingOverrides defines model for PricingOverrides.
+// PricingOverrides Overrides are a customer's deviations from its rate card.
 type PricingOverrides struct {
-	CardDiscount *string             `json:"card_discount,omitempty"`
-	Discounts    *[]PricingDiscount  `json:"discounts,omitempty"`
-	UnitPrices   *[]PricingUnitPrice `json:"unit_prices,omitempty"`
+	// CardDiscount CardDiscount is a percentage (0..100) off every line of the card.
+	CardDiscount *string `json:"card_discount,omitempty"`
+
+	// Discounts Discounts are percentages off the lines of chosen markets and/or categories.
+	Discounts *[]PricingDiscount `json:"discounts,omitempty"`
+
+	// UnitPrices UnitPrices are custom flat unit prices for a (market, category).
+	UnitPrices *[]PricingUnitPrice `json:"unit_prices,omitempty"`
 }
 
-// PricingPrice defines model for PricingPrice.
+// PricingPrice Price is the price of one category in one market.
 type PricingPrice struct {
-	Category  string         `json:"category"`
-	Market    string         `json:"market"`
-	Mode      PricingMode    `json:"mode"`
-	Tiers     *[]PricingTier `json:"tiers,omitempty"`
-	UnitPrice *string        `json:"unit_price,omitempty"`
+	Category string      `json:"category"`
+	Market   string      `json:"market"`
+	Mode     PricingMode `json:"mode"`
+
+	// Tiers ModeGraduated, ModeVolume: ascending, the last unbounded
+	Tiers *[]PricingTier `json:"tiers,omitempty"`
+
+	// UnitPrice ModeFlat
+	UnitPrice *string `json:"unit_price,omitempty"`
 }
 
-// PricingPriceInfo defines model for PricingPriceInfo.
+// PricingPriceInfo PriceInfo answers "what does one message of this category to this country cost": the market, the category it is rated as and its price.
 type PricingPriceInfo struct {
-	Category  string         `json:"category"`
-	Country   string         `json:"country"`
-	Currency  string         `json:"currency"`
-	Free      *bool          `json:"free,omitempty"`
-	Market    string         `json:"market"`
-	Mode      *PricingMode   `json:"mode,omitempty"`
-	Tiers     *[]PricingTier `json:"tiers,omitempty"`
-	UnitPrice string         `json:"unit_price"`
+	Category string         `json:"category"`
+	Country  string         `json:"country"`
+	Currency string         `json:"currency"`
+	Free     *bool          `json:"free,omitempty"`
+	Market   string         `json:"market"`
+	Mode     *PricingMode   `json:"mode,omitempty"`
+	Tiers    *[]PricingTier `json:"tiers,omitempty"`
+
+	// UnitPrice UnitPrice is the flat price, or the first tier's price.
+	UnitPrice string `json:"unit_price"`
 }
 
-// PricingRateCard defines model for PricingRateCard.
+// PricingRateCard RateCard is a named price list in one currency.
 type PricingRateCard struct {
-	Currency string           `json:"currency"`
+	// Currency ISO 4217 code, e.g. "USD"
+	Currency string `json:"currency"`
+
+	// Default the card customers get without an assignment (set by the store)
 	Default  *bool            `json:"default,omitempty"`
 	Id       string           `json:"id"`
 	Name     string           `json:"name"`
@@ -966,7 +1050,7 @@ type PricingRateCardList struct {
 // PricingRounding defines model for PricingRounding.
 type PricingRounding string
 
-// PricingRowError defines model for PricingRowError.
+// PricingRowError RowError is one problem of an imported CSV file.
 type PricingRowError struct {
 	Column  string `json:"column"`
 	Message string `json:"message"`
@@ -976,48 +1060,67 @@ type PricingRowError struct {
 // PricingStatus defines model for PricingStatus.
 type PricingStatus string
 
-// PricingTier defines model for PricingTier.
+// PricingTier Tier is one step of a tiered price: units up to and including UpTo (a monthly quantity; nil means no upper bound) cost UnitPrice.
 type PricingTier struct {
+	// UnitPrice a decimal number as a string, e.g. "0.0123"
 	UnitPrice string `json:"unit_price"`
 	UpTo      *int64 `json:"up_to,omitempty"`
 }
 
-// PricingTierLine defines model for PricingTierLine.
+// PricingTierLine TierLine is the part of a line's quantity charged at one tier's price.
 type PricingTierLine struct {
-	Amount    string `json:"amount"`
-	From      int64  `json:"from"`
-	Quantity  int64  `json:"quantity"`
+	// Amount exact
+	Amount string `json:"amount"`
+
+	// From first unit of the tier (1-based monthly count)
+	From     int64 `json:"from"`
+	Quantity int64 `json:"quantity"`
+
+	// UnitPrice a decimal number as a string, e.g. "0.0123"
 	UnitPrice string `json:"unit_price"`
-	UpTo      *int64 `json:"up_to,omitempty"`
+
+	// UpTo last unit of the tier; nil = unbounded
+	UpTo *int64 `json:"up_to,omitempty"`
 }
 
-// PricingUnitPrice defines model for PricingUnitPrice.
+// PricingUnitPrice UnitPrice is a customer's custom flat unit price for a (market, category).
 type PricingUnitPrice struct {
-	Category  string `json:"category"`
-	Market    string `json:"market"`
+	Category string `json:"category"`
+	Market   string `json:"market"`
+
+	// UnitPrice a decimal number as a string, e.g. "0.0123"
 	UnitPrice string `json:"unit_price"`
 }
 
-// PricingUsage defines model for PricingUsage.
+// PricingUsage Usage is an aggregate to rate: the quantity of messages of one category sent to recipients in one country, for one customer in one month.
 type PricingUsage struct {
+	// Category a category name or alias of the card
 	Category string `json:"category"`
+
+	// Country recipient's ISO 3166-1 alpha-2 code; unknown codes fall in the default market
 	Country  string `json:"country"`
 	Quantity int64  `json:"quantity"`
 }
 
-// PricingVersion defines model for PricingVersion.
+// PricingVersion Version is the content of a rate card from a month on: the country → market map, the categories and the prices.
 type PricingVersion struct {
-	CardId        *string           `json:"card_id,omitempty"`
-	Categories    []PricingCategory `json:"categories"`
-	Countries     map[string]string `json:"countries"`
-	Currency      string            `json:"currency"`
-	DefaultMarket string            `json:"default_market"`
-	EffectiveFrom *string           `json:"effective_from,omitempty"`
-	Note          *string           `json:"note,omitempty"`
-	Number        *int              `json:"number,omitempty"`
-	Prices        []PricingPrice    `json:"prices"`
-	Rounding      PricingRounding   `json:"rounding"`
-	Status        *PricingStatus    `json:"status,omitempty"`
+	CardId     *string           `json:"card_id,omitempty"`
+	Categories []PricingCategory `json:"categories"`
+
+	// Countries ISO 3166-1 alpha-2 country → market
+	Countries map[string]string `json:"countries"`
+	Currency  string            `json:"currency"`
+
+	// DefaultMarket market of every country not in Countries
+	DefaultMarket string `json:"default_market"`
+
+	// EffectiveFrom first month it applies to; zero for a draft never activated
+	EffectiveFrom *string         `json:"effective_from,omitempty"`
+	Note          *string         `json:"note,omitempty"`
+	Number        *int            `json:"number,omitempty"`
+	Prices        []PricingPrice  `json:"prices"`
+	Rounding      PricingRounding `json:"rounding"`
+	Status        *PricingStatus  `json:"status,omitempty"`
 }
 
 // PricingVersionList defines model for PricingVersionList.
@@ -1026,7 +1129,7 @@ type PricingVersionList struct {
 	NextCursor string           `json:"next_cursor"`
 }
 
-// Problem defines model for Problem.
+// Problem Problem is an RFC 9457 problem details body.
 type Problem struct {
 	Code   ProblemCode `json:"code"`
 	Detail *string     `json:"detail,omitempty"`
@@ -1051,49 +1154,78 @@ type Problem_Errors_Item struct {
 	union json.RawMessage
 }
 
-// Quote defines model for Quote.
+// Quote Quote is the answer of POST /api/v1/quotes.
 type Quote struct {
-	CardId     string          `json:"card_id"`
-	Currency   string          `json:"currency"`
-	Lines      []QuoteLine     `json:"lines"`
-	MinorUnits int             `json:"minor_units"`
-	Month      *string         `json:"month,omitempty"`
-	Rounding   PricingRounding `json:"rounding"`
-	Total      string          `json:"total"`
-	Version    int             `json:"version"`
+	CardId     string      `json:"card_id"`
+	Currency   string      `json:"currency"`
+	Lines      []QuoteLine `json:"lines"`
+	MinorUnits int         `json:"minor_units"`
+
+	// Month a calendar month in UTC, YYYY-MM
+	Month    *string         `json:"month,omitempty"`
+	Rounding PricingRounding `json:"rounding"`
+
+	// Total Total is the sum of the lines' amounts with the currency's minor-unit decimals.
+	Total   string `json:"total"`
+	Version int    `json:"version"`
 }
 
-// QuoteLine defines model for QuoteLine.
+// QuoteLine QuoteLine and Quote show money with the currency's minor unit ("0.50", not "0.5"); exact amounts and unit prices keep their decimals.
 type QuoteLine struct {
-	Amount    string                   `json:"amount"`
-	Average   *bool                    `json:"average,omitempty"`
-	Category  string                   `json:"category"`
+	// Amount Amount is the line's amount with the currency's minor-unit decimals.
+	Amount string `json:"amount"`
+
+	// Average UnitPrice is an average (see UnitPrice)
+	Average *bool `json:"average,omitempty"`
+
+	// Category the card category the usage was rated as
+	Category string `json:"category"`
+
+	// Countries recipient countries of the line, sorted
 	Countries []PricingCountryQuantity `json:"countries"`
-	Custom    *bool                    `json:"custom,omitempty"`
-	Discount  *string                  `json:"discount,omitempty"`
-	Exact     string                   `json:"exact"`
-	Free      *bool                    `json:"free,omitempty"`
-	Market    string                   `json:"market"`
-	Mode      *PricingMode             `json:"mode,omitempty"`
-	Quantity  int64                    `json:"quantity"`
-	Subtotal  string                   `json:"subtotal"`
-	Tiers     *[]PricingTierLine       `json:"tiers,omitempty"`
-	UnitPrice string                   `json:"unit_price"`
+
+	// Custom a customer's custom unit price replaced the card's
+	Custom *bool `json:"custom,omitempty"`
+
+	// Discount Discount is the combined percentage taken off the subtotal.
+	Discount *string `json:"discount,omitempty"`
+
+	// Exact exact amount after discounts
+	Exact    string       `json:"exact"`
+	Free     *bool        `json:"free,omitempty"`
+	Market   string       `json:"market"`
+	Mode     *PricingMode `json:"mode,omitempty"`
+	Quantity int64        `json:"quantity"`
+
+	// Subtotal exact, before discounts
+	Subtotal string `json:"subtotal"`
+
+	// Tiers how the quantity fell into tiers
+	Tiers *[]PricingTierLine `json:"tiers,omitempty"`
+
+	// UnitPrice UnitPrice is the one unit price the line was charged at, or, when
+	// Average is set, Subtotal/Quantity rounded half-even to six decimals.
+	UnitPrice string `json:"unit_price"`
 }
 
-// QuoteRequest defines model for QuoteRequest.
+// QuoteRequest QuoteRequest asks for the price of a volume mix.
 type QuoteRequest struct {
-	CardId          *string           `json:"card_id,omitempty"`
-	CustomerCountry *string           `json:"customer_country,omitempty"`
-	CustomerId      *string           `json:"customer_id,omitempty"`
-	Items           []PricingUsage    `json:"items"`
-	Month           *string           `json:"month,omitempty"`
-	Overrides       *PricingOverrides `json:"overrides,omitempty"`
-	Version         *int              `json:"version,omitempty"`
+	CardId          *string        `json:"card_id,omitempty"`
+	CustomerCountry *string        `json:"customer_country,omitempty"`
+	CustomerId      *string        `json:"customer_id,omitempty"`
+	Items           []PricingUsage `json:"items"`
+
+	// Month a calendar month in UTC, YYYY-MM
+	Month *string `json:"month,omitempty"`
+
+	// Overrides Overrides are a customer's deviations from its rate card.
+	Overrides *PricingOverrides `json:"overrides,omitempty"`
+	Version   *int              `json:"version,omitempty"`
 }
 
-// Readiness defines model for Readiness.
+// Readiness Readiness is the answer of /readyz: ok, or unavailable with the check that failed.
 type Readiness struct {
+	// Checks Checks holds each dependency's state: ok or unavailable.
 	Checks map[string]string `json:"checks"`
 	Status ReadinessStatus   `json:"status"`
 }
@@ -1101,7 +1233,7 @@ type Readiness struct {
 // ReadinessStatus defines model for Readiness.Status.
 type ReadinessStatus string
 
-// ReportsCurrencyTotal defines model for ReportsCurrencyTotal.
+// ReportsCurrencyTotal CurrencyTotal is a report's total in one currency.
 type ReportsCurrencyTotal struct {
 	Amount    string `json:"amount"`
 	Currency  string `json:"currency"`
@@ -1109,17 +1241,19 @@ type ReportsCurrencyTotal struct {
 	Quantity  int64  `json:"quantity"`
 }
 
-// ReportsForecastReport defines model for ReportsForecastReport.
+// ReportsForecastReport ForecastReport is the month-to-date revenue and the month's projection.
 type ReportsForecastReport struct {
-	AsOf            time.Time              `json:"as_of"`
-	ElapsedFraction string                 `json:"elapsed_fraction"`
-	Method          string                 `json:"method"`
-	Month           string                 `json:"month"`
-	Rows            []ReportsForecastRow   `json:"rows"`
-	Totals          []ReportsForecastTotal `json:"totals"`
+	AsOf            time.Time `json:"as_of"`
+	ElapsedFraction string    `json:"elapsed_fraction"`
+	Method          string    `json:"method"`
+
+	// Month a calendar month in UTC, YYYY-MM
+	Month  string                 `json:"month"`
+	Rows   []ReportsForecastRow   `json:"rows"`
+	Totals []ReportsForecastTotal `json:"totals"`
 }
 
-// ReportsForecastRow defines model for ReportsForecastRow.
+// ReportsForecastRow ForecastRow is one customer's month to date and projection.
 type ReportsForecastRow struct {
 	AmountToDate      string `json:"amount_to_date"`
 	Currency          string `json:"currency"`
@@ -1130,7 +1264,7 @@ type ReportsForecastRow struct {
 	QuantityToDate    int64  `json:"quantity_to_date"`
 }
 
-// ReportsForecastTotal defines model for ReportsForecastTotal.
+// ReportsForecastTotal ForecastTotal sums the forecast of one currency.
 type ReportsForecastTotal struct {
 	AmountToDate      string `json:"amount_to_date"`
 	Currency          string `json:"currency"`
@@ -1140,30 +1274,35 @@ type ReportsForecastTotal struct {
 	QuantityToDate    int64  `json:"quantity_to_date"`
 }
 
-// ReportsKeyTotal defines model for ReportsKeyTotal.
+// ReportsKeyTotal KeyTotal is the total quantity of one key of a series.
 type ReportsKeyTotal struct {
 	Key      string `json:"key"`
 	Quantity int64  `json:"quantity"`
 }
 
-// ReportsPoint defines model for ReportsPoint.
+// ReportsPoint Point is one window of a usage series: the count of the window starting at Start for Key (a category or country, or "" when not grouped).
 type ReportsPoint struct {
 	Key      string    `json:"key"`
 	Quantity int64     `json:"quantity"`
 	Start    time.Time `json:"start"`
 }
 
-// ReportsRevenueReport defines model for ReportsRevenueReport.
+// ReportsRevenueReport RevenueReport is revenue grouped one way, per currency.
 type ReportsRevenueReport struct {
-	Basis   string                 `json:"basis"`
-	From    string                 `json:"from"`
-	GroupBy string                 `json:"group_by"`
-	Rows    []ReportsRevenueRow    `json:"rows"`
-	To      string                 `json:"to"`
-	Totals  []ReportsCurrencyTotal `json:"totals"`
+	// Basis "rated": see docs/REPORTS.md
+	Basis string `json:"basis"`
+
+	// From a calendar month in UTC, YYYY-MM
+	From    string              `json:"from"`
+	GroupBy string              `json:"group_by"`
+	Rows    []ReportsRevenueRow `json:"rows"`
+
+	// To a calendar month in UTC, YYYY-MM
+	To     string                 `json:"to"`
+	Totals []ReportsCurrencyTotal `json:"totals"`
 }
 
-// ReportsRevenueRow defines model for ReportsRevenueRow.
+// ReportsRevenueRow RevenueRow is the revenue of one group in one currency.
 type ReportsRevenueRow struct {
 	Amount    string `json:"amount"`
 	Currency  string `json:"currency"`
@@ -1173,7 +1312,7 @@ type ReportsRevenueRow struct {
 	Quantity  int64  `json:"quantity"`
 }
 
-// ReportsSimCustomer defines model for ReportsSimCustomer.
+// ReportsSimCustomer SimCustomer is one customer's simulation.
 type ReportsSimCustomer struct {
 	Breakdown    *[]ReportsSimLine `json:"breakdown,omitempty"`
 	Currency     string            `json:"currency"`
@@ -1182,68 +1321,95 @@ type ReportsSimCustomer struct {
 	CustomerId   string            `json:"customer_id"`
 	Difference   string            `json:"difference"`
 	Name         string            `json:"name"`
-	Percent      *string           `json:"percent,omitempty"`
-	Proposed     string            `json:"proposed"`
-	Quantity     int64             `json:"quantity"`
-	Skipped      string            `json:"skipped"`
+
+	// Percent a decimal number as a string, e.g. "0.0123"
+	Percent  *string `json:"percent,omitempty"`
+	Proposed string  `json:"proposed"`
+	Quantity int64   `json:"quantity"`
+
+	// Skipped Skipped says why the customer is left out of the totals ("" when not).
+	Skipped string `json:"skipped"`
 }
 
-// ReportsSimLine defines model for ReportsSimLine.
+// ReportsSimLine SimLine is the current and proposed revenue of one (market, category) of the proposed card.
 type ReportsSimLine struct {
-	Category   string  `json:"category"`
-	Currency   string  `json:"currency"`
-	Current    string  `json:"current"`
-	Difference string  `json:"difference"`
-	Market     string  `json:"market"`
-	Percent    *string `json:"percent,omitempty"`
-	Proposed   string  `json:"proposed"`
-	Quantity   int64   `json:"quantity"`
+	Category   string `json:"category"`
+	Currency   string `json:"currency"`
+	Current    string `json:"current"`
+	Difference string `json:"difference"`
+	Market     string `json:"market"`
+
+	// Percent a decimal number as a string, e.g. "0.0123"
+	Percent  *string `json:"percent,omitempty"`
+	Proposed string  `json:"proposed"`
+	Quantity int64   `json:"quantity"`
 }
 
-// ReportsSimTotal defines model for ReportsSimTotal.
+// ReportsSimTotal SimTotal sums a simulation in one currency.
 type ReportsSimTotal struct {
-	Currency   string  `json:"currency"`
-	Current    string  `json:"current"`
-	Customers  int     `json:"customers"`
-	Difference string  `json:"difference"`
-	Percent    *string `json:"percent,omitempty"`
-	Proposed   string  `json:"proposed"`
-	Quantity   int64   `json:"quantity"`
+	Currency   string `json:"currency"`
+	Current    string `json:"current"`
+	Customers  int    `json:"customers"`
+	Difference string `json:"difference"`
+
+	// Percent a decimal number as a string, e.g. "0.0123"
+	Percent  *string `json:"percent,omitempty"`
+	Proposed string  `json:"proposed"`
+	Quantity int64   `json:"quantity"`
 }
 
-// ReportsSimulation defines model for ReportsSimulation.
+// ReportsSimulation Simulation is the answer to a SimulationRequest.
 type ReportsSimulation struct {
 	Breakdown []ReportsSimLine     `json:"breakdown"`
 	CardId    string               `json:"card_id"`
 	Customers []ReportsSimCustomer `json:"customers"`
 	ElapsedMs int64                `json:"elapsed_ms"`
-	From      string               `json:"from"`
-	Months    []string             `json:"months"`
-	To        string               `json:"to"`
-	Totals    []ReportsSimTotal    `json:"totals"`
-	Versions  []int                `json:"versions"`
+
+	// From a calendar month in UTC, YYYY-MM
+	From   string   `json:"from"`
+	Months []string `json:"months"`
+
+	// To a calendar month in UTC, YYYY-MM
+	To       string            `json:"to"`
+	Totals   []ReportsSimTotal `json:"totals"`
+	Versions []int             `json:"versions"`
 }
 
-// ReportsSimulationRequest defines model for ReportsSimulationRequest.
+// ReportsSimulationRequest SimulationRequest asks what the customers' usage of the months From..To would have cost under a proposed card.
 type ReportsSimulationRequest struct {
-	Breakdown     *bool     `json:"breakdown,omitempty"`
-	CardId        string    `json:"card_id"`
-	Customers     *[]string `json:"customers,omitempty"`
-	From          string    `json:"from"`
-	KeepOverrides *bool     `json:"keep_overrides,omitempty"`
-	To            string    `json:"to"`
-	Version       *int      `json:"version,omitempty"`
+	// Breakdown Breakdown adds each customer's breakdown by market and category.
+	Breakdown *bool     `json:"breakdown,omitempty"`
+	CardId    string    `json:"card_id"`
+	Customers *[]string `json:"customers,omitempty"`
+
+	// From a calendar month in UTC, YYYY-MM
+	From string `json:"from"`
+
+	// KeepOverrides KeepOverrides applies each customer's overrides under the proposed
+	// card too (default true).
+	KeepOverrides *bool `json:"keep_overrides,omitempty"`
+
+	// To a calendar month in UTC, YYYY-MM
+	To string `json:"to"`
+
+	// Version Version is a version number of the card (a draft is allowed); 0 uses
+	// the card's active version in effect in each month.
+	Version *int `json:"version,omitempty"`
 }
 
-// ReportsTopReport defines model for ReportsTopReport.
+// ReportsTopReport TopReport ranks customers.
 type ReportsTopReport struct {
-	By   string          `json:"by"`
+	By string `json:"by"`
+
+	// From a calendar month in UTC, YYYY-MM
 	From string          `json:"from"`
 	Rows []ReportsTopRow `json:"rows"`
-	To   string          `json:"to"`
+
+	// To a calendar month in UTC, YYYY-MM
+	To string `json:"to"`
 }
 
-// ReportsTopRow defines model for ReportsTopRow.
+// ReportsTopRow TopRow is one ranked customer.
 type ReportsTopRow struct {
 	Amount     string `json:"amount"`
 	Currency   string `json:"currency"`
@@ -1254,30 +1420,37 @@ type ReportsTopRow struct {
 	Share      string `json:"share"`
 }
 
-// ReportsUnbilledReport defines model for ReportsUnbilledReport.
+// ReportsUnbilledReport UnbilledReport lists unbilled usage.
 type ReportsUnbilledReport struct {
-	From   string                `json:"from"`
-	Rows   []ReportsUnbilledRow  `json:"rows"`
-	To     string                `json:"to"`
+	// From a calendar month in UTC, YYYY-MM
+	From string               `json:"from"`
+	Rows []ReportsUnbilledRow `json:"rows"`
+
+	// To a calendar month in UTC, YYYY-MM
+	To string `json:"to"`
+
+	// Totals UnbilledTotals sums an unbilled report.
 	Totals ReportsUnbilledTotals `json:"totals"`
 }
 
-// ReportsUnbilledRow defines model for ReportsUnbilledRow.
+// ReportsUnbilledRow UnbilledRow is usage of one customer-month that no invoice bills.
 type ReportsUnbilledRow struct {
 	CustomerId string `json:"customer_id"`
 	Detail     string `json:"detail"`
-	Month      string `json:"month"`
-	Quantity   int64  `json:"quantity"`
-	Reason     string `json:"reason"`
+
+	// Month a calendar month in UTC, YYYY-MM
+	Month    string `json:"month"`
+	Quantity int64  `json:"quantity"`
+	Reason   string `json:"reason"`
 }
 
-// ReportsUnbilledTotals defines model for ReportsUnbilledTotals.
+// ReportsUnbilledTotals UnbilledTotals sums an unbilled report.
 type ReportsUnbilledTotals struct {
 	Customers int   `json:"customers"`
 	Quantity  int64 `json:"quantity"`
 }
 
-// ReportsUsageReport defines model for ReportsUsageReport.
+// ReportsUsageReport UsageReport is a usage trend: exact counts per window (and key).
 type ReportsUsageReport struct {
 	From    time.Time         `json:"from"`
 	GroupBy string            `json:"group_by"`
@@ -1290,19 +1463,19 @@ type ReportsUsageReport struct {
 // ReportsWindow defines model for ReportsWindow.
 type ReportsWindow string
 
-// RunRequest defines model for RunRequest.
+// RunRequest RunRequest is the body of POST /api/v1/invoice-runs.
 type RunRequest struct {
 	Period string `json:"period"`
 }
 
-// SummaryResponse defines model for SummaryResponse.
+// SummaryResponse SummaryResponse is everyone's usage in a month.
 type SummaryResponse struct {
 	Data    []MeteringUsageRow  `json:"data"`
 	GroupBy []MeteringDimension `json:"group_by"`
 	Period  string              `json:"period"`
 }
 
-// UsageResponse defines model for UsageResponse.
+// UsageResponse UsageResponse is a customer's usage over a range.
 type UsageResponse struct {
 	CustomerId string              `json:"customer_id"`
 	Data       []MeteringUsageRow  `json:"data"`
@@ -1312,35 +1485,40 @@ type UsageResponse struct {
 	Window     MeteringWindow      `json:"window"`
 }
 
-// VoidRequest defines model for VoidRequest.
+// VoidRequest VoidRequest is the body of POST /api/v1/invoices/{id}/void.
 type VoidRequest struct {
 	Reason string `json:"reason"`
 }
 
-// VoidResult defines model for VoidResult.
+// VoidResult VoidResult is the voided invoice and its reissued replacement.
 type VoidResult struct {
+	// Reissued Invoice is one customer's bill for one calendar month (UTC).
 	Reissued BillingInvoice `json:"reissued"`
-	Voided   BillingInvoice `json:"voided"`
+
+	// Voided Invoice is one customer's bill for one calendar month (UTC).
+	Voided BillingInvoice `json:"voided"`
 }
 
-// WhatsAppChange defines model for WhatsAppChange.
+// WhatsAppChange WhatsAppChange is one change of an entry.
 type WhatsAppChange struct {
-	Field string        `json:"field"`
+	Field string `json:"field"`
+
+	// Value WhatsAppValue holds the statuses of one business phone number.
 	Value WhatsAppValue `json:"value"`
 }
 
-// WhatsAppEntry defines model for WhatsAppEntry.
+// WhatsAppEntry WhatsAppEntry is one entry of a webhook.
 type WhatsAppEntry struct {
 	Changes []WhatsAppChange `json:"changes"`
 	Id      string           `json:"id"`
 }
 
-// WhatsAppMetadata defines model for WhatsAppMetadata.
+// WhatsAppMetadata WhatsAppMetadata names the business phone number, which maps to a customer (POST /api/v1/customers/{id}/phone_numbers).
 type WhatsAppMetadata struct {
 	PhoneNumberId string `json:"phone_number_id"`
 }
 
-// WhatsAppPricing defines model for WhatsAppPricing.
+// WhatsAppPricing WhatsAppPricing is a status's pricing.
 type WhatsAppPricing struct {
 	Billable     *bool   `json:"billable,omitempty"`
 	Category     string  `json:"category"`
@@ -1348,55 +1526,61 @@ type WhatsAppPricing struct {
 	Type         *string `json:"type,omitempty"`
 }
 
-// WhatsAppStatus defines model for WhatsAppStatus.
+// WhatsAppStatus WhatsAppStatus is one message status: its first billable status is usage.
 type WhatsAppStatus struct {
-	Id          string           `json:"id"`
+	// Id ID is the message id (wamid...).
+	Id string `json:"id"`
+
+	// Pricing WhatsAppPricing is a status's pricing.
 	Pricing     *WhatsAppPricing `json:"pricing,omitempty"`
 	RecipientId string           `json:"recipient_id"`
 	Status      string           `json:"status"`
-	Timestamp   string           `json:"timestamp"`
+
+	// Timestamp Timestamp is Unix seconds as a string.
+	Timestamp string `json:"timestamp"`
 }
 
-// WhatsAppValue defines model for WhatsAppValue.
+// WhatsAppValue WhatsAppValue holds the statuses of one business phone number.
 type WhatsAppValue struct {
+	// Metadata WhatsAppMetadata names the business phone number, which maps to a customer (POST /api/v1/customers/{id}/phone_numbers).
 	Metadata WhatsAppMetadata  `json:"metadata"`
 	Statuses *[]WhatsAppStatus `json:"statuses,omitempty"`
 }
 
-// WhatsAppWebhook defines model for WhatsAppWebhook.
+// WhatsAppWebhook WhatsAppWebhook is a WhatsApp Cloud API webhook with message statuses.
 type WhatsAppWebhook struct {
 	Entry  []WhatsAppEntry `json:"entry"`
 	Object string          `json:"object"`
 }
 
-// Conflict defines model for Conflict.
+// Conflict Problem is an RFC 9457 problem details body.
 type Conflict = Problem
 
-// Forbidden defines model for Forbidden.
+// Forbidden Problem is an RFC 9457 problem details body.
 type Forbidden = Problem
 
-// Internal defines model for Internal.
+// Internal Problem is an RFC 9457 problem details body.
 type Internal = Problem
 
-// Invalid defines model for Invalid.
+// Invalid Problem is an RFC 9457 problem details body.
 type Invalid = Problem
 
-// NotFound defines model for NotFound.
+// NotFound Problem is an RFC 9457 problem details body.
 type NotFound = Problem
 
-// Overloaded defines model for Overloaded.
+// Overloaded Problem is an RFC 9457 problem details body.
 type Overloaded = Problem
 
-// TooLarge defines model for TooLarge.
+// TooLarge Problem is an RFC 9457 problem details body.
 type TooLarge = Problem
 
-// Unauthorized defines model for Unauthorized.
+// Unauthorized Problem is an RFC 9457 problem details body.
 type Unauthorized = Problem
 
-// Unavailable defines model for Unavailable.
+// Unavailable Problem is an RFC 9457 problem details body.
 type Unavailable = Problem
 
-// UnsupportedMediaType defines model for UnsupportedMediaType.
+// UnsupportedMediaType Problem is an RFC 9457 problem details body.
 type UnsupportedMediaType = Problem
 
 // GetCustomersParams defines parameters for GetCustomers.

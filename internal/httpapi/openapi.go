@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	_ "embed"
 	"encoding"
 	"encoding/json"
 	"fmt"
@@ -108,17 +109,26 @@ var pathParams = map[string]Param{
 }
 
 func buildOpenAPI(routes []Route, version string) (*openapi3.T, error) {
+	doc, _, err := buildOpenAPITypes(routes, version, goComments())
+	return doc, err
+}
+
+// buildOpenAPITypes builds the document with the given descriptions of Go
+// types and fields ("postage/billing.Invoice.Lines": text) and returns the
+// named Go types it describes.
+func buildOpenAPITypes(routes []Route, version string, comments map[string]string) (*openapi3.T, []reflect.Type, error) {
 	g := newSchemaGen()
+	g.r.CommentMap = comments
 	paths := openapi3.NewPaths()
 	tags := map[string]bool{}
 	ids := map[string]bool{}
 	for _, r := range routes {
 		op, err := g.operation(r)
 		if err != nil {
-			return nil, fmt.Errorf("openapi: %s %s: %w", r.Method, r.Path, err)
+			return nil, nil, fmt.Errorf("openapi: %s %s: %w", r.Method, r.Path, err)
 		}
 		if ids[op.OperationID] {
-			return nil, fmt.Errorf("openapi: %s %s: operation id %s twice", r.Method, r.Path, op.OperationID)
+			return nil, nil, fmt.Errorf("openapi: %s %s: operation id %s twice", r.Method, r.Path, op.OperationID)
 		}
 		ids[op.OperationID] = true
 		tags[r.Tag] = true
@@ -133,7 +143,7 @@ func buildOpenAPI(routes []Route, version string) (*openapi3.T, error) {
 	problems := g.problemComponents()
 	schemas, err := g.components()
 	if err != nil {
-		return nil, fmt.Errorf("openapi: %w", err)
+		return nil, nil, fmt.Errorf("openapi: %w", err)
 	}
 	var tagList openapi3.Tags
 	for _, t := range slices.Sorted(mapKeys(tags)) {
@@ -163,7 +173,31 @@ func buildOpenAPI(routes []Route, version string) (*openapi3.T, error) {
 			},
 		},
 	}
-	return doc, nil
+	types := slices.Collect(func(yield func(reflect.Type) bool) {
+		for _, t := range g.types {
+			if !yield(t) {
+				return
+			}
+		}
+	})
+	return doc, types, nil
+}
+
+// openAPIComments are the doc comments of the Go types and fields the
+// document describes, extracted from the source when the committed
+// document is rewritten (TestOpenAPIFileIsCurrent), so that the server,
+// which has no source, describes them too.
+//
+//go:embed openapi_comments.json
+var openAPIComments []byte
+
+// goComments returns openAPIComments as a map.
+func goComments() map[string]string {
+	m := map[string]string{}
+	if err := json.Unmarshal(openAPIComments, &m); err != nil {
+		panic(fmt.Sprintf("openapi_comments.json: %v", err))
+	}
+	return m
 }
 
 func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
@@ -652,6 +686,14 @@ func (g *schemaGen) components() (openapi3.Schemas, error) {
 				p := s.Properties[f.name]
 				if p == nil {
 					return nil, fmt.Errorf("%s: no property %s", name, f.name)
+				}
+				ft := f.typ
+				if ft.Kind() == reflect.Pointer {
+					ft = ft.Elem()
+				}
+				if m, ok := mapped[ft]; ok && p.Value != nil && p.Value.Description == "" {
+					// The field has no comment: say what the type is.
+					p.Value.Description = m().Description
 				}
 				if f.typ.Kind() == reflect.Pointer && !f.omit {
 					s.Required = slices.DeleteFunc(s.Required, func(x string) bool { return x == f.name })

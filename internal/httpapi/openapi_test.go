@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/invopop/jsonschema"
 
 	"postage/metering"
 	"postage/pricing/pgstore"
@@ -66,23 +67,97 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 	}
 }
 
+// sourceComments extracts the doc comments of the types the document
+// describes, and of their fields, from the source of their packages.
+func sourceComments(t *testing.T, routes []Route) []byte {
+	t.Helper()
+	_, types, err := buildOpenAPITypes(routes, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	dirs := map[string]bool{}
+	for _, typ := range types {
+		if typ.PkgPath() != "postage" && !strings.HasPrefix(typ.PkgPath(), "postage/") {
+			continue
+		}
+		names[typ.PkgPath()+"."+typ.Name()] = true
+		dirs[strings.TrimPrefix(strings.TrimPrefix(typ.PkgPath(), "postage"), "/")] = true
+	}
+	all := map[string]string{}
+	r := &jsonschema.Reflector{CommentMap: all}
+	for _, dir := range slices.Sorted(mapKeys(dirs)) {
+		// The extractor names packages by their path from the module's
+		// root: run it there.
+		root, _ := filepath.Abs(filepath.Join("..", ".."))
+		if err := withDir(root, func() error { return r.AddGoComments("postage", dir) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := map[string]string{}
+	for k, v := range all {
+		typ := k
+		if i := strings.LastIndex(k, "."); i > strings.LastIndex(k, "/") && !names[k] {
+			typ = k[:i] // a field: Type.Field
+		}
+		if names[typ] && v != "" {
+			kept[k] = v
+		}
+	}
+	b, err := json.MarshalIndent(kept, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(b, '\n')
+}
+
+// withDir runs f in dir (tests of this package do not run in parallel).
+func withDir(dir string, f func() error) error {
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	if err := os.Chdir(dir); err != nil {
+		return err
+	}
+	defer os.Chdir(wd)
+	return f()
+}
+
 // The committed document (the Go client's generator input) is the one the
-// route table builds. After changing a route or a type it answers, run
+// route table builds, with the doc comments the source has now. After
+// changing a route, a type it answers or their comments, run
 // go test ./internal/httpapi -run TestOpenAPIFileIsCurrent -update-openapi
 // and go generate ./internal/apiclient.
 func TestOpenAPIFileIsCurrent(t *testing.T) {
-	got := committedForm(t, describedServer().OpenAPI())
+	const commentsFile = "openapi_comments.json"
+	routes := describedServer().routes
+	comments := sourceComments(t, routes)
+	var m map[string]string
+	if err := json.Unmarshal(comments, &m); err != nil {
+		t.Fatal(err)
+	}
+	doc, _, err := buildOpenAPITypes(routes, "", m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := committedForm(t, doc)
 	if *updateOpenAPI {
+		if err := os.WriteFile(commentsFile, comments, 0o644); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(committedOpenAPI, got, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want, err := os.ReadFile(committedOpenAPI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%s is out of date: run go test ./internal/httpapi -run TestOpenAPIFileIsCurrent -update-openapi, then go generate ./internal/apiclient", committedOpenAPI)
+	for file, want := range map[string][]byte{commentsFile: comments, committedOpenAPI: got} {
+		have, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(have, want) {
+			t.Errorf("%s is out of date: run go test ./internal/httpapi -run TestOpenAPIFileIsCurrent -update-openapi, then go generate ./internal/apiclient", file)
+		}
 	}
 }
 
