@@ -339,15 +339,16 @@ func (g *schemaGen) problemComponents() openapi3.ResponseBodies {
 // errorStatuses lists the problem statuses a route may answer: the ones
 // every route of its kind may, and the route's own Errors.
 func errorStatuses(r Route) []int {
-	set := map[int]bool{http.StatusInternalServerError: true}
+	// Every request's strings are checked before its handler runs.
+	set := map[int]bool{http.StatusBadRequest: true, http.StatusInternalServerError: true}
 	if strings.HasPrefix(r.Path, "/api/") {
-		set[http.StatusBadRequest] = true
 		set[http.StatusNotFound] = true
 		set[http.StatusServiceUnavailable] = true
 	}
 	if r.Roles != nil {
 		set[http.StatusUnauthorized] = true
 		set[http.StatusForbidden] = true
+		set[http.StatusServiceUnavailable] = true // the key is looked up in the database
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodDelete {
 		// Any request may carry a body: the size limit and the media
@@ -464,6 +465,21 @@ var fieldEnums = map[reflect.Type]map[string][]string{
 		"status":  {billing.RunRunning, billing.RunSucceeded, billing.RunFailed, billing.RunSkipped},
 	},
 	reflect.TypeFor[Problem](): {"code": errorCodes},
+}
+
+// decimalFields are string fields that hold decimal numbers (report
+// amounts formatted for their currency, percentages), by type and JSON
+// name; true: the field may also be "" (no value).
+var decimalFields = map[reflect.Type]map[string]bool{
+	reflect.TypeFor[reports.RevenueRow]():     {"amount": false},
+	reflect.TypeFor[reports.CurrencyTotal]():  {"amount": false},
+	reflect.TypeFor[reports.TopRow]():         {"amount": false, "share": true},
+	reflect.TypeFor[reports.ForecastRow]():    {"amount_to_date": false, "projected_amount": false},
+	reflect.TypeFor[reports.ForecastTotal]():  {"amount_to_date": false, "projected_amount": false},
+	reflect.TypeFor[reports.ForecastReport](): {"elapsed_fraction": false},
+	reflect.TypeFor[reports.SimLine]():        {"current": false, "proposed": false, "difference": false},
+	reflect.TypeFor[reports.SimCustomer]():    {"current": true, "proposed": true, "difference": true}, // "" when skipped
+	reflect.TypeFor[reports.SimTotal]():       {"current": false, "proposed": false, "difference": false},
 }
 
 // errorCodes are the problem codes (postage's error codes).
@@ -699,8 +715,24 @@ func (g *schemaGen) components() (openapi3.Schemas, error) {
 					s.Required = slices.DeleteFunc(s.Required, func(x string) bool { return x == f.name })
 					s.Properties[f.name] = withFlags(p, func(x *openapi3.Schema) { x.Nullable = true })
 				}
+				if orEmpty, ok := decimalFields[t][f.name]; ok {
+					p.Value.Format, p.Value.Pattern = "decimal", decimalPattern
+					if orEmpty {
+						p.Value.Pattern = "^(" + decimalPattern[1:len(decimalPattern)-1] + ")?$"
+					}
+				}
 				if vals, ok := fieldEnums[t][f.name]; ok {
 					s.Properties[f.name].Value.Enum = toAny(vals)
+				}
+			}
+			for f := range decimalFields[t] {
+				if s.Properties[f] == nil {
+					return nil, fmt.Errorf("%s: decimal field %s is not a property", name, f)
+				}
+			}
+			for f := range fieldEnums[t] {
+				if s.Properties[f] == nil {
+					return nil, fmt.Errorf("%s: enumerated field %s is not a property", name, f)
 				}
 			}
 			for _, f := range requestOptional[t] {
