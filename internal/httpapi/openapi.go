@@ -6,6 +6,7 @@ import (
 	"encoding"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"reflect"
 	"regexp"
@@ -146,7 +147,7 @@ func buildOpenAPITypes(routes []Route, version string, comments map[string]strin
 		return nil, nil, fmt.Errorf("openapi: %w", err)
 	}
 	var tagList openapi3.Tags
-	for _, t := range slices.Sorted(mapKeys(tags)) {
+	for _, t := range slices.Sorted(maps.Keys(tags)) {
 		tagList = append(tagList, &openapi3.Tag{Name: t})
 	}
 	doc := &openapi3.T{
@@ -173,14 +174,7 @@ func buildOpenAPITypes(routes []Route, version string, comments map[string]strin
 			},
 		},
 	}
-	types := slices.Collect(func(yield func(reflect.Type) bool) {
-		for _, t := range g.types {
-			if !yield(t) {
-				return
-			}
-		}
-	})
-	return doc, types, nil
+	return doc, slices.Collect(maps.Values(g.types)), nil
 }
 
 // openAPIComments are the doc comments of the Go types and fields the
@@ -198,16 +192,6 @@ func goComments() map[string]string {
 		panic(fmt.Sprintf("openapi_comments.json: %v", err))
 	}
 	return m
-}
-
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // operation describes one route.
@@ -265,7 +249,7 @@ func (g *schemaGen) operation(r Route) (*openapi3.Operation, error) {
 		if !ok {
 			media = Media{"application/json": r.Request}
 		}
-		for _, mt := range slices.Sorted(mapKeys(media)) {
+		for _, mt := range slices.Sorted(maps.Keys(media)) {
 			content[mt] = g.mediaType(mt, media[mt])
 		}
 		op.RequestBody = &openapi3.RequestBodyRef{Value: &openapi3.RequestBody{Required: true, Content: content}}
@@ -363,7 +347,7 @@ func errorStatuses(r Route) []int {
 	for _, st := range r.Errors {
 		set[st] = true
 	}
-	return slices.Sorted(mapKeys(set))
+	return slices.Sorted(maps.Keys(set))
 }
 
 func header(desc string, required bool) *openapi3.HeaderRef {

@@ -8,6 +8,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -86,7 +87,7 @@ func sourceComments(t *testing.T, routes []Route) []byte {
 	}
 	all := map[string]string{}
 	r := &jsonschema.Reflector{CommentMap: all}
-	for _, dir := range slices.Sorted(mapKeys(dirs)) {
+	for _, dir := range slices.Sorted(maps.Keys(dirs)) {
 		// The extractor names packages by their path from the module's
 		// root: run it there.
 		root, _ := filepath.Abs(filepath.Join("..", ".."))
