@@ -7,7 +7,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http/httptest"
 	"testing"
 
 	"postage/internal/app"
@@ -70,10 +69,9 @@ func Keys(t testing.TB, a *app.App, customerID string) map[auth.Role]string {
 }
 
 // Serve serves the app's API (and dashboard) on a loopback httptest server
-// until the test ends and returns its base URL.
+// until the test ends and returns its base URL. Every API answer is checked
+// against the OpenAPI document (CheckResponses).
 func Serve(t testing.TB, a *app.App) string {
 	t.Helper()
-	ts := httptest.NewServer(a.Server().Handler())
-	t.Cleanup(ts.Close)
-	return ts.URL
+	return ServeServer(t, a.Server())
 }

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -54,9 +56,7 @@ func newStackWith(t *testing.T, tweak func(*config.Config), prepare func(*app.Ap
 		prepare(a)
 	}
 	s.Srv = a.Server()
-	ts := httptest.NewServer(s.Srv.Handler())
-	t.Cleanup(ts.Close)
-	s.URL = ts.URL
+	s.URL = apptest.ServeServer(t, s.Srv)
 	return s
 }
 
@@ -96,7 +96,9 @@ func problemCode(t *testing.T, resp *http.Response, body []byte) string {
 	return p.Code
 }
 
-// Every route the router serves is in the OpenAPI document with its method.
+// Every route the router serves is in the OpenAPI document with its method,
+// and the document the wired app serves is the committed one
+// (internal/apiclient/openapi.json) but for the server's version.
 func TestOpenAPICoversEveryRoute(t *testing.T) {
 	s := newStack(t)
 	resp, body := s.do(t, auth.RoleSales, "GET", "/api/v1/openapi.json", "", nil)
@@ -119,6 +121,21 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 		if _, ok := doc.Paths[p][strings.ToLower(r.Method)]; !ok {
 			t.Errorf("route %s %s is missing from the OpenAPI document", r.Method, r.Path)
 		}
+	}
+	committed, err := os.ReadFile(filepath.Join("..", "apiclient", "openapi.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served, want map[string]any
+	if err := json.Unmarshal(body, &served); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(committed, &want); err != nil {
+		t.Fatal(err)
+	}
+	served["info"].(map[string]any)["version"] = want["info"].(map[string]any)["version"]
+	if !reflect.DeepEqual(served, want) {
+		t.Error("the served OpenAPI document is not internal/apiclient/openapi.json")
 	}
 }
 

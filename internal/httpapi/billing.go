@@ -29,14 +29,14 @@ type BillingDeps struct {
 // invoice reads (docs/BILLING.md).
 func (s *Server) billingRoutes() {
 	const tag = "invoices"
-	listQuery := []Param{
-		{Name: "period", Description: "only this month, YYYY-MM"},
-		{Name: "status", Description: "draft, finalized or void"},
+	invoiceID := []Param{{Name: "id", Description: "invoice id"}}
+	listQuery := append([]Param{
+		{Name: "period", Description: "only this month, YYYY-MM", Schema: pricing.Month{}},
+		{Name: "status", Description: "draft, finalized or void", Schema: billing.Status("")},
 		{Name: "customer", Description: "only this customer id"},
-		{Name: "limit", Description: "page size, 1-1000 (default 100)"},
-		{Name: "cursor", Description: "next_cursor of the previous page"},
-	}
-	s.handle(Route{Method: "GET", Path: "/api/v1/invoices", Tag: tag, Summary: "List invoices, newest period first, with filters and cursor pagination.", Roles: financeOnly, Query: listQuery}, func(c *gin.Context) {
+	}, pageQuery...)
+	s.handle(Route{Method: "GET", Path: "/api/v1/invoices", Tag: tag, Summary: "List invoices, newest period first, with filters and cursor pagination.", Roles: financeOnly, Query: listQuery,
+		Response: List[billing.Invoice]{}}, func(c *gin.Context) {
 		if !s.billingReady(c) {
 			return
 		}
@@ -58,7 +58,7 @@ func (s *Server) billingRoutes() {
 		c.JSON(http.StatusOK, listOf(list, next))
 	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/invoices.csv", Tag: tag, Summary: "Export every invoice of a period (all statuses) as one CSV, one row per line.", Roles: financeOnly, Produces: []string{"text/csv"},
-		Query: []Param{{Name: "period", Description: "the month, YYYY-MM", Required: true}}}, func(c *gin.Context) {
+		Query: []Param{{Name: "period", Description: "the month, YYYY-MM", Required: true, Schema: pricing.Month{}}}}, func(c *gin.Context) {
 		if !s.billingReady(c) {
 			return
 		}
@@ -74,7 +74,8 @@ func (s *Server) billingRoutes() {
 		}
 		s.writeInvoiceCSV(c, "invoices-"+period.String()+".csv", invs)
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/invoices/:id", Tag: tag, Summary: "Get an invoice as JSON; append .csv or .pdf to the id for those formats (customer keys: their own finalized or void invoices).", Roles: invoiceReaders, Produces: []string{"text/csv", "application/pdf"}}, func(c *gin.Context) {
+	s.handle(Route{Method: "GET", Path: "/api/v1/invoices/:id", Tag: tag, Summary: "Get an invoice as JSON; append .csv or .pdf to the id for those formats (customer keys: their own finalized or void invoices).", Roles: invoiceReaders,
+		PathParams: []Param{{Name: "id", Description: "invoice id, optionally followed by .csv or .pdf"}}, Response: billing.Invoice{}, Produces: []string{"text/csv", "application/pdf"}}, func(c *gin.Context) {
 		if !s.billingReady(c) {
 			return
 		}
@@ -103,7 +104,8 @@ func (s *Server) billingRoutes() {
 			c.JSON(http.StatusOK, inv)
 		}
 	})
-	s.handle(Route{Method: "POST", Path: "/api/v1/invoices/:id/approve", Tag: tag, Summary: "Finalize a draft now (assigns its number); another status is 409.", Roles: financeOnly}, func(c *gin.Context) {
+	s.handle(Route{Method: "POST", Path: "/api/v1/invoices/:id/approve", Tag: tag, Summary: "Finalize a draft now (assigns its number); another status is 409.", Roles: financeOnly,
+		PathParams: invoiceID, Response: billing.Invoice{}}, func(c *gin.Context) {
 		if !s.billingReady(c) {
 			return
 		}
@@ -114,7 +116,8 @@ func (s *Server) billingRoutes() {
 		}
 		c.JSON(http.StatusOK, inv)
 	})
-	s.handle(Route{Method: "POST", Path: "/api/v1/invoices/:id/void", Tag: tag, Summary: "Void a finalized invoice with a reason and reissue it as a new draft; another status is 409.", Roles: financeOnly, Body: "VoidRequest"}, func(c *gin.Context) {
+	s.handle(Route{Method: "POST", Path: "/api/v1/invoices/:id/void", Tag: tag, Summary: "Void a finalized invoice with a reason and reissue it as a new draft; another status is 409.", Roles: financeOnly,
+		PathParams: invoiceID, Request: VoidRequest{}, Response: VoidResult{}}, func(c *gin.Context) {
 		if !s.billingReady(c) {
 			return
 		}
@@ -130,7 +133,8 @@ func (s *Server) billingRoutes() {
 		}
 		c.JSON(http.StatusOK, VoidResult{Voided: voided, Reissued: reissued})
 	})
-	s.handle(Route{Method: "POST", Path: "/api/v1/invoice-runs", Tag: tag, Summary: "Run a past period now: create or refresh its drafts, finalize those past grace (waits for a run in progress).", Roles: financeOnly, Body: "RunRequest"}, func(c *gin.Context) {
+	s.handle(Route{Method: "POST", Path: "/api/v1/invoice-runs", Tag: tag, Summary: "Run a past period now: create or refresh its drafts, finalize those past grace (waits for a run in progress).", Roles: financeOnly,
+		Request: RunRequest{}, Response: billing.Run{}}, func(c *gin.Context) {
 		if !s.billingReady(c) {
 			return
 		}
@@ -152,7 +156,8 @@ func (s *Server) billingRoutes() {
 		c.JSON(http.StatusOK, run)
 	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/invoice-runs", Tag: tag, Summary: "The latest invoice runs, newest first.", Roles: financeOnly,
-		Query: []Param{{Name: "period", Description: "only this month, YYYY-MM"}, {Name: "limit", Description: "1-1000 (default 50)"}}}, func(c *gin.Context) {
+		Query:    []Param{{Name: "period", Description: "only this month, YYYY-MM", Schema: pricing.Month{}}, {Name: "limit", Description: "1-1000 (default 50)", Schema: pageLimit(0)}},
+		Response: List[billing.Run]{}}, func(c *gin.Context) {
 		if !s.billingReady(c) {
 			return
 		}
@@ -181,7 +186,8 @@ func (s *Server) billingRoutes() {
 		c.JSON(http.StatusOK, listOf(runs, ""))
 	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/invoice-runs/unbilled", Tag: tag, Summary: "Usage the last run of a period could not bill: unknown customers, customers without a rate card.", Roles: financeOnly,
-		Query: []Param{{Name: "period", Description: "the month, YYYY-MM", Required: true}}}, func(c *gin.Context) {
+		Query:    []Param{{Name: "period", Description: "the month, YYYY-MM", Required: true, Schema: pricing.Month{}}},
+		Response: List[billing.UnbilledRow]{}}, func(c *gin.Context) {
 		if !s.billingReady(c) {
 			return
 		}
@@ -200,7 +206,11 @@ func (s *Server) billingRoutes() {
 
 	// Customers' own view.
 	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/invoices", Tag: tag, Summary: "A customer's invoices (customer keys: their own, finalized and void only).", Roles: invoiceReaders,
-		Query: []Param{{Name: "period", Description: "only this month, YYYY-MM"}, {Name: "status", Description: "draft, finalized or void"}, {Name: "limit", Description: "page size, 1-1000 (default 100)"}, {Name: "cursor", Description: "next_cursor of the previous page"}}}, func(c *gin.Context) {
+		Query: append([]Param{
+			{Name: "period", Description: "only this month, YYYY-MM", Schema: pricing.Month{}},
+			{Name: "status", Description: "draft, finalized or void", Schema: billing.Status("")},
+		}, pageQuery...),
+		Response: List[billing.Invoice]{}}, func(c *gin.Context) {
 		id, ok := s.customerParam(c)
 		if !ok || !s.billingReady(c) {
 			return
@@ -234,7 +244,8 @@ func (s *Server) billingRoutes() {
 		}
 		c.JSON(http.StatusOK, listOf(list, next))
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/invoices/upcoming", Tag: tag, Summary: "The month-to-date bill: this month's usage so far, rated exactly as its invoice will be.", Roles: financeOrCustomer}, func(c *gin.Context) {
+	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/invoices/upcoming", Tag: tag, Summary: "The month-to-date bill: this month's usage so far, rated exactly as its invoice will be.", Roles: financeOrCustomer,
+		Response: billing.Invoice{}}, func(c *gin.Context) {
 		id, ok := s.customerParam(c)
 		if !ok || !s.billingReady(c) {
 			return

@@ -10,7 +10,8 @@ import (
 )
 
 func (s *Server) customerRoutes() {
-	s.handle(Route{Method: "POST", Path: "/api/v1/customers", Tag: "customers", Summary: "Create a customer.", Roles: financeOnly, Body: "Customer"}, func(c *gin.Context) {
+	s.handle(Route{Method: "POST", Path: "/api/v1/customers", Tag: "customers", Summary: "Create a customer.", Roles: financeOnly,
+		Request: billing.Customer{}, Response: billing.Customer{}, Status: http.StatusCreated}, func(c *gin.Context) {
 		var in billing.Customer
 		if err := bindJSON(c, &in); err != nil {
 			s.writeError(c, err)
@@ -25,7 +26,7 @@ func (s *Server) customerRoutes() {
 		c.JSON(http.StatusCreated, out)
 	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/customers", Tag: "customers", Summary: "List customers by id, a page at a time.", Roles: staff,
-		Query: []Param{{Name: "limit", Description: "page size, 1-1000 (default 100)"}, {Name: "cursor", Description: "next_cursor of the previous page"}}}, func(c *gin.Context) {
+		Query: pageQuery, Response: List[billing.Customer]{}}, func(c *gin.Context) {
 		p, err := page(c)
 		if err != nil {
 			s.writeError(c, err)
@@ -38,7 +39,7 @@ func (s *Server) customerRoutes() {
 		}
 		c.JSON(http.StatusOK, listOf(list, next))
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id", Tag: "customers", Summary: "Get a customer (customer keys: only their own).", Roles: financeOrCustomer}, func(c *gin.Context) {
+	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id", Tag: "customers", Summary: "Get a customer (customer keys: only their own).", Roles: financeOrCustomer, Response: billing.Customer{}}, func(c *gin.Context) {
 		id, ok := s.customerParam(c)
 		if !ok {
 			return
@@ -50,7 +51,8 @@ func (s *Server) customerRoutes() {
 		}
 		c.JSON(http.StatusOK, out)
 	})
-	s.handle(Route{Method: "PATCH", Path: "/api/v1/customers/:id", Tag: "customers", Summary: "Change a customer's name, currency, country or email.", Roles: financeOnly, Body: "CustomerUpdate"}, func(c *gin.Context) {
+	s.handle(Route{Method: "PATCH", Path: "/api/v1/customers/:id", Tag: "customers", Summary: "Change a customer's name, currency, country or email.", Roles: financeOnly,
+		Request: billing.CustomerUpdate{}, Response: billing.Customer{}}, func(c *gin.Context) {
 		var in billing.CustomerUpdate
 		if err := bindJSON(c, &in); err != nil {
 			s.writeError(c, err)
@@ -63,7 +65,8 @@ func (s *Server) customerRoutes() {
 		}
 		c.JSON(http.StatusOK, out)
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/phone_numbers", Tag: "customers", Summary: "List the WhatsApp phone-number ids mapped to a customer.", Roles: financeOrCustomer}, func(c *gin.Context) {
+	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/phone_numbers", Tag: "customers", Summary: "List the WhatsApp phone-number ids mapped to a customer.", Roles: financeOrCustomer,
+		Response: List[billing.PhoneNumber]{}}, func(c *gin.Context) {
 		id, ok := s.customerParam(c)
 		if !ok {
 			return
@@ -79,10 +82,9 @@ func (s *Server) customerRoutes() {
 		}
 		c.JSON(http.StatusOK, listOf(list, ""))
 	})
-	s.handle(Route{Method: "POST", Path: "/api/v1/customers/:id/phone_numbers", Tag: "customers", Summary: "Map a WhatsApp phone-number id to the customer (webhook attribution).", Roles: financeOnly, Body: "PhoneNumber"}, func(c *gin.Context) {
-		var in struct {
-			PhoneNumberID string `json:"phone_number_id"`
-		}
+	s.handle(Route{Method: "POST", Path: "/api/v1/customers/:id/phone_numbers", Tag: "customers", Summary: "Map a WhatsApp phone-number id to the customer (webhook attribution).", Roles: financeOnly,
+		Request: PhoneNumberRequest{}, Response: billing.PhoneNumber{}, Status: http.StatusCreated}, func(c *gin.Context) {
+		var in PhoneNumberRequest
 		if err := bindJSON(c, &in); err != nil {
 			s.writeError(c, err)
 			return
@@ -94,7 +96,7 @@ func (s *Server) customerRoutes() {
 		}
 		c.JSON(http.StatusCreated, out)
 	})
-	s.handle(Route{Method: "DELETE", Path: "/api/v1/customers/:id/phone_numbers/:phone_number_id", Tag: "customers", Summary: "Remove a phone-number id mapping.", Roles: financeOnly}, func(c *gin.Context) {
+	s.handle(Route{Method: "DELETE", Path: "/api/v1/customers/:id/phone_numbers/:phone_number_id", Tag: "customers", Summary: "Remove a phone-number id mapping.", Roles: financeOnly, Status: http.StatusNoContent}, func(c *gin.Context) {
 		if err := s.Customers.RemovePhoneNumber(c.Request.Context(), c.Param("id"), c.Param("phone_number_id")); err != nil {
 			s.writeError(c, err)
 			return
@@ -104,7 +106,8 @@ func (s *Server) customerRoutes() {
 }
 
 func (s *Server) apiKeyRoutes() {
-	s.handle(Route{Method: "POST", Path: "/api/v1/apikeys", Tag: "apikeys", Summary: "Create an API key; the secret is in this answer only.", Roles: adminOnly, Body: "NewKey"}, func(c *gin.Context) {
+	s.handle(Route{Method: "POST", Path: "/api/v1/apikeys", Tag: "apikeys", Summary: "Create an API key; the secret is in this answer only.", Roles: adminOnly,
+		Request: auth.NewKey{}, Response: CreatedKey{}, Status: http.StatusCreated}, func(c *gin.Context) {
 		var in auth.NewKey
 		if err := bindJSON(c, &in); err != nil {
 			s.writeError(c, err)
@@ -115,9 +118,9 @@ func (s *Server) apiKeyRoutes() {
 			s.writeError(c, err)
 			return
 		}
-		c.JSON(http.StatusCreated, gin.H{"key": k, "token": token})
+		c.JSON(http.StatusCreated, CreatedKey{Key: k, Token: token})
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/apikeys", Tag: "apikeys", Summary: "List API keys (never their secrets).", Roles: adminOnly}, func(c *gin.Context) {
+	s.handle(Route{Method: "GET", Path: "/api/v1/apikeys", Tag: "apikeys", Summary: "List API keys (never their secrets).", Roles: adminOnly, Response: List[auth.Key]{}}, func(c *gin.Context) {
 		keys, err := s.Keys.List(c.Request.Context())
 		if err != nil {
 			s.writeError(c, err)
@@ -125,11 +128,22 @@ func (s *Server) apiKeyRoutes() {
 		}
 		c.JSON(http.StatusOK, listOf(keys, ""))
 	})
-	s.handle(Route{Method: "DELETE", Path: "/api/v1/apikeys/:key_id", Tag: "apikeys", Summary: "Revoke an API key at once.", Roles: adminOnly}, func(c *gin.Context) {
+	s.handle(Route{Method: "DELETE", Path: "/api/v1/apikeys/:key_id", Tag: "apikeys", Summary: "Revoke an API key at once.", Roles: adminOnly, Status: http.StatusNoContent}, func(c *gin.Context) {
 		if err := s.Keys.Revoke(c.Request.Context(), c.Param("key_id")); err != nil {
 			s.writeError(c, err)
 			return
 		}
 		c.Status(http.StatusNoContent)
 	})
+}
+
+// PhoneNumberRequest is the body of POST /api/v1/customers/{id}/phone_numbers.
+type PhoneNumberRequest struct {
+	PhoneNumberID string `json:"phone_number_id"`
+}
+
+// CreatedKey is a new API key and its token, which no later answer shows.
+type CreatedKey struct {
+	Key   auth.Key `json:"key"`
+	Token string   `json:"token"`
 }

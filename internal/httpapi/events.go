@@ -106,16 +106,21 @@ func (s *Server) meteringRoutes() {
 	if s.Metering.Rules == nil || s.Metering.Ingester == nil {
 		return // metering not wired (tests of other domains)
 	}
-	s.handle(Route{Method: "POST", Path: "/api/v1/events", Tag: "metering", Roles: ingestOnly, Body: "CloudEvent",
+	s.handle(Route{Method: "POST", Path: "/api/v1/events", Tag: "metering", Roles: ingestOnly,
+		Request:  Media{ctCloudEvent: CloudEvent{}, "application/json": CloudEvent{}, ctCloudEventBatch: []CloudEvent{}},
+		Response: EventsResponse{}, Errors: []int{http.StatusTooManyRequests},
 		Summary: "Ingest message.sent CloudEvents: one (application/cloudevents+json or application/json) or a batch " +
 			"(application/cloudevents-batch+json). A batch always answers 200 with a result per event (accepted, duplicate, " +
 			"conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) " +
 			"or 400 (rejected). 200 means every accepted event is stored."}, s.postEvents)
-	s.handle(Route{Method: "POST", Path: "/api/v1/webhooks/whatsapp", Tag: "metering", Body: "WhatsAppWebhook",
+	s.handle(Route{Method: "POST", Path: "/api/v1/webhooks/whatsapp", Tag: "metering",
+		Request: WhatsAppWebhook{}, Response: EventsResponse{}, Errors: []int{http.StatusUnauthorized, http.StatusTooManyRequests},
+		Header:  []Param{{Name: "X-Hub-Signature-256", Description: "sha256=<hex HMAC-SHA256 of the body with the app secret>", Required: true}},
 		Summary: "WhatsApp Cloud API status webhook, authenticated by X-Hub-Signature-256 (HMAC-SHA256 with the app secret)."}, s.postWhatsApp)
 	s.handle(Route{Method: "GET", Path: "/api/v1/webhooks/whatsapp", Tag: "metering", Produces: []string{"text/plain"},
 		Summary: "WhatsApp webhook verification handshake: echoes hub.challenge when hub.verify_token matches.",
-		Query:   []Param{{Name: "hub.mode", Required: true}, {Name: "hub.verify_token", Required: true}, {Name: "hub.challenge", Required: true}}}, s.verifyWhatsApp)
+		Query:   []Param{{Name: "hub.mode", Required: true}, {Name: "hub.verify_token", Required: true}, {Name: "hub.challenge", Required: true}},
+		Errors:  []int{http.StatusForbidden}}, s.verifyWhatsApp)
 	s.usageRoutes()
 }
 

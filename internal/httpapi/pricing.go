@@ -11,6 +11,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"postage"
+	"postage/billing"
 	"postage/internal/auth"
 	"postage/pricing"
 )
@@ -30,7 +31,8 @@ func (s *Server) pricingRoutes() {
 	}
 	st := s.Pricing.Store
 	const tag = "pricing"
-	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards", Tag: tag, Summary: "List rate cards; default marks the card of customers without an assignment.", Roles: everyone}, func(c *gin.Context) {
+	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards", Tag: tag, Summary: "List rate cards; default marks the card of customers without an assignment.", Roles: everyone,
+		Response: List[pricing.RateCard]{}}, func(c *gin.Context) {
 		cards, err := st.ListCards(c.Request.Context())
 		if err != nil {
 			s.writeError(c, err)
@@ -38,7 +40,8 @@ func (s *Server) pricingRoutes() {
 		}
 		c.JSON(http.StatusOK, listOf(cards, ""))
 	})
-	s.handle(Route{Method: "POST", Path: "/api/v1/ratecards", Tag: tag, Summary: "Create a rate card (without versions): id, name, currency, rounding.", Roles: staff, Body: "RateCard"}, func(c *gin.Context) {
+	s.handle(Route{Method: "POST", Path: "/api/v1/ratecards", Tag: tag, Summary: "Create a rate card (without versions): id, name, currency, rounding.", Roles: staff,
+		Request: pricing.RateCard{}, Response: pricing.RateCard{}, Status: http.StatusCreated}, func(c *gin.Context) {
 		var in pricing.RateCard
 		if err := bindJSON(c, &in); err != nil {
 			s.writeError(c, err)
@@ -56,7 +59,7 @@ func (s *Server) pricingRoutes() {
 		c.Header("Location", "/api/v1/ratecards/"+out.ID)
 		c.JSON(http.StatusCreated, out)
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards/:card_id", Tag: tag, Summary: "Get a rate card.", Roles: everyone}, func(c *gin.Context) {
+	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards/:card_id", Tag: tag, Summary: "Get a rate card.", Roles: everyone, Response: pricing.RateCard{}}, func(c *gin.Context) {
 		out, err := st.GetCard(c.Request.Context(), c.Param("card_id"))
 		if err != nil {
 			s.writeError(c, err)
@@ -64,7 +67,8 @@ func (s *Server) pricingRoutes() {
 		}
 		c.JSON(http.StatusOK, out)
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards/:card_id/versions", Tag: tag, Summary: "List a rate card's versions (draft and active), oldest first.", Roles: everyone}, func(c *gin.Context) {
+	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards/:card_id/versions", Tag: tag, Summary: "List a rate card's versions (draft and active), oldest first.", Roles: everyone,
+		Response: List[pricing.Version]{}}, func(c *gin.Context) {
 		vs, err := st.ListVersions(c.Request.Context(), c.Param("card_id"))
 		if err != nil {
 			s.writeError(c, err)
@@ -72,7 +76,8 @@ func (s *Server) pricingRoutes() {
 		}
 		c.JSON(http.StatusOK, listOf(vs, ""))
 	})
-	s.handle(Route{Method: "POST", Path: "/api/v1/ratecards/:card_id/versions", Tag: tag, Summary: "Create a draft version from its content (markets, categories, prices).", Roles: staff, Body: "Version"}, func(c *gin.Context) {
+	s.handle(Route{Method: "POST", Path: "/api/v1/ratecards/:card_id/versions", Tag: tag, Summary: "Create a draft version from its content (markets, categories, prices).", Roles: staff,
+		Request: pricing.Version{}, Response: pricing.Version{}, Status: http.StatusCreated}, func(c *gin.Context) {
 		var in pricing.Version
 		if err := bindJSON(c, &in); err != nil {
 			s.writeError(c, err)
@@ -81,7 +86,8 @@ func (s *Server) pricingRoutes() {
 		in.CardID = c.Param("card_id")
 		s.createDraft(c, &in)
 	})
-	s.handle(Route{Method: "POST", Path: "/api/v1/ratecards/:card_id/versions/import", Tag: tag, Summary: "Create a draft version from a CSV file (docs/PRICING.md); an invalid file is rejected whole with every problem by row and column.", Roles: staff, Body: "text/csv rate card version"}, func(c *gin.Context) {
+	s.handle(Route{Method: "POST", Path: "/api/v1/ratecards/:card_id/versions/import", Tag: tag, Summary: "Create a draft version from a CSV file (docs/PRICING.md); an invalid file is rejected whole with every problem by row and column.", Roles: staff,
+		Request: Media{"text/csv": nil}, Response: pricing.Version{}, Status: http.StatusCreated}, func(c *gin.Context) {
 		if ct := c.ContentType(); ct != "" && ct != "text/csv" && ct != "text/plain" {
 			s.writeError(c, postage.Errorf(postage.EUNSUPPORTED, "Content-Type must be text/csv, not %s", ct))
 			return
@@ -99,14 +105,15 @@ func (s *Server) pricingRoutes() {
 		v.CardID, v.Number = c.Param("card_id"), 0
 		s.createDraft(c, v)
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards/:card_id/versions/:number", Tag: tag, Summary: "Get a version with its markets, categories and prices.", Roles: everyone}, func(c *gin.Context) {
+	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards/:card_id/versions/:number", Tag: tag, Summary: "Get a version with its markets, categories and prices.", Roles: everyone, Response: pricing.Version{}}, func(c *gin.Context) {
 		v, ok := s.versionParam(c)
 		if !ok {
 			return
 		}
 		c.JSON(http.StatusOK, v)
 	})
-	s.handle(Route{Method: "PUT", Path: "/api/v1/ratecards/:card_id/versions/:number", Tag: tag, Summary: "Replace a draft's content (active versions are immutable: 409).", Roles: staff, Body: "Version"}, func(c *gin.Context) {
+	s.handle(Route{Method: "PUT", Path: "/api/v1/ratecards/:card_id/versions/:number", Tag: tag, Summary: "Replace a draft's content (active versions are immutable: 409).", Roles: staff,
+		Request: pricing.Version{}, Response: pricing.Version{}}, func(c *gin.Context) {
 		n, err := strconv.Atoi(c.Param("number"))
 		if err != nil {
 			s.writeError(c, postage.Errorf(postage.EINVALID, "version %q is not a number", c.Param("number")))
@@ -129,7 +136,8 @@ func (s *Server) pricingRoutes() {
 		}
 		c.JSON(http.StatusOK, out)
 	})
-	s.handle(Route{Method: "POST", Path: "/api/v1/ratecards/:card_id/versions/:number/copy", Tag: tag, Summary: "Create a new draft with the content of an existing version.", Roles: staff}, func(c *gin.Context) {
+	s.handle(Route{Method: "POST", Path: "/api/v1/ratecards/:card_id/versions/:number/copy", Tag: tag, Summary: "Create a new draft with the content of an existing version.", Roles: staff,
+		Response: pricing.Version{}, Status: http.StatusCreated}, func(c *gin.Context) {
 		v, ok := s.versionParam(c)
 		if !ok {
 			return
@@ -137,15 +145,14 @@ func (s *Server) pricingRoutes() {
 		v.Note = fmt.Sprintf("copy of version %d", v.Number)
 		s.createDraft(c, v)
 	})
-	s.handle(Route{Method: "POST", Path: "/api/v1/ratecards/:card_id/versions/:number/activate", Tag: tag, Summary: `Activate a draft from a month ({"effective_from":"2027-01"}), which must be after the current month and after the card's latest activation.`, Roles: staff, Body: "Activation"}, func(c *gin.Context) {
+	s.handle(Route{Method: "POST", Path: "/api/v1/ratecards/:card_id/versions/:number/activate", Tag: tag, Summary: `Activate a draft from a month ({"effective_from":"2027-01"}), which must be after the current month and after the card's latest activation.`, Roles: staff,
+		Request: ActivationRequest{}, Response: pricing.Version{}}, func(c *gin.Context) {
 		n, err := strconv.Atoi(c.Param("number"))
 		if err != nil {
 			s.writeError(c, postage.Errorf(postage.EINVALID, "version %q is not a number", c.Param("number")))
 			return
 		}
-		var in struct {
-			EffectiveFrom pricing.Month `json:"effective_from"`
-		}
+		var in ActivationRequest
 		if err := bindJSON(c, &in); err != nil {
 			s.writeError(c, err)
 			return
@@ -170,18 +177,21 @@ func (s *Server) pricingRoutes() {
 		attachment(c, fmt.Sprintf("%s-v%d.csv", v.CardID, v.Number))
 		c.Data(http.StatusOK, "text/csv; charset=utf-8", b.Bytes())
 	})
-	s.handle(Route{Method: "POST", Path: "/api/v1/quotes", Tag: tag, Summary: "Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version.", Roles: staff, Body: "QuoteRequest"}, s.quote)
+	s.handle(Route{Method: "POST", Path: "/api/v1/quotes", Tag: tag, Summary: "Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version.", Roles: staff,
+		Request: QuoteRequest{}, Response: Quote{}}, s.quote)
 	s.handle(Route{Method: "GET", Path: "/api/v1/prices", Tag: tag, Summary: "Look up one message's price by recipient country and category (default card, or the caller's/a customer's card).", Roles: everyone,
 		Query: []Param{
-			{Name: "country", Description: "recipient country, ISO 3166-1 alpha-2", Required: true},
+			{Name: "country", Description: "recipient country, ISO 3166-1 alpha-2", Required: true, Schema: countryCode("")},
 			{Name: "category", Description: "message category (or an alias the card knows)", Required: true},
 			{Name: "card_id", Description: "rate card (default: the customer's card, else the default card)"},
 			{Name: "customer_id", Description: "price for this customer (its card, overrides are not applied); customer keys: their own"},
-			{Name: "customer_country", Description: "the business's country, for international authentication"},
-			{Name: "month", Description: "YYYY-MM (default: the current month)"},
-		}}, s.price)
+			{Name: "customer_country", Description: "the business's country, for international authentication", Schema: countryCode("")},
+			{Name: "month", Description: "YYYY-MM (default: the current month)", Schema: pricing.Month{}},
+		},
+		Response: PriceResponse{}}, s.price)
 	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/pricing", Tag: tag, Summary: "A customer's rate card in a month (?month=YYYY-MM, default this month) and its overrides (customer keys: their own).", Roles: financeOrCustomer,
-		Query: []Param{{Name: "month", Description: "YYYY-MM (default: the current month)"}}}, func(c *gin.Context) {
+		Query:    []Param{{Name: "month", Description: "YYYY-MM (default: the current month)", Schema: pricing.Month{}}},
+		Response: CustomerPricing{}}, func(c *gin.Context) {
 		id, ok := s.customerParam(c)
 		if !ok {
 			return
@@ -211,13 +221,11 @@ func (s *Server) pricingRoutes() {
 			s.writeError(c, err)
 			return
 		}
-		c.JSON(http.StatusOK, gin.H{"customer_id": id, "month": month, "card": card, "overrides": ov})
+		c.JSON(http.StatusOK, CustomerPricing{Card: card, CustomerID: id, Month: month, Overrides: ov})
 	})
-	s.handle(Route{Method: "POST", Path: "/api/v1/customers/:id/ratecards", Tag: tag, Summary: `Assign a rate card to a customer from a month on ({"card_id":"meta-2026-01","effective_from":"2027-01"}).`, Roles: staff, Body: "CardAssignment"}, func(c *gin.Context) {
-		var in struct {
-			CardID        string        `json:"card_id"`
-			EffectiveFrom pricing.Month `json:"effective_from"`
-		}
+	s.handle(Route{Method: "POST", Path: "/api/v1/customers/:id/ratecards", Tag: tag, Summary: `Assign a rate card to a customer from a month on ({"card_id":"meta-2026-01","effective_from":"2027-01"}).`, Roles: staff,
+		Request: CardAssignmentRequest{}, Response: CardAssignment{}}, func(c *gin.Context) {
+		var in CardAssignmentRequest
 		if err := bindJSON(c, &in); err != nil {
 			s.writeError(c, err)
 			return
@@ -226,9 +234,10 @@ func (s *Server) pricingRoutes() {
 			s.writeError(c, err)
 			return
 		}
-		c.JSON(http.StatusOK, gin.H{"customer_id": c.Param("id"), "card_id": in.CardID, "effective_from": in.EffectiveFrom})
+		c.JSON(http.StatusOK, CardAssignment{CardID: in.CardID, CustomerID: c.Param("id"), EffectiveFrom: in.EffectiveFrom})
 	})
-	s.handle(Route{Method: "PUT", Path: "/api/v1/customers/:id/overrides", Tag: tag, Summary: "Replace a customer's pricing overrides (card discount, market/category discounts, custom unit prices; order in docs/PRICING.md).", Roles: staff, Body: "Overrides"}, func(c *gin.Context) {
+	s.handle(Route{Method: "PUT", Path: "/api/v1/customers/:id/overrides", Tag: tag, Summary: "Replace a customer's pricing overrides (card discount, market/category discounts, custom unit prices; order in docs/PRICING.md).", Roles: staff,
+		Request: pricing.Overrides{}, Response: pricing.Overrides{}}, func(c *gin.Context) {
 		var in pricing.Overrides
 		if err := bindJSON(c, &in); err != nil {
 			s.writeError(c, err)
@@ -407,27 +416,64 @@ func (s *Server) price(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"card_id": v.CardID, "version": v.Number, "month": month, "price": pi})
+	c.JSON(http.StatusOK, PriceResponse{CardID: v.CardID, Month: month, Price: pi, Version: v.Number})
 }
 
-// lineJSON and quoteJSON show money with the currency's minor unit
-// ("0.50", not "0.5"); exact amounts and unit prices keep their decimals.
-type lineJSON struct {
+// QuoteLine and Quote show money with the currency's minor unit ("0.50",
+// not "0.5"); exact amounts and unit prices keep their decimals.
+type QuoteLine struct {
 	pricing.Line
-	Amount string `json:"amount"`
+	// Amount is the line's amount with the currency's minor-unit decimals.
+	Amount billing.Money `json:"amount"`
 }
 
-type quoteJSON struct {
+// Quote is the answer of POST /api/v1/quotes.
+type Quote struct {
 	pricing.Result
-	Lines []lineJSON `json:"lines"`
-	Total string     `json:"total"`
+	Lines []QuoteLine `json:"lines"`
+	// Total is the sum of the lines' amounts with the currency's minor-unit decimals.
+	Total billing.Money `json:"total"`
 }
 
-func resultJSON(r pricing.Result) quoteJSON {
-	fixed := func(d decimal.Decimal) string { return d.StringFixed(int32(r.MinorUnits)) }
-	out := quoteJSON{Result: r, Lines: make([]lineJSON, len(r.Lines)), Total: fixed(r.Total)}
+func resultJSON(r pricing.Result) Quote {
+	fixed := func(d decimal.Decimal) billing.Money { return billing.NewMoney(d, r.MinorUnits) }
+	out := Quote{Result: r, Lines: make([]QuoteLine, len(r.Lines)), Total: fixed(r.Total)}
 	for i, l := range r.Lines {
-		out.Lines[i] = lineJSON{Line: l, Amount: fixed(l.Amount)}
+		out.Lines[i] = QuoteLine{Line: l, Amount: fixed(l.Amount)}
 	}
 	return out
+}
+
+// ActivationRequest is the body of POST .../versions/{number}/activate.
+type ActivationRequest struct {
+	EffectiveFrom pricing.Month `json:"effective_from"`
+}
+
+// CardAssignmentRequest is the body of POST /api/v1/customers/{id}/ratecards.
+type CardAssignmentRequest struct {
+	CardID        string        `json:"card_id"`
+	EffectiveFrom pricing.Month `json:"effective_from"`
+}
+
+// CardAssignment is a customer's rate card from a month on.
+type CardAssignment struct {
+	CardID        string        `json:"card_id"`
+	CustomerID    string        `json:"customer_id"`
+	EffectiveFrom pricing.Month `json:"effective_from"`
+}
+
+// CustomerPricing is a customer's rate card in a month and its overrides.
+type CustomerPricing struct {
+	Card       pricing.RateCard  `json:"card"`
+	CustomerID string            `json:"customer_id"`
+	Month      pricing.Month     `json:"month"`
+	Overrides  pricing.Overrides `json:"overrides"`
+}
+
+// PriceResponse is one message's price under a card version.
+type PriceResponse struct {
+	CardID  string            `json:"card_id"`
+	Month   pricing.Month     `json:"month"`
+	Price   pricing.PriceInfo `json:"price"`
+	Version int               `json:"version"`
 }

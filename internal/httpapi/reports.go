@@ -31,13 +31,14 @@ var reportRoles = []auth.Role{auth.RoleAdmin, auth.RoleFinance, auth.RoleSales}
 func (s *Server) reportsRoutes() {
 	const tag = "reports"
 	csv := []string{"text/csv"}
-	format := Param{Name: "format", Description: "csv for CSV (or send Accept: text/csv)"}
+	format := Param{Name: "format", Description: "csv for CSV (or send Accept: text/csv)", Schema: formatParam("")}
 	monthRange := []Param{
-		{Name: "from", Description: "first month, YYYY-MM (default: three months before the last complete one)"},
-		{Name: "to", Description: "last month, YYYY-MM, inclusive (default: the last complete month)"},
+		{Name: "from", Description: "first month, YYYY-MM (default: three months before the last complete one)", Schema: pricing.Month{}},
+		{Name: "to", Description: "last month, YYYY-MM, inclusive (default: the last complete month)", Schema: pricing.Month{}},
 	}
 	s.handle(Route{Method: "GET", Path: "/api/v1/reports/revenue", Tag: tag, Summary: "Revenue (rated usage) by month, customer, market, country or category, per currency.", Roles: reportRoles, Produces: csv,
-		Query: append(monthRange, Param{Name: "group_by", Description: "month (default), customer, market, country or category"}, Param{Name: "customer", Description: "only this customer"}, format)}, func(c *gin.Context) {
+		Query:    append(monthRange, Param{Name: "group_by", Description: "month (default), customer, market, country or category", Schema: revenueGroup("")}, Param{Name: "customer", Description: "only this customer"}, format),
+		Response: reports.RevenueReport{}}, func(c *gin.Context) {
 		svc, ok := s.reportsService(c)
 		if !ok {
 			return
@@ -56,13 +57,14 @@ func (s *Server) reportsRoutes() {
 	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/reports/usage", Tag: tag, Summary: "Usage trend per day or month across customers (or one), optionally by category or country.", Roles: reportRoles, Produces: csv,
 		Query: []Param{
-			{Name: "from", Description: "start, YYYY-MM-DD or RFC 3339 (default: 30 days before today)"},
-			{Name: "to", Description: "end (exclusive), YYYY-MM-DD or RFC 3339 (default: tomorrow 00:00 UTC)"},
-			{Name: "window", Description: "day (default) or month"},
-			{Name: "group_by", Description: "category or country (default: none)"},
+			{Name: "from", Description: "start, YYYY-MM-DD or RFC 3339 (default: 30 days before today)", Schema: dateOrTime("")},
+			{Name: "to", Description: "end (exclusive), YYYY-MM-DD or RFC 3339 (default: tomorrow 00:00 UTC)", Schema: dateOrTime("")},
+			{Name: "window", Description: "day (default) or month", Schema: reports.Window("")},
+			{Name: "group_by", Description: "category or country (default: none)", Schema: usageTrendGroup("")},
 			{Name: "customer", Description: "only this customer"},
 			format,
-		}}, func(c *gin.Context) {
+		},
+		Response: reports.UsageReport{}}, func(c *gin.Context) {
 		svc, ok := s.reportsService(c)
 		if !ok {
 			return
@@ -87,7 +89,8 @@ func (s *Server) reportsRoutes() {
 		s.writeReport(c, rep, rep.Table(), "usage-"+from.Format("2006-01-02")+"-"+to.Format("2006-01-02"))
 	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/reports/top-customers", Tag: tag, Summary: "Customers ranked by rated amount or by quantity.", Roles: reportRoles, Produces: csv,
-		Query: append(monthRange, Param{Name: "by", Description: "amount (default) or quantity"}, Param{Name: "limit", Description: "1-1000 (default 10)"}, format)}, func(c *gin.Context) {
+		Query:    append(monthRange, Param{Name: "by", Description: "amount (default) or quantity", Schema: rankBy("")}, Param{Name: "limit", Description: "1-1000 (default 10)", Schema: pageLimit(0)}, format),
+		Response: reports.TopReport{}}, func(c *gin.Context) {
 		svc, ok := s.reportsService(c)
 		if !ok {
 			return
@@ -113,10 +116,11 @@ func (s *Server) reportsRoutes() {
 	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/reports/unbilled", Tag: tag, Summary: "Usage no invoice bills: unknown customers, no rate card, unratable usage (live, per customer-month).", Roles: financeOnly, Produces: csv,
 		Query: []Param{
-			{Name: "from", Description: "first month, YYYY-MM (default: three months before the running one)"},
-			{Name: "to", Description: "last month, YYYY-MM (default: the running month)"},
+			{Name: "from", Description: "first month, YYYY-MM (default: three months before the running one)", Schema: pricing.Month{}},
+			{Name: "to", Description: "last month, YYYY-MM (default: the running month)", Schema: pricing.Month{}},
 			format,
-		}}, func(c *gin.Context) {
+		},
+		Response: reports.UnbilledReport{}}, func(c *gin.Context) {
 		svc, ok := s.reportsService(c)
 		if !ok {
 			return
@@ -134,7 +138,8 @@ func (s *Server) reportsRoutes() {
 		s.writeReport(c, rep, rep.Table(), "unbilled-"+from.String()+"-"+to.String())
 	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/reports/forecast", Tag: tag, Summary: "Month-to-date revenue and its projection to the whole month, per customer.", Roles: financeOnly, Produces: csv,
-		Query: []Param{{Name: "month", Description: "YYYY-MM (default: the running month)"}, {Name: "customer", Description: "only this customer"}, format}}, func(c *gin.Context) {
+		Query:    []Param{{Name: "month", Description: "YYYY-MM (default: the running month)", Schema: pricing.Month{}}, {Name: "customer", Description: "only this customer"}, format},
+		Response: reports.ForecastReport{}}, func(c *gin.Context) {
 		svc, ok := s.reportsService(c)
 		if !ok {
 			return
@@ -154,8 +159,8 @@ func (s *Server) reportsRoutes() {
 		}
 		s.writeReport(c, rep, rep.Table(), "forecast-"+rep.Month.String())
 	})
-	s.handle(Route{Method: "POST", Path: "/api/v1/simulations", Tag: "simulations", Summary: "Re-rate real past usage under a proposed card (a draft version or another card): current vs proposed per customer, by market and category, and book totals.", Roles: salesOnly, Body: "SimulationRequest", Produces: csv,
-		Query: []Param{format}}, func(c *gin.Context) {
+	s.handle(Route{Method: "POST", Path: "/api/v1/simulations", Tag: "simulations", Summary: "Re-rate real past usage under a proposed card (a draft version or another card): current vs proposed per customer, by market and category, and book totals.", Roles: salesOnly, Produces: csv,
+		Query: []Param{format}, Request: reports.SimulationRequest{}, Response: reports.Simulation{}}, func(c *gin.Context) {
 		svc, ok := s.reportsService(c)
 		if !ok {
 			return

@@ -73,10 +73,14 @@ type Server struct {
 	// bodies recycles the buffers event batches are read into (see
 	// postEvents).
 	bodies sync.Pool
+
+	// openAPIBytes is the served OpenAPI document, built once.
+	openAPIOnce  sync.Once
+	openAPIBytes []byte
 }
 
 // Route is one operation: how it is served and how the OpenAPI document
-// describes it. Roles nil means no API key is needed.
+// describes it (openapi.go). Roles nil means no API key is needed.
 type Route struct {
 	Method  string
 	Path    string // gin syntax: /api/v1/customers/:id
@@ -84,16 +88,38 @@ type Route struct {
 	Summary string
 	Roles   []auth.Role
 	Query   []Param
-	// Body names the JSON request body, if any, for the document.
-	Body string
-	// Produces lists extra response media types (application/json is implied).
+	// PathParams describes path parameters that the common names
+	// (pathParams in openapi.go) do not, or describe differently.
+	PathParams []Param
+	// Header lists the request headers the handler reads.
+	Header []Param
+	// Request is the request body: a value of the Go type the handler
+	// decodes from application/json, or a Media for other media types.
+	Request any
+	// Response is the success answer's JSON body: a value of the Go type
+	// the handler encodes (nil: no JSON body).
+	Response any
+	// Status is the success status (0: 200 OK).
+	Status int
+	// Produces lists the success answer's other media types (CSV, PDF,
+	// plain text), described as strings.
 	Produces []string
+	// Errors lists the problem statuses the route answers beyond those
+	// every route of its kind may (errorStatuses in openapi.go).
+	Errors []int
+	// Other describes answers that are neither the success nor a problem:
+	// status → a value of the JSON body's Go type.
+	Other map[int]any
 }
 
-// Param documents a query parameter.
+// Param documents a path, query or header parameter.
 type Param struct {
 	Name, Description string
 	Required          bool
+	// Schema is a value of the parameter's Go type (nil: a string): 0 for
+	// an integer, pricing.Month{} for YYYY-MM, an enumeration's type for
+	// its values.
+	Schema any
 }
 
 const (
@@ -292,18 +318,19 @@ func (s *Server) recoverer(c *gin.Context) {
 // foundationRoutes registers health, metrics, the OpenAPI document,
 // customers and API keys.
 func (s *Server) foundationRoutes() {
-	s.handle(Route{Method: "GET", Path: "/healthz", Tag: "health", Summary: "Liveness: the process serves HTTP."}, func(c *gin.Context) {
-		c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	s.handle(Route{Method: "GET", Path: "/healthz", Tag: "health", Summary: "Liveness: the process serves HTTP.", Response: Health{}}, func(c *gin.Context) {
+		c.JSON(http.StatusOK, Health{Status: "ok"})
 	})
-	s.handle(Route{Method: "GET", Path: "/readyz", Tag: "health", Summary: "Readiness: both databases answer."}, s.readyz)
+	s.handle(Route{Method: "GET", Path: "/readyz", Tag: "health", Summary: "Readiness: both databases answer (503 with the same body when one does not).",
+		Response: Readiness{}, Other: map[int]any{http.StatusServiceUnavailable: Readiness{}}}, s.readyz)
 	s.handle(Route{Method: "GET", Path: "/metrics", Tag: "health", Summary: "Prometheus metrics.", Roles: adminOnly, Produces: []string{"text/plain"}},
 		gin.WrapH(promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{})))
-	s.handle(Route{Method: "GET", Path: "/api/v1/openapi.json", Tag: "meta", Summary: "This API's OpenAPI 3.1 document.", Roles: everyone}, func(c *gin.Context) {
-		c.JSON(http.StatusOK, s.OpenAPI())
+	s.handle(Route{Method: "GET", Path: "/api/v1/openapi.json", Tag: "meta", Summary: "This API's OpenAPI 3.0 document.", Roles: everyone, Response: openAPIDocument{}}, func(c *gin.Context) {
+		c.Data(http.StatusOK, "application/json; charset=utf-8", s.openAPIJSON())
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/me", Tag: "meta", Summary: "The calling key's role and customer.", Roles: everyone}, func(c *gin.Context) {
+	s.handle(Route{Method: "GET", Path: "/api/v1/me", Tag: "meta", Summary: "The calling key's role and customer.", Roles: everyone, Response: Me{}}, func(c *gin.Context) {
 		p := principal(c)
-		c.JSON(http.StatusOK, gin.H{"key_id": p.KeyID, "name": p.Name, "role": p.Role, "customer_id": p.CustomerID})
+		c.JSON(http.StatusOK, Me{CustomerID: p.CustomerID, KeyID: p.KeyID, Name: p.Name, Role: p.Role})
 	})
 	s.customerRoutes()
 	s.apiKeyRoutes()
@@ -312,7 +339,7 @@ func (s *Server) foundationRoutes() {
 func (s *Server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	checks := gin.H{}
+	checks := map[string]string{}
 	ok := true
 	for _, r := range s.Ready {
 		if err := r.Check(ctx); err != nil {
@@ -325,10 +352,38 @@ func (s *Server) readyz(c *gin.Context) {
 	}
 	if !ok {
 		c.Header("Retry-After", "1")
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": checks})
+		c.JSON(http.StatusServiceUnavailable, Readiness{Status: "unavailable", Checks: checks})
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ok", "checks": checks})
+	c.JSON(http.StatusOK, Readiness{Status: "ok", Checks: checks})
+}
+
+// Health is the answer of /healthz.
+type Health struct {
+	Status string `json:"status" jsonschema:"enum=ok"`
+}
+
+// Readiness is the answer of /readyz: ok, or unavailable with the check
+// that failed.
+type Readiness struct {
+	// Checks holds each dependency's state: ok or unavailable.
+	Checks map[string]string `json:"checks"`
+	Status string            `json:"status" jsonschema:"enum=ok,enum=unavailable"`
+}
+
+// Me is the answer of /api/v1/me: the calling key.
+type Me struct {
+	// CustomerID is the customer a customer key is bound to ("" for others).
+	CustomerID string    `json:"customer_id"`
+	KeyID      string    `json:"key_id"`
+	Name       string    `json:"name"`
+	Role       auth.Role `json:"role"`
+}
+
+// pageQuery describes the query parameters page reads.
+var pageQuery = []Param{
+	{Name: "limit", Description: "page size, 1-1000 (default 100)", Schema: pageLimit(0)},
+	{Name: "cursor", Description: "next_cursor of the previous page"},
 }
 
 // page reads ?limit= and ?cursor= for cursor pagination.

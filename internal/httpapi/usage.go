@@ -13,6 +13,7 @@ import (
 
 	"postage"
 	"postage/metering"
+	"postage/pricing"
 )
 
 // UsageResponse is a customer's usage over a range.
@@ -39,17 +40,21 @@ func (s *Server) usageRoutes() {
 	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/usage", Tag: "metering", Roles: financeOrCustomer, Produces: []string{"text/csv"},
 		Summary: "A customer's exact usage in [from, to), bucketed by UTC hour, day or month; empty buckets omitted (customer keys: only their own). CSV with Accept: text/csv.",
 		Query: []Param{
-			{Name: "from", Description: "RFC 3339 time or YYYY-MM-DD (default: first of the current month)"},
-			{Name: "to", Description: "RFC 3339 time or YYYY-MM-DD, exclusive (default: from + 1 month)"},
-			{Name: "window", Description: "hour, day (default) or month"},
+			{Name: "from", Description: "RFC 3339 time or YYYY-MM-DD (default: first of the current month)", Schema: dateOrTime("")},
+			{Name: "to", Description: "RFC 3339 time or YYYY-MM-DD, exclusive (default: from + 1 month)", Schema: dateOrTime("")},
+			{Name: "window", Description: "hour, day (default) or month", Schema: metering.Window("")},
 			{Name: "group_by", Description: "comma list of country, category"},
-		}}, s.getUsage)
+			{Name: "format", Description: "csv for CSV (or send Accept: text/csv)", Schema: formatParam("")},
+		},
+		Response: UsageResponse{}}, s.getUsage)
 	s.handle(Route{Method: "GET", Path: "/api/v1/usage/summary", Tag: "metering", Roles: financeOnly, Produces: []string{"text/csv"},
 		Summary: "Every customer's exact usage in a calendar month, grouped. Customer ids unknown to the ledger (e.g. unknown:<phone_number_id>) are unbilled usage.",
 		Query: []Param{
-			{Name: "period", Description: "YYYY-MM (default: current month)"},
+			{Name: "period", Description: "YYYY-MM (default: current month)", Schema: pricing.Month{}},
 			{Name: "group_by", Description: "comma list of customer, country, category (default customer)"},
-		}}, s.getUsageSummary)
+			{Name: "format", Description: "csv for CSV (or send Accept: text/csv)", Schema: formatParam("")},
+		},
+		Response: SummaryResponse{}}, s.getUsageSummary)
 }
 
 // usageQuery validates the usage route's query string.
