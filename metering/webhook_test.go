@@ -317,3 +317,48 @@ func TestWebhookIngestOnce(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeWebhook checks that no delivery panics the decoder or fails it
+// for anything but a body that is not a webhook, that the phone number
+// look-up only ever sees text, and that every event is well formed.
+func FuzzDecodeWebhook(f *testing.F) {
+	ts := testNow.Add(-time.Minute).Unix()
+	f.Add(waBody("PN1", waStatusJSON("wamid.A", "delivered", ts, true, "marketing"), waStatusJSON("wamid.B", "read", ts, false, "marketing_lite")))
+	f.Add(waBody("PN\x00", waStatusJSON("wamid.A", "delivered", ts, true, "marketing")))
+	f.Add(waBody("PN1", waPricedStatus("w\xff", "delivered", ts, `"billable":"x","type":7,"category":"utility"`), `"x"`, `{"pricing":[]}`))
+	f.Add([]byte(`{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"metadata":5,"statuses":{}}},7]},null,"x"]}`))
+	r := testRules()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		resolve := resolverFunc(func(id string) (string, bool) {
+			if !isText(id) || id == "" {
+				t.Fatalf("look-up asked for %q", id)
+			}
+			return "cust-" + id, len(id)%2 == 0
+		})
+		d, err := r.DecodeWebhook(context.Background(), body, resolve)
+		if err != nil {
+			if c := postage.ErrorCode(err); c != postage.EINVALID {
+				t.Fatalf("error %q: %v", c, err)
+			}
+			return
+		}
+		if len(d.Events) != len(d.Index) || len(d.Events) > len(d.Results) {
+			t.Fatalf("%d events, %d indexes, %d results", len(d.Events), len(d.Index), len(d.Results))
+		}
+		for i, ev := range d.Events {
+			if !isText(ev.ID) || ev.ID == "" || !isText(ev.CustomerID) || ev.CustomerID == "" || !isText(ev.Category) || ev.Category == "" ||
+				!isText(ev.PricingType) || ev.PricingType == "" || !isText(ev.PricingModel) || len(ev.Country) != 2 || ev.Quantity != 1 ||
+				ev.Source != SourceWhatsApp || (ev.Status != StatusDelivered && ev.Status != StatusRead) {
+				t.Fatalf("bad event %+v", ev)
+			}
+			if res := d.Results[d.Index[i]]; res.Status != "" || res.ID != ev.ID {
+				t.Fatalf("event %+v has result %+v", ev, res)
+			}
+		}
+		for i, res := range d.Results {
+			if res.Index != i {
+				t.Fatalf("result %d has index %d", i, res.Index)
+			}
+		}
+	})
+}
