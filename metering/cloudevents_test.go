@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
@@ -705,5 +706,47 @@ func TestDecodeBinary(t *testing.T) {
 	s, _ := testRules().DecodeSingle([]byte(ce("e1", "cust", "2026-10-15T11:00:00Z", data)))
 	if b.Events[0] != s.Events[0] {
 		t.Errorf("binary %+v\nstructured %+v", b.Events[0], s.Events[0])
+	}
+}
+
+// TestIsText compares isText with its definition (valid UTF-8 without a
+// character of Unicode's control category) on every character class and
+// on random strings.
+func TestIsText(t *testing.T) {
+	want := func(s string) bool {
+		if !utf8.ValidString(s) {
+			return false
+		}
+		for _, r := range s {
+			if unicode.IsControl(r) {
+				return false
+			}
+		}
+		return true
+	}
+	inputs := []string{"", "evt-1", "é", "\u0085", "\u009f", "\u00a0", "\u202e", "\ufffd", "\x7f", "\x00", "\x1f", " ", "~",
+		"\xff", "\xc0\xa0", "\xed\xa0\x80", "a\xe2\x82", "€€€", "\U0001F600"}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 200000 {
+		b := make([]byte, rng.IntN(12))
+		for i := range b {
+			switch rng.IntN(4) {
+			case 0:
+				b[i] = byte(rng.IntN(256))
+			case 1:
+				b[i] = byte(0x80 + rng.IntN(0x40))
+			default:
+				b[i] = byte(0x20 + rng.IntN(0x5f))
+			}
+		}
+		inputs = append(inputs, string(b))
+	}
+	for r := rune(0); r < 0x3000; r++ {
+		inputs = append(inputs, "a"+string(r))
+	}
+	for _, s := range inputs {
+		if got := isText(s); got != want(s) {
+			t.Fatalf("isText(%q) = %v", s, got)
+		}
 	}
 }

@@ -270,22 +270,24 @@ var knownRegions = func() map[string]string {
 // never rewritten: encoding/json would turn each invalid byte into U+FFFD,
 // and two different ids would become one.
 func isText(s string) bool {
-	high := false
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c == 0x7f {
-			return false
+		// One compare for the common case, printable ASCII (0x20-0x7e):
+		// below 0x20 the byte wraps around to 0xe0 and above.
+		if s[i]-0x20 > 0x7e-0x20 {
+			return isTextSlow(s[i:])
 		}
-		high = high || c >= utf8.RuneSelf
 	}
-	if !high {
-		return true
-	}
+	return true
+}
+
+// isTextSlow is isText for a string that holds a control character or a
+// byte outside ASCII.
+func isTextSlow(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}
 	for _, r := range s {
-		if r >= 0x80 && r <= 0x9f {
+		if r < 0x20 || r >= 0x7f && r <= 0x9f {
 			return false
 		}
 	}
