@@ -301,10 +301,13 @@ func (r *Rules) DecodeBinary(h http.Header, body []byte) (*Decoded, error) {
 	if len(bytes.TrimLeft(body, " \t\r\n")) > 0 {
 		p := newEventScanner(body)
 		p.space()
-		switch {
-		case p.null() && p.end():
-		case p.i < len(body) && body[p.i] == '{' && p.data(&w.Data, 1) && p.end():
-		default:
+		var scanned bool
+		if p.null() {
+			scanned = p.end()
+		} else if p.i < len(body) && body[p.i] == '{' {
+			scanned = p.data(&w.Data, 1) && p.end()
+		}
+		if !scanned {
 			w.Data = wireData{}
 			if err := json.Unmarshal(body, &w.Data); err != nil {
 				if !isTypeError(err) {

@@ -696,7 +696,7 @@ func TestDecodeBinary(t *testing.T) {
 			}
 		})
 	}
-	for _, body := range []string{`{"to":`, `{"a":1}x`, "\xff"} {
+	for _, body := range []string{`{"to":`, `{"a":1}x`, "\xff", `null{"country":"DE","category":"marketing"}`, data + data, `nul`} {
 		if _, err := testRules().DecodeBinary(headers(), []byte(body)); postage.ErrorCode(err) != postage.EINVALID {
 			t.Errorf("body %q: %v, want %s", body, err, postage.EINVALID)
 		}
@@ -749,4 +749,42 @@ func TestIsText(t *testing.T) {
 			t.Fatalf("isText(%q) = %v", s, got)
 		}
 	}
+}
+
+// FuzzDecodeBinaryData checks that the data of a binary-mode event is read
+// by the scanner exactly as encoding/json reads it.
+func FuzzDecodeBinaryData(f *testing.F) {
+	for _, s := range []string{`{"to":"+4915123456789","category":"marketing"}`, `null`, ` `, `null{}`, `{"quantity":"5","country":"DE","category":"session"}`,
+		`{"country":"D\u0045","category":"session"}`, "{\"country\":\"DE\",\"category\":\"s\xff\"}", `[1]`, `"DE"`, `{"Country":"DE"}`} {
+		f.Add([]byte(s))
+	}
+	h := http.Header{"Ce-Specversion": {"1.0"}, "Ce-Type": {"message.sent"}, "Ce-Id": {"e1"}, "Ce-Subject": {"cust"}, "Ce-Time": {"2026-10-15T11:00:00Z"}}
+	r := testRules()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, err := r.DecodeBinary(h, body)
+		if len(bytes.TrimLeft(body, " \t\r\n")) > 0 && !json.Valid(body) {
+			if postage.ErrorCode(err) != postage.EINVALID {
+				t.Fatalf("invalid JSON %q: %v", body, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", body, err)
+		}
+		w := wireEvent{SpecVersion: headerValue(h, "Ce-Specversion"), Type: headerValue(h, "Ce-Type"), ID: headerValue(h, "Ce-Id"),
+			Subject: headerValue(h, "Ce-Subject"), Time: headerValue(h, "Ce-Time")}
+		want := newDecoded(1)
+		if len(bytes.TrimLeft(body, " \t\r\n")) > 0 {
+			if err := json.Unmarshal(body, &w.Data); err != nil {
+				want.Results[0] = Result{ID: "e1", Status: Rejected, Field: "data", Reason: ReasonBadType}
+			} else {
+				want.add(r, 0, &w, testNow)
+			}
+		} else {
+			want.add(r, 0, &w, testNow)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q:\n got %+v\nwant %+v", body, got, want)
+		}
+	})
 }

@@ -167,7 +167,7 @@ func (r *Rules) DecodeWebhook(ctx context.Context, body []byte, resolve PhoneNum
 			if len(statuses) == 0 {
 				continue
 			}
-			pnid, pnidField, pnidReason := phoneNumberID(v.Metadata)
+			pnid, pnidField, pnidReason := phoneNumberID(v.Metadata, r.MaxIDLen-len(UnknownCustomerPrefix))
 			first := len(d.Events)
 			for _, raw := range statuses {
 				k := len(d.Results)
@@ -249,20 +249,17 @@ func decodeObject(raw json.RawMessage, v any) bool {
 // A usable id is text, so the look-up never sends PostgreSQL a NUL or
 // bytes that are not UTF-8 (which it refuses with an error that used to
 // answer 503, and the platform re-sent the delivery for ever).
-func phoneNumberID(raw json.RawMessage) (pnid, field, reason string) {
+// max keeps "unknown:<phone_number_id>" within the longest customer id.
+func phoneNumberID(raw json.RawMessage, max int) (pnid, field, reason string) {
 	var m waMetadata
 	if !decodeObject(raw, &m) {
 		return "", "metadata", ReasonNotAnObject
 	}
-	if reason := checkText(&m.PhoneNumberID, maxPhoneNumberIDLen); reason != "" {
+	if reason := checkText(&m.PhoneNumberID, max); reason != "" {
 		return "", "metadata.phone_number_id", reason
 	}
 	return m.PhoneNumberID.s, "", ""
 }
-
-// maxPhoneNumberIDLen keeps "unknown:<phone_number_id>" within the 200
-// bytes of a customer id.
-const maxPhoneNumberIDLen = 200 - len(UnknownCustomerPrefix)
 
 func customerOf(ctx context.Context, resolve PhoneNumberResolver, pnid string) (string, error) {
 	if resolve == nil {
