@@ -169,8 +169,8 @@ func TestEventsContentModes(t *testing.T) {
 		want   string
 	}{
 		{"binary", attrs("Content-Type", "application/json; charset=utf-8"), data, 200, `"id":"m1","status":"accepted"`},
-		{"binary without a content type", attrs("ce-id", "m2"), data, 200, `"id":"m2","status":"accepted"`},
-		{"binary with a +json type", attrs("ce-id", "m3", "Content-Type", "application/vnd.example+json"), data, 200, `"id":"m3","status":"accepted"`},
+		{"binary without a content type", attrs("ce-id", "m2"), data, 415, `unsupported_media_type`},
+		{"binary with another JSON type", attrs("ce-id", "m3", "Content-Type", "application/vnd.example+json"), data, 415, `unsupported_media_type`},
 		{"binary, percent-encoded id", attrs("ce-id", "m%204%E2%82%AC", "Content-Type", "application/json"), data, 200, `"id":"m 4€","status":"accepted"`},
 		{"binary, bad percent-encoding", attrs("ce-id", "m%zz", "Content-Type", "application/json"), data, 400, `"field":"id","reason":"invalid"`},
 		{"binary, percent-encoded NUL", attrs("ce-subject", "cust%00", "Content-Type", "application/json"), data, 400, `"field":"subject","reason":"invalid"`},

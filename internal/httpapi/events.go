@@ -108,7 +108,15 @@ func (s *Server) meteringRoutes() {
 		return // metering not wired (tests of other domains)
 	}
 	s.handle(Route{Method: "POST", Path: "/api/v1/events", Tag: "metering", Roles: ingestOnly,
-		Request:  Media{ctCloudEvent: CloudEvent{}, "application/json": CloudEvent{}, ctCloudEventBatch: []CloudEvent{}},
+		Request: Media{ctCloudEvent: CloudEvent{}, "application/json": new(StructuredOrBinary), ctCloudEventBatch: []CloudEvent{}},
+		Header: []Param{
+			{Name: "ce-specversion", Description: "binary mode: the event's specversion (1.0); with it, the application/json body is the event's data"},
+			{Name: "ce-type", Description: "binary mode: the event's type (message.sent)"},
+			{Name: "ce-id", Description: "binary mode: the event's id, percent-encoded as the CloudEvents HTTP binding says"},
+			{Name: "ce-subject", Description: "binary mode: the customer id, percent-encoded"},
+			{Name: "ce-time", Description: "binary mode: when the message was sent, RFC 3339"},
+			{Name: "ce-source", Description: "binary mode: the producer (not read)"},
+		},
 		Response: EventsResponse{}, Errors: []int{http.StatusTooManyRequests},
 		Summary: "Ingest message.sent CloudEvents in any content mode of the CloudEvents HTTP binding: structured (one event, " +
 			"application/cloudevents+json or application/json), batched (application/cloudevents-batch+json) or binary (attributes in " +
@@ -170,7 +178,8 @@ const (
 // contentMode chooses how to read an events request, as the CloudEvents
 // HTTP binding says: the content type names the structured and batched
 // modes; any other request that carries a ce-specversion header is in
-// binary mode, whose data the meter reads only as JSON. A request in
+// binary mode, whose data the meter reads only as JSON (application/json,
+// the type the official SDKs send). A request in
 // neither, sent as application/json, is read as one structured event
 // (postage has always taken those).
 func contentMode(h http.Header) (int, error) {
@@ -187,10 +196,10 @@ func contentMode(h http.Header) (int, error) {
 	case strings.HasPrefix(mt, "application/cloudevents"):
 		return 0, postage.Errorf(postage.EUNSUPPORTED, "event format %s is not supported: use %s or %s", mt, ctCloudEvent, ctCloudEventBatch)
 	case len(h.Values("Ce-Specversion")) > 0:
-		if ct == "" || mt == "application/json" || strings.HasSuffix(mt, "+json") {
+		if mt == "application/json" {
 			return modeBinary, nil
 		}
-		return 0, postage.Errorf(postage.EUNSUPPORTED, "binary-mode event data must be JSON (Content-Type application/json), not %q", ct)
+		return 0, postage.Errorf(postage.EUNSUPPORTED, "binary-mode event data must be JSON, sent as Content-Type application/json, not %q", ct)
 	case mt == "application/json":
 		return modeStructured, nil
 	}

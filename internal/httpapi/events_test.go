@@ -140,7 +140,8 @@ func TestPostEvents(t *testing.T) {
 }
 
 // TestPostEventsBadValues checks that one bad value rejects its own event
-// and never its neighbours, and that strings which are not text are
+// and never its neighbours (values of another JSON type, which the
+// OpenAPI document does not describe, are checked in metering's tests), and that strings which are not text are
 // rejected, never rewritten (two ids that differ only in bytes that are
 // not UTF-8 were both stored as the same id with U+FFFD, and the second
 // answered duplicate and never counted).
@@ -151,7 +152,6 @@ func TestPostEventsBadValues(t *testing.T) {
 		cloudEvent("q1", "cust-a", at, `{"country":"DE","category":"utility","quantity":"abc"}`),
 		cloudEvent("q2", "cust-a", at, `{"country":"DE","category":"utility","quantity":""}`),
 		cloudEvent("q3", "cust-a", at, `{"country":"DE","category":"utility","quantity":"5"}`),
-		cloudEvent("q4", "cust-a", at, `{"country":"DE","category":"utility","quantity":true}`),
 		`{"specversion":"1.0","type":"message.sent","id":"evt-` + "\xff" + `","subject":"cust-a","time":"` + at + `","data":{"country":"DE","category":"utility"}}`,
 		`{"specversion":"1.0","type":"message.sent","id":"evt-` + "\xfe" + `","subject":"cust-a","time":"` + at + `","data":{"country":"DE","category":"utility"}}`,
 		`{"specversion":"1.0","type":"message.sent","id":"evt-\ud800","subject":"cust-a","time":"` + at + `","data":{"country":"DE","category":"utility"}}`,
@@ -167,12 +167,11 @@ func TestPostEventsBadValues(t *testing.T) {
 		{Index: 0, ID: "q1", Status: metering.Rejected, Field: "data.quantity", Reason: metering.ReasonBadQuantity},
 		{Index: 1, ID: "q2", Status: metering.Rejected, Field: "data.quantity", Reason: metering.ReasonBadQuantity},
 		{Index: 2, ID: "q3", Status: metering.Accepted},
-		{Index: 3, ID: "q4", Status: metering.Rejected, Field: "data.quantity", Reason: metering.ReasonBadType},
+		{Index: 3, Status: metering.Rejected, Field: "id", Reason: metering.ReasonInvalid},
 		{Index: 4, Status: metering.Rejected, Field: "id", Reason: metering.ReasonInvalid},
 		{Index: 5, Status: metering.Rejected, Field: "id", Reason: metering.ReasonInvalid},
-		{Index: 6, Status: metering.Rejected, Field: "id", Reason: metering.ReasonInvalid},
-		{Index: 7, ID: "n1", Status: metering.Rejected, Field: "subject", Reason: metering.ReasonInvalid},
-		{Index: 8, ID: "q5", Status: metering.Accepted},
+		{Index: 6, ID: "n1", Status: metering.Rejected, Field: "subject", Reason: metering.ReasonInvalid},
+		{Index: 7, ID: "q5", Status: metering.Accepted},
 	}
 	if !slices.Equal(r.Results, want) {
 		t.Errorf("results\n got %+v\nwant %+v", r.Results, want)
