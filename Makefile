@@ -51,6 +51,9 @@ bench-invoices: deps build-bench
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBatch -fuzztime 60s ./metering
 	$(GO) test -run '^$$' -fuzz FuzzValidJSON -fuzztime 60s ./metering
+	$(GO) test -run '^$$' -fuzz FuzzWireString -fuzztime 60s ./metering
+	$(GO) test -run '^$$' -fuzz FuzzDecodeBinaryData -fuzztime 60s ./metering
+	$(GO) test -run '^$$' -fuzz FuzzDecodeWebhook -fuzztime 60s ./metering
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCSV -fuzztime 60s ./pricing
 
 clean:

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -30,26 +32,133 @@ func fastDecodable(body []byte) bool {
 const EventType = "message.sent"
 
 // wireEvent is a CloudEvent as it arrives. Unknown fields are ignored.
-// Fields are values, not pointers: an absent attribute and an empty one are
-// both "missing", and decoding allocates only the strings.
+// An absent attribute, a null one and an empty string are all "missing".
 type wireEvent struct {
-	SpecVersion string   `json:"specversion"`
-	Type        string   `json:"type"`
-	ID          string   `json:"id"`
-	Subject     string   `json:"subject"`
-	Time        string   `json:"time"`
-	Data        wireData `json:"data"`
+	SpecVersion wireValue `json:"specversion"`
+	Type        wireValue `json:"type"`
+	ID          wireValue `json:"id"`
+	Subject     wireValue `json:"subject"`
+	Time        wireValue `json:"time"`
+	Data        wireData  `json:"data"`
 }
 
 type wireData struct {
-	To       string      `json:"to"`
-	Country  string      `json:"country"`
-	Category string      `json:"category"`
-	Quantity json.Number `json:"quantity"`
+	To       wireValue `json:"to"`
+	Country  wireValue `json:"country"`
+	Category wireValue `json:"category"`
+	Quantity wireValue `json:"quantity"`
 }
 
 func (d *wireData) empty() bool {
-	return d.To == "" && d.Country == "" && d.Category == "" && d.Quantity == ""
+	return d.To.kind == absent && d.Country.kind == absent && d.Category.kind == absent && d.Quantity.kind == absent
+}
+
+// wireValue is one JSON value the meter reads, as sent: what kind of value
+// it was and, for a string, whether its bytes were all kept. A field of
+// this type never fails to decode, so a value of the wrong type (or a
+// string that is not text) rejects its own event, never the request.
+type wireValue struct {
+	s    string    // a string's value, a number's text, "true" or "false"
+	kind valueKind // absent for null too: encoding/json leaves a field as it is on null
+	// bad is set for a string that encoding/json would not keep as sent:
+	// bytes that are not UTF-8, or an escaped UTF-16 surrogate that is not
+	// half of a pair (both become U+FFFD, so two different ids could
+	// decode to the same string). Such a value is rejected as invalid.
+	bad bool
+}
+
+type valueKind uint8
+
+const (
+	absent valueKind = iota
+	isString
+	isNumber
+	isBool
+	isOther // an object or an array
+)
+
+// text returns the string, if v is one.
+func (v *wireValue) text() (string, bool) { return v.s, v.kind == isString }
+
+// empty reports whether v is absent, null or "".
+func (v *wireValue) empty() bool { return v.kind == absent || v.kind == isString && v.s == "" }
+
+// UnmarshalJSON records the value b as sent (see wireValue); it is what
+// encoding/json and goccy/go-json call, on every path but the one-pass
+// scanner, which reads values the same way (FuzzDecodeBatch compares them).
+func (v *wireValue) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil
+	}
+	switch c := b[0]; {
+	case c == 'n': // null: leave the field as it is, as encoding/json does for a string
+	case c == '"':
+		raw := b[1 : len(b)-1]
+		if bytes.IndexByte(raw, '\\') < 0 {
+			*v = wireValue{s: string(raw), kind: isString, bad: !utf8.Valid(raw)}
+			return nil
+		}
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*v = wireValue{s: s, kind: isString, bad: !utf8.Valid(raw) || loneSurrogate(raw)}
+	case c == '-' || c >= '0' && c <= '9':
+		*v = wireValue{s: string(b), kind: isNumber}
+	case c == 't':
+		*v = wireValue{s: "true", kind: isBool}
+	case c == 'f':
+		*v = wireValue{s: "false", kind: isBool}
+	default:
+		*v = wireValue{kind: isOther}
+	}
+	return nil
+}
+
+// loneSurrogate reports whether the inside of a JSON string (valid
+// syntax) holds a \u escape of a UTF-16 surrogate that encoding/json does
+// not decode as half of a pair, and so replaces with U+FFFD.
+func loneSurrogate(raw []byte) bool {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++
+		if raw[i] != 'u' {
+			continue
+		}
+		r := hex4(raw[i+1 : i+5])
+		i += 4
+		if r < 0xd800 || r > 0xdfff {
+			continue
+		}
+		if r >= 0xdc00 || i+6 >= len(raw) || raw[i+1] != '\\' || raw[i+2] != 'u' {
+			return true // a low half first, or a high half not followed by an escape
+		}
+		if r2 := hex4(raw[i+3 : i+7]); r2 < 0xdc00 || r2 > 0xdfff {
+			return true
+		}
+		i += 6
+	}
+	return false
+}
+
+// hex4 parses four hexadecimal digits (already checked by the syntax check).
+func hex4(h []byte) rune {
+	var r rune
+	for _, c := range h {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		default:
+			c = c - 'A' + 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
 }
 
 // Decoded is the result of decoding a request body: one Result per input
@@ -171,6 +280,85 @@ func (r *Rules) DecodeSingle(body []byte) (*Decoded, error) {
 	return d, nil
 }
 
+// DecodeBinary decodes one CloudEvent sent in binary content mode (the
+// CloudEvents HTTP binding, the official SDKs' default): the attributes in
+// ce-* headers, whose values are read as the binding says (a quoted
+// string unescaped, then one round of percent-decoding; a value that does
+// not decode to UTF-8 is invalid), and the data, a JSON object, as the
+// body. A body that is not JSON is an EINVALID error; an invalid event is
+// reported in the single Result. The result keeps nothing of body.
+func (r *Rules) DecodeBinary(h http.Header, body []byte) (*Decoded, error) {
+	r.init()
+	w := wireEvent{
+		SpecVersion: headerValue(h, "Ce-Specversion"),
+		Type:        headerValue(h, "Ce-Type"),
+		ID:          headerValue(h, "Ce-Id"),
+		Subject:     headerValue(h, "Ce-Subject"),
+		Time:        headerValue(h, "Ce-Time"),
+	}
+	d := newDecoded(1)
+	now := r.Now()
+	if len(bytes.TrimLeft(body, " \t\r\n")) > 0 {
+		p := newEventScanner(body)
+		p.space()
+		var scanned bool
+		if p.null() {
+			scanned = p.end()
+		} else if p.i < len(body) && body[p.i] == '{' {
+			scanned = p.data(&w.Data, 1) && p.end()
+		}
+		if !scanned {
+			w.Data = wireData{}
+			if err := json.Unmarshal(body, &w.Data); err != nil {
+				if !isTypeError(err) {
+					return nil, malformed(err)
+				}
+				d.Results[0] = Result{Status: Rejected, Field: "data", Reason: ReasonBadType}
+				if id, ok := w.ID.text(); ok && !w.ID.bad && len(id) <= r.MaxIDLen {
+					d.Results[0].ID = id
+				}
+				d.detach()
+				return d, nil
+			}
+		}
+	}
+	d.add(r, 0, &w, now)
+	d.detach()
+	return d, nil
+}
+
+// headerValue reads the attribute header name as the CloudEvents HTTP
+// binding encodes it. A header sent twice is invalid (which one would be
+// the attribute?).
+func headerValue(h http.Header, name string) wireValue {
+	vs := h[name]
+	switch len(vs) {
+	case 0:
+		return wireValue{}
+	case 1:
+	default:
+		return wireValue{s: vs[0], kind: isString, bad: true}
+	}
+	v := vs[0]
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		// A quoted-string (RFC 9110, 5.6.4): a backslash escapes the
+		// next byte.
+		var b strings.Builder
+		for i := 1; i < len(v)-1; i++ {
+			if v[i] == '\\' && i+1 < len(v)-1 {
+				i++
+			}
+			b.WriteByte(v[i])
+		}
+		v = b.String()
+	}
+	s, err := url.PathUnescape(v) // one round of percent-decoding, nothing else ('+' stays)
+	if err != nil {
+		return wireValue{s: v, kind: isString, bad: true}
+	}
+	return wireValue{s: s, kind: isString, bad: !utf8.ValidString(s)}
+}
+
 var openBrace = []byte{'{'}
 
 // scanBatch decodes the batches eventScanner reads, and reports whether it
@@ -199,10 +387,10 @@ func newDecoded(n int) *Decoded {
 }
 
 // detach copies the strings the events and results keep into one
-// allocation of their own. goccy/go-json's strings point into its copy of
-// the whole request body, which would otherwise stay in memory until the
-// events are stored: about ten times what they keep (category and country
-// are already the rules' and the region table's own strings).
+// allocation of their own. The scanner's strings point into the request
+// body, which the HTTP server re-uses for the next request and which is
+// about ten times what they keep (category and country are already the
+// rules' and the region table's own strings).
 func (d *Decoded) detach() {
 	n := 0
 	for i := range d.Events {
@@ -235,8 +423,8 @@ func (d *Decoded) add(r *Rules, i int, w *wireEvent, now time.Time) {
 	ev, field, reason := r.validate(w, now)
 	res := &d.Results[i]
 	res.Index = i
-	if len(w.ID) <= r.MaxIDLen {
-		res.ID = w.ID
+	if id, ok := w.ID.text(); ok && !w.ID.bad && len(id) <= r.MaxIDLen {
+		res.ID = id
 	}
 	if reason != "" {
 		res.Status, res.Field, res.Reason = Rejected, field, reason
@@ -249,26 +437,22 @@ func (d *Decoded) add(r *Rules, i int, w *wireEvent, now time.Time) {
 // validate turns a wire event into an Event or names the first bad field.
 // now is the time of the request.
 func (r *Rules) validate(w *wireEvent, now time.Time) (ev Event, field, reason string) {
-	switch {
-	case w.SpecVersion == "":
-		return ev, "specversion", ReasonMissing
-	case w.SpecVersion != "1.0":
-		return ev, "specversion", ReasonBadSpec
-	case w.Type == "":
-		return ev, "type", ReasonMissing
-	case w.Type != EventType:
-		return ev, "type", ReasonBadEventType
+	if reason := constant(&w.SpecVersion, "1.0", ReasonBadSpec); reason != "" {
+		return ev, "specversion", reason
 	}
-	if reason := r.checkID(w.ID); reason != "" {
+	if reason := constant(&w.Type, EventType, ReasonBadEventType); reason != "" {
+		return ev, "type", reason
+	}
+	if reason := checkText(&w.ID, r.MaxIDLen); reason != "" {
 		return ev, "id", reason
 	}
-	if reason := r.checkID(w.Subject); reason != "" {
+	if reason := checkText(&w.Subject, r.MaxIDLen); reason != "" {
 		return ev, "subject", reason
 	}
-	if w.Time == "" {
-		return ev, "time", ReasonMissing
+	if reason := kindReason(&w.Time); reason != "" {
+		return ev, "time", reason
 	}
-	t, err := parseEventTime(w.Time)
+	t, err := parseEventTime(w.Time.s)
 	if err != nil {
 		return ev, "time", ReasonInvalid
 	}
@@ -282,68 +466,139 @@ func (r *Rules) validate(w *wireEvent, now time.Time) (ev Event, field, reason s
 	}
 	var country string
 	switch {
-	case d.To != "":
-		c, ok := CountryOfNumber(d.To)
-		if !ok {
-			return ev, "data.to", ReasonBadNumber
+	case !d.To.empty():
+		if d.To.kind != isString {
+			return ev, "data.to", ReasonBadType
 		}
-		if d.Country != "" && d.Country != c {
-			return ev, "data.country", ReasonBadCountry
+		c, ok := CountryOfNumber(d.To.s)
+		if !ok {
+			return ev, "data.to", notText(&d.To, ReasonBadNumber)
+		}
+		if !d.Country.empty() {
+			if d.Country.kind != isString {
+				return ev, "data.country", ReasonBadType
+			}
+			if d.Country.s != c {
+				return ev, "data.country", notText(&d.Country, ReasonBadCountry)
+			}
 		}
 		country = c
-	case d.Country != "":
-		c, ok := knownCountry(d.Country)
+	case !d.Country.empty():
+		if d.Country.kind != isString {
+			return ev, "data.country", ReasonBadType
+		}
+		c, ok := knownCountry(d.Country.s)
 		if !ok {
-			return ev, "data.country", ReasonBadCountry
+			return ev, "data.country", notText(&d.Country, ReasonBadCountry)
 		}
 		country = c
 	default:
 		return ev, "data.to", ReasonMissing
 	}
-	if d.Category == "" {
-		return ev, "data.category", ReasonMissing
+	if reason := kindReason(&d.Category); reason != "" {
+		return ev, "data.category", reason
 	}
-	cat := r.category(d.Category)
+	cat := r.category(d.Category.s)
 	if cat == "" {
-		return ev, "data.category", ReasonUnknownCat
+		return ev, "data.category", notText(&d.Category, ReasonUnknownCat)
 	}
-	qty := uint64(1)
-	if d.Quantity != "" {
-		q, err := strconv.ParseUint(string(d.Quantity), 10, 64)
-		if err != nil || q == 0 || q > maxQuantity {
-			return ev, "data.quantity", ReasonBadQuantity
-		}
-		qty = q
+	qty, reason := quantity(&d.Quantity)
+	if reason != "" {
+		return ev, "data.quantity", reason
 	}
 	ev = Event{
-		CustomerID: w.Subject,
-		ID:         w.ID,
+		CustomerID: w.Subject.s,
+		ID:         w.ID.s,
 		Time:       t,
 		Country:    country,
 		Category:   cat,
 		Quantity:   qty,
+		Source:     SourceCloudEvents,
 	}
 	ev.PayloadHash = HashPayload(t, true, country, cat, qty)
 	return ev, "", ""
+}
+
+// quantity reads data.quantity: absent or null is 1; an integer from 1 to
+// maxQuantity is taken, as a JSON number or as a string that holds one
+// ("5", as Stripe's meter events send values); anything else is rejected.
+func quantity(v *wireValue) (uint64, string) {
+	switch v.kind {
+	case absent:
+		return 1, ""
+	case isNumber:
+	case isString:
+		// The string must be a JSON number, read as if it were one: "05",
+		// " 5" and "+5" are not.
+		if end, ok := validNumberAt(v.s); !ok || end != len(v.s) {
+			return 0, ReasonBadQuantity
+		}
+	default:
+		return 0, ReasonBadType
+	}
+	q, err := strconv.ParseUint(v.s, 10, 64)
+	if err != nil || q == 0 || q > maxQuantity {
+		return 0, ReasonBadQuantity
+	}
+	return q, ""
+}
+
+// validNumberAt checks that s starts with a JSON number and returns where
+// it ends.
+func validNumberAt(s string) (int, bool) {
+	if s == "" {
+		return 0, false
+	}
+	return validNumber([]byte(s), 0)
 }
 
 // maxQuantity bounds one event's quantity so sums over a month of events
 // cannot overflow UInt64.
 const maxQuantity = 1_000_000
 
-func (r *Rules) checkID(s string) string {
+// kindReason rejects a value that is missing (absent, null or "") or not a
+// string.
+func kindReason(v *wireValue) string {
 	switch {
-	case s == "":
+	case v.empty():
 		return ReasonMissing
-	case len(s) > r.MaxIDLen:
-		return ReasonTooLong
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
-			return ReasonInvalid // control characters: ids end up in CSV and logs
-		}
+	case v.kind != isString:
+		return ReasonBadType
 	}
 	return ""
+}
+
+// constant checks an attribute that must equal want; reason is the answer
+// for another text.
+func constant(v *wireValue, want, reason string) string {
+	if v.kind == isString && v.s == want {
+		return ""
+	}
+	if r := kindReason(v); r != "" {
+		return r
+	}
+	return notText(v, reason)
+}
+
+// notText returns ReasonInvalid for a string that is not text, else
+// reason: a value that did not match is invalid before it is unknown.
+func notText(v *wireValue, reason string) string {
+	if v.bad || !isText(v.s) {
+		return ReasonInvalid
+	}
+	return reason
+}
+
+// checkText checks a string the meter keeps (an id, a customer): present,
+// at most max bytes, text (see isText).
+func checkText(v *wireValue, max int) string {
+	if r := kindReason(v); r != "" {
+		return r
+	}
+	if len(v.s) > max {
+		return ReasonTooLong
+	}
+	return notText(v, "")
 }
 
 func isTypeError(err error) bool {

@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"hash/fnv"
 	"time"
+	"unicode/utf8"
 )
 
 // Event is one metered, billable unit of usage: a message sent by a customer
@@ -48,6 +49,14 @@ const (
 	SourceWhatsApp    = "whatsapp"
 )
 
+// WhatsApp message statuses that can make a message billable (the Status
+// of a webhook's event).
+const (
+	StatusSent      = "sent"
+	StatusDelivered = "delivered"
+	StatusRead      = "read"
+)
+
 // WhatsApp pricing types (pricing.type of a status webhook). The free types
 // are metered and priced at zero whatever their category.
 const (
@@ -71,6 +80,22 @@ func (e *Event) Key() Key { return Key{e.CustomerID, e.ID} }
 // whose several notifications of one message carry different timestamps
 // (WhatsApp sent/delivered/read statuses) but describe the same message.
 func HashPayload(t time.Time, withTime bool, country, category string, quantity uint64) uint64 {
+	return hashPayload(t, withTime, country, category, quantity, "", "")
+}
+
+// HashStatusPayload returns the fingerprint of a WhatsApp status's event:
+// country, category, quantity, pricing type and pricing model, without the
+// time and the status, so that the statuses of one message are duplicates
+// of each other while a status that prices the message differently is a
+// conflict.
+func HashStatusPayload(country, category string, quantity uint64, pricingType, pricingModel string) uint64 {
+	return hashPayload(time.Time{}, false, country, category, quantity, pricingType, pricingModel)
+}
+
+// hashPayload is FNV-1a 64 of the fields, each string followed by a NUL.
+// The pricing type and model are written only when one is set, so events
+// without them (CloudEvents) keep the fingerprint they always had.
+func hashPayload(t time.Time, withTime bool, country, category string, quantity uint64, pricingType, pricingModel string) uint64 {
 	h := fnv.New64a()
 	var b [8]byte
 	if withTime {
@@ -83,6 +108,12 @@ func HashPayload(t time.Time, withTime bool, country, category string, quantity 
 	h.Write([]byte{0})
 	binary.LittleEndian.PutUint64(b[:], quantity)
 	h.Write(b[:])
+	if pricingType != "" || pricingModel != "" {
+		h.Write([]byte(pricingType))
+		h.Write([]byte{0})
+		h.Write([]byte(pricingModel))
+		h.Write([]byte{0})
+	}
 	return h.Sum64()
 }
 
@@ -95,7 +126,7 @@ const (
 	Duplicate Status = "duplicate" // already stored with the same payload; counted once
 	Conflict  Status = "conflict"  // already stored with a different payload; not stored again
 	Rejected  Status = "rejected"  // invalid; Field and Reason say why
-	Ignored   Status = "ignored"   // valid input that is not billable usage (webhook statuses without pricing)
+	Ignored   Status = "ignored"   // valid input that is not billable usage (webhook statuses that do not make a message billable)
 )
 
 // Result is the answer for one event of a request, at its position Index in
@@ -141,6 +172,10 @@ type Rules struct {
 	Categories  []string         // known categories (default DefaultCategories)
 	MaxIDLen    int              // longest id and subject, bytes (default 200)
 	MaxBatchLen int              // most events in one batch (default 10,000)
+	// BillableStatus is the WhatsApp status that makes a message billable:
+	// StatusSent or StatusDelivered (the default, as the upstream bills).
+	// With StatusDelivered a sent status is ignored; read implies delivered.
+	BillableStatus string
 
 	cats map[string]string
 }
@@ -170,6 +205,9 @@ func (r *Rules) init() {
 	}
 	if r.MaxBatchLen == 0 {
 		r.MaxBatchLen = 10000
+	}
+	if r.BillableStatus == "" {
+		r.BillableStatus = StatusDelivered
 	}
 	if r.cats == nil {
 		r.cats = make(map[string]string, len(r.Categories))
@@ -226,3 +264,32 @@ var knownRegions = func() map[string]string {
 	}
 	return m
 }()
+
+// isText reports whether s may be kept as it is: valid UTF-8 without
+// control characters (C0, DEL and C1). Strings that fail are rejected,
+// never rewritten: encoding/json would turn each invalid byte into U+FFFD,
+// and two different ids would become one.
+func isText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		// One compare for the common case, printable ASCII (0x20-0x7e):
+		// below 0x20 the byte wraps around to 0xe0 and above.
+		if s[i]-0x20 > 0x7e-0x20 {
+			return isTextSlow(s[i:])
+		}
+	}
+	return true
+}
+
+// isTextSlow is isText for a string that holds a control character or a
+// byte outside ASCII.
+func isTextSlow(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r >= 0x7f && r <= 0x9f {
+			return false
+		}
+	}
+	return true
+}

@@ -1,7 +1,6 @@
 package metering
 
 import (
-	"encoding/json"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -15,12 +14,14 @@ import (
 //
 // It gives up (ok false) on anything it does not read itself, and the
 // caller then takes the general path, which decides such bodies exactly:
-// a syntax error anywhere; an element that is not an object; an attribute
-// the meter reads that is null or of another type, or a string of it that
-// holds an escape or is not valid UTF-8 (encoding/json would unescape or
-// replace bytes); a key with an escape or a byte outside ASCII, or one that
-// matches an attribute only case-insensitively (encoding/json folds case
-// in keys); more events than the limit. Repeated keys are read as
+// a syntax error anywhere; an element that is not an object; "data" that
+// is neither an object nor null; a string the meter reads that holds an
+// escape (encoding/json decides how to unescape it); a key with an escape
+// or a byte outside ASCII, or one that matches an attribute only
+// case-insensitively (encoding/json folds case in keys); more events than
+// the limit. Values the meter reads are kept as wireValue.UnmarshalJSON
+// keeps them: of any type, and strings that are not valid UTF-8 marked as
+// such (never replaced), so their event is rejected. Repeated keys are read as
 // encoding/json reads them: the last string wins and a repeated "data"
 // object adds to the first.
 //
@@ -104,37 +105,92 @@ func (p *eventScanner) event(w *wireEvent) bool {
 	return p.object(func(key string) bool {
 		switch key {
 		case "specversion":
-			return p.str(&w.SpecVersion)
+			return p.value(&w.SpecVersion, 2)
 		case "type":
-			return p.str(&w.Type)
+			return p.value(&w.Type, 2)
 		case "id":
-			return p.str(&w.ID)
+			return p.value(&w.ID, 2)
 		case "subject":
-			return p.str(&w.Subject)
+			return p.value(&w.Subject, 2)
 		case "time":
-			return p.str(&w.Time)
+			return p.value(&w.Time, 2)
 		case "data":
-			return p.data(&w.Data)
+			if p.null() {
+				return true // encoding/json leaves the struct as it is
+			}
+			return p.data(&w.Data, 3)
 		}
 		return unfolded(key, eventKeys) && p.skip(2)
 	})
 }
 
-// data reads the data object (depth 3) into d, adding to what d holds.
-func (p *eventScanner) data(d *wireData) bool {
+// data reads the data object (at depth, counting its own) into d, adding
+// to what d holds.
+func (p *eventScanner) data(d *wireData, depth int) bool {
 	return p.object(func(key string) bool {
 		switch key {
 		case "to":
-			return p.str(&d.To)
+			return p.value(&d.To, depth)
 		case "country":
-			return p.str(&d.Country)
+			return p.value(&d.Country, depth)
 		case "category":
-			return p.str(&d.Category)
+			return p.value(&d.Category, depth)
 		case "quantity":
-			return p.number(&d.Quantity)
+			return p.value(&d.Quantity, depth)
 		}
-		return unfolded(key, dataKeys) && p.skip(3)
+		return unfolded(key, dataKeys) && p.skip(depth)
 	})
+}
+
+// null reads a null literal, if one is next.
+func (p *eventScanner) null() bool {
+	if len(p.b)-p.i >= 4 && p.s[p.i:p.i+4] == "null" {
+		p.i += 4
+		return true
+	}
+	return false
+}
+
+// value reads any value into dst as wireValue.UnmarshalJSON does, inside
+// depth open arrays and objects, except a string with an escape, on which
+// it gives up (encoding/json decides how to unescape it).
+func (p *eventScanner) value(dst *wireValue, depth int) bool {
+	if p.i >= len(p.b) {
+		return false
+	}
+	start := p.i
+	switch c := p.b[p.i]; {
+	case c == '"':
+		end, escaped, high, ok := scanString(p.b, p.i)
+		if !ok || escaped {
+			return false
+		}
+		s := p.s[start+1 : end-1]
+		*dst = wireValue{s: s, kind: isString, bad: high && !utf8.ValidString(s)}
+		p.i = end
+		return true
+	case c == '-' || c >= '0' && c <= '9':
+		end, ok := validNumber(p.b, p.i)
+		p.i = end
+		*dst = wireValue{s: p.s[start:end], kind: isNumber}
+		return ok
+	case c == 'n':
+		end, ok := validLiteral(p.b, p.i, "null")
+		p.i = end
+		return ok // null leaves dst as it is
+	case c == 't':
+		end, ok := validLiteral(p.b, p.i, "true")
+		p.i = end
+		*dst = wireValue{s: "true", kind: isBool}
+		return ok
+	case c == 'f':
+		end, ok := validLiteral(p.b, p.i, "false")
+		p.i = end
+		*dst = wireValue{s: "false", kind: isBool}
+		return ok
+	}
+	*dst = wireValue{kind: isOther}
+	return p.skip(depth)
 }
 
 // object reads an object; member is called with p.i at each member's value
@@ -208,19 +264,6 @@ func unfolded(key string, names []string) bool {
 		}
 	}
 	return true
-}
-
-// number reads a JSON number into dst; any other type gives up (a string,
-// null: the general path decides).
-func (p *eventScanner) number(dst *json.Number) bool {
-	start := p.i
-	if p.i >= len(p.b) || !(p.b[p.i] == '-' || p.b[p.i] >= '0' && p.b[p.i] <= '9') {
-		return false
-	}
-	end, ok := validNumber(p.b, p.i)
-	p.i = end
-	*dst = json.Number(p.s[start:end])
-	return ok
 }
 
 // skip checks the syntax of a value the meter does not read, inside depth

@@ -847,12 +847,25 @@ type CloudEventData struct {
 	// Country Country is the recipient's ISO 3166-1 alpha-2 country (when To is absent).
 	Country *string `json:"country,omitempty"`
 
-	// Quantity Quantity is the number of billable units (default 1).
-	Quantity *int `json:"quantity,omitempty"`
+	// Quantity Quantity is the number of billable units (default 1): an integer
+	// from 1 to 1,000,000, as a number or as a string that holds one ("5").
+	Quantity *CloudEventData_Quantity `json:"quantity,omitempty"`
 
 	// To To is the recipient's number in E.164 (+4915123456789); used only to
 	// find the country, never stored.
 	To *string `json:"to,omitempty"`
+}
+
+// CloudEventDataQuantity0 defines model for CloudEventData.Quantity.0.
+type CloudEventDataQuantity0 = int
+
+// CloudEventDataQuantity1 defines model for CloudEventData.Quantity.1.
+type CloudEventDataQuantity1 = string
+
+// CloudEventData_Quantity Quantity is the number of billable units (default 1): an integer
+// from 1 to 1,000,000, as a number or as a string that holds one ("5").
+type CloudEventData_Quantity struct {
+	union json.RawMessage
 }
 
 // CreatedKey CreatedKey is a new API key and its token, which no later answer shows.
@@ -1637,6 +1650,32 @@ type GetCustomersIdUsageParamsFormat string
 // PostEventsApplicationCloudeventsBatchPlusJSONBody defines parameters for PostEvents.
 type PostEventsApplicationCloudeventsBatchPlusJSONBody = []CloudEvent
 
+// PostEventsJSONBody defines parameters for PostEvents.
+type PostEventsJSONBody struct {
+	union json.RawMessage
+}
+
+// PostEventsParams defines parameters for PostEvents.
+type PostEventsParams struct {
+	// CeSpecversion binary mode: the event's specversion (1.0); with it, the application/json body is the event's data
+	CeSpecversion *string `json:"ce-specversion,omitempty"`
+
+	// CeType binary mode: the event's type (message.sent)
+	CeType *string `json:"ce-type,omitempty"`
+
+	// CeId binary mode: the event's id, percent-encoded as the CloudEvents HTTP binding says
+	CeId *string `json:"ce-id,omitempty"`
+
+	// CeSubject binary mode: the customer id, percent-encoded
+	CeSubject *string `json:"ce-subject,omitempty"`
+
+	// CeTime binary mode: when the message was sent, RFC 3339
+	CeTime *string `json:"ce-time,omitempty"`
+
+	// CeSource binary mode: the producer (not read)
+	CeSource *string `json:"ce-source,omitempty"`
+}
+
 // GetInvoiceRunsParams defines parameters for GetInvoiceRuns.
 type GetInvoiceRunsParams struct {
 	// Period only this month, YYYY-MM
@@ -1864,7 +1903,7 @@ type PostEventsApplicationCloudeventsPlusJSONRequestBody = CloudEvent
 type PostEventsApplicationCloudeventsBatchPlusJSONRequestBody = PostEventsApplicationCloudeventsBatchPlusJSONBody
 
 // PostEventsJSONRequestBody defines body for PostEvents for application/json ContentType.
-type PostEventsJSONRequestBody = CloudEvent
+type PostEventsJSONRequestBody PostEventsJSONBody
 
 // PostInvoiceRunsJSONRequestBody defines body for PostInvoiceRuns for application/json ContentType.
 type PostInvoiceRunsJSONRequestBody = RunRequest
@@ -1892,6 +1931,68 @@ type PostSimulationsJSONRequestBody = ReportsSimulationRequest
 
 // PostWebhooksWhatsappJSONRequestBody defines body for PostWebhooksWhatsapp for application/json ContentType.
 type PostWebhooksWhatsappJSONRequestBody = WhatsAppWebhook
+
+// AsCloudEventDataQuantity0 returns the union data inside the CloudEventData_Quantity as a CloudEventDataQuantity0
+func (t CloudEventData_Quantity) AsCloudEventDataQuantity0() (CloudEventDataQuantity0, error) {
+	var body CloudEventDataQuantity0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromCloudEventDataQuantity0 overwrites any union data inside the CloudEventData_Quantity as the provided CloudEventDataQuantity0
+func (t *CloudEventData_Quantity) FromCloudEventDataQuantity0(v CloudEventDataQuantity0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeCloudEventDataQuantity0 performs a merge with any union data inside the CloudEventData_Quantity, using the provided CloudEventDataQuantity0
+func (t *CloudEventData_Quantity) MergeCloudEventDataQuantity0(v CloudEventDataQuantity0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsCloudEventDataQuantity1 returns the union data inside the CloudEventData_Quantity as a CloudEventDataQuantity1
+func (t CloudEventData_Quantity) AsCloudEventDataQuantity1() (CloudEventDataQuantity1, error) {
+	var body CloudEventDataQuantity1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromCloudEventDataQuantity1 overwrites any union data inside the CloudEventData_Quantity as the provided CloudEventDataQuantity1
+func (t *CloudEventData_Quantity) FromCloudEventDataQuantity1(v CloudEventDataQuantity1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeCloudEventDataQuantity1 performs a merge with any union data inside the CloudEventData_Quantity, using the provided CloudEventDataQuantity1
+func (t *CloudEventData_Quantity) MergeCloudEventDataQuantity1(v CloudEventDataQuantity1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t CloudEventData_Quantity) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *CloudEventData_Quantity) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // AsProblemErrors0 returns the union data inside the Problem_Errors_Item as a ProblemErrors0
 func (t Problem_Errors_Item) AsProblemErrors0() (ProblemErrors0, error) {
@@ -1977,6 +2078,68 @@ func (t Problem_Errors_Item) MarshalJSON() ([]byte, error) {
 }
 
 func (t *Problem_Errors_Item) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsCloudEvent returns the union data inside the PostEventsJSONBody as a CloudEvent
+func (t PostEventsJSONBody) AsCloudEvent() (CloudEvent, error) {
+	var body CloudEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromCloudEvent overwrites any union data inside the PostEventsJSONBody as the provided CloudEvent
+func (t *PostEventsJSONBody) FromCloudEvent(v CloudEvent) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeCloudEvent performs a merge with any union data inside the PostEventsJSONBody, using the provided CloudEvent
+func (t *PostEventsJSONBody) MergeCloudEvent(v CloudEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsCloudEventData returns the union data inside the PostEventsJSONBody as a CloudEventData
+func (t PostEventsJSONBody) AsCloudEventData() (CloudEventData, error) {
+	var body CloudEventData
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromCloudEventData overwrites any union data inside the PostEventsJSONBody as the provided CloudEventData
+func (t *PostEventsJSONBody) FromCloudEventData(v CloudEventData) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeCloudEventData performs a merge with any union data inside the PostEventsJSONBody, using the provided CloudEventData
+func (t *PostEventsJSONBody) MergeCloudEventData(v CloudEventData) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t PostEventsJSONBody) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *PostEventsJSONBody) UnmarshalJSON(b []byte) error {
 	err := t.union.UnmarshalJSON(b)
 	return err
 }
@@ -2233,41 +2396,41 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/customers/{id}/usage (the `GetCustomersIdUsage` operationId).
 	GetCustomersIdUsage(ctx context.Context, id string, params *GetCustomersIdUsageParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// PostEventsWithBody Ingest message.sent CloudEvents: one (application/cloudevents+json or application/json) or a batch (application/cloudevents-batch+json). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
+	// PostEventsWithBody Ingest message.sent CloudEvents in any content mode of the CloudEvents HTTP binding: structured (one event, application/cloudevents+json or application/json), batched (application/cloudevents-batch+json) or binary (attributes in ce-* headers, the data as a JSON body, the official SDKs' default). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
 	//
 	// Roles: admin, ingest.
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api/v1/events (the `PostEvents` operationId).
-	PostEventsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	PostEventsWithBody(ctx context.Context, params *PostEventsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// PostEventsWithApplicationCloudeventsPlusJSONBody Ingest message.sent CloudEvents: one (application/cloudevents+json or application/json) or a batch (application/cloudevents-batch+json). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
+	// PostEventsWithApplicationCloudeventsPlusJSONBody Ingest message.sent CloudEvents in any content mode of the CloudEvents HTTP binding: structured (one event, application/cloudevents+json or application/json), batched (application/cloudevents-batch+json) or binary (attributes in ce-* headers, the data as a JSON body, the official SDKs' default). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
 	//
 	// Roles: admin, ingest.
 	//
 	// Takes a body of the `application/cloudevents+json` content type.
 	//
 	// Corresponds with POST /api/v1/events (the `PostEvents` operationId).
-	PostEventsWithApplicationCloudeventsPlusJSONBody(ctx context.Context, body PostEventsApplicationCloudeventsPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	PostEventsWithApplicationCloudeventsPlusJSONBody(ctx context.Context, params *PostEventsParams, body PostEventsApplicationCloudeventsPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// PostEventsWithApplicationCloudeventsBatchPlusJSONBody Ingest message.sent CloudEvents: one (application/cloudevents+json or application/json) or a batch (application/cloudevents-batch+json). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
+	// PostEventsWithApplicationCloudeventsBatchPlusJSONBody Ingest message.sent CloudEvents in any content mode of the CloudEvents HTTP binding: structured (one event, application/cloudevents+json or application/json), batched (application/cloudevents-batch+json) or binary (attributes in ce-* headers, the data as a JSON body, the official SDKs' default). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
 	//
 	// Roles: admin, ingest.
 	//
 	// Takes a body of the `application/cloudevents-batch+json` content type.
 	//
 	// Corresponds with POST /api/v1/events (the `PostEvents` operationId).
-	PostEventsWithApplicationCloudeventsBatchPlusJSONBody(ctx context.Context, body PostEventsApplicationCloudeventsBatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	PostEventsWithApplicationCloudeventsBatchPlusJSONBody(ctx context.Context, params *PostEventsParams, body PostEventsApplicationCloudeventsBatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// PostEvents Ingest message.sent CloudEvents: one (application/cloudevents+json or application/json) or a batch (application/cloudevents-batch+json). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
+	// PostEvents Ingest message.sent CloudEvents in any content mode of the CloudEvents HTTP binding: structured (one event, application/cloudevents+json or application/json), batched (application/cloudevents-batch+json) or binary (attributes in ce-* headers, the data as a JSON body, the official SDKs' default). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
 	//
 	// Roles: admin, ingest.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api/v1/events (the `PostEvents` operationId).
-	PostEvents(ctx context.Context, body PostEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	PostEvents(ctx context.Context, params *PostEventsParams, body PostEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetInvoiceRuns The latest invoice runs, newest first.
 	//
@@ -3004,15 +3167,15 @@ func (c *Client) GetCustomersIdUsage(ctx context.Context, id string, params *Get
 	return c.Client.Do(req)
 }
 
-// PostEventsWithBody Ingest message.sent CloudEvents: one (application/cloudevents+json or application/json) or a batch (application/cloudevents-batch+json). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
+// PostEventsWithBody Ingest message.sent CloudEvents in any content mode of the CloudEvents HTTP binding: structured (one event, application/cloudevents+json or application/json), batched (application/cloudevents-batch+json) or binary (attributes in ce-* headers, the data as a JSON body, the official SDKs' default). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
 //
 // Roles: admin, ingest.
 //
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /api/v1/events (the `PostEvents` operationId).
-func (c *Client) PostEventsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewPostEventsRequestWithBody(c.Server, contentType, body)
+func (c *Client) PostEventsWithBody(ctx context.Context, params *PostEventsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostEventsRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3023,15 +3186,15 @@ func (c *Client) PostEventsWithBody(ctx context.Context, contentType string, bod
 	return c.Client.Do(req)
 }
 
-// PostEventsWithApplicationCloudeventsPlusJSONBody Ingest message.sent CloudEvents: one (application/cloudevents+json or application/json) or a batch (application/cloudevents-batch+json). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
+// PostEventsWithApplicationCloudeventsPlusJSONBody Ingest message.sent CloudEvents in any content mode of the CloudEvents HTTP binding: structured (one event, application/cloudevents+json or application/json), batched (application/cloudevents-batch+json) or binary (attributes in ce-* headers, the data as a JSON body, the official SDKs' default). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
 //
 // Roles: admin, ingest.
 //
 // Takes a body of the `application/cloudevents+json` content type.
 //
 // Corresponds with POST /api/v1/events (the `PostEvents` operationId).
-func (c *Client) PostEventsWithApplicationCloudeventsPlusJSONBody(ctx context.Context, body PostEventsApplicationCloudeventsPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewPostEventsRequestWithApplicationCloudeventsPlusJSONBody(c.Server, body)
+func (c *Client) PostEventsWithApplicationCloudeventsPlusJSONBody(ctx context.Context, params *PostEventsParams, body PostEventsApplicationCloudeventsPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostEventsRequestWithApplicationCloudeventsPlusJSONBody(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3042,15 +3205,15 @@ func (c *Client) PostEventsWithApplicationCloudeventsPlusJSONBody(ctx context.Co
 	return c.Client.Do(req)
 }
 
-// PostEventsWithApplicationCloudeventsBatchPlusJSONBody Ingest message.sent CloudEvents: one (application/cloudevents+json or application/json) or a batch (application/cloudevents-batch+json). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
+// PostEventsWithApplicationCloudeventsBatchPlusJSONBody Ingest message.sent CloudEvents in any content mode of the CloudEvents HTTP binding: structured (one event, application/cloudevents+json or application/json), batched (application/cloudevents-batch+json) or binary (attributes in ce-* headers, the data as a JSON body, the official SDKs' default). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
 //
 // Roles: admin, ingest.
 //
 // Takes a body of the `application/cloudevents-batch+json` content type.
 //
 // Corresponds with POST /api/v1/events (the `PostEvents` operationId).
-func (c *Client) PostEventsWithApplicationCloudeventsBatchPlusJSONBody(ctx context.Context, body PostEventsApplicationCloudeventsBatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewPostEventsRequestWithApplicationCloudeventsBatchPlusJSONBody(c.Server, body)
+func (c *Client) PostEventsWithApplicationCloudeventsBatchPlusJSONBody(ctx context.Context, params *PostEventsParams, body PostEventsApplicationCloudeventsBatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostEventsRequestWithApplicationCloudeventsBatchPlusJSONBody(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3061,15 +3224,15 @@ func (c *Client) PostEventsWithApplicationCloudeventsBatchPlusJSONBody(ctx conte
 	return c.Client.Do(req)
 }
 
-// PostEvents Ingest message.sent CloudEvents: one (application/cloudevents+json or application/json) or a batch (application/cloudevents-batch+json). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
+// PostEvents Ingest message.sent CloudEvents in any content mode of the CloudEvents HTTP binding: structured (one event, application/cloudevents+json or application/json), batched (application/cloudevents-batch+json) or binary (attributes in ce-* headers, the data as a JSON body, the official SDKs' default). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
 //
 // Roles: admin, ingest.
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api/v1/events (the `PostEvents` operationId).
-func (c *Client) PostEvents(ctx context.Context, body PostEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewPostEventsRequest(c.Server, body)
+func (c *Client) PostEvents(ctx context.Context, params *PostEventsParams, body PostEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostEventsRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4662,40 +4825,40 @@ func NewGetCustomersIdUsageRequest(server string, id string, params *GetCustomer
 }
 
 // NewPostEventsRequestWithApplicationCloudeventsPlusJSONBody calls the generic PostEvents builder with application/cloudevents+json body
-func NewPostEventsRequestWithApplicationCloudeventsPlusJSONBody(server string, body PostEventsApplicationCloudeventsPlusJSONRequestBody) (*http.Request, error) {
+func NewPostEventsRequestWithApplicationCloudeventsPlusJSONBody(server string, params *PostEventsParams, body PostEventsApplicationCloudeventsPlusJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewPostEventsRequestWithBody(server, "application/cloudevents+json", bodyReader)
+	return NewPostEventsRequestWithBody(server, params, "application/cloudevents+json", bodyReader)
 }
 
 // NewPostEventsRequestWithApplicationCloudeventsBatchPlusJSONBody calls the generic PostEvents builder with application/cloudevents-batch+json body
-func NewPostEventsRequestWithApplicationCloudeventsBatchPlusJSONBody(server string, body PostEventsApplicationCloudeventsBatchPlusJSONRequestBody) (*http.Request, error) {
+func NewPostEventsRequestWithApplicationCloudeventsBatchPlusJSONBody(server string, params *PostEventsParams, body PostEventsApplicationCloudeventsBatchPlusJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewPostEventsRequestWithBody(server, "application/cloudevents-batch+json", bodyReader)
+	return NewPostEventsRequestWithBody(server, params, "application/cloudevents-batch+json", bodyReader)
 }
 
 // NewPostEventsRequest calls the generic PostEvents builder with application/json body
-func NewPostEventsRequest(server string, body PostEventsJSONRequestBody) (*http.Request, error) {
+func NewPostEventsRequest(server string, params *PostEventsParams, body PostEventsJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewPostEventsRequestWithBody(server, "application/json", bodyReader)
+	return NewPostEventsRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewPostEventsRequestWithBody constructs an http.Request for the PostEvents method, with any body, and a specified content type
-func NewPostEventsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewPostEventsRequestWithBody(server string, params *PostEventsParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -4719,6 +4882,76 @@ func NewPostEventsRequestWithBody(server string, contentType string, body io.Rea
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.CeSpecversion != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "ce-specversion", *params.CeSpecversion, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("ce-specversion", headerParam0)
+		}
+
+		if params.CeType != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "ce-type", *params.CeType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("ce-type", headerParam1)
+		}
+
+		if params.CeId != nil {
+			var headerParam2 string
+
+			headerParam2, err = runtime.StyleParamWithOptions("simple", false, "ce-id", *params.CeId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("ce-id", headerParam2)
+		}
+
+		if params.CeSubject != nil {
+			var headerParam3 string
+
+			headerParam3, err = runtime.StyleParamWithOptions("simple", false, "ce-subject", *params.CeSubject, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("ce-subject", headerParam3)
+		}
+
+		if params.CeTime != nil {
+			var headerParam4 string
+
+			headerParam4, err = runtime.StyleParamWithOptions("simple", false, "ce-time", *params.CeTime, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("ce-time", headerParam4)
+		}
+
+		if params.CeSource != nil {
+			var headerParam5 string
+
+			headerParam5, err = runtime.StyleParamWithOptions("simple", false, "ce-source", *params.CeSource, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("ce-source", headerParam5)
+		}
+
+	}
 
 	return req, nil
 }
@@ -6856,41 +7089,41 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/customers/{id}/usage (the `GetCustomersIdUsage` operationId).
 	GetCustomersIdUsageWithResponse(ctx context.Context, id string, params *GetCustomersIdUsageParams, reqEditors ...RequestEditorFn) (*GetCustomersIdUsageResponse, error)
 
-	// PostEventsWithBodyWithResponse Ingest message.sent CloudEvents: one (application/cloudevents+json or application/json) or a batch (application/cloudevents-batch+json). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
+	// PostEventsWithBodyWithResponse Ingest message.sent CloudEvents in any content mode of the CloudEvents HTTP binding: structured (one event, application/cloudevents+json or application/json), batched (application/cloudevents-batch+json) or binary (attributes in ce-* headers, the data as a JSON body, the official SDKs' default). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
 	//
 	// Roles: admin, ingest.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/events (the `PostEvents` operationId).
-	PostEventsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostEventsResponse, error)
+	PostEventsWithBodyWithResponse(ctx context.Context, params *PostEventsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostEventsResponse, error)
 
-	// PostEventsWithApplicationCloudeventsPlusJSONBodyWithResponse Ingest message.sent CloudEvents: one (application/cloudevents+json or application/json) or a batch (application/cloudevents-batch+json). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
+	// PostEventsWithApplicationCloudeventsPlusJSONBodyWithResponse Ingest message.sent CloudEvents in any content mode of the CloudEvents HTTP binding: structured (one event, application/cloudevents+json or application/json), batched (application/cloudevents-batch+json) or binary (attributes in ce-* headers, the data as a JSON body, the official SDKs' default). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
 	//
 	// Roles: admin, ingest.
 	//
 	// Takes a body of the `application/cloudevents+json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/events (the `PostEvents` operationId).
-	PostEventsWithApplicationCloudeventsPlusJSONBodyWithResponse(ctx context.Context, body PostEventsApplicationCloudeventsPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*PostEventsResponse, error)
+	PostEventsWithApplicationCloudeventsPlusJSONBodyWithResponse(ctx context.Context, params *PostEventsParams, body PostEventsApplicationCloudeventsPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*PostEventsResponse, error)
 
-	// PostEventsWithApplicationCloudeventsBatchPlusJSONBodyWithResponse Ingest message.sent CloudEvents: one (application/cloudevents+json or application/json) or a batch (application/cloudevents-batch+json). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
+	// PostEventsWithApplicationCloudeventsBatchPlusJSONBodyWithResponse Ingest message.sent CloudEvents in any content mode of the CloudEvents HTTP binding: structured (one event, application/cloudevents+json or application/json), batched (application/cloudevents-batch+json) or binary (attributes in ce-* headers, the data as a JSON body, the official SDKs' default). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
 	//
 	// Roles: admin, ingest.
 	//
 	// Takes a body of the `application/cloudevents-batch+json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/events (the `PostEvents` operationId).
-	PostEventsWithApplicationCloudeventsBatchPlusJSONBodyWithResponse(ctx context.Context, body PostEventsApplicationCloudeventsBatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*PostEventsResponse, error)
+	PostEventsWithApplicationCloudeventsBatchPlusJSONBodyWithResponse(ctx context.Context, params *PostEventsParams, body PostEventsApplicationCloudeventsBatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*PostEventsResponse, error)
 
-	// PostEventsWithResponse Ingest message.sent CloudEvents: one (application/cloudevents+json or application/json) or a batch (application/cloudevents-batch+json). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
+	// PostEventsWithResponse Ingest message.sent CloudEvents in any content mode of the CloudEvents HTTP binding: structured (one event, application/cloudevents+json or application/json), batched (application/cloudevents-batch+json) or binary (attributes in ce-* headers, the data as a JSON body, the official SDKs' default). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
 	//
 	// Roles: admin, ingest.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/events (the `PostEvents` operationId).
-	PostEventsWithResponse(ctx context.Context, body PostEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostEventsResponse, error)
+	PostEventsWithResponse(ctx context.Context, params *PostEventsParams, body PostEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostEventsResponse, error)
 
 	// GetInvoiceRunsWithResponse The latest invoice runs, newest first.
 	//
@@ -12737,60 +12970,60 @@ func (c *ClientWithResponses) GetCustomersIdUsageWithResponse(ctx context.Contex
 	return ParseGetCustomersIdUsageResponse(rsp)
 }
 
-// PostEventsWithBodyWithResponse Ingest message.sent CloudEvents: one (application/cloudevents+json or application/json) or a batch (application/cloudevents-batch+json). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
+// PostEventsWithBodyWithResponse Ingest message.sent CloudEvents in any content mode of the CloudEvents HTTP binding: structured (one event, application/cloudevents+json or application/json), batched (application/cloudevents-batch+json) or binary (attributes in ce-* headers, the data as a JSON body, the official SDKs' default). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
 //
 // Roles: admin, ingest.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/v1/events (the `PostEvents` operationId).
-func (c *ClientWithResponses) PostEventsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostEventsResponse, error) {
-	rsp, err := c.PostEventsWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) PostEventsWithBodyWithResponse(ctx context.Context, params *PostEventsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostEventsResponse, error) {
+	rsp, err := c.PostEventsWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
 	return ParsePostEventsResponse(rsp)
 }
 
-// PostEventsWithApplicationCloudeventsPlusJSONBodyWithResponse Ingest message.sent CloudEvents: one (application/cloudevents+json or application/json) or a batch (application/cloudevents-batch+json). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
+// PostEventsWithApplicationCloudeventsPlusJSONBodyWithResponse Ingest message.sent CloudEvents in any content mode of the CloudEvents HTTP binding: structured (one event, application/cloudevents+json or application/json), batched (application/cloudevents-batch+json) or binary (attributes in ce-* headers, the data as a JSON body, the official SDKs' default). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
 //
 // Roles: admin, ingest.
 //
 // Takes a body of the `application/cloudevents+json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/v1/events (the `PostEvents` operationId).
-func (c *ClientWithResponses) PostEventsWithApplicationCloudeventsPlusJSONBodyWithResponse(ctx context.Context, body PostEventsApplicationCloudeventsPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*PostEventsResponse, error) {
-	rsp, err := c.PostEventsWithApplicationCloudeventsPlusJSONBody(ctx, body, reqEditors...)
+func (c *ClientWithResponses) PostEventsWithApplicationCloudeventsPlusJSONBodyWithResponse(ctx context.Context, params *PostEventsParams, body PostEventsApplicationCloudeventsPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*PostEventsResponse, error) {
+	rsp, err := c.PostEventsWithApplicationCloudeventsPlusJSONBody(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
 	return ParsePostEventsResponse(rsp)
 }
 
-// PostEventsWithApplicationCloudeventsBatchPlusJSONBodyWithResponse Ingest message.sent CloudEvents: one (application/cloudevents+json or application/json) or a batch (application/cloudevents-batch+json). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
+// PostEventsWithApplicationCloudeventsBatchPlusJSONBodyWithResponse Ingest message.sent CloudEvents in any content mode of the CloudEvents HTTP binding: structured (one event, application/cloudevents+json or application/json), batched (application/cloudevents-batch+json) or binary (attributes in ce-* headers, the data as a JSON body, the official SDKs' default). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
 //
 // Roles: admin, ingest.
 //
 // Takes a body of the `application/cloudevents-batch+json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/v1/events (the `PostEvents` operationId).
-func (c *ClientWithResponses) PostEventsWithApplicationCloudeventsBatchPlusJSONBodyWithResponse(ctx context.Context, body PostEventsApplicationCloudeventsBatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*PostEventsResponse, error) {
-	rsp, err := c.PostEventsWithApplicationCloudeventsBatchPlusJSONBody(ctx, body, reqEditors...)
+func (c *ClientWithResponses) PostEventsWithApplicationCloudeventsBatchPlusJSONBodyWithResponse(ctx context.Context, params *PostEventsParams, body PostEventsApplicationCloudeventsBatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*PostEventsResponse, error) {
+	rsp, err := c.PostEventsWithApplicationCloudeventsBatchPlusJSONBody(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
 	return ParsePostEventsResponse(rsp)
 }
 
-// PostEventsWithResponse Ingest message.sent CloudEvents: one (application/cloudevents+json or application/json) or a batch (application/cloudevents-batch+json). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
+// PostEventsWithResponse Ingest message.sent CloudEvents in any content mode of the CloudEvents HTTP binding: structured (one event, application/cloudevents+json or application/json), batched (application/cloudevents-batch+json) or binary (attributes in ce-* headers, the data as a JSON body, the official SDKs' default). A batch always answers 200 with a result per event (accepted, duplicate, conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) or 400 (rejected). 200 means every accepted event is stored.
 //
 // Roles: admin, ingest.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/v1/events (the `PostEvents` operationId).
-func (c *ClientWithResponses) PostEventsWithResponse(ctx context.Context, body PostEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostEventsResponse, error) {
-	rsp, err := c.PostEvents(ctx, body, reqEditors...)
+func (c *ClientWithResponses) PostEventsWithResponse(ctx context.Context, params *PostEventsParams, body PostEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostEventsResponse, error) {
+	rsp, err := c.PostEvents(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}

@@ -112,10 +112,14 @@ func TestGeneratedClientAgainstTheApp(t *testing.T) {
 	// whose errors hold the event's result.
 	at := a.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	event := func(id, country, category string, qty int) apiclient.CloudEvent {
+		var q apiclient.CloudEventData_Quantity // a number or a string that holds one
+		if err := q.FromCloudEventDataQuantity0(qty); err != nil {
+			t.Fatal(err)
+		}
 		return apiclient.CloudEvent{Specversion: "1.0", Type: "message.sent", Source: ptr("client-test"), Id: id, Subject: "acme", Time: at,
-			Data: apiclient.CloudEventData{Country: ptr(country), Category: category, Quantity: ptr(qty)}}
+			Data: apiclient.CloudEventData{Country: ptr(country), Category: category, Quantity: &q}}
 	}
-	batch, err := ingest.PostEventsWithApplicationCloudeventsBatchPlusJSONBodyWithResponse(ctx,
+	batch, err := ingest.PostEventsWithApplicationCloudeventsBatchPlusJSONBodyWithResponse(ctx, nil,
 		apiclient.PostEventsApplicationCloudeventsBatchPlusJSONRequestBody{event("e1", "DE", "marketing", 3), event("e2", "FR", "utility", 2), event("e3", "DE", "no-such-category", 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +130,7 @@ func TestGeneratedClientAgainstTheApp(t *testing.T) {
 	if r := batch.JSON200.Results[2]; r.Status != "rejected" || r.Field == nil || *r.Field != "data.category" {
 		t.Errorf("rejected event's result: %+v", r)
 	}
-	single, err := ingest.PostEventsWithApplicationCloudeventsPlusJSONBodyWithResponse(ctx, event("e4", "DE", "no-such-category", 1))
+	single, err := ingest.PostEventsWithApplicationCloudeventsPlusJSONBodyWithResponse(ctx, nil, event("e4", "DE", "no-such-category", 1))
 	if err != nil {
 		t.Fatal(err)
 	}

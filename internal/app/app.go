@@ -136,7 +136,7 @@ func (a *App) Server() *httpapi.Server {
 			Rules: &metering.Rules{
 				Now: func() time.Time { return a.Now() }, Horizon: a.Config.Ingest.Horizon.Duration,
 				FutureSkew: a.Config.Ingest.FutureSkew.Duration, Categories: a.Config.Ingest.Categories,
-				MaxBatchLen: a.Config.Ingest.MaxBatch,
+				MaxBatchLen: a.Config.Ingest.MaxBatch, BillableStatus: a.Config.WhatsApp.BillableStatus,
 			},
 			Ingester: a.Ingester,
 			Usage:    a.Events,

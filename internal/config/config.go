@@ -89,6 +89,9 @@ type Ingest struct {
 type WhatsApp struct {
 	AppSecret   string `toml:"app_secret"`
 	VerifyToken string `toml:"verify_token"`
+	// BillableStatus is the message status that makes a message billable:
+	// "delivered" (as the upstream bills) or "sent".
+	BillableStatus string `toml:"billable_status"`
 }
 
 // Usage limits usage queries.
@@ -134,9 +137,10 @@ func Default() Config {
 			FutureSkew:    Duration{5 * time.Minute},
 			Categories:    []string{"notification", "session", "marketing", "utility", "authentication", "authentication_international", "service"},
 		},
-		Usage:   Usage{MaxRange: Duration{400 * 24 * time.Hour}},
-		Billing: Billing{Schedule: "0 2 1 * *", Grace: Duration{72 * time.Hour}, NumberFormat: "PST-{year}-{seq:6}", IssuerName: "Postage Messaging Ltd.", IssuerAddress: "1 Example Street, London, United Kingdom", Scheduler: true, RunGCPercent: 400},
-		Log:     Log{Level: "info", Format: "text"},
+		WhatsApp: WhatsApp{BillableStatus: "delivered"},
+		Usage:    Usage{MaxRange: Duration{400 * 24 * time.Hour}},
+		Billing:  Billing{Schedule: "0 2 1 * *", Grace: Duration{72 * time.Hour}, NumberFormat: "PST-{year}-{seq:6}", IssuerName: "Postage Messaging Ltd.", IssuerAddress: "1 Example Street, London, United Kingdom", Scheduler: true, RunGCPercent: 400},
+		Log:      Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -197,6 +201,11 @@ func (c Config) Validate() error {
 	}
 	if c.Ingest.Horizon.Duration <= 0 {
 		errs = append(errs, errors.New("ingest.horizon must be positive"))
+	}
+	switch c.WhatsApp.BillableStatus {
+	case "sent", "delivered":
+	default:
+		errs = append(errs, fmt.Errorf("whatsapp.billable_status %q: use delivered or sent", c.WhatsApp.BillableStatus))
 	}
 	if c.Usage.MaxRange.Duration <= 0 {
 		errs = append(errs, errors.New("usage.max_range must be positive"))

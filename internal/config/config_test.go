@@ -70,6 +70,7 @@ func TestLoadErrorsAreClear(t *testing.T) {
 		{"bad duration", "[billing]\ngrace = \"3 days\"\n", nil, "bad duration"},
 		{"bad env int", "", []string{"POSTAGE_INGEST_MAX_BATCH=many"}, "POSTAGE_INGEST_MAX_BATCH: not an integer"},
 		{"invalid value", "[log]\nformat = \"xml\"\n", nil, `log.format "xml"`},
+		{"billable status", "[whatsapp]\nbillable_status = \"read\"\n", nil, `whatsapp.billable_status "read"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

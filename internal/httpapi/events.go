@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -107,10 +108,19 @@ func (s *Server) meteringRoutes() {
 		return // metering not wired (tests of other domains)
 	}
 	s.handle(Route{Method: "POST", Path: "/api/v1/events", Tag: "metering", Roles: ingestOnly,
-		Request:  Media{ctCloudEvent: CloudEvent{}, "application/json": CloudEvent{}, ctCloudEventBatch: []CloudEvent{}},
+		Request: Media{ctCloudEvent: CloudEvent{}, "application/json": new(StructuredOrBinary), ctCloudEventBatch: []CloudEvent{}},
+		Header: []Param{
+			{Name: "ce-specversion", Description: "binary mode: the event's specversion (1.0); with it, the application/json body is the event's data"},
+			{Name: "ce-type", Description: "binary mode: the event's type (message.sent)"},
+			{Name: "ce-id", Description: "binary mode: the event's id, percent-encoded as the CloudEvents HTTP binding says"},
+			{Name: "ce-subject", Description: "binary mode: the customer id, percent-encoded"},
+			{Name: "ce-time", Description: "binary mode: when the message was sent, RFC 3339"},
+			{Name: "ce-source", Description: "binary mode: the producer (not read)"},
+		},
 		Response: EventsResponse{}, Errors: []int{http.StatusTooManyRequests},
-		Summary: "Ingest message.sent CloudEvents: one (application/cloudevents+json or application/json) or a batch " +
-			"(application/cloudevents-batch+json). A batch always answers 200 with a result per event (accepted, duplicate, " +
+		Summary: "Ingest message.sent CloudEvents in any content mode of the CloudEvents HTTP binding: structured (one event, " +
+			"application/cloudevents+json or application/json), batched (application/cloudevents-batch+json) or binary (attributes in " +
+			"ce-* headers, the data as a JSON body, the official SDKs' default). A batch always answers 200 with a result per event (accepted, duplicate, " +
 			"conflict, rejected with field and reason); a single event answers 200 (accepted or duplicate), 409 (conflict) " +
 			"or 400 (rejected). 200 means every accepted event is stored."}, s.postEvents)
 	s.handle(Route{Method: "POST", Path: "/api/v1/webhooks/whatsapp", Tag: "metering",
@@ -158,23 +168,53 @@ func readBodyInto(c *gin.Context, buf *bytes.Buffer) ([]byte, error) {
 // (the body limit is configurable) go to the garbage collector.
 const maxPooledBody = 4 << 20
 
-func (s *Server) postEvents(c *gin.Context) {
-	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+// Content modes of a CloudEvents request (the CloudEvents HTTP binding).
+const (
+	modeStructured = iota // one event as the body (application/cloudevents+json)
+	modeBatch             // a JSON array of events (application/cloudevents-batch+json)
+	modeBinary            // attributes in ce-* headers, the data as the body
+)
+
+// contentMode chooses how to read an events request, as the CloudEvents
+// HTTP binding says: the content type names the structured and batched
+// modes; any other request that carries a ce-specversion header is in
+// binary mode, whose data the meter reads only as JSON (application/json,
+// the type the official SDKs send). A request in
+// neither, sent as application/json, is read as one structured event
+// (postage has always taken those).
+func contentMode(h http.Header) (int, error) {
+	ct := h.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
 		mt = ""
 	}
-	batch := false
-	switch mt {
-	case ctCloudEventBatch:
-		batch = true
-	case ctCloudEvent, "application/json":
-	default:
-		s.writeError(c, postage.Errorf(postage.EUNSUPPORTED, "Content-Type must be %s, %s or application/json", ctCloudEvent, ctCloudEventBatch))
+	switch {
+	case mt == ctCloudEventBatch:
+		return modeBatch, nil
+	case mt == ctCloudEvent:
+		return modeStructured, nil
+	case strings.HasPrefix(mt, "application/cloudevents"):
+		return 0, postage.Errorf(postage.EUNSUPPORTED, "event format %s is not supported: use %s or %s", mt, ctCloudEvent, ctCloudEventBatch)
+	case len(h.Values("Ce-Specversion")) > 0:
+		if mt == "application/json" {
+			return modeBinary, nil
+		}
+		return 0, postage.Errorf(postage.EUNSUPPORTED, "binary-mode event data must be JSON, sent as Content-Type application/json, not %q", ct)
+	case mt == "application/json":
+		return modeStructured, nil
+	}
+	return 0, postage.Errorf(postage.EUNSUPPORTED, "Content-Type must be %s, %s, or application/json (one structured event, or binary mode with ce-* headers)", ctCloudEvent, ctCloudEventBatch)
+}
+
+func (s *Server) postEvents(c *gin.Context) {
+	mode, err := contentMode(c.Request.Header)
+	if err != nil {
+		s.writeError(c, err)
 		return
 	}
 	// The body is read into a recycled buffer: a batch of 2,000 events is
 	// about half a megabyte, and a new buffer for each made the garbage
-	// collector run for them. DecodeBatch and DecodeSingle keep nothing of
+	// collector run for them. The decoders keep nothing of
 	// the body (metering.TestDecodedKeepsNothingOfTheBody), so the buffer
 	// goes back as soon as the body is decoded.
 	buf, _ := s.bodies.Get().(*bytes.Buffer)
@@ -184,9 +224,12 @@ func (s *Server) postEvents(c *gin.Context) {
 	body, err := readBodyInto(c, buf)
 	var d *metering.Decoded
 	if err == nil {
-		if batch {
+		switch mode {
+		case modeBatch:
 			d, err = s.Metering.Rules.DecodeBatch(body)
-		} else {
+		case modeBinary:
+			d, err = s.Metering.Rules.DecodeBinary(c.Request.Header, body)
+		default:
 			d, err = s.Metering.Rules.DecodeSingle(body)
 		}
 	}
@@ -202,7 +245,7 @@ func (s *Server) postEvents(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	if !batch {
+	if mode != modeBatch {
 		r := resp.Results[0]
 		switch r.Status {
 		case metering.Rejected:

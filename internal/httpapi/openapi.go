@@ -530,6 +530,13 @@ var mapped = map[reflect.Type]func() *jsonschema.Schema{
 	reflect.TypeFor[formatParam](): func() *jsonschema.Schema {
 		return &jsonschema.Schema{Type: "string", Enum: []any{"csv", "json"}}
 	},
+	reflect.TypeFor[EventQuantity](): func() *jsonschema.Schema {
+		return &jsonschema.Schema{Description: "an integer from 1 to 1,000,000, as a number or a string that holds one", OneOf: []*jsonschema.Schema{
+			{Type: "integer", Minimum: "1", Maximum: "1000000"}, {Type: "string"}}}
+	},
+	reflect.TypeFor[StructuredOrBinary](): func() *jsonschema.Schema {
+		return &jsonschema.Schema{OneOf: []*jsonschema.Schema{{Ref: "#/$defs/CloudEvent"}, {Ref: "#/$defs/CloudEventData"}}}
+	},
 	reflect.TypeFor[openAPIDocument](): func() *jsonschema.Schema {
 		return &jsonschema.Schema{Type: "object", Description: "an OpenAPI 3.0 document"}
 	},

@@ -6,6 +6,8 @@ package httpapi
 // document only; docs/METERING.md has the rules in full.
 
 // CloudEvent is one message.sent event (CloudEvents 1.0, structured mode).
+// In binary mode the attributes are ce-* headers and the body is the data
+// alone (CloudEventData).
 type CloudEvent struct {
 	SpecVersion string `json:"specversion" jsonschema:"enum=1.0"`
 	Type        string `json:"type" jsonschema:"enum=message.sent"`
@@ -31,9 +33,19 @@ type CloudEventData struct {
 	Country string `json:"country,omitempty"`
 	// Category is a configured message category, e.g. marketing.
 	Category string `json:"category"`
-	// Quantity is the number of billable units (default 1).
-	Quantity int `json:"quantity,omitempty" jsonschema:"minimum=1,maximum=1000000"`
+	// Quantity is the number of billable units (default 1): an integer
+	// from 1 to 1,000,000, as a number or as a string that holds one ("5").
+	Quantity EventQuantity `json:"quantity,omitempty"`
 }
+
+// EventQuantity is an event's quantity: an integer from 1 to 1,000,000,
+// as a JSON number or as a string that holds one ("5").
+type EventQuantity any
+
+// StructuredOrBinary is the body of an application/json events request:
+// one structured event (CloudEvent), or, with ce-* headers, a binary-mode
+// event's data (CloudEventData).
+type StructuredOrBinary any
 
 // WhatsAppWebhook is a WhatsApp Cloud API webhook with message statuses.
 type WhatsAppWebhook struct {
