@@ -353,9 +353,7 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 	}
 	countries := make([]CountryQuantity, 0, len(usage))
 	tiers := make([]TierLine, 0, ntiers+1) // +1: a custom price may use one tier where the card's uses none
-	var total u128
-	var totalDec decimal.Decimal // rounded amounts of discounted lines
-	var hasTotalDec bool
+	var total u128                         // rounded amounts, in micro-units
 
 	for i := 0; i < len(order); {
 		a := rowAcc[order[i]]
@@ -450,46 +448,38 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 			ln.UnitPrice = ln.Tiers[0].UnitPrice
 		default:
 			ln.Tiers[0].Amount = mul64(uint64(ln.Tiers[0].Quantity), tiersIn[0].micros).decimal(MaxPriceDecimals)
-			ln.UnitPrice = sub.divRoundHalfEven(uint64(q)).decimal(MaxPriceDecimals)
+			ln.UnitPrice = widen(sub).roundDiv(uint64(q), false).u128().decimal(MaxPriceDecimals)
 			ln.Average = true
 		}
 
-		// Discounts, then one rounding.
-		var f decimal.Decimal
-		var discounted bool
+		// Discounts, then one rounding: the exact amount is an integer of
+		// 10^-scale units (micro-units, or 10^-18 with discounts, whose
+		// factors are millionths), rounded once by roundDiv.
+		exact, scale := widen(sub), MaxPriceDecimals
 		if hasOv {
-			f = decimal.New(1, 0)
+			f1, f2 := uint64(million), uint64(million) // (100 - percent) / 100 in millionths
 			if d, ok := ov.scopedDiscount(ln.Market, ln.Category); ok && !d.IsZero() {
-				f = f.Mul(hundred.Sub(d)).Shift(-2)
-				discounted = true
+				f1 = discountFactor(d)
 			}
 			if !ov.CardDiscount.IsZero() {
-				f = f.Mul(hundred.Sub(ov.CardDiscount)).Shift(-2)
-				discounted = true
+				f2 = discountFactor(ov.CardDiscount)
+			}
+			if f1 != million || f2 != million {
+				exact, scale = sub.mul(f1).mul(f2), MaxPriceDecimals+12
+				ln.Discount = decimal.New(int64(million*million-f1*f2), -10) // percent
 			}
 		}
-		if discounted {
-			ln.Discount = decimal.New(1, 0).Sub(f).Shift(2)
-			ln.Exact = ln.Subtotal.Mul(f)
-			if r.v.Rounding == RoundHalfUp {
-				ln.Amount = ln.Exact.Round(int32(r.minor))
-			} else {
-				ln.Amount = ln.Exact.RoundBank(int32(r.minor))
-			}
-			totalDec = totalDec.Add(ln.Amount)
-			hasTotalDec = true
-		} else {
-			ln.Exact = ln.Subtotal
-			rounded := sub.round(MaxPriceDecimals-r.minor, r.v.Rounding == RoundHalfUp)
-			ln.Amount = rounded.decimal(min(r.minor, MaxPriceDecimals))
-			total = total.add(rounded.rescale(MaxPriceDecimals - min(r.minor, MaxPriceDecimals)))
+		ln.Exact = ln.Subtotal
+		if scale != MaxPriceDecimals {
+			ln.Exact = exact.decimal(scale)
 		}
+		minor := min(r.minor, MaxPriceDecimals)
+		rounded := exact.roundDiv(pow10[scale-minor], r.v.Rounding == RoundHalfUp).u128()
+		ln.Amount = rounded.decimal(minor)
+		total = total.add(rounded.rescale(MaxPriceDecimals - minor))
 	}
 	// total holds rounded amounts in micro-units (exact multiples of the minor unit).
 	res.Total = total.decimal(MaxPriceDecimals).Truncate(int32(r.minor))
-	if hasTotalDec {
-		res.Total = res.Total.Add(totalDec)
-	}
 	return res, nil
 }
 
@@ -620,38 +610,6 @@ func (x u128) add(y u128) u128 {
 	return u128{hi, lo}
 }
 
-// divmod divides by a non-zero 64-bit divisor.
-func (x u128) divmod(d uint64) (u128, uint64) {
-	qhi, rhi := x.hi/d, x.hi%d
-	qlo, r := bits.Div64(rhi, x.lo, d)
-	return u128{qhi, qlo}, r
-}
-
-// roundDiv divides by d rounding half-even (or half-up).
-func (x u128) roundDiv(d uint64, halfUp bool) u128 {
-	q, r := x.divmod(d)
-	// compare 2r with d without overflow: r ≥ d-r
-	switch {
-	case r > d-r:
-		q = q.add(u128{0, 1})
-	case r == d-r && r != 0:
-		if halfUp || q.lo&1 == 1 {
-			q = q.add(u128{0, 1})
-		}
-	}
-	return q
-}
-
-func (x u128) divRoundHalfEven(d uint64) u128 { return x.roundDiv(d, false) }
-
-// round drops the last `digits` decimal digits with the given rounding.
-func (x u128) round(digits int, halfUp bool) u128 {
-	if digits <= 0 {
-		return x
-	}
-	return x.roundDiv(pow10[digits], halfUp)
-}
-
 // rescale multiplies by 10^digits.
 func (x u128) rescale(digits int) u128 {
 	if digits <= 0 {
@@ -661,7 +619,80 @@ func (x u128) rescale(digits int) u128 {
 	return u128{x.hi*pow10[digits] + hi, lo}
 }
 
-var pow10 = [...]uint64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000}
+// mul multiplies by m; the product must fit (a subtotal < 2^102 times a
+// discount factor ≤ 10^6 does).
+func (x u128) mul(m uint64) u192 {
+	h0, l0 := bits.Mul64(x.lo, m)
+	h1, l1 := bits.Mul64(x.hi, m)
+	mid, c := bits.Add64(l1, h0, 0)
+	return u192{h1 + c, mid, l0}
+}
+
+// u192 is an unsigned 192-bit integer: an exact amount to round. A
+// discounted amount is a subtotal (< 2^102 micro-units) times two discount
+// factors (each ≤ 10^6 millionths), < 2^142.
+type u192 struct{ hi, mid, lo uint64 }
+
+func widen(x u128) u192 { return u192{0, x.hi, x.lo} }
+
+// u192 multiplies by m (x.hi must be zero, which every amount rated here is).
+func (x u192) mul(m uint64) u192 {
+	return u128{x.mid, x.lo}.mul(m)
+}
+
+// roundDiv divides by d (non-zero) rounding half-even, or half-up: the
+// one rounding of money (a line's exact amount to its currency's minor
+// unit) and of average unit prices (to six decimals).
+func (x u192) roundDiv(d uint64, halfUp bool) u192 {
+	qhi, r := x.hi/d, x.hi%d
+	qmid, r := bits.Div64(r, x.mid, d)
+	qlo, r := bits.Div64(r, x.lo, d)
+	q := u192{qhi, qmid, qlo}
+	// Round up when 2r > d, or 2r == d and (half-up or q is odd); r ≥ d-r
+	// compares without overflow.
+	if r > d-r || (r == d-r && r != 0 && (halfUp || qlo&1 == 1)) {
+		var c uint64
+		q.lo, c = bits.Add64(q.lo, 1, 0)
+		q.mid, c = bits.Add64(q.mid, 0, c)
+		q.hi += c
+	}
+	return q
+}
+
+// u128 returns x, which must be below 2^128.
+func (x u192) u128() u128 {
+	if x.hi != 0 {
+		panic("pricing: amount out of range")
+	}
+	return u128{x.mid, x.lo}
+}
+
+// decimal returns x × 10^-scale.
+func (x u192) decimal(scale int) decimal.Decimal {
+	if x.hi == 0 {
+		return u128{x.mid, x.lo}.decimal(scale)
+	}
+	b := new(big.Int).SetUint64(x.hi)
+	b.Lsh(b, 64).Or(b, new(big.Int).SetUint64(x.mid))
+	b.Lsh(b, 64).Or(b, new(big.Int).SetUint64(x.lo))
+	return decimal.NewFromBigInt(b, int32(-scale))
+}
+
+const million = 1_000_000
+
+// discountFactor returns (100 - percent) / 100 in millionths: exact, since
+// a validated percentage has at most four decimals.
+func discountFactor(percent decimal.Decimal) uint64 {
+	return million - uint64(percent.Shift(MaxPercentDecimals).IntPart())
+}
+
+var pow10 = func() (p [20]uint64) {
+	p[0] = 1
+	for i := 1; i < len(p); i++ {
+		p[i] = p[i-1] * 10
+	}
+	return p
+}()
 
 // decimal returns x × 10^-scale.
 func (x u128) decimal(scale int) decimal.Decimal {
