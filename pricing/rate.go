@@ -20,6 +20,12 @@ type Usage struct {
 	Country  string `json:"country"`  // recipient's ISO 3166-1 alpha-2 code; unknown codes fall in the default market
 	Category string `json:"category"` // a category name or alias of the card
 	Quantity int64  `json:"quantity"`
+	// FreeType, when set, makes the row free whatever its category: it
+	// names why (an upstream's free pricing type such as
+	// "free_customer_service"). Such rows are rated on lines of their own
+	// at 0, per (market, category as sent, FreeType), need no price on the
+	// card (nor a category it knows) and do not count toward tier volume.
+	FreeType string `json:"free_type,omitempty"`
 }
 
 // QuoteItem is one item of a quote: a hypothetical month of usage.
@@ -57,9 +63,10 @@ type Line struct {
 	Countries []CountryQuantity `json:"countries"` // recipient countries of the line, sorted
 	Category  string            `json:"category"`  // the card category the usage was rated as
 	Free      bool              `json:"free,omitempty"`
-	Custom    bool              `json:"custom,omitempty"`  // a customer's custom unit price replaced the card's
-	Average   bool              `json:"average,omitempty"` // UnitPrice is an average (see UnitPrice)
-	Mode      Mode              `json:"mode,omitempty"`    // the card's price mode, or flat for a custom price
+	FreeType  string            `json:"free_type,omitempty"` // the rows' FreeType when they are free whatever their category
+	Custom    bool              `json:"custom,omitempty"`    // a customer's custom unit price replaced the card's
+	Average   bool              `json:"average,omitempty"`   // UnitPrice is an average (see UnitPrice)
+	Mode      Mode              `json:"mode,omitempty"`      // the card's price mode, or flat for a custom price
 	Quantity  int64             `json:"quantity"`
 	Tiers     []TierLine        `json:"tiers,omitempty"` // how the quantity fell into tiers
 	// UnitPrice is the one unit price the line was charged at, or, when
@@ -284,13 +291,23 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		sc.touched = sc.touched[:0]
 		r.scratch.Put(sc)
 	}()
-	// rowAcc[i] is usage row i's line (-1: rejected); order lists the rows
-	// grouped by line. Pointer-free, so the collector never scans them.
+	// rowAcc[i] is usage row i's line (-1: rejected or free); order lists
+	// the priced rows grouped by line. Pointer-free, so the collector never
+	// scans them.
 	idx := make([]int32, 2*len(usage))
 	rowAcc, order := idx[:len(usage)], idx[len(usage):]
 	var errs []error
 	var unknown []string
+	var free []int32 // rows with a FreeType
 	for i, u := range usage {
+		if u.FreeType != "" {
+			if u.Quantity < 0 || u.Quantity > MaxQuantity {
+				errs = append(errs, postage.Errorf(postage.EINVALID, "usage row %d: quantity %d out of range", i, u.Quantity))
+			}
+			free = append(free, int32(i))
+			rowAcc[i] = -1
+			continue
+		}
 		c, ok := r.category(u.Category)
 		if !ok {
 			if !slices.Contains(unknown, u.Category) { // each unknown category once
@@ -337,7 +354,11 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		count[a] = int64(start) + 1 // becomes the next free slot + 1
 		start += n
 	}
+	order = order[:start]
 	for i, a := range rowAcc {
+		if a < 0 {
+			continue // free
+		}
 		order[count[a]-1] = int32(i)
 		count[a]++
 	}
@@ -349,7 +370,7 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		Currency:   r.v.Currency,
 		MinorUnits: r.minor,
 		Rounding:   r.v.Rounding,
-		Lines:      make([]Line, 0, nlines),
+		Lines:      make([]Line, 0, nlines+len(free)),
 	}
 	countries := make([]CountryQuantity, 0, len(usage))
 	tiers := make([]TierLine, 0, ntiers+1) // +1: a custom price may use one tier where the card's uses none
@@ -478,9 +499,62 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		ln.Amount = rounded.decimal(minor)
 		total = total.add(rounded.rescale(MaxPriceDecimals - minor))
 	}
+	if len(free) > 0 {
+		if err := r.freeLines(&res, usage, free, countries); err != nil {
+			return Result{}, err
+		}
+	}
 	// total holds rounded amounts in micro-units (exact multiples of the minor unit).
 	res.Total = total.decimal(MaxPriceDecimals).Truncate(int32(r.minor))
 	return res, nil
+}
+
+// freeLines appends the lines of the rows with a FreeType, after the
+// priced lines: one per (market, category as sent, FreeType), ordered by
+// market, category and type, each listing its countries, at 0.
+func (r *Rater) freeLines(res *Result, usage []Usage, rows []int32, countries []CountryQuantity) error {
+	market := func(i int32) string { return r.markets[r.marketOf(usage[i].Country)] }
+	slices.SortFunc(rows, func(a, b int32) int {
+		ua, ub := &usage[a], &usage[b]
+		if c := strings.Compare(market(a), market(b)); c != 0 {
+			return c
+		}
+		if c := strings.Compare(ua.Category, ub.Category); c != 0 {
+			return c
+		}
+		if c := strings.Compare(ua.FreeType, ub.FreeType); c != 0 {
+			return c
+		}
+		return strings.Compare(ua.Country, ub.Country)
+	})
+	for i := 0; i < len(rows); {
+		first := &usage[rows[i]]
+		m := market(rows[i])
+		j := i
+		cstart := len(countries)
+		var q int64
+		for ; j < len(rows); j++ {
+			u := &usage[rows[j]]
+			if u.Category != first.Category || u.FreeType != first.FreeType || market(rows[j]) != m {
+				break
+			}
+			if u.Quantity > MaxQuantity-q {
+				return postage.Errorf(postage.EINVALID, "usage row %d: monthly quantity of market %q category %q (%s) exceeds %d", rows[j], m, u.Category, u.FreeType, MaxQuantity)
+			}
+			q += u.Quantity
+			if n := len(countries); n > cstart && countries[n-1].Country == u.Country {
+				countries[n-1].Quantity += u.Quantity
+			} else {
+				countries = append(countries, CountryQuantity{Country: u.Country, Quantity: u.Quantity})
+			}
+		}
+		res.Lines = append(res.Lines, Line{
+			Market: m, Countries: countries[cstart:len(countries):len(countries)], Category: first.Category,
+			Free: true, FreeType: first.FreeType, Quantity: q,
+		})
+		i = j
+	}
+	return nil
 }
 
 // tiersUsed returns how many tier lines line a (quantity q) has under the
