@@ -82,6 +82,7 @@ type Line struct {
 	Countries   []pricing.CountryQuantity `json:"countries,omitempty"`
 	Category    string                    `json:"category"`
 	Free        bool                      `json:"free,omitempty"`
+	PricingType string                    `json:"pricing_type,omitempty"` // the upstream's free pricing type that made the line free, whatever its category
 	Mode        pricing.Mode              `json:"mode,omitempty"`
 	Custom      bool                      `json:"custom,omitempty"`
 	Quantity    int64                     `json:"quantity"`
@@ -93,13 +94,12 @@ type Line struct {
 	Description string                    `json:"description,omitempty"`
 }
 
-// key identifies what a line bills, for subtracting what was billed.
-func (l Line) key() lineKey { return lineKey{l.Period, l.Market, l.Category} }
-
+// lineKey identifies what a line bills, for subtracting what was billed.
 type lineKey struct {
-	period   pricing.Month
-	market   string
-	category string
+	period      pricing.Month
+	market      string
+	category    string
+	pricingType string
 }
 
 // CustomerSnapshot is the customer as it was when the invoice was last
@@ -113,6 +113,12 @@ type CustomerSnapshot struct {
 }
 
 // Invoice is one customer's bill for one calendar month (UTC).
+//
+// A finalized (or void) invoice is frozen: its JSON is the document
+// written when it was finalized (or voided) with everything it shows, its
+// issuer and its line descriptions included, and it marshals to exactly
+// those bytes forever (see Freeze and docs/BILLING.md, "A finalized
+// invoice never changes").
 type Invoice struct {
 	ID          string           `json:"id"`
 	Number      string           `json:"number,omitempty"`
@@ -120,8 +126,10 @@ type Invoice struct {
 	Period      pricing.Month    `json:"period"`
 	Seq         int              `json:"seq"`
 	Status      Status           `json:"status"`
+	Issuer      Issuer           `json:"issuer,omitzero"` // who the invoice is from; frozen at finalization, the configured one on drafts' documents
 	Customer    CustomerSnapshot `json:"customer"`
 	Currency    string           `json:"currency"`
+	MinorUnits  int              `json:"minor_units"` // the currency's decimals, which every amount is written with
 	CardID      string           `json:"card_id"`
 	CardVersion int              `json:"card_version"`
 	Lines       []Line           `json:"lines"`
@@ -138,11 +146,13 @@ type Invoice struct {
 	VoidReason    string     `json:"void_reason,omitempty"`
 	Replaces      string     `json:"replaces,omitempty"`
 	ReplacedBy    string     `json:"replaced_by,omitempty"`
+
+	frozen []byte // the frozen document this invoice was read from, if any
 }
 
-// MinorUnits returns the decimals of the invoice's currency.
-func (inv *Invoice) MinorUnits() int {
-	n, ok := pricing.MinorUnits(inv.Currency)
+// MinorUnitsOf returns the decimals of a currency (2 when unknown).
+func MinorUnitsOf(currency string) int {
+	n, ok := pricing.MinorUnits(currency)
 	if !ok {
 		return 2
 	}
@@ -228,47 +238,68 @@ func usageLines(res pricing.Result, period pricing.Month) []Line {
 		}
 		lines = append(lines, Line{
 			Kind: KindUsage, Period: period, Market: l.Market, Countries: l.Countries,
-			Category: l.Category, Free: l.Free, Mode: l.Mode, Custom: l.Custom,
+			Category: l.Category, Free: l.Free, PricingType: l.FreeType, Mode: l.Mode, Custom: l.Custom,
 			Quantity: l.Quantity, Tiers: l.Tiers, UnitPrice: l.UnitPrice, Average: l.Average,
 			Discount: l.Discount, Amount: NewMoney(l.Amount, res.MinorUnits),
-			Description: describe(l.Market, l.Category, l.Free),
 		})
+		lines[len(lines)-1].Description = describe(lines[len(lines)-1])
 	}
 	return lines
 }
 
-// defaultDescription is the description a line's own fields determine.
-func defaultDescription(l Line) string {
+// DescribeLine is the text a line shows when nothing more specific was
+// written for it: "marketing messages, DE", "service messages, DE (free
+// category)", "marketing messages, DE (free — customer service window)",
+// "Adjustment for 2026-09: …".
+func DescribeLine(l Line) string {
 	if l.Kind == KindAdjustment {
 		return fmt.Sprintf("Adjustment for %s: %s messages, %s, usage received after that month was invoiced", l.Period, l.Category, l.Market)
 	}
-	return describe(l.Market, l.Category, l.Free)
+	s := l.Category + " messages, " + l.Market
+	switch {
+	case l.PricingType != "":
+		s += " (free — " + freeTypeText(l.PricingType) + ")"
+	case l.Free:
+		s += freeCategorySuffix
+	}
+	return s
 }
 
-// storedDescription is l's description as stored: empty when its fields
-// determine it.
+const freeCategorySuffix = " (free category)"
+
+// describe is the describer of lines: DescribeLine, replaced only by tests
+// (export_test.go) to show that finalized invoices keep their text when
+// the code that writes it changes; describeIsDefault says it was not.
+var (
+	describe          = DescribeLine
+	describeIsDefault = true
+)
+
+// storedDescription is l's description as stored: empty when the
+// describer gives it.
 func storedDescription(l *Line) string {
-	if l.Kind != KindAdjustment && isDescription(l.Description, l.Market, l.Category, l.Free) {
+	if l.Kind != KindAdjustment && l.PricingType == "" && describeIsDefault && isDescription(l.Description, l.Market, l.Category, l.Free) {
 		return "" // the common case, checked without building the string
 	}
-	if l.Description == defaultDescription(*l) {
+	if l.Description == describe(*l) {
 		return ""
 	}
 	return l.Description
 }
 
-// isDescription reports whether s == describe(market, category, free).
+// isDescription reports whether s is DescribeLine's text of a usage line
+// of market and category without a pricing type.
 func isDescription(s, market, category string, free bool) bool {
-	const mid, freeSuffix = " messages, ", " (free category)"
+	const mid = " messages, "
 	n := len(category) + len(mid) + len(market)
 	if free {
-		n += len(freeSuffix)
+		n += len(freeCategorySuffix)
 	}
 	if len(s) != n || s[:len(category)] != category || s[len(category):len(category)+len(mid)] != mid {
 		return false
 	}
 	rest := s[len(category)+len(mid):]
-	return rest[:len(market)] == market && (!free || rest[len(market):] == freeSuffix)
+	return rest[:len(market)] == market && (!free || rest[len(market):] == freeCategorySuffix)
 }
 
 // storedCountries is l's country list as stored: none when it is just the
@@ -288,17 +319,9 @@ func expandLines(lines []Line) {
 			l.Countries = []pricing.CountryQuantity{{Country: l.Market, Quantity: l.Quantity}}
 		}
 		if l.Description == "" {
-			l.Description = defaultDescription(*l)
+			l.Description = describe(*l)
 		}
 	}
-}
-
-func describe(market, category string, free bool) string {
-	s := category + " messages, " + market
-	if free {
-		s += " (free category)"
-	}
-	return s
 }
 
 // adjustmentLines returns, per (market, category) of an earlier month, the
@@ -323,7 +346,7 @@ func adjustmentLines(rerated []Line, billed []Line, period pricing.Month, places
 		return x
 	}
 	for _, l := range rerated {
-		x := get(lineKey{period, l.Market, l.Category})
+		x := get(lineKey{period, l.Market, l.Category, l.PricingType})
 		x.q += l.Quantity
 		x.a = x.a.Add(l.Amount.Decimal)
 		x.free = l.Free
@@ -332,7 +355,7 @@ func adjustmentLines(rerated []Line, billed []Line, period pricing.Month, places
 		if l.Period != period {
 			continue
 		}
-		x := get(lineKey{period, l.Market, l.Category})
+		x := get(lineKey{period, l.Market, l.Category, l.PricingType})
 		x.q -= l.Quantity
 		x.a = x.a.Sub(l.Amount.Decimal)
 		x.free = x.free || l.Free
@@ -345,9 +368,9 @@ func adjustmentLines(rerated []Line, billed []Line, period pricing.Month, places
 		}
 		l := Line{
 			Kind: KindAdjustment, Period: period, Market: k.market, Category: k.category,
-			Free: x.free, Quantity: x.q, Amount: NewMoney(x.a, places),
+			Free: x.free, PricingType: k.pricingType, Quantity: x.q, Amount: NewMoney(x.a, places),
 		}
-		l.Description = defaultDescription(l)
+		l.Description = describe(l)
 		out = append(out, l)
 	}
 	return out

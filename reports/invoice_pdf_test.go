@@ -47,7 +47,7 @@ func TestInvoicePDFText(t *testing.T) {
 		t.Fatal("pdftotext is missing: apt-get install -y poppler-utils (make deps does)")
 	}
 	var buf bytes.Buffer
-	if err := InvoicePDF(&buf, sampleInvoice(), Issuer{Name: "Postage Messaging Ltd.", Address: "1 Example Street, London, United Kingdom"}); err != nil {
+	if err := InvoicePDF(&buf, withIssuer(sampleInvoice(), billing.Issuer{Name: "Postage Messaging Ltd.", Address: "1 Example Street, London, United Kingdom"})); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
@@ -93,7 +93,7 @@ func TestInvoicePDFManyLinesAndVoid(t *testing.T) {
 		inv.Lines = append(inv.Lines, l)
 	}
 	var buf bytes.Buffer
-	if err := InvoicePDF(&buf, inv, Issuer{Name: "Postage"}); err != nil {
+	if err := InvoicePDF(&buf, withIssuer(inv, billing.Issuer{Name: "Postage"})); err != nil {
 		t.Fatal(err)
 	}
 	pdf := filepath.Join(t.TempDir(), "void.pdf")
@@ -144,4 +144,9 @@ func TestInvoiceCSV(t *testing.T) {
 	if last := recs[5]; last[col["invoice_id"]] != "in_empty" || last[col["customer_name"]] != "'=HYPERLINK(1)" || last[col["line_kind"]] != "" {
 		t.Errorf("empty invoice row %v", last)
 	}
+}
+
+func withIssuer(inv billing.Invoice, i billing.Issuer) billing.Invoice {
+	inv.Issuer = i
+	return inv
 }

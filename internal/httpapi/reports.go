@@ -81,7 +81,7 @@ func (s *Server) reportsRoutes() {
 			s.writeError(c, err)
 			return
 		}
-		rep, err := svc.UsageTrend(c.Request.Context(), reports.SeriesQuery{From: from, To: to, Window: reports.Window(c.Query("window")), GroupBy: c.Query("group_by"), CustomerID: c.Query("customer")})
+		rep, err := svc.UsageTrend(c.Request.Context(), reports.SeriesQuery{From: from, To: to, Window: reports.SeriesWindow(c.Query("window")), GroupBy: c.Query("group_by"), CustomerID: c.Query("customer")})
 		if err != nil {
 			s.writeError(c, err)
 			return
