@@ -76,7 +76,7 @@ func freeTypeText(t string) string {
 	case metering.PricingFreeCustomerService:
 		return "customer service window"
 	case metering.PricingFreeEntryPoint:
-		return "free entry point"
+		return "entry point window"
 	}
 	return t
 }

@@ -77,7 +77,7 @@ func newFixture(t *testing.T, customers ...string) *fixture {
 	cs := billingpg.NewCustomerStore(env.PG)
 	cs.Now = clk.Now
 	for _, c := range customers {
-		if _, err := cs.Create(context.Background(), billing.Customer{ID: c, Name: "billing.Customer " + c, Currency: "USD", Country: "DE"}); err != nil {
+		if _, err := cs.Create(context.Background(), billing.Customer{ID: c, Name: "Customer " + c, Currency: "USD", Country: "DE"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -120,6 +120,7 @@ type ev struct {
 	customer, country, category string
 	at, ingested                string // "2006-01-02 15:04:05"
 	qty                         uint64
+	pricingType                 string // "" (regular) or the upstream's pricing type
 }
 
 func ts(s string) time.Time {
@@ -132,7 +133,7 @@ func ts(s string) time.Time {
 
 func (f *fixture) events(evs ...ev) {
 	f.t.Helper()
-	b, err := f.env.CH.PrepareBatch(context.Background(), "INSERT INTO events (customer_id, id, time, country, category, quantity, payload_hash, ingested_at)")
+	b, err := f.env.CH.PrepareBatch(context.Background(), "INSERT INTO events (customer_id, id, time, country, category, pricing_type, quantity, payload_hash, ingested_at)")
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -142,7 +143,7 @@ func (f *fixture) events(evs ...ev) {
 		if q == 0 {
 			q = 1
 		}
-		if err := b.Append(e.customer, fmt.Sprintf("ev-%d", f.seq), ts(e.at), e.country, e.category, q, uint64(1), ts(e.ingested)); err != nil {
+		if err := b.Append(e.customer, fmt.Sprintf("ev-%d", f.seq), ts(e.at), e.country, e.category, e.pricingType, q, uint64(1), ts(e.ingested)); err != nil {
 			f.t.Fatal(err)
 		}
 	}

@@ -59,6 +59,7 @@ func InvoicePDF(w io.Writer, inv billing.Invoice) error {
 	}
 	pdf.SetCreationDate(stamp)
 	pdf.SetModificationDate(stamp)
+	pdf.SetCatalogSort(true) // fonts in a fixed order, not the map's
 	tr := pdf.UnicodeTranslatorFromDescriptor("")
 	pdf.SetTitle(invoiceTitle(inv), true)
 	pdf.SetAuthor(issuer.Name, true)
@@ -344,7 +345,7 @@ func invoiceNotes(inv billing.Invoice, usage, adjustments []billing.Line) []stri
 		notes = append(notes, "Free categories ("+strings.Join(cs, ", ")+") are metered and shown at 0.00.")
 	}
 	if windows {
-		notes = append(notes, "Messages the platform does not charge for (a customer service window, a free entry point) are metered and shown at 0.00, whatever their category.")
+		notes = append(notes, "Messages the platform does not charge for (a customer service window, an entry point window) are metered and shown at 0.00, whatever their category.")
 	}
 	if len(adjustments) > 0 {
 		notes = append(notes, "Adjustment lines bill usage of earlier months that reached us after those months were invoiced: the whole month is rated again with all its usage and what was already billed is subtracted, line by line.")

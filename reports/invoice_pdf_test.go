@@ -150,3 +150,20 @@ func withIssuer(inv billing.Invoice, i billing.Issuer) billing.Invoice {
 	inv.Issuer = i
 	return inv
 }
+
+// The same invoice draws the same PDF, byte for byte: its dates are the
+// invoice's own, not the clock's.
+func TestInvoicePDFIsDeterministic(t *testing.T) {
+	inv := withIssuer(sampleInvoice(), billing.Issuer{Name: "Postage"})
+	var a, b bytes.Buffer
+	if err := InvoicePDF(&a, inv); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // a clock-stamped document would differ now
+	if err := InvoicePDF(&b, inv); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a.Bytes(), b.Bytes()) {
+		t.Fatal("two drawings of one invoice differ")
+	}
+}
