@@ -113,21 +113,26 @@ func (r *Runner) compute(ctx context.Context, req draftRequest) (*Invoice, []Unb
 		}
 		lines = append(lines, adjustmentLines(usageLines(mr.Result, m), billed, m, places)...)
 	}
-	now := r.now()
+	return newDraft(req, res, lines, r.now(), r.Grace), unbilled, nil
+}
+
+// newDraft is the draft req asks for, with lines, rated by res.
+func newDraft(req draftRequest, res *pricing.Result, lines []Line, now time.Time, grace time.Duration) *Invoice {
+	c, places := req.Customer, res.MinorUnits
 	sub, adj, total := sumLines(lines, places)
 	inv := &Invoice{
-		ID: req.ID, CustomerID: c.ID, Period: period, Seq: req.Seq, Status: StatusDraft, Replaces: req.Replaces,
+		ID: req.ID, CustomerID: c.ID, Period: req.Period, Seq: req.Seq, Status: StatusDraft, Replaces: req.Replaces,
 		Customer: CustomerSnapshot{ID: c.ID, Name: c.Name, Country: c.Country, Email: c.Email, Currency: c.Currency},
 		Currency: res.Currency, MinorUnits: places, CardID: res.CardID, CardVersion: res.Version,
 		Lines: lines, Subtotal: sub, Adjustments: adj, Total: total,
 		UsageCutoff:   req.Cutoff,
-		FinalizeAfter: maxTime(period.End(), now).Add(r.Grace),
+		FinalizeAfter: maxTime(req.Period.End(), now).Add(grace),
 		CreatedAt:     now, UpdatedAt: now,
 	}
 	if inv.Lines == nil {
 		inv.Lines = []Line{}
 	}
-	return inv, unbilled, nil
+	return inv
 }
 
 func maxTime(a, b time.Time) time.Time {

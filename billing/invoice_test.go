@@ -2,7 +2,10 @@ package billing
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base32"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -148,5 +151,21 @@ func TestStoredLinesRoundTrip(t *testing.T) {
 	got, _ := json.Marshal(back)
 	if string(got) != string(want) {
 		t.Fatalf("round trip\n got %s\nwant %s", got, want)
+	}
+}
+
+// Ids already stored must come out the same: the id is SHA-256 of
+// "customer\x00period\x00seq", its first 26 base32 characters, lower case.
+func TestInvoiceIDFormula(t *testing.T) {
+	for _, tt := range []struct {
+		customer string
+		seq      int
+	}{{"acme", 1}, {"c000042", 2}, {strings.Repeat("long-customer-id.", 10), 13}, {"", 1}} {
+		m := pricing.MustParseMonth("2026-10")
+		h := sha256.Sum256([]byte(tt.customer + "\x00" + m.String() + "\x00" + strconv.Itoa(tt.seq)))
+		want := "in_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(h[:])[:26])
+		if got := InvoiceID(tt.customer, m, tt.seq); got != want {
+			t.Errorf("InvoiceID(%q, %s, %d) = %s, want %s", tt.customer, m, tt.seq, got, want)
+		}
 	}
 }

@@ -155,6 +155,7 @@ func (r *Runner) Upcoming(ctx context.Context, customerID string) (Invoice, erro
 		}
 		return Invoice{}, postage.Errorf(postage.ECONFLICT, "customer %s cannot be billed: %s", c.ID, reason)
 	}
+	expandLines(inv.Lines) // as a stored draft reads
 	inv.ID = ""
 	inv.Status = "upcoming"
 	return *inv, nil
