@@ -201,3 +201,40 @@ func TestFirstRenderingIsKept(t *testing.T) {
 		t.Fatalf("served %q %v", got, err)
 	}
 }
+
+// An invoice finalized before finalization froze invoices (no document) is
+// read from its columns until FreezeFinalized freezes it, once.
+func TestFreezeFinalizedBeforeFreezing(t *testing.T) {
+	f := newFixture(t, "a")
+	ctx := context.Background()
+	f.events(ev{customer: "a", country: "DE", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"})
+	f.run("2026-10")
+	fin, err := f.runner.Approve(ctx, billing.InvoiceID("a", pricing.MustParseMonth("2026-10"), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As finalized by an earlier release: no frozen document.
+	for _, q := range []string{`ALTER TABLE invoices DISABLE TRIGGER invoices_never_change`, `UPDATE invoices SET document = NULL`, `ALTER TABLE invoices ENABLE TRIGGER invoices_never_change`} {
+		if _, err := f.env.PG.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if old, _ := f.store.Get(ctx, fin.ID); old.Frozen() || !old.Issuer.IsZero() {
+		t.Fatalf("unfrozen invoice read as %+v", old)
+	}
+	if n, err := f.runner.FreezeFinalized(ctx); err != nil || n != 1 {
+		t.Fatalf("froze %d, %v", n, err)
+	}
+	frozen, err := f.store.Get(ctx, fin.ID)
+	if err != nil || !frozen.Frozen() || frozen.Issuer != testIssuer || frozen.Lines[0].Description != "marketing messages, DE" {
+		t.Fatalf("frozen = %+v, %v", frozen, err)
+	}
+	restore := billing.SetDescriber(func(billing.Line) string { return "changed" })
+	defer restore()
+	if again, _ := f.store.Get(ctx, fin.ID); again.Lines[0].Description != "marketing messages, DE" {
+		t.Fatalf("a frozen invoice took a new description: %+v", again.Lines[0])
+	}
+	if n, err := f.runner.FreezeFinalized(ctx); err != nil || n != 0 {
+		t.Fatalf("second freeze: %d, %v", n, err)
+	}
+}

@@ -114,6 +114,11 @@ type Ledger interface {
 	// in one transaction. Another status is ECONFLICT.
 	VoidAndReissue(ctx context.Context, id, reason string, now time.Time, reissue *Invoice, issuer Issuer) error
 
+	// FreezeUnfrozen freezes (Freeze, with issuer) every finalized or void
+	// invoice that has no frozen document (finalized before invoices were
+	// frozen) and returns how many.
+	FreezeUnfrozen(ctx context.Context, issuer Issuer) (int, error)
+
 	// Document returns the stored rendering of an invoice in a status.
 	Document(ctx context.Context, id string, status Status, f Format) (body []byte, ok bool, err error)
 	// PutDocument stores a rendering unless one is stored already, and

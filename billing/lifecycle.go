@@ -161,6 +161,13 @@ func (r *Runner) Upcoming(ctx context.Context, customerID string) (Invoice, erro
 	return *inv, nil
 }
 
+// FreezeFinalized freezes the invoices finalized before finalization froze
+// them (migration 0035), with the issuer configured now: from then on they
+// never change either. App.Migrate calls it; it does nothing once all are.
+func (r *Runner) FreezeFinalized(ctx context.Context) (int, error) {
+	return r.Invoices.FreezeUnfrozen(ctx, r.Issuer)
+}
+
 // Document returns an invoice's CSV or PDF. A draft's is drawn now, from
 // the current code and configuration. A finalized or void invoice's is
 // drawn once, from its frozen document, the first time it is asked for,

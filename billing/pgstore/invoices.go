@@ -314,6 +314,33 @@ func (s *InvoiceStore) VoidAndReissue(ctx context.Context, id, reason string, no
 	})
 }
 
+// FreezeUnfrozen freezes the finalized and void invoices that have no
+// frozen document yet, 500 at a time, each in its own statement (the
+// database allows writing a document only where there is none).
+func (s *InvoiceStore) FreezeUnfrozen(ctx context.Context, issuer billing.Issuer) (int, error) {
+	n := 0
+	for {
+		q, args := unfrozenSQL(500)
+		list, err := s.invoices(ctx, q, args)
+		if err != nil {
+			return n, fmt.Errorf("freeze invoices: %w", err)
+		}
+		for i := range list {
+			if err := billing.Freeze(&list[i], issuer); err != nil {
+				return n, err
+			}
+			q, args := freezeSQL(list[i].ID, list[i].Document())
+			if _, err := s.DB.Exec(ctx, q, args...); err != nil {
+				return n, fmt.Errorf("freeze invoice %s: %w", list[i].ID, err)
+			}
+			n++
+		}
+		if len(list) < 500 {
+			return n, nil
+		}
+	}
+}
+
 // DueDrafts returns the ids of the period's drafts past their grace.
 func (s *InvoiceStore) DueDrafts(ctx context.Context, period pricing.Month, now time.Time) ([]string, error) {
 	q, args := dueDraftsSQL(period, now)

@@ -270,6 +270,15 @@ func setDocumentSQL(id string, doc []byte) (string, []any) {
 	return `UPDATE invoices SET document = $2 WHERE id = $1`, []any{id, string(doc)}
 }
 
+// unfrozenSQL finds finalized and void invoices without a frozen document.
+func unfrozenSQL(limit int) (string, []any) {
+	return `SELECT ` + invoiceColumns + ` FROM invoices WHERE status <> 'draft' AND document IS NULL ORDER BY id LIMIT $1`, []any{limit}
+}
+
+func freezeSQL(id string, doc []byte) (string, []any) {
+	return `UPDATE invoices SET document = $2 WHERE id = $1 AND document IS NULL`, []any{id, string(doc)}
+}
+
 func nextSeqSQL(customerID string, period pricing.Month) (string, []any) {
 	return `SELECT coalesce(max(seq), 0) + 1 FROM invoices WHERE customer_id = $1 AND period = $2`, []any{customerID, period.String()}
 }

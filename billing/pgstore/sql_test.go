@@ -50,6 +50,8 @@ func TestSQLText(t *testing.T) {
 		{"finalize", first(finalizeSQL("in_x", "PST-1", 2026, 1, now)), second(finalizeSQL("in_x", "PST-1", 2026, 1, now)),
 			[]string{"status = 'finalized'", "WHERE id = $1 AND status = 'draft'", "greatest(usage_cutoff"}, 5},
 		{"setDocument", first(setDocumentSQL("in_x", []byte("{}"))), second(setDocumentSQL("in_x", []byte("{}"))), []string{"SET document = $2"}, 2},
+		{"unfrozen", first(unfrozenSQL(5)), second(unfrozenSQL(5)), []string{"status <> 'draft' AND document IS NULL", "LIMIT $1"}, 1},
+		{"freeze", first(freezeSQL("in_x", nil)), second(freezeSQL("in_x", nil)), []string{"WHERE id = $1 AND document IS NULL"}, 2},
 		{"nextSeq", first(nextSeqSQL("a", oct)), second(nextSeqSQL("a", oct)), []string{"coalesce(max(seq), 0) + 1"}, 2},
 		{"void", first(voidSQL("in_x", "r", now)), second(voidSQL("in_x", "r", now)), []string{"status = 'void'", "document = NULL", "AND status = 'finalized'"}, 3},
 		{"linkReplacement", first(linkReplacementSQL("in_x", "in_y")), second(linkReplacementSQL("in_x", "in_y")), []string{"SET replaced_by = $2", "RETURNING"}, 2},

@@ -117,7 +117,15 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 
 // Migrate brings both databases' schemas up to date.
 func (a *App) Migrate(ctx context.Context) error {
-	return db.Migrate(ctx, a.PG, a.CH, a.Config.ClickHouse.Database)
+	if err := db.Migrate(ctx, a.PG, a.CH, a.Config.ClickHouse.Database); err != nil {
+		return err
+	}
+	// Invoices finalized before finalization froze them are frozen once,
+	// with the configured issuer (docs/BILLING.md).
+	if _, err := a.Billing.FreezeFinalized(ctx); err != nil {
+		return fmt.Errorf("freeze finalized invoices: %w", err)
+	}
+	return nil
 }
 
 // Server builds the HTTP API on the app's stores.
