@@ -104,7 +104,8 @@ func (g *Rating) InEffect(ctx context.Context, cardID string, m pricing.Month) (
 // Prefetched holds the cards and overrides of many customers read in bulk
 // for one run or report: a run of 50,000 customers reads them in two
 // queries instead of a few per customer. Customers or months it lacks are
-// asked one at a time. It is safe for concurrent use.
+// asked one at a time. The zero value holds nothing; it is safe for
+// concurrent use.
 type Prefetched struct {
 	mu    sync.RWMutex
 	cards map[pricing.Month]map[string]prefetchedCard // every customer asked about in a month
@@ -122,7 +123,7 @@ type prefetchedCard struct {
 // time.
 func (g *Rating) Prefetch(ctx context.Context, p *Prefetched, customers []string, m pricing.Month) (*Prefetched, error) {
 	if p == nil {
-		p = &Prefetched{cards: map[pricing.Month]map[string]prefetchedCard{}, ov: map[string]pricing.Overrides{}}
+		p = &Prefetched{}
 	}
 	bp, ok := g.Pricing.(BulkPricing)
 	if !ok || len(customers) == 0 {
@@ -148,6 +149,9 @@ func (g *Rating) Prefetch(ctx context.Context, p *Prefetched, customers []string
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.cards == nil {
+		p.cards, p.ov = map[pricing.Month]map[string]prefetchedCard{}, map[string]pricing.Overrides{}
+	}
 	of := p.cards[m]
 	if of == nil {
 		of = make(map[string]prefetchedCard, len(customers))

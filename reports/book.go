@@ -108,10 +108,7 @@ func (s *Service) loadBook(ctx context.Context, months []pricing.Month, customer
 	if err != nil {
 		return nil, fmt.Errorf("load customers: %w", err)
 	}
-	b := &book{months: months, customers: known, rating: rating}
-	if b.pre, err = rating.Prefetch(ctx, nil, nil, pricing.Month{}); err != nil {
-		return nil, err
-	}
+	b := &book{months: months, customers: known, rating: rating, pre: &billing.Prefetched{}}
 	// The months are read concurrently (ClickHouse reads each month's
 	// partition on its own), each grouped and its cards prefetched as soon
 	// as it arrives.
