@@ -189,7 +189,7 @@ func (s *Server) billingRoutes() {
 	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/invoice-runs/unbilled", Tag: tag, Summary: "Usage the last run of a period could not bill: unknown customers, customers without a rate card.", Roles: financeOnly,
 		Query:    []Param{{Name: "period", Description: "the month, YYYY-MM", Required: true, Schema: pricing.Month{}}},
-		Response: List[billing.UnbilledRow]{}}, func(c *gin.Context) {
+		Response: List[billing.UnbilledUsage]{}}, func(c *gin.Context) {
 		if !s.billingReady(c) {
 			return
 		}

@@ -59,7 +59,7 @@ func (s *Server) reportsRoutes() {
 		Query: []Param{
 			{Name: "from", Description: "start, YYYY-MM-DD or RFC 3339 (default: 30 days before today)", Schema: dateOrTime("")},
 			{Name: "to", Description: "end (exclusive), YYYY-MM-DD or RFC 3339 (default: tomorrow 00:00 UTC)", Schema: dateOrTime("")},
-			{Name: "window", Description: "day (default) or month", Schema: reports.Window("")},
+			{Name: "window", Description: "day (default) or month", Schema: reports.SeriesWindow("")},
 			{Name: "group_by", Description: "category or country (default: none)", Schema: usageTrendGroup("")},
 			{Name: "customer", Description: "only this customer"},
 			format,
