@@ -84,7 +84,7 @@ func (g *usageGroups) grow() {
 	}
 }
 
-func (g *usageGroups) add(r UsageRow) {
+func (g *usageGroups) add(r MeteredUsage) {
 	k := g.group(r.CustomerID)
 	g.counts[k]++
 	g.rowCust = append(g.rowCust, k)
@@ -92,7 +92,7 @@ func (g *usageGroups) add(r UsageRow) {
 		g.chunks = append(g.chunks, make([]pricing.Usage, 0, usageChunk))
 	}
 	last := &g.chunks[len(g.chunks)-1]
-	*last = append(*last, pricing.Usage{Country: r.Country, Category: r.Category, Quantity: r.Quantity})
+	*last = append(*last, r.Rateable())
 }
 
 // customerUsage is one customer's rows of a month.
@@ -139,7 +139,7 @@ func (g *usageGroups) has(customer string) bool {
 }
 
 // groupUsage returns each customer's rows (see usageGroups).
-func groupUsage(rows []UsageRow) map[string][]pricing.Usage {
+func groupUsage(rows []MeteredUsage) map[string][]pricing.Usage {
 	var g usageGroups
 	for _, r := range rows {
 		g.add(r)

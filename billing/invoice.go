@@ -82,6 +82,7 @@ type Line struct {
 	Countries   []pricing.CountryQuantity `json:"countries,omitempty"`
 	Category    string                    `json:"category"`
 	Free        bool                      `json:"free,omitempty"`
+	PricingType string                    `json:"pricing_type,omitempty"` // the upstream's free pricing type that made the line free, whatever its category
 	Mode        pricing.Mode              `json:"mode,omitempty"`
 	Custom      bool                      `json:"custom,omitempty"`
 	Quantity    int64                     `json:"quantity"`
@@ -93,13 +94,12 @@ type Line struct {
 	Description string                    `json:"description,omitempty"`
 }
 
-// key identifies what a line bills, for subtracting what was billed.
-func (l Line) key() lineKey { return lineKey{l.Period, l.Market, l.Category} }
-
+// lineKey identifies what a line bills, for subtracting what was billed.
 type lineKey struct {
-	period   pricing.Month
-	market   string
-	category string
+	period      pricing.Month
+	market      string
+	category    string
+	pricingType string
 }
 
 // CustomerSnapshot is the customer as it was when the invoice was last
@@ -113,6 +113,12 @@ type CustomerSnapshot struct {
 }
 
 // Invoice is one customer's bill for one calendar month (UTC).
+//
+// A finalized (or void) invoice is frozen: its JSON is the document
+// written when it was finalized (or voided) with everything it shows, its
+// issuer and its line descriptions included, and it marshals to exactly
+// those bytes forever (see Freeze and docs/BILLING.md, "A finalized
+// invoice never changes").
 type Invoice struct {
 	ID          string           `json:"id"`
 	Number      string           `json:"number,omitempty"`
@@ -120,8 +126,10 @@ type Invoice struct {
 	Period      pricing.Month    `json:"period"`
 	Seq         int              `json:"seq"`
 	Status      Status           `json:"status"`
+	Issuer      Issuer           `json:"issuer,omitzero"` // who the invoice is from; frozen at finalization, the configured one on drafts' documents
 	Customer    CustomerSnapshot `json:"customer"`
 	Currency    string           `json:"currency"`
+	MinorUnits  int              `json:"minor_units"` // the currency's decimals, which every amount is written with
 	CardID      string           `json:"card_id"`
 	CardVersion int              `json:"card_version"`
 	Lines       []Line           `json:"lines"`
@@ -138,11 +146,13 @@ type Invoice struct {
 	VoidReason    string     `json:"void_reason,omitempty"`
 	Replaces      string     `json:"replaces,omitempty"`
 	ReplacedBy    string     `json:"replaced_by,omitempty"`
+
+	frozen []byte // the frozen document this invoice was read from, if any
 }
 
-// MinorUnits returns the decimals of the invoice's currency.
-func (inv *Invoice) MinorUnits() int {
-	n, ok := pricing.MinorUnits(inv.Currency)
+// MinorUnitsOf returns the decimals of a currency (2 when unknown).
+func MinorUnitsOf(currency string) int {
+	n, ok := pricing.MinorUnits(currency)
 	if !ok {
 		return 2
 	}
@@ -154,9 +164,22 @@ func (inv *Invoice) MinorUnits() int {
 // SHA-256(customer, period, seq). Every replica and every re-run computes
 // the same id, so inserting it twice is a conflict, never a duplicate.
 func InvoiceID(customerID string, period pricing.Month, seq int) string {
-	h := sha256.Sum256([]byte(customerID + "\x00" + period.String() + "\x00" + strconv.Itoa(seq)))
-	return "in_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(h[:])[:26])
+	// One allocation (the id): a run computes 50,000 of them.
+	var buf [128]byte
+	b := append(buf[:0], customerID...)
+	b = append(b, 0)
+	b, _ = period.AppendText(b)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, int64(seq), 10)
+	h := sha256.Sum256(b)
+	var id [3 + 52]byte
+	copy(id[:], "in_")
+	idEncoding.Encode(id[3:], h[:])
+	return string(id[:3+26])
 }
+
+// idEncoding is base32 with lower-case letters, unpadded.
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // NumberFormat renders invoice numbers from a pattern such as
 // "PST-{year}-{seq:6}": {year} is the four-digit year of finalization and
@@ -207,16 +230,38 @@ func (f NumberFormat) Format(year int, seq int64) string {
 const DefaultNumberFormat = "PST-{year}-{seq:6}"
 
 // sumLines returns the subtotal (usage lines), adjustments and total.
+// Amounts are rounded to the currency's decimals, so they are added as
+// integers of minor units (no allocation per line) while they fit.
 func sumLines(lines []Line, places int) (sub, adj, total Money) {
-	var s, a decimal.Decimal
+	var s, a int64
+	exact := true
 	for _, l := range lines {
+		d := l.Amount.Decimal
+		e := int(d.Exponent())
+		if e > 0 || -e > places || d.NumDigits() > 15 {
+			exact = false
+			break
+		}
+		v := d.CoefficientInt64() * int64(pow10[places+e])
 		if l.Kind == KindAdjustment {
-			a = a.Add(l.Amount.Decimal)
+			a += v
 		} else {
-			s = s.Add(l.Amount.Decimal)
+			s += v
 		}
 	}
-	return NewMoney(s, places), NewMoney(a, places), NewMoney(s.Add(a), places)
+	if !exact {
+		var sd, ad decimal.Decimal
+		for _, l := range lines {
+			if l.Kind == KindAdjustment {
+				ad = ad.Add(l.Amount.Decimal)
+			} else {
+				sd = sd.Add(l.Amount.Decimal)
+			}
+		}
+		return NewMoney(sd, places), NewMoney(ad, places), NewMoney(sd.Add(ad), places)
+	}
+	exp := int32(-places)
+	return NewMoney(decimal.New(s, exp), places), NewMoney(decimal.New(a, exp), places), NewMoney(decimal.New(s+a, exp), places)
 }
 
 // usageLines turns a rating result into invoice lines.
@@ -228,47 +273,72 @@ func usageLines(res pricing.Result, period pricing.Month) []Line {
 		}
 		lines = append(lines, Line{
 			Kind: KindUsage, Period: period, Market: l.Market, Countries: l.Countries,
-			Category: l.Category, Free: l.Free, Mode: l.Mode, Custom: l.Custom,
+			Category: l.Category, Free: l.Free, PricingType: l.FreeType, Mode: l.Mode, Custom: l.Custom,
 			Quantity: l.Quantity, Tiers: l.Tiers, UnitPrice: l.UnitPrice, Average: l.Average,
 			Discount: l.Discount, Amount: NewMoney(l.Amount, res.MinorUnits),
-			Description: describe(l.Market, l.Category, l.Free),
+			// No Description: the describer's text is what storage leaves
+			// out anyway; readers get it back (expandLines, Freeze).
 		})
 	}
 	return lines
 }
 
-// defaultDescription is the description a line's own fields determine.
-func defaultDescription(l Line) string {
+// DescribeLine is the text a line shows when nothing more specific was
+// written for it: "marketing messages, DE", "service messages, DE (free
+// category)", "marketing messages, DE (free — customer service window)",
+// "Adjustment for 2026-09: …".
+func DescribeLine(l Line) string {
 	if l.Kind == KindAdjustment {
 		return fmt.Sprintf("Adjustment for %s: %s messages, %s, usage received after that month was invoiced", l.Period, l.Category, l.Market)
 	}
-	return describe(l.Market, l.Category, l.Free)
+	s := l.Category + " messages, " + l.Market
+	switch {
+	case l.PricingType != "":
+		s += " (free — " + freeTypeText(l.PricingType) + ")"
+	case l.Free:
+		s += freeCategorySuffix
+	}
+	return s
 }
 
-// storedDescription is l's description as stored: empty when its fields
-// determine it.
+const freeCategorySuffix = " (free category)"
+
+// describe is the describer of lines: DescribeLine, replaced only by tests
+// (export_test.go) to show that finalized invoices keep their text when
+// the code that writes it changes; describeIsDefault says it was not.
+var (
+	describe          = DescribeLine
+	describeIsDefault = true
+)
+
+// storedDescription is l's description as stored: empty when the
+// describer gives it.
 func storedDescription(l *Line) string {
-	if l.Kind != KindAdjustment && isDescription(l.Description, l.Market, l.Category, l.Free) {
+	if l.Description == "" {
+		return "" // the describer's: a run leaves it to readers
+	}
+	if l.Kind != KindAdjustment && l.PricingType == "" && describeIsDefault && isDescription(l.Description, l.Market, l.Category, l.Free) {
 		return "" // the common case, checked without building the string
 	}
-	if l.Description == defaultDescription(*l) {
+	if l.Description == describe(*l) {
 		return ""
 	}
 	return l.Description
 }
 
-// isDescription reports whether s == describe(market, category, free).
+// isDescription reports whether s is DescribeLine's text of a usage line
+// of market and category without a pricing type.
 func isDescription(s, market, category string, free bool) bool {
-	const mid, freeSuffix = " messages, ", " (free category)"
+	const mid = " messages, "
 	n := len(category) + len(mid) + len(market)
 	if free {
-		n += len(freeSuffix)
+		n += len(freeCategorySuffix)
 	}
 	if len(s) != n || s[:len(category)] != category || s[len(category):len(category)+len(mid)] != mid {
 		return false
 	}
 	rest := s[len(category)+len(mid):]
-	return rest[:len(market)] == market && (!free || rest[len(market):] == freeSuffix)
+	return rest[:len(market)] == market && (!free || rest[len(market):] == freeCategorySuffix)
 }
 
 // storedCountries is l's country list as stored: none when it is just the
@@ -288,17 +358,9 @@ func expandLines(lines []Line) {
 			l.Countries = []pricing.CountryQuantity{{Country: l.Market, Quantity: l.Quantity}}
 		}
 		if l.Description == "" {
-			l.Description = defaultDescription(*l)
+			l.Description = describe(*l)
 		}
 	}
-}
-
-func describe(market, category string, free bool) string {
-	s := category + " messages, " + market
-	if free {
-		s += " (free category)"
-	}
-	return s
 }
 
 // adjustmentLines returns, per (market, category) of an earlier month, the
@@ -323,7 +385,7 @@ func adjustmentLines(rerated []Line, billed []Line, period pricing.Month, places
 		return x
 	}
 	for _, l := range rerated {
-		x := get(lineKey{period, l.Market, l.Category})
+		x := get(lineKey{period, l.Market, l.Category, l.PricingType})
 		x.q += l.Quantity
 		x.a = x.a.Add(l.Amount.Decimal)
 		x.free = l.Free
@@ -332,7 +394,7 @@ func adjustmentLines(rerated []Line, billed []Line, period pricing.Month, places
 		if l.Period != period {
 			continue
 		}
-		x := get(lineKey{period, l.Market, l.Category})
+		x := get(lineKey{period, l.Market, l.Category, l.PricingType})
 		x.q -= l.Quantity
 		x.a = x.a.Sub(l.Amount.Decimal)
 		x.free = x.free || l.Free
@@ -345,9 +407,9 @@ func adjustmentLines(rerated []Line, billed []Line, period pricing.Month, places
 		}
 		l := Line{
 			Kind: KindAdjustment, Period: period, Market: k.market, Category: k.category,
-			Free: x.free, Quantity: x.q, Amount: NewMoney(x.a, places),
+			Free: x.free, PricingType: k.pricingType, Quantity: x.q, Amount: NewMoney(x.a, places),
 		}
-		l.Description = defaultDescription(l)
+		l.Description = describe(l)
 		out = append(out, l)
 	}
 	return out

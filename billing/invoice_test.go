@@ -2,7 +2,10 @@ package billing
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base32"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -94,50 +97,10 @@ func TestAdjustmentLines(t *testing.T) {
 	}
 }
 
-func TestListInvoicesQuery(t *testing.T) {
-	q, args := listInvoicesQuery(InvoiceFilter{Period: pricing.MustParseMonth("2026-10"), Status: StatusDraft, CustomerID: "a", NotDraft: true},
-		&invoiceCursor{Period: "2026-10", Customer: "a", Seq: 1}, 101)
-	for _, want := range []string{"period = $1", "status = $2", "customer_id = $3", "status <> 'draft'",
-		"(period < $4 OR (period = $4 AND (customer_id, seq) > ($5, $6)))", "ORDER BY period DESC, customer_id, seq LIMIT $7"} {
-		if !strings.Contains(q, want) {
-			t.Errorf("query lacks %q:\n%s", want, q)
-		}
-	}
-	if len(args) != 7 || args[6] != 101 {
-		t.Errorf("args %v", args)
-	}
-	q, args = listInvoicesQuery(InvoiceFilter{}, nil, 10)
-	if strings.Contains(q, "WHERE") || len(args) != 1 {
-		t.Errorf("unfiltered query %s %v", q, args)
-	}
-	c := invoiceCursor{Period: "2026-10", Customer: "x'y", Seq: 3}
-	back, err := decodeCursor(c.encode())
-	if err != nil || *back != c {
-		t.Errorf("cursor round trip %+v %v", back, err)
-	}
-	if _, err := decodeCursor("!!"); postage.ErrorCode(err) != postage.EINVALID {
-		t.Errorf("bad cursor: %v", err)
-	}
-}
-
-// An empty (not nil) customer list asks for nobody: the meter, which reads
-// "no customers" as "every customer", is not even asked.
 func TestFromMeterEmptyCustomerListIsNobody(t *testing.T) {
 	rows, err := FromMeter(nil).MonthlyUsage(context.Background(), pricing.MustParseMonth("2026-10"), time.Now(), []string{})
 	if err != nil || rows != nil {
 		t.Fatalf("got %v, %v", rows, err)
-	}
-}
-
-func TestUpsertDraftsQuery(t *testing.T) {
-	q, args := upsertDraftsQuery(pricing.MustParseMonth("2026-10"), time.Unix(0, 0), make([]any, 14)...)
-	for _, want := range []string{"FROM unnest($3::text[]", "$16::bytea[]", "ON CONFLICT (id) DO UPDATE", "WHERE invoices.status = 'draft' AND invoices.content_hash <> EXCLUDED.content_hash", "RETURNING (xmax = 0)"} {
-		if !strings.Contains(q, want) {
-			t.Errorf("upsert lacks %q", want)
-		}
-	}
-	if len(args) != 16 || args[0] != "2026-10" {
-		t.Errorf("args %v", args[:2])
 	}
 }
 
@@ -171,7 +134,7 @@ func TestStoredLinesRoundTrip(t *testing.T) {
 	for i := range lines {
 		lines[i].Amount = NewMoney(decimal.Zero, 2)
 		if lines[i].Description == "" {
-			lines[i].Description = defaultDescription(lines[i])
+			lines[i].Description = DescribeLine(lines[i])
 		}
 	}
 	stored := storedLines(lines)
@@ -188,5 +151,21 @@ func TestStoredLinesRoundTrip(t *testing.T) {
 	got, _ := json.Marshal(back)
 	if string(got) != string(want) {
 		t.Fatalf("round trip\n got %s\nwant %s", got, want)
+	}
+}
+
+// Ids already stored must come out the same: the id is SHA-256 of
+// "customer\x00period\x00seq", its first 26 base32 characters, lower case.
+func TestInvoiceIDFormula(t *testing.T) {
+	for _, tt := range []struct {
+		customer string
+		seq      int
+	}{{"acme", 1}, {"c000042", 2}, {strings.Repeat("long-customer-id.", 10), 13}, {"", 1}} {
+		m := pricing.MustParseMonth("2026-10")
+		h := sha256.Sum256([]byte(tt.customer + "\x00" + m.String() + "\x00" + strconv.Itoa(tt.seq)))
+		want := "in_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(h[:])[:26])
+		if got := InvoiceID(tt.customer, m, tt.seq); got != want {
+			t.Errorf("InvoiceID(%q, %s, %d) = %s, want %s", tt.customer, m, tt.seq, got, want)
+		}
 	}
 }

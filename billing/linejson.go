@@ -1,6 +1,9 @@
 package billing
 
 import (
+	"crypto/sha256"
+	"encoding/json"
+	"slices"
 	"strconv"
 
 	"github.com/shopspring/decimal"
@@ -33,6 +36,57 @@ func appendStoredLinesJSON(b []byte, lines []Line) []byte {
 		b = appendLineJSON(b, &c)
 	}
 	return append(b, ']')
+}
+
+// Draft is a draft invoice encoded for the ledger: its JSON columns and
+// its content hash, made by the rating workers of a run so the writers
+// only write.
+type Draft struct {
+	Invoice  *Invoice
+	Customer []byte   // the customer snapshot as JSON
+	Lines    []byte   // the lines as stored (appendStoredLinesJSON)
+	Hash     []byte   // of what a refresh can change: an unchanged draft is not rewritten
+	Adjusts  []string // the months its adjustment lines bill
+	Fresh    bool     // no invoice of its customer and period existed when the run began
+}
+
+// EncodeDraft encodes d for the ledger.
+func EncodeDraft(d *Invoice) *Draft {
+	cb := appendCustomerJSON(make([]byte, 0, 128), &d.Customer)
+	lb := appendStoredLinesJSON(make([]byte, 0, 160*len(d.Lines)+2), d.Lines)
+	var num [48]byte
+	h := sha256.New()
+	for _, part := range [][]byte{cb, lb, []byte(d.Currency), []byte(d.CardID), strconv.AppendInt(num[:0], int64(d.CardVersion), 10)} {
+		h.Write(part)
+		h.Write([]byte{0})
+	}
+	h.Write(appendDecimalFixed(num[:0], d.Total.Decimal, d.Total.Places))
+	h.Write([]byte{0})
+	return &Draft{Invoice: d, Customer: cb, Lines: lb, Adjusts: adjustedPeriods(d.Lines), Hash: h.Sum(nil)}
+}
+
+// DecodeLines reads lines as stored, restoring what storage leaves out
+// (descriptions from the describer, country lists that are the market).
+func DecodeLines(b []byte) ([]Line, error) {
+	var lines []Line
+	if err := json.Unmarshal(b, &lines); err != nil {
+		return nil, err
+	}
+	expandLines(lines)
+	return lines, nil
+}
+
+// adjustedPeriods returns the months that lines' adjustment lines bill,
+// sorted and each once: the invoices table's adjusts column.
+func adjustedPeriods(lines []Line) []string {
+	out := []string{}
+	for _, l := range lines {
+		if l.Kind == KindAdjustment {
+			out = append(out, l.Period.String())
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // appendCustomerJSON appends c as encoding/json writes it (a test compares
@@ -81,6 +135,10 @@ func appendLineJSON(b []byte, l *Line) []byte {
 	b = jsonx.AppendString(b, l.Category)
 	if l.Free {
 		b = append(b, `,"free":true`...)
+	}
+	if l.PricingType != "" {
+		b = append(b, `,"pricing_type":`...)
+		b = jsonx.AppendString(b, l.PricingType)
 	}
 	if l.Mode != "" {
 		b = append(b, `,"mode":`...)

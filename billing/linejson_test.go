@@ -56,12 +56,12 @@ func TestAppendLinesJSONMatchesEncodingJSON(t *testing.T) {
 			}
 			switch rng.IntN(4) { // descriptions and country lists that storage leaves out
 			case 0:
-				l.Description = defaultDescription(l)
+				l.Description = DescribeLine(l)
 			case 1:
 				l.Countries = []pricing.CountryQuantity{{Country: l.Market, Quantity: l.Quantity}}
 			case 2:
 				l.Kind = []string{KindUsage, KindAdjustment}[rng.IntN(2)]
-				l.Description = defaultDescription(l)
+				l.Description = DescribeLine(l)
 			}
 			lines = append(lines, l)
 		}
@@ -83,6 +83,9 @@ func TestAppendLinesJSONMatchesEncodingJSON(t *testing.T) {
 }
 
 func TestIsDescription(t *testing.T) {
+	describe := func(market, category string, free bool) string {
+		return DescribeLine(Line{Kind: KindUsage, Market: market, Category: category, Free: free})
+	}
 	for _, m := range []string{"", "GB", "Rest of World"} {
 		for _, c := range []string{"", "marketing", "service"} {
 			for _, free := range []bool{false, true} {

@@ -1,4 +1,4 @@
-package billing
+package billing_test
 
 import (
 	"context"
@@ -14,13 +14,18 @@ import (
 	"github.com/shopspring/decimal"
 
 	"postage"
+	"postage/billing"
+	billingpg "postage/billing/pgstore"
 	"postage/internal/testenv"
 	"postage/metering"
 	"postage/pricing"
 	"postage/pricing/pgstore"
+	"postage/reports"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
+
+var testIssuer = billing.Issuer{Name: "Postage Test Ltd.", Address: "1 Test Street, Testville"}
 
 // clock is an injected, settable clock.
 type clock struct {
@@ -55,8 +60,8 @@ type fixture struct {
 	env    *testenv.Env
 	clock  *clock
 	prices *pgstore.Store
-	runner *Runner
-	store  *InvoiceStore
+	runner *billing.Runner
+	store  *billingpg.InvoiceStore
 	seq    int
 }
 
@@ -64,15 +69,15 @@ func newFixture(t *testing.T, customers ...string) *fixture {
 	t.Helper()
 	env := testenv.New(t)
 	clk := &clock{t: time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)}
-	store, err := NewInvoiceStore(env.PG, "")
+	store, err := billingpg.NewInvoiceStore(env.PG, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	store.Now = clk.Now
-	cs := NewCustomerStore(env.PG)
+	cs := billingpg.NewCustomerStore(env.PG)
 	cs.Now = clk.Now
 	for _, c := range customers {
-		if _, err := cs.Create(context.Background(), Customer{ID: c, Name: "Customer " + c, Currency: "USD", Country: "DE"}); err != nil {
+		if _, err := cs.Create(context.Background(), billing.Customer{ID: c, Name: "Customer " + c, Currency: "USD", Country: "DE"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -90,7 +95,8 @@ func newFixture(t *testing.T, customers ...string) *fixture {
 		t.Fatal(err)
 	}
 	p.Now = clk.Now
-	f.runner = &Runner{Invoices: store, Customers: cs, Usage: FromMeter(metering.NewCHStore(env.CH)), Pricing: p, Now: clk.Now, Grace: 72 * time.Hour}
+	f.runner = &billing.Runner{Invoices: store, Customers: cs, Usage: billing.FromMeter(metering.NewCHStore(env.CH)), Pricing: p,
+		Locks: billingpg.Locker{DB: env.PG}, Render: reports.InvoiceDocuments{}, Issuer: testIssuer, Now: clk.Now, Grace: 72 * time.Hour}
 	return f
 }
 
@@ -114,6 +120,7 @@ type ev struct {
 	customer, country, category string
 	at, ingested                string // "2006-01-02 15:04:05"
 	qty                         uint64
+	pricingType                 string // "" (regular) or the upstream's pricing type
 }
 
 func ts(s string) time.Time {
@@ -126,7 +133,7 @@ func ts(s string) time.Time {
 
 func (f *fixture) events(evs ...ev) {
 	f.t.Helper()
-	b, err := f.env.CH.PrepareBatch(context.Background(), "INSERT INTO events (customer_id, id, time, country, category, quantity, payload_hash, ingested_at)")
+	b, err := f.env.CH.PrepareBatch(context.Background(), "INSERT INTO events (customer_id, id, time, country, category, pricing_type, quantity, payload_hash, ingested_at)")
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -136,7 +143,7 @@ func (f *fixture) events(evs ...ev) {
 		if q == 0 {
 			q = 1
 		}
-		if err := b.Append(e.customer, fmt.Sprintf("ev-%d", f.seq), ts(e.at), e.country, e.category, q, uint64(1), ts(e.ingested)); err != nil {
+		if err := b.Append(e.customer, fmt.Sprintf("ev-%d", f.seq), ts(e.at), e.country, e.category, e.pricingType, q, uint64(1), ts(e.ingested)); err != nil {
 			f.t.Fatal(err)
 		}
 	}
@@ -154,33 +161,33 @@ func many(n int, e ev) []ev {
 	return out
 }
 
-func (f *fixture) run(period string) Run {
+func (f *fixture) run(period string) billing.Run {
 	f.t.Helper()
-	run, err := f.runner.Run(context.Background(), RunRequest{Period: pricing.MustParseMonth(period), Trigger: TriggerManual, Wait: true})
+	run, err := f.runner.Run(context.Background(), billing.RunRequest{Period: pricing.MustParseMonth(period), Trigger: billing.TriggerManual, Wait: true})
 	if err != nil {
 		f.t.Fatalf("run %s: %v", period, err)
 	}
 	return run
 }
 
-func (f *fixture) invoices(filter InvoiceFilter) []Invoice {
+func (f *fixture) invoices(filter billing.InvoiceFilter) []billing.Invoice {
 	f.t.Helper()
-	list, _, err := f.store.List(context.Background(), filter, Page{Limit: 1000})
+	list, _, err := f.store.List(context.Background(), filter, billing.Page{Limit: 1000})
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	return list
 }
 
-func (f *fixture) live(customer, period string) Invoice {
+func (f *fixture) live(customer, period string) billing.Invoice {
 	f.t.Helper()
-	for _, inv := range f.invoices(InvoiceFilter{CustomerID: customer, Period: pricing.MustParseMonth(period)}) {
-		if inv.Status != StatusVoid {
+	for _, inv := range f.invoices(billing.InvoiceFilter{CustomerID: customer, Period: pricing.MustParseMonth(period)}) {
+		if inv.Status != billing.StatusVoid {
 			return inv
 		}
 	}
 	f.t.Fatalf("no live invoice for %s %s", customer, period)
-	return Invoice{}
+	return billing.Invoice{}
 }
 
 func TestRunIsIdempotent(t *testing.T) {
@@ -192,7 +199,7 @@ func TestRunIsIdempotent(t *testing.T) {
 		ev{customer: "b", country: "GB", category: "marketing", at: "2026-10-07 10:00:00", ingested: "2026-10-07 10:00:01", qty: 12},
 	)
 	run1 := f.run("2026-10")
-	if run1.Created != 2 || run1.Refreshed != 0 || run1.Customers != 2 || run1.Status != RunSucceeded {
+	if run1.Created != 2 || run1.Refreshed != 0 || run1.Customers != 2 || run1.Status != billing.RunSucceeded {
 		t.Fatalf("first run = %+v", run1)
 	}
 	a1 := f.live("a", "2026-10")
@@ -201,7 +208,7 @@ func TestRunIsIdempotent(t *testing.T) {
 		t.Fatalf("second run = %+v", run2)
 	}
 	a2 := f.live("a", "2026-10")
-	if a1.ID != a2.ID || a1.ID != InvoiceID("a", pricing.MustParseMonth("2026-10"), 1) {
+	if a1.ID != a2.ID || a1.ID != billing.InvoiceID("a", pricing.MustParseMonth("2026-10"), 1) {
 		t.Fatalf("ids %s %s, want the deterministic id", a1.ID, a2.ID)
 	}
 	// DE 3 × 0.0125 = 0.0375 → 0.04; FR (Other) 1 × 0.01 = 0.01; session free.
@@ -215,10 +222,10 @@ func TestRunIsIdempotent(t *testing.T) {
 	if got, want := f.live("b", "2026-10").Total.String(), "0.23"; got != want {
 		t.Fatalf("total of b = %s, want %s", got, want)
 	}
-	if got := len(f.invoices(InvoiceFilter{})); got != 2 {
+	if got := len(f.invoices(billing.InvoiceFilter{})); got != 2 {
 		t.Fatalf("%d invoices after two runs, want 2", got)
 	}
-	if a2.UsageCutoff != f.clock.Now() || a2.Status != StatusDraft || a2.Number != "" {
+	if a2.UsageCutoff != f.clock.Now() || a2.Status != billing.StatusDraft || a2.Number != "" {
 		t.Fatalf("draft = %+v", a2)
 	}
 	// A late event changes a's draft only.
@@ -234,7 +241,7 @@ func TestRunIsIdempotent(t *testing.T) {
 		t.Fatalf("unchanged draft rewritten: %+v", b3)
 	}
 	// Finalizing brings an unchanged draft's cut-off to the last run's.
-	b4, err := f.runner.Approve(context.Background(), InvoiceID("b", pricing.MustParseMonth("2026-10"), 1))
+	b4, err := f.runner.Approve(context.Background(), billing.InvoiceID("b", pricing.MustParseMonth("2026-10"), 1))
 	if err != nil || !b4.UsageCutoff.Equal(f.clock.Now()) {
 		t.Fatalf("approved = %+v, %v", b4, err)
 	}
@@ -318,7 +325,7 @@ func TestGraceAutoFinalizeAndApprove(t *testing.T) {
 	// Finance approves b early.
 	f.clock.Set(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
 	b, err := f.runner.Approve(context.Background(), f.live("b", "2026-10").ID)
-	if err != nil || b.Status != StatusFinalized || b.Number != "PST-2026-000001" {
+	if err != nil || b.Status != billing.StatusFinalized || b.Number != "PST-2026-000001" {
 		t.Fatalf("approve = %+v, %v", b, err)
 	}
 	if _, err := f.runner.Approve(context.Background(), b.ID); postage.ErrorCode(err) != postage.ECONFLICT {
@@ -336,7 +343,7 @@ func TestGraceAutoFinalizeAndApprove(t *testing.T) {
 		t.Fatalf("sweep = %+v, %v", runs, err)
 	}
 	a = f.live("a", "2026-10")
-	if a.Status != StatusFinalized || a.Number != "PST-2026-000002" || a.Lines[0].Quantity != 5 || a.Total.String() != "0.05" {
+	if a.Status != billing.StatusFinalized || a.Number != "PST-2026-000002" || a.Lines[0].Quantity != 5 || a.Total.String() != "0.05" {
 		t.Fatalf("auto-finalized = %+v", a)
 	}
 	// Finalized invoices never change: later runs leave them alone.
@@ -369,7 +376,7 @@ func TestGaplessNumberingUnderConcurrency(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < n; i += 8 {
-				_, err := f.runner.Approve(context.Background(), InvoiceID(ids[i], pricing.MustParseMonth("2026-10"), 1))
+				_, err := f.runner.Approve(context.Background(), billing.InvoiceID(ids[i], pricing.MustParseMonth("2026-10"), 1))
 				if err != nil && postage.ErrorCode(err) != postage.ECONFLICT {
 					t.Error(err)
 				}
@@ -387,8 +394,8 @@ func TestGaplessNumberingUnderConcurrency(t *testing.T) {
 	}
 	wg.Wait()
 	seen := map[string]bool{}
-	for _, inv := range f.invoices(InvoiceFilter{}) {
-		if inv.Status != StatusFinalized {
+	for _, inv := range f.invoices(billing.InvoiceFilter{}) {
+		if inv.Status != billing.StatusFinalized {
 			t.Fatalf("%s is %s", inv.ID, inv.Status)
 		}
 		seen[inv.Number] = true
@@ -410,10 +417,10 @@ func TestConcurrentRuns(t *testing.T) {
 		ev{customer: "b", country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"},
 		ev{customer: "c", country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"},
 	)
-	// Two replicas with their own Runner on the same databases.
-	other := &Runner{Invoices: f.store, Customers: f.runner.Customers, Usage: f.runner.Usage, Pricing: f.prices, Now: f.clock.Now, Grace: 72 * time.Hour}
+	// Two replicas with their own billing.Runner on the same databases.
+	other := &billing.Runner{Invoices: f.store, Customers: f.runner.Customers, Usage: f.runner.Usage, Pricing: f.prices, Locks: billingpg.Locker{DB: f.env.PG}, Now: f.clock.Now, Grace: 72 * time.Hour}
 	var wg sync.WaitGroup
-	runs := make([]Run, 4)
+	runs := make([]billing.Run, 4)
 	for i := range runs {
 		wg.Add(1)
 		go func(i int) {
@@ -423,7 +430,7 @@ func TestConcurrentRuns(t *testing.T) {
 				r = other
 			}
 			var err error
-			runs[i], err = r.Run(context.Background(), RunRequest{Period: pricing.MustParseMonth("2026-10"), Trigger: TriggerSchedule, Wait: i < 2})
+			runs[i], err = r.Run(context.Background(), billing.RunRequest{Period: pricing.MustParseMonth("2026-10"), Trigger: billing.TriggerSchedule, Wait: i < 2})
 			if err != nil {
 				t.Error(err)
 			}
@@ -433,14 +440,14 @@ func TestConcurrentRuns(t *testing.T) {
 	created := 0
 	for _, r := range runs {
 		created += r.Created
-		if r.Status != RunSucceeded && r.Status != RunSkipped {
+		if r.Status != billing.RunSucceeded && r.Status != billing.RunSkipped {
 			t.Errorf("run %+v", r)
 		}
 	}
 	if created != 3 {
 		t.Errorf("runs created %d invoices in all, want 3: %+v", created, runs)
 	}
-	if got := len(f.invoices(InvoiceFilter{})); got != 3 {
+	if got := len(f.invoices(billing.InvoiceFilter{})); got != 3 {
 		t.Fatalf("%d invoices, want 3", got)
 	}
 	recorded, err := f.store.Runs(context.Background(), pricing.Month{}, 10)
@@ -469,17 +476,17 @@ func TestVoidAndReissue(t *testing.T) {
 	f.events(many(2, ev{customer: "a", country: "US", category: "marketing", at: "2026-10-30 10:00:00", ingested: "2026-11-02 10:00:00"})...)
 	f.clock.Set(time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC))
 	newName := "Acme Ltd"
-	if _, err := f.runner.Customers.Update(ctx, "a", CustomerUpdate{Name: &newName}); err != nil {
+	if _, err := f.runner.Customers.Update(ctx, "a", billing.CustomerUpdate{Name: &newName}); err != nil {
 		t.Fatal(err)
 	}
 	voided, re, err := f.runner.Void(ctx, fin.ID, "customer name was wrong")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if voided.Status != StatusVoid || voided.Number != fin.Number || voided.VoidReason != "customer name was wrong" || voided.ReplacedBy != re.ID {
+	if voided.Status != billing.StatusVoid || voided.Number != fin.Number || voided.VoidReason != "customer name was wrong" || voided.ReplacedBy != re.ID {
 		t.Fatalf("voided = %+v", voided)
 	}
-	if re.Status != StatusDraft || re.Seq != 2 || re.Replaces != fin.ID || re.ID != InvoiceID("a", pricing.MustParseMonth("2026-10"), 2) ||
+	if re.Status != billing.StatusDraft || re.Seq != 2 || re.Replaces != fin.ID || re.ID != billing.InvoiceID("a", pricing.MustParseMonth("2026-10"), 2) ||
 		re.Customer.Name != newName || re.Lines[0].Quantity != 5 || re.Total.String() != "0.05" {
 		t.Fatalf("reissue = %+v", re)
 	}
@@ -513,7 +520,7 @@ func TestLateEventsBecomeAdjustments(t *testing.T) {
 		t.Fatal(err)
 	}
 	oct := f.live("a", "2026-10")
-	if oct.Status != StatusFinalized || oct.Total.String() != "0.16" {
+	if oct.Status != billing.StatusFinalized || oct.Total.String() != "0.16" {
 		t.Fatalf("October = %+v", oct)
 	}
 	// After October is closed: 5 more October events for a (crossing the
@@ -531,9 +538,9 @@ func TestLateEventsBecomeAdjustments(t *testing.T) {
 	for i := 0; i < 2; i++ { // twice: refreshing changes nothing
 		f.run("2026-11")
 		nov := f.live("a", "2026-11")
-		var adj []Line
+		var adj []billing.Line
 		for _, l := range nov.Lines {
-			if l.Kind == KindAdjustment {
+			if l.Kind == billing.KindAdjustment {
 				adj = append(adj, l)
 			}
 		}
@@ -545,7 +552,7 @@ func TestLateEventsBecomeAdjustments(t *testing.T) {
 			t.Fatalf("November totals %s + %s = %s", nov.Subtotal, nov.Adjustments, nov.Total)
 		}
 		z := f.live("z", "2026-11")
-		if len(z.Lines) != 1 || z.Lines[0].Kind != KindAdjustment || z.Lines[0].Quantity != 3 || z.Total.String() != "0.03" {
+		if len(z.Lines) != 1 || z.Lines[0].Kind != billing.KindAdjustment || z.Lines[0].Quantity != 3 || z.Total.String() != "0.03" {
 			t.Fatalf("z = %+v", z.Lines)
 		}
 	}
@@ -598,11 +605,11 @@ func TestUnbilledUsage(t *testing.T) {
 		t.Fatalf("run = %+v", run)
 	}
 	rows, err := f.store.Unbilled(context.Background(), pricing.MustParseMonth("2026-10"))
-	if err != nil || len(rows) != 3 || rows[2].CustomerID != "odd" || rows[2].Reason != UnbilledRatingError || !strings.Contains(rows[2].Detail, "utility") {
+	if err != nil || len(rows) != 3 || rows[2].CustomerID != "odd" || rows[2].Reason != billing.UnbilledRatingError || !strings.Contains(rows[2].Detail, "utility") {
 		t.Fatalf("unbilled = %+v, %v", rows, err)
 	}
-	if rows[0].CustomerID != "ghost" || rows[0].Reason != UnbilledUnknownCustomer || rows[0].Quantity != 4 ||
-		rows[1].CustomerID != "nocard" || rows[1].Reason != UnbilledNoCard || rows[1].Quantity != 2 {
+	if rows[0].CustomerID != "ghost" || rows[0].Reason != billing.UnbilledUnknownCustomer || rows[0].Quantity != 4 ||
+		rows[1].CustomerID != "nocard" || rows[1].Reason != billing.UnbilledNoCard || rows[1].Quantity != 2 {
 		t.Fatalf("unbilled = %+v", rows)
 	}
 }
@@ -610,7 +617,7 @@ func TestUnbilledUsage(t *testing.T) {
 func TestBadPeriods(t *testing.T) {
 	f := newFixture(t)
 	for _, p := range []pricing.Month{{Year: 2026, Month: 11}, {Year: 2027, Month: 1}, {Year: 2026, Month: 13}} {
-		if _, err := f.runner.Run(context.Background(), RunRequest{Period: p}); postage.ErrorCode(err) != postage.EINVALID {
+		if _, err := f.runner.Run(context.Background(), billing.RunRequest{Period: p}); postage.ErrorCode(err) != postage.EINVALID {
 			t.Errorf("period %v: %v, want invalid", p, err)
 		}
 	}
@@ -630,24 +637,24 @@ func TestDatabaseDownDuringRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := f.runner.Usage
-	f.runner.Usage = FromMeter(metering.NewCHStore(dead))
-	run, err := f.runner.Run(ctx, RunRequest{Period: pricing.MustParseMonth("2026-10"), Wait: true})
-	if err == nil || run.Status != RunFailed || run.Error == "" {
+	f.runner.Usage = billing.FromMeter(metering.NewCHStore(dead))
+	run, err := f.runner.Run(ctx, billing.RunRequest{Period: pricing.MustParseMonth("2026-10"), Wait: true})
+	if err == nil || run.Status != billing.RunFailed || run.Error == "" {
 		t.Fatalf("run with ClickHouse down = %+v, %v", run, err)
 	}
-	if got := len(f.invoices(InvoiceFilter{})); got != 0 {
+	if got := len(f.invoices(billing.InvoiceFilter{})); got != 0 {
 		t.Fatalf("%d invoices after a failed run", got)
 	}
 	f.runner.Usage = good
 	run = f.run("2026-10")
-	if run.Status != RunSucceeded || run.Created != 1 {
+	if run.Status != billing.RunSucceeded || run.Created != 1 {
 		t.Fatalf("next run = %+v", run)
 	}
 	runs, err := f.store.Runs(ctx, pricing.MustParseMonth("2026-10"), 10)
 	if err != nil || len(runs) != 3 {
 		t.Fatalf("runs = %+v, %v", runs, err)
 	}
-	if runs[0].Status != RunSucceeded || runs[1].Status != RunFailed || runs[2].Status != RunFailed {
+	if runs[0].Status != billing.RunSucceeded || runs[1].Status != billing.RunFailed || runs[2].Status != billing.RunFailed {
 		t.Fatalf("recorded runs = %+v", runs)
 	}
 }
@@ -664,8 +671,8 @@ func TestPostgresDownDuringRun(t *testing.T) {
 	defer down.Close()
 	store := *f.store
 	store.DB = down
-	broken := &Runner{Invoices: &store, Customers: f.runner.Customers, Usage: f.runner.Usage, Pricing: f.prices, Now: f.clock.Now, Grace: 72 * time.Hour}
-	if _, err := broken.Run(ctx, RunRequest{Period: pricing.MustParseMonth("2026-10"), Wait: true}); postage.ErrorCode(err) != postage.EUNAVAILABLE {
+	broken := &billing.Runner{Invoices: &store, Customers: f.runner.Customers, Usage: f.runner.Usage, Pricing: f.prices, Locks: billingpg.Locker{DB: down}, Now: f.clock.Now, Grace: 72 * time.Hour}
+	if _, err := broken.Run(ctx, billing.RunRequest{Period: pricing.MustParseMonth("2026-10"), Wait: true}); postage.ErrorCode(err) != postage.EUNAVAILABLE {
 		t.Fatalf("run with PostgreSQL down: %v, want unavailable", err)
 	}
 	// PostgreSQL goes away in the middle of a run: the customer store's
@@ -674,19 +681,19 @@ func TestPostgresDownDuringRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	midCustomers := NewCustomerStore(mid)
+	midCustomers := billingpg.NewCustomerStore(mid)
 	mid.Close()
-	half := &Runner{Invoices: f.store, Customers: midCustomers, Usage: f.runner.Usage, Pricing: f.prices, Now: f.clock.Now, Grace: 72 * time.Hour}
-	run, err := half.Run(ctx, RunRequest{Period: pricing.MustParseMonth("2026-10"), Wait: true})
-	if err == nil || run.Status != RunFailed {
+	half := &billing.Runner{Invoices: f.store, Customers: midCustomers, Usage: f.runner.Usage, Pricing: f.prices, Locks: f.runner.Locks, Now: f.clock.Now, Grace: 72 * time.Hour}
+	run, err := half.Run(ctx, billing.RunRequest{Period: pricing.MustParseMonth("2026-10"), Wait: true})
+	if err == nil || run.Status != billing.RunFailed {
 		t.Fatalf("run losing PostgreSQL half-way = %+v, %v", run, err)
 	}
 	// The next run completes.
-	if run := f.run("2026-10"); run.Status != RunSucceeded || run.Created != 1 {
+	if run := f.run("2026-10"); run.Status != billing.RunSucceeded || run.Created != 1 {
 		t.Fatalf("next run = %+v", run)
 	}
 	runs, _ := f.store.Runs(ctx, pricing.Month{}, 10)
-	if len(runs) != 2 || runs[1].Status != RunFailed || runs[1].Error == "" {
+	if len(runs) != 2 || runs[1].Status != billing.RunFailed || runs[1].Error == "" {
 		t.Fatalf("recorded runs = %+v", runs)
 	}
 }
@@ -694,16 +701,16 @@ func TestPostgresDownDuringRun(t *testing.T) {
 func TestSchedulerRunsThePreviousMonth(t *testing.T) {
 	f := newFixture(t, "a")
 	f.events(ev{customer: "a", country: "US", category: "marketing", at: "2026-10-31 23:59:59", ingested: "2026-10-31 23:59:59"})
-	s := &Scheduler{Runner: f.runner, Schedule: DefaultSchedule}
+	s := &billing.Scheduler{Runner: f.runner, Schedule: billing.DefaultSchedule}
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	s.Stop()
 	run, err := s.MonthlyRun(context.Background())
-	if err != nil || run.Period != "2026-10" || run.Trigger != TriggerSchedule || run.Created != 1 {
+	if err != nil || run.Period != "2026-10" || run.Trigger != billing.TriggerSchedule || run.Created != 1 {
 		t.Fatalf("scheduled run = %+v, %v", run, err)
 	}
-	if err := (&Scheduler{Runner: f.runner, Schedule: "61 * * * *"}).Start(context.Background()); err == nil {
+	if err := (&billing.Scheduler{Runner: f.runner, Schedule: "61 * * * *"}).Start(context.Background()); err == nil {
 		t.Fatal("a bad schedule started")
 	}
 }
@@ -714,13 +721,13 @@ func TestFreshDraftThatExistsFallsBackToUpsert(t *testing.T) {
 	f.run("2026-10")
 	inv := f.live("a", "2026-10")
 	inv.Lines[0].Quantity = 99
-	e1 := encodeDraft(&inv)
-	e1.fresh = true // as if the plan had not seen it
+	e1 := billing.EncodeDraft(&inv)
+	e1.Fresh = true // as if the plan had not seen it
 	b := inv
-	b.ID, b.CustomerID, b.Customer.ID = InvoiceID("b", inv.Period, 1), "b", "b"
-	e2 := encodeDraft(&b)
-	e2.fresh = true
-	created, refreshed, err := f.store.upsertDrafts(context.Background(), []*encodedDraft{e1, e2}, f.clock.Now())
+	b.ID, b.CustomerID, b.Customer.ID = billing.InvoiceID("b", inv.Period, 1), "b", "b"
+	e2 := billing.EncodeDraft(&b)
+	e2.Fresh = true
+	created, refreshed, err := f.store.WriteDrafts(context.Background(), []*billing.Draft{e1, e2}, f.clock.Now())
 	if err != nil || created != 1 || refreshed != 1 {
 		t.Fatalf("created %d refreshed %d, %v", created, refreshed, err)
 	}
@@ -764,13 +771,9 @@ func TestCustomerWithInvoicesIsKept(t *testing.T) {
 
 	// A run in progress holds the customers lock shared: a delete waits for
 	// it, then sees the first invoice the run wrote meanwhile.
-	conn, err := f.env.PG.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock_shared($1, $2)`, lockClass, lockCustomers); err != nil {
-		t.Fatal(err)
+	unlock, locked, err := f.runner.Locks.LockRuns(ctx, true)
+	if err != nil || !locked {
+		t.Fatalf("run lock: %v %v", locked, err)
 	}
 	deleted := make(chan error, 1)
 	go func() {
@@ -782,13 +785,11 @@ func TestCustomerWithInvoicesIsKept(t *testing.T) {
 		t.Fatalf("delete did not wait for the run: %v", err)
 	case <-time.After(300 * time.Millisecond):
 	}
-	if _, err := conn.Exec(ctx, `INSERT INTO invoices (id, customer_id, period, seq, status, customer, currency, lines, subtotal, adjustments, total,
+	if _, err := f.env.PG.Exec(ctx, `INSERT INTO invoices (id, customer_id, period, seq, status, customer, currency, lines, subtotal, adjustments, total,
 		usage_cutoff, finalize_after, created_at, updated_at) VALUES ('in_c3', 'c3', '2026-10', 1, 'draft', '{}', 'USD', '[]', 0, 0, 0, now(), now(), now(), now())`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock_shared($1, $2)`, lockClass, lockCustomers); err != nil {
-		t.Fatal(err)
-	}
+	unlock()
 	if err := <-deleted; err == nil || !strings.Contains(err.Error(), "customer c3 has invoices") {
 		t.Errorf("delete that waited for a run writing the customer's first invoice: err = %v, want it refused", err)
 	}
@@ -806,9 +807,9 @@ func TestCustomerWithInvoicesIsKept(t *testing.T) {
 	if _, err := tx.Exec(ctx, `DELETE FROM customers WHERE id = 'c3'`); err != nil {
 		t.Fatal(err)
 	}
-	ran := make(chan Run, 1)
+	ran := make(chan billing.Run, 1)
 	go func() {
-		r, _ := f.runner.Run(ctx, RunRequest{Period: pricing.MustParseMonth("2026-10"), Trigger: TriggerSchedule})
+		r, _ := f.runner.Run(ctx, billing.RunRequest{Period: pricing.MustParseMonth("2026-10"), Trigger: billing.TriggerSchedule})
 		ran <- r
 	}()
 	select {
@@ -819,7 +820,7 @@ func TestCustomerWithInvoicesIsKept(t *testing.T) {
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if r := <-ran; r.Status != RunSucceeded || r.Unbilled != 1 {
+	if r := <-ran; r.Status != billing.RunSucceeded || r.Unbilled != 1 {
 		t.Errorf("scheduled run after the delete: %+v, want it to succeed, not be skipped, with c3's usage unbilled", r)
 	}
 	var n int
@@ -843,7 +844,7 @@ func TestOneLiveInvoicePerCustomerAndPeriod(t *testing.T) {
 		_, err := f.env.PG.Exec(ctx, `INSERT INTO invoices (id, customer_id, period, seq, status, customer, currency, lines, subtotal, adjustments, total,
 			usage_cutoff, finalize_after, created_at, updated_at, voided_at, number, number_year, number_seq)
 			VALUES ($1, 'c1', '2026-10', $2::int, $3, '{}', 'USD', '[]', 0, 0, 0, now(), now(), now(), now(), `+voided+`, `+number+`, 1900, $2::int)`,
-			InvoiceID("c1", pricing.MustParseMonth("2026-10"), seq), seq, status)
+			billing.InvoiceID("c1", pricing.MustParseMonth("2026-10"), seq), seq, status)
 		return err
 	}
 	if err := insert(2, "draft"); err == nil || !strings.Contains(err.Error(), "invoices_customer") {

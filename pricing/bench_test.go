@@ -121,3 +121,26 @@ func BenchmarkRateOneCustomer(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRateOneCustomerDiscounted is BenchmarkRateOneCustomer with a
+// scoped and a whole-card discount on every line: the rounding of
+// discounted amounts.
+func BenchmarkRateOneCustomerDiscounted(b *testing.B) {
+	s, _ := LaunchSeed()
+	r, _ := Compile(s.Version)
+	countries := append(sortedKeys(s.Version.Countries)[:147], "XK", "XA", "ZZ")
+	rng := rand.New(rand.NewPCG(7, 7))
+	var us []Usage
+	for _, c := range countries {
+		for _, cat := range []string{"notification", "session"} {
+			us = append(us, Usage{Country: c, Category: cat, Quantity: rng.Int64N(1 << (1 + rng.IntN(22)))})
+		}
+	}
+	ov := Overrides{CardDiscount: decimal.RequireFromString("2.5"), Discounts: []Discount{{Category: "notification", Percent: decimal.RequireFromString("12.3456")}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Rate(ov, us, RateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -46,7 +46,7 @@ func TestCSVRoundTrip(t *testing.T) {
 			t.Fatalf("%s: export → import → export differs", v.CardID)
 		}
 		// Rating is the same.
-		usage := []Usage{{"DE", v.Categories[0].Name, 1_234_567}, {"FR", v.Categories[0].Name, 3}}
+		usage := []Usage{{Country: "DE", Category: v.Categories[0].Name, Quantity: 1_234_567}, {Country: "FR", Category: v.Categories[0].Name, Quantity: 3}}
 		r1, err1 := Rate(v, Overrides{}, usage, RateOptions{})
 		r2, err2 := Rate(got, Overrides{}, usage, RateOptions{})
 		if err1 != nil || err2 != nil || !r1.Total.Equal(r2.Total) {

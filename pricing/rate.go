@@ -20,6 +20,12 @@ type Usage struct {
 	Country  string `json:"country"`  // recipient's ISO 3166-1 alpha-2 code; unknown codes fall in the default market
 	Category string `json:"category"` // a category name or alias of the card
 	Quantity int64  `json:"quantity"`
+	// FreeType, when set, makes the row free whatever its category: it
+	// names why (an upstream's free pricing type such as
+	// "free_customer_service"). Such rows are rated on lines of their own
+	// at 0, per (market, category as sent, FreeType), need no price on the
+	// card (nor a category it knows) and do not count toward tier volume.
+	FreeType string `json:"free_type,omitempty"`
 }
 
 // QuoteItem is one item of a quote: a hypothetical month of usage.
@@ -57,9 +63,10 @@ type Line struct {
 	Countries []CountryQuantity `json:"countries"` // recipient countries of the line, sorted
 	Category  string            `json:"category"`  // the card category the usage was rated as
 	Free      bool              `json:"free,omitempty"`
-	Custom    bool              `json:"custom,omitempty"`  // a customer's custom unit price replaced the card's
-	Average   bool              `json:"average,omitempty"` // UnitPrice is an average (see UnitPrice)
-	Mode      Mode              `json:"mode,omitempty"`    // the card's price mode, or flat for a custom price
+	FreeType  string            `json:"free_type,omitempty"` // the rows' FreeType when they are free whatever their category
+	Custom    bool              `json:"custom,omitempty"`    // a customer's custom unit price replaced the card's
+	Average   bool              `json:"average,omitempty"`   // UnitPrice is an average (see UnitPrice)
+	Mode      Mode              `json:"mode,omitempty"`      // the card's price mode, or flat for a custom price
 	Quantity  int64             `json:"quantity"`
 	Tiers     []TierLine        `json:"tiers,omitempty"` // how the quantity fell into tiers
 	// UnitPrice is the one unit price the line was charged at, or, when
@@ -284,13 +291,23 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		sc.touched = sc.touched[:0]
 		r.scratch.Put(sc)
 	}()
-	// rowAcc[i] is usage row i's line (-1: rejected); order lists the rows
-	// grouped by line. Pointer-free, so the collector never scans them.
+	// rowAcc[i] is usage row i's line (-1: rejected or free); order lists
+	// the priced rows grouped by line. Pointer-free, so the collector never
+	// scans them.
 	idx := make([]int32, 2*len(usage))
 	rowAcc, order := idx[:len(usage)], idx[len(usage):]
 	var errs []error
 	var unknown []string
+	var free []int32 // rows with a FreeType
 	for i, u := range usage {
+		if u.FreeType != "" {
+			if u.Quantity < 0 || u.Quantity > MaxQuantity {
+				errs = append(errs, postage.Errorf(postage.EINVALID, "usage row %d: quantity %d out of range", i, u.Quantity))
+			}
+			free = append(free, int32(i))
+			rowAcc[i] = -1
+			continue
+		}
 		c, ok := r.category(u.Category)
 		if !ok {
 			if !slices.Contains(unknown, u.Category) { // each unknown category once
@@ -337,7 +354,11 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		count[a] = int64(start) + 1 // becomes the next free slot + 1
 		start += n
 	}
+	order = order[:start]
 	for i, a := range rowAcc {
+		if a < 0 {
+			continue // free
+		}
 		order[count[a]-1] = int32(i)
 		count[a]++
 	}
@@ -349,13 +370,11 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		Currency:   r.v.Currency,
 		MinorUnits: r.minor,
 		Rounding:   r.v.Rounding,
-		Lines:      make([]Line, 0, nlines),
+		Lines:      make([]Line, 0, nlines+len(free)),
 	}
 	countries := make([]CountryQuantity, 0, len(usage))
 	tiers := make([]TierLine, 0, ntiers+1) // +1: a custom price may use one tier where the card's uses none
-	var total u128
-	var totalDec decimal.Decimal // rounded amounts of discounted lines
-	var hasTotalDec bool
+	var total u128                         // rounded amounts, in micro-units
 
 	for i := 0; i < len(order); {
 		a := rowAcc[order[i]]
@@ -450,47 +469,92 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 			ln.UnitPrice = ln.Tiers[0].UnitPrice
 		default:
 			ln.Tiers[0].Amount = mul64(uint64(ln.Tiers[0].Quantity), tiersIn[0].micros).decimal(MaxPriceDecimals)
-			ln.UnitPrice = sub.divRoundHalfEven(uint64(q)).decimal(MaxPriceDecimals)
+			ln.UnitPrice = widen(sub).roundDiv(uint64(q), false).u128().decimal(MaxPriceDecimals)
 			ln.Average = true
 		}
 
-		// Discounts, then one rounding.
-		var f decimal.Decimal
-		var discounted bool
+		// Discounts, then one rounding: the exact amount is an integer of
+		// 10^-scale units (micro-units, or 10^-18 with discounts, whose
+		// factors are millionths), rounded once by roundDiv.
+		exact, scale := widen(sub), MaxPriceDecimals
 		if hasOv {
-			f = decimal.New(1, 0)
+			f1, f2 := uint64(million), uint64(million) // (100 - percent) / 100 in millionths
 			if d, ok := ov.scopedDiscount(ln.Market, ln.Category); ok && !d.IsZero() {
-				f = f.Mul(hundred.Sub(d)).Shift(-2)
-				discounted = true
+				f1 = discountFactor(d)
 			}
 			if !ov.CardDiscount.IsZero() {
-				f = f.Mul(hundred.Sub(ov.CardDiscount)).Shift(-2)
-				discounted = true
+				f2 = discountFactor(ov.CardDiscount)
+			}
+			if f1 != million || f2 != million {
+				exact, scale = sub.mul(f1).mul(f2), MaxPriceDecimals+12
+				ln.Discount = decimal.New(int64(million*million-f1*f2), -10) // percent
 			}
 		}
-		if discounted {
-			ln.Discount = decimal.New(1, 0).Sub(f).Shift(2)
-			ln.Exact = ln.Subtotal.Mul(f)
-			if r.v.Rounding == RoundHalfUp {
-				ln.Amount = ln.Exact.Round(int32(r.minor))
-			} else {
-				ln.Amount = ln.Exact.RoundBank(int32(r.minor))
-			}
-			totalDec = totalDec.Add(ln.Amount)
-			hasTotalDec = true
-		} else {
-			ln.Exact = ln.Subtotal
-			rounded := sub.round(MaxPriceDecimals-r.minor, r.v.Rounding == RoundHalfUp)
-			ln.Amount = rounded.decimal(min(r.minor, MaxPriceDecimals))
-			total = total.add(rounded.rescale(MaxPriceDecimals - min(r.minor, MaxPriceDecimals)))
+		ln.Exact = ln.Subtotal
+		if scale != MaxPriceDecimals {
+			ln.Exact = exact.decimal(scale)
+		}
+		minor := min(r.minor, MaxPriceDecimals)
+		rounded := exact.roundDiv(pow10[scale-minor], r.v.Rounding == RoundHalfUp).u128()
+		ln.Amount = rounded.decimal(minor)
+		total = total.add(rounded.rescale(MaxPriceDecimals - minor))
+	}
+	if len(free) > 0 {
+		if err := r.freeLines(&res, usage, free, countries); err != nil {
+			return Result{}, err
 		}
 	}
 	// total holds rounded amounts in micro-units (exact multiples of the minor unit).
 	res.Total = total.decimal(MaxPriceDecimals).Truncate(int32(r.minor))
-	if hasTotalDec {
-		res.Total = res.Total.Add(totalDec)
-	}
 	return res, nil
+}
+
+// freeLines appends the lines of the rows with a FreeType, after the
+// priced lines: one per (market, category as sent, FreeType), ordered by
+// market, category and type, each listing its countries, at 0.
+func (r *Rater) freeLines(res *Result, usage []Usage, rows []int32, countries []CountryQuantity) error {
+	market := func(i int32) string { return r.markets[r.marketOf(usage[i].Country)] }
+	slices.SortFunc(rows, func(a, b int32) int {
+		ua, ub := &usage[a], &usage[b]
+		if c := strings.Compare(market(a), market(b)); c != 0 {
+			return c
+		}
+		if c := strings.Compare(ua.Category, ub.Category); c != 0 {
+			return c
+		}
+		if c := strings.Compare(ua.FreeType, ub.FreeType); c != 0 {
+			return c
+		}
+		return strings.Compare(ua.Country, ub.Country)
+	})
+	for i := 0; i < len(rows); {
+		first := &usage[rows[i]]
+		m := market(rows[i])
+		j := i
+		cstart := len(countries)
+		var q int64
+		for ; j < len(rows); j++ {
+			u := &usage[rows[j]]
+			if u.Category != first.Category || u.FreeType != first.FreeType || market(rows[j]) != m {
+				break
+			}
+			if u.Quantity > MaxQuantity-q {
+				return postage.Errorf(postage.EINVALID, "usage row %d: monthly quantity of market %q category %q (%s) exceeds %d", rows[j], m, u.Category, u.FreeType, MaxQuantity)
+			}
+			q += u.Quantity
+			if n := len(countries); n > cstart && countries[n-1].Country == u.Country {
+				countries[n-1].Quantity += u.Quantity
+			} else {
+				countries = append(countries, CountryQuantity{Country: u.Country, Quantity: u.Quantity})
+			}
+		}
+		res.Lines = append(res.Lines, Line{
+			Market: m, Countries: countries[cstart:len(countries):len(countries)], Category: first.Category,
+			Free: true, FreeType: first.FreeType, Quantity: q,
+		})
+		i = j
+	}
+	return nil
 }
 
 // tiersUsed returns how many tier lines line a (quantity q) has under the
@@ -620,38 +684,6 @@ func (x u128) add(y u128) u128 {
 	return u128{hi, lo}
 }
 
-// divmod divides by a non-zero 64-bit divisor.
-func (x u128) divmod(d uint64) (u128, uint64) {
-	qhi, rhi := x.hi/d, x.hi%d
-	qlo, r := bits.Div64(rhi, x.lo, d)
-	return u128{qhi, qlo}, r
-}
-
-// roundDiv divides by d rounding half-even (or half-up).
-func (x u128) roundDiv(d uint64, halfUp bool) u128 {
-	q, r := x.divmod(d)
-	// compare 2r with d without overflow: r ≥ d-r
-	switch {
-	case r > d-r:
-		q = q.add(u128{0, 1})
-	case r == d-r && r != 0:
-		if halfUp || q.lo&1 == 1 {
-			q = q.add(u128{0, 1})
-		}
-	}
-	return q
-}
-
-func (x u128) divRoundHalfEven(d uint64) u128 { return x.roundDiv(d, false) }
-
-// round drops the last `digits` decimal digits with the given rounding.
-func (x u128) round(digits int, halfUp bool) u128 {
-	if digits <= 0 {
-		return x
-	}
-	return x.roundDiv(pow10[digits], halfUp)
-}
-
 // rescale multiplies by 10^digits.
 func (x u128) rescale(digits int) u128 {
 	if digits <= 0 {
@@ -661,7 +693,80 @@ func (x u128) rescale(digits int) u128 {
 	return u128{x.hi*pow10[digits] + hi, lo}
 }
 
-var pow10 = [...]uint64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000}
+// mul multiplies by m; the product must fit (a subtotal < 2^102 times a
+// discount factor ≤ 10^6 does).
+func (x u128) mul(m uint64) u192 {
+	h0, l0 := bits.Mul64(x.lo, m)
+	h1, l1 := bits.Mul64(x.hi, m)
+	mid, c := bits.Add64(l1, h0, 0)
+	return u192{h1 + c, mid, l0}
+}
+
+// u192 is an unsigned 192-bit integer: an exact amount to round. A
+// discounted amount is a subtotal (< 2^102 micro-units) times two discount
+// factors (each ≤ 10^6 millionths), < 2^142.
+type u192 struct{ hi, mid, lo uint64 }
+
+func widen(x u128) u192 { return u192{0, x.hi, x.lo} }
+
+// u192 multiplies by m (x.hi must be zero, which every amount rated here is).
+func (x u192) mul(m uint64) u192 {
+	return u128{x.mid, x.lo}.mul(m)
+}
+
+// roundDiv divides by d (non-zero) rounding half-even, or half-up: the
+// one rounding of money (a line's exact amount to its currency's minor
+// unit) and of average unit prices (to six decimals).
+func (x u192) roundDiv(d uint64, halfUp bool) u192 {
+	qhi, r := x.hi/d, x.hi%d
+	qmid, r := bits.Div64(r, x.mid, d)
+	qlo, r := bits.Div64(r, x.lo, d)
+	q := u192{qhi, qmid, qlo}
+	// Round up when 2r > d, or 2r == d and (half-up or q is odd); r ≥ d-r
+	// compares without overflow.
+	if r > d-r || (r == d-r && r != 0 && (halfUp || qlo&1 == 1)) {
+		var c uint64
+		q.lo, c = bits.Add64(q.lo, 1, 0)
+		q.mid, c = bits.Add64(q.mid, 0, c)
+		q.hi += c
+	}
+	return q
+}
+
+// u128 returns x, which must be below 2^128.
+func (x u192) u128() u128 {
+	if x.hi != 0 {
+		panic("pricing: amount out of range")
+	}
+	return u128{x.mid, x.lo}
+}
+
+// decimal returns x × 10^-scale.
+func (x u192) decimal(scale int) decimal.Decimal {
+	if x.hi == 0 {
+		return u128{x.mid, x.lo}.decimal(scale)
+	}
+	b := new(big.Int).SetUint64(x.hi)
+	b.Lsh(b, 64).Or(b, new(big.Int).SetUint64(x.mid))
+	b.Lsh(b, 64).Or(b, new(big.Int).SetUint64(x.lo))
+	return decimal.NewFromBigInt(b, int32(-scale))
+}
+
+const million = 1_000_000
+
+// discountFactor returns (100 - percent) / 100 in millionths: exact, since
+// a validated percentage has at most four decimals.
+func discountFactor(percent decimal.Decimal) uint64 {
+	return million - uint64(percent.Shift(MaxPercentDecimals).IntPart())
+}
+
+var pow10 = func() (p [20]uint64) {
+	p[0] = 1
+	for i := 1; i < len(p); i++ {
+		p[i] = p[i-1] * 10
+	}
+	return p
+}()
 
 // decimal returns x × 10^-scale.
 func (x u128) decimal(scale int) decimal.Decimal {

@@ -167,7 +167,7 @@ func TestGraduatedIsSumOfUnitPrices(t *testing.T) {
 	for i := 0; i < 300; i++ {
 		v := randomTiered(rng, ModeGraduated)
 		q := rng.Int64N(300)
-		res := rate(t, v, Overrides{}, RateOptions{}, Usage{"DE", "c", q})
+		res := rate(t, v, Overrides{}, RateOptions{}, Usage{Country: "DE", Category: "c", Quantity: q})
 		want := decimal.Zero
 		for k := int64(1); k <= q; k++ {
 			want = want.Add(unitPrice(v.Prices[0].Tiers, k))
@@ -186,7 +186,7 @@ func TestVolumeIsAllUnitsAtReachedTier(t *testing.T) {
 	for i := 0; i < 300; i++ {
 		v := randomTiered(rng, ModeVolume)
 		q := 1 + rng.Int64N(300)
-		res := rate(t, v, Overrides{}, RateOptions{}, Usage{"DE", "c", q})
+		res := rate(t, v, Overrides{}, RateOptions{}, Usage{Country: "DE", Category: "c", Quantity: q})
 		p := unitPrice(v.Prices[0].Tiers, q) // the tier the q-th unit is in
 		want := p.Mul(decimal.NewFromInt(q))
 		ln := res.Lines[0]
@@ -205,7 +205,7 @@ func TestVolumeEdges(t *testing.T) {
 		q    int64
 		want string
 	}{{250_000, "2500"}, {250_001, "2000.008"}} {
-		res := rate(t, v, Overrides{}, RateOptions{}, Usage{"DE", "c", tt.q})
+		res := rate(t, v, Overrides{}, RateOptions{}, Usage{Country: "DE", Category: "c", Quantity: tt.q})
 		if got := res.Lines[0].Exact; !got.Equal(d(tt.want)) {
 			t.Errorf("q=%d: got %s, want %s", tt.q, got, tt.want)
 		}
@@ -243,7 +243,7 @@ func TestRoundingHalfMinorUnit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		v := oneMarket(tt.currency, tt.rounding, Price{Mode: ModeFlat, UnitPrice: d(tt.price)})
-		res := rate(t, v, Overrides{}, RateOptions{}, Usage{"DE", "c", tt.q})
+		res := rate(t, v, Overrides{}, RateOptions{}, Usage{Country: "DE", Category: "c", Quantity: tt.q})
 		if got := res.Lines[0].Amount; !got.Equal(d(tt.want)) || !res.Total.Equal(d(tt.want)) {
 			t.Errorf("%s %s %s×%d: got %s total %s, want %s", tt.currency, tt.rounding, tt.price, tt.q, got, res.Total, tt.want)
 		}
@@ -255,7 +255,7 @@ func TestRoundingHalfMinorUnit(t *testing.T) {
 	// discount, so use 50% of twice the price).
 	for _, tt := range tests {
 		v := oneMarket(tt.currency, tt.rounding, Price{Mode: ModeFlat, UnitPrice: d(tt.price).Mul(d("2"))})
-		res := rate(t, v, Overrides{CardDiscount: d("50")}, RateOptions{}, Usage{"DE", "c", tt.q})
+		res := rate(t, v, Overrides{CardDiscount: d("50")}, RateOptions{}, Usage{Country: "DE", Category: "c", Quantity: tt.q})
 		if got := res.Lines[0].Amount; !got.Equal(d(tt.want)) || !res.Total.Equal(d(tt.want)) {
 			t.Errorf("discounted %s %s %s×%d: got %s total %s, want %s", tt.currency, tt.rounding, tt.price, tt.q, got, res.Total, tt.want)
 		}
@@ -273,7 +273,7 @@ func TestTotalIsSumOfRoundedLines(t *testing.T) {
 		{Market: "B", Category: "c", Mode: ModeFlat, UnitPrice: d("0.005")},
 		{Market: "M", Category: "c", Mode: ModeFlat, UnitPrice: d("0.005")},
 	}
-	res := rate(t, v, Overrides{}, RateOptions{}, Usage{"DE", "c", 1}, Usage{"FR", "c", 1}, Usage{"US", "c", 1})
+	res := rate(t, v, Overrides{}, RateOptions{}, Usage{Country: "DE", Category: "c", Quantity: 1}, Usage{Country: "FR", Category: "c", Quantity: 1}, Usage{Country: "US", Category: "c", Quantity: 1})
 	if len(res.Lines) != 3 || !res.Total.Equal(decimal.Zero) {
 		t.Fatalf("got %d lines total %s", len(res.Lines), res.Total)
 	}
@@ -287,7 +287,7 @@ func TestTotalIsSumOfRoundedLines(t *testing.T) {
 func TestTrillionExact(t *testing.T) {
 	r := mustSeed(t, LaunchSeed)
 	q := int64(1_000_000_000_000)
-	res, err := r.Rate(Overrides{}, []Usage{{"DE", "notification", q}}, RateOptions{})
+	res, err := r.Rate(Overrides{}, []Usage{{Country: "DE", Category: "notification", Quantity: q}}, RateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +301,7 @@ func TestTrillionExact(t *testing.T) {
 	}
 	// Flat: 10^12 × 0.999999 and the maximal price, beyond int64 micro-units.
 	v := oneMarket("USD", RoundHalfEven, Price{Mode: ModeFlat, UnitPrice: d("999999.999999")})
-	res = rate(t, v, Overrides{}, RateOptions{}, Usage{"DE", "c", q}, Usage{"DE", "c", q})
+	res = rate(t, v, Overrides{}, RateOptions{}, Usage{Country: "DE", Category: "c", Quantity: q}, Usage{Country: "DE", Category: "c", Quantity: q})
 	want = d("999999.999999").Mul(decimal.NewFromInt(2 * q))
 	if !res.Lines[0].Exact.Equal(want) || !res.Total.Equal(want) {
 		t.Fatalf("got %s total %s, want %s", res.Lines[0].Exact, res.Total, want)
@@ -315,9 +315,9 @@ func TestMonthResetsTierCounts(t *testing.T) {
 	// Tier volume is per customer-month: each call rates one month, so
 	// 300,000 in January and 300,000 in February each start at tier 1.
 	r := mustSeed(t, LaunchSeed)
-	jan, _ := r.Rate(Overrides{}, []Usage{{"DE", "notification", 300_000}}, RateOptions{Month: MustParseMonth("2026-01")})
-	feb, _ := r.Rate(Overrides{}, []Usage{{"DE", "notification", 300_000}}, RateOptions{Month: MustParseMonth("2026-02")})
-	both, _ := r.Rate(Overrides{}, []Usage{{"DE", "notification", 300_000}, {"DE", "notification", 300_000}}, RateOptions{})
+	jan, _ := r.Rate(Overrides{}, []Usage{{Country: "DE", Category: "notification", Quantity: 300_000}}, RateOptions{Month: MustParseMonth("2026-01")})
+	feb, _ := r.Rate(Overrides{}, []Usage{{Country: "DE", Category: "notification", Quantity: 300_000}}, RateOptions{Month: MustParseMonth("2026-02")})
+	both, _ := r.Rate(Overrides{}, []Usage{{Country: "DE", Category: "notification", Quantity: 300_000}, {Country: "DE", Category: "notification", Quantity: 300_000}}, RateOptions{})
 	want := evalSum("22175 + 50000*0.084265")
 	if !jan.Lines[0].Exact.Equal(want) || !feb.Lines[0].Exact.Equal(want) {
 		t.Fatalf("jan %s feb %s, want %s each", jan.Lines[0].Exact, feb.Lines[0].Exact, want)
@@ -335,7 +335,7 @@ func TestTiersPerMarketAndCategory(t *testing.T) {
 	// on the launch card (each country its own market) stay in tier 1, but
 	// on a card where DE and FR share a market they cross into tier 2.
 	r := mustSeed(t, LaunchSeed)
-	res, _ := r.Rate(Overrides{}, []Usage{{"DE", "notification", 200_000}, {"FR", "notification", 200_000}}, RateOptions{})
+	res, _ := r.Rate(Overrides{}, []Usage{{Country: "DE", Category: "notification", Quantity: 200_000}, {Country: "FR", Category: "notification", Quantity: 200_000}}, RateOptions{})
 	for _, ln := range res.Lines {
 		if len(ln.Tiers) != 1 {
 			t.Fatalf("%s: %d tiers", ln.Market, len(ln.Tiers))
@@ -351,7 +351,7 @@ func TestTiersPerMarketAndCategory(t *testing.T) {
 		}
 	}
 	v.Prices = prices
-	res = rate(t, v, Overrides{}, RateOptions{}, Usage{"DE", "notification", 200_000}, Usage{"FR", "notification", 200_000}, Usage{"DE", "session", 7})
+	res = rate(t, v, Overrides{}, RateOptions{}, Usage{Country: "DE", Category: "notification", Quantity: 200_000}, Usage{Country: "FR", Category: "notification", Quantity: 200_000}, Usage{Country: "DE", Category: "session", Quantity: 7})
 	if len(res.Lines) != 2 {
 		t.Fatalf("lines %+v", res.Lines)
 	}
@@ -377,8 +377,8 @@ func TestTiersPerMarketAndCategory(t *testing.T) {
 func TestFreeAliasesAndAggregation(t *testing.T) {
 	r := mustSeed(t, LaunchSeed)
 	res, err := r.Rate(Overrides{}, []Usage{
-		{"FR", "session", 5}, {"DE", "marketing", 1}, {"DE", "utility", 2}, {"DE", "notification", 3},
-		{"XK", "notification", 1}, {"ZW", "service", 4}, {"", "notification", 1},
+		{Country: "FR", Category: "session", Quantity: 5}, {Country: "DE", Category: "marketing", Quantity: 1}, {Country: "DE", Category: "utility", Quantity: 2}, {Country: "DE", Category: "notification", Quantity: 3},
+		{Country: "XK", Category: "notification", Quantity: 1}, {Country: "ZW", Category: "service", Quantity: 4}, {Country: "", Category: "notification", Quantity: 1},
 	}, RateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -431,7 +431,7 @@ func TestAuthenticationInternational(t *testing.T) {
 		{"FR", "ZA", "authentication_international", "South Africa", "0.02"},
 	}
 	for _, tt := range tests {
-		res, err := r.Rate(Overrides{}, []Usage{{tt.recipient, "authentication", 1000}, {tt.recipient, "marketing", 1}}, RateOptions{CustomerCountry: tt.customer})
+		res, err := r.Rate(Overrides{}, []Usage{{Country: tt.recipient, Category: "authentication", Quantity: 1000}, {Country: tt.recipient, Category: "marketing", Quantity: 1}}, RateOptions{CustomerCountry: tt.customer})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -445,7 +445,7 @@ func TestAuthenticationInternational(t *testing.T) {
 		}
 	}
 	// Marketing never becomes international.
-	res, _ := r.Rate(Overrides{}, []Usage{{"IN", "marketing", 1}}, RateOptions{CustomerCountry: "DE"})
+	res, _ := r.Rate(Overrides{}, []Usage{{Country: "IN", Category: "marketing", Quantity: 1}}, RateOptions{CustomerCountry: "DE"})
 	if res.Lines[0].Category != "marketing" {
 		t.Errorf("marketing rated as %s", res.Lines[0].Category)
 	}
@@ -454,7 +454,7 @@ func TestAuthenticationInternational(t *testing.T) {
 func TestOverridesStacking(t *testing.T) {
 	s, _ := MetaSeed()
 	v := s.Version
-	usage := []Usage{{"DE", "marketing", 1000}, {"DE", "utility", 1000}, {"FR", "marketing", 1000}, {"FR", "utility", 1000}}
+	usage := []Usage{{Country: "DE", Category: "marketing", Quantity: 1000}, {Country: "DE", Category: "utility", Quantity: 1000}, {Country: "FR", Category: "marketing", Quantity: 1000}, {Country: "FR", Category: "utility", Quantity: 1000}}
 	// Card: DE marketing 0.1365, DE utility 0.055, FR marketing 0.0859, FR utility 0.03.
 	tests := []struct {
 		name string
@@ -512,7 +512,7 @@ func TestOverridesStacking(t *testing.T) {
 func TestCustomPriceReplacesTiers(t *testing.T) {
 	r := mustSeed(t, LaunchSeed)
 	res, err := r.Rate(Overrides{UnitPrices: []UnitPrice{{Market: "DE", Category: "notification", UnitPrice: d("0.05")}}},
-		[]Usage{{"DE", "notification", 2_000_000}}, RateOptions{})
+		[]Usage{{Country: "DE", Category: "notification", Quantity: 2_000_000}}, RateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -529,16 +529,16 @@ func TestRateErrors(t *testing.T) {
 		usage []Usage
 		want  []string
 	}{
-		{"unknown category", Overrides{}, []Usage{{"DE", "bogus", 1}, {"DE", "other", 1}}, []string{`"bogus"`, `"other"`}},
-		{"negative quantity", Overrides{}, []Usage{{"DE", "notification", -1}}, []string{"quantity -1"}},
-		{"overflow", Overrides{}, []Usage{{"DE", "notification", MaxQuantity}, {"DE", "notification", 1}}, []string{"exceeds"}},
-		{"overflow past int64", Overrides{}, []Usage{{"DE", "notification", MaxQuantity}, {"DE", "notification", MaxQuantity}}, []string{"row 1", "exceeds"}},
-		{"unknown category once", Overrides{}, []Usage{{"DE", "bogus", 1}, {"FR", "bogus", 1}, {"DE", "notification", -5}}, []string{"row 0", "quantity -5"}},
+		{"unknown category", Overrides{}, []Usage{{Country: "DE", Category: "bogus", Quantity: 1}, {Country: "DE", Category: "other", Quantity: 1}}, []string{`"bogus"`, `"other"`}},
+		{"negative quantity", Overrides{}, []Usage{{Country: "DE", Category: "notification", Quantity: -1}}, []string{"quantity -1"}},
+		{"overflow", Overrides{}, []Usage{{Country: "DE", Category: "notification", Quantity: MaxQuantity}, {Country: "DE", Category: "notification", Quantity: 1}}, []string{"exceeds"}},
+		{"overflow past int64", Overrides{}, []Usage{{Country: "DE", Category: "notification", Quantity: MaxQuantity}, {Country: "DE", Category: "notification", Quantity: MaxQuantity}}, []string{"row 1", "exceeds"}},
+		{"unknown category once", Overrides{}, []Usage{{Country: "DE", Category: "bogus", Quantity: 1}, {Country: "FR", Category: "bogus", Quantity: 1}, {Country: "DE", Category: "notification", Quantity: -5}}, []string{"row 0", "quantity -5"}},
 		{"bad percent", Overrides{CardDiscount: d("101")}, nil, []string{"card discount"}},
 		{"bad percent decimals", Overrides{Discounts: []Discount{{Market: "DE", Percent: d("1.23456")}}}, nil, []string{"at most 4 decimals"}},
 		{"unscoped discount", Overrides{Discounts: []Discount{{Percent: d("1")}}}, nil, []string{"name a market"}},
 		{"bad custom price", Overrides{UnitPrices: []UnitPrice{{Market: "DE", Category: "notification", UnitPrice: d("-1")}}}, nil, []string{"negative"}},
-		{"duplicate custom price", Overrides{UnitPrices: []UnitPrice{{"DE", "notification", d("1")}, {"DE", "notification", d("2")}}}, nil, []string{"duplicate"}},
+		{"duplicate custom price", Overrides{UnitPrices: []UnitPrice{{Market: "DE", Category: "notification", UnitPrice: d("1")}, {Market: "DE", Category: "notification", UnitPrice: d("2")}}}, nil, []string{"duplicate"}},
 	}
 	for _, tt := range tests {
 		_, err := r.Rate(tt.ov, tt.usage, RateOptions{})
@@ -552,14 +552,14 @@ func TestRateErrors(t *testing.T) {
 			}
 		}
 	}
-	if _, err := r.Quote(Overrides{}, []QuoteItem{{"D", "notification", 1}, {"de", "notification", 1}}, RateOptions{}); err == nil || strings.Count(err.Error(), "ISO 3166") != 2 {
+	if _, err := r.Quote(Overrides{}, []QuoteItem{{Country: "D", Category: "notification", Quantity: 1}, {Country: "de", Category: "notification", Quantity: 1}}, RateOptions{}); err == nil || strings.Count(err.Error(), "ISO 3166") != 2 {
 		t.Errorf("quote with bad countries: %v", err)
 	}
 }
 
 func TestQuoteEqualsRate(t *testing.T) {
 	r := mustSeed(t, MetaSeed)
-	items := []QuoteItem{{"DE", "marketing", 123_456}, {"BR", "utility", 7}, {"IN", "authentication", 99}, {"US", "service", 5}}
+	items := []QuoteItem{{Country: "DE", Category: "marketing", Quantity: 123_456}, {Country: "BR", Category: "utility", Quantity: 7}, {Country: "IN", Category: "authentication", Quantity: 99}, {Country: "US", Category: "service", Quantity: 5}}
 	q, err := r.Quote(Overrides{CardDiscount: d("3")}, items, RateOptions{CustomerCountry: "US"})
 	if err != nil {
 		t.Fatal(err)
@@ -583,7 +583,7 @@ func TestRaterIsolatedFromEdits(t *testing.T) {
 func TestCrossCardVocabulary(t *testing.T) {
 	meta := mustSeed(t, MetaSeed)
 	launch := mustSeed(t, LaunchSeed)
-	usage := []Usage{{"DE", "notification", 10}, {"DE", "session", 3}, {"DE", "marketing", 5}, {"DE", "service", 1}}
+	usage := []Usage{{Country: "DE", Category: "notification", Quantity: 10}, {Country: "DE", Category: "session", Quantity: 3}, {Country: "DE", Category: "marketing", Quantity: 5}, {Country: "DE", Category: "service", Quantity: 1}}
 	res, err := meta.Rate(Overrides{}, usage, RateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -604,7 +604,7 @@ func TestCrossCardVocabulary(t *testing.T) {
 
 func TestUnknownCategoryReportedOnce(t *testing.T) {
 	r := mustSeed(t, LaunchSeed)
-	_, err := r.Rate(Overrides{}, []Usage{{"DE", "bogus", 1}, {"FR", "bogus", 1}, {"IT", "bogus", 1}}, RateOptions{})
+	_, err := r.Rate(Overrides{}, []Usage{{Country: "DE", Category: "bogus", Quantity: 1}, {Country: "FR", Category: "bogus", Quantity: 1}, {Country: "IT", Category: "bogus", Quantity: 1}}, RateOptions{})
 	if err == nil || strings.Count(err.Error(), "bogus") != 1 || !strings.Contains(err.Error(), "notification, session") {
 		t.Fatalf("%v", err)
 	}
@@ -624,7 +624,7 @@ func TestRatingIsAggregateInvariant(t *testing.T) {
 		for i := 0; i < 50; i++ {
 			var usage []Usage
 			for j := 0; j < 30; j++ {
-				usage = append(usage, Usage{countries[rng.IntN(len(countries))], cats[rng.IntN(len(cats))], rng.Int64N(3_000_000)})
+				usage = append(usage, Usage{Country: countries[rng.IntN(len(countries))], Category: cats[rng.IntN(len(cats))], Quantity: rng.Int64N(3_000_000)})
 			}
 			opts := RateOptions{CustomerCountry: countries[rng.IntN(len(countries))]}
 			ov := Overrides{CardDiscount: decimal.New(rng.Int64N(3), 0)}
@@ -635,7 +635,7 @@ func TestRatingIsAggregateInvariant(t *testing.T) {
 			var split []Usage
 			for _, u := range usage {
 				k := rng.Int64N(u.Quantity + 1)
-				split = append(split, Usage{u.Country, u.Category, k}, Usage{u.Country, u.Category, u.Quantity - k})
+				split = append(split, Usage{Country: u.Country, Category: u.Category, Quantity: k}, Usage{Country: u.Country, Category: u.Category, Quantity: u.Quantity - k})
 			}
 			rng.Shuffle(len(split), func(a, b int) { split[a], split[b] = split[b], split[a] })
 			got, err := r.Rate(ov, split, opts)
@@ -653,5 +653,49 @@ func TestRatingIsAggregateInvariant(t *testing.T) {
 				t.Fatalf("total %s != sum of lines %s", got.Total, sum)
 			}
 		}
+	}
+}
+
+// Rows with a FreeType are free whatever their category (known to the
+// card or not), on lines of their own, outside the tier volume.
+func TestFreeTypeRows(t *testing.T) {
+	v := oneMarket("USD", RoundHalfEven, Price{Mode: ModeGraduated, Tiers: []Tier{{UpTo: i64(10), UnitPrice: d("0.02")}, {UnitPrice: d("0.01")}}})
+	res := rate(t, v, Overrides{CardDiscount: d("10")}, RateOptions{},
+		Usage{Country: "DE", Category: "c", Quantity: 10},
+		Usage{Country: "FR", Category: "c", Quantity: 4, FreeType: "free_customer_service"},
+		Usage{Country: "DE", Category: "c", Quantity: 5, FreeType: "free_customer_service"},
+		Usage{Country: "DE", Category: "not_on_card", Quantity: 3, FreeType: "free_entry_point"},
+		Usage{Country: "DE", Category: "c", Quantity: 2, FreeType: "free_entry_point"},
+	)
+	type line struct {
+		category, freeType string
+		free               bool
+		q                  int64
+		countries          int
+		amount             string
+	}
+	var got []line
+	for _, l := range res.Lines {
+		got = append(got, line{l.Category, l.FreeType, l.Free, l.Quantity, len(l.Countries), l.Amount.String()})
+	}
+	want := []line{
+		{"c", "", false, 10, 1, "0.18"}, // 10 × 0.02 (all in the first tier: free rows do not count) − 10%
+		{"c", "free_customer_service", true, 9, 2, "0"},
+		{"c", "free_entry_point", true, 2, 1, "0"},
+		{"not_on_card", "free_entry_point", true, 3, 1, "0"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("lines %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("line %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if res.Total.String() != "0.18" {
+		t.Errorf("total %s, want 0.18", res.Total)
+	}
+	if _, err := Rate(v, Overrides{}, []Usage{{Country: "DE", Category: "c", Quantity: -1, FreeType: "x"}}, RateOptions{}); err == nil {
+		t.Error("a negative free quantity was accepted")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	billingpg "postage/billing/pgstore"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,7 +47,7 @@ func BenchmarkSimulate(b *testing.B) {
 
 	svc := &Service{
 		Usage: billing.FromMeter(store), Series: CHSeries{Conn: env.CH},
-		Cards: cards, Customers: billing.NewCustomerStore(env.PG),
+		Cards: cards, Customers: billingpg.NewCustomerStore(env.PG),
 		Now: func() time.Time { return months[2].End().Add(time.Hour) },
 	}
 	req := SimulationRequest{CardID: pricing.MetaCardID, From: months[0], To: months[2]}

@@ -111,11 +111,17 @@ func (s *Service) Forecast(ctx context.Context, q ForecastQuery) (*ForecastRepor
 			proj[j] = u
 			pq += u.Quantity
 		}
-		pr, err := cm.Rater.Rate(b.res.overridesOf(cm.CustomerID), proj, cm.Opts())
+		// The projected month goes through the same pipeline (same card,
+		// overrides, rounding), rated as a whole so tiers it reaches apply.
+		projected, err := b.rating.Rate(ctx, b.pre, cm.Customer, cm.Month, proj)
+		if err == nil && projected.Unbilled != "" {
+			err = postage.Errorf(postage.EINVALID, "projection of %s: %s", cm.CustomerID, projected.Detail)
+		}
 		if err != nil {
 			errs[i] = err
 			return
 		}
+		pr := projected.Result
 		r := &cm.Result
 		rows[i] = ForecastRow{
 			CustomerID: cm.CustomerID, Name: cm.Customer.Name, Currency: r.Currency,

@@ -19,6 +19,7 @@ var InvoiceCSVHeader = []string{
 	"quantity", "unit_price", "average_price", "discount_percent", "amount",
 	"invoice_subtotal", "invoice_adjustments", "invoice_total",
 	"usage_cutoff", "finalized_at", "voided_at", "void_reason", "replaces", "replaced_by",
+	"pricing_type", "description",
 }
 
 // InvoiceCSV writes invoices as CSV (InvoiceCSVHeader): one invoice for
@@ -32,7 +33,7 @@ func InvoiceCSV(w io.Writer, invs []billing.Invoice) error {
 		tail := []string{inv.Subtotal.String(), inv.Adjustments.String(), inv.Total.String(),
 			csvTime(&inv.UsageCutoff), csvTime(inv.FinalizedAt), csvTime(inv.VoidedAt), inv.VoidReason, inv.Replaces, inv.ReplacedBy}
 		if len(inv.Lines) == 0 {
-			t.Rows = append(t.Rows, concat(base, make([]string, 11), tail))
+			t.Rows = append(t.Rows, concat(base, make([]string, 11), tail, make([]string, 2)))
 			continue
 		}
 		for _, l := range inv.Lines {
@@ -49,7 +50,7 @@ func InvoiceCSV(w io.Writer, invs []billing.Invoice) error {
 			}
 			line := []string{l.Kind, l.Period.String(), l.Market, strings.Join(cs, ";"), l.Category, strconv.FormatBool(l.Free),
 				strconv.FormatInt(l.Quantity, 10), unit, strconv.FormatBool(l.Average), discount, l.Amount.String()}
-			t.Rows = append(t.Rows, concat(base, line, tail))
+			t.Rows = append(t.Rows, concat(base, line, tail, []string{l.PricingType, l.Description}))
 		}
 	}
 	return t.WriteCSV(w)

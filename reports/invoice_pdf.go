@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"sort"
@@ -12,11 +13,28 @@ import (
 	"postage/billing"
 )
 
-// Issuer is who invoices are from (config billing.issuer_name and
-// billing.issuer_address).
-type Issuer struct {
-	Name    string
-	Address string
+// InvoiceDocuments draws invoice documents for billing (it is the
+// billing.Renderer): CSV with InvoiceCSV, PDF with InvoicePDF.
+type InvoiceDocuments struct{}
+
+var _ billing.Renderer = InvoiceDocuments{}
+
+// RenderInvoice implements billing.Renderer.
+func (InvoiceDocuments) RenderInvoice(inv billing.Invoice, f billing.Format) ([]byte, error) {
+	var buf bytes.Buffer
+	var err error
+	switch f {
+	case billing.FormatCSV:
+		err = InvoiceCSV(&buf, []billing.Invoice{inv})
+	case billing.FormatPDF:
+		err = InvoicePDF(&buf, inv)
+	default:
+		err = fmt.Errorf("invoice document format %q", f)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // InvoicePDF writes a readable A4 invoice: issuer, customer, number,
@@ -25,10 +43,23 @@ type Issuer struct {
 // currency, and notes about free categories and adjustments. Long invoices
 // continue on further pages with the table header repeated.
 //
+// Everything printed comes from inv: the issuer is inv.Issuer (frozen at
+// finalization; a draft's is the configured one), the decimals of amounts
+// inv.MinorUnits. The document's dates are the invoice's own (finalized,
+// else created), so drawing the same invoice twice gives the same bytes.
+//
 // Text uses the PDF core font Helvetica (Windows-1252): characters outside
 // it print as '?'; the invoice's JSON and CSV keep the exact text.
-func InvoicePDF(w io.Writer, inv billing.Invoice, issuer Issuer) error {
+func InvoicePDF(w io.Writer, inv billing.Invoice) error {
+	issuer := inv.Issuer
 	pdf := fpdf.New("P", "mm", "A4", "")
+	stamp := inv.CreatedAt
+	if inv.FinalizedAt != nil {
+		stamp = *inv.FinalizedAt
+	}
+	pdf.SetCreationDate(stamp)
+	pdf.SetModificationDate(stamp)
+	pdf.SetCatalogSort(true) // fonts in a fixed order, not the map's
 	tr := pdf.UnicodeTranslatorFromDescriptor("")
 	pdf.SetTitle(invoiceTitle(inv), true)
 	pdf.SetAuthor(issuer.Name, true)
@@ -160,6 +191,9 @@ func InvoicePDF(w io.Writer, inv billing.Invoice, issuer Issuer) error {
 			unit = "free"
 		}
 		row([5]string{marketText(l), l.Category, groupThousands(l.Quantity), unit, amount}, "", 9.5)
+		if l.PricingType != "" {
+			row([5]string{"   " + l.Description, "", "", "", ""}, "I", 8)
+		}
 		if len(l.Countries) > 1 {
 			var parts []string
 			for _, cq := range l.Countries {
@@ -173,7 +207,7 @@ func InvoicePDF(w io.Writer, inv billing.Invoice, issuer Issuer) error {
 				if t.UpTo != nil {
 					upTo = "to " + groupThousands(*t.UpTo)
 				}
-				row([5]string{fmt.Sprintf("   tier %s %s", groupThousands(t.From), upTo), "", groupThousands(t.Quantity), t.UnitPrice.String(), t.Amount.StringFixed(int32(inv.MinorUnits() + 2))}, "I", 8)
+				row([5]string{fmt.Sprintf("   tier %s %s", groupThousands(t.From), upTo), "", groupThousands(t.Quantity), t.UnitPrice.String(), t.Amount.StringFixed(int32(inv.MinorUnits + 2))}, "I", 8)
 			}
 		}
 		if !l.Discount.IsZero() {
@@ -294,8 +328,11 @@ func splitLines(lines []billing.Line) (usage, adjustments []billing.Line) {
 func invoiceNotes(inv billing.Invoice, usage, adjustments []billing.Line) []string {
 	var notes []string
 	free := map[string]bool{}
+	windows := false
 	for _, l := range usage {
-		if l.Free {
+		if l.PricingType != "" {
+			windows = true
+		} else if l.Free {
 			free[l.Category] = true
 		}
 	}
@@ -306,6 +343,9 @@ func invoiceNotes(inv billing.Invoice, usage, adjustments []billing.Line) []stri
 		}
 		sort.Strings(cs)
 		notes = append(notes, "Free categories ("+strings.Join(cs, ", ")+") are metered and shown at 0.00.")
+	}
+	if windows {
+		notes = append(notes, "Messages the platform does not charge for (a customer service window, an entry point window) are metered and shown at 0.00, whatever their category.")
 	}
 	if len(adjustments) > 0 {
 		notes = append(notes, "Adjustment lines bill usage of earlier months that reached us after those months were invoiced: the whole month is rated again with all its usage and what was already billed is subtracted, line by line.")

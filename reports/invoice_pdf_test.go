@@ -47,7 +47,7 @@ func TestInvoicePDFText(t *testing.T) {
 		t.Fatal("pdftotext is missing: apt-get install -y poppler-utils (make deps does)")
 	}
 	var buf bytes.Buffer
-	if err := InvoicePDF(&buf, sampleInvoice(), Issuer{Name: "Postage Messaging Ltd.", Address: "1 Example Street, London, United Kingdom"}); err != nil {
+	if err := InvoicePDF(&buf, withIssuer(sampleInvoice(), billing.Issuer{Name: "Postage Messaging Ltd.", Address: "1 Example Street, London, United Kingdom"})); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
@@ -93,7 +93,7 @@ func TestInvoicePDFManyLinesAndVoid(t *testing.T) {
 		inv.Lines = append(inv.Lines, l)
 	}
 	var buf bytes.Buffer
-	if err := InvoicePDF(&buf, inv, Issuer{Name: "Postage"}); err != nil {
+	if err := InvoicePDF(&buf, withIssuer(inv, billing.Issuer{Name: "Postage"})); err != nil {
 		t.Fatal(err)
 	}
 	pdf := filepath.Join(t.TempDir(), "void.pdf")
@@ -143,5 +143,27 @@ func TestInvoiceCSV(t *testing.T) {
 	}
 	if last := recs[5]; last[col["invoice_id"]] != "in_empty" || last[col["customer_name"]] != "'=HYPERLINK(1)" || last[col["line_kind"]] != "" {
 		t.Errorf("empty invoice row %v", last)
+	}
+}
+
+func withIssuer(inv billing.Invoice, i billing.Issuer) billing.Invoice {
+	inv.Issuer = i
+	return inv
+}
+
+// The same invoice draws the same PDF, byte for byte: its dates are the
+// invoice's own, not the clock's.
+func TestInvoicePDFIsDeterministic(t *testing.T) {
+	inv := withIssuer(sampleInvoice(), billing.Issuer{Name: "Postage"})
+	var a, b bytes.Buffer
+	if err := InvoicePDF(&a, inv); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // a clock-stamped document would differ now
+	if err := InvoicePDF(&b, inv); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a.Bytes(), b.Bytes()) {
+		t.Fatal("two drawings of one invoice differ")
 	}
 }

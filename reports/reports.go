@@ -25,33 +25,21 @@ type Point struct {
 	Quantity int64     `json:"quantity"`
 }
 
-// Window is the width of a usage series' windows.
-type Window string
+// SeriesWindow is the width of a usage series' windows.
+type SeriesWindow string
 
 // Windows of a usage series, in UTC.
 const (
-	Day   Window = "day"
-	Month Window = "month"
+	Day   SeriesWindow = "day"
+	Month SeriesWindow = "month"
 )
 
 // SeriesQuery asks for a usage series over [From, To).
 type SeriesQuery struct {
 	From, To   time.Time
-	Window     Window
+	Window     SeriesWindow
 	GroupBy    string // "", "category" or "country"
 	CustomerID string // "" for every customer
-}
-
-// Usage is what reports read monthly aggregates from (metering's
-// ClickHouse store, through billing.FromMeter). Counts are exact (deduplicated).
-// The signature is billing's UsageSource.MonthlyUsage, so one adapter
-// serves both.
-type Usage interface {
-	// MonthlyUsage returns, in one query, the quantity per (customer,
-	// country, category) of the events sent in month and ingested at or
-	// before cutoff (zero: all), for the given customers (nil: every
-	// customer, known or not).
-	MonthlyUsage(ctx context.Context, month pricing.Month, cutoff time.Time, customers []string) ([]billing.UsageRow, error)
 }
 
 // SeriesSource answers usage series (CHSeries over ClickHouse).
@@ -61,25 +49,13 @@ type SeriesSource interface {
 }
 
 // Cards is what reports read from the rate card ledger; pricing.Store
-// satisfies it.
+// satisfies it. Current revenue is rated through billing's rating pipeline
+// (billing.Rating), which also uses billing.BulkPricing when the store has
+// it (pricing/pgstore does): every customer's card in two queries.
 type Cards interface {
+	billing.Pricing
 	GetCard(ctx context.Context, cardID string) (pricing.RateCard, error)
 	GetVersion(ctx context.Context, cardID string, number int) (*pricing.Version, error)
-	VersionFor(ctx context.Context, cardID string, month pricing.Month) (*pricing.Version, error)
-	CardFor(ctx context.Context, customerID string, month pricing.Month) (pricing.RateCard, error)
-	Overrides(ctx context.Context, customerID string) (pricing.Overrides, error)
-}
-
-// BulkCards may be implemented by a Cards store (pricing/pgstore does) to resolve many customers
-// with one query each instead of one query per customer; the resolver uses
-// it when present.
-type BulkCards interface {
-	// CardsFor returns the card of each of the customers in month
-	// (customers without an assignment get the default card).
-	CardsFor(ctx context.Context, customerIDs []string, month pricing.Month) (map[string]pricing.RateCard, error)
-	// OverridesFor returns the overrides of the given customers (nil: of
-	// every customer) that have any.
-	OverridesFor(ctx context.Context, customerIDs []string) (map[string]pricing.Overrides, error)
 }
 
 // Customers lists the known customers; billing.CustomerStore satisfies it.
@@ -89,7 +65,9 @@ type Customers interface {
 
 // Service computes reports and simulations.
 type Service struct {
-	Usage     Usage
+	// Usage is metering's usage read API, adapted by billing.FromMeter:
+	// the same read invoice runs make.
+	Usage     billing.UsageSource
 	Series    SeriesSource
 	Cards     Cards
 	Customers Customers

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"os"
+	billingpg "postage/billing/pgstore"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +91,7 @@ func setup(t *testing.T) *world {
 	if err := cards.Seed(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cs := billing.NewCustomerStore(env.PG)
+	cs := billingpg.NewCustomerStore(env.PG)
 	for _, c := range customers {
 		if _, err := cs.Create(ctx, c); err != nil {
 			t.Fatal(err)
@@ -464,9 +465,9 @@ func TestTopCustomersAndUnbilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []UnbilledRow{
-		{CustomerID: "ghost", Month: sep, Reason: ReasonUnknownCustomer, Quantity: 42, Detail: "no customer with this id"},
-		{CustomerID: "ghost", Month: nov, Reason: ReasonUnknownCustomer, Quantity: 7, Detail: "no customer with this id"},
+	want := []UnbilledMonth{
+		{CustomerID: "ghost", Month: sep, Reason: billing.UnbilledUnknownCustomer, Quantity: 42, Detail: "no customer with this id"},
+		{CustomerID: "ghost", Month: nov, Reason: billing.UnbilledUnknownCustomer, Quantity: 7, Detail: "no customer with this id"},
 	}
 	if fmt.Sprint(ub.Rows) != fmt.Sprint(want) || ub.Totals.Quantity != 49 || ub.Totals.Customers != 1 {
 		t.Errorf("unbilled = %+v %+v, want %+v", ub.Rows, ub.Totals, want)

@@ -12,6 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"postage"
+	"postage/billing"
 	"postage/pricing"
 )
 
@@ -178,16 +179,21 @@ func (s *Service) Simulate(ctx context.Context, req SimulationRequest) (*Simulat
 		}
 		return nil, err
 	}
-	res := newResolver(s.Cards)
+	// One pipeline for the request: drafts of the proposed card may be
+	// edited between requests, so its compiled versions are not kept.
+	rating := billing.NewRating(s.Cards)
 	proposed := make(map[pricing.Month]*pricing.Rater, len(months))
 	var versions []int
 	for _, m := range months {
 		var rt *pricing.Rater
 		var err error
 		if req.Version > 0 {
-			rt, err = res.version(ctx, req.CardID, req.Version)
+			var v *pricing.Version
+			if v, err = s.Cards.GetVersion(ctx, req.CardID, req.Version); err == nil {
+				rt, err = rating.Compile(v)
+			}
 		} else {
-			rt, err = res.inEffectFor(ctx, req.CardID, m)
+			rt, err = rating.InEffect(ctx, req.CardID, m)
 		}
 		if err != nil {
 			if postage.ErrorCode(err) == postage.ENOTFOUND {
@@ -204,7 +210,7 @@ func (s *Service) Simulate(ctx context.Context, req SimulationRequest) (*Simulat
 		}
 	}
 
-	b, err := s.loadBook(ctx, months, req.Customers, res, true)
+	b, err := s.loadBook(ctx, months, req.Customers, rating, true)
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +222,7 @@ func (s *Service) Simulate(ctx context.Context, req SimulationRequest) (*Simulat
 		}
 	}
 	out := make([]SimCustomer, len(starts))
+	errs := make([]error, len(starts))
 	caches := make(chan lookCache, s.workers())
 	for range s.workers() {
 		caches <- lookCache{}
@@ -228,7 +235,7 @@ func (s *Service) Simulate(ctx context.Context, req SimulationRequest) (*Simulat
 		if t+1 < len(starts) {
 			hi = starts[t+1]
 		}
-		out[t] = s.simulateCustomer(b, b.rows[lo:hi], proposed, keepOv, lc)
+		out[t], errs[t] = s.simulateCustomer(ctx, b, b.rows[lo:hi], proposed, keepOv, lc)
 		if s.Progress != nil {
 			if n := done.Add(1); n%256 == 0 || int(n) == len(starts) {
 				s.Progress("simulating", int(n), len(starts))
@@ -236,6 +243,9 @@ func (s *Service) Simulate(ctx context.Context, req SimulationRequest) (*Simulat
 		}
 	})
 
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	sim := &Simulation{CardID: req.CardID, Versions: versions, From: req.From, To: req.To, Months: months,
 		Totals: []SimTotal{}, Breakdown: []SimLine{}, Customers: out}
 	type tacc struct {
@@ -296,14 +306,16 @@ func (s *Service) Simulate(ctx context.Context, req SimulationRequest) (*Simulat
 }
 
 // simulateCustomer rates one customer's months under the proposed card.
-func (s *Service) simulateCustomer(b *book, rows []*customerMonth, proposed map[pricing.Month]*pricing.Rater, keepOv bool, lc lookCache) SimCustomer {
+// An error is an outage; a customer that cannot be simulated is skipped
+// with the reason.
+func (s *Service) simulateCustomer(ctx context.Context, b *book, rows []*customerMonth, proposed map[pricing.Month]*pricing.Rater, keepOv bool, lc lookCache) (SimCustomer, error) {
 	first := rows[0]
 	c := SimCustomer{CustomerID: first.CustomerID, Name: first.Customer.Name, CurrentCards: []string{}, lines: map[lineKey]*lineAcc{}}
-	skip := func(format string, args ...any) SimCustomer {
+	skip := func(format string, args ...any) (SimCustomer, error) {
 		c.Skipped = fmt.Sprintf(format, args...)
 		c.cur, c.prop, c.lines = 0, 0, nil
 		c.Current, c.Proposed, c.Difference = "", "", ""
-		return c
+		return c, nil
 	}
 	for _, cm := range rows {
 		c.Quantity += cm.Quantity
@@ -311,13 +323,11 @@ func (s *Service) simulateCustomer(b *book, rows []*customerMonth, proposed map[
 	if !first.Known {
 		return skip("unknown customer")
 	}
-	var ov pricing.Overrides
-	if keepOv {
-		ov = b.res.overridesOf(c.CustomerID)
-	}
 	cc := first.Customer.Country
 	for _, cm := range rows {
-		b.rateCurrent(cm)
+		if err := b.rateCurrent(ctx, cm); err != nil {
+			return c, err
+		}
 		if cm.Unbilled != "" {
 			return skip("%s in %s: %s", cm.Unbilled, cm.Month, cm.Detail)
 		}
@@ -330,10 +340,14 @@ func (s *Service) simulateCustomer(b *book, rows []*customerMonth, proposed map[
 		if n := len(c.CurrentCards); n == 0 || c.CurrentCards[n-1] != cm.CardID {
 			c.CurrentCards = append(c.CurrentCards, cm.CardID)
 		}
+		var ov pricing.Overrides
+		if keepOv {
+			ov = cm.Overrides
+		}
 		pr := proposed[cm.Month]
 		pres, err := pr.Rate(ov, cm.Usage, cm.Opts())
 		if err != nil {
-			return skip("proposed card: %s", oneLine(postage.ErrorMessage(err)))
+			return skip("proposed card: %s", postage.ErrorMessage(err))
 		}
 		if pres.Currency != cur.Currency {
 			return skip("currency %s differs from the proposed card's %s", cur.Currency, pres.Currency)
@@ -349,11 +363,11 @@ func (s *Service) simulateCustomer(b *book, rows []*customerMonth, proposed map[
 		for i, u := range cm.Usage {
 			pv, err := lc.line(pr, u, cc)
 			if err != nil {
-				return skip("proposed card: %s", oneLine(postage.ErrorMessage(err)))
+				return skip("proposed card: %s", postage.ErrorMessage(err))
 			}
 			pkeys[i] = lineKey{pv.market, pv.category, cur.Currency}
 			if ckeys[i], err = lc.line(cm.Rater, u, cc); err != nil {
-				return skip("current card: %s", oneLine(postage.ErrorMessage(err)))
+				return skip("current card: %s", postage.ErrorMessage(err))
 			}
 			l := c.lines[pkeys[i]]
 			if l == nil {
@@ -397,7 +411,7 @@ func (s *Service) simulateCustomer(b *book, rows []*customerMonth, proposed map[
 	mu := minorUnits(c.Currency)
 	c.Current, c.Proposed, c.Difference = fromMinor(c.cur, mu), fromMinor(c.prop, mu), fromMinor(c.prop-c.cur, mu)
 	c.Percent = percent(c.prop-c.cur, c.cur)
-	return c
+	return c, nil
 }
 
 func simLines(m map[lineKey]*lineAcc) []SimLine {
@@ -437,13 +451,4 @@ func (s *Simulation) BreakdownTable() Table {
 		t.Rows = append(t.Rows, []string{l.Market, l.Category, l.Currency, strconv.FormatInt(l.Quantity, 10), l.Current, l.Proposed, l.Difference, percentString(l.Percent)})
 	}
 	return t
-}
-
-func oneLine(s string) string {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			return s[:i] + " (and more)"
-		}
-	}
-	return s
 }

@@ -7,8 +7,8 @@ import (
 	"postage/pricing"
 )
 
-// UnbilledRow is usage of one customer-month that no invoice bills.
-type UnbilledRow struct {
+// UnbilledMonth is the usage of one customer-month that no invoice bills.
+type UnbilledMonth struct {
 	CustomerID string        `json:"customer_id"`
 	Month      pricing.Month `json:"month"`
 	Reason     string        `json:"reason"`
@@ -18,10 +18,10 @@ type UnbilledRow struct {
 
 // UnbilledReport lists unbilled usage.
 type UnbilledReport struct {
-	From   pricing.Month  `json:"from"`
-	To     pricing.Month  `json:"to"`
-	Rows   []UnbilledRow  `json:"rows"`
-	Totals UnbilledTotals `json:"totals"`
+	From   pricing.Month   `json:"from"`
+	To     pricing.Month   `json:"to"`
+	Rows   []UnbilledMonth `json:"rows"`
+	Totals UnbilledTotals  `json:"totals"`
 }
 
 // UnbilledTotals sums an unbilled report.
@@ -43,13 +43,13 @@ func (s *Service) Unbilled(ctx context.Context, from, to pricing.Month) (*Unbill
 	if err != nil {
 		return nil, err
 	}
-	rep := &UnbilledReport{From: from, To: to, Rows: []UnbilledRow{}}
+	rep := &UnbilledReport{From: from, To: to, Rows: []UnbilledMonth{}}
 	custs := map[string]bool{}
 	for _, cm := range b.rows {
 		if cm.Unbilled == "" {
 			continue
 		}
-		rep.Rows = append(rep.Rows, UnbilledRow{CustomerID: cm.CustomerID, Month: cm.Month, Reason: cm.Unbilled, Quantity: cm.Quantity, Detail: cm.Detail})
+		rep.Rows = append(rep.Rows, UnbilledMonth{CustomerID: cm.CustomerID, Month: cm.Month, Reason: cm.Unbilled, Quantity: cm.Quantity, Detail: cm.Detail})
 		rep.Totals.Quantity += cm.Quantity
 		custs[cm.CustomerID] = true
 	}

@@ -14,12 +14,12 @@ const MaxSeriesDays = 1100
 
 // UsageReport is a usage trend: exact counts per window (and key).
 type UsageReport struct {
-	From    time.Time  `json:"from"`
-	To      time.Time  `json:"to"`
-	Window  Window     `json:"window"`
-	GroupBy string     `json:"group_by"`
-	Points  []Point    `json:"points"`
-	Totals  []KeyTotal `json:"totals"`
+	From    time.Time    `json:"from"`
+	To      time.Time    `json:"to"`
+	Window  SeriesWindow `json:"window"`
+	GroupBy string       `json:"group_by"`
+	Points  []Point      `json:"points"`
+	Totals  []KeyTotal   `json:"totals"`
 }
 
 // KeyTotal is the total quantity of one key of a series.

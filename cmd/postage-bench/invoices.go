@@ -241,7 +241,7 @@ FROM (SELECT number, concat('c', substring(toString(1000000 + rand(1) %% %d), 2)
 		}
 		t0 := time.Now()
 		rows := 0 // the read as a run streams it
-		err = a.Billing.Usage.EachMonthlyUsage(ctx, period, time.Now().UTC(), func(billing.UsageRow) error { rows++; return nil })
+		err = a.Billing.Usage.EachMonthlyUsage(ctx, period, time.Now().UTC(), func(billing.MeteredUsage) error { rows++; return nil })
 		if err != nil {
 			return err
 		}

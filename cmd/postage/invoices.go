@@ -258,13 +258,18 @@ func newInvoicesShowCmd(g *globalFlags) *cobra.Command {
 			switch format {
 			case "json":
 				return invoiceJSON(out, inv)
-			case "csv":
-				return reports.InvoiceCSV(out, []billing.Invoice{inv})
-			case "pdf":
-				if output == "" {
+			case "csv", "pdf":
+				if format == "pdf" && output == "" {
 					return usageError{fmt.Errorf("--format pdf needs -o FILE")}
 				}
-				return reports.InvoicePDF(out, inv, a.Issuer())
+				// The same document the API serves: a finalized invoice's is
+				// drawn once and kept byte for byte.
+				doc, err := a.Billing.Document(cmd.Context(), inv, billing.Format(format))
+				if err != nil {
+					return err
+				}
+				_, err = out.Write(doc)
+				return err
 			case "text":
 				return writeInvoiceText(out, inv)
 			}

@@ -90,7 +90,7 @@ card, per currency (docs/REPORTS.md).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			now := time.Now().UTC()
 			tomorrow := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, 1)
-			q := reports.SeriesQuery{From: tomorrow.AddDate(0, 0, -30), To: tomorrow, Window: reports.Window(window), GroupBy: groupBy, CustomerID: customer}
+			q := reports.SeriesQuery{From: tomorrow.AddDate(0, 0, -30), To: tomorrow, Window: reports.SeriesWindow(window), GroupBy: groupBy, CustomerID: customer}
 			for _, p := range []struct {
 				v   string
 				dst *time.Time

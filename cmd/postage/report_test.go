@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	billingpg "postage/billing/pgstore"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func reportEnv(t *testing.T) (*testenv.Env, *reports.Service) {
 	if err := cards.Seed(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cs := billing.NewCustomerStore(env.PG)
+	cs := billingpg.NewCustomerStore(env.PG)
 	for _, c := range []billing.Customer{{ID: "acme", Name: "Acme, Ltd", Currency: "USD", Country: "IN"}, {ID: "globex", Name: "Globex", Currency: "USD", Country: "DE"}} {
 		if _, err := cs.Create(ctx, c); err != nil {
 			t.Fatal(err)

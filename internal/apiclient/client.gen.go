@@ -365,18 +365,18 @@ func (e ReadinessStatus) Valid() bool {
 	}
 }
 
-// Defines values for ReportsWindow.
+// Defines values for ReportsSeriesWindow.
 const (
-	ReportsWindowDay   ReportsWindow = "day"
-	ReportsWindowMonth ReportsWindow = "month"
+	ReportsSeriesWindowDay   ReportsSeriesWindow = "day"
+	ReportsSeriesWindowMonth ReportsSeriesWindow = "month"
 )
 
-// Valid indicates whether the value is a known member of the ReportsWindow enum.
-func (e ReportsWindow) Valid() bool {
+// Valid indicates whether the value is a known member of the ReportsSeriesWindow enum.
+func (e ReportsSeriesWindow) Valid() bool {
 	switch e {
-	case ReportsWindowDay:
+	case ReportsSeriesWindowDay:
 		return true
-	case ReportsWindowMonth:
+	case ReportsSeriesWindowMonth:
 		return true
 	default:
 		return false
@@ -672,8 +672,14 @@ type BillingInvoice struct {
 	FinalizeAfter time.Time               `json:"finalize_after"`
 	FinalizedAt   *time.Time              `json:"finalized_at,omitempty"`
 	Id            string                  `json:"id"`
-	Lines         []BillingLine           `json:"lines"`
-	Number        *string                 `json:"number,omitempty"`
+
+	// Issuer Issuer is who invoices are from (billing.issuer_name and issuer_address in the configuration).
+	Issuer *BillingIssuer `json:"issuer,omitempty"`
+	Lines  []BillingLine  `json:"lines"`
+
+	// MinorUnits the currency's decimals, which every amount is written with
+	MinorUnits int     `json:"minor_units"`
+	Number     *string `json:"number,omitempty"`
 
 	// Period a calendar month in UTC, YYYY-MM
 	Period     string        `json:"period"`
@@ -701,6 +707,12 @@ type BillingInvoiceList struct {
 	NextCursor string           `json:"next_cursor"`
 }
 
+// BillingIssuer Issuer is who invoices are from (billing.issuer_name and issuer_address in the configuration).
+type BillingIssuer struct {
+	Address *string `json:"address,omitempty"`
+	Name    string  `json:"name"`
+}
+
 // BillingLine Line is one line of an invoice.
 type BillingLine struct {
 	// Amount an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
@@ -719,9 +731,12 @@ type BillingLine struct {
 	Mode     *PricingMode    `json:"mode,omitempty"`
 
 	// Period a calendar month in UTC, YYYY-MM
-	Period   string             `json:"period"`
-	Quantity int64              `json:"quantity"`
-	Tiers    *[]PricingTierLine `json:"tiers,omitempty"`
+	Period string `json:"period"`
+
+	// PricingType the upstream's free pricing type that made the line free, whatever its category
+	PricingType *string            `json:"pricing_type,omitempty"`
+	Quantity    int64              `json:"quantity"`
+	Tiers       *[]PricingTierLine `json:"tiers,omitempty"`
 
 	// UnitPrice a decimal number as a string, e.g. "0.0123"
 	UnitPrice string `json:"unit_price"`
@@ -777,8 +792,8 @@ type BillingRunList struct {
 // BillingStatus defines model for BillingStatus.
 type BillingStatus string
 
-// BillingUnbilledRow UnbilledRow is usage that a run could not bill.
-type BillingUnbilledRow struct {
+// BillingUnbilledUsage UnbilledUsage is usage of one (customer, recipient country, category) that a run could not bill, and why.
+type BillingUnbilledUsage struct {
 	Category    string    `json:"category"`
 	Country     string    `json:"country"`
 	CustomerId  string    `json:"customer_id"`
@@ -789,10 +804,10 @@ type BillingUnbilledRow struct {
 	UsageCutoff time.Time `json:"usage_cutoff"`
 }
 
-// BillingUnbilledRowList defines model for BillingUnbilledRowList.
-type BillingUnbilledRowList struct {
-	Data       []BillingUnbilledRow `json:"data"`
-	NextCursor string               `json:"next_cursor"`
+// BillingUnbilledUsageList defines model for BillingUnbilledUsageList.
+type BillingUnbilledUsageList struct {
+	Data       []BillingUnbilledUsage `json:"data"`
+	NextCursor string                 `json:"next_cursor"`
 }
 
 // CardAssignment CardAssignment is a customer's rate card from a month on.
@@ -1111,8 +1126,15 @@ type PricingUsage struct {
 	Category string `json:"category"`
 
 	// Country recipient's ISO 3166-1 alpha-2 code; unknown codes fall in the default market
-	Country  string `json:"country"`
-	Quantity int64  `json:"quantity"`
+	Country string `json:"country"`
+
+	// FreeType FreeType, when set, makes the row free whatever its category: it
+	// names why (an upstream's free pricing type such as
+	// "free_customer_service"). Such rows are rated on lines of their own
+	// at 0, per (market, category as sent, FreeType), need no price on the
+	// card (nor a category it knows) and do not count toward tier volume.
+	FreeType *string `json:"free_type,omitempty"`
+	Quantity int64   `json:"quantity"`
 }
 
 // PricingVersion Version is the content of a rate card from a month on: the country → market map, the categories and the prices.
@@ -1204,8 +1226,11 @@ type QuoteLine struct {
 	Discount *string `json:"discount,omitempty"`
 
 	// Exact exact amount after discounts
-	Exact    string       `json:"exact"`
-	Free     *bool        `json:"free,omitempty"`
+	Exact string `json:"exact"`
+	Free  *bool  `json:"free,omitempty"`
+
+	// FreeType the rows' FreeType when they are free whatever their category
+	FreeType *string      `json:"free_type,omitempty"`
 	Market   string       `json:"market"`
 	Mode     *PricingMode `json:"mode,omitempty"`
 	Quantity int64        `json:"quantity"`
@@ -1325,6 +1350,9 @@ type ReportsRevenueRow struct {
 	Quantity  int64  `json:"quantity"`
 }
 
+// ReportsSeriesWindow defines model for ReportsSeriesWindow.
+type ReportsSeriesWindow string
+
 // ReportsSimCustomer SimCustomer is one customer's simulation.
 type ReportsSimCustomer struct {
 	Breakdown    *[]ReportsSimLine `json:"breakdown,omitempty"`
@@ -1433,21 +1461,8 @@ type ReportsTopRow struct {
 	Share      string `json:"share"`
 }
 
-// ReportsUnbilledReport UnbilledReport lists unbilled usage.
-type ReportsUnbilledReport struct {
-	// From a calendar month in UTC, YYYY-MM
-	From string               `json:"from"`
-	Rows []ReportsUnbilledRow `json:"rows"`
-
-	// To a calendar month in UTC, YYYY-MM
-	To string `json:"to"`
-
-	// Totals UnbilledTotals sums an unbilled report.
-	Totals ReportsUnbilledTotals `json:"totals"`
-}
-
-// ReportsUnbilledRow UnbilledRow is usage of one customer-month that no invoice bills.
-type ReportsUnbilledRow struct {
+// ReportsUnbilledMonth UnbilledMonth is the usage of one customer-month that no invoice bills.
+type ReportsUnbilledMonth struct {
 	CustomerId string `json:"customer_id"`
 	Detail     string `json:"detail"`
 
@@ -1455,6 +1470,19 @@ type ReportsUnbilledRow struct {
 	Month    string `json:"month"`
 	Quantity int64  `json:"quantity"`
 	Reason   string `json:"reason"`
+}
+
+// ReportsUnbilledReport UnbilledReport lists unbilled usage.
+type ReportsUnbilledReport struct {
+	// From a calendar month in UTC, YYYY-MM
+	From string                 `json:"from"`
+	Rows []ReportsUnbilledMonth `json:"rows"`
+
+	// To a calendar month in UTC, YYYY-MM
+	To string `json:"to"`
+
+	// Totals UnbilledTotals sums an unbilled report.
+	Totals ReportsUnbilledTotals `json:"totals"`
 }
 
 // ReportsUnbilledTotals UnbilledTotals sums an unbilled report.
@@ -1465,16 +1493,13 @@ type ReportsUnbilledTotals struct {
 
 // ReportsUsageReport UsageReport is a usage trend: exact counts per window (and key).
 type ReportsUsageReport struct {
-	From    time.Time         `json:"from"`
-	GroupBy string            `json:"group_by"`
-	Points  []ReportsPoint    `json:"points"`
-	To      time.Time         `json:"to"`
-	Totals  []ReportsKeyTotal `json:"totals"`
-	Window  ReportsWindow     `json:"window"`
+	From    time.Time           `json:"from"`
+	GroupBy string              `json:"group_by"`
+	Points  []ReportsPoint      `json:"points"`
+	To      time.Time           `json:"to"`
+	Totals  []ReportsKeyTotal   `json:"totals"`
+	Window  ReportsSeriesWindow `json:"window"`
 }
-
-// ReportsWindow defines model for ReportsWindow.
-type ReportsWindow string
 
 // RunRequest RunRequest is the body of POST /api/v1/invoice-runs.
 type RunRequest struct {
@@ -1823,7 +1848,7 @@ type GetReportsUsageParams struct {
 	To *string `form:"to,omitempty" json:"to,omitempty"`
 
 	// Window day (default) or month
-	Window *ReportsWindow `form:"window,omitempty" json:"window,omitempty"`
+	Window *ReportsSeriesWindow `form:"window,omitempty" json:"window,omitempty"`
 
 	// GroupBy category or country (default: none)
 	GroupBy *GetReportsUsageParamsGroupBy `form:"group_by,omitempty" json:"group_by,omitempty"`
@@ -9441,7 +9466,7 @@ type GetInvoiceRunsUnbilledResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *BillingUnbilledRowList
+	JSON200 *BillingUnbilledUsageList
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Invalid
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
@@ -9459,7 +9484,7 @@ type GetInvoiceRunsUnbilledResponse struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetInvoiceRunsUnbilledResponse) GetJSON200() *BillingUnbilledRowList {
+func (r GetInvoiceRunsUnbilledResponse) GetJSON200() *BillingUnbilledUsageList {
 	return r.JSON200
 }
 
@@ -15468,7 +15493,7 @@ func ParseGetInvoiceRunsUnbilledResponse(rsp *http.Response) (*GetInvoiceRunsUnb
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest BillingUnbilledRowList
+		var dest BillingUnbilledUsageList
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"postage/billing"
+	billingpg "postage/billing/pgstore"
 	"postage/internal/auth"
 	"postage/internal/config"
 	"postage/internal/db"
@@ -38,7 +39,7 @@ type App struct {
 	Registry *prometheus.Registry
 
 	Keys      *auth.Store
-	Customers *billing.CustomerStore
+	Customers *billingpg.CustomerStore
 
 	// Metering: the ClickHouse event store (usage queries) and the
 	// group-commit ingester writing to it.
@@ -47,8 +48,9 @@ type App struct {
 	MeterMetrics *metering.Metrics
 	Pricing      *pgstore.Store
 
-	// Billing: invoices and the runs that make them (internal/app/billing.go).
-	Invoices *billing.InvoiceStore
+	// Billing: the invoice ledger and the runs that make invoices
+	// (internal/app/billing.go).
+	Invoices *billingpg.InvoiceStore
 	Billing  *billing.Runner
 
 	closers []func()
@@ -93,7 +95,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	a.CH = ch
 	a.closers = append(a.closers, func() { _ = ch.Close() })
 	a.Keys = auth.NewStore(pg)
-	a.Customers = billing.NewCustomerStore(pg)
+	a.Customers = billingpg.NewCustomerStore(pg)
 	a.Events = metering.NewCHStore(ch)
 	a.MeterMetrics = metering.NewMetrics(a.Registry)
 	a.Ingester = metering.NewIngester(a.Events, metering.IngesterConfig{
@@ -115,7 +117,15 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 
 // Migrate brings both databases' schemas up to date.
 func (a *App) Migrate(ctx context.Context) error {
-	return db.Migrate(ctx, a.PG, a.CH, a.Config.ClickHouse.Database)
+	if err := db.Migrate(ctx, a.PG, a.CH, a.Config.ClickHouse.Database); err != nil {
+		return err
+	}
+	// Invoices finalized before finalization froze them are frozen once,
+	// with the configured issuer (docs/BILLING.md).
+	if _, err := a.Billing.FreezeFinalized(ctx); err != nil {
+		return fmt.Errorf("freeze finalized invoices: %w", err)
+	}
+	return nil
 }
 
 // Server builds the HTTP API on the app's stores.
@@ -129,7 +139,7 @@ func (a *App) Server() *httpapi.Server {
 		Customers: a.Customers,
 		Pricing:   httpapi.PricingDeps{Store: a.Pricing},
 		Reports:   httpapi.ReportsDeps{Reports: a.Reports()},
-		Billing:   httpapi.BillingDeps{Runner: a.Billing, Invoices: a.Invoices, Issuer: a.Issuer()},
+		Billing:   httpapi.BillingDeps{Runner: a.Billing, Invoices: a.Invoices},
 		Now:       a.Now,
 		Version:   Version,
 		Metering: httpapi.MeteringDeps{

@@ -6,13 +6,14 @@ import (
 	"time"
 
 	"postage/billing"
+	billingpg "postage/billing/pgstore"
 	"postage/pricing/pgstore"
 	"postage/reports"
 )
 
 // openBilling builds the invoice store and runner from the configuration.
 func (a *App) openBilling() error {
-	inv, err := billing.NewInvoiceStore(a.PG, a.Config.Billing.NumberFormat)
+	inv, err := billingpg.NewInvoiceStore(a.PG, a.Config.Billing.NumberFormat)
 	if err != nil {
 		return fmt.Errorf("config billing.number_format: %w", err)
 	}
@@ -21,7 +22,8 @@ func (a *App) openBilling() error {
 	a.Invoices = inv
 	a.Billing = &billing.Runner{
 		Invoices: inv, Customers: a.Customers, Usage: billing.FromMeter(a.Events), Pricing: a.Pricing,
-		Log: a.Log, Now: now, Grace: a.Config.Billing.Grace.Duration, CutoffLag: billing.DefaultCutoffLag, GCPercent: a.Config.Billing.RunGCPercent,
+		Locks: billingpg.Locker{DB: a.PG}, Render: reports.InvoiceDocuments{}, Issuer: a.Issuer(),
+		Log: a.Log, Now: now, Grace: a.Config.Billing.Grace.Duration, CutoffLag: billing.DefaultCutoffLag,
 	}
 	return nil
 }
@@ -39,14 +41,12 @@ func (a *App) startScheduler(ctx context.Context) (stop func(), err error) {
 	return s.Stop, nil
 }
 
-// Issuer is who invoices are from (billing.issuer_name and issuer_address).
-func (a *App) Issuer() reports.Issuer {
-	return reports.Issuer{Name: a.Config.Billing.IssuerName, Address: a.Config.Billing.IssuerAddress}
+// Issuer is who invoices are from (billing.issuer_name and issuer_address);
+// finalization freezes it into each invoice.
+func (a *App) Issuer() billing.Issuer {
+	return billing.Issuer{Name: a.Config.Billing.IssuerName, Address: a.Config.Billing.IssuerAddress}
 }
 
-// The rate-card ledger resolves many customers in one query each for
-// invoice runs and simulations.
-var (
-	_ billing.BulkPricing = (*pgstore.Store)(nil)
-	_ reports.BulkCards   = (*pgstore.Store)(nil)
-)
+// The rate-card ledger resolves many customers in one query each for the
+// rating pipeline (invoice runs, reports and simulations).
+var _ billing.BulkPricing = (*pgstore.Store)(nil)

@@ -111,6 +111,7 @@ func (a *App) LoadDemoWith(ctx context.Context, out io.Writer, opts DemoOptions)
 	// cut-off lag (the scheduled runs keep theirs).
 	runner := &billing.Runner{
 		Invoices: a.Billing.Invoices, Customers: a.Billing.Customers, Usage: a.Billing.Usage, Pricing: a.Billing.Pricing,
+		Locks: a.Billing.Locks, Render: a.Billing.Render, Issuer: a.Billing.Issuer,
 		Log: a.Billing.Log, Now: a.Billing.Now, Grace: a.Billing.Grace,
 	}
 	for m := first; m.Before(cur); m = m.Next() {

@@ -100,7 +100,7 @@ func TestLoadDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ub.Totals.Customers != 3 || ub.Rows[0].Reason != reports.ReasonUnknownCustomer {
+	if ub.Totals.Customers != 3 || ub.Rows[0].Reason != billing.UnbilledUnknownCustomer {
 		t.Errorf("unbilled = %+v", ub.Totals)
 	}
 	rev, err := svc.Revenue(ctx, reports.RevenueQuery{From: pricing.MustParseMonth("2026-10"), To: pricing.MustParseMonth("2026-10"), GroupBy: reports.ByCustomer})

@@ -107,7 +107,6 @@ type Billing struct {
 	IssuerName    string   `toml:"issuer_name"`
 	IssuerAddress string   `toml:"issuer_address"`
 	Scheduler     bool     `toml:"scheduler"`
-	RunGCPercent  int      `toml:"run_gc_percent"`
 }
 
 // Log configures structured logging.
@@ -139,7 +138,7 @@ func Default() Config {
 		},
 		WhatsApp: WhatsApp{BillableStatus: "delivered"},
 		Usage:    Usage{MaxRange: Duration{400 * 24 * time.Hour}},
-		Billing:  Billing{Schedule: "0 2 1 * *", Grace: Duration{72 * time.Hour}, NumberFormat: "PST-{year}-{seq:6}", IssuerName: "Postage Messaging Ltd.", IssuerAddress: "1 Example Street, London, United Kingdom", Scheduler: true, RunGCPercent: 400},
+		Billing:  Billing{Schedule: "0 2 1 * *", Grace: Duration{72 * time.Hour}, NumberFormat: "PST-{year}-{seq:6}", IssuerName: "Postage Messaging Ltd.", IssuerAddress: "1 Example Street, London, United Kingdom", Scheduler: true},
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -212,9 +211,6 @@ func (c Config) Validate() error {
 	}
 	if c.Billing.Grace.Duration < 0 {
 		errs = append(errs, errors.New("billing.grace must not be negative"))
-	}
-	if c.Billing.RunGCPercent < 0 {
-		errs = append(errs, errors.New("billing.run_gc_percent must not be negative (0 leaves the collector as it is)"))
 	}
 	switch c.Log.Format {
 	case "text", "json":

@@ -20,9 +20,7 @@ type BillingDeps struct {
 	// Runner runs periods, approves, voids and computes upcoming bills
 	// (nil: the routes answer 503).
 	Runner   *billing.Runner
-	Invoices *billing.InvoiceStore
-	// Issuer is printed on invoice PDFs.
-	Issuer reports.Issuer
+	Invoices billing.Invoices
 }
 
 // billingRoutes registers the finance invoice API and the customers'
@@ -90,16 +88,20 @@ func (s *Server) billingRoutes() {
 			return
 		}
 		switch format {
-		case ".csv":
-			s.writeInvoiceCSV(c, invoiceFileName(inv)+".csv", []billing.Invoice{inv})
-		case ".pdf":
-			var buf bytes.Buffer
-			if err := reports.InvoicePDF(&buf, inv, s.Billing.Issuer); err != nil {
+		case ".csv", ".pdf":
+			// A finalized invoice's documents are drawn once and served byte
+			// for byte ever after (docs/BILLING.md).
+			f, mime := billing.FormatCSV, "text/csv; charset=utf-8"
+			if format == ".pdf" {
+				f, mime = billing.FormatPDF, "application/pdf"
+			}
+			doc, err := s.Billing.Runner.Document(c.Request.Context(), inv, f)
+			if err != nil {
 				s.writeError(c, err)
 				return
 			}
-			attachment(c, invoiceFileName(inv)+".pdf")
-			c.Data(http.StatusOK, "application/pdf", buf.Bytes())
+			attachment(c, invoiceFileName(inv)+format)
+			c.Data(http.StatusOK, mime, doc)
 		default:
 			c.JSON(http.StatusOK, inv)
 		}
@@ -187,7 +189,7 @@ func (s *Server) billingRoutes() {
 	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/invoice-runs/unbilled", Tag: tag, Summary: "Usage the last run of a period could not bill: unknown customers, customers without a rate card.", Roles: financeOnly,
 		Query:    []Param{{Name: "period", Description: "the month, YYYY-MM", Required: true, Schema: pricing.Month{}}},
-		Response: List[billing.UnbilledRow]{}}, func(c *gin.Context) {
+		Response: List[billing.UnbilledUsage]{}}, func(c *gin.Context) {
 		if !s.billingReady(c) {
 			return
 		}

@@ -430,14 +430,14 @@ func operationID(r Route) string {
 var enums = map[reflect.Type][]string{
 	reflect.TypeFor[auth.Role](): enumOf(auth.Roles...),
 	// upcoming: the month-to-date bill (GET .../invoices/upcoming), never stored.
-	reflect.TypeFor[billing.Status]():     enumOf(billing.StatusDraft, billing.StatusFinalized, billing.StatusVoid, "upcoming"),
-	reflect.TypeFor[metering.Status]():    enumOf(metering.Accepted, metering.Duplicate, metering.Conflict, metering.Rejected, metering.Ignored),
-	reflect.TypeFor[metering.Window]():    enumOf(metering.Hour, metering.Day, metering.Month),
-	reflect.TypeFor[metering.Dimension](): enumOf(metering.ByCustomer, metering.ByCountry, metering.ByCategory),
-	reflect.TypeFor[reports.Window]():     enumOf(reports.Day, reports.Month),
-	reflect.TypeFor[pricing.Rounding]():   enumOf(pricing.RoundHalfEven, pricing.RoundHalfUp),
-	reflect.TypeFor[pricing.Status]():     enumOf(pricing.StatusDraft, pricing.StatusActive),
-	reflect.TypeFor[pricing.Mode]():       enumOf(pricing.ModeFlat, pricing.ModeGraduated, pricing.ModeVolume),
+	reflect.TypeFor[billing.Status]():       enumOf(billing.StatusDraft, billing.StatusFinalized, billing.StatusVoid, "upcoming"),
+	reflect.TypeFor[metering.Status]():      enumOf(metering.Accepted, metering.Duplicate, metering.Conflict, metering.Rejected, metering.Ignored),
+	reflect.TypeFor[metering.Window]():      enumOf(metering.Hour, metering.Day, metering.Month),
+	reflect.TypeFor[metering.Dimension]():   enumOf(metering.ByCustomer, metering.ByCountry, metering.ByCategory),
+	reflect.TypeFor[reports.SeriesWindow](): enumOf(reports.Day, reports.Month),
+	reflect.TypeFor[pricing.Rounding]():     enumOf(pricing.RoundHalfEven, pricing.RoundHalfUp),
+	reflect.TypeFor[pricing.Status]():       enumOf(pricing.StatusDraft, pricing.StatusActive),
+	reflect.TypeFor[pricing.Mode]():         enumOf(pricing.ModeFlat, pricing.ModeGraduated, pricing.ModeVolume),
 }
 
 // fieldEnums are string fields whose values are a closed set, by type and
@@ -542,6 +542,13 @@ var mapped = map[reflect.Type]func() *jsonschema.Schema{
 	},
 }
 
+// sameShape are types that marshal themselves into exactly the JSON
+// reflection sees of their fields: a finalized billing.Invoice writes its
+// frozen document, which is that JSON as it was at finalization.
+var sameShape = map[reflect.Type]bool{
+	reflect.TypeFor[billing.Invoice](): true,
+}
+
 // schemaGen reflects Go types into one set of named schemas.
 type schemaGen struct {
 	r     *jsonschema.Reflector
@@ -619,6 +626,9 @@ func (g *schemaGen) mapType(t reflect.Type) *jsonschema.Schema {
 			// Counts and quantities: far below 2^63.
 			return &jsonschema.Schema{Type: "integer", Format: "int64", Minimum: "0"}
 		}
+	}
+	if sameShape[t] {
+		return nil
 	}
 	if t.Implements(jsonMarshaler) || t.Implements(textMarshaler) || reflect.PointerTo(t).Implements(jsonMarshaler) || reflect.PointerTo(t).Implements(textMarshaler) {
 		g.fail(fmt.Errorf("type %v writes its own JSON: describe it in mapped (internal/httpapi/openapi.go)", t))

@@ -59,7 +59,7 @@ func (s *Server) reportsRoutes() {
 		Query: []Param{
 			{Name: "from", Description: "start, YYYY-MM-DD or RFC 3339 (default: 30 days before today)", Schema: dateOrTime("")},
 			{Name: "to", Description: "end (exclusive), YYYY-MM-DD or RFC 3339 (default: tomorrow 00:00 UTC)", Schema: dateOrTime("")},
-			{Name: "window", Description: "day (default) or month", Schema: reports.Window("")},
+			{Name: "window", Description: "day (default) or month", Schema: reports.SeriesWindow("")},
 			{Name: "group_by", Description: "category or country (default: none)", Schema: usageTrendGroup("")},
 			{Name: "customer", Description: "only this customer"},
 			format,
@@ -81,7 +81,7 @@ func (s *Server) reportsRoutes() {
 			s.writeError(c, err)
 			return
 		}
-		rep, err := svc.UsageTrend(c.Request.Context(), reports.SeriesQuery{From: from, To: to, Window: reports.Window(c.Query("window")), GroupBy: c.Query("group_by"), CustomerID: c.Query("customer")})
+		rep, err := svc.UsageTrend(c.Request.Context(), reports.SeriesQuery{From: from, To: to, Window: reports.SeriesWindow(c.Query("window")), GroupBy: c.Query("group_by"), CustomerID: c.Query("customer")})
 		if err != nil {
 			s.writeError(c, err)
 			return

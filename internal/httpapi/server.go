@@ -47,7 +47,7 @@ type Deps struct {
 	Registry  *prometheus.Registry
 	Auth      Authenticator
 	Keys      *auth.Store
-	Customers *billing.CustomerStore
+	Customers billing.CustomerStore
 	Ready     []ReadyCheck
 	Now       func() time.Time
 	Version   string

@@ -459,8 +459,13 @@ func (s *Store) OverridesFor(ctx context.Context, customers []string) (map[strin
 	return out, nil
 }
 
+// currencyMismatch is the SQLSTATE of migration 0035's trigger refusing a
+// card whose currency is not the customer's.
+const currencyMismatch = "PC409"
+
 // AssignCard gives a customer a card from month `from` on (replacing an
-// assignment from the same month).
+// assignment from the same month). A card in another currency than the
+// customer's is a conflict: a customer is billed in its own currency.
 func (s *Store) AssignCard(ctx context.Context, customerID, cardID string, from pricing.Month) error {
 	if !from.Valid() {
 		return postage.Errorf(postage.EINVALID, "assignment month %q is not a month", from)
@@ -470,6 +475,9 @@ func (s *Store) AssignCard(ctx context.Context, customerID, cardID string, from 
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23503" {
 			return postage.Errorf(postage.ENOTFOUND, "customer %q or rate card %q not found", customerID, cardID)
+		}
+		if errors.As(err, &pe) && pe.Code == currencyMismatch {
+			return postage.Errorf(postage.ECONFLICT, "%s", pe.Message) // a card of another currency than the customer's
 		}
 		return fmt.Errorf("assign rate card: %w", err)
 	}

@@ -179,7 +179,10 @@ func TestCardsAssignmentsOverrides(t *testing.T) {
 	}
 	code(t, s.CreateCard(ctx, pricing.RateCard{ID: "launch", Name: "again", Currency: "USD"}), postage.ECONFLICT)
 	code(t, s.CreateCard(ctx, pricing.RateCard{ID: "Bad", Currency: "USD"}), postage.EINVALID)
-	if err := s.CreateCard(ctx, pricing.RateCard{ID: "acme", Name: "Acme", Currency: "EUR"}); err != nil {
+	if err := s.CreateCard(ctx, pricing.RateCard{ID: "acme", Name: "Acme", Currency: "USD"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateCard(ctx, pricing.RateCard{ID: "acme-eur", Name: "Acme in euros", Currency: "EUR"}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := s.GetCard(ctx, "acme")
@@ -196,6 +199,9 @@ func TestCardsAssignmentsOverrides(t *testing.T) {
 		t.Fatal(err)
 	}
 	code(t, s.AssignCard(ctx, "cust-a", "nope", pricing.MustParseMonth("2026-09")), postage.ENOTFOUND)
+	// A customer is billed in its own currency (USD here): a card in
+	// another is refused, and nothing changes.
+	code(t, s.AssignCard(ctx, "cust-a", "acme-eur", pricing.MustParseMonth("2026-10")), postage.ECONFLICT)
 	code(t, s.AssignCard(ctx, "nobody", "acme", pricing.MustParseMonth("2026-09")), postage.ENOTFOUND)
 	for _, tt := range []struct{ customer, month, want string }{
 		{"cust-a", "2026-05", "launch"}, {"cust-a", "2026-06", "meta-2026-01"}, {"cust-a", "2026-08", "meta-2026-01"},

@@ -1,0 +1,43 @@
+package billing
+
+import (
+	"testing"
+	"time"
+
+	"postage/pricing"
+)
+
+// BenchmarkDraftOfOneCustomer is the CPU side of one customer of an
+// invoice run: rate 12 usage rows (4 categories × 3 countries, the
+// benchmark's shape) with the launch card, build the invoice and encode it
+// for the ledger. Its allocations are what the collector sees per customer.
+//
+//	go test ./billing -run '^$' -bench DraftOfOneCustomer -benchmem
+func BenchmarkDraftOfOneCustomer(b *testing.B) {
+	seed, err := pricing.LaunchSeed()
+	if err != nil {
+		b.Fatal(err)
+	}
+	rt, err := pricing.Compile(seed.Version)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var usage []pricing.Usage
+	for _, c := range []string{"DE", "GB", "IN"} {
+		for _, cat := range []string{"marketing", "utility", "authentication", "service"} {
+			usage = append(usage, pricing.Usage{Country: c, Category: cat, Quantity: 50})
+		}
+	}
+	period := pricing.MustParseMonth("2026-10")
+	cust := Customer{ID: "c000001", Name: "Bench customer 1", Currency: "USD", Country: "GB"}
+	now := time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := rt.Rate(pricing.Overrides{}, usage, pricing.RateOptions{CustomerCountry: cust.Country, Month: period})
+		if err != nil {
+			b.Fatal(err)
+		}
+		req := draftRequest{Customer: cust, Period: period, Cutoff: now, ID: InvoiceID(cust.ID, period, 1), Seq: 1}
+		_ = EncodeDraft(newDraft(req, &res, usageLines(res, period), now, 72*time.Hour))
+	}
+}
