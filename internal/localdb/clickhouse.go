@@ -57,6 +57,9 @@ func StartClickHouse(ctx context.Context, opts ClickHouseOptions) (*ClickHouse, 
 	if opts.Dir == "" {
 		return nil, errors.New("start ClickHouse: no directory given")
 	}
+	if err := supported(); err != nil {
+		return nil, fmt.Errorf("start ClickHouse: %w", err)
+	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("start ClickHouse: %w", err)

@@ -240,18 +240,6 @@ func shutdown() {
 	})
 }
 
-// baseDir returns where the servers' directory goes: /dev/shm when it is a
-// usable tmpfs with room, because on a disk CREATE DATABASE alone takes
-// ~200 ms (checkpoints) against ~20 ms in memory; else the temp dir.
-func baseDir() string {
-	const shm = "/dev/shm"
-	var st syscall.Statfs_t
-	if syscall.Statfs(shm, &st) == nil && st.Bavail*uint64(st.Bsize) > 2<<30 && syscall.Access(shm, 2 /* W_OK */) == nil {
-		return shm
-	}
-	return os.TempDir()
-}
-
 // removeStaleDirs removes the directories of test binaries that died
 // without cleaning up (killed, or panicked on -timeout).
 func removeStaleDirs() {
@@ -263,7 +251,7 @@ func removeStaleDirs() {
 		if err != nil || pid <= 0 || pid == os.Getpid() {
 			continue
 		}
-		if err := syscall.Kill(pid, 0); err == syscall.ESRCH {
+		if processGone(pid) {
 			_ = os.RemoveAll(d)
 		}
 	}
