@@ -56,5 +56,8 @@ func (p *process) killGroup() {
 
 // signal sends sig to the process alone (SIGSTOP, SIGCONT for fault tests).
 func (p *process) signal(sig syscall.Signal) error {
+	if p.exited() {
+		return fmt.Errorf("%s is not running", p.name)
+	}
 	return syscall.Kill(p.cmd.Process.Pid, sig)
 }
