@@ -48,7 +48,7 @@ type Cluster struct {
 
 	mu      sync.Mutex
 	zk      *ZooKeeper
-	servers [][]*ClickHouse      // [shard-1][replica-1]
+	servers [][]*ClickHouse       // [shard-1][replica-1]
 	opts    [][]ClickHouseOptions // what each server was started with
 }
 
