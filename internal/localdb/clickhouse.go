@@ -197,6 +197,11 @@ func (ch *ClickHouse) start(ctx context.Context, argv []string) error {
 		pctx, cancel := ch.proc.probeContext(ctx, 2*time.Second)
 		err := conn.Ping(pctx)
 		cancel()
+		if err == nil && ch.member != nil {
+			if err := ch.waitDistributedDDL(ctx); err != nil {
+				return fail(err.Error())
+			}
+		}
 		if err == nil {
 			return nil
 		}
@@ -295,10 +300,11 @@ type configData struct {
 	ZooKeeper         []hostPort
 	ReplicaName       string
 	SessionTimeoutMS  int64
+	DDLQueuePath      string
 }
 
 func (ch *ClickHouse) writeConfig(configPath string) error {
-	data := configData{Dir: ch.dir, TCPPort: ch.tcpPort, HTTPPort: ch.httpPort, Member: ch.member}
+	data := configData{Dir: ch.dir, TCPPort: ch.tcpPort, HTTPPort: ch.httpPort, Member: ch.member, DDLQueuePath: ddlQueuePath}
 	if m := ch.member; m != nil {
 		for _, shard := range m.Shards {
 			data.Shards = append(data.Shards, splitHostPorts(shard))
@@ -379,7 +385,7 @@ var configTemplate = template.Must(template.New("config.xml").Parse(`<?xml versi
         </{{.Cluster}}>
     </remote_servers>
     <distributed_ddl>
-        <path>/clickhouse/task_queue/ddl</path>
+        <path>{{$.DDLQueuePath}}</path>
     </distributed_ddl>
 {{- end}}
 </yandex>

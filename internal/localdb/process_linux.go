@@ -54,7 +54,11 @@ func (p *process) killGroup() {
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 }
 
-// signal sends sig to the process alone (SIGSTOP, SIGCONT for fault tests).
+// freeze stops the process (SIGSTOP) and thaw resumes it (SIGCONT), for
+// fault tests: a hung server.
+func (p *process) freeze() error { return p.signal(syscall.SIGSTOP) }
+func (p *process) thaw() error   { return p.signal(syscall.SIGCONT) }
+
 func (p *process) signal(sig syscall.Signal) error {
 	if p.exited() {
 		return fmt.Errorf("%s is not running", p.name)

@@ -26,4 +26,5 @@ func startProcess(string, *exec.Cmd, syscall.Signal, *credential) (*process, err
 
 func (p *process) killGroup() { _ = p.cmd.Process.Kill() }
 
-func (p *process) signal(syscall.Signal) error { return supported() }
+func (p *process) freeze() error { return supported() }
+func (p *process) thaw() error   { return supported() }

@@ -1,7 +1,6 @@
 package localdb
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -200,6 +199,21 @@ forceSync=%s
 // "standalone", "leader" or "follower" once it serves sessions, "" while it
 // does not yet.
 func zooKeeperMode(ctx context.Context, addr string) (string, error) {
+	out, err := fourLetterWord(ctx, addr, "srvr")
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if m, ok := strings.CutPrefix(line, "Mode: "); ok {
+			return strings.TrimSpace(m), nil
+		}
+	}
+	return "", nil
+}
+
+// fourLetterWord sends one of ZooKeeper's four-letter commands (those of
+// 4lw.commands.whitelist in zoo.cfg) and returns the answer.
+func fourLetterWord(ctx context.Context, addr, cmd string) (string, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -209,16 +223,11 @@ func zooKeeperMode(ctx context.Context, addr string) (string, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	}
-	if _, err := io.WriteString(c, "srvr"); err != nil {
+	if _, err := io.WriteString(c, cmd); err != nil {
 		return "", err
 	}
-	sc := bufio.NewScanner(c)
-	for sc.Scan() {
-		if m, ok := strings.CutPrefix(sc.Text(), "Mode: "); ok {
-			return strings.TrimSpace(m), nil
-		}
-	}
-	return "", sc.Err()
+	b, err := io.ReadAll(c)
+	return string(b), err
 }
 
 // Addr returns host:port of the client port on the loopback interface.
@@ -246,7 +255,7 @@ func (zk *ZooKeeper) Kill() error { return zk.stop(0) }
 func (zk *ZooKeeper) stop(grace time.Duration) error {
 	zk.stopOnce.Do(func() {
 		begin := time.Now()
-		_ = zk.proc.signal(syscall.SIGCONT) // a frozen JVM cannot handle SIGTERM
+		_ = zk.proc.thaw() // a frozen JVM cannot handle SIGTERM
 		if grace == 0 {
 			zk.proc.stop(syscall.SIGKILL, 0)
 		} else if zk.proc.stop(syscall.SIGTERM, grace) {
@@ -265,7 +274,7 @@ func (zk *ZooKeeper) Freeze() error {
 	if zk.proc.exited() {
 		return fmt.Errorf("freeze ZooKeeper on %s: not running", zk.Addr())
 	}
-	return zk.proc.signal(syscall.SIGSTOP)
+	return zk.proc.freeze()
 }
 
 // Thaw resumes a server stopped by Freeze.
@@ -273,5 +282,5 @@ func (zk *ZooKeeper) Thaw() error {
 	if zk.proc.exited() {
 		return fmt.Errorf("thaw ZooKeeper on %s: not running", zk.Addr())
 	}
-	return zk.proc.signal(syscall.SIGCONT)
+	return zk.proc.thaw()
 }
