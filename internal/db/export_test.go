@@ -11,3 +11,6 @@ var MigrateEventsByIngestTime = migrateEventsByIngestTime
 
 // SplitStatements splits a ClickHouse migration file into statements.
 var SplitStatements = splitStatements
+
+// MigrateClickHouseClusterWith runs the cluster migrator on given migrations.
+var MigrateClickHouseClusterWith = migrateClickHouseCluster

@@ -200,8 +200,13 @@ func NewCluster(t testing.TB) *Env {
 		if env.CHCluster != nil {
 			env.CHCluster.Close()
 		}
-		if err := s.clusterAdmin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" ON CLUSTER "+clusterName); err != nil {
-			t.Logf("testenv: drop ClickHouse database %s on the cluster: %v", name, err)
+		// Twice: a pooled connection to a server that a fault test killed
+		// fails once.
+		drop := "DROP DATABASE IF EXISTS " + name + " ON CLUSTER " + clusterName
+		if err := s.clusterAdmin.Exec(ctx, drop); err != nil {
+			if err := s.clusterAdmin.Exec(ctx, drop); err != nil {
+				t.Logf("testenv: drop ClickHouse database %s on the cluster: %v", name, err)
+			}
 		}
 	})
 	var err error
