@@ -95,7 +95,7 @@ func (m *Managed) Stop() {
 // UseRunning points cfg at the servers of a running `postage dev` when no
 // database is configured, so CLI commands work next to `make run`.
 func UseRunning(cfg config.Config) config.Config {
-	if cfg.Postgres.DSN != "" && cfg.ClickHouse.Addr != "" {
+	if cfg.Postgres.DSN != "" && len(cfg.ClickHouse.Addresses()) > 0 {
 		return cfg
 	}
 	dir, err := filepath.Abs(cfg.Dev.DataDir)
@@ -109,7 +109,7 @@ func UseRunning(cfg config.Config) config.Config {
 	if cfg.Postgres.DSN == "" {
 		cfg.Postgres.DSN = info.PostgresDSN
 	}
-	if cfg.ClickHouse.Addr == "" {
+	if len(cfg.ClickHouse.Addresses()) == 0 {
 		cfg.ClickHouse.Addr = info.ClickHouse
 	}
 	return cfg
