@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/go-faster/city"
 )
 
 // Shard is one shard of a ClickHouse cluster as system.clusters lists it.
@@ -36,6 +37,29 @@ func (t Topology) Servers() int {
 		n += len(s.Replicas)
 	}
 	return n
+}
+
+// ShardFor returns the index in Shards of the shard that holds the data of
+// shard key key (a customer's shard key): the shard a Distributed table
+// with sharding key cityHash64(key) would pick, so postage and such a table
+// (for ad-hoc queries) agree. Each shard owns shard_weight consecutive
+// slots of cityHash64(key) modulo the total weight, in shard order.
+func (t Topology) ShardFor(key string) int {
+	total := 0
+	for _, s := range t.Shards {
+		total += max(s.Weight, 0)
+	}
+	if total == 0 {
+		return 0
+	}
+	slot := int(city.CH64([]byte(key)) % uint64(total))
+	for i, s := range t.Shards {
+		if slot < s.Weight {
+			return i
+		}
+		slot -= max(s.Weight, 0)
+	}
+	return len(t.Shards) - 1
 }
 
 // topologyQuery reads a cluster's servers from system.clusters. The port

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"postage"
@@ -39,6 +40,43 @@ func TestReadTopology(t *testing.T) {
 	_, err := db.ReadTopology(ctx, env.CH, "nosuch")
 	if err == nil || !strings.Contains(err.Error(), `cluster "nosuch" is not in system.clusters`) || !strings.Contains(err.Error(), "postage") {
 		t.Errorf("unknown cluster: got %v, want an error naming the known clusters", err)
+	}
+}
+
+// TestShardForAgreesWithDistributed inserts the rows of 200 customers
+// through a Distributed table sharded by cityHash64(customer_id) and finds
+// each customer on the shard ShardFor names.
+func TestShardForAgreesWithDistributed(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.NewCluster(t)
+	if err := env.CH.Exec(ctx, "CREATE TABLE "+env.CHDatabase+".events_all ON CLUSTER postage AS "+env.CHDatabase+".events ENGINE = Distributed(postage, "+env.CHDatabase+", events, cityHash64(customer_id))"); err != nil {
+		t.Fatal(err)
+	}
+	ictx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 1}))
+	if err := env.CH.Exec(ictx, "INSERT INTO events_all (customer_id, id) SELECT concat('customer-', toString(number)), 'e' FROM system.numbers LIMIT 200"); err != nil {
+		t.Fatal(err)
+	}
+	topo := env.CHCluster.Topology
+	perShard := make([]int, len(topo.Shards))
+	for s := range topo.Shards {
+		rows, err := env.ReplicaConn(t, s+1, 1).Query(ctx, "SELECT DISTINCT customer_id FROM events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var c string
+			if err := rows.Scan(&c); err != nil {
+				t.Fatal(err)
+			}
+			perShard[s]++
+			if got := topo.ShardFor(c); got != s {
+				t.Errorf("%s is on shard %d, ShardFor says %d", c, s+1, got+1)
+			}
+		}
+		rows.Close()
+	}
+	if perShard[0]+perShard[1] != 200 || perShard[0] == 0 || perShard[1] == 0 {
+		t.Errorf("customers per shard %v, want 200 spread over both", perShard)
 	}
 }
 

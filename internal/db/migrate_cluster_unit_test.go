@@ -1,6 +1,7 @@
 package db
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -90,5 +91,20 @@ func TestEmbeddedMigrationsRunOnACluster(t *testing.T) {
 				t.Errorf("%s statement %d: %v", m.Name, i+1, err)
 			}
 		}
+	}
+}
+
+func TestShardForWeights(t *testing.T) {
+	topo := Topology{Shards: []Shard{{Num: 1, Weight: 1}, {Num: 2, Weight: 3}}}
+	counts := make([]int, 2)
+	for i := 0; i < 4000; i++ {
+		counts[topo.ShardFor(fmt.Sprint("c", i))]++
+	}
+	// Weights 1:3: about 1,000 and 3,000.
+	if counts[0] < 800 || counts[0] > 1200 {
+		t.Errorf("keys per shard %v, want about 1000 and 3000", counts)
+	}
+	if got := (Topology{}).ShardFor("x"); got != 0 {
+		t.Errorf("no shards: %d, want 0", got)
 	}
 }

@@ -162,3 +162,14 @@ func TestCluster(t *testing.T) {
 		t.Errorf("the other test's database: %d rows, %v; want 0", n, err)
 	}
 }
+
+// BenchmarkNewCluster measures a test's database on the cluster, created
+// and migrated ON CLUSTER (the drops run after the measurement, as
+// BenchmarkNew's do).
+func BenchmarkNewCluster(b *testing.B) {
+	testenv.NewCluster(b) // start the cluster outside the measurement
+	b.ResetTimer()
+	for b.Loop() {
+		testenv.NewCluster(b)
+	}
+}
