@@ -146,6 +146,8 @@ type ClickHouseCluster struct {
 	DDL driver.Conn
 	// Shards[i] is connected to shard i+1 (Topology.Shards[i]).
 	Shards []driver.Conn
+
+	opts ClickHouseOptions // for connections to single replicas
 }
 
 // OpenClickHouseCluster connects to the cluster opts.Cluster through any of
@@ -161,7 +163,7 @@ func OpenClickHouseCluster(ctx context.Context, opts ClickHouseOptions) (*ClickH
 	if err != nil {
 		return nil, err
 	}
-	c := &ClickHouseCluster{Database: cmp.Or(opts.Database, "default"), DDL: ddl}
+	c := &ClickHouseCluster{Database: cmp.Or(opts.Database, "default"), DDL: ddl, opts: opts}
 	if c.Topology, err = ReadTopology(ctx, ddl, opts.Cluster); err != nil {
 		ddl.Close()
 		return nil, err

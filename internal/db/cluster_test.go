@@ -59,7 +59,10 @@ func TestShardForAgreesWithDistributed(t *testing.T) {
 	topo := env.CHCluster.Topology
 	perShard := make([]int, len(topo.Shards))
 	for s := range topo.Shards {
-		rows, err := env.ReplicaConn(t, s+1, 1).Query(ctx, "SELECT DISTINCT customer_id FROM events")
+		// The Distributed table wrote to any replica of the shard.
+		conn := env.ReplicaConn(t, s+1, 1)
+		syncReplica(t, conn, "events")
+		rows, err := conn.Query(ctx, "SELECT DISTINCT customer_id FROM events")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,6 +123,69 @@ INSERT INTO ev (customer, id) SELECT 'c', 'seed';
 			}
 			if got := count(t, conn, "SELECT count() FROM schema_migrations WHERE version >= 9030"); got != 2 {
 				t.Errorf("shard %d replica %d: %d of the 2 versions recorded", s, r, got)
+			}
+		}
+	}
+}
+
+// TestGoMigrationOnCluster upgrades events of the old layout (migrations
+// 0020 and 0021) on both shards with the Go migration 0022 through the
+// cluster runner: each shard keeps exactly its own events, and the new
+// table is Replicated on every replica.
+func TestGoMigrationOnCluster(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.NewCluster(t)
+	all, err := db.ClickHouseMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old, upgrade []db.Migration
+	for _, m := range all {
+		if m.Version < 22 {
+			old = append(old, m)
+		}
+		if m.Version <= 22 {
+			upgrade = append(upgrade, m)
+		}
+	}
+	name := env.CHDatabase + "_old"
+	c, err := db.OpenClickHouseCluster(ctx, db.ClickHouseOptions{Addr: env.CHAddr, Database: name, Cluster: "postage"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	defer env.CH.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" ON CLUSTER postage")
+	if err := db.MigrateClickHouseClusterWith(ctx, c, old); err != nil {
+		t.Fatal(err)
+	}
+	for s, conn := range c.Shards {
+		// Two copies of e1 in two parts: the old table's race duplicate.
+		for i := 0; i < 2; i++ {
+			q := fmt.Sprintf("INSERT INTO events (customer_id, id, time, country, category, quantity, payload_hash, ingested_at) SELECT 'c%d', arrayJoin(['e1', 'e%d']), toDateTime('2026-10-01 00:00:00', 'UTC'), 'DE', 'marketing', 1, 7, toDateTime('2026-10-01 00:00:01', 'UTC')", s+1, i+2)
+			if err := conn.Exec(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := db.MigrateClickHouseClusterWith(ctx, c, upgrade); err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	for s := 1; s <= 2; s++ {
+		for r := 1; r <= 3; r++ {
+			conn := env.ReplicaConn(t, s, r)
+			var engine string
+			var rows, ids, mine uint64
+			if err := conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = 'events'", name).Scan(&engine); err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.Exec(ctx, "SYSTEM SYNC REPLICA "+name+".events"); err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.QueryRow(ctx, fmt.Sprintf("SELECT count(), uniqExact(id), countIf(customer_id = 'c%d') FROM %s.events", s, name)).Scan(&rows, &ids, &mine); err != nil {
+				t.Fatal(err)
+			}
+			if engine != "ReplicatedMergeTree" || rows != 3 || ids != 3 || mine != 3 {
+				t.Errorf("shard %d replica %d: %s with %d rows, %d ids, %d of the shard's customer; want ReplicatedMergeTree, 3, 3, 3", s, r, engine, rows, ids, mine)
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -17,8 +18,8 @@ import (
 //     (ON CLUSTER runs a statement in each server's default database
 //     otherwise), and every host runs them through distributed DDL;
 //   - a MergeTree-family engine becomes its Replicated form, replicated
-//     within each shard: ReplacingMergeTree(v) becomes
-//     ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/<db>/<table>',
+//     within each shard: ReplacingMergeTree(v) in migration 0020 becomes
+//     ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/<db>/<table>.0020',
 //     '{replica}', v), and so on for MergeTree, Summing, Aggregating,
 //     Collapsing, VersionedCollapsing and Graphite; other engines stay;
 //   - INSERT ... SELECT and OPTIMIZE TABLE run once on each shard (on any
@@ -26,6 +27,11 @@ import (
 //   - anything else is refused with the statement's number, so a migration
 //     that would do something else on a cluster than on one server fails
 //     before it runs rather than half way.
+//
+// A migration written in Go (Migration.Run) runs once per shard, on a
+// connection to the shard's first replica whose Exec sends CREATE, DROP and
+// RENAME TABLE to every replica of the shard (engines made Replicated the
+// same way), see shardMigrationConn.
 //
 // The {shard} and {replica} macros must be defined on every server, and
 // {replica} must be unique in the whole cluster (a host name, as ClickHouse
@@ -37,10 +43,13 @@ type clusterStatement struct {
 	PerShard bool // run once on each shard instead of ON CLUSTER
 }
 
-// ZooKeeperPath is where a migrated table of a cluster keeps its replication
-// state: per shard, database and table.
-func zooKeeperPath(database, table string) string {
-	return "/clickhouse/tables/{shard}/" + database + "/" + table
+// zooKeeperPath is where a table made by migration version of a cluster
+// keeps its replication state: per shard, database, table and migration.
+// The version keeps the path unique when a migration builds a table under a
+// working name and renames it (a renamed Replicated table keeps its path),
+// and a later migration uses the working name again.
+func zooKeeperPath(database, table string, version int) string {
+	return fmt.Sprintf("/clickhouse/tables/{shard}/%s/%s.%04d", database, table, version)
 }
 
 var (
@@ -62,7 +71,7 @@ const identRE = "[A-Za-z_][A-Za-z0-9_]*|`(?:[^`\\\\]|\\\\.)+`"
 
 // clusterStatementFor rewrites stmt (one statement of a migration, as
 // splitStatements returns it) for database on cluster.
-func clusterStatementFor(stmt, database, cluster string) (clusterStatement, error) {
+func clusterStatementFor(stmt, database, cluster string, version int) (clusterStatement, error) {
 	stmt = strings.TrimSpace(stmt)
 	db := quoteCHIdent(database)
 	on := " ON CLUSTER " + quoteCHIdent(cluster)
@@ -79,7 +88,7 @@ func clusterStatementFor(stmt, database, cluster string) (clusterStatement, erro
 		if reAsSource.MatchString(rest) {
 			return clusterStatement{}, fmt.Errorf("CREATE TABLE %s AS ...: not supported on a cluster (name the columns)", name)
 		}
-		rest, err := replicatedEngine(rest, database, unquoteCHIdent(name))
+		rest, err := replicatedEngine(rest, database, unquoteCHIdent(name), version)
 		if err != nil {
 			return clusterStatement{}, fmt.Errorf("CREATE TABLE %s: %w", name, err)
 		}
@@ -124,9 +133,9 @@ func ifExists(s string) string {
 
 // replicatedEngine rewrites the MergeTree-family ENGINE clause of a CREATE
 // TABLE's rest (what follows the table name) into its Replicated form,
-// replicated within the shard under zooKeeperPath(database, table). Other
+// replicated within the shard under zooKeeperPath(database, table, version). Other
 // engines are left as they are.
-func replicatedEngine(rest, database, table string) (string, error) {
+func replicatedEngine(rest, database, table string, version int) (string, error) {
 	m := firstOutsideStrings(reEngine, rest)
 	if m == nil {
 		return rest, nil
@@ -136,7 +145,7 @@ func replicatedEngine(rest, database, table string) (string, error) {
 	}
 	family := rest[m[4]:m[5]]
 	after := rest[m[1]:]
-	head := "ENGINE = Replicated" + family + "(" + quoteCHString(zooKeeperPath(database, table)) + ", '{replica}'"
+	head := "ENGINE = Replicated" + family + "(" + quoteCHString(zooKeeperPath(database, table, version)) + ", '{replica}'"
 	// Arguments, if any, follow in parentheses (possibly nested).
 	trimmed := strings.TrimLeft(after, " \t\r\n")
 	if strings.HasPrefix(trimmed, "(") {
@@ -260,6 +269,9 @@ func MigrateClickHouseCluster(ctx context.Context, c *ClickHouseCluster) error {
 	if err != nil {
 		return err
 	}
+	if all, err = sortMigrations(append(all, clickHouseGoMigrations...)); err != nil {
+		return err
+	}
 	return migrateClickHouseCluster(ctx, c, all)
 }
 
@@ -291,13 +303,24 @@ func migrateClickHouseCluster(ctx context.Context, c *ClickHouseCluster, all []M
 	}
 	quorum := min(2, c.Topology.Servers())
 	for _, m := range pendingMigrations(all, applied) {
+		if m.Run != nil {
+			for s := range c.Topology.Shards {
+				if err := c.runOnShard(ctx, s, m); err != nil {
+					return fmt.Errorf("migrate ClickHouse cluster %s: %s on shard %d: %w", c.Topology.Cluster, m.Name, s+1, err)
+				}
+			}
+			if err := recordClickHouseMigration(WithInsertQuorum(ctx, Quorum{Replicas: quorum}), c.DDL, db, m); err != nil {
+				return err
+			}
+			continue
+		}
 		plain := splitStatements(m.SQL)
 		if err := checkClickHouseStatements(plain); err != nil {
 			return fmt.Errorf("migrate ClickHouse cluster: %s: %w", m.Name, err)
 		}
 		stmts := make([]clusterStatement, len(plain))
 		for i, s := range plain {
-			if stmts[i], err = clusterStatementFor(s, c.Database, c.Topology.Cluster); err != nil {
+			if stmts[i], err = clusterStatementFor(s, c.Database, c.Topology.Cluster, m.Version); err != nil {
 				return fmt.Errorf("migrate ClickHouse cluster: %s statement %d: %w", m.Name, i+1, err)
 			}
 		}
@@ -319,4 +342,104 @@ func migrateClickHouseCluster(ctx context.Context, c *ClickHouseCluster, all []M
 		}
 	}
 	return nil
+}
+
+// runOnShard runs the Go migration m on shard s (an index of
+// Topology.Shards): connected to each of the shard's replicas, once the
+// first has fetched every part its shard logged (SYSTEM SYNC REPLICA of
+// each Replicated table of the database), so what m reads there is
+// complete.
+func (c *ClickHouseCluster) runOnShard(ctx context.Context, s int, m Migration) error {
+	conn := &shardMigrationConn{database: c.Database, version: m.Version}
+	defer func() {
+		for _, r := range conn.replicas {
+			r.Close()
+		}
+	}()
+	for _, addr := range c.Topology.Shards[s].Replicas {
+		o := c.opts
+		o.Addr, o.Addrs, o.MaxOpenConns = addr, nil, 2
+		r, err := openClickHouse(o)
+		if err != nil {
+			return err
+		}
+		conn.replicas = append(conn.replicas, r)
+	}
+	conn.Conn = conn.replicas[0]
+	tables, err := replicatedTables(ctx, conn.Conn)
+	if err != nil {
+		return err
+	}
+	for _, t := range tables {
+		if err := conn.Conn.Exec(ctx, "SYSTEM SYNC REPLICA "+quoteCHIdent(t)); err != nil {
+			return fmt.Errorf("wait for %s to replicate: %w", t, err)
+		}
+	}
+	return m.Run(ctx, conn)
+}
+
+// replicatedTables lists the Replicated tables of conn's database.
+func replicatedTables(ctx context.Context, conn driver.Conn) ([]string, error) {
+	rows, err := conn.Query(ctx, "SELECT table FROM system.replicas WHERE database = currentDatabase() ORDER BY table")
+	if err != nil {
+		return nil, fmt.Errorf("list replicated tables: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("list replicated tables: %w", err)
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// shardMigrationConn is the connection a Go migration gets on a cluster,
+// once per shard: it reads and writes through the shard's first replica,
+// and sends CREATE, DROP and RENAME TABLE to every replica of the shard
+// (each replica has its own copy of a table's definition), CREATE TABLE
+// with its MergeTree-family engine made Replicated as for SQL migrations.
+// ALTER, TRUNCATE and INSERT run once: a Replicated table passes them on.
+type shardMigrationConn struct {
+	driver.Conn
+	replicas []driver.Conn // the shard's replicas, Conn the first
+	database string
+	version  int
+}
+
+// Exec implements driver.Conn.
+func (c *shardMigrationConn) Exec(ctx context.Context, query string, args ...any) error {
+	stmt, every, err := shardStatementFor(query, c.database, c.version)
+	if err != nil {
+		return err
+	}
+	if !every {
+		return c.Conn.Exec(ctx, stmt, args...)
+	}
+	for i, r := range c.replicas {
+		if err := r.Exec(ctx, stmt, args...); err != nil {
+			return fmt.Errorf("on replica %d of the shard: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// shardStatementFor returns stmt as a Go migration's Exec runs it on a
+// shard, and whether it runs on every replica of the shard.
+func shardStatementFor(stmt, database string, version int) (string, bool, error) {
+	stmt = strings.TrimSpace(stmt)
+	if m := reCreateTable.FindStringSubmatchIndex(stmt); m != nil {
+		name := stmt[m[4]:m[5]]
+		rest, err := replicatedEngine(stmt[m[5]:], database, unquoteCHIdent(name), version)
+		if err != nil {
+			return "", false, fmt.Errorf("CREATE TABLE %s: %w", name, err)
+		}
+		return stmt[:m[5]] + rest, true, nil
+	}
+	if reDropTable.MatchString(stmt) || reRename.MatchString(stmt) {
+		return stmt, true, nil
+	}
+	return stmt, false, nil
 }

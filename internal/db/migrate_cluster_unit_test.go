@@ -16,19 +16,19 @@ func TestClusterStatementFor(t *testing.T) {
 	}{
 		{"replacing engine with a version",
 			"CREATE TABLE IF NOT EXISTS events (\n    id String,\n    v UInt64\n) ENGINE = ReplacingMergeTree(v)\nPARTITION BY toYYYYMM(t)\nORDER BY (id)\nSETTINGS index_granularity = 1024",
-			"CREATE TABLE IF NOT EXISTS `pg`.events ON CLUSTER `c` (\n    id String,\n    v UInt64\n) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/pg/events', '{replica}', v)\nPARTITION BY toYYYYMM(t)\nORDER BY (id)\nSETTINGS index_granularity = 1024",
+			"CREATE TABLE IF NOT EXISTS `pg`.events ON CLUSTER `c` (\n    id String,\n    v UInt64\n) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/pg/events.0020', '{replica}', v)\nPARTITION BY toYYYYMM(t)\nORDER BY (id)\nSETTINGS index_granularity = 1024",
 			false, ""},
 		{"plain MergeTree without parentheses",
 			"CREATE TABLE t (x UInt8) ENGINE = MergeTree ORDER BY x",
-			"CREATE TABLE `pg`.t ON CLUSTER `c` (x UInt8) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/pg/t', '{replica}') ORDER BY x",
+			"CREATE TABLE `pg`.t ON CLUSTER `c` (x UInt8) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/pg/t.0020', '{replica}') ORDER BY x",
 			false, ""},
 		{"empty parentheses, lower case, no space before the columns",
 			"create table if not exists t(x UInt8) engine=MergeTree() order by x",
-			"CREATE TABLE IF NOT EXISTS `pg`.t ON CLUSTER `c`(x UInt8) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/pg/t', '{replica}') order by x",
+			"CREATE TABLE IF NOT EXISTS `pg`.t ON CLUSTER `c`(x UInt8) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/pg/t.0020', '{replica}') order by x",
 			false, ""},
 		{"summing with a tuple of columns",
 			"CREATE TABLE r (k String, n UInt64, m UInt64) ENGINE = SummingMergeTree((n, m)) ORDER BY k",
-			"CREATE TABLE `pg`.r ON CLUSTER `c` (k String, n UInt64, m UInt64) ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/pg/r', '{replica}', (n, m)) ORDER BY k",
+			"CREATE TABLE `pg`.r ON CLUSTER `c` (k String, n UInt64, m UInt64) ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/pg/r.0020', '{replica}', (n, m)) ORDER BY k",
 			false, ""},
 		{"a column default naming MergeTree-like words is left alone",
 			"CREATE TABLE t (e String DEFAULT 'ENGINE = MergeTree') ENGINE = Memory",
@@ -36,7 +36,7 @@ func TestClusterStatementFor(t *testing.T) {
 			false, ""},
 		{"backquoted table",
 			"CREATE TABLE `my table` (x UInt8) ENGINE = CollapsingMergeTree(sign) ORDER BY x",
-			"CREATE TABLE `pg`.`my table` ON CLUSTER `c` (x UInt8) ENGINE = ReplicatedCollapsingMergeTree('/clickhouse/tables/{shard}/pg/my table', '{replica}', sign) ORDER BY x",
+			"CREATE TABLE `pg`.`my table` ON CLUSTER `c` (x UInt8) ENGINE = ReplicatedCollapsingMergeTree('/clickhouse/tables/{shard}/pg/my table.0020', '{replica}', sign) ORDER BY x",
 			false, ""},
 		{"non-replicable engine stays",
 			"CREATE TABLE m (x UInt8) ENGINE = Memory",
@@ -62,7 +62,7 @@ func TestClusterStatementFor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := clusterStatementFor(tt.stmt, "pg", "c")
+			got, err := clusterStatementFor(tt.stmt, "pg", "c", 20)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got %q, %v; want an error containing %q", got.SQL, err, tt.wantErr)
@@ -87,9 +87,30 @@ func TestEmbeddedMigrationsRunOnACluster(t *testing.T) {
 	}
 	for _, m := range ms {
 		for i, stmt := range splitStatements(m.SQL) {
-			if _, err := clusterStatementFor(stmt, "postage", "postage"); err != nil {
+			if _, err := clusterStatementFor(stmt, "postage", "postage", m.Version); err != nil {
 				t.Errorf("%s statement %d: %v", m.Name, i+1, err)
 			}
+		}
+	}
+}
+
+func TestShardStatementFor(t *testing.T) {
+	tests := []struct {
+		stmt  string
+		want  string
+		every bool
+	}{
+		{"CREATE TABLE events_next (x UInt8) ENGINE = MergeTree ORDER BY x",
+			"CREATE TABLE events_next (x UInt8) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/pg/events_next.0022', '{replica}') ORDER BY x", true},
+		{"DROP TABLE IF EXISTS events_next", "DROP TABLE IF EXISTS events_next", true},
+		{"RENAME TABLE events TO old, events_next TO events", "RENAME TABLE events TO old, events_next TO events", true},
+		{"ALTER TABLE events ADD COLUMN x UInt8", "ALTER TABLE events ADD COLUMN x UInt8", false},
+		{"INSERT INTO events_next (x) SELECT x FROM events", "INSERT INTO events_next (x) SELECT x FROM events", false},
+	}
+	for _, tt := range tests {
+		got, every, err := shardStatementFor(tt.stmt, "pg", 22)
+		if err != nil || got != tt.want || every != tt.every {
+			t.Errorf("shardStatementFor(%q) = %q, every replica %v, %v; want %q, %v", tt.stmt, got, every, err, tt.want, tt.every)
 		}
 	}
 }

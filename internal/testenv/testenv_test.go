@@ -123,12 +123,14 @@ func TestCluster(t *testing.T) {
 	for s := 1; s <= 2; s++ {
 		for r := 1; r <= 3; r++ {
 			conn := env.ReplicaConn(t, s, r)
-			var engine, shard, replica string
-			if err := conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'events'").Scan(&engine); err != nil {
+			var shard, replica string
+			var events, plain uint64
+			if err := conn.QueryRow(ctx, `SELECT countIf(name = 'events' AND engine LIKE 'Replicated%'), countIf(engine LIKE '%MergeTree' AND engine NOT LIKE 'Replicated%')
+FROM system.tables WHERE database = currentDatabase()`).Scan(&events, &plain); err != nil {
 				t.Fatalf("shard %d replica %d: %v", s, r, err)
 			}
-			if engine != "ReplicatedReplacingMergeTree" {
-				t.Errorf("shard %d replica %d: events is %s, want ReplicatedReplacingMergeTree", s, r, engine)
+			if events != 1 || plain != 0 {
+				t.Errorf("shard %d replica %d: %d Replicated events tables and %d MergeTree tables not Replicated, want 1 and 0", s, r, events, plain)
 			}
 			if err := conn.QueryRow(ctx, "SELECT anyIf(substitution, macro = 'shard'), anyIf(substitution, macro = 'replica') FROM system.macros").Scan(&shard, &replica); err != nil {
 				t.Fatal(err)
