@@ -1,10 +1,15 @@
 package localdb
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"syscall"
+	"time"
 )
 
 // supported reports whether managed servers can run here: on Linux, yes.
@@ -54,10 +59,47 @@ func (p *process) killGroup() {
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 }
 
-// freeze stops the process (SIGSTOP) and thaw resumes it (SIGCONT), for
-// fault tests: a hung server.
-func (p *process) freeze() error { return p.signal(syscall.SIGSTOP) }
-func (p *process) thaw() error   { return p.signal(syscall.SIGCONT) }
+// freeze stops the process (SIGSTOP), for fault tests: a hung server. It
+// returns once every thread of the process is stopped (a thread stops only
+// when it next runs, which on a busy machine may take a while).
+func (p *process) freeze() error {
+	if err := p.signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !p.allThreadsStopped() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not stop within 10s of SIGSTOP", p.name)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+// thaw resumes a frozen process (SIGCONT).
+func (p *process) thaw() error { return p.signal(syscall.SIGCONT) }
+
+// allThreadsStopped reports whether every thread of the process is in
+// state T (stopped) in /proc.
+func (p *process) allThreadsStopped() bool {
+	dir := filepath.Join("/proc", strconv.Itoa(p.cmd.Process.Pid), "task")
+	tasks, err := os.ReadDir(dir)
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "stat"))
+		if err != nil {
+			return false
+		}
+		// "pid (comm) S ...": the state follows the last ')'.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+			return false
+		}
+	}
+	return true
+}
 
 func (p *process) signal(sig syscall.Signal) error {
 	if p.exited() {
