@@ -12,7 +12,9 @@ require (
 	github.com/gin-gonic/gin v1.12.0
 	github.com/go-faster/city v1.0.1
 	github.com/go-pdf/fpdf v0.9.0
+	github.com/go-zookeeper/zk v1.0.4
 	github.com/goccy/go-json v0.10.5
+	github.com/gofrs/flock v0.13.2
 	github.com/invopop/jsonschema v0.14.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/nyaruka/phonenumbers v1.8.1

@@ -3,6 +3,9 @@
 #
 #   clickhouse-server, clickhouse-client  the event store (Debian ships 18.16)
 #   postgresql                            the ledger (initdb/postgres in /usr/lib/postgresql/*/bin)
+#   zookeeper                             the coordinator of a ClickHouse cluster (tests of
+#                                         cluster mode; /usr/share/java/zookeeper.jar, run
+#                                         with java; the package starts no service)
 #   chromium                              browser tests of the dashboard
 #   poppler-utils                         pdftotext, to check invoice PDFs in tests
 #
@@ -23,9 +26,15 @@ have_postgres() {
 	return 1
 }
 
+# have_zookeeper: the jars internal/localdb runs ZooKeeper from, and java.
+have_zookeeper() {
+	[ -r /usr/share/java/zookeeper.jar ] && [ -r /usr/share/java/slf4j-simple.jar ] && have java
+}
+
 have clickhouse-server || have clickhouse || missing+=(clickhouse-server)
 have clickhouse-client || have clickhouse || missing+=(clickhouse-client)
 have_postgres || missing+=(postgresql)
+have_zookeeper || missing+=(zookeeper)
 have chromium || have chromium-browser || have google-chrome || missing+=(chromium)
 have pdftotext || missing+=(poppler-utils)
 
@@ -86,6 +95,7 @@ done
 still=()
 have clickhouse-server || have clickhouse || still+=(clickhouse-server)
 have_postgres || still+=(postgresql)
+have_zookeeper || still+=(zookeeper)
 have pdftotext || still+=(poppler-utils)
 if [ ${#still[@]} -gt 0 ]; then
 	missing=("${still[@]}")

@@ -159,6 +159,13 @@ func newMigrateCmd(g *globalFlags) *cobra.Command {
   POSTAGE_POSTGRES_DSN=... POSTAGE_CLICKHOUSE_ADDR=... postage migrate`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg, err := g.load(); err == nil && cfg.ClickHouse.Cluster != "" {
+				if err := app.MigrateCluster(cmd.Context(), cfg); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "migrations applied on cluster", cfg.ClickHouse.Cluster)
+				return nil
+			}
 			a, err := g.openApp(cmd.Context())
 			if err != nil {
 				return err

@@ -73,8 +73,12 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	if cfg.Postgres.DSN == "" {
 		return nil, fmt.Errorf("no PostgreSQL configured: set [postgres] dsn or POSTAGE_POSTGRES_DSN, or start the managed servers with `make run`")
 	}
-	if cfg.ClickHouse.Addr == "" {
+	addrs := cfg.ClickHouse.Addresses()
+	if len(addrs) == 0 {
 		return nil, fmt.Errorf("no ClickHouse configured: set [clickhouse] addr or POSTAGE_CLICKHOUSE_ADDR, or start the managed servers with `make run`")
+	}
+	if cfg.ClickHouse.Cluster != "" {
+		return nil, fmt.Errorf("[clickhouse] cluster %q: postage does not serve from a ClickHouse cluster yet (events are not routed to their customer's shard); `postage migrate` creates the cluster's tables (docs/SCALING.md)", cfg.ClickHouse.Cluster)
 	}
 	a := &App{Config: cfg, Log: log, Now: time.Now, Registry: prometheus.NewRegistry()}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -85,7 +89,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	a.PG = pg
 	a.closers = append(a.closers, pg.Close)
 	ch, err := db.OpenClickHouse(ctx, db.ClickHouseOptions{
-		Addr: cfg.ClickHouse.Addr, Database: cfg.ClickHouse.Database,
+		Addr: addrs[0], Addrs: addrs[1:], Database: cfg.ClickHouse.Database,
 		Username: cfg.ClickHouse.Username, Password: cfg.ClickHouse.Password,
 	})
 	if err != nil {
@@ -113,6 +117,34 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		return nil, err
 	}
 	return a, nil
+}
+
+// MigrateCluster brings the schemas of PostgreSQL and of the ClickHouse
+// cluster cfg.ClickHouse.Cluster up to date (db.MigrateCluster). It is what
+// `postage migrate` does when a cluster is configured.
+func MigrateCluster(ctx context.Context, cfg config.Config) error {
+	if cfg.Postgres.DSN == "" {
+		return fmt.Errorf("no PostgreSQL configured: set [postgres] dsn or POSTAGE_POSTGRES_DSN")
+	}
+	addrs := cfg.ClickHouse.Addresses()
+	if cfg.ClickHouse.Cluster == "" || len(addrs) == 0 {
+		return fmt.Errorf("no ClickHouse cluster configured: set [clickhouse] cluster and addrs")
+	}
+	pg, err := db.OpenPostgres(ctx, cfg.Postgres.DSN)
+	if err != nil {
+		return err
+	}
+	defer pg.Close()
+	c, err := db.OpenClickHouseCluster(ctx, db.ClickHouseOptions{
+		Addr: addrs[0], Addrs: addrs[1:], Database: cfg.ClickHouse.Database,
+		Username: cfg.ClickHouse.Username, Password: cfg.ClickHouse.Password,
+		Cluster: cfg.ClickHouse.Cluster,
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return db.MigrateCluster(ctx, pg, c)
 }
 
 // Migrate brings both databases' schemas up to date.

@@ -95,7 +95,7 @@ func (m *Managed) Stop() {
 // UseRunning points cfg at the servers of a running `postage dev` when no
 // database is configured, so CLI commands work next to `make run`.
 func UseRunning(cfg config.Config) config.Config {
-	if cfg.Postgres.DSN != "" && cfg.ClickHouse.Addr != "" {
+	if cfg.Postgres.DSN != "" && len(cfg.ClickHouse.Addresses()) > 0 {
 		return cfg
 	}
 	dir, err := filepath.Abs(cfg.Dev.DataDir)
@@ -109,7 +109,7 @@ func UseRunning(cfg config.Config) config.Config {
 	if cfg.Postgres.DSN == "" {
 		cfg.Postgres.DSN = info.PostgresDSN
 	}
-	if cfg.ClickHouse.Addr == "" {
+	if len(cfg.ClickHouse.Addresses()) == 0 {
 		cfg.ClickHouse.Addr = info.ClickHouse
 	}
 	return cfg
@@ -128,7 +128,10 @@ func processAlive(pid int) bool {
 	if pid <= 0 {
 		return false
 	}
-	return syscall.Kill(pid, 0) == nil
+	// Signal 0 checks that the process exists; on Unix FindProcess always
+	// succeeds. (Managed servers run on Linux only.)
+	p, err := os.FindProcess(pid)
+	return err == nil && p.Signal(syscall.Signal(0)) == nil
 }
 
 // StartLocal is what `postage dev` and the benchmarks share: it starts the

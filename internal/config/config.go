@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -59,13 +60,35 @@ type Postgres struct {
 	DSN string `toml:"dsn"`
 }
 
-// ClickHouse locates the event store (native protocol). An empty Addr means
-// "managed", as for Postgres.
+// ClickHouse locates the event store (native protocol). An empty Addr (and
+// Addrs) means "managed", as for Postgres. Cluster names a ClickHouse
+// cluster instead of one server (docs/SCALING.md).
 type ClickHouse struct {
-	Addr     string `toml:"addr"`
-	Database string `toml:"database"`
-	Username string `toml:"username"`
-	Password string `toml:"password"`
+	Addr     string   `toml:"addr"`
+	Addrs    []string `toml:"addrs"`
+	Database string   `toml:"database"`
+	Username string   `toml:"username"`
+	Password string   `toml:"password"`
+	Cluster  string   `toml:"cluster"`
+	// InsertQuorum is how many replicas of a shard must have an insert
+	// before it is acknowledged; 0 means a majority of the shard's.
+	InsertQuorum        int      `toml:"insert_quorum"`
+	InsertQuorumTimeout Duration `toml:"insert_quorum_timeout"`
+	// ZooKeeper and ZooKeeperSessionTimeout: the ensemble that holds the
+	// shards' write leases (the cluster's own will do).
+	ZooKeeper               []string `toml:"zookeeper"`
+	ZooKeeperSessionTimeout Duration `toml:"zookeeper_session_timeout"`
+}
+
+// Addresses returns Addr and then Addrs, without empty ones.
+func (c ClickHouse) Addresses() []string {
+	var out []string
+	for _, a := range append([]string{c.Addr}, c.Addrs...) {
+		if a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // Dev configures `postage dev` (what `make run` calls).
@@ -125,8 +148,12 @@ func Default() Config {
 			WriteTimeout:    Duration{120 * time.Second},
 			ShutdownTimeout: Duration{15 * time.Second},
 		},
-		ClickHouse: ClickHouse{Database: "postage", Username: "default"},
-		Dev:        Dev{DataDir: "data", Demo: true},
+		ClickHouse: ClickHouse{
+			Addrs: []string{}, Database: "postage", Username: "default",
+			InsertQuorumTimeout: Duration{30 * time.Second},
+			ZooKeeper:           []string{}, ZooKeeperSessionTimeout: Duration{10 * time.Second},
+		},
+		Dev: Dev{DataDir: "data", Demo: true},
 		Ingest: Ingest{
 			MaxBatch:      10000,
 			FlushSize:     40000,
@@ -209,6 +236,7 @@ func (c Config) Validate() error {
 	if c.Usage.MaxRange.Duration <= 0 {
 		errs = append(errs, errors.New("usage.max_range must be positive"))
 	}
+	errs = append(errs, c.ClickHouse.validate()...)
 	if c.Billing.Grace.Duration < 0 {
 		errs = append(errs, errors.New("billing.grace must not be negative"))
 	}
@@ -226,6 +254,37 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+var clusterName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (c ClickHouse) validate() []error {
+	var errs []error
+	if c.Cluster == "" {
+		if c.InsertQuorum != 0 {
+			errs = append(errs, errors.New("clickhouse.insert_quorum needs clickhouse.cluster (one server has no replicas to wait for)"))
+		}
+		return errs
+	}
+	if !clusterName.MatchString(c.Cluster) {
+		errs = append(errs, fmt.Errorf("clickhouse.cluster %q: the name of a cluster in the servers' remote_servers (letters, digits, _)", c.Cluster))
+	}
+	if len(c.Addresses()) == 0 {
+		errs = append(errs, errors.New("clickhouse.cluster needs clickhouse.addr or clickhouse.addrs: servers of the cluster (the managed servers of `postage dev` are one server)"))
+	}
+	if len(c.ZooKeeper) == 0 {
+		errs = append(errs, errors.New("clickhouse.cluster needs clickhouse.zookeeper: the ZooKeeper servers that hold the shards' write leases (the cluster's own)"))
+	}
+	if c.InsertQuorum < 0 {
+		errs = append(errs, errors.New("clickhouse.insert_quorum must not be negative (0 means a majority of each shard's replicas)"))
+	}
+	if c.InsertQuorumTimeout.Duration <= 0 {
+		errs = append(errs, errors.New("clickhouse.insert_quorum_timeout must be positive"))
+	}
+	if c.ZooKeeperSessionTimeout.Duration < 2*time.Second {
+		errs = append(errs, errors.New("clickhouse.zookeeper_session_timeout must be at least 2s"))
+	}
+	return errs
 }
 
 // EnvName returns the environment variable that overrides section.key.

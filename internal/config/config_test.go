@@ -88,3 +88,39 @@ func TestMissingFile(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestClusterSettings(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		env  []string
+		want string // "" = valid
+	}{
+		{"one server (default)", "", nil, ""},
+		{"a cluster", "[clickhouse]\ncluster = \"prod\"\naddrs = [\"ch1:9000\", \"ch2:9000\"]\nzookeeper = [\"zk1:2181\"]\ninsert_quorum = 2\n", nil, ""},
+		{"a cluster from the environment", "", []string{"POSTAGE_CLICKHOUSE_CLUSTER=prod", "POSTAGE_CLICKHOUSE_ADDRS=ch1:9000,ch2:9000", "POSTAGE_CLICKHOUSE_ZOOKEEPER=zk1:2181"}, ""},
+		{"no servers", "[clickhouse]\ncluster = \"prod\"\nzookeeper = [\"zk1:2181\"]\n", nil, "clickhouse.cluster needs clickhouse.addr or clickhouse.addrs"},
+		{"no zookeeper", "[clickhouse]\ncluster = \"prod\"\naddr = \"ch1:9000\"\n", nil, "clickhouse.cluster needs clickhouse.zookeeper"},
+		{"bad name", "[clickhouse]\ncluster = \"a b\"\naddr = \"ch1:9000\"\nzookeeper = [\"zk1:2181\"]\n", nil, `clickhouse.cluster "a b"`},
+		{"negative quorum", "[clickhouse]\ncluster = \"prod\"\naddr = \"ch1:9000\"\nzookeeper = [\"zk1:2181\"]\ninsert_quorum = -1\n", nil, "insert_quorum must not be negative"},
+		{"quorum without a cluster", "[clickhouse]\ninsert_quorum = 2\n", nil, "insert_quorum needs clickhouse.cluster"},
+		{"zero timeout", "[clickhouse]\ncluster = \"prod\"\naddr = \"ch1:9000\"\nzookeeper = [\"zk1:2181\"]\ninsert_quorum_timeout = \"0s\"\n", nil, "insert_quorum_timeout must be positive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Load(writeFile(t, tt.body), tt.env)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.ClickHouse.Cluster != "" && len(got.ClickHouse.Addresses()) != 2 {
+					t.Errorf("addresses %v, want 2", got.ClickHouse.Addresses())
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}

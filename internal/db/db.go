@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -44,8 +45,15 @@ func OpenPostgres(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 
 // ClickHouseOptions says how to reach ClickHouse.
 type ClickHouseOptions struct {
-	Addr     string // host:port of the native protocol, e.g. 127.0.0.1:9000
+	Addr string // host:port of the native protocol, e.g. 127.0.0.1:9000
+	// Addrs are more servers, tried in order when the ones before cannot
+	// be reached (failover); on a cluster, any of its servers.
+	Addrs    []string
 	Database string // the database of postage's tables; "" means default
+	// Cluster is the name of the ClickHouse cluster (remote_servers) whose
+	// servers hold postage's tables; "" means one server. The database is
+	// then created ON CLUSTER (see OpenClickHouseCluster).
+	Cluster  string
 	Username string // "" means default
 	Password string
 	// MaxOpenConns bounds the pool; 0 means clickhouse-go's default.
@@ -77,7 +85,7 @@ func OpenClickHouse(ctx context.Context, opts ClickHouseOptions) (driver.Conn, e
 	}
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("cannot reach ClickHouse at %s: %w (is it running? check [clickhouse] addr)", opts.Addr, err)
+		return nil, fmt.Errorf("cannot reach ClickHouse at %s: %w (is it running? check [clickhouse] addr)", strings.Join(opts.addrs(), ", "), err)
 	}
 	return conn, nil
 }
@@ -85,9 +93,26 @@ func OpenClickHouse(ctx context.Context, opts ClickHouseOptions) (driver.Conn, e
 // dialTimeout bounds connecting to ClickHouse.
 const dialTimeout = 5 * time.Second
 
+// addrs returns Addr and Addrs, without empty ones.
+func (opts ClickHouseOptions) addrs() []string {
+	var out []string
+	for _, a := range append([]string{opts.Addr}, opts.Addrs...) {
+		if a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 func openClickHouse(opts ClickHouseOptions) (driver.Conn, error) {
+	if len(opts.addrs()) == 0 {
+		return nil, errors.New("no ClickHouse address given (check [clickhouse] addr)")
+	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
-		Addr: []string{opts.Addr},
+		Addr: opts.addrs(),
+		// In order: the first address that answers serves, the others
+		// are there for when it does not.
+		ConnOpenStrategy: clickhouse.ConnOpenInOrder,
 		Auth: clickhouse.Auth{
 			Database: opts.Database,
 			Username: opts.Username,
@@ -99,7 +124,7 @@ func openClickHouse(opts ClickHouseOptions) (driver.Conn, error) {
 		DialContext:  dialBoundedWrites(cmp.Or(opts.WriteTimeout, DefaultClickHouseWriteTimeout), dialTimeout),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("invalid ClickHouse options for %s: %w (check [clickhouse] addr)", opts.Addr, err)
+		return nil, fmt.Errorf("invalid ClickHouse options for %s: %w (check [clickhouse] addr)", strings.Join(opts.addrs(), ", "), err)
 	}
 	return conn, nil
 }
@@ -125,8 +150,12 @@ func createClickHouseDatabase(ctx context.Context, opts ClickHouseOptions) error
 		return err
 	}
 	defer conn.Close()
-	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteCHIdent(opts.Database)); err != nil {
-		return fmt.Errorf("cannot create ClickHouse database %s at %s: %w", opts.Database, opts.Addr, err)
+	q := "CREATE DATABASE IF NOT EXISTS " + quoteCHIdent(opts.Database)
+	if opts.Cluster != "" {
+		q += " ON CLUSTER " + quoteCHIdent(opts.Cluster)
+	}
+	if err := conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("cannot create ClickHouse database %s at %s: %w", opts.Database, strings.Join(opts.addrs(), ", "), err)
 	}
 	return nil
 }

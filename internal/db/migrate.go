@@ -159,22 +159,9 @@ func migrateClickHouse(ctx context.Context, conn driver.Conn, database string, a
 ) ENGINE = MergeTree ORDER BY version`); err != nil {
 		return fmt.Errorf("migrate ClickHouse: create schema_migrations: %w", err)
 	}
-	rows, err := conn.Query(ctx, "SELECT DISTINCT version FROM "+db+".schema_migrations")
+	applied, err := appliedClickHouse(ctx, conn, db)
 	if err != nil {
-		return fmt.Errorf("migrate ClickHouse: read schema_migrations: %w", err)
-	}
-	applied := map[int]bool{}
-	for rows.Next() {
-		var v uint32
-		if err := rows.Scan(&v); err != nil {
-			rows.Close()
-			return fmt.Errorf("migrate ClickHouse: read schema_migrations: %w", err)
-		}
-		applied[int(v)] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("migrate ClickHouse: read schema_migrations: %w", err)
+		return fmt.Errorf("migrate ClickHouse: %w", err)
 	}
 
 	for _, m := range pendingMigrations(all, applied) {
@@ -201,6 +188,27 @@ func migrateClickHouse(ctx context.Context, conn driver.Conn, database string, a
 		}
 	}
 	return nil
+}
+
+// appliedClickHouse reads the versions recorded in db.schema_migrations.
+func appliedClickHouse(ctx context.Context, conn driver.Conn, db string) (map[int]bool, error) {
+	rows, err := conn.Query(ctx, "SELECT DISTINCT version FROM "+db+".schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	applied := map[int]bool{}
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("read schema_migrations: %w", err)
+		}
+		applied[int(v)] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	return applied, nil
 }
 
 // recordClickHouseMigration notes m as applied in schema_migrations of db

@@ -1,10 +1,12 @@
 package localdb
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,10 +33,39 @@ type ClickHouseOptions struct {
 	// tools; clickhouse-go uses the native port); 0 picks a free one, -1
 	// disables HTTP.
 	HTTPPort int
+	// Member makes the server one replica of a replicated cluster; nil
+	// for a single server. StartCluster fills it in.
+	Member *ClusterMember
 	// Logger receives one line when the server starts and stops; nil
 	// discards.
 	Logger *slog.Logger
 }
+
+// ClusterMember is what a server of a cluster knows about the cluster: the
+// servers of every shard (remote_servers, with internal_replication: a
+// Replicated table replicates by itself), its own place (the {shard} and
+// {replica} macros), ZooKeeper, and the port its replicas fetch parts from.
+type ClusterMember struct {
+	Cluster string     // the cluster's name in remote_servers and ON CLUSTER
+	Shards  [][]string // native host:port of each replica of each shard
+	Shard   int        // 1-based shard of this server: macro {shard}
+	Replica int        // 1-based replica within the shard
+	// InterserverPort is where the other replicas fetch this server's
+	// parts (HTTP on 127.0.0.1); required.
+	InterserverPort int
+	ZooKeeper       []string // host:port of each ZooKeeper server
+	// SessionTimeout is the server's ZooKeeper session timeout: how long
+	// a killed server still counts as an active replica. 0 means 30 s.
+	SessionTimeout time.Duration
+}
+
+// ReplicaName is the {replica} macro of this server, unique in the whole
+// cluster ("s2r1": shard 2, replica 1), as a host name would be, so a
+// table replicated on every server (not per shard) can use it.
+func (m *ClusterMember) ReplicaName() string { return ReplicaName(m.Shard, m.Replica) }
+
+// ReplicaName is the {replica} macro of replica r of shard s.
+func ReplicaName(shard, replica int) string { return fmt.Sprintf("s%dr%d", shard, replica) }
 
 // ClickHouse is a running private ClickHouse server started by
 // StartClickHouse.
@@ -42,6 +73,7 @@ type ClickHouse struct {
 	dir      string
 	tcpPort  int
 	httpPort int
+	member   *ClusterMember
 	proc     *process
 	logger   *slog.Logger
 
@@ -56,6 +88,13 @@ type ClickHouse struct {
 func StartClickHouse(ctx context.Context, opts ClickHouseOptions) (*ClickHouse, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("start ClickHouse: no directory given")
+	}
+	if m := opts.Member; m != nil && (m.Cluster == "" || m.InterserverPort <= 0 || len(m.ZooKeeper) == 0 ||
+		m.Shard < 1 || m.Shard > len(m.Shards) || m.Replica < 1 || m.Replica > len(m.Shards[m.Shard-1])) {
+		return nil, fmt.Errorf("start ClickHouse: incomplete cluster membership %+v", *m)
+	}
+	if err := supported(); err != nil {
+		return nil, fmt.Errorf("start ClickHouse: %w", err)
 	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
@@ -75,7 +114,7 @@ func StartClickHouse(ctx context.Context, opts ClickHouseOptions) (*ClickHouse, 
 	}
 
 	for attempt := 0; ; attempt++ {
-		ch := &ClickHouse{dir: dir, tcpPort: opts.TCPPort, httpPort: opts.HTTPPort, logger: logger}
+		ch := &ClickHouse{dir: dir, tcpPort: opts.TCPPort, httpPort: opts.HTTPPort, member: opts.Member, logger: logger}
 		if ch.tcpPort == 0 {
 			if ch.tcpPort, err = rememberedPort(filepath.Join(dir, "tcp_port"), attempt > 0); err != nil {
 				return nil, fmt.Errorf("start ClickHouse: %w", err)
@@ -158,6 +197,11 @@ func (ch *ClickHouse) start(ctx context.Context, argv []string) error {
 		pctx, cancel := ch.proc.probeContext(ctx, 2*time.Second)
 		err := conn.Ping(pctx)
 		cancel()
+		if err == nil && ch.member != nil {
+			if err := ch.waitDistributedDDL(ctx); err != nil {
+				return fail(err.Error())
+			}
+		}
 		if err == nil {
 			return nil
 		}
@@ -229,9 +273,48 @@ func clickhouseServerCommand() ([]string, error) {
 	return nil, errors.New(`clickhouse-server not found: run "make deps" (installs Debian package clickhouse-server)`)
 }
 
+// hostPort is a host:port split for the configuration.
+type hostPort struct {
+	Host string
+	Port string
+}
+
+func splitHostPorts(addrs []string) []hostPort {
+	out := make([]hostPort, len(addrs))
+	for i, a := range addrs {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			host, port = a, ""
+		}
+		out[i] = hostPort{host, port}
+	}
+	return out
+}
+
+// configData is what configTemplate reads.
+type configData struct {
+	Dir               string
+	TCPPort, HTTPPort int
+	Member            *ClusterMember
+	Shards            [][]hostPort
+	ZooKeeper         []hostPort
+	ReplicaName       string
+	SessionTimeoutMS  int64
+	DDLQueuePath      string
+}
+
 func (ch *ClickHouse) writeConfig(configPath string) error {
+	data := configData{Dir: ch.dir, TCPPort: ch.tcpPort, HTTPPort: ch.httpPort, Member: ch.member, DDLQueuePath: ddlQueuePath}
+	if m := ch.member; m != nil {
+		for _, shard := range m.Shards {
+			data.Shards = append(data.Shards, splitHostPorts(shard))
+		}
+		data.ZooKeeper = splitHostPorts(m.ZooKeeper)
+		data.ReplicaName = m.ReplicaName()
+		data.SessionTimeoutMS = cmp.Or(m.SessionTimeout, 30*time.Second).Milliseconds()
+	}
 	var b strings.Builder
-	if err := configTemplate.Execute(&b, ch); err != nil {
+	if err := configTemplate.Execute(&b, data); err != nil {
 		return fmt.Errorf("start ClickHouse: write config: %w", err)
 	}
 	if err := os.WriteFile(configPath, []byte(b.String()), 0o644); err != nil {
@@ -244,8 +327,10 @@ func (ch *ClickHouse) writeConfig(configPath string) error {
 }
 
 // configTemplate is a minimal server configuration that works on 18.16 and
-// current releases: every path under Dir, loopback only, no interserver or
-// MySQL ports, no system log tables, small caches for a small RSS.
+// current releases: every path under Dir, loopback only, no MySQL port, no
+// system log tables, small caches for a small RSS. A cluster member also
+// gets the interserver port, ZooKeeper, its macros, the cluster's servers
+// and distributed DDL.
 var configTemplate = template.Must(template.New("config.xml").Parse(`<?xml version="1.0"?>
 <!-- Written by postage (internal/localdb) on every start; edits are lost. -->
 <yandex>
@@ -273,6 +358,36 @@ var configTemplate = template.Must(template.New("config.xml").Parse(`<?xml versi
     <uncompressed_cache_size>67108864</uncompressed_cache_size>
     <max_concurrent_queries>100</max_concurrent_queries>
     <mlock_executable>false</mlock_executable>
+{{- with .Member}}
+    <interserver_http_port>{{.InterserverPort}}</interserver_http_port>
+    <interserver_http_host>127.0.0.1</interserver_http_host>
+    <zookeeper>
+{{- range $.ZooKeeper}}
+        <node><host>{{.Host | html}}</host><port>{{.Port}}</port></node>
+{{- end}}
+        <session_timeout_ms>{{$.SessionTimeoutMS}}</session_timeout_ms>
+        <operation_timeout_ms>10000</operation_timeout_ms>
+    </zookeeper>
+    <macros>
+        <shard>{{.Shard}}</shard>
+        <replica>{{$.ReplicaName}}</replica>
+    </macros>
+    <remote_servers>
+        <{{.Cluster}}>
+{{- range $.Shards}}
+            <shard>
+                <internal_replication>true</internal_replication>
+{{- range .}}
+                <replica><host>{{.Host | html}}</host><port>{{.Port}}</port></replica>
+{{- end}}
+            </shard>
+{{- end}}
+        </{{.Cluster}}>
+    </remote_servers>
+    <distributed_ddl>
+        <path>{{$.DDLQueuePath}}</path>
+    </distributed_ddl>
+{{- end}}
 </yandex>
 `))
 

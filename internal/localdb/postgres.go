@@ -59,6 +59,9 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 	if opts.Dir == "" {
 		return nil, errors.New("start PostgreSQL: no directory given")
 	}
+	if err := supported(); err != nil {
+		return nil, fmt.Errorf("start PostgreSQL: %w", err)
+	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("start PostgreSQL: %w", err)
@@ -111,7 +114,7 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 	}
 }
 
-func (pg *Postgres) start(ctx context.Context, bin, logPath string, fast bool, cred *syscall.Credential) error {
+func (pg *Postgres) start(ctx context.Context, bin, logPath string, fast bool, cred *credential) error {
 	sockDir := pg.dataDir
 	// A unix socket path is limited to 107 bytes; without room for one the
 	// server listens on TCP only, which is all we use.
@@ -282,7 +285,7 @@ func pgMajor(path string) float64 {
 
 // postgresCredential returns the credential to run PostgreSQL with: nil
 // (ourselves) unless we are root, then the postgres user.
-func postgresCredential() (*syscall.Credential, error) {
+func postgresCredential() (*credential, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
@@ -292,22 +295,22 @@ func postgresCredential() (*syscall.Credential, error) {
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
+	return &credential{uid: uint32(uid), gid: uint32(gid)}, nil
 }
 
 // checkReachable verifies that the postgres user can traverse every parent
 // directory of dir; otherwise initdb fails with a confusing message.
-func checkReachable(dir string, cred *syscall.Credential) error {
+func checkReachable(dir string, cred *credential) error {
 	for d := dir; ; d = filepath.Dir(d) {
 		st, err := os.Stat(d)
 		if err != nil {
 			return fmt.Errorf("start PostgreSQL: %w", err)
 		}
-		sys := st.Sys().(*syscall.Stat_t)
+		uid, gid, known := fileOwner(st)
 		mode := st.Mode().Perm()
-		ok := mode&0o001 != 0 ||
-			(sys.Uid == cred.Uid && mode&0o100 != 0) ||
-			(sys.Gid == cred.Gid && mode&0o010 != 0)
+		ok := !known || mode&0o001 != 0 ||
+			(uid == cred.uid && mode&0o100 != 0) ||
+			(gid == cred.gid && mode&0o010 != 0)
 		if !ok {
 			return fmt.Errorf("start PostgreSQL: user postgres cannot enter %s (mode %v): run \"chmod o+x %s\" or use a data directory elsewhere", d, mode, d)
 		}
@@ -320,7 +323,7 @@ func checkReachable(dir string, cred *syscall.Credential) error {
 // initCluster runs initdb unless dataDir already holds a cluster. It builds
 // the cluster next to dataDir and renames it into place, so a crash during
 // initdb never leaves a half-made cluster behind.
-func initCluster(ctx context.Context, bin, dataDir, logPath string, cred *syscall.Credential) error {
+func initCluster(ctx context.Context, bin, dataDir, logPath string, cred *credential) error {
 	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); err == nil {
 		if cred != nil {
 			return chownTree(dataDir, cred)
@@ -338,7 +341,7 @@ func initCluster(ctx context.Context, bin, dataDir, logPath string, cred *syscal
 		return fmt.Errorf("start PostgreSQL: %w", err)
 	}
 	if cred != nil {
-		if err := os.Chown(tmp, int(cred.Uid), int(cred.Gid)); err != nil {
+		if err := os.Chown(tmp, int(cred.uid), int(cred.gid)); err != nil {
 			return fmt.Errorf("start PostgreSQL: %w", err)
 		}
 	}
@@ -346,7 +349,7 @@ func initCluster(ctx context.Context, bin, dataDir, logPath string, cred *syscal
 		"-D", tmp, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C", "--no-instructions")
 	cmd.Dir = tmp
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr(cred, syscall.SIGKILL, false)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		_ = os.WriteFile(logPath, out, 0o644)
@@ -361,19 +364,19 @@ func initCluster(ctx context.Context, bin, dataDir, logPath string, cred *syscal
 
 // chownTree makes dir and everything in it owned by cred's user, for a
 // cluster created by another user (PostgreSQL insists on owning it).
-func chownTree(dir string, cred *syscall.Credential) error {
+func chownTree(dir string, cred *credential) error {
 	st, err := os.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("start PostgreSQL: %w", err)
 	}
-	if st.Sys().(*syscall.Stat_t).Uid == cred.Uid {
+	if uid, _, known := fileOwner(st); known && uid == cred.uid {
 		return nil
 	}
 	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		return os.Lchown(path, int(cred.Uid), int(cred.Gid))
+		return os.Lchown(path, int(cred.uid), int(cred.gid))
 	})
 	if err != nil {
 		return fmt.Errorf("start PostgreSQL: give %s to user postgres: %w", dir, err)

@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,7 +20,8 @@ import (
 // process is a server child process. It runs in its own process group, so a
 // Ctrl-C on the terminal reaches only the parent (which then stops the server
 // gracefully), and it gets pdeathsig when the parent dies, so a crashed or
-// killed parent never leaves a server behind.
+// killed parent never leaves a server behind. Starting one is Linux-only
+// (process_linux.go): the rest of this file is portable.
 type process struct {
 	name string
 	cmd  *exec.Cmd
@@ -29,37 +29,9 @@ type process struct {
 	err  error         // result of Wait; valid after done is closed
 }
 
-// startProcess starts cmd with the attributes described on process.
-//
-// Pdeathsig is delivered when the thread that forked the child exits, not the
-// process, so the child is started from a goroutine locked to its thread that
-// stays in Wait until the child exits: the thread lives exactly as long as the
-// child.
-func startProcess(name string, cmd *exec.Cmd, pdeathsig syscall.Signal, cred *syscall.Credential) (*process, error) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Setpgid:    true,
-		Pdeathsig:  pdeathsig,
-		Credential: cred,
-	}
-	p := &process{name: name, cmd: cmd, done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// Deliberately never unlocked: when this goroutine exits the thread
-		// exits too, which is fine because the child is gone by then.
-		if err := cmd.Start(); err != nil {
-			started <- err
-			close(p.done)
-			return
-		}
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	return p, nil
+// credential is the user a child runs as (PostgreSQL refuses root).
+type credential struct {
+	uid, gid uint32
 }
 
 // exited reports whether the process has exited.
@@ -102,7 +74,7 @@ func (p *process) stop(sig syscall.Signal, grace time.Duration) (killed bool) {
 		return false
 	case <-t.C:
 	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	p.killGroup()
 	<-p.done
 	return true
 }

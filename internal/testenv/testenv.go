@@ -2,6 +2,9 @@
 // PostgreSQL and ClickHouse pair per test binary (started on first use, in a
 // temporary directory, stopped and removed at the end), and a fresh database
 // in each for every call of New, so tests never see each other's data.
+// NewCluster does the same on a replicated ClickHouse cluster (2 shards ×
+// 3 replicas and a ZooKeeper, started on first use), for the tests of
+// cluster mode and its faults.
 //
 // Use it in every package whose tests touch storage:
 //
@@ -16,6 +19,7 @@
 package testenv
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -29,6 +33,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -44,12 +49,21 @@ type Env struct {
 	PGDatabase string
 
 	CH         driver.Conn // native connection on CHDatabase; closed when the test ends
-	CHAddr     string      // host:port of the native protocol
+	CHAddr     string      // host:port of the native protocol (a cluster's first server)
 	CHDatabase string
 
 	// The servers, shared by all tests of the binary: do not stop them.
 	PGServer *localdb.Postgres
-	CHServer *localdb.ClickHouse
+	CHServer *localdb.ClickHouse // nil in cluster mode
+
+	// Cluster mode (NewCluster) only, nil otherwise. Cluster is the
+	// binary's cluster (Cluster.Server(shard, replica) says which server
+	// is which; fault tests may stop and start its servers and ZooKeeper,
+	// but must leave them all running when they end); CHCluster connects
+	// to each of its shards, on CHDatabase, and CH is its DDL connection
+	// (the first server that answers, in shard and replica order).
+	Cluster   *localdb.Cluster
+	CHCluster *db.ClickHouseCluster
 }
 
 // templateDB is the PostgreSQL database migrated once per test binary and
@@ -57,21 +71,43 @@ type Env struct {
 // migrating each test's database.
 const templateDB = "postage_template"
 
-// servers is the pair shared by the tests of one binary.
+// The cluster of NewCluster: 2 shards × 3 replicas, so a shard keeps its
+// quorum of 2 with one replica down. A 10 s ZooKeeper session makes a killed
+// server's session expire sooner than ClickHouse's default 30 s, with room
+// for a busy machine's pauses.
+const (
+	clusterShards         = 2
+	clusterReplicas       = 3
+	clusterName           = "postage"
+	clusterSessionTimeout = 10 * time.Second
+)
+
+// servers are what the tests of one binary share, each started on first use.
 type servers struct {
-	dir     string
+	dir string
+
+	pgOnce  sync.Once
+	pgErr   error
 	pg      *localdb.Postgres
-	ch      *localdb.ClickHouse
 	pgAdmin *pgxpool.Pool // on database postgres, for CREATE/DROP DATABASE
-	chAdmin driver.Conn   // on database default, for DROP DATABASE
+
+	chOnce  sync.Once
+	chErr   error
+	ch      *localdb.ClickHouse
+	chAdmin driver.Conn // on database default, for DROP DATABASE
+
+	clusterOnce  sync.Once
+	clusterErr   error
+	cluster      *localdb.Cluster
+	clusterAdmin driver.Conn // on database default of any server, for ON CLUSTER DDL
 }
 
 // Per test binary state; a test binary is one process, so this is its "main".
 var (
 	mainCalled atomic.Bool
-	startOnce  sync.Once
+	dirOnce    sync.Once
 	shared     *servers
-	startErr   error
+	dirErr     error
 	stopOnce   sync.Once
 	dbCounter  atomic.Int64
 )
@@ -101,50 +137,31 @@ func Main(m *testing.M) {
 // test with the reason; it never skips.
 func New(t testing.TB) *Env {
 	t.Helper()
-	if !mainCalled.Load() {
-		t.Fatal("testenv: this package has no TestMain calling testenv.Main: add func TestMain(m *testing.M) { testenv.Main(m) }")
+	s := sharedServers(t)
+	var wg sync.WaitGroup
+	wg.Go(s.startPostgres)
+	wg.Go(s.startClickHouse)
+	wg.Wait()
+	if err := cmp.Or(s.pgErr, s.chErr); err != nil {
+		t.Fatal(err)
 	}
-	startOnce.Do(func() { startErr = start() })
-	if startErr != nil {
-		t.Fatal(startErr)
-	}
-	s := shared
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
 	name := databaseName(t.Name(), dbCounter.Add(1))
-	env := &Env{
-		PGDSN:      s.pg.DSN(name),
-		PGDatabase: name,
-		CHAddr:     s.ch.Addr(),
-		CHDatabase: name,
-		PGServer:   s.pg,
-		CHServer:   s.ch,
-	}
-	if _, err := s.pgAdmin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+templateDB+" STRATEGY FILE_COPY"); err != nil {
-		t.Fatalf("testenv: create PostgreSQL database %s: %v", name, err)
-	}
+	env := &Env{CHAddr: s.ch.Addr(), CHDatabase: name, CHServer: s.ch}
+	s.newPostgres(t, env, name)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if env.PG != nil {
-			env.PG.Close()
-		}
 		if env.CH != nil {
 			env.CH.Close()
-		}
-		if _, err := s.pgAdmin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Logf("testenv: drop PostgreSQL database %s: %v", name, err)
 		}
 		if err := s.chAdmin.Exec(ctx, "DROP DATABASE IF EXISTS "+name); err != nil {
 			t.Logf("testenv: drop ClickHouse database %s: %v", name, err)
 		}
 	})
-
 	var err error
-	if env.PG, err = db.OpenPostgres(ctx, env.PGDSN); err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
 	// OpenClickHouse creates the database.
 	if env.CH, err = db.OpenClickHouse(ctx, db.ClickHouseOptions{Addr: env.CHAddr, Database: name}); err != nil {
 		t.Fatalf("testenv: %v", err)
@@ -155,63 +172,224 @@ func New(t testing.TB) *Env {
 	return env
 }
 
-// start starts the pair concurrently in a new temporary directory, prepares
-// the migrated PostgreSQL template and sets shared.
-func start() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	removeStaleDirs()
-	dir, err := os.MkdirTemp(baseDir(), "postage-testenv-"+strconv.Itoa(os.Getpid())+"-")
-	if err != nil {
-		return fmt.Errorf("testenv: %w", err)
-	}
-	// PostgreSQL runs as user postgres when we are root: it must enter dir.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return fmt.Errorf("testenv: %w", err)
-	}
-	s := &servers{dir: dir}
-	shared = s // so that shutdown cleans up even when start fails half way
-
+// NewCluster is New on a ClickHouse cluster: the binary's cluster of
+// 2 shards × 3 replicas and one ZooKeeper (started on first use, like the
+// PostgreSQL server it shares with New), a fresh database created on every
+// server ON CLUSTER and migrated with db.MigrateClickHouseCluster (the
+// Replicated engines), and a fresh PostgreSQL database. The database is
+// dropped ON CLUSTER when t ends.
+func NewCluster(t testing.TB) *Env {
+	t.Helper()
+	s := sharedServers(t)
 	var wg sync.WaitGroup
-	var pgErr, chErr error
-	wg.Go(func() {
-		s.pg, pgErr = localdb.StartPostgres(ctx, localdb.PostgresOptions{Dir: filepath.Join(dir, "postgres"), Fast: true})
-	})
-	wg.Go(func() {
-		s.ch, chErr = localdb.StartClickHouse(ctx, localdb.ClickHouseOptions{Dir: filepath.Join(dir, "clickhouse"), HTTPPort: -1})
-	})
+	wg.Go(s.startPostgres)
+	wg.Go(s.startCluster)
 	wg.Wait()
-	if pgErr != nil {
-		return fmt.Errorf("testenv: %w", pgErr)
+	if err := cmp.Or(s.pgErr, s.clusterErr); err != nil {
+		t.Fatal(err)
 	}
-	if chErr != nil {
-		return fmt.Errorf("testenv: %w", chErr)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 
-	if s.pgAdmin, err = db.OpenPostgres(ctx, s.pg.DSN("postgres")); err != nil {
-		return fmt.Errorf("testenv: %w", err)
+	name := databaseName(t.Name(), dbCounter.Add(1))
+	env := &Env{CHAddr: s.cluster.Addr(1, 1), CHDatabase: name, Cluster: s.cluster}
+	s.newPostgres(t, env, name)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if env.CHCluster != nil {
+			env.CHCluster.Close()
+		}
+		// Twice: a pooled connection to a server that a fault test killed
+		// fails once.
+		drop := "DROP DATABASE IF EXISTS " + name + " ON CLUSTER " + clusterName
+		if err := s.clusterAdmin.Exec(ctx, drop); err != nil {
+			if err := s.clusterAdmin.Exec(ctx, drop); err != nil {
+				t.Logf("testenv: drop ClickHouse database %s on the cluster: %v", name, err)
+			}
+		}
+	})
+	var err error
+	// OpenClickHouseCluster creates the database ON CLUSTER.
+	env.CHCluster, err = db.OpenClickHouseCluster(ctx, db.ClickHouseOptions{
+		Addr: env.CHAddr, Addrs: s.cluster.Addrs()[1:], Database: name, Cluster: clusterName,
+	})
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
 	}
-	if s.chAdmin, err = db.OpenClickHouse(ctx, db.ClickHouseOptions{Addr: s.ch.Addr()}); err != nil {
-		return fmt.Errorf("testenv: %w", err)
+	env.CH = env.CHCluster.DDL
+	if err := db.MigrateClickHouseCluster(ctx, env.CHCluster); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return env
+}
+
+// ReplicaConn returns a connection to replica r (1-based) of shard s
+// (1-based) of the cluster alone, on the test's database, closed when t
+// ends. It fails when the test is not in cluster mode.
+func (env *Env) ReplicaConn(t testing.TB, shard, replica int) driver.Conn {
+	t.Helper()
+	if env.Cluster == nil {
+		t.Fatal("testenv: ReplicaConn needs NewCluster")
+	}
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr:        []string{env.Cluster.Addr(shard, replica)},
+		Auth:        clickhouse.Auth{Database: env.CHDatabase},
+		DialTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("testenv: connect to shard %d replica %d: %v", shard, replica, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// StartZooKeeper starts a private ZooKeeper for t alone (tests of
+// coordination may stop and freeze it without disturbing the cluster of
+// NewCluster), stopped when t ends.
+func StartZooKeeper(t testing.TB) *localdb.ZooKeeper {
+	t.Helper()
+	s := sharedServers(t)
+	dir, err := os.MkdirTemp(s.dir, "zookeeper-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zk, err := localdb.StartZooKeeper(context.Background(), localdb.ZooKeeperOptions{Dir: dir, Fast: true})
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = zk.Kill()
+		_ = os.RemoveAll(dir)
+	})
+	return zk
+}
+
+// sharedServers returns the binary's servers, creating their directory on
+// first use.
+func sharedServers(t testing.TB) *servers {
+	t.Helper()
+	if !mainCalled.Load() {
+		t.Fatal("testenv: this package has no TestMain calling testenv.Main: add func TestMain(m *testing.M) { testenv.Main(m) }")
+	}
+	dirOnce.Do(func() {
+		removeStaleDirs()
+		dir, err := os.MkdirTemp(baseDir(), "postage-testenv-"+strconv.Itoa(os.Getpid())+"-")
+		if err != nil {
+			dirErr = fmt.Errorf("testenv: %w", err)
+			return
+		}
+		// PostgreSQL runs as user postgres when we are root: it must enter dir.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			dirErr = fmt.Errorf("testenv: %w", err)
+			return
+		}
+		shared = &servers{dir: dir}
+	})
+	if dirErr != nil {
+		t.Fatal(dirErr)
+	}
+	return shared
+}
+
+// newPostgres creates env's PostgreSQL database name from the template,
+// opens env.PG on it, and drops it when t ends.
+func (s *servers) newPostgres(t testing.TB, env *Env, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	env.PGServer, env.PGDatabase, env.PGDSN = s.pg, name, s.pg.DSN(name)
+	if _, err := s.pgAdmin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+templateDB+" STRATEGY FILE_COPY"); err != nil {
+		t.Fatalf("testenv: create PostgreSQL database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if env.PG != nil {
+			env.PG.Close()
+		}
+		if _, err := s.pgAdmin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Logf("testenv: drop PostgreSQL database %s: %v", name, err)
+		}
+	})
+	var err error
+	if env.PG, err = db.OpenPostgres(ctx, env.PGDSN); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+}
+
+// startPostgres starts PostgreSQL once and prepares the migrated template.
+func (s *servers) startPostgres() {
+	s.pgOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if s.pgErr = s.startPostgresOnce(ctx); s.pgErr != nil {
+			s.pgErr = fmt.Errorf("testenv: %w", s.pgErr)
+		}
+	})
+}
+
+func (s *servers) startPostgresOnce(ctx context.Context) error {
+	var err error
+	if s.pg, err = localdb.StartPostgres(ctx, localdb.PostgresOptions{Dir: filepath.Join(s.dir, "postgres"), Fast: true}); err != nil {
+		return err
+	}
+	if s.pgAdmin, err = db.OpenPostgres(ctx, s.pg.DSN("postgres")); err != nil {
+		return err
 	}
 	if _, err := s.pgAdmin.Exec(ctx, "CREATE DATABASE "+templateDB); err != nil {
-		return fmt.Errorf("testenv: create template database: %w", err)
+		return fmt.Errorf("create template database: %w", err)
 	}
 	tmpl, err := db.OpenPostgres(ctx, s.pg.DSN(templateDB))
 	if err != nil {
-		return fmt.Errorf("testenv: %w", err)
+		return err
 	}
 	err = db.MigratePostgres(ctx, tmpl)
 	tmpl.Close()
 	if err != nil {
-		return fmt.Errorf("testenv: %w", err)
+		return err
 	}
 	// Nobody may connect to the template: CREATE DATABASE ... TEMPLATE
 	// fails while anyone is connected to it.
 	if _, err := s.pgAdmin.Exec(ctx, "ALTER DATABASE "+templateDB+" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"); err != nil {
-		return fmt.Errorf("testenv: seal template database: %w", err)
+		return fmt.Errorf("seal template database: %w", err)
 	}
 	return nil
+}
+
+// startClickHouse starts the single ClickHouse server once.
+func (s *servers) startClickHouse() {
+	s.chOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		var err error
+		if s.ch, err = localdb.StartClickHouse(ctx, localdb.ClickHouseOptions{Dir: filepath.Join(s.dir, "clickhouse"), HTTPPort: -1}); err == nil {
+			s.chAdmin, err = db.OpenClickHouse(ctx, db.ClickHouseOptions{Addr: s.ch.Addr()})
+		}
+		if err != nil {
+			s.chErr = fmt.Errorf("testenv: %w", err)
+		}
+	})
+}
+
+// startCluster starts the cluster once.
+func (s *servers) startCluster() {
+	s.clusterOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		var err error
+		s.cluster, err = localdb.StartCluster(ctx, localdb.ClusterOptions{
+			Dir: filepath.Join(s.dir, "cluster"), Name: clusterName,
+			Shards: clusterShards, Replicas: clusterReplicas,
+			SessionTimeout: clusterSessionTimeout, Fast: true,
+		})
+		if err == nil {
+			s.clusterAdmin, err = db.OpenClickHouse(ctx, db.ClickHouseOptions{Addr: s.cluster.Addr(1, 1), Addrs: s.cluster.Addrs()[1:]})
+		}
+		if err != nil {
+			s.clusterErr = fmt.Errorf("testenv: %w", err)
+		}
+	})
 }
 
 // shutdown stops the servers and removes their directory, once.
@@ -221,35 +399,29 @@ func shutdown() {
 		if s == nil {
 			return
 		}
+		if s.chAdmin != nil {
+			_ = s.chAdmin.Close()
+		}
+		if s.clusterAdmin != nil {
+			_ = s.clusterAdmin.Close()
+		}
 		if s.pgAdmin != nil {
 			s.pgAdmin.Close()
-		}
-		if s.chAdmin != nil {
-			s.chAdmin.Close()
 		}
 		var wg sync.WaitGroup
 		if s.pg != nil {
 			wg.Go(func() { _ = s.pg.Stop() })
 		}
+		// The data is thrown away: no need for a graceful shutdown.
 		if s.ch != nil {
-			// The data is thrown away: no need for a graceful shutdown.
 			wg.Go(func() { _ = s.ch.Kill() })
+		}
+		if s.cluster != nil {
+			wg.Go(func() { _ = s.cluster.Kill() })
 		}
 		wg.Wait()
 		_ = os.RemoveAll(s.dir)
 	})
-}
-
-// baseDir returns where the servers' directory goes: /dev/shm when it is a
-// usable tmpfs with room, because on a disk CREATE DATABASE alone takes
-// ~200 ms (checkpoints) against ~20 ms in memory; else the temp dir.
-func baseDir() string {
-	const shm = "/dev/shm"
-	var st syscall.Statfs_t
-	if syscall.Statfs(shm, &st) == nil && st.Bavail*uint64(st.Bsize) > 2<<30 && syscall.Access(shm, 2 /* W_OK */) == nil {
-		return shm
-	}
-	return os.TempDir()
 }
 
 // removeStaleDirs removes the directories of test binaries that died
@@ -263,7 +435,7 @@ func removeStaleDirs() {
 		if err != nil || pid <= 0 || pid == os.Getpid() {
 			continue
 		}
-		if err := syscall.Kill(pid, 0); err == syscall.ESRCH {
+		if processGone(pid) {
 			_ = os.RemoveAll(d)
 		}
 	}

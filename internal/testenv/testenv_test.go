@@ -2,6 +2,7 @@ package testenv_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"postage/internal/testenv"
@@ -103,5 +104,74 @@ func BenchmarkNew(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		testenv.New(b)
+	}
+}
+
+// TestCluster checks cluster mode: each test's database is on every
+// server, its tables are Replicated within their shard, and ReplicaConn
+// reaches the server it names.
+func TestCluster(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.NewCluster(t)
+	other := testenv.NewCluster(t)
+	if env.CHDatabase == other.CHDatabase || env.Cluster != other.Cluster {
+		t.Fatalf("two calls: databases %s, %s; want distinct databases on one cluster", env.CHDatabase, other.CHDatabase)
+	}
+	if env.CHServer != nil || len(env.CHCluster.Shards) != 2 || env.Cluster.Replicas() != 3 {
+		t.Fatalf("got %d shards of %d replicas, want 2 x 3", len(env.CHCluster.Shards), env.Cluster.Replicas())
+	}
+	for s := 1; s <= 2; s++ {
+		for r := 1; r <= 3; r++ {
+			conn := env.ReplicaConn(t, s, r)
+			var shard, replica string
+			var events, plain uint64
+			if err := conn.QueryRow(ctx, `SELECT countIf(name = 'events' AND engine LIKE 'Replicated%'), countIf(engine LIKE '%MergeTree' AND engine NOT LIKE 'Replicated%')
+FROM system.tables WHERE database = currentDatabase()`).Scan(&events, &plain); err != nil {
+				t.Fatalf("shard %d replica %d: %v", s, r, err)
+			}
+			if events != 1 || plain != 0 {
+				t.Errorf("shard %d replica %d: %d Replicated events tables and %d MergeTree tables not Replicated, want 1 and 0", s, r, events, plain)
+			}
+			if err := conn.QueryRow(ctx, "SELECT anyIf(substitution, macro = 'shard'), anyIf(substitution, macro = 'replica') FROM system.macros").Scan(&shard, &replica); err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprint(s); shard != want || replica != fmt.Sprintf("s%dr%d", s, r) {
+				t.Errorf("ReplicaConn(%d, %d) reached the server with macros shard %s replica %s", s, r, shard, replica)
+			}
+		}
+	}
+	// A row written to shard 1 is on its replicas, not on shard 2.
+	if err := env.CHCluster.Shards[0].Exec(ctx, "INSERT INTO events (customer_id, id) SELECT 'c', 'e1'"); err != nil {
+		t.Fatal(err)
+	}
+	for s, want := range map[int]uint64{1: 1, 2: 0} {
+		for r := 1; r <= 3; r++ {
+			conn := env.ReplicaConn(t, s, r)
+			if err := conn.Exec(ctx, "SYSTEM SYNC REPLICA events"); err != nil {
+				t.Fatal(err)
+			}
+			var n uint64
+			if err := conn.QueryRow(ctx, "SELECT count() FROM events").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != want {
+				t.Errorf("shard %d replica %d: %d rows, want %d", s, r, n, want)
+			}
+		}
+	}
+	var n uint64
+	if err := other.ReplicaConn(t, 1, 2).QueryRow(ctx, "SELECT count() FROM events").Scan(&n); err != nil || n != 0 {
+		t.Errorf("the other test's database: %d rows, %v; want 0", n, err)
+	}
+}
+
+// BenchmarkNewCluster measures a test's database on the cluster, created
+// and migrated ON CLUSTER (the drops run after the measurement, as
+// BenchmarkNew's do).
+func BenchmarkNewCluster(b *testing.B) {
+	testenv.NewCluster(b) // start the cluster outside the measurement
+	b.ResetTimer()
+	for b.Loop() {
+		testenv.NewCluster(b)
 	}
 }
