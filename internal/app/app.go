@@ -18,6 +18,7 @@ import (
 	"postage/billing"
 	billingpg "postage/billing/pgstore"
 	"postage/internal/auth"
+	"postage/internal/cache"
 	"postage/internal/config"
 	"postage/internal/db"
 	"postage/internal/httpapi"
@@ -40,6 +41,11 @@ type App struct {
 
 	Keys      *auth.Store
 	Customers *billingpg.CustomerStore
+	// KeyCache authenticates API keys from memory, re-verified every 10 s
+	// and served while PostgreSQL is down; PhoneCache does the same for the
+	// webhook's phone-number ids (docs/RELIABILITY.md).
+	KeyCache   *auth.Cached
+	PhoneCache *cache.Phones
 
 	// Metering: the ClickHouse event store (usage queries) and the
 	// group-commit ingester writing to it.
@@ -96,6 +102,13 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	a.closers = append(a.closers, func() { _ = ch.Close() })
 	a.Keys = auth.NewStore(pg)
 	a.Customers = billingpg.NewCustomerStore(pg)
+	now := func() time.Time { return a.Now() }
+	a.KeyCache = auth.NewCached(a.Keys, 0, now, log)
+	a.PhoneCache = cache.NewPhones(a.Customers, 0, now, log)
+	cctx, stopCaches := context.WithCancel(context.Background())
+	go a.KeyCache.Run(cctx)
+	go a.PhoneCache.Run(cctx)
+	a.closers = append(a.closers, stopCaches)
 	a.Events = metering.NewCHStore(ch)
 	a.MeterMetrics = metering.NewMetrics(a.Registry)
 	a.Ingester = metering.NewIngester(a.Events, metering.IngesterConfig{
@@ -134,7 +147,7 @@ func (a *App) Server() *httpapi.Server {
 		Config:    a.Config,
 		Log:       a.Log,
 		Registry:  a.Registry,
-		Auth:      a.Keys,
+		Auth:      a.KeyCache,
 		Keys:      a.Keys,
 		Customers: a.Customers,
 		Pricing:   httpapi.PricingDeps{Store: a.Pricing},
@@ -150,7 +163,7 @@ func (a *App) Server() *httpapi.Server {
 			},
 			Ingester: a.Ingester,
 			Usage:    a.Events,
-			Phones:   a.Customers,
+			Phones:   a.PhoneCache,
 			Metrics:  a.MeterMetrics,
 		},
 		Dashboard: web.Handler(),
