@@ -53,7 +53,7 @@ func fixtureConfig(cfg *config.Config) {
 }
 
 // newFixture wires postage on fresh testenv databases.
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	return fillFixture(t, apptest.Open(t, fixtureConfig))
 }
@@ -61,7 +61,7 @@ func newFixture(t *testing.T) *fixture {
 // fillFixture fills a's databases (the app must be seeded, on empty
 // databases) and returns the fixture. The app's clock is fixed at
 // 2026-11-02 09:00 UTC.
-func fillFixture(t *testing.T, a *app.App) *fixture {
+func fillFixture(t testing.TB, a *app.App) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{App: a, Now: time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)}
@@ -105,20 +105,21 @@ func fillFixture(t *testing.T, a *app.App) *fixture {
 	}
 	f.mustDo(t, auth.RoleFinance, "POST", "/api/v1/invoices/"+f.FinalID+"/approve", "", nil, http.StatusOK)
 
-	v, err := a.Pricing.GetVersion(ctx, pricing.LaunchCardID, 1)
-	if err != nil {
+	// A small version (the seeded ones have hundreds of prices): the walks
+	// send it thousands of times.
+	f.version = []byte(`{"note":"walk","currency":"USD","rounding":"half_even","default_market":"ROW","countries":{"DE":"EU","FR":"EU"},` +
+		`"categories":[{"name":"notification","aliases":["marketing"]},{"name":"service","free":true}],` +
+		`"prices":[{"market":"EU","category":"notification","mode":"flat","unit_price":"0.05"},` +
+		`{"market":"ROW","category":"notification","mode":"graduated","tiers":[{"up_to":1000,"unit_price":"0.04"},{"up_to":null,"unit_price":"0.03"}]}]}`)
+	var v pricing.Version
+	if err := json.Unmarshal(f.version, &v); err != nil {
 		t.Fatal(err)
 	}
 	var b bytes.Buffer
-	if err := pricing.EncodeCSV(&b, v); err != nil {
+	if err := pricing.EncodeCSV(&b, &v); err != nil {
 		t.Fatal(err)
 	}
 	f.csv = b.Bytes()
-	draft := *v
-	draft.CardID, draft.Number, draft.Status, draft.EffectiveFrom = "", 0, "", pricing.Month{}
-	if f.version, err = json.Marshal(draft); err != nil {
-		t.Fatal(err)
-	}
 	return f
 }
 
@@ -144,7 +145,7 @@ func (f *fixture) do(role auth.Role, method, target, ctype string, body []byte, 
 	return w
 }
 
-func (f *fixture) mustDo(t *testing.T, role auth.Role, method, target, ctype string, body []byte, want int) []byte {
+func (f *fixture) mustDo(t testing.TB, role auth.Role, method, target, ctype string, body []byte, want int) []byte {
 	t.Helper()
 	w := f.do(role, method, target, ctype, body, nil)
 	if w.Code != want {

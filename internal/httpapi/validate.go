@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -85,30 +86,46 @@ func runeProblem(r rune) string {
 	return ""
 }
 
-// checkCSVText checks a CSV body as textProblem checks a string, with tab,
-// carriage return and line feed allowed (they are the format's own), and
-// names the line of the first bad character. Cell lengths are the CSV
-// decoder's to check.
+// checkCSVText checks every cell of a CSV body as textProblem checks a
+// string (within maxBodyString) and names the first bad one by line and
+// column; the file must be valid UTF-8. It reads the CSV as the rate-card
+// decoder does ('#' comments, any number of fields); a syntax error is not
+// reported here: the decoder that follows reports it.
 func checkCSVText(body []byte) error {
-	line := 1
-	for i := 0; i < len(body); {
-		r, size := utf8.DecodeRune(body[i:])
-		why := ""
-		switch {
-		case r == utf8.RuneError && size == 1:
-			why = fmt.Sprintf("not valid UTF-8 (byte %d)", i)
-		case r == '\n':
-			line++
-		case r == '\t' || r == '\r':
-		default:
-			why = runeProblem(r)
-		}
-		if why != "" {
-			return invalidFields([]FieldProblem{{In: "body", Field: "line " + strconv.Itoa(line), Reason: why}})
-		}
-		i += size
+	if !utf8.Valid(body) {
+		line := 1 + bytes.Count(body[:invalidUTF8At(body)], []byte("\n"))
+		return invalidFields([]FieldProblem{{In: "body", Field: "line " + strconv.Itoa(line), Reason: "not valid UTF-8"}})
 	}
-	return nil
+	r := csv.NewReader(bytes.NewReader(body))
+	r.Comment = '#'
+	r.FieldsPerRecord = -1
+	r.ReuseRecord = true
+	for {
+		rec, err := r.Read()
+		if err != nil {
+			return nil // the end, or a syntax error the decoder reports
+		}
+		for i, cell := range rec {
+			if why := textProblem(cell, maxBodyString); why != "" {
+				line, col := r.FieldPos(i)
+				return invalidFields([]FieldProblem{{In: "body", Field: fmt.Sprintf("line %d, column %d", line, col), Reason: why}})
+			}
+		}
+	}
+}
+
+// invalidUTF8At returns the offset of the first invalid UTF-8 byte of b
+// (len(b) if there is none).
+func invalidUTF8At(b []byte) int {
+	off := 0
+	for off < len(b) {
+		r, size := utf8.DecodeRune(b[off:])
+		if r == utf8.RuneError && size == 1 {
+			break
+		}
+		off += size
+	}
+	return off
 }
 
 // invalidFields folds the problems into one EINVALID error that names
@@ -185,15 +202,7 @@ func (s *Server) checkRequest(c *gin.Context) {
 // reported here: the decoder that follows reports it.
 func checkJSONText(body []byte) error {
 	if !utf8.Valid(body) {
-		off := 0
-		for off < len(body) {
-			r, size := utf8.DecodeRune(body[off:])
-			if r == utf8.RuneError && size == 1 {
-				break
-			}
-			off += size
-		}
-		return invalidFields([]FieldProblem{{In: "body", Field: "(body)", Reason: fmt.Sprintf("not valid UTF-8 (byte %d)", off)}})
+		return invalidFields([]FieldProblem{{In: "body", Field: "(body)", Reason: fmt.Sprintf("not valid UTF-8 (byte %d)", invalidUTF8At(body))}})
 	}
 	type frame struct {
 		object bool
@@ -202,7 +211,7 @@ func checkJSONText(body []byte) error {
 		inKey  bool   // object: the next token is a key
 	}
 	var stack []frame
-	path := func() string {
+	path := func(stack []frame) string {
 		var b strings.Builder
 		for _, f := range stack {
 			if f.object {
@@ -252,16 +261,17 @@ func checkJSONText(body []byte) error {
 			if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].inKey {
 				stack[n-1].key, stack[n-1].inKey = t, false
 				if why := textProblem(t, maxBodyString); why != "" {
-					stack[n-1].key = strconv.QuoteToASCII(t)
-					if len(stack[n-1].key) > 40 {
-						stack[n-1].key = stack[n-1].key[:40] + "…"
+					name := strconv.QuoteToASCII(t)
+					if len(name) > 40 {
+						name = name[:40] + "…"
 					}
-					ps = append(ps, FieldProblem{In: "body", Field: path(), Reason: "member name " + why})
+					stack[n-1].key = name
+					ps = append(ps, FieldProblem{In: "body", Field: path(stack[:n-1]), Reason: "member name " + name + " " + why})
 				}
 				continue
 			}
 			if why := textProblem(t, maxBodyString); why != "" {
-				ps = append(ps, FieldProblem{In: "body", Field: path(), Reason: why})
+				ps = append(ps, FieldProblem{In: "body", Field: path(stack), Reason: why})
 			}
 			valueDone()
 		default:

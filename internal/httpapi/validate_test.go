@@ -51,7 +51,7 @@ func TestCheckJSONText(t *testing.T) {
 		{"{\"name\":\"a\x00b\"}", nil}, // a raw NUL is a syntax error: the decoder's to report
 		{`{"items":[{"country":"DE"},{"country":"D\u001bE","category":"x"}]}`, []string{"body items[1].country: contains U+001B"}},
 		{`{"items":[[1,2],["ok","\ud800"]]}`, []string{"body items[1][1]: contains U+FFFD"}},
-		{`{"countries":{"DE":"eu","\u202eXX":"eu"}}`, []string{`body countries."\u202eXX": member name contains U+202E`}},
+		{`{"countries":{"DE":"eu","\u202eXX":"eu"}}`, []string{`body countries: member name "\u202eXX" contains U+202E`}},
 		{"{\"name\":\"caf\xe9\"}", []string{"body (body): not valid UTF-8 (byte 12)"}},
 		{`"` + strings.Repeat("x", maxBodyString+1) + `"`, []string{"body (body): longer than"}},
 		{`{"a":"\u0001","b":{"c":"\u0002"}}`, []string{"body a: contains U+0001", "body b.c: contains U+0002"}},
@@ -84,10 +84,13 @@ func TestCheckCSVText(t *testing.T) {
 	tests := []struct {
 		body, want string
 	}{
-		{"a,b\r\nc\td,\"e\"\n", ""},
-		{"a,b\nc\x00d\n", "line 2: contains U+0000"},
+		{"a,b\r\nc,\"e, \"\"quoted\"\"\"\n", ""},
+		{"a\tb\n", "line 1, column 1: contains U+0009"},
+		{"a,b\nc\x00d\n", "line 2, column 1: contains U+0000"},
 		{"a\n\nb\xff\n", "line 3: not valid UTF-8"},
-		{"a\u202e\n", "line 1: contains U+202E"},
+		{"x,a\u202e\n", "line 1, column 3: contains U+202E"},
+		{"x,\"two\nlines\"\n", "line 1, column 3: contains U+000A"},
+		{"# a comment\x01\nx,y\n", ""},
 	}
 	for _, tt := range tests {
 		err := checkCSVText([]byte(tt.body))
