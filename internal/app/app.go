@@ -105,6 +105,12 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	now := func() time.Time { return a.Now() }
 	a.KeyCache = auth.NewCached(a.Keys, 0, now, log)
 	a.PhoneCache = cache.NewPhones(a.Customers, 0, now, log)
+	for name, stats := range map[string]func() cache.Stats{"api_keys": a.KeyCache.Stats, "phone_numbers": a.PhoneCache.Stats} {
+		a.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "postage_cache_stale_answers_total", ConstLabels: prometheus.Labels{"cache": name},
+			Help: "Answers served from a stale cache entry because PostgreSQL did not answer (an outage).",
+		}, func() float64 { return float64(stats().Stale) }))
+	}
 	cctx, stopCaches := context.WithCancel(context.Background())
 	go a.KeyCache.Run(cctx)
 	go a.PhoneCache.Run(cctx)

@@ -200,6 +200,7 @@ func TestIngestWhilePostgresDown(t *testing.T) {
 	if w := wa("wamid.before"); w.Code != 200 {
 		t.Fatalf("webhook before the outage: %d %s", w.Code, w.Body.Bytes())
 	}
+	f.mustDo(t, auth.RoleAdmin, "GET", "/api/v1/me", "", nil, http.StatusOK) // the admin key is known too
 	p.KillPostgres(t)
 	accepted := 0
 	for i := range 5 {
@@ -235,6 +236,15 @@ func TestIngestWhilePostgresDown(t *testing.T) {
 	}
 	if st := f.App.KeyCache.Stats(); st.Stale == 0 {
 		t.Errorf("no stale answer served: %+v", st)
+	}
+	// Operators see it: /metrics counts the stale answers.
+	metrics := string(f.mustDo(t, auth.RoleAdmin, "GET", "/metrics", "", nil, http.StatusOK))
+	for _, c := range []string{"api_keys", "phone_numbers"} {
+		prefix := `postage_cache_stale_answers_total{cache="` + c + `"} `
+		i := strings.Index(metrics, prefix)
+		if i < 0 || strings.HasPrefix(metrics[i+len(prefix):], "0\n") {
+			t.Errorf("metrics show no stale %s answers", c)
+		}
 	}
 }
 
