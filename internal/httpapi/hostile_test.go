@@ -59,6 +59,7 @@ type docRoute struct {
 	Method, Path string // Path in gin syntax (/customers/:id)
 	PathParams   []string
 	Query        []string
+	Headers      []string
 	Body         bool
 	Roles        []string // nil: no key needed
 }
@@ -90,6 +91,8 @@ func openAPIRoutes(t testing.TB, f *fixture) []docRoute {
 					r.PathParams = append(r.PathParams, prm.Name)
 				case "query":
 					r.Query = append(r.Query, prm.Name)
+				case "header":
+					r.Headers = append(r.Headers, prm.Name)
 				}
 			}
 			routes = append(routes, r)
@@ -115,8 +118,9 @@ type slot struct {
 
 // slots lists where a request of r can carry a string: each path and
 // query parameter, an undocumented query parameter (every parameter is
-// checked, read or not), the Accept header, and each string of the body
-// (one element of each array and one member of each large object).
+// checked, read or not), the Accept and Content-Type headers (and the
+// webhook's signature), and each string of the body (one element of each
+// array, and one member name of each object).
 func (f *fixture) slots(r docRoute) []slot {
 	var ss []slot
 	for _, p := range r.PathParams {
@@ -125,7 +129,14 @@ func (f *fixture) slots(r docRoute) []slot {
 	for _, q := range append(slices.Clone(r.Query), "unused") {
 		ss = append(ss, slot{in: "query", name: q})
 	}
-	ss = append(ss, slot{in: "header", name: "Accept"})
+	ss = append(ss, slot{in: "header", name: "Accept"}, slot{in: "header", name: "Content-Type"})
+	for _, h := range r.Headers {
+		// The signature is checked at the edge; the ce-* headers of a
+		// binary-mode event are its attributes, checked per event.
+		if http.CanonicalHeaderKey(h) == "X-Hub-Signature-256" {
+			ss = append(ss, slot{in: "header", name: "X-Hub-Signature-256"})
+		}
+	}
 	if r.Path == "/api/v1/events" || r.Path == "/api/v1/webhooks/whatsapp" {
 		return ss // their bodies are checked per event (metering's tests)
 	}
@@ -311,7 +322,11 @@ func (f *fixture) hostileRequest(r docRoute, s slot, v string) (target, ctype st
 		header = http.Header{}
 	}
 	if s.in == "header" {
-		header[s.name] = []string{v}
+		if s.name == "Content-Type" {
+			ctype = v
+		} else {
+			header[s.name] = []string{v}
+		}
 	}
 	if s.in == "body" {
 		if ctype == "text/csv" {
