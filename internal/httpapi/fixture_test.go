@@ -227,7 +227,7 @@ func (f *fixture) queryValue(path, name string) string {
 
 // waBody is a signed-webhook body with one status of the fixture's phone.
 func waBody(wamid string, at time.Time) []byte {
-	return []byte(fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":%q},"statuses":[{"id":%q,"status":"sent","timestamp":"%d","recipient_id":"4915123456789","pricing":{"billable":true,"category":"authentication"}}]}}]}]}`,
+	return []byte(fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":%q},"statuses":[{"id":%q,"status":"delivered","timestamp":"%d","recipient_id":"4915123456789","pricing":{"billable":true,"category":"authentication"}}]}}]}]}`,
 		fixPhone, wamid, at.Unix()))
 }
 
