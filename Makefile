@@ -58,7 +58,7 @@ bench-ingest: deps build-bench
 bench-invoices: deps build-bench
 	./bin/postage-bench invoices
 
-## fuzz: a minute of fuzzing for each decoder (corpora are committed under testdata/fuzz)
+## fuzz: a minute of fuzzing for each decoder and the router (corpora are committed under testdata/fuzz)
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBatch -fuzztime 60s ./metering
 	$(GO) test -run '^$$' -fuzz FuzzValidJSON -fuzztime 60s ./metering
@@ -66,6 +66,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeBinaryData -fuzztime 60s ./metering
 	$(GO) test -run '^$$' -fuzz FuzzDecodeWebhook -fuzztime 60s ./metering
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCSV -fuzztime 60s ./pricing
+	$(GO) test -run '^$$' -fuzz FuzzRouter -fuzztime 60s ./internal/httpapi
 
 clean:
 	rm -rf bin

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"postage"
+	"postage/internal/db"
 	"postage/pricing"
 )
 
@@ -239,13 +240,11 @@ func (r *Runner) run(ctx context.Context, period pricing.Month, run *Run) error 
 	return err
 }
 
-// unavailable marks a failure to reach the ledger as EUNAVAILABLE (an
-// error that already has a code keeps it), keeping the cause in the chain
+// unavailable wraps err with what. An error caused by a database outage
+// (db.IsOutage: unreachable, stalled, restarting) gets the code
+// EUNAVAILABLE (503, retry later) with a caller-safe message; any other
+// keeps its code, so a bug stays internal. The cause stays in the chain
 // for logs and the CLI.
 func unavailable(what string, err error) error {
-	if postage.ErrorCode(err) != postage.EINTERNAL {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	// The code and safe message for API callers, the cause for logs and the CLI.
-	return fmt.Errorf("%w: %w", postage.Errorf(postage.EUNAVAILABLE, "%s: database unavailable, retry later", what), err)
+	return db.MarkOutage(fmt.Errorf("%s: %w", what, err), what)
 }

@@ -63,6 +63,9 @@ const (
 // decimals and stay below 1,000,000, which lets rating use exact integer
 // arithmetic internally.
 const (
+	MaxNameLen       = 200 // a card's name, in bytes
+	MaxNoteLen       = 500 // a version's note, in bytes
+	MaxMarketLen     = 64  // a market's name, in bytes
 	MaxPriceDecimals = 6
 	MaxQuantity      = int64(1) << 62 // per usage row and per monthly (market, category) sum
 )
@@ -141,6 +144,8 @@ func (c RateCard) Validate() error {
 	}
 	if c.Name == "" {
 		errs = append(errs, postage.Errorf(postage.EINVALID, "card %s: name is empty", c.ID))
+	} else if len(c.Name) > MaxNameLen {
+		errs = append(errs, postage.Errorf(postage.EINVALID, "card %s: name longer than %d bytes", c.ID, MaxNameLen))
 	}
 	if !validCurrency(c.Currency) {
 		errs = append(errs, postage.Errorf(postage.EINVALID, "card %s: currency %q is not an ISO 4217 code", c.ID, c.Currency))
@@ -245,6 +250,11 @@ func (v *Version) problems() []problem {
 	}
 	if v.DefaultMarket == "" {
 		add(setting("default_market"), "value", "default market is empty")
+	} else if len(v.DefaultMarket) > MaxMarketLen {
+		add(setting("default_market"), "value", "default market longer than %d bytes", MaxMarketLen)
+	}
+	if len(v.Note) > MaxNoteLen {
+		add(setting("note"), "value", "note longer than %d bytes", MaxNoteLen)
 	}
 
 	markets := map[string]bool{v.DefaultMarket: true}
@@ -255,6 +265,10 @@ func (v *Version) problems() []problem {
 		}
 		if m == "" {
 			add(ref{kind: "country", a: c}, "market", "market is empty")
+			continue
+		}
+		if len(m) > MaxMarketLen {
+			add(ref{kind: "country", a: c}, "market", "market longer than %d bytes", MaxMarketLen)
 			continue
 		}
 		markets[m] = true

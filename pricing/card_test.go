@@ -22,6 +22,7 @@ func TestVersionValidate(t *testing.T) {
 		{"currency", func(v *Version) { v.Currency = "usd" }, []string{"ISO 4217"}},
 		{"rounding", func(v *Version) { v.Rounding = "up" }, []string{"rounding"}},
 		{"no default market", func(v *Version) { v.DefaultMarket = "" }, []string{"default market is empty"}},
+		{"long names", func(v *Version) { v.Note = strings.Repeat("n", 501); v.Countries["DE"] = strings.Repeat("m", 65) }, []string{"note longer than 500 bytes", "market longer than 64 bytes"}},
 		{"country", func(v *Version) { v.Countries["EU"] = "M" }, []string{`"EU" is not an ISO 3166-1`}},
 		{"category name", func(v *Version) { v.Categories[0].Name = "Bad Name" }, []string{"category name", "unknown category"}},
 		{"duplicate category", func(v *Version) { v.Categories = append(v.Categories, Category{Name: "c"}) }, []string{"duplicate category"}},
@@ -71,6 +72,9 @@ func TestRateCardValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("%v lacks %q", err, w)
 		}
+	}
+	if err := (RateCard{ID: "long", Name: strings.Repeat("n", MaxNameLen+1), Currency: "USD"}).Validate(); err == nil || !strings.Contains(err.Error(), "name longer than 200 bytes") {
+		t.Errorf("long name: %v", err)
 	}
 }
 

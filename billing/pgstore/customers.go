@@ -222,3 +222,20 @@ func (s *CustomerStore) CustomerForPhoneNumber(ctx context.Context, phoneNumberI
 	}
 	return id, true, nil
 }
+
+// CustomersForPhoneNumbers resolves many phone-number ids in one query (the
+// webhook's phone-number cache re-reads its answers with it); unmapped ids
+// are absent from the result.
+func (s *CustomerStore) CustomersForPhoneNumbers(ctx context.Context, ids []string) (map[string]string, error) {
+	q, args := customersForPhoneNumbersSQL(ids)
+	rows, err := s.DB.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("resolve phone numbers: %w", err)
+	}
+	out := make(map[string]string, len(ids))
+	var id, cust string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &cust}, func() error { out[id] = cust; return nil }); err != nil {
+		return nil, fmt.Errorf("resolve phone numbers: %w", err)
+	}
+	return out, nil
+}

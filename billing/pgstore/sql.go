@@ -65,6 +65,10 @@ func customerForPhoneNumberSQL(phoneNumberID string) (string, []any) {
 	return `SELECT customer_id FROM phone_numbers WHERE phone_number_id=$1`, []any{phoneNumberID}
 }
 
+func customersForPhoneNumbersSQL(ids []string) (string, []any) {
+	return `SELECT phone_number_id, customer_id FROM phone_numbers WHERE phone_number_id = ANY($1)`, []any{ids}
+}
+
 // Invoices.
 
 const invoiceColumns = `id, coalesce(number,''), customer_id, period, seq, status, customer, currency, card_id, card_version,

@@ -25,6 +25,7 @@ func TestSQLText(t *testing.T) {
 		wants []string
 		nargs int
 	}{
+		{"customersForPhoneNumbers", first(customersForPhoneNumbersSQL([]string{"1", "2"})), second(customersForPhoneNumbersSQL([]string{"1", "2"})), []string{"phone_number_id = ANY($1)"}, 1},
 		{"getInvoice", first(getInvoiceSQL("in_x", false)), second(getInvoiceSQL("in_x", false)), []string{"WHERE id = $1", "document"}, 1},
 		{"getInvoice for update", first(getInvoiceSQL("in_x", true)), nil, []string{"FOR UPDATE"}, 0},
 		{"periodInvoices", first(periodInvoicesSQL(oct)), second(periodInvoicesSQL(oct)), []string{"period = $1", "ORDER BY customer_id, seq"}, 1},

@@ -913,6 +913,17 @@ type EventsResponse struct {
 	Results   []MeteringResult `json:"results"`
 }
 
+// FieldProblem FieldProblem is one bad string of a request, as listed in the "errors" member of a 400 invalid problem.
+type FieldProblem struct {
+	// Field Field names it: the path or query parameter, the header, or the
+	// JSON path in the body (items[2].category).
+	Field string `json:"field"`
+
+	// In In is where the field is: path, query, header or body.
+	In     string `json:"in"`
+	Reason string `json:"reason"`
+}
+
 // Health Health is the answer of /healthz.
 type Health struct {
 	Status HealthStatus `json:"status"`
@@ -1169,7 +1180,7 @@ type Problem struct {
 	Code   ProblemCode `json:"code"`
 	Detail *string     `json:"detail,omitempty"`
 
-	// Errors every problem of the request: messages (a validation), per-event results (a single ingested event), or rows and columns (a rate card CSV)
+	// Errors every problem of the request: messages (a validation), bad strings by where they are (path, query, header or body) and field, per-event results (a single ingested event), or rows and columns (a rate card CSV)
 	Errors    *[]Problem_Errors_Item `json:"errors,omitempty"`
 	Instance  *string                `json:"instance,omitempty"`
 	RequestId *string                `json:"request_id,omitempty"`
@@ -2045,6 +2056,32 @@ func (t *Problem_Errors_Item) MergeProblemErrors0(v ProblemErrors0) error {
 	return err
 }
 
+// AsFieldProblem returns the union data inside the Problem_Errors_Item as a FieldProblem
+func (t Problem_Errors_Item) AsFieldProblem() (FieldProblem, error) {
+	var body FieldProblem
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromFieldProblem overwrites any union data inside the Problem_Errors_Item as the provided FieldProblem
+func (t *Problem_Errors_Item) FromFieldProblem(v FieldProblem) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeFieldProblem performs a merge with any union data inside the Problem_Errors_Item, using the provided FieldProblem
+func (t *Problem_Errors_Item) MergeFieldProblem(v FieldProblem) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
 // AsMeteringResult returns the union data inside the Problem_Errors_Item as a MeteringResult
 func (t Problem_Errors_Item) AsMeteringResult() (MeteringResult, error) {
 	var body MeteringResult
@@ -2332,9 +2369,9 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/customers/{id}/invoices (the `GetCustomersIdInvoices` operationId).
 	GetCustomersIdInvoices(ctx context.Context, id string, params *GetCustomersIdInvoicesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetCustomersIdInvoicesUpcoming The month-to-date bill: this month's usage so far, rated exactly as its invoice will be.
+	// GetCustomersIdInvoicesUpcoming The month-to-date bill: this month's usage so far, rated exactly as its invoice will be (customer keys: their own).
 	//
-	// Roles: admin, finance, sales, customer.
+	// Roles: admin, finance, customer.
 	//
 	// Corresponds with GET /api/v1/customers/{id}/invoices/upcoming (the `GetCustomersIdInvoicesUpcoming` operationId).
 	GetCustomersIdInvoicesUpcoming(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2357,9 +2394,9 @@ type ClientInterface interface {
 	// Corresponds with PUT /api/v1/customers/{id}/overrides (the `PutCustomersIdOverrides` operationId).
 	PutCustomersIdOverrides(ctx context.Context, id string, body PutCustomersIdOverridesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetCustomersIdPhoneNumbers List the WhatsApp phone-number ids mapped to a customer.
+	// GetCustomersIdPhoneNumbers List the WhatsApp phone-number ids mapped to a customer (customer keys: their own).
 	//
-	// Roles: admin, finance, sales, customer.
+	// Roles: admin, finance, customer.
 	//
 	// Corresponds with GET /api/v1/customers/{id}/phone_numbers (the `GetCustomersIdPhoneNumbers` operationId).
 	GetCustomersIdPhoneNumbers(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2549,9 +2586,9 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/openapi.json (the `GetOpenapiJson` operationId).
 	GetOpenapiJson(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetPrices Look up one message's price by recipient country and category (default card, or the caller's/a customer's card).
+	// GetPrices Look up one message's price by recipient country and category (default card, or the caller's/a customer's card; customer keys: their own card only).
 	//
-	// Roles: admin, finance, sales, ingest, customer.
+	// Roles: admin, finance, sales, customer.
 	//
 	// Corresponds with GET /api/v1/prices (the `GetPrices` operationId).
 	GetPrices(ctx context.Context, params *GetPricesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2576,7 +2613,7 @@ type ClientInterface interface {
 
 	// GetRatecards List rate cards; default marks the card of customers without an assignment.
 	//
-	// Roles: admin, finance, sales, ingest, customer.
+	// Roles: admin, finance, sales.
 	//
 	// Corresponds with GET /api/v1/ratecards (the `GetRatecards` operationId).
 	GetRatecards(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2601,14 +2638,14 @@ type ClientInterface interface {
 
 	// GetRatecardsCardId Get a rate card.
 	//
-	// Roles: admin, finance, sales, ingest, customer.
+	// Roles: admin, finance, sales.
 	//
 	// Corresponds with GET /api/v1/ratecards/{card_id} (the `GetRatecardsCardId` operationId).
 	GetRatecardsCardId(ctx context.Context, cardId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetRatecardsCardIdVersions List a rate card's versions (draft and active), oldest first.
 	//
-	// Roles: admin, finance, sales, ingest, customer.
+	// Roles: admin, finance, sales.
 	//
 	// Corresponds with GET /api/v1/ratecards/{card_id}/versions (the `GetRatecardsCardIdVersions` operationId).
 	GetRatecardsCardIdVersions(ctx context.Context, cardId string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2642,7 +2679,7 @@ type ClientInterface interface {
 
 	// GetRatecardsCardIdVersionsNumber Get a version with its markets, categories and prices.
 	//
-	// Roles: admin, finance, sales, ingest, customer.
+	// Roles: admin, finance, sales.
 	//
 	// Corresponds with GET /api/v1/ratecards/{card_id}/versions/{number} (the `GetRatecardsCardIdVersionsNumber` operationId).
 	GetRatecardsCardIdVersionsNumber(ctx context.Context, cardId string, number int, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2692,7 +2729,7 @@ type ClientInterface interface {
 
 	// GetRatecardsCardIdVersionsNumberExport Export a version as CSV (import reads the same format).
 	//
-	// Roles: admin, finance, sales, ingest, customer.
+	// Roles: admin, finance, sales.
 	//
 	// Corresponds with GET /api/v1/ratecards/{card_id}/versions/{number}/export (the `GetRatecardsCardIdVersionsNumberExport` operationId).
 	GetRatecardsCardIdVersionsNumberExport(ctx context.Context, cardId string, number int, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2993,9 +3030,9 @@ func (c *Client) GetCustomersIdInvoices(ctx context.Context, id string, params *
 	return c.Client.Do(req)
 }
 
-// GetCustomersIdInvoicesUpcoming The month-to-date bill: this month's usage so far, rated exactly as its invoice will be.
+// GetCustomersIdInvoicesUpcoming The month-to-date bill: this month's usage so far, rated exactly as its invoice will be (customer keys: their own).
 //
-// Roles: admin, finance, sales, customer.
+// Roles: admin, finance, customer.
 //
 // Corresponds with GET /api/v1/customers/{id}/invoices/upcoming (the `GetCustomersIdInvoicesUpcoming` operationId).
 func (c *Client) GetCustomersIdInvoicesUpcoming(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3048,9 +3085,9 @@ func (c *Client) PutCustomersIdOverrides(ctx context.Context, id string, body Pu
 	return c.Client.Do(req)
 }
 
-// GetCustomersIdPhoneNumbers List the WhatsApp phone-number ids mapped to a customer.
+// GetCustomersIdPhoneNumbers List the WhatsApp phone-number ids mapped to a customer (customer keys: their own).
 //
-// Roles: admin, finance, sales, customer.
+// Roles: admin, finance, customer.
 //
 // Corresponds with GET /api/v1/customers/{id}/phone_numbers (the `GetCustomersIdPhoneNumbers` operationId).
 func (c *Client) GetCustomersIdPhoneNumbers(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3480,9 +3517,9 @@ func (c *Client) GetOpenapiJson(ctx context.Context, reqEditors ...RequestEditor
 	return c.Client.Do(req)
 }
 
-// GetPrices Look up one message's price by recipient country and category (default card, or the caller's/a customer's card).
+// GetPrices Look up one message's price by recipient country and category (default card, or the caller's/a customer's card; customer keys: their own card only).
 //
-// Roles: admin, finance, sales, ingest, customer.
+// Roles: admin, finance, sales, customer.
 //
 // Corresponds with GET /api/v1/prices (the `GetPrices` operationId).
 func (c *Client) GetPrices(ctx context.Context, params *GetPricesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3537,7 +3574,7 @@ func (c *Client) PostQuotes(ctx context.Context, body PostQuotesJSONRequestBody,
 
 // GetRatecards List rate cards; default marks the card of customers without an assignment.
 //
-// Roles: admin, finance, sales, ingest, customer.
+// Roles: admin, finance, sales.
 //
 // Corresponds with GET /api/v1/ratecards (the `GetRatecards` operationId).
 func (c *Client) GetRatecards(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3592,7 +3629,7 @@ func (c *Client) PostRatecards(ctx context.Context, body PostRatecardsJSONReques
 
 // GetRatecardsCardId Get a rate card.
 //
-// Roles: admin, finance, sales, ingest, customer.
+// Roles: admin, finance, sales.
 //
 // Corresponds with GET /api/v1/ratecards/{card_id} (the `GetRatecardsCardId` operationId).
 func (c *Client) GetRatecardsCardId(ctx context.Context, cardId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3609,7 +3646,7 @@ func (c *Client) GetRatecardsCardId(ctx context.Context, cardId string, reqEdito
 
 // GetRatecardsCardIdVersions List a rate card's versions (draft and active), oldest first.
 //
-// Roles: admin, finance, sales, ingest, customer.
+// Roles: admin, finance, sales.
 //
 // Corresponds with GET /api/v1/ratecards/{card_id}/versions (the `GetRatecardsCardIdVersions` operationId).
 func (c *Client) GetRatecardsCardIdVersions(ctx context.Context, cardId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3683,7 +3720,7 @@ func (c *Client) PostRatecardsCardIdVersionsImportWithBody(ctx context.Context, 
 
 // GetRatecardsCardIdVersionsNumber Get a version with its markets, categories and prices.
 //
-// Roles: admin, finance, sales, ingest, customer.
+// Roles: admin, finance, sales.
 //
 // Corresponds with GET /api/v1/ratecards/{card_id}/versions/{number} (the `GetRatecardsCardIdVersionsNumber` operationId).
 func (c *Client) GetRatecardsCardIdVersionsNumber(ctx context.Context, cardId string, number int, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3793,7 +3830,7 @@ func (c *Client) PostRatecardsCardIdVersionsNumberCopy(ctx context.Context, card
 
 // GetRatecardsCardIdVersionsNumberExport Export a version as CSV (import reads the same format).
 //
-// Roles: admin, finance, sales, ingest, customer.
+// Roles: admin, finance, sales.
 //
 // Corresponds with GET /api/v1/ratecards/{card_id}/versions/{number}/export (the `GetRatecardsCardIdVersionsNumberExport` operationId).
 func (c *Client) GetRatecardsCardIdVersionsNumberExport(ctx context.Context, cardId string, number int, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7015,9 +7052,9 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/customers/{id}/invoices (the `GetCustomersIdInvoices` operationId).
 	GetCustomersIdInvoicesWithResponse(ctx context.Context, id string, params *GetCustomersIdInvoicesParams, reqEditors ...RequestEditorFn) (*GetCustomersIdInvoicesResponse, error)
 
-	// GetCustomersIdInvoicesUpcomingWithResponse The month-to-date bill: this month's usage so far, rated exactly as its invoice will be.
+	// GetCustomersIdInvoicesUpcomingWithResponse The month-to-date bill: this month's usage so far, rated exactly as its invoice will be (customer keys: their own).
 	//
-	// Roles: admin, finance, sales, customer.
+	// Roles: admin, finance, customer.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7042,9 +7079,9 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /api/v1/customers/{id}/overrides (the `PutCustomersIdOverrides` operationId).
 	PutCustomersIdOverridesWithResponse(ctx context.Context, id string, body PutCustomersIdOverridesJSONRequestBody, reqEditors ...RequestEditorFn) (*PutCustomersIdOverridesResponse, error)
 
-	// GetCustomersIdPhoneNumbersWithResponse List the WhatsApp phone-number ids mapped to a customer.
+	// GetCustomersIdPhoneNumbersWithResponse List the WhatsApp phone-number ids mapped to a customer (customer keys: their own).
 	//
-	// Roles: admin, finance, sales, customer.
+	// Roles: admin, finance, customer.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7258,9 +7295,9 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/openapi.json (the `GetOpenapiJson` operationId).
 	GetOpenapiJsonWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenapiJsonResponse, error)
 
-	// GetPricesWithResponse Look up one message's price by recipient country and category (default card, or the caller's/a customer's card).
+	// GetPricesWithResponse Look up one message's price by recipient country and category (default card, or the caller's/a customer's card; customer keys: their own card only).
 	//
-	// Roles: admin, finance, sales, ingest, customer.
+	// Roles: admin, finance, sales, customer.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7287,7 +7324,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetRatecardsWithResponse List rate cards; default marks the card of customers without an assignment.
 	//
-	// Roles: admin, finance, sales, ingest, customer.
+	// Roles: admin, finance, sales.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7314,7 +7351,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetRatecardsCardIdWithResponse Get a rate card.
 	//
-	// Roles: admin, finance, sales, ingest, customer.
+	// Roles: admin, finance, sales.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7323,7 +7360,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetRatecardsCardIdVersionsWithResponse List a rate card's versions (draft and active), oldest first.
 	//
-	// Roles: admin, finance, sales, ingest, customer.
+	// Roles: admin, finance, sales.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7359,7 +7396,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetRatecardsCardIdVersionsNumberWithResponse Get a version with its markets, categories and prices.
 	//
-	// Roles: admin, finance, sales, ingest, customer.
+	// Roles: admin, finance, sales.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7413,7 +7450,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetRatecardsCardIdVersionsNumberExportWithResponse Export a version as CSV (import reads the same format).
 	//
-	// Roles: admin, finance, sales, ingest, customer.
+	// Roles: admin, finance, sales.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12830,9 +12867,9 @@ func (c *ClientWithResponses) GetCustomersIdInvoicesWithResponse(ctx context.Con
 	return ParseGetCustomersIdInvoicesResponse(rsp)
 }
 
-// GetCustomersIdInvoicesUpcomingWithResponse The month-to-date bill: this month's usage so far, rated exactly as its invoice will be.
+// GetCustomersIdInvoicesUpcomingWithResponse The month-to-date bill: this month's usage so far, rated exactly as its invoice will be (customer keys: their own).
 //
-// Roles: admin, finance, sales, customer.
+// Roles: admin, finance, customer.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12875,9 +12912,9 @@ func (c *ClientWithResponses) PutCustomersIdOverridesWithResponse(ctx context.Co
 	return ParsePutCustomersIdOverridesResponse(rsp)
 }
 
-// GetCustomersIdPhoneNumbersWithResponse List the WhatsApp phone-number ids mapped to a customer.
+// GetCustomersIdPhoneNumbersWithResponse List the WhatsApp phone-number ids mapped to a customer (customer keys: their own).
 //
-// Roles: admin, finance, sales, customer.
+// Roles: admin, finance, customer.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13235,9 +13272,9 @@ func (c *ClientWithResponses) GetOpenapiJsonWithResponse(ctx context.Context, re
 	return ParseGetOpenapiJsonResponse(rsp)
 }
 
-// GetPricesWithResponse Look up one message's price by recipient country and category (default card, or the caller's/a customer's card).
+// GetPricesWithResponse Look up one message's price by recipient country and category (default card, or the caller's/a customer's card; customer keys: their own card only).
 //
-// Roles: admin, finance, sales, ingest, customer.
+// Roles: admin, finance, sales, customer.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13282,7 +13319,7 @@ func (c *ClientWithResponses) PostQuotesWithResponse(ctx context.Context, body P
 
 // GetRatecardsWithResponse List rate cards; default marks the card of customers without an assignment.
 //
-// Roles: admin, finance, sales, ingest, customer.
+// Roles: admin, finance, sales.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13327,7 +13364,7 @@ func (c *ClientWithResponses) PostRatecardsWithResponse(ctx context.Context, bod
 
 // GetRatecardsCardIdWithResponse Get a rate card.
 //
-// Roles: admin, finance, sales, ingest, customer.
+// Roles: admin, finance, sales.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13342,7 +13379,7 @@ func (c *ClientWithResponses) GetRatecardsCardIdWithResponse(ctx context.Context
 
 // GetRatecardsCardIdVersionsWithResponse List a rate card's versions (draft and active), oldest first.
 //
-// Roles: admin, finance, sales, ingest, customer.
+// Roles: admin, finance, sales.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13402,7 +13439,7 @@ func (c *ClientWithResponses) PostRatecardsCardIdVersionsImportWithBodyWithRespo
 
 // GetRatecardsCardIdVersionsNumberWithResponse Get a version with its markets, categories and prices.
 //
-// Roles: admin, finance, sales, ingest, customer.
+// Roles: admin, finance, sales.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13492,7 +13529,7 @@ func (c *ClientWithResponses) PostRatecardsCardIdVersionsNumberCopyWithResponse(
 
 // GetRatecardsCardIdVersionsNumberExportWithResponse Export a version as CSV (import reads the same format).
 //
-// Roles: admin, finance, sales, ingest, customer.
+// Roles: admin, finance, sales.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -18,6 +18,7 @@ import (
 	"postage/billing"
 	billingpg "postage/billing/pgstore"
 	"postage/internal/auth"
+	"postage/internal/cache"
 	"postage/internal/config"
 	"postage/internal/db"
 	"postage/internal/httpapi"
@@ -40,6 +41,11 @@ type App struct {
 
 	Keys      *auth.Store
 	Customers *billingpg.CustomerStore
+	// KeyCache authenticates API keys from memory, re-verified every 10 s
+	// and served while PostgreSQL is down; PhoneCache does the same for the
+	// webhook's phone-number ids (docs/RELIABILITY.md).
+	KeyCache   *auth.Cached
+	PhoneCache *cache.Phones
 
 	// Metering: the ClickHouse event store (usage queries) and the
 	// group-commit ingester writing to it.
@@ -100,6 +106,19 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	a.closers = append(a.closers, func() { _ = ch.Close() })
 	a.Keys = auth.NewStore(pg)
 	a.Customers = billingpg.NewCustomerStore(pg)
+	now := func() time.Time { return a.Now() }
+	a.KeyCache = auth.NewCached(a.Keys, 0, now, log)
+	a.PhoneCache = cache.NewPhones(a.Customers, 0, now, log)
+	for name, stats := range map[string]func() cache.Stats{"api_keys": a.KeyCache.Stats, "phone_numbers": a.PhoneCache.Stats} {
+		a.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "postage_cache_stale_answers_total", ConstLabels: prometheus.Labels{"cache": name},
+			Help: "Answers served from a stale cache entry because PostgreSQL did not answer (an outage).",
+		}, func() float64 { return float64(stats().Stale) }))
+	}
+	cctx, stopCaches := context.WithCancel(context.Background())
+	go a.KeyCache.Run(cctx)
+	go a.PhoneCache.Run(cctx)
+	a.closers = append(a.closers, stopCaches)
 	a.Events = metering.NewCHStore(ch)
 	a.MeterMetrics = metering.NewMetrics(a.Registry)
 	a.Ingester = metering.NewIngester(a.Events, metering.IngesterConfig{
@@ -166,7 +185,7 @@ func (a *App) Server() *httpapi.Server {
 		Config:    a.Config,
 		Log:       a.Log,
 		Registry:  a.Registry,
-		Auth:      a.Keys,
+		Auth:      a.KeyCache,
 		Keys:      a.Keys,
 		Customers: a.Customers,
 		Pricing:   httpapi.PricingDeps{Store: a.Pricing},
@@ -182,7 +201,7 @@ func (a *App) Server() *httpapi.Server {
 			},
 			Ingester: a.Ingester,
 			Usage:    a.Events,
-			Phones:   a.Customers,
+			Phones:   a.PhoneCache,
 			Metrics:  a.MeterMetrics,
 		},
 		Dashboard: web.Handler(),

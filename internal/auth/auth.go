@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"postage"
+	"postage/internal/db"
 )
 
 // Role is what a key may do.
@@ -185,8 +186,9 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Principal, erro
 		return Principal{}, postage.Errorf(postage.EUNAUTHORIZED, "unknown API key")
 	} else if err != nil {
 		// The database is down or slow: the client should retry (503 with
-		// Retry-After), not see a 500; the cause stays in the error chain.
-		return Principal{}, fmt.Errorf("authenticate: %w (%v)", postage.Errorf(postage.EUNAVAILABLE, "cannot check the API key now, retry later"), err)
+		// Retry-After), not see a 500; a bug stays internal. The cause
+		// stays in the error chain.
+		return Principal{}, db.MarkOutage(fmt.Errorf("authenticate: %w", err), "cannot check the API key now")
 	}
 	if subtle.ConstantTimeCompare(hash, hashSecret(m[2])) != 1 {
 		return Principal{}, postage.Errorf(postage.EUNAUTHORIZED, "unknown API key")

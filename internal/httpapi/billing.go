@@ -72,7 +72,7 @@ func (s *Server) billingRoutes() {
 		}
 		s.writeInvoiceCSV(c, "invoices-"+period.String()+".csv", invs)
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/invoices/:id", Tag: tag, Summary: "Get an invoice as JSON; append .csv or .pdf to the id for those formats (customer keys: their own finalized or void invoices).", Roles: invoiceReaders,
+	s.handle(Route{Method: "GET", Path: "/api/v1/invoices/:id", Tag: tag, Summary: "Get an invoice as JSON; append .csv or .pdf to the id for those formats (customer keys: their own finalized or void invoices).", Roles: financeAndOwner,
 		PathParams: []Param{{Name: "id", Description: "invoice id, optionally followed by .csv or .pdf"}}, Response: billing.Invoice{}, Produces: []string{"text/csv", "application/pdf"}}, func(c *gin.Context) {
 		if !s.billingReady(c) {
 			return
@@ -207,7 +207,7 @@ func (s *Server) billingRoutes() {
 	})
 
 	// Customers' own view.
-	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/invoices", Tag: tag, Summary: "A customer's invoices (customer keys: their own, finalized and void only).", Roles: invoiceReaders,
+	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/invoices", Tag: tag, Summary: "A customer's invoices (customer keys: their own, finalized and void only).", Roles: financeAndOwner,
 		Query: append([]Param{
 			{Name: "period", Description: "only this month, YYYY-MM", Schema: pricing.Month{}},
 			{Name: "status", Description: "draft, finalized or void", Schema: billing.Status("")},
@@ -246,7 +246,7 @@ func (s *Server) billingRoutes() {
 		}
 		c.JSON(http.StatusOK, listOf(list, next))
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/invoices/upcoming", Tag: tag, Summary: "The month-to-date bill: this month's usage so far, rated exactly as its invoice will be.", Roles: financeOrCustomer,
+	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/invoices/upcoming", Tag: tag, Summary: "The month-to-date bill: this month's usage so far, rated exactly as its invoice will be (customer keys: their own).", Roles: financeAndOwner,
 		Response: billing.Invoice{}}, func(c *gin.Context) {
 		id, ok := s.customerParam(c)
 		if !ok || !s.billingReady(c) {

@@ -39,7 +39,7 @@ func (s *Server) customerRoutes() {
 		}
 		c.JSON(http.StatusOK, listOf(list, next))
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id", Tag: "customers", Summary: "Get a customer (customer keys: only their own).", Roles: financeOrCustomer, Response: billing.Customer{}}, func(c *gin.Context) {
+	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id", Tag: "customers", Summary: "Get a customer (customer keys: only their own).", Roles: staffAndOwner, Response: billing.Customer{}}, func(c *gin.Context) {
 		id, ok := s.customerParam(c)
 		if !ok {
 			return
@@ -65,7 +65,7 @@ func (s *Server) customerRoutes() {
 		}
 		c.JSON(http.StatusOK, out)
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/phone_numbers", Tag: "customers", Summary: "List the WhatsApp phone-number ids mapped to a customer.", Roles: financeOrCustomer,
+	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/phone_numbers", Tag: "customers", Summary: "List the WhatsApp phone-number ids mapped to a customer (customer keys: their own).", Roles: financeAndOwner,
 		Response: List[billing.PhoneNumber]{}}, func(c *gin.Context) {
 		id, ok := s.customerParam(c)
 		if !ok {
@@ -94,6 +94,7 @@ func (s *Server) customerRoutes() {
 			s.writeError(c, err)
 			return
 		}
+		forget(s.Metering.Phones, in.PhoneNumberID)
 		c.JSON(http.StatusCreated, out)
 	})
 	s.handle(Route{Method: "DELETE", Path: "/api/v1/customers/:id/phone_numbers/:phone_number_id", Tag: "customers", Summary: "Remove a phone-number id mapping.", Roles: financeOnly, Status: http.StatusNoContent}, func(c *gin.Context) {
@@ -101,6 +102,7 @@ func (s *Server) customerRoutes() {
 			s.writeError(c, err)
 			return
 		}
+		forget(s.Metering.Phones, c.Param("phone_number_id"))
 		c.Status(http.StatusNoContent)
 	})
 }
@@ -133,6 +135,7 @@ func (s *Server) apiKeyRoutes() {
 			s.writeError(c, err)
 			return
 		}
+		forget(s.Auth, c.Param("key_id"))
 		c.Status(http.StatusNoContent)
 	})
 }
@@ -146,4 +149,13 @@ type PhoneNumberRequest struct {
 type CreatedKey struct {
 	Key   auth.Key `json:"key"`
 	Token string   `json:"token"`
+}
+
+// forget tells a cache (auth.Cached, cache.Phones) that this process just
+// changed the answer for key, so the change takes effect here at once;
+// other processes see it within the cache's refresh interval.
+func forget(c any, key string) {
+	if f, ok := c.(interface{ Forget(string) }); ok {
+		f.Forget(key)
+	}
 }

@@ -686,7 +686,7 @@ func toOpenAPI(s *jsonschema.Schema) (*openapi3.SchemaRef, error) {
 // writes: a pointer field without omitempty may be null and need not be
 // sent; read-only fields and field enumerations are marked.
 func (g *schemaGen) components() (openapi3.Schemas, error) {
-	problemItems := openapi3.SchemaRefs{openapi3.NewStringSchema().NewRef(), g.ref(metering.Result{}), g.ref(pricing.RowError{})}
+	problemItems := openapi3.SchemaRefs{openapi3.NewStringSchema().NewRef(), g.ref(FieldProblem{}), g.ref(metering.Result{}), g.ref(pricing.RowError{})}
 	if g.err != nil {
 		return nil, g.err
 	}
@@ -754,7 +754,7 @@ func (g *schemaGen) components() (openapi3.Schemas, error) {
 		if name == "Problem" {
 			items := &openapi3.Schema{AnyOf: problemItems}
 			errs := openapi3.NewArraySchema().WithItems(items)
-			errs.Description = "every problem of the request: messages (a validation), per-event results (a single ingested event), or rows and columns (a rate card CSV)"
+			errs.Description = "every problem of the request: messages (a validation), bad strings by where they are (path, query, header or body) and field, per-event results (a single ingested event), or rows and columns (a rate card CSV)"
 			s.Properties["errors"] = errs.NewRef()
 		}
 		out[name] = ref

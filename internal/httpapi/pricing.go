@@ -31,7 +31,7 @@ func (s *Server) pricingRoutes() {
 	}
 	st := s.Pricing.Store
 	const tag = "pricing"
-	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards", Tag: tag, Summary: "List rate cards; default marks the card of customers without an assignment.", Roles: everyone,
+	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards", Tag: tag, Summary: "List rate cards; default marks the card of customers without an assignment.", Roles: staff,
 		Response: List[pricing.RateCard]{}}, func(c *gin.Context) {
 		cards, err := st.ListCards(c.Request.Context())
 		if err != nil {
@@ -59,7 +59,7 @@ func (s *Server) pricingRoutes() {
 		c.Header("Location", "/api/v1/ratecards/"+out.ID)
 		c.JSON(http.StatusCreated, out)
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards/:card_id", Tag: tag, Summary: "Get a rate card.", Roles: everyone, Response: pricing.RateCard{}}, func(c *gin.Context) {
+	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards/:card_id", Tag: tag, Summary: "Get a rate card.", Roles: staff, Response: pricing.RateCard{}}, func(c *gin.Context) {
 		out, err := st.GetCard(c.Request.Context(), c.Param("card_id"))
 		if err != nil {
 			s.writeError(c, err)
@@ -67,7 +67,7 @@ func (s *Server) pricingRoutes() {
 		}
 		c.JSON(http.StatusOK, out)
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards/:card_id/versions", Tag: tag, Summary: "List a rate card's versions (draft and active), oldest first.", Roles: everyone,
+	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards/:card_id/versions", Tag: tag, Summary: "List a rate card's versions (draft and active), oldest first.", Roles: staff,
 		Response: List[pricing.Version]{}}, func(c *gin.Context) {
 		vs, err := st.ListVersions(c.Request.Context(), c.Param("card_id"))
 		if err != nil {
@@ -97,6 +97,10 @@ func (s *Server) pricingRoutes() {
 			s.writeError(c, jsonError(err))
 			return
 		}
+		if err := checkCSVText(body); err != nil {
+			s.writeError(c, err)
+			return
+		}
 		v, err := pricing.DecodeCSV(bytes.NewReader(body))
 		if err != nil {
 			s.writeError(c, err)
@@ -105,7 +109,7 @@ func (s *Server) pricingRoutes() {
 		v.CardID, v.Number = c.Param("card_id"), 0
 		s.createDraft(c, v)
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards/:card_id/versions/:number", Tag: tag, Summary: "Get a version with its markets, categories and prices.", Roles: everyone, Response: pricing.Version{}}, func(c *gin.Context) {
+	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards/:card_id/versions/:number", Tag: tag, Summary: "Get a version with its markets, categories and prices.", Roles: staff, Response: pricing.Version{}}, func(c *gin.Context) {
 		v, ok := s.versionParam(c)
 		if !ok {
 			return
@@ -164,7 +168,7 @@ func (s *Server) pricingRoutes() {
 		}
 		c.JSON(http.StatusOK, out)
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards/:card_id/versions/:number/export", Tag: tag, Summary: "Export a version as CSV (import reads the same format).", Roles: everyone, Produces: []string{"text/csv"}}, func(c *gin.Context) {
+	s.handle(Route{Method: "GET", Path: "/api/v1/ratecards/:card_id/versions/:number/export", Tag: tag, Summary: "Export a version as CSV (import reads the same format).", Roles: staff, Produces: []string{"text/csv"}}, func(c *gin.Context) {
 		v, ok := s.versionParam(c)
 		if !ok {
 			return
@@ -179,7 +183,7 @@ func (s *Server) pricingRoutes() {
 	})
 	s.handle(Route{Method: "POST", Path: "/api/v1/quotes", Tag: tag, Summary: "Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version.", Roles: staff,
 		Request: QuoteRequest{}, Response: Quote{}}, s.quote)
-	s.handle(Route{Method: "GET", Path: "/api/v1/prices", Tag: tag, Summary: "Look up one message's price by recipient country and category (default card, or the caller's/a customer's card).", Roles: everyone,
+	s.handle(Route{Method: "GET", Path: "/api/v1/prices", Tag: tag, Summary: "Look up one message's price by recipient country and category (default card, or the caller's/a customer's card; customer keys: their own card only).", Roles: staffAndOwner,
 		Query: []Param{
 			{Name: "country", Description: "recipient country, ISO 3166-1 alpha-2", Required: true, Schema: countryCode("")},
 			{Name: "category", Description: "message category (or an alias the card knows)", Required: true},
@@ -189,7 +193,7 @@ func (s *Server) pricingRoutes() {
 			{Name: "month", Description: "YYYY-MM (default: the current month)", Schema: pricing.Month{}},
 		},
 		Response: PriceResponse{}}, s.price)
-	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/pricing", Tag: tag, Summary: "A customer's rate card in a month (?month=YYYY-MM, default this month) and its overrides (customer keys: their own).", Roles: financeOrCustomer,
+	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/pricing", Tag: tag, Summary: "A customer's rate card in a month (?month=YYYY-MM, default this month) and its overrides (customer keys: their own).", Roles: staffAndOwner,
 		Query:    []Param{{Name: "month", Description: "YYYY-MM (default: the current month)", Schema: pricing.Month{}}},
 		Response: CustomerPricing{}}, func(c *gin.Context) {
 		id, ok := s.customerParam(c)
@@ -390,15 +394,29 @@ func (s *Server) price(c *gin.Context) {
 			return
 		}
 	}
-	customerID := c.Query("customer_id")
+	customerID, cardID := c.Query("customer_id"), c.Query("card_id")
 	if p := principal(c); p.Role == auth.RoleCustomer {
+		// A customer key prices on its own card only: another customer's
+		// id, or another card (which may be another customer's deal), is
+		// not found, exactly as if it did not exist.
 		if customerID != "" && customerID != p.CustomerID {
 			s.writeError(c, postage.Errorf(postage.ENOTFOUND, "customer %q not found", customerID))
 			return
 		}
 		customerID = p.CustomerID
+		if cardID != "" {
+			own, err := s.Pricing.Store.CardFor(c.Request.Context(), customerID, month)
+			if err != nil {
+				s.writeError(c, err)
+				return
+			}
+			if own.ID != cardID {
+				s.writeError(c, postage.Errorf(postage.ENOTFOUND, "rate card %q not found", cardID))
+				return
+			}
+		}
 	}
-	v, _, custCountry, err := s.pricingContext(c, c.Query("card_id"), 0, customerID, month)
+	v, _, custCountry, err := s.pricingContext(c, cardID, 0, customerID, month)
 	if err != nil {
 		s.writeError(c, err)
 		return

@@ -10,11 +10,11 @@ import (
 
 func TestPricingReadsAndPrices(t *testing.T) {
 	s := newStack(t)
-	resp, body := s.do(t, auth.RoleCustomer, "GET", "/api/v1/ratecards", "", nil)
+	resp, body := s.do(t, auth.RoleFinance, "GET", "/api/v1/ratecards", "", nil)
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"id":"launch"`) || !strings.Contains(string(body), `"id":"meta-2026-01"`) {
 		t.Fatalf("list: %d %s", resp.StatusCode, body)
 	}
-	resp, body = s.do(t, auth.RoleIngest, "GET", "/api/v1/ratecards/launch/versions", "", nil)
+	resp, body = s.do(t, auth.RoleSales, "GET", "/api/v1/ratecards/launch/versions", "", nil)
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"effective_from":"2026-01"`) {
 		t.Fatalf("versions: %d %s", resp.StatusCode, body)
 	}
@@ -128,7 +128,7 @@ func TestQuotes(t *testing.T) {
 
 func TestRateCardVersionsLifecycle(t *testing.T) {
 	s := newStack(t)
-	resp, csv := s.do(t, auth.RoleCustomer, "GET", "/api/v1/ratecards/launch/versions/1/export", "", nil)
+	resp, csv := s.do(t, auth.RoleFinance, "GET", "/api/v1/ratecards/launch/versions/1/export", "", nil)
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") || !strings.Contains(string(csv), "price,DE,notification,graduated,250000,0.0887") {
 		t.Fatalf("export: %d %s", resp.StatusCode, csv)
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"postage"
+	"postage/internal/db"
 )
 
 // Problem is an RFC 9457 problem details body. Code is postage's stable
@@ -55,12 +57,21 @@ func statusOf(code string) int {
 
 // writeError answers with a problem+json body for err. Internal errors are
 // logged with the request id and shown only as "internal error".
+//
+// This is the one mapping of outages: an error without a code of its own
+// whose cause is an unreachable, stalled or restarting database
+// (db.IsOutage) answers 503 unavailable with Retry-After, logged as a
+// warning; any other uncoded error is a bug: 500, logged as an error.
 func (s *Server) writeError(c *gin.Context, err error) {
+	err = db.MarkOutage(err, "")
 	code := postage.ErrorCode(err)
 	status := statusOf(code)
 	rid := c.GetString(ctxRequestID)
-	if code == postage.EINTERNAL {
+	switch code {
+	case postage.EINTERNAL:
 		s.log.Error("request failed", "request_id", rid, "method", c.Request.Method, "path", c.FullPath(), "err", err)
+	case postage.EUNAVAILABLE:
+		s.log.Warn("request failed: unavailable", "request_id", rid, "method", c.Request.Method, "path", c.FullPath(), "err", err)
 	}
 	switch status {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
@@ -84,13 +95,23 @@ func (s *Server) writeError(c *gin.Context, err error) {
 }
 
 // bindJSON decodes the request body into v, mapping oversize and malformed
-// bodies to clear errors. Unknown fields are rejected so typos are caught.
+// bodies to clear errors. Every string of the body is checked first
+// (checkJSONText: UTF-8, no control characters, within its length), so no
+// store sees a bad one; unknown fields are rejected so typos are caught.
+// Every handler that takes a JSON body decodes it here.
 func bindJSON(c *gin.Context, v any) error {
 	ct := c.ContentType()
 	if ct != "" && ct != "application/json" {
 		return postage.Errorf(postage.EUNSUPPORTED, "Content-Type must be application/json, not %s", ct)
 	}
-	dec := json.NewDecoder(c.Request.Body)
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		return jsonError(err)
+	}
+	if err := checkJSONText(body); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)

@@ -10,7 +10,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"postage"
-	"postage/internal/auth"
 	"postage/metering"
 	"postage/pricing"
 	"postage/reports"
@@ -22,10 +21,6 @@ type ReportsDeps struct {
 	Reports *reports.Service
 }
 
-// reportRoles may read revenue, usage and rankings; the unbilled report
-// and the forecast are finance's.
-var reportRoles = []auth.Role{auth.RoleAdmin, auth.RoleFinance, auth.RoleSales}
-
 // reportsRoutes registers /api/v1/reports/... and /api/v1/simulations
 // (docs/REPORTS.md describes the shapes).
 func (s *Server) reportsRoutes() {
@@ -36,7 +31,7 @@ func (s *Server) reportsRoutes() {
 		{Name: "from", Description: "first month, YYYY-MM (default: three months before the last complete one)", Schema: pricing.Month{}},
 		{Name: "to", Description: "last month, YYYY-MM, inclusive (default: the last complete month)", Schema: pricing.Month{}},
 	}
-	s.handle(Route{Method: "GET", Path: "/api/v1/reports/revenue", Tag: tag, Summary: "Revenue (rated usage) by month, customer, market, country or category, per currency.", Roles: reportRoles, Produces: csv,
+	s.handle(Route{Method: "GET", Path: "/api/v1/reports/revenue", Tag: tag, Summary: "Revenue (rated usage) by month, customer, market, country or category, per currency.", Roles: staff, Produces: csv,
 		Query:    append(monthRange, Param{Name: "group_by", Description: "month (default), customer, market, country or category", Schema: revenueGroup("")}, Param{Name: "customer", Description: "only this customer"}, format),
 		Response: reports.RevenueReport{}}, func(c *gin.Context) {
 		svc, ok := s.reportsService(c)
@@ -55,7 +50,7 @@ func (s *Server) reportsRoutes() {
 		}
 		s.writeReport(c, rep, rep.Table(), "revenue-"+from.String()+"-"+to.String())
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/reports/usage", Tag: tag, Summary: "Usage trend per day or month across customers (or one), optionally by category or country.", Roles: reportRoles, Produces: csv,
+	s.handle(Route{Method: "GET", Path: "/api/v1/reports/usage", Tag: tag, Summary: "Usage trend per day or month across customers (or one), optionally by category or country.", Roles: staff, Produces: csv,
 		Query: []Param{
 			{Name: "from", Description: "start, YYYY-MM-DD or RFC 3339 (default: 30 days before today)", Schema: dateOrTime("")},
 			{Name: "to", Description: "end (exclusive), YYYY-MM-DD or RFC 3339 (default: tomorrow 00:00 UTC)", Schema: dateOrTime("")},
@@ -88,7 +83,7 @@ func (s *Server) reportsRoutes() {
 		}
 		s.writeReport(c, rep, rep.Table(), "usage-"+from.Format("2006-01-02")+"-"+to.Format("2006-01-02"))
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/reports/top-customers", Tag: tag, Summary: "Customers ranked by rated amount or by quantity.", Roles: reportRoles, Produces: csv,
+	s.handle(Route{Method: "GET", Path: "/api/v1/reports/top-customers", Tag: tag, Summary: "Customers ranked by rated amount or by quantity.", Roles: staff, Produces: csv,
 		Query:    append(monthRange, Param{Name: "by", Description: "amount (default) or quantity", Schema: rankBy("")}, Param{Name: "limit", Description: "1-1000 (default 10)", Schema: pageLimit(0)}, format),
 		Response: reports.TopReport{}}, func(c *gin.Context) {
 		svc, ok := s.reportsService(c)

@@ -150,7 +150,7 @@ func New(d Deps) *Server {
 	_ = d.Registry.Register(s.requests)
 	_ = d.Registry.Register(s.latency)
 
-	s.engine.Use(s.recoverer, s.requestID, s.accessLog, s.limitBody)
+	s.engine.Use(s.recoverer, s.requestID, s.accessLog, s.limitBody, s.checkRequest)
 	s.engine.NoRoute(func(c *gin.Context) {
 		if d.Dashboard != nil && c.Request.Method == http.MethodGet && !strings.HasPrefix(c.Request.URL.Path, "/api/") {
 			d.Dashboard.ServeHTTP(c.Writer, c.Request)
@@ -244,7 +244,11 @@ func (s *Server) customerParam(c *gin.Context) (string, bool) {
 	return id, true
 }
 
-// Role sets used by route groups.
+// Role sets of the route table. Admin may call every route (hasRole); a
+// set lists the other roles, each given the least it needs (README.md,
+// "Roles", shows the table generated from the routes). Customer keys are
+// always narrowed to their own customer (customerParam, visibleInvoice,
+// price).
 var (
 	everyone    = []auth.Role{auth.RoleAdmin, auth.RoleFinance, auth.RoleSales, auth.RoleIngest, auth.RoleCustomer}
 	staff       = []auth.Role{auth.RoleAdmin, auth.RoleFinance, auth.RoleSales}
@@ -252,13 +256,14 @@ var (
 	financeOnly = []auth.Role{auth.RoleAdmin, auth.RoleFinance}
 	salesOnly   = []auth.Role{auth.RoleAdmin, auth.RoleSales}
 	ingestOnly  = []auth.Role{auth.RoleAdmin, auth.RoleIngest}
-	// financeOrCustomer is for customer-scoped reads: customer keys are
-	// narrowed to their own id by customerParam.
-	financeOrCustomer = []auth.Role{auth.RoleAdmin, auth.RoleFinance, auth.RoleSales, auth.RoleCustomer}
-	// invoiceReaders may read invoice documents: finance, and a customer its
-	// own (narrowed by customerParam / visibleInvoice). Sales model prices
-	// on usage; they do not read the ledger's invoices.
-	invoiceReaders = []auth.Role{auth.RoleAdmin, auth.RoleFinance, auth.RoleCustomer}
+	// staffAndOwner reads a customer's profile, usage and prices: staff,
+	// and a customer key its own.
+	staffAndOwner = []auth.Role{auth.RoleAdmin, auth.RoleFinance, auth.RoleSales, auth.RoleCustomer}
+	// financeAndOwner reads what a customer owes and how it is attributed
+	// (invoices, the month-to-date bill, phone-number ids): finance, and a
+	// customer key its own. Sales model prices on usage; they do not read
+	// the ledger's invoices.
+	financeAndOwner = []auth.Role{auth.RoleAdmin, auth.RoleFinance, auth.RoleCustomer}
 )
 
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)

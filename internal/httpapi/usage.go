@@ -37,7 +37,7 @@ func (s *Server) usageRoutes() {
 	if s.Metering.Usage == nil {
 		return
 	}
-	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/usage", Tag: "metering", Roles: financeOrCustomer, Produces: []string{"text/csv"},
+	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/usage", Tag: "metering", Roles: staffAndOwner, Produces: []string{"text/csv"},
 		Summary: "A customer's exact usage in [from, to), bucketed by UTC hour, day or month; empty buckets omitted (customer keys: only their own). CSV with Accept: text/csv.",
 		Query: []Param{
 			{Name: "from", Description: "RFC 3339 time or YYYY-MM-DD (default: first of the current month)", Schema: dateOrTime("")},
