@@ -1,6 +1,7 @@
 package localdb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -405,6 +406,10 @@ func removeStalePID(dataDir string) error {
 			return fmt.Errorf("start PostgreSQL: a server (pid %d) is already running on %s: stop it (kill -INT %d) or use another directory", pid, dataDir, pid)
 		}
 	}
+	// The backends of a killed postmaster exit a moment after it: a server
+	// started while one is still alive finds its shared memory attached and
+	// refuses ("pre-existing shared memory block is still in use").
+	waitForBackends(dataDir, 10*time.Second)
 	if err := os.Remove(pidFile); err != nil {
 		return fmt.Errorf("start PostgreSQL: remove stale %s: %w", pidFile, err)
 	}
@@ -418,3 +423,32 @@ func removeStalePID(dataDir string) error {
 // PID is the postmaster's process id (for benchmarks that account the CPU
 // time of the server and its backends).
 func (pg *Postgres) PID() int { return pg.proc.cmd.Process.Pid }
+
+// waitForBackends waits up to limit until no live process works in dataDir
+// (a crashed server's backends, whose working directory it is). Zombies do
+// not count: their memory is released. Where /proc does not exist it
+// returns at once.
+func waitForBackends(dataDir string, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) && backendAlive(dataDir) {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func backendAlive(dataDir string) bool {
+	cwds, _ := filepath.Glob("/proc/[0-9]*/cwd")
+	for _, link := range cwds {
+		if cwd, err := os.Readlink(link); err != nil || cwd != dataDir {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join(filepath.Dir(link), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ...; comm may hold spaces and parentheses.
+		if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && stat[i+2] != 'Z' {
+			return true
+		}
+	}
+	return false
+}

@@ -1,12 +1,10 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -114,39 +112,12 @@ func (p *Private) StopPostgres(t testing.TB) {
 }
 
 // KillPostgres kills PostgreSQL and its backends at once (SIGKILL to its
-// process group): connections break mid-answer, then are refused.
+// process group): connections break mid-answer, then are refused. A later
+// start waits for the killed backends to be gone (localdb.StartPostgres).
 func (p *Private) KillPostgres(t testing.TB) {
 	t.Helper()
-	pgid := p.PGServer.PID()
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	_ = syscall.Kill(-p.PGServer.PID(), syscall.SIGKILL)
 	_ = p.PGServer.Stop() // waits for the postmaster's exit
-	// The backends die with it, a moment later; a restart before the last
-	// one is gone finds their shared memory still attached and refuses.
-	for i := 0; groupAlive(pgid) && i < 500; i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// groupAlive reports whether a process of group pgid is still running
-// (zombies, whose memory is already released, do not count).
-func groupAlive(pgid int) bool {
-	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, path := range procs {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) >= 3 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
-			return true
-		}
-	}
-	return false
 }
 
 // StopClickHouse shuts ClickHouse down gracefully.
