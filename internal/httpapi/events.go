@@ -305,13 +305,10 @@ func (s *Server) postWhatsApp(c *gin.Context) {
 		s.writeError(c, postage.Errorf(postage.EUNAUTHORIZED, "bad or missing X-Hub-Signature-256"))
 		return
 	}
+	// A phone-number look-up that failed for an outage is 503 (the
+	// platform retries), decided by the one error mapping like any other.
 	d, err := s.Metering.Rules.DecodeWebhook(c.Request.Context(), body, s.Metering.Phones)
 	if err != nil {
-		if postage.ErrorCode(err) == postage.EINTERNAL {
-			// The phone number look-up failed: have the platform retry.
-			s.log.Error("whatsapp webhook", "err", err)
-			err = postage.Errorf(postage.EUNAVAILABLE, "customer look-up unavailable, retry later")
-		}
 		s.writeError(c, err)
 		return
 	}
