@@ -51,6 +51,11 @@ type HTTP struct {
 	MaxBodyBytes    int64    `toml:"max_body_bytes"`
 	ReadTimeout     Duration `toml:"read_timeout"`
 	WriteTimeout    Duration `toml:"write_timeout"`
+	// RequestTimeout bounds the work of one request (its database calls
+	// included), so a stalled database answers 503 instead of hanging;
+	// long operations (invoice runs, simulations, imports) get
+	// WriteTimeout instead.
+	RequestTimeout Duration `toml:"request_timeout"`
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 }
 
@@ -146,6 +151,7 @@ func Default() Config {
 			MaxBodyBytes:    8 << 20,
 			ReadTimeout:     Duration{30 * time.Second},
 			WriteTimeout:    Duration{120 * time.Second},
+			RequestTimeout:  Duration{30 * time.Second},
 			ShutdownTimeout: Duration{15 * time.Second},
 		},
 		ClickHouse: ClickHouse{
@@ -218,6 +224,9 @@ func (c Config) Validate() error {
 	}
 	if c.HTTP.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("http.max_body_bytes must be positive"))
+	}
+	if c.HTTP.RequestTimeout.Duration <= 0 || c.HTTP.WriteTimeout.Duration < c.HTTP.RequestTimeout.Duration {
+		errs = append(errs, errors.New("http.request_timeout must be positive and at most http.write_timeout"))
 	}
 	if c.Ingest.MaxBatch <= 0 || c.Ingest.FlushSize <= 0 || c.Ingest.QueueSize <= 0 {
 		errs = append(errs, errors.New("ingest.max_batch, flush_size and queue_size must be positive"))

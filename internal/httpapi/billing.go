@@ -135,7 +135,7 @@ func (s *Server) billingRoutes() {
 		}
 		c.JSON(http.StatusOK, VoidResult{Voided: voided, Reissued: reissued})
 	})
-	s.handle(Route{Method: "POST", Path: "/api/v1/invoice-runs", Tag: tag, Summary: "Run a past period now: create or refresh its drafts, finalize those past grace (waits for a run in progress).", Roles: financeOnly,
+	s.handle(Route{Method: "POST", Path: "/api/v1/invoice-runs", Long: true, Tag: tag, Summary: "Run a past period now: create or refresh its drafts, finalize those past grace (waits for a run in progress).", Roles: financeOnly,
 		Request: RunRequest{}, Response: billing.Run{}}, func(c *gin.Context) {
 		if !s.billingReady(c) {
 			return

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +28,10 @@ func outageApp(t *testing.T) (*testenv.Private, *fixture, []httpapi.Route) {
 	p := testenv.NewPrivate(t)
 	cfg := config.Default()
 	fixtureConfig(&cfg)
+	// Short enough that a walk against a stalled database stays short,
+	// long enough for the fixture's requests on a loaded machine.
+	cfg.HTTP.RequestTimeout = config.Duration{Duration: 5 * time.Second}
+	cfg.HTTP.WriteTimeout = config.Duration{Duration: 10 * time.Second}
 	cfg.Postgres.DSN, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = p.PGDSN, p.CHAddr, p.CHDatabase
 	ctx := context.Background()
 	a, err := app.Open(ctx, cfg, slog.New(slog.DiscardHandler))
@@ -163,6 +168,72 @@ func TestOutageWalk(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStalledDatabaseWalk stalls (SIGSTOP) each database in turn and sends
+// every route a valid request at once: no request hangs past its deadline
+// (http.request_timeout, or write_timeout for long operations), the
+// routes that need the stalled database answer 503 + Retry-After +
+// problem+json, none answers another 5xx, and all is well once it runs
+// again.
+func TestStalledDatabaseWalk(t *testing.T) {
+	p, f, routes := outageApp(t)
+	// Both databases up: every key and phone number the walk uses is
+	// verified once, as in a running server.
+	if got := walkOutage(t, f, routes); len(got) != 0 {
+		t.Fatalf("503 with both databases up: %v", got)
+	}
+	stalls := []struct {
+		name         string
+		freeze, thaw func(testing.TB)
+		check        func(t *testing.T, got map[string]bool)
+	}{
+		{"postgres", p.FreezePostgres, p.ThawPostgres, checkPostgresDown(routes)},
+		{"clickhouse", p.FreezeClickHouse, p.ThawClickHouse, checkClickHouseDown},
+	}
+	for _, st := range stalls {
+		t.Run(st.name, func(t *testing.T) {
+			st.freeze(t)
+			got := walkOutageAtOnce(t, f, routes)
+			st.thaw(t)
+			st.check(t, got)
+			t.Logf("%s stalled: %d of %d routes answered 503", st.name, len(got), len(routes))
+			waitReady(t, f)
+			if got := walkOutage(t, f, routes); len(got) != 0 {
+				t.Errorf("503 after %s ran again: %v", st.name, got)
+			}
+		})
+	}
+}
+
+// walkOutageAtOnce is walkOutage with every request sent at the same
+// time (against a stalled database each waits for its deadline).
+func walkOutageAtOnce(t *testing.T, f *fixture, routes []httpapi.Route) map[string]bool {
+	t.Helper()
+	var wg sync.WaitGroup
+	answers := make([]*httptest.ResponseRecorder, len(routes))
+	for i, r := range routes {
+		ctype, body, hdr, _ := f.sample(r.Method, r.Path)
+		wg.Go(func() { answers[i] = f.do(auth.RoleAdmin, r.Method, f.target(r.Path, queryNames(r)), ctype, body, hdr) })
+	}
+	wg.Wait()
+	got := map[string]bool{}
+	for i, r := range routes {
+		w, name := answers[i], r.Method+" "+r.Path
+		switch {
+		case w.Code == http.StatusServiceUnavailable:
+			got[name] = true
+			if w.Header().Get("Retry-After") == "" {
+				t.Errorf("%s: 503 without Retry-After", name)
+			}
+			if r.Path != "/readyz" {
+				checkProblem(t, name, w, "unavailable")
+			}
+		case w.Code >= 500:
+			t.Errorf("%s: %d %s", name, w.Code, w.Body.Bytes())
+		}
+	}
+	return got
 }
 
 func checkPostgresDown(routes []httpapi.Route) func(*testing.T, map[string]bool) {

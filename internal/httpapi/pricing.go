@@ -86,7 +86,7 @@ func (s *Server) pricingRoutes() {
 		in.CardID = c.Param("card_id")
 		s.createDraft(c, &in)
 	})
-	s.handle(Route{Method: "POST", Path: "/api/v1/ratecards/:card_id/versions/import", Tag: tag, Summary: "Create a draft version from a CSV file (docs/PRICING.md); an invalid file is rejected whole with every problem by row and column.", Roles: staff,
+	s.handle(Route{Method: "POST", Path: "/api/v1/ratecards/:card_id/versions/import", Long: true, Tag: tag, Summary: "Create a draft version from a CSV file (docs/PRICING.md); an invalid file is rejected whole with every problem by row and column.", Roles: staff,
 		Request: Media{"text/csv": nil}, Response: pricing.Version{}, Status: http.StatusCreated}, func(c *gin.Context) {
 		if ct := c.ContentType(); ct != "" && ct != "text/csv" && ct != "text/plain" {
 			s.writeError(c, postage.Errorf(postage.EUNSUPPORTED, "Content-Type must be text/csv, not %s", ct))

@@ -154,7 +154,7 @@ func (s *Server) reportsRoutes() {
 		}
 		s.writeReport(c, rep, rep.Table(), "forecast-"+rep.Month.String())
 	})
-	s.handle(Route{Method: "POST", Path: "/api/v1/simulations", Tag: "simulations", Summary: "Re-rate real past usage under a proposed card (a draft version or another card): current vs proposed per customer, by market and category, and book totals.", Roles: salesOnly, Produces: csv,
+	s.handle(Route{Method: "POST", Path: "/api/v1/simulations", Long: true, Tag: "simulations", Summary: "Re-rate real past usage under a proposed card (a draft version or another card): current vs proposed per customer, by market and category, and book totals.", Roles: salesOnly, Produces: csv,
 		Query: []Param{format}, Request: reports.SimulationRequest{}, Response: reports.Simulation{}}, func(c *gin.Context) {
 		svc, ok := s.reportsService(c)
 		if !ok {

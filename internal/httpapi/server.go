@@ -110,6 +110,10 @@ type Route struct {
 	// Other describes answers that are neither the success nor a problem:
 	// status → a value of the JSON body's Go type.
 	Other map[int]any
+	// Long marks an operation that may work longer than
+	// http.request_timeout (an invoice run, a simulation, an import): it
+	// is bounded by http.write_timeout instead.
+	Long bool
 }
 
 // Param documents a path, query or header parameter.
@@ -181,12 +185,33 @@ func (s *Server) Routes() []Route { return s.routes }
 // OpenAPI document. Every route is registered through here.
 func (s *Server) handle(r Route, h gin.HandlerFunc) {
 	s.routes = append(s.routes, r)
-	handlers := []gin.HandlerFunc{}
+	limit := s.Config.HTTP.RequestTimeout.Duration
+	if r.Long {
+		limit = s.Config.HTTP.WriteTimeout.Duration
+	}
+	handlers := []gin.HandlerFunc{s.deadline(limit)}
 	if r.Roles != nil {
 		handlers = append(handlers, s.authorize(r.Roles))
 	}
 	handlers = append(handlers, h)
 	s.engine.Handle(r.Method, r.Path, handlers...)
+}
+
+// deadline bounds the request's work: its context, which every store call
+// takes, ends after limit, so a stalled database makes the call fail with
+// the context's deadline, which the one error mapping answers 503
+// unavailable (db.IsOutage) instead of the request hanging.
+func (s *Server) deadline(limit time.Duration) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if limit <= 0 {
+			c.Next()
+			return
+		}
+		ctx, cancel := context.WithTimeout(c.Request.Context(), limit)
+		defer cancel()
+		c.Request = c.Request.WithContext(ctx)
+		c.Next()
+	}
 }
 
 // authorize checks the bearer key and that its role is one of roles. Admin

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -116,7 +115,7 @@ func (p *Private) StopPostgres(t testing.TB) {
 // start waits for the killed backends to be gone (localdb.StartPostgres).
 func (p *Private) KillPostgres(t testing.TB) {
 	t.Helper()
-	_ = syscall.Kill(-p.PGServer.PID(), syscall.SIGKILL)
+	kill(p.PGServer.PID(), true)
 	_ = p.PGServer.Stop() // waits for the postmaster's exit
 }
 
@@ -134,4 +133,32 @@ func (p *Private) KillClickHouse(t testing.TB) {
 	if err := p.CHServer.Kill(); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
+}
+
+// FreezePostgres stalls PostgreSQL (SIGSTOP to the postmaster and its
+// backends): connections stay open and connects are accepted, but nothing
+// answers until ThawPostgres.
+func (p *Private) FreezePostgres(t testing.TB) {
+	t.Helper()
+	freeze(p.PGServer.PID(), true)
+	t.Cleanup(func() { thaw(p.PGServer.PID(), true) })
+}
+
+// ThawPostgres lets a frozen PostgreSQL run again.
+func (p *Private) ThawPostgres(t testing.TB) {
+	t.Helper()
+	thaw(p.PGServer.PID(), true)
+}
+
+// FreezeClickHouse stalls ClickHouse (SIGSTOP) until ThawClickHouse.
+func (p *Private) FreezeClickHouse(t testing.TB) {
+	t.Helper()
+	freeze(p.CHServer.PID(), false)
+	t.Cleanup(func() { thaw(p.CHServer.PID(), false) })
+}
+
+// ThawClickHouse lets a frozen ClickHouse run again.
+func (p *Private) ThawClickHouse(t testing.TB) {
+	t.Helper()
+	thaw(p.CHServer.PID(), false)
 }

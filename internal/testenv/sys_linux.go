@@ -1,7 +1,11 @@
 package testenv
 
 import (
+	"bytes"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -21,3 +25,44 @@ func baseDir() string {
 func processGone(pid int) bool {
 	return syscall.Kill(pid, 0) == syscall.ESRCH
 }
+
+// signalProcess sends sig to process pid, and with tree to its children
+// too (PostgreSQL's backends each lead a process group of their own, so a
+// signal to the postmaster's group does not reach them).
+func signalProcess(pid int, tree bool, sig syscall.Signal) {
+	_ = syscall.Kill(pid, sig)
+	if tree {
+		for _, c := range children(pid) {
+			_ = syscall.Kill(c, sig)
+		}
+	}
+}
+
+// children lists the processes whose parent is pid.
+func children(pid int) []int {
+	var out []int
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, path := range stats {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) >= 2 && f[1] == strconv.Itoa(pid) {
+			if c, err := strconv.Atoi(filepath.Base(filepath.Dir(path))); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// kill, freeze and thaw are SIGKILL, SIGSTOP and SIGCONT.
+func kill(pid int, tree bool)   { signalProcess(pid, tree, syscall.SIGKILL) }
+func freeze(pid int, tree bool) { signalProcess(pid, tree, syscall.SIGSTOP) }
+func thaw(pid int, tree bool)   { signalProcess(pid, tree, syscall.SIGCONT) }
