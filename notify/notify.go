@@ -152,9 +152,7 @@ type NewEndpoint struct {
 // Validate checks the request's fields (the URL's target is checked by
 // the TargetPolicy).
 func (n NewEndpoint) Validate() error {
-	var errs []error
-	errs = append(errs, validURL(n.URL))
-	errs = append(errs, validTypes(n.EventTypes))
+	errs := nonNil(validURL(n.URL), validTypes(n.EventTypes))
 	if len(n.Description) > maxDesc {
 		errs = append(errs, postage.Errorf(postage.EINVALID, "description: at most %d bytes", maxDesc))
 	}
@@ -174,10 +172,10 @@ type EndpointUpdate struct {
 func (u EndpointUpdate) Validate() error {
 	var errs []error
 	if u.URL != nil {
-		errs = append(errs, validURL(*u.URL))
+		errs = nonNil(append(errs, validURL(*u.URL))...)
 	}
 	if u.EventTypes != nil {
-		errs = append(errs, validTypes(u.EventTypes))
+		errs = nonNil(append(errs, validTypes(u.EventTypes))...)
 	}
 	if u.Description != nil && len(*u.Description) > maxDesc {
 		errs = append(errs, postage.Errorf(postage.EINVALID, "description: at most %d bytes", maxDesc))
@@ -186,6 +184,17 @@ func (u EndpointUpdate) Validate() error {
 		errs = append(errs, postage.Errorf(postage.EINVALID, "nothing to change: give url, description, event_types or enabled"))
 	}
 	return postage.JoinInvalid(errs)
+}
+
+// nonNil returns the errors that are not nil.
+func nonNil(errs ...error) []error {
+	var out []error
+	for _, e := range errs {
+		if e != nil {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func validURL(s string) error {

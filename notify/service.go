@@ -112,11 +112,11 @@ func (s *Service) RotateSecret(ctx context.Context, id, scope string, r RotateRe
 	if err != nil {
 		return CreatedEndpoint{}, err
 	}
-	keys, err := s.keys()
-	if err != nil {
+	if _, err := s.Store.Endpoint(ctx, id, scope); err != nil {
 		return CreatedEndpoint{}, err
 	}
-	if _, err := s.Store.Endpoint(ctx, id, scope); err != nil {
+	keys, err := s.keys()
+	if err != nil {
 		return CreatedEndpoint{}, err
 	}
 	now := s.now()
