@@ -129,17 +129,6 @@ func (s *Server) notifyRoutes() {
 		}
 		c.JSON(http.StatusOK, out)
 	})
-	s.handle(Route{Method: "DELETE", Path: "/api/v1/webhook-endpoints/:endpoint_id", Tag: tag, Summary: "Delete a webhook endpoint and its deliveries.", Roles: ownerRoles,
-		PathParams: endpointID, Status: http.StatusNoContent}, func(c *gin.Context) {
-		if !s.notifyReady(c) {
-			return
-		}
-		if err := s.Notify.Webhooks.DeleteEndpoint(c.Request.Context(), c.Param("endpoint_id"), scope(c)); err != nil {
-			s.writeError(c, err)
-			return
-		}
-		c.Status(http.StatusNoContent)
-	})
 	s.handle(Route{Method: "POST", Path: "/api/v1/webhook-endpoints/:endpoint_id/rotate-secret", Tag: tag,
 		Summary: "Give an endpoint a new signing secret, shown only in this answer; the old one keeps signing (a second v1 signature) for previous_secret_valid_for (default 24h).",
 		Roles:   ownerRoles, PathParams: endpointID, Request: notify.RotateRequest{}, Response: notify.CreatedEndpoint{}}, func(c *gin.Context) {
@@ -211,6 +200,18 @@ func (s *Server) notifyRoutes() {
 			return
 		}
 		c.JSON(http.StatusAccepted, out)
+	})
+	// Last: the walks of the route table delete the fixture's endpoint.
+	s.handle(Route{Method: "DELETE", Path: "/api/v1/webhook-endpoints/:endpoint_id", Tag: tag, Summary: "Delete a webhook endpoint and its deliveries.", Roles: ownerRoles,
+		PathParams: endpointID, Status: http.StatusNoContent}, func(c *gin.Context) {
+		if !s.notifyReady(c) {
+			return
+		}
+		if err := s.Notify.Webhooks.DeleteEndpoint(c.Request.Context(), c.Param("endpoint_id"), scope(c)); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.Status(http.StatusNoContent)
 	})
 
 	const alerts = "alerts"
