@@ -47,7 +47,7 @@ func loopbackPolicy() *notify.TargetPolicy {
 // fixture is one test's database with customers acme and beta, a
 // service, a dispatcher and an outbox on the injected clock.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	env    *testenv.Env
 	clock  *clock
 	store  *notify.PGStore
@@ -58,7 +58,7 @@ type fixture struct {
 	outbox *notify.Outbox
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	env := testenv.New(t)
 	for _, c := range []string{"acme", "beta"} {

@@ -21,7 +21,7 @@ import (
 
 // openNotifyApp is a wired app on fresh databases with webhooks
 // configured and the clock at now.
-func openNotifyApp(t *testing.T, env *testenv.Env, now *time.Time, mu *sync.Mutex) *App {
+func openNotifyApp(t testing.TB, env *testenv.Env, now *time.Time, mu *sync.Mutex) *App {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Postgres.DSN = env.PGDSN
@@ -41,7 +41,7 @@ func openNotifyApp(t *testing.T, env *testenv.Env, now *time.Time, mu *sync.Mute
 var testKey = notify.NewKey()
 
 // sent inserts n events of customer sent and ingested at at.
-func sent(t *testing.T, a *App, customer string, at time.Time, n int) {
+func sent(t testing.TB, a *App, customer string, at time.Time, n int) {
 	t.Helper()
 	b, err := a.CH.PrepareBatch(context.Background(), "INSERT INTO events (customer_id, id, time, country, category, quantity, payload_hash, ingested_at)")
 	if err != nil {
