@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -79,6 +80,7 @@ func (e *Evaluator) Evaluate(ctx context.Context) (fired int, ran bool, err erro
 	defer unlock()
 	period := pricing.MonthOf(e.now())
 	var errs []error
+	failing := 0 // customers in a row whose read failed
 	after := ""
 	for {
 		page, err := e.Store.UnfiredAlerts(ctx, period, after, 500)
@@ -95,11 +97,17 @@ func (e *Evaluator) Evaluate(ctx context.Context) (fired int, ran bool, err erro
 			}
 			n, err := e.customer(ctx, period, page[i:j])
 			fired += n
-			if err != nil {
-				if ctx.Err() != nil {
-					return fired, true, err
+			switch {
+			case err == nil:
+				failing = 0
+			case ctx.Err() != nil:
+				return fired, true, err
+			default:
+				errs = append(errs, fmt.Errorf("alerts of %s: %w", page[i].CustomerID, err))
+				if failing++; failing == maxFailing {
+					// A database is likely down: the next pass tries again.
+					return fired, true, fmt.Errorf("%d customers in a row failed, pass abandoned: %w", failing, errors.Join(errs...))
 				}
-				errs = append(errs, err)
 			}
 			i = j
 		}
@@ -107,6 +115,9 @@ func (e *Evaluator) Evaluate(ctx context.Context) (fired int, ran bool, err erro
 	}
 	return fired, true, errors.Join(errs...)
 }
+
+// maxFailing is how many customers in a row may fail before a pass stops.
+const maxFailing = 5
 
 // customer evaluates one customer's unfired alerts.
 func (e *Evaluator) customer(ctx context.Context, period pricing.Month, alerts []Alert) (int, error) {

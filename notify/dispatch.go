@@ -303,6 +303,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		retention = 30 * 24 * time.Hour
 	}
 	var lastPrune time.Time
+	wait := poll // grows while the database fails, up to 30 s
 	for ctx.Err() == nil {
 		if now := d.now(); now.Sub(lastPrune) >= time.Hour {
 			lastPrune = now
@@ -317,15 +318,19 @@ func (d *Dispatcher) Run(ctx context.Context) {
 			}
 		}
 		n, err := d.DeliverDue(ctx)
-		if err != nil && ctx.Err() == nil {
-			d.log().Warn("deliver webhooks", "err", err)
-		}
-		if n == d.batch() && err == nil {
-			continue
+		switch {
+		case err != nil && ctx.Err() == nil:
+			d.log().Warn("deliver webhooks", "err", err, "retry_in", wait)
+			wait = min(2*wait, max(poll, 30*time.Second))
+		case err == nil:
+			wait = poll
+			if n == d.batch() {
+				continue // more may be due
+			}
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(poll):
+		case <-time.After(wait):
 		}
 	}
 }
