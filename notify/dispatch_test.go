@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -430,6 +431,65 @@ func TestRestartMidDelivery(t *testing.T) {
 	}
 }
 
+// Two dispatcher processes deliver the same outbox at once: every
+// delivery arrives exactly once (the receiver always succeeds), whichever
+// process takes it.
+func TestTwoProcessesShareTheWork(t *testing.T) {
+	f := newFixture(t)
+	rc := newReceiver(t, f.clock)
+	ep := f.endpoint("", rc.URL(), notify.AllEvents)
+	rc.setSecret(ep.Secret)
+	f.clock.Set(time.Now().UTC()) // the children run on the wall clock
+	const events = 80
+	for i := range events {
+		f.emit(notify.Event{Type: notify.InvoicePaid, CustomerID: "acme", Object: invoiceObject{ID: fmt.Sprint("in_", i)}})
+	}
+	var outs [2]bytes.Buffer
+	var children []*exec.Cmd
+	for i := range 2 {
+		c := exec.Command(os.Args[0], "-test.run=^$")
+		c.Stdout, c.Stderr = &outs[i], &outs[i]
+		c.Env = append(os.Environ(), childEnv+"=1", "CHILD_PG_DSN="+f.env.PGDSN, "CHILD_KEY="+f.key, "CHILD_BATCH=3")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		children = append(children, c)
+	}
+	defer func() {
+		for _, c := range children {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	}()
+	for start := time.Now(); f.count(`SELECT count(*) FROM webhook_deliveries WHERE status = 'succeeded'`) < events; time.Sleep(50 * time.Millisecond) {
+		if time.Since(start) > 3*time.Minute {
+			t.Fatalf("not all delivered: %d requests; %s %s", len(rc.requests()), outs[0].String(), outs[1].String())
+		}
+	}
+	for _, c := range children {
+		_ = c.Process.Kill()
+		_ = c.Wait()
+	}
+	children = nil
+	got := rc.requests()
+	seen := map[int64]bool{}
+	for _, r := range got {
+		if seen[r.Delivery] {
+			t.Errorf("delivery %d arrived twice", r.Delivery)
+		}
+		seen[r.Delivery] = true
+		if r.VerifyOK != nil || r.Attempt != 1 {
+			t.Errorf("request %+v", r)
+		}
+	}
+	if len(got) != events {
+		t.Errorf("%d requests, want %d", len(got), events)
+	}
+	if n := f.count(`SELECT count(*) FROM webhook_deliveries WHERE attempts <> 1`); n != 0 {
+		t.Errorf("%d deliveries attempted more than once", n)
+	}
+}
+
 const (
 	childEnv = "NOTIFY_TEST_CHILD_DISPATCHER"
 	// childTimeout is the child's attempt timeout: longer than the test
@@ -451,8 +511,9 @@ func runChildDispatcher() int {
 		fmt.Println(err)
 		return 1
 	}
+	batch, _ := strconv.Atoi(os.Getenv("CHILD_BATCH"))
 	d := &notify.Dispatcher{Store: notify.NewPGStore(pool), Keys: keys, Client: loopbackPolicy().Client(childTimeout),
-		Timeout: childTimeout, Poll: 50 * time.Millisecond}
+		Timeout: childTimeout, Poll: 50 * time.Millisecond, Batch: batch, Workers: 2}
 	d.Run(ctx)
 	return 0
 }

@@ -28,8 +28,6 @@ func (a *App) openNotify() error {
 		if keys, err = notify.NewKeyring(cfg.SecretKey, cfg.PreviousSecretKeys); err != nil {
 			return err
 		}
-	} else {
-		a.Log.Info("webhook endpoints cannot be created: notify.secret_key is not set (docs/NOTIFICATIONS.md)")
 	}
 	policy := &notify.TargetPolicy{Allow: allow}
 	retry := notify.Retry{For: cfg.RetryFor.Duration}
@@ -50,6 +48,9 @@ func (a *App) openNotify() error {
 // startNotify runs the dispatcher (notify.deliver) and the alert
 // evaluator (notify.alert_interval > 0) until stop is called.
 func (a *App) startNotify(ctx context.Context) (stop func()) {
+	if a.Webhooks.Keys == nil {
+		a.Log.Info("webhook endpoints cannot be created: notify.secret_key is not set (docs/NOTIFICATIONS.md)")
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	if a.Config.Notify.Deliver {

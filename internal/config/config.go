@@ -48,15 +48,15 @@ type Config struct {
 
 // HTTP configures the API server.
 type HTTP struct {
-	Addr            string   `toml:"addr"`
-	MaxBodyBytes    int64    `toml:"max_body_bytes"`
-	ReadTimeout     Duration `toml:"read_timeout"`
-	WriteTimeout    Duration `toml:"write_timeout"`
+	Addr         string   `toml:"addr"`
+	MaxBodyBytes int64    `toml:"max_body_bytes"`
+	ReadTimeout  Duration `toml:"read_timeout"`
+	WriteTimeout Duration `toml:"write_timeout"`
 	// RequestTimeout bounds the work of one request (its database calls
 	// included), so a stalled database answers 503 instead of hanging;
 	// long operations (invoice runs, simulations, imports) get
 	// WriteTimeout instead.
-	RequestTimeout Duration `toml:"request_timeout"`
+	RequestTimeout  Duration `toml:"request_timeout"`
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 }
 
