@@ -16,6 +16,7 @@ import (
 
 	"postage"
 	"postage/billing"
+	"postage/notify"
 	"postage/pricing"
 )
 
@@ -26,6 +27,9 @@ type InvoiceStore struct {
 	DB      *pgxpool.Pool
 	Now     func() time.Time
 	Numbers billing.NumberFormat
+	// Notify, when set, writes invoice.finalized and invoice.voided to
+	// the webhooks' outbox in the transaction that finalizes or voids.
+	Notify billing.Notifier
 }
 
 var _ billing.Ledger = (*InvoiceStore)(nil)
@@ -261,7 +265,22 @@ func (s *InvoiceStore) finalizeTx(ctx context.Context, tx pgx.Tx, id string, iss
 	if _, err := tx.Exec(ctx, q, args...); err != nil {
 		return billing.Invoice{}, fmt.Errorf("freeze invoice: %w", err)
 	}
+	if err := s.emit(ctx, tx, notify.InvoiceFinalized, inv, now); err != nil {
+		return billing.Invoice{}, err
+	}
 	return inv, nil
+}
+
+// emit announces an invoice's change in tx (nothing without a Notifier);
+// the object is the invoice as the API shows it (its frozen document).
+func (s *InvoiceStore) emit(ctx context.Context, tx pgx.Tx, t notify.EventType, inv billing.Invoice, now time.Time) error {
+	if s.Notify == nil {
+		return nil
+	}
+	if err := s.Notify.Emit(ctx, tx, notify.Event{Type: t, CustomerID: inv.CustomerID, Object: inv, Key: inv.ID, Created: now}); err != nil {
+		return fmt.Errorf("%s event: %w", t, err)
+	}
+	return nil
 }
 
 // NextSeq returns the seq the next invoice of a customer-period takes.
@@ -310,7 +329,7 @@ func (s *InvoiceStore) VoidAndReissue(ctx context.Context, id, reason string, no
 		if _, err := tx.Exec(ctx, q, args...); err != nil {
 			return fmt.Errorf("freeze void invoice: %w", err)
 		}
-		return nil
+		return s.emit(ctx, tx, notify.InvoiceVoided, voided, now)
 	})
 }
 

@@ -64,22 +64,22 @@ func (e BillingLineKind) Valid() bool {
 
 // Defines values for BillingRunStatus.
 const (
-	Failed    BillingRunStatus = "failed"
-	Running   BillingRunStatus = "running"
-	Skipped   BillingRunStatus = "skipped"
-	Succeeded BillingRunStatus = "succeeded"
+	BillingRunStatusFailed    BillingRunStatus = "failed"
+	BillingRunStatusRunning   BillingRunStatus = "running"
+	BillingRunStatusSkipped   BillingRunStatus = "skipped"
+	BillingRunStatusSucceeded BillingRunStatus = "succeeded"
 )
 
 // Valid indicates whether the value is a known member of the BillingRunStatus enum.
 func (e BillingRunStatus) Valid() bool {
 	switch e {
-	case Failed:
+	case BillingRunStatusFailed:
 		return true
-	case Running:
+	case BillingRunStatusRunning:
 		return true
-	case Skipped:
+	case BillingRunStatusSkipped:
 		return true
-	case Succeeded:
+	case BillingRunStatusSucceeded:
 		return true
 	default:
 		return false
@@ -242,6 +242,81 @@ func (e MeteringWindow) Valid() bool {
 	case MeteringWindowHour:
 		return true
 	case MeteringWindowMonth:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NotifyDeliveryStatus.
+const (
+	NotifyDeliveryStatusFailed    NotifyDeliveryStatus = "failed"
+	NotifyDeliveryStatusPaused    NotifyDeliveryStatus = "paused"
+	NotifyDeliveryStatusPending   NotifyDeliveryStatus = "pending"
+	NotifyDeliveryStatusSucceeded NotifyDeliveryStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the NotifyDeliveryStatus enum.
+func (e NotifyDeliveryStatus) Valid() bool {
+	switch e {
+	case NotifyDeliveryStatusFailed:
+		return true
+	case NotifyDeliveryStatusPaused:
+		return true
+	case NotifyDeliveryStatusPending:
+		return true
+	case NotifyDeliveryStatusSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NotifyEventType.
+const (
+	Asterisk              NotifyEventType = "*"
+	CreditNoteCreated     NotifyEventType = "credit_note.created"
+	InvoiceFinalized      NotifyEventType = "invoice.finalized"
+	InvoiceOverdue        NotifyEventType = "invoice.overdue"
+	InvoicePaid           NotifyEventType = "invoice.paid"
+	InvoiceVoided         NotifyEventType = "invoice.voided"
+	UsageThresholdReached NotifyEventType = "usage.threshold_reached"
+)
+
+// Valid indicates whether the value is a known member of the NotifyEventType enum.
+func (e NotifyEventType) Valid() bool {
+	switch e {
+	case Asterisk:
+		return true
+	case CreditNoteCreated:
+		return true
+	case InvoiceFinalized:
+		return true
+	case InvoiceOverdue:
+		return true
+	case InvoicePaid:
+		return true
+	case InvoiceVoided:
+		return true
+	case UsageThresholdReached:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NotifyMetric.
+const (
+	NotifyMetricAmount   NotifyMetric = "amount"
+	NotifyMetricMessages NotifyMetric = "messages"
+)
+
+// Valid indicates whether the value is a known member of the NotifyMetric enum.
+func (e NotifyMetric) Valid() bool {
+	switch e {
+	case NotifyMetricAmount:
+		return true
+	case NotifyMetricMessages:
 		return true
 	default:
 		return false
@@ -466,16 +541,16 @@ func (e GetReportsRevenueParamsFormat) Valid() bool {
 
 // Defines values for GetReportsTopCustomersParamsBy.
 const (
-	Amount   GetReportsTopCustomersParamsBy = "amount"
-	Quantity GetReportsTopCustomersParamsBy = "quantity"
+	GetReportsTopCustomersParamsByAmount   GetReportsTopCustomersParamsBy = "amount"
+	GetReportsTopCustomersParamsByQuantity GetReportsTopCustomersParamsBy = "quantity"
 )
 
 // Valid indicates whether the value is a known member of the GetReportsTopCustomersParamsBy enum.
 func (e GetReportsTopCustomersParamsBy) Valid() bool {
 	switch e {
-	case Amount:
+	case GetReportsTopCustomersParamsByAmount:
 		return true
-	case Quantity:
+	case GetReportsTopCustomersParamsByQuantity:
 		return true
 	default:
 		return false
@@ -972,6 +1047,207 @@ type MeteringUsageRow struct {
 
 // MeteringWindow defines model for MeteringWindow.
 type MeteringWindow string
+
+// NotifyAlert Alert fires usage.threshold_reached once per calendar month (UTC), the first time the customer's month-to-date usage or bill reaches its threshold.
+type NotifyAlert struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// Currency Currency is the customer's, for amount alerts.
+	Currency   *string    `json:"currency,omitempty"`
+	CustomerId string     `json:"customer_id"`
+	FiredAt    *time.Time `json:"fired_at,omitempty"`
+
+	// FiredPeriod FiredPeriod is the last month it fired, FiredAt when.
+	FiredPeriod *string      `json:"fired_period,omitempty"`
+	Id          string       `json:"id"`
+	Metric      NotifyMetric `json:"metric"`
+
+	// Threshold Threshold is a number of messages (a whole number) or an amount in
+	// Currency.
+	Threshold string `json:"threshold"`
+}
+
+// NotifyAlertList defines model for NotifyAlertList.
+type NotifyAlertList struct {
+	Data       []NotifyAlert `json:"data"`
+	NextCursor string        `json:"next_cursor"`
+}
+
+// NotifyAttempt Attempt is one try of a delivery, as the delivery log shows it.
+type NotifyAttempt struct {
+	At         time.Time `json:"at"`
+	Attempt    int       `json:"attempt"`
+	DurationMs int64     `json:"duration_ms"`
+
+	// Error Error says why the attempt failed (empty when it succeeded).
+	Error *string `json:"error,omitempty"`
+
+	// Response Response is the start of the receiver's answer (at most 2 KiB).
+	Response *string `json:"response,omitempty"`
+
+	// StatusCode StatusCode is the receiver's HTTP status (0: no answer).
+	StatusCode *int `json:"status_code,omitempty"`
+}
+
+// NotifyCreatedEndpoint CreatedEndpoint is an endpoint with its signing secret, which is shown in this answer only (creation and rotation).
+type NotifyCreatedEndpoint struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// CustomerId CustomerID is the customer whose events it receives ("" or absent:
+	// every customer's; admin keys only).
+	CustomerId  *string `json:"customer_id,omitempty"`
+	Description *string `json:"description,omitempty"`
+
+	// Enabled Enabled endpoints receive events; a disabled one receives no new
+	// event and its pending deliveries wait (paused) until it is enabled.
+	Enabled    bool              `json:"enabled"`
+	EventTypes []NotifyEventType `json:"event_types"`
+	Id         string            `json:"id"`
+
+	// PreviousSecretExpiresAt PreviousSecretExpiresAt is set after a rotation: until then
+	// requests carry a second signature made with the previous secret.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
+
+	// Secret Secret signs every request to the endpoint (the Postage-Signature
+	// header): keep it with the receiver; it is not shown again.
+	Secret    string    `json:"secret"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Url       string    `json:"url"`
+}
+
+// NotifyDelivery Delivery is one event on its way to one endpoint.
+type NotifyDelivery struct {
+	// Attempts Attempts counts the attempts made (a process that died during an
+	// attempt counts it too).
+	Attempts       int             `json:"attempts"`
+	CreatedAt      time.Time       `json:"created_at"`
+	CustomerId     string          `json:"customer_id"`
+	EndpointId     string          `json:"endpoint_id"`
+	EventId        string          `json:"event_id"`
+	EventType      NotifyEventType `json:"event_type"`
+	Id             int64           `json:"id"`
+	LastAttemptAt  *time.Time      `json:"last_attempt_at,omitempty"`
+	LastError      *string         `json:"last_error,omitempty"`
+	LastStatusCode *int            `json:"last_status_code,omitempty"`
+
+	// NextAttemptAt NextAttemptAt is when it is tried next (pending only).
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+
+	// RetryUntil RetryUntil is when a pending delivery stops being retried and fails.
+	RetryUntil time.Time            `json:"retry_until"`
+	Status     NotifyDeliveryStatus `json:"status"`
+}
+
+// NotifyDeliveryDetail DeliveryDetail is a delivery with its attempts, oldest first.
+type NotifyDeliveryDetail struct {
+	AttemptLog []NotifyAttempt `json:"attempt_log"`
+
+	// Attempts Attempts counts the attempts made (a process that died during an
+	// attempt counts it too).
+	Attempts       int             `json:"attempts"`
+	CreatedAt      time.Time       `json:"created_at"`
+	CustomerId     string          `json:"customer_id"`
+	EndpointId     string          `json:"endpoint_id"`
+	EventId        string          `json:"event_id"`
+	EventType      NotifyEventType `json:"event_type"`
+	Id             int64           `json:"id"`
+	LastAttemptAt  *time.Time      `json:"last_attempt_at,omitempty"`
+	LastError      *string         `json:"last_error,omitempty"`
+	LastStatusCode *int            `json:"last_status_code,omitempty"`
+
+	// NextAttemptAt NextAttemptAt is when it is tried next (pending only).
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+
+	// RetryUntil RetryUntil is when a pending delivery stops being retried and fails.
+	RetryUntil time.Time            `json:"retry_until"`
+	Status     NotifyDeliveryStatus `json:"status"`
+}
+
+// NotifyDeliveryList defines model for NotifyDeliveryList.
+type NotifyDeliveryList struct {
+	Data       []NotifyDelivery `json:"data"`
+	NextCursor string           `json:"next_cursor"`
+}
+
+// NotifyDeliveryStatus defines model for NotifyDeliveryStatus.
+type NotifyDeliveryStatus string
+
+// NotifyEndpoint Endpoint is a URL that receives events.
+type NotifyEndpoint struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// CustomerId CustomerID is the customer whose events it receives ("" or absent:
+	// every customer's; admin keys only).
+	CustomerId  *string `json:"customer_id,omitempty"`
+	Description *string `json:"description,omitempty"`
+
+	// Enabled Enabled endpoints receive events; a disabled one receives no new
+	// event and its pending deliveries wait (paused) until it is enabled.
+	Enabled    bool              `json:"enabled"`
+	EventTypes []NotifyEventType `json:"event_types"`
+	Id         string            `json:"id"`
+
+	// PreviousSecretExpiresAt PreviousSecretExpiresAt is set after a rotation: until then
+	// requests carry a second signature made with the previous secret.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
+	UpdatedAt               time.Time  `json:"updated_at"`
+	Url                     string     `json:"url"`
+}
+
+// NotifyEndpointList defines model for NotifyEndpointList.
+type NotifyEndpointList struct {
+	Data       []NotifyEndpoint `json:"data"`
+	NextCursor string           `json:"next_cursor"`
+}
+
+// NotifyEndpointUpdate EndpointUpdate changes the given fields of an endpoint.
+type NotifyEndpointUpdate struct {
+	Description *string `json:"description,omitempty"`
+
+	// Enabled Enabled disables (false) or enables (true) the endpoint.
+	Enabled    *bool              `json:"enabled,omitempty"`
+	EventTypes *[]NotifyEventType `json:"event_types,omitempty"`
+	Url        *string            `json:"url,omitempty"`
+}
+
+// NotifyEventType defines model for NotifyEventType.
+type NotifyEventType string
+
+// NotifyMetric defines model for NotifyMetric.
+type NotifyMetric string
+
+// NotifyNewAlert NewAlert is the request that sets an alert.
+type NotifyNewAlert struct {
+	Metric NotifyMetric `json:"metric"`
+
+	// Threshold Threshold is a positive whole number of messages, or an amount in
+	// the customer's currency with at most its minor-unit decimals.
+	Threshold string `json:"threshold"`
+}
+
+// NotifyNewEndpoint NewEndpoint is the request that registers an endpoint.
+type NotifyNewEndpoint struct {
+	// CustomerId CustomerID is the customer whose events it receives; empty for
+	// every customer's (admin keys only). A customer key may only name
+	// its own customer (it is the default for it).
+	CustomerId  *string `json:"customer_id,omitempty"`
+	Description *string `json:"description,omitempty"`
+
+	// EventTypes EventTypes are the types it receives; "*" is every type.
+	EventTypes []NotifyEventType `json:"event_types"`
+
+	// Url URL is where events are posted: https, or http to a loopback
+	// address allowed by notify.allow_networks (docs/NOTIFICATIONS.md).
+	Url string `json:"url"`
+}
+
+// NotifyRotateRequest RotateRequest is the request that rotates an endpoint's secret.
+type NotifyRotateRequest struct {
+	// PreviousSecretValidFor PreviousSecretValidFor is how long requests keep a second signature
+	// made with the previous secret, as a duration ("24h", the default;
+	// "0s": the old secret stops at once; at most 168h).
+	PreviousSecretValidFor *string `json:"previous_secret_valid_for,omitempty"`
+}
 
 // PhoneNumberRequest PhoneNumberRequest is the body of POST /api/v1/customers/{id}/phone_numbers.
 type PhoneNumberRequest struct {
@@ -1901,6 +2177,30 @@ type GetUsageSummaryParams struct {
 // GetUsageSummaryParamsFormat defines parameters for GetUsageSummary.
 type GetUsageSummaryParamsFormat string
 
+// GetWebhookEndpointsParams defines parameters for GetWebhookEndpoints.
+type GetWebhookEndpointsParams struct {
+	// Customer only this customer's endpoints
+	Customer *string `form:"customer,omitempty" json:"customer,omitempty"`
+
+	// Limit page size, 1-1000 (default 100)
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor next_cursor of the previous page
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// GetWebhookEndpointsEndpointIdDeliveriesParams defines parameters for GetWebhookEndpointsEndpointIdDeliveries.
+type GetWebhookEndpointsEndpointIdDeliveriesParams struct {
+	// Status pending, succeeded, failed or paused
+	Status *NotifyDeliveryStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// Limit page size, 1-1000 (default 100)
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor next_cursor of the previous page
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
 // GetWebhooksWhatsappParams defines parameters for GetWebhooksWhatsapp.
 type GetWebhooksWhatsappParams struct {
 	HubMode        string `form:"hub.mode" json:"hub.mode"`
@@ -1922,6 +2222,9 @@ type PostCustomersJSONRequestBody = BillingCustomer
 
 // PatchCustomersIdJSONRequestBody defines body for PatchCustomersId for application/json ContentType.
 type PatchCustomersIdJSONRequestBody = BillingCustomerUpdate
+
+// PostCustomersIdAlertsJSONRequestBody defines body for PostCustomersIdAlerts for application/json ContentType.
+type PostCustomersIdAlertsJSONRequestBody = NotifyNewAlert
 
 // PutCustomersIdOverridesJSONRequestBody defines body for PutCustomersIdOverrides for application/json ContentType.
 type PutCustomersIdOverridesJSONRequestBody = PricingOverrides
@@ -1964,6 +2267,15 @@ type PostRatecardsCardIdVersionsNumberActivateJSONRequestBody = ActivationReques
 
 // PostSimulationsJSONRequestBody defines body for PostSimulations for application/json ContentType.
 type PostSimulationsJSONRequestBody = ReportsSimulationRequest
+
+// PostWebhookEndpointsJSONRequestBody defines body for PostWebhookEndpoints for application/json ContentType.
+type PostWebhookEndpointsJSONRequestBody = NotifyNewEndpoint
+
+// PatchWebhookEndpointsEndpointIdJSONRequestBody defines body for PatchWebhookEndpointsEndpointId for application/json ContentType.
+type PatchWebhookEndpointsEndpointIdJSONRequestBody = NotifyEndpointUpdate
+
+// PostWebhookEndpointsEndpointIdRotateSecretJSONRequestBody defines body for PostWebhookEndpointsEndpointIdRotateSecret for application/json ContentType.
+type PostWebhookEndpointsEndpointIdRotateSecretJSONRequestBody = NotifyRotateRequest
 
 // PostWebhooksWhatsappJSONRequestBody defines body for PostWebhooksWhatsapp for application/json ContentType.
 type PostWebhooksWhatsappJSONRequestBody = WhatsAppWebhook
@@ -2361,6 +2673,38 @@ type ClientInterface interface {
 	//
 	// Corresponds with PATCH /api/v1/customers/{id} (the `PatchCustomersId` operationId).
 	PatchCustomersId(ctx context.Context, id string, body PatchCustomersIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetCustomersIdAlerts A customer's usage alerts, with the month each last fired.
+	//
+	// Roles: admin, customer.
+	//
+	// Corresponds with GET /api/v1/customers/{id}/alerts (the `GetCustomersIdAlerts` operationId).
+	GetCustomersIdAlerts(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostCustomersIdAlertsWithBody Set an alert on the customer's month-to-date messages or bill: usage.threshold_reached fires once per month when it is reached.
+	//
+	// Roles: admin, customer.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/customers/{id}/alerts (the `PostCustomersIdAlerts` operationId).
+	PostCustomersIdAlertsWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostCustomersIdAlerts Set an alert on the customer's month-to-date messages or bill: usage.threshold_reached fires once per month when it is reached.
+	//
+	// Roles: admin, customer.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/customers/{id}/alerts (the `PostCustomersIdAlerts` operationId).
+	PostCustomersIdAlerts(ctx context.Context, id string, body PostCustomersIdAlertsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteCustomersIdAlertsAlertId Delete a usage alert.
+	//
+	// Roles: admin, customer.
+	//
+	// Corresponds with DELETE /api/v1/customers/{id}/alerts/{alert_id} (the `DeleteCustomersIdAlertsAlertId` operationId).
+	DeleteCustomersIdAlertsAlertId(ctx context.Context, id string, alertId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetCustomersIdInvoices A customer's invoices (customer keys: their own, finalized and void only).
 	//
@@ -2794,6 +3138,102 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/usage/summary (the `GetUsageSummary` operationId).
 	GetUsageSummary(ctx context.Context, params *GetUsageSummaryParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetWebhookDeliveriesDeliveryId A delivery with its attempt log (status code, duration, error and the start of each answer).
+	//
+	// Roles: admin, customer.
+	//
+	// Corresponds with GET /api/v1/webhook-deliveries/{delivery_id} (the `GetWebhookDeliveriesDeliveryId` operationId).
+	GetWebhookDeliveriesDeliveryId(ctx context.Context, deliveryId int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostWebhookDeliveriesDeliveryIdResend Send a delivery again, whatever its status: it is due now, with a new three-day retry window (409 while its endpoint is disabled).
+	//
+	// Roles: admin, customer.
+	//
+	// Corresponds with POST /api/v1/webhook-deliveries/{delivery_id}/resend (the `PostWebhookDeliveriesDeliveryIdResend` operationId).
+	PostWebhookDeliveriesDeliveryIdResend(ctx context.Context, deliveryId int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetWebhookEndpoints List webhook endpoints by id (customer keys: their own).
+	//
+	// Roles: admin, customer.
+	//
+	// Corresponds with GET /api/v1/webhook-endpoints (the `GetWebhookEndpoints` operationId).
+	GetWebhookEndpoints(ctx context.Context, params *GetWebhookEndpointsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostWebhookEndpointsWithBody Register an endpoint for a customer's events (customer keys: their own) or, admin only, every customer's; the answer holds its signing secret, shown only this once.
+	//
+	// Roles: admin, customer.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/webhook-endpoints (the `PostWebhookEndpoints` operationId).
+	PostWebhookEndpointsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostWebhookEndpoints Register an endpoint for a customer's events (customer keys: their own) or, admin only, every customer's; the answer holds its signing secret, shown only this once.
+	//
+	// Roles: admin, customer.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/webhook-endpoints (the `PostWebhookEndpoints` operationId).
+	PostWebhookEndpoints(ctx context.Context, body PostWebhookEndpointsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteWebhookEndpointsEndpointId Delete a webhook endpoint and its deliveries.
+	//
+	// Roles: admin, customer.
+	//
+	// Corresponds with DELETE /api/v1/webhook-endpoints/{endpoint_id} (the `DeleteWebhookEndpointsEndpointId` operationId).
+	DeleteWebhookEndpointsEndpointId(ctx context.Context, endpointId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetWebhookEndpointsEndpointId Get a webhook endpoint (never its secret).
+	//
+	// Roles: admin, customer.
+	//
+	// Corresponds with GET /api/v1/webhook-endpoints/{endpoint_id} (the `GetWebhookEndpointsEndpointId` operationId).
+	GetWebhookEndpointsEndpointId(ctx context.Context, endpointId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PatchWebhookEndpointsEndpointIdWithBody Change an endpoint's URL, description or event types, or disable it (its pending deliveries pause) and enable it (they are sent).
+	//
+	// Roles: admin, customer.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /api/v1/webhook-endpoints/{endpoint_id} (the `PatchWebhookEndpointsEndpointId` operationId).
+	PatchWebhookEndpointsEndpointIdWithBody(ctx context.Context, endpointId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PatchWebhookEndpointsEndpointId Change an endpoint's URL, description or event types, or disable it (its pending deliveries pause) and enable it (they are sent).
+	//
+	// Roles: admin, customer.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /api/v1/webhook-endpoints/{endpoint_id} (the `PatchWebhookEndpointsEndpointId` operationId).
+	PatchWebhookEndpointsEndpointId(ctx context.Context, endpointId string, body PatchWebhookEndpointsEndpointIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetWebhookEndpointsEndpointIdDeliveries An endpoint's deliveries, newest first, with their status and last attempt.
+	//
+	// Roles: admin, customer.
+	//
+	// Corresponds with GET /api/v1/webhook-endpoints/{endpoint_id}/deliveries (the `GetWebhookEndpointsEndpointIdDeliveries` operationId).
+	GetWebhookEndpointsEndpointIdDeliveries(ctx context.Context, endpointId string, params *GetWebhookEndpointsEndpointIdDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostWebhookEndpointsEndpointIdRotateSecretWithBody Give an endpoint a new signing secret, shown only in this answer; the old one keeps signing (a second v1 signature) for previous_secret_valid_for (default 24h).
+	//
+	// Roles: admin, customer.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/webhook-endpoints/{endpoint_id}/rotate-secret (the `PostWebhookEndpointsEndpointIdRotateSecret` operationId).
+	PostWebhookEndpointsEndpointIdRotateSecretWithBody(ctx context.Context, endpointId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostWebhookEndpointsEndpointIdRotateSecret Give an endpoint a new signing secret, shown only in this answer; the old one keeps signing (a second v1 signature) for previous_secret_valid_for (default 24h).
+	//
+	// Roles: admin, customer.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/webhook-endpoints/{endpoint_id}/rotate-secret (the `PostWebhookEndpointsEndpointIdRotateSecret` operationId).
+	PostWebhookEndpointsEndpointIdRotateSecret(ctx context.Context, endpointId string, body PostWebhookEndpointsEndpointIdRotateSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetWebhooksWhatsapp WhatsApp webhook verification handshake: echoes hub.challenge when hub.verify_token matches.
 	//
 	// Corresponds with GET /api/v1/webhooks/whatsapp (the `GetWebhooksWhatsapp` operationId).
@@ -3003,6 +3443,78 @@ func (c *Client) PatchCustomersIdWithBody(ctx context.Context, id string, conten
 // Corresponds with PATCH /api/v1/customers/{id} (the `PatchCustomersId` operationId).
 func (c *Client) PatchCustomersId(ctx context.Context, id string, body PatchCustomersIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPatchCustomersIdRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCustomersIdAlerts A customer's usage alerts, with the month each last fired.
+//
+// Roles: admin, customer.
+//
+// Corresponds with GET /api/v1/customers/{id}/alerts (the `GetCustomersIdAlerts` operationId).
+func (c *Client) GetCustomersIdAlerts(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCustomersIdAlertsRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostCustomersIdAlertsWithBody Set an alert on the customer's month-to-date messages or bill: usage.threshold_reached fires once per month when it is reached.
+//
+// Roles: admin, customer.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/customers/{id}/alerts (the `PostCustomersIdAlerts` operationId).
+func (c *Client) PostCustomersIdAlertsWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostCustomersIdAlertsRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostCustomersIdAlerts Set an alert on the customer's month-to-date messages or bill: usage.threshold_reached fires once per month when it is reached.
+//
+// Roles: admin, customer.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/customers/{id}/alerts (the `PostCustomersIdAlerts` operationId).
+func (c *Client) PostCustomersIdAlerts(ctx context.Context, id string, body PostCustomersIdAlertsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostCustomersIdAlertsRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteCustomersIdAlertsAlertId Delete a usage alert.
+//
+// Roles: admin, customer.
+//
+// Corresponds with DELETE /api/v1/customers/{id}/alerts/{alert_id} (the `DeleteCustomersIdAlertsAlertId` operationId).
+func (c *Client) DeleteCustomersIdAlertsAlertId(ctx context.Context, id string, alertId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteCustomersIdAlertsAlertIdRequest(c.Server, id, alertId)
 	if err != nil {
 		return nil, err
 	}
@@ -3985,6 +4497,222 @@ func (c *Client) GetUsageSummary(ctx context.Context, params *GetUsageSummaryPar
 	return c.Client.Do(req)
 }
 
+// GetWebhookDeliveriesDeliveryId A delivery with its attempt log (status code, duration, error and the start of each answer).
+//
+// Roles: admin, customer.
+//
+// Corresponds with GET /api/v1/webhook-deliveries/{delivery_id} (the `GetWebhookDeliveriesDeliveryId` operationId).
+func (c *Client) GetWebhookDeliveriesDeliveryId(ctx context.Context, deliveryId int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWebhookDeliveriesDeliveryIdRequest(c.Server, deliveryId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostWebhookDeliveriesDeliveryIdResend Send a delivery again, whatever its status: it is due now, with a new three-day retry window (409 while its endpoint is disabled).
+//
+// Roles: admin, customer.
+//
+// Corresponds with POST /api/v1/webhook-deliveries/{delivery_id}/resend (the `PostWebhookDeliveriesDeliveryIdResend` operationId).
+func (c *Client) PostWebhookDeliveriesDeliveryIdResend(ctx context.Context, deliveryId int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostWebhookDeliveriesDeliveryIdResendRequest(c.Server, deliveryId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetWebhookEndpoints List webhook endpoints by id (customer keys: their own).
+//
+// Roles: admin, customer.
+//
+// Corresponds with GET /api/v1/webhook-endpoints (the `GetWebhookEndpoints` operationId).
+func (c *Client) GetWebhookEndpoints(ctx context.Context, params *GetWebhookEndpointsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWebhookEndpointsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostWebhookEndpointsWithBody Register an endpoint for a customer's events (customer keys: their own) or, admin only, every customer's; the answer holds its signing secret, shown only this once.
+//
+// Roles: admin, customer.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/webhook-endpoints (the `PostWebhookEndpoints` operationId).
+func (c *Client) PostWebhookEndpointsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostWebhookEndpointsRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostWebhookEndpoints Register an endpoint for a customer's events (customer keys: their own) or, admin only, every customer's; the answer holds its signing secret, shown only this once.
+//
+// Roles: admin, customer.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/webhook-endpoints (the `PostWebhookEndpoints` operationId).
+func (c *Client) PostWebhookEndpoints(ctx context.Context, body PostWebhookEndpointsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostWebhookEndpointsRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteWebhookEndpointsEndpointId Delete a webhook endpoint and its deliveries.
+//
+// Roles: admin, customer.
+//
+// Corresponds with DELETE /api/v1/webhook-endpoints/{endpoint_id} (the `DeleteWebhookEndpointsEndpointId` operationId).
+func (c *Client) DeleteWebhookEndpointsEndpointId(ctx context.Context, endpointId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteWebhookEndpointsEndpointIdRequest(c.Server, endpointId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetWebhookEndpointsEndpointId Get a webhook endpoint (never its secret).
+//
+// Roles: admin, customer.
+//
+// Corresponds with GET /api/v1/webhook-endpoints/{endpoint_id} (the `GetWebhookEndpointsEndpointId` operationId).
+func (c *Client) GetWebhookEndpointsEndpointId(ctx context.Context, endpointId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWebhookEndpointsEndpointIdRequest(c.Server, endpointId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PatchWebhookEndpointsEndpointIdWithBody Change an endpoint's URL, description or event types, or disable it (its pending deliveries pause) and enable it (they are sent).
+//
+// Roles: admin, customer.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /api/v1/webhook-endpoints/{endpoint_id} (the `PatchWebhookEndpointsEndpointId` operationId).
+func (c *Client) PatchWebhookEndpointsEndpointIdWithBody(ctx context.Context, endpointId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPatchWebhookEndpointsEndpointIdRequestWithBody(c.Server, endpointId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PatchWebhookEndpointsEndpointId Change an endpoint's URL, description or event types, or disable it (its pending deliveries pause) and enable it (they are sent).
+//
+// Roles: admin, customer.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /api/v1/webhook-endpoints/{endpoint_id} (the `PatchWebhookEndpointsEndpointId` operationId).
+func (c *Client) PatchWebhookEndpointsEndpointId(ctx context.Context, endpointId string, body PatchWebhookEndpointsEndpointIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPatchWebhookEndpointsEndpointIdRequest(c.Server, endpointId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetWebhookEndpointsEndpointIdDeliveries An endpoint's deliveries, newest first, with their status and last attempt.
+//
+// Roles: admin, customer.
+//
+// Corresponds with GET /api/v1/webhook-endpoints/{endpoint_id}/deliveries (the `GetWebhookEndpointsEndpointIdDeliveries` operationId).
+func (c *Client) GetWebhookEndpointsEndpointIdDeliveries(ctx context.Context, endpointId string, params *GetWebhookEndpointsEndpointIdDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWebhookEndpointsEndpointIdDeliveriesRequest(c.Server, endpointId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostWebhookEndpointsEndpointIdRotateSecretWithBody Give an endpoint a new signing secret, shown only in this answer; the old one keeps signing (a second v1 signature) for previous_secret_valid_for (default 24h).
+//
+// Roles: admin, customer.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/webhook-endpoints/{endpoint_id}/rotate-secret (the `PostWebhookEndpointsEndpointIdRotateSecret` operationId).
+func (c *Client) PostWebhookEndpointsEndpointIdRotateSecretWithBody(ctx context.Context, endpointId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostWebhookEndpointsEndpointIdRotateSecretRequestWithBody(c.Server, endpointId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostWebhookEndpointsEndpointIdRotateSecret Give an endpoint a new signing secret, shown only in this answer; the old one keeps signing (a second v1 signature) for previous_secret_valid_for (default 24h).
+//
+// Roles: admin, customer.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/webhook-endpoints/{endpoint_id}/rotate-secret (the `PostWebhookEndpointsEndpointIdRotateSecret` operationId).
+func (c *Client) PostWebhookEndpointsEndpointIdRotateSecret(ctx context.Context, endpointId string, body PostWebhookEndpointsEndpointIdRotateSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostWebhookEndpointsEndpointIdRotateSecretRequest(c.Server, endpointId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetWebhooksWhatsapp WhatsApp webhook verification handshake: echoes hub.challenge when hub.verify_token matches.
 //
 // Corresponds with GET /api/v1/webhooks/whatsapp (the `GetWebhooksWhatsapp` operationId).
@@ -4365,6 +5093,128 @@ func NewPatchCustomersIdRequestWithBody(server string, id string, contentType st
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetCustomersIdAlertsRequest constructs an http.Request for the GetCustomersIdAlerts method
+func NewGetCustomersIdAlertsRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/customers/%s/alerts", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPostCustomersIdAlertsRequest calls the generic PostCustomersIdAlerts builder with application/json body
+func NewPostCustomersIdAlertsRequest(server string, id string, body PostCustomersIdAlertsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostCustomersIdAlertsRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewPostCustomersIdAlertsRequestWithBody constructs an http.Request for the PostCustomersIdAlerts method, with any body, and a specified content type
+func NewPostCustomersIdAlertsRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/customers/%s/alerts", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteCustomersIdAlertsAlertIdRequest constructs an http.Request for the DeleteCustomersIdAlertsAlertId method
+func NewDeleteCustomersIdAlertsAlertIdRequest(server string, id string, alertId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "alert_id", alertId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/customers/%s/alerts/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -6709,6 +7559,439 @@ func NewGetUsageSummaryRequest(server string, params *GetUsageSummaryParams) (*h
 	return req, nil
 }
 
+// NewGetWebhookDeliveriesDeliveryIdRequest constructs an http.Request for the GetWebhookDeliveriesDeliveryId method
+func NewGetWebhookDeliveriesDeliveryIdRequest(server string, deliveryId int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "delivery_id", deliveryId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/webhook-deliveries/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPostWebhookDeliveriesDeliveryIdResendRequest constructs an http.Request for the PostWebhookDeliveriesDeliveryIdResend method
+func NewPostWebhookDeliveriesDeliveryIdResendRequest(server string, deliveryId int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "delivery_id", deliveryId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/webhook-deliveries/%s/resend", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetWebhookEndpointsRequest constructs an http.Request for the GetWebhookEndpoints method
+func NewGetWebhookEndpointsRequest(server string, params *GetWebhookEndpointsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/webhook-endpoints")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Customer != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "customer", *params.Customer, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPostWebhookEndpointsRequest calls the generic PostWebhookEndpoints builder with application/json body
+func NewPostWebhookEndpointsRequest(server string, body PostWebhookEndpointsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostWebhookEndpointsRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPostWebhookEndpointsRequestWithBody constructs an http.Request for the PostWebhookEndpoints method, with any body, and a specified content type
+func NewPostWebhookEndpointsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/webhook-endpoints")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteWebhookEndpointsEndpointIdRequest constructs an http.Request for the DeleteWebhookEndpointsEndpointId method
+func NewDeleteWebhookEndpointsEndpointIdRequest(server string, endpointId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "endpoint_id", endpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/webhook-endpoints/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetWebhookEndpointsEndpointIdRequest constructs an http.Request for the GetWebhookEndpointsEndpointId method
+func NewGetWebhookEndpointsEndpointIdRequest(server string, endpointId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "endpoint_id", endpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/webhook-endpoints/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPatchWebhookEndpointsEndpointIdRequest calls the generic PatchWebhookEndpointsEndpointId builder with application/json body
+func NewPatchWebhookEndpointsEndpointIdRequest(server string, endpointId string, body PatchWebhookEndpointsEndpointIdJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPatchWebhookEndpointsEndpointIdRequestWithBody(server, endpointId, "application/json", bodyReader)
+}
+
+// NewPatchWebhookEndpointsEndpointIdRequestWithBody constructs an http.Request for the PatchWebhookEndpointsEndpointId method, with any body, and a specified content type
+func NewPatchWebhookEndpointsEndpointIdRequestWithBody(server string, endpointId string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "endpoint_id", endpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/webhook-endpoints/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetWebhookEndpointsEndpointIdDeliveriesRequest constructs an http.Request for the GetWebhookEndpointsEndpointIdDeliveries method
+func NewGetWebhookEndpointsEndpointIdDeliveriesRequest(server string, endpointId string, params *GetWebhookEndpointsEndpointIdDeliveriesParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "endpoint_id", endpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/webhook-endpoints/%s/deliveries", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPostWebhookEndpointsEndpointIdRotateSecretRequest calls the generic PostWebhookEndpointsEndpointIdRotateSecret builder with application/json body
+func NewPostWebhookEndpointsEndpointIdRotateSecretRequest(server string, endpointId string, body PostWebhookEndpointsEndpointIdRotateSecretJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostWebhookEndpointsEndpointIdRotateSecretRequestWithBody(server, endpointId, "application/json", bodyReader)
+}
+
+// NewPostWebhookEndpointsEndpointIdRotateSecretRequestWithBody constructs an http.Request for the PostWebhookEndpointsEndpointIdRotateSecret method, with any body, and a specified content type
+func NewPostWebhookEndpointsEndpointIdRotateSecretRequestWithBody(server string, endpointId string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "endpoint_id", endpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/webhook-endpoints/%s/rotate-secret", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewGetWebhooksWhatsappRequest constructs an http.Request for the GetWebhooksWhatsapp method
 func NewGetWebhooksWhatsappRequest(server string, params *GetWebhooksWhatsappParams) (*http.Request, error) {
 	var err error
@@ -7042,6 +8325,42 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /api/v1/customers/{id} (the `PatchCustomersId` operationId).
 	PatchCustomersIdWithResponse(ctx context.Context, id string, body PatchCustomersIdJSONRequestBody, reqEditors ...RequestEditorFn) (*PatchCustomersIdResponse, error)
+
+	// GetCustomersIdAlertsWithResponse A customer's usage alerts, with the month each last fired.
+	//
+	// Roles: admin, customer.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/customers/{id}/alerts (the `GetCustomersIdAlerts` operationId).
+	GetCustomersIdAlertsWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetCustomersIdAlertsResponse, error)
+
+	// PostCustomersIdAlertsWithBodyWithResponse Set an alert on the customer's month-to-date messages or bill: usage.threshold_reached fires once per month when it is reached.
+	//
+	// Roles: admin, customer.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/customers/{id}/alerts (the `PostCustomersIdAlerts` operationId).
+	PostCustomersIdAlertsWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostCustomersIdAlertsResponse, error)
+
+	// PostCustomersIdAlertsWithResponse Set an alert on the customer's month-to-date messages or bill: usage.threshold_reached fires once per month when it is reached.
+	//
+	// Roles: admin, customer.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/customers/{id}/alerts (the `PostCustomersIdAlerts` operationId).
+	PostCustomersIdAlertsWithResponse(ctx context.Context, id string, body PostCustomersIdAlertsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostCustomersIdAlertsResponse, error)
+
+	// DeleteCustomersIdAlertsAlertIdWithResponse Delete a usage alert.
+	//
+	// Roles: admin, customer.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/v1/customers/{id}/alerts/{alert_id} (the `DeleteCustomersIdAlertsAlertId` operationId).
+	DeleteCustomersIdAlertsAlertIdWithResponse(ctx context.Context, id string, alertId string, reqEditors ...RequestEditorFn) (*DeleteCustomersIdAlertsAlertIdResponse, error)
 
 	// GetCustomersIdInvoicesWithResponse A customer's invoices (customer keys: their own, finalized and void only).
 	//
@@ -7528,6 +8847,114 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/v1/usage/summary (the `GetUsageSummary` operationId).
 	GetUsageSummaryWithResponse(ctx context.Context, params *GetUsageSummaryParams, reqEditors ...RequestEditorFn) (*GetUsageSummaryResponse, error)
+
+	// GetWebhookDeliveriesDeliveryIdWithResponse A delivery with its attempt log (status code, duration, error and the start of each answer).
+	//
+	// Roles: admin, customer.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/webhook-deliveries/{delivery_id} (the `GetWebhookDeliveriesDeliveryId` operationId).
+	GetWebhookDeliveriesDeliveryIdWithResponse(ctx context.Context, deliveryId int64, reqEditors ...RequestEditorFn) (*GetWebhookDeliveriesDeliveryIdResponse, error)
+
+	// PostWebhookDeliveriesDeliveryIdResendWithResponse Send a delivery again, whatever its status: it is due now, with a new three-day retry window (409 while its endpoint is disabled).
+	//
+	// Roles: admin, customer.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/webhook-deliveries/{delivery_id}/resend (the `PostWebhookDeliveriesDeliveryIdResend` operationId).
+	PostWebhookDeliveriesDeliveryIdResendWithResponse(ctx context.Context, deliveryId int64, reqEditors ...RequestEditorFn) (*PostWebhookDeliveriesDeliveryIdResendResponse, error)
+
+	// GetWebhookEndpointsWithResponse List webhook endpoints by id (customer keys: their own).
+	//
+	// Roles: admin, customer.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/webhook-endpoints (the `GetWebhookEndpoints` operationId).
+	GetWebhookEndpointsWithResponse(ctx context.Context, params *GetWebhookEndpointsParams, reqEditors ...RequestEditorFn) (*GetWebhookEndpointsResponse, error)
+
+	// PostWebhookEndpointsWithBodyWithResponse Register an endpoint for a customer's events (customer keys: their own) or, admin only, every customer's; the answer holds its signing secret, shown only this once.
+	//
+	// Roles: admin, customer.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/webhook-endpoints (the `PostWebhookEndpoints` operationId).
+	PostWebhookEndpointsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostWebhookEndpointsResponse, error)
+
+	// PostWebhookEndpointsWithResponse Register an endpoint for a customer's events (customer keys: their own) or, admin only, every customer's; the answer holds its signing secret, shown only this once.
+	//
+	// Roles: admin, customer.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/webhook-endpoints (the `PostWebhookEndpoints` operationId).
+	PostWebhookEndpointsWithResponse(ctx context.Context, body PostWebhookEndpointsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostWebhookEndpointsResponse, error)
+
+	// DeleteWebhookEndpointsEndpointIdWithResponse Delete a webhook endpoint and its deliveries.
+	//
+	// Roles: admin, customer.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/v1/webhook-endpoints/{endpoint_id} (the `DeleteWebhookEndpointsEndpointId` operationId).
+	DeleteWebhookEndpointsEndpointIdWithResponse(ctx context.Context, endpointId string, reqEditors ...RequestEditorFn) (*DeleteWebhookEndpointsEndpointIdResponse, error)
+
+	// GetWebhookEndpointsEndpointIdWithResponse Get a webhook endpoint (never its secret).
+	//
+	// Roles: admin, customer.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/webhook-endpoints/{endpoint_id} (the `GetWebhookEndpointsEndpointId` operationId).
+	GetWebhookEndpointsEndpointIdWithResponse(ctx context.Context, endpointId string, reqEditors ...RequestEditorFn) (*GetWebhookEndpointsEndpointIdResponse, error)
+
+	// PatchWebhookEndpointsEndpointIdWithBodyWithResponse Change an endpoint's URL, description or event types, or disable it (its pending deliveries pause) and enable it (they are sent).
+	//
+	// Roles: admin, customer.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /api/v1/webhook-endpoints/{endpoint_id} (the `PatchWebhookEndpointsEndpointId` operationId).
+	PatchWebhookEndpointsEndpointIdWithBodyWithResponse(ctx context.Context, endpointId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PatchWebhookEndpointsEndpointIdResponse, error)
+
+	// PatchWebhookEndpointsEndpointIdWithResponse Change an endpoint's URL, description or event types, or disable it (its pending deliveries pause) and enable it (they are sent).
+	//
+	// Roles: admin, customer.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /api/v1/webhook-endpoints/{endpoint_id} (the `PatchWebhookEndpointsEndpointId` operationId).
+	PatchWebhookEndpointsEndpointIdWithResponse(ctx context.Context, endpointId string, body PatchWebhookEndpointsEndpointIdJSONRequestBody, reqEditors ...RequestEditorFn) (*PatchWebhookEndpointsEndpointIdResponse, error)
+
+	// GetWebhookEndpointsEndpointIdDeliveriesWithResponse An endpoint's deliveries, newest first, with their status and last attempt.
+	//
+	// Roles: admin, customer.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/webhook-endpoints/{endpoint_id}/deliveries (the `GetWebhookEndpointsEndpointIdDeliveries` operationId).
+	GetWebhookEndpointsEndpointIdDeliveriesWithResponse(ctx context.Context, endpointId string, params *GetWebhookEndpointsEndpointIdDeliveriesParams, reqEditors ...RequestEditorFn) (*GetWebhookEndpointsEndpointIdDeliveriesResponse, error)
+
+	// PostWebhookEndpointsEndpointIdRotateSecretWithBodyWithResponse Give an endpoint a new signing secret, shown only in this answer; the old one keeps signing (a second v1 signature) for previous_secret_valid_for (default 24h).
+	//
+	// Roles: admin, customer.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/webhook-endpoints/{endpoint_id}/rotate-secret (the `PostWebhookEndpointsEndpointIdRotateSecret` operationId).
+	PostWebhookEndpointsEndpointIdRotateSecretWithBodyWithResponse(ctx context.Context, endpointId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostWebhookEndpointsEndpointIdRotateSecretResponse, error)
+
+	// PostWebhookEndpointsEndpointIdRotateSecretWithResponse Give an endpoint a new signing secret, shown only in this answer; the old one keeps signing (a second v1 signature) for previous_secret_valid_for (default 24h).
+	//
+	// Roles: admin, customer.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/webhook-endpoints/{endpoint_id}/rotate-secret (the `PostWebhookEndpointsEndpointIdRotateSecret` operationId).
+	PostWebhookEndpointsEndpointIdRotateSecretWithResponse(ctx context.Context, endpointId string, body PostWebhookEndpointsEndpointIdRotateSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*PostWebhookEndpointsEndpointIdRotateSecretResponse, error)
 
 	// GetWebhooksWhatsappWithResponse WhatsApp webhook verification handshake: echoes hub.challenge when hub.verify_token matches.
 	//
@@ -8275,6 +9702,304 @@ func (r PatchCustomersIdResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r PatchCustomersIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetCustomersIdAlertsResponse503Headers the declared response headers of an HTTP 503 response for GetCustomersIdAlerts
+type GetCustomersIdAlertsResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetCustomersIdAlertsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NotifyAlertList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetCustomersIdAlertsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCustomersIdAlertsResponse) GetJSON200() *NotifyAlertList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetCustomersIdAlertsResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetCustomersIdAlertsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetCustomersIdAlertsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetCustomersIdAlertsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetCustomersIdAlertsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetCustomersIdAlertsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCustomersIdAlertsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCustomersIdAlertsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCustomersIdAlertsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCustomersIdAlertsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostCustomersIdAlertsResponse201Headers the declared response headers of an HTTP 201 response for PostCustomersIdAlerts
+type PostCustomersIdAlertsResponse201Headers struct {
+	Location *string
+}
+
+// PostCustomersIdAlertsResponse503Headers the declared response headers of an HTTP 503 response for PostCustomersIdAlerts
+type PostCustomersIdAlertsResponse503Headers struct {
+	RetryAfter int
+}
+
+type PostCustomersIdAlertsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *NotifyAlert
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostCustomersIdAlertsResponse201Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostCustomersIdAlertsResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostCustomersIdAlertsResponse) GetJSON201() *NotifyAlert {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostCustomersIdAlertsResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostCustomersIdAlertsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostCustomersIdAlertsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostCustomersIdAlertsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostCustomersIdAlertsResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostCustomersIdAlertsResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostCustomersIdAlertsResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostCustomersIdAlertsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostCustomersIdAlertsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostCustomersIdAlertsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostCustomersIdAlertsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostCustomersIdAlertsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostCustomersIdAlertsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteCustomersIdAlertsAlertIdResponse503Headers the declared response headers of an HTTP 503 response for DeleteCustomersIdAlertsAlertId
+type DeleteCustomersIdAlertsAlertIdResponse503Headers struct {
+	RetryAfter int
+}
+
+type DeleteCustomersIdAlertsAlertIdResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteCustomersIdAlertsAlertIdResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteCustomersIdAlertsAlertIdResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteCustomersIdAlertsAlertIdResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteCustomersIdAlertsAlertIdResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteCustomersIdAlertsAlertIdResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteCustomersIdAlertsAlertIdResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteCustomersIdAlertsAlertIdResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteCustomersIdAlertsAlertIdResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteCustomersIdAlertsAlertIdResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteCustomersIdAlertsAlertIdResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteCustomersIdAlertsAlertIdResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteCustomersIdAlertsAlertIdResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -12308,6 +14033,907 @@ func (r GetUsageSummaryResponse) ContentType() string {
 	return ""
 }
 
+// GetWebhookDeliveriesDeliveryIdResponse503Headers the declared response headers of an HTTP 503 response for GetWebhookDeliveriesDeliveryId
+type GetWebhookDeliveriesDeliveryIdResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetWebhookDeliveriesDeliveryIdResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NotifyDeliveryDetail
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetWebhookDeliveriesDeliveryIdResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetWebhookDeliveriesDeliveryIdResponse) GetJSON200() *NotifyDeliveryDetail {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetWebhookDeliveriesDeliveryIdResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetWebhookDeliveriesDeliveryIdResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetWebhookDeliveriesDeliveryIdResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetWebhookDeliveriesDeliveryIdResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetWebhookDeliveriesDeliveryIdResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetWebhookDeliveriesDeliveryIdResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetWebhookDeliveriesDeliveryIdResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetWebhookDeliveriesDeliveryIdResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetWebhookDeliveriesDeliveryIdResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetWebhookDeliveriesDeliveryIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostWebhookDeliveriesDeliveryIdResendResponse503Headers the declared response headers of an HTTP 503 response for PostWebhookDeliveriesDeliveryIdResend
+type PostWebhookDeliveriesDeliveryIdResendResponse503Headers struct {
+	RetryAfter int
+}
+
+type PostWebhookDeliveriesDeliveryIdResendResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *NotifyDelivery
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostWebhookDeliveriesDeliveryIdResendResponse503Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r PostWebhookDeliveriesDeliveryIdResendResponse) GetJSON202() *NotifyDelivery {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostWebhookDeliveriesDeliveryIdResendResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostWebhookDeliveriesDeliveryIdResendResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostWebhookDeliveriesDeliveryIdResendResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostWebhookDeliveriesDeliveryIdResendResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostWebhookDeliveriesDeliveryIdResendResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostWebhookDeliveriesDeliveryIdResendResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostWebhookDeliveriesDeliveryIdResendResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostWebhookDeliveriesDeliveryIdResendResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostWebhookDeliveriesDeliveryIdResendResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostWebhookDeliveriesDeliveryIdResendResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostWebhookDeliveriesDeliveryIdResendResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostWebhookDeliveriesDeliveryIdResendResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostWebhookDeliveriesDeliveryIdResendResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetWebhookEndpointsResponse503Headers the declared response headers of an HTTP 503 response for GetWebhookEndpoints
+type GetWebhookEndpointsResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetWebhookEndpointsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NotifyEndpointList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetWebhookEndpointsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetWebhookEndpointsResponse) GetJSON200() *NotifyEndpointList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetWebhookEndpointsResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetWebhookEndpointsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetWebhookEndpointsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetWebhookEndpointsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetWebhookEndpointsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetWebhookEndpointsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetWebhookEndpointsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetWebhookEndpointsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetWebhookEndpointsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetWebhookEndpointsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostWebhookEndpointsResponse201Headers the declared response headers of an HTTP 201 response for PostWebhookEndpoints
+type PostWebhookEndpointsResponse201Headers struct {
+	Location *string
+}
+
+// PostWebhookEndpointsResponse503Headers the declared response headers of an HTTP 503 response for PostWebhookEndpoints
+type PostWebhookEndpointsResponse503Headers struct {
+	RetryAfter int
+}
+
+type PostWebhookEndpointsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *NotifyCreatedEndpoint
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostWebhookEndpointsResponse201Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostWebhookEndpointsResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostWebhookEndpointsResponse) GetJSON201() *NotifyCreatedEndpoint {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostWebhookEndpointsResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostWebhookEndpointsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostWebhookEndpointsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostWebhookEndpointsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostWebhookEndpointsResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostWebhookEndpointsResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostWebhookEndpointsResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostWebhookEndpointsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostWebhookEndpointsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostWebhookEndpointsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostWebhookEndpointsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostWebhookEndpointsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostWebhookEndpointsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteWebhookEndpointsEndpointIdResponse503Headers the declared response headers of an HTTP 503 response for DeleteWebhookEndpointsEndpointId
+type DeleteWebhookEndpointsEndpointIdResponse503Headers struct {
+	RetryAfter int
+}
+
+type DeleteWebhookEndpointsEndpointIdResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteWebhookEndpointsEndpointIdResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteWebhookEndpointsEndpointIdResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteWebhookEndpointsEndpointIdResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteWebhookEndpointsEndpointIdResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteWebhookEndpointsEndpointIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetWebhookEndpointsEndpointIdResponse503Headers the declared response headers of an HTTP 503 response for GetWebhookEndpointsEndpointId
+type GetWebhookEndpointsEndpointIdResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetWebhookEndpointsEndpointIdResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NotifyEndpoint
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetWebhookEndpointsEndpointIdResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetWebhookEndpointsEndpointIdResponse) GetJSON200() *NotifyEndpoint {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetWebhookEndpointsEndpointIdResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetWebhookEndpointsEndpointIdResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetWebhookEndpointsEndpointIdResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetWebhookEndpointsEndpointIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PatchWebhookEndpointsEndpointIdResponse503Headers the declared response headers of an HTTP 503 response for PatchWebhookEndpointsEndpointId
+type PatchWebhookEndpointsEndpointIdResponse503Headers struct {
+	RetryAfter int
+}
+
+type PatchWebhookEndpointsEndpointIdResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NotifyEndpoint
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PatchWebhookEndpointsEndpointIdResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PatchWebhookEndpointsEndpointIdResponse) GetJSON200() *NotifyEndpoint {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PatchWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PatchWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PatchWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PatchWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PatchWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PatchWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PatchWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PatchWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PatchWebhookEndpointsEndpointIdResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PatchWebhookEndpointsEndpointIdResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PatchWebhookEndpointsEndpointIdResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PatchWebhookEndpointsEndpointIdResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PatchWebhookEndpointsEndpointIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetWebhookEndpointsEndpointIdDeliveriesResponse503Headers the declared response headers of an HTTP 503 response for GetWebhookEndpointsEndpointIdDeliveries
+type GetWebhookEndpointsEndpointIdDeliveriesResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetWebhookEndpointsEndpointIdDeliveriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NotifyDeliveryList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetWebhookEndpointsEndpointIdDeliveriesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetWebhookEndpointsEndpointIdDeliveriesResponse) GetJSON200() *NotifyDeliveryList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetWebhookEndpointsEndpointIdDeliveriesResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetWebhookEndpointsEndpointIdDeliveriesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetWebhookEndpointsEndpointIdDeliveriesResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetWebhookEndpointsEndpointIdDeliveriesResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetWebhookEndpointsEndpointIdDeliveriesResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetWebhookEndpointsEndpointIdDeliveriesResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetWebhookEndpointsEndpointIdDeliveriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetWebhookEndpointsEndpointIdDeliveriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetWebhookEndpointsEndpointIdDeliveriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetWebhookEndpointsEndpointIdDeliveriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostWebhookEndpointsEndpointIdRotateSecretResponse503Headers the declared response headers of an HTTP 503 response for PostWebhookEndpointsEndpointIdRotateSecret
+type PostWebhookEndpointsEndpointIdRotateSecretResponse503Headers struct {
+	RetryAfter int
+}
+
+type PostWebhookEndpointsEndpointIdRotateSecretResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NotifyCreatedEndpoint
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostWebhookEndpointsEndpointIdRotateSecretResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PostWebhookEndpointsEndpointIdRotateSecretResponse) GetJSON200() *NotifyCreatedEndpoint {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostWebhookEndpointsEndpointIdRotateSecretResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostWebhookEndpointsEndpointIdRotateSecretResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostWebhookEndpointsEndpointIdRotateSecretResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostWebhookEndpointsEndpointIdRotateSecretResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostWebhookEndpointsEndpointIdRotateSecretResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostWebhookEndpointsEndpointIdRotateSecretResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostWebhookEndpointsEndpointIdRotateSecretResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostWebhookEndpointsEndpointIdRotateSecretResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostWebhookEndpointsEndpointIdRotateSecretResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostWebhookEndpointsEndpointIdRotateSecretResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostWebhookEndpointsEndpointIdRotateSecretResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostWebhookEndpointsEndpointIdRotateSecretResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostWebhookEndpointsEndpointIdRotateSecretResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetWebhooksWhatsappResponse503Headers the declared response headers of an HTTP 503 response for GetWebhooksWhatsapp
 type GetWebhooksWhatsappResponse503Headers struct {
 	RetryAfter int
@@ -12850,6 +15476,66 @@ func (c *ClientWithResponses) PatchCustomersIdWithResponse(ctx context.Context, 
 		return nil, err
 	}
 	return ParsePatchCustomersIdResponse(rsp)
+}
+
+// GetCustomersIdAlertsWithResponse A customer's usage alerts, with the month each last fired.
+//
+// Roles: admin, customer.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/customers/{id}/alerts (the `GetCustomersIdAlerts` operationId).
+func (c *ClientWithResponses) GetCustomersIdAlertsWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetCustomersIdAlertsResponse, error) {
+	rsp, err := c.GetCustomersIdAlerts(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCustomersIdAlertsResponse(rsp)
+}
+
+// PostCustomersIdAlertsWithBodyWithResponse Set an alert on the customer's month-to-date messages or bill: usage.threshold_reached fires once per month when it is reached.
+//
+// Roles: admin, customer.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/customers/{id}/alerts (the `PostCustomersIdAlerts` operationId).
+func (c *ClientWithResponses) PostCustomersIdAlertsWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostCustomersIdAlertsResponse, error) {
+	rsp, err := c.PostCustomersIdAlertsWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostCustomersIdAlertsResponse(rsp)
+}
+
+// PostCustomersIdAlertsWithResponse Set an alert on the customer's month-to-date messages or bill: usage.threshold_reached fires once per month when it is reached.
+//
+// Roles: admin, customer.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/customers/{id}/alerts (the `PostCustomersIdAlerts` operationId).
+func (c *ClientWithResponses) PostCustomersIdAlertsWithResponse(ctx context.Context, id string, body PostCustomersIdAlertsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostCustomersIdAlertsResponse, error) {
+	rsp, err := c.PostCustomersIdAlerts(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostCustomersIdAlertsResponse(rsp)
+}
+
+// DeleteCustomersIdAlertsAlertIdWithResponse Delete a usage alert.
+//
+// Roles: admin, customer.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/v1/customers/{id}/alerts/{alert_id} (the `DeleteCustomersIdAlertsAlertId` operationId).
+func (c *ClientWithResponses) DeleteCustomersIdAlertsAlertIdWithResponse(ctx context.Context, id string, alertId string, reqEditors ...RequestEditorFn) (*DeleteCustomersIdAlertsAlertIdResponse, error) {
+	rsp, err := c.DeleteCustomersIdAlertsAlertId(ctx, id, alertId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteCustomersIdAlertsAlertIdResponse(rsp)
 }
 
 // GetCustomersIdInvoicesWithResponse A customer's invoices (customer keys: their own, finalized and void only).
@@ -13662,6 +16348,186 @@ func (c *ClientWithResponses) GetUsageSummaryWithResponse(ctx context.Context, p
 	return ParseGetUsageSummaryResponse(rsp)
 }
 
+// GetWebhookDeliveriesDeliveryIdWithResponse A delivery with its attempt log (status code, duration, error and the start of each answer).
+//
+// Roles: admin, customer.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/webhook-deliveries/{delivery_id} (the `GetWebhookDeliveriesDeliveryId` operationId).
+func (c *ClientWithResponses) GetWebhookDeliveriesDeliveryIdWithResponse(ctx context.Context, deliveryId int64, reqEditors ...RequestEditorFn) (*GetWebhookDeliveriesDeliveryIdResponse, error) {
+	rsp, err := c.GetWebhookDeliveriesDeliveryId(ctx, deliveryId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetWebhookDeliveriesDeliveryIdResponse(rsp)
+}
+
+// PostWebhookDeliveriesDeliveryIdResendWithResponse Send a delivery again, whatever its status: it is due now, with a new three-day retry window (409 while its endpoint is disabled).
+//
+// Roles: admin, customer.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/webhook-deliveries/{delivery_id}/resend (the `PostWebhookDeliveriesDeliveryIdResend` operationId).
+func (c *ClientWithResponses) PostWebhookDeliveriesDeliveryIdResendWithResponse(ctx context.Context, deliveryId int64, reqEditors ...RequestEditorFn) (*PostWebhookDeliveriesDeliveryIdResendResponse, error) {
+	rsp, err := c.PostWebhookDeliveriesDeliveryIdResend(ctx, deliveryId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostWebhookDeliveriesDeliveryIdResendResponse(rsp)
+}
+
+// GetWebhookEndpointsWithResponse List webhook endpoints by id (customer keys: their own).
+//
+// Roles: admin, customer.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/webhook-endpoints (the `GetWebhookEndpoints` operationId).
+func (c *ClientWithResponses) GetWebhookEndpointsWithResponse(ctx context.Context, params *GetWebhookEndpointsParams, reqEditors ...RequestEditorFn) (*GetWebhookEndpointsResponse, error) {
+	rsp, err := c.GetWebhookEndpoints(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetWebhookEndpointsResponse(rsp)
+}
+
+// PostWebhookEndpointsWithBodyWithResponse Register an endpoint for a customer's events (customer keys: their own) or, admin only, every customer's; the answer holds its signing secret, shown only this once.
+//
+// Roles: admin, customer.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/webhook-endpoints (the `PostWebhookEndpoints` operationId).
+func (c *ClientWithResponses) PostWebhookEndpointsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostWebhookEndpointsResponse, error) {
+	rsp, err := c.PostWebhookEndpointsWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostWebhookEndpointsResponse(rsp)
+}
+
+// PostWebhookEndpointsWithResponse Register an endpoint for a customer's events (customer keys: their own) or, admin only, every customer's; the answer holds its signing secret, shown only this once.
+//
+// Roles: admin, customer.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/webhook-endpoints (the `PostWebhookEndpoints` operationId).
+func (c *ClientWithResponses) PostWebhookEndpointsWithResponse(ctx context.Context, body PostWebhookEndpointsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostWebhookEndpointsResponse, error) {
+	rsp, err := c.PostWebhookEndpoints(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostWebhookEndpointsResponse(rsp)
+}
+
+// DeleteWebhookEndpointsEndpointIdWithResponse Delete a webhook endpoint and its deliveries.
+//
+// Roles: admin, customer.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/v1/webhook-endpoints/{endpoint_id} (the `DeleteWebhookEndpointsEndpointId` operationId).
+func (c *ClientWithResponses) DeleteWebhookEndpointsEndpointIdWithResponse(ctx context.Context, endpointId string, reqEditors ...RequestEditorFn) (*DeleteWebhookEndpointsEndpointIdResponse, error) {
+	rsp, err := c.DeleteWebhookEndpointsEndpointId(ctx, endpointId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteWebhookEndpointsEndpointIdResponse(rsp)
+}
+
+// GetWebhookEndpointsEndpointIdWithResponse Get a webhook endpoint (never its secret).
+//
+// Roles: admin, customer.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/webhook-endpoints/{endpoint_id} (the `GetWebhookEndpointsEndpointId` operationId).
+func (c *ClientWithResponses) GetWebhookEndpointsEndpointIdWithResponse(ctx context.Context, endpointId string, reqEditors ...RequestEditorFn) (*GetWebhookEndpointsEndpointIdResponse, error) {
+	rsp, err := c.GetWebhookEndpointsEndpointId(ctx, endpointId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetWebhookEndpointsEndpointIdResponse(rsp)
+}
+
+// PatchWebhookEndpointsEndpointIdWithBodyWithResponse Change an endpoint's URL, description or event types, or disable it (its pending deliveries pause) and enable it (they are sent).
+//
+// Roles: admin, customer.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /api/v1/webhook-endpoints/{endpoint_id} (the `PatchWebhookEndpointsEndpointId` operationId).
+func (c *ClientWithResponses) PatchWebhookEndpointsEndpointIdWithBodyWithResponse(ctx context.Context, endpointId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PatchWebhookEndpointsEndpointIdResponse, error) {
+	rsp, err := c.PatchWebhookEndpointsEndpointIdWithBody(ctx, endpointId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePatchWebhookEndpointsEndpointIdResponse(rsp)
+}
+
+// PatchWebhookEndpointsEndpointIdWithResponse Change an endpoint's URL, description or event types, or disable it (its pending deliveries pause) and enable it (they are sent).
+//
+// Roles: admin, customer.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /api/v1/webhook-endpoints/{endpoint_id} (the `PatchWebhookEndpointsEndpointId` operationId).
+func (c *ClientWithResponses) PatchWebhookEndpointsEndpointIdWithResponse(ctx context.Context, endpointId string, body PatchWebhookEndpointsEndpointIdJSONRequestBody, reqEditors ...RequestEditorFn) (*PatchWebhookEndpointsEndpointIdResponse, error) {
+	rsp, err := c.PatchWebhookEndpointsEndpointId(ctx, endpointId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePatchWebhookEndpointsEndpointIdResponse(rsp)
+}
+
+// GetWebhookEndpointsEndpointIdDeliveriesWithResponse An endpoint's deliveries, newest first, with their status and last attempt.
+//
+// Roles: admin, customer.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/webhook-endpoints/{endpoint_id}/deliveries (the `GetWebhookEndpointsEndpointIdDeliveries` operationId).
+func (c *ClientWithResponses) GetWebhookEndpointsEndpointIdDeliveriesWithResponse(ctx context.Context, endpointId string, params *GetWebhookEndpointsEndpointIdDeliveriesParams, reqEditors ...RequestEditorFn) (*GetWebhookEndpointsEndpointIdDeliveriesResponse, error) {
+	rsp, err := c.GetWebhookEndpointsEndpointIdDeliveries(ctx, endpointId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetWebhookEndpointsEndpointIdDeliveriesResponse(rsp)
+}
+
+// PostWebhookEndpointsEndpointIdRotateSecretWithBodyWithResponse Give an endpoint a new signing secret, shown only in this answer; the old one keeps signing (a second v1 signature) for previous_secret_valid_for (default 24h).
+//
+// Roles: admin, customer.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/webhook-endpoints/{endpoint_id}/rotate-secret (the `PostWebhookEndpointsEndpointIdRotateSecret` operationId).
+func (c *ClientWithResponses) PostWebhookEndpointsEndpointIdRotateSecretWithBodyWithResponse(ctx context.Context, endpointId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostWebhookEndpointsEndpointIdRotateSecretResponse, error) {
+	rsp, err := c.PostWebhookEndpointsEndpointIdRotateSecretWithBody(ctx, endpointId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostWebhookEndpointsEndpointIdRotateSecretResponse(rsp)
+}
+
+// PostWebhookEndpointsEndpointIdRotateSecretWithResponse Give an endpoint a new signing secret, shown only in this answer; the old one keeps signing (a second v1 signature) for previous_secret_valid_for (default 24h).
+//
+// Roles: admin, customer.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/webhook-endpoints/{endpoint_id}/rotate-secret (the `PostWebhookEndpointsEndpointIdRotateSecret` operationId).
+func (c *ClientWithResponses) PostWebhookEndpointsEndpointIdRotateSecretWithResponse(ctx context.Context, endpointId string, body PostWebhookEndpointsEndpointIdRotateSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*PostWebhookEndpointsEndpointIdRotateSecretResponse, error) {
+	rsp, err := c.PostWebhookEndpointsEndpointIdRotateSecret(ctx, endpointId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostWebhookEndpointsEndpointIdRotateSecretResponse(rsp)
+}
+
 // GetWebhooksWhatsappWithResponse WhatsApp webhook verification handshake: echoes hub.challenge when hub.verify_token matches.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -14382,6 +17248,283 @@ func ParsePatchCustomersIdResponse(rsp *http.Response) (*PatchCustomersIdRespons
 	switch {
 	case rsp.StatusCode == 503:
 		var headers PatchCustomersIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetCustomersIdAlertsResponse parses an HTTP response from a GetCustomersIdAlertsWithResponse call
+func ParseGetCustomersIdAlertsResponse(rsp *http.Response) (*GetCustomersIdAlertsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCustomersIdAlertsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NotifyAlertList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetCustomersIdAlertsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostCustomersIdAlertsResponse parses an HTTP response from a PostCustomersIdAlertsWithResponse call
+func ParsePostCustomersIdAlertsResponse(rsp *http.Response) (*PostCustomersIdAlertsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostCustomersIdAlertsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest NotifyAlert
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostCustomersIdAlertsResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostCustomersIdAlertsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteCustomersIdAlertsAlertIdResponse parses an HTTP response from a DeleteCustomersIdAlertsAlertIdWithResponse call
+func ParseDeleteCustomersIdAlertsAlertIdResponse(rsp *http.Response) (*DeleteCustomersIdAlertsAlertIdResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteCustomersIdAlertsAlertIdResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteCustomersIdAlertsAlertIdResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -18130,6 +21273,832 @@ func ParseGetUsageSummaryResponse(rsp *http.Response) (*GetUsageSummaryResponse,
 		response.Headers200 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetUsageSummaryResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetWebhookDeliveriesDeliveryIdResponse parses an HTTP response from a GetWebhookDeliveriesDeliveryIdWithResponse call
+func ParseGetWebhookDeliveriesDeliveryIdResponse(rsp *http.Response) (*GetWebhookDeliveriesDeliveryIdResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetWebhookDeliveriesDeliveryIdResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NotifyDeliveryDetail
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetWebhookDeliveriesDeliveryIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostWebhookDeliveriesDeliveryIdResendResponse parses an HTTP response from a PostWebhookDeliveriesDeliveryIdResendWithResponse call
+func ParsePostWebhookDeliveriesDeliveryIdResendResponse(rsp *http.Response) (*PostWebhookDeliveriesDeliveryIdResendResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostWebhookDeliveriesDeliveryIdResendResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest NotifyDelivery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers PostWebhookDeliveriesDeliveryIdResendResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetWebhookEndpointsResponse parses an HTTP response from a GetWebhookEndpointsWithResponse call
+func ParseGetWebhookEndpointsResponse(rsp *http.Response) (*GetWebhookEndpointsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetWebhookEndpointsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NotifyEndpointList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetWebhookEndpointsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostWebhookEndpointsResponse parses an HTTP response from a PostWebhookEndpointsWithResponse call
+func ParsePostWebhookEndpointsResponse(rsp *http.Response) (*PostWebhookEndpointsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostWebhookEndpointsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest NotifyCreatedEndpoint
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostWebhookEndpointsResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostWebhookEndpointsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteWebhookEndpointsEndpointIdResponse parses an HTTP response from a DeleteWebhookEndpointsEndpointIdWithResponse call
+func ParseDeleteWebhookEndpointsEndpointIdResponse(rsp *http.Response) (*DeleteWebhookEndpointsEndpointIdResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteWebhookEndpointsEndpointIdResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteWebhookEndpointsEndpointIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetWebhookEndpointsEndpointIdResponse parses an HTTP response from a GetWebhookEndpointsEndpointIdWithResponse call
+func ParseGetWebhookEndpointsEndpointIdResponse(rsp *http.Response) (*GetWebhookEndpointsEndpointIdResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetWebhookEndpointsEndpointIdResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NotifyEndpoint
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetWebhookEndpointsEndpointIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePatchWebhookEndpointsEndpointIdResponse parses an HTTP response from a PatchWebhookEndpointsEndpointIdWithResponse call
+func ParsePatchWebhookEndpointsEndpointIdResponse(rsp *http.Response) (*PatchWebhookEndpointsEndpointIdResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PatchWebhookEndpointsEndpointIdResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NotifyEndpoint
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers PatchWebhookEndpointsEndpointIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetWebhookEndpointsEndpointIdDeliveriesResponse parses an HTTP response from a GetWebhookEndpointsEndpointIdDeliveriesWithResponse call
+func ParseGetWebhookEndpointsEndpointIdDeliveriesResponse(rsp *http.Response) (*GetWebhookEndpointsEndpointIdDeliveriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetWebhookEndpointsEndpointIdDeliveriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NotifyDeliveryList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetWebhookEndpointsEndpointIdDeliveriesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostWebhookEndpointsEndpointIdRotateSecretResponse parses an HTTP response from a PostWebhookEndpointsEndpointIdRotateSecretWithResponse call
+func ParsePostWebhookEndpointsEndpointIdRotateSecretResponse(rsp *http.Response) (*PostWebhookEndpointsEndpointIdRotateSecretResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostWebhookEndpointsEndpointIdRotateSecretResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NotifyCreatedEndpoint
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers PostWebhookEndpointsEndpointIdRotateSecretResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {

@@ -23,6 +23,7 @@ import (
 	"postage/internal/db"
 	"postage/internal/httpapi"
 	"postage/metering"
+	"postage/notify"
 	"postage/pricing/pgstore"
 	"postage/web"
 )
@@ -58,6 +59,15 @@ type App struct {
 	// (internal/app/billing.go).
 	Invoices *billingpg.InvoiceStore
 	Billing  *billing.Runner
+
+	// Notifications: the webhooks' outbox (the invoice ledger emits into
+	// it), the service behind the API and CLI, the dispatcher and the
+	// usage alert evaluator (internal/app/notify.go).
+	Outbox      *notify.Outbox
+	NotifyStore *notify.PGStore
+	Webhooks    *notify.Service
+	Dispatcher  *notify.Dispatcher
+	Alerts      *notify.Evaluator
 
 	closers []func()
 }
@@ -135,6 +145,10 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		a.Close()
 		return nil, err
 	}
+	if err := a.openNotify(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -191,6 +205,7 @@ func (a *App) Server() *httpapi.Server {
 		Pricing:   httpapi.PricingDeps{Store: a.Pricing},
 		Reports:   httpapi.ReportsDeps{Reports: a.Reports()},
 		Billing:   httpapi.BillingDeps{Runner: a.Billing, Invoices: a.Invoices},
+		Notify:    httpapi.NotifyDeps{Webhooks: a.Webhooks},
 		Now:       a.Now,
 		Version:   Version,
 		Metering: httpapi.MeteringDeps{

@@ -14,9 +14,15 @@ func (a *App) Seed(ctx context.Context) error {
 	return nil
 }
 
-// StartJobs starts the background work of a serving process, the invoice
-// scheduler (the event pipeline runs from Open on), and returns a function
-// that stops it and waits.
+// StartJobs starts the background work of a serving process: the invoice
+// scheduler, the webhook dispatcher and the usage alert evaluator (the
+// event pipeline runs from Open on). It returns a function that stops them
+// and waits.
 func (a *App) StartJobs(ctx context.Context) (stop func(), err error) {
-	return a.startScheduler(ctx)
+	stopScheduler, err := a.startScheduler(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stopNotify := a.startNotify(ctx)
+	return func() { stopNotify(); stopScheduler() }, nil
 }

@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"postage/internal/config"
 	"postage/internal/localdb"
+	"postage/notify"
 )
 
 // Managed is a private ClickHouse and PostgreSQL pair under a data
@@ -45,6 +47,9 @@ func StartManaged(ctx context.Context, cfg config.Config, log *slog.Logger) (*Ma
 	}
 	if info, ok := readRunInfo(dir); ok && processAlive(info.PID) && info.PID != os.Getpid() {
 		return nil, cfg, fmt.Errorf("another `postage dev` (pid %d) is already using %s at %s: stop it first (Ctrl-C in its terminal)", info.PID, dir, info.URL)
+	}
+	if cfg, err = devNotify(cfg, dir, true); err != nil {
+		return nil, cfg, err
 	}
 	m := &Managed{Dir: dir}
 	type pgRes struct {
@@ -112,7 +117,38 @@ func UseRunning(cfg config.Config) config.Config {
 	if len(cfg.ClickHouse.Addresses()) == 0 {
 		cfg.ClickHouse.Addr = info.ClickHouse
 	}
+	cfg, _ = devNotify(cfg, dir, false)
 	return cfg
+}
+
+// devNotifyKeyFile keeps the webhook secret key of `postage dev` (0600).
+const devNotifyKeyFile = "webhook-secret-key"
+
+// devNotify makes webhooks work on one machine when nothing is
+// configured: the key that seals endpoint secrets is kept under the data
+// directory (made on the first start when create is set), and receivers
+// on loopback addresses are allowed.
+func devNotify(cfg config.Config, dir string, create bool) (config.Config, error) {
+	if cfg.Notify.SecretKey == "" {
+		path := filepath.Join(dir, devNotifyKeyFile)
+		b, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			cfg.Notify.SecretKey = strings.TrimSpace(string(b))
+		case create && errors.Is(err, os.ErrNotExist):
+			key := notify.NewKey()
+			if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+				return cfg, fmt.Errorf("save the webhook secret key: %w", err)
+			}
+			cfg.Notify.SecretKey = key
+		case create:
+			return cfg, fmt.Errorf("read the webhook secret key: %w", err)
+		}
+	}
+	if len(cfg.Notify.AllowNetworks) == 0 {
+		cfg.Notify.AllowNetworks = []string{"127.0.0.0/8", "::1/128"}
+	}
+	return cfg, nil
 }
 
 func readRunInfo(dir string) (runInfo, bool) {

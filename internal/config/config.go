@@ -42,20 +42,21 @@ type Config struct {
 	WhatsApp   WhatsApp   `toml:"whatsapp"`
 	Usage      Usage      `toml:"usage"`
 	Billing    Billing    `toml:"billing"`
+	Notify     Notify     `toml:"notify"`
 	Log        Log        `toml:"log"`
 }
 
 // HTTP configures the API server.
 type HTTP struct {
-	Addr            string   `toml:"addr"`
-	MaxBodyBytes    int64    `toml:"max_body_bytes"`
-	ReadTimeout     Duration `toml:"read_timeout"`
-	WriteTimeout    Duration `toml:"write_timeout"`
+	Addr         string   `toml:"addr"`
+	MaxBodyBytes int64    `toml:"max_body_bytes"`
+	ReadTimeout  Duration `toml:"read_timeout"`
+	WriteTimeout Duration `toml:"write_timeout"`
 	// RequestTimeout bounds the work of one request (its database calls
 	// included), so a stalled database answers 503 instead of hanging;
 	// long operations (invoice runs, simulations, imports) get
 	// WriteTimeout instead.
-	RequestTimeout Duration `toml:"request_timeout"`
+	RequestTimeout  Duration `toml:"request_timeout"`
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 }
 
@@ -137,6 +138,33 @@ type Billing struct {
 	Scheduler     bool     `toml:"scheduler"`
 }
 
+// Notify configures outbound webhooks and usage alerts
+// (docs/NOTIFICATIONS.md).
+type Notify struct {
+	// SecretKey seals endpoint secrets at rest (AES-256-GCM): 32 bytes in
+	// base64. Empty: endpoints cannot be created (`postage dev` makes one).
+	SecretKey string `toml:"secret_key"`
+	// PreviousSecretKeys still open secrets sealed before a key rotation.
+	PreviousSecretKeys []string `toml:"previous_secret_keys"`
+	// AllowNetworks are the non-public networks (CIDR) endpoints may reach.
+	AllowNetworks []string `toml:"allow_networks"`
+	// Deliver runs a dispatcher in this process.
+	Deliver bool `toml:"deliver"`
+	// Workers is how many deliveries one process attempts at once.
+	Workers int `toml:"workers"`
+	// PollInterval is how often an idle dispatcher looks for due deliveries.
+	PollInterval Duration `toml:"poll_interval"`
+	// Timeout bounds one delivery attempt.
+	Timeout Duration `toml:"timeout"`
+	// RetryFor is how long a delivery is retried before it fails.
+	RetryFor Duration `toml:"retry_for"`
+	// Retention is how long events are kept after their deliveries ended.
+	Retention Duration `toml:"retention"`
+	// AlertInterval is how often usage alerts are evaluated (0: never in
+	// this process).
+	AlertInterval Duration `toml:"alert_interval"`
+}
+
 // Log configures structured logging.
 type Log struct {
 	Level  string `toml:"level"`
@@ -172,7 +200,10 @@ func Default() Config {
 		WhatsApp: WhatsApp{BillableStatus: "delivered"},
 		Usage:    Usage{MaxRange: Duration{400 * 24 * time.Hour}},
 		Billing:  Billing{Schedule: "0 2 1 * *", Grace: Duration{72 * time.Hour}, NumberFormat: "PST-{year}-{seq:6}", IssuerName: "Postage Messaging Ltd.", IssuerAddress: "1 Example Street, London, United Kingdom", Scheduler: true},
-		Log:      Log{Level: "info", Format: "text"},
+		Notify: Notify{PreviousSecretKeys: []string{}, AllowNetworks: []string{}, Deliver: true, Workers: 8,
+			PollInterval: Duration{time.Second}, Timeout: Duration{10 * time.Second}, RetryFor: Duration{72 * time.Hour},
+			Retention: Duration{30 * 24 * time.Hour}, AlertInterval: Duration{5 * time.Minute}},
+		Log: Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -248,6 +279,15 @@ func (c Config) Validate() error {
 	errs = append(errs, c.ClickHouse.validate()...)
 	if c.Billing.Grace.Duration < 0 {
 		errs = append(errs, errors.New("billing.grace must not be negative"))
+	}
+	if c.Notify.Workers <= 0 || c.Notify.PollInterval.Duration <= 0 || c.Notify.Timeout.Duration <= 0 {
+		errs = append(errs, errors.New("notify.workers, poll_interval and timeout must be positive"))
+	}
+	if c.Notify.RetryFor.Duration < time.Minute || c.Notify.Retention.Duration < c.Notify.RetryFor.Duration {
+		errs = append(errs, errors.New("notify.retry_for must be at least 1m and notify.retention at least retry_for"))
+	}
+	if c.Notify.AlertInterval.Duration < 0 {
+		errs = append(errs, errors.New("notify.alert_interval must not be negative"))
 	}
 	switch c.Log.Format {
 	case "text", "json":

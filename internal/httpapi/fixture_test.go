@@ -33,8 +33,11 @@ type fixture struct {
 	InvoiceID string // a draft of cust-a
 	FinalID   string // a finalized invoice of cust-b
 	VictimKey string // a key id that DELETE /apikeys/{key_id} may revoke
-	version   []byte // a valid rate-card version body (JSON)
-	csv       []byte // the same as CSV
+	// An every-customer webhook endpoint, the delivery of FinalID's
+	// invoice.finalized to it, and an alert of cust-a.
+	EndpointID, DeliveryID, AlertID string
+	version                         []byte // a valid rate-card version body (JSON)
+	csv                             []byte // the same as CSV
 }
 
 const (
@@ -50,7 +53,12 @@ func fixtureConfig(cfg *config.Config) {
 	cfg.WhatsApp.AppSecret = fixSecret
 	cfg.WhatsApp.VerifyToken = fixVerifyToken
 	cfg.Billing.Scheduler = false
+	cfg.Notify.SecretKey = fixNotifyKey
+	cfg.Notify.AllowNetworks = []string{"127.0.0.0/8"}
 }
+
+// fixNotifyKey seals the fixture's webhook secrets.
+const fixNotifyKey = "cG9zdGFnZSB3YWxrIHdlYmhvb2sgc2VjcmV0IGtleSE="
 
 // newFixture wires postage on fresh testenv databases.
 func newFixture(t testing.TB) *fixture {
@@ -103,7 +111,21 @@ func fillFixture(t testing.TB, a *app.App) *fixture {
 			f.FinalID = inv.ID
 		}
 	}
+	var ep struct{ ID string }
+	_ = json.Unmarshal(f.mustDo(t, auth.RoleAdmin, "POST", "/api/v1/webhook-endpoints", "application/json",
+		[]byte(`{"url":"http://127.0.0.1:9/walk","event_types":["*"]}`), http.StatusCreated), &ep)
+	f.EndpointID = ep.ID
 	f.mustDo(t, auth.RoleFinance, "POST", "/api/v1/invoices/"+f.FinalID+"/approve", "", nil, http.StatusOK)
+	var dl struct{ Data []struct{ ID int64 } }
+	_ = json.Unmarshal(f.mustDo(t, auth.RoleAdmin, "GET", "/api/v1/webhook-endpoints/"+f.EndpointID+"/deliveries", "", nil, http.StatusOK), &dl)
+	if len(dl.Data) != 1 {
+		t.Fatalf("fixture deliveries: %+v", dl)
+	}
+	f.DeliveryID = fmt.Sprint(dl.Data[0].ID)
+	var al struct{ ID string }
+	_ = json.Unmarshal(f.mustDo(t, auth.RoleAdmin, "POST", "/api/v1/customers/cust-a/alerts", "application/json",
+		[]byte(`{"metric":"messages","threshold":"1000"}`), http.StatusCreated), &al)
+	f.AlertID = al.ID
 
 	// A small version (the seeded ones have hundreds of prices): the walks
 	// send it thousands of times.
@@ -173,6 +195,12 @@ func (f *fixture) paramValue(path, name string) string {
 		return pricing.LaunchCardID
 	case "number":
 		return "1"
+	case "endpoint_id":
+		return f.EndpointID
+	case "delivery_id":
+		return f.DeliveryID
+	case "alert_id":
+		return f.AlertID
 	}
 	return "x"
 }
@@ -200,6 +228,9 @@ func (f *fixture) queryValue(path, name string) string {
 	case "limit":
 		return "10"
 	case "status":
+		if strings.HasSuffix(path, "/deliveries") {
+			return "pending"
+		}
 		return "draft"
 	case "customer", "customer_id":
 		return "cust-a"
@@ -275,6 +306,14 @@ func (f *fixture) sample(method, path string) (ctype string, body []byte, header
 		return j(`{"card_id":"meta-2026-01","from":"2026-08","to":"2026-10","customers":["cust-a"],"breakdown":true}`)
 	case "POST /api/v1/events":
 		return "application/cloudevents-batch+json", cloudEvents("walk", 2, f.Now.Add(-time.Hour)), nil, true
+	case "POST /api/v1/webhook-endpoints":
+		return j(`{"customer_id":"cust-a","url":"http://127.0.0.1:9/walk","event_types":["invoice.finalized"],"description":"walk"}`)
+	case "PATCH /api/v1/webhook-endpoints/:endpoint_id":
+		return j(`{"description":"walk","event_types":["*"]}`)
+	case "POST /api/v1/webhook-endpoints/:endpoint_id/rotate-secret":
+		return j(`{"previous_secret_valid_for":"1h"}`)
+	case "POST /api/v1/customers/:id/alerts":
+		return j(`{"metric":"amount","threshold":"2500.00"}`)
 	case "POST /api/v1/webhooks/whatsapp":
 		b := waBody("wamid.walk", f.Now.Add(-time.Hour))
 		return "application/json", b, http.Header{"X-Hub-Signature-256": {metering.SignBody(fixSecret, b)}}, true

@@ -24,6 +24,7 @@ import (
 	"postage/billing"
 	"postage/internal/auth"
 	"postage/metering"
+	"postage/notify"
 	"postage/pricing"
 	"postage/reports"
 )
@@ -430,14 +431,17 @@ func operationID(r Route) string {
 var enums = map[reflect.Type][]string{
 	reflect.TypeFor[auth.Role](): enumOf(auth.Roles...),
 	// upcoming: the month-to-date bill (GET .../invoices/upcoming), never stored.
-	reflect.TypeFor[billing.Status]():       enumOf(billing.StatusDraft, billing.StatusFinalized, billing.StatusVoid, "upcoming"),
-	reflect.TypeFor[metering.Status]():      enumOf(metering.Accepted, metering.Duplicate, metering.Conflict, metering.Rejected, metering.Ignored),
-	reflect.TypeFor[metering.Window]():      enumOf(metering.Hour, metering.Day, metering.Month),
-	reflect.TypeFor[metering.Dimension]():   enumOf(metering.ByCustomer, metering.ByCountry, metering.ByCategory),
-	reflect.TypeFor[reports.SeriesWindow](): enumOf(reports.Day, reports.Month),
-	reflect.TypeFor[pricing.Rounding]():     enumOf(pricing.RoundHalfEven, pricing.RoundHalfUp),
-	reflect.TypeFor[pricing.Status]():       enumOf(pricing.StatusDraft, pricing.StatusActive),
-	reflect.TypeFor[pricing.Mode]():         enumOf(pricing.ModeFlat, pricing.ModeGraduated, pricing.ModeVolume),
+	reflect.TypeFor[billing.Status]():        enumOf(billing.StatusDraft, billing.StatusFinalized, billing.StatusVoid, "upcoming"),
+	reflect.TypeFor[metering.Status]():       enumOf(metering.Accepted, metering.Duplicate, metering.Conflict, metering.Rejected, metering.Ignored),
+	reflect.TypeFor[metering.Window]():       enumOf(metering.Hour, metering.Day, metering.Month),
+	reflect.TypeFor[metering.Dimension]():    enumOf(metering.ByCustomer, metering.ByCountry, metering.ByCategory),
+	reflect.TypeFor[reports.SeriesWindow]():  enumOf(reports.Day, reports.Month),
+	reflect.TypeFor[pricing.Rounding]():      enumOf(pricing.RoundHalfEven, pricing.RoundHalfUp),
+	reflect.TypeFor[pricing.Status]():        enumOf(pricing.StatusDraft, pricing.StatusActive),
+	reflect.TypeFor[pricing.Mode]():          enumOf(pricing.ModeFlat, pricing.ModeGraduated, pricing.ModeVolume),
+	reflect.TypeFor[notify.EventType]():      enumOf(append(slices.Clone(notify.EventTypes), notify.AllEvents)...),
+	reflect.TypeFor[notify.DeliveryStatus](): enumOf(notify.DeliveryPending, notify.DeliverySucceeded, notify.DeliveryFailed, notify.DeliveryPaused),
+	reflect.TypeFor[notify.Metric]():         enumOf(notify.MetricMessages, notify.MetricAmount),
 }
 
 // fieldEnums are string fields whose values are a closed set, by type and

@@ -56,6 +56,7 @@ type Deps struct {
 	Pricing  PricingDeps
 	Billing  BillingDeps
 	Reports  ReportsDeps
+	Notify   NotifyDeps
 	// Dashboard serves the web UI at / (nil: no dashboard).
 	Dashboard http.Handler
 }
@@ -172,6 +173,7 @@ func New(d Deps) *Server {
 	s.pricingRoutes()
 	s.billingRoutes()
 	s.reportsRoutes()
+	s.notifyRoutes()
 	return s
 }
 
