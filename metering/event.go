@@ -12,6 +12,7 @@ package metering
 import (
 	"encoding/binary"
 	"hash/fnv"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -177,6 +178,7 @@ type Rules struct {
 	// With StatusDelivered a sent status is ignored; read implies delivered.
 	BillableStatus string
 
+	once sync.Once
 	cats map[string]string
 }
 
@@ -187,7 +189,11 @@ func DefaultRules() *Rules {
 	return r
 }
 
-func (r *Rules) init() {
+// init fills in the defaults once: a Rules value is shared by every
+// request, and decoding calls init concurrently.
+func (r *Rules) init() { r.once.Do(r.setDefaults) }
+
+func (r *Rules) setDefaults() {
 	if r.Now == nil {
 		r.Now = time.Now
 	}
