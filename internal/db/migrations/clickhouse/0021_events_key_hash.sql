@@ -1,14 +1,6 @@
--- key_hash fingerprints an event's identity (customer_id, id) in 8 bytes. The
--- exactly-once look-up before every insert scans it (PREWHERE key_hash IN the
--- batch's fingerprints) instead of the id strings: a fixed-width column
--- checked against a set of integers is several times cheaper to read and
--- test, and the look-up reads every part of the lookback window
--- (docs/METERING.md, "Performance and limits"). The rows it selects are
--- then compared on (customer_id, id) exactly, so a fingerprint collision
--- costs a row read, never a wrong answer.
---
--- ClickHouse computes it on insert; parts written before this migration
--- compute it from the expression when read (metering's
--- TestLookupFindsEventsStoredBeforeKeyHash checks that on 18.16), so they
--- cost the look-up what the id strings did until a merge rewrites them.
-ALTER TABLE events ADD COLUMN key_hash UInt64 DEFAULT cityHash64(customer_id, id)
+-- Version 0021 is kept so that version numbers stay stable; it does nothing.
+-- It used to add a stored key_hash column to events; the layout of 0022
+-- (db.EventsTableSQL) no longer stores it, so a new database skips the ALTER
+-- (an ALTER of a Replicated table ON CLUSTER is the slowest and most fragile
+-- distributed DDL on 18.16), and a database that ran it loses the column
+-- when 0022 rebuilds the table.
