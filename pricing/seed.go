@@ -9,8 +9,8 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// The reference data a new installation seeds from: copies of
-// ../shared/data (see pricing/seed/README.md).
+// The reference data a new installation seeds its rate cards from (see
+// pricing/seed/README.md).
 //
 //go:embed seed/*.csv
 var seedFS embed.FS
@@ -26,7 +26,7 @@ var SeedMonth = Month{Year: 2026, Month: 1}
 
 // LaunchTiers are the launch card's graduated monthly volume discounts per
 // customer and recipient country: units up to UpTo cost the base price
-// minus Discount percent (see ../shared/data/README.md).
+// minus Discount percent (see pricing/seed/README.md).
 var LaunchTiers = []struct {
 	UpTo     int64 // 0: unbounded
 	Discount int64 // percent

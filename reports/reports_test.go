@@ -173,7 +173,7 @@ func prices(t *testing.T) *priceBook {
 }
 
 // launchPrice is the graduated launch price of q notifications to one
-// country in a month (tiers per ../shared/data/README.md).
+// country in a month (tiers per pricing/seed/README.md).
 func (pb *priceBook) launchAmount(country string, q int64) decimal.Decimal {
 	base, ok := pb.launch[country]
 	if !ok {

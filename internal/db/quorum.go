@@ -113,7 +113,7 @@ func (e *InsertError) Unwrap() []error {
 }
 
 // ClickHouse error codes of failed inserts into Replicated tables
-// (../shared/notes/clickhouse-18.16-cluster.md).
+// (docs/notes/clickhouse-18.16-cluster.md).
 const (
 	codeReadonly                  = 164 // "Replica is not active right now" (also a read-only user)
 	codeNoZooKeeper               = 225 // no ZooKeeper session, or it expired

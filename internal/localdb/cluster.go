@@ -58,7 +58,7 @@ var clusterName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // ClickHouse server concurrently and returns when all answer. The order
 // matters: a ClickHouse server started before ZooKeeper serves may crash
 // on its first ON CLUSTER query or come up without its Replicated tables
-// (../shared/notes/clickhouse-18.16-cluster.md). On failure everything
+// (docs/notes/clickhouse-18.16-cluster.md). On failure everything
 // started is stopped.
 func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 	if opts.Dir == "" {
