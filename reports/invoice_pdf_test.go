@@ -25,8 +25,8 @@ func sampleInvoice() billing.Invoice {
 	lines := []billing.Line{
 		{Kind: billing.KindUsage, Period: oct, Market: "GB", Countries: []pricing.CountryQuantity{{Country: "GB", Quantity: 300000}}, Category: "notification",
 			Mode: pricing.ModeGraduated, Quantity: 300000, UnitPrice: d("0.034433"), Average: true, Amount: billing.NewMoney(d("10330.00"), 2),
-			Tiers: []pricing.TierLine{{From: 1, UpTo: up64(250000), Quantity: 250000, UnitPrice: d("0.0345"), Amount: d("8625")},
-				{From: 250001, UpTo: up64(1000000), Quantity: 50000, UnitPrice: d("0.034100"), Amount: d("1705")}}},
+			Tiers: []billing.Tier{{From: 1, UpTo: up64(250000), Quantity: 250000, UnitPrice: d("0.0345"), Amount: billing.NewMoney(d("8625"), 2)},
+				{From: 250001, UpTo: up64(1000000), Quantity: 50000, UnitPrice: d("0.034100"), Amount: billing.NewMoney(d("1705"), 2)}}},
 		{Kind: billing.KindUsage, Period: oct, Market: "DE", Countries: []pricing.CountryQuantity{{Country: "DE", Quantity: 1234}}, Category: "notification",
 			Mode: pricing.ModeFlat, Quantity: 1234, UnitPrice: d("0.0768"), Amount: billing.NewMoney(d("94.77"), 2)},
 		{Kind: billing.KindUsage, Period: oct, Market: "DE", Countries: []pricing.CountryQuantity{{Country: "DE", Quantity: 50}}, Category: "session",
