@@ -12,6 +12,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"postage"
 	"postage/billing"
 	"postage/internal/testenv"
 	"postage/metering"
@@ -677,6 +678,14 @@ func TestSimulate(t *testing.T) {
 		prop, _ := pb.expect("initech", aug, "meta", 0)
 		if len(s2.Customers) != 1 || s2.Customers[0].Current != cents(cur) || s2.Customers[0].Proposed != cents(prop) || s2.Customers[0].Breakdown != nil {
 			t.Errorf("initech = %+v, want %s → %s", s2.Customers, cents(cur), cents(prop))
+		}
+	})
+	t.Run("unknown customers named", func(t *testing.T) {
+		// An id that is no customer is an error naming it, not an empty
+		// book (ghost has usage but is no customer either).
+		_, err := w.svc.Simulate(ctx, SimulationRequest{CardID: pricing.MetaCardID, From: aug, To: aug, Customers: []string{"initech", "nope", "ghost"}})
+		if postage.ErrorCode(err) != postage.EINVALID || !strings.Contains(postage.ErrorMessage(err), `"nope", "ghost"`) {
+			t.Errorf("err = %v, want invalid naming nope and ghost", err)
 		}
 	})
 	t.Run("draft version", func(t *testing.T) {
