@@ -148,7 +148,7 @@ type CustomerSnapshot struct {
 // those bytes forever (see Freeze and docs/BILLING.md, "A finalized
 // invoice never changes").
 type Invoice struct {
-	ID          string           `json:"id,omitempty"` // every invoice has one; the month-to-date bill (Runner.Upcoming), which is none yet, has not
+	ID          string           `json:"id,omitempty"` // absent only from the month-to-date bill (Runner.Upcoming), which is no invoice yet
 	Number      string           `json:"number,omitempty"`
 	CustomerID  string           `json:"customer_id"`
 	Period      pricing.Month    `json:"period"`

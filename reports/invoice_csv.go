@@ -48,6 +48,9 @@ func InvoiceCSV(w io.Writer, invs []billing.Invoice) error {
 			unit, discount := "", ""
 			if l.Kind == billing.KindUsage {
 				unit = l.UnitPrice.String()
+				if l.Free {
+					unit = billing.NewMoney(l.UnitPrice, inv.MinorUnits).String() // 0.00, as money reads
+				}
 			}
 			if !l.Discount.IsZero() {
 				discount = l.Discount.String()

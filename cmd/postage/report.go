@@ -34,7 +34,7 @@ customer's card, per currency (docs/REPORTS.md).`,
 	var format string
 	cmd.PersistentFlags().StringVar(&format, "format", "table", "table or csv")
 	cmd.PersistentFlags().BoolVar(&asCSV, "csv", false, "print CSV (the same as --format csv)")
-	_ = cmd.PersistentFlags().MarkDeprecated("csv", "use --format csv")
+	_ = cmd.PersistentFlags().MarkHidden("csv") // the old spelling: --format csv is the one flag
 
 	// run opens the app, builds the report and prints it.
 	run := func(cmd *cobra.Command, build func(ctx context.Context, svc *reports.Service) (tabular, string, error)) error {
@@ -48,6 +48,7 @@ customer's card, per currency (docs/REPORTS.md).`,
 		svc.Progress = bar.update
 		if asCSV {
 			format = "csv"
+			fmt.Fprintln(cmd.ErrOrStderr(), "postage: --csv is now --format csv")
 		}
 		if format != "table" && format != "text" && format != "csv" {
 			return usageError{fmt.Errorf("--format %q: want table or csv", format)}

@@ -45,6 +45,7 @@ explains the method.`,
 			var err error
 			if asCSV {
 				format = "csv"
+				fmt.Fprintln(cmd.ErrOrStderr(), "postage: --csv is now --format csv")
 			}
 			switch format {
 			case "table", "text":
@@ -102,7 +103,7 @@ explains the method.`,
 	f.BoolVar(&noOv, "no-overrides", false, "rate the proposed card without the customers' discounts and custom prices")
 	f.StringVar(&format, "format", "table", "table or csv")
 	f.BoolVar(&asCSV, "csv", false, "print CSV (the same as --format csv)")
-	_ = f.MarkDeprecated("csv", "use --format csv")
+	_ = f.MarkHidden("csv") // the old spelling: --format csv is the one flag
 	f.BoolVar(&breakdown, "breakdown", false, "show the breakdown by market and category (with --format csv: print it instead of customers)")
 	f.IntVar(&limit, "limit", 25, "customers shown in the text output (CSV has all)")
 	_ = cmd.MarkFlagRequired("card")
