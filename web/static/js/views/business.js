@@ -184,7 +184,7 @@ function usageChart(s, csv) {
 
 function countryCard(s) {
   const top = s.countries.slice(0, 10);
-  return card('By country', { id: 'by-country', sub: `${s.countries.length} countries` },
+  return card('By country', { id: 'by-country', sub: `${count(s.countries.length)} ${s.countries.length === 1 ? 'country' : 'countries'}` },
     hbars(top.map((x) => countryName(x.key)), top.map((x) => x.quantity), { label: 'Messages by country' }),
     table([
       { key: 'key', label: 'Country', sort: 'text', value: (r) => countryName(r.key), render: (r) => h('span', countryName(r.key), h('span.code', r.key || '—')) },
@@ -194,7 +194,7 @@ function countryCard(s) {
 }
 
 function categoryCard(s) {
-  return card('By category', { id: 'by-category', sub: `${s.categories.length} categories` },
+  return card('By category', { id: 'by-category', sub: `${count(s.categories.length)} ${s.categories.length === 1 ? 'category' : 'categories'}` },
     doughnut(s.categories.map((x) => humanize(x.key)), s.categories.map((x) => x.quantity), { label: 'Messages by category', colors: s.categories.map((x) => categoryColor(x.key)) }),
     table([
       { key: 'key', label: 'Category', sort: 'text', render: (r) => humanize(r.key) },
