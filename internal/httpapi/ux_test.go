@@ -1,17 +1,22 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/csv"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/shopspring/decimal"
 
+	"postage/internal/app"
 	"postage/internal/auth"
+	"postage/internal/config"
 )
 
 // fullQuote is the part of a quote answer these tests read.
@@ -222,6 +227,45 @@ func TestCountriesAndRoutes(t *testing.T) {
 			if slices.Contains(got, r) {
 				t.Errorf("%s may not %s, /me says it may", tt.role, r)
 			}
+		}
+	}
+}
+
+// levelLog records the level of every "http" log line.
+type levelLog struct {
+	mu     sync.Mutex
+	levels []slog.Level
+}
+
+func (l *levelLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *levelLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "http" {
+		l.mu.Lock()
+		l.levels = append(l.levels, r.Level)
+		l.mu.Unlock()
+	}
+	return nil
+}
+func (l *levelLog) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *levelLog) WithGroup(string) slog.Handler      { return l }
+
+// TestRequestLogLevel: with log.requests = "debug" (what `postage dev`
+// sets) answered requests log at debug, so an info log (make run's
+// terminal) keeps the address and key in view; refusals stay warnings.
+func TestRequestLogLevel(t *testing.T) {
+	for _, tt := range []struct {
+		requests string
+		want     slog.Level
+	}{{"", slog.LevelInfo}, {"info", slog.LevelInfo}, {"debug", slog.LevelDebug}} {
+		h := &levelLog{}
+		s := newStackWith(t, func(c *config.Config) { c.Log.Requests = tt.requests }, func(a *app.App) { a.Log = slog.New(h) })
+		s.do(t, auth.RoleSales, "GET", "/api/v1/me", "", nil)
+		s.do(t, auth.RoleSales, "GET", "/api/v1/invoices", "", nil) // 403
+		h.mu.Lock()
+		got := slices.Clone(h.levels)
+		h.mu.Unlock()
+		if len(got) != 2 || got[0] != tt.want || got[1] != slog.LevelWarn {
+			t.Errorf("requests %q: levels %v, want [%v WARN]", tt.requests, got, tt.want)
 		}
 	}
 }
