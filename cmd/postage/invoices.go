@@ -135,7 +135,7 @@ func newInvoicesVoidCmd(g *globalFlags) *cobra.Command {
 		Short: "Void a finalized invoice (by id or number) and reissue it as a new draft",
 		Example: `  postage invoices void in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --reason "wrong billing address"
   postage invoices void PST-2026-000099 --reason "wrong billing address"`,
-		Args:    cobra.ExactArgs(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if reason == "" {
 				return usageError{fmt.Errorf("--reason is required")}
