@@ -93,7 +93,7 @@ type Line struct {
 	Custom      bool                      `json:"custom,omitempty"`
 	Quantity    int64                     `json:"quantity"`
 	Tiers       []Tier                    `json:"tiers,omitempty"`
-	UnitPrice   decimal.Decimal           `json:"unit_price"`
+	UnitPrice   Money                     `json:"unit_price"` // with at least the currency's decimals ("0.00" on a free line), up to six
 	Average     bool                      `json:"average,omitempty"`
 	Discount    decimal.Decimal           `json:"discount,omitzero"`
 	// ListAmount (the line before discounts, rounded once like Amount) and
@@ -115,11 +115,11 @@ type Line struct {
 // (pricing.TierLine), its exact amount written with at least the
 // currency's minor-unit decimals.
 type Tier struct {
-	From      int64           `json:"from"`  // first unit of the tier (1-based monthly count)
-	UpTo      *int64          `json:"up_to"` // last unit of the tier; nil = unbounded
-	Quantity  int64           `json:"quantity"`
-	UnitPrice decimal.Decimal `json:"unit_price"`
-	Amount    Money           `json:"amount"` // exact
+	From      int64  `json:"from"`  // first unit of the tier (1-based monthly count)
+	UpTo      *int64 `json:"up_to"` // last unit of the tier; nil = unbounded
+	Quantity  int64  `json:"quantity"`
+	UnitPrice Money  `json:"unit_price"`
+	Amount    Money  `json:"amount"` // exact
 }
 
 // lineKey identifies what a line bills, for subtracting what was billed.
@@ -300,13 +300,13 @@ func usageLines(res pricing.Result, period pricing.Month) []Line {
 		if len(l.Tiers) > 1 {
 			tiers = make([]Tier, len(l.Tiers))
 			for i, t := range l.Tiers {
-				tiers[i] = Tier{From: t.From, UpTo: t.UpTo, Quantity: t.Quantity, UnitPrice: t.UnitPrice, Amount: NewMoney(t.Amount, res.MinorUnits)}
+				tiers[i] = Tier{From: t.From, UpTo: t.UpTo, Quantity: t.Quantity, UnitPrice: NewMoney(t.UnitPrice, res.MinorUnits), Amount: NewMoney(t.Amount, res.MinorUnits)}
 			}
 		}
 		lines = append(lines, Line{
 			Kind: KindUsage, Period: period, Market: l.Market, Countries: l.Countries,
 			Category: l.Category, Free: l.Free, PricingType: l.FreeType, Mode: l.Mode, Custom: l.Custom,
-			Quantity: l.Quantity, Tiers: tiers, UnitPrice: l.UnitPrice, Average: l.Average,
+			Quantity: l.Quantity, Tiers: tiers, UnitPrice: NewMoney(l.UnitPrice, res.MinorUnits), Average: l.Average,
 			Discount: l.Discount, ListAmount: NewMoney(l.ListAmount, res.MinorUnits), DiscountAmount: NewMoney(l.DiscountAmount, res.MinorUnits),
 			MessageCategories: l.MessageCategories, Amount: NewMoney(l.Amount, res.MinorUnits),
 			// No Description: the describer's text is what storage leaves
@@ -445,7 +445,7 @@ func adjustmentLines(rerated []Line, billed []Line, period pricing.Month, places
 		}
 		l := Line{
 			Kind: KindAdjustment, Period: period, Market: k.market, Category: k.category,
-			Free: x.free, PricingType: k.pricingType, Quantity: x.q, Amount: NewMoney(x.a, places),
+			Free: x.free, PricingType: k.pricingType, Quantity: x.q, UnitPrice: NewMoney(decimal.Zero, places), Amount: NewMoney(x.a, places),
 		}
 		l.Description = describe(l)
 		out = append(out, l)

@@ -158,8 +158,9 @@ func appendLineJSON(b []byte, l *Line) []byte {
 		}
 		b = append(b, ']')
 	}
-	b = append(b, `,"unit_price":`...)
-	b = appendDecimalJSON(b, l.UnitPrice)
+	b = append(b, `,"unit_price":"`...)
+	b = appendMoney(b, l.UnitPrice)
+	b = append(b, '"')
 	if l.Average {
 		b = append(b, `,"average":true`...)
 	}
@@ -208,8 +209,9 @@ func appendTierJSON(b []byte, t *Tier) []byte {
 	}
 	b = append(b, `,"quantity":`...)
 	b = strconv.AppendInt(b, t.Quantity, 10)
-	b = append(b, `,"unit_price":`...)
-	b = appendDecimalJSON(b, t.UnitPrice)
+	b = append(b, `,"unit_price":"`...)
+	b = appendMoney(b, t.UnitPrice)
+	b = append(b, '"')
 	b = append(b, `,"amount":"`...)
 	b = appendMoney(b, t.Amount)
 	return append(b, '"', '}')

@@ -41,7 +41,7 @@ func TestAppendLinesJSONMatchesEncodingJSON(t *testing.T) {
 		for range rng.IntN(5) {
 			l := Line{Kind: str(), Period: pricing.Month{Year: 2000 + rng.IntN(100), Month: time.Month(1 + rng.IntN(12))}, Market: str(), Category: str(),
 				Free: rng.IntN(2) == 0, Mode: modes[rng.IntN(len(modes))], Custom: rng.IntN(2) == 0, Quantity: rng.Int64() - rng.Int64(),
-				UnitPrice: dec(), Average: rng.IntN(2) == 0, Discount: dec(), Amount: NewMoney(dec(), rng.IntN(4)), Description: str(),
+				UnitPrice: NewMoney(dec(), rng.IntN(4)), Average: rng.IntN(2) == 0, Discount: dec(), Amount: NewMoney(dec(), rng.IntN(4)), Description: str(),
 				ListAmount: NewMoney(dec(), rng.IntN(4)), DiscountAmount: NewMoney(dec(), rng.IntN(4))}
 			for range rng.IntN(3) {
 				l.MessageCategories = append(l.MessageCategories, str())
@@ -53,7 +53,7 @@ func TestAppendLinesJSONMatchesEncodingJSON(t *testing.T) {
 				l.Countries = append(l.Countries, pricing.CountryQuantity{Country: str(), Quantity: rng.Int64N(1e9)})
 			}
 			for range rng.IntN(3) {
-				tl := Tier{From: rng.Int64N(1e6), Quantity: rng.Int64N(1e6), UnitPrice: dec(), Amount: NewMoney(dec(), rng.IntN(4))}
+				tl := Tier{From: rng.Int64N(1e6), Quantity: rng.Int64N(1e6), UnitPrice: NewMoney(dec(), rng.IntN(4)), Amount: NewMoney(dec(), rng.IntN(4))}
 				if rng.IntN(2) == 0 {
 					u := rng.Int64N(1e9)
 					tl.UpTo = &u

@@ -49,7 +49,9 @@ func InvoiceCSV(w io.Writer, invs []billing.Invoice) error {
 			if l.Kind == billing.KindUsage {
 				unit = l.UnitPrice.String()
 				if l.Free {
-					unit = billing.NewMoney(l.UnitPrice, inv.MinorUnits).String() // 0.00, as money reads
+					// 0.00, as money reads (a document frozen before unit
+					// prices were money says "0")
+					unit = billing.NewMoney(l.UnitPrice.Decimal, inv.MinorUnits).String()
 				}
 			}
 			if !l.Discount.IsZero() {

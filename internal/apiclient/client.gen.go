@@ -851,7 +851,7 @@ type BillingLine struct {
 	Quantity    int64          `json:"quantity"`
 	Tiers       *[]BillingTier `json:"tiers,omitempty"`
 
-	// UnitPrice a decimal number as a string, e.g. "0.0123"
+	// UnitPrice with at least the currency's decimals ("0.00" on a free line), up to six
 	UnitPrice string `json:"unit_price"`
 }
 
@@ -914,7 +914,7 @@ type BillingTier struct {
 	From     int64 `json:"from"`
 	Quantity int64 `json:"quantity"`
 
-	// UnitPrice a decimal number as a string, e.g. "0.0123"
+	// UnitPrice an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
 	UnitPrice string `json:"unit_price"`
 
 	// UpTo last unit of the tier; nil = unbounded
@@ -1544,7 +1544,7 @@ type Quote struct {
 	Version int    `json:"version"`
 }
 
-// QuoteLine QuoteLine is a quote's line (pricing.Line) with its money written with at least the currency's minor-unit decimals ("22175.00", not "22175"): the amount, and the exact subtotal, amount and tier amounts, which keep any further decimals ("22175.084265").
+// QuoteLine QuoteLine is a quote's line (pricing.Line) with its money written with at least the currency's minor-unit decimals ("22175.00", not "22175"): the amount, the unit prices, and the exact subtotal, amount and tier amounts, which keep any further decimals ("22175.084265").
 type QuoteLine struct {
 	// Amount Amount is the line's amount, rounded once to the currency's minor unit.
 	Amount string `json:"amount"`
@@ -1593,8 +1593,8 @@ type QuoteLine struct {
 	Subtotal string         `json:"subtotal"`
 	Tiers    *[]BillingTier `json:"tiers,omitempty"`
 
-	// UnitPrice UnitPrice is the one unit price the line was charged at, or, when
-	// Average is set, Subtotal/Quantity rounded half-even to six decimals.
+	// UnitPrice UnitPrice is the price per message (an average when the line's
+	// average is set), with at least the currency's decimals.
 	UnitPrice string `json:"unit_price"`
 }
 

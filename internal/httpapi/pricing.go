@@ -528,11 +528,14 @@ func (s *Server) price(c *gin.Context) {
 
 // QuoteLine is a quote's line (pricing.Line) with its money written with
 // at least the currency's minor-unit decimals ("22175.00", not "22175"):
-// the amount, and the exact subtotal, amount and tier amounts, which keep
-// any further decimals ("22175.084265").
+// the amount, the unit prices, and the exact subtotal, amount and tier
+// amounts, which keep any further decimals ("22175.084265").
 type QuoteLine struct {
 	pricing.Line
 	Tiers []billing.Tier `json:"tiers,omitempty"`
+	// UnitPrice is the price per message (an average when the line's
+	// average is set), with at least the currency's decimals.
+	UnitPrice billing.Money `json:"unit_price"`
 	// Subtotal is the exact amount before discounts.
 	Subtotal billing.Money `json:"subtotal"`
 	// Exact is the exact amount after discounts.
@@ -564,9 +567,9 @@ func resultJSON(r pricing.Result) Quote {
 	list, disc := reports.QuoteListTotals(r)
 	out := Quote{Result: r, Lines: make([]QuoteLine, len(r.Lines)), ListTotal: fixed(list), Discounts: fixed(disc), Total: fixed(r.Total)}
 	for i, l := range r.Lines {
-		ql := QuoteLine{Line: l, Subtotal: fixed(l.Subtotal), Exact: fixed(l.Exact), ListAmount: fixed(l.ListAmount), DiscountAmount: fixed(l.DiscountAmount), Amount: fixed(l.Amount)}
+		ql := QuoteLine{Line: l, UnitPrice: fixed(l.UnitPrice), Subtotal: fixed(l.Subtotal), Exact: fixed(l.Exact), ListAmount: fixed(l.ListAmount), DiscountAmount: fixed(l.DiscountAmount), Amount: fixed(l.Amount)}
 		for _, t := range l.Tiers {
-			ql.Tiers = append(ql.Tiers, billing.Tier{From: t.From, UpTo: t.UpTo, Quantity: t.Quantity, UnitPrice: t.UnitPrice, Amount: fixed(t.Amount)})
+			ql.Tiers = append(ql.Tiers, billing.Tier{From: t.From, UpTo: t.UpTo, Quantity: t.Quantity, UnitPrice: fixed(t.UnitPrice), Amount: fixed(t.Amount)})
 		}
 		out.Lines[i] = ql
 	}

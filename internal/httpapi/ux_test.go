@@ -28,6 +28,7 @@ type fullQuote struct {
 		Market            string   `json:"market"`
 		Category          string   `json:"category"`
 		MessageCategories []string `json:"message_categories"`
+		UnitPrice         string   `json:"unit_price"`
 		Subtotal          string   `json:"subtotal"`
 		Exact             string   `json:"exact"`
 		Discount          string   `json:"discount"`
@@ -78,7 +79,7 @@ func TestQuoteMoneyAndDiscounts(t *testing.T) {
 	var list, disc, total decimal.Decimal
 	for _, l := range q.Lines {
 		if l.Category == "session" {
-			if l.ListAmount != "" || l.Amount != "0.00" {
+			if l.ListAmount != "" || l.Amount != "0.00" || l.UnitPrice != "0.00" {
 				t.Errorf("free line %+v", l)
 			}
 			list = list.Add(d(l.Amount))
