@@ -41,7 +41,9 @@ const (
 )
 
 // Money is an amount in an invoice's currency. JSON writes it as a decimal
-// string with exactly the currency's minor-unit decimals ("12.30").
+// string with the currency's minor-unit decimals ("12.30", never "12.3"),
+// or with more when the amount is exact and has more (a tier's exact
+// amount "0.2661"): at least Places decimals, and no trailing zeros beyond.
 type Money struct {
 	decimal.Decimal
 	Places int32
@@ -50,8 +52,12 @@ type Money struct {
 // NewMoney returns d with the given number of decimals for display.
 func NewMoney(d decimal.Decimal, places int) Money { return Money{Decimal: d, Places: int32(places)} }
 
-// String formats the amount with its fixed decimals.
-func (m Money) String() string { return m.Decimal.StringFixed(m.Places) }
+// String formats the amount with at least its Places decimals.
+func (m Money) String() string { return string(appendMoney(nil, m)) }
+
+// Format prints the amount as String does (for %s and %v: the embedded
+// decimal's own Format would drop the minor unit's zeros, "0" for "0.00").
+func (m Money) Format(f fmt.State, _ rune) { _, _ = f.Write(appendMoney(nil, m)) }
 
 // MarshalJSON writes the amount as a quoted decimal string.
 func (m Money) MarshalJSON() ([]byte, error) { return []byte(`"` + m.String() + `"`), nil }
@@ -86,12 +92,34 @@ type Line struct {
 	Mode        pricing.Mode              `json:"mode,omitempty"`
 	Custom      bool                      `json:"custom,omitempty"`
 	Quantity    int64                     `json:"quantity"`
-	Tiers       []pricing.TierLine        `json:"tiers,omitempty"`
-	UnitPrice   decimal.Decimal           `json:"unit_price"`
+	Tiers       []Tier                    `json:"tiers,omitempty"`
+	UnitPrice   Money                     `json:"unit_price"` // with at least the currency's decimals ("0.00" on a free line), up to six
 	Average     bool                      `json:"average,omitempty"`
 	Discount    decimal.Decimal           `json:"discount,omitzero"`
-	Amount      Money                     `json:"amount"`
-	Description string                    `json:"description,omitempty"`
+	// ListAmount (the line before discounts, rounded once like Amount) and
+	// DiscountAmount (ListAmount − Amount) are set on discounted usage
+	// lines, so a line reads list − discount = amount; on other lines the
+	// list amount is Amount. Invoices finalized before these fields existed
+	// do not have them (their documents never change).
+	ListAmount     Money `json:"list_amount,omitzero"`
+	DiscountAmount Money `json:"discount_amount,omitzero"`
+	// MessageCategories are the categories the line's messages were sent
+	// with when the card bills them as Category (marketing and utility on a
+	// line of notification), in the card's order (pricing.Line).
+	MessageCategories []string `json:"message_categories,omitempty"`
+	Amount            Money    `json:"amount"`
+	Description       string   `json:"description,omitempty"`
+}
+
+// Tier is the part of a usage line's quantity charged at one tier's price
+// (pricing.TierLine), its exact amount written with at least the
+// currency's minor-unit decimals.
+type Tier struct {
+	From      int64  `json:"from"`  // first unit of the tier (1-based monthly count)
+	UpTo      *int64 `json:"up_to"` // last unit of the tier; nil = unbounded
+	Quantity  int64  `json:"quantity"`
+	UnitPrice Money  `json:"unit_price"`
+	Amount    Money  `json:"amount"` // exact
 }
 
 // lineKey identifies what a line bills, for subtracting what was billed.
@@ -120,7 +148,7 @@ type CustomerSnapshot struct {
 // those bytes forever (see Freeze and docs/BILLING.md, "A finalized
 // invoice never changes").
 type Invoice struct {
-	ID          string           `json:"id"`
+	ID          string           `json:"id,omitempty"` // absent only from the month-to-date bill (Runner.Upcoming), which is no invoice yet
 	Number      string           `json:"number,omitempty"`
 	CustomerID  string           `json:"customer_id"`
 	Period      pricing.Month    `json:"period"`
@@ -268,14 +296,19 @@ func sumLines(lines []Line, places int) (sub, adj, total Money) {
 func usageLines(res pricing.Result, period pricing.Month) []Line {
 	lines := make([]Line, 0, len(res.Lines))
 	for _, l := range res.Lines {
-		if len(l.Tiers) == 1 {
-			l.Tiers = nil // one tier says nothing the line does not
+		var tiers []Tier // one tier says nothing the line does not
+		if len(l.Tiers) > 1 {
+			tiers = make([]Tier, len(l.Tiers))
+			for i, t := range l.Tiers {
+				tiers[i] = Tier{From: t.From, UpTo: t.UpTo, Quantity: t.Quantity, UnitPrice: NewMoney(t.UnitPrice, res.MinorUnits), Amount: NewMoney(t.Amount, res.MinorUnits)}
+			}
 		}
 		lines = append(lines, Line{
 			Kind: KindUsage, Period: period, Market: l.Market, Countries: l.Countries,
 			Category: l.Category, Free: l.Free, PricingType: l.FreeType, Mode: l.Mode, Custom: l.Custom,
-			Quantity: l.Quantity, Tiers: l.Tiers, UnitPrice: l.UnitPrice, Average: l.Average,
-			Discount: l.Discount, Amount: NewMoney(l.Amount, res.MinorUnits),
+			Quantity: l.Quantity, Tiers: tiers, UnitPrice: NewMoney(l.UnitPrice, res.MinorUnits), Average: l.Average,
+			Discount: l.Discount, ListAmount: NewMoney(l.ListAmount, res.MinorUnits), DiscountAmount: NewMoney(l.DiscountAmount, res.MinorUnits),
+			MessageCategories: l.MessageCategories, Amount: NewMoney(l.Amount, res.MinorUnits),
 			// No Description: the describer's text is what storage leaves
 			// out anyway; readers get it back (expandLines, Freeze).
 		})
@@ -284,14 +317,19 @@ func usageLines(res pricing.Result, period pricing.Month) []Line {
 }
 
 // DescribeLine is the text a line shows when nothing more specific was
-// written for it: "marketing messages, DE", "service messages, DE (free
-// category)", "marketing messages, DE (free — customer service window)",
-// "Adjustment for 2026-09: …".
+// written for it: "marketing messages, DE", "notification messages (sent
+// as marketing, utility), DE" (a card category billing messages sent under
+// other names), "service messages, DE (free category)", "marketing
+// messages, DE (free — customer service window)", "Adjustment for 2026-09:
+// …".
 func DescribeLine(l Line) string {
 	if l.Kind == KindAdjustment {
 		return fmt.Sprintf("Adjustment for %s: %s messages, %s, usage received after that month was invoiced", l.Period, l.Category, l.Market)
 	}
 	s := l.Category + " messages, " + l.Market
+	if len(l.MessageCategories) > 0 {
+		s = l.Category + " messages (sent as " + strings.Join(l.MessageCategories, ", ") + "), " + l.Market
+	}
 	switch {
 	case l.PricingType != "":
 		s += " (free — " + freeTypeText(l.PricingType) + ")"
@@ -317,7 +355,7 @@ func storedDescription(l *Line) string {
 	if l.Description == "" {
 		return "" // the describer's: a run leaves it to readers
 	}
-	if l.Kind != KindAdjustment && l.PricingType == "" && describeIsDefault && isDescription(l.Description, l.Market, l.Category, l.Free) {
+	if l.Kind != KindAdjustment && l.PricingType == "" && len(l.MessageCategories) == 0 && describeIsDefault && isDescription(l.Description, l.Market, l.Category, l.Free) {
 		return "" // the common case, checked without building the string
 	}
 	if l.Description == describe(*l) {
@@ -407,7 +445,7 @@ func adjustmentLines(rerated []Line, billed []Line, period pricing.Month, places
 		}
 		l := Line{
 			Kind: KindAdjustment, Period: period, Market: k.market, Category: k.category,
-			Free: x.free, PricingType: k.pricingType, Quantity: x.q, Amount: NewMoney(x.a, places),
+			Free: x.free, PricingType: k.pricingType, Quantity: x.q, UnitPrice: NewMoney(decimal.Zero, places), Amount: NewMoney(x.a, places),
 		}
 		l.Description = describe(l)
 		out = append(out, l)

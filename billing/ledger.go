@@ -141,6 +141,9 @@ type InvoiceFilter struct {
 	Period     pricing.Month
 	Status     Status
 	CustomerID string
+	// Number is an invoice number (PST-2026-000099): the finalized or
+	// void invoice that carries it.
+	Number string
 	// NotDraft leaves drafts out (customers never see drafts).
 	NotDraft bool
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/shopspring/decimal"
 
 	"postage/internal/jsonx"
-	"postage/pricing"
 )
 
 // appendStoredLinesJSON appends lines as the invoices table keeps them,
@@ -159,8 +158,9 @@ func appendLineJSON(b []byte, l *Line) []byte {
 		}
 		b = append(b, ']')
 	}
-	b = append(b, `,"unit_price":`...)
-	b = appendDecimalJSON(b, l.UnitPrice)
+	b = append(b, `,"unit_price":"`...)
+	b = appendMoney(b, l.UnitPrice)
+	b = append(b, '"')
 	if l.Average {
 		b = append(b, `,"average":true`...)
 	}
@@ -168,8 +168,28 @@ func appendLineJSON(b []byte, l *Line) []byte {
 		b = append(b, `,"discount":`...)
 		b = appendDecimalJSON(b, l.Discount)
 	}
+	if !l.ListAmount.IsZero() {
+		b = append(b, `,"list_amount":"`...)
+		b = appendMoney(b, l.ListAmount)
+		b = append(b, '"')
+	}
+	if !l.DiscountAmount.IsZero() {
+		b = append(b, `,"discount_amount":"`...)
+		b = appendMoney(b, l.DiscountAmount)
+		b = append(b, '"')
+	}
+	if len(l.MessageCategories) > 0 {
+		b = append(b, `,"message_categories":[`...)
+		for i, c := range l.MessageCategories {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonx.AppendString(b, c)
+		}
+		b = append(b, ']')
+	}
 	b = append(b, `,"amount":"`...)
-	b = appendDecimalFixed(b, l.Amount.Decimal, l.Amount.Places)
+	b = appendMoney(b, l.Amount)
 	b = append(b, '"')
 	if l.Description != "" {
 		b = append(b, `,"description":`...)
@@ -178,7 +198,7 @@ func appendLineJSON(b []byte, l *Line) []byte {
 	return append(b, '}')
 }
 
-func appendTierJSON(b []byte, t *pricing.TierLine) []byte {
+func appendTierJSON(b []byte, t *Tier) []byte {
 	b = append(b, `{"from":`...)
 	b = strconv.AppendInt(b, t.From, 10)
 	b = append(b, `,"up_to":`...)
@@ -189,11 +209,12 @@ func appendTierJSON(b []byte, t *pricing.TierLine) []byte {
 	}
 	b = append(b, `,"quantity":`...)
 	b = strconv.AppendInt(b, t.Quantity, 10)
-	b = append(b, `,"unit_price":`...)
-	b = appendDecimalJSON(b, t.UnitPrice)
-	b = append(b, `,"amount":`...)
-	b = appendDecimalJSON(b, t.Amount)
-	return append(b, '}')
+	b = append(b, `,"unit_price":"`...)
+	b = appendMoney(b, t.UnitPrice)
+	b = append(b, '"')
+	b = append(b, `,"amount":"`...)
+	b = appendMoney(b, t.Amount)
+	return append(b, '"', '}')
 }
 
 // appendDecimalJSON writes d as decimal.Decimal.MarshalJSON does.
@@ -244,6 +265,24 @@ func appendDecimalFixed(b []byte, d decimal.Decimal, places int32) []byte {
 		return appendScaled(b, d.CoefficientInt64()*pow10[e+int(places)], int(places), false)
 	}
 	return append(b, d.StringFixed(places)...)
+}
+
+// appendMoney appends m.String(): the amount with at least m.Places
+// decimals, and those beyond only as far as they are not trailing zeros.
+func appendMoney(b []byte, m Money) []byte {
+	places := m.Places
+	e := -m.Decimal.Exponent()
+	if places < 0 || e <= places {
+		return appendDecimalFixed(b, m.Decimal, places)
+	}
+	b = appendDecimalFixed(b, m.Decimal, e)
+	for ; e > places && b[len(b)-1] == '0'; e-- {
+		b = b[:len(b)-1]
+	}
+	if b[len(b)-1] == '.' {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 // appendScaled appends c·10^-frac with frac digits after the point, or

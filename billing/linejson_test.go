@@ -2,7 +2,9 @@ package billing
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,7 +41,11 @@ func TestAppendLinesJSONMatchesEncodingJSON(t *testing.T) {
 		for range rng.IntN(5) {
 			l := Line{Kind: str(), Period: pricing.Month{Year: 2000 + rng.IntN(100), Month: time.Month(1 + rng.IntN(12))}, Market: str(), Category: str(),
 				Free: rng.IntN(2) == 0, Mode: modes[rng.IntN(len(modes))], Custom: rng.IntN(2) == 0, Quantity: rng.Int64() - rng.Int64(),
-				UnitPrice: dec(), Average: rng.IntN(2) == 0, Discount: dec(), Amount: NewMoney(dec(), rng.IntN(4)), Description: str()}
+				UnitPrice: NewMoney(dec(), rng.IntN(4)), Average: rng.IntN(2) == 0, Discount: dec(), Amount: NewMoney(dec(), rng.IntN(4)), Description: str(),
+				ListAmount: NewMoney(dec(), rng.IntN(4)), DiscountAmount: NewMoney(dec(), rng.IntN(4))}
+			for range rng.IntN(3) {
+				l.MessageCategories = append(l.MessageCategories, str())
+			}
 			if rng.IntN(5) == 0 {
 				l.Period = pricing.Month{}
 			}
@@ -47,7 +53,7 @@ func TestAppendLinesJSONMatchesEncodingJSON(t *testing.T) {
 				l.Countries = append(l.Countries, pricing.CountryQuantity{Country: str(), Quantity: rng.Int64N(1e9)})
 			}
 			for range rng.IntN(3) {
-				tl := pricing.TierLine{From: rng.Int64N(1e6), Quantity: rng.Int64N(1e6), UnitPrice: dec(), Amount: dec()}
+				tl := Tier{From: rng.Int64N(1e6), Quantity: rng.Int64N(1e6), UnitPrice: NewMoney(dec(), rng.IntN(4)), Amount: NewMoney(dec(), rng.IntN(4))}
 				if rng.IntN(2) == 0 {
 					u := rng.Int64N(1e9)
 					tl.UpTo = &u
@@ -78,6 +84,55 @@ func TestAppendLinesJSONMatchesEncodingJSON(t *testing.T) {
 		}
 		if got := appendStoredLinesJSON(nil, lines); string(got) != string(want) {
 			t.Fatalf("stored lines %d:\n got %s\nwant %s", n, got, want)
+		}
+	}
+}
+
+// TestMoneyString: money shows at least its currency's decimals, and an
+// exact amount's further decimals without trailing zeros, as the decimal
+// library's fixed form trimmed does (checked on random values too).
+func TestMoneyString(t *testing.T) {
+	tests := []struct {
+		amount string
+		places int
+		want   string
+	}{
+		{"22175", 2, "22175.00"},
+		{"0", 2, "0.00"},
+		{"0.2661", 2, "0.2661"},
+		{"1.20000", 2, "1.20"},
+		{"1.23400", 2, "1.234"},
+		{"-0.5", 0, "-0.5"},
+		{"12.300", 0, "12.3"},
+		{"100", 0, "100"},
+		{"5", 3, "5.000"},
+		{"12.30", 2, "12.30"},
+	}
+	for _, tt := range tests {
+		m := NewMoney(decimal.RequireFromString(tt.amount), tt.places)
+		if got := m.String(); got != tt.want {
+			t.Errorf("Money(%s, %d) = %q, want %q", tt.amount, tt.places, got, tt.want)
+		}
+		if got := fmt.Sprintf("%s|%v", m, m); got != tt.want+"|"+tt.want {
+			t.Errorf("fmt of Money(%s, %d) = %q, want %q", tt.amount, tt.places, got, tt.want)
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 100000 {
+		d := decimal.New(rng.Int64N(2_000_000_000)-1_000_000_000, -rng.Int32N(12))
+		if rng.IntN(50) == 0 {
+			d = decimal.New(rng.Int64(), -rng.Int32N(30)).Mul(decimal.New(rng.Int64(), 0))
+		}
+		places := int32(rng.IntN(5))
+		want := d.StringFixed(max(places, -d.Exponent()))
+		if i := strings.IndexByte(want, '.'); i >= 0 {
+			for len(want)-i-1 > int(places) && want[len(want)-1] == '0' {
+				want = want[:len(want)-1]
+			}
+			want = strings.TrimSuffix(want, ".")
+		}
+		if got := (Money{Decimal: d, Places: places}).String(); got != want {
+			t.Fatalf("Money(%s, %d) = %q, want %q", d, places, got, want)
 		}
 	}
 }

@@ -77,6 +77,19 @@ type Line struct {
 	Discount decimal.Decimal `json:"discount,omitzero"`
 	Exact    decimal.Decimal `json:"exact"`  // exact amount after discounts
 	Amount   decimal.Decimal `json:"amount"` // Exact rounded once to the currency's minor unit
+	// ListAmount is Subtotal rounded to the currency's minor unit (by the
+	// same rounding as Amount) and DiscountAmount is ListAmount − Amount,
+	// so that a discounted line reads list − discount = amount in minor
+	// units. Both are set on discounted lines only: on the others the list
+	// amount is Amount and nothing was taken off.
+	ListAmount     decimal.Decimal `json:"list_amount,omitzero"`
+	DiscountAmount decimal.Decimal `json:"discount_amount,omitzero"`
+	// MessageCategories are the categories the line's messages were sent
+	// with (Category's own name, its aliases, or for an international
+	// variant its base category's names), in the card's order, when any of
+	// them is not Category itself: a line of "notification" on the launch
+	// card that bills messages sent as marketing and utility lists both.
+	MessageCategories []string `json:"message_categories,omitempty"`
 }
 
 // CountryQuantity is one recipient country's share of a line.
@@ -373,6 +386,7 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		Lines:      make([]Line, 0, nlines+len(free)),
 	}
 	countries := make([]CountryQuantity, 0, len(usage))
+	var sent []string                      // every line's MessageCategories, allocated when a line needs one
 	tiers := make([]TierLine, 0, ntiers+1) // +1: a custom price may use one tier where the card's uses none
 	var total u128                         // rounded amounts, in micro-units
 
@@ -406,6 +420,15 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		ln.Countries = countries[cstart:len(countries):len(countries)]
 		ln.Category = r.cats[c].Name
 		ln.Quantity = q
+		for _, k := range grp {
+			if usage[k].Category != ln.Category {
+				if sent == nil {
+					sent = make([]string, 0, len(usage))
+				}
+				ln.MessageCategories, sent = r.messageCategories(sent, usage, grp)
+				break
+			}
+		}
 		if r.cats[c].Free {
 			ln.Free = true
 			continue
@@ -497,6 +520,13 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		minor := min(r.minor, MaxPriceDecimals)
 		rounded := exact.roundDiv(pow10[scale-minor], r.v.Rounding == RoundHalfUp).u128()
 		ln.Amount = rounded.decimal(minor)
+		if scale != MaxPriceDecimals {
+			// The list amount is rounded by the same function; a discount
+			// never raises the exact amount, so rounded ≤ list.
+			list := widen(sub).roundDiv(pow10[MaxPriceDecimals-minor], r.v.Rounding == RoundHalfUp).u128()
+			ln.ListAmount = list.decimal(minor)
+			ln.DiscountAmount = list.sub(rounded).decimal(minor)
+		}
 		total = total.add(rounded.rescale(MaxPriceDecimals - minor))
 	}
 	if len(free) > 0 {
@@ -555,6 +585,34 @@ func (r *Rater) freeLines(res *Result, usage []Usage, rows []int32, countries []
 		i = j
 	}
 	return nil
+}
+
+// messageCategories appends to sent the distinct categories that the rows
+// grp of usage were sent with, in the card's order (a category, then its
+// aliases, categories in card order), and returns them as one slice and
+// the grown backing array.
+func (r *Rater) messageCategories(sent []string, usage []Usage, grp []int32) ([]string, []string) {
+	start := len(sent)
+	for _, k := range grp {
+		if n := usage[k].Category; !slices.Contains(sent[start:], n) {
+			sent = append(sent, n)
+		}
+	}
+	part := sent[start:len(sent):len(sent)]
+	slices.SortFunc(part, func(a, b string) int { return r.nameOrder(a) - r.nameOrder(b) })
+	return part, sent
+}
+
+// nameOrder ranks a category name or alias by the card's order: its
+// category's position, then its place among the category's name and
+// aliases.
+func (r *Rater) nameOrder(name string) int {
+	c, _ := r.category(name)
+	pos := 0
+	if cat := &r.cats[c]; cat.Name != name {
+		pos = 1 + slices.Index(cat.Aliases, name)
+	}
+	return int(c)<<16 | pos
 }
 
 // tiersUsed returns how many tier lines line a (quantity q) has under the
@@ -681,6 +739,13 @@ func mul64(a, b uint64) u128 {
 func (x u128) add(y u128) u128 {
 	lo, carry := bits.Add64(x.lo, y.lo, 0)
 	hi, _ := bits.Add64(x.hi, y.hi, carry)
+	return u128{hi, lo}
+}
+
+// sub returns x − y (y ≤ x).
+func (x u128) sub(y u128) u128 {
+	lo, borrow := bits.Sub64(x.lo, y.lo, 0)
+	hi, _ := bits.Sub64(x.hi, y.hi, borrow)
 	return u128{hi, lo}
 }
 

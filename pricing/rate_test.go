@@ -489,6 +489,15 @@ func TestOverridesStacking(t *testing.T) {
 		sum := decimal.Zero
 		for _, ln := range res.Lines {
 			i := map[string]int{"Germany/marketing": 0, "Germany/utility": 1, "France/marketing": 2, "France/utility": 3}[ln.Market+"/"+ln.Category]
+			// A discounted line reads list − discount = amount, each in
+			// minor units; an undiscounted one carries neither.
+			if ln.Discount.IsZero() {
+				if !ln.ListAmount.IsZero() || !ln.DiscountAmount.IsZero() {
+					t.Errorf("%s: undiscounted line %s/%s has list %s discount %s", tt.name, ln.Market, ln.Category, ln.ListAmount, ln.DiscountAmount)
+				}
+			} else if !ln.ListAmount.Equal(ln.Subtotal.RoundBank(2)) || !ln.ListAmount.Sub(ln.DiscountAmount).Equal(ln.Amount) {
+				t.Errorf("%s: line %s/%s list %s − discount %s ≠ amount %s (subtotal %s)", tt.name, ln.Market, ln.Category, ln.ListAmount, ln.DiscountAmount, ln.Amount, ln.Subtotal)
+			}
 			if !ln.Exact.Equal(d(tt.want[i])) {
 				t.Errorf("%s: line %s/%s exact %s, want %s", tt.name, ln.Market, ln.Category, ln.Exact, tt.want[i])
 			}
@@ -599,6 +608,53 @@ func TestCrossCardVocabulary(t *testing.T) {
 	// launch: notification 15 × 0.0887 = 1.3305 → 1.33; session 4 free.
 	if len(res.Lines) != 2 || res.Lines[0].Quantity != 15 || res.Lines[1].Quantity != 4 || !res.Total.Equal(d("1.33")) {
 		t.Fatalf("launch: %+v %s", res.Lines, res.Total)
+	}
+}
+
+// TestMessageCategories: a line names the categories its messages were
+// sent with when the card bills them as another category, in the card's
+// order; a line sent under its own name only names none.
+func TestMessageCategories(t *testing.T) {
+	launch := mustSeed(t, LaunchSeed)
+	meta := mustSeed(t, MetaSeed)
+	tests := []struct {
+		name  string
+		r     *Rater
+		opts  RateOptions
+		usage []Usage
+		want  map[string][]string // market/category → message categories
+	}{
+		{"aliases in card order", launch, RateOptions{}, []Usage{
+			{Country: "DE", Category: "authentication", Quantity: 1}, {Country: "DE", Category: "marketing", Quantity: 2},
+			{Country: "DE", Category: "utility", Quantity: 3}, {Country: "FR", Category: "marketing", Quantity: 1},
+			{Country: "FR", Category: "service", Quantity: 4}, {Country: "ES", Category: "notification", Quantity: 1},
+		}, map[string][]string{
+			"DE/notification": {"marketing", "utility", "authentication"},
+			"FR/notification": {"marketing"},
+			"FR/session":      {"service"},
+			"ES/notification": nil,
+		}},
+		{"own name with an alias", launch, RateOptions{}, []Usage{
+			{Country: "DE", Category: "utility", Quantity: 1}, {Country: "DE", Category: "notification", Quantity: 1},
+		}, map[string][]string{"DE/notification": {"notification", "utility"}}},
+		{"international variant names its base", meta, RateOptions{CustomerCountry: "DE"}, []Usage{
+			{Country: "IN", Category: "authentication", Quantity: 5}, {Country: "IN", Category: "marketing", Quantity: 1},
+		}, map[string][]string{"India/authentication_international": {"authentication"}, "India/marketing": nil}},
+	}
+	for _, tt := range tests {
+		res, err := tt.r.Rate(Overrides{}, tt.usage, tt.opts)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if len(res.Lines) != len(tt.want) {
+			t.Fatalf("%s: %d lines, want %d: %+v", tt.name, len(res.Lines), len(tt.want), res.Lines)
+		}
+		for _, ln := range res.Lines {
+			want, ok := tt.want[ln.Market+"/"+ln.Category]
+			if !ok || strings.Join(ln.MessageCategories, ",") != strings.Join(want, ",") {
+				t.Errorf("%s: %s/%s message categories %q, want %q", tt.name, ln.Market, ln.Category, ln.MessageCategories, want)
+			}
+		}
 	}
 }
 

@@ -12,14 +12,18 @@ import (
 // InvoiceCSVHeader are the columns of invoice CSV files: one row per
 // invoice line (an invoice without lines has one row with empty line
 // columns), the invoice's own columns repeated on each, so the file sorts
-// and pivots in any spreadsheet.
+// and pivots in any spreadsheet. Columns are only ever added at the end.
+// message_categories names the categories a line's messages were sent
+// with when the card bills them as its category ("marketing;utility" on a
+// line of notification); list_amount and discount_amount are set on
+// discounted lines (list − discount = amount).
 var InvoiceCSVHeader = []string{
 	"invoice_id", "number", "status", "customer_id", "customer_name", "period", "currency",
 	"card_id", "card_version", "line_kind", "line_period", "market", "countries", "category", "free",
 	"quantity", "unit_price", "average_price", "discount_percent", "amount",
 	"invoice_subtotal", "invoice_adjustments", "invoice_total",
 	"usage_cutoff", "finalized_at", "voided_at", "void_reason", "replaces", "replaced_by",
-	"pricing_type", "description",
+	"pricing_type", "description", "message_categories", "list_amount", "discount_amount",
 }
 
 // InvoiceCSV writes invoices as CSV (InvoiceCSVHeader): one invoice for
@@ -33,7 +37,7 @@ func InvoiceCSV(w io.Writer, invs []billing.Invoice) error {
 		tail := []string{inv.Subtotal.String(), inv.Adjustments.String(), inv.Total.String(),
 			csvTime(&inv.UsageCutoff), csvTime(inv.FinalizedAt), csvTime(inv.VoidedAt), inv.VoidReason, inv.Replaces, inv.ReplacedBy}
 		if len(inv.Lines) == 0 {
-			t.Rows = append(t.Rows, concat(base, make([]string, 11), tail, make([]string, 2)))
+			t.Rows = append(t.Rows, concat(base, make([]string, 11), tail, make([]string, 5)))
 			continue
 		}
 		for _, l := range inv.Lines {
@@ -44,13 +48,22 @@ func InvoiceCSV(w io.Writer, invs []billing.Invoice) error {
 			unit, discount := "", ""
 			if l.Kind == billing.KindUsage {
 				unit = l.UnitPrice.String()
+				if l.Free {
+					// 0.00, as money reads (a document frozen before unit
+					// prices were money says "0")
+					unit = billing.NewMoney(l.UnitPrice.Decimal, inv.MinorUnits).String()
+				}
 			}
 			if !l.Discount.IsZero() {
 				discount = l.Discount.String()
 			}
 			line := []string{l.Kind, l.Period.String(), l.Market, strings.Join(cs, ";"), l.Category, strconv.FormatBool(l.Free),
 				strconv.FormatInt(l.Quantity, 10), unit, strconv.FormatBool(l.Average), discount, l.Amount.String()}
-			t.Rows = append(t.Rows, concat(base, line, tail, []string{l.PricingType, l.Description}))
+			list, disc := "", ""
+			if !l.ListAmount.IsZero() || !l.DiscountAmount.IsZero() {
+				list, disc = l.ListAmount.String(), l.DiscountAmount.String()
+			}
+			t.Rows = append(t.Rows, concat(base, line, tail, []string{l.PricingType, l.Description, strings.Join(l.MessageCategories, ";"), list, disc}))
 		}
 	}
 	return t.WriteCSV(w)

@@ -191,6 +191,9 @@ func InvoicePDF(w io.Writer, inv billing.Invoice) error {
 			unit = "free"
 		}
 		row([5]string{marketText(l), l.Category, groupThousands(l.Quantity), unit, amount}, "", 9.5)
+		if len(l.MessageCategories) > 0 {
+			row([5]string{"   " + l.Category + ": sent as " + strings.Join(l.MessageCategories, ", "), "", "", "", ""}, "I", 8)
+		}
 		if l.PricingType != "" {
 			row([5]string{"   " + l.Description, "", "", "", ""}, "I", 8)
 		}
@@ -211,7 +214,13 @@ func InvoicePDF(w io.Writer, inv billing.Invoice) error {
 			}
 		}
 		if !l.Discount.IsZero() {
-			row([5]string{"   discount " + l.Discount.String() + "%", "", "", "", ""}, "I", 8)
+			if l.ListAmount.IsZero() && l.DiscountAmount.IsZero() {
+				// Invoices finalized before lines carried their list amount.
+				row([5]string{"   discount " + l.Discount.String() + "%", "", "", "", ""}, "I", 8)
+			} else {
+				row([5]string{"   list price", "", "", "", l.ListAmount.String()}, "I", 8)
+				row([5]string{"   discount " + l.Discount.String() + "%", "", "", "", "-" + l.DiscountAmount.String()}, "I", 8)
+			}
 		}
 	}
 	if len(adjustments) > 0 {

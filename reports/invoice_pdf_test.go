@@ -3,6 +3,7 @@ package reports
 import (
 	"bytes"
 	"encoding/csv"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,11 +25,11 @@ func sampleInvoice() billing.Invoice {
 	oct, sep := pricing.MustParseMonth("2026-10"), pricing.MustParseMonth("2026-09")
 	lines := []billing.Line{
 		{Kind: billing.KindUsage, Period: oct, Market: "GB", Countries: []pricing.CountryQuantity{{Country: "GB", Quantity: 300000}}, Category: "notification",
-			Mode: pricing.ModeGraduated, Quantity: 300000, UnitPrice: d("0.034433"), Average: true, Amount: billing.NewMoney(d("10330.00"), 2),
-			Tiers: []pricing.TierLine{{From: 1, UpTo: up64(250000), Quantity: 250000, UnitPrice: d("0.0345"), Amount: d("8625")},
-				{From: 250001, UpTo: up64(1000000), Quantity: 50000, UnitPrice: d("0.034100"), Amount: d("1705")}}},
+			Mode: pricing.ModeGraduated, Quantity: 300000, UnitPrice: billing.NewMoney(d("0.034433"), 2), Average: true, Amount: billing.NewMoney(d("10330.00"), 2),
+			Tiers: []billing.Tier{{From: 1, UpTo: up64(250000), Quantity: 250000, UnitPrice: billing.NewMoney(d("0.0345"), 2), Amount: billing.NewMoney(d("8625"), 2)},
+				{From: 250001, UpTo: up64(1000000), Quantity: 50000, UnitPrice: billing.NewMoney(d("0.034100"), 2), Amount: billing.NewMoney(d("1705"), 2)}}},
 		{Kind: billing.KindUsage, Period: oct, Market: "DE", Countries: []pricing.CountryQuantity{{Country: "DE", Quantity: 1234}}, Category: "notification",
-			Mode: pricing.ModeFlat, Quantity: 1234, UnitPrice: d("0.0768"), Amount: billing.NewMoney(d("94.77"), 2)},
+			Mode: pricing.ModeFlat, Quantity: 1234, UnitPrice: billing.NewMoney(d("0.0768"), 2), Amount: billing.NewMoney(d("94.77"), 2)},
 		{Kind: billing.KindUsage, Period: oct, Market: "DE", Countries: []pricing.CountryQuantity{{Country: "DE", Quantity: 50}}, Category: "session",
 			Free: true, Quantity: 50, Amount: billing.NewMoney(d("0"), 2)},
 		{Kind: billing.KindAdjustment, Period: sep, Market: "GB", Category: "notification", Quantity: 5, Amount: billing.NewMoney(d("0.17"), 2)},
@@ -166,4 +167,66 @@ func TestInvoicePDFIsDeterministic(t *testing.T) {
 	if !bytes.Equal(a.Bytes(), b.Bytes()) {
 		t.Fatal("two drawings of one invoice differ")
 	}
+}
+
+// A document frozen before unit prices were money (a decimal: "0" on a
+// free line, "0.0887") still reads back, marshals to its own bytes, and
+// draws the unit prices it shows, the free line's as money (0.00).
+func TestInvoiceCSVOfAnEarlierFrozenDocument(t *testing.T) {
+	old := []byte(`{"id":"in_old","number":"PST-2026-000007","customer_id":"acme-1","period":"2026-10","seq":1,"status":"finalized",` +
+		`"issuer":{"name":"Postage"},"customer":{"id":"acme-1","name":"Acme","currency":"USD"},"currency":"USD","minor_units":2,"card_id":"launch","card_version":1,` +
+		`"lines":[{"kind":"usage","period":"2026-10","market":"DE","category":"notification","mode":"graduated","quantity":3921,` +
+		`"tiers":[{"from":1,"up_to":2000,"quantity":2000,"unit_price":"0.09","amount":"180"},{"from":2001,"up_to":null,"quantity":1921,"unit_price":"0.0845","amount":"162.3245"}],` +
+		`"unit_price":"0.0887","average":true,"amount":"342.32","description":"notification messages, DE"},` +
+		`{"kind":"usage","period":"2026-10","market":"GB","category":"session","free":true,"quantity":5,"unit_price":"0","amount":"0.00","description":"session messages, GB"}],` +
+		`"subtotal":"342.32","adjustments":"0.00","total":"342.32","usage_cutoff":"2026-11-01T00:00:00Z","finalize_after":"2026-11-04T00:00:00Z",` +
+		`"created_at":"2026-11-01T00:00:00Z","updated_at":"2026-11-01T00:00:00Z","finalized_at":"2026-11-04T02:17:00Z"}`)
+	inv, err := billing.DecodeDocument(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := json.Marshal(inv); err != nil || !bytes.Equal(b, old) {
+		t.Fatalf("an earlier frozen document marshals to %s (%v)", b, err)
+	}
+	var buf bytes.Buffer
+	if err := InvoiceCSV(&buf, []billing.Invoice{inv}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	for i, want := range []string{"0.0887", "0.00"} {
+		if got := recs[1+i][col["unit_price"]]; got != want {
+			t.Errorf("line %d unit_price = %q, want %q", i+1, got, want)
+		}
+	}
+	var pdf bytes.Buffer
+	if err := InvoicePDF(&pdf, inv); err != nil {
+		t.Fatal(err)
+	}
+	text := pdfText(t, pdf.Bytes())
+	for _, want := range []string{"0.0887 avg", "0.0845", "free"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("PDF text lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+// pdfText extracts a PDF's text with pdftotext (poppler-utils).
+func pdfText(t *testing.T, pdf []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "invoice.pdf")
+	if err := os.WriteFile(path, pdf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("pdftotext", "-layout", path, "-").Output()
+	if err != nil {
+		t.Fatalf("pdftotext (poppler-utils): %v", err)
+	}
+	return string(out)
 }

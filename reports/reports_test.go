@@ -12,6 +12,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"postage"
 	"postage/billing"
 	"postage/internal/testenv"
 	"postage/metering"
@@ -376,6 +377,11 @@ func TestRevenue(t *testing.T) {
 		if got["US"] != byCountry["US"] {
 			t.Errorf("US = %s, want %s", cents(got["US"]), cents(byCountry["US"]))
 		}
+		for _, r := range rep.Rows {
+			if r.Name != CountryName(r.Key) {
+				t.Errorf("country %s named %q", r.Key, r.Name)
+			}
+		}
 	})
 	t.Run("market", func(t *testing.T) {
 		rep, err := w.svc.Revenue(ctx, RevenueQuery{From: aug, To: oct, GroupBy: ByMarket})
@@ -397,6 +403,11 @@ func TestRevenue(t *testing.T) {
 		}
 		if d := got["DE"]; d.minor != augLines[[2]string{"DE", "notification"}] || d.Quantity != 1100 || d.Customers != 2 {
 			t.Errorf("DE = %+v, want %s", d, cents(augLines[[2]string{"DE", "notification"}]))
+		}
+		// A market named by a country code is named by the country; one
+		// with a name of its own needs none.
+		if got["DE"].Name != "Germany" || got["Germany"].Name != "" {
+			t.Errorf("names: DE %q, Germany %q", got["DE"].Name, got["Germany"].Name)
 		}
 	})
 	t.Run("market and category add up", func(t *testing.T) {
@@ -426,8 +437,8 @@ func TestRevenue(t *testing.T) {
 		a, _ := pb.expect("initech", aug, "launch", 10)
 		o, _ := pb.expect("initech", oct, "launch", 10)
 		want := "key,name,currency,quantity,amount,customers\n" +
-			"2026-08,2026-08,USD,2000," + cents(a) + ",1\n" +
-			"2026-10,2026-10,USD,333," + cents(o) + ",1\n"
+			"2026-08,,USD,2000," + cents(a) + ",1\n" +
+			"2026-10,,USD,333," + cents(o) + ",1\n"
 		if b.String() != want {
 			t.Errorf("csv:\n%s\nwant:\n%s", b.String(), want)
 		}
@@ -677,6 +688,14 @@ func TestSimulate(t *testing.T) {
 		prop, _ := pb.expect("initech", aug, "meta", 0)
 		if len(s2.Customers) != 1 || s2.Customers[0].Current != cents(cur) || s2.Customers[0].Proposed != cents(prop) || s2.Customers[0].Breakdown != nil {
 			t.Errorf("initech = %+v, want %s → %s", s2.Customers, cents(cur), cents(prop))
+		}
+	})
+	t.Run("unknown customers named", func(t *testing.T) {
+		// An id that is no customer is an error naming it, not an empty
+		// book (ghost has usage but is no customer either).
+		_, err := w.svc.Simulate(ctx, SimulationRequest{CardID: pricing.MetaCardID, From: aug, To: aug, Customers: []string{"initech", "nope", "ghost"}})
+		if postage.ErrorCode(err) != postage.EINVALID || !strings.Contains(postage.ErrorMessage(err), `"nope", "ghost"`) {
+			t.Errorf("err = %v, want invalid naming nope and ghost", err)
 		}
 	})
 	t.Run("draft version", func(t *testing.T) {

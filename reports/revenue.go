@@ -36,7 +36,9 @@ func (q RevenueQuery) Validate() error {
 	return err
 }
 
-// RevenueRow is the revenue of one group in one currency.
+// RevenueRow is the revenue of one group in one currency. Name is the
+// customer's name, or a country's (a country, or a market named by a
+// country code); empty for months, categories and markets with names.
 type RevenueRow struct {
 	Key       string `json:"key"`
 	Name      string `json:"name"`
@@ -104,7 +106,7 @@ func (s *Service) Revenue(ctx context.Context, q RevenueQuery) (*RevenueReport, 
 		totals.add(r.Currency, cm.Quantity, minorOf(r.Total, r.MinorUnits), cm.CustomerID)
 		switch q.GroupBy {
 		case ByMonth:
-			add(cm.Month.String(), cm.Month.String(), r.Currency, cm.Quantity, minorOf(r.Total, r.MinorUnits), cm.CustomerID)
+			add(cm.Month.String(), "", r.Currency, cm.Quantity, minorOf(r.Total, r.MinorUnits), cm.CustomerID)
 		case ByCustomer:
 			add(cm.CustomerID, cm.Customer.Name, r.Currency, cm.Quantity, minorOf(r.Total, r.MinorUnits), cm.CustomerID)
 		default:
@@ -112,9 +114,9 @@ func (s *Service) Revenue(ctx context.Context, q RevenueQuery) (*RevenueReport, 
 				amount := minorOf(ln.Amount, r.MinorUnits)
 				switch q.GroupBy {
 				case ByMarket:
-					add(ln.Market, ln.Market, r.Currency, ln.Quantity, amount, cm.CustomerID)
+					add(ln.Market, countryLabel(ln.Market), r.Currency, ln.Quantity, amount, cm.CustomerID)
 				case ByCategory:
-					add(ln.Category, ln.Category, r.Currency, ln.Quantity, amount, cm.CustomerID)
+					add(ln.Category, "", r.Currency, ln.Quantity, amount, cm.CustomerID)
 				case ByCountry:
 					w := make([]int64, len(ln.Countries))
 					for i, c := range ln.Countries {
@@ -122,7 +124,7 @@ func (s *Service) Revenue(ctx context.Context, q RevenueQuery) (*RevenueReport, 
 					}
 					for i, part := range allocate(amount, w) {
 						c := ln.Countries[i]
-						add(c.Country, c.Country, r.Currency, c.Quantity, part, cm.CustomerID)
+						add(c.Country, countryLabel(c.Country), r.Currency, c.Quantity, part, cm.CustomerID)
 					}
 				}
 			}
@@ -306,3 +308,12 @@ func customerFilter(id string) []string {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// countryLabel is the name of a country code, or "" when key is no code
+// (a market such as "Rest of Africa" is its own name).
+func countryLabel(key string) string {
+	if n := CountryName(key); n != key {
+		return n
+	}
+	return ""
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -212,6 +213,9 @@ func (s *Service) Simulate(ctx context.Context, req SimulationRequest) (*Simulat
 
 	b, err := s.loadBook(ctx, months, req.Customers, rating, true)
 	if err != nil {
+		return nil, err
+	}
+	if err := unknownCustomers(req.Customers, b.customers); err != nil {
 		return nil, err
 	}
 	// One task per customer: its rows are contiguous in b.rows.
@@ -451,4 +455,23 @@ func (s *Simulation) BreakdownTable() Table {
 		t.Rows = append(t.Rows, []string{l.Market, l.Category, l.Currency, strconv.FormatInt(l.Quantity, 10), l.Current, l.Proposed, l.Difference, percentString(l.Percent)})
 	}
 	return t
+}
+
+// unknownCustomers is the error for named customers that are not in the
+// ledger (nil when every one is): a simulation of an id that is no
+// customer would answer an empty book, as if it had no usage.
+func unknownCustomers(named []string, known map[string]billing.Customer) error {
+	var missing []string
+	for _, id := range named {
+		if _, ok := known[id]; !ok {
+			missing = append(missing, strconv.Quote(id))
+		}
+	}
+	switch {
+	case len(missing) == 0:
+		return nil
+	case len(missing) > 10:
+		missing = append(missing[:10], fmt.Sprintf("and %d more", len(missing)-10))
+	}
+	return postage.Errorf(postage.EINVALID, "customers: no such customer %s", strings.Join(missing, ", "))
 }

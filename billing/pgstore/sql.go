@@ -100,6 +100,9 @@ func listInvoicesSQL(f billing.InvoiceFilter, cur *invoiceCursor, limit int) (st
 	if f.CustomerID != "" {
 		where = append(where, "customer_id = "+arg(f.CustomerID))
 	}
+	if f.Number != "" {
+		where = append(where, "number = "+arg(f.Number))
+	}
 	if f.NotDraft {
 		where = append(where, "status <> 'draft'")
 	}

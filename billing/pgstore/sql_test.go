@@ -101,6 +101,9 @@ func TestListInvoicesSQL(t *testing.T) {
 	if len(args) != 7 || args[6] != 101 {
 		t.Errorf("args %v", args)
 	}
+	if q, args := listInvoicesSQL(billing.InvoiceFilter{Number: "PST-2026-000099"}, nil, 1); !strings.Contains(q, "WHERE number = $1") || args[0] != "PST-2026-000099" {
+		t.Errorf("by number: %s %v", q, args)
+	}
 	q, args = listInvoicesSQL(billing.InvoiceFilter{}, nil, 10)
 	if strings.Contains(q, "WHERE") || len(args) != 1 {
 		t.Errorf("unfiltered query %s %v", q, args)

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"postage"
 	"postage/billing"
+	"postage/internal/app"
 	"postage/pricing"
 	"postage/reports"
 )
@@ -63,8 +67,11 @@ func newInvoicesRunCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "run %d of %s %s: %d customers, %d created, %d refreshed, %d finalized, %d unbilled usage rows (usage up to %s)\n",
-				run.ID, run.Period, run.Status, run.Customers, run.Created, run.Refreshed, run.Finalized, run.Unbilled, cutoffText(run.UsageCutoff))
+			live, err := a.Billing.Invoices.LiveInvoices(cmd.Context(), m)
+			if err != nil {
+				return err
+			}
+			writeRunSummary(cmd.OutOrStdout(), run, live)
 			if run.Unbilled > 0 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "unbilled usage: postage invoices unbilled --period %s\n", run.Period)
 			}
@@ -78,9 +85,11 @@ func newInvoicesRunCmd(g *globalFlags) *cobra.Command {
 func newInvoicesFinalizeCmd(g *globalFlags) *cobra.Command {
 	var due bool
 	cmd := &cobra.Command{
-		Use:   "finalize [INVOICE_ID...]",
-		Short: "Finalize drafts now (assigning numbers), or with --due every draft past its grace period",
+		Use:     "finalize [INVOICE_ID...]",
+		Aliases: []string{"approve"},
+		Short:   "Finalize (approve) drafts now, assigning numbers, or with --due every draft past its grace period",
 		Example: `  postage invoices finalize in_3kq7x2v5m1b9c8d4e6f0a2h7j5
+  postage invoices approve in_3kq7x2v5m1b9c8d4e6f0a2h7j5
   postage invoices finalize --due`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if due == (len(args) > 0) {
@@ -101,7 +110,11 @@ func newInvoicesFinalizeCmd(g *globalFlags) *cobra.Command {
 				}
 				return err
 			}
-			for _, id := range args {
+			for _, arg := range args {
+				id, err := invoiceIDOf(cmd.Context(), a, arg)
+				if err != nil {
+					return err
+				}
 				inv, err := a.Billing.Approve(cmd.Context(), id)
 				if err != nil {
 					return err
@@ -118,10 +131,11 @@ func newInvoicesFinalizeCmd(g *globalFlags) *cobra.Command {
 func newInvoicesVoidCmd(g *globalFlags) *cobra.Command {
 	var reason string
 	cmd := &cobra.Command{
-		Use:     "void INVOICE_ID --reason TEXT",
-		Short:   "Void a finalized invoice and reissue it as a new draft",
-		Example: `  postage invoices void in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --reason "wrong billing address"`,
-		Args:    cobra.ExactArgs(1),
+		Use:   "void INVOICE --reason TEXT",
+		Short: "Void a finalized invoice (by id or number) and reissue it as a new draft",
+		Example: `  postage invoices void in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --reason "wrong billing address"
+  postage invoices void PST-2026-000099 --reason "wrong billing address"`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if reason == "" {
 				return usageError{fmt.Errorf("--reason is required")}
@@ -131,7 +145,11 @@ func newInvoicesVoidCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			voided, re, err := a.Billing.Void(cmd.Context(), args[0], reason)
+			id, err := invoiceIDOf(cmd.Context(), a, args[0])
+			if err != nil {
+				return err
+			}
+			voided, re, err := a.Billing.Void(cmd.Context(), id, reason)
 			if err != nil {
 				return err
 			}
@@ -205,9 +223,19 @@ func newInvoicesListCmd(g *globalFlags) *cobra.Command {
 				return usageError{fmt.Errorf("--format %q: text, json or csv", format)}
 			}
 			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tNUMBER\tPERIOD\tCUSTOMER\tSTATUS\tTOTAL\tCURRENCY\tFINALIZE AFTER")
+			// FINALIZED is when a finalized or void invoice was numbered;
+			// FINALIZES AFTER is when a draft's grace period ends. Each
+			// column says one thing, "-" where it does not apply.
+			fmt.Fprintln(w, "ID\tNUMBER\tPERIOD\tCUSTOMER\tSTATUS\tTOTAL\tCURRENCY\tFINALIZED\tFINALIZES AFTER")
 			for _, inv := range list {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inv.ID, orDash(inv.Number), inv.Period, inv.CustomerID, inv.Status, inv.Total, inv.Currency, inv.FinalizeAfter.Format("2006-01-02 15:04"))
+				finalized, after := "-", "-"
+				if inv.FinalizedAt != nil {
+					finalized = inv.FinalizedAt.UTC().Format("2006-01-02 15:04")
+				}
+				if inv.Status == billing.StatusDraft {
+					after = inv.FinalizeAfter.UTC().Format("2006-01-02 15:04")
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inv.ID, orDash(inv.Number), inv.Period, inv.CustomerID, inv.Status, inv.Total, inv.Currency, finalized, after)
 			}
 			if err := w.Flush(); err != nil {
 				return err
@@ -231,10 +259,10 @@ func newInvoicesListCmd(g *globalFlags) *cobra.Command {
 func newInvoicesShowCmd(g *globalFlags) *cobra.Command {
 	var format, output string
 	cmd := &cobra.Command{
-		Use:   "show INVOICE_ID",
-		Short: "Show one invoice as text, JSON, CSV or PDF",
+		Use:   "show INVOICE",
+		Short: "Show one invoice (by id or number) as text, JSON, CSV or PDF",
 		Example: `  postage invoices show in_3kq7x2v5m1b9c8d4e6f0a2h7j5
-  postage invoices show in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --format pdf -o PST-2026-000001.pdf`,
+  postage invoices show PST-2026-000001 --format pdf -o PST-2026-000001.pdf`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := g.openApp(cmd.Context())
@@ -242,7 +270,11 @@ func newInvoicesShowCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			inv, err := a.Invoices.Get(cmd.Context(), args[0])
+			id, err := invoiceIDOf(cmd.Context(), a, args[0])
+			if err != nil {
+				return err
+			}
+			inv, err := a.Invoices.Get(cmd.Context(), id)
 			if err != nil {
 				return err
 			}
@@ -362,7 +394,7 @@ func writeInvoiceText(w io.Writer, inv billing.Invoice) error {
 		fmt.Fprintf(tw, "void\t%s (replaced by %s)\n", inv.VoidReason, inv.ReplacedBy)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "KIND\tMONTH\tMARKET\tCATEGORY\tQUANTITY\tUNIT PRICE\tAMOUNT")
+	fmt.Fprintln(tw, "KIND\tMONTH\tMARKET\tCATEGORY\tQUANTITY\tUNIT PRICE\tLIST\tDISCOUNT\tAMOUNT")
 	for _, l := range inv.Lines {
 		unit := l.UnitPrice.String()
 		if l.Free {
@@ -370,10 +402,70 @@ func writeInvoiceText(w io.Writer, inv billing.Invoice) error {
 		} else if l.Kind == billing.KindAdjustment {
 			unit = ""
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", l.Kind, l.Period, l.Market, l.Category, l.Quantity, unit, l.Amount)
+		cat := l.Category
+		if len(l.MessageCategories) > 0 {
+			cat += " (" + strings.Join(l.MessageCategories, ", ") + ")"
+		}
+		list, disc := "", ""
+		if !l.Discount.IsZero() {
+			disc = l.Discount.String() + "%"
+			if !l.ListAmount.IsZero() || !l.DiscountAmount.IsZero() {
+				list, disc = l.ListAmount.String(), "-"+l.DiscountAmount.String()+" ("+disc+")"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", l.Kind, l.Period, l.Market, cat, l.Quantity, unit, list, disc, l.Amount)
 	}
-	fmt.Fprintf(tw, "\t\t\t\t\tsubtotal\t%s\n\t\t\t\t\tadjustments\t%s\n\t\t\t\t\ttotal %s\t%s\n", inv.Subtotal, inv.Adjustments, inv.Currency, inv.Total)
+	fmt.Fprintf(tw, "\t\t\t\t\t\t\tsubtotal\t%s\n\t\t\t\t\t\t\tadjustments\t%s\n\t\t\t\t\t\t\ttotal %s\t%s\n", inv.Subtotal, inv.Adjustments, inv.Currency, inv.Total)
 	return tw.Flush()
+}
+
+// invoiceIDOf resolves what a person typed to name an invoice: its id
+// (in_…) or its number (PST-2026-000099).
+func invoiceIDOf(ctx context.Context, a *app.App, arg string) (string, error) {
+	if strings.HasPrefix(arg, "in_") {
+		return arg, nil
+	}
+	list, _, err := a.Invoices.List(ctx, billing.InvoiceFilter{Number: arg}, billing.Page{Limit: 1})
+	if err != nil {
+		return "", err
+	}
+	if len(list) == 0 {
+		return "", postage.Errorf(postage.ENOTFOUND, "no invoice has the id or number %q (ids start with in_; postage invoices list shows both)", arg)
+	}
+	return list[0].ID, nil
+}
+
+// writeRunSummary says what a run found and did, one fact a line.
+func writeRunSummary(w io.Writer, run billing.Run, live map[string]billing.LiveInvoice) {
+	var drafts, final int
+	for _, l := range live {
+		if l.Status == billing.StatusDraft {
+			drafts++
+		} else {
+			final++
+		}
+	}
+	fmt.Fprintf(w, "run %d of %s %s, counting usage up to %s:\n", run.ID, run.Period, run.Status, cutoffText(run.UsageCutoff))
+	plural := func(n int, one, many string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %s", n, many)
+	}
+	if run.Customers == 0 {
+		fmt.Fprintln(w, "  no draft to create or refresh: no customer has usage of the month without a finalized invoice")
+	} else {
+		fmt.Fprintf(w, "  %s to draft: %d drafts created, %d refreshed, %d unchanged\n",
+			plural(run.Customers, "customer", "customers"), run.Created, run.Refreshed, run.Unchanged)
+	}
+	if run.Finalized > 0 {
+		fmt.Fprintf(w, "  %s finalized (grace period over)\n", plural(run.Finalized, "draft", "drafts"))
+	}
+	fmt.Fprintf(w, "  the period now has %s and %s (finalized invoices never change; late usage goes on the next invoice)\n",
+		plural(final, "finalized invoice", "finalized invoices"), plural(drafts, "draft", "drafts"))
+	if run.Unbilled > 0 {
+		fmt.Fprintf(w, "  %s unbilled (unknown customers, no rate card)\n", plural(run.Unbilled, "usage row", "usage rows"))
+	}
 }
 
 func invoiceJSON(w io.Writer, v any) error {

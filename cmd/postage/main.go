@@ -130,7 +130,13 @@ func (g *globalFlags) openApp(ctx context.Context) (*app.App, error) {
 		return nil, err
 	}
 	cfg = app.UseRunning(cfg)
-	return app.Open(ctx, cfg, app.NewLogger(cfg.Log))
+	// A command prints what it did; the info lines the server logs (an
+	// invoice run's summary) would say it twice on stderr.
+	logc := cfg.Log
+	if logc.Level == "info" {
+		logc.Level = "warn"
+	}
+	return app.Open(ctx, cfg, app.NewLogger(logc))
 }
 
 func newVersionCmd() *cobra.Command {

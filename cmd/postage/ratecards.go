@@ -56,6 +56,9 @@ described in docs/PRICING.md.`,
 				}
 				return w.Flush()
 			}
+			if _, err := a.Pricing.GetCard(cmd.Context(), args[0]); err != nil {
+				return err
+			}
 			vs, err := a.Pricing.ListVersions(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -87,6 +90,11 @@ described in docs/PRICING.md.`,
 				return err
 			}
 			defer a.Close()
+			// "No version in effect" would mislead about a card that
+			// does not exist at all.
+			if _, err := a.Pricing.GetCard(cmd.Context(), args[0]); err != nil {
+				return err
+			}
 			var v *pricing.Version
 			switch {
 			case version != 0:

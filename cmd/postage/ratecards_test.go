@@ -61,6 +61,12 @@ func TestRateCardsCommands(t *testing.T) {
 	if !errors.As(err, &pe) || len(pe.Detail.([]pricing.RowError)) != 2 || strings.Contains(oneLine(err), "\n") {
 		t.Fatalf("bad import: %v", err)
 	}
+	// A card that does not exist is said so, not "no version in effect".
+	for _, args := range [][]string{{"ratecards", "export", "nope"}, {"ratecards", "list", "nope"}} {
+		if _, err := runCLI(t, env, args...); err == nil || oneLine(err) != `rate card "nope" not found` {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
 	for _, args := range [][]string{
 		{"ratecards", "activate", "launch", "two", "--from", "2099-03"},
 		{"ratecards", "activate", "launch", "3", "--from", "March"},

@@ -22,16 +22,19 @@ func newReportCmd(g *globalFlags) *cobra.Command {
 		Use:   "report",
 		Short: "Revenue, usage trends, top customers, unbilled usage and the month-to-date forecast",
 		Long: `report prints the tables finance and sales read, as aligned text or, with
---csv, as CSV. Money is rated from exact monthly usage with each customer's
-card, per currency (docs/REPORTS.md).`,
+--format csv, as CSV. Money is rated from exact monthly usage with each
+customer's card, per currency (docs/REPORTS.md).`,
 		Example: `  postage report revenue --from 2026-08 --to 2026-10 --group-by customer
-  postage report usage --from 2026-10-01 --to 2026-11-01 --window day --group-by category --csv
+  postage report usage --from 2026-10-01 --to 2026-11-01 --window day --group-by category --format csv
   postage report top-customers --from 2026-08 --to 2026-10 --limit 20
   postage report unbilled --from 2026-08 --to 2026-11
   postage report forecast`,
 	}
 	var asCSV bool
-	cmd.PersistentFlags().BoolVar(&asCSV, "csv", false, "print CSV instead of an aligned table")
+	var format string
+	cmd.PersistentFlags().StringVar(&format, "format", "table", "table or csv")
+	cmd.PersistentFlags().BoolVar(&asCSV, "csv", false, "print CSV (the same as --format csv)")
+	_ = cmd.PersistentFlags().MarkHidden("csv") // the old spelling: --format csv is the one flag
 
 	// run opens the app, builds the report and prints it.
 	run := func(cmd *cobra.Command, build func(ctx context.Context, svc *reports.Service) (tabular, string, error)) error {
@@ -43,12 +46,23 @@ card, per currency (docs/REPORTS.md).`,
 		svc := a.Reports()
 		bar := newProgress(cmd.OutOrStdout(), cmd.ErrOrStderr())
 		svc.Progress = bar.update
+		if asCSV {
+			format = "csv"
+			fmt.Fprintln(cmd.ErrOrStderr(), "postage: --csv is now --format csv")
+		}
+		if format != "table" && format != "text" && format != "csv" {
+			return usageError{fmt.Errorf("--format %q: want table or csv", format)}
+		}
 		rep, summary, err := build(cmd.Context(), svc)
 		bar.finish()
 		if err != nil {
 			return err
 		}
-		return printReport(cmd.OutOrStdout(), rep.Table(), summary, asCSV)
+		t := rep.Table()
+		if tt, ok := rep.(totaled); ok && format != "csv" {
+			t.Rows = append(t.Rows, tt.TotalRows()...)
+		}
+		return printReport(cmd.OutOrStdout(), t, summary, format == "csv")
 	}
 	monthFlags := func(c *cobra.Command, from, to *string) {
 		c.Flags().StringVar(from, "from", "", "first month, YYYY-MM (default: two months before --to)")
@@ -60,7 +74,7 @@ card, per currency (docs/REPORTS.md).`,
 		Use:   "revenue",
 		Short: "Revenue by month, customer, market, country or category",
 		Example: `  postage report revenue
-  postage report revenue --from 2026-08 --to 2026-10 --group-by country --csv`,
+  postage report revenue --from 2026-08 --to 2026-10 --group-by country --format csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, t, err := monthRange(from, to, 0)
@@ -72,7 +86,7 @@ card, per currency (docs/REPORTS.md).`,
 				if err != nil {
 					return nil, "", err
 				}
-				return rep, totalsLine(rep.Totals), nil
+				return revenueTable{rep}, "", nil
 			})
 		},
 	}
@@ -85,7 +99,7 @@ card, per currency (docs/REPORTS.md).`,
 		Use:   "usage",
 		Short: "Usage trend per day or month, optionally by category or country",
 		Example: `  postage report usage --from 2026-10-01 --to 2026-11-01
-  postage report usage --from 2026-08-01 --to 2026-11-01 --window month --group-by country --csv`,
+  postage report usage --from 2026-08-01 --to 2026-11-01 --window month --group-by country --format csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			now := time.Now().UTC()
@@ -130,7 +144,7 @@ card, per currency (docs/REPORTS.md).`,
 		Use:   "top-customers",
 		Short: "Customers ranked by rated amount or quantity",
 		Example: `  postage report top-customers --limit 20
-  postage report top-customers --from 2026-08 --to 2026-10 --by quantity --csv`,
+  postage report top-customers --from 2026-08 --to 2026-10 --by quantity --format csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, t, err := monthRange(from, to, 0)
@@ -151,7 +165,7 @@ card, per currency (docs/REPORTS.md).`,
 		Use:   "unbilled",
 		Short: "Usage no invoice bills: unknown customers, no rate card, unratable usage",
 		Example: `  postage report unbilled
-  postage report unbilled --from 2026-08 --to 2026-11 --csv`,
+  postage report unbilled --from 2026-08 --to 2026-11 --format csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, t, err := monthRange(from, to, 1)
@@ -175,7 +189,7 @@ card, per currency (docs/REPORTS.md).`,
 		Use:   "forecast",
 		Short: "Month-to-date revenue per customer and its projection to the whole month",
 		Example: `  postage report forecast
-  postage report forecast --month 2026-11 --csv`,
+  postage report forecast --month 2026-11 --format csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var m pricing.Month
@@ -203,6 +217,22 @@ card, per currency (docs/REPORTS.md).`,
 
 	cmd.AddCommand(revenue, usage, top, unbilled, forecast)
 	return cmd
+}
+
+// totaled is a report whose text table ends with total rows.
+type totaled interface{ TotalRows() [][]string }
+
+// revenueTable prints the revenue report with a total row per currency
+// (the CSV is the API's, without them).
+type revenueTable struct{ *reports.RevenueReport }
+
+// TotalRows returns one "TOTAL" row per currency, in the table's columns.
+func (r revenueTable) TotalRows() [][]string {
+	var rows [][]string
+	for _, t := range r.Totals {
+		rows = append(rows, []string{"TOTAL", "", t.Currency, fmt.Sprint(t.Quantity), t.Amount, fmt.Sprint(t.Customers)})
+	}
+	return rows
 }
 
 // monthRange parses --from/--to; by default the three months ending
@@ -241,17 +271,6 @@ func parseTime(s string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-func totalsLine(ts []reports.CurrencyTotal) string {
-	s := ""
-	for i, t := range ts {
-		if i > 0 {
-			s += "\n"
-		}
-		s += fmt.Sprintf("total %s %s (%d messages, %d customers)", t.Currency, t.Amount, t.Quantity, t.Customers)
-	}
-	return s
-}
-
 func printReport(w io.Writer, t reports.Table, summary string, asCSV bool) error {
 	if asCSV {
 		return t.WriteCSV(w)
@@ -260,7 +279,7 @@ func printReport(w io.Writer, t reports.Table, summary string, asCSV bool) error
 		fmt.Fprintln(w, "nothing to report in this range")
 		return nil
 	}
-	if err := t.WriteText(w); err != nil {
+	if err := withoutEmptyColumns(t).WriteText(w); err != nil {
 		return err
 	}
 	if summary != "" {
@@ -268,4 +287,32 @@ func printReport(w io.Writer, t reports.Table, summary string, asCSV bool) error
 		fmt.Fprintln(w, summary)
 	}
 	return nil
+}
+
+// withoutEmptyColumns drops the columns no row fills (a revenue report by
+// month has no names), so every column printed says something.
+func withoutEmptyColumns(t reports.Table) reports.Table {
+	var keep []int
+	for i := range t.Header {
+		for _, r := range t.Rows {
+			if i < len(r) && r[i] != "" {
+				keep = append(keep, i)
+				break
+			}
+		}
+	}
+	out := reports.Table{Header: make([]string, len(keep))}
+	for j, i := range keep {
+		out.Header[j] = t.Header[i]
+	}
+	for _, r := range t.Rows {
+		row := make([]string, len(keep))
+		for j, i := range keep {
+			if i < len(r) {
+				row[j] = r[i]
+			}
+		}
+		out.Rows = append(out.Rows, row)
+	}
+	return out
 }

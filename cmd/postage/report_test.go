@@ -64,7 +64,7 @@ func TestSimulateCommand(t *testing.T) {
 	if err := sim.Table().WriteCSV(&want); err != nil {
 		t.Fatal(err)
 	}
-	got, err := runCLI(t, env, "simulate", "--card", "meta-2026-01", "--from", "2026-08", "--to", "2026-10", "--csv")
+	got, err := runCLI(t, env, "simulate", "--card", "meta-2026-01", "--from", "2026-08", "--to", "2026-10", "--format", "csv")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +94,11 @@ func TestSimulateCommand(t *testing.T) {
 	if _, err := runCLI(t, env, "simulate", "--card", "nope", "--from", "2026-08", "--to", "2026-10"); err == nil || !strings.Contains(oneLine(err), `no rate card "nope"`) {
 		t.Errorf("unknown card: %v", err)
 	}
+	// An unknown customer is an error naming it, not an empty book.
+	out, err := runCLI(t, env, "simulate", "--card", "meta-2026-01", "--from", "2026-08", "--to", "2026-10", "--customers", "globex,nope")
+	if err == nil || oneLine(err) != `customers: no such customer "nope"` || out != "" {
+		t.Errorf("unknown customer: %q, output %q", err, out)
+	}
 }
 
 func TestReportCommands(t *testing.T) {
@@ -106,6 +111,7 @@ func TestReportCommands(t *testing.T) {
 	}
 	var want strings.Builder
 	_ = rev.Table().WriteCSV(&want)
+	// --csv is the deprecated spelling of --format csv: both print the API's CSV.
 	got, err := runCLI(t, env, "report", "revenue", "--from", "2026-08", "--to", "2026-10", "--group-by", "customer", "--csv")
 	if err != nil {
 		t.Fatal(err)
@@ -117,14 +123,25 @@ func TestReportCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(text, "2026-09") || !strings.Contains(text, "total USD "+rev.Totals[0].Amount) {
+	got, err = runCLI(t, env, "report", "revenue", "--from", "2026-08", "--to", "2026-10", "--group-by", "customer", "--format", "csv")
+	if err != nil || got != want.String() {
+		t.Errorf("revenue --format csv: %v\n%s", err, got)
+	}
+	// By month: no NAME column (it would repeat the month), and a total
+	// row per currency that adds up the months.
+	lines := strings.Split(strings.TrimSpace(text), "\n")
+	if f := strings.Fields(lines[0]); strings.Join(f, " ") != "KEY CURRENCY QUANTITY AMOUNT CUSTOMERS" {
+		t.Errorf("revenue header %q", lines[0])
+	}
+	last := strings.Fields(lines[len(lines)-1])
+	if !strings.Contains(text, "2026-09") || len(last) != 5 || last[0] != "TOTAL" || last[3] != rev.Totals[0].Amount || last[2] != fmt.Sprint(rev.Totals[0].Quantity) {
 		t.Errorf("revenue text:\n%s", text)
 	}
 	for _, args := range [][]string{
-		{"report", "usage", "--from", "2026-08-01", "--to", "2026-11-01", "--window", "month", "--group-by", "category", "--csv"},
+		{"report", "usage", "--from", "2026-08-01", "--to", "2026-11-01", "--window", "month", "--group-by", "category", "--format", "csv"},
 		{"report", "top-customers", "--from", "2026-08", "--to", "2026-10", "--by", "quantity"},
-		{"report", "unbilled", "--from", "2026-08", "--to", "2026-10", "--csv"},
-		{"report", "forecast", "--month", "2026-10", "--csv"},
+		{"report", "unbilled", "--from", "2026-08", "--to", "2026-10", "--format", "csv"},
+		{"report", "forecast", "--month", "2026-10", "--format", "csv"},
 	} {
 		out, err := runCLI(t, env, args...)
 		if err != nil {
@@ -135,13 +152,16 @@ func TestReportCommands(t *testing.T) {
 			t.Errorf("%v: no output", args)
 		}
 	}
-	out, _ := runCLI(t, env, "report", "usage", "--from", "2026-08-01", "--to", "2026-11-01", "--window", "month", "--group-by", "category", "--csv")
+	out, _ := runCLI(t, env, "report", "usage", "--from", "2026-08-01", "--to", "2026-11-01", "--window", "month", "--group-by", "category", "--format", "csv")
 	if !strings.Contains(out, "2026-10-01T00:00:00Z,marketing,3000\n") {
 		t.Errorf("usage csv:\n%s", out)
 	}
-	out, _ = runCLI(t, env, "report", "forecast", "--month", "2026-10", "--csv")
+	out, _ = runCLI(t, env, "report", "forecast", "--month", "2026-10", "--format", "csv")
 	if !strings.HasPrefix(out, "customer_id,name,currency,quantity_to_date,amount_to_date,projected_quantity,projected_amount\n") || !strings.Contains(out, "acme,") {
 		t.Errorf("forecast csv:\n%s", out)
+	}
+	if _, err := runCLI(t, env, "report", "revenue", "--format", "xml"); err == nil {
+		t.Error("bad --format: no error")
 	}
 	if _, err := runCLI(t, env, "report", "revenue", "--group-by", "planet"); err == nil {
 		t.Error("bad --group-by: no error")

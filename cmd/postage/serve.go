@@ -88,6 +88,10 @@ API and dashboard. Ctrl-C stops everything cleanly; the next start reuses the da
 func runDev(cmd *cobra.Command, cfg config.Config) error {
 	ctx := cmd.Context()
 	out := cmd.OutOrStdout()
+	if cfg.Log.Requests == "" {
+		// Request lines would scroll the address and key off the terminal.
+		cfg.Log.Requests = "debug"
+	}
 	log := app.NewLogger(cfg.Log)
 	// Check the port before starting databases, so a port in use fails fast.
 	if ln, err := httpapi.Listen(cfg.HTTP.Addr); err != nil {
@@ -106,8 +110,11 @@ func runDev(cmd *cobra.Command, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
+	keysFile := filepath.Join(m.Dir, "demo-customer-keys")
 	if cfg.Dev.Demo {
-		if err := a.LoadDemo(ctx, out); err != nil {
+		if err := a.LoadDemoWith(ctx, out, app.DemoOptions{Key: func(id, name, token string) error {
+			return appendLine(keysFile, fmt.Sprintf("%s (%s): %s", name, id, token))
+		}}); err != nil {
 			return err
 		}
 	}
@@ -120,10 +127,47 @@ postage is running.
   Admin API key:    %s
   Try:              curl -H "Authorization: Bearer %s" %s/api/v1/customers
   Data:             %s (kept between runs)
-
-Press Ctrl-C to stop postage and both databases.
-`, url, key, key, url, m.Dir)
+%s
+Press Ctrl-C to stop postage and both databases.%s
+`, url, key, key, url, m.Dir, demoKeysText(keysFile), requestsNote(a.Config))
 	})
+}
+
+// requestsNote says where the request log lines went when they are at
+// debug level and the log does not show them.
+func requestsNote(cfg config.Config) string {
+	if cfg.Log.Requests == "debug" && cfg.Log.Level != "debug" {
+		return "\nRequests are logged at debug level: POSTAGE_LOG_LEVEL=debug shows them."
+	}
+	return ""
+}
+
+// appendLine adds a line to a file only its owner may read (it holds API
+// keys), creating it if needed.
+func appendLine(path, line string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintln(f, line); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// demoKeysText lists the demo customers' keys saved when the demo data
+// was loaded, for the start banner ("" when there are none).
+func demoKeysText(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil || len(strings.TrimSpace(string(b))) == 0 {
+		return ""
+	}
+	s := "\n  Customer API keys (each sees only its own customer):\n"
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		s += "    " + l + "\n"
+	}
+	return s + "  (kept in " + path + ")\n"
 }
 
 // demoAdminKey returns the demo admin key, creating it on the first start

@@ -23,6 +23,7 @@ func newSimulateCmd(g *globalFlags) *cobra.Command {
 		from, to, customers    string
 		asCSV, breakdown, noOv bool
 		limit                  int
+		format                 string
 	)
 	cmd := &cobra.Command{
 		Use:   "simulate",
@@ -32,15 +33,27 @@ aggregate query per month) under a proposed card — another card such as
 meta-2026-01, or a draft version of a card — and compares it with what each
 customer's own card charges. It prints the book totals, the breakdown by the
 proposed card's market and category, and the customers sorted by the change
-(biggest increase first). With --csv it prints one CSV row per customer
-(or per market and category with --breakdown). docs/REPORTS.md explains the method.`,
+(biggest increase first). With --format csv it prints one CSV row per
+customer (or per market and category with --breakdown). docs/REPORTS.md
+explains the method.`,
 		Example: `  postage simulate --card meta-2026-01 --from 2026-08 --to 2026-10
   postage simulate --card launch --version 3 --from 2026-10 --to 2026-10 --customers acme-1,globex
-  postage simulate --card meta-2026-01 --from 2026-08 --to 2026-10 --csv > impact.csv
-  postage simulate --card meta-2026-01 --from 2026-08 --to 2026-10 --breakdown --csv`,
+  postage simulate --card meta-2026-01 --from 2026-08 --to 2026-10 --format csv > impact.csv
+  postage simulate --card meta-2026-01 --from 2026-08 --to 2026-10 --breakdown --format csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
+			if asCSV {
+				format = "csv"
+				fmt.Fprintln(cmd.ErrOrStderr(), "postage: --csv is now --format csv")
+			}
+			switch format {
+			case "table", "text":
+			case "csv":
+				asCSV = true
+			default:
+				return usageError{fmt.Errorf("--format %q: want table or csv", format)}
+			}
 			if req.From, err = pricing.ParseMonth(from); err != nil {
 				return usageError{fmt.Errorf("--from: %w", err)}
 			}
@@ -88,8 +101,10 @@ proposed card's market and category, and the customers sorted by the change
 	f.StringVar(&to, "to", "", "last month, YYYY-MM, inclusive (required)")
 	f.StringVar(&customers, "customers", "", "comma-separated customer ids (default: every customer with usage)")
 	f.BoolVar(&noOv, "no-overrides", false, "rate the proposed card without the customers' discounts and custom prices")
-	f.BoolVar(&asCSV, "csv", false, "print CSV instead of tables")
-	f.BoolVar(&breakdown, "breakdown", false, "show the breakdown by market and category (with --csv: print it instead of customers)")
+	f.StringVar(&format, "format", "table", "table or csv")
+	f.BoolVar(&asCSV, "csv", false, "print CSV (the same as --format csv)")
+	_ = f.MarkHidden("csv") // the old spelling: --format csv is the one flag
+	f.BoolVar(&breakdown, "breakdown", false, "show the breakdown by market and category (with --format csv: print it instead of customers)")
 	f.IntVar(&limit, "limit", 25, "customers shown in the text output (CSV has all)")
 	_ = cmd.MarkFlagRequired("card")
 	_ = cmd.MarkFlagRequired("from")
@@ -131,7 +146,7 @@ func printSimulation(w io.Writer, sim *reports.Simulation, breakdown bool, limit
 		return err
 	}
 	if more > 0 {
-		fmt.Fprintf(w, "… and %d more customers (--limit, or --csv for all)\n", more)
+		fmt.Fprintf(w, "… and %d more customers (--limit, or --format csv for all)\n", more)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"postage"
 	"postage/metering"
 )
 
@@ -43,11 +44,19 @@ months are UTC; ranges are [from, to).`,
 				return err
 			}
 			defer a.Close()
+			// An id that is no customer is a typo far more often than
+			// usage nobody bills (postage usage summary lists that).
+			if _, err := a.Customers.Get(cmd.Context(), q.CustomerID); err != nil {
+				if postage.ErrorCode(err) == postage.ENOTFOUND {
+					return postage.Errorf(postage.ENOTFOUND, "no customer %q (postage customers list shows them; usage of ids that are no customer: postage usage summary)", q.CustomerID)
+				}
+				return err
+			}
 			rows, err := a.Events.Usage(cmd.Context(), q)
 			if err != nil {
 				return err
 			}
-			return printUsage(cmd.OutOrStdout(), format, q.GroupBy, rows)
+			return printUsage(cmd.OutOrStdout(), format, usageTimeColumn(q.Window), q.GroupBy, rows)
 		},
 	}
 	customer.Flags().StringVar(&from, "from", "", "start, YYYY-MM-DD or RFC 3339 (default: first of this month, UTC)")
@@ -89,7 +98,7 @@ months are UTC; ranges are [from, to).`,
 			if err != nil {
 				return err
 			}
-			return printUsage(cmd.OutOrStdout(), sumFormat, dims, rows)
+			return printUsage(cmd.OutOrStdout(), sumFormat, timeColumn{"MONTH", "2006-01"}, dims, rows)
 		},
 	}
 	summary.Flags().StringVar(&period, "period", "", "month, YYYY-MM (default: this month, UTC)")
@@ -143,20 +152,38 @@ func usageQueryFlags(customer, from, to, window, groupBy string) (metering.Usage
 	return metering.ParseUsageQuery(metering.UsageParams{Customer: customer, From: from, To: to, Window: window, GroupBy: groupBy}, time.Now(), 0)
 }
 
-func printUsage(w io.Writer, format string, dims []metering.Dimension, rows []metering.UsageRow) error {
+// timeColumn is how a usage table shows its rows' time in text: the
+// column's name and the time layout.
+type timeColumn struct{ name, layout string }
+
+// usageTimeColumn shows a window's start as precisely as the window.
+func usageTimeColumn(w metering.Window) timeColumn {
+	switch w {
+	case metering.Hour:
+		return timeColumn{"HOUR", "2006-01-02 15:04"}
+	case metering.Month:
+		return timeColumn{"MONTH", "2006-01"}
+	}
+	return timeColumn{"DAY", "2006-01-02"}
+}
+
+// printUsage writes usage rows. CSV and JSON keep the API's columns
+// (start as RFC 3339, quantity, events); the text table names them for a
+// reader (the window's time, MESSAGES: the quantity sent, EVENTS: how
+// many events carried them) and ends with a total row.
+func printUsage(w io.Writer, format string, tc timeColumn, dims []metering.Dimension, rows []metering.UsageRow) error {
 	has := map[metering.Dimension]bool{}
 	for _, d := range dims {
 		has[d] = true
 	}
-	head := []string{"START"}
+	var dimNames []string
 	for _, d := range []metering.Dimension{metering.ByCustomer, metering.ByCountry, metering.ByCategory} {
 		if has[d] {
-			head = append(head, strings.ToUpper(string(d)))
+			dimNames = append(dimNames, string(d))
 		}
 	}
-	head = append(head, "QUANTITY", "EVENTS")
-	record := func(r metering.UsageRow) []string {
-		rec := []string{r.Start.Format(time.RFC3339)}
+	record := func(r metering.UsageRow, start string) []string {
+		rec := []string{start}
 		if has[metering.ByCustomer] {
 			rec = append(rec, r.CustomerID)
 		}
@@ -171,12 +198,9 @@ func printUsage(w io.Writer, format string, dims []metering.Dimension, rows []me
 	switch format {
 	case "csv":
 		cw := csv.NewWriter(w)
-		for i := range head {
-			head[i] = strings.ToLower(head[i])
-		}
-		_ = cw.Write(head)
+		_ = cw.Write(append(append([]string{"start"}, dimNames...), "quantity", "events"))
 		for _, r := range rows {
-			_ = cw.Write(record(r))
+			_ = cw.Write(record(r, r.Start.Format(time.RFC3339)))
 		}
 		cw.Flush()
 		return cw.Error()
@@ -187,12 +211,26 @@ func printUsage(w io.Writer, format string, dims []metering.Dimension, rows []me
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rows)
-	case "table", "":
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, strings.Join(head, "\t"))
-		for _, r := range rows {
-			fmt.Fprintln(tw, strings.Join(record(r), "\t"))
+	case "table", "text", "":
+		if len(rows) == 0 {
+			fmt.Fprintln(w, "no usage in this range")
+			return nil
 		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		head := append([]string{tc.name}, dimNames...)
+		for i := 1; i < len(head); i++ {
+			head[i] = strings.ToUpper(head[i])
+		}
+		head = append(head, "MESSAGES", "EVENTS")
+		fmt.Fprintln(tw, strings.Join(head, "\t"))
+		var total metering.UsageRow
+		for _, r := range rows {
+			fmt.Fprintln(tw, strings.Join(record(r, r.Start.UTC().Format(tc.layout)), "\t"))
+			total.Quantity += r.Quantity
+			total.Events += r.Events
+		}
+		blank := make([]string, len(dimNames))
+		fmt.Fprintln(tw, strings.Join(append(append([]string{"TOTAL"}, blank...), strconv.FormatUint(total.Quantity, 10), strconv.FormatUint(total.Events, 10)), "\t"))
 		return tw.Flush()
 	}
 	return usageError{fmt.Errorf("--format %q: want table, csv or json", format)}

@@ -23,6 +23,13 @@ func TestUsageCommand(t *testing.T) {
 	if err := store.Insert(context.Background(), evs); err != nil {
 		t.Fatal(err)
 	}
+	// An id that is no customer is an error, not an empty table.
+	if _, err := runCLI(t, env, "usage", "customer", "acme", "--from", "2026-10-01"); err == nil || !strings.Contains(oneLine(err), `no customer "acme"`) {
+		t.Fatalf("unknown customer: %v", err)
+	}
+	if _, err := runCLI(t, env, "customers", "create", "acme", "--name", "Acme"); err != nil {
+		t.Fatal(err)
+	}
 	out, err := runCLI(t, env, "usage", "customer", "acme", "--from", "2026-10-01", "--window", "month", "--group-by", "country", "--format", "csv")
 	if err != nil {
 		t.Fatal(err)
@@ -34,8 +41,13 @@ func TestUsageCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "acme") || !strings.Contains(out, "QUANTITY") || !strings.Contains(out, " 6 ") {
-		t.Errorf("summary table:\n%s", out)
+	// Text: the month once per row, messages and events, and a total row.
+	if want := "MONTH    CUSTOMER  MESSAGES  EVENTS\n2026-10  acme      6         3\nTOTAL              6         3\n"; out != want {
+		t.Errorf("summary table:\n%s\nwant:\n%s", out, want)
+	}
+	out, err = runCLI(t, env, "usage", "customer", "acme", "--from", "2026-10-01", "--group-by", "country")
+	if want := "DAY         COUNTRY  MESSAGES  EVENTS\n2026-10-30  DE       4         2\n2026-10-30  FR       2         1\nTOTAL                6         3\n"; err != nil || out != want {
+		t.Errorf("customer table: %v\n%s\nwant:\n%s", err, out, want)
 	}
 	out, err = runCLI(t, env, "usage", "conflicts", "--period", "2026-10")
 	if err != nil || out != "CUSTOMER  ID\n" {

@@ -476,6 +476,27 @@ func (e GetCustomersIdUsageParamsFormat) Valid() bool {
 	}
 }
 
+// Defines values for PostQuotesParamsFormat.
+const (
+	PostQuotesParamsFormatCsv  PostQuotesParamsFormat = "csv"
+	PostQuotesParamsFormatJson PostQuotesParamsFormat = "json"
+	PostQuotesParamsFormatPdf  PostQuotesParamsFormat = "pdf"
+)
+
+// Valid indicates whether the value is a known member of the PostQuotesParamsFormat enum.
+func (e PostQuotesParamsFormat) Valid() bool {
+	switch e {
+	case PostQuotesParamsFormatCsv:
+		return true
+	case PostQuotesParamsFormatJson:
+		return true
+	case PostQuotesParamsFormatPdf:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GetReportsForecastParamsFormat.
 const (
 	GetReportsForecastParamsFormatCsv  GetReportsForecastParamsFormat = "csv"
@@ -746,7 +767,9 @@ type BillingInvoice struct {
 	CustomerId    string                  `json:"customer_id"`
 	FinalizeAfter time.Time               `json:"finalize_after"`
 	FinalizedAt   *time.Time              `json:"finalized_at,omitempty"`
-	Id            string                  `json:"id"`
+
+	// Id absent only from the month-to-date bill (Runner.Upcoming), which is no invoice yet
+	Id *string `json:"id,omitempty"`
 
 	// Issuer Issuer is who invoices are from (billing.issuer_name and issuer_address in the configuration).
 	Issuer *BillingIssuer `json:"issuer,omitempty"`
@@ -799,21 +822,36 @@ type BillingLine struct {
 	Description *string                   `json:"description,omitempty"`
 
 	// Discount a decimal number as a string, e.g. "0.0123"
-	Discount *string         `json:"discount,omitempty"`
-	Free     *bool           `json:"free,omitempty"`
-	Kind     BillingLineKind `json:"kind"`
-	Market   string          `json:"market"`
-	Mode     *PricingMode    `json:"mode,omitempty"`
+	Discount *string `json:"discount,omitempty"`
+
+	// DiscountAmount an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
+	DiscountAmount *string         `json:"discount_amount,omitempty"`
+	Free           *bool           `json:"free,omitempty"`
+	Kind           BillingLineKind `json:"kind"`
+
+	// ListAmount ListAmount (the line before discounts, rounded once like Amount) and
+	// DiscountAmount (ListAmount − Amount) are set on discounted usage
+	// lines, so a line reads list − discount = amount; on other lines the
+	// list amount is Amount. Invoices finalized before these fields existed
+	// do not have them (their documents never change).
+	ListAmount *string `json:"list_amount,omitempty"`
+	Market     string  `json:"market"`
+
+	// MessageCategories MessageCategories are the categories the line's messages were sent
+	// with when the card bills them as Category (marketing and utility on a
+	// line of notification), in the card's order (pricing.Line).
+	MessageCategories *[]string    `json:"message_categories,omitempty"`
+	Mode              *PricingMode `json:"mode,omitempty"`
 
 	// Period a calendar month in UTC, YYYY-MM
 	Period string `json:"period"`
 
 	// PricingType the upstream's free pricing type that made the line free, whatever its category
-	PricingType *string            `json:"pricing_type,omitempty"`
-	Quantity    int64              `json:"quantity"`
-	Tiers       *[]PricingTierLine `json:"tiers,omitempty"`
+	PricingType *string        `json:"pricing_type,omitempty"`
+	Quantity    int64          `json:"quantity"`
+	Tiers       *[]BillingTier `json:"tiers,omitempty"`
 
-	// UnitPrice a decimal number as a string, e.g. "0.0123"
+	// UnitPrice with at least the currency's decimals ("0.00" on a free line), up to six
 	UnitPrice string `json:"unit_price"`
 }
 
@@ -866,6 +904,22 @@ type BillingRunList struct {
 
 // BillingStatus defines model for BillingStatus.
 type BillingStatus string
+
+// BillingTier Tier is the part of a usage line's quantity charged at one tier's price (pricing.TierLine), its exact amount written with at least the currency's minor-unit decimals.
+type BillingTier struct {
+	// Amount exact
+	Amount string `json:"amount"`
+
+	// From first unit of the tier (1-based monthly count)
+	From     int64 `json:"from"`
+	Quantity int64 `json:"quantity"`
+
+	// UnitPrice an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
+	UnitPrice string `json:"unit_price"`
+
+	// UpTo last unit of the tier; nil = unbounded
+	UpTo *int64 `json:"up_to,omitempty"`
+}
 
 // BillingUnbilledUsage UnbilledUsage is usage of one (customer, recipient country, category) that a run could not bill, and why.
 type BillingUnbilledUsage struct {
@@ -1014,6 +1068,12 @@ type Me struct {
 	KeyId      string   `json:"key_id"`
 	Name       string   `json:"name"`
 	Role       AuthRole `json:"role"`
+
+	// Routes Routes are the operations the key's role may call, as "METHOD
+	// /path" with the OpenAPI document's paths ("GET
+	// /api/v1/customers/{id}/usage"), from the route table that serves:
+	// the dashboard shows what these allow, so it matches the API.
+	Routes []string `json:"routes"`
 }
 
 // MeteringDimension defines model for MeteringDimension.
@@ -1382,22 +1442,6 @@ type PricingTier struct {
 	UpTo      *int64 `json:"up_to,omitempty"`
 }
 
-// PricingTierLine TierLine is the part of a line's quantity charged at one tier's price.
-type PricingTierLine struct {
-	// Amount exact
-	Amount string `json:"amount"`
-
-	// From first unit of the tier (1-based monthly count)
-	From     int64 `json:"from"`
-	Quantity int64 `json:"quantity"`
-
-	// UnitPrice a decimal number as a string, e.g. "0.0123"
-	UnitPrice string `json:"unit_price"`
-
-	// UpTo last unit of the tier; nil = unbounded
-	UpTo *int64 `json:"up_to,omitempty"`
-}
-
 // PricingUnitPrice UnitPrice is a customer's custom flat unit price for a (market, category).
 type PricingUnitPrice struct {
 	Category string `json:"category"`
@@ -1478,23 +1522,31 @@ type Problem_Errors_Item struct {
 
 // Quote Quote is the answer of POST /api/v1/quotes.
 type Quote struct {
-	CardId     string      `json:"card_id"`
-	Currency   string      `json:"currency"`
-	Lines      []QuoteLine `json:"lines"`
-	MinorUnits int         `json:"minor_units"`
+	CardId   string `json:"card_id"`
+	Currency string `json:"currency"`
+
+	// Discounts an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
+	Discounts string      `json:"discounts"`
+	Lines     []QuoteLine `json:"lines"`
+
+	// ListTotal ListTotal is what the lines cost before discounts (the sum of each
+	// line's list amount, or its amount when it has no discount), and
+	// Discounts what the discounts take off: ListTotal − Discounts = Total.
+	ListTotal  string `json:"list_total"`
+	MinorUnits int    `json:"minor_units"`
 
 	// Month a calendar month in UTC, YYYY-MM
 	Month    *string         `json:"month,omitempty"`
 	Rounding PricingRounding `json:"rounding"`
 
-	// Total Total is the sum of the lines' amounts with the currency's minor-unit decimals.
+	// Total Total is the sum of the lines' amounts.
 	Total   string `json:"total"`
 	Version int    `json:"version"`
 }
 
-// QuoteLine QuoteLine and Quote show money with the currency's minor unit ("0.50", not "0.5"); exact amounts and unit prices keep their decimals.
+// QuoteLine QuoteLine is a quote's line (pricing.Line) with its money written with at least the currency's minor-unit decimals ("22175.00", not "22175"): the amount, the unit prices, and the exact subtotal, amount and tier amounts, which keep any further decimals ("22175.084265").
 type QuoteLine struct {
-	// Amount Amount is the line's amount with the currency's minor-unit decimals.
+	// Amount Amount is the line's amount, rounded once to the currency's minor unit.
 	Amount string `json:"amount"`
 
 	// Average UnitPrice is an average (see UnitPrice)
@@ -1512,24 +1564,37 @@ type QuoteLine struct {
 	// Discount Discount is the combined percentage taken off the subtotal.
 	Discount *string `json:"discount,omitempty"`
 
-	// Exact exact amount after discounts
+	// DiscountAmount an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
+	DiscountAmount *string `json:"discount_amount,omitempty"`
+
+	// Exact Exact is the exact amount after discounts.
 	Exact string `json:"exact"`
 	Free  *bool  `json:"free,omitempty"`
 
 	// FreeType the rows' FreeType when they are free whatever their category
-	FreeType *string      `json:"free_type,omitempty"`
-	Market   string       `json:"market"`
-	Mode     *PricingMode `json:"mode,omitempty"`
-	Quantity int64        `json:"quantity"`
+	FreeType *string `json:"free_type,omitempty"`
 
-	// Subtotal exact, before discounts
-	Subtotal string `json:"subtotal"`
+	// ListAmount ListAmount and DiscountAmount are set on discounted lines: the
+	// subtotal rounded once, and what the discount takes off it
+	// (list_amount − discount_amount = amount).
+	ListAmount *string `json:"list_amount,omitempty"`
+	Market     string  `json:"market"`
 
-	// Tiers how the quantity fell into tiers
-	Tiers *[]PricingTierLine `json:"tiers,omitempty"`
+	// MessageCategories MessageCategories are the categories the line's messages were sent
+	// with (Category's own name, its aliases, or for an international
+	// variant its base category's names), in the card's order, when any of
+	// them is not Category itself: a line of "notification" on the launch
+	// card that bills messages sent as marketing and utility lists both.
+	MessageCategories *[]string    `json:"message_categories,omitempty"`
+	Mode              *PricingMode `json:"mode,omitempty"`
+	Quantity          int64        `json:"quantity"`
 
-	// UnitPrice UnitPrice is the one unit price the line was charged at, or, when
-	// Average is set, Subtotal/Quantity rounded half-even to six decimals.
+	// Subtotal Subtotal is the exact amount before discounts.
+	Subtotal string         `json:"subtotal"`
+	Tiers    *[]BillingTier `json:"tiers,omitempty"`
+
+	// UnitPrice UnitPrice is the price per message (an average when the line's
+	// average is set), with at least the currency's decimals.
 	UnitPrice string `json:"unit_price"`
 }
 
@@ -1557,6 +1622,18 @@ type Readiness struct {
 
 // ReadinessStatus defines model for Readiness.Status.
 type ReadinessStatus string
+
+// ReportsCountry Country is an ISO 3166-1 alpha-2 code and its English name.
+type ReportsCountry struct {
+	Code string `json:"code"`
+	Name string `json:"name"`
+}
+
+// ReportsCountryList defines model for ReportsCountryList.
+type ReportsCountryList struct {
+	Data       []ReportsCountry `json:"data"`
+	NextCursor string           `json:"next_cursor"`
+}
 
 // ReportsCurrencyTotal CurrencyTotal is a report's total in one currency.
 type ReportsCurrencyTotal struct {
@@ -1925,6 +2002,9 @@ type GetCustomersIdInvoicesParams struct {
 	// Status draft, finalized or void
 	Status *BillingStatus `form:"status,omitempty" json:"status,omitempty"`
 
+	// Number only the invoice with this number (PST-2026-000099)
+	Number *string `form:"number,omitempty" json:"number,omitempty"`
+
 	// Limit page size, 1-1000 (default 100)
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -2014,6 +2094,9 @@ type GetInvoicesParams struct {
 	// Customer only this customer id
 	Customer *string `form:"customer,omitempty" json:"customer,omitempty"`
 
+	// Number only the invoice with this number (PST-2026-000099)
+	Number *string `form:"number,omitempty" json:"number,omitempty"`
+
 	// Limit page size, 1-1000 (default 100)
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -2047,6 +2130,15 @@ type GetPricesParams struct {
 	// Month YYYY-MM (default: the current month)
 	Month *string `form:"month,omitempty" json:"month,omitempty"`
 }
+
+// PostQuotesParams defines parameters for PostQuotes.
+type PostQuotesParams struct {
+	// Format json (default), csv or pdf (or send Accept: text/csv or application/pdf)
+	Format *PostQuotesParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+}
+
+// PostQuotesParamsFormat defines parameters for PostQuotes.
+type PostQuotesParamsFormat string
 
 // GetReportsForecastParams defines parameters for GetReportsForecast.
 type GetReportsForecastParams struct {
@@ -2624,6 +2716,13 @@ type ClientInterface interface {
 	// Corresponds with DELETE /api/v1/apikeys/{key_id} (the `DeleteApikeysKeyId` operationId).
 	DeleteApikeysKeyId(ctx context.Context, keyId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetCountries Every country code rating accepts with its English name: the names the dashboard and documents show.
+	//
+	// Roles: admin, finance, sales, customer.
+	//
+	// Corresponds with GET /api/v1/countries (the `GetCountries` operationId).
+	GetCountries(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetCustomers List customers by id, a page at a time.
 	//
 	// Roles: admin, finance, sales.
@@ -2937,23 +3036,23 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/prices (the `GetPrices` operationId).
 	GetPrices(ctx context.Context, params *GetPricesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// PostQuotesWithBody Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version.
+	// PostQuotesWithBody Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version; as JSON, or as a CSV or PDF document to download.
 	//
 	// Roles: admin, finance, sales.
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api/v1/quotes (the `PostQuotes` operationId).
-	PostQuotesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	PostQuotesWithBody(ctx context.Context, params *PostQuotesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// PostQuotes Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version.
+	// PostQuotes Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version; as JSON, or as a CSV or PDF document to download.
 	//
 	// Roles: admin, finance, sales.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api/v1/quotes (the `PostQuotes` operationId).
-	PostQuotes(ctx context.Context, body PostQuotesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	PostQuotes(ctx context.Context, params *PostQuotesParams, body PostQuotesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetRatecards List rate cards; default marks the card of customers without an assignment.
 	//
@@ -3333,6 +3432,23 @@ func (c *Client) PostApikeys(ctx context.Context, body PostApikeysJSONRequestBod
 // Corresponds with DELETE /api/v1/apikeys/{key_id} (the `DeleteApikeysKeyId` operationId).
 func (c *Client) DeleteApikeysKeyId(ctx context.Context, keyId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeleteApikeysKeyIdRequest(c.Server, keyId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCountries Every country code rating accepts with its English name: the names the dashboard and documents show.
+//
+// Roles: admin, finance, sales, customer.
+//
+// Corresponds with GET /api/v1/countries (the `GetCountries` operationId).
+func (c *Client) GetCountries(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCountriesRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -4046,15 +4162,15 @@ func (c *Client) GetPrices(ctx context.Context, params *GetPricesParams, reqEdit
 	return c.Client.Do(req)
 }
 
-// PostQuotesWithBody Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version.
+// PostQuotesWithBody Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version; as JSON, or as a CSV or PDF document to download.
 //
 // Roles: admin, finance, sales.
 //
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /api/v1/quotes (the `PostQuotes` operationId).
-func (c *Client) PostQuotesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewPostQuotesRequestWithBody(c.Server, contentType, body)
+func (c *Client) PostQuotesWithBody(ctx context.Context, params *PostQuotesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostQuotesRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4065,15 +4181,15 @@ func (c *Client) PostQuotesWithBody(ctx context.Context, contentType string, bod
 	return c.Client.Do(req)
 }
 
-// PostQuotes Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version.
+// PostQuotes Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version; as JSON, or as a CSV or PDF document to download.
 //
 // Roles: admin, finance, sales.
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api/v1/quotes (the `PostQuotes` operationId).
-func (c *Client) PostQuotes(ctx context.Context, body PostQuotesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewPostQuotesRequest(c.Server, body)
+func (c *Client) PostQuotes(ctx context.Context, params *PostQuotesParams, body PostQuotesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostQuotesRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4910,6 +5026,33 @@ func NewDeleteApikeysKeyIdRequest(server string, keyId string) (*http.Request, e
 	return req, nil
 }
 
+// NewGetCountriesRequest constructs an http.Request for the GetCountries method
+func NewGetCountriesRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/countries")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetCustomersRequest constructs an http.Request for the GetCustomers method
 func NewGetCustomersRequest(server string, params *GetCustomersParams) (*http.Request, error) {
 	var err error
@@ -5269,6 +5412,18 @@ func NewGetCustomersIdInvoicesRequest(server string, id string, params *GetCusto
 		if params.Status != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Number != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "number", *params.Number, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -6088,6 +6243,18 @@ func NewGetInvoicesRequest(server string, params *GetInvoicesParams) (*http.Requ
 
 		}
 
+		if params.Number != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "number", *params.Number, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Limit != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
@@ -6452,18 +6619,18 @@ func NewGetPricesRequest(server string, params *GetPricesParams) (*http.Request,
 }
 
 // NewPostQuotesRequest calls the generic PostQuotes builder with application/json body
-func NewPostQuotesRequest(server string, body PostQuotesJSONRequestBody) (*http.Request, error) {
+func NewPostQuotesRequest(server string, params *PostQuotesParams, body PostQuotesJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewPostQuotesRequestWithBody(server, "application/json", bodyReader)
+	return NewPostQuotesRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewPostQuotesRequestWithBody constructs an http.Request for the PostQuotes method, with any body, and a specified content type
-func NewPostQuotesRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewPostQuotesRequestWithBody(server string, params *PostQuotesParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -6479,6 +6646,33 @@ func NewPostQuotesRequestWithBody(server string, contentType string, body io.Rea
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
@@ -8272,6 +8466,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /api/v1/apikeys/{key_id} (the `DeleteApikeysKeyId` operationId).
 	DeleteApikeysKeyIdWithResponse(ctx context.Context, keyId string, reqEditors ...RequestEditorFn) (*DeleteApikeysKeyIdResponse, error)
 
+	// GetCountriesWithResponse Every country code rating accepts with its English name: the names the dashboard and documents show.
+	//
+	// Roles: admin, finance, sales, customer.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/countries (the `GetCountries` operationId).
+	GetCountriesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetCountriesResponse, error)
+
 	// GetCustomersWithResponse List customers by id, a page at a time.
 	//
 	// Roles: admin, finance, sales.
@@ -8623,23 +8826,23 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/prices (the `GetPrices` operationId).
 	GetPricesWithResponse(ctx context.Context, params *GetPricesParams, reqEditors ...RequestEditorFn) (*GetPricesResponse, error)
 
-	// PostQuotesWithBodyWithResponse Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version.
+	// PostQuotesWithBodyWithResponse Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version; as JSON, or as a CSV or PDF document to download.
 	//
 	// Roles: admin, finance, sales.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/quotes (the `PostQuotes` operationId).
-	PostQuotesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostQuotesResponse, error)
+	PostQuotesWithBodyWithResponse(ctx context.Context, params *PostQuotesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostQuotesResponse, error)
 
-	// PostQuotesWithResponse Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version.
+	// PostQuotesWithResponse Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version; as JSON, or as a CSV or PDF document to download.
 	//
 	// Roles: admin, finance, sales.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/quotes (the `PostQuotes` operationId).
-	PostQuotesWithResponse(ctx context.Context, body PostQuotesJSONRequestBody, reqEditors ...RequestEditorFn) (*PostQuotesResponse, error)
+	PostQuotesWithResponse(ctx context.Context, params *PostQuotesParams, body PostQuotesJSONRequestBody, reqEditors ...RequestEditorFn) (*PostQuotesResponse, error)
 
 	// GetRatecardsWithResponse List rate cards; default marks the card of customers without an assignment.
 	//
@@ -9293,6 +9496,96 @@ func (r DeleteApikeysKeyIdResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r DeleteApikeysKeyIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetCountriesResponse503Headers the declared response headers of an HTTP 503 response for GetCountries
+type GetCountriesResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetCountriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReportsCountryList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetCountriesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCountriesResponse) GetJSON200() *ReportsCountryList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetCountriesResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetCountriesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetCountriesResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetCountriesResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetCountriesResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetCountriesResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCountriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCountriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCountriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCountriesResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -12078,6 +12371,11 @@ func (r GetPricesResponse) ContentType() string {
 	return ""
 }
 
+// PostQuotesResponse200Headers the declared response headers of an HTTP 200 response for PostQuotes
+type PostQuotesResponse200Headers struct {
+	ContentDisposition *string
+}
+
 // PostQuotesResponse503Headers the declared response headers of an HTTP 503 response for PostQuotes
 type PostQuotesResponse503Headers struct {
 	RetryAfter int
@@ -12106,6 +12404,8 @@ type PostQuotesResponse struct {
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *PostQuotesResponse200Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *PostQuotesResponse503Headers
 }
@@ -15388,6 +15688,21 @@ func (c *ClientWithResponses) DeleteApikeysKeyIdWithResponse(ctx context.Context
 	return ParseDeleteApikeysKeyIdResponse(rsp)
 }
 
+// GetCountriesWithResponse Every country code rating accepts with its English name: the names the dashboard and documents show.
+//
+// Roles: admin, finance, sales, customer.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/countries (the `GetCountries` operationId).
+func (c *ClientWithResponses) GetCountriesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetCountriesResponse, error) {
+	rsp, err := c.GetCountries(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCountriesResponse(rsp)
+}
+
 // GetCustomersWithResponse List customers by id, a page at a time.
 //
 // Roles: admin, finance, sales.
@@ -15973,30 +16288,30 @@ func (c *ClientWithResponses) GetPricesWithResponse(ctx context.Context, params 
 	return ParseGetPricesResponse(rsp)
 }
 
-// PostQuotesWithBodyWithResponse Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version.
+// PostQuotesWithBodyWithResponse Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version; as JSON, or as a CSV or PDF document to download.
 //
 // Roles: admin, finance, sales.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/v1/quotes (the `PostQuotes` operationId).
-func (c *ClientWithResponses) PostQuotesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostQuotesResponse, error) {
-	rsp, err := c.PostQuotesWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) PostQuotesWithBodyWithResponse(ctx context.Context, params *PostQuotesParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostQuotesResponse, error) {
+	rsp, err := c.PostQuotesWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
 	return ParsePostQuotesResponse(rsp)
 }
 
-// PostQuotesWithResponse Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version.
+// PostQuotesWithResponse Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version; as JSON, or as a CSV or PDF document to download.
 //
 // Roles: admin, finance, sales.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/v1/quotes (the `PostQuotes` operationId).
-func (c *ClientWithResponses) PostQuotesWithResponse(ctx context.Context, body PostQuotesJSONRequestBody, reqEditors ...RequestEditorFn) (*PostQuotesResponse, error) {
-	rsp, err := c.PostQuotes(ctx, body, reqEditors...)
+func (c *ClientWithResponses) PostQuotesWithResponse(ctx context.Context, params *PostQuotesParams, body PostQuotesJSONRequestBody, reqEditors ...RequestEditorFn) (*PostQuotesResponse, error) {
+	rsp, err := c.PostQuotes(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -16872,6 +17187,87 @@ func ParseDeleteApikeysKeyIdResponse(rsp *http.Response) (*DeleteApikeysKeyIdRes
 	switch {
 	case rsp.StatusCode == 503:
 		var headers DeleteApikeysKeyIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetCountriesResponse parses an HTTP response from a GetCountriesWithResponse call
+func ParseGetCountriesResponse(rsp *http.Response) (*GetCountriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCountriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReportsCountryList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetCountriesResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -19529,9 +19925,22 @@ func ParsePostQuotesResponse(rsp *http.Response) (*PostQuotesResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers PostQuotesResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 503:
 		var headers PostQuotesResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {

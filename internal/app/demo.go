@@ -24,6 +24,10 @@ type DemoOptions struct {
 	Customers int   // default 300
 	Messages  int   // messages (events) over the whole period, default 900,000
 	Seed      int64 // random seed, default 2026
+	// Key, when set, is given each demo customer API key as it is made
+	// (the database keeps only its hash): `postage dev` saves them under
+	// its data directory to print them on every start.
+	Key func(customerID, name, token string) error
 }
 
 func (o *DemoOptions) defaults() {
@@ -99,6 +103,11 @@ func (a *App) LoadDemoWith(ctx context.Context, out io.Writer, opts DemoOptions)
 			return fmt.Errorf("demo key of %s: %w", c.ID, err)
 		}
 		fmt.Fprintf(out, "  customer API key for %s (%s): %s\n", c.Name, c.ID, token)
+		if opts.Key != nil {
+			if err := opts.Key(c.ID, c.Name, token); err != nil {
+				return fmt.Errorf("demo key of %s: %w", c.ID, err)
+			}
+		}
 	}
 
 	n, err := a.ingestDemo(ctx, out, rng, custs, first.Start(), now.Add(-time.Minute), opts.Messages)

@@ -169,6 +169,12 @@ type Notify struct {
 type Log struct {
 	Level  string `toml:"level"`
 	Format string `toml:"format"`
+	// Requests is the level of the log line of each answered request below
+	// 400 (4xx are warnings and 5xx errors whatever it says): "info", or
+	// "debug" to keep them out of an info log. Empty: info under `postage
+	// serve`, debug under `postage dev` (make run), whose terminal shows the
+	// dashboard's address and key.
+	Requests string `toml:"requests"`
 }
 
 // Default returns the configuration used when nothing is set.
@@ -298,6 +304,11 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log.level %q: use debug, info, warn or error", c.Log.Level))
+	}
+	switch c.Log.Requests {
+	case "", "debug", "info":
+	default:
+		errs = append(errs, fmt.Errorf("log.requests %q: use info or debug", c.Log.Requests))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))

@@ -32,6 +32,7 @@ func (s *Server) billingRoutes() {
 		{Name: "period", Description: "only this month, YYYY-MM", Schema: pricing.Month{}},
 		{Name: "status", Description: "draft, finalized or void", Schema: billing.Status("")},
 		{Name: "customer", Description: "only this customer id"},
+		{Name: "number", Description: "only the invoice with this number (PST-2026-000099)"},
 	}, pageQuery...)
 	s.handle(Route{Method: "GET", Path: "/api/v1/invoices", Tag: tag, Summary: "List invoices, newest period first, with filters and cursor pagination.", Roles: financeOnly, Query: listQuery,
 		Response: List[billing.Invoice]{}}, func(c *gin.Context) {
@@ -60,7 +61,7 @@ func (s *Server) billingRoutes() {
 		if !s.billingReady(c) {
 			return
 		}
-		period, err := pricing.ParseMonth(c.Query("period"))
+		period, err := requiredMonth(c, "period")
 		if err != nil {
 			s.writeError(c, err)
 			return
@@ -193,7 +194,7 @@ func (s *Server) billingRoutes() {
 		if !s.billingReady(c) {
 			return
 		}
-		period, err := pricing.ParseMonth(c.Query("period"))
+		period, err := requiredMonth(c, "period")
 		if err != nil {
 			s.writeError(c, err)
 			return
@@ -211,6 +212,7 @@ func (s *Server) billingRoutes() {
 		Query: append([]Param{
 			{Name: "period", Description: "only this month, YYYY-MM", Schema: pricing.Month{}},
 			{Name: "status", Description: "draft, finalized or void", Schema: billing.Status("")},
+			{Name: "number", Description: "only the invoice with this number (PST-2026-000099)"},
 		}, pageQuery...),
 		Response: List[billing.Invoice]{}}, func(c *gin.Context) {
 		id, ok := s.customerParam(c)
@@ -277,6 +279,20 @@ type RunRequest struct {
 	Period string `json:"period"`
 }
 
+// requiredMonth reads a required YYYY-MM query parameter; a missing or
+// malformed one is an error that names it.
+func requiredMonth(c *gin.Context, name string) (pricing.Month, error) {
+	v := c.Query(name)
+	if v == "" {
+		return pricing.Month{}, postage.Errorf(postage.EINVALID, "query parameter %s is required: a month, YYYY-MM (e.g. ?%s=2026-10)", name, name)
+	}
+	m, err := pricing.ParseMonth(v)
+	if err != nil {
+		return m, postage.Errorf(postage.EINVALID, "query parameter %s: %q is not a month, YYYY-MM", name, v)
+	}
+	return m, nil
+}
+
 func (s *Server) billingReady(c *gin.Context) bool {
 	if s.Billing.Runner == nil || s.Billing.Invoices == nil {
 		s.writeError(c, postage.Errorf(postage.EUNAVAILABLE, "billing is not configured on this server"))
@@ -286,7 +302,7 @@ func (s *Server) billingReady(c *gin.Context) bool {
 }
 
 func invoiceFilter(c *gin.Context) (billing.InvoiceFilter, error) {
-	f := billing.InvoiceFilter{Status: billing.Status(c.Query("status")), CustomerID: c.Query("customer")}
+	f := billing.InvoiceFilter{Status: billing.Status(c.Query("status")), CustomerID: c.Query("customer"), Number: c.Query("number")}
 	if p := c.Query("period"); p != "" {
 		m, err := pricing.ParseMonth(p)
 		if err != nil {

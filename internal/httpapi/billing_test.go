@@ -166,12 +166,29 @@ func TestInvoiceAPI(t *testing.T) {
 	if resp, _ := s.do(t, fin, "GET", "/api/v1/invoices.csv?period=bad", "", nil); resp.StatusCode != 400 {
 		t.Fatalf("export of a bad period: %d", resp.StatusCode)
 	}
+	// Without a period: a 400 that names the missing parameter.
+	for _, path := range []string{"/api/v1/invoices.csv", "/api/v1/invoice-runs/unbilled"} {
+		resp, body := s.do(t, fin, "GET", path, "", nil)
+		if resp.StatusCode != 400 || !strings.Contains(string(body), "query parameter period is required") {
+			t.Errorf("%s without period: %d %s", path, resp.StatusCode, body)
+		}
+	}
+	// An invoice is found by its number.
+	resp, body = s.do(t, fin, "GET", "/api/v1/invoices?number=PST-2026-000001", "", nil)
+	if l := decode[list](t, body); resp.StatusCode != 200 || len(l.Data) != 1 || l.Data[0].ID != a.ID {
+		t.Fatalf("by number: %d %s", resp.StatusCode, body)
+	}
 
 	// Month to date, rated like the invoice: 4 GB messages at the launch price.
 	resp, body = s.do(t, auth.RoleCustomer, "GET", "/api/v1/customers/cust-a/invoices/upcoming", "", nil)
 	up := decode[billing.Invoice](t, body)
 	if resp.StatusCode != 200 || up.Period.String() != "2026-11" || len(up.Lines) != 1 || up.Lines[0].Quantity != 4 || up.Total.String() != "0.14" {
 		t.Fatalf("upcoming: %d %s", resp.StatusCode, body)
+	}
+	// It is no invoice yet: no id (not "id": ""), and its line says what
+	// the messages were sent as.
+	if raw := decode[map[string]any](t, body); raw["id"] != nil || up.Lines[0].Category != "notification" || strings.Join(up.Lines[0].MessageCategories, ",") != "marketing" {
+		t.Fatalf("upcoming id %v, line %+v", raw["id"], up.Lines[0])
 	}
 	if resp, _ := s.do(t, auth.RoleCustomer, "GET", "/api/v1/customers/cust-b/invoices/upcoming", "", nil); resp.StatusCode != 404 {
 		t.Fatalf("another customer's upcoming: %d", resp.StatusCode)

@@ -65,6 +65,9 @@ type (
 	countryCode string
 	// formatParam picks the answer's format over the Accept header.
 	formatParam string
+	// documentFormat picks JSON or a document (CSV, PDF) over the Accept
+	// header.
+	documentFormat string
 )
 
 // openAPIDocument stands for the OpenAPI document in the route table: a
@@ -533,6 +536,9 @@ var mapped = map[reflect.Type]func() *jsonschema.Schema{
 	},
 	reflect.TypeFor[formatParam](): func() *jsonschema.Schema {
 		return &jsonschema.Schema{Type: "string", Enum: []any{"csv", "json"}}
+	},
+	reflect.TypeFor[documentFormat](): func() *jsonschema.Schema {
+		return &jsonschema.Schema{Type: "string", Enum: []any{"json", "csv", "pdf"}}
 	},
 	reflect.TypeFor[EventQuantity](): func() *jsonschema.Schema {
 		return &jsonschema.Schema{Description: "an integer from 1 to 1,000,000, as a number or a string that holds one", OneOf: []*jsonschema.Schema{

@@ -110,11 +110,11 @@ func waitReady(t *testing.T, f *fixture) {
 }
 
 // withoutPostgres are the routes that need no PostgreSQL for the
-// fixture's requests: health, the caller's own identity, the document, the
-// meter (keys and phone numbers come from the cache) and a customer's usage
+// fixture's requests: health, the caller's own identity, the document,
+// the country names (compiled in), the meter (keys and phone numbers come from the cache) and a customer's usage
 // (ClickHouse). Every other route answers 503 while PostgreSQL is away.
 var withoutPostgres = []string{
-	"GET /healthz", "GET /metrics", "GET /api/v1/openapi.json", "GET /api/v1/me",
+	"GET /healthz", "GET /metrics", "GET /api/v1/openapi.json", "GET /api/v1/me", "GET /api/v1/countries",
 	"POST /api/v1/events", "POST /api/v1/webhooks/whatsapp", "GET /api/v1/webhooks/whatsapp",
 	"GET /api/v1/customers/:id/usage", "GET /api/v1/usage/summary", "GET /api/v1/reports/usage",
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/shopspring/decimal"
@@ -14,6 +15,7 @@ import (
 	"postage/billing"
 	"postage/internal/auth"
 	"postage/pricing"
+	"postage/reports"
 )
 
 // PricingDeps is what the pricing routes call into.
@@ -181,8 +183,9 @@ func (s *Server) pricingRoutes() {
 		attachment(c, fmt.Sprintf("%s-v%d.csv", v.CardID, v.Number))
 		c.Data(http.StatusOK, "text/csv; charset=utf-8", b.Bytes())
 	})
-	s.handle(Route{Method: "POST", Path: "/api/v1/quotes", Tag: tag, Summary: "Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version.", Roles: staff,
-		Request: QuoteRequest{}, Response: Quote{}}, s.quote)
+	s.handle(Route{Method: "POST", Path: "/api/v1/quotes", Tag: tag, Summary: "Price a volume mix (items of country, category, quantity) under a customer's card and overrides, a card, or a draft version; as JSON, or as a CSV or PDF document to download.", Roles: staff,
+		Query:   []Param{{Name: "format", Description: "json (default), csv or pdf (or send Accept: text/csv or application/pdf)", Schema: documentFormat("")}},
+		Request: QuoteRequest{}, Response: Quote{}, Produces: []string{"text/csv", "application/pdf"}}, s.quote)
 	s.handle(Route{Method: "GET", Path: "/api/v1/prices", Tag: tag, Summary: "Look up one message's price by recipient country and category (default card, or the caller's/a customer's card; customer keys: their own card only).", Roles: staffAndOwner,
 		Query: []Param{
 			{Name: "country", Description: "recipient country, ISO 3166-1 alpha-2", Required: true, Schema: countryCode("")},
@@ -296,6 +299,11 @@ type QuoteRequest struct {
 }
 
 func (s *Server) quote(c *gin.Context) {
+	format, err := documentFormatOf(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
 	var in QuoteRequest
 	if err := bindJSON(c, &in); err != nil {
 		s.writeError(c, err)
@@ -324,12 +332,93 @@ func (s *Server) quote(c *gin.Context) {
 	if in.CustomerCountry != "" {
 		country = in.CustomerCountry
 	}
-	res, err := pricing.Quote(v, ov, in.Items, pricing.RateOptions{CustomerCountry: country, Month: month})
+	r, err := pricing.Compile(v)
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, resultJSON(res))
+	if err := quoteItemProblems(r, in.Items, country); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	res, err := r.Quote(ov, in.Items, pricing.RateOptions{CustomerCountry: country, Month: month})
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if format == "json" {
+		c.JSON(http.StatusOK, resultJSON(res))
+		return
+	}
+	doc := reports.QuoteDocument{Result: res, CardName: v.CardID, CustomerCountry: country, Created: s.Now()}
+	if in.CustomerID != "" && s.Customers != nil {
+		if cust, err := s.Customers.Get(c.Request.Context(), in.CustomerID); err == nil {
+			doc.Customer = cust.Name + " (" + cust.ID + ")"
+		}
+	}
+	if card, err := s.Pricing.Store.GetCard(c.Request.Context(), v.CardID); err == nil {
+		doc.CardName = card.Name
+	}
+	var buf bytes.Buffer
+	mime := "text/csv; charset=utf-8"
+	if format == "pdf" {
+		mime = "application/pdf"
+		err = reports.QuotePDF(&buf, doc)
+	} else {
+		err = reports.QuoteCSV(&buf, doc)
+	}
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	attachment(c, fmt.Sprintf("quote-%s-v%d-%s.%s", res.CardID, res.Version, res.Month, format))
+	c.Data(http.StatusOK, mime, buf.Bytes())
+}
+
+// documentFormatOf reads ?format= (json, csv or pdf), else the Accept
+// header (text/csv, application/pdf), else json.
+func documentFormatOf(c *gin.Context) (string, error) {
+	switch f := c.Query("format"); f {
+	case "json", "csv", "pdf":
+		return f, nil
+	case "":
+	default:
+		return "", postage.Errorf(postage.EINVALID, "format %q: want json, csv or pdf", f)
+	}
+	accept := c.GetHeader("Accept")
+	switch {
+	case strings.Contains(accept, "application/pdf"):
+		return "pdf", nil
+	case strings.Contains(accept, "text/csv"):
+		return "csv", nil
+	}
+	return "json", nil
+}
+
+// quoteItemProblems checks every item of a quote against the card it is
+// priced on and answers all problems at once, each naming the item's
+// field, so a form can point at the row (a quote is not a usage month:
+// "usage row 3" would mean nothing to the person who wrote it).
+func quoteItemProblems(r *pricing.Rater, items []pricing.QuoteItem, customerCountry string) error {
+	var probs []FieldProblem
+	bad := func(i int, field, reason string) {
+		probs = append(probs, FieldProblem{In: "body", Field: fmt.Sprintf("items[%d].%s", i, field), Reason: reason})
+	}
+	for i, it := range items {
+		if !pricing.ValidCountry(it.Country) {
+			bad(i, "country", fmt.Sprintf("%q is not an ISO 3166-1 alpha-2 country code", it.Country))
+		}
+		if _, err := r.Lookup(it.Country, it.Category, customerCountry); err != nil && postage.ErrorCode(err) == postage.EINVALID {
+			bad(i, "category", fmt.Sprintf("%q is not a category of rate card %s", it.Category, r.Version().CardID))
+		}
+		if it.Quantity < 0 || it.Quantity > pricing.MaxQuantity {
+			bad(i, "quantity", fmt.Sprintf("%d is not a number of messages from 0 to %d", it.Quantity, pricing.MaxQuantity))
+		}
+		if it.FreeType != "" {
+			bad(i, "free_type", "quotes price regular messages: leave free_type out")
+		}
+	}
+	return invalidFields(probs)
 }
 
 // pricingContext finds the version, overrides and customer country a quote
@@ -437,11 +526,26 @@ func (s *Server) price(c *gin.Context) {
 	c.JSON(http.StatusOK, PriceResponse{CardID: v.CardID, Month: month, Price: pi, Version: v.Number})
 }
 
-// QuoteLine and Quote show money with the currency's minor unit ("0.50",
-// not "0.5"); exact amounts and unit prices keep their decimals.
+// QuoteLine is a quote's line (pricing.Line) with its money written with
+// at least the currency's minor-unit decimals ("22175.00", not "22175"):
+// the amount, the unit prices, and the exact subtotal, amount and tier
+// amounts, which keep any further decimals ("22175.084265").
 type QuoteLine struct {
 	pricing.Line
-	// Amount is the line's amount with the currency's minor-unit decimals.
+	Tiers []billing.Tier `json:"tiers,omitempty"`
+	// UnitPrice is the price per message (an average when the line's
+	// average is set), with at least the currency's decimals.
+	UnitPrice billing.Money `json:"unit_price"`
+	// Subtotal is the exact amount before discounts.
+	Subtotal billing.Money `json:"subtotal"`
+	// Exact is the exact amount after discounts.
+	Exact billing.Money `json:"exact"`
+	// ListAmount and DiscountAmount are set on discounted lines: the
+	// subtotal rounded once, and what the discount takes off it
+	// (list_amount − discount_amount = amount).
+	ListAmount     billing.Money `json:"list_amount,omitzero"`
+	DiscountAmount billing.Money `json:"discount_amount,omitzero"`
+	// Amount is the line's amount, rounded once to the currency's minor unit.
 	Amount billing.Money `json:"amount"`
 }
 
@@ -449,15 +553,25 @@ type QuoteLine struct {
 type Quote struct {
 	pricing.Result
 	Lines []QuoteLine `json:"lines"`
-	// Total is the sum of the lines' amounts with the currency's minor-unit decimals.
+	// ListTotal is what the lines cost before discounts (the sum of each
+	// line's list amount, or its amount when it has no discount), and
+	// Discounts what the discounts take off: ListTotal − Discounts = Total.
+	ListTotal billing.Money `json:"list_total"`
+	Discounts billing.Money `json:"discounts"`
+	// Total is the sum of the lines' amounts.
 	Total billing.Money `json:"total"`
 }
 
 func resultJSON(r pricing.Result) Quote {
 	fixed := func(d decimal.Decimal) billing.Money { return billing.NewMoney(d, r.MinorUnits) }
-	out := Quote{Result: r, Lines: make([]QuoteLine, len(r.Lines)), Total: fixed(r.Total)}
+	list, disc := reports.QuoteListTotals(r)
+	out := Quote{Result: r, Lines: make([]QuoteLine, len(r.Lines)), ListTotal: fixed(list), Discounts: fixed(disc), Total: fixed(r.Total)}
 	for i, l := range r.Lines {
-		out.Lines[i] = QuoteLine{Line: l, Amount: fixed(l.Amount)}
+		ql := QuoteLine{Line: l, UnitPrice: fixed(l.UnitPrice), Subtotal: fixed(l.Subtotal), Exact: fixed(l.Exact), ListAmount: fixed(l.ListAmount), DiscountAmount: fixed(l.DiscountAmount), Amount: fixed(l.Amount)}
+		for _, t := range l.Tiers {
+			ql.Tiers = append(ql.Tiers, billing.Tier{From: t.From, UpTo: t.UpTo, Quantity: t.Quantity, UnitPrice: fixed(t.UnitPrice), Amount: fixed(t.Amount)})
+		}
+		out.Lines[i] = ql
 	}
 	return out
 }

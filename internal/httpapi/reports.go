@@ -31,6 +31,11 @@ func (s *Server) reportsRoutes() {
 		{Name: "from", Description: "first month, YYYY-MM (default: three months before the last complete one)", Schema: pricing.Month{}},
 		{Name: "to", Description: "last month, YYYY-MM, inclusive (default: the last complete month)", Schema: pricing.Month{}},
 	}
+	s.handle(Route{Method: "GET", Path: "/api/v1/countries", Tag: "meta", Summary: "Every country code rating accepts with its English name: the names the dashboard and documents show.", Roles: staffAndOwner,
+		Response: List[reports.Country]{}}, func(c *gin.Context) {
+		c.Header("Cache-Control", "private, max-age=86400")
+		c.JSON(http.StatusOK, listOf(reports.Countries(), ""))
+	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/reports/revenue", Tag: tag, Summary: "Revenue (rated usage) by month, customer, market, country or category, per currency.", Roles: staff, Produces: csv,
 		Query:    append(monthRange, Param{Name: "group_by", Description: "month (default), customer, market, country or category", Schema: revenueGroup("")}, Param{Name: "customer", Description: "only this customer"}, format),
 		Response: reports.RevenueReport{}}, func(c *gin.Context) {

@@ -325,7 +325,11 @@ func (s *Server) accessLog(c *gin.Context) {
 	if p, ok := c.Get(ctxPrincipal); ok {
 		attrs = append(attrs, "key", p.(auth.Principal).KeyID)
 	}
-	s.log.Log(c.Request.Context(), logLevelFor(status), "http", attrs...)
+	lvl := logLevelFor(status)
+	if lvl == slog.LevelInfo && s.Config.Log.Requests == "debug" {
+		lvl = slog.LevelDebug
+	}
+	s.log.Log(c.Request.Context(), lvl, "http", attrs...)
 }
 
 func (s *Server) limitBody(c *gin.Context) {
@@ -362,7 +366,7 @@ func (s *Server) foundationRoutes() {
 	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/me", Tag: "meta", Summary: "The calling key's role and customer.", Roles: everyone, Response: Me{}}, func(c *gin.Context) {
 		p := principal(c)
-		c.JSON(http.StatusOK, Me{CustomerID: p.CustomerID, KeyID: p.KeyID, Name: p.Name, Role: p.Role})
+		c.JSON(http.StatusOK, Me{CustomerID: p.CustomerID, KeyID: p.KeyID, Name: p.Name, Role: p.Role, Routes: s.routesOf(p.Role)})
 	})
 	s.customerRoutes()
 	s.apiKeyRoutes()
@@ -410,6 +414,22 @@ type Me struct {
 	KeyID      string    `json:"key_id"`
 	Name       string    `json:"name"`
 	Role       auth.Role `json:"role"`
+	// Routes are the operations the key's role may call, as "METHOD
+	// /path" with the OpenAPI document's paths ("GET
+	// /api/v1/customers/{id}/usage"), from the route table that serves:
+	// the dashboard shows what these allow, so it matches the API.
+	Routes []string `json:"routes"`
+}
+
+// routesOf returns the keyed operations role may call (Me.Routes).
+func (s *Server) routesOf(role auth.Role) []string {
+	out := []string{}
+	for _, r := range s.routes {
+		if r.Roles != nil && hasRole(role, r.Roles) {
+			out = append(out, r.Method+" "+openAPIPath(r.Path))
+		}
+	}
+	return out
 }
 
 // pageQuery describes the query parameters page reads.

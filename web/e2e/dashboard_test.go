@@ -70,8 +70,15 @@ func testJSHelpers(t *testing.T, tb *tab) {
 		{`f.problemText(500, {code: "internal", detail: "internal error", request_id: "abc"})`, "Something went wrong on the server. Reference: abc."},
 		{`f.problemText(0, null)`, "Could not reach the server. Check your connection and try again."},
 		{`f.problemText(429, null)`, "The service is busy right now. Try again in a moment."},
-		{`s.countryName("DE")`, "Germany"},
+		{`(s.setCountryNames([{code: "DE", name: "Germany"}]), s.countryName("DE"))`, "Germany"},
+		{`s.countryName("Rest of Africa")`, "Rest of Africa"},
 		{`s.countryName("")`, "Unknown"},
+		{`s.categoryLabel("notification", ["marketing", "utility", "authentication_international"])`, "Notification — marketing, utility, authentication international"},
+		{`s.categoryLabel("session", [])`, "Session"},
+		{`JSON.stringify(s.lineMoney({amount: "330.40", discount: "5", list_amount: "347.79", discount_amount: "17.39"}))`, `{"list":"347.79","discount":"17.39","net":"330.40","known":true,"discounted":true}`},
+		{`JSON.stringify(s.lineMoney({amount: "12.00"}))`, `{"list":"12.00","discount":"0","net":"12.00","known":true,"discounted":false}`},
+		{`JSON.stringify(s.lineMoney({amount: "9.50", discount: "5"}))`, `{"list":null,"discount":null,"net":"9.50","known":false,"discounted":true}`},
+		{`JSON.stringify(s.billTotals([{amount: "330.40", discount: "5", list_amount: "347.79", discount_amount: "17.39"}, {amount: "0.10"}, {amount: "0.00", free: true}]))`, `{"list":"347.89","discount":"17.39","net":"330.50","discounted":true,"known":true}`},
 		{`String(s.summarise([{start:"2026-01-01T00:00:00Z",country:"DE",category:"marketing",quantity:2},{start:"2026-01-02T00:00:00Z",country:"FR",category:"marketing",quantity:3}]).total)`, "5"},
 		{`JSON.stringify(s.moneyTotals([{currency:"USD",total:"1.10"},{currency:"EUR",total:"2"},{currency:"USD",total:"0.90"}]))`, `[{"currency":"EUR","amount":"2","count":1},{"currency":"USD","amount":"2.00","count":2}]`},
 	}
@@ -154,8 +161,8 @@ func testCustomer(t *testing.T, s *stack, tb *tab, downloads string) {
 	if h := eval[string](tb, `location.hash`); h != "#/business" {
 		t.Errorf("customer landed on %q, want #/business", h)
 	}
-	if got := tb.texts("nav.tabs a"); !slices.Equal(got, []string{"Usage & bill"}) {
-		t.Errorf("customer navigation = %q, want only the business view", got)
+	if got, want := tb.texts("nav.tabs a"), navFor(t, s, s.Keys[auth.RoleCustomer], "acme"); !slices.Equal(got, want) || !slices.Equal(got, []string{"Usage & bill"}) {
+		t.Errorf("customer navigation = %q, the API allows %q: want only the business view", got, want)
 	}
 	if got := tb.text(".page-head h1"); got != "Acme Retail GmbH" {
 		t.Errorf("heading = %q", got)
@@ -187,6 +194,14 @@ func testCustomer(t *testing.T, s *stack, tb *tab, downloads string) {
 	if got, want := tb.text("#mtd-total"), money(upcoming.Total, upcoming.Currency); got != want {
 		t.Errorf("month-to-date bill shown %q, API %q", got, want)
 	}
+	checkBill(t, s, tb, s.Keys[auth.RoleCustomer], "acme")
+	// Country names are the API's, one source for every page.
+	if got := eval[string](tb, `import("/js/shapes.js").then((s) => s.countryName("TR"))`); got != countryNames(t, s)["TR"] || got != "Turkey" {
+		t.Errorf("the page names TR %q, the API %q", got, countryNames(t, s)["TR"])
+	}
+	// Categories keep their colours: marketing is the same blue for every
+	// customer and range.
+	checkCategoryColors(t, tb)
 	// Invoices: the rows the API lists, with working downloads.
 	var invoices struct {
 		Data []struct {
@@ -245,6 +260,239 @@ func testCustomer(t *testing.T, s *stack, tb *tab, downloads string) {
 	if !slices.IsSorted(names) {
 		t.Errorf("sorted by country: %q", names)
 	}
+	// Last 90 days: other rankings, the same colours.
+	tb.do(chromedp.Click(chromedp.CSS(`.seg[data-range="90d"]`)))
+	tb.waitText("#kpi-messages", group(usage90(t, s, s.Keys[auth.RoleCustomer], "acme")))
+	checkCategoryColors(t, tb)
+	// A failed load says so in the figures it feeds, not "…" for ever.
+	eval[bool](tb, `(window.realFetch = window.fetch, window.fetch = (u, o) => String(u).includes("/usage") ? Promise.reject(new TypeError("offline")) : window.realFetch(u, o), true)`)
+	tb.do(chromedp.Click(chromedp.CSS(`.seg[data-range="30d"]`)),
+		chromedp.WaitVisible(chromedp.ID("kpi-messages-failed")), chromedp.WaitVisible(chromedp.CSS(".usage-area .state.error")))
+	if n := eval[float64](tb, `[...document.querySelectorAll("#business-kpis .kpi-value")].filter(e => e.textContent.trim() === "…").length`); n != 0 {
+		t.Errorf("%v figures still show … after the load failed", n)
+	}
+	tb.shot("12-business-load-failed")
+	eval[bool](tb, `(window.fetch = window.realFetch, true)`)
+	tb.do(chromedp.Click(chromedp.CSS(".usage-area .state.error button")), chromedp.WaitVisible(chromedp.ID("kpi-messages")))
+	tb.waitText("#kpi-messages", group(total))
+	// An invoice's own page: its lines add up to the API's totals.
+	if len(invoices.Data) > 0 {
+		inv := invoices.Data[0]
+		tb.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#invoices tr[data-invoice=%q] a.invoice-link`, inv.ID))), chromedp.WaitVisible(chromedp.ID("invoice-total")))
+		checkInvoicePage(t, s, tb, s.Keys[auth.RoleCustomer], inv.ID)
+		tb.shot("13-invoice-customer")
+	}
+}
+
+// apiLine is an invoice or quote line as the API answers it.
+type apiLine struct {
+	Kind              string   `json:"kind"`
+	Market            string   `json:"market"`
+	Category          string   `json:"category"`
+	MessageCategories []string `json:"message_categories"`
+	Quantity          int64    `json:"quantity"`
+	Discount          string   `json:"discount"`
+	ListAmount        string   `json:"list_amount"`
+	DiscountAmount    string   `json:"discount_amount"`
+	Amount            string   `json:"amount"`
+}
+
+// lineSums adds up lines' list prices, discounts and amounts as the API
+// states them (an undiscounted line's list price is its amount).
+func lineSums(lines []apiLine) (list, disc, net decimal.Decimal, discounted bool) {
+	for _, l := range lines {
+		a := decimal.RequireFromString(l.Amount)
+		net = net.Add(a)
+		if l.ListAmount == "" {
+			list = list.Add(a)
+			continue
+		}
+		discounted = true
+		list = list.Add(decimal.RequireFromString(l.ListAmount))
+		if l.DiscountAmount != "" {
+			disc = disc.Add(decimal.RequireFromString(l.DiscountAmount))
+		}
+	}
+	return list, disc, net, discounted
+}
+
+// shownMoney reads "−1,234.50 USD" as a decimal.
+func shownMoney(t *testing.T, s string) decimal.Decimal {
+	t.Helper()
+	f := strings.Fields(strings.ReplaceAll(strings.ReplaceAll(s, "−", "-"), ",", ""))
+	if len(f) == 0 {
+		t.Fatalf("no amount in %q", s)
+	}
+	d, err := decimal.NewFromString(f[0])
+	if err != nil {
+		t.Fatalf("amount %q: %v", s, err)
+	}
+	return d
+}
+
+// checkBill compares the month-to-date bill on the page with the API's:
+// every line shown reads list − discount = net, the totals are the API's,
+// and categories say what the messages were sent as.
+func checkBill(t *testing.T, s *stack, tb *tab, key, customer string) {
+	t.Helper()
+	var up struct {
+		Total    string    `json:"total"`
+		Currency string    `json:"currency"`
+		Lines    []apiLine `json:"lines"`
+	}
+	s.mustKey(t, key, "GET", "/api/v1/customers/"+customer+"/invoices/upcoming", nil, http.StatusOK, &up)
+	list, disc, net, discounted := lineSums(up.Lines)
+	if !discounted {
+		t.Fatalf("%s's month-to-date bill has no discounted line: the test needs one", customer)
+	}
+	foot := func(col string) decimal.Decimal {
+		return shownMoney(t, tb.text(fmt.Sprintf(`#mtd-bill tfoot td[data-col=%q]`, col)))
+	}
+	if !foot("list").Equal(list) || !foot("discount_amount").Equal(disc.Neg()) || !foot("amount").Equal(net) || net.StringFixed(2) != up.Total {
+		t.Errorf("bill totals shown %s − %s = %s, API %s − %s = %s (total %s)", foot("list"), foot("discount_amount"), foot("amount"), list, disc, net, up.Total)
+	}
+	if got := shownMoney(t, tb.text("#mtd-bill .sum-list")); !got.Equal(list) {
+		t.Errorf("list price shown %s, API %s", got, list)
+	}
+	rows := eval[[][]string](tb, `[...document.querySelectorAll("#mtd-bill tbody tr")].map(tr => ["list", "discount_amount", "amount", "category"].map(c => tr.querySelector('[data-col="' + c + '"]').textContent.replace(/\s+/g, " ").trim()))`)
+	if len(rows) == 0 {
+		t.Fatal("no bill rows")
+	}
+	for _, r := range rows {
+		if r[1] == "—" {
+			if r[0] != r[2] {
+				t.Errorf("undiscounted row: list %s, amount %s", r[0], r[2])
+			}
+			continue
+		}
+		if l, d, n := shownMoney(t, r[0]), shownMoney(t, r[1]), shownMoney(t, r[2]); !l.Add(d).Equal(n) {
+			t.Errorf("row %q: %s − %s ≠ %s", r, l, d.Neg(), n)
+		}
+	}
+	want := map[string]bool{}
+	for _, l := range up.Lines {
+		label := strings.ToUpper(l.Category[:1]) + strings.ReplaceAll(l.Category[1:], "_", " ")
+		if len(l.MessageCategories) > 0 {
+			label += " — " + strings.ReplaceAll(strings.Join(l.MessageCategories, ", "), "_", " ")
+		}
+		want[label] = true
+	}
+	for _, r := range rows {
+		if !want[r[3]] {
+			t.Errorf("category %q is none of the API's %v", r[3], want)
+		}
+	}
+	if !want["Notification — marketing, utility"] {
+		t.Errorf("the API's categories %v lack the line billing marketing and utility as notification", want)
+	}
+}
+
+// checkInvoicePage compares the invoice page on screen with the API's
+// invoice: total, lines, list price and discounts.
+func checkInvoicePage(t *testing.T, s *stack, tb *tab, key, id string) {
+	t.Helper()
+	var inv struct {
+		Total, Currency string
+		Number          string    `json:"number"`
+		Lines           []apiLine `json:"lines"`
+	}
+	s.mustKey(t, key, "GET", "/api/v1/invoices/"+id, nil, http.StatusOK, &inv)
+	if got, want := tb.text("#invoice-total"), money(inv.Total, inv.Currency); got != want {
+		t.Errorf("invoice total shown %q, API %q", got, want)
+	}
+	var usage []apiLine
+	for _, l := range inv.Lines {
+		if l.Kind != "adjustment" {
+			usage = append(usage, l)
+		}
+	}
+	if n := len(tb.texts("#invoice-lines tbody tr")); n != len(usage) {
+		t.Errorf("invoice page shows %d lines, API %d", n, len(usage))
+	}
+	list, disc, net, discounted := lineSums(usage)
+	if discounted {
+		if got := shownMoney(t, tb.text("#invoice-totals .sum-list")); !got.Equal(list) {
+			t.Errorf("invoice list price %s, API %s", got, list)
+		}
+		if got := shownMoney(t, tb.text("#invoice-totals .sum-discount")); !got.Equal(disc.Neg()) {
+			t.Errorf("invoice discounts %s, API %s", got, disc)
+		}
+	}
+	if got := shownMoney(t, tb.text("#invoice-totals .sum-subtotal")); !got.Equal(net) {
+		t.Errorf("invoice subtotal %s, API lines %s", got, net)
+	}
+}
+
+// wantColors are the categories' colours: fixed, whatever the ranking.
+var wantColors = map[string]string{"Marketing": "#3056d3", "Utility": "#13a89e", "Authentication": "#f59f00", "Service": "#7048e8"}
+
+// checkCategoryColors checks the usage chart's and the category
+// doughnut's colours against wantColors.
+func checkCategoryColors(t *testing.T, tb *tab) {
+	t.Helper()
+	tb.do(chromedp.WaitVisible(chromedp.CSS("#usage-chart canvas")), chromedp.WaitVisible(chromedp.CSS("#by-category canvas")))
+	bars := eval[[][]string](tb, `Chart.getChart(document.querySelector("#usage-chart canvas")).data.datasets.map(d => [d.label, d.backgroundColor])`)
+	pie := eval[[][]string](tb, `(() => { const d = Chart.getChart(document.querySelector("#by-category canvas")).data; return d.labels.map((l, i) => [l, d.datasets[0].backgroundColor[i]]); })()`)
+	if len(bars) == 0 || len(pie) == 0 {
+		t.Fatalf("no category series: %v %v", bars, pie)
+	}
+	for _, lc := range append(bars, pie...) {
+		if want, ok := wantColors[lc[0]]; ok && lc[1] != want {
+			t.Errorf("category %s drawn in %s, want %s", lc[0], lc[1], want)
+		}
+	}
+}
+
+// usage90 is a customer's usage over the business view's last 90 days.
+func usage90(t *testing.T, s *stack, key, customer string) int {
+	t.Helper()
+	now := time.Now().UTC()
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	n, _ := usageBetween(t, s, key, customer, today.AddDate(0, 0, -89), today.AddDate(0, 0, 1))
+	return n
+}
+
+// countryNames are the API's country names.
+func countryNames(t *testing.T, s *stack) map[string]string {
+	t.Helper()
+	var resp struct {
+		Data []struct{ Code, Name string } `json:"data"`
+	}
+	s.mustJSON(t, auth.RoleCustomer, "GET", "/api/v1/countries", nil, http.StatusOK, &resp)
+	m := map[string]string{}
+	for _, c := range resp.Data {
+		m[c.Code] = c.Name
+	}
+	return m
+}
+
+// navFor asks the API what a key may do and returns the tabs the page
+// must show for it: the business view when it may read a customer's usage
+// ("Usage & bill" when also its month-to-date bill), finance when it may
+// list invoices, sales when it may quote or simulate.
+func navFor(t *testing.T, s *stack, key, customer string) []string {
+	t.Helper()
+	ok := func(method, path string, body any) bool {
+		status, _, _ := s.call(t, key, method, path, body, "")
+		return status == http.StatusOK
+	}
+	var tabs []string
+	if ok("GET", "/api/v1/customers/"+customer+"/usage?window=month", nil) {
+		if ok("GET", "/api/v1/customers/"+customer+"/invoices/upcoming", nil) {
+			tabs = append(tabs, "Usage & bill")
+		} else {
+			tabs = append(tabs, "Usage")
+		}
+	}
+	if ok("GET", "/api/v1/invoices?limit=1", nil) {
+		tabs = append(tabs, "Finance")
+	}
+	last := time.Now().UTC().AddDate(0, -1, 0).Format("2006-01")
+	if ok("POST", "/api/v1/quotes", map[string]any{"items": []map[string]any{{"country": "DE", "category": "marketing", "quantity": 1}}}) ||
+		ok("POST", "/api/v1/simulations", map[string]any{"card_id": "launch", "from": last, "to": last, "customers": []string{customer}}) {
+		tabs = append(tabs, "Sales")
+	}
+	return tabs
 }
 
 func testCustomerFenced(t *testing.T, s *stack, tb *tab) {
@@ -297,8 +545,8 @@ func testFinance(t *testing.T, s *stack, tb *tab, downloads string) {
 	if h := eval[string](tb, `location.hash`); h != "#/finance" {
 		t.Errorf("finance landed on %q", h)
 	}
-	if got := tb.texts("nav.tabs a"); !slices.Equal(got, []string{"Usage & bill", "Finance"}) {
-		t.Errorf("finance navigation = %q", got)
+	if got, want := tb.texts("nav.tabs a"), navFor(t, s, s.Keys[auth.RoleFinance], "acme"); !slices.Equal(got, want) {
+		t.Errorf("finance navigation = %q, the API allows %q", got, want)
 	}
 	period := time.Now().UTC().AddDate(0, -1, 0).Format("2006-01")
 	var list struct {
@@ -413,6 +661,47 @@ func testFinance(t *testing.T, s *stack, tb *tab, downloads string) {
 		t.Errorf("initech messages shown %q, API %q", got, want)
 	}
 	tb.shot("23-finance-business-initech")
+	// A failed month-to-date bill marks its figure.
+	eval[bool](tb, `(window.realFetch = window.fetch, window.fetch = (u, o) => String(u).includes("/invoices/upcoming") ? Promise.reject(new TypeError("offline")) : window.realFetch(u, o), true)`)
+	tb.open("#/business/umbrella")
+	tb.do(chromedp.WaitVisible(chromedp.CSS("#kpi-bill.failed")), chromedp.WaitVisible(chromedp.CSS("#mtd-bill .state.error")), chromedp.WaitVisible(chromedp.ID("kpi-messages")))
+	if got := tb.text("#kpi-bill .kpi-value"); got != "unavailable" {
+		t.Errorf("failed bill figure shows %q", got)
+	}
+	eval[bool](tb, `(window.fetch = window.realFetch, true)`)
+	// A customer of a few messages a day: whole numbers on every count axis.
+	tb.open("#/business/tiny")
+	tb.do(chromedp.WaitVisible(chromedp.CSS("#usage-chart canvas")), chromedp.WaitVisible(chromedp.CSS("#by-country canvas")))
+	for _, c := range []struct{ chart, axis string }{{"#usage-chart", "y"}, {"#by-country", "x"}} {
+		ticks := eval[[]float64](tb, fmt.Sprintf(`Chart.getChart(document.querySelector("%s canvas")).scales.%s.ticks.map(t => t.value)`, c.chart, c.axis))
+		if len(ticks) < 2 {
+			t.Errorf("%s: ticks %v", c.chart, ticks)
+		}
+		for _, v := range ticks {
+			if v != float64(int64(v)) {
+				t.Errorf("%s shows a fractional message count %v (ticks %v)", c.chart, v, ticks)
+				break
+			}
+		}
+	}
+	tb.shot("27-business-small-counts")
+	// An invoice's page from the finance list: acme's, with its discounts.
+	var acmeInv struct {
+		Data []struct{ ID string } `json:"data"`
+	}
+	s.mustJSON(t, auth.RoleFinance, "GET", "/api/v1/invoices?customer=acme&status=finalized", nil, http.StatusOK, &acmeInv)
+	if len(acmeInv.Data) == 0 {
+		t.Fatal("acme has no finalized invoice")
+	}
+	tb.open("#/finance")
+	tb.do(chromedp.SetValue(chromedp.ID("f-customer"), "acme"), chromedp.SetValue(chromedp.ID("f-period"), ""))
+	tb.submit("form.filters")
+	tb.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#invoice-list tr[data-invoice=%q] a.invoice-link`, acmeInv.Data[0].ID))), chromedp.WaitVisible(chromedp.ID("invoice-total")))
+	checkInvoicePage(t, s, tb, s.Keys[auth.RoleFinance], acmeInv.Data[0].ID)
+	if n := len(tb.texts(`#invoice-lines th button[data-key="discount_amount"]`)); n != 1 {
+		t.Errorf("acme's invoice shows no discount column")
+	}
+	tb.shot("28-invoice-finance")
 	// A customer without traffic: every section says so.
 	tb.open("#/business/hooli")
 	tb.do(chromedp.WaitVisible(chromedp.CSS(".usage-area .state.empty")),
@@ -429,8 +718,9 @@ func testSales(t *testing.T, s *stack, tb *tab, downloads string) {
 	if h := eval[string](tb, `location.hash`); h != "#/sales" {
 		t.Errorf("sales landed on %q", h)
 	}
-	if got := tb.texts("nav.tabs a"); !slices.Equal(got, []string{"Sales"}) {
-		t.Errorf("sales navigation = %q", got)
+	want := navFor(t, s, s.Keys[auth.RoleSales], "acme")
+	if got := tb.texts("nav.tabs a"); !slices.Equal(got, want) || !slices.Contains(got, "Sales") {
+		t.Errorf("sales navigation = %q, the API allows %q", got, want)
 	}
 	tb.do(chromedp.WaitVisible(chromedp.ID("sim-form")))
 	tb.shot("30-sales-empty")
@@ -461,6 +751,15 @@ func testSales(t *testing.T, s *stack, tb *tab, downloads string) {
 		t.Errorf("simulation rows = %d, API %d", got, len(sim.Customers))
 	}
 	tb.shot("31-sales-simulation")
+	// A form that is refused keeps no results that look current.
+	tb.do(chromedp.SetValue(chromedp.ID("sim-from"), to), chromedp.SetValue(chromedp.ID("sim-to"), from))
+	tb.submit("#sim-form")
+	tb.do(chromedp.WaitVisible(chromedp.CSS("#sim-result.stale .stale-note")))
+	if got := tb.text("#sim-result .stale-note"); !strings.HasPrefix(got, "Not run: the first month is after the last") {
+		t.Errorf("stale note %q", got)
+	}
+	tb.shot("35-sales-simulation-stale")
+	tb.do(chromedp.SetValue(chromedp.ID("sim-from"), from), chromedp.SetValue(chromedp.ID("sim-to"), to))
 	// The CSV download is the API's CSV of the same simulation.
 	tb.do(chromedp.Click(chromedp.ID("sim-csv")))
 	req := map[string]any{"card_id": card, "from": from, "to": to, "customers": []string{}, "keep_overrides": true, "breakdown": false}
@@ -513,6 +812,104 @@ func testSales(t *testing.T, s *stack, tb *tab, downloads string) {
 		t.Errorf("error shown %q", got)
 	}
 	tb.shot("33-sales-quote-error")
+	testQuoteForCustomer(t, s, tb, downloads)
+	testSalesBusiness(t, s, tb)
+}
+
+// testQuoteForCustomer prices a mix for acme, whose discounts make the
+// quote show list price, discount and net, downloads it, points at bad
+// rows by their 1-based number, and marks a quote stale when the mix
+// changes.
+func testQuoteForCustomer(t *testing.T, s *stack, tb *tab, downloads string) {
+	tb.open("#/sales") // a fresh quote form: leave it, then open it again
+	tb.do(chromedp.WaitVisible(chromedp.ID("sim-form")))
+	tb.open("#/sales/quote")
+	tb.do(chromedp.WaitVisible(chromedp.ID("quote-form")))
+	// A marketing row says the card bills it as notification (once the
+	// card's categories have loaded).
+	tb.waitText("tr.q-line .q-as", "billed as Notification")
+	tb.do(chromedp.SetValue(chromedp.ID("q-customer"), "acme"), chromedp.Click(chromedp.ID("q-run")), chromedp.WaitVisible(chromedp.ID("quote-total")))
+	req := map[string]any{"customer_id": "acme", "items": []map[string]any{
+		{"country": "DE", "category": "marketing", "quantity": 250000},
+		{"country": "IN", "category": "utility", "quantity": 1000000},
+		{"country": "BR", "category": "authentication", "quantity": 400000},
+	}}
+	var q struct {
+		CardID, Currency, Total string
+		Version                 int
+		Month                   string
+		ListTotal               string    `json:"list_total"`
+		Discounts               string    `json:"discounts"`
+		Lines                   []apiLine `json:"lines"`
+	}
+	s.mustJSON(t, auth.RoleSales, "POST", "/api/v1/quotes", req, http.StatusOK, &q)
+	foot := func(col string) string { return tb.text(fmt.Sprintf(`#quote-result tfoot td[data-col=%q]`, col)) }
+	if foot("list") != money(q.ListTotal, q.Currency) || foot("discount_amount") != money("-"+q.Discounts, q.Currency) || foot("amount") != money(q.Total, q.Currency) || tb.text("#quote-total") != money(q.Total, q.Currency) {
+		t.Errorf("quote shown %s − %s = %s (%s), API %s − %s = %s", foot("list"), foot("discount_amount"), foot("amount"), tb.text("#quote-total"), q.ListTotal, q.Discounts, q.Total)
+	}
+	if got := tb.texts(`#quote-result tbody td[data-col="category"]`); !slices.Contains(got, "Notification — marketing") {
+		t.Errorf("quote categories %q", got)
+	}
+	tb.shot("36-sales-quote-discounts")
+	// The quote as CSV is the API's CSV of the same request; the PDF is one.
+	tb.do(chromedp.Click(chromedp.CSS(`#quote-docs button[data-download="csv"]`)))
+	_, body, hdr := s.call(t, s.Keys[auth.RoleSales], "POST", "/api/v1/quotes?format=csv", req, "")
+	name := strings.Trim(strings.SplitN(hdr.Get("Content-Disposition"), "filename=", 2)[1], `"`)
+	rows := strings.Split(strings.TrimSpace(string(body)), "\n")
+	if got := waitFile(t, downloads, name); string(got) != string(body) || !strings.HasPrefix(rows[len(rows)-1], "total,") {
+		t.Errorf("quote CSV differs from the API's (%d vs %d bytes): %s", len(got), len(body), got)
+	}
+	tb.do(chromedp.Click(chromedp.CSS(`#quote-docs button[data-download="pdf"]`)))
+	if got := waitFile(t, downloads, strings.TrimSuffix(name, ".csv")+".pdf"); !strings.HasPrefix(string(got), "%PDF-") {
+		t.Errorf("the quote PDF is not a PDF: %.20q", got)
+	}
+	// Changing the mix marks the quote as no longer answering it.
+	tb.do(chromedp.SetValue(chromedp.CSS("tr.q-line:nth-child(1) .q-quantity"), "1000"))
+	eval[bool](tb, `(document.querySelector("tr.q-line .q-quantity").dispatchEvent(new Event("input", {bubbles: true})), true)`)
+	tb.do(chromedp.WaitVisible(chromedp.CSS("#quote-result.stale .stale-note")))
+	if n := len(tb.texts("#quote-docs button")); n != 0 {
+		t.Errorf("a stale quote still offers its downloads")
+	}
+	// Problems name rows as people count them, and the rows are marked.
+	eval[bool](tb, `(document.getElementById("q-add").click(), true)`)
+	tb.do(chromedp.SetValue(chromedp.CSS("tr.q-line:nth-child(4) .q-country"), "QQ"), chromedp.SetValue(chromedp.CSS("tr.q-line:nth-child(4) .q-quantity"), "5"))
+	tb.submit("#quote-form") // as pressing "Price this mix" (the download notices may cover it)
+	tb.do(chromedp.WaitVisible(chromedp.CSS("#quote-result .error-list")))
+	if got := tb.texts("#quote-result .error-list li"); !slices.Equal(got, []string{`Row 4: country "QQ" is not an ISO 3166-1 alpha-2 country code`}) {
+		t.Errorf("quote problems %q", got)
+	}
+	if bad := eval[[]float64](tb, `[...document.querySelectorAll("tr.q-line")].map((tr, i) => tr.classList.contains("bad") ? i + 1 : 0).filter(Boolean)`); !slices.Equal(bad, []float64{4}) {
+		t.Errorf("rows marked bad: %v, want row 4", bad)
+	}
+	if got := eval[string](tb, `document.querySelector("tr.q-line:nth-child(4) .q-country").getAttribute("aria-invalid") || ""`); got != "true" {
+		t.Errorf("row 4's country is not marked invalid")
+	}
+	tb.shot("37-sales-quote-row-error")
+}
+
+// testSalesBusiness opens a customer's usage as a sales key: the page shows
+// what the API lets sales read of a customer, and nothing more.
+func testSalesBusiness(t *testing.T, s *stack, tb *tab) {
+	key := s.Keys[auth.RoleSales]
+	status := func(path string) int { st, _, _ := s.call(t, key, "GET", path, nil, ""); return st }
+	if status("/api/v1/customers/acme/usage?window=month") != http.StatusOK {
+		return // sales may not read usage: the navigation check covers it
+	}
+	tb.open("#/business/acme")
+	tb.do(chromedp.WaitVisible(chromedp.ID("kpi-messages")), chromedp.WaitVisible(chromedp.CSS("#by-country tbody tr")))
+	total, _ := usageTotals(t, s, key, "acme")
+	if got := tb.text("#kpi-messages"); got != group(total) {
+		t.Errorf("sales sees %s messages, API %d", got, total)
+	}
+	bill := status("/api/v1/customers/acme/invoices/upcoming") == http.StatusOK
+	invoices := status("/api/v1/customers/acme/invoices") == http.StatusOK
+	if got := len(tb.texts("#bill-card")) == 1; got != bill {
+		t.Errorf("sales: bill card shown %v, the API lets sales read the bill: %v", got, bill)
+	}
+	if got := len(tb.texts("#invoices-card")) == 1; got != invoices {
+		t.Errorf("sales: invoices card shown %v, the API lets sales read invoices: %v", got, invoices)
+	}
+	tb.shot("34-sales-business")
 }
 
 func testAdmin(t *testing.T, s *stack, tb *tab) {

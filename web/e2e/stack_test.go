@@ -38,7 +38,8 @@ var seedCustomers = []struct{ ID, Name, Country string }{
 	{"globex", "Globex Travel Ltd", "GB"},
 	{"initech", "Initech Bank", "IN"},
 	{"umbrella", "Umbrella Health", "BR"},
-	{"hooli", "Hooli Labs", "US"}, // no traffic: the empty states
+	{"hooli", "Hooli Labs", "US"},  // no traffic: the empty states
+	{"tiny", "Tiny Florist", "DE"}, // a few messages a day: small chart scales
 }
 
 func newStack(t *testing.T) *stack {
@@ -76,6 +77,10 @@ func newStack(t *testing.T) *stack {
 	if _, s.OtherCustomerKey, err = a.Keys.Create(ctx, auth.NewKey{Name: "Globex dashboard", Role: auth.RoleCustomer, CustomerID: "globex"}); err != nil {
 		t.Fatal(err)
 	}
+	// acme has negotiated discounts (5% on the card, 10% more in France):
+	// its bills show list price, discount and net.
+	s.mustJSON(t, auth.RoleAdmin, "PUT", "/api/v1/customers/acme/overrides",
+		map[string]any{"card_discount": "5", "discounts": []map[string]string{{"market": "FR", "percent": "10"}}}, http.StatusOK, nil)
 	s.seedEvents(t)
 	s.seedInvoices(t)
 	// The same binary serves the dashboard, without a key.
@@ -183,6 +188,7 @@ var mixes = map[string][]struct {
 	"globex":   {{"GB", "utility", 1200}, {"ES", "marketing", 600}, {"US", "authentication", 400}, {"GB", "service", 300}},
 	"initech":  {{"IN", "authentication", 5000}, {"IN", "utility", 2500}, {"AE", "authentication", 300}},
 	"umbrella": {{"BR", "utility", 800}, {"BR", "marketing", 1100}, {"MX", "marketing", 250}},
+	"tiny":     {{"DE", "marketing", 1}},
 }
 
 // seedEvents sends three months and twenty days of traffic through

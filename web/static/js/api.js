@@ -21,6 +21,18 @@ export class ApiError extends Error {
   }
 }
 
+// routes holds the operations the signed-in key may call ("GET
+// /api/v1/customers/{id}/usage"), as GET /api/v1/me lists them from the
+// API's own route table: every view and section asks can() before it
+// shows, so the page offers what the API allows, no more and no less.
+let routes = new Set();
+
+/** setRoutes records the key's operations (the routes of GET /api/v1/me). */
+export function setRoutes(list) { routes = new Set(list || []); }
+
+/** can reports whether the key may call method on path (OpenAPI path form). */
+export function can(method, path) { return routes.has(`${method} ${path}`); }
+
 let onUnauthorized = () => {};
 /** setUnauthorizedHandler is called when a signed-in key stops working. */
 export function setUnauthorizedHandler(f) { onUnauthorized = f; }

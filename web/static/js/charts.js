@@ -25,6 +25,30 @@ if (Chart) {
 /** color returns the palette colour for position i. */
 export function color(i) { return PALETTE[i % PALETTE.length]; }
 
+// CATEGORY_COLORS gives every known message category its own colour, so a
+// category looks the same in every chart, for every customer and period
+// (colours by rank would swap as the ranking changes).
+const CATEGORY_COLORS = {
+  marketing: '#3056d3',
+  utility: '#13a89e',
+  authentication: '#f59f00',
+  authentication_international: '#e8590c',
+  service: '#7048e8',
+  notification: '#d6336c',
+  session: '#2b8a3e',
+  marketing_lite: '#1098ad',
+};
+const SPARE = ['#5c940d', '#ae3ec9', '#868e96', '#495057', '#a61e4d', '#364fc7'];
+
+/** categoryColor returns a category's colour: fixed for the known ones, and for any other a colour derived from its name. */
+export function categoryColor(name) {
+  const k = String(name || '');
+  if (CATEGORY_COLORS[k]) return CATEGORY_COLORS[k];
+  let hsh = 0;
+  for (const ch of k) hsh = (hsh * 31 + ch.codePointAt(0)) >>> 0;
+  return SPARE[hsh % SPARE.length];
+}
+
 /** chartBox is a fixed-height container holding one canvas. */
 export function chartBox(height = 280) {
   const box = document.createElement('div');
@@ -53,7 +77,9 @@ export function destroyAll() {
   live.clear();
 }
 
-const countAxis = { beginAtZero: true, ticks: { callback: (v) => compact(v) }, grid: { color: '#eef0f4' } };
+// Counts of messages are whole: precision 0 keeps the axis from showing
+// 0.2 … 1.8 when a chart's values are small.
+const countAxis = { beginAtZero: true, ticks: { precision: 0, callback: (v) => compact(v) }, grid: { color: '#eef0f4' } };
 
 /** stackedBars draws series (label → values) over labels, stacked. */
 export function stackedBars(labels, series, { height = 300, label, yTitle } = {}) {
@@ -86,19 +112,19 @@ export function hbars(labels, values, { height, label, fmt, tip, colors } = {}) 
     data: { labels, datasets: [{ data: values, backgroundColor: colors || color(0), borderRadius: 3, maxBarThickness: 22 }] },
     options: {
       indexAxis: 'y',
-      scales: { x: { ...countAxis, ticks: { callback: (v) => (fmt ? fmt(v) : compact(v)) } }, y: { grid: { display: false } } },
+      scales: { x: { ...countAxis, ticks: { precision: fmt ? undefined : 0, callback: (v) => (fmt ? fmt(v) : compact(v)) } }, y: { grid: { display: false } } },
       plugins: { legend: { display: false }, tooltip: (tip || fmt) ? { callbacks: { label: (c) => (tip || fmt)(c.raw) } } : {} },
     },
   }, label);
   return box;
 }
 
-/** doughnut draws shares of a whole. */
-export function doughnut(labels, values, { height = 260, label } = {}) {
+/** doughnut draws shares of a whole (colors: one per label, else the palette in order). */
+export function doughnut(labels, values, { height = 260, label, colors } = {}) {
   const { box, canvas } = chartBox(height);
   make(canvas, {
     type: 'doughnut',
-    data: { labels, datasets: [{ data: values, backgroundColor: labels.map((_, i) => color(i)), borderWidth: 2, borderColor: '#fff' }] },
+    data: { labels, datasets: [{ data: values, backgroundColor: colors || labels.map((_, i) => color(i)), borderWidth: 2, borderColor: '#fff' }] },
     options: { cutout: '62%', plugins: { legend: { position: 'right' } } },
   }, label);
   return box;

@@ -35,9 +35,10 @@ function append(el, children) {
   }
 }
 
-/** mount replaces el's content. */
+/** mount replaces el's content (and whatever marked it stale). */
 export function mount(el, ...children) {
   el.replaceChildren();
+  el.classList.remove('stale');
   append(el, children);
   return el;
 }
@@ -66,7 +67,7 @@ export function errorBox(err, retry, title = 'Could not load this') {
  * section loads data into a card: it shows loading, then render(data), or
  * the error in plain words with a retry button.
  */
-export async function load(el, fetcher, render) {
+export async function load(el, fetcher, render, onError) {
   mount(el, loading());
   try {
     const data = await fetcher();
@@ -75,7 +76,10 @@ export async function load(el, fetcher, render) {
     // unauthorized: the sign-in form takes over; stale: a newer load owns el.
     if (err?.code === 'unauthorized' || err?.stale) return;
     console.warn(err);
-    mount(el, errorBox(err, () => load(el, fetcher, render)));
+    mount(el, errorBox(err, () => load(el, fetcher, render, onError)));
+    // Figures elsewhere on the page that wait for this load say it failed
+    // rather than showing "…" for ever.
+    onError?.(err);
   }
 }
 
@@ -91,6 +95,12 @@ export function card(title, opts = {}, ...body) {
 export function kpi(label, value, note, attrs = {}) {
   return h('div.kpi', attrs, h('div.kpi-label', label), h('div.kpi-value', value),
     note ? h('div.kpi-note', note) : null);
+}
+
+/** kpiFailed is a headline figure whose data did not load. */
+export function kpiFailed(label, attrs = {}) {
+  return h('div.kpi.failed', attrs, h('div.kpi-label', label), h('div.kpi-value', h('span.kpi-error', 'unavailable')),
+    h('div.kpi-note', 'could not load: see below'));
 }
 
 /**
@@ -183,6 +193,22 @@ export function confirm({ title, body, ok = 'Confirm', danger = false }) {
     document.body.append(dlg);
     dlg.showModal();
   });
+}
+
+/**
+ * markStale keeps results on screen but says they no longer answer the
+ * form (it changed, or its last submission was refused): they are dimmed
+ * under a notice until the next run replaces them.
+ */
+export function markStale(out, text) {
+  if (!out.firstElementChild || out.querySelector(':scope > .state')) return; // nothing shown, or only a state
+  out.classList.add('stale');
+  let note = out.querySelector(':scope > .stale-note');
+  if (!note) {
+    note = h('div.stale-note', { role: 'status' });
+    out.prepend(note);
+  }
+  note.textContent = text;
 }
 
 /** notify shows a short message at the bottom of the window. */

@@ -1,7 +1,10 @@
 // The application shell: sign-in, the header and navigation, and a hash
-// router that shows only the views the key's role allows. Routes:
+// router that shows only the views the key may use: GET /api/v1/me lists
+// the operations the key's role may call, from the API's route table, and
+// each view needs one of them. Routes:
 //   #/business            the signed-in customer's own usage and bill
-//   #/business/<id>       one customer (finance, admin)
+//   #/business/<id>       one customer (finance, sales, admin)
+//   #/invoice/<id>        one invoice's lines and totals
 //   #/finance             invoices, approvals, exports, unbilled usage
 //   #/sales, #/sales/quote  what-if simulations and the quote builder
 
@@ -9,27 +12,45 @@ import * as api from './api.js';
 import { h, mount, notify } from './dom.js';
 import { destroyAll } from './charts.js';
 import { humanize } from './format.js';
+import { setCountryNames, items } from './shapes.js';
 import * as business from './views/business.js';
 import * as finance from './views/finance.js';
 import * as sales from './views/sales.js';
+import * as invoiceView from './views/invoice.js';
 
-/** VIEWS lists every view, who may open it and how it is drawn. */
+/**
+ * VIEWS lists every view, the API operation it needs (the view opens when
+ * the key may call it) and how it is drawn; nav: false views are opened
+ * from links, not tabs.
+ */
 const VIEWS = [
-  { id: 'business', label: 'Usage & bill', roles: ['customer', 'finance', 'admin'], view: business },
-  { id: 'finance', label: 'Finance', roles: ['finance', 'admin'], view: finance },
-  { id: 'sales', label: 'Sales', roles: ['sales', 'admin'], view: sales },
+  { id: 'business', label: () => business.title(), needs: () => api.can('GET', '/api/v1/customers/{id}/usage'), view: business },
+  { id: 'finance', label: () => 'Finance', needs: () => api.can('GET', '/api/v1/invoices'), view: finance },
+  { id: 'sales', label: () => 'Sales', needs: () => api.can('POST', '/api/v1/quotes') || api.can('POST', '/api/v1/simulations'), view: sales },
+  { id: 'invoice', label: () => 'Invoice', nav: false, needs: () => api.can('GET', '/api/v1/invoices/{id}'), view: invoiceView },
 ];
 
 const app = document.getElementById('app');
 let me = null;
 
-function allowed(role) { return VIEWS.filter((v) => v.roles.includes(role)); }
+function allowed() { return VIEWS.filter((v) => v.needs()); }
 
+// home is where a key lands: a customer on its business view, finance on
+// invoices, sales on its tools, each only when the key may open it.
 function home(role) {
-  if (role === 'customer') return '#/business';
-  if (role === 'finance' || role === 'admin') return '#/finance';
-  if (role === 'sales') return '#/sales';
-  return '#/';
+  const order = { customer: ['business'], finance: ['finance', 'business'], admin: ['finance', 'business', 'sales'], sales: ['sales', 'business'] }[role] || [];
+  const v = order.map((id) => VIEWS.find((x) => x.id === id)).find((x) => x?.needs());
+  return v ? `#/${v.id}` : '#/';
+}
+
+// signedIn keeps what the page needs of the key: its operations, and the
+// country names (one source for every view, from the API).
+async function signedIn(who) {
+  me = who;
+  api.setRoutes(who.routes);
+  if (api.can('GET', '/api/v1/countries')) {
+    try { setCountryNames(items(await api.get('/api/v1/countries'))); } catch { /* codes stand in for names */ }
+  }
 }
 
 function parseHash() {
@@ -40,6 +61,7 @@ function parseHash() {
 function signIn(message) {
   destroyAll();
   me = null;
+  api.setRoutes([]);
   document.title = 'Sign in · postage';
   const input = h('input#key', {
     type: 'password', name: 'key', autocomplete: 'off', spellcheck: 'false', required: true,
@@ -61,11 +83,11 @@ function signIn(message) {
       try {
         const who = await api.me(key);
         api.setKey(key);
-        me = who;
+        await signedIn(who);
         // Stay on the address asked for if this key may see it (a reload
         // after the key expired); otherwise go to the role's home.
         const asked = parseHash().id;
-        if (!allowed(me.role).some((v) => v.id === asked)) history.replaceState(null, '', home(me.role));
+        if (!allowed().some((v) => v.id === asked)) history.replaceState(null, '', home(me.role));
         route();
       } catch (e2) {
         err.textContent = e2.message;
@@ -88,8 +110,8 @@ function signIn(message) {
 }
 
 function shell(active) {
-  const nav = h('nav.tabs', { 'aria-label': 'Views' }, allowed(me.role).map((v) =>
-    h('a', { href: `#/${v.id}`, class: v.id === active ? 'active' : null, 'aria-current': v.id === active ? 'page' : null, dataset: { view: v.id } }, v.label)));
+  const nav = h('nav.tabs', { 'aria-label': 'Views' }, allowed().filter((v) => v.nav !== false).map((v) =>
+    h('a', { href: `#/${v.id}`, class: v.id === active ? 'active' : null, 'aria-current': v.id === active ? 'page' : null, dataset: { view: v.id } }, v.label())));
   const who = h('div.who', h('span.who-name', me.name || me.key_id), h('span.role', { dataset: { role: me.role } }, humanize(me.role)),
     h('button.btn.ghost.small#signout', { type: 'button', onclick: signOut }, 'Sign out'));
   const view = h('main#view.view', { tabindex: '-1' });
@@ -108,7 +130,7 @@ function signOut() {
 function forbidden(view, v) {
   mount(view, h('div.page-head', h('h1', 'Not available')),
     h('div.state.error#forbidden', { role: 'alert' }, h('div.state-icon', '!'),
-      h('div', h('strong', `The ${v.label} view is not available to ${me.role} keys.`),
+      h('div', h('strong', `The ${v.label()} view is not available to ${me.role} keys.`),
         h('p', 'Ask an administrator for a key with the right role if you need it.'),
         h('a.btn.small', { href: home(me.role) }, 'Go to your dashboard'))));
 }
@@ -118,7 +140,7 @@ function route() {
   destroyAll();
   document.getElementById('toasts')?.replaceChildren();
   const { id, args } = parseHash();
-  const views = allowed(me.role);
+  const views = allowed();
   if (!id) {
     if (views.length) { location.replace(home(me.role)); return; }
   }
@@ -130,8 +152,8 @@ function route() {
     return;
   }
   if (!v) { location.replace(home(me.role)); return; }
-  document.title = `${v.label} · postage`;
-  if (!v.roles.includes(me.role)) { forbidden(el, v); return; }
+  document.title = `${v.label()} · postage`;
+  if (!v.needs()) { forbidden(el, v); return; }
   v.view.render(el, { me, args });
 }
 
@@ -154,7 +176,7 @@ async function start() {
   const key = api.getKey();
   if (!key) { signIn(); return; }
   try {
-    me = await api.me(key);
+    await signedIn(await api.me(key));
     route();
   } catch (e) {
     if (e.code === 'unauthorized') api.clearKey();

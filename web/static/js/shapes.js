@@ -2,16 +2,35 @@
 // few spellings seen while the API settled) so each view works on one
 // normalised shape. Pure functions: the browser test checks them too.
 
-import { addDecimal } from './format.js';
+import { addDecimal, humanize, subDecimal } from './format.js';
 
-let regionNames = null;
-try { regionNames = new Intl.DisplayNames(['en'], { type: 'region' }); } catch { /* old browser */ }
+// Country names come from the API (GET /api/v1/countries), the one source
+// the documents and the CLI use too, not from the browser's own data,
+// which names some countries differently ("Türkiye" for the card's
+// "Turkey").
+let countryNames = new Map();
 
-/** countryName shows "DE" as "Germany"; unknown or empty codes stay as they are. */
+/** setCountryNames records the API's names: [{code, name}]. */
+export function setCountryNames(list) {
+  countryNames = new Map((list || []).map((c) => [c.code, c.name]));
+}
+
+/** countryName shows "DE" as "Germany"; market names and unknown codes stay as they are. */
 export function countryName(code) {
   if (!code) return 'Unknown';
-  if (!/^[A-Z]{2}$/.test(code)) return code;
-  try { return regionNames?.of(code) || code; } catch { return code; }
+  return countryNames.get(code) || code;
+}
+
+/**
+ * categoryLabel names a rated category and, when the card billed messages
+ * sent under other categories as it, those: "Notification — marketing,
+ * utility, authentication".
+ */
+export function categoryLabel(category, messageCategories) {
+  const name = humanize(category);
+  const sent = (messageCategories || []).filter(Boolean);
+  if (sent.length === 0) return name;
+  return `${name} — ${sent.map((c) => String(c).replace(/_/g, ' ')).join(', ')}`;
 }
 
 /** items returns the array of a list answer ({data}, {rows}, {points}, or an array). */
@@ -92,6 +111,40 @@ export function invoice(r) {
     issued_at: r.issued_at ?? r.finalized_at ?? r.created_at ?? '',
     lines,
   };
+}
+
+/**
+ * lineMoney reads what a usage line costs before and after its discount:
+ * {list, discount, net, known}. A discounted line carries list_amount and
+ * discount_amount (list − discount = net); an undiscounted one costs its
+ * amount at list. known is false for a discounted line of an invoice
+ * finalized before lines carried their list amount: only its percentage
+ * and net are known.
+ */
+export function lineMoney(l) {
+  const net = l.amount ?? '0';
+  const discounted = l.discount != null && l.discount !== '' && !/^[-0.]*$/.test(String(l.discount));
+  if (!discounted) return { list: net, discount: '0', net, known: true, discounted };
+  if (l.list_amount == null) return { list: null, discount: null, net, known: false, discounted };
+  return { list: l.list_amount, discount: l.discount_amount ?? subDecimal(l.list_amount, net), net, known: true, discounted };
+}
+
+/**
+ * billTotals adds up lines' list prices, discounts and net amounts exactly:
+ * {list, discount, net, discounted (some line has a discount), known (every
+ * discounted line says its list amount)}.
+ */
+export function billTotals(lines) {
+  let list = '0', discount = '0', net = '0', discounted = false, known = true;
+  for (const l of lines) {
+    const m = lineMoney(l);
+    net = addDecimal(net, m.net);
+    if (m.discounted) discounted = true;
+    if (!m.known) { known = false; continue; }
+    list = addDecimal(list, m.list);
+    discount = addDecimal(discount, m.discount);
+  }
+  return { list, discount, net, discounted, known };
 }
 
 /** moneyTotals sums amounts per currency: [{currency, amount, count}]. */

@@ -3,10 +3,16 @@
 // keys see their own customer; finance and admin pick any customer.
 
 import * as api from '../api.js';
-import { h, mount, load, card, kpi, table, moneyCell, empty, badge, notify, loading, errorBox } from '../dom.js';
-import { stackedBars, hbars, doughnut, color } from '../charts.js';
-import { count, money, unitPrice, humanize, monthName, shortDate, dayLabel, period, monthRange } from '../format.js';
+import { h, mount, load, card, kpi, kpiFailed, table, moneyCell, empty, badge, notify, loading, errorBox } from '../dom.js';
+import { stackedBars, hbars, doughnut, categoryColor } from '../charts.js';
+import { count, money, humanize, monthName, shortDate, dayLabel, period, monthRange } from '../format.js';
 import { usageRows, summarise, countryName, items, invoice } from '../shapes.js';
+import { billTable, billSummary } from '../bill.js';
+
+// The operations each part of the page needs (GET /api/v1/me lists the
+// key's): a part the API would refuse is not shown.
+const UPCOMING = '/api/v1/customers/{id}/invoices/upcoming';
+const CUSTOMER_INVOICES = '/api/v1/customers/{id}/invoices';
 
 const RANGES = [
   { id: '30d', label: 'Last 30 days' },
@@ -28,6 +34,9 @@ export function rangeBounds(id, now = new Date()) {
   }
 }
 
+/** title is the view's name for this key: what it may read of a customer. */
+export function title() { return api.can('GET', UPCOMING) ? 'Usage & bill' : 'Usage'; }
+
 export function render(root, { me, args }) {
   const staff = me.role !== 'customer';
   const id = staff ? (args[0] || '') : me.customer_id;
@@ -35,9 +44,13 @@ export function render(root, { me, args }) {
   const body = h('div.stack');
   mount(root, head, body);
   if (staff) {
-    mount(head, h('div', h('h1', 'Usage & bill'), h('p.muted', 'Pick a customer to see its usage, month-to-date bill and invoices.')),
+    const what = api.can('GET', UPCOMING) ? 'its usage, month-to-date bill and invoices' : 'its usage';
+    mount(head, h('div', h('h1', title()), h('p.muted', `Pick a customer to see ${what}.`)),
       picker(id || sessionStorage.getItem('postage.lastCustomer') || ''));
-    if (!id) { mount(body, topCustomers()); return; }
+    if (!id) {
+      mount(body, api.can('GET', '/api/v1/reports/top-customers') ? topCustomers() : empty('Pick a customer', 'Type a customer id above.'));
+      return;
+    }
     sessionStorage.setItem('postage.lastCustomer', id);
   }
   if (!id) { mount(body, errorBox(new Error('This key is not bound to a customer.'))); return; }
@@ -48,7 +61,7 @@ export function render(root, { me, args }) {
     } else {
       head.firstChild.replaceWith(h('div', h('h1', c.name), h('p.muted', `Customer ${c.id} · billed in ${c.currency}${c.country ? ' · ' + countryName(c.country) : ''}`)));
     }
-    customerPage(body, c, me.role !== 'sales');
+    customerPage(body, c, { bill: api.can('GET', UPCOMING), invoices: api.can('GET', CUSTOMER_INVOICES) });
   }).catch((err) => mount(body, errorBox(err, () => render(root, { me, args }))));
 }
 
@@ -75,7 +88,7 @@ function picker(current) {
   const list = h('datalist#customer-list');
   const input = h('input#customer-pick', { type: 'search', list: 'customer-list', placeholder: 'Customer id or name', value: current || '', 'aria-label': 'Customer', autocomplete: 'off' });
   const byName = new Map();
-  api.get('/api/v1/customers', { limit: 1000 }).then((resp) => {
+  if (api.can('GET', '/api/v1/customers')) api.get('/api/v1/customers', { limit: 1000 }).then((resp) => {
     for (const c of items(resp)) {
       byName.set(c.name.toLowerCase(), c.id);
       list.append(h('option', { value: c.id }, `${c.name} (${c.currency})`));
@@ -91,12 +104,13 @@ function picker(current) {
   }, input, list, h('button.btn.primary', { type: 'submit' }, 'Show'));
 }
 
-// customerPage shows one customer; withInvoices is false for sales keys,
-// which model prices on usage but do not read invoices.
-function customerPage(body, c, withInvoices) {
+// customerPage shows one customer: its usage, and its month-to-date bill
+// and invoices when the key may read them (sales keys model prices on
+// usage but do not read what a customer owes).
+function customerPage(body, c, may) {
   const ranges = h('div.segmented', { role: 'group', 'aria-label': 'Period' });
   const kpis = h('div.kpis#business-kpis');
-  const billKpi = kpi('Month-to-date bill', '…', null, { id: 'kpi-bill' });
+  const billKpi = may.bill ? kpi('Month-to-date bill', '…', null, { id: 'kpi-bill' }) : null;
   const usage = h('div.usage-area');
   const bill = h('div#mtd-bill');
   const invoices = h('div#invoices');
@@ -112,11 +126,11 @@ function customerPage(body, c, withInvoices) {
     h('div.toolbar', ranges),
     kpis,
     usage,
-    card('Month-to-date bill', { id: 'bill-card', wide: true, sub: monthName(period(new Date())) }, bill),
-    withInvoices ? card('Invoices', { id: 'invoices-card', wide: true }, invoices) : null);
+    may.bill ? card('Month-to-date bill', { id: 'bill-card', wide: true, sub: monthName(period(new Date())) }, bill) : null,
+    may.invoices ? card('Invoices', { id: 'invoices-card', wide: true }, invoices) : null);
   pick(current);
-  loadBill(bill, c, billKpi);
-  if (withInvoices) loadInvoices(invoices, c);
+  if (may.bill) loadBill(bill, c, billKpi);
+  if (may.invoices) loadInvoices(invoices, c);
 }
 
 // usageSeq numbers usage loads, so a slow answer for a period the user has
@@ -129,6 +143,9 @@ function loadUsage(area, kpis, c, rangeId, billKpi) {
   // The bill figure belongs to the month, not to the range: it is one
   // element, filled once by loadBill and kept across range changes.
   mount(kpis, kpi('Messages', '…'), kpi('Countries', '…'), kpi('Top category', '…'), billKpi);
+  const failed = () => {
+    if (seq === usageSeq) mount(kpis, kpiFailed('Messages', { id: 'kpi-messages-failed' }), kpiFailed('Countries'), kpiFailed('Top category'), billKpi);
+  };
   load(area, async () => {
     const resp = await api.get(`/api/v1/customers/${encodeURIComponent(c.id)}/usage`, { from, to, window: 'day', group_by: 'country,category' });
     if (seq !== usageSeq) throw Object.assign(new Error('superseded'), { stale: true });
@@ -155,19 +172,19 @@ function loadUsage(area, kpis, c, rangeId, billKpi) {
       },
     }, 'Download CSV');
     return h('div.stack', usageChart(s, csv), h('div.grid2', countryCard(s), categoryCard(s)));
-  });
+  }, failed);
 }
 
 function usageChart(s, csv) {
   const cats = s.categories.map((x) => x.key);
-  const series = cats.map((cat, i) => ({ label: humanize(cat), color: color(i), values: s.days.map((d) => s.perDay.get(d).get(cat) || 0) }));
+  const series = cats.map((cat) => ({ label: humanize(cat), color: categoryColor(cat), values: s.days.map((d) => s.perDay.get(d).get(cat) || 0) }));
   return card('Messages per day', { id: 'usage-chart', sub: 'by category, UTC days', actions: csv },
     stackedBars(s.days.map(dayLabel), series, { label: 'Messages per day by category' }));
 }
 
 function countryCard(s) {
   const top = s.countries.slice(0, 10);
-  return card('By country', { id: 'by-country', sub: `${s.countries.length} countries` },
+  return card('By country', { id: 'by-country', sub: `${count(s.countries.length)} ${s.countries.length === 1 ? 'country' : 'countries'}` },
     hbars(top.map((x) => countryName(x.key)), top.map((x) => x.quantity), { label: 'Messages by country' }),
     table([
       { key: 'key', label: 'Country', sort: 'text', value: (r) => countryName(r.key), render: (r) => h('span', countryName(r.key), h('span.code', r.key || '—')) },
@@ -177,8 +194,8 @@ function countryCard(s) {
 }
 
 function categoryCard(s) {
-  return card('By category', { id: 'by-category', sub: `${s.categories.length} categories` },
-    doughnut(s.categories.map((x) => humanize(x.key)), s.categories.map((x) => x.quantity), { label: 'Messages by category' }),
+  return card('By category', { id: 'by-category', sub: `${count(s.categories.length)} ${s.categories.length === 1 ? 'category' : 'categories'}` },
+    doughnut(s.categories.map((x) => humanize(x.key)), s.categories.map((x) => x.quantity), { label: 'Messages by category', colors: s.categories.map((x) => categoryColor(x.key)) }),
     table([
       { key: 'key', label: 'Category', sort: 'text', render: (r) => humanize(r.key) },
       { key: 'quantity', label: 'Messages', num: true, sort: 'number', render: (r) => count(r.quantity) },
@@ -192,24 +209,14 @@ function loadBill(el, c, billKpi) {
     mount(billKpi, h('div.kpi-label', 'Month-to-date bill'), h('div.kpi-value', moneyCell(money(inv.total, inv.currency))), h('div.kpi-note', 'so far this month'));
     const lines = inv.lines.filter((l) => Number(l.quantity) > 0 || l.amount !== '0');
     return h('div',
-      h('div.bill-total', h('span', 'Total so far'), h('strong#mtd-total', moneyCell(money(inv.total, inv.currency)))),
-      lines.length === 0 ? empty('Nothing billed yet this month', 'Messages sent this month appear here, priced, within seconds.') : table([
-        { key: 'market', label: 'Market', sort: 'text', value: (l) => countryName(l.market), render: (l) => marketCell(l) },
-        { key: 'category', label: 'Category', sort: 'text', render: (l) => humanize(l.category) },
-        { key: 'quantity', label: 'Messages', num: true, sort: 'number', render: (l) => count(l.quantity) },
-        { key: 'unit_price', label: 'Unit price', num: true, sort: 'decimal', render: (l) => (l.free ? 'free' : h('span', moneyCell(unitPrice(l.unit_price, inv.currency)), l.average || l.tiers?.length > 1 ? h('span.code', 'avg') : null)) },
-        { key: 'amount', label: 'Amount', num: true, sort: 'decimal', render: (l) => moneyCell(money(l.amount, inv.currency)) },
-      ], lines, { caption: 'Month-to-date bill lines', stack: true, sortKey: 'amount', pageSize: 10, footer: { market: `${count(lines.length)} lines`, amount: moneyCell(money(inv.total, inv.currency)) } }),
+      billSummary(lines, inv.total, inv.currency, { label: 'Total so far', id: 'mtd-total' }),
+      lines.length === 0 ? empty('Nothing billed yet this month', 'Messages sent this month appear here, priced, within seconds.')
+        : billTable(lines, inv.currency, { caption: 'Month-to-date bill lines', pageSize: 10 }),
       h('p.help', 'Estimate from usage so far; the invoice is issued after the month ends.'));
+  }, () => {
+    billKpi.classList.add('failed');
+    mount(billKpi, h('div.kpi-label', 'Month-to-date bill'), h('div.kpi-value', h('span.kpi-error', 'unavailable')), h('div.kpi-note', 'could not load: see below'));
   });
-}
-
-/** marketCell names an invoice line's market, its countries and, for an adjustment, the month it corrects. */
-export function marketCell(l) {
-  const countries = (l.countries || []).map((c) => c.country).filter((c) => c && c !== l.market);
-  return h('span', countryName(l.market),
-    countries.length ? h('span.code', countries.join(' ')) : null,
-    l.kind === 'adjustment' ? h('span.note', `adjustment for ${monthName(l.period)}`) : null);
 }
 
 /** invoiceDownloads returns the PDF and CSV buttons for an invoice. */
@@ -235,7 +242,7 @@ function loadInvoices(el, c) {
     const rows = items(resp).map(invoice);
     if (rows.length === 0) return empty('No invoices yet', 'Invoices are issued after each calendar month.');
     return table([
-      { key: 'number', label: 'Invoice', render: (r) => r.number || h('span.muted', 'draft') },
+      { key: 'number', label: 'Invoice', render: (r) => invoiceLink(r) },
       { key: 'period', label: 'Period', render: (r) => monthName(r.period) },
       { key: 'status', label: 'Status', render: (r) => badge(humanize(r.status), r.status) },
       { key: 'issued_at', label: 'Issued', render: (r) => (r.status === 'draft' ? '—' : shortDate(r.issued_at)) },
@@ -245,3 +252,10 @@ function loadInvoices(el, c) {
   });
 }
 
+
+/** invoiceLink names an invoice (its number, or "draft") as a link to its page when the key may open it. */
+export function invoiceLink(r) {
+  const text = r.number || h('span.muted', 'draft');
+  if (!api.can('GET', '/api/v1/invoices/{id}')) return text;
+  return h('a.invoice-link', { href: `#/invoice/${encodeURIComponent(r.id)}` }, text);
+}

@@ -7,7 +7,7 @@ import { h, mount, load, card, kpi, table, moneyCell, empty, badge, notify, conf
 import { count, money, humanize, monthName, shortDate, period, compareDecimal, percent } from '../format.js';
 import { items, invoice, moneyTotals } from '../shapes.js';
 import { stackedBars } from '../charts.js';
-import { invoiceDownloads } from './business.js';
+import { invoiceDownloads, invoiceLink } from './business.js';
 
 const STATUSES = [
   { id: '', label: 'All statuses' },
@@ -117,7 +117,7 @@ function drawSummary(el, rows, partial) {
 
 function invoiceTable(rows, reload, state) {
   return table([
-    { key: 'number', label: 'Invoice', sort: 'text', cls: 'nowrap', render: (r) => r.number || h('span.muted', 'draft') },
+    { key: 'number', label: 'Invoice', sort: 'text', cls: 'nowrap', render: (r) => invoiceLink(r) },
     { key: 'customer_id', label: 'Customer', sort: 'text', render: (r) => h('a', { href: `#/business/${encodeURIComponent(r.customer_id)}` }, r.customer_name || r.customer_id) },
     { key: 'period', label: 'Period', sort: 'text', wide: true, render: (r) => monthName(r.period) },
     { key: 'status', label: 'Status', sort: 'text', render: (r) => badge(humanize(r.status), r.status) },

@@ -3,21 +3,26 @@
 // a quote builder that prices a hypothetical monthly volume mix.
 
 import * as api from '../api.js';
-import { h, mount, card, kpi, table, moneyCell, empty, badge, notify, loading, errorBox } from '../dom.js';
+import { h, mount, card, kpi, table, moneyCell, empty, badge, notify, loading, errorBox, markStale } from '../dom.js';
 import { hbars } from '../charts.js';
-import { count, money, signedMoney, unitPrice, percent, humanize, monthName, period, compareDecimal, compact } from '../format.js';
-import { items, countryName } from '../shapes.js';
+import { count, money, signedMoney, percent, humanize, monthName, period, compareDecimal, compact } from '../format.js';
+import { items, countryName, billTotals } from '../shapes.js';
+import { billTable, billSummary } from '../bill.js';
 
 const CATEGORIES = ['marketing', 'utility', 'authentication', 'authentication_international', 'service', 'notification', 'session'];
 
 export function render(root, { args }) {
-  const tab = args[0] === 'quote' ? 'quote' : 'simulate';
+  // Each tool shows when the key may call its API (finance keys may quote
+  // but not simulate).
+  const mayQuote = api.can('POST', '/api/v1/quotes');
+  const maySimulate = api.can('POST', '/api/v1/simulations');
+  const tab = (args[0] === 'quote' && mayQuote) || !maySimulate ? 'quote' : 'simulate';
   const body = h('div.stack');
   mount(root,
-    h('div.page-head', h('div', h('h1', 'Sales'), h('p.muted', 'Model prices: re-rate real usage under a proposed card, or quote a volume mix.'))),
+    h('div.page-head', h('div', h('h1', 'Sales'), h('p.muted', maySimulate ? 'Model prices: re-rate real usage under a proposed card, or quote a volume mix.' : 'Model prices: quote a volume mix.'))),
     h('nav.subtabs', { 'aria-label': 'Sales tools' },
-      h('a', { href: '#/sales', class: tab === 'simulate' ? 'active' : null, 'aria-current': tab === 'simulate' ? 'page' : null }, 'What-if simulation'),
-      h('a', { href: '#/sales/quote', class: tab === 'quote' ? 'active' : null, 'aria-current': tab === 'quote' ? 'page' : null }, 'Quote builder')),
+      maySimulate ? h('a', { href: '#/sales', class: tab === 'simulate' ? 'active' : null, 'aria-current': tab === 'simulate' ? 'page' : null }, 'What-if simulation') : null,
+      mayQuote ? h('a', { href: '#/sales/quote', class: tab === 'quote' ? 'active' : null, 'aria-current': tab === 'quote' ? 'page' : null }, 'Quote builder') : null),
     body);
   mount(body, loading('Loading rate cards…'));
   api.get('/api/v1/ratecards').then((resp) => {
@@ -58,9 +63,17 @@ function simulator(body, cards) {
   const runBtn = h('button.btn.primary#sim-run', { type: 'submit' }, 'Run simulation');
   const out = h('div#sim-result');
   const form = h('form.panel.form-grid#sim-form', {
+    // Results on screen answer the form as it was run: once it changes,
+    // they say so until the next run.
+    oninput: () => markStale(out, 'The form has changed since these results were computed: run the simulation again to update them.'),
+    onchange: () => markStale(out, 'The form has changed since these results were computed: run the simulation again to update them.'),
     onsubmit: async (e) => {
       e.preventDefault();
-      if (fromIn.value > toIn.value) { notify('The first month must not be after the last.', 'error'); return; }
+      if (fromIn.value > toIn.value) {
+        notify('The first month must not be after the last.', 'error');
+        markStale(out, 'Not run: the first month is after the last. These results are from the previous run.');
+        return;
+      }
       const req = {
         card_id: cardIn.value, from: fromIn.value, to: toIn.value,
         customers: custIn.value.split(/[\s,]+/).filter(Boolean), keep_overrides: keepIn.checked, breakdown: false,
@@ -164,14 +177,21 @@ function quoteBuilder(body, cards) {
   const countryIn = h('input#q-customer-country', { type: 'text', maxlength: '2', placeholder: 'e.g. DE', pattern: '[A-Za-z]{2}', size: '4' });
   const custList = h('datalist#q-customer-list');
   const custIn = h('input#q-customer', { type: 'text', placeholder: 'optional customer id', list: 'q-customer-list', autocomplete: 'off' });
-  api.get('/api/v1/customers', { limit: 1000 }).then((resp) => {
+  if (api.can('GET', '/api/v1/customers')) api.get('/api/v1/customers', { limit: 1000 }).then((resp) => {
     for (const c of items(resp)) custList.append(h('option', { value: c.id }, `${c.name} (${c.currency})`));
   }).catch(() => { /* any id can still be typed */ });
   const lines = h('tbody#q-lines');
   const countryList = h('datalist#q-countries');
   let categories = CATEGORIES.map((name) => ({ name }));
   const categoryOptions = (selected) => categories.map((c) =>
-    h('option', { value: c.name, selected: c.name === selected }, humanize(c.name) + (c.free ? ' (free)' : '')));
+    h('option', { value: c.name, selected: c.name === selected, dataset: { as: c.as || '' } }, humanize(c.name) + (c.free ? ' (free)' : '')));
+  // A row under an alias says which category the card bills it as, so
+  // choosing "Marketing" and being quoted "Notification" is no surprise.
+  const billedAs = (tr) => {
+    const sel = tr.querySelector('.q-category');
+    const as = sel.selectedOptions[0]?.dataset.as || '';
+    tr.querySelector('.q-as').textContent = as ? `billed as ${humanize(as)}` : '';
+  };
   // The card's categories and countries come from its version in effect.
   const loadCard = () => api.get(`/api/v1/ratecards/${encodeURIComponent(cardIn.value)}/versions`).then((resp) => {
     const month = period(new Date());
@@ -187,43 +207,60 @@ function quoteBuilder(body, cards) {
     for (const sel of lines.querySelectorAll('.q-category')) {
       const keep = categories.some((c) => c.name === sel.value) ? sel.value : categories[0].name;
       mount(sel, categoryOptions(keep));
+      billedAs(sel.closest('tr'));
     }
     mount(countryList, Object.keys(v.countries || {}).sort().map((c) => h('option', { value: c }, countryName(c))));
   }).catch(() => { /* keep the generic list */ });
   cardIn.addEventListener('change', loadCard);
   const out = h('div#quote-result');
+  const docs = h('span#quote-docs');
+  // A quote with discounts has three more money columns: it takes the
+  // page's width, under the mix.
+  const grid = h('div.grid-quote');
+  let lastReq = null;
   const addLine = (country = '', category = 'marketing', quantity = '') => {
     const tr = h('tr.q-line',
       h('td', h('input.q-country', { type: 'text', maxlength: '2', placeholder: 'DE', value: country, required: true, pattern: '[A-Za-z]{2}', list: 'q-countries', 'aria-label': 'Recipient country' })),
-      h('td', h('select.q-category', { 'aria-label': 'Category' }, categoryOptions(category))),
+      h('td', h('select.q-category', { 'aria-label': 'Category', onchange: () => billedAs(tr) }, categoryOptions(category)), h('span.q-as.help')),
       h('td.num', h('input.q-quantity', { type: 'number', min: '1', step: '1', value: quantity, placeholder: '100000', required: true, 'aria-label': 'Messages per month' })),
       h('td.remove', h('button.icon-btn', { type: 'button', 'aria-label': 'Remove line', title: 'Remove line', onclick: () => { tr.remove(); } }, '×')));
     lines.append(tr);
+    billedAs(tr);
   };
   addLine('DE', 'marketing', '250000');
   addLine('IN', 'utility', '1000000');
   addLine('BR', 'authentication', '400000');
   loadCard();
   const submit = h('button.btn.primary#q-run', { type: 'submit' }, 'Price this mix');
+  const stale = () => { markStale(out, 'The mix has changed since this quote: price it again to update it.'); mount(docs); };
   const form = h('form#quote-form', {
+    oninput: stale,
+    onchange: stale,
     onsubmit: async (e) => {
       e.preventDefault();
-      const itemsIn = [...lines.querySelectorAll('tr')].map((tr) => ({
+      const rows = [...lines.querySelectorAll('tr')];
+      for (const tr of rows) markRow(tr, null);
+      const itemsIn = rows.map((tr) => ({
         country: tr.querySelector('.q-country').value.trim().toUpperCase(),
         category: tr.querySelector('.q-category').value,
         quantity: Number(tr.querySelector('.q-quantity').value),
       }));
-      if (itemsIn.length === 0) { notify('Add at least one line.', 'error'); return; }
+      if (itemsIn.length === 0) { notify('Add at least one line.', 'error'); mount(out, empty('No lines', 'Add a line to price.')); return; }
       const req = { items: itemsIn };
       if (custIn.value.trim()) req.customer_id = custIn.value.trim();
       else req.card_id = cardIn.value;
       if (countryIn.value.trim()) req.customer_country = countryIn.value.trim().toUpperCase();
       submit.disabled = true;
+      mount(docs);
       mount(out, loading('Pricing…'));
       try {
-        mount(out, quoteResult(await api.post('/api/v1/quotes', req)));
+        const q = await api.post('/api/v1/quotes', req);
+        lastReq = req;
+        grid.classList.toggle('wide', billTotals(q.lines || []).discounted);
+        mount(out, quoteResult(q));
+        mount(docs, quoteDownloads(() => lastReq, q));
       } catch (err) {
-        mount(out, errorBox(err, null, 'This mix could not be priced'));
+        mount(out, quoteError(err, rows));
       } finally { submit.disabled = false; }
     },
   },
@@ -236,22 +273,64 @@ function quoteBuilder(body, cards) {
     lines)),
   countryList,
   h('div.form-actions', h('button.btn.ghost#q-add', { type: 'button', onclick: () => addLine('', categories[0]?.name) }, 'Add line'), submit));
-  mount(body, h('div.grid-quote', card('Volume mix', { id: 'quote-card' }, form), card('Quote', { id: 'quote-out' }, out)));
+  mount(body, grid);
+  mount(grid, card('Volume mix', { id: 'quote-card' }, form), card('Quote', { id: 'quote-out', actions: docs }, out));
   mount(out, empty('No quote yet', 'Enter a monthly volume mix and press “Price this mix”.'));
 }
 
-/** quoteResult draws the answer of POST /api/v1/quotes. */
+/** quoteResult draws the answer of POST /api/v1/quotes: lines that add up, with list price, discount and net where the customer has discounts. */
 export function quoteResult(q) {
   const cur = q.currency;
   const lines = q.lines || [];
   return h('div',
-    h('div.bill-total', h('span', `Monthly total on ${q.card_id}${q.version ? ' v' + q.version : ''}`), h('strong#quote-total', moneyCell(money(q.total, cur)))),
-    table([
-      { key: 'market', label: 'Market', render: (l) => h('span', countryName(l.market), (l.countries || []).length > 1 ? h('span.code', l.countries.map((c) => c.country).join(' ')) : null) },
-      { key: 'category', label: 'Category', render: (l) => humanize(l.category) },
-      { key: 'quantity', label: 'Messages', num: true, render: (l) => count(l.quantity) },
-      { key: 'unit_price', label: 'Unit price', num: true, render: (l) => (l.free ? 'free' : h('span', moneyCell(unitPrice(l.unit_price, cur)), l.tiers?.length > 1 || l.average ? h('span.code', 'avg') : null)) },
-      { key: 'amount', label: 'Amount', num: true, render: (l) => moneyCell(money(l.amount, cur)) },
-    ], lines, { caption: 'Quote lines', stack: true, footer: { market: 'Total', amount: moneyCell(money(q.total, cur)) } }),
+    billSummary(lines, q.total, cur, { label: `Monthly total on ${q.card_id}${q.version ? ' v' + q.version : ''}`, id: 'quote-total' }),
+    billTable(lines, cur, { caption: 'Quote lines', sortKey: null }),
     lines.some((l) => l.tiers?.length > 1) ? h('p.help', 'Tiered lines show the average unit price over the month’s volume.') : null);
+}
+
+// ITEM_FIELD reads the JSON path of a quote item's problem: items[3].country.
+const ITEM_FIELD = /^items\[(\d+)\]\.(\w+)$/;
+
+/**
+ * quoteError shows why a mix could not be priced. Problems with an item
+ * name its row as people count (the first row is row 1) and mark it in
+ * the form; other problems are shown as the API words them.
+ */
+export function quoteError(err, rows) {
+  const probs = (err?.problem?.errors || []).map((p) => ({ p, m: ITEM_FIELD.exec(p?.field || '') })).filter((x) => x.m);
+  if (probs.length === 0) return errorBox(err, null, 'This mix could not be priced');
+  for (const { m } of probs) markRow(rows[Number(m[1])], m[2]);
+  return h('div.state.error', { role: 'alert' },
+    h('div.state-icon', { 'aria-hidden': 'true' }, '!'),
+    h('div', h('strong', 'This mix could not be priced'),
+      h('ul.error-list', probs.map(({ p, m }) => h('li.error-text', `Row ${Number(m[1]) + 1}: ${m[2]} ${p.reason}`)))));
+}
+
+// markRow marks a row of the mix as holding a bad field (null clears it).
+function markRow(tr, field) {
+  if (!tr) return;
+  if (field == null) {
+    tr.classList.remove('bad');
+    for (const el of tr.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+    return;
+  }
+  tr.classList.add('bad');
+  tr.querySelector({ country: '.q-country', category: '.q-category', quantity: '.q-quantity' }[field] || 'input')?.setAttribute('aria-invalid', 'true');
+}
+
+// quoteDownloads offers the quote shown as CSV and PDF: the same request
+// posted again, answered as a document.
+function quoteDownloads(request, q) {
+  const dl = (format, type) => h('button.btn.small.ghost', {
+    type: 'button', dataset: { download: format }, title: `Download this quote as ${format.toUpperCase()}`,
+    onclick: async (e) => {
+      const b = e.currentTarget;
+      b.disabled = true;
+      try {
+        const f = await api.download(`/api/v1/quotes?format=${format}`, `quote-${q.card_id}.${format}`, type, request());
+        notify(`Downloaded ${f.name}`);
+      } catch (err) { notify(err.message, 'error'); } finally { b.disabled = false; }
+    },
+  }, format.toUpperCase());
+  return h('span.downloads', dl('csv', 'text/csv'), dl('pdf', 'application/pdf'));
 }
