@@ -225,4 +225,13 @@ const (
 	UnbilledNoCard           = "no_rate_card"
 	UnbilledCurrencyMismatch = "currency_mismatch"
 	UnbilledRatingError      = "rating_error"
+	// UnbilledUnmappedCategory: rows of a category the card does not list
+	// (and no unmapped rule prices); only those rows are unbilled.
+	UnbilledUnmappedCategory = pricing.UnratedUnmapped
+	// UnbilledNoCostCard: no cost card is in effect in the month (or it has
+	// no version in effect), so neither cost nor cost-plus prices exist.
+	UnbilledNoCostCard = "no_cost_card"
+	// UnbilledNoExchangeRate: a cost-plus customer billed in another
+	// currency than the cost card's, and no rate is recorded for the month.
+	UnbilledNoExchangeRate = "no_exchange_rate"
 )

@@ -27,9 +27,10 @@ import (
 type Rating struct {
 	Pricing Pricing
 
-	mu       sync.Mutex
-	compiled map[versionKey]*pricing.Rater
-	inEffect map[cardMonth]compiledOrErr
+	mu        sync.Mutex
+	compiled  map[versionKey]*pricing.Rater
+	inEffect  map[cardMonth]compiledOrErr
+	costCards map[pricing.Month]costCardOrErr
 }
 
 // NewRating returns a pipeline reading cards from p.
