@@ -38,6 +38,6 @@ func BenchmarkDraftOfOneCustomer(b *testing.B) {
 			b.Fatal(err)
 		}
 		req := draftRequest{Customer: cust, Period: period, Cutoff: now, ID: InvoiceID(cust.ID, period, 1), Seq: 1}
-		_ = EncodeDraft(newDraft(req, &res, usageLines(res, period), now, 72*time.Hour))
+		_ = EncodeDraft(newDraft(req, &res, usageLines(res, period, ""), now, 72*time.Hour))
 	}
 }

@@ -37,6 +37,17 @@ type CustomerStore interface {
 	// CustomerForPhoneNumber resolves a phone-number id to its customer
 	// id; ok is false when the id is not mapped.
 	CustomerForPhoneNumber(ctx context.Context, phoneNumberID string) (customerID string, ok bool, err error)
+
+	// SetPortfolio gives a customer its portfolio setting from
+	// s.EffectiveFrom on, which must be after the current month (UTC),
+	// replacing a setting from the same month. The parent must exist
+	// (ENOTFOUND), bill in the customer's currency, and the portfolio stay
+	// one level deep in every month from then on (ECONFLICT otherwise).
+	SetPortfolio(ctx context.Context, s PortfolioSetting) (PortfolioSetting, error)
+	// PortfolioHistory returns a customer's portfolio settings, oldest first.
+	PortfolioHistory(ctx context.Context, customerID string) ([]PortfolioSetting, error)
+	// PortfoliosIn returns the portfolio settings in effect in a month.
+	PortfoliosIn(ctx context.Context, m pricing.Month) (Portfolios, error)
 }
 
 // Invoices are the reads of the invoice ledger that finance and customers

@@ -3,6 +3,8 @@ package billing
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"postage"
@@ -11,26 +13,39 @@ import (
 
 // Rating is the one rating pipeline: invoice runs, the month-to-date bill,
 // reports and simulations all rate usage through it, so the same usage
-// costs the same everywhere. For one customer-month it resolves the
-// customer's rate card (from a bulk Prefetch, or asked one customer at a
-// time), checks the card bills in the customer's currency, takes the card's
-// version in effect in the month (compiled once), applies the customer's
-// overrides, rates (pricing.Rater.Rate: usage of a free pricing type at 0
-// whatever its category, one rounding per line), and says why usage it
-// cannot rate is unbilled (UnbilledNoCard, UnbilledCurrencyMismatch,
+// costs the same everywhere. It rates a group of customers' month at once
+// (RateGroup: a portfolio's members share tier counts; a customer outside
+// any portfolio is a group of one). For each member it resolves the rate
+// card (from a bulk Prefetch, or asked one customer at a time), checks the
+// card bills in the customer's currency, takes the card's version in
+// effect in the month (compiled once); a cost-plus version prices over the
+// cost card in effect in the month, converted with the month's exchange
+// rate when the currencies differ. Members whose prices count tiers on the
+// same version (a card's, or the cost card's for cost-plus members) are
+// rated as one pool (pricing.Rater.RatePool), each with its own overrides;
+// a lone member of its own card takes pricing.Rater.Rate. Free pricing
+// types are priced at 0 whatever their category, each line is rounded once,
+// usage the card cannot rate is listed row by row (Result.Unrated), and a
+// member whose month cannot be rated at all says why (UnbilledNoCard,
+// UnbilledCurrencyMismatch, UnbilledNoCostCard, UnbilledNoExchangeRate,
 // UnbilledRatingError; callers add UnbilledUnknownCustomer).
 //
-// A Rating caches compiled versions: the version of a card in effect in a
-// month never changes once the month has begun (activation is for future
-// months only), so a Runner keeps one for its life. It is safe for
+// A Rating caches compiled versions, cost cards and exchange rates: the
+// version of a card in effect in a month never changes once the month has
+// begun (activation is for future months only), nor does the cost card or
+// a recorded rate, so a Runner keeps one for its life. It is safe for
 // concurrent use.
 type Rating struct {
 	Pricing Pricing
+	// Portfolios, when set, says who shares tier counts in a month (the
+	// callers group members with PortfoliosIn); nil: nobody does.
+	Portfolios PortfolioSource
 
 	mu        sync.Mutex
 	compiled  map[versionKey]*pricing.Rater
 	inEffect  map[cardMonth]compiledOrErr
 	costCards map[pricing.Month]costCardOrErr
+	rates     map[rateKey]rateOrErr
 }
 
 // NewRating returns a pipeline reading cards from p.
@@ -104,13 +119,44 @@ func (g *Rating) InEffect(ctx context.Context, cardID string, m pricing.Month) (
 
 // Prefetched holds the cards and overrides of many customers read in bulk
 // for one run or report: a run of 50,000 customers reads them in two
-// queries instead of a few per customer. Customers or months it lacks are
-// asked one at a time. The zero value holds nothing; it is safe for
-// concurrent use.
+// queries instead of a few per customer; and the portfolios of the months
+// read. Customers or months it lacks are asked one at a time. The zero
+// value holds nothing; it is safe for concurrent use.
 type Prefetched struct {
-	mu    sync.RWMutex
-	cards map[pricing.Month]map[string]prefetchedCard // every customer asked about in a month
-	ov    map[string]pricing.Overrides                // every customer loaded (zero: none)
+	mu         sync.RWMutex
+	cards      map[pricing.Month]map[string]prefetchedCard // every customer asked about in a month
+	ov         map[string]pricing.Overrides                // every customer loaded (zero: none)
+	portfolios map[pricing.Month]Portfolios
+}
+
+// PortfoliosIn returns the portfolios in effect in month m: from p when
+// it holds them, else read (and kept in p). Without a PortfolioSource
+// nobody is in a portfolio.
+func (g *Rating) PortfoliosIn(ctx context.Context, p *Prefetched, m pricing.Month) (Portfolios, error) {
+	if g.Portfolios == nil {
+		return Portfolios{}, nil
+	}
+	if p != nil {
+		p.mu.RLock()
+		pf, ok := p.portfolios[m]
+		p.mu.RUnlock()
+		if ok {
+			return pf, nil
+		}
+	}
+	pf, err := g.Portfolios.PortfoliosIn(ctx, m)
+	if err != nil {
+		return Portfolios{}, fmt.Errorf("portfolios of %s: %w", m, err)
+	}
+	if p != nil {
+		p.mu.Lock()
+		if p.portfolios == nil {
+			p.portfolios = map[pricing.Month]Portfolios{}
+		}
+		p.portfolios[m] = pf
+		p.mu.Unlock()
+	}
+	return pf, nil
 }
 
 type prefetchedCard struct {
@@ -125,6 +171,9 @@ type prefetchedCard struct {
 func (g *Rating) Prefetch(ctx context.Context, p *Prefetched, customers []string, m pricing.Month) (*Prefetched, error) {
 	if p == nil {
 		p = &Prefetched{}
+	}
+	if _, err := g.PortfoliosIn(ctx, p, m); err != nil {
+		return nil, err
 	}
 	bp, ok := g.Pricing.(BulkPricing)
 	if !ok || len(customers) == 0 {
@@ -193,58 +242,221 @@ func (p *Prefetched) overrides(customerID string) (pricing.Overrides, bool) {
 // Rated is one customer-month through the pipeline: rated, or unbilled
 // with a reason.
 type Rated struct {
-	// Result is the rating (when Unbilled is "").
+	// Result is the rating (when Unbilled is ""); its Unrated rows are
+	// usage it could not rate (each with its reason), the rest is billed.
 	Result pricing.Result
 	// Rater is the card version the month was rated with, and Overrides
-	// the customer's overrides (simulations re-rate with them).
+	// the customer's overrides (simulations re-rate with them). Basis is
+	// the version whose markets and categories the lines are in: Rater,
+	// or for a cost-plus version the cost card's.
 	Rater     *pricing.Rater
+	Basis     *pricing.Rater
 	Overrides pricing.Overrides
 	CardID    string
-	// Unbilled is why the usage is not billed ("" when rated: one of the
-	// Unbilled* reasons); Detail says more, in one line.
+	// Unbilled is why the usage is not billed at all ("" when rated: one
+	// of the Unbilled* reasons); Detail says more, in one line.
 	Unbilled string
 	Detail   string
 }
 
-// Rate rates customer c's usage of month m (see Rating). An error is an
-// outage or a bug; usage that cannot be rated is a Rated with its reason.
+// Rate rates one customer's usage of month m alone: RateGroup of a group
+// of one. A member of a portfolio is rated with its portfolio (RateGroup
+// with the group Portfolios.Group names) wherever the portfolio applies.
 func (g *Rating) Rate(ctx context.Context, p *Prefetched, c Customer, m pricing.Month, usage []pricing.Usage) (Rated, error) {
-	card, has, known := p.card(c.ID, m)
-	if !known {
-		var err error
-		card, err = g.Pricing.CardFor(ctx, c.ID, m)
-		if postage.ErrorCode(err) == postage.ENOTFOUND {
-			has = false
-		} else if err != nil {
-			return Rated{}, fmt.Errorf("rate card of %s in %s: %w", c.ID, m, err)
-		} else {
-			has = true
-		}
-	}
-	if !has {
-		return Rated{Unbilled: UnbilledNoCard, Detail: "no rate card assigned and no default card"}, nil
-	}
-	if c.Currency != "" && card.Currency != c.Currency {
-		return Rated{CardID: card.ID, Unbilled: UnbilledCurrencyMismatch,
-			Detail: fmt.Sprintf("the customer is billed in %s but its rate card %s is in %s: assign it a card in %s", c.Currency, card.ID, card.Currency, c.Currency)}, nil
-	}
-	rt, err := g.InEffect(ctx, card.ID, m)
-	if postage.ErrorCode(err) == postage.ENOTFOUND {
-		return Rated{CardID: card.ID, Unbilled: UnbilledNoCard, Detail: fmt.Sprintf("rate card %s has no version in effect in %s", card.ID, m)}, nil
-	} else if err != nil {
+	out, err := g.RateGroup(ctx, p, m, []Member{{Customer: c, Usage: usage}})
+	if err != nil {
 		return Rated{}, err
 	}
-	ov, ok := p.overrides(c.ID)
-	if !ok {
-		if ov, err = g.Pricing.Overrides(ctx, c.ID); err != nil && postage.ErrorCode(err) != postage.ENOTFOUND {
-			return Rated{}, fmt.Errorf("overrides of %s: %w", c.ID, err)
+	return out[0], nil
+}
+
+// RateGroup rates a group's usage of month m (see Rating): one Rated per
+// member, in the group's order. An error is an outage or a bug; usage
+// that cannot be rated is a Rated with its reason.
+func (g *Rating) RateGroup(ctx context.Context, p *Prefetched, m pricing.Month, group []Member) ([]Rated, error) {
+	return g.rateGroup(ctx, p, m, group, nil, true)
+}
+
+// RateGroupOn rates a group's usage of month m as if every member had the
+// given card version (a simulation's proposed card): checked against each
+// member's currency, cost-plus over the cost card in effect, tiers pooled
+// as RateGroup pools them, with the members' overrides when keepOverrides.
+func (g *Rating) RateGroupOn(ctx context.Context, p *Prefetched, m pricing.Month, group []Member, card *pricing.Rater, keepOverrides bool) ([]Rated, error) {
+	return g.rateGroup(ctx, p, m, group, card, keepOverrides)
+}
+
+// priced is how one member of a group is priced.
+type priced struct {
+	sell, basis *pricing.Rater
+	fx          *pricing.ExchangeRate
+	ov          pricing.Overrides
+	card        string
+}
+
+func (g *Rating) rateGroup(ctx context.Context, p *Prefetched, m pricing.Month, group []Member, proposed *pricing.Rater, keepOv bool) ([]Rated, error) {
+	out := make([]Rated, len(group))
+	how := make([]priced, len(group))
+	pools := map[*pricing.Rater][]int{}
+	var poolOrder []*pricing.Rater
+	for i := range group {
+		c := group[i].Customer
+		var rt *pricing.Rater
+		var cardID, cardCurrency string
+		if proposed != nil {
+			v := proposed.Version()
+			rt, cardID, cardCurrency = proposed, v.CardID, v.Currency
+		} else {
+			card, has, err := g.cardOf(ctx, p, c.ID, m)
+			if err != nil {
+				return nil, err
+			}
+			if !has {
+				out[i] = Rated{Unbilled: UnbilledNoCard, Detail: "no rate card assigned and no default card"}
+				continue
+			}
+			cardID, cardCurrency = card.ID, card.Currency
+			if c.Currency == "" || card.Currency == c.Currency {
+				rt, err = g.InEffect(ctx, card.ID, m)
+				if postage.ErrorCode(err) == postage.ENOTFOUND {
+					out[i] = Rated{CardID: card.ID, Unbilled: UnbilledNoCard, Detail: fmt.Sprintf("rate card %s has no version in effect in %s", card.ID, m)}
+					continue
+				} else if err != nil {
+					return nil, err
+				}
+			}
+		}
+		if c.Currency != "" && cardCurrency != c.Currency {
+			out[i] = Rated{CardID: cardID, Unbilled: UnbilledCurrencyMismatch,
+				Detail: fmt.Sprintf("the customer is billed in %s but its rate card %s is in %s: assign it a card in %s", c.Currency, cardID, cardCurrency, c.Currency)}
+			continue
+		}
+		var ov pricing.Overrides
+		if keepOv {
+			var err error
+			if ov, err = g.overridesOf(ctx, p, c.ID); err != nil {
+				return nil, err
+			}
+		}
+		h := priced{sell: rt, basis: rt, ov: ov, card: cardID}
+		if rt.CostPlus() != nil {
+			costCard, costRt, err := g.CostCard(ctx, m)
+			if postage.ErrorCode(err) == postage.ENOTFOUND {
+				out[i] = Rated{Rater: rt, Overrides: ov, CardID: cardID, Unbilled: UnbilledNoCostCard,
+					Detail: fmt.Sprintf("rate card %s is cost-plus, but %s", cardID, postage.ErrorMessage(err))}
+				continue
+			} else if err != nil {
+				return nil, err
+			}
+			h.basis = costRt
+			if costCard.Currency != cardCurrency {
+				x, err := g.exchangeRate(ctx, costCard.Currency, cardCurrency, m)
+				if postage.ErrorCode(err) == postage.ENOTFOUND {
+					out[i] = Rated{Rater: rt, Overrides: ov, CardID: cardID, Unbilled: UnbilledNoExchangeRate,
+						Detail: fmt.Sprintf("rate card %s is cost-plus in %s over the cost card %s in %s, and no %s to %s rate is recorded for %s", cardID, cardCurrency, costCard.ID, costCard.Currency, costCard.Currency, cardCurrency, m)}
+					continue
+				} else if err != nil {
+					return nil, err
+				}
+				h.fx = &x
+			}
+		}
+		how[i] = h
+		if _, ok := pools[h.basis]; !ok {
+			poolOrder = append(poolOrder, h.basis)
+		}
+		pools[h.basis] = append(pools[h.basis], i)
+	}
+	for _, basis := range poolOrder {
+		idx := pools[basis]
+		slices.SortStableFunc(idx, func(a, b int) int { return strings.Compare(group[a].Customer.ID, group[b].Customer.ID) })
+		var res []pricing.Result
+		var err error
+		if i := idx[0]; len(idx) == 1 && how[i].sell == basis {
+			var r pricing.Result
+			r, err = basis.Rate(how[i].ov, group[i].Usage, pricing.RateOptions{CustomerCountry: group[i].Customer.Country, Month: m})
+			res = []pricing.Result{r}
+		} else {
+			members := make([]pricing.Member, len(idx))
+			for k, i := range idx {
+				members[k] = pricing.Member{Rater: how[i].sell, FX: how[i].fx, Overrides: how[i].ov, Usage: group[i].Usage,
+					Opts: pricing.RateOptions{CustomerCountry: group[i].Customer.Country, Month: m}}
+			}
+			res, err = basis.RatePool(members)
+		}
+		for k, i := range idx {
+			h := how[i]
+			switch {
+			case postage.ErrorCode(err) == postage.EINVALID:
+				out[i] = Rated{Rater: h.sell, Basis: basis, Overrides: h.ov, CardID: h.card, Unbilled: UnbilledRatingError, Detail: postage.ErrorMessage(err)}
+			case err != nil:
+				return nil, fmt.Errorf("rate %s %s: %w", group[i].Customer.ID, m, err)
+			default:
+				out[i] = Rated{Result: res[k], Rater: h.sell, Basis: basis, Overrides: h.ov, CardID: h.card}
+			}
 		}
 	}
-	res, err := rt.Rate(ov, usage, pricing.RateOptions{CustomerCountry: c.Country, Month: m})
-	if postage.ErrorCode(err) == postage.EINVALID {
-		return Rated{Rater: rt, Overrides: ov, CardID: card.ID, Unbilled: UnbilledRatingError, Detail: postage.ErrorMessage(err)}, nil
-	} else if err != nil {
-		return Rated{}, fmt.Errorf("rate %s %s: %w", c.ID, m, err)
+	return out, nil
+}
+
+// cardOf returns a customer's card in m (has false: none).
+func (g *Rating) cardOf(ctx context.Context, p *Prefetched, customerID string, m pricing.Month) (pricing.RateCard, bool, error) {
+	card, has, known := p.card(customerID, m)
+	if known {
+		return card, has, nil
 	}
-	return Rated{Result: res, Rater: rt, Overrides: ov, CardID: card.ID}, nil
+	card, err := g.Pricing.CardFor(ctx, customerID, m)
+	if postage.ErrorCode(err) == postage.ENOTFOUND {
+		return card, false, nil
+	} else if err != nil {
+		return card, false, fmt.Errorf("rate card of %s in %s: %w", customerID, m, err)
+	}
+	return card, true, nil
+}
+
+func (g *Rating) overridesOf(ctx context.Context, p *Prefetched, customerID string) (pricing.Overrides, error) {
+	if ov, ok := p.overrides(customerID); ok {
+		return ov, nil
+	}
+	ov, err := g.Pricing.Overrides(ctx, customerID)
+	if err != nil && postage.ErrorCode(err) != postage.ENOTFOUND {
+		return ov, fmt.Errorf("overrides of %s: %w", customerID, err)
+	}
+	return ov, nil
+}
+
+type rateKey struct {
+	from, to string
+	month    pricing.Month
+}
+
+type rateOrErr struct {
+	x   pricing.ExchangeRate
+	err error
+}
+
+// exchangeRate returns the (from, to) rate of m (ENOTFOUND when none is
+// recorded). Recorded rates never change, so found ones are kept; a
+// missing one is asked again next time (it may be recorded meanwhile).
+func (g *Rating) exchangeRate(ctx context.Context, from, to string, m pricing.Month) (pricing.ExchangeRate, error) {
+	k := rateKey{from, to, m}
+	g.mu.Lock()
+	r, ok := g.rates[k]
+	g.mu.Unlock()
+	if ok {
+		return r.x, r.err
+	}
+	x, err := g.Pricing.ExchangeRateFor(ctx, from, to, m)
+	if err != nil {
+		if postage.ErrorCode(err) == postage.ENOTFOUND {
+			return x, err
+		}
+		return x, fmt.Errorf("exchange rate %s to %s of %s: %w", from, to, m, err)
+	}
+	g.mu.Lock()
+	if g.rates == nil {
+		g.rates = map[rateKey]rateOrErr{}
+	}
+	g.rates[k] = rateOrErr{x: x}
+	g.mu.Unlock()
+	return x, nil
 }

@@ -544,3 +544,6 @@ func divRound(d decimal.Decimal, q int64, places int) decimal.Decimal {
 }
 
 var one = decimal.New(1, 0)
+
+// CostPlus returns the version's cost-plus rule (nil for a card with prices).
+func (r *Rater) CostPlus() *CostPlus { return r.plus }
