@@ -18,11 +18,11 @@ import (
 // Customer is a paying business. ID is the business's own external id (for
 // example its WhatsApp Business Account id), so events can name it directly.
 type Customer struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Currency  string    `json:"currency"`
-	Country   string    `json:"country,omitempty"`
-	Email     string    `json:"email,omitempty"`
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Currency string `json:"currency"`
+	Country  string `json:"country,omitempty"`
+	Email    string `json:"email,omitempty"`
 	// ParentID and Consolidated are the customer's portfolio setting in
 	// effect in the current month (UTC; see PortfolioSetting): its parent
 	// account, and, for a parent, whether it gets one consolidated invoice
@@ -32,7 +32,7 @@ type Customer struct {
 	ParentID     string    `json:"parent_id,omitempty"`
 	Consolidated bool      `json:"consolidated,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 var (

@@ -210,8 +210,8 @@ type Invoice struct {
 	CostCard      *pricing.CostRef       `json:"cost_card,omitempty"`
 	ExchangeRates []pricing.ExchangeRate `json:"exchange_rates,omitempty"`
 	Subtotal      Money                  `json:"subtotal"`
-	Adjustments Money            `json:"adjustments"`
-	Total       Money            `json:"total"`
+	Adjustments   Money                  `json:"adjustments"`
+	Total         Money                  `json:"total"`
 	// UsageCutoff is the ingestion time up to which events were counted.
 	UsageCutoff   time.Time  `json:"usage_cutoff"`
 	FinalizeAfter time.Time  `json:"finalize_after"`
