@@ -254,7 +254,9 @@ func (b *book) rateCurrent(ctx context.Context, cm *customerMonth) error {
 		return nil
 	}
 	r, pooled, err := b.rateInGroup(ctx, cm, "current", func(x *customerMonth) []pricing.Usage { return x.Usage },
-		func(group []billing.Member) ([]billing.Rated, error) { return b.rating.RateGroup(ctx, b.pre, cm.Month, group) })
+		func(group []billing.Member) ([]billing.Rated, error) {
+			return b.rating.RateGroup(ctx, b.pre, cm.Month, group)
+		})
 	if !pooled && err == nil {
 		r, err = b.rating.Rate(ctx, b.pre, cm.Customer, cm.Month, cm.Usage)
 	}

@@ -122,7 +122,9 @@ func (s *Service) Forecast(ctx context.Context, q ForecastQuery) (*ForecastRepor
 		// overrides, rounding), rated as a whole so tiers it reaches apply
 		// (a portfolio's: its members' projections pooled).
 		projected, pooled, err := b.rateInGroup(ctx, cm, "projected", projectAll,
-			func(group []billing.Member) ([]billing.Rated, error) { return b.rating.RateGroup(ctx, b.pre, cm.Month, group) })
+			func(group []billing.Member) ([]billing.Rated, error) {
+				return b.rating.RateGroup(ctx, b.pre, cm.Month, group)
+			})
 		if !pooled && err == nil {
 			projected, err = b.rating.Rate(ctx, b.pre, cm.Customer, cm.Month, proj)
 		}
