@@ -547,3 +547,51 @@ var one = decimal.New(1, 0)
 
 // CostPlus returns the version's cost-plus rule (nil for a card with prices).
 func (r *Rater) CostPlus() *CostPlus { return r.plus }
+
+// QuoteMember prices a hypothetical month of one member over r (a cost
+// card for a cost-plus member) exactly as RatePool would bill it alone;
+// like Quote, it rejects country codes that are not ISO 3166-1 and
+// categories neither card can price.
+func (r *Rater) QuoteMember(m Member) (Result, error) {
+	var errs []error
+	for i, it := range m.Usage {
+		if !ValidCountry(it.Country) {
+			errs = append(errs, postage.Errorf(postage.EINVALID, "item %d: country %q is not an ISO 3166-1 alpha-2 code", i, it.Country))
+		}
+	}
+	if len(errs) > 0 {
+		return Result{}, postage.JoinInvalid(errs)
+	}
+	res, err := r.RatePool([]Member{m})
+	if err != nil {
+		return Result{}, err
+	}
+	for _, u := range res[0].Unrated {
+		errs = append(errs, postage.Errorf(postage.EINVALID, "category %q is not on rate card %s (categories: %s)", u.Category, r.v.CardID, strings.Join(r.categoryNames(), ", ")))
+	}
+	if len(errs) > 0 {
+		return Result{}, postage.JoinInvalid(slices.CompactFunc(errs, func(a, b error) bool { return a.Error() == b.Error() }))
+	}
+	return res[0], nil
+}
+
+// LookupMember answers the price of one message of category to country
+// for a member priced over r (a cost-plus version over the cost card r):
+// the market and category of r, the member's currency, mode cost_plus, and
+// the exact price of one message (cost × FX × (1 + markup) + fee, at least
+// the floor); Tiers are not shown (they are the cost card's, in its
+// currency).
+func (r *Rater) LookupMember(m Member, country, category string) (PriceInfo, error) {
+	m.Usage = []Usage{{Country: country, Category: category, Quantity: 1}}
+	m.Overrides = Overrides{}
+	res, err := r.QuoteMember(m)
+	if err != nil {
+		return PriceInfo{}, err
+	}
+	l := res.Lines[0]
+	pi := PriceInfo{Country: country, Market: l.Market, Category: l.Category, Currency: res.Currency, Free: l.Free}
+	if !l.Free {
+		pi.Mode, pi.UnitPrice = l.Mode, l.Subtotal
+	}
+	return pi, nil
+}

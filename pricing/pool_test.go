@@ -649,3 +649,27 @@ func TestExchangeRateValidate(t *testing.T) {
 		}
 	}
 }
+
+// A cost-plus member's quote and one message's price, over the cost card.
+func TestCostPlusQuoteAndLookup(t *testing.T) {
+	meta := mustSeed(t, MetaSeed)
+	plus := costPlusRater(t, "USD", CostPlus{Markup: d("10"), Fee: d("0.001"), Floor: d("0.05")})
+	de, _ := meta.Lookup("DE", "marketing", "")
+	pi, err := meta.LookupMember(Member{Rater: plus}, "DE", "marketing")
+	want := de.UnitPrice.Mul(d("1.1")).Add(d("0.001"))
+	if err != nil || pi.Mode != ModeCostPlus || !pi.UnitPrice.Equal(want) || pi.Market != "Germany" || pi.Currency != "USD" {
+		t.Fatalf("%v %+v, want %s", err, pi, want)
+	}
+	in, _ := meta.LookupMember(Member{Rater: plus}, "IN", "utility") // cheaper than the floor
+	if !in.UnitPrice.Equal(d("0.05")) {
+		t.Fatalf("%+v", in)
+	}
+	if pi, _ := meta.LookupMember(Member{Rater: plus}, "DE", "service"); !pi.Free {
+		t.Fatalf("%+v", pi)
+	}
+	for _, items := range [][]Usage{{{Country: "D", Category: "marketing", Quantity: 1}}, {{Country: "DE", Category: "bogus", Quantity: 1}}} {
+		if _, err := meta.QuoteMember(Member{Rater: plus, Usage: items}); postage.ErrorCode(err) != postage.EINVALID {
+			t.Errorf("%+v: %v", items, err)
+		}
+	}
+}
