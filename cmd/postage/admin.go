@@ -7,8 +7,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"postage/billing"
-	"postage/pricing"
 	"postage/internal/auth"
+	"postage/pricing"
 )
 
 func newAPIKeysCmd(g *globalFlags) *cobra.Command {
