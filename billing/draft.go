@@ -74,6 +74,13 @@ type accountMonth struct {
 	billed       []Customer
 	usage        [][]pricing.Usage
 	rated        []Rated
+	// one backs the slices for an account billed alone (most), so it
+	// costs no allocations of its own.
+	one struct {
+		c [1]Customer
+		u [1][]pricing.Usage
+		r [1]Rated
+	}
 }
 
 // rateAccount rates the month m of the customers an account's invoice
@@ -88,11 +95,33 @@ func (r *Runner) rateAccount(ctx context.Context, req *draftRequest, m pricing.M
 		return nil, err
 	}
 	acct := req.Customer.ID
+	am := &accountMonth{month: m, consolidated: pf.Consolidated(acct)}
+	if pf.Alone(acct) {
+		// Neither in a portfolio nor a parent: rated on its own.
+		var usage []pricing.Usage
+		if periodUsage != nil {
+			usage = periodUsage[acct]
+		} else {
+			rows, err := r.Usage.MonthlyUsage(ctx, m, req.Cutoff, []string{acct})
+			if err != nil {
+				return nil, fmt.Errorf("read usage of %s: %w", m, err)
+			}
+			for _, x := range rows {
+				usage = append(usage, x.Rateable())
+			}
+		}
+		rd, err := g.Rate(ctx, req.Prefetched, req.Customer, m, usage)
+		if err != nil {
+			return nil, err
+		}
+		am.one.c[0], am.one.u[0], am.one.r[0] = req.Customer, usage, rd
+		am.billed, am.usage, am.rated = am.one.c[:], am.one.u[:], am.one.r[:]
+		return am, nil
+	}
 	billed := pf.Billed(acct)
 	if len(billed) == 0 && req.Alone {
 		billed = []string{acct}
 	}
-	am := &accountMonth{month: m, consolidated: pf.Consolidated(acct)}
 	if len(billed) == 0 {
 		return am, nil
 	}
@@ -176,7 +205,11 @@ func (am *accountMonth) lines(cutoff time.Time) (lines []Line, unbilled []Unbill
 		if am.consolidated {
 			member = c.ID
 		}
-		lines = append(lines, usageLines(rd.Result, am.month, member)...)
+		if ul := usageLines(rd.Result, am.month, member); lines == nil {
+			lines = ul // most accounts bill one customer: no copy
+		} else {
+			lines = append(lines, ul...)
+		}
 		for _, u := range rd.Result.Unrated {
 			unbilled = append(unbilled, UnbilledUsage{Period: am.month.String(), CustomerID: c.ID, Reason: u.Reason, Detail: u.Detail,
 				Country: u.Country, Category: u.Category, Quantity: u.Quantity, UsageCutoff: cutoff})

@@ -81,6 +81,12 @@ func NewPortfolios(settings []PortfolioSetting) Portfolios {
 	return p
 }
 
+// Alone reports whether the customer neither has a parent nor members:
+// it is rated and invoiced on its own.
+func (p Portfolios) Alone(customerID string) bool {
+	return p.parent[customerID] == "" && len(p.members[customerID]) == 0
+}
+
 // Parent returns the customer's parent ("" when none).
 func (p Portfolios) Parent(customerID string) string { return p.parent[customerID] }
 

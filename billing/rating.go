@@ -263,17 +263,32 @@ type Rated struct {
 // of one. A member of a portfolio is rated with its portfolio (RateGroup
 // with the group Portfolios.Group names) wherever the portfolio applies.
 func (g *Rating) Rate(ctx context.Context, p *Prefetched, c Customer, m pricing.Month, usage []pricing.Usage) (Rated, error) {
-	out, err := g.RateGroup(ctx, p, m, []Member{{Customer: c, Usage: usage}})
-	if err != nil {
-		return Rated{}, err
+	h, unbilled, err := g.resolve(ctx, p, m, c, nil, true)
+	if err != nil || unbilled.Unbilled != "" {
+		return unbilled, err
 	}
-	return out[0], nil
+	if h.sell == h.basis {
+		r, err := h.basis.Rate(h.ov, usage, pricing.RateOptions{CustomerCountry: c.Country, Month: m})
+		return h.rated(r, err, c.ID, m)
+	}
+	res, err := h.basis.RatePool([]pricing.Member{h.member(c, usage, m)})
+	if err != nil {
+		return h.rated(pricing.Result{}, err, c.ID, m)
+	}
+	return h.rated(res[0], nil, c.ID, m)
 }
 
 // RateGroup rates a group's usage of month m (see Rating): one Rated per
 // member, in the group's order. An error is an outage or a bug; usage
 // that cannot be rated is a Rated with its reason.
 func (g *Rating) RateGroup(ctx context.Context, p *Prefetched, m pricing.Month, group []Member) ([]Rated, error) {
+	if len(group) == 1 {
+		r, err := g.Rate(ctx, p, group[0].Customer, m, group[0].Usage)
+		if err != nil {
+			return nil, err
+		}
+		return []Rated{r}, nil
+	}
 	return g.rateGroup(ctx, p, m, group, nil, true)
 }
 
@@ -293,72 +308,98 @@ type priced struct {
 	card        string
 }
 
+func (h *priced) member(c Customer, usage []pricing.Usage, m pricing.Month) pricing.Member {
+	return pricing.Member{Rater: h.sell, FX: h.fx, Overrides: h.ov, Usage: usage, Opts: pricing.RateOptions{CustomerCountry: c.Country, Month: m}}
+}
+
+// rated is the pipeline's answer for a member priced h: its result, or
+// the rating's refusal (rating_error) or failure.
+func (h *priced) rated(res pricing.Result, err error, customerID string, m pricing.Month) (Rated, error) {
+	switch {
+	case postage.ErrorCode(err) == postage.EINVALID:
+		return Rated{Rater: h.sell, Basis: h.basis, Overrides: h.ov, CardID: h.card, Unbilled: UnbilledRatingError, Detail: postage.ErrorMessage(err)}, nil
+	case err != nil:
+		return Rated{}, fmt.Errorf("rate %s %s: %w", customerID, m, err)
+	}
+	return Rated{Result: res, Rater: h.sell, Basis: h.basis, Overrides: h.ov, CardID: h.card}, nil
+}
+
+// resolve finds how customer c is priced in month m: its card (or the
+// proposed one) and version, overrides, and for cost-plus the cost card and
+// exchange rate. A Rated with Unbilled set says why it cannot be.
+func (g *Rating) resolve(ctx context.Context, p *Prefetched, m pricing.Month, c Customer, proposed *pricing.Rater, keepOv bool) (priced, Rated, error) {
+	var rt *pricing.Rater
+	var cardID, cardCurrency string
+	if proposed != nil {
+		v := proposed.Version()
+		rt, cardID, cardCurrency = proposed, v.CardID, v.Currency
+	} else {
+		card, has, err := g.cardOf(ctx, p, c.ID, m)
+		if err != nil {
+			return priced{}, Rated{}, err
+		}
+		if !has {
+			return priced{}, Rated{Unbilled: UnbilledNoCard, Detail: "no rate card assigned and no default card"}, nil
+		}
+		cardID, cardCurrency = card.ID, card.Currency
+		if c.Currency == "" || card.Currency == c.Currency {
+			rt, err = g.InEffect(ctx, card.ID, m)
+			if postage.ErrorCode(err) == postage.ENOTFOUND {
+				return priced{}, Rated{CardID: card.ID, Unbilled: UnbilledNoCard, Detail: fmt.Sprintf("rate card %s has no version in effect in %s", card.ID, m)}, nil
+			} else if err != nil {
+				return priced{}, Rated{}, err
+			}
+		}
+	}
+	if c.Currency != "" && cardCurrency != c.Currency {
+		return priced{}, Rated{CardID: cardID, Unbilled: UnbilledCurrencyMismatch,
+			Detail: fmt.Sprintf("the customer is billed in %s but its rate card %s is in %s: assign it a card in %s", c.Currency, cardID, cardCurrency, c.Currency)}, nil
+	}
+	var ov pricing.Overrides
+	if keepOv {
+		var err error
+		if ov, err = g.overridesOf(ctx, p, c.ID); err != nil {
+			return priced{}, Rated{}, err
+		}
+	}
+	h := priced{sell: rt, basis: rt, ov: ov, card: cardID}
+	if rt.CostPlus() == nil {
+		return h, Rated{}, nil
+	}
+	costCard, costRt, err := g.CostCard(ctx, m)
+	if postage.ErrorCode(err) == postage.ENOTFOUND {
+		return h, Rated{Rater: rt, Overrides: ov, CardID: cardID, Unbilled: UnbilledNoCostCard,
+			Detail: fmt.Sprintf("rate card %s is cost-plus, but %s", cardID, postage.ErrorMessage(err))}, nil
+	} else if err != nil {
+		return h, Rated{}, err
+	}
+	h.basis = costRt
+	if costCard.Currency != cardCurrency {
+		x, err := g.exchangeRate(ctx, costCard.Currency, cardCurrency, m)
+		if postage.ErrorCode(err) == postage.ENOTFOUND {
+			return h, Rated{Rater: rt, Overrides: ov, CardID: cardID, Unbilled: UnbilledNoExchangeRate,
+				Detail: fmt.Sprintf("rate card %s is cost-plus in %s over the cost card %s in %s, and no %s to %s rate is recorded for %s", cardID, cardCurrency, costCard.ID, costCard.Currency, costCard.Currency, cardCurrency, m)}, nil
+		} else if err != nil {
+			return h, Rated{}, err
+		}
+		h.fx = &x
+	}
+	return h, Rated{}, nil
+}
+
 func (g *Rating) rateGroup(ctx context.Context, p *Prefetched, m pricing.Month, group []Member, proposed *pricing.Rater, keepOv bool) ([]Rated, error) {
 	out := make([]Rated, len(group))
 	how := make([]priced, len(group))
 	pools := map[*pricing.Rater][]int{}
 	var poolOrder []*pricing.Rater
 	for i := range group {
-		c := group[i].Customer
-		var rt *pricing.Rater
-		var cardID, cardCurrency string
-		if proposed != nil {
-			v := proposed.Version()
-			rt, cardID, cardCurrency = proposed, v.CardID, v.Currency
-		} else {
-			card, has, err := g.cardOf(ctx, p, c.ID, m)
-			if err != nil {
-				return nil, err
-			}
-			if !has {
-				out[i] = Rated{Unbilled: UnbilledNoCard, Detail: "no rate card assigned and no default card"}
-				continue
-			}
-			cardID, cardCurrency = card.ID, card.Currency
-			if c.Currency == "" || card.Currency == c.Currency {
-				rt, err = g.InEffect(ctx, card.ID, m)
-				if postage.ErrorCode(err) == postage.ENOTFOUND {
-					out[i] = Rated{CardID: card.ID, Unbilled: UnbilledNoCard, Detail: fmt.Sprintf("rate card %s has no version in effect in %s", card.ID, m)}
-					continue
-				} else if err != nil {
-					return nil, err
-				}
-			}
+		h, unbilled, err := g.resolve(ctx, p, m, group[i].Customer, proposed, keepOv)
+		if err != nil {
+			return nil, err
 		}
-		if c.Currency != "" && cardCurrency != c.Currency {
-			out[i] = Rated{CardID: cardID, Unbilled: UnbilledCurrencyMismatch,
-				Detail: fmt.Sprintf("the customer is billed in %s but its rate card %s is in %s: assign it a card in %s", c.Currency, cardID, cardCurrency, c.Currency)}
+		if unbilled.Unbilled != "" {
+			out[i] = unbilled
 			continue
-		}
-		var ov pricing.Overrides
-		if keepOv {
-			var err error
-			if ov, err = g.overridesOf(ctx, p, c.ID); err != nil {
-				return nil, err
-			}
-		}
-		h := priced{sell: rt, basis: rt, ov: ov, card: cardID}
-		if rt.CostPlus() != nil {
-			costCard, costRt, err := g.CostCard(ctx, m)
-			if postage.ErrorCode(err) == postage.ENOTFOUND {
-				out[i] = Rated{Rater: rt, Overrides: ov, CardID: cardID, Unbilled: UnbilledNoCostCard,
-					Detail: fmt.Sprintf("rate card %s is cost-plus, but %s", cardID, postage.ErrorMessage(err))}
-				continue
-			} else if err != nil {
-				return nil, err
-			}
-			h.basis = costRt
-			if costCard.Currency != cardCurrency {
-				x, err := g.exchangeRate(ctx, costCard.Currency, cardCurrency, m)
-				if postage.ErrorCode(err) == postage.ENOTFOUND {
-					out[i] = Rated{Rater: rt, Overrides: ov, CardID: cardID, Unbilled: UnbilledNoExchangeRate,
-						Detail: fmt.Sprintf("rate card %s is cost-plus in %s over the cost card %s in %s, and no %s to %s rate is recorded for %s", cardID, cardCurrency, costCard.ID, costCard.Currency, costCard.Currency, cardCurrency, m)}
-					continue
-				} else if err != nil {
-					return nil, err
-				}
-				h.fx = &x
-			}
 		}
 		how[i] = h
 		if _, ok := pools[h.basis]; !ok {
@@ -378,21 +419,23 @@ func (g *Rating) rateGroup(ctx context.Context, p *Prefetched, m pricing.Month, 
 		} else {
 			members := make([]pricing.Member, len(idx))
 			for k, i := range idx {
-				members[k] = pricing.Member{Rater: how[i].sell, FX: how[i].fx, Overrides: how[i].ov, Usage: group[i].Usage,
-					Opts: pricing.RateOptions{CustomerCountry: group[i].Customer.Country, Month: m}}
+				members[k] = how[i].member(group[i].Customer, group[i].Usage, m)
 			}
 			res, err = basis.RatePool(members)
 		}
+		if err != nil && postage.ErrorCode(err) != postage.EINVALID {
+			return nil, fmt.Errorf("rate %s: %w", m, err)
+		}
 		for k, i := range idx {
-			h := how[i]
-			switch {
-			case postage.ErrorCode(err) == postage.EINVALID:
-				out[i] = Rated{Rater: h.sell, Basis: basis, Overrides: h.ov, CardID: h.card, Unbilled: UnbilledRatingError, Detail: postage.ErrorMessage(err)}
-			case err != nil:
-				return nil, fmt.Errorf("rate %s %s: %w", group[i].Customer.ID, m, err)
-			default:
-				out[i] = Rated{Result: res[k], Rater: h.sell, Basis: basis, Overrides: h.ov, CardID: h.card}
+			var r pricing.Result
+			if err == nil {
+				r = res[k]
 			}
+			rd, ferr := how[i].rated(r, err, group[i].Customer.ID, m)
+			if ferr != nil {
+				return nil, ferr
+			}
+			out[i] = rd
 		}
 	}
 	return out, nil
