@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"postage"
@@ -37,6 +38,9 @@ type draftRequest struct {
 	// Alone bills the customer's own usage even when its parent's invoice
 	// bills it (the month-to-date bill a consolidated member sees).
 	Alone bool
+	// Groups, when set (a run), keeps each portfolio's rating of the
+	// period for all its accounts.
+	Groups *sync.Map
 	// Prefetched holds the run's customers' cards and overrides (nil:
 	// asked one at a time).
 	Prefetched *Prefetched
@@ -51,7 +55,7 @@ func (r *Runner) draft(ctx context.Context, p *runPlan, pl *planned) (*Draft, []
 		id, seq = InvoiceID(pl.customer.ID, p.period, 1), 1
 	}
 	inv, unbilled, err := r.compute(ctx, draftRequest{Customer: pl.customer, Period: p.period, Cutoff: p.cutoff, Usage: p.usage, Known: p.customers,
-		Adjust: pl.late, ID: id, Seq: seq, Prefetched: p.pre})
+		Adjust: pl.late, ID: id, Seq: seq, Prefetched: p.pre, Groups: &p.groups})
 	if err != nil {
 		return nil, nil, fmt.Errorf("invoice of %s: %w", pl.customer.ID, err)
 	}
@@ -146,18 +150,33 @@ func (r *Runner) rateAccount(ctx context.Context, req *draftRequest, m pricing.M
 			usage[x.CustomerID] = append(usage[x.CustomerID], x.Rateable())
 		}
 	}
-	group := make([]Member, 0, len(need))
-	for _, id := range need {
-		c, ok, err := r.customerOf(ctx, req, id)
-		if err != nil {
-			return nil, err
+	rate := func() ([]Member, []Rated, error) {
+		group := make([]Member, 0, len(need))
+		for _, id := range need {
+			c, ok, err := r.customerOf(ctx, req, id)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !ok {
+				continue // deleted meanwhile: its usage is some other run's unknown customer
+			}
+			group = append(group, Member{Customer: c, Usage: usage[id]})
 		}
-		if !ok {
-			continue // deleted meanwhile: its usage is some other run's unknown customer
-		}
-		group = append(group, Member{Customer: c, Usage: usage[id]})
+		rated, err := g.RateGroup(ctx, req.Prefetched, m, group)
+		return group, rated, err
 	}
-	rated, err := g.RateGroup(ctx, req.Prefetched, m, group)
+	var group []Member
+	var rated []Rated
+	if req.Groups != nil && periodUsage != nil {
+		// A run rates each portfolio once for all its accounts (members
+		// invoiced each on its own would otherwise rate it once each).
+		v, _ := req.Groups.LoadOrStore(groupOf{m, need[0]}, &ratedGroup{})
+		rg := v.(*ratedGroup)
+		rg.once.Do(func() { rg.group, rg.rated, rg.err = rate() })
+		group, rated, err = rg.group, rg.rated, rg.err
+	} else {
+		group, rated, err = rate()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +190,20 @@ func (r *Runner) rateAccount(ctx context.Context, req *draftRequest, m pricing.M
 		}
 	}
 	return am, nil
+}
+
+// groupOf names a portfolio in a month: its first customer (the parent).
+type groupOf struct {
+	month pricing.Month
+	first string
+}
+
+// ratedGroup is a portfolio-month rated once per run.
+type ratedGroup struct {
+	once  sync.Once
+	group []Member
+	rated []Rated
+	err   error
 }
 
 func (r *Runner) customerOf(ctx context.Context, req *draftRequest, id string) (Customer, bool, error) {

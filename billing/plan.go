@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -26,6 +27,7 @@ type runPlan struct {
 	pre       *Prefetched     // every customer's card and overrides, the period's portfolios
 	usage     map[string][]pricing.Usage
 	customers map[string]Customer
+	groups    sync.Map // groupOf → *ratedGroup: each portfolio of the period rated once
 }
 
 // planned is one account a run computes a draft for: a customer invoiced
