@@ -8,6 +8,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"postage"
 	"postage/billing"
 	"postage/pricing"
 )
@@ -225,5 +226,65 @@ func TestUnmappedRuleThroughARun(t *testing.T) {
 	if nov.Total.String() != "0.10" || len(nov.Unbilled) != 0 || len(nov.Lines) != 1 || nov.Lines[0].Quantity != 8 ||
 		len(nov.Lines[0].Unmapped) != 1 || !strings.Contains(nov.Lines[0].Description, "including marketing_lite") {
 		t.Fatalf("November %s %+v %+v", nov.Total, nov.Lines, nov.Unbilled)
+	}
+}
+
+// The cost card in effect changes on the 1st: a second cost card
+// scheduled from April rates April's usage, the first March's, down to
+// the last second of March and the first of April; in runs of both months
+// by one Runner (whose pipeline caches the cost card per month), the
+// month-to-date bill and RateAtCost.
+func TestCostCardScheduleChangesOnTheFirst(t *testing.T) {
+	f := costPlusFixture(t)
+	ctx := context.Background()
+	f.card(pricing.RateCard{ID: "upstream-b", Name: "Upstream B", Currency: "USD", Kind: pricing.KindCost}, costVersion("upstream-b", "0.20"), "2026-04")
+	f.at("2026-04", func() {
+		if err := f.prices.SetCostCard(ctx, "upstream-b", pricing.MustParseMonth("2026-04")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	f.events(
+		ev{customer: "cp", country: "DE", category: "marketing", at: "2026-03-31 23:59:59", ingested: "2026-04-01 00:00:01", qty: 100},
+		ev{customer: "cp", country: "DE", category: "marketing", at: "2026-04-01 00:00:00", ingested: "2026-04-01 00:00:01", qty: 100},
+	)
+	// The month-to-date bill of April, before March is invoiced.
+	f.clock.Set(time.Date(2026, 4, 15, 0, 0, 0, 0, time.UTC))
+	up, err := f.runner.Upcoming(ctx, "cp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up.Total.String() != "22.10" || up.CostCard == nil || up.CostCard.CardID != "upstream-b" { // 100 × 0.20 × 1.10 + 100 × 0.001
+		t.Fatalf("April month-to-date %s %+v: %+v", up.Total, up.CostCard, up.Lines)
+	}
+	f.clock.Set(time.Date(2026, 5, 1, 2, 0, 0, 0, time.UTC))
+	f.run("2026-04")
+	f.run("2026-03")
+	mar, apr := f.live("cp", "2026-03"), f.live("cp", "2026-04")
+	if mar.Total.String() != "13.30" || mar.CostCard == nil || mar.CostCard.CardID != "upstream" || mar.CostCard.Version != 2 {
+		t.Errorf("March %s %+v: %+v", mar.Total, mar.CostCard, mar.Lines)
+	}
+	if apr.Total.String() != "22.10" || apr.CostCard == nil || apr.CostCard.CardID != "upstream-b" || apr.CostCard.Version != 1 {
+		t.Errorf("April %s %+v: %+v", apr.Total, apr.CostCard, apr.Lines)
+	}
+	if l := apr.Lines[0]; l.CostPlus == nil || l.CostPlus.Cost.String() != "20" || l.CostPlus.UnitCost.String() != "0.2" {
+		t.Errorf("April line %+v", l.CostPlus)
+	}
+	// At cost, through one Rating asked in either order.
+	g := billing.NewRating(f.prices)
+	usage := []billing.Member{{Customer: billing.Customer{ID: "cp", Currency: "USD"}, Usage: []pricing.Usage{{Country: "DE", Category: "marketing", Quantity: 100}}}}
+	for _, c := range []struct{ month, card, cost string }{{"2026-04", "upstream-b", "20"}, {"2026-03", "upstream", "12"}, {"2026-02", "upstream", "10"}, {"2026-05", "upstream-b", "20"}} {
+		m := pricing.MustParseMonth(c.month)
+		card, rt, err := g.CostCard(ctx, m)
+		if err != nil || card.ID != c.card || rt.Version().CardID != c.card {
+			t.Fatalf("%s: cost card %s %v, want %s", c.month, card.ID, err, c.card)
+		}
+		res, err := g.RateAtCost(ctx, m, usage)
+		if err != nil || res[0].CardID != c.card || res[0].Result.Total.String() != c.cost {
+			t.Errorf("%s at cost: %+v %v, want %s on %s", c.month, res, err, c.cost, c.card)
+		}
+	}
+	// Before the first scheduled month no cost card is in effect.
+	if _, _, err := g.CostCard(ctx, pricing.MustParseMonth("2025-12")); postage.ErrorCode(err) != postage.ENOTFOUND {
+		t.Fatalf("December 2025: %v", err)
 	}
 }

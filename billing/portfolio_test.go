@@ -2,9 +2,12 @@ package billing_test
 
 import (
 	"context"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shopspring/decimal"
 
 	"postage"
 	"postage/billing"
@@ -307,5 +310,153 @@ func TestPortfolioRules(t *testing.T) {
 	pf, _ = cs.PortfoliosIn(ctx, pricing.MustParseMonth("2026-12"))
 	if len(pf.Group("a")) != 1 {
 		t.Errorf("a still in %v", pf.Group("a"))
+	}
+}
+
+// Random months of two portfolios (one consolidating, one not) and a
+// customer alone, through runs: every portfolio's invoices add up exactly
+// (quantities, rounded amounts, totals) to its usage rated as ONE
+// customer on the same card version, line by line; a consolidated
+// invoice's sections add up to its total; the rows of a category the card
+// does not list are unbilled row by row while the rest of the month bills.
+func TestPortfolioInvoicesAddUpToThePortfolioRatedAsOne(t *testing.T) {
+	f := newFixture(t, "grp", "a", "b", "c", "p2", "x", "y", "solo")
+	f.portfolio("grp", true, "2026-06", "a", "b", "c")
+	f.portfolio("p2", false, "2026-06", "x", "y")
+	groups := [][]string{{"grp", "a", "b", "c"}, {"p2", "x", "y"}, {"solo"}}
+	rng := rand.New(rand.NewPCG(20, 26))
+	ctx := context.Background()
+	for _, month := range []string{"2026-06", "2026-07", "2026-08", "2026-09"} {
+		m := pricing.MustParseMonth(month)
+		used := map[string][]pricing.Usage{}
+		var evs []ev
+		for _, g := range groups {
+			for _, c := range g {
+				// GB's tier edge (10) is crossed by the portfolio more often
+				// than by a member; DE's 0.0125 leaves half cents to share;
+				// marketing_lite is on no card; session is free.
+				for _, u := range []struct {
+					country, category string
+					max               int
+				}{{"GB", "marketing", 8}, {"DE", "marketing", 7}, {"FR", "marketing", 5}, {"DE", "marketing_lite", 4}, {"GB", "session", 3}} {
+					q := rng.IntN(u.max + 1)
+					if q == 0 {
+						continue
+					}
+					evs = append(evs, ev{customer: c, country: u.country, category: u.category, at: month + "-10 10:00:00", ingested: month + "-10 10:00:01", qty: uint64(q)})
+					used[c] = append(used[c], pricing.Usage{Country: u.country, Category: u.category, Quantity: int64(q)})
+				}
+			}
+		}
+		f.events(evs...)
+		f.clock.Set(m.End().Add(2 * time.Hour))
+		f.run(month)
+		rows, err := f.store.Unbilled(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runUnbilled := map[string]int64{}
+		for _, u := range rows {
+			if u.Reason != billing.UnbilledUnmappedCategory || u.Category != "marketing_lite" {
+				t.Fatalf("%s: unbilled %+v", month, u)
+			}
+			runUnbilled[u.CustomerID] += u.Quantity
+		}
+
+		v, err := f.prices.VersionFor(ctx, "test", m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := pricing.Compile(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type key struct{ market, category string }
+		type sum struct {
+			q      int64
+			amount decimal.Decimal
+		}
+		for _, g := range groups {
+			var all []pricing.Usage
+			for _, c := range g {
+				all = append(all, used[c]...)
+			}
+			one, err := r.Rate(pricing.Overrides{}, all, pricing.RateOptions{CustomerCountry: "DE", Month: m})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[key]sum{}
+			for _, l := range one.Lines {
+				want[key{l.Market, l.Category}] = sum{l.Quantity, l.Amount}
+			}
+			wantUnbilled := map[string]int64{}
+			for _, c := range g {
+				for _, u := range used[c] {
+					if u.Category == "marketing_lite" {
+						wantUnbilled[c] += u.Quantity
+					}
+				}
+			}
+			var invs []billing.Invoice
+			for _, c := range g {
+				got := f.invoices(billing.InvoiceFilter{CustomerID: c, Period: m})
+				if c != "grp" && g[0] == "grp" && len(got) != 0 {
+					t.Fatalf("%s %s: a member of a consolidating parent has invoices %+v", month, c, got)
+				}
+				invs = append(invs, got...)
+			}
+			got := map[key]sum{}
+			gotUnbilled := map[string]int64{}
+			var total decimal.Decimal
+			for _, inv := range invs {
+				var lines, sections decimal.Decimal
+				for _, l := range inv.Lines {
+					k := key{l.Market, l.Category}
+					got[k] = sum{got[k].q + l.Quantity, got[k].amount.Add(l.Amount.Decimal)}
+					lines = lines.Add(l.Amount.Decimal)
+				}
+				for _, s := range inv.Sections {
+					sections = sections.Add(s.Total.Decimal)
+				}
+				if !lines.Equal(inv.Total.Decimal) || (len(inv.Sections) > 0 && !sections.Equal(inv.Total.Decimal)) {
+					t.Fatalf("%s %s: lines %s, sections %s, total %s", month, inv.CustomerID, lines, sections, inv.Total)
+				}
+				for _, u := range inv.Unbilled {
+					if u.Reason != billing.UnbilledUnmappedCategory || u.Category != "marketing_lite" {
+						t.Fatalf("%s %s: unbilled %+v", month, inv.CustomerID, u)
+					}
+					who := inv.CustomerID
+					if u.Member != "" {
+						who = u.Member
+					}
+					gotUnbilled[who] += u.Quantity
+				}
+				total = total.Add(inv.Total.Decimal)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%s %v: lines %v, the portfolio rated as one %v", month, g, got, want)
+			}
+			for k, w := range want {
+				if s := got[k]; s.q != w.q || !s.amount.Equal(w.amount) {
+					t.Errorf("%s %v %v: invoices bill %d for %s, the portfolio rated as one %d for %s", month, g, k, s.q, s.amount, w.q, w.amount)
+				}
+			}
+			if !total.Equal(one.Total) {
+				t.Errorf("%s %v: invoices add up to %s, the portfolio rated as one to %s", month, g, total, one.Total)
+			}
+			// The run lists every unbilled row; an invoice lists those of
+			// the usage it bills (a customer whose month has only such rows
+			// gets no invoice).
+			for c, q := range gotUnbilled {
+				if wantUnbilled[c] != q {
+					t.Errorf("%s %s: invoice lists %d unbilled, want %d", month, c, q, wantUnbilled[c])
+				}
+			}
+			for _, c := range g {
+				if runUnbilled[c] != wantUnbilled[c] {
+					t.Errorf("%s %s: the run left %d unbilled, want %d", month, c, runUnbilled[c], wantUnbilled[c])
+				}
+			}
+		}
 	}
 }
