@@ -45,6 +45,9 @@ func (g *Rating) costCardOf(ctx context.Context, m pricing.Month) (pricing.RateC
 	if err != nil && postage.ErrorCode(err) != postage.ENOTFOUND {
 		return card, fmt.Errorf("cost card of %s: %w", m, err) // an outage is not remembered
 	}
+	if !g.begun(m) {
+		return card, err // a cost card may still be scheduled from m
+	}
 	g.mu.Lock()
 	if g.costCards == nil {
 		g.costCards = map[pricing.Month]costCardOrErr{}

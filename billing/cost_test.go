@@ -288,3 +288,35 @@ func TestCostCardScheduleChangesOnTheFirst(t *testing.T) {
 		t.Fatalf("December 2025: %v", err)
 	}
 }
+
+// A Rating with a clock (a Runner's, which lives as long as the process)
+// does not keep what is in effect in a month that has not begun: a cost
+// card scheduled, or a version activated, for next month after the Rating
+// was asked about it is what rates that month.
+func TestRatingDoesNotCacheMonthsNotBegun(t *testing.T) {
+	f := costPlusFixture(t)
+	ctx := context.Background()
+	f.clock.Set(time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC))
+	g := billing.NewRating(f.prices)
+	g.Now = f.clock.Now
+	apr := pricing.MustParseMonth("2026-04")
+	if card, rt, err := g.CostCard(ctx, apr); err != nil || card.ID != "upstream" || rt.Version().Number != 2 {
+		t.Fatalf("April before: %s %v", card.ID, err)
+	}
+	f.card(pricing.RateCard{ID: "upstream"}, costVersion("upstream", "0.15"), "2026-04")
+	if rt, err := g.InEffect(ctx, "upstream", apr); err != nil || rt.Version().Number != 3 {
+		t.Fatalf("April's version of upstream after activating version 3 from April: %v", err)
+	}
+	f.card(pricing.RateCard{ID: "upstream-b", Name: "Upstream B", Currency: "USD", Kind: pricing.KindCost}, costVersion("upstream-b", "0.20"), "2026-04")
+	if err := f.prices.SetCostCard(ctx, "upstream-b", apr); err != nil {
+		t.Fatal(err)
+	}
+	card, _, err := g.CostCard(ctx, apr)
+	if err != nil || card.ID != "upstream-b" {
+		t.Fatalf("April after scheduling upstream-b: %s %v", card.ID, err)
+	}
+	// March has begun: its cost card is the first's, whatever happens later.
+	if card, rt, err := g.CostCard(ctx, pricing.MustParseMonth("2026-03")); err != nil || card.ID != "upstream" || rt.Version().Number != 2 {
+		t.Fatalf("March: %s %v", card.ID, err)
+	}
+}

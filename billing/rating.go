@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"postage"
 	"postage/pricing"
@@ -33,13 +34,20 @@ import (
 // A Rating caches compiled versions, cost cards and exchange rates: the
 // version of a card in effect in a month never changes once the month has
 // begun (activation is for future months only), nor does the cost card or
-// a recorded rate, so a Runner keeps one for its life. It is safe for
+// a recorded rate, so a Runner keeps one for its life. What is in effect
+// in a month that has not begun may still be scheduled: a Rating with a
+// clock (Now; a Runner's) asks it again each time. It is safe for
 // concurrent use.
 type Rating struct {
 	Pricing Pricing
 	// Portfolios, when set, says who shares tier counts in a month (the
 	// callers group members with PortfoliosIn); nil: nobody does.
 	Portfolios PortfolioSource
+	// Now, when set, is the clock that says which months have begun: the
+	// card versions and cost card in effect in later months are not
+	// cached (set it on a Rating that outlives a request). Nil: every
+	// month is cached for the Rating's life (a Rating of one request).
+	Now func() time.Time
 
 	mu        sync.Mutex
 	compiled  map[versionKey]*pricing.Rater
@@ -50,6 +58,12 @@ type Rating struct {
 
 // NewRating returns a pipeline reading cards from p.
 func NewRating(p Pricing) *Rating { return &Rating{Pricing: p} }
+
+// begun reports whether month m has begun: what is in effect in it can no
+// longer change, so it may be cached.
+func (g *Rating) begun(m pricing.Month) bool {
+	return g.Now == nil || !m.After(pricing.MonthOf(g.Now()))
+}
 
 type versionKey struct {
 	card   string
@@ -107,6 +121,9 @@ func (g *Rating) InEffect(ctx context.Context, cardID string, m pricing.Month) (
 	}
 	if err != nil && postage.ErrorCode(err) != postage.ENOTFOUND {
 		return nil, err // an outage is not remembered
+	}
+	if !g.begun(m) {
+		return rt, err // a version may still be activated from m
 	}
 	g.mu.Lock()
 	if g.inEffect == nil {

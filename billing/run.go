@@ -84,6 +84,7 @@ func (r *Runner) pipeline() *Rating {
 	r.ratingOnce.Do(func() {
 		r.rating = NewRating(r.Pricing)
 		r.rating.Portfolios = r.Customers
+		r.rating.Now = r.now
 	})
 	return r.rating
 }
