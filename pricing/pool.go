@@ -192,6 +192,14 @@ func (r *Rater) RatePool(members []Member) ([]Result, error) {
 			if st.viaUnm {
 				ln.Unmapped = r.unmappedOf(m.Usage, st.lines[a])
 			}
+			for _, k := range st.lines[a] {
+				if n := m.Usage[k].Category; n != ln.Category {
+					if _, known := r.category(n); known {
+						ln.MessageCategories, _ = r.messageCategories(nil, m.Usage, st.lines[a])
+						break
+					}
+				}
+			}
 			if pooled {
 				ln.PoolQuantity = q
 			}
@@ -270,12 +278,25 @@ func (r *Rater) RatePool(members []Member) ([]Result, error) {
 						done[j] = true
 					}
 				}
-				amounts := shareRounded(exact, grp, min(cur.minor, MaxPriceDecimals), cur.v.Rounding == RoundHalfUp)
+				places, halfUp := min(cur.minor, MaxPriceDecimals), cur.v.Rounding == RoundHalfUp
+				amounts := shareRounded(exact, grp, places, halfUp)
 				for k, j := range grp {
 					st := &ms[in[j]]
 					ln := &st.res.Lines[len(st.res.Lines)-1]
 					ln.Amount = amounts[k]
 					st.total = st.total.Add(amounts[k])
+					if !ln.Discount.IsZero() {
+						// As in Rate: the list amount rounded alone, the
+						// discount what it takes to the line's amount. The
+						// shared rounding may put a line one minor unit above
+						// its own rounding: the list amount is then the
+						// amount (the discount was below a minor unit).
+						list := roundMoney(ln.Subtotal, places, halfUp)
+						if list.LessThan(ln.Amount) {
+							list = ln.Amount
+						}
+						ln.ListAmount, ln.DiscountAmount = list, list.Sub(ln.Amount)
+					}
 				}
 			}
 		}

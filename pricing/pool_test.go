@@ -673,3 +673,52 @@ func TestCostPlusQuoteAndLookup(t *testing.T) {
 		}
 	}
 }
+
+// Pool members' discounted lines read list − discount = amount, as Rate's
+// do, with the shared rounding; lines name the categories their messages
+// were sent with.
+func TestPoolListAmountsAndMessageCategories(t *testing.T) {
+	r := mustSeed(t, LaunchSeed)
+	rng := rand.New(rand.NewPCG(15, 16))
+	cats := []string{"marketing", "utility", "notification", "authentication"}
+	for i := 0; i < 500; i++ {
+		ms := make([]Member, 2+rng.IntN(4))
+		for j := range ms {
+			for _, c := range cats[:1+rng.IntN(len(cats))] {
+				ms[j].Usage = append(ms[j].Usage, Usage{Country: "DE", Category: c, Quantity: 1 + rng.Int64N(400_000)})
+			}
+			if rng.IntN(2) == 0 {
+				ms[j].Overrides.CardDiscount = randomPercent(rng)
+			}
+		}
+		res, err := r.RatePool(ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, rs := range res {
+			ln := rs.Lines[0]
+			var sent []string
+			for _, u := range ms[j].Usage {
+				if u.Category != "notification" || len(ms[j].Usage) > 1 {
+					sent = append(sent, u.Category)
+				}
+			}
+			slices.SortFunc(sent, func(a, b string) int { return r.nameOrder(a) - r.nameOrder(b) })
+			if !slices.Equal(ln.MessageCategories, sent) && !(len(sent) == 0 && ln.MessageCategories == nil) {
+				t.Fatalf("case %d member %d: message categories %v, want %v", i, j, ln.MessageCategories, sent)
+			}
+			if ln.Discount.IsZero() {
+				if !ln.ListAmount.IsZero() || !ln.DiscountAmount.IsZero() {
+					t.Fatalf("case %d member %d: undiscounted line with list %s discount %s", i, j, ln.ListAmount, ln.DiscountAmount)
+				}
+				continue
+			}
+			if !ln.ListAmount.Sub(ln.DiscountAmount).Equal(ln.Amount) || ln.DiscountAmount.IsNegative() {
+				t.Fatalf("case %d member %d: list %s − discount %s ≠ amount %s", i, j, ln.ListAmount, ln.DiscountAmount, ln.Amount)
+			}
+			if own := ln.Subtotal.RoundBank(2); !ln.ListAmount.Equal(own) && !(ln.DiscountAmount.IsZero() && ln.Amount.GreaterThan(own)) {
+				t.Fatalf("case %d member %d: list %s, the subtotal %s rounds to %s", i, j, ln.ListAmount, ln.Subtotal, own)
+			}
+		}
+	}
+}
