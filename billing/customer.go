@@ -18,13 +18,21 @@ import (
 // Customer is a paying business. ID is the business's own external id (for
 // example its WhatsApp Business Account id), so events can name it directly.
 type Customer struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Currency  string    `json:"currency"`
-	Country   string    `json:"country,omitempty"`
-	Email     string    `json:"email,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Currency string `json:"currency"`
+	Country  string `json:"country,omitempty"`
+	Email    string `json:"email,omitempty"`
+	// ParentID and Consolidated are the customer's portfolio setting in
+	// effect in the current month (UTC; see PortfolioSetting): its parent
+	// account, and, for a parent, whether it gets one consolidated invoice
+	// for its members. Given when a customer is created, they apply from
+	// that month; later changes (PUT /api/v1/customers/{id}/portfolio)
+	// apply from a later month.
+	ParentID     string    `json:"parent_id,omitempty"`
+	Consolidated bool      `json:"consolidated,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 var (
@@ -51,6 +59,12 @@ func (c Customer) Validate() error {
 	}
 	if len(c.Email) > 320 || (c.Email != "" && !strings.Contains(c.Email, "@")) {
 		bad("email: not an email address")
+	}
+	if c.ParentID != "" && (!customerIDPattern.MatchString(c.ParentID) || c.ParentID == c.ID) {
+		bad("parent_id: the id of another customer")
+	}
+	if c.ParentID != "" && c.Consolidated {
+		bad("consolidated: only a parent account (without a parent) receives a consolidated invoice")
 	}
 	return postage.JoinInvalid(errs)
 }

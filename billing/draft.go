@@ -4,19 +4,30 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"postage"
 	"postage/pricing"
 )
 
-// draftRequest asks for the draft of one customer-period.
+// draftRequest asks for the draft of one account-period: the invoice of
+// a customer for itself or, when it is a parent that consolidates, for its
+// portfolio's members too.
 type draftRequest struct {
-	Customer Customer
+	Customer Customer // the account invoiced
 	Period   pricing.Month
-	Cutoff   time.Time       // usage ingested up to here counts
-	Usage    []pricing.Usage // of the period
+	Cutoff   time.Time // usage ingested up to here counts
+	// Usage is the period's usage by customer when the caller has read it
+	// (a run: every customer's); nil: read from the meter for the
+	// customers needed.
+	Usage map[string][]pricing.Usage
+	// Known are the customers by id (a run: all of them); nil: asked one
+	// at a time.
+	Known map[string]Customer
 	// Adjust lists earlier, closed months to re-rate for adjustment lines.
 	Adjust []pricing.Month
 	// ID and Seq are the draft's own; Replaces is the void invoice a
@@ -24,12 +35,18 @@ type draftRequest struct {
 	ID       string
 	Seq      int
 	Replaces string
+	// Alone bills the customer's own usage even when its parent's invoice
+	// bills it (the month-to-date bill a consolidated member sees).
+	Alone bool
+	// Groups, when set (a run), keeps each portfolio's rating of the
+	// period for all its accounts.
+	Groups *sync.Map
 	// Prefetched holds the run's customers' cards and overrides (nil:
 	// asked one at a time).
 	Prefetched *Prefetched
 }
 
-// draft computes the draft of a planned customer, encoded for the ledger;
+// draft computes the draft of a planned account, encoded for the ledger;
 // nil when there is nothing to write (no billable usage for a new draft,
 // or a draft whose content did not change).
 func (r *Runner) draft(ctx context.Context, p *runPlan, pl *planned) (*Draft, []UnbilledUsage, error) {
@@ -37,8 +54,8 @@ func (r *Runner) draft(ctx context.Context, p *runPlan, pl *planned) (*Draft, []
 	if !pl.exists {
 		id, seq = InvoiceID(pl.customer.ID, p.period, 1), 1
 	}
-	inv, unbilled, err := r.compute(ctx, draftRequest{Customer: pl.customer, Period: p.period, Cutoff: p.cutoff, Usage: pl.usage,
-		Adjust: pl.late, ID: id, Seq: seq, Prefetched: p.pre})
+	inv, unbilled, err := r.compute(ctx, draftRequest{Customer: pl.customer, Period: p.period, Cutoff: p.cutoff, Usage: p.usage, Known: p.customers,
+		Adjust: pl.late, ID: id, Seq: seq, Prefetched: p.pre, Groups: &p.groups})
 	if err != nil {
 		return nil, nil, fmt.Errorf("invoice of %s: %w", pl.customer.ID, err)
 	}
@@ -53,27 +70,221 @@ func (r *Runner) draft(ctx context.Context, p *runPlan, pl *planned) (*Draft, []
 	return d, unbilled, nil
 }
 
-// compute builds a draft: usage lines rated with the customer's card
-// version of the period (the rating pipeline), plus adjustment lines for
-// the earlier months in req.Adjust. A reissue also subtracts what later
-// invoices billed for the period itself as adjustments. It returns a nil
-// invoice (and the unbilled rows) when the usage cannot be billed.
+// accountMonth is an account's customers in one month, each rated with the
+// customers it shares tier counts with.
+type accountMonth struct {
+	month        pricing.Month
+	consolidated bool // the account bills its portfolio's members
+	billed       []Customer
+	usage        [][]pricing.Usage
+	rated        []Rated
+	// one backs the slices for an account billed alone (most), so it
+	// costs no allocations of its own.
+	one struct {
+		c [1]Customer
+		u [1][]pricing.Usage
+		r [1]Rated
+	}
+}
+
+// rateAccount rates the month m of the customers an account's invoice
+// bills: the account itself, or a consolidating parent and its members
+// (none for a member its parent's invoice bills, unless req.Alone). Each
+// is rated through the pipeline together with its whole portfolio, whose
+// usage of m is read too, so tiers are the portfolio's.
+func (r *Runner) rateAccount(ctx context.Context, req *draftRequest, m pricing.Month, periodUsage map[string][]pricing.Usage) (*accountMonth, error) {
+	g := r.pipeline()
+	pf, err := g.PortfoliosIn(ctx, req.Prefetched, m)
+	if err != nil {
+		return nil, err
+	}
+	acct := req.Customer.ID
+	am := &accountMonth{month: m, consolidated: pf.Consolidated(acct)}
+	if pf.Alone(acct) {
+		// Neither in a portfolio nor a parent: rated on its own.
+		var usage []pricing.Usage
+		if periodUsage != nil {
+			usage = periodUsage[acct]
+		} else {
+			rows, err := r.Usage.MonthlyUsage(ctx, m, req.Cutoff, []string{acct})
+			if err != nil {
+				return nil, fmt.Errorf("read usage of %s: %w", m, err)
+			}
+			for _, x := range rows {
+				usage = append(usage, x.Rateable())
+			}
+		}
+		rd, err := g.Rate(ctx, req.Prefetched, req.Customer, m, usage)
+		if err != nil {
+			return nil, err
+		}
+		am.one.c[0], am.one.u[0], am.one.r[0] = req.Customer, usage, rd
+		am.billed, am.usage, am.rated = am.one.c[:], am.one.u[:], am.one.r[:]
+		return am, nil
+	}
+	billed := pf.Billed(acct)
+	if len(billed) == 0 && req.Alone {
+		billed = []string{acct}
+	}
+	if len(billed) == 0 {
+		return am, nil
+	}
+	var need []string
+	seen := map[string]bool{}
+	for _, b := range billed {
+		for _, c := range pf.Group(b) {
+			if !seen[c] {
+				seen[c] = true
+				need = append(need, c)
+			}
+		}
+	}
+	usage := periodUsage
+	if usage == nil {
+		rows, err := r.Usage.MonthlyUsage(ctx, m, req.Cutoff, need)
+		if err != nil {
+			return nil, fmt.Errorf("read usage of %s: %w", m, err)
+		}
+		usage = map[string][]pricing.Usage{}
+		for _, x := range rows {
+			usage[x.CustomerID] = append(usage[x.CustomerID], x.Rateable())
+		}
+	}
+	rate := func() ([]Member, []Rated, error) {
+		group := make([]Member, 0, len(need))
+		for _, id := range need {
+			c, ok, err := r.customerOf(ctx, req, id)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !ok {
+				continue // deleted meanwhile: its usage is some other run's unknown customer
+			}
+			group = append(group, Member{Customer: c, Usage: usage[id]})
+		}
+		rated, err := g.RateGroup(ctx, req.Prefetched, m, group)
+		return group, rated, err
+	}
+	var group []Member
+	var rated []Rated
+	if req.Groups != nil && periodUsage != nil {
+		// A run rates each portfolio once for all its accounts (members
+		// invoiced each on its own would otherwise rate it once each).
+		v, _ := req.Groups.LoadOrStore(groupOf{m, need[0]}, &ratedGroup{})
+		rg := v.(*ratedGroup)
+		rg.once.Do(func() { rg.group, rg.rated, rg.err = rate() })
+		group, rated, err = rg.group, rg.rated, rg.err
+	} else {
+		group, rated, err = rate()
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range billed {
+		for i := range group {
+			if group[i].Customer.ID == b {
+				am.billed = append(am.billed, group[i].Customer)
+				am.usage = append(am.usage, group[i].Usage)
+				am.rated = append(am.rated, rated[i])
+			}
+		}
+	}
+	return am, nil
+}
+
+// groupOf names a portfolio in a month: its first customer (the parent).
+type groupOf struct {
+	month pricing.Month
+	first string
+}
+
+// ratedGroup is a portfolio-month rated once per run.
+type ratedGroup struct {
+	once  sync.Once
+	group []Member
+	rated []Rated
+	err   error
+}
+
+func (r *Runner) customerOf(ctx context.Context, req *draftRequest, id string) (Customer, bool, error) {
+	if id == req.Customer.ID {
+		return req.Customer, true, nil
+	}
+	if req.Known != nil {
+		c, ok := req.Known[id]
+		return c, ok, nil
+	}
+	c, err := r.Customers.Get(ctx, id)
+	if postage.ErrorCode(err) == postage.ENOTFOUND {
+		return c, false, nil
+	}
+	return c, err == nil, err
+}
+
+// lines returns the account-month's lines (tagged with their member when
+// the account consolidates), what it leaves unbilled, and the invoice's
+// rated result: the account's own, else the first member's.
+func (am *accountMonth) lines(cutoff time.Time) (lines []Line, unbilled []UnbilledUsage, first *pricing.Result) {
+	for i, c := range am.billed {
+		rd := &am.rated[i]
+		if rd.Unbilled != "" {
+			unbilled = append(unbilled, unbilledRows(c.ID, am.month, cutoff, am.usage[i], rd.Unbilled, rd.Detail)...)
+			continue
+		}
+		if first == nil {
+			first = &rd.Result
+		}
+		member := ""
+		if am.consolidated {
+			member = c.ID
+		}
+		if ul := usageLines(rd.Result, am.month, member); lines == nil {
+			lines = ul // most accounts bill one customer: no copy
+		} else {
+			lines = append(lines, ul...)
+		}
+		for _, u := range rd.Result.Unrated {
+			unbilled = append(unbilled, UnbilledUsage{Period: am.month.String(), CustomerID: c.ID, Reason: u.Reason, Detail: u.Detail,
+				Country: u.Country, Category: u.Category, Quantity: u.Quantity, UsageCutoff: cutoff})
+		}
+	}
+	return lines, unbilled, first
+}
+
+// compute builds a draft: usage lines rated with the customers' card
+// versions of the period (the rating pipeline, portfolios pooled), plus
+// adjustment lines for the earlier months in req.Adjust. A reissue also
+// subtracts what later invoices billed for the period itself as
+// adjustments. It returns a nil invoice (and the unbilled rows) when none
+// of the period's usage can be billed.
 func (r *Runner) compute(ctx context.Context, req draftRequest) (*Invoice, []UnbilledUsage, error) {
 	c, period := req.Customer, req.Period
 	exclude := []string{req.ID}
 	if req.Replaces != "" {
 		exclude = append(exclude, req.Replaces)
 	}
-	rated, err := r.pipeline().Rate(ctx, req.Prefetched, c, period, req.Usage)
+	am, err := r.rateAccount(ctx, &req, period, req.Usage)
 	if err != nil {
 		return nil, nil, err
 	}
-	if rated.Unbilled != "" {
-		return nil, unbilledRows(c.ID, period, req.Cutoff, req.Usage, rated.Unbilled, rated.Detail), nil
+	lines, unbilled, res := am.lines(req.Cutoff)
+	if res == nil && len(am.billed) == 0 && len(req.Adjust) > 0 {
+		// A member its parent's invoice bills this month, with late usage
+		// of a month it was invoiced for itself: its own invoice carries
+		// the adjustments, in its card's currency.
+		own, err := r.pipeline().Rate(ctx, req.Prefetched, c, period, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		if own.Unbilled == "" {
+			res = &own.Result
+		}
 	}
-	res := &rated.Result
+	if res == nil {
+		return nil, unbilled, nil
+	}
 	places := res.MinorUnits
-	lines := usageLines(*res, period)
+	fx := fxOf(nil, am)
 	if req.Replaces != "" {
 		billed, err := r.Invoices.BilledLines(ctx, c.ID, period, exclude)
 		if err != nil {
@@ -84,36 +295,126 @@ func (r *Runner) compute(ctx context.Context, req draftRequest) (*Invoice, []Unb
 			lines = append(lines, l)
 		}
 	}
-	var unbilled []UnbilledUsage
 	adjust := append([]pricing.Month(nil), req.Adjust...)
 	sort.Slice(adjust, func(i, j int) bool { return adjust[i].Before(adjust[j]) })
 	for _, m := range adjust {
-		rows, err := r.Usage.MonthlyUsage(ctx, m, req.Cutoff, []string{c.ID})
-		if err != nil {
-			return nil, nil, fmt.Errorf("read usage of %s %s: %w", c.ID, m, err)
-		}
-		u := make([]pricing.Usage, len(rows))
-		for i, x := range rows {
-			u[i] = x.Rateable()
-		}
-		mr, err := r.pipeline().Rate(ctx, req.Prefetched, c, m, u)
+		mam, err := r.rateAccount(ctx, &req, m, nil)
 		if err != nil {
 			return nil, nil, err
 		}
-		if mr.Unbilled != "" {
-			unbilled = append(unbilled, unbilledRows(c.ID, m, req.Cutoff, u, mr.Unbilled, mr.Detail)...)
+		mlines, munbilled, mres := mam.lines(req.Cutoff)
+		unbilled = append(unbilled, munbilled...)
+		if mres == nil {
 			continue
 		}
-		if mr.Result.Currency != res.Currency {
-			return nil, nil, postage.Errorf(postage.ECONFLICT, "customer %s: %s is billed in %s but %s in %s", c.ID, m, mr.Result.Currency, period, res.Currency)
+		if mres.Currency != res.Currency {
+			return nil, nil, postage.Errorf(postage.ECONFLICT, "customer %s: %s is billed in %s but %s in %s", c.ID, m, mres.Currency, period, res.Currency)
 		}
 		billed, err := r.Invoices.BilledLines(ctx, c.ID, m, exclude)
 		if err != nil {
 			return nil, nil, err
 		}
-		lines = append(lines, adjustmentLines(usageLines(mr.Result, m), billed, m, places)...)
+		lines = append(lines, adjustmentLines(mlines, billed, m, places)...)
+		fx = fxOf(fx, mam)
 	}
-	return newDraft(req, res, lines, r.now(), r.Grace), unbilled, nil
+	inv := newDraft(req, res, lines, r.now(), r.Grace)
+	inv.Sections = sections(inv, am, req.Known)
+	for _, u := range unbilled {
+		m, _ := pricing.ParseMonth(u.Period)
+		member := ""
+		if am.consolidated || u.CustomerID != c.ID {
+			member = u.CustomerID
+		}
+		inv.Unbilled = append(inv.Unbilled, UnbilledLine{Period: m, Member: member, Country: u.Country, Category: u.Category,
+			Quantity: u.Quantity, Reason: u.Reason, Detail: u.Detail})
+	}
+	inv.CostCard = res.Cost
+	for _, rd := range am.rated {
+		if inv.CostCard == nil && rd.Unbilled == "" && rd.Result.Cost != nil {
+			inv.CostCard = rd.Result.Cost
+		}
+	}
+	inv.ExchangeRates = fx
+	return inv, unbilled, nil
+}
+
+// fxOf adds the exchange rates an account-month's ratings used to list,
+// each (pair, month) once.
+func fxOf(list []pricing.ExchangeRate, am *accountMonth) []pricing.ExchangeRate {
+	for _, rd := range am.rated {
+		x := rd.Result.FX
+		if rd.Unbilled != "" || x == nil {
+			continue
+		}
+		dup := false
+		for _, y := range list {
+			if y.From == x.From && y.To == x.To && y.Month == x.Month {
+				dup = true
+			}
+		}
+		if !dup {
+			list = append(list, *x)
+		}
+	}
+	return list
+}
+
+// sections returns the members' parts of an invoice whose lines name
+// members (a consolidated invoice): the account's own first, then the
+// others by id, each with the sum of its lines.
+func sections(inv *Invoice, am *accountMonth, known map[string]Customer) []Section {
+	var ids []string
+	for _, l := range inv.Lines {
+		if l.Member != "" && !slices.Contains(ids, l.Member) {
+			ids = append(ids, l.Member)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	for _, c := range am.billed {
+		if !slices.Contains(ids, c.ID) {
+			ids = append(ids, c.ID)
+		}
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		switch {
+		case a == inv.CustomerID:
+			return -1
+		case b == inv.CustomerID:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	out := make([]Section, 0, len(ids))
+	for _, id := range ids {
+		sec := Section{CustomerID: id}
+		for i, c := range am.billed {
+			if c.ID == id {
+				sec.Name = c.Name
+				if rd := am.rated[i]; rd.Unbilled == "" {
+					sec.CardID, sec.CardVersion = rd.Result.CardID, rd.Result.Version
+				}
+			}
+		}
+		if sec.Name == "" {
+			if c, ok := known[id]; ok {
+				sec.Name = c.Name
+			} else if id == inv.CustomerID {
+				sec.Name = inv.Customer.Name
+			}
+		}
+		var sum []Line
+		for _, l := range inv.Lines {
+			if l.Member == id || (l.Member == "" && id == inv.CustomerID) {
+				sum = append(sum, l)
+			}
+		}
+		_, _, total := sumLines(sum, inv.MinorUnits)
+		sec.Total = total
+		out = append(out, sec)
+	}
+	return out
 }
 
 // newDraft is the draft req asks for, with lines, rated by res.

@@ -82,8 +82,11 @@ func (m *Money) UnmarshalJSON(b []byte) error {
 // Adjustment lines name an earlier Period and carry what a re-rating of
 // that whole month adds to (or takes from) what was already billed.
 type Line struct {
-	Kind        string                    `json:"kind"`
-	Period      pricing.Month             `json:"period"`
+	Kind   string        `json:"kind"`
+	Period pricing.Month `json:"period"`
+	// Member is, on a consolidated invoice, the portfolio member whose
+	// usage the line bills ("" on any other invoice).
+	Member      string                    `json:"member,omitempty"`
 	Market      string                    `json:"market"`
 	Countries   []pricing.CountryQuantity `json:"countries,omitempty"`
 	Category    string                    `json:"category"`
@@ -92,10 +95,16 @@ type Line struct {
 	Mode        pricing.Mode              `json:"mode,omitempty"`
 	Custom      bool                      `json:"custom,omitempty"`
 	Quantity    int64                     `json:"quantity"`
-	Tiers       []Tier                    `json:"tiers,omitempty"`
-	UnitPrice   Money                     `json:"unit_price"` // with at least the currency's decimals ("0.00" on a free line), up to six
-	Average     bool                      `json:"average,omitempty"`
-	Discount    decimal.Decimal           `json:"discount,omitzero"`
+	// Unmapped lists the categories as sent that the card's unmapped rule
+	// priced as this line's category.
+	Unmapped []string `json:"unmapped,omitempty"`
+	// PoolQuantity is the portfolio's quantity of the market and category,
+	// whose tiers priced the line (0: the customer's own).
+	PoolQuantity int64           `json:"pool_quantity,omitempty"`
+	Tiers        []Tier          `json:"tiers,omitempty"`
+	UnitPrice    Money           `json:"unit_price"` // with at least the currency's decimals ("0.00" on a free line), up to six
+	Average      bool            `json:"average,omitempty"`
+	Discount     decimal.Decimal `json:"discount,omitzero"`
 	// ListAmount (the line before discounts, rounded once like Amount) and
 	// DiscountAmount (ListAmount − Amount) are set on discounted usage
 	// lines, so a line reads list − discount = amount; on other lines the
@@ -107,8 +116,11 @@ type Line struct {
 	// with when the card bills them as Category (marketing and utility on a
 	// line of notification), in the card's order (pricing.Line).
 	MessageCategories []string `json:"message_categories,omitempty"`
-	Amount            Money    `json:"amount"`
-	Description       string   `json:"description,omitempty"`
+	// CostPlus shows how a cost-plus line was priced (the cost, in the
+	// cost card's currency, and the markup, fee and floor).
+	CostPlus    *pricing.CostPlusLine `json:"cost_plus,omitempty"`
+	Amount      Money                 `json:"amount"`
+	Description string                `json:"description,omitempty"`
 }
 
 // Tier is the part of a usage line's quantity charged at one tier's price
@@ -125,9 +137,33 @@ type Tier struct {
 // lineKey identifies what a line bills, for subtracting what was billed.
 type lineKey struct {
 	period      pricing.Month
+	member      string
 	market      string
 	category    string
 	pricingType string
+}
+
+// Section is one member's part of a consolidated invoice: its lines are
+// those whose Member is its id.
+type Section struct {
+	CustomerID  string `json:"customer_id"`
+	Name        string `json:"name"`
+	CardID      string `json:"card_id,omitempty"`
+	CardVersion int    `json:"card_version,omitempty"`
+	// Total is the sum of the member's lines (usage and adjustments).
+	Total Money `json:"total"`
+}
+
+// UnbilledLine is usage of a month the invoice covers that it does not
+// bill, and why: shown on the invoice, never charged.
+type UnbilledLine struct {
+	Period   pricing.Month `json:"period"`
+	Member   string        `json:"member,omitempty"` // on a consolidated invoice: whose usage
+	Country  string        `json:"country"`
+	Category string        `json:"category"`
+	Quantity int64         `json:"quantity"`
+	Reason   string        `json:"reason"`
+	Detail   string        `json:"detail,omitempty"`
 }
 
 // CustomerSnapshot is the customer as it was when the invoice was last
@@ -161,9 +197,21 @@ type Invoice struct {
 	CardID      string           `json:"card_id"`
 	CardVersion int              `json:"card_version"`
 	Lines       []Line           `json:"lines"`
-	Subtotal    Money            `json:"subtotal"`
-	Adjustments Money            `json:"adjustments"`
-	Total       Money            `json:"total"`
+	// Sections are the members' parts of a consolidated invoice (a
+	// portfolio's parent billed for its members), the parent's own first.
+	Sections []Section `json:"sections,omitempty"`
+	// Unbilled lists the usage of the invoice's months it does not bill,
+	// and why (a category the card does not list; a member that cannot be
+	// billed), row by row.
+	Unbilled []UnbilledLine `json:"unbilled,omitempty"`
+	// CostCard is the cost card version cost-plus lines of the period are
+	// priced over, and ExchangeRates the rates they used (one per month
+	// and currency pair): frozen with the invoice.
+	CostCard      *pricing.CostRef       `json:"cost_card,omitempty"`
+	ExchangeRates []pricing.ExchangeRate `json:"exchange_rates,omitempty"`
+	Subtotal      Money                  `json:"subtotal"`
+	Adjustments   Money                  `json:"adjustments"`
+	Total         Money                  `json:"total"`
 	// UsageCutoff is the ingestion time up to which events were counted.
 	UsageCutoff   time.Time  `json:"usage_cutoff"`
 	FinalizeAfter time.Time  `json:"finalize_after"`
@@ -292,23 +340,24 @@ func sumLines(lines []Line, places int) (sub, adj, total Money) {
 	return NewMoney(decimal.New(s, exp), places), NewMoney(decimal.New(a, exp), places), NewMoney(decimal.New(s+a, exp), places)
 }
 
-// usageLines turns a rating result into invoice lines.
-func usageLines(res pricing.Result, period pricing.Month) []Line {
+// usageLines turns a rating result into invoice lines (of member, on a
+// consolidated invoice).
+func usageLines(res pricing.Result, period pricing.Month, member string) []Line {
 	lines := make([]Line, 0, len(res.Lines))
 	for _, l := range res.Lines {
-		var tiers []Tier // one tier says nothing the line does not
-		if len(l.Tiers) > 1 {
+		var tiers []Tier // one tier says nothing the line does not (in a portfolio it says which tier the portfolio reached)
+		if len(l.Tiers) > 1 || (len(l.Tiers) == 1 && l.PoolQuantity != 0) {
 			tiers = make([]Tier, len(l.Tiers))
 			for i, t := range l.Tiers {
 				tiers[i] = Tier{From: t.From, UpTo: t.UpTo, Quantity: t.Quantity, UnitPrice: NewMoney(t.UnitPrice, res.MinorUnits), Amount: NewMoney(t.Amount, res.MinorUnits)}
 			}
 		}
 		lines = append(lines, Line{
-			Kind: KindUsage, Period: period, Market: l.Market, Countries: l.Countries,
+			Kind: KindUsage, Period: period, Member: member, Market: l.Market, Countries: l.Countries,
 			Category: l.Category, Free: l.Free, PricingType: l.FreeType, Mode: l.Mode, Custom: l.Custom,
-			Quantity: l.Quantity, Tiers: tiers, UnitPrice: NewMoney(l.UnitPrice, res.MinorUnits), Average: l.Average,
+			Quantity: l.Quantity, Unmapped: l.Unmapped, PoolQuantity: l.PoolQuantity, Tiers: tiers, UnitPrice: NewMoney(l.UnitPrice, res.MinorUnits), Average: l.Average,
 			Discount: l.Discount, ListAmount: NewMoney(l.ListAmount, res.MinorUnits), DiscountAmount: NewMoney(l.DiscountAmount, res.MinorUnits),
-			MessageCategories: l.MessageCategories, Amount: NewMoney(l.Amount, res.MinorUnits),
+			MessageCategories: l.MessageCategories, CostPlus: l.CostPlus, Amount: NewMoney(l.Amount, res.MinorUnits),
 			// No Description: the describer's text is what storage leaves
 			// out anyway; readers get it back (expandLines, Freeze).
 		})
@@ -336,6 +385,9 @@ func DescribeLine(l Line) string {
 	case l.Free:
 		s += freeCategorySuffix
 	}
+	if len(l.Unmapped) > 0 {
+		s += " (including " + strings.Join(l.Unmapped, ", ") + ", priced as " + l.Category + ")"
+	}
 	return s
 }
 
@@ -355,7 +407,7 @@ func storedDescription(l *Line) string {
 	if l.Description == "" {
 		return "" // the describer's: a run leaves it to readers
 	}
-	if l.Kind != KindAdjustment && l.PricingType == "" && len(l.MessageCategories) == 0 && describeIsDefault && isDescription(l.Description, l.Market, l.Category, l.Free) {
+	if l.Kind != KindAdjustment && l.PricingType == "" && len(l.MessageCategories) == 0 && len(l.Unmapped) == 0 && describeIsDefault && isDescription(l.Description, l.Market, l.Category, l.Free) {
 		return "" // the common case, checked without building the string
 	}
 	if l.Description == describe(*l) {
@@ -423,7 +475,7 @@ func adjustmentLines(rerated []Line, billed []Line, period pricing.Month, places
 		return x
 	}
 	for _, l := range rerated {
-		x := get(lineKey{period, l.Market, l.Category, l.PricingType})
+		x := get(lineKey{period, l.Member, l.Market, l.Category, l.PricingType})
 		x.q += l.Quantity
 		x.a = x.a.Add(l.Amount.Decimal)
 		x.free = l.Free
@@ -432,7 +484,7 @@ func adjustmentLines(rerated []Line, billed []Line, period pricing.Month, places
 		if l.Period != period {
 			continue
 		}
-		x := get(lineKey{period, l.Market, l.Category, l.PricingType})
+		x := get(lineKey{period, l.Member, l.Market, l.Category, l.PricingType})
 		x.q -= l.Quantity
 		x.a = x.a.Sub(l.Amount.Decimal)
 		x.free = x.free || l.Free
@@ -444,7 +496,7 @@ func adjustmentLines(rerated []Line, billed []Line, period pricing.Month, places
 			continue
 		}
 		l := Line{
-			Kind: KindAdjustment, Period: period, Market: k.market, Category: k.category,
+			Kind: KindAdjustment, Period: period, Member: k.member, Market: k.market, Category: k.category,
 			Free: x.free, PricingType: k.pricingType, Quantity: x.q, UnitPrice: NewMoney(decimal.Zero, places), Amount: NewMoney(x.a, places),
 		}
 		l.Description = describe(l)

@@ -37,6 +37,17 @@ type CustomerStore interface {
 	// CustomerForPhoneNumber resolves a phone-number id to its customer
 	// id; ok is false when the id is not mapped.
 	CustomerForPhoneNumber(ctx context.Context, phoneNumberID string) (customerID string, ok bool, err error)
+
+	// SetPortfolio gives a customer its portfolio setting from
+	// s.EffectiveFrom on, which must be after the current month (UTC),
+	// replacing a setting from the same month. The parent must exist
+	// (ENOTFOUND), bill in the customer's currency, and the portfolio stay
+	// one level deep in every month from then on (ECONFLICT otherwise).
+	SetPortfolio(ctx context.Context, s PortfolioSetting) (PortfolioSetting, error)
+	// PortfolioHistory returns a customer's portfolio settings, oldest first.
+	PortfolioHistory(ctx context.Context, customerID string) ([]PortfolioSetting, error)
+	// PortfoliosIn returns the portfolio settings in effect in a month.
+	PortfoliosIn(ctx context.Context, m pricing.Month) (Portfolios, error)
 }
 
 // Invoices are the reads of the invoice ledger that finance and customers
@@ -225,4 +236,13 @@ const (
 	UnbilledNoCard           = "no_rate_card"
 	UnbilledCurrencyMismatch = "currency_mismatch"
 	UnbilledRatingError      = "rating_error"
+	// UnbilledUnmappedCategory: rows of a category the card does not list
+	// (and no unmapped rule prices); only those rows are unbilled.
+	UnbilledUnmappedCategory = pricing.UnratedUnmapped
+	// UnbilledNoCostCard: no cost card is in effect in the month (or it has
+	// no version in effect), so neither cost nor cost-plus prices exist.
+	UnbilledNoCostCard = "no_cost_card"
+	// UnbilledNoExchangeRate: a cost-plus customer billed in another
+	// currency than the cost card's, and no rate is recorded for the month.
+	UnbilledNoExchangeRate = "no_exchange_rate"
 )

@@ -81,10 +81,6 @@ func (r *Runner) Void(ctx context.Context, id, reason string) (voided, reissued 
 	if err != nil {
 		return Invoice{}, Invoice{}, fmt.Errorf("void: %w", err)
 	}
-	rows, err := r.Usage.MonthlyUsage(ctx, old.Period, cutoff, []string{c.ID})
-	if err != nil {
-		return Invoice{}, Invoice{}, fmt.Errorf("read usage: %w", err)
-	}
 	// The void drops the original's adjustment lines; the reissue bills them again.
 	var adjust []pricing.Month
 	seen := map[pricing.Month]bool{}
@@ -94,7 +90,7 @@ func (r *Runner) Void(ctx context.Context, id, reason string) (voided, reissued 
 			adjust = append(adjust, l.Period)
 		}
 	}
-	inv, _, err := r.compute(ctx, draftRequest{Customer: c, Period: old.Period, Cutoff: cutoff, Usage: rateable(rows), Adjust: adjust,
+	inv, _, err := r.compute(ctx, draftRequest{Customer: c, Period: old.Period, Cutoff: cutoff, Adjust: adjust,
 		ID: InvoiceID(old.CustomerID, old.Period, seq), Seq: seq, Replaces: old.ID})
 	if err != nil {
 		return Invoice{}, Invoice{}, err
@@ -113,17 +109,12 @@ func (r *Runner) Void(ctx context.Context, id, reason string) (voided, reissued 
 	return voided, reissued, err
 }
 
-func rateable(rows []MeteredUsage) []pricing.Usage {
-	out := make([]pricing.Usage, len(rows))
-	for i, u := range rows {
-		out[i] = u.Rateable()
-	}
-	return out
-}
-
 // Upcoming returns the customer's month-to-date bill: the current month's
-// usage so far, rated exactly as its invoice will be, with the adjustment
-// lines for late usage of earlier months that the invoice would carry.
+// usage so far, rated exactly as its invoice will be (with its
+// portfolio's usage so far when it is in one: the tiers are the
+// portfolio's), with the adjustment lines for late usage of earlier months
+// that the invoice would carry. A consolidating parent's bill holds its
+// members' sections; a member its parent's invoice bills sees its own part.
 // It is computed, never stored.
 func (r *Runner) Upcoming(ctx context.Context, customerID string) (Invoice, error) {
 	c, err := r.Customers.Get(ctx, customerID)
@@ -133,18 +124,14 @@ func (r *Runner) Upcoming(ctx context.Context, customerID string) (Invoice, erro
 	now := r.now()
 	period := pricing.MonthOf(now)
 	cutoff := now.Truncate(time.Second)
-	rows, err := r.Usage.MonthlyUsage(ctx, period, cutoff, []string{c.ID})
-	if err != nil {
-		return Invoice{}, fmt.Errorf("read usage: %w", err)
-	}
 	// Re-rating the closed months of one customer is cheaper than finding
 	// late usage across all customers.
 	closed, err := r.Invoices.ClosedMonths(ctx, c.ID, addMonths(period, -r.lookback()), period)
 	if err != nil {
 		return Invoice{}, err
 	}
-	inv, unbilled, err := r.compute(ctx, draftRequest{Customer: c, Period: period, Cutoff: cutoff, Usage: rateable(rows), Adjust: closed,
-		ID: InvoiceID(c.ID, period, 1), Seq: 1})
+	inv, unbilled, err := r.compute(ctx, draftRequest{Customer: c, Period: period, Cutoff: cutoff, Adjust: closed,
+		ID: InvoiceID(c.ID, period, 1), Seq: 1, Alone: true})
 	if err != nil {
 		return Invoice{}, err
 	}

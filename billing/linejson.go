@@ -3,12 +3,14 @@ package billing
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 
 	"github.com/shopspring/decimal"
 
 	"postage/internal/jsonx"
+	"postage/pricing"
 )
 
 // appendStoredLinesJSON appends lines as the invoices table keeps them,
@@ -44,6 +46,7 @@ type Draft struct {
 	Invoice  *Invoice
 	Customer []byte   // the customer snapshot as JSON
 	Lines    []byte   // the lines as stored (appendStoredLinesJSON)
+	Details  []byte   // the invoice's Details as JSON; empty when it has none
 	Hash     []byte   // of what a refresh can change: an unchanged draft is not rewritten
 	Adjusts  []string // the months its adjustment lines bill
 	Fresh    bool     // no invoice of its customer and period existed when the run began
@@ -53,15 +56,51 @@ type Draft struct {
 func EncodeDraft(d *Invoice) *Draft {
 	cb := appendCustomerJSON(make([]byte, 0, 128), &d.Customer)
 	lb := appendStoredLinesJSON(make([]byte, 0, 160*len(d.Lines)+2), d.Lines)
+	db := EncodeDetails(d)
 	var num [48]byte
 	h := sha256.New()
-	for _, part := range [][]byte{cb, lb, []byte(d.Currency), []byte(d.CardID), strconv.AppendInt(num[:0], int64(d.CardVersion), 10)} {
+	for _, part := range [][]byte{cb, lb, []byte(d.Currency), []byte(d.CardID), strconv.AppendInt(num[:0], int64(d.CardVersion), 10), db} {
 		h.Write(part)
 		h.Write([]byte{0})
 	}
 	h.Write(appendDecimalFixed(num[:0], d.Total.Decimal, d.Total.Places))
 	h.Write([]byte{0})
-	return &Draft{Invoice: d, Customer: cb, Lines: lb, Adjusts: adjustedPeriods(d.Lines), Hash: h.Sum(nil)}
+	return &Draft{Invoice: d, Customer: cb, Lines: lb, Details: db, Adjusts: adjustedPeriods(d.Lines), Hash: h.Sum(nil)}
+}
+
+// Details are what an invoice holds beyond its lines and totals, stored
+// as one JSON document (invoices.details).
+type Details struct {
+	Sections      []Section              `json:"sections,omitempty"`
+	Unbilled      []UnbilledLine         `json:"unbilled,omitempty"`
+	CostCard      *pricing.CostRef       `json:"cost_card,omitempty"`
+	ExchangeRates []pricing.ExchangeRate `json:"exchange_rates,omitempty"`
+}
+
+// EncodeDetails returns inv's details as stored: nil when it has none (most
+// invoices; nothing is encoded for them).
+func EncodeDetails(inv *Invoice) []byte {
+	if len(inv.Sections) == 0 && len(inv.Unbilled) == 0 && inv.CostCard == nil && len(inv.ExchangeRates) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(Details{Sections: inv.Sections, Unbilled: inv.Unbilled, CostCard: inv.CostCard, ExchangeRates: inv.ExchangeRates})
+	if err != nil {
+		panic(fmt.Sprintf("billing: encode invoice details: %v", err)) // plain values: cannot fail
+	}
+	return b
+}
+
+// DecodeDetails restores stored details into inv.
+func DecodeDetails(inv *Invoice, b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	var d Details
+	if err := json.Unmarshal(b, &d); err != nil {
+		return fmt.Errorf("invoice %s details: %w", inv.ID, err)
+	}
+	inv.Sections, inv.Unbilled, inv.CostCard, inv.ExchangeRates = d.Sections, d.Unbilled, d.CostCard, d.ExchangeRates
+	return nil
 }
 
 // DecodeLines reads lines as stored, restoring what storage leaves out
@@ -114,6 +153,10 @@ func appendLineJSON(b []byte, l *Line) []byte {
 	b = append(b, `,"period":"`...)
 	b, _ = l.Period.AppendText(b) // digits and '-': nothing to escape
 	b = append(b, '"')
+	if l.Member != "" {
+		b = append(b, `,"member":`...)
+		b = jsonx.AppendString(b, l.Member)
+	}
 	b = append(b, `,"market":`...)
 	b = jsonx.AppendString(b, l.Market)
 	if len(l.Countries) > 0 {
@@ -148,6 +191,20 @@ func appendLineJSON(b []byte, l *Line) []byte {
 	}
 	b = append(b, `,"quantity":`...)
 	b = strconv.AppendInt(b, l.Quantity, 10)
+	if len(l.Unmapped) > 0 {
+		b = append(b, `,"unmapped":[`...)
+		for i, u := range l.Unmapped {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonx.AppendString(b, u)
+		}
+		b = append(b, ']')
+	}
+	if l.PoolQuantity != 0 {
+		b = append(b, `,"pool_quantity":`...)
+		b = strconv.AppendInt(b, l.PoolQuantity, 10)
+	}
 	if len(l.Tiers) > 0 {
 		b = append(b, `,"tiers":[`...)
 		for i := range l.Tiers {
@@ -187,6 +244,22 @@ func appendLineJSON(b []byte, l *Line) []byte {
 			b = jsonx.AppendString(b, c)
 		}
 		b = append(b, ']')
+	}
+	if cp := l.CostPlus; cp != nil {
+		b = append(b, `,"cost_plus":{"cost":`...)
+		b = appendDecimalJSON(b, cp.Cost)
+		b = append(b, `,"unit_cost":`...)
+		b = appendDecimalJSON(b, cp.UnitCost)
+		b = append(b, `,"markup_percent":`...)
+		b = appendDecimalJSON(b, cp.Markup)
+		b = append(b, `,"fee":`...)
+		b = appendDecimalJSON(b, cp.Fee)
+		b = append(b, `,"floor":`...)
+		b = appendDecimalJSON(b, cp.Floor)
+		if cp.FloorApplied {
+			b = append(b, `,"floor_applied":true`...)
+		}
+		b = append(b, '}')
 	}
 	b = append(b, `,"amount":"`...)
 	b = appendMoney(b, l.Amount)

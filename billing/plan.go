@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -21,15 +22,18 @@ type runPlan struct {
 	// order is todo's indexes in customer order: drafts are written that
 	// way (PostgreSQL's customer-leading indexes take in-order inserts
 	// faster); the order is sorted, not the records, which are large to move.
-	order    []int32
-	unbilled []UnbilledUsage // of unknown customers
-	pre      *Prefetched     // every customer's card and overrides
+	order     []int32
+	unbilled  []UnbilledUsage // of unknown customers
+	pre       *Prefetched     // every customer's card and overrides, the period's portfolios
+	usage     map[string][]pricing.Usage
+	customers map[string]Customer
+	groups    sync.Map // groupOf → *ratedGroup: each portfolio of the period rated once
 }
 
-// planned is one customer a run computes a draft for.
+// planned is one account a run computes a draft for: a customer invoiced
+// for itself, or a parent invoiced for its portfolio's members too.
 type planned struct {
 	customer Customer
-	usage    []pricing.Usage // of the period
 	late     []pricing.Month // earlier closed months with late usage
 	live     LiveInvoice     // its draft, when exists
 	exists   bool
@@ -75,13 +79,24 @@ func (r *Runner) plan(ctx context.Context, period pricing.Month, cutoff time.Tim
 		return nil, err
 	}
 	usage := groups.byCustomer()
+	pf, err := r.pipeline().PortfoliosIn(ctx, pre, period)
+	if err != nil {
+		return nil, err
+	}
 
-	p := &runPlan{period: period, cutoff: cutoff, todo: make([]planned, 0, len(usage)), pre: pre}
-	consider := func(c string, u []pricing.Usage) {
+	p := &runPlan{period: period, cutoff: cutoff, todo: make([]planned, 0, len(usage)), pre: pre,
+		usage: make(map[string][]pricing.Usage, len(usage)), customers: customers}
+	// Accounts: whoever is invoiced for the usage (a consolidating parent
+	// for its members), each once.
+	planned := map[string]bool{}
+	consider := func(c string) {
+		if planned[c] {
+			return
+		}
+		planned[c] = true
 		cust, ok := customers[c]
 		if !ok {
-			p.unbilled = append(p.unbilled, unbilledRows(c, period, cutoff, u, UnbilledUnknownCustomer, "no customer with this id")...)
-			return
+			return // an unknown customer: listed unbilled below
 		}
 		l, exists := live[c]
 		if exists && l.Status != StatusDraft {
@@ -90,22 +105,23 @@ func (r *Runner) plan(ctx context.Context, period pricing.Month, cutoff time.Tim
 		if !exists && elsewhere[c] {
 			return // this month is already billed through adjustments
 		}
-		p.todo = append(p.todo, planned{customer: cust, usage: u, late: late[c], live: l, exists: exists})
+		p.todo = append(p.todo, plannedAccount(cust, late[c], l, exists))
 	}
 	for _, u := range usage {
-		consider(u.id, u.usage)
+		p.usage[u.id] = u.usage
+		if _, ok := customers[u.id]; !ok {
+			p.unbilled = append(p.unbilled, unbilledRows(u.id, period, cutoff, u.usage, UnbilledUnknownCustomer, "no customer with this id")...)
+			continue
+		}
+		consider(pf.Account(u.id))
 	}
 	for c, l := range live {
-		if !groups.has(c) && l.Status == StatusDraft {
-			consider(c, nil)
+		if l.Status == StatusDraft {
+			consider(c)
 		}
 	}
 	for c := range late {
-		if !groups.has(c) {
-			if l, ok := live[c]; !ok || l.Status != StatusDraft {
-				consider(c, nil)
-			}
-		}
+		consider(c)
 	}
 	p.order = make([]int32, len(p.todo))
 	for i := range p.order {
@@ -113,6 +129,10 @@ func (r *Runner) plan(ctx context.Context, period pricing.Month, cutoff time.Tim
 	}
 	slices.SortFunc(p.order, func(a, b int32) int { return strings.Compare(p.todo[a].customer.ID, p.todo[b].customer.ID) })
 	return p, nil
+}
+
+func plannedAccount(c Customer, late []pricing.Month, l LiveInvoice, exists bool) planned {
+	return planned{customer: c, late: late, live: l, exists: exists}
 }
 
 // unbilledRows lists a customer-month's usage as unbilled, for a reason.
@@ -164,7 +184,21 @@ func (r *Runner) lateMonths(ctx context.Context, period pricing.Month, cutoff ti
 		if err != nil {
 			return nil, fmt.Errorf("read late usage of %s: %w", m, err)
 		}
+		// Late usage of a portfolio member changes its whole portfolio's
+		// tiers: every account of the portfolio in m is re-rated.
+		pf, err := r.pipeline().PortfoliosIn(ctx, nil, m)
+		if err != nil {
+			return nil, err
+		}
+		accounts := map[string]time.Time{}
 		for c, last := range lateBy {
+			for _, g := range pf.Group(c) {
+				if a := pf.Account(g); last.After(accounts[a]) {
+					accounts[a] = last
+				}
+			}
+		}
+		for c, last := range accounts {
 			k := CustomerMonth{c, m}
 			if cl.Open[k] {
 				continue

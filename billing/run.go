@@ -81,7 +81,11 @@ func (r *Runner) lookback() int {
 // pipeline returns the Runner's rating pipeline (its compiled card
 // versions live as long as the Runner).
 func (r *Runner) pipeline() *Rating {
-	r.ratingOnce.Do(func() { r.rating = NewRating(r.Pricing) })
+	r.ratingOnce.Do(func() {
+		r.rating = NewRating(r.Pricing)
+		r.rating.Portfolios = r.Customers
+		r.rating.Now = r.now
+	})
 	return r.rating
 }
 

@@ -596,17 +596,28 @@ func TestUnbilledUsage(t *testing.T) {
 		ev{customer: "ghost", country: "US", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01", qty: 4},
 		ev{customer: "nocard", country: "DE", category: "marketing", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01", qty: 2},
 		ev{customer: "odd", country: "DE", category: "utility", at: "2026-10-05 10:00:00", ingested: "2026-10-05 10:00:01"}, // not on the card
+		ev{customer: "odd", country: "GB", category: "marketing", at: "2026-10-06 10:00:00", ingested: "2026-10-06 10:00:01", qty: 3},
 	)
 	if err := f.prices.AssignCard(context.Background(), "odd", "test", pricing.MustParseMonth("2026-01")); err != nil {
 		t.Fatal(err)
 	}
 	run := f.run("2026-10")
-	if run.Created != 1 || run.Unbilled != 3 || run.Errors != 1 {
+	if run.Created != 2 || run.Unbilled != 3 || run.Errors != 0 {
 		t.Fatalf("run = %+v", run)
 	}
 	rows, err := f.store.Unbilled(context.Background(), pricing.MustParseMonth("2026-10"))
-	if err != nil || len(rows) != 3 || rows[2].CustomerID != "odd" || rows[2].Reason != billing.UnbilledRatingError || !strings.Contains(rows[2].Detail, "utility") {
+	if err != nil || len(rows) != 3 || rows[2].CustomerID != "odd" || rows[2].Reason != billing.UnbilledUnmappedCategory || !strings.Contains(rows[2].Detail, "utility") ||
+		rows[2].Quantity != 1 || rows[2].Country != "DE" {
 		t.Fatalf("unbilled = %+v, %v", rows, err)
+	}
+	// Only the row the card cannot price is unbilled: the rest of the
+	// month is on the invoice, which lists the unbilled row with its reason.
+	odd := f.live("odd", "2026-10")
+	if len(odd.Lines) != 1 || odd.Lines[0].Category != "marketing" || odd.Lines[0].Quantity != 3 || odd.Total.String() != "0.06" {
+		t.Fatalf("odd's invoice: %+v %s", odd.Lines, odd.Total)
+	}
+	if len(odd.Unbilled) != 1 || odd.Unbilled[0].Category != "utility" || odd.Unbilled[0].Quantity != 1 || odd.Unbilled[0].Reason != billing.UnbilledUnmappedCategory || odd.Unbilled[0].Period.String() != "2026-10" {
+		t.Fatalf("odd's unbilled usage: %+v", odd.Unbilled)
 	}
 	if rows[0].CustomerID != "ghost" || rows[0].Reason != billing.UnbilledUnknownCustomer || rows[0].Quantity != 4 ||
 		rows[1].CustomerID != "nocard" || rows[1].Reason != billing.UnbilledNoCard || rows[1].Quantity != 2 {

@@ -48,6 +48,12 @@ type Pricing interface {
 	VersionFor(ctx context.Context, cardID string, month pricing.Month) (*pricing.Version, error)
 	// Overrides returns the customer's overrides (zero when none).
 	Overrides(ctx context.Context, customerID string) (pricing.Overrides, error)
+	// CostCardFor returns the cost card in effect in month (ENOTFOUND
+	// when none is).
+	CostCardFor(ctx context.Context, month pricing.Month) (pricing.RateCard, error)
+	// ExchangeRateFor returns the (from, to) rate of month (ENOTFOUND when
+	// none is recorded).
+	ExchangeRateFor(ctx context.Context, from, to string, month pricing.Month) (pricing.ExchangeRate, error)
 }
 
 var _ Pricing = pricing.Store(nil)

@@ -144,3 +144,42 @@ func BenchmarkRateOneCustomerDiscounted(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPortfolio rates a portfolio of 20 members, each sending 12 rows
+// (3 countries × 4 categories of the launch card, graduated tiers), as one
+// pool (RatePool: shared tiers, unit allocation, one shared rounding per
+// line) against the same 20 members rated alone (Rate, the baseline), in
+// the same command:
+//
+//	go test ./pricing -run '^$' -bench Portfolio -benchmem
+func BenchmarkPortfolio(b *testing.B) {
+	s, _ := LaunchSeed()
+	r, _ := Compile(s.Version)
+	rng := rand.New(rand.NewPCG(8, 8))
+	members := make([]Member, 20)
+	for i := range members {
+		for _, c := range []string{"DE", "GB", "IN"} {
+			for _, cat := range []string{"marketing", "utility", "authentication", "service"} {
+				members[i].Usage = append(members[i].Usage, Usage{Country: c, Category: cat, Quantity: rng.Int64N(1 << (1 + rng.IntN(20)))})
+			}
+		}
+	}
+	b.Run("alone", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for i := range members {
+				if _, err := r.Rate(members[i].Overrides, members[i].Usage, members[i].Opts); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("pooled", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := r.RatePool(members); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

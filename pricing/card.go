@@ -74,6 +74,23 @@ const (
 // currency units per message).
 var maxUnitPrice = decimal.New(1, 6)
 
+// Kind says whose prices a rate card holds.
+type Kind string
+
+// Card kinds. A selling card is postage's price list to its customers; a
+// cost card is the upstream's price list to postage (what Meta charges per
+// delivered message). The cost card in effect in a month (one at a time,
+// chosen per month in the ledger) rates usage at cost: for margins,
+// reconciliation and cost-plus prices. A cost card may also be assigned to
+// customers, who then pay the upstream's list price.
+const (
+	KindSelling Kind = "selling"
+	KindCost    Kind = "cost"
+)
+
+// Valid reports whether k is a known kind.
+func (k Kind) Valid() bool { return k == KindSelling || k == KindCost }
+
 // RateCard is a named price list in one currency. Its prices live in
 // versions, each effective from the first of a month.
 type RateCard struct {
@@ -81,7 +98,9 @@ type RateCard struct {
 	Name     string   `json:"name"`
 	Currency string   `json:"currency"`           // ISO 4217 code, e.g. "USD"
 	Rounding Rounding `json:"rounding,omitempty"` // default RoundHalfEven
-	Default  bool     `json:"default,omitempty"`  // the card customers get without an assignment (set by the store)
+	// Kind is selling (the default) or cost.
+	Kind    Kind `json:"kind,omitempty"`
+	Default bool `json:"default,omitempty"` // the card customers get without an assignment (set by the store)
 }
 
 // Category is a message category of a card.
@@ -134,6 +153,18 @@ type Version struct {
 	Countries     map[string]string `json:"countries"`      // ISO 3166-1 alpha-2 country → market
 	Categories    []Category        `json:"categories"`
 	Prices        []Price           `json:"prices"`
+	// Unmapped, when set, names the category that usage of any category
+	// the version does not list (by name or alias) is rated as: the
+	// upstream adds categories (marketing_lite) faster than cards change.
+	// Without it such usage is not rated: it is listed as unrated
+	// (UnratedUnmapped) and billed by no line.
+	Unmapped string `json:"unmapped,omitempty"`
+	// CostPlus, when set, makes the version a cost-plus price list: it has
+	// no countries, categories or prices of its own, and prices each line
+	// at the cost card's price of the same usage, plus a markup and a fee
+	// per message, with a floor (see CostPlus). It rates only in a pool
+	// over a cost card's Rater (Rater.RatePool).
+	CostPlus *CostPlus `json:"cost_plus,omitempty"`
 }
 
 // Validate checks the card's own fields.
@@ -152,6 +183,9 @@ func (c RateCard) Validate() error {
 	}
 	if c.Rounding != "" && !c.Rounding.Valid() {
 		errs = append(errs, postage.Errorf(postage.EINVALID, "card %s: rounding %q: want half_even or half_up", c.ID, c.Rounding))
+	}
+	if c.Kind != "" && !c.Kind.Valid() {
+		errs = append(errs, postage.Errorf(postage.EINVALID, "card %s: kind %q: want selling or cost", c.ID, c.Kind))
 	}
 	return postage.JoinInvalid(errs)
 }
@@ -181,7 +215,7 @@ func MinorUnits(currencyCode string) (int, bool) {
 // ref locates a problem inside a version, so the CSV codec can turn it into
 // a row number.
 type ref struct {
-	kind string // "setting", "country", "category", "price"
+	kind string // "setting", "country", "category", "price", "cost_plus"
 	a, b string // setting name; country; category; market and category
 	tier int    // price: tier index, -1 for the price as a whole
 }
@@ -205,6 +239,11 @@ func (p problem) String() string {
 		where = "price " + p.at.a + "/" + p.at.b
 		if p.at.tier >= 0 {
 			where += fmt.Sprintf(" tier %d", p.at.tier+1)
+		}
+	case "cost_plus":
+		where = "cost_plus"
+		if p.at.a != "" || p.at.b != "" {
+			where += " " + p.at.a + "/" + p.at.b
 		}
 	}
 	if where == "" {
@@ -247,6 +286,17 @@ func (v *Version) problems() []problem {
 	}
 	if !v.Rounding.Valid() {
 		add(setting("rounding"), "value", "rounding %q: want half_even or half_up", v.Rounding)
+	}
+	if v.CostPlus != nil {
+		// A cost-plus version takes its markets and categories from the
+		// cost card it rates over.
+		if v.DefaultMarket != "" || len(v.Countries) > 0 || len(v.Categories) > 0 || len(v.Prices) > 0 || v.Unmapped != "" {
+			add(setting("cost_plus"), "value", "a cost-plus version has no markets, countries, categories, prices or unmapped rule of its own: the cost card's apply")
+		}
+		for _, p := range v.CostPlus.problems() {
+			add(ref{kind: "cost_plus", a: p.market, b: p.category}, p.column, "%s", p.msg)
+		}
+		return ps
 	}
 	if v.DefaultMarket == "" {
 		add(setting("default_market"), "value", "default market is empty")
@@ -294,6 +344,11 @@ func (v *Version) problems() []problem {
 	}
 	if len(v.Categories) == 0 {
 		add(setting("categories"), "category", "the version has no categories")
+	}
+	if v.Unmapped != "" {
+		if _, ok := cats[v.Unmapped]; !ok {
+			add(setting("unmapped"), "value", "unmapped: %q is not a category of the card", v.Unmapped)
+		}
 	}
 	derived := map[string]string{} // international category → its base
 	for i := range v.Categories {
@@ -426,6 +481,20 @@ func (v *Version) Market(country string) string {
 	return v.DefaultMarket
 }
 
+// Normalize makes the version's nil maps and slices empty, so its JSON has
+// {} and [] where a cost-plus version has no countries, categories or prices.
+func (v *Version) Normalize() {
+	if v.Countries == nil {
+		v.Countries = map[string]string{}
+	}
+	if v.Categories == nil {
+		v.Categories = []Category{}
+	}
+	if v.Prices == nil {
+		v.Prices = []Price{}
+	}
+}
+
 // Clone returns a deep copy of the version (maps and slices are not shared).
 func (v *Version) Clone() *Version {
 	c := *v
@@ -448,6 +517,11 @@ func (v *Version) Clone() *Version {
 			}
 		}
 		c.Prices[i] = p
+	}
+	if v.CostPlus != nil {
+		cp := *v.CostPlus
+		cp.Exceptions = append([]CostPlusRule(nil), cp.Exceptions...)
+		c.CostPlus = &cp
 	}
 	return &c
 }

@@ -32,18 +32,22 @@ import (
 //
 // Columns by kind:
 //
-//	setting:  kind, name, value        (card_id, version, status, effective_from, note, currency, rounding, default_market)
-//	category: kind, category, pricing (priced|free), international, aliases (space separated)
-//	country:  kind, country, market
-//	price:    kind, market, category, mode (flat|graduated|volume), tier_up_to, unit_price
+//	setting:   kind, name, value        (card_id, version, status, effective_from, note, currency, rounding, default_market, unmapped)
+//	category:  kind, category, pricing (priced|free), international, aliases (space separated)
+//	country:   kind, country, market
+//	price:     kind, market, category, mode (flat|graduated|volume), tier_up_to, unit_price
+//	cost_plus: kind, market, category, markup_percent, fee, floor (market and category empty: the default rule)
 //
 // A tiered price is one row per tier, consecutive, in ascending order of
-// tier_up_to; the last tier has an empty tier_up_to (unbounded).
+// tier_up_to; the last tier has an empty tier_up_to (unbounded). A
+// cost-plus version has cost_plus rows and no category, country or price
+// rows.
 var csvColumns = map[string][]string{
-	"setting":  {"kind", "name", "value"},
-	"category": {"kind", "category", "pricing", "international", "aliases"},
-	"country":  {"kind", "country", "market"},
-	"price":    {"kind", "market", "category", "mode", "tier_up_to", "unit_price"},
+	"setting":   {"kind", "name", "value"},
+	"category":  {"kind", "category", "pricing", "international", "aliases"},
+	"country":   {"kind", "country", "market"},
+	"price":     {"kind", "market", "category", "mode", "tier_up_to", "unit_price"},
+	"cost_plus": {"kind", "market", "category", "markup_percent", "fee", "floor"},
 }
 
 // CSVHeader is the first line of an exported version.
@@ -86,6 +90,13 @@ func EncodeCSV(w io.Writer, v *Version) error {
 	setting("currency", v.Currency)
 	setting("rounding", string(v.Rounding))
 	setting("default_market", v.DefaultMarket)
+	setting("unmapped", v.Unmapped)
+	if cp := v.CostPlus; cp != nil {
+		rec("cost_plus", "", "", cp.Markup.String(), cp.Fee.String(), cp.Floor.String())
+		for _, e := range cp.Exceptions {
+			rec("cost_plus", e.Market, e.Category, e.Markup.String(), e.Fee.String(), e.Floor.String())
+		}
+	}
 	for _, c := range v.Categories {
 		pricing := "priced"
 		if c.Free {
@@ -143,6 +154,7 @@ func DecodeCSV(r io.Reader) (*Version, error) {
 		tier             int
 	}
 	priceRow := map[tierKey]int{}
+	costPlusRow := map[[2]string]int{}
 	priceIndex := map[[2]string]int{} // (market, category) → index in v.Prices
 	var last [2]string                // (market, category) of the previous price row
 
@@ -169,13 +181,13 @@ func DecodeCSV(r io.Reader) (*Version, error) {
 		kind := fields[0]
 		cols, ok := csvColumns[kind]
 		if !ok {
-			bad(line, "kind", "unknown row kind %q: want setting, category, country or price", kind)
+			bad(line, "kind", "unknown row kind %q: want setting, category, country, price or cost_plus", kind)
 			badRows[line] = true
 			continue
 		}
 		if len(fields) != len(cols) {
 			// Trailing empty optional columns may be left out.
-			if len(fields) < len(cols) && (kind == "category" || kind == "price") && len(fields) >= 3 {
+			if len(fields) < len(cols) && (kind == "category" || kind == "price" || kind == "cost_plus") && len(fields) >= 3 {
 				fields = append(fields, make([]string, len(cols)-len(fields))...)
 			} else {
 				bad(line, "kind", "a %s row has %d columns (%s), this one has %d", kind, len(cols), strings.Join(cols, ", "), len(fields))
@@ -217,6 +229,8 @@ func DecodeCSV(r io.Reader) (*Version, error) {
 				v.Rounding = Rounding(value)
 			case "default_market":
 				v.DefaultMarket = value
+			case "unmapped":
+				v.Unmapped = value
 			default:
 				bad(line, "name", "unknown setting %q", name)
 				badRows[line] = true
@@ -237,6 +251,34 @@ func DecodeCSV(r io.Reader) (*Version, error) {
 			}
 			categoryRow[c.Name] = line
 			v.Categories = append(v.Categories, c)
+		case "cost_plus":
+			key := [2]string{fields[1], fields[2]}
+			if first, dup := costPlusRow[key]; dup {
+				bad(line, "market", "duplicate cost_plus rule for market %q category %q (first on row %d)", key[0], key[1], first)
+				badRows[line] = true
+				continue
+			}
+			costPlusRow[key] = line
+			num := func(col int, name string) decimal.Decimal {
+				if fields[col] == "" {
+					return decimal.Decimal{}
+				}
+				d, err := decimal.NewFromString(fields[col])
+				if err != nil {
+					bad(line, name, "%s %q is not a decimal number", name, fields[col])
+					badRows[line] = true
+				}
+				return d
+			}
+			rule := CostPlusRule{Market: key[0], Category: key[1], Markup: num(3, "markup_percent"), Fee: num(4, "fee"), Floor: num(5, "floor")}
+			if v.CostPlus == nil {
+				v.CostPlus = &CostPlus{}
+			}
+			if key == [2]string{} {
+				v.CostPlus.Markup, v.CostPlus.Fee, v.CostPlus.Floor = rule.Markup, rule.Fee, rule.Floor
+			} else {
+				v.CostPlus.Exceptions = append(v.CostPlus.Exceptions, rule)
+			}
 		case "country":
 			c, m := fields[1], fields[2]
 			if first, dup := countryRow[c]; dup {
@@ -308,6 +350,7 @@ func DecodeCSV(r io.Reader) (*Version, error) {
 			p.Tiers = append(p.Tiers, Tier{UpTo: upTo, UnitPrice: price})
 		}
 	}
+	v.Normalize()
 	if v.Rounding == "" {
 		v.Rounding = RoundHalfEven
 	}
@@ -328,6 +371,8 @@ func DecodeCSV(r io.Reader) (*Version, error) {
 			row = categoryRow[p.at.a]
 		case "price":
 			row = priceRow[tierKey{p.at.a, p.at.b, p.at.tier}]
+		case "cost_plus":
+			row = costPlusRow[[2]string{p.at.a, p.at.b}]
 		}
 		if row != 0 && badRows[row] {
 			continue

@@ -28,7 +28,13 @@ func TestCSVRoundTrip(t *testing.T) {
 	extra.Note = `quoted, "note"`
 	extra.Categories = append(extra.Categories, Category{Name: "auth", International: "auth_intl", Aliases: []string{"a", "b"}}, Category{Name: "auth_intl"})
 	extra.Prices = append(extra.Prices, Price{Market: "M", Category: "auth", Mode: ModeFlat, UnitPrice: d("1.5")})
-	for _, v := range []*Version{ss[0].Version, ss[1].Version, extra} {
+	unm := ss[1].Version.Clone()
+	unm.Unmapped = "marketing"
+	plus := &Version{CardID: "acme", Number: 3, Status: StatusDraft, Currency: "EUR", Rounding: RoundHalfEven,
+		CostPlus: &CostPlus{Markup: d("12.5"), Fee: d("0.001"), Floor: d("0.004"), Exceptions: []CostPlusRule{
+			{Market: "India", Markup: d("3")}, {Category: "authentication", Fee: d("0.0005")}, {Market: "Brazil", Category: "marketing", Floor: d("0.05")}}}}
+	plus.Normalize()
+	for _, v := range []*Version{ss[0].Version, ss[1].Version, extra, unm, plus} {
 		var b1 bytes.Buffer
 		if err := EncodeCSV(&b1, v); err != nil {
 			t.Fatal(err)
@@ -44,6 +50,9 @@ func TestCSVRoundTrip(t *testing.T) {
 		_ = EncodeCSV(&b2, got)
 		if b1.String() != b2.String() {
 			t.Fatalf("%s: export → import → export differs", v.CardID)
+		}
+		if v.CostPlus != nil {
+			continue // rates only over a cost card (pool_test.go)
 		}
 		// Rating is the same.
 		usage := []Usage{{Country: "DE", Category: v.Categories[0].Name, Quantity: 1_234_567}, {Country: "FR", Category: v.Categories[0].Name, Quantity: 3}}
@@ -145,6 +154,10 @@ func TestCSVRejections(t *testing.T) {
 			[]RowError{{8, "mode", "price mode"}}},
 		{"bad tier bound", func(s string) string { return strings.Replace(s, "graduated,100,", "graduated,1e3,", 1) },
 			[]RowError{{9, "tier_up_to", "positive whole number"}}},
+		{"unmapped to an unknown category", func(s string) string { return s + "setting,unmapped,marketing\n" },
+			[]RowError{{13, "value", `unmapped: "marketing" is not a category`}}},
+		{"cost-plus rows in a card with prices", func(s string) string { return s + "cost_plus,,,10,0,0\n" },
+			[]RowError{{0, "value", "a cost-plus version has no markets"}}},
 	}
 	for _, tt := range tests {
 		_, err := DecodeCSV(strings.NewReader(tt.edit(validCSV)))

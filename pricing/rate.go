@@ -1,6 +1,7 @@
 package pricing
 
 import (
+	"fmt"
 	"math"
 	"math/big"
 	"math/bits"
@@ -52,7 +53,39 @@ type Result struct {
 	Lines      []Line   `json:"lines"`
 	// Total is the sum of the lines' rounded amounts.
 	Total decimal.Decimal `json:"total"`
+	// Unrated is the usage no line bills, row by row, with the reason:
+	// categories the card does not list (and no unmapped rule prices).
+	// The rest of the month is rated as if these rows were absent.
+	Unrated []Unrated `json:"unrated,omitempty"`
+	// Cost says which cost card version, in which currency, a cost-plus
+	// rating priced over; FX is the exchange rate it used (nil when the
+	// currencies are the same). Both nil for a card's own prices.
+	Cost *CostRef      `json:"cost,omitempty"`
+	FX   *ExchangeRate `json:"fx,omitempty"`
 }
+
+// CostRef names the cost card version a cost-plus rating priced over.
+type CostRef struct {
+	CardID   string `json:"card_id"`
+	Version  int    `json:"version"`
+	Currency string `json:"currency"`
+}
+
+// Unrated is a usage row that no line bills, and why.
+type Unrated struct {
+	Country  string `json:"country"`
+	Category string `json:"category"`
+	Quantity int64  `json:"quantity"`
+	Reason   string `json:"reason"` // UnratedUnmapped
+	Detail   string `json:"detail,omitempty"`
+}
+
+// Why usage is not rated.
+const (
+	// UnratedUnmapped: the card neither lists the category (by name or
+	// alias) nor has an unmapped rule.
+	UnratedUnmapped = "unmapped_category"
+)
 
 // Line is one invoice line: the month's quantity of one category in one
 // market. Tier volume is counted per (market, category), so a line covers
@@ -68,7 +101,16 @@ type Line struct {
 	Average   bool              `json:"average,omitempty"`   // UnitPrice is an average (see UnitPrice)
 	Mode      Mode              `json:"mode,omitempty"`      // the card's price mode, or flat for a custom price
 	Quantity  int64             `json:"quantity"`
-	Tiers     []TierLine        `json:"tiers,omitempty"` // how the quantity fell into tiers
+	// Unmapped lists the categories as sent, not on the card, that the
+	// card's unmapped rule rated as this line's category.
+	Unmapped []string   `json:"unmapped,omitempty"`
+	Tiers    []TierLine `json:"tiers,omitempty"` // how the quantity fell into tiers
+	// PoolQuantity is the quantity of the whole pool (a portfolio whose
+	// members share tier counts) in the line's market and category, whose
+	// tiers priced it; 0 when the line was rated alone.
+	PoolQuantity int64 `json:"pool_quantity,omitempty"`
+	// CostPlus shows how a cost-plus line was priced (nil otherwise).
+	CostPlus *CostPlusLine `json:"cost_plus,omitempty"`
 	// UnitPrice is the one unit price the line was charged at, or, when
 	// Average is set, Subtotal/Quantity rounded half-even to six decimals.
 	UnitPrice decimal.Decimal `json:"unit_price"`
@@ -89,6 +131,8 @@ type Line struct {
 	// variant its base category's names), in the card's order, when any of
 	// them is not Category itself: a line of "notification" on the launch
 	// card that bills messages sent as marketing and utility lists both.
+	// Categories the card does not know, priced by its unmapped rule, are
+	// in Unmapped instead.
 	MessageCategories []string `json:"message_categories,omitempty"`
 }
 
@@ -123,6 +167,8 @@ type Rater struct {
 	catNames      []string         // the keys of catIndex, for a linear search
 	catOf         []int32          // catOf[i] is catIndex[catNames[i]]
 	intl          []int32          // category → its international variant, or -1
+	unmapped      int32            // the category unlisted categories are rated as, or -1
+	plus          *CostPlus        // a cost-plus version: no markets, categories or prices of its own
 	prices        []*cprice        // [market*len(cats)+category]; nil: free or no price
 	scratch       sync.Pool        // *rateScratch, for Rate's per-line sums
 }
@@ -159,7 +205,11 @@ func Compile(v *Version) (*Rater, error) {
 	if !ok {
 		return nil, postage.Errorf(postage.EINVALID, "currency %q has no minor unit", v.Currency)
 	}
-	r := &Rater{v: v, minor: minor, cats: v.Categories}
+	r := &Rater{v: v, minor: minor, cats: v.Categories, unmapped: -1}
+	if v.CostPlus != nil {
+		r.plus = v.CostPlus
+		return r, nil
+	}
 	ms := map[string]bool{v.DefaultMarket: true}
 	for _, m := range v.Countries {
 		ms[m] = true
@@ -191,6 +241,9 @@ func Compile(v *Version) (*Rater, error) {
 	for name, i := range r.catIndex {
 		r.catNames = append(r.catNames, name)
 		r.catOf = append(r.catOf, i)
+	}
+	if v.Unmapped != "" {
+		r.unmapped = r.catIndex[v.Unmapped] // validated: a category of the version
 	}
 	r.intl = make([]int32, nc)
 	base := make([]int32, nc)
@@ -272,7 +325,18 @@ func (r *Rater) Quote(ov Overrides, items []QuoteItem, opts RateOptions) (Result
 	if len(errs) > 0 {
 		return Result{}, postage.JoinInvalid(errs)
 	}
-	return r.Rate(ov, items, opts)
+	res, err := r.Rate(ov, items, opts)
+	if err != nil {
+		return res, err
+	}
+	// A quote prices what it is asked: an item the card cannot price is an error.
+	for _, u := range res.Unrated {
+		errs = append(errs, postage.Errorf(postage.EINVALID, "category %q is not on rate card %s (categories: %s)", u.Category, r.v.CardID, strings.Join(r.categoryNames(), ", ")))
+	}
+	if len(errs) > 0 {
+		return Result{}, postage.JoinInvalid(slices.CompactFunc(errs, func(a, b error) bool { return a.Error() == b.Error() }))
+	}
+	return res, nil
 }
 
 // Rate rates one customer-month of usage: rows are added up per (market,
@@ -282,6 +346,9 @@ func (r *Rater) Quote(ov Overrides, items []QuoteItem, opts RateOptions) (Result
 // rounded lines. Free categories appear at 0. Unknown categories and
 // negative quantities are errors (all are reported together).
 func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, error) {
+	if r.plus != nil {
+		return Result{}, r.costPlusAlone()
+	}
 	hasOv := !ov.IsZero()
 	if hasOv {
 		if err := ov.Validate(); err != nil {
@@ -310,8 +377,9 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 	idx := make([]int32, 2*len(usage))
 	rowAcc, order := idx[:len(usage)], idx[len(usage):]
 	var errs []error
-	var unknown []string
-	var free []int32 // rows with a FreeType
+	var free []int32     // rows with a FreeType
+	var unrated []int32  // rows of a category the card does not list
+	var viaUnmapped bool // some row was rated by the unmapped rule
 	for i, u := range usage {
 		if u.FreeType != "" {
 			if u.Quantity < 0 || u.Quantity > MaxQuantity {
@@ -323,12 +391,15 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		}
 		c, ok := r.category(u.Category)
 		if !ok {
-			if !slices.Contains(unknown, u.Category) { // each unknown category once
-				unknown = append(unknown, u.Category)
-				errs = append(errs, postage.Errorf(postage.EINVALID, "usage row %d: category %q is not on rate card %s (categories: %s)", i, u.Category, r.v.CardID, strings.Join(r.categoryNames(), ", ")))
+			if r.unmapped < 0 {
+				if u.Quantity < 0 || u.Quantity > MaxQuantity {
+					errs = append(errs, postage.Errorf(postage.EINVALID, "usage row %d: quantity %d out of range", i, u.Quantity))
+				}
+				unrated = append(unrated, int32(i))
+				rowAcc[i] = -1
+				continue
 			}
-			rowAcc[i] = -1
-			continue
+			c, viaUnmapped = r.unmapped, true
 		}
 		if u.Quantity < 0 || u.Quantity > MaxQuantity {
 			errs = append(errs, postage.Errorf(postage.EINVALID, "usage row %d: quantity %d out of range", i, u.Quantity))
@@ -410,6 +481,10 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 			}
 		}
 		i = j
+		var unm []string
+		if viaUnmapped {
+			unm = r.unmappedOf(usage, grp)
+		}
 
 		m, c := int(a)/nc, int(a)%nc
 		q := acc[a]
@@ -420,8 +495,12 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 		ln.Countries = countries[cstart:len(countries):len(countries)]
 		ln.Category = r.cats[c].Name
 		ln.Quantity = q
+		ln.Unmapped = unm
 		for _, k := range grp {
-			if usage[k].Category != ln.Category {
+			if n := usage[k].Category; n != ln.Category {
+				if _, known := r.category(n); !known {
+					continue // priced by the unmapped rule: listed in Unmapped
+				}
 				if sent == nil {
 					sent = make([]string, 0, len(usage))
 				}
@@ -534,9 +613,57 @@ func (r *Rater) Rate(ov Overrides, usage []Usage, opts RateOptions) (Result, err
 			return Result{}, err
 		}
 	}
+	if len(unrated) > 0 {
+		res.Unrated = r.unratedRows(usage, unrated)
+	}
 	// total holds rounded amounts in micro-units (exact multiples of the minor unit).
 	res.Total = total.decimal(MaxPriceDecimals).Truncate(int32(r.minor))
 	return res, nil
+}
+
+// costPlusAlone is the error of rating a cost-plus version without its cost card.
+func (r *Rater) costPlusAlone() error {
+	return postage.Errorf(postage.EINVALID, "rate card %s version %d is cost-plus: it rates over the cost card in effect (Rater.RatePool of the cost card's Rater)", r.v.CardID, r.v.Number)
+}
+
+// unmappedOf returns, sorted and each once, the categories of rows (of
+// one line) that the card does not list: the unmapped rule rated them.
+func (r *Rater) unmappedOf(usage []Usage, rows []int32) []string {
+	var out []string
+	for _, k := range rows {
+		name := usage[k].Category
+		if _, ok := r.category(name); !ok && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// unratedRows lists the rows of categories the card does not list, one
+// per (category, country), in that order.
+func (r *Rater) unratedRows(usage []Usage, rows []int32) []Unrated {
+	slices.SortStableFunc(rows, func(a, b int32) int {
+		if c := strings.Compare(usage[a].Category, usage[b].Category); c != 0 {
+			return c
+		}
+		return strings.Compare(usage[a].Country, usage[b].Country)
+	})
+	var out []Unrated
+	for _, k := range rows {
+		u := &usage[k]
+		if n := len(out); n > 0 && out[n-1].Category == u.Category && out[n-1].Country == u.Country {
+			out[n-1].Quantity += u.Quantity
+			continue
+		}
+		out = append(out, Unrated{Country: u.Country, Category: u.Category, Quantity: u.Quantity, Reason: UnratedUnmapped,
+			Detail: r.unmappedDetail(u.Category)})
+	}
+	return out
+}
+
+func (r *Rater) unmappedDetail(category string) string {
+	return fmt.Sprintf("category %q is not on rate card %s version %d (categories: %s) and the version has no unmapped rule", category, r.v.CardID, r.v.Number, strings.Join(r.categoryNames(), ", "))
 }
 
 // freeLines appends the lines of the rows with a FreeType, after the
@@ -594,8 +721,9 @@ func (r *Rater) freeLines(res *Result, usage []Usage, rows []int32, countries []
 func (r *Rater) messageCategories(sent []string, usage []Usage, grp []int32) ([]string, []string) {
 	start := len(sent)
 	for _, k := range grp {
-		if n := usage[k].Category; !slices.Contains(sent[start:], n) {
-			sent = append(sent, n)
+		n := usage[k].Category
+		if _, known := r.category(n); known && !slices.Contains(sent[start:], n) {
+			sent = append(sent, n) // unmapped categories are the line's Unmapped
 		}
 	}
 	part := sent[start:len(sent):len(sent)]
@@ -665,6 +793,9 @@ func (r *Rater) marketOf(country string) int32 {
 
 // Market returns the market a recipient country belongs to.
 func (r *Rater) Market(country string) string {
+	if r.plus != nil {
+		return ""
+	}
 	if m, ok := r.countryMarket[country]; ok {
 		return r.markets[m]
 	}
@@ -691,7 +822,13 @@ type PriceInfo struct {
 // Lookup returns the price of one message of category to country, for a
 // customer registered in customerCountry (may be empty).
 func (r *Rater) Lookup(country, category, customerCountry string) (PriceInfo, error) {
+	if r.plus != nil {
+		return PriceInfo{}, r.costPlusAlone()
+	}
 	c, ok := r.catIndex[category]
+	if !ok && r.unmapped >= 0 {
+		c, ok = r.unmapped, true
+	}
 	if !ok {
 		return PriceInfo{}, postage.Errorf(postage.EINVALID, "category %q is not on rate card %s (categories: %s)", category, r.v.CardID, strings.Join(r.categoryNames(), ", "))
 	}

@@ -538,11 +538,10 @@ func TestRateErrors(t *testing.T) {
 		usage []Usage
 		want  []string
 	}{
-		{"unknown category", Overrides{}, []Usage{{Country: "DE", Category: "bogus", Quantity: 1}, {Country: "DE", Category: "other", Quantity: 1}}, []string{`"bogus"`, `"other"`}},
 		{"negative quantity", Overrides{}, []Usage{{Country: "DE", Category: "notification", Quantity: -1}}, []string{"quantity -1"}},
 		{"overflow", Overrides{}, []Usage{{Country: "DE", Category: "notification", Quantity: MaxQuantity}, {Country: "DE", Category: "notification", Quantity: 1}}, []string{"exceeds"}},
 		{"overflow past int64", Overrides{}, []Usage{{Country: "DE", Category: "notification", Quantity: MaxQuantity}, {Country: "DE", Category: "notification", Quantity: MaxQuantity}}, []string{"row 1", "exceeds"}},
-		{"unknown category once", Overrides{}, []Usage{{Country: "DE", Category: "bogus", Quantity: 1}, {Country: "FR", Category: "bogus", Quantity: 1}, {Country: "DE", Category: "notification", Quantity: -5}}, []string{"row 0", "quantity -5"}},
+		{"negative quantity of an unknown category", Overrides{}, []Usage{{Country: "DE", Category: "bogus", Quantity: -1}, {Country: "FR", Category: "bogus", Quantity: 1}, {Country: "DE", Category: "notification", Quantity: -5}}, []string{"row 0", "row 2", "quantity -5"}},
 		{"bad percent", Overrides{CardDiscount: d("101")}, nil, []string{"card discount"}},
 		{"bad percent decimals", Overrides{Discounts: []Discount{{Market: "DE", Percent: d("1.23456")}}}, nil, []string{"at most 4 decimals"}},
 		{"unscoped discount", Overrides{Discounts: []Discount{{Percent: d("1")}}}, nil, []string{"name a market"}},
@@ -658,9 +657,9 @@ func TestMessageCategories(t *testing.T) {
 	}
 }
 
-func TestUnknownCategoryReportedOnce(t *testing.T) {
+func TestQuoteReportsUnknownCategoryOnce(t *testing.T) {
 	r := mustSeed(t, LaunchSeed)
-	_, err := r.Rate(Overrides{}, []Usage{{Country: "DE", Category: "bogus", Quantity: 1}, {Country: "FR", Category: "bogus", Quantity: 1}, {Country: "IT", Category: "bogus", Quantity: 1}}, RateOptions{})
+	_, err := r.Quote(Overrides{}, []Usage{{Country: "DE", Category: "bogus", Quantity: 1}, {Country: "FR", Category: "bogus", Quantity: 1}, {Country: "IT", Category: "bogus", Quantity: 1}}, RateOptions{})
 	if err == nil || strings.Count(err.Error(), "bogus") != 1 || !strings.Contains(err.Error(), "notification, session") {
 		t.Fatalf("%v", err)
 	}

@@ -99,7 +99,7 @@ func LaunchSeed() (Seed, error) {
 		}
 		v.Prices = append(v.Prices, p)
 	}
-	card := RateCard{ID: LaunchCardID, Name: "Launch", Currency: "USD", Rounding: RoundHalfEven, Default: true}
+	card := RateCard{ID: LaunchCardID, Name: "Launch", Currency: "USD", Rounding: RoundHalfEven, Kind: KindSelling, Default: true}
 	if err := v.Validate(); err != nil {
 		return Seed{}, fmt.Errorf("launch seed: %w", err)
 	}
@@ -147,7 +147,7 @@ func MetaSeed() (Seed, error) {
 		}
 		v.Prices = append(v.Prices, Price{Market: r[0], Category: r[1], Mode: ModeFlat, UnitPrice: d})
 	}
-	card := RateCard{ID: MetaCardID, Name: "Meta WhatsApp Business rates 2026-01", Currency: "USD", Rounding: RoundHalfEven}
+	card := RateCard{ID: MetaCardID, Name: "Meta WhatsApp Business rates 2026-01", Currency: "USD", Rounding: RoundHalfEven, Kind: KindCost}
 	if err := v.Validate(); err != nil {
 		return Seed{}, fmt.Errorf("meta seed: %w", err)
 	}

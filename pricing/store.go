@@ -43,6 +43,29 @@ type Store interface {
 	// SetOverrides replaces a customer's overrides.
 	SetOverrides(ctx context.Context, customerID string, ov Overrides) error
 
+	// CostCardFor returns the cost card in effect in month: the upstream's
+	// price list that rates usage at cost (ENOTFOUND when none is).
+	CostCardFor(ctx context.Context, month Month) (RateCard, error)
+	// CostCards returns which cost card is in effect from which month,
+	// oldest first.
+	CostCards(ctx context.Context) ([]CostCardPeriod, error)
+	// SetCostCard makes a card of kind cost the cost card in effect from
+	// month `from` (after the current month, so no month that may be billed
+	// changes) until the next scheduled one; the same month again replaces
+	// it.
+	SetCostCard(ctx context.Context, cardID string, from Month) error
+
+	// SetExchangeRate records the rate of a currency pair for a month.
+	// Recording the same rate again is a no-op; a different one for a
+	// month that has one is ECONFLICT (rates of billed months never change).
+	SetExchangeRate(ctx context.Context, x ExchangeRate) (ExchangeRate, error)
+	// ExchangeRateFor returns the rate of (from, to) for month
+	// (ENOTFOUND when none is recorded).
+	ExchangeRateFor(ctx context.Context, from, to string, month Month) (ExchangeRate, error)
+	// ExchangeRates lists recorded rates, by pair then month; empty from
+	// or to match any currency.
+	ExchangeRates(ctx context.Context, from, to string) ([]ExchangeRate, error)
+
 	// Seed creates the Seeds cards when absent (idempotent) and makes
 	// launch the default card if no default is set.
 	Seed(ctx context.Context) error

@@ -36,6 +36,13 @@ func MonthRange(from, to pricing.Month) ([]pricing.Month, error) {
 	return ms, nil
 }
 
+// newRating is a rating pipeline for one request, with portfolios.
+func (s *Service) newRating() *billing.Rating {
+	r := billing.NewRating(s.Cards)
+	r.Portfolios = s.Customers
+	return r
+}
+
 // customerMonth is one customer's usage of one month, rated by billing's
 // rating pipeline with the customer's own card (what the invoice bills).
 type customerMonth struct {
@@ -46,9 +53,22 @@ type customerMonth struct {
 
 	Customer billing.Customer // zero when unknown
 	Known    bool
+	// Hidden: read only because a portfolio member of the report needs its
+	// usage (its tiers are the portfolio's); not part of the report.
+	Hidden bool
 	// Rated is the pipeline's answer (set by rateCurrent): Rater nil and
 	// Unbilled set when the month is not billed.
 	billing.Rated
+}
+
+// billedQuantity is the quantity the rating bills (or shows free): all
+// but the rows it could not rate.
+func (cm *customerMonth) billedQuantity() int64 {
+	q := cm.Quantity
+	for _, u := range cm.Result.Unrated {
+		q -= u.Quantity
+	}
+	return q
 }
 
 // Opts returns the rating options of the customer-month.
@@ -92,8 +112,67 @@ type book struct {
 	months    []pricing.Month
 	customers map[string]billing.Customer
 	rating    *billing.Rating
-	pre       *billing.Prefetched // every known customer's card of each month and overrides
+	pre       *billing.Prefetched // every known customer's card of each month and overrides, the months' portfolios
 	rows      []*customerMonth    // sorted by customer, then month
+	index     map[cmKey]*customerMonth
+	groups    sync.Map // groupKey → *groupRating: a portfolio-month rated once for all its members
+}
+
+type cmKey struct {
+	customer string
+	month    pricing.Month
+}
+
+type groupKey struct {
+	month pricing.Month
+	root  string
+	kind  string // "current", "proposed", "projected"
+}
+
+type groupRating struct {
+	once  sync.Once
+	err   error
+	rated map[string]billing.Rated
+}
+
+// rateInGroup returns cm's rating as a member of its portfolio in its
+// month: the whole portfolio (its members the book holds) is rated once by
+// rate, with each member's usage as usage gives it, and kept for the
+// others.
+func (b *book) rateInGroup(ctx context.Context, cm *customerMonth, kind string,
+	usage func(*customerMonth) []pricing.Usage,
+	rate func(group []billing.Member) ([]billing.Rated, error)) (billing.Rated, bool, error) {
+	pf, err := b.rating.PortfoliosIn(ctx, b.pre, cm.Month)
+	if err != nil {
+		return billing.Rated{}, false, err
+	}
+	ids := pf.Group(cm.CustomerID)
+	if len(ids) == 1 {
+		return billing.Rated{}, false, nil
+	}
+	v, _ := b.groups.LoadOrStore(groupKey{cm.Month, ids[0], kind}, &groupRating{})
+	g := v.(*groupRating)
+	g.once.Do(func() {
+		var members []billing.Member
+		for _, id := range ids {
+			if x := b.index[cmKey{id, cm.Month}]; x != nil && x.Known {
+				members = append(members, billing.Member{Customer: x.Customer, Usage: usage(x)})
+			}
+		}
+		rated, err := rate(members)
+		if err != nil {
+			g.err = err
+			return
+		}
+		g.rated = make(map[string]billing.Rated, len(members))
+		for i, m := range members {
+			g.rated[m.Customer.ID] = rated[i]
+		}
+	})
+	if g.err != nil {
+		return billing.Rated{}, true, g.err
+	}
+	return g.rated[cm.CustomerID], true, nil
 }
 
 // loadBook reads the usage of the months (one aggregate query per month),
@@ -102,7 +181,7 @@ type book struct {
 // rateCurrent themselves, so they need not keep every result at once).
 func (s *Service) loadBook(ctx context.Context, months []pricing.Month, customers []string, rating *billing.Rating, lazy bool) (*book, error) {
 	if rating == nil {
-		rating = billing.NewRating(s.Cards)
+		rating = s.newRating()
 	}
 	known, err := s.Customers.All(ctx)
 	if err != nil {
@@ -141,6 +220,10 @@ func (s *Service) loadBook(ctx context.Context, months []pricing.Month, customer
 		}
 		return b.rows[i].Month.Before(b.rows[j].Month)
 	})
+	b.index = make(map[cmKey]*customerMonth, len(b.rows))
+	for _, cm := range b.rows {
+		b.index[cmKey{cm.CustomerID, cm.Month}] = cm
+	}
 	if lazy {
 		return b, nil
 	}
@@ -170,7 +253,13 @@ func (b *book) rateCurrent(ctx context.Context, cm *customerMonth) error {
 		cm.Unbilled, cm.Detail = billing.UnbilledUnknownCustomer, "no customer with this id"
 		return nil
 	}
-	r, err := b.rating.Rate(ctx, b.pre, cm.Customer, cm.Month, cm.Usage)
+	r, pooled, err := b.rateInGroup(ctx, cm, "current", func(x *customerMonth) []pricing.Usage { return x.Usage },
+		func(group []billing.Member) ([]billing.Rated, error) {
+			return b.rating.RateGroup(ctx, b.pre, cm.Month, group)
+		})
+	if !pooled && err == nil {
+		r, err = b.rating.Rate(ctx, b.pre, cm.Customer, cm.Month, cm.Usage)
+	}
 	if err != nil {
 		return fmt.Errorf("rate %s %s: %w", cm.CustomerID, cm.Month, err)
 	}
@@ -182,8 +271,30 @@ func (b *book) rateCurrent(ctx context.Context, cm *customerMonth) error {
 }
 
 // loadMonth reads one month's aggregates (one query), groups them per
-// customer and prefetches the known customers' cards and overrides.
+// customer and prefetches the known customers' cards and overrides. When
+// only some customers are asked for, their portfolios' other members are
+// read too (Hidden), since their usage sets the tiers.
 func (s *Service) loadMonth(ctx context.Context, b *book, m pricing.Month, customers []string) ([]*customerMonth, error) {
+	pf, err := b.rating.PortfoliosIn(ctx, b.pre, m)
+	if err != nil {
+		return nil, err
+	}
+	asked := map[string]bool{}
+	if customers != nil {
+		read := append([]string(nil), customers...)
+		for _, c := range customers {
+			asked[c] = true
+		}
+		for _, c := range customers {
+			for _, g := range pf.Group(c) {
+				if !asked[g] {
+					asked[g] = false
+					read = append(read, g)
+				}
+			}
+		}
+		customers = read
+	}
 	aggs, err := s.Usage.MonthlyUsage(ctx, m, time.Time{}, customers)
 	if err != nil {
 		return nil, fmt.Errorf("usage of %s: %w", m, err)
@@ -199,6 +310,9 @@ func (s *Service) loadMonth(ctx context.Context, b *book, m pricing.Month, custo
 			if cm == nil {
 				cm = &customerMonth{CustomerID: a.CustomerID, Month: m}
 				cm.Customer, cm.Known = b.customers[a.CustomerID]
+				if ask, ok := asked[a.CustomerID]; ok && !ask {
+					cm.Hidden = true
+				}
 				byCustomer[a.CustomerID] = cm
 				rows = append(rows, cm)
 				if cm.Known {
@@ -216,11 +330,11 @@ func (s *Service) loadMonth(ctx context.Context, b *book, m pricing.Month, custo
 	return rows, nil
 }
 
-// rated returns the customer-months that were rated.
+// rated returns the customer-months of the report that were rated.
 func (b *book) rated() []*customerMonth {
 	out := make([]*customerMonth, 0, len(b.rows))
 	for _, cm := range b.rows {
-		if cm.Rater != nil {
+		if cm.Rater != nil && !cm.Hidden {
 			out = append(out, cm)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"postage"
+	"postage/billing"
 	"postage/pricing"
 )
 
@@ -104,16 +105,32 @@ func (s *Service) Forecast(ctx context.Context, q ForecastQuery) (*ForecastRepor
 	errs := make([]error, len(rated))
 	parallel(len(rated), s.workers(), func(i int) {
 		cm := rated[i]
-		proj := make([]pricing.Usage, len(cm.Usage))
+		projectAll := func(x *customerMonth) []pricing.Usage {
+			proj := make([]pricing.Usage, len(x.Usage))
+			for j, u := range x.Usage {
+				u.Quantity = project(u.Quantity, e, total)
+				proj[j] = u
+			}
+			return proj
+		}
+		proj := projectAll(cm)
 		var pq int64
-		for j, u := range cm.Usage {
-			u.Quantity = project(u.Quantity, e, total)
-			proj[j] = u
+		for _, u := range proj {
 			pq += u.Quantity
 		}
 		// The projected month goes through the same pipeline (same card,
-		// overrides, rounding), rated as a whole so tiers it reaches apply.
-		projected, err := b.rating.Rate(ctx, b.pre, cm.Customer, cm.Month, proj)
+		// overrides, rounding), rated as a whole so tiers it reaches apply
+		// (a portfolio's: its members' projections pooled).
+		projected, pooled, err := b.rateInGroup(ctx, cm, "projected", projectAll,
+			func(group []billing.Member) ([]billing.Rated, error) {
+				return b.rating.RateGroup(ctx, b.pre, cm.Month, group)
+			})
+		if !pooled && err == nil {
+			projected, err = b.rating.Rate(ctx, b.pre, cm.Customer, cm.Month, proj)
+		}
+		for _, u := range projected.Result.Unrated {
+			pq -= u.Quantity // as QuantityToDate: what the rating bills
+		}
 		if err == nil && projected.Unbilled != "" {
 			err = postage.Errorf(postage.EINVALID, "projection of %s: %s", cm.CustomerID, projected.Detail)
 		}
@@ -125,7 +142,7 @@ func (s *Service) Forecast(ctx context.Context, q ForecastQuery) (*ForecastRepor
 		r := &cm.Result
 		rows[i] = ForecastRow{
 			CustomerID: cm.CustomerID, Name: cm.Customer.Name, Currency: r.Currency,
-			QuantityToDate: cm.Quantity, ProjectedQuantity: pq,
+			QuantityToDate: cm.billedQuantity(), ProjectedQuantity: pq,
 			toDate: minorOf(r.Total, r.MinorUnits), projected: minorOf(pr.Total, pr.MinorUnits),
 		}
 	})

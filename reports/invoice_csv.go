@@ -23,12 +23,16 @@ var InvoiceCSVHeader = []string{
 	"quantity", "unit_price", "average_price", "discount_percent", "amount",
 	"invoice_subtotal", "invoice_adjustments", "invoice_total",
 	"usage_cutoff", "finalized_at", "voided_at", "void_reason", "replaces", "replaced_by",
-	"pricing_type", "description", "message_categories", "list_amount", "discount_amount",
+	"pricing_type", "description", "message_categories", "list_amount", "discount_amount", "member", "unbilled_reason", "exchange_rates",
 }
 
 // InvoiceCSV writes invoices as CSV (InvoiceCSVHeader): one invoice for
 // its .csv download, or every invoice of a period for the export.
-// Money is a decimal string with the currency's minor-unit decimals.
+// Money is a decimal string with the currency's minor-unit decimals. On a
+// consolidated invoice each line names its member; usage the invoice does
+// not bill follows its lines as rows of kind "unbilled" (no amount, the
+// reason and its detail); the exchange rates cost-plus lines used are on
+// every row ("USD/EUR 2026-02 0.9231", separated by ";").
 func InvoiceCSV(w io.Writer, invs []billing.Invoice) error {
 	t := Table{Header: InvoiceCSVHeader}
 	for _, inv := range invs {
@@ -36,8 +40,13 @@ func InvoiceCSV(w io.Writer, invs []billing.Invoice) error {
 			inv.CardID, strconv.Itoa(inv.CardVersion)}
 		tail := []string{inv.Subtotal.String(), inv.Adjustments.String(), inv.Total.String(),
 			csvTime(&inv.UsageCutoff), csvTime(inv.FinalizedAt), csvTime(inv.VoidedAt), inv.VoidReason, inv.Replaces, inv.ReplacedBy}
-		if len(inv.Lines) == 0 {
-			t.Rows = append(t.Rows, concat(base, make([]string, 11), tail, make([]string, 5)))
+		var fx []string
+		for _, x := range inv.ExchangeRates {
+			fx = append(fx, x.From+"/"+x.To+" "+x.Month.String()+" "+x.Rate.String())
+		}
+		rates := strings.Join(fx, ";")
+		if len(inv.Lines) == 0 && len(inv.Unbilled) == 0 {
+			t.Rows = append(t.Rows, concat(base, make([]string, 11), tail, make([]string, 7), []string{rates}))
 			continue
 		}
 		for _, l := range inv.Lines {
@@ -63,7 +72,12 @@ func InvoiceCSV(w io.Writer, invs []billing.Invoice) error {
 			if !l.ListAmount.IsZero() || !l.DiscountAmount.IsZero() {
 				list, disc = l.ListAmount.String(), l.DiscountAmount.String()
 			}
-			t.Rows = append(t.Rows, concat(base, line, tail, []string{l.PricingType, l.Description, strings.Join(l.MessageCategories, ";"), list, disc}))
+			t.Rows = append(t.Rows, concat(base, line, tail, []string{l.PricingType, l.Description, strings.Join(l.MessageCategories, ";"), list, disc, l.Member, "", rates}))
+		}
+		for _, u := range inv.Unbilled {
+			line := []string{"unbilled", u.Period.String(), "", u.Country + ":" + strconv.FormatInt(u.Quantity, 10), u.Category, "false",
+				strconv.FormatInt(u.Quantity, 10), "", "false", "", ""}
+			t.Rows = append(t.Rows, concat(base, line, tail, []string{"", u.Detail, "", "", "", u.Member, u.Reason, rates}))
 		}
 	}
 	return t.WriteCSV(w)

@@ -122,6 +122,12 @@ func InvoicePDF(w io.Writer, inv billing.Invoice) error {
 	if inv.Replaces != "" {
 		facts = append(facts, [2]string{"Replaces", inv.Replaces})
 	}
+	if cc := inv.CostCard; cc != nil {
+		facts = append(facts, [2]string{"Cost card", fmt.Sprintf("%s, version %d (%s)", cc.CardID, cc.Version, cc.Currency)})
+	}
+	for _, x := range inv.ExchangeRates {
+		facts = append(facts, [2]string{"Exchange rate " + x.Month.String(), fmt.Sprintf("1 %s = %s %s", x.From, x.Rate, x.To)})
+	}
 	pdf.SetY(y)
 	for _, f := range facts {
 		pdf.SetX(left + content/2)
@@ -176,59 +182,108 @@ func InvoicePDF(w io.Writer, inv billing.Invoice) error {
 		pdf.Ln(-1)
 	}
 	usage, adjustments := splitLines(inv.Lines)
-	sectionTitle(pdf, "Usage "+inv.Period.String())
-	header()
-	if len(usage) == 0 {
-		row([5]string{"No usage", "", "", "", ""}, "I", 9)
-	}
-	for _, l := range usage {
-		unit := l.UnitPrice.String()
-		if l.Average {
-			unit += " avg"
+	usageRows := func(lines []billing.Line) {
+		if len(lines) == 0 {
+			row([5]string{"No usage", "", "", "", ""}, "I", 9)
 		}
-		amount := l.Amount.String()
-		if l.Free {
-			unit = "free"
-		}
-		row([5]string{marketText(l), l.Category, groupThousands(l.Quantity), unit, amount}, "", 9.5)
-		if len(l.MessageCategories) > 0 {
-			row([5]string{"   " + l.Category + ": sent as " + strings.Join(l.MessageCategories, ", "), "", "", "", ""}, "I", 8)
-		}
-		if l.PricingType != "" {
-			row([5]string{"   " + l.Description, "", "", "", ""}, "I", 8)
-		}
-		if len(l.Countries) > 1 {
-			var parts []string
-			for _, cq := range l.Countries {
-				parts = append(parts, cq.Country+" "+groupThousands(cq.Quantity))
+		for _, l := range lines {
+			unit := l.UnitPrice.String()
+			if l.Average {
+				unit += " avg"
 			}
-			row([5]string{"   " + strings.Join(parts, ", "), "", "", "", ""}, "I", 8)
-		}
-		if len(l.Tiers) > 1 {
-			for _, t := range l.Tiers {
-				upTo := "and above"
-				if t.UpTo != nil {
-					upTo = "to " + groupThousands(*t.UpTo)
+			amount := l.Amount.String()
+			if l.Free {
+				unit = "free"
+			}
+			row([5]string{marketText(l), l.Category, groupThousands(l.Quantity), unit, amount}, "", 9.5)
+			if len(l.MessageCategories) > 0 {
+				row([5]string{"   " + l.Category + ": sent as " + strings.Join(l.MessageCategories, ", "), "", "", "", ""}, "I", 8)
+			}
+			if l.PricingType != "" || len(l.Unmapped) > 0 {
+				row([5]string{"   " + l.Description, "", "", "", ""}, "I", 8)
+			}
+			if len(l.Countries) > 1 {
+				var parts []string
+				for _, cq := range l.Countries {
+					parts = append(parts, cq.Country+" "+groupThousands(cq.Quantity))
 				}
-				row([5]string{fmt.Sprintf("   tier %s %s", groupThousands(t.From), upTo), "", groupThousands(t.Quantity), t.UnitPrice.String(), t.Amount.StringFixed(int32(inv.MinorUnits + 2))}, "I", 8)
+				row([5]string{"   " + strings.Join(parts, ", "), "", "", "", ""}, "I", 8)
+			}
+			if l.PoolQuantity > 0 {
+				row([5]string{"   portfolio volume " + groupThousands(l.PoolQuantity) + ": its tiers apply", "", "", "", ""}, "I", 8)
+			}
+			if len(l.Tiers) > 1 || (l.PoolQuantity > 0 && len(l.Tiers) == 1) {
+				for _, t := range l.Tiers {
+					upTo := "and above"
+					if t.UpTo != nil {
+						upTo = "to " + groupThousands(*t.UpTo)
+					}
+					row([5]string{fmt.Sprintf("   tier %s %s", groupThousands(t.From), upTo), "", groupThousands(t.Quantity), t.UnitPrice.String(), t.Amount.StringFixed(int32(inv.MinorUnits + 2))}, "I", 8)
+				}
+			}
+			if cp := l.CostPlus; cp != nil {
+				cur := ""
+				if inv.CostCard != nil {
+					cur = " " + inv.CostCard.Currency
+				}
+				text := fmt.Sprintf("   cost %s%s (%s a message) + %s%% + %s a message", cp.Cost.String(), cur, cp.UnitCost.String(), cp.Markup.String(), cp.Fee.String())
+				if cp.FloorApplied {
+					text = fmt.Sprintf("   cost %s%s: below the floor of %s a message", cp.Cost.String(), cur, cp.Floor.String())
+				}
+				row([5]string{text, "", "", "", ""}, "I", 8)
+			}
+			if !l.Discount.IsZero() {
+				if l.ListAmount.IsZero() && l.DiscountAmount.IsZero() {
+					// Invoices finalized before lines carried their list amount.
+					row([5]string{"   discount " + l.Discount.String() + "%", "", "", "", ""}, "I", 8)
+				} else {
+					row([5]string{"   list price", "", "", "", l.ListAmount.String()}, "I", 8)
+					row([5]string{"   discount " + l.Discount.String() + "%", "", "", "", "-" + l.DiscountAmount.String()}, "I", 8)
+				}
 			}
 		}
-		if !l.Discount.IsZero() {
-			if l.ListAmount.IsZero() && l.DiscountAmount.IsZero() {
-				// Invoices finalized before lines carried their list amount.
-				row([5]string{"   discount " + l.Discount.String() + "%", "", "", "", ""}, "I", 8)
-			} else {
-				row([5]string{"   list price", "", "", "", l.ListAmount.String()}, "I", 8)
-				row([5]string{"   discount " + l.Discount.String() + "%", "", "", "", "-" + l.DiscountAmount.String()}, "I", 8)
+	}
+	if len(inv.Sections) == 0 {
+		sectionTitle(pdf, "Usage "+inv.Period.String())
+		header()
+		usageRows(usage)
+	}
+	for _, sec := range inv.Sections {
+		sectionTitle(pdf, tr(fmt.Sprintf("Usage %s: %s (%s)", inv.Period, sec.Name, sec.CustomerID)))
+		header()
+		var lines []billing.Line
+		for _, l := range usage {
+			if l.Member == sec.CustomerID || (l.Member == "" && sec.CustomerID == inv.CustomerID) {
+				lines = append(lines, l)
 			}
 		}
+		usageRows(lines)
+		row([5]string{"Section total " + sec.Name, "", "", "", sec.Total.String()}, "B", 9)
+		pdf.Ln(2)
 	}
 	if len(adjustments) > 0 {
 		pdf.Ln(3)
 		sectionTitle(pdf, "Adjustments for earlier months")
 		header()
 		for _, l := range adjustments {
-			row([5]string{l.Period.String() + "  " + l.Market, l.Category, groupThousands(l.Quantity), "", l.Amount.String()}, "", 9.5)
+			what := l.Period.String() + "  " + l.Market
+			if l.Member != "" {
+				what += "  (" + l.Member + ")"
+			}
+			row([5]string{what, l.Category, groupThousands(l.Quantity), "", l.Amount.String()}, "", 9.5)
+		}
+	}
+	if len(inv.Unbilled) > 0 {
+		pdf.Ln(3)
+		sectionTitle(pdf, "Not billed (shown for information, not charged)")
+		header()
+		for _, u := range inv.Unbilled {
+			what := u.Period.String() + "  " + u.Country
+			if u.Member != "" {
+				what += "  (" + u.Member + ")"
+			}
+			row([5]string{what, u.Category, groupThousands(u.Quantity), "", ""}, "", 9.5)
+			row([5]string{"   " + u.Reason + ": " + u.Detail, "", "", "", ""}, "I", 7.5)
 		}
 	}
 
@@ -316,6 +371,9 @@ func splitLines(lines []billing.Line) (usage, adjustments []billing.Line) {
 		}
 	}
 	sort.SliceStable(usage, func(i, j int) bool {
+		if usage[i].Member != usage[j].Member {
+			return usage[i].Member < usage[j].Member
+		}
 		if usage[i].Market != usage[j].Market {
 			return usage[i].Market < usage[j].Market
 		}
@@ -358,6 +416,20 @@ func invoiceNotes(inv billing.Invoice, usage, adjustments []billing.Line) []stri
 	}
 	if len(adjustments) > 0 {
 		notes = append(notes, "Adjustment lines bill usage of earlier months that reached us after those months were invoiced: the whole month is rated again with all its usage and what was already billed is subtracted, line by line.")
+	}
+	pooled, costPlus := false, false
+	for _, l := range usage {
+		pooled = pooled || l.PoolQuantity > 0
+		costPlus = costPlus || l.CostPlus != nil
+	}
+	if pooled {
+		notes = append(notes, "Tier volume is counted over the whole portfolio: each line is priced at the tiers the portfolio reached in its market and category, the portfolio's lines rounded once and shared out.")
+	}
+	if costPlus {
+		notes = append(notes, "Cost-plus lines cost the upstream's price of the same messages (the cost card), converted at the month's exchange rate where the currencies differ, plus the markup and fee shown, and at least the floor.")
+	}
+	if len(inv.Unbilled) > 0 {
+		notes = append(notes, "Usage listed as not billed is not charged on this invoice; it is billed once it can be priced.")
 	}
 	notes = append(notes,
 		fmt.Sprintf("Amounts are in %s. Each line is rounded once to the currency's minor unit; the total is the sum of the rounded lines.", inv.Currency),

@@ -58,9 +58,11 @@ type Cards interface {
 	GetVersion(ctx context.Context, cardID string, number int) (*pricing.Version, error)
 }
 
-// Customers lists the known customers; billing.CustomerStore satisfies it.
+// Customers lists the known customers and their portfolios (members of a
+// portfolio are rated together); billing.CustomerStore satisfies it.
 type Customers interface {
 	All(ctx context.Context) (map[string]billing.Customer, error)
+	billing.PortfolioSource
 }
 
 // Service computes reports and simulations.

@@ -5,7 +5,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"os"
-	billingpg "postage/billing/pgstore"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +14,7 @@ import (
 
 	"postage"
 	"postage/billing"
+	billingpg "postage/billing/pgstore"
 	"postage/internal/testenv"
 	"postage/metering"
 	"postage/pricing"
@@ -84,7 +85,8 @@ type world struct {
 	cards *pgstore.Store
 }
 
-func setup(t *testing.T) *world {
+// setup stores the fixture's usage and, after it, extra's.
+func setup(t *testing.T, extra ...use) *world {
 	t.Helper()
 	ctx := context.Background()
 	env := testenv.New(t)
@@ -106,7 +108,7 @@ func setup(t *testing.T) *world {
 	}
 	store := metering.NewCHStore(env.CH)
 	var evs []metering.Event
-	for i, u := range fixture {
+	for i, u := range append(slices.Clone(fixture), extra...) {
 		e := metering.Event{
 			CustomerID: u.customer, ID: fmt.Sprintf("ev-%d", i),
 			Time:    u.month.Start().Add(time.Duration(i) * time.Hour),
@@ -861,5 +863,65 @@ func TestCSVFormulaCells(t *testing.T) {
 	}
 	if b.String() != "a,b,c\n'=1+1,-12.30,'-x\n" {
 		t.Errorf("csv = %q", b.String())
+	}
+}
+
+// Rows of categories the card does not list (marketing_lite, referral on
+// launch) are unbilled row by row, per category, in the unbilled report;
+// the rest of their customer-month is in revenue exactly as without them.
+func TestUnmappedCategoriesUnbilledWhileTheRestBills(t *testing.T) {
+	w := setup(t,
+		use{"acme", oct, "DE", "marketing_lite", 6},
+		use{"acme", oct, "FR", "marketing_lite", 5},
+		use{"acme", oct, "FR", "referral", 3},
+		use{"globex", oct, "DE", "marketing_lite", 2}, // on meta-2026-01 from September
+	)
+	pb := prices(t)
+	ctx := context.Background()
+	ub, err := w.svc.Unbilled(ctx, oct, oct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		customer, category, reason string
+		q                          int64
+	}
+	var got []row
+	for _, r := range ub.Rows {
+		got = append(got, row{r.CustomerID, r.Category, r.Reason, r.Quantity})
+	}
+	want := []row{
+		{"acme", "marketing_lite", billing.UnbilledUnmappedCategory, 11},
+		{"acme", "referral", billing.UnbilledUnmappedCategory, 3},
+		{"globex", "marketing_lite", billing.UnbilledUnmappedCategory, 2},
+	}
+	if !slices.Equal(got, want) || ub.Totals.Quantity != 16 || ub.Totals.Customers != 2 {
+		t.Fatalf("unbilled %+v %+v, want %+v", got, ub.Totals, want)
+	}
+	rev, err := w.svc.Revenue(ctx, RevenueQuery{From: oct, To: oct, GroupBy: ByCustomer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"acme", "globex"} {
+		card, disc := currentCard(c, oct)
+		tot, _ := pb.expect(c, oct, card, disc)
+		var q int64
+		for _, u := range fixture {
+			if u.customer == c && u.month == oct {
+				q += u.quantity
+			}
+		}
+		var found bool
+		for _, r := range rev.Rows {
+			if r.Key == c {
+				found = true
+				if r.Amount != cents(tot) || r.Quantity != q {
+					t.Errorf("%s October revenue %s for %d, want %s for %d", c, r.Amount, r.Quantity, cents(tot), q)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s has no October revenue: %+v", c, rev.Rows)
+		}
 	}
 }

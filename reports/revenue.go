@@ -103,12 +103,13 @@ func (s *Service) Revenue(ctx context.Context, q RevenueQuery) (*RevenueReport, 
 	totals := newTotals()
 	for _, cm := range b.rated() {
 		r := &cm.Result
-		totals.add(r.Currency, cm.Quantity, minorOf(r.Total, r.MinorUnits), cm.CustomerID)
+		billed := cm.billedQuantity()
+		totals.add(r.Currency, billed, minorOf(r.Total, r.MinorUnits), cm.CustomerID)
 		switch q.GroupBy {
 		case ByMonth:
-			add(cm.Month.String(), "", r.Currency, cm.Quantity, minorOf(r.Total, r.MinorUnits), cm.CustomerID)
+			add(cm.Month.String(), "", r.Currency, billed, minorOf(r.Total, r.MinorUnits), cm.CustomerID)
 		case ByCustomer:
-			add(cm.CustomerID, cm.Customer.Name, r.Currency, cm.Quantity, minorOf(r.Total, r.MinorUnits), cm.CustomerID)
+			add(cm.CustomerID, cm.Customer.Name, r.Currency, billed, minorOf(r.Total, r.MinorUnits), cm.CustomerID)
 		default:
 			for _, ln := range r.Lines {
 				amount := minorOf(ln.Amount, r.MinorUnits)
@@ -221,10 +222,10 @@ func (s *Service) TopCustomers(ctx context.Context, q TopQuery) (*TopReport, err
 			rows[k] = row
 		}
 		m := minorOf(r.Total, r.MinorUnits)
-		row.Quantity += cm.Quantity
+		row.Quantity += cm.billedQuantity()
 		row.minor += m
 		curTotal[r.Currency] += m
-		qtyTotal += cm.Quantity
+		qtyTotal += cm.billedQuantity()
 	}
 	list := make([]TopRow, 0, len(rows))
 	for _, r := range rows {

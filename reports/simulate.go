@@ -182,7 +182,7 @@ func (s *Service) Simulate(ctx context.Context, req SimulationRequest) (*Simulat
 	}
 	// One pipeline for the request: drafts of the proposed card may be
 	// edited between requests, so its compiled versions are not kept.
-	rating := billing.NewRating(s.Cards)
+	rating := s.newRating()
 	proposed := make(map[pricing.Month]*pricing.Rater, len(months))
 	var versions []int
 	for _, m := range months {
@@ -221,7 +221,7 @@ func (s *Service) Simulate(ctx context.Context, req SimulationRequest) (*Simulat
 	// One task per customer: its rows are contiguous in b.rows.
 	var starts []int
 	for i, cm := range b.rows {
-		if i == 0 || b.rows[i-1].CustomerID != cm.CustomerID {
+		if (i == 0 || b.rows[i-1].CustomerID != cm.CustomerID) && !cm.Hidden {
 			starts = append(starts, i)
 		}
 	}
@@ -235,9 +235,9 @@ func (s *Service) Simulate(ctx context.Context, req SimulationRequest) (*Simulat
 	parallel(len(starts), s.workers(), func(t int) {
 		lc := <-caches
 		defer func() { caches <- lc }()
-		lo, hi := starts[t], len(b.rows)
-		if t+1 < len(starts) {
-			hi = starts[t+1]
+		lo, hi := starts[t], starts[t]+1
+		for hi < len(b.rows) && b.rows[hi].CustomerID == b.rows[lo].CustomerID {
+			hi++
 		}
 		out[t], errs[t] = s.simulateCustomer(ctx, b, b.rows[lo:hi], proposed, keepOv, lc)
 		if s.Progress != nil {
@@ -344,15 +344,30 @@ func (s *Service) simulateCustomer(ctx context.Context, b *book, rows []*custome
 		if n := len(c.CurrentCards); n == 0 || c.CurrentCards[n-1] != cm.CardID {
 			c.CurrentCards = append(c.CurrentCards, cm.CardID)
 		}
-		var ov pricing.Overrides
-		if keepOv {
-			ov = cm.Overrides
-		}
 		pr := proposed[cm.Month]
-		pres, err := pr.Rate(ov, cm.Usage, cm.Opts())
-		if err != nil {
-			return skip("proposed card: %s", postage.ErrorMessage(err))
+		// The proposed side through the same pipeline: the portfolio's
+		// members pooled on the proposed card too, cost-plus over the cost
+		// card in effect.
+		prop, pooled, err := b.rateInGroup(ctx, cm, "proposed", func(x *customerMonth) []pricing.Usage { return x.Usage },
+			func(group []billing.Member) ([]billing.Rated, error) {
+				return b.rating.RateGroupOn(ctx, b.pre, cm.Month, group, pr, keepOv)
+			})
+		if !pooled && err == nil {
+			var out []billing.Rated
+			out, err = b.rating.RateGroupOn(ctx, b.pre, cm.Month, []billing.Member{{Customer: cm.Customer, Usage: cm.Usage}}, pr, keepOv)
+			if err == nil {
+				prop = out[0]
+			}
 		}
+		if err != nil {
+			return c, err
+		}
+		if prop.Unbilled == billing.UnbilledCurrencyMismatch {
+			return skip("currency %s differs from the proposed card's %s", cur.Currency, pr.Version().Currency)
+		} else if prop.Unbilled != "" {
+			return skip("proposed card: %s: %s", prop.Unbilled, prop.Detail)
+		}
+		pres := prop.Result
 		if pres.Currency != cur.Currency {
 			return skip("currency %s differs from the proposed card's %s", cur.Currency, pres.Currency)
 		}
@@ -365,13 +380,13 @@ func (s *Service) simulateCustomer(ctx context.Context, b *book, rows []*custome
 		pkeys := make([]lineKey, len(cm.Usage))
 		ckeys := make([]lookVal, len(cm.Usage))
 		for i, u := range cm.Usage {
-			pv, err := lc.line(pr, u, cc)
+			pv, err := lc.line(prop.Basis, u, cc)
 			if err != nil {
-				return skip("proposed card: %s", postage.ErrorMessage(err))
+				pv = lookVal{"", u.Category} // the proposed card cannot rate it: a breakdown row of its own (no market)
 			}
 			pkeys[i] = lineKey{pv.market, pv.category, cur.Currency}
-			if ckeys[i], err = lc.line(cm.Rater, u, cc); err != nil {
-				return skip("current card: %s", postage.ErrorMessage(err))
+			if ckeys[i], err = lc.line(cm.Basis, u, cc); err != nil {
+				ckeys[i] = lookVal{} // the current card cannot rate it: on no current line (markets are never "")
 			}
 			l := c.lines[pkeys[i]]
 			if l == nil {

@@ -12,6 +12,7 @@ import (
 
 	"postage"
 	"postage/billing"
+	"postage/pricing"
 )
 
 // CustomerStore keeps customers and their phone-number ids in PostgreSQL
@@ -41,7 +42,18 @@ func scanCustomer(r pgx.Row) (billing.Customer, error) {
 	return c, err
 }
 
-// Create stores a new customer. An existing id is a conflict.
+// scanCustomerPortfolio scans customerSelect's columns: the customer and
+// its portfolio setting in effect.
+func scanCustomerPortfolio(r pgx.Row) (billing.Customer, error) {
+	var c billing.Customer
+	err := r.Scan(&c.ID, &c.Name, &c.Currency, &c.Country, &c.Email, &c.CreatedAt, &c.UpdatedAt, &c.ParentID, &c.Consolidated)
+	return c, err
+}
+
+func (s *CustomerStore) month() pricing.Month { return pricing.MonthOf(s.now()) }
+
+// Create stores a new customer. An existing id is a conflict. A parent or
+// the consolidated setting given with it applies from the current month.
 func (s *CustomerStore) Create(ctx context.Context, c billing.Customer) (billing.Customer, error) {
 	if c.Currency == "" {
 		c.Currency = "USD"
@@ -49,21 +61,30 @@ func (s *CustomerStore) Create(ctx context.Context, c billing.Customer) (billing
 	if err := c.Validate(); err != nil {
 		return billing.Customer{}, err
 	}
-	q, args := insertCustomerSQL(c, s.now())
-	out, err := scanCustomer(s.DB.QueryRow(ctx, q, args...))
-	if err != nil {
-		if pgCode(err) == uniqueViolation {
-			return billing.Customer{}, postage.Errorf(postage.ECONFLICT, "customer %q already exists", c.ID)
+	now := s.now()
+	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		q, args := insertCustomerSQL(c, now)
+		if _, err := scanCustomer(tx.QueryRow(ctx, q, args...)); err != nil {
+			if pgCode(err) == uniqueViolation {
+				return postage.Errorf(postage.ECONFLICT, "customer %q already exists", c.ID)
+			}
+			return fmt.Errorf("create customer: %w", err)
 		}
-		return billing.Customer{}, fmt.Errorf("create customer: %w", err)
+		if c.ParentID == "" && !c.Consolidated {
+			return nil
+		}
+		return s.setPortfolio(ctx, tx, billing.PortfolioSetting{CustomerID: c.ID, EffectiveFrom: pricing.MonthOf(now), ParentID: c.ParentID, Consolidated: c.Consolidated})
+	})
+	if err != nil {
+		return billing.Customer{}, err
 	}
-	return out, nil
+	return s.Get(ctx, c.ID)
 }
 
 // Get returns one customer.
 func (s *CustomerStore) Get(ctx context.Context, id string) (billing.Customer, error) {
-	q, args := getCustomerSQL(id)
-	c, err := scanCustomer(s.DB.QueryRow(ctx, q, args...))
+	q, args := getCustomerSQL(id, s.month())
+	c, err := scanCustomerPortfolio(s.DB.QueryRow(ctx, q, args...))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return billing.Customer{}, postage.Errorf(postage.ENOTFOUND, "customer %q not found", id)
 	} else if err != nil {
@@ -76,12 +97,12 @@ func (s *CustomerStore) Get(ctx context.Context, id string) (billing.Customer, e
 // cursor is empty on the last page.
 func (s *CustomerStore) List(ctx context.Context, p billing.Page) ([]billing.Customer, string, error) {
 	p = p.Norm()
-	q, args := listCustomersSQL(p.Cursor, p.Limit+1)
+	q, args := listCustomersSQL(p.Cursor, p.Limit+1, s.month())
 	rows, err := s.DB.Query(ctx, q, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list customers: %w", err)
 	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (billing.Customer, error) { return scanCustomer(r) })
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (billing.Customer, error) { return scanCustomerPortfolio(r) })
 	if err != nil {
 		return nil, "", fmt.Errorf("list customers: %w", err)
 	}
@@ -95,12 +116,12 @@ func (s *CustomerStore) List(ctx context.Context, p billing.Page) ([]billing.Cus
 
 // All returns every customer keyed by id.
 func (s *CustomerStore) All(ctx context.Context) (map[string]billing.Customer, error) {
-	q, args := allCustomersSQL()
+	q, args := allCustomersSQL(s.month())
 	rows, err := s.DB.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load customers: %w", err)
 	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (billing.Customer, error) { return scanCustomer(r) })
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (billing.Customer, error) { return scanCustomerPortfolio(r) })
 	if err != nil {
 		return nil, fmt.Errorf("load customers: %w", err)
 	}
@@ -143,7 +164,122 @@ func (s *CustomerStore) Update(ctx context.Context, id string, u billing.Custome
 	} else if err != nil {
 		return billing.Customer{}, fmt.Errorf("update customer: %w", err)
 	}
+	out.ParentID, out.Consolidated = c.ParentID, c.Consolidated
 	return out, nil
+}
+
+// SetPortfolio gives a customer a portfolio setting from a month after the
+// current one (see billing.CustomerStore).
+func (s *CustomerStore) SetPortfolio(ctx context.Context, ps billing.PortfolioSetting) (billing.PortfolioSetting, error) {
+	if err := ps.Validate(); err != nil {
+		return ps, err
+	}
+	if cur := s.month(); !ps.EffectiveFrom.After(cur) {
+		return ps, postage.Errorf(postage.EINVALID, "effective_from %s must be after the current month %s: a month's portfolio never changes once it has begun", ps.EffectiveFrom, cur)
+	}
+	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error { return s.setPortfolio(ctx, tx, ps) })
+	return ps, err
+}
+
+// setPortfolio checks a setting against the ledger and stores it, in tx.
+func (s *CustomerStore) setPortfolio(ctx context.Context, tx pgx.Tx, ps billing.PortfolioSetting) error {
+	if err := ps.Validate(); err != nil {
+		return err
+	}
+	ids := []string{ps.CustomerID}
+	if ps.ParentID != "" {
+		ids = append(ids, ps.ParentID)
+	}
+	q, args := lockCustomersSQL(ids)
+	rows, err := tx.Query(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("set portfolio: %w", err)
+	}
+	currency := map[string]string{}
+	for rows.Next() {
+		var id, cur string
+		if err := rows.Scan(&id, &cur); err != nil {
+			rows.Close()
+			return fmt.Errorf("set portfolio: %w", err)
+		}
+		currency[id] = cur
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("set portfolio: %w", err)
+	}
+	if _, ok := currency[ps.CustomerID]; !ok {
+		return postage.Errorf(postage.ENOTFOUND, "customer %q not found", ps.CustomerID)
+	}
+	if ps.ParentID != "" {
+		pc, ok := currency[ps.ParentID]
+		if !ok {
+			return postage.Errorf(postage.ENOTFOUND, "parent %q not found", ps.ParentID)
+		}
+		if pc != currency[ps.CustomerID] {
+			return postage.Errorf(postage.ECONFLICT, "parent %s bills in %s, customer %s in %s: a portfolio bills in one currency", ps.ParentID, pc, ps.CustomerID, currency[ps.CustomerID])
+		}
+		var member, parent bool
+		q, args = memberFromSQL(ps.ParentID, ps.EffectiveFrom)
+		if err := tx.QueryRow(ctx, q, args...).Scan(&member); err != nil {
+			return fmt.Errorf("set portfolio: %w", err)
+		}
+		if member {
+			return postage.Errorf(postage.ECONFLICT, "%s is a member of another portfolio in %s or later: a parent has no parent", ps.ParentID, ps.EffectiveFrom)
+		}
+		q, args = parentFromSQL(ps.CustomerID, ps.EffectiveFrom)
+		if err := tx.QueryRow(ctx, q, args...).Scan(&parent); err != nil {
+			return fmt.Errorf("set portfolio: %w", err)
+		}
+		if parent {
+			return postage.Errorf(postage.ECONFLICT, "%s has members in %s or later: a parent cannot become a member", ps.CustomerID, ps.EffectiveFrom)
+		}
+	}
+	q, args = setPortfolioSQL(ps)
+	if _, err := tx.Exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("set portfolio: %w", err)
+	}
+	return nil
+}
+
+// PortfolioHistory returns a customer's portfolio settings, oldest first.
+func (s *CustomerStore) PortfolioHistory(ctx context.Context, customerID string) ([]billing.PortfolioSetting, error) {
+	if _, err := s.Get(ctx, customerID); err != nil {
+		return nil, err
+	}
+	q, args := portfolioHistorySQL(customerID)
+	return s.portfolioRows(ctx, q, args)
+}
+
+// PortfoliosIn returns the portfolio settings in effect in month m.
+func (s *CustomerStore) PortfoliosIn(ctx context.Context, m pricing.Month) (billing.Portfolios, error) {
+	q, args := portfoliosInSQL(m)
+	list, err := s.portfolioRows(ctx, q, args)
+	if err != nil {
+		return billing.Portfolios{}, err
+	}
+	return billing.NewPortfolios(list), nil
+}
+
+func (s *CustomerStore) portfolioRows(ctx context.Context, q string, args []any) ([]billing.PortfolioSetting, error) {
+	rows, err := s.DB.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("portfolios: %w", err)
+	}
+	defer rows.Close()
+	out := []billing.PortfolioSetting{}
+	for rows.Next() {
+		var ps billing.PortfolioSetting
+		var from string
+		if err := rows.Scan(&ps.CustomerID, &from, &ps.ParentID, &ps.Consolidated); err != nil {
+			return nil, fmt.Errorf("portfolios: %w", err)
+		}
+		if ps.EffectiveFrom, err = pricing.ParseMonth(from); err != nil {
+			return nil, fmt.Errorf("portfolios: %w", err)
+		}
+		out = append(out, ps)
+	}
+	return out, rows.Err()
 }
 
 // currencyConflict reports whether err is the refusal of migration 0035's

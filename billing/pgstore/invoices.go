@@ -78,11 +78,11 @@ func pgCode(err error) string {
 func scanInvoice(r pgx.Row) (billing.Invoice, error) {
 	var inv billing.Invoice
 	var period, status, sub, adj, total string
-	var cust, lines []byte
+	var cust, lines, details []byte
 	var doc *string
 	err := r.Scan(&inv.ID, &inv.Number, &inv.CustomerID, &period, &inv.Seq, &status, &cust, &inv.Currency,
 		&inv.CardID, &inv.CardVersion, &lines, &sub, &adj, &total, &inv.UsageCutoff, &inv.FinalizeAfter,
-		&inv.CreatedAt, &inv.UpdatedAt, &inv.FinalizedAt, &inv.VoidedAt, &inv.VoidReason, &inv.Replaces, &inv.ReplacedBy, &doc)
+		&inv.CreatedAt, &inv.UpdatedAt, &inv.FinalizedAt, &inv.VoidedAt, &inv.VoidReason, &inv.Replaces, &inv.ReplacedBy, &doc, &details)
 	if err != nil {
 		return inv, err
 	}
@@ -102,6 +102,9 @@ func scanInvoice(r pgx.Row) (billing.Invoice, error) {
 	}
 	if inv.Lines, err = billing.DecodeLines(lines); err != nil {
 		return inv, fmt.Errorf("invoice %s lines: %w", inv.ID, err)
+	}
+	if err := billing.DecodeDetails(&inv, details); err != nil {
+		return inv, err
 	}
 	inv.MinorUnits = billing.MinorUnitsOf(inv.Currency)
 	for _, p := range []struct {

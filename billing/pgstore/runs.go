@@ -273,7 +273,7 @@ type draftRows struct {
 	period string
 	now    time.Time
 	i      int
-	row    [19]any
+	row    [20]any
 }
 
 func (r *draftRows) Next() bool {
@@ -284,6 +284,7 @@ func (r *draftRows) Next() bool {
 	d := e.Invoice
 	v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9] = d.ID, d.CustomerID, r.period, d.Seq, string(billing.StatusDraft), json.RawMessage(e.Customer), d.Currency, d.CardID, d.CardVersion, e.Lines
 	v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18] = moneyNumeric(d.Subtotal), moneyNumeric(d.Adjustments), moneyNumeric(d.Total), d.UsageCutoff, d.FinalizeAfter, r.now, r.now, e.Hash, e.Adjusts
+	v[19] = string(e.Details)
 	r.i++
 	return true
 }
@@ -299,7 +300,7 @@ func (s *InvoiceStore) upsertDrafts(ctx context.Context, drafts []*billing.Draft
 	seqs, versions := make([]int32, n), make([]int32, n)
 	cutoffs, finalizeAfter := make([]time.Time, n), make([]time.Time, n)
 	hashes := make([][]byte, n)
-	adjusts := make([]string, n)
+	adjusts, details := make([]string, n), make([]string, n)
 	for i, e := range drafts {
 		d := e.Invoice
 		ids[i], custIDs[i], custs[i], currencies[i], cards[i], lines[i] = d.ID, d.CustomerID, string(e.Customer), d.Currency, d.CardID, string(e.Lines)
@@ -308,8 +309,9 @@ func (s *InvoiceStore) upsertDrafts(ctx context.Context, drafts []*billing.Draft
 		cutoffs[i], finalizeAfter[i] = d.UsageCutoff, d.FinalizeAfter
 		hashes[i] = e.Hash
 		adjusts[i] = strings.Join(e.Adjusts, ",")
+		details[i] = string(e.Details)
 	}
-	q, args := upsertDraftsSQL(drafts[0].Invoice.Period, now, ids, custIDs, seqs, custs, currencies, cards, versions, lines, subs, adjs, totals, cutoffs, finalizeAfter, hashes, adjusts)
+	q, args := upsertDraftsSQL(drafts[0].Invoice.Period, now, ids, custIDs, seqs, custs, currencies, cards, versions, lines, subs, adjs, totals, cutoffs, finalizeAfter, hashes, adjusts, details)
 	err = pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
 		sq, sargs := syncCommitOffSQL()
 		if _, err := tx.Exec(ctx, sq, sargs...); err != nil {

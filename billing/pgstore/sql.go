@@ -18,6 +18,14 @@ import (
 
 const customerColumns = `id, name, currency, coalesce(country,''), email, created_at, updated_at`
 
+// customerSelect reads customers with their portfolio setting in effect in
+// a month ($1): the latest row of customer_portfolios on or before it
+// (read once and hash-joined: a run reads 50,000 customers).
+const customerSelect = `SELECT c.id, c.name, c.currency, coalesce(c.country,''), c.email, c.created_at, c.updated_at,
+	coalesce(p.parent_id,''), coalesce(p.consolidated,false)
+FROM customers c LEFT JOIN (SELECT DISTINCT ON (customer_id) customer_id, parent_id, consolidated FROM customer_portfolios
+	WHERE effective_from <= $1 ORDER BY customer_id, effective_from DESC) p ON p.customer_id = c.id`
+
 func nullable(s string) *string {
 	if s == "" {
 		return nil
@@ -30,16 +38,57 @@ func insertCustomerSQL(c billing.Customer, now time.Time) (string, []any) {
 		[]any{c.ID, c.Name, c.Currency, nullable(c.Country), c.Email, now}
 }
 
-func getCustomerSQL(id string) (string, []any) {
-	return `SELECT ` + customerColumns + ` FROM customers WHERE id = $1`, []any{id}
+func getCustomerSQL(id string, now pricing.Month) (string, []any) {
+	return customerSelect + ` WHERE c.id = $2`, []any{now.String(), id}
 }
 
-func listCustomersSQL(after string, limit int) (string, []any) {
-	return `SELECT ` + customerColumns + ` FROM customers WHERE id > $1 ORDER BY id LIMIT $2`, []any{after, limit}
+func listCustomersSQL(after string, limit int, now pricing.Month) (string, []any) {
+	return customerSelect + ` WHERE c.id > $2 ORDER BY c.id LIMIT $3`, []any{now.String(), after, limit}
 }
 
-func allCustomersSQL() (string, []any) {
-	return `SELECT ` + customerColumns + ` FROM customers`, nil
+func allCustomersSQL(now pricing.Month) (string, []any) {
+	return customerSelect, []any{now.String()}
+}
+
+// Portfolios.
+
+// lockCustomersSQL locks customers' rows, in id order (no deadlock between
+// two changes naming the same customers): a portfolio change locks the
+// customer and its parent, so two changes that could together make a
+// portfolio two levels deep, or split its currency, run one after the other.
+func lockCustomersSQL(ids []string) (string, []any) {
+	return `SELECT id, currency FROM customers WHERE id = ANY($1) ORDER BY id FOR UPDATE`, []any{ids}
+}
+
+// memberFromSQL: does the customer have a parent in some month from $2 on
+// (its setting in effect in $2, or any later one)?
+func memberFromSQL(customerID string, from pricing.Month) (string, []any) {
+	return `SELECT EXISTS (SELECT 1 FROM customer_portfolios p WHERE p.customer_id = $1 AND p.parent_id IS NOT NULL
+	AND (p.effective_from > $2 OR p.effective_from = (SELECT max(q.effective_from) FROM customer_portfolios q WHERE q.customer_id = $1 AND q.effective_from <= $2)))`,
+		[]any{customerID, from.String()}
+}
+
+// parentFromSQL: is the customer some customer's parent in some month from $2 on?
+func parentFromSQL(customerID string, from pricing.Month) (string, []any) {
+	return `SELECT EXISTS (SELECT 1 FROM customer_portfolios p WHERE p.parent_id = $1
+	AND (p.effective_from > $2 OR p.effective_from = (SELECT max(q.effective_from) FROM customer_portfolios q WHERE q.customer_id = p.customer_id AND q.effective_from <= $2)))`,
+		[]any{customerID, from.String()}
+}
+
+func setPortfolioSQL(ps billing.PortfolioSetting) (string, []any) {
+	return `INSERT INTO customer_portfolios (customer_id, effective_from, parent_id, consolidated) VALUES ($1, $2, $3, $4)
+	ON CONFLICT (customer_id, effective_from) DO UPDATE SET parent_id = EXCLUDED.parent_id, consolidated = EXCLUDED.consolidated, created_at = now()`,
+		[]any{ps.CustomerID, ps.EffectiveFrom.String(), nullable(ps.ParentID), ps.Consolidated}
+}
+
+func portfolioHistorySQL(customerID string) (string, []any) {
+	return `SELECT customer_id, effective_from, coalesce(parent_id,''), consolidated FROM customer_portfolios WHERE customer_id = $1 ORDER BY effective_from`,
+		[]any{customerID}
+}
+
+func portfoliosInSQL(m pricing.Month) (string, []any) {
+	return `SELECT DISTINCT ON (customer_id) customer_id, effective_from, coalesce(parent_id,''), consolidated FROM customer_portfolios
+	WHERE effective_from <= $1 ORDER BY customer_id, effective_from DESC`, []any{m.String()}
 }
 
 func updateCustomerSQL(c billing.Customer, now time.Time) (string, []any) {
@@ -73,7 +122,7 @@ func customersForPhoneNumbersSQL(ids []string) (string, []any) {
 
 const invoiceColumns = `id, coalesce(number,''), customer_id, period, seq, status, customer, currency, card_id, card_version,
  lines, subtotal::text, adjustments::text, total::text, usage_cutoff, finalize_after, created_at, updated_at,
- finalized_at, voided_at, void_reason, coalesce(replaces,''), coalesce(replaced_by,''), document`
+ finalized_at, voided_at, void_reason, coalesce(replaces,''), coalesce(replaced_by,''), document, details`
 
 func getInvoiceSQL(id string, forUpdate bool) (string, []any) {
 	q := `SELECT ` + invoiceColumns + ` FROM invoices WHERE id = $1`
@@ -205,23 +254,23 @@ func syncCommitOffSQL() (string, []any) { return `SET LOCAL synchronous_commit =
 
 // draftColumns are the columns COPY writes for a new draft.
 var draftColumns = []string{"id", "customer_id", "period", "seq", "status", "customer", "currency",
-	"card_id", "card_version", "lines", "subtotal", "adjustments", "total", "usage_cutoff", "finalize_after", "created_at", "updated_at", "content_hash", "adjusts"}
+	"card_id", "card_version", "lines", "subtotal", "adjustments", "total", "usage_cutoff", "finalize_after", "created_at", "updated_at", "content_hash", "adjusts", "details"}
 
 // upsertDraftsSQL builds the batched insert-or-refresh of drafts of one
 // period from column arrays (ids, customer ids, seqs, customers, currencies,
 // cards, versions, lines, subtotals, adjustments, totals, cut-offs,
-// finalize-after times, hashes, adjusted months); a finalized or void
+// finalize-after times, hashes, adjusted months, details); a finalized or void
 // invoice, or a draft whose content hash is unchanged, is left alone.
 func upsertDraftsSQL(period pricing.Month, now time.Time, cols ...any) (string, []any) {
 	args := append([]any{period.String(), now}, cols...)
 	return `INSERT INTO invoices (id, customer_id, period, seq, status, customer, currency, card_id, card_version, lines,
-		subtotal, adjustments, total, usage_cutoff, finalize_after, created_at, updated_at, content_hash, adjusts)
+		subtotal, adjustments, total, usage_cutoff, finalize_after, created_at, updated_at, content_hash, adjusts, details)
 	SELECT t.id, t.customer_id, $1, t.seq, 'draft', t.customer::jsonb, t.currency, t.card_id, t.card_version, t.lines,
-		t.subtotal::numeric, t.adjustments::numeric, t.total::numeric, t.cutoff, t.finalize_after, $2, $2, t.hash, string_to_array(t.adjusts, ',')
-	FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::bytea[], $17::text[])
-		AS t(id, customer_id, seq, customer, currency, card_id, card_version, lines, subtotal, adjustments, total, cutoff, finalize_after, hash, adjusts)
+		t.subtotal::numeric, t.adjustments::numeric, t.total::numeric, t.cutoff, t.finalize_after, $2, $2, t.hash, string_to_array(t.adjusts, ','), t.details
+	FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::bytea[], $17::text[], $18::text[])
+		AS t(id, customer_id, seq, customer, currency, card_id, card_version, lines, subtotal, adjustments, total, cutoff, finalize_after, hash, adjusts, details)
 	ON CONFLICT (id) DO UPDATE SET customer = EXCLUDED.customer, currency = EXCLUDED.currency, card_id = EXCLUDED.card_id,
-		card_version = EXCLUDED.card_version, lines = EXCLUDED.lines, adjusts = EXCLUDED.adjusts, subtotal = EXCLUDED.subtotal, adjustments = EXCLUDED.adjustments,
+		card_version = EXCLUDED.card_version, lines = EXCLUDED.lines, adjusts = EXCLUDED.adjusts, details = EXCLUDED.details, subtotal = EXCLUDED.subtotal, adjustments = EXCLUDED.adjustments,
 		total = EXCLUDED.total, usage_cutoff = EXCLUDED.usage_cutoff, updated_at = EXCLUDED.updated_at, content_hash = EXCLUDED.content_hash
 	WHERE invoices.status = 'draft' AND invoices.content_hash <> EXCLUDED.content_hash
 	RETURNING (xmax = 0)`, args
@@ -304,10 +353,10 @@ func linkReplacementSQL(id, replacedBy string) (string, []any) {
 func insertReissueSQL(d *billing.Draft, now time.Time) (string, []any) {
 	inv := d.Invoice
 	return `INSERT INTO invoices (id, customer_id, period, seq, status, customer, currency, card_id, card_version, lines,
-		subtotal, adjustments, total, usage_cutoff, finalize_after, created_at, updated_at, replaces, adjusts, content_hash)
-	VALUES ($1,$2,$3,$4,'draft',$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15,$16,$17,$18)`,
+		subtotal, adjustments, total, usage_cutoff, finalize_after, created_at, updated_at, replaces, adjusts, content_hash, details)
+	VALUES ($1,$2,$3,$4,'draft',$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15,$16,$17,$18,$19)`,
 		[]any{inv.ID, inv.CustomerID, inv.Period.String(), inv.Seq, string(d.Customer), inv.Currency, inv.CardID, inv.CardVersion, string(d.Lines),
-			inv.Subtotal.String(), inv.Adjustments.String(), inv.Total.String(), inv.UsageCutoff, inv.FinalizeAfter, now, inv.Replaces, d.Adjusts, d.Hash}
+			inv.Subtotal.String(), inv.Adjustments.String(), inv.Total.String(), inv.UsageCutoff, inv.FinalizeAfter, now, inv.Replaces, d.Adjusts, d.Hash, string(d.Details)}
 }
 
 // Rendered documents of finalized and void invoices.

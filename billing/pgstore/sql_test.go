@@ -56,7 +56,7 @@ func TestSQLText(t *testing.T) {
 		{"nextSeq", first(nextSeqSQL("a", oct)), second(nextSeqSQL("a", oct)), []string{"coalesce(max(seq), 0) + 1"}, 2},
 		{"void", first(voidSQL("in_x", "r", now)), second(voidSQL("in_x", "r", now)), []string{"status = 'void'", "document = NULL", "AND status = 'finalized'"}, 3},
 		{"linkReplacement", first(linkReplacementSQL("in_x", "in_y")), second(linkReplacementSQL("in_x", "in_y")), []string{"SET replaced_by = $2", "RETURNING"}, 2},
-		{"insertReissue", first(insertReissueSQL(draft, now)), second(insertReissueSQL(draft, now)), []string{"'draft'", "replaces", "content_hash"}, 18},
+		{"insertReissue", first(insertReissueSQL(draft, now)), second(insertReissueSQL(draft, now)), []string{"'draft'", "replaces", "content_hash", "details"}, 19},
 		{"document", first(documentSQL("in_x", billing.StatusFinalized, billing.FormatPDF)), second(documentSQL("in_x", billing.StatusFinalized, billing.FormatPDF)),
 			[]string{"FROM invoice_documents", "format = $3"}, 3},
 		{"putDocument", first(putDocumentSQL("in_x", billing.StatusFinalized, billing.FormatPDF, nil, now)), second(putDocumentSQL("in_x", billing.StatusFinalized, billing.FormatPDF, nil, now)),
@@ -67,7 +67,13 @@ func TestSQLText(t *testing.T) {
 		{"unlock", first(unlockRunsSQL(true)), second(unlockRunsSQL(true)), []string{"pg_advisory_unlock_shared($1, $3)", "pg_advisory_unlock($1, $2)"}, 3},
 		{"insertCustomer", first(insertCustomerSQL(billing.Customer{ID: "a"}, now)), second(insertCustomerSQL(billing.Customer{ID: "a"}, now)), []string{"INSERT INTO customers", "RETURNING"}, 6},
 		{"updateCustomer", first(updateCustomerSQL(billing.Customer{ID: "a"}, now)), second(updateCustomerSQL(billing.Customer{ID: "a"}, now)), []string{"UPDATE customers", "WHERE id=$1"}, 6},
-		{"listCustomers", first(listCustomersSQL("a", 10)), second(listCustomersSQL("a", 10)), []string{"id > $1 ORDER BY id LIMIT $2"}, 2},
+		{"listCustomers", first(listCustomersSQL("a", 10, oct)), second(listCustomersSQL("a", 10, oct)), []string{"c.id > $2 ORDER BY c.id LIMIT $3", "effective_from <= $1"}, 3},
+		{"getCustomer", first(getCustomerSQL("a", oct)), second(getCustomerSQL("a", oct)), []string{"LEFT JOIN (SELECT DISTINCT ON (customer_id)", "WHERE c.id = $2"}, 2},
+		{"lockCustomers rows", first(lockCustomersSQL([]string{"a", "b"})), second(lockCustomersSQL([]string{"a", "b"})), []string{"ORDER BY id FOR UPDATE"}, 1},
+		{"memberFrom", first(memberFromSQL("a", oct)), second(memberFromSQL("a", oct)), []string{"parent_id IS NOT NULL", "p.effective_from > $2", "q.effective_from <= $2"}, 2},
+		{"parentFrom", first(parentFromSQL("a", oct)), second(parentFromSQL("a", oct)), []string{"p.parent_id = $1", "q.customer_id = p.customer_id"}, 2},
+		{"setPortfolio", first(setPortfolioSQL(billing.PortfolioSetting{CustomerID: "a", EffectiveFrom: oct})), second(setPortfolioSQL(billing.PortfolioSetting{CustomerID: "a", EffectiveFrom: oct})), []string{"ON CONFLICT (customer_id, effective_from) DO UPDATE"}, 4},
+		{"portfoliosIn", first(portfoliosInSQL(oct)), second(portfoliosInSQL(oct)), []string{"DISTINCT ON (customer_id)", "effective_from <= $1", "ORDER BY customer_id, effective_from DESC"}, 1},
 		{"addPhone", first(addPhoneNumberSQL("a", "1", now)), second(addPhoneNumberSQL("a", "1", now)), []string{"ON CONFLICT (phone_number_id)", "RETURNING customer_id"}, 3},
 	}
 	for _, tt := range tests {
@@ -119,16 +125,16 @@ func TestListInvoicesSQL(t *testing.T) {
 }
 
 func TestUpsertDraftsSQL(t *testing.T) {
-	q, args := upsertDraftsSQL(pricing.MustParseMonth("2026-10"), time.Unix(0, 0), make([]any, 15)...)
+	q, args := upsertDraftsSQL(pricing.MustParseMonth("2026-10"), time.Unix(0, 0), make([]any, 16)...)
 	for _, want := range []string{"FROM unnest($3::text[]", "$16::bytea[]", "ON CONFLICT (id) DO UPDATE", "WHERE invoices.status = 'draft' AND invoices.content_hash <> EXCLUDED.content_hash", "RETURNING (xmax = 0)"} {
 		if !strings.Contains(q, want) {
 			t.Errorf("upsert lacks %q", want)
 		}
 	}
-	if len(args) != 17 || args[0] != "2026-10" {
+	if len(args) != 18 || args[0] != "2026-10" {
 		t.Errorf("args %v", args[:2])
 	}
-	if len(draftColumns) != 19 || len(unbilledColumns) != 8 {
+	if len(draftColumns) != 20 || len(unbilledColumns) != 8 {
 		t.Errorf("COPY columns %d, %d", len(draftColumns), len(unbilledColumns))
 	}
 }

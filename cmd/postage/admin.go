@@ -8,6 +8,7 @@ import (
 
 	"postage/billing"
 	"postage/internal/auth"
+	"postage/pricing"
 )
 
 func newAPIKeysCmd(g *globalFlags) *cobra.Command {
@@ -91,7 +92,8 @@ func newCustomersCmd(g *globalFlags) *cobra.Command {
 		Use:   "create ID",
 		Short: "Create a customer (ID is the business's own external id)",
 		Example: `  postage customers create 104567890123456 --name "Acme Ltd" --currency USD --country GB
-  postage customers create acme-1 --name "Acme Ltd" --phone-number-id 106540352242922`,
+  postage customers create acme-1 --name "Acme Ltd" --phone-number-id 106540352242922
+  postage customers create acme-shop-2 --name "Acme Shop 2" --parent acme-group   # a portfolio member from this month`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := g.openApp(cmd.Context())
@@ -119,6 +121,8 @@ func newCustomersCmd(g *globalFlags) *cobra.Command {
 	create.Flags().StringVar(&c.Country, "country", "", "country of registration, ISO 3166-1 alpha-2")
 	create.Flags().StringVar(&c.Email, "email", "", "billing email")
 	create.Flags().StringSlice("phone-number-id", nil, "WhatsApp phone-number id(s) to attribute webhooks to this customer")
+	create.Flags().StringVar(&c.ParentID, "parent", "", "parent account: a portfolio member sharing the parent's tier counts, from this month")
+	create.Flags().BoolVar(&c.Consolidated, "consolidated", false, "a parent account that gets one invoice for its members, from this month")
 
 	var limit int
 	var cursor string
@@ -171,6 +175,12 @@ func newCustomersCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "id:        %s\nname:      %s\ncurrency:  %s\ncountry:   %s\nemail:     %s\ncreated:   %s\n", c.ID, c.Name, c.Currency, c.Country, c.Email, c.CreatedAt.UTC().Format("2006-01-02 15:04:05Z"))
+			if c.ParentID != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "parent:    %s\n", c.ParentID)
+			}
+			if c.Consolidated {
+				fmt.Fprintf(cmd.OutOrStdout(), "invoice:   consolidated (one invoice for its members)\n")
+			}
 			for _, p := range pns {
 				fmt.Fprintf(cmd.OutOrStdout(), "phone id:  %s\n", p.PhoneNumberID)
 			}
@@ -209,6 +219,79 @@ func newCustomersCmd(g *globalFlags) *cobra.Command {
 	update.Flags().StringVar(&u.currency, "currency", "", "billing currency")
 	update.Flags().StringVar(&u.country, "country", "", "country of registration")
 	update.Flags().StringVar(&u.email, "email", "", "billing email")
-	cmd.AddCommand(create, list, get, update)
+	cmd.AddCommand(create, list, get, update, newPortfolioCmd(g))
 	return cmd
+}
+
+func newPortfolioCmd(g *globalFlags) *cobra.Command {
+	var parent, from string
+	var consolidated, none bool
+	cmd := &cobra.Command{
+		Use:   "portfolio ID [--parent PARENT | --none] [--consolidated] [--from YYYY-MM]",
+		Short: "Show a customer's portfolio, or set its parent account or consolidated invoice from a later month",
+		Long: `Members of a portfolio (customers with the same parent account) share one
+tier count per market and category per month; a parent set to consolidated
+gets one invoice with a section per member. A setting applies from the 1st
+of a later month (default: next month): the month in progress never changes.
+Without flags, the customer's settings are listed.`,
+		Example: `  postage customers portfolio acme-shop-1
+  postage customers portfolio acme-shop-1 --parent acme-group
+  postage customers portfolio acme-group --consolidated --from 2027-01
+  postage customers portfolio acme-shop-1 --none --from 2027-03`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			set := cmd.Flags().Changed("parent") || none || consolidated
+			if parent != "" && none {
+				return usageError{fmt.Errorf("--parent and --none exclude each other")}
+			}
+			var m pricing.Month
+			if from != "" {
+				var err error
+				if m, err = pricing.ParseMonth(from); err != nil {
+					return usageError{fmt.Errorf("--from: %w", err)}
+				}
+			}
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if set {
+				if m.IsZero() {
+					m = pricing.MonthOf(a.Now()).Next()
+				}
+				ps, err := a.Customers.SetPortfolio(cmd.Context(), billing.PortfolioSetting{CustomerID: args[0], ParentID: parent, Consolidated: consolidated, EffectiveFrom: m})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "from %s: %s\n", ps.EffectiveFrom, portfolioText(ps))
+				return nil
+			}
+			hist, err := a.Customers.PortfolioHistory(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "FROM\tSETTING")
+			for _, ps := range hist {
+				fmt.Fprintf(w, "%s\t%s\n", ps.EffectiveFrom, portfolioText(ps))
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&parent, "parent", "", "the parent account")
+	cmd.Flags().BoolVar(&none, "none", false, "no parent (leave the portfolio)")
+	cmd.Flags().BoolVar(&consolidated, "consolidated", false, "for a parent: one invoice with a section per member")
+	cmd.Flags().StringVar(&from, "from", "", "first month the setting applies to, YYYY-MM (default: next month)")
+	return cmd
+}
+
+func portfolioText(ps billing.PortfolioSetting) string {
+	switch {
+	case ps.ParentID != "":
+		return "member of " + ps.ParentID
+	case ps.Consolidated:
+		return "parent account, one consolidated invoice for its members"
+	}
+	return "no parent; its members (if any) are invoiced each on its own"
 }

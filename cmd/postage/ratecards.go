@@ -46,13 +46,13 @@ described in docs/PRICING.md.`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintln(w, "ID\tNAME\tCURRENCY\tROUNDING\tDEFAULT")
+				fmt.Fprintln(w, "ID\tNAME\tCURRENCY\tROUNDING\tKIND\tDEFAULT")
 				for _, c := range cards {
 					dflt := ""
 					if c.Default {
 						dflt = "default"
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, c.Currency, c.Rounding, dflt)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, c.Currency, c.Rounding, c.Kind, dflt)
 				}
 				return w.Flush()
 			}
@@ -140,6 +140,8 @@ new draft of CARD. An invalid file is rejected whole; every problem is
 listed with its row and column. Activate the draft with 'ratecards activate'.`,
 		Example: `  postage ratecards import launch launch-2027.csv
   postage ratecards import acme-special acme.csv --create --name "Acme special" --currency EUR
+  postage ratecards import acme-cost-plus plus.csv --create --name "Acme cost plus"   # cost_plus rows, docs/PRICING.md
+  postage ratecards import meta-2027 meta-2027.csv --create --name "Meta 2027" --kind cost
   postage ratecards export launch | sed 's/0.0887/0.0850/' | postage ratecards import launch -`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -185,6 +187,7 @@ listed with its row and column. Activate the draft with 'ratecards activate'.`,
 	imp.Flags().StringVar(&card.Name, "name", "", "with --create: the card's name")
 	imp.Flags().StringVar(&card.Currency, "currency", "", "with --create: the card's currency (default: the file's)")
 	imp.Flags().StringVar((*string)(&card.Rounding), "rounding", "half_even", "with --create: half_even or half_up")
+	imp.Flags().StringVar((*string)(&card.Kind), "kind", "selling", "with --create: selling, or cost (the upstream's prices)")
 
 	var from string
 	activate := &cobra.Command{

@@ -323,8 +323,27 @@ func (e NotifyMetric) Valid() bool {
 	}
 }
 
+// Defines values for PricingKind.
+const (
+	Cost    PricingKind = "cost"
+	Selling PricingKind = "selling"
+)
+
+// Valid indicates whether the value is a known member of the PricingKind enum.
+func (e PricingKind) Valid() bool {
+	switch e {
+	case Cost:
+		return true
+	case Selling:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PricingMode.
 const (
+	CostPlus  PricingMode = "cost_plus"
 	Flat      PricingMode = "flat"
 	Graduated PricingMode = "graduated"
 	Volume    PricingMode = "volume"
@@ -333,6 +352,8 @@ const (
 // Valid indicates whether the value is a known member of the PricingMode enum.
 func (e PricingMode) Valid() bool {
 	switch e {
+	case CostPlus:
+		return true
 	case Flat:
 		return true
 	case Graduated:
@@ -721,12 +742,21 @@ type AuthRole string
 
 // BillingCustomer Customer is a paying business.
 type BillingCustomer struct {
-	Country   *string    `json:"country,omitempty"`
-	CreatedAt *time.Time `json:"created_at,omitempty"`
-	Currency  *string    `json:"currency,omitempty"`
-	Email     *string    `json:"email,omitempty"`
-	Id        string     `json:"id"`
-	Name      string     `json:"name"`
+	Consolidated *bool      `json:"consolidated,omitempty"`
+	Country      *string    `json:"country,omitempty"`
+	CreatedAt    *time.Time `json:"created_at,omitempty"`
+	Currency     *string    `json:"currency,omitempty"`
+	Email        *string    `json:"email,omitempty"`
+	Id           string     `json:"id"`
+	Name         string     `json:"name"`
+
+	// ParentId ParentID and Consolidated are the customer's portfolio setting in
+	// effect in the current month (UTC; see PortfolioSetting): its parent
+	// account, and, for a parent, whether it gets one consolidated invoice
+	// for its members. Given when a customer is created, they apply from
+	// that month; later changes (PUT /api/v1/customers/{id}/portfolio)
+	// apply from a later month.
+	ParentId  *string    `json:"parent_id,omitempty"`
 	UpdatedAt *time.Time `json:"updated_at,omitempty"`
 }
 
@@ -756,15 +786,19 @@ type BillingCustomerUpdate struct {
 // BillingInvoice Invoice is one customer's bill for one calendar month (UTC).
 type BillingInvoice struct {
 	// Adjustments an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
-	Adjustments string    `json:"adjustments"`
-	CardId      string    `json:"card_id"`
-	CardVersion int       `json:"card_version"`
-	CreatedAt   time.Time `json:"created_at"`
-	Currency    string    `json:"currency"`
+	Adjustments string `json:"adjustments"`
+	CardId      string `json:"card_id"`
+	CardVersion int    `json:"card_version"`
+
+	// CostCard CostRef names the cost card version a cost-plus rating priced over.
+	CostCard  *PricingCostRef `json:"cost_card,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	Currency  string          `json:"currency"`
 
 	// Customer CustomerSnapshot is the customer as it was when the invoice was last computed; a finalized invoice keeps it forever.
 	Customer      BillingCustomerSnapshot `json:"customer"`
 	CustomerId    string                  `json:"customer_id"`
+	ExchangeRates *[]PricingExchangeRate  `json:"exchange_rates,omitempty"`
 	FinalizeAfter time.Time               `json:"finalize_after"`
 	FinalizedAt   *time.Time              `json:"finalized_at,omitempty"`
 
@@ -780,18 +814,27 @@ type BillingInvoice struct {
 	Number     *string `json:"number,omitempty"`
 
 	// Period a calendar month in UTC, YYYY-MM
-	Period     string        `json:"period"`
-	ReplacedBy *string       `json:"replaced_by,omitempty"`
-	Replaces   *string       `json:"replaces,omitempty"`
-	Seq        int           `json:"seq"`
-	Status     BillingStatus `json:"status"`
+	Period     string  `json:"period"`
+	ReplacedBy *string `json:"replaced_by,omitempty"`
+	Replaces   *string `json:"replaces,omitempty"`
+
+	// Sections Sections are the members' parts of a consolidated invoice (a
+	// portfolio's parent billed for its members), the parent's own first.
+	Sections *[]BillingSection `json:"sections,omitempty"`
+	Seq      int               `json:"seq"`
+	Status   BillingStatus     `json:"status"`
 
 	// Subtotal an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
 	Subtotal string `json:"subtotal"`
 
 	// Total an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
-	Total     string    `json:"total"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Total string `json:"total"`
+
+	// Unbilled Unbilled lists the usage of the invoice's months it does not bill,
+	// and why (a category the card does not list; a member that cannot be
+	// billed), row by row.
+	Unbilled  *[]BillingUnbilledLine `json:"unbilled,omitempty"`
+	UpdatedAt time.Time              `json:"updated_at"`
 
 	// UsageCutoff UsageCutoff is the ingestion time up to which events were counted.
 	UsageCutoff time.Time  `json:"usage_cutoff"`
@@ -814,9 +857,12 @@ type BillingIssuer struct {
 // BillingLine Line is one line of an invoice.
 type BillingLine struct {
 	// Amount an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
-	Amount      string                    `json:"amount"`
-	Average     *bool                     `json:"average,omitempty"`
-	Category    string                    `json:"category"`
+	Amount   string `json:"amount"`
+	Average  *bool  `json:"average,omitempty"`
+	Category string `json:"category"`
+
+	// CostPlus CostPlusLine shows how a cost-plus line was priced.
+	CostPlus    *PricingCostPlusLine      `json:"cost_plus,omitempty"`
 	Countries   *[]PricingCountryQuantity `json:"countries,omitempty"`
 	Custom      *bool                     `json:"custom,omitempty"`
 	Description *string                   `json:"description,omitempty"`
@@ -837,6 +883,10 @@ type BillingLine struct {
 	ListAmount *string `json:"list_amount,omitempty"`
 	Market     string  `json:"market"`
 
+	// Member Member is, on a consolidated invoice, the portfolio member whose
+	// usage the line bills ("" on any other invoice).
+	Member *string `json:"member,omitempty"`
+
 	// MessageCategories MessageCategories are the categories the line's messages were sent
 	// with when the card bills them as Category (marketing and utility on a
 	// line of notification), in the card's order (pricing.Line).
@@ -846,6 +896,10 @@ type BillingLine struct {
 	// Period a calendar month in UTC, YYYY-MM
 	Period string `json:"period"`
 
+	// PoolQuantity PoolQuantity is the portfolio's quantity of the market and category,
+	// whose tiers priced the line (0: the customer's own).
+	PoolQuantity *int64 `json:"pool_quantity,omitempty"`
+
 	// PricingType the upstream's free pricing type that made the line free, whatever its category
 	PricingType *string        `json:"pricing_type,omitempty"`
 	Quantity    int64          `json:"quantity"`
@@ -853,6 +907,10 @@ type BillingLine struct {
 
 	// UnitPrice with at least the currency's decimals ("0.00" on a free line), up to six
 	UnitPrice string `json:"unit_price"`
+
+	// Unmapped Unmapped lists the categories as sent that the card's unmapped rule
+	// priced as this line's category.
+	Unmapped *[]string `json:"unmapped,omitempty"`
 }
 
 // BillingLineKind defines model for BillingLine.Kind.
@@ -869,6 +927,20 @@ type BillingPhoneNumber struct {
 type BillingPhoneNumberList struct {
 	Data       []BillingPhoneNumber `json:"data"`
 	NextCursor string               `json:"next_cursor"`
+}
+
+// BillingPortfolioSetting PortfolioSetting is a customer's place in a portfolio from a month on: its parent account (members of one parent share tier counts per market and category per month, as the upstream counts volume per business portfolio) and, for a parent, whether it receives one consolidated invoice with a section per member instead of each member its own.
+type BillingPortfolioSetting struct {
+	// Consolidated Consolidated, on a parent, bills its members' usage on the parent's
+	// invoice, one section per member.
+	Consolidated *bool  `json:"consolidated,omitempty"`
+	CustomerId   string `json:"customer_id"`
+
+	// EffectiveFrom a calendar month in UTC, YYYY-MM
+	EffectiveFrom string `json:"effective_from"`
+
+	// ParentId ParentID is the parent account ("" for none).
+	ParentId *string `json:"parent_id,omitempty"`
 }
 
 // BillingRun Run is the record of one invoice run.
@@ -902,6 +974,17 @@ type BillingRunList struct {
 	NextCursor string       `json:"next_cursor"`
 }
 
+// BillingSection Section is one member's part of a consolidated invoice: its lines are those whose Member is its id.
+type BillingSection struct {
+	CardId      *string `json:"card_id,omitempty"`
+	CardVersion *int    `json:"card_version,omitempty"`
+	CustomerId  string  `json:"customer_id"`
+	Name        string  `json:"name"`
+
+	// Total Total is the sum of the member's lines (usage and adjustments).
+	Total string `json:"total"`
+}
+
 // BillingStatus defines model for BillingStatus.
 type BillingStatus string
 
@@ -919,6 +1002,21 @@ type BillingTier struct {
 
 	// UpTo last unit of the tier; nil = unbounded
 	UpTo *int64 `json:"up_to,omitempty"`
+}
+
+// BillingUnbilledLine UnbilledLine is usage of a month the invoice covers that it does not bill, and why: shown on the invoice, never charged.
+type BillingUnbilledLine struct {
+	Category string  `json:"category"`
+	Country  string  `json:"country"`
+	Detail   *string `json:"detail,omitempty"`
+
+	// Member on a consolidated invoice: whose usage
+	Member *string `json:"member,omitempty"`
+
+	// Period a calendar month in UTC, YYYY-MM
+	Period   string `json:"period"`
+	Quantity int64  `json:"quantity"`
+	Reason   string `json:"reason"`
 }
 
 // BillingUnbilledUsage UnbilledUsage is usage of one (customer, recipient country, category) that a run could not bill, and why.
@@ -1314,6 +1412,36 @@ type PhoneNumberRequest struct {
 	PhoneNumberId string `json:"phone_number_id"`
 }
 
+// Portfolio Portfolio is a customer's portfolio in a month.
+type Portfolio struct {
+	Consolidated *bool  `json:"consolidated,omitempty"`
+	CustomerId   string `json:"customer_id"`
+
+	// History History is every setting of the customer, oldest first.
+	History []BillingPortfolioSetting `json:"history"`
+
+	// Members Members are a parent's members in the month (for staff and the
+	// parent's own key).
+	Members []string `json:"members"`
+
+	// Month a calendar month in UTC, YYYY-MM
+	Month    string  `json:"month"`
+	ParentId *string `json:"parent_id,omitempty"`
+}
+
+// PortfolioRequest PortfolioRequest is the body of PUT /api/v1/customers/{id}/portfolio.
+type PortfolioRequest struct {
+	// Consolidated Consolidated, on a parent, bills its members on its invoice.
+	Consolidated *bool `json:"consolidated,omitempty"`
+
+	// EffectiveFrom EffectiveFrom is the first month the setting applies to, after the
+	// current one (default: the next month).
+	EffectiveFrom *string `json:"effective_from,omitempty"`
+
+	// ParentId ParentID is the parent account ("" or absent: none, which ends a membership).
+	ParentId *string `json:"parent_id,omitempty"`
+}
+
 // PriceResponse PriceResponse is one message's price under a card version.
 type PriceResponse struct {
 	CardId string `json:"card_id"`
@@ -1347,6 +1475,82 @@ type PricingCategory struct {
 	Name string `json:"name"`
 }
 
+// PricingCostCardPeriod CostCardPeriod says which cost card is in effect from a month on (until the next period's month).
+type PricingCostCardPeriod struct {
+	CardId string `json:"card_id"`
+
+	// EffectiveFrom a calendar month in UTC, YYYY-MM
+	EffectiveFrom string `json:"effective_from"`
+}
+
+// PricingCostCardPeriodList defines model for PricingCostCardPeriodList.
+type PricingCostCardPeriodList struct {
+	Data       []PricingCostCardPeriod `json:"data"`
+	NextCursor string                  `json:"next_cursor"`
+}
+
+// PricingCostPlus CostPlus prices a customer's usage at what it costs upstream plus a margin, as data: each line (market, category of the cost card) costs
+type PricingCostPlus struct {
+	// Exceptions Exceptions replace the rule for some markets and/or categories.
+	Exceptions *[]PricingCostPlusRule `json:"exceptions,omitempty"`
+
+	// Fee Fee is added per message (card currency, at most six decimals).
+	Fee *string `json:"fee,omitempty"`
+
+	// Floor Floor is the least a message costs on average over the line (card
+	// currency, at most six decimals): the line is at least floor × quantity.
+	Floor *string `json:"floor,omitempty"`
+
+	// MarkupPercent Markup is a percentage added to the cost (0 to 10,000, at most four decimals).
+	MarkupPercent *string `json:"markup_percent,omitempty"`
+}
+
+// PricingCostPlusLine CostPlusLine shows how a cost-plus line was priced.
+type PricingCostPlusLine struct {
+	// Cost Cost is the line's exact cost in the cost card's currency (its
+	// tiers counted per portfolio), UnitCost the average per message
+	// (six decimals, half-even).
+	Cost string `json:"cost"`
+
+	// Fee a decimal number as a string, e.g. "0.0123"
+	Fee string `json:"fee"`
+
+	// Floor a decimal number as a string, e.g. "0.0123"
+	Floor string `json:"floor"`
+
+	// FloorApplied FloorApplied says the floor, not cost plus markup and fee, priced
+	// the line.
+	FloorApplied *bool `json:"floor_applied,omitempty"`
+
+	// MarkupPercent Markup, Fee and Floor are the rule that applied (CostPlus.Rule).
+	MarkupPercent string `json:"markup_percent"`
+
+	// UnitCost a decimal number as a string, e.g. "0.0123"
+	UnitCost string `json:"unit_cost"`
+}
+
+// PricingCostPlusRule CostPlusRule is a cost-plus exception: the markup, fee and floor of the lines of one market, one category, or one (market, category).
+type PricingCostPlusRule struct {
+	Category *string `json:"category,omitempty"`
+
+	// Fee a decimal number as a string, e.g. "0.0123"
+	Fee *string `json:"fee,omitempty"`
+
+	// Floor a decimal number as a string, e.g. "0.0123"
+	Floor  *string `json:"floor,omitempty"`
+	Market *string `json:"market,omitempty"`
+
+	// MarkupPercent a decimal number as a string, e.g. "0.0123"
+	MarkupPercent *string `json:"markup_percent,omitempty"`
+}
+
+// PricingCostRef CostRef names the cost card version a cost-plus rating priced over.
+type PricingCostRef struct {
+	CardId   string `json:"card_id"`
+	Currency string `json:"currency"`
+	Version  int    `json:"version"`
+}
+
 // PricingCountryQuantity CountryQuantity is one recipient country's share of a line.
 type PricingCountryQuantity struct {
 	Country  string `json:"country"`
@@ -1361,6 +1565,33 @@ type PricingDiscount struct {
 	// Percent a decimal number as a string, e.g. "0.0123"
 	Percent string `json:"percent"`
 }
+
+// PricingExchangeRate ExchangeRate converts cost into a customer's currency for one month: Rate units of To for one unit of From.
+type PricingExchangeRate struct {
+	// From ISO 4217: the cost card's currency
+	From string `json:"from"`
+
+	// Month the month it applies to
+	Month string `json:"month"`
+
+	// Rate units of To per unit of From
+	Rate string `json:"rate"`
+
+	// Source Source says where the rate comes from ("ECB monthly average").
+	Source *string `json:"source,omitempty"`
+
+	// To ISO 4217: the currency billed
+	To string `json:"to"`
+}
+
+// PricingExchangeRateList defines model for PricingExchangeRateList.
+type PricingExchangeRateList struct {
+	Data       []PricingExchangeRate `json:"data"`
+	NextCursor string                `json:"next_cursor"`
+}
+
+// PricingKind defines model for PricingKind.
+type PricingKind string
 
 // PricingMode defines model for PricingMode.
 type PricingMode string
@@ -1412,6 +1643,7 @@ type PricingRateCard struct {
 	// Default the card customers get without an assignment (set by the store)
 	Default  *bool            `json:"default,omitempty"`
 	Id       string           `json:"id"`
+	Kind     *PricingKind     `json:"kind,omitempty"`
 	Name     string           `json:"name"`
 	Rounding *PricingRounding `json:"rounding,omitempty"`
 }
@@ -1451,6 +1683,17 @@ type PricingUnitPrice struct {
 	UnitPrice string `json:"unit_price"`
 }
 
+// PricingUnrated Unrated is a usage row that no line bills, and why.
+type PricingUnrated struct {
+	Category string  `json:"category"`
+	Country  string  `json:"country"`
+	Detail   *string `json:"detail,omitempty"`
+	Quantity int64   `json:"quantity"`
+
+	// Reason UnratedUnmapped
+	Reason string `json:"reason"`
+}
+
 // PricingUsage Usage is an aggregate to rate: the quantity of messages of one category sent to recipients in one country, for one customer in one month.
 type PricingUsage struct {
 	// Category a category name or alias of the card
@@ -1470,23 +1713,33 @@ type PricingUsage struct {
 
 // PricingVersion Version is the content of a rate card from a month on: the country → market map, the categories and the prices.
 type PricingVersion struct {
-	CardId     *string           `json:"card_id,omitempty"`
-	Categories []PricingCategory `json:"categories"`
+	CardId     *string            `json:"card_id,omitempty"`
+	Categories *[]PricingCategory `json:"categories,omitempty"`
+
+	// CostPlus CostPlus prices a customer's usage at what it costs upstream plus a margin, as data: each line (market, category of the cost card) costs
+	CostPlus *PricingCostPlus `json:"cost_plus,omitempty"`
 
 	// Countries ISO 3166-1 alpha-2 country → market
-	Countries map[string]string `json:"countries"`
-	Currency  string            `json:"currency"`
+	Countries *map[string]string `json:"countries,omitempty"`
+	Currency  *string            `json:"currency,omitempty"`
 
 	// DefaultMarket market of every country not in Countries
-	DefaultMarket string `json:"default_market"`
+	DefaultMarket *string `json:"default_market,omitempty"`
 
 	// EffectiveFrom first month it applies to; zero for a draft never activated
-	EffectiveFrom *string         `json:"effective_from,omitempty"`
-	Note          *string         `json:"note,omitempty"`
-	Number        *int            `json:"number,omitempty"`
-	Prices        []PricingPrice  `json:"prices"`
-	Rounding      PricingRounding `json:"rounding"`
-	Status        *PricingStatus  `json:"status,omitempty"`
+	EffectiveFrom *string          `json:"effective_from,omitempty"`
+	Note          *string          `json:"note,omitempty"`
+	Number        *int             `json:"number,omitempty"`
+	Prices        *[]PricingPrice  `json:"prices,omitempty"`
+	Rounding      *PricingRounding `json:"rounding,omitempty"`
+	Status        *PricingStatus   `json:"status,omitempty"`
+
+	// Unmapped Unmapped, when set, names the category that usage of any category
+	// the version does not list (by name or alias) is rated as: the
+	// upstream adds categories (marketing_lite) faster than cards change.
+	// Without it such usage is not rated: it is listed as unrated
+	// (UnratedUnmapped) and billed by no line.
+	Unmapped *string `json:"unmapped,omitempty"`
 }
 
 // PricingVersionList defines model for PricingVersionList.
@@ -1522,12 +1775,18 @@ type Problem_Errors_Item struct {
 
 // Quote Quote is the answer of POST /api/v1/quotes.
 type Quote struct {
-	CardId   string `json:"card_id"`
-	Currency string `json:"currency"`
+	CardId string `json:"card_id"`
+
+	// Cost CostRef names the cost card version a cost-plus rating priced over.
+	Cost     *PricingCostRef `json:"cost,omitempty"`
+	Currency string          `json:"currency"`
 
 	// Discounts an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
-	Discounts string      `json:"discounts"`
-	Lines     []QuoteLine `json:"lines"`
+	Discounts string `json:"discounts"`
+
+	// Fx ExchangeRate converts cost into a customer's currency for one month: Rate units of To for one unit of From.
+	Fx    *PricingExchangeRate `json:"fx,omitempty"`
+	Lines []QuoteLine          `json:"lines"`
 
 	// ListTotal ListTotal is what the lines cost before discounts (the sum of each
 	// line's list amount, or its amount when it has no discount), and
@@ -1540,8 +1799,9 @@ type Quote struct {
 	Rounding PricingRounding `json:"rounding"`
 
 	// Total Total is the sum of the lines' amounts.
-	Total   string `json:"total"`
-	Version int    `json:"version"`
+	Total   string            `json:"total"`
+	Unrated *[]PricingUnrated `json:"unrated,omitempty"`
+	Version int               `json:"version"`
 }
 
 // QuoteLine QuoteLine is a quote's line (pricing.Line) with its money written with at least the currency's minor-unit decimals ("22175.00", not "22175"): the amount, the unit prices, and the exact subtotal, amount and tier amounts, which keep any further decimals ("22175.084265").
@@ -1554,6 +1814,9 @@ type QuoteLine struct {
 
 	// Category the card category the usage was rated as
 	Category string `json:"category"`
+
+	// CostPlus CostPlusLine shows how a cost-plus line was priced.
+	CostPlus *PricingCostPlusLine `json:"cost_plus,omitempty"`
 
 	// Countries recipient countries of the line, sorted
 	Countries []PricingCountryQuantity `json:"countries"`
@@ -1585,9 +1848,16 @@ type QuoteLine struct {
 	// variant its base category's names), in the card's order, when any of
 	// them is not Category itself: a line of "notification" on the launch
 	// card that bills messages sent as marketing and utility lists both.
+	// Categories the card does not know, priced by its unmapped rule, are
+	// in Unmapped instead.
 	MessageCategories *[]string    `json:"message_categories,omitempty"`
 	Mode              *PricingMode `json:"mode,omitempty"`
-	Quantity          int64        `json:"quantity"`
+
+	// PoolQuantity PoolQuantity is the quantity of the whole pool (a portfolio whose
+	// members share tier counts) in the line's market and category, whose
+	// tiers priced it; 0 when the line was rated alone.
+	PoolQuantity *int64 `json:"pool_quantity,omitempty"`
+	Quantity     int64  `json:"quantity"`
 
 	// Subtotal Subtotal is the exact amount before discounts.
 	Subtotal string         `json:"subtotal"`
@@ -1596,6 +1866,10 @@ type QuoteLine struct {
 	// UnitPrice UnitPrice is the price per message (an average when the line's
 	// average is set), with at least the currency's decimals.
 	UnitPrice string `json:"unit_price"`
+
+	// Unmapped Unmapped lists the categories as sent, not on the card, that the
+	// card's unmapped rule rated as this line's category.
+	Unmapped *[]string `json:"unmapped,omitempty"`
 }
 
 // QuoteRequest QuoteRequest asks for the price of a volume mix.
@@ -1825,10 +2099,11 @@ type ReportsTopRow struct {
 	Share      string `json:"share"`
 }
 
-// ReportsUnbilledMonth UnbilledMonth is the usage of one customer-month that no invoice bills.
+// ReportsUnbilledMonth UnbilledMonth is usage of one customer-month that no invoice bills: the whole month, or the rows of one category (Category set) the card cannot price while the rest of the month is billed.
 type ReportsUnbilledMonth struct {
-	CustomerId string `json:"customer_id"`
-	Detail     string `json:"detail"`
+	Category   *string `json:"category,omitempty"`
+	CustomerId string  `json:"customer_id"`
+	Detail     string  `json:"detail"`
 
 	// Month a calendar month in UTC, YYYY-MM
 	Month    string `json:"month"`
@@ -2012,6 +2287,12 @@ type GetCustomersIdInvoicesParams struct {
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// GetCustomersIdPortfolioParams defines parameters for GetCustomersIdPortfolio.
+type GetCustomersIdPortfolioParams struct {
+	// Month YYYY-MM (default: the current month)
+	Month *string `form:"month,omitempty" json:"month,omitempty"`
+}
+
 // GetCustomersIdPricingParams defines parameters for GetCustomersIdPricing.
 type GetCustomersIdPricingParams struct {
 	// Month YYYY-MM (default: the current month)
@@ -2066,6 +2347,15 @@ type PostEventsParams struct {
 
 	// CeSource binary mode: the producer (not read)
 	CeSource *string `json:"ce-source,omitempty"`
+}
+
+// GetExchangeRatesParams defines parameters for GetExchangeRates.
+type GetExchangeRatesParams struct {
+	// From the cost currency (ISO 4217)
+	From *string `form:"from,omitempty" json:"from,omitempty"`
+
+	// To the currency billed (ISO 4217)
+	To *string `form:"to,omitempty" json:"to,omitempty"`
 }
 
 // GetInvoiceRunsParams defines parameters for GetInvoiceRuns.
@@ -2309,6 +2599,9 @@ type PostWebhooksWhatsappParams struct {
 // PostApikeysJSONRequestBody defines body for PostApikeys for application/json ContentType.
 type PostApikeysJSONRequestBody = AuthNewKey
 
+// PostCostCardsJSONRequestBody defines body for PostCostCards for application/json ContentType.
+type PostCostCardsJSONRequestBody = PricingCostCardPeriod
+
 // PostCustomersJSONRequestBody defines body for PostCustomers for application/json ContentType.
 type PostCustomersJSONRequestBody = BillingCustomer
 
@@ -2324,6 +2617,9 @@ type PutCustomersIdOverridesJSONRequestBody = PricingOverrides
 // PostCustomersIdPhoneNumbersJSONRequestBody defines body for PostCustomersIdPhoneNumbers for application/json ContentType.
 type PostCustomersIdPhoneNumbersJSONRequestBody = PhoneNumberRequest
 
+// PutCustomersIdPortfolioJSONRequestBody defines body for PutCustomersIdPortfolio for application/json ContentType.
+type PutCustomersIdPortfolioJSONRequestBody = PortfolioRequest
+
 // PostCustomersIdRatecardsJSONRequestBody defines body for PostCustomersIdRatecards for application/json ContentType.
 type PostCustomersIdRatecardsJSONRequestBody = CardAssignmentRequest
 
@@ -2335,6 +2631,9 @@ type PostEventsApplicationCloudeventsBatchPlusJSONRequestBody = PostEventsApplic
 
 // PostEventsJSONRequestBody defines body for PostEvents for application/json ContentType.
 type PostEventsJSONRequestBody PostEventsJSONBody
+
+// PostExchangeRatesJSONRequestBody defines body for PostExchangeRates for application/json ContentType.
+type PostExchangeRatesJSONRequestBody = PricingExchangeRate
 
 // PostInvoiceRunsJSONRequestBody defines body for PostInvoiceRuns for application/json ContentType.
 type PostInvoiceRunsJSONRequestBody = RunRequest
@@ -2716,6 +3015,31 @@ type ClientInterface interface {
 	// Corresponds with DELETE /api/v1/apikeys/{key_id} (the `DeleteApikeysKeyId` operationId).
 	DeleteApikeysKeyId(ctx context.Context, keyId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetCostCards Which cost card (the upstream's prices) is in effect from which month, oldest first.
+	//
+	// Roles: admin, finance, sales.
+	//
+	// Corresponds with GET /api/v1/cost-cards (the `GetCostCards` operationId).
+	GetCostCards(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostCostCardsWithBody Make a cost card the one in effect from a later month ({"card_id":"meta-2027","effective_from":"2027-01"}); the same month again replaces it.
+	//
+	// Roles: admin, finance, sales.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/cost-cards (the `PostCostCards` operationId).
+	PostCostCardsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostCostCards Make a cost card the one in effect from a later month ({"card_id":"meta-2027","effective_from":"2027-01"}); the same month again replaces it.
+	//
+	// Roles: admin, finance, sales.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/cost-cards (the `PostCostCards` operationId).
+	PostCostCards(ctx context.Context, body PostCostCardsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetCountries Every country code rating accepts with its English name: the names the dashboard and documents show.
 	//
 	// Roles: admin, finance, sales, customer.
@@ -2869,6 +3193,31 @@ type ClientInterface interface {
 	// Corresponds with DELETE /api/v1/customers/{id}/phone_numbers/{phone_number_id} (the `DeleteCustomersIdPhoneNumbersPhoneNumberId` operationId).
 	DeleteCustomersIdPhoneNumbersPhoneNumberId(ctx context.Context, id string, phoneNumberId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetCustomersIdPortfolio A customer's portfolio in a month (?month=, default this month): its parent, whether it consolidates, its members (staff and the parent itself), and its settings over time.
+	//
+	// Roles: admin, finance, sales, customer.
+	//
+	// Corresponds with GET /api/v1/customers/{id}/portfolio (the `GetCustomersIdPortfolio` operationId).
+	GetCustomersIdPortfolio(ctx context.Context, id string, params *GetCustomersIdPortfolioParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutCustomersIdPortfolioWithBody Set a customer's parent account and/or, for a parent, its consolidated invoice from a later month ({"parent_id":"acme-group","effective_from":"2027-01"}; default: next month). Members share tier counts; a parent that consolidates gets one invoice with a section per member.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /api/v1/customers/{id}/portfolio (the `PutCustomersIdPortfolio` operationId).
+	PutCustomersIdPortfolioWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutCustomersIdPortfolio Set a customer's parent account and/or, for a parent, its consolidated invoice from a later month ({"parent_id":"acme-group","effective_from":"2027-01"}; default: next month). Members share tier counts; a parent that consolidates gets one invoice with a section per member.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /api/v1/customers/{id}/portfolio (the `PutCustomersIdPortfolio` operationId).
+	PutCustomersIdPortfolio(ctx context.Context, id string, body PutCustomersIdPortfolioJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetCustomersIdPricing A customer's rate card in a month (?month=YYYY-MM, default this month) and its overrides (customer keys: their own).
 	//
 	// Roles: admin, finance, sales, customer.
@@ -2936,6 +3285,31 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/events (the `PostEvents` operationId).
 	PostEvents(ctx context.Context, params *PostEventsParams, body PostEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetExchangeRates Recorded exchange rates (one per currency pair and month), by pair then month.
+	//
+	// Roles: admin, finance, sales.
+	//
+	// Corresponds with GET /api/v1/exchange-rates (the `GetExchangeRates` operationId).
+	GetExchangeRates(ctx context.Context, params *GetExchangeRatesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostExchangeRatesWithBody Record a month's exchange rate ({"from":"USD","to":"EUR","month":"2026-10","rate":"0.9231"}): units of "to" per unit of "from". A recorded rate never changes: the same again is 201, another 409.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/exchange-rates (the `PostExchangeRates` operationId).
+	PostExchangeRatesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostExchangeRates Record a month's exchange rate ({"from":"USD","to":"EUR","month":"2026-10","rate":"0.9231"}): units of "to" per unit of "from". A recorded rate never changes: the same again is 201, another 409.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/exchange-rates (the `PostExchangeRates` operationId).
+	PostExchangeRates(ctx context.Context, body PostExchangeRatesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetInvoiceRuns The latest invoice runs, newest first.
 	//
@@ -3442,6 +3816,61 @@ func (c *Client) DeleteApikeysKeyId(ctx context.Context, keyId string, reqEditor
 	return c.Client.Do(req)
 }
 
+// GetCostCards Which cost card (the upstream's prices) is in effect from which month, oldest first.
+//
+// Roles: admin, finance, sales.
+//
+// Corresponds with GET /api/v1/cost-cards (the `GetCostCards` operationId).
+func (c *Client) GetCostCards(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCostCardsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostCostCardsWithBody Make a cost card the one in effect from a later month ({"card_id":"meta-2027","effective_from":"2027-01"}); the same month again replaces it.
+//
+// Roles: admin, finance, sales.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/cost-cards (the `PostCostCards` operationId).
+func (c *Client) PostCostCardsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostCostCardsRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostCostCards Make a cost card the one in effect from a later month ({"card_id":"meta-2027","effective_from":"2027-01"}); the same month again replaces it.
+//
+// Roles: admin, finance, sales.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/cost-cards (the `PostCostCards` operationId).
+func (c *Client) PostCostCards(ctx context.Context, body PostCostCardsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostCostCardsRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetCountries Every country code rating accepts with its English name: the names the dashboard and documents show.
 //
 // Roles: admin, finance, sales, customer.
@@ -3785,6 +4214,61 @@ func (c *Client) DeleteCustomersIdPhoneNumbersPhoneNumberId(ctx context.Context,
 	return c.Client.Do(req)
 }
 
+// GetCustomersIdPortfolio A customer's portfolio in a month (?month=, default this month): its parent, whether it consolidates, its members (staff and the parent itself), and its settings over time.
+//
+// Roles: admin, finance, sales, customer.
+//
+// Corresponds with GET /api/v1/customers/{id}/portfolio (the `GetCustomersIdPortfolio` operationId).
+func (c *Client) GetCustomersIdPortfolio(ctx context.Context, id string, params *GetCustomersIdPortfolioParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCustomersIdPortfolioRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutCustomersIdPortfolioWithBody Set a customer's parent account and/or, for a parent, its consolidated invoice from a later month ({"parent_id":"acme-group","effective_from":"2027-01"}; default: next month). Members share tier counts; a parent that consolidates gets one invoice with a section per member.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /api/v1/customers/{id}/portfolio (the `PutCustomersIdPortfolio` operationId).
+func (c *Client) PutCustomersIdPortfolioWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutCustomersIdPortfolioRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutCustomersIdPortfolio Set a customer's parent account and/or, for a parent, its consolidated invoice from a later month ({"parent_id":"acme-group","effective_from":"2027-01"}; default: next month). Members share tier counts; a parent that consolidates gets one invoice with a section per member.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /api/v1/customers/{id}/portfolio (the `PutCustomersIdPortfolio` operationId).
+func (c *Client) PutCustomersIdPortfolio(ctx context.Context, id string, body PutCustomersIdPortfolioJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutCustomersIdPortfolioRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetCustomersIdPricing A customer's rate card in a month (?month=YYYY-MM, default this month) and its overrides (customer keys: their own).
 //
 // Roles: admin, finance, sales, customer.
@@ -3923,6 +4407,61 @@ func (c *Client) PostEventsWithApplicationCloudeventsBatchPlusJSONBody(ctx conte
 // Corresponds with POST /api/v1/events (the `PostEvents` operationId).
 func (c *Client) PostEvents(ctx context.Context, params *PostEventsParams, body PostEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPostEventsRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetExchangeRates Recorded exchange rates (one per currency pair and month), by pair then month.
+//
+// Roles: admin, finance, sales.
+//
+// Corresponds with GET /api/v1/exchange-rates (the `GetExchangeRates` operationId).
+func (c *Client) GetExchangeRates(ctx context.Context, params *GetExchangeRatesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetExchangeRatesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostExchangeRatesWithBody Record a month's exchange rate ({"from":"USD","to":"EUR","month":"2026-10","rate":"0.9231"}): units of "to" per unit of "from". A recorded rate never changes: the same again is 201, another 409.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/exchange-rates (the `PostExchangeRates` operationId).
+func (c *Client) PostExchangeRatesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostExchangeRatesRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostExchangeRates Record a month's exchange rate ({"from":"USD","to":"EUR","month":"2026-10","rate":"0.9231"}): units of "to" per unit of "from". A recorded rate never changes: the same again is 201, another 409.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/exchange-rates (the `PostExchangeRates` operationId).
+func (c *Client) PostExchangeRates(ctx context.Context, body PostExchangeRatesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostExchangeRatesRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5026,6 +5565,73 @@ func NewDeleteApikeysKeyIdRequest(server string, keyId string) (*http.Request, e
 	return req, nil
 }
 
+// NewGetCostCardsRequest constructs an http.Request for the GetCostCards method
+func NewGetCostCardsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/cost-cards")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPostCostCardsRequest calls the generic PostCostCards builder with application/json body
+func NewPostCostCardsRequest(server string, body PostCostCardsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostCostCardsRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPostCostCardsRequestWithBody constructs an http.Request for the PostCostCards method, with any body, and a specified content type
+func NewPostCostCardsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/cost-cards")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewGetCountriesRequest constructs an http.Request for the GetCountries method
 func NewGetCountriesRequest(server string) (*http.Request, error) {
 	var err error
@@ -5674,6 +6280,114 @@ func NewDeleteCustomersIdPhoneNumbersPhoneNumberIdRequest(server string, id stri
 	return req, nil
 }
 
+// NewGetCustomersIdPortfolioRequest constructs an http.Request for the GetCustomersIdPortfolio method
+func NewGetCustomersIdPortfolioRequest(server string, id string, params *GetCustomersIdPortfolioParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/customers/%s/portfolio", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Month != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "month", *params.Month, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPutCustomersIdPortfolioRequest calls the generic PutCustomersIdPortfolio builder with application/json body
+func NewPutCustomersIdPortfolioRequest(server string, id string, body PutCustomersIdPortfolioJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPutCustomersIdPortfolioRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewPutCustomersIdPortfolioRequestWithBody constructs an http.Request for the PutCustomersIdPortfolio method, with any body, and a specified content type
+func NewPutCustomersIdPortfolioRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/customers/%s/portfolio", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewGetCustomersIdPricingRequest constructs an http.Request for the GetCustomersIdPricing method
 func NewGetCustomersIdPricingRequest(server string, id string, params *GetCustomersIdPricingParams) (*http.Request, error) {
 	var err error
@@ -6019,6 +6733,112 @@ func NewPostEventsRequestWithBody(server string, params *PostEventsParams, conte
 		}
 
 	}
+
+	return req, nil
+}
+
+// NewGetExchangeRatesRequest constructs an http.Request for the GetExchangeRates method
+func NewGetExchangeRatesRequest(server string, params *GetExchangeRatesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/exchange-rates")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPostExchangeRatesRequest calls the generic PostExchangeRates builder with application/json body
+func NewPostExchangeRatesRequest(server string, body PostExchangeRatesJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostExchangeRatesRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPostExchangeRatesRequestWithBody constructs an http.Request for the PostExchangeRates method, with any body, and a specified content type
+func NewPostExchangeRatesRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/exchange-rates")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -8466,6 +9286,33 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /api/v1/apikeys/{key_id} (the `DeleteApikeysKeyId` operationId).
 	DeleteApikeysKeyIdWithResponse(ctx context.Context, keyId string, reqEditors ...RequestEditorFn) (*DeleteApikeysKeyIdResponse, error)
 
+	// GetCostCardsWithResponse Which cost card (the upstream's prices) is in effect from which month, oldest first.
+	//
+	// Roles: admin, finance, sales.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/cost-cards (the `GetCostCards` operationId).
+	GetCostCardsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetCostCardsResponse, error)
+
+	// PostCostCardsWithBodyWithResponse Make a cost card the one in effect from a later month ({"card_id":"meta-2027","effective_from":"2027-01"}); the same month again replaces it.
+	//
+	// Roles: admin, finance, sales.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/cost-cards (the `PostCostCards` operationId).
+	PostCostCardsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostCostCardsResponse, error)
+
+	// PostCostCardsWithResponse Make a cost card the one in effect from a later month ({"card_id":"meta-2027","effective_from":"2027-01"}); the same month again replaces it.
+	//
+	// Roles: admin, finance, sales.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/cost-cards (the `PostCostCards` operationId).
+	PostCostCardsWithResponse(ctx context.Context, body PostCostCardsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostCostCardsResponse, error)
+
 	// GetCountriesWithResponse Every country code rating accepts with its English name: the names the dashboard and documents show.
 	//
 	// Roles: admin, finance, sales, customer.
@@ -8637,6 +9484,33 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /api/v1/customers/{id}/phone_numbers/{phone_number_id} (the `DeleteCustomersIdPhoneNumbersPhoneNumberId` operationId).
 	DeleteCustomersIdPhoneNumbersPhoneNumberIdWithResponse(ctx context.Context, id string, phoneNumberId string, reqEditors ...RequestEditorFn) (*DeleteCustomersIdPhoneNumbersPhoneNumberIdResponse, error)
 
+	// GetCustomersIdPortfolioWithResponse A customer's portfolio in a month (?month=, default this month): its parent, whether it consolidates, its members (staff and the parent itself), and its settings over time.
+	//
+	// Roles: admin, finance, sales, customer.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/customers/{id}/portfolio (the `GetCustomersIdPortfolio` operationId).
+	GetCustomersIdPortfolioWithResponse(ctx context.Context, id string, params *GetCustomersIdPortfolioParams, reqEditors ...RequestEditorFn) (*GetCustomersIdPortfolioResponse, error)
+
+	// PutCustomersIdPortfolioWithBodyWithResponse Set a customer's parent account and/or, for a parent, its consolidated invoice from a later month ({"parent_id":"acme-group","effective_from":"2027-01"}; default: next month). Members share tier counts; a parent that consolidates gets one invoice with a section per member.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /api/v1/customers/{id}/portfolio (the `PutCustomersIdPortfolio` operationId).
+	PutCustomersIdPortfolioWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutCustomersIdPortfolioResponse, error)
+
+	// PutCustomersIdPortfolioWithResponse Set a customer's parent account and/or, for a parent, its consolidated invoice from a later month ({"parent_id":"acme-group","effective_from":"2027-01"}; default: next month). Members share tier counts; a parent that consolidates gets one invoice with a section per member.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /api/v1/customers/{id}/portfolio (the `PutCustomersIdPortfolio` operationId).
+	PutCustomersIdPortfolioWithResponse(ctx context.Context, id string, body PutCustomersIdPortfolioJSONRequestBody, reqEditors ...RequestEditorFn) (*PutCustomersIdPortfolioResponse, error)
+
 	// GetCustomersIdPricingWithResponse A customer's rate card in a month (?month=YYYY-MM, default this month) and its overrides (customer keys: their own).
 	//
 	// Roles: admin, finance, sales, customer.
@@ -8708,6 +9582,33 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/events (the `PostEvents` operationId).
 	PostEventsWithResponse(ctx context.Context, params *PostEventsParams, body PostEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostEventsResponse, error)
+
+	// GetExchangeRatesWithResponse Recorded exchange rates (one per currency pair and month), by pair then month.
+	//
+	// Roles: admin, finance, sales.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/exchange-rates (the `GetExchangeRates` operationId).
+	GetExchangeRatesWithResponse(ctx context.Context, params *GetExchangeRatesParams, reqEditors ...RequestEditorFn) (*GetExchangeRatesResponse, error)
+
+	// PostExchangeRatesWithBodyWithResponse Record a month's exchange rate ({"from":"USD","to":"EUR","month":"2026-10","rate":"0.9231"}): units of "to" per unit of "from". A recorded rate never changes: the same again is 201, another 409.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/exchange-rates (the `PostExchangeRates` operationId).
+	PostExchangeRatesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostExchangeRatesResponse, error)
+
+	// PostExchangeRatesWithResponse Record a month's exchange rate ({"from":"USD","to":"EUR","month":"2026-10","rate":"0.9231"}): units of "to" per unit of "from". A recorded rate never changes: the same again is 201, another 409.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/exchange-rates (the `PostExchangeRates` operationId).
+	PostExchangeRatesWithResponse(ctx context.Context, body PostExchangeRatesJSONRequestBody, reqEditors ...RequestEditorFn) (*PostExchangeRatesResponse, error)
 
 	// GetInvoiceRunsWithResponse The latest invoice runs, newest first.
 	//
@@ -9496,6 +10397,207 @@ func (r DeleteApikeysKeyIdResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r DeleteApikeysKeyIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetCostCardsResponse503Headers the declared response headers of an HTTP 503 response for GetCostCards
+type GetCostCardsResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetCostCardsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PricingCostCardPeriodList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetCostCardsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCostCardsResponse) GetJSON200() *PricingCostCardPeriodList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetCostCardsResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetCostCardsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetCostCardsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetCostCardsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetCostCardsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetCostCardsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCostCardsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCostCardsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCostCardsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCostCardsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostCostCardsResponse503Headers the declared response headers of an HTTP 503 response for PostCostCards
+type PostCostCardsResponse503Headers struct {
+	RetryAfter int
+}
+
+type PostCostCardsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PricingCostCardPeriod
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostCostCardsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PostCostCardsResponse) GetJSON200() *PricingCostCardPeriod {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostCostCardsResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostCostCardsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostCostCardsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostCostCardsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostCostCardsResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostCostCardsResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostCostCardsResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostCostCardsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostCostCardsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostCostCardsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostCostCardsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostCostCardsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostCostCardsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10888,6 +11990,207 @@ func (r DeleteCustomersIdPhoneNumbersPhoneNumberIdResponse) ContentType() string
 	return ""
 }
 
+// GetCustomersIdPortfolioResponse503Headers the declared response headers of an HTTP 503 response for GetCustomersIdPortfolio
+type GetCustomersIdPortfolioResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetCustomersIdPortfolioResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Portfolio
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetCustomersIdPortfolioResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCustomersIdPortfolioResponse) GetJSON200() *Portfolio {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetCustomersIdPortfolioResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetCustomersIdPortfolioResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetCustomersIdPortfolioResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetCustomersIdPortfolioResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetCustomersIdPortfolioResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetCustomersIdPortfolioResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCustomersIdPortfolioResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCustomersIdPortfolioResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCustomersIdPortfolioResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCustomersIdPortfolioResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PutCustomersIdPortfolioResponse503Headers the declared response headers of an HTTP 503 response for PutCustomersIdPortfolio
+type PutCustomersIdPortfolioResponse503Headers struct {
+	RetryAfter int
+}
+
+type PutCustomersIdPortfolioResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BillingPortfolioSetting
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PutCustomersIdPortfolioResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PutCustomersIdPortfolioResponse) GetJSON200() *BillingPortfolioSetting {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PutCustomersIdPortfolioResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PutCustomersIdPortfolioResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PutCustomersIdPortfolioResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PutCustomersIdPortfolioResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PutCustomersIdPortfolioResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PutCustomersIdPortfolioResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PutCustomersIdPortfolioResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PutCustomersIdPortfolioResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PutCustomersIdPortfolioResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PutCustomersIdPortfolioResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutCustomersIdPortfolioResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutCustomersIdPortfolioResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutCustomersIdPortfolioResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetCustomersIdPricingResponse503Headers the declared response headers of an HTTP 503 response for GetCustomersIdPricing
 type GetCustomersIdPricingResponse503Headers struct {
 	RetryAfter int
@@ -11305,6 +12608,214 @@ func (r PostEventsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r PostEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetExchangeRatesResponse503Headers the declared response headers of an HTTP 503 response for GetExchangeRates
+type GetExchangeRatesResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetExchangeRatesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PricingExchangeRateList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetExchangeRatesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetExchangeRatesResponse) GetJSON200() *PricingExchangeRateList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetExchangeRatesResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetExchangeRatesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetExchangeRatesResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetExchangeRatesResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetExchangeRatesResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetExchangeRatesResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetExchangeRatesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetExchangeRatesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetExchangeRatesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetExchangeRatesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostExchangeRatesResponse201Headers the declared response headers of an HTTP 201 response for PostExchangeRates
+type PostExchangeRatesResponse201Headers struct {
+	Location *string
+}
+
+// PostExchangeRatesResponse503Headers the declared response headers of an HTTP 503 response for PostExchangeRates
+type PostExchangeRatesResponse503Headers struct {
+	RetryAfter int
+}
+
+type PostExchangeRatesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *PricingExchangeRate
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostExchangeRatesResponse201Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostExchangeRatesResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostExchangeRatesResponse) GetJSON201() *PricingExchangeRate {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostExchangeRatesResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostExchangeRatesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostExchangeRatesResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostExchangeRatesResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostExchangeRatesResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostExchangeRatesResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostExchangeRatesResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostExchangeRatesResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostExchangeRatesResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostExchangeRatesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostExchangeRatesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostExchangeRatesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostExchangeRatesResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -15688,6 +17199,51 @@ func (c *ClientWithResponses) DeleteApikeysKeyIdWithResponse(ctx context.Context
 	return ParseDeleteApikeysKeyIdResponse(rsp)
 }
 
+// GetCostCardsWithResponse Which cost card (the upstream's prices) is in effect from which month, oldest first.
+//
+// Roles: admin, finance, sales.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/cost-cards (the `GetCostCards` operationId).
+func (c *ClientWithResponses) GetCostCardsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetCostCardsResponse, error) {
+	rsp, err := c.GetCostCards(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCostCardsResponse(rsp)
+}
+
+// PostCostCardsWithBodyWithResponse Make a cost card the one in effect from a later month ({"card_id":"meta-2027","effective_from":"2027-01"}); the same month again replaces it.
+//
+// Roles: admin, finance, sales.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/cost-cards (the `PostCostCards` operationId).
+func (c *ClientWithResponses) PostCostCardsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostCostCardsResponse, error) {
+	rsp, err := c.PostCostCardsWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostCostCardsResponse(rsp)
+}
+
+// PostCostCardsWithResponse Make a cost card the one in effect from a later month ({"card_id":"meta-2027","effective_from":"2027-01"}); the same month again replaces it.
+//
+// Roles: admin, finance, sales.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/cost-cards (the `PostCostCards` operationId).
+func (c *ClientWithResponses) PostCostCardsWithResponse(ctx context.Context, body PostCostCardsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostCostCardsResponse, error) {
+	rsp, err := c.PostCostCards(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostCostCardsResponse(rsp)
+}
+
 // GetCountriesWithResponse Every country code rating accepts with its English name: the names the dashboard and documents show.
 //
 // Roles: admin, finance, sales, customer.
@@ -15973,6 +17529,51 @@ func (c *ClientWithResponses) DeleteCustomersIdPhoneNumbersPhoneNumberIdWithResp
 	return ParseDeleteCustomersIdPhoneNumbersPhoneNumberIdResponse(rsp)
 }
 
+// GetCustomersIdPortfolioWithResponse A customer's portfolio in a month (?month=, default this month): its parent, whether it consolidates, its members (staff and the parent itself), and its settings over time.
+//
+// Roles: admin, finance, sales, customer.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/customers/{id}/portfolio (the `GetCustomersIdPortfolio` operationId).
+func (c *ClientWithResponses) GetCustomersIdPortfolioWithResponse(ctx context.Context, id string, params *GetCustomersIdPortfolioParams, reqEditors ...RequestEditorFn) (*GetCustomersIdPortfolioResponse, error) {
+	rsp, err := c.GetCustomersIdPortfolio(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCustomersIdPortfolioResponse(rsp)
+}
+
+// PutCustomersIdPortfolioWithBodyWithResponse Set a customer's parent account and/or, for a parent, its consolidated invoice from a later month ({"parent_id":"acme-group","effective_from":"2027-01"}; default: next month). Members share tier counts; a parent that consolidates gets one invoice with a section per member.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /api/v1/customers/{id}/portfolio (the `PutCustomersIdPortfolio` operationId).
+func (c *ClientWithResponses) PutCustomersIdPortfolioWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutCustomersIdPortfolioResponse, error) {
+	rsp, err := c.PutCustomersIdPortfolioWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutCustomersIdPortfolioResponse(rsp)
+}
+
+// PutCustomersIdPortfolioWithResponse Set a customer's parent account and/or, for a parent, its consolidated invoice from a later month ({"parent_id":"acme-group","effective_from":"2027-01"}; default: next month). Members share tier counts; a parent that consolidates gets one invoice with a section per member.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /api/v1/customers/{id}/portfolio (the `PutCustomersIdPortfolio` operationId).
+func (c *ClientWithResponses) PutCustomersIdPortfolioWithResponse(ctx context.Context, id string, body PutCustomersIdPortfolioJSONRequestBody, reqEditors ...RequestEditorFn) (*PutCustomersIdPortfolioResponse, error) {
+	rsp, err := c.PutCustomersIdPortfolio(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutCustomersIdPortfolioResponse(rsp)
+}
+
 // GetCustomersIdPricingWithResponse A customer's rate card in a month (?month=YYYY-MM, default this month) and its overrides (customer keys: their own).
 //
 // Roles: admin, finance, sales, customer.
@@ -16091,6 +17692,51 @@ func (c *ClientWithResponses) PostEventsWithResponse(ctx context.Context, params
 		return nil, err
 	}
 	return ParsePostEventsResponse(rsp)
+}
+
+// GetExchangeRatesWithResponse Recorded exchange rates (one per currency pair and month), by pair then month.
+//
+// Roles: admin, finance, sales.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/exchange-rates (the `GetExchangeRates` operationId).
+func (c *ClientWithResponses) GetExchangeRatesWithResponse(ctx context.Context, params *GetExchangeRatesParams, reqEditors ...RequestEditorFn) (*GetExchangeRatesResponse, error) {
+	rsp, err := c.GetExchangeRates(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetExchangeRatesResponse(rsp)
+}
+
+// PostExchangeRatesWithBodyWithResponse Record a month's exchange rate ({"from":"USD","to":"EUR","month":"2026-10","rate":"0.9231"}): units of "to" per unit of "from". A recorded rate never changes: the same again is 201, another 409.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/exchange-rates (the `PostExchangeRates` operationId).
+func (c *ClientWithResponses) PostExchangeRatesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostExchangeRatesResponse, error) {
+	rsp, err := c.PostExchangeRatesWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostExchangeRatesResponse(rsp)
+}
+
+// PostExchangeRatesWithResponse Record a month's exchange rate ({"from":"USD","to":"EUR","month":"2026-10","rate":"0.9231"}): units of "to" per unit of "from". A recorded rate never changes: the same again is 201, another 409.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/exchange-rates (the `PostExchangeRates` operationId).
+func (c *ClientWithResponses) PostExchangeRatesWithResponse(ctx context.Context, body PostExchangeRatesJSONRequestBody, reqEditors ...RequestEditorFn) (*PostExchangeRatesResponse, error) {
+	rsp, err := c.PostExchangeRates(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostExchangeRatesResponse(rsp)
 }
 
 // GetInvoiceRunsWithResponse The latest invoice runs, newest first.
@@ -17187,6 +18833,189 @@ func ParseDeleteApikeysKeyIdResponse(rsp *http.Response) (*DeleteApikeysKeyIdRes
 	switch {
 	case rsp.StatusCode == 503:
 		var headers DeleteApikeysKeyIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetCostCardsResponse parses an HTTP response from a GetCostCardsWithResponse call
+func ParseGetCostCardsResponse(rsp *http.Response) (*GetCostCardsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCostCardsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PricingCostCardPeriodList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetCostCardsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostCostCardsResponse parses an HTTP response from a PostCostCardsWithResponse call
+func ParsePostCostCardsResponse(rsp *http.Response) (*PostCostCardsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostCostCardsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PricingCostCardPeriod
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers PostCostCardsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -18475,6 +20304,189 @@ func ParseDeleteCustomersIdPhoneNumbersPhoneNumberIdResponse(rsp *http.Response)
 	return response, nil
 }
 
+// ParseGetCustomersIdPortfolioResponse parses an HTTP response from a GetCustomersIdPortfolioWithResponse call
+func ParseGetCustomersIdPortfolioResponse(rsp *http.Response) (*GetCustomersIdPortfolioResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCustomersIdPortfolioResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Portfolio
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetCustomersIdPortfolioResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePutCustomersIdPortfolioResponse parses an HTTP response from a PutCustomersIdPortfolioWithResponse call
+func ParsePutCustomersIdPortfolioResponse(rsp *http.Response) (*PutCustomersIdPortfolioResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutCustomersIdPortfolioResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BillingPortfolioSetting
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers PutCustomersIdPortfolioResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetCustomersIdPricingResponse parses an HTTP response from a GetCustomersIdPricingWithResponse call
 func ParseGetCustomersIdPricingResponse(rsp *http.Response) (*GetCustomersIdPricingResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -18858,6 +20870,199 @@ func ParsePostEventsResponse(rsp *http.Response) (*PostEventsResponse, error) {
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers PostEventsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetExchangeRatesResponse parses an HTTP response from a GetExchangeRatesWithResponse call
+func ParseGetExchangeRatesResponse(rsp *http.Response) (*GetExchangeRatesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetExchangeRatesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PricingExchangeRateList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetExchangeRatesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostExchangeRatesResponse parses an HTTP response from a PostExchangeRatesWithResponse call
+func ParsePostExchangeRatesResponse(rsp *http.Response) (*PostExchangeRatesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostExchangeRatesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest PricingExchangeRate
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostExchangeRatesResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostExchangeRatesResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {

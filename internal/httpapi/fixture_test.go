@@ -296,6 +296,12 @@ func (f *fixture) sample(method, path string) (ctype string, body []byte, header
 		return j(`{"items":[{"country":"DE","category":"notification","quantity":1000}],"customer_id":"cust-a","customer_country":"GB","month":"2026-11"}`)
 	case "POST /api/v1/customers/:id/ratecards":
 		return j(`{"card_id":"launch","effective_from":"2099-01"}`)
+	case "POST /api/v1/cost-cards":
+		return j(`{"card_id":"meta-2026-01","effective_from":"2099-01"}`)
+	case "POST /api/v1/exchange-rates":
+		return j(`{"from":"USD","to":"EUR","month":"2026-10","rate":"0.9231","source":"walk"}`)
+	case "PUT /api/v1/customers/:id/portfolio":
+		return j(`{"consolidated":true,"effective_from":"2099-01"}`)
 	case "PUT /api/v1/customers/:id/overrides":
 		return j(`{"card_discount":"5","discounts":[{"market":"DE","category":"notification","percent":"10"}],"unit_prices":[{"market":"DE","category":"notification","unit_price":"0.01"}]}`)
 	case "POST /api/v1/invoices/:id/void":

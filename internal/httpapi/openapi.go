@@ -441,7 +441,8 @@ var enums = map[reflect.Type][]string{
 	reflect.TypeFor[reports.SeriesWindow]():  enumOf(reports.Day, reports.Month),
 	reflect.TypeFor[pricing.Rounding]():      enumOf(pricing.RoundHalfEven, pricing.RoundHalfUp),
 	reflect.TypeFor[pricing.Status]():        enumOf(pricing.StatusDraft, pricing.StatusActive),
-	reflect.TypeFor[pricing.Mode]():          enumOf(pricing.ModeFlat, pricing.ModeGraduated, pricing.ModeVolume),
+	reflect.TypeFor[pricing.Mode]():          enumOf(pricing.ModeFlat, pricing.ModeGraduated, pricing.ModeVolume, pricing.ModeCostPlus),
+	reflect.TypeFor[pricing.Kind]():          enumOf(pricing.KindSelling, pricing.KindCost),
 	reflect.TypeFor[notify.EventType]():      enumOf(append(slices.Clone(notify.EventTypes), notify.AllEvents)...),
 	reflect.TypeFor[notify.DeliveryStatus](): enumOf(notify.DeliveryPending, notify.DeliverySucceeded, notify.DeliveryFailed, notify.DeliveryPaused),
 	reflect.TypeFor[notify.Metric]():         enumOf(notify.MetricMessages, notify.MetricAmount),
@@ -493,6 +494,9 @@ var readOnly = map[reflect.Type][]string{
 var requestOptional = map[reflect.Type][]string{
 	reflect.TypeFor[billing.Customer](): {"currency"},    // default USD
 	reflect.TypeFor[auth.NewKey]():      {"customer_id"}, // customer keys only
+	// a cost-plus version has no markets, categories or prices of its own;
+	// currency and rounding default to the card's
+	reflect.TypeFor[pricing.Version](): {"default_market", "countries", "categories", "prices", "currency", "rounding"},
 }
 
 func enumOf[T ~string](vs ...T) []string {

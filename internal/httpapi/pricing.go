@@ -337,11 +337,28 @@ func (s *Server) quote(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	if err := quoteItemProblems(r, in.Items, country); err != nil {
-		s.writeError(c, err)
-		return
+	var res pricing.Result
+	if v.CostPlus != nil {
+		// Cost-plus: priced over the cost card in effect in the month, whose
+		// markets and categories the items are in.
+		cost, mem, cerr := s.costPlusMember(c.Request.Context(), v, month)
+		if cerr != nil {
+			s.writeError(c, cerr)
+			return
+		}
+		if err := quoteItemProblems(cost, in.Items, country); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		mem.Overrides, mem.Usage, mem.Opts.CustomerCountry = ov, in.Items, country
+		res, err = cost.QuoteMember(mem)
+	} else {
+		if err := quoteItemProblems(r, in.Items, country); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		res, err = r.Quote(ov, in.Items, pricing.RateOptions{CustomerCountry: country, Month: month})
 	}
-	res, err := r.Quote(ov, in.Items, pricing.RateOptions{CustomerCountry: country, Month: month})
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -513,12 +530,21 @@ func (s *Server) price(c *gin.Context) {
 	if cc := c.Query("customer_country"); cc != "" {
 		custCountry = cc
 	}
-	r, err := pricing.Compile(v)
-	if err != nil {
-		s.writeError(c, err)
-		return
+	var pi pricing.PriceInfo
+	if v.CostPlus != nil {
+		cost, mem, cerr := s.costPlusMember(c.Request.Context(), v, month)
+		if cerr != nil {
+			s.writeError(c, cerr)
+			return
+		}
+		mem.Opts.CustomerCountry = custCountry
+		pi, err = cost.LookupMember(mem, country, category)
+	} else {
+		var r *pricing.Rater
+		if r, err = pricing.Compile(v); err == nil {
+			pi, err = r.Lookup(country, category, custCountry)
+		}
 	}
-	pi, err := r.Lookup(country, category, custCountry)
 	if err != nil {
 		s.writeError(c, err)
 		return

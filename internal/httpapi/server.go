@@ -171,6 +171,7 @@ func New(d Deps) *Server {
 	s.foundationRoutes()
 	s.meteringRoutes()
 	s.pricingRoutes()
+	s.costRoutes()
 	s.billingRoutes()
 	s.reportsRoutes()
 	s.notifyRoutes()
@@ -369,6 +370,7 @@ func (s *Server) foundationRoutes() {
 		c.JSON(http.StatusOK, Me{CustomerID: p.CustomerID, KeyID: p.KeyID, Name: p.Name, Role: p.Role, Routes: s.routesOf(p.Role)})
 	})
 	s.customerRoutes()
+	s.portfolioRoutes()
 	s.apiKeyRoutes()
 }
 

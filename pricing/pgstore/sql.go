@@ -5,7 +5,7 @@ import "postage/pricing"
 // The SQL of the store, one small pure function per statement, so the text
 // is unit tested and the store methods only run it.
 
-const cardColumns = `id, name, currency, rounding, is_default`
+const cardColumns = `id, name, currency, rounding, kind, is_default`
 
 const versionColumns = `card_id, number, status, coalesce(effective_from, ''), note, content`
 
@@ -22,8 +22,8 @@ func lockCardSQL(id string) (string, []any) {
 }
 
 func insertCardSQL(c pricing.RateCard) (string, []any) {
-	return `INSERT INTO rate_cards (id, name, currency, rounding, is_default) VALUES ($1, $2, $3, $4, $5)`,
-		[]any{c.ID, c.Name, c.Currency, string(c.Rounding), c.Default}
+	return `INSERT INTO rate_cards (id, name, currency, rounding, kind, is_default) VALUES ($1, $2, $3, $4, $5, $6)`,
+		[]any{c.ID, c.Name, c.Currency, string(c.Rounding), string(c.Kind), c.Default}
 }
 
 func clearDefaultSQL() (string, []any) {
@@ -81,7 +81,7 @@ ORDER BY effective_from DESC LIMIT 1`, []any{cardID, month.String()}
 }
 
 func assignedCardSQL(customerID string, month pricing.Month) (string, []any) {
-	return `SELECT c.id, c.name, c.currency, c.rounding, c.is_default FROM customer_rate_cards a JOIN rate_cards c ON c.id = a.card_id
+	return `SELECT c.id, c.name, c.currency, c.rounding, c.kind, c.is_default FROM customer_rate_cards a JOIN rate_cards c ON c.id = a.card_id
 WHERE a.customer_id = $1 AND a.effective_from <= $2
 ORDER BY a.effective_from DESC LIMIT 1`, []any{customerID, month.String()}
 }
@@ -111,8 +111,8 @@ func seedLockSQL() (string, []any) {
 }
 
 func insertSeedCardSQL(c pricing.RateCard) (string, []any) {
-	return `INSERT INTO rate_cards (id, name, currency, rounding) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`,
-		[]any{c.ID, c.Name, c.Currency, string(c.Rounding)}
+	return `INSERT INTO rate_cards (id, name, currency, rounding, kind) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`,
+		[]any{c.ID, c.Name, c.Currency, string(c.Rounding), string(c.Kind)}
 }
 
 func countVersionsSQL(cardID string) (string, []any) {
@@ -127,12 +127,12 @@ func cardsForSQL(customers []string, month pricing.Month) (string, []any) {
 	// default card once, which the caller gives everyone else: a
 	// correlated look-up per customer cost an index probe for each of a
 	// run's 50,000 customers.
-	return `SELECT false, a.customer_id, c.id, c.name, c.currency, c.rounding, c.is_default
+	return `SELECT false, a.customer_id, c.id, c.name, c.currency, c.rounding, c.kind, c.is_default
 FROM (SELECT DISTINCT ON (customer_id) customer_id, card_id FROM customer_rate_cards
       WHERE customer_id = ANY($1) AND effective_from <= $2 ORDER BY customer_id, effective_from DESC) a
 JOIN rate_cards c ON c.id = a.card_id
 UNION ALL
-SELECT true, '', d.id, d.name, d.currency, d.rounding, d.is_default FROM rate_cards d WHERE d.is_default`, []any{customers, month.String()}
+SELECT true, '', d.id, d.name, d.currency, d.rounding, d.kind, d.is_default FROM rate_cards d WHERE d.is_default`, []any{customers, month.String()}
 }
 
 // overridesForSQL reads the overrides of the given customers, or of every
@@ -142,4 +142,44 @@ func overridesForSQL(customers []string) (string, []any) {
 		return `SELECT customer_id, overrides FROM customer_pricing_overrides`, nil
 	}
 	return `SELECT customer_id, overrides FROM customer_pricing_overrides WHERE customer_id = ANY($1)`, []any{customers}
+}
+
+// Cost cards and exchange rates.
+
+func costCardForSQL(month pricing.Month) (string, []any) {
+	return `SELECT c.id, c.name, c.currency, c.rounding, c.kind, c.is_default FROM cost_card_schedule s JOIN rate_cards c ON c.id = s.card_id
+WHERE s.effective_from <= $1 ORDER BY s.effective_from DESC LIMIT 1`, []any{month.String()}
+}
+
+func costCardsSQL() (string, []any) {
+	return `SELECT card_id, effective_from FROM cost_card_schedule ORDER BY effective_from`, nil
+}
+
+func setCostCardSQL(cardID string, from pricing.Month) (string, []any) {
+	return `INSERT INTO cost_card_schedule (effective_from, card_id) VALUES ($1, $2)
+ON CONFLICT (effective_from) DO UPDATE SET card_id = EXCLUDED.card_id, created_at = now()`, []any{from.String(), cardID}
+}
+
+// seedCostCardSQL schedules a seeded cost card from a month when no cost
+// card is scheduled at all.
+func seedCostCardSQL(cardID string, from pricing.Month) (string, []any) {
+	return `INSERT INTO cost_card_schedule (effective_from, card_id)
+SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM cost_card_schedule)`, []any{from.String(), cardID}
+}
+
+func insertExchangeRateSQL(x pricing.ExchangeRate) (string, []any) {
+	return `INSERT INTO exchange_rates (from_currency, to_currency, month, rate, source) VALUES ($1, $2, $3, $4::numeric, $5)
+ON CONFLICT (from_currency, to_currency, month) DO NOTHING`, []any{x.From, x.To, x.Month.String(), x.Rate.String(), x.Source}
+}
+
+const exchangeRateColumns = `from_currency, to_currency, month, rate::text, source`
+
+func exchangeRateSQL(from, to string, month pricing.Month) (string, []any) {
+	return `SELECT ` + exchangeRateColumns + ` FROM exchange_rates WHERE from_currency = $1 AND to_currency = $2 AND month = $3`,
+		[]any{from, to, month.String()}
+}
+
+func exchangeRatesSQL(from, to string) (string, []any) {
+	return `SELECT ` + exchangeRateColumns + ` FROM exchange_rates WHERE ($1 = '' OR from_currency = $1) AND ($2 = '' OR to_currency = $2)
+ORDER BY from_currency, to_currency, month`, []any{from, to}
 }

@@ -26,8 +26,13 @@ func TestSQLText(t *testing.T) {
 			[]string{"AND status = 'draft'"}, 4},
 		{"lockCard", first(lockCardSQL("x")), second(lockCardSQL("x")), []string{"FOR UPDATE"}, 1},
 		{"assign", first(assignCardSQL("c", "x", m)), second(assignCardSQL("c", "x", m)), []string{"ON CONFLICT (customer_id, effective_from) DO UPDATE"}, 3},
-		{"seedCard", first(insertSeedCardSQL(pricing.RateCard{ID: "x"})), second(insertSeedCardSQL(pricing.RateCard{ID: "x"})), []string{"ON CONFLICT (id) DO NOTHING"}, 4},
+		{"seedCard", first(insertSeedCardSQL(pricing.RateCard{ID: "x"})), second(insertSeedCardSQL(pricing.RateCard{ID: "x"})), []string{"ON CONFLICT (id) DO NOTHING"}, 5},
 		{"latest", first(latestActivationSQL("x")), second(latestActivationSQL("x")), []string{"max(effective_from)", "status = 'active'"}, 1},
+		{"costCardFor", first(costCardForSQL(m)), second(costCardForSQL(m)), []string{"cost_card_schedule", "effective_from <= $1", "ORDER BY s.effective_from DESC LIMIT 1"}, 1},
+		{"setCostCard", first(setCostCardSQL("x", m)), second(setCostCardSQL("x", m)), []string{"ON CONFLICT (effective_from) DO UPDATE"}, 2},
+		{"seedCostCard", first(seedCostCardSQL("x", m)), second(seedCostCardSQL("x", m)), []string{"WHERE NOT EXISTS (SELECT 1 FROM cost_card_schedule)"}, 2},
+		{"insertRate", first(insertExchangeRateSQL(pricing.ExchangeRate{})), second(insertExchangeRateSQL(pricing.ExchangeRate{})), []string{"ON CONFLICT (from_currency, to_currency, month) DO NOTHING"}, 5},
+		{"rate", first(exchangeRateSQL("USD", "EUR", m)), second(exchangeRateSQL("USD", "EUR", m)), []string{"month = $3"}, 3},
 	}
 	for _, tt := range tests {
 		for _, w := range tt.wants {

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
 
 	"postage"
 	"postage/pricing"
@@ -49,9 +50,9 @@ type queryer interface {
 
 func scanCard(row pgx.Row) (pricing.RateCard, error) {
 	var c pricing.RateCard
-	var rounding string
-	err := row.Scan(&c.ID, &c.Name, &c.Currency, &rounding, &c.Default)
-	c.Rounding = pricing.Rounding(rounding)
+	var rounding, kind string
+	err := row.Scan(&c.ID, &c.Name, &c.Currency, &rounding, &kind, &c.Default)
+	c.Rounding, c.Kind = pricing.Rounding(rounding), pricing.Kind(kind)
 	return c, err
 }
 
@@ -66,6 +67,7 @@ func scanVersion(row pgx.Row) (*pricing.Version, error) {
 	if err := json.Unmarshal(content, v); err != nil {
 		return nil, fmt.Errorf("decode rate card version %s/%d: %w", cardID, number, err)
 	}
+	v.Normalize()
 	v.CardID, v.Number, v.Status, v.Note = cardID, number, pricing.Status(status), note
 	v.EffectiveFrom = pricing.Month{}
 	if from != "" {
@@ -132,6 +134,9 @@ func (s *Store) getCard(ctx context.Context, db queryer, cardID string) (pricing
 func (s *Store) CreateCard(ctx context.Context, c pricing.RateCard) error {
 	if c.Rounding == "" {
 		c.Rounding = pricing.RoundHalfEven
+	}
+	if c.Kind == "" {
+		c.Kind = pricing.KindSelling
 	}
 	if err := c.Validate(); err != nil {
 		return err
@@ -221,6 +226,9 @@ func prepareDraft(card pricing.RateCard, v *pricing.Version) error {
 	}
 	if v.Currency != card.Currency {
 		return postage.Errorf(postage.EINVALID, "version currency %s differs from rate card %s's currency %s", v.Currency, card.ID, card.Currency)
+	}
+	if v.CostPlus != nil && card.Kind == pricing.KindCost {
+		return postage.Errorf(postage.EINVALID, "rate card %s is a cost card: its versions list the upstream's prices, not cost-plus rules", card.ID)
 	}
 	v.Status, v.EffectiveFrom = pricing.StatusDraft, pricing.Month{}
 	return v.Validate()
@@ -403,12 +411,12 @@ func (s *Store) CardsFor(ctx context.Context, customers []string, month pricing.
 	var def *pricing.RateCard
 	for rows.Next() {
 		var isDefault bool
-		var id, rounding string
+		var id, rounding, kind string
 		var c pricing.RateCard
-		if err := rows.Scan(&isDefault, &id, &c.ID, &c.Name, &c.Currency, &rounding, &c.Default); err != nil {
+		if err := rows.Scan(&isDefault, &id, &c.ID, &c.Name, &c.Currency, &rounding, &kind, &c.Default); err != nil {
 			return nil, fmt.Errorf("cards for %s: %w", month, err)
 		}
-		c.Rounding = pricing.Rounding(rounding)
+		c.Rounding, c.Kind = pricing.Rounding(rounding), pricing.Kind(kind)
 		if isDefault {
 			def = &c
 		} else {
@@ -562,6 +570,12 @@ func (s *Store) Seed(ctx context.Context) error {
 			if _, err := tx.Exec(ctx, q, args...); err != nil {
 				return fmt.Errorf("seed rate card %s: %w", sd.Card.ID, err)
 			}
+			if sd.Card.Kind == pricing.KindCost {
+				q, args = seedCostCardSQL(sd.Card.ID, sd.Version.EffectiveFrom)
+				if _, err := tx.Exec(ctx, q, args...); err != nil {
+					return fmt.Errorf("seed cost card %s: %w", sd.Card.ID, err)
+				}
+			}
 		}
 		var dflt string
 		q, args = defaultCardSQL()
@@ -575,4 +589,127 @@ func (s *Store) Seed(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// CostCardFor returns the cost card in effect in month.
+func (s *Store) CostCardFor(ctx context.Context, month pricing.Month) (pricing.RateCard, error) {
+	q, args := costCardForSQL(month)
+	c, err := scanCard(s.PG.QueryRow(ctx, q, args...))
+	if err != nil {
+		return c, notFound(err, "no cost card is in effect in %s (schedule one: postage costcards set)", month)
+	}
+	return c, nil
+}
+
+// CostCards returns the cost card schedule, oldest first.
+func (s *Store) CostCards(ctx context.Context) ([]pricing.CostCardPeriod, error) {
+	q, args := costCardsSQL()
+	rows, err := s.PG.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("cost cards: %w", err)
+	}
+	defer rows.Close()
+	out := []pricing.CostCardPeriod{}
+	for rows.Next() {
+		var p pricing.CostCardPeriod
+		var from string
+		if err := rows.Scan(&p.CardID, &from); err != nil {
+			return nil, fmt.Errorf("cost cards: %w", err)
+		}
+		if p.EffectiveFrom, err = pricing.ParseMonth(from); err != nil {
+			return nil, fmt.Errorf("cost cards: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// SetCostCard schedules a cost card from month `from`, which must be after
+// the current month (by s.Now): the cost of a month that may be billed
+// never changes.
+func (s *Store) SetCostCard(ctx context.Context, cardID string, from pricing.Month) error {
+	if !from.Valid() {
+		return postage.Errorf(postage.EINVALID, "effective_from %q is not a month", from)
+	}
+	if cur := pricing.MonthOf(s.now()); !from.After(cur) {
+		return postage.Errorf(postage.EINVALID, "effective_from %s must be after the current month %s: earlier months may already be billed", from, cur)
+	}
+	card, err := s.GetCard(ctx, cardID)
+	if err != nil {
+		return err
+	}
+	if card.Kind != pricing.KindCost {
+		return postage.Errorf(postage.ECONFLICT, "rate card %s is a %s card: only a cost card can be the cost card in effect", cardID, card.Kind)
+	}
+	q, args := setCostCardSQL(cardID, from)
+	if _, err := s.PG.Exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("set cost card: %w", err)
+	}
+	return nil
+}
+
+// SetExchangeRate records a month's rate of a currency pair. The same rate
+// again is a no-op; another one is a conflict: a recorded rate never
+// changes (a database trigger refuses updates and deletes).
+func (s *Store) SetExchangeRate(ctx context.Context, x pricing.ExchangeRate) (pricing.ExchangeRate, error) {
+	if err := x.Validate(); err != nil {
+		return x, err
+	}
+	q, args := insertExchangeRateSQL(x)
+	if _, err := s.PG.Exec(ctx, q, args...); err != nil {
+		return x, fmt.Errorf("record exchange rate: %w", err)
+	}
+	got, err := s.ExchangeRateFor(ctx, x.From, x.To, x.Month)
+	if err != nil {
+		return x, err
+	}
+	if !got.Rate.Equal(x.Rate) {
+		return got, postage.Errorf(postage.ECONFLICT, "the %s to %s rate of %s is recorded as %s and never changes", x.From, x.To, x.Month, got.Rate)
+	}
+	return got, nil
+}
+
+func scanExchangeRate(row pgx.Row) (pricing.ExchangeRate, error) {
+	var x pricing.ExchangeRate
+	var month, rate string
+	if err := row.Scan(&x.From, &x.To, &month, &rate, &x.Source); err != nil {
+		return x, err
+	}
+	var err error
+	if x.Month, err = pricing.ParseMonth(month); err != nil {
+		return x, err
+	}
+	if x.Rate, err = decimal.NewFromString(rate); err != nil {
+		return x, fmt.Errorf("exchange rate %q: %w", rate, err)
+	}
+	return x, nil
+}
+
+// ExchangeRateFor returns the rate of (from, to) for month.
+func (s *Store) ExchangeRateFor(ctx context.Context, from, to string, month pricing.Month) (pricing.ExchangeRate, error) {
+	q, args := exchangeRateSQL(from, to, month)
+	x, err := scanExchangeRate(s.PG.QueryRow(ctx, q, args...))
+	if err != nil {
+		return x, notFound(err, "no %s to %s exchange rate is recorded for %s", from, to, month)
+	}
+	return x, nil
+}
+
+// ExchangeRates lists recorded rates (empty from or to: any).
+func (s *Store) ExchangeRates(ctx context.Context, from, to string) ([]pricing.ExchangeRate, error) {
+	q, args := exchangeRatesSQL(from, to)
+	rows, err := s.PG.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("exchange rates: %w", err)
+	}
+	defer rows.Close()
+	out := []pricing.ExchangeRate{}
+	for rows.Next() {
+		x, err := scanExchangeRate(rows)
+		if err != nil {
+			return nil, fmt.Errorf("exchange rates: %w", err)
+		}
+		out = append(out, x)
+	}
+	return out, rows.Err()
 }
