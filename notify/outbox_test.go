@@ -83,10 +83,14 @@ func newFixture(t testing.TB) *fixture {
 }
 
 // dispatcher returns a dispatcher on pool (another pool is another
-// replica) with the fixture's clock and keys.
+// replica) with the fixture's clock and keys, and the default retry
+// schedule without jitter (so the number of attempts in the retry window
+// is fixed: 11).
 func (f *fixture) dispatcher(pool *pgxpool.Pool, timeout time.Duration) *notify.Dispatcher {
+	retry := notify.DefaultRetry
+	retry.Jitter = func() float64 { return 0.5 } // ±0
 	return &notify.Dispatcher{Store: notify.NewPGStore(pool), Keys: f.keys, Client: loopbackPolicy().Client(timeout),
-		Timeout: timeout, Now: f.clock.Now, Workers: 4, Batch: 8}
+		Timeout: timeout, Now: f.clock.Now, Workers: 4, Batch: 8, Retry: retry}
 }
 
 func (f *fixture) endpoint(customer, url string, types ...notify.EventType) notify.CreatedEndpoint {
