@@ -159,5 +159,3 @@ func TestDecodeProblems(t *testing.T) {
 		t.Errorf("%d problems listed: %v", len(rows), err)
 	}
 }
-
-
