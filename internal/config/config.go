@@ -43,6 +43,8 @@ type Config struct {
 	Usage      Usage      `toml:"usage"`
 	Billing    Billing    `toml:"billing"`
 	Notify     Notify     `toml:"notify"`
+	Margin     Margin     `toml:"margin"`
+	Reconcile  Reconcile  `toml:"reconcile"`
 	Log        Log        `toml:"log"`
 }
 
@@ -165,6 +167,25 @@ type Notify struct {
 	AlertInterval Duration `toml:"alert_interval"`
 }
 
+// Margin configures margin reports and simulations.
+type Margin struct {
+	// CostCard is the rate card holding the upstream's prices: what each
+	// message costs the platform.
+	CostCard string `toml:"cost_card"`
+}
+
+// Reconcile configures reconciliation with the upstream's usage-and-cost
+// reports.
+type Reconcile struct {
+	// TolerancePercent is the gross difference a month may have, as a
+	// percentage of the upstream's messages and of its cost, a decimal
+	// from 0 to 100.
+	TolerancePercent string `toml:"tolerance_percent"`
+	// HoldFinalization holds the finalization of a month whose difference
+	// exceeds the tolerance until finance accepts it.
+	HoldFinalization bool `toml:"hold_finalization"`
+}
+
 // Log configures structured logging.
 type Log struct {
 	Level  string `toml:"level"`
@@ -209,7 +230,9 @@ func Default() Config {
 		Notify: Notify{PreviousSecretKeys: []string{}, AllowNetworks: []string{}, Deliver: true, Workers: 8,
 			PollInterval: Duration{time.Second}, Timeout: Duration{10 * time.Second}, RetryFor: Duration{72 * time.Hour},
 			Retention: Duration{30 * 24 * time.Hour}, AlertInterval: Duration{5 * time.Minute}},
-		Log: Log{Level: "info", Format: "text"},
+		Margin:    Margin{CostCard: "meta-2026-01"},
+		Reconcile: Reconcile{TolerancePercent: "0.5", HoldFinalization: true},
+		Log:       Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -295,6 +318,12 @@ func (c Config) Validate() error {
 	if c.Notify.AlertInterval.Duration < 0 {
 		errs = append(errs, errors.New("notify.alert_interval must not be negative"))
 	}
+	if c.Margin.CostCard == "" {
+		errs = append(errs, errors.New("margin.cost_card is empty: name the rate card holding the upstream's prices"))
+	}
+	if p, err := strconv.ParseFloat(c.Reconcile.TolerancePercent, 64); err != nil || p < 0 || p > 100 || !decimalText.MatchString(c.Reconcile.TolerancePercent) {
+		errs = append(errs, fmt.Errorf("reconcile.tolerance_percent %q: a decimal from 0 to 100, as a string (\"0.5\")", c.Reconcile.TolerancePercent))
+	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:
@@ -315,6 +344,8 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+var decimalText = regexp.MustCompile(`^[0-9]{1,3}(\.[0-9]{1,6})?$`)
 
 var clusterName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
