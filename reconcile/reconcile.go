@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -16,6 +17,7 @@ import (
 	"postage/billing"
 	"postage/metering"
 	"postage/pricing"
+	"postage/reports"
 )
 
 // Report is an imported upstream report of a month: what the file held
@@ -493,6 +495,19 @@ func (s *Service) FinalizationHold(ctx context.Context, period pricing.Month) (s
 	}
 	return fmt.Sprintf("the reconciliation of %s with the upstream's report differs by %d messages and %s %s (gross), over the tolerance of %s%%: finance must accept the difference (postage reconcile accept %s)",
 		period, v.GrossMessages, v.GrossAmount.String(), v.Currency, v.TolerancePercent.String(), period), nil
+}
+
+// DifferencesTable returns differences as a table (the CSV of the API
+// and the CLI).
+func DifferencesTable(ds []Difference) reports.Table {
+	t := reports.Table{Header: []string{"customer_id", "day", "market", "category", "cause", "postage_messages", "upstream_messages", "messages",
+		"postage_cost", "upstream_cost", "amount", "detail"}}
+	for _, d := range ds {
+		t.Rows = append(t.Rows, []string{d.CustomerID, d.Day, d.Market, d.Category, string(d.Cause),
+			strconv.FormatInt(d.PostageMessages, 10), strconv.FormatInt(d.UpstreamMessages, 10), strconv.FormatInt(d.Messages, 10),
+			d.PostageCost.String(), d.UpstreamCost.String(), d.Amount.String(), d.Detail})
+	}
+	return t
 }
 
 // sortDiffs orders differences by customer, day, market, category, cause.

@@ -208,7 +208,7 @@ func (s *Server) reconcileRoutes() {
 		}
 		if csvOut {
 			var b bytes.Buffer
-			if err := differencesTable(ds).WriteCSV(&b); err != nil {
+			if err := reconcile.DifferencesTable(ds).WriteCSV(&b); err != nil {
 				s.writeError(c, err)
 				return
 			}
@@ -244,18 +244,6 @@ func (s *Server) reconcileRoutes() {
 		}
 		c.JSON(http.StatusOK, rec)
 	})
-}
-
-// differencesTable is the CSV of differences.
-func differencesTable(ds []reconcile.Difference) reports.Table {
-	t := reports.Table{Header: []string{"customer_id", "day", "market", "category", "cause", "postage_messages", "upstream_messages", "messages",
-		"postage_cost", "upstream_cost", "amount", "detail"}}
-	for _, d := range ds {
-		t.Rows = append(t.Rows, []string{d.CustomerID, d.Day, d.Market, d.Category, string(d.Cause),
-			strconv.FormatInt(d.PostageMessages, 10), strconv.FormatInt(d.UpstreamMessages, 10), strconv.FormatInt(d.Messages, 10),
-			d.PostageCost.String(), d.UpstreamCost.String(), d.Amount.String(), d.Detail})
-	}
-	return t
 }
 
 // who names the caller for the record: the API key's name and id.
