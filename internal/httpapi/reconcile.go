@@ -120,6 +120,14 @@ func (s *Server) reconcileRoutes() {
 			s.writeError(c, jsonError(err))
 			return
 		}
+		check := checkCSVText
+		if format == reconcile.FormatJSON {
+			check = checkJSONText
+		}
+		if err := check(body); err != nil {
+			s.writeError(c, err)
+			return
+		}
 		rec, err := svc.Import(c.Request.Context(), reconcile.ImportRequest{Month: m, Format: format, Currency: c.Query("currency"),
 			Source: c.Query("source"), By: who(c), Body: bytes.NewReader(body)})
 		if err != nil {
