@@ -45,7 +45,7 @@ func (s *Server) marginRoutes() {
 			{Name: "customer", Description: "only this customer"},
 			format,
 		},
-		Response: reports.MarginReport{}}, func(c *gin.Context) {
+		Response: reports.MarginReport{}, Long: true}, func(c *gin.Context) {
 		svc, ok := s.reportsService(c)
 		if !ok {
 			return
@@ -66,7 +66,7 @@ func (s *Server) marginRoutes() {
 		s.writeReport(c, rep, rep.Table(), "margin-"+rep.Month.String()+"-"+rep.GroupBy)
 	})
 	s.handle(Route{Method: "POST", Path: "/api/v1/simulations/margin", Tag: "simulations", Summary: "What an upstream price change does to margin: past usage at a proposed cost card version (a draft) against the version in effect, per customer, market and category, and for the whole book.", Roles: marginRoles, Produces: csv,
-		Query: []Param{format}, Request: reports.MarginSimulationRequest{}, Response: reports.MarginSimulation{}}, func(c *gin.Context) {
+		Query: []Param{format}, Request: reports.MarginSimulationRequest{}, Response: reports.MarginSimulation{}, Long: true}, func(c *gin.Context) {
 		svc, ok := s.reportsService(c)
 		if !ok {
 			return
@@ -96,7 +96,7 @@ func (s *Server) reconcileRoutes() {
 			{Name: "source", Description: "the file's name, kept with the report"},
 			{Name: "currency", Description: "the currency of the file's costs (default: the cost card's)"},
 		},
-		Request: Media{"text/csv": nil, "application/json": nil}, Response: reconcile.Reconciliation{}, Status: http.StatusCreated}, func(c *gin.Context) {
+		Request: Media{"text/csv": nil, "application/json": nil}, Response: reconcile.Reconciliation{}, Status: http.StatusCreated, Long: true}, func(c *gin.Context) {
 		svc, ok := s.reconcileService(c)
 		if !ok {
 			return
@@ -154,7 +154,7 @@ func (s *Server) reconcileRoutes() {
 		c.JSON(http.StatusOK, rec)
 	})
 	s.handle(Route{Method: "POST", Path: "/api/v1/reconciliations/:month/compare", Tag: tag, Summary: "Compare the month's latest report again with postage's usage as it is now (late events, phone numbers mapped since).", Roles: financeOnly,
-		PathParams: month, Response: reconcile.Reconciliation{}}, func(c *gin.Context) {
+		PathParams: month, Response: reconcile.Reconciliation{}, Long: true}, func(c *gin.Context) {
 		svc, ok := s.reconcileService(c)
 		if !ok {
 			return
