@@ -107,12 +107,13 @@ type decoder struct {
 	index    map[rowKey]int
 	errs     []pricing.RowError
 	grains   map[string]bool
+	strs     map[string]string
 }
 
 const maxErrors = 100
 
 func newDecoder(m pricing.Month) *decoder {
-	return &decoder{month: m, from: m.Start().Unix(), to: m.End().Unix(), index: map[rowKey]int{}, grains: map[string]bool{}}
+	return &decoder{month: m, from: m.Start().Unix(), to: m.End().Unix(), index: map[rowKey]int{}, grains: map[string]bool{}, strs: map[string]string{}}
 }
 
 func (d *decoder) bad(row int, column, format string, args ...any) {
@@ -200,8 +201,18 @@ func (d *decoder) add(row int, p point) {
 		return
 	}
 	d.index[k] = len(d.out.Rows)
-	d.out.Rows = append(d.out.Rows, UpstreamRow{PhoneNumberID: p.phone, Day: time.Unix(dayStart, 0).UTC(), Country: country,
-		Category: category, PricingType: ptype, Volume: volume, Cost: cost})
+	// A report repeats a few countries, categories and types and each
+	// phone number on every day: one string of each is kept.
+	d.out.Rows = append(d.out.Rows, UpstreamRow{PhoneNumberID: d.intern(p.phone), Day: time.Unix(dayStart, 0).UTC(), Country: d.intern(country),
+		Category: d.intern(category), PricingType: d.intern(ptype), Volume: volume, Cost: cost})
+}
+
+func (d *decoder) intern(s string) string {
+	if v, ok := d.strs[s]; ok {
+		return v
+	}
+	d.strs[s] = s
+	return s
 }
 
 // done returns the parsed report, or every problem found.
