@@ -428,7 +428,9 @@ func writeUpstream(ctx context.Context, usage metering.Usage, cards billing.Pric
 	for k := range out {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].customer < keys[j].customer || keys[i].customer == keys[j].customer && keys[i].day < keys[j].day })
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].customer < keys[j].customer || keys[i].customer == keys[j].customer && keys[i].day < keys[j].day
+	})
 	for _, k := range keys {
 		n, _ := strconv.Atoi(strings.TrimPrefix(k.customer, "c"))
 		if err := write(benchPhone(n), k, out[k]); err != nil {
