@@ -44,6 +44,10 @@ type comparer struct {
 	nameIdx   map[string]uint16
 	postage   map[string][]prow
 	look      map[lookKey]lookVal
+	// pooled holds the cost of portfolio members, rated with their
+	// portfolio (the upstream counts tiers per portfolio); customers
+	// alone are rated when compared.
+	pooled map[string]*pricing.Result
 
 	res   Result
 	diffs []Difference
@@ -115,6 +119,9 @@ func (s *Service) compare(ctx context.Context, rating *billing.Rating, cr *prici
 	if err != nil {
 		return nil, fmt.Errorf("read postage's usage of %s: %w", r.Month, err)
 	}
+	if err := c.ratePortfolios(ctx, rating); err != nil {
+		return nil, err
+	}
 	var cur string
 	var mapped bool
 	var ups []UpstreamRow
@@ -160,6 +167,48 @@ func (s *Service) compare(ctx context.Context, rating *billing.Rating, cr *prici
 	return &c.res, nil
 }
 
+// ratePortfolios rates the month of every portfolio with usage at cost,
+// its members pooled, and keeps each member's result for costOf.
+func (c *comparer) ratePortfolios(ctx context.Context, rating *billing.Rating) error {
+	pf, err := rating.PortfoliosIn(ctx, nil, c.month)
+	if err != nil {
+		return err
+	}
+	c.pooled = map[string]*pricing.Result{}
+	done := map[string]bool{}
+	ids := make([]string, 0, len(c.postage))
+	for id := range c.postage {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		group := pf.Group(id)
+		if len(group) < 2 || done[group[0]] {
+			continue
+		}
+		done[group[0]] = true
+		var members []billing.Member
+		for _, m := range group {
+			cust, known := c.customers[m]
+			if rows, ok := c.postage[m]; ok && known {
+				usage, _, _ := c.usageOf(rows, cust.Country)
+				members = append(members, billing.Member{Customer: cust, Usage: usage})
+			}
+		}
+		rated, err := rating.RateAtCost(ctx, c.month, members)
+		if err != nil {
+			return fmt.Errorf("rate the portfolio of %s at cost: %w", group[0], err)
+		}
+		for i, m := range members {
+			if rated[i].Unbilled == "" {
+				res := rated[i].Result
+				c.pooled[m.Customer.ID] = &res
+			}
+		}
+	}
+	return nil
+}
+
 // customer compares one customer's month.
 func (c *comparer) customer(id string, mapped bool, ups []UpstreamRow, rows []prow) error {
 	cc := c.customers[id].Country
@@ -178,7 +227,7 @@ func (c *comparer) customer(id string, mapped bool, ups []UpstreamRow, rows []pr
 
 	// Postage: the month rated at the cost card, each line's exact amount
 	// split over the rows it rates.
-	costs, uncosted := c.costOf(rows, cc)
+	costs, uncosted := c.costOf(id, rows, cc)
 	for i, r := range rows {
 		country := string(r.country[:])
 		category := c.names[r.category]
@@ -254,21 +303,21 @@ func (c *comparer) customer(id string, mapped bool, ups []UpstreamRow, rows []pr
 	return nil
 }
 
-// costOf rates a customer's month at the cost card and splits each
-// line's exact amount over the rows it rates (by quantity, the largest
-// remainder in millionths), so a row's cost is exact and the rows of a
-// line add up to it. Rows of a category the card does not price cost 0
-// and are marked.
-func (c *comparer) costOf(rows []prow, customerCountry string) ([]decimal.Decimal, []bool) {
-	costs := make([]decimal.Decimal, len(rows))
-	uncosted := make([]bool, len(rows))
+// costKey is a row's line on the cost card: (market, category) and the
+// free pricing type.
+type costKey struct{ market, category, free string }
+
+// usageOf sums a customer's rows into the usage its month is rated with
+// (per country, category and free type), and returns each row's line on
+// the cost card and whether the card cannot price it.
+func (c *comparer) usageOf(rows []prow, customerCountry string) ([]pricing.Usage, []costKey, []bool) {
 	type ukey struct {
 		country, category, free string
 	}
-	type lkey struct{ market, category, free string }
 	sums := map[ukey]int64{}
 	var order []ukey
-	rowLine := make([]lkey, len(rows))
+	uncosted := make([]bool, len(rows))
+	rowLine := make([]costKey, len(rows))
 	for i, r := range rows {
 		country, category := string(r.country[:]), c.names[r.category]
 		free := billing.FreeType(c.names[r.ptype])
@@ -278,9 +327,9 @@ func (c *comparer) costOf(rows []prow, customerCountry string) ([]decimal.Decima
 				uncosted[i] = true
 				continue
 			}
-			rowLine[i] = lkey{lv.market, lv.category, ""}
+			rowLine[i] = costKey{lv.market, lv.category, ""}
 		} else {
-			rowLine[i] = lkey{c.cr.Market(country), category, free}
+			rowLine[i] = costKey{c.cr.Market(country), category, free}
 		}
 		k := ukey{country, category, free}
 		if _, ok := sums[k]; !ok {
@@ -288,28 +337,43 @@ func (c *comparer) costOf(rows []prow, customerCountry string) ([]decimal.Decima
 		}
 		sums[k] += int64(r.quantity)
 	}
-	if len(order) == 0 {
-		return costs, uncosted
-	}
 	usage := make([]pricing.Usage, len(order))
 	for i, k := range order {
 		usage[i] = pricing.Usage{Country: k.country, Category: k.category, Quantity: sums[k], FreeType: k.free}
 	}
-	res, err := c.cr.Rate(pricing.Overrides{}, usage, pricing.RateOptions{CustomerCountry: customerCountry, Month: c.month})
-	if err != nil {
-		for i := range uncosted {
-			uncosted[i] = true
-		}
+	return usage, rowLine, uncosted
+}
+
+// costOf rates a customer's month at the cost card (or takes its
+// portfolio's pooled rating) and splits each line's exact amount over the
+// rows it rates (by quantity, the largest remainder in millionths), so a
+// row's cost is exact and the rows of a line add up to it. Rows of a
+// category the card does not price cost 0 and are marked.
+func (c *comparer) costOf(id string, rows []prow, customerCountry string) ([]decimal.Decimal, []bool) {
+	costs := make([]decimal.Decimal, len(rows))
+	usage, rowLine, uncosted := c.usageOf(rows, customerCountry)
+	if len(usage) == 0 {
 		return costs, uncosted
 	}
-	byLine := map[lkey][]int{}
+	res := c.pooled[id]
+	if res == nil {
+		r, err := c.cr.Rate(pricing.Overrides{}, usage, pricing.RateOptions{CustomerCountry: customerCountry, Month: c.month})
+		if err != nil {
+			for i := range uncosted {
+				uncosted[i] = true
+			}
+			return costs, uncosted
+		}
+		res = &r
+	}
+	byLine := map[costKey][]int{}
 	for i := range rows {
 		if !uncosted[i] {
 			byLine[rowLine[i]] = append(byLine[rowLine[i]], i)
 		}
 	}
 	for _, ln := range res.Lines {
-		idx := byLine[lkey{ln.Market, ln.Category, ln.FreeType}]
+		idx := byLine[costKey{ln.Market, ln.Category, ln.FreeType}]
 		if len(idx) == 0 || ln.Exact.IsZero() {
 			continue
 		}

@@ -175,9 +175,12 @@ type DailyUsage interface {
 var _ DailyUsage = metering.Usage(nil)
 
 // Customers lists the known customers (their country decides the
-// international variant of a category); billing.CustomerStore has it.
+// international variant of a category) and the portfolios of a month
+// (the upstream counts tiers per portfolio, so cost is rated per
+// portfolio); billing.CustomerStore has both.
 type Customers interface {
 	All(ctx context.Context) (map[string]billing.Customer, error)
+	billing.PortfolioSource
 }
 
 // DefaultTolerancePercent is the default tolerance: 0.5% of the
@@ -191,11 +194,9 @@ type Service struct {
 	Store     Store
 	Usage     DailyUsage
 	Customers Customers
-	// Cards resolves the cost card's version in effect (the rate-card
-	// ledger, pricing/pgstore); CostCard is its id (DefaultCostCard when
-	// empty).
-	Cards    billing.Pricing
-	CostCard string
+	// Cards is the rate-card ledger (pricing/pgstore): postage's own cost
+	// is rated at the cost card in effect in the month (Rating.RateAtCost).
+	Cards billing.Pricing
 	// TolerancePercent is the gross difference a month may have, as a
 	// percentage of the upstream's messages and of its cost, before it is
 	// held (DefaultTolerancePercent when nil... zero means none).
@@ -207,10 +208,6 @@ type Service struct {
 	Now func() time.Time
 }
 
-// DefaultCostCard is the card holding the upstream's prices when none is
-// configured (the seeded meta-2026-01).
-const DefaultCostCard = pricing.MetaCardID
-
 var _ billing.FinalizationHold = (*Service)(nil)
 
 func (s *Service) now() time.Time {
@@ -218,13 +215,6 @@ func (s *Service) now() time.Time {
 		return time.Now().UTC()
 	}
 	return s.Now().UTC()
-}
-
-func (s *Service) costCardID() string {
-	if s.CostCard != "" {
-		return s.CostCard
-	}
-	return DefaultCostCard
 }
 
 // ImportRequest is an upstream report to import.
@@ -283,8 +273,8 @@ func (s *Service) Import(ctx context.Context, req ImportRequest) (*Reconciliatio
 	if req.Month.After(pricing.MonthOf(s.now())) {
 		return nil, postage.Errorf(postage.EINVALID, "month %s has not started", req.Month)
 	}
-	rating := billing.NewRating(s.Cards)
-	cr, err := s.costRater(ctx, rating, req.Month)
+	rating := s.newRating()
+	cr, err := costCardIn(ctx, rating, req.Month)
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +283,7 @@ func (s *Service) Import(ctx context.Context, req ImportRequest) (*Reconciliatio
 		req.Currency = cardCur
 	}
 	if req.Currency != cardCur {
-		return nil, postage.Errorf(postage.EINVALID, "currency: the report is in %s, the cost card %s in %s, and there is no exchange rate to compare them", req.Currency, s.costCardID(), cardCur)
+		return nil, postage.Errorf(postage.EINVALID, "currency: the report is in %s, the cost card %s in %s, and there is no exchange rate to compare them", req.Currency, cr.Version().CardID, cardCur)
 	}
 	p, err := Decode(req.Body, req.Format, req.Month)
 	if err != nil {
@@ -319,8 +309,8 @@ func (s *Service) Compare(ctx context.Context, m pricing.Month) (*Reconciliation
 	if err != nil {
 		return nil, err
 	}
-	rating := billing.NewRating(s.Cards)
-	cr, err := s.costRater(ctx, rating, m)
+	rating := s.newRating()
+	cr, err := costCardIn(ctx, rating, m)
 	if err != nil {
 		return nil, err
 	}
@@ -341,11 +331,20 @@ func (s *Service) latest(ctx context.Context, m pricing.Month) (Report, error) {
 	return r, err
 }
 
-// costRater returns the cost card's version in effect in m.
-func (s *Service) costRater(ctx context.Context, rating *billing.Rating, m pricing.Month) (*pricing.Rater, error) {
-	rt, err := rating.InEffect(ctx, s.costCardID(), m)
+// newRating is a rating pipeline for one request, with portfolios.
+func (s *Service) newRating() *billing.Rating {
+	r := billing.NewRating(s.Cards)
+	r.Portfolios = s.Customers
+	return r
+}
+
+// costCardIn returns the Rater of the cost card in effect in month m
+// (pricing's schedule, read through the rating pipeline). None in effect
+// is EINVALID, naming the month.
+func costCardIn(ctx context.Context, rating *billing.Rating, m pricing.Month) (*pricing.Rater, error) {
+	_, rt, err := rating.CostCard(ctx, m)
 	if postage.ErrorCode(err) == postage.ENOTFOUND {
-		return nil, postage.Errorf(postage.EINVALID, "cost card %s has no version in effect in %s: activate one, or configure [margin] cost_card", s.costCardID(), m)
+		return nil, postage.Errorf(postage.EINVALID, "no cost card in effect in %s (%s): schedule one with POST /api/v1/cost-cards or `postage costcards set`", m, postage.ErrorMessage(err))
 	}
 	return rt, err
 }

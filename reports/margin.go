@@ -21,11 +21,6 @@ import (
 // prices), per customer, market and category, for the month to date and
 // its projection. docs/REPORTS.md, "Margin", explains the method.
 
-// DefaultCostCard is the card that holds the upstream's prices when no
-// other is configured: Meta's per-message price list, seeded as
-// meta-2026-01.
-const DefaultCostCard = pricing.MetaCardID
-
 // Margin groupings (ByCustomer, ByMarket and ByCategory are revenue's).
 const (
 	// ByLine groups by customer, market and category: the level at which
@@ -34,25 +29,7 @@ const (
 )
 
 // MarginMethod describes how a margin report is made.
-const MarginMethod = "revenue rated with each customer's card minus the same usage rated at the cost card in effect; projection: linear run-rate per (country, category), rated with tiers"
-
-// costCardID returns the id of the card holding the upstream's prices.
-func (s *Service) costCardID() string {
-	if s.CostCard != "" {
-		return s.CostCard
-	}
-	return DefaultCostCard
-}
-
-// costRater returns the cost card's version in effect in m, compiled by
-// the request's rating pipeline.
-func (s *Service) costRater(ctx context.Context, rating *billing.Rating, m pricing.Month) (*pricing.Rater, error) {
-	rt, err := rating.InEffect(ctx, s.costCardID(), m)
-	if postage.ErrorCode(err) == postage.ENOTFOUND {
-		return nil, postage.Errorf(postage.EINVALID, "cost card %s has no version in effect in %s: activate one, or configure [margin] cost_card", s.costCardID(), m)
-	}
-	return rt, err
-}
+const MarginMethod = "revenue rated with each customer's card minus the same usage rated at the cost card in effect (tiers per portfolio; the month's exchange rate for other currencies); projection: linear run-rate per (country, category), rated with tiers"
 
 // MarginQuery asks for the margin of one month (zero: the running one).
 type MarginQuery struct {
@@ -162,11 +139,16 @@ type MarginReport struct {
 	Method          string        `json:"method"`
 	GroupBy         string        `json:"group_by"`
 	CostCard        MarginCard    `json:"cost_card"`
-	Rows            []MarginRow   `json:"rows"`
-	Totals          []MarginTotal `json:"totals"`
+	// ExchangeRates are the month's rates that converted cost into the
+	// currencies of customers billed in another currency than the cost
+	// card's (pricing's rates, the ones cost-plus prices use).
+	ExchangeRates []pricing.ExchangeRate `json:"exchange_rates"`
+	Rows          []MarginRow            `json:"rows"`
+	Totals        []MarginTotal          `json:"totals"`
 	// NotComparable lists customers whose revenue and cost cannot be
-	// subtracted (another currency than the cost card's, or usage the
-	// cost card cannot rate); they are in no row and no total.
+	// subtracted (another currency than the cost card's without an
+	// exchange rate for the month, or usage the cost card cannot rate);
+	// they are in no row and no total.
 	NotComparable []MarginExcluded `json:"not_comparable"`
 	// Unbilled lists usage no invoice bills, at its cost: a loss.
 	Unbilled []MarginExcluded `json:"unbilled"`
@@ -214,9 +196,15 @@ func lineKeys(r *pricing.Rater, usage []pricing.Usage, customerCountry string, l
 // in minor units, and hands each row's part to add with the row's key in
 // keys: the parts add up to the result's total exactly.
 func splitRated(res *pricing.Result, r *pricing.Rater, usage []pricing.Usage, customerCountry string, keys []marginKey, lc lookCache, add func(k marginKey, amount int64)) error {
-	own, err := lineKeys(r, usage, customerCountry, lc)
-	if err != nil {
-		return err
+	// The card's own line of each row; a row it cannot rate (listed in
+	// res.Unrated, billed by no line) is on none.
+	own := make([]marginKey, len(usage))
+	for i, u := range usage {
+		if u.FreeType != "" {
+			own[i] = marginKey{r.Market(u.Country), u.Category}
+		} else if v, err := lc.line(r, u, customerCountry); err == nil {
+			own[i] = marginKey{v.market, v.category}
+		}
 	}
 	var idx []int
 	var w []int64
@@ -298,8 +286,8 @@ func (s *Service) Margin(ctx context.Context, q MarginQuery) (*MarginReport, err
 		return nil, postage.Errorf(postage.EINVALID, "month %s has not started", q.Month)
 	}
 	e, total := elapsed(q.Month, asOf)
-	rating := billing.NewRating(s.Cards)
-	cr, err := s.costRater(ctx, rating, q.Month)
+	rating := s.newRating()
+	cr, err := costCardIn(ctx, rating, q.Month)
 	if err != nil {
 		return nil, err
 	}
@@ -316,10 +304,14 @@ func (s *Service) Margin(ctx context.Context, q MarginQuery) (*MarginReport, err
 	for range s.workers() {
 		caches <- lookCache{}
 	}
+	fx := newFXRates(s.Cards)
 	parallel(len(b.rows), s.workers(), func(i int) {
+		if b.rows[i].Hidden {
+			return // a portfolio member read for its tiers only
+		}
 		lc := <-caches
 		defer func() { caches <- lc }()
-		out[i], errs[i] = s.marginOf(ctx, b, b.rows[i], cr, costCur, costMinor, e, total, needLines, lc)
+		out[i], errs[i] = s.marginOf(ctx, b, b.rows[i], cr, costCur, costMinor, e, total, needLines, lc, fx)
 	})
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -329,8 +321,8 @@ func (s *Service) Margin(ctx context.Context, q MarginQuery) (*MarginReport, err
 		Month: q.Month, AsOf: asOf.Truncate(time.Second),
 		ElapsedFraction: decimal.NewFromInt(e).DivRound(decimal.NewFromInt(total), 4).StringFixed(4),
 		Method:          MarginMethod, GroupBy: q.GroupBy,
-		CostCard: MarginCard{CardID: cv.CardID, Version: cv.Number, Currency: costCur},
-		Rows:     []MarginRow{}, Totals: []MarginTotal{}, NotComparable: []MarginExcluded{}, Unbilled: []MarginExcluded{},
+		CostCard: MarginCard{CardID: cv.CardID, Version: cv.Number, Currency: costCur}, ExchangeRates: fx.used(),
+		Rows: []MarginRow{}, Totals: []MarginTotal{}, NotComparable: []MarginExcluded{}, Unbilled: []MarginExcluded{},
 	}
 	type gk struct{ customer, market, category, currency string }
 	groups := map[gk]*MarginRow{}
@@ -353,6 +345,9 @@ func (s *Service) Margin(ctx context.Context, q MarginQuery) (*MarginReport, err
 	for i := range out {
 		mm := &out[i]
 		cm := mm.cm
+		if cm == nil {
+			continue // hidden
+		}
 		if mm.excluded != nil {
 			if mm.excluded.Reason == reasonCurrencyMismatch || mm.excluded.Reason == reasonCostUnrated {
 				rep.NotComparable = append(rep.NotComparable, *mm.excluded)
@@ -425,52 +420,77 @@ const (
 
 // marginOf rates one customer-month at both cards, to date and projected.
 // An error is an outage or a bug.
-func (s *Service) marginOf(ctx context.Context, b *book, cm *customerMonth, cr *pricing.Rater, costCur string, costMinor int, e, total int64, needLines bool, lc lookCache) (marginMonth, error) {
+func (s *Service) marginOf(ctx context.Context, b *book, cm *customerMonth, cr *pricing.Rater, costCur string, costMinor int, e, total int64, needLines bool, lc lookCache, fx *fxRates) (marginMonth, error) {
 	mm := marginMonth{cm: cm}
-	proj := make([]pricing.Usage, len(cm.Usage))
+	projectAll := func(x *customerMonth) []pricing.Usage {
+		proj := make([]pricing.Usage, len(x.Usage))
+		for j, u := range x.Usage {
+			u.Quantity = project(u.Quantity, e, total)
+			proj[j] = u
+		}
+		return proj
+	}
+	proj := projectAll(cm)
 	var pq int64
-	for j, u := range cm.Usage {
-		u.Quantity = project(u.Quantity, e, total)
-		proj[j] = u
+	for _, u := range proj {
 		pq += u.Quantity
 	}
-	opts := cm.Opts()
-	cost, cerr := cr.Rate(pricing.Overrides{}, cm.Usage, opts)
-	var pcost pricing.Result
-	if cerr == nil {
-		pcost, cerr = cr.Rate(pricing.Overrides{}, proj, opts)
+	costNow, err := b.rateAtCost(ctx, cm, "cost", func(x *customerMonth) []pricing.Usage { return x.Usage })
+	if err != nil {
+		return mm, fmt.Errorf("cost of %s %s: %w", cm.CustomerID, cm.Month, err)
 	}
-	if cerr != nil && postage.ErrorCode(cerr) != postage.EINVALID {
-		return mm, fmt.Errorf("cost of %s %s: %w", cm.CustomerID, cm.Month, cerr)
+	costLater, err := b.rateAtCost(ctx, cm, "projected cost", projectAll)
+	if err != nil {
+		return mm, fmt.Errorf("projected cost of %s %s: %w", cm.CustomerID, cm.Month, err)
+	}
+	cost, pcost := costNow.Result, costLater.Result
+	problem := costProblem(costNow)
+	if problem == "" {
+		problem = costProblem(costLater)
 	}
 	ex := &MarginExcluded{CustomerID: cm.CustomerID, Name: cm.Customer.Name, Quantity: cm.Quantity}
-	if cerr == nil {
+	if costNow.Unbilled == "" {
 		ex.CostCurrency = costCur
 		ex.Cost = fromMinor(minorOf(cost.Total, costMinor), costMinor)
+	}
+	if costLater.Unbilled == "" {
 		ex.ProjectedCost = fromMinor(minorOf(pcost.Total, costMinor), costMinor)
 	}
 	if cm.Unbilled != "" {
 		ex.Reason, ex.Detail = cm.Unbilled, cm.Detail
-		if cerr != nil {
-			ex.Detail += "; cost card: " + postage.ErrorMessage(cerr)
+		if problem != "" {
+			ex.Detail += "; cost card: " + problem
 		}
 		mm.excluded = ex
 		return mm, nil
 	}
 	sell := &cm.Result
 	ex.Currency, ex.Revenue = sell.Currency, fromMinor(minorOf(sell.Total, sell.MinorUnits), sell.MinorUnits)
-	if cerr != nil {
-		ex.Reason, ex.Detail = reasonCostUnrated, fmt.Sprintf("cost card %s cannot rate this usage: %s", cr.Version().CardID, postage.ErrorMessage(cerr))
+	if problem != "" {
+		ex.Reason, ex.Detail = reasonCostUnrated, problem
 		mm.excluded = ex
 		return mm, nil
 	}
 	if sell.Currency != costCur {
-		ex.Reason = reasonCurrencyMismatch
-		ex.Detail = fmt.Sprintf("revenue in %s, cost card in %s: no exchange rate to compare them", sell.Currency, costCur)
-		mm.excluded = ex
-		return mm, nil
+		x, ok, err := fx.rate(ctx, costCur, sell.Currency, cm.Month)
+		if err != nil {
+			return mm, err
+		}
+		if !ok {
+			ex.Reason = reasonCurrencyMismatch
+			ex.Detail = fmt.Sprintf("revenue in %s, cost card in %s: no exchange rate %s to %s for %s", sell.Currency, costCur, costCur, sell.Currency, cm.Month)
+			mm.excluded = ex
+			return mm, nil
+		}
+		cost, pcost = convert(cost, x, sell.Currency), convert(pcost, x, sell.Currency)
 	}
-	projected, err := b.rating.Rate(ctx, b.pre, cm.Customer, cm.Month, proj)
+	projected, pooled, err := b.rateInGroup(ctx, cm, "projected", projectAll,
+		func(group []billing.Member) ([]billing.Rated, error) {
+			return b.rating.RateGroup(ctx, b.pre, cm.Month, group)
+		})
+	if !pooled && err == nil {
+		projected, err = b.rating.Rate(ctx, b.pre, cm.Customer, cm.Month, proj)
+	}
 	if err != nil {
 		return mm, fmt.Errorf("projection of %s: %w", cm.CustomerID, err)
 	}
@@ -486,10 +506,10 @@ func (s *Service) marginOf(ctx context.Context, b *book, cm *customerMonth, cr *
 		return mm, nil
 	}
 	cc := cm.Customer.Country
-	now, err := marginLines(sell, &cost, cm.Rater, cr, cm.Usage, cc, lc)
+	now, err := marginLines(sell, &cost, cm.Basis, cr, cm.Usage, cc, lc)
 	if err == nil {
 		var later map[marginKey]*marginAcc
-		if later, err = marginLines(&projected.Result, &pcost, projected.Rater, cr, proj, cc, lc); err == nil {
+		if later, err = marginLines(&projected.Result, &pcost, projected.Basis, cr, proj, cc, lc); err == nil {
 			mm.lines = now
 			for k, a := range later {
 				l := mm.lines[k]

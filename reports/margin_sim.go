@@ -12,16 +12,16 @@ import (
 	"github.com/shopspring/decimal"
 
 	"postage"
-	"postage/billing"
 	"postage/pricing"
 )
 
 // MarginSimulationRequest asks what an upstream price change would do to
 // margin: the real usage of the months From..To rated at a proposed
-// version of the cost card (a draft, or a version not yet in effect)
-// against the version in effect in each month, revenue unchanged.
+// version of a cost card (a draft, or a version not yet in effect)
+// against the cost card in effect in each month, revenue unchanged.
 type MarginSimulationRequest struct {
-	// CardID is the cost card (default: the configured one).
+	// CardID is the cost card of the proposed version (default: the one
+	// in effect in To).
 	CardID string `json:"card_id,omitempty"`
 	// Version is the proposed version of the card (a draft is allowed).
 	Version int `json:"version"`
@@ -122,16 +122,24 @@ type MarginSimTotal struct {
 
 // MarginSimulation is the answer to a MarginSimulationRequest.
 type MarginSimulation struct {
-	CardID          string              `json:"card_id"`
-	ProposedVersion int                 `json:"proposed_version"`
-	CurrentVersions []int               `json:"current_versions"`
-	From            pricing.Month       `json:"from"`
-	To              pricing.Month       `json:"to"`
-	Months          []pricing.Month     `json:"months"`
-	Totals          []MarginSimTotal    `json:"totals"`
-	Breakdown       []MarginSimLine     `json:"breakdown"`
-	Customers       []MarginSimCustomer `json:"customers"`
-	ElapsedMS       int64               `json:"elapsed_ms"`
+	// CardID, ProposedVersion and ProposedCurrency: the proposed cost
+	// card version.
+	CardID           string `json:"card_id"`
+	ProposedVersion  int    `json:"proposed_version"`
+	ProposedCurrency string `json:"proposed_currency"`
+	// Current lists the cost card versions in effect over the months
+	// (each change once, in month order).
+	Current []MarginCard `json:"current"`
+	// ExchangeRates converted cost into other currencies than the cost
+	// cards' (each month its own rate).
+	ExchangeRates []pricing.ExchangeRate `json:"exchange_rates"`
+	From          pricing.Month          `json:"from"`
+	To            pricing.Month          `json:"to"`
+	Months        []pricing.Month        `json:"months"`
+	Totals        []MarginSimTotal       `json:"totals"`
+	Breakdown     []MarginSimLine        `json:"breakdown"`
+	Customers     []MarginSimCustomer    `json:"customers"`
+	ElapsedMS     int64                  `json:"elapsed_ms"`
 }
 
 type simAcc struct{ quantity, rev, cur, prop int64 }
@@ -149,9 +157,6 @@ func (a *simAcc) add(b *simAcc) {
 // invoiced). Every version involved is compiled once.
 func (s *Service) SimulateMargin(ctx context.Context, req MarginSimulationRequest) (*MarginSimulation, error) {
 	start := time.Now()
-	if req.CardID == "" {
-		req.CardID = s.costCardID()
-	}
 	if req.From.IsZero() && req.To.IsZero() {
 		req.From = pricing.MonthOf(s.now()).Prev()
 		req.To = req.From
@@ -166,7 +171,27 @@ func (s *Service) SimulateMargin(ctx context.Context, req MarginSimulationReques
 	if len(req.Customers) == 0 {
 		req.Customers = nil
 	}
-	rating := billing.NewRating(s.Cards)
+	rating := s.newRating()
+	current := make(map[pricing.Month]*pricing.Rater, len(months))
+	for _, m := range months {
+		rt, err := costCardIn(ctx, rating, m)
+		if err != nil {
+			return nil, err
+		}
+		current[m] = rt
+	}
+	if req.CardID == "" {
+		req.CardID = current[req.To].Version().CardID
+	}
+	card, err := s.Cards.GetCard(ctx, req.CardID)
+	if postage.ErrorCode(err) == postage.ENOTFOUND {
+		return nil, postage.Errorf(postage.EINVALID, "card_id: no rate card %s", req.CardID)
+	} else if err != nil {
+		return nil, err
+	}
+	if card.Kind != pricing.KindCost {
+		return nil, postage.Errorf(postage.EINVALID, "card_id: %s is a selling card; a margin simulation proposes a version of a cost card", req.CardID)
+	}
 	v, err := s.Cards.GetVersion(ctx, req.CardID, req.Version)
 	if postage.ErrorCode(err) == postage.ENOTFOUND {
 		return nil, postage.Errorf(postage.EINVALID, "version: cost card %s has no version %d", req.CardID, req.Version)
@@ -177,28 +202,21 @@ func (s *Service) SimulateMargin(ctx context.Context, req MarginSimulationReques
 	if err != nil {
 		return nil, err
 	}
-	current := make(map[pricing.Month]*pricing.Rater, len(months))
-	var versions []int
+	var currentCards []MarginCard
 	for _, m := range months {
-		rt, err := rating.InEffect(ctx, req.CardID, m)
-		if postage.ErrorCode(err) == postage.ENOTFOUND {
-			return nil, postage.Errorf(postage.EINVALID, "cost card %s has no version in effect in %s", req.CardID, m)
-		} else if err != nil {
-			return nil, err
-		}
-		current[m] = rt
-		if n := rt.Version().Number; len(versions) == 0 || versions[len(versions)-1] != n {
-			versions = append(versions, n)
+		cv := current[m].Version()
+		mc := MarginCard{CardID: cv.CardID, Version: cv.Number, Currency: cv.Currency}
+		if n := len(currentCards); n == 0 || currentCards[n-1] != mc {
+			currentCards = append(currentCards, mc)
 		}
 	}
-	costCur := v.Currency
 	b, err := s.loadBook(ctx, months, req.Customers, rating, true)
 	if err != nil {
 		return nil, err
 	}
-	var starts []int
+	var starts []int // one task per customer of the request: its rows are contiguous
 	for i, cm := range b.rows {
-		if i == 0 || b.rows[i-1].CustomerID != cm.CustomerID {
+		if (i == 0 || b.rows[i-1].CustomerID != cm.CustomerID) && !cm.Hidden {
 			starts = append(starts, i)
 		}
 	}
@@ -209,14 +227,15 @@ func (s *Service) SimulateMargin(ctx context.Context, req MarginSimulationReques
 		caches <- lookCache{}
 	}
 	var done atomic.Int64
+	fx := newFXRates(s.Cards)
 	parallel(len(starts), s.workers(), func(t int) {
 		lc := <-caches
 		defer func() { caches <- lc }()
-		lo, hi := starts[t], len(b.rows)
-		if t+1 < len(starts) {
-			hi = starts[t+1]
+		lo, hi := starts[t], starts[t]+1
+		for hi < len(b.rows) && b.rows[hi].CustomerID == b.rows[lo].CustomerID {
+			hi++
 		}
-		out[t], errs[t] = simulateMarginOf(ctx, b, b.rows[lo:hi], current, proposed, costCur, lc)
+		out[t], errs[t] = simulateMarginOf(ctx, b, b.rows[lo:hi], current, proposed, lc, fx)
 		if s.Progress != nil {
 			if n := done.Add(1); n%256 == 0 || int(n) == len(starts) {
 				s.Progress("simulating", int(n), len(starts))
@@ -226,7 +245,7 @@ func (s *Service) SimulateMargin(ctx context.Context, req MarginSimulationReques
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	sim := &MarginSimulation{CardID: req.CardID, ProposedVersion: req.Version, CurrentVersions: versions,
+	sim := &MarginSimulation{CardID: req.CardID, ProposedVersion: req.Version, ProposedCurrency: v.Currency, Current: currentCards, ExchangeRates: fx.used(),
 		From: req.From, To: req.To, Months: months, Totals: []MarginSimTotal{}, Breakdown: []MarginSimLine{}, Customers: out}
 	type tacc struct {
 		simAcc
@@ -292,10 +311,11 @@ func (s *Service) SimulateMargin(ctx context.Context, req MarginSimulationReques
 	return sim, nil
 }
 
-// simulateMarginOf rates one customer's months at both cost card versions.
-// An error is an outage; a customer that cannot be compared is skipped
-// with the reason.
-func simulateMarginOf(ctx context.Context, b *book, rows []*customerMonth, current map[pricing.Month]*pricing.Rater, proposed *pricing.Rater, costCur string, lc lookCache) (MarginSimCustomer, error) {
+// simulateMarginOf rates one customer's months at the cost card in
+// effect and at the proposed version (a portfolio's members pooled on
+// both). An error is an outage; a customer that cannot be compared is
+// skipped with the reason.
+func simulateMarginOf(ctx context.Context, b *book, rows []*customerMonth, current map[pricing.Month]*pricing.Rater, proposed *pricing.Rater, lc lookCache, fx *fxRates) (MarginSimCustomer, error) {
 	first := rows[0]
 	c := MarginSimCustomer{CustomerID: first.CustomerID, Name: first.Customer.Name, lines: map[lineKey]*simAcc{}}
 	skip := func(format string, args ...any) (MarginSimCustomer, error) {
@@ -323,18 +343,33 @@ func simulateMarginOf(ctx context.Context, b *book, rows []*customerMonth, curre
 		} else if c.Currency != sell.Currency {
 			return skip("billed in %s and %s in this range", c.Currency, sell.Currency)
 		}
-		if sell.Currency != costCur {
-			return skip("revenue in %s, cost card in %s: no exchange rate to compare them", sell.Currency, costCur)
-		}
-		opts := cm.Opts()
-		cr := current[cm.Month]
-		cur, err := cr.Rate(pricing.Overrides{}, cm.Usage, opts)
+		curRated, err := b.rateAtCost(ctx, cm, "cost", func(x *customerMonth) []pricing.Usage { return x.Usage })
 		if err != nil {
-			return skip("cost card in effect in %s: %s", cm.Month, postage.ErrorMessage(err))
+			return c, fmt.Errorf("cost of %s %s: %w", cm.CustomerID, cm.Month, err)
 		}
-		prop, err := proposed.Rate(pricing.Overrides{}, cm.Usage, opts)
+		if p := costProblem(curRated); p != "" {
+			return skip("cost card in effect in %s: %s", cm.Month, p)
+		}
+		propRated, err := b.rateOn(ctx, cm, "proposed cost", proposed)
 		if err != nil {
-			return skip("proposed cost card: %s", postage.ErrorMessage(err))
+			return c, err
+		}
+		if p := costProblem(propRated); p != "" {
+			return skip("proposed cost card: %s", p)
+		}
+		cur, prop := curRated.Result, propRated.Result
+		for _, side := range []*pricing.Result{&cur, &prop} {
+			if side.Currency == sell.Currency {
+				continue
+			}
+			x, ok, err := fx.rate(ctx, side.Currency, sell.Currency, cm.Month)
+			if err != nil {
+				return c, err
+			}
+			if !ok {
+				return skip("revenue in %s, cost in %s: no exchange rate %s to %s for %s", sell.Currency, side.Currency, side.Currency, sell.Currency, cm.Month)
+			}
+			*side = convert(*side, x, sell.Currency)
 		}
 		mu := sell.MinorUnits
 		c.acc.rev += minorOf(sell.Total, mu)
@@ -361,15 +396,17 @@ func simulateMarginOf(ctx context.Context, b *book, rows []*customerMonth, curre
 			r   *pricing.Rater
 			add func(*simAcc, int64)
 		}{
-			{sell, cm.Rater, func(a *simAcc, v int64) { a.rev += v }},
-			{&cur, cr, func(a *simAcc, v int64) { a.cur += v }},
+			{sell, cm.Basis, func(a *simAcc, v int64) { a.rev += v }},
+			{&cur, curRated.Rater, func(a *simAcc, v int64) { a.cur += v }},
 			{&prop, proposed, func(a *simAcc, v int64) { a.prop += v }},
 		} {
 			if err := splitRated(sp.res, sp.r, cm.Usage, cc, keys, lc, func(k marginKey, v int64) { sp.add(line(k), v) }); err != nil {
 				return c, fmt.Errorf("margin lines of %s %s: %w", cm.CustomerID, cm.Month, err)
 			}
 		}
-		cm.Result, cm.Usage = pricing.Result{}, nil // done with this month: keep the heap small
+	}
+	for _, cm := range rows {
+		cm.Result, cm.Usage = pricing.Result{}, nil // done with these months: keep the heap small
 	}
 	c.acc.quantity = c.Quantity
 	mu := minorUnits(c.Currency)

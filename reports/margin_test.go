@@ -9,6 +9,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"postage"
 	"postage/billing"
 	"postage/metering"
 	"postage/pricing"
@@ -329,8 +330,42 @@ func TestMargin(t *testing.T) {
 				t.Errorf("eurco in the rows: %+v", r)
 			}
 		}
-		if len(rep.Totals) != 1 || rep.Totals[0].Currency != "USD" {
-			t.Errorf("totals = %+v, want USD only", rep.Totals)
+		if len(rep.Totals) != 1 || rep.Totals[0].Currency != "USD" || len(rep.ExchangeRates) != 0 {
+			t.Errorf("totals = %+v, rates %+v, want USD only", rep.Totals, rep.ExchangeRates)
+		}
+
+		// With October's USD → EUR rate recorded (pricing's rates, the
+		// ones cost-plus prices use), the cost converts and eurco compares.
+		rate := decimal.RequireFromString("0.8765")
+		if _, err := w.cards.SetExchangeRate(ctx, pricing.ExchangeRate{From: "USD", To: "EUR", Month: oct, Rate: rate}); err != nil {
+			t.Fatal(err)
+		}
+		if rep, err = w.svc.Margin(ctx, MarginQuery{Month: oct}); err != nil {
+			t.Fatal(err)
+		}
+		wantEUR := decimal.New(wantCost, -2).Mul(rate).RoundBank(2).Shift(2).IntPart()
+		var row *MarginRow
+		for i := range rep.Rows {
+			if rep.Rows[i].CustomerID == "eurco" {
+				row = &rep.Rows[i]
+			}
+		}
+		if row == nil || row.Currency != "EUR" || row.Revenue != nc.Revenue || row.Cost != cents(wantEUR) || len(rep.NotComparable) != 0 {
+			t.Errorf("eurco at the rate: %+v, want cost %s; not comparable %+v", row, cents(wantEUR), rep.NotComparable)
+		}
+		if len(rep.ExchangeRates) != 1 || !rep.ExchangeRates[0].Rate.Equal(rate) || len(rep.Totals) != 2 || rep.Totals[0].Currency != "EUR" {
+			t.Errorf("rates %+v, totals %+v", rep.ExchangeRates, rep.Totals)
+		}
+		lines, err := w.svc.Margin(ctx, MarginQuery{Month: oct, GroupBy: ByLine, CustomerID: "eurco"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lineCost int64
+		for _, r := range lines.Rows {
+			lineCost += minorOf(decimal.RequireFromString(r.Cost), 2)
+		}
+		if len(lines.Rows) == 0 || lineCost != wantEUR {
+			t.Errorf("eurco's lines cost %d, want %d: %+v", lineCost, wantEUR, lines.Rows)
 		}
 	})
 
@@ -340,10 +375,9 @@ func TestMargin(t *testing.T) {
 				t.Errorf("%+v: no error", q)
 			}
 		}
-		w.svc.CostCard = "nope"
-		defer func() { w.svc.CostCard = "" }()
-		if _, err := w.svc.Margin(ctx, MarginQuery{Month: oct}); err == nil || !strings.Contains(err.Error(), "cost card nope") {
-			t.Errorf("missing cost card: %v", err)
+		// The seeded cost card is in effect from 2026-01: none before.
+		if _, err := w.svc.Margin(ctx, MarginQuery{Month: pricing.Month{Year: 2025, Month: 12}}); postage.ErrorCode(err) != postage.EINVALID || !strings.Contains(err.Error(), "no cost card in effect in 2025-12") {
+			t.Errorf("no cost card: %v", err)
 		}
 	})
 }
@@ -372,7 +406,7 @@ func TestSimulateMargin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sim.CardID != pricing.MetaCardID || sim.ProposedVersion != d.Number || fmt.Sprint(sim.CurrentVersions) != "[1]" || len(sim.Months) != 2 {
+	if sim.CardID != pricing.MetaCardID || sim.ProposedVersion != d.Number || fmt.Sprint(sim.Current) != "[{meta-2026-01 1 USD}]" || len(sim.Months) != 2 {
 		t.Errorf("header = %+v", sim)
 	}
 	var rev, cur, prop int64

@@ -73,11 +73,6 @@ type Service struct {
 	Series    SeriesSource
 	Cards     Cards
 	Customers Customers
-	// CostCard is the id of the rate card holding the upstream's prices
-	// (what each message costs postage); DefaultCostCard when empty.
-	// Margin reports and margin simulations rate cost with its version in
-	// effect in each month.
-	CostCard string
 	// Now is the clock (the forecast's as-of and default ranges).
 	Now func() time.Time
 	// Workers is how many goroutines rate customers in parallel (default

@@ -17,10 +17,10 @@ func newMarginCmds(g *globalFlags, asCSV *bool) []*cobra.Command {
 		Use:   "margin",
 		Short: "Revenue minus upstream cost by customer, market, category or line, month to date and projected",
 		Long: `margin rates each customer's usage at its own card (revenue, as invoiced) and
-at the cost card in effect ([margin] cost_card: the upstream's prices), for
+at the cost card in effect (the upstream's prices: postage costcards), for
 the month to date and its projection to the whole month, and prints revenue,
 cost and margin; a negative margin is flagged. Customers billed in another
-currency than the cost card's, or whose usage the cost card cannot rate, are
+currency than the cost card's without an exchange rate for the month, or whose usage the cost card cannot rate, are
 listed as not comparable; usage nobody is billed for is listed at its cost.`,
 		Example: `  postage report margin
   postage report margin --month 2026-10 --group-by line --csv
@@ -108,7 +108,7 @@ listed as not comparable; usage nobody is billed for is listed at its cost.`,
 				return err
 			}
 			var b strings.Builder
-			fmt.Fprintf(&b, "Cost card %s version %d against version %v, %s to %s", s.CardID, s.ProposedVersion, s.CurrentVersions, s.From, s.To)
+			fmt.Fprintf(&b, "Cost card %s version %d against %s, %s to %s", s.CardID, s.ProposedVersion, currentCards(s.Current), s.From, s.To)
 			for _, t := range s.Totals {
 				fmt.Fprintf(&b, "\n%s: revenue %s; cost %s → %s; margin %s → %s (%s); %d customers negative, %d turning negative",
 					t.Currency, t.Revenue, t.CurrentCost, t.ProposedCost, t.CurrentMargin, t.ProposedMargin, t.Difference, t.Negative, t.TurnsNegative)
@@ -116,10 +116,19 @@ listed as not comparable; usage nobody is billed for is listed at its cost.`,
 			return printReport(cmd.OutOrStdout(), s.Table(), b.String(), *asCSV)
 		},
 	}
-	sim.Flags().StringVar(&req.CardID, "card", "", "the cost card (default: [margin] cost_card)")
+	sim.Flags().StringVar(&req.CardID, "card", "", "the cost card of the proposed version (default: the one in effect in --to)")
 	sim.Flags().IntVar(&req.Version, "version", 0, "the proposed version (a draft is allowed; required)")
 	sim.Flags().StringVar(&from, "from", "", "first month, YYYY-MM (default: the last complete month)")
 	sim.Flags().StringVar(&to, "to", "", "last month, YYYY-MM, inclusive")
 	sim.Flags().StringVar(&customers, "customers", "", "only these customers, comma separated")
 	return []*cobra.Command{margin, sim}
+}
+
+// currentCards names the cost card versions in effect over a simulation's months.
+func currentCards(cs []reports.MarginCard) string {
+	var parts []string
+	for _, c := range cs {
+		parts = append(parts, fmt.Sprintf("%s version %d", c.CardID, c.Version))
+	}
+	return strings.Join(parts, ", then ")
 }

@@ -105,7 +105,7 @@ func TestMarginCommands(t *testing.T) {
 		t.Errorf("text: %v\n%s", err, out)
 	}
 	out, err = runCLI(t, env, "report", "margin-simulation", "--version", "1", "--from", "2026-10", "--to", "2026-10")
-	if err != nil || !strings.Contains(out, "Cost card meta-2026-01 version 1 against version [1], 2026-10 to 2026-10") || !strings.Contains(out, "0 turning negative") {
+	if err != nil || !strings.Contains(out, "Cost card meta-2026-01 version 1 against meta-2026-01 version 1, 2026-10 to 2026-10") || !strings.Contains(out, "0 turning negative") {
 		t.Errorf("simulation: %v\n%s", err, out)
 	}
 	var ue usageError

@@ -2277,15 +2277,21 @@ type ReportsMarginReport struct {
 	// CostCard MarginCard names the cost card version a report rated cost with.
 	CostCard        ReportsMarginCard `json:"cost_card"`
 	ElapsedFraction string            `json:"elapsed_fraction"`
-	GroupBy         string            `json:"group_by"`
-	Method          string            `json:"method"`
+
+	// ExchangeRates ExchangeRates are the month's rates that converted cost into the
+	// currencies of customers billed in another currency than the cost
+	// card's (pricing's rates, the ones cost-plus prices use).
+	ExchangeRates []PricingExchangeRate `json:"exchange_rates"`
+	GroupBy       string                `json:"group_by"`
+	Method        string                `json:"method"`
 
 	// Month a calendar month in UTC, YYYY-MM
 	Month string `json:"month"`
 
 	// NotComparable NotComparable lists customers whose revenue and cost cannot be
-	// subtracted (another currency than the cost card's, or usage the
-	// cost card cannot rate); they are in no row and no total.
+	// subtracted (another currency than the cost card's without an
+	// exchange rate for the month, or usage the cost card cannot rate);
+	// they are in no row and no total.
 	NotComparable []ReportsMarginExcluded `json:"not_comparable"`
 	Rows          []ReportsMarginRow      `json:"rows"`
 	Totals        []ReportsMarginTotal    `json:"totals"`
@@ -2410,28 +2416,40 @@ type ReportsMarginSimTotal struct {
 
 // ReportsMarginSimulation MarginSimulation is the answer to a MarginSimulationRequest.
 type ReportsMarginSimulation struct {
-	Breakdown       []ReportsMarginSimLine     `json:"breakdown"`
-	CardId          string                     `json:"card_id"`
-	CurrentVersions []int                      `json:"current_versions"`
-	Customers       []ReportsMarginSimCustomer `json:"customers"`
-	ElapsedMs       int64                      `json:"elapsed_ms"`
+	Breakdown []ReportsMarginSimLine `json:"breakdown"`
+
+	// CardId CardID, ProposedVersion and ProposedCurrency: the proposed cost
+	// card version.
+	CardId string `json:"card_id"`
+
+	// Current Current lists the cost card versions in effect over the months
+	// (each change once, in month order).
+	Current   []ReportsMarginCard        `json:"current"`
+	Customers []ReportsMarginSimCustomer `json:"customers"`
+	ElapsedMs int64                      `json:"elapsed_ms"`
+
+	// ExchangeRates ExchangeRates converted cost into other currencies than the cost
+	// cards' (each month its own rate).
+	ExchangeRates []PricingExchangeRate `json:"exchange_rates"`
 
 	// From a calendar month in UTC, YYYY-MM
-	From            string   `json:"from"`
-	Months          []string `json:"months"`
-	ProposedVersion int      `json:"proposed_version"`
+	From             string   `json:"from"`
+	Months           []string `json:"months"`
+	ProposedCurrency string   `json:"proposed_currency"`
+	ProposedVersion  int      `json:"proposed_version"`
 
 	// To a calendar month in UTC, YYYY-MM
 	To     string                  `json:"to"`
 	Totals []ReportsMarginSimTotal `json:"totals"`
 }
 
-// ReportsMarginSimulationRequest MarginSimulationRequest asks what an upstream price change would do to margin: the real usage of the months From..To rated at a proposed version of the cost card (a draft, or a version not yet in effect) against the version in effect in each month, revenue unchanged.
+// ReportsMarginSimulationRequest MarginSimulationRequest asks what an upstream price change would do to margin: the real usage of the months From..To rated at a proposed version of a cost card (a draft, or a version not yet in effect) against the cost card in effect in each month, revenue unchanged.
 type ReportsMarginSimulationRequest struct {
 	// Breakdown Breakdown adds each customer's breakdown by market and category.
 	Breakdown *bool `json:"breakdown,omitempty"`
 
-	// CardId CardID is the cost card (default: the configured one).
+	// CardId CardID is the cost card of the proposed version (default: the one
+	// in effect in To).
 	CardId *string `json:"card_id,omitempty"`
 
 	// Customers Customers limits the simulation (empty: every customer with usage).

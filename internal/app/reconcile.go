@@ -20,7 +20,7 @@ func (a *App) Reconcile() *reconcile.Service {
 	}
 	return &reconcile.Service{
 		Store: reconcilepg.New(a.PG), Usage: a.Events, Customers: a.Customers, Cards: a.Pricing,
-		CostCard: a.Config.Margin.CostCard, TolerancePercent: pct, Hold: a.Config.Reconcile.HoldFinalization,
+		TolerancePercent: pct, Hold: a.Config.Reconcile.HoldFinalization,
 		Now: func() time.Time { return a.Now() },
 	}
 }

@@ -17,7 +17,6 @@ func (a *App) Reports() *reports.Service {
 		Series:    reports.CHSeries{Conn: a.CH},
 		Cards:     a.Pricing,
 		Customers: a.Customers,
-		CostCard:  a.Config.Margin.CostCard,
 		Now:       func() time.Time { return a.Now() },
 	}
 }

@@ -43,7 +43,6 @@ type Config struct {
 	Usage      Usage      `toml:"usage"`
 	Billing    Billing    `toml:"billing"`
 	Notify     Notify     `toml:"notify"`
-	Margin     Margin     `toml:"margin"`
 	Reconcile  Reconcile  `toml:"reconcile"`
 	Log        Log        `toml:"log"`
 }
@@ -167,13 +166,6 @@ type Notify struct {
 	AlertInterval Duration `toml:"alert_interval"`
 }
 
-// Margin configures margin reports and simulations.
-type Margin struct {
-	// CostCard is the rate card holding the upstream's prices: what each
-	// message costs the platform.
-	CostCard string `toml:"cost_card"`
-}
-
 // Reconcile configures reconciliation with the upstream's usage-and-cost
 // reports.
 type Reconcile struct {
@@ -230,7 +222,6 @@ func Default() Config {
 		Notify: Notify{PreviousSecretKeys: []string{}, AllowNetworks: []string{}, Deliver: true, Workers: 8,
 			PollInterval: Duration{time.Second}, Timeout: Duration{10 * time.Second}, RetryFor: Duration{72 * time.Hour},
 			Retention: Duration{30 * 24 * time.Hour}, AlertInterval: Duration{5 * time.Minute}},
-		Margin:    Margin{CostCard: "meta-2026-01"},
 		Reconcile: Reconcile{TolerancePercent: "0.5", HoldFinalization: true},
 		Log:       Log{Level: "info", Format: "text"},
 	}
@@ -317,9 +308,6 @@ func (c Config) Validate() error {
 	}
 	if c.Notify.AlertInterval.Duration < 0 {
 		errs = append(errs, errors.New("notify.alert_interval must not be negative"))
-	}
-	if c.Margin.CostCard == "" {
-		errs = append(errs, errors.New("margin.cost_card is empty: name the rate card holding the upstream's prices"))
 	}
 	if p, err := strconv.ParseFloat(c.Reconcile.TolerancePercent, 64); err != nil || p < 0 || p > 100 || !decimalText.MatchString(c.Reconcile.TolerancePercent) {
 		errs = append(errs, fmt.Errorf("reconcile.tolerance_percent %q: a decimal from 0 to 100, as a string (\"0.5\")", c.Reconcile.TolerancePercent))
