@@ -501,3 +501,89 @@ func TestSimulateMargin(t *testing.T) {
 		}
 	}
 }
+
+// The upstream counts volume tiers per business portfolio: a portfolio's
+// members are rated at cost together (billing's RateAtCost), so a tier
+// the portfolio crosses and no member does lowers their cost. Margin
+// reads cost through it, for the whole book and for one member asked
+// alone (its portfolio's other members read for the tiers, not shown).
+func TestMarginPoolsPortfoliosAtCost(t *testing.T) {
+	w := setup(t)
+	ctx := context.Background()
+	upTo := int64(100)
+	// A tiered cost card, the cost card from November (scheduled in October).
+	w.cards.Now = func() time.Time { return oct.Start() }
+	defer func() { w.cards.Now = func() time.Time { return now } }()
+	if err := w.cards.CreateCard(ctx, pricing.RateCard{ID: "tiered", Name: "Tiered upstream", Currency: "USD", Kind: pricing.KindCost}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := w.cards.CreateDraft(ctx, &pricing.Version{
+		CardID: "tiered", Status: pricing.StatusDraft, Currency: "USD", Rounding: pricing.RoundHalfEven, DefaultMarket: "Other",
+		Countries:  map[string]string{"DE": "Germany"},
+		Categories: []pricing.Category{{Name: "marketing"}, {Name: "service", Free: true}},
+		Prices: []pricing.Price{
+			{Market: "Germany", Category: "marketing", Mode: pricing.ModeGraduated, Tiers: []pricing.Tier{
+				{UpTo: &upTo, UnitPrice: decimal.RequireFromString("0.10")}, {UnitPrice: decimal.RequireFromString("0.05")}}},
+			{Market: "Other", Category: "marketing", Mode: pricing.ModeFlat, UnitPrice: decimal.RequireFromString("0.05")},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.cards.Activate(ctx, "tiered", d.Number, nov); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cards.SetCostCard(ctx, "tiered", nov); err != nil {
+		t.Fatal(err)
+	}
+	// A portfolio from November: parent p, members m1 and m2, 80 German
+	// marketing messages each (alone under the 100 of the first tier; 160
+	// together); and lone, 80 on its own.
+	w.customers.Now = func() time.Time { return oct.Start() }
+	for _, c := range []string{"p", "m1", "m2", "lone"} {
+		if _, err := w.customers.Create(ctx, billing.Customer{ID: c, Name: c, Currency: "USD", Country: "DE"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []billing.PortfolioSetting{{CustomerID: "p", EffectiveFrom: nov}, {CustomerID: "m1", ParentID: "p", EffectiveFrom: nov}, {CustomerID: "m2", ParentID: "p", EffectiveFrom: nov}} {
+		if _, err := w.customers.SetPortfolio(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var evs []metering.Event
+	for _, c := range []string{"m1", "m2", "lone"} {
+		e := metering.Event{CustomerID: c, ID: "pf-" + c, Time: nov.Start().Add(time.Hour), Country: "DE", Category: "marketing", Quantity: 80, IngestedAt: now}
+		e.PayloadHash = metering.HashPayload(e.Time, true, e.Country, e.Category, e.Quantity)
+		evs = append(evs, e)
+	}
+	if err := w.events.Insert(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := w.svc.Margin(ctx, MarginQuery{Month: nov})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.CostCard.CardID != "tiered" {
+		t.Errorf("cost card %+v, want tiered (in effect in November)", rep.CostCard)
+	}
+	got := map[string]MarginRow{}
+	for _, r := range rep.Rows {
+		got[r.CustomerID] = r
+	}
+	m1, m2 := decimal.RequireFromString(got["m1"].Cost), decimal.RequireFromString(got["m2"].Cost)
+	// Together: 100 × 0.10 + 60 × 0.05 = 13.00 (each alone: 8.00, 16.00 in all).
+	if sum := m1.Add(m2); sum.StringFixed(2) != "13.00" {
+		t.Errorf("the portfolio's cost %s (m1 %s, m2 %s), want 13.00: its members rated together", sum, m1, m2)
+	}
+	if got["lone"].Cost != "8.00" {
+		t.Errorf("lone's cost %s, want 8.00", got["lone"].Cost)
+	}
+	one, err := w.svc.Margin(ctx, MarginQuery{Month: nov, CustomerID: "m1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(one.Rows) != 1 || one.Rows[0].CustomerID != "m1" || one.Rows[0].Cost != got["m1"].Cost {
+		t.Errorf("m1 asked alone: %+v, want its cost %s in the portfolio", one.Rows, got["m1"].Cost)
+	}
+}
