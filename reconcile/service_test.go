@@ -159,6 +159,7 @@ func (m *month) csv() string {
 
 type world struct {
 	svc       *reconcile.Service
+	cards     *pricingpg.Store
 	customers *billingpg.CustomerStore
 	events    *metering.CHStore
 	m         *month
@@ -190,7 +191,7 @@ func setup(t *testing.T) *world {
 	}
 	svc := &reconcile.Service{Store: pgstore.New(env.PG), Usage: events, Customers: cs, Cards: cards,
 		TolerancePercent: reconcile.DefaultTolerancePercent, Hold: true, Now: func() time.Time { return now }}
-	return &world{svc: svc, customers: cs, events: events, m: m}
+	return &world{svc: svc, cards: cards, customers: cs, events: events, m: m}
 }
 
 func d(s string) decimal.Decimal { return decimal.RequireFromString(s) }
@@ -454,5 +455,81 @@ func TestImportRefusals(t *testing.T) {
 	sort.Strings(causes)
 	if len(causes) != 8 {
 		t.Errorf("causes %v, want all eight", causes)
+	}
+}
+
+// The upstream counts volume tiers per business portfolio, and so does
+// postage's own cost: a portfolio's members are rated at cost together
+// (billing's RateAtCost). Two members crossing a tier together and not
+// alone agree with the upstream's pooled cost, with no price difference.
+func TestPortfolioRatedAtCostTogether(t *testing.T) {
+	w := setup(t)
+	ctx := context.Background()
+	sep := oct.Prev()
+	upTo := int64(100)
+	w.cards.Now = func() time.Time { return sep.Start() }
+	if err := w.cards.CreateCard(ctx, pricing.RateCard{ID: "tiered", Name: "Tiered upstream", Currency: "USD", Kind: pricing.KindCost}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := w.cards.CreateDraft(ctx, &pricing.Version{
+		CardID: "tiered", Status: pricing.StatusDraft, Currency: "USD", Rounding: pricing.RoundHalfEven, DefaultMarket: "Other",
+		Countries:  map[string]string{"DE": "Germany"},
+		Categories: []pricing.Category{{Name: "marketing"}},
+		Prices: []pricing.Price{
+			{Market: "Germany", Category: "marketing", Mode: pricing.ModeGraduated, Tiers: []pricing.Tier{
+				{UpTo: &upTo, UnitPrice: d("0.10")}, {UnitPrice: d("0.05")}}},
+			{Market: "Other", Category: "marketing", Mode: pricing.ModeFlat, UnitPrice: d("0.05")},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.cards.Activate(ctx, "tiered", v.Number, oct); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cards.SetCostCard(ctx, "tiered", oct); err != nil {
+		t.Fatal(err)
+	}
+	w.customers.Now = func() time.Time { return sep.Start() }
+	for _, c := range []string{"p", "m1", "m2"} {
+		if _, err := w.customers.Create(ctx, billing.Customer{ID: c, Name: c, Currency: "USD", Country: "DE"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []billing.PortfolioSetting{{CustomerID: "p", EffectiveFrom: oct}, {CustomerID: "m1", ParentID: "p", EffectiveFrom: oct}, {CustomerID: "m2", ParentID: "p", EffectiveFrom: oct}} {
+		if _, err := w.customers.SetPortfolio(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for c, p := range map[string]string{"m1": "3001", "m2": "3002"} {
+		if _, err := w.customers.AddPhoneNumber(ctx, c, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 80 German marketing messages each on 1 October (160 together: 100
+	// at 0.10 and 60 at 0.05 = 13.00, 6.50 each; alone each would cost 8.00).
+	var evs []metering.Event
+	for _, c := range []string{"m1", "m2"} {
+		tm := oct.Start().Add(time.Hour)
+		e := metering.Event{CustomerID: c, ID: "pf-" + c, Time: tm, Country: "DE", Category: "marketing",
+			PricingType: metering.PricingRegular, PricingModel: "PMP", Source: "whatsapp", Status: metering.StatusDelivered, Quantity: 80, IngestedAt: tm.Add(time.Minute)}
+		e.PayloadHash = metering.HashStatusPayload(e.Country, e.Category, e.Quantity, e.PricingType, e.PricingModel)
+		evs = append(evs, e)
+	}
+	if err := w.events.Insert(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	csv := "start,phone_number,country,pricing_category,volume,cost\n2026-10-01,3001,DE,MARKETING,80,6.50\n2026-10-01,3002,DE,MARKETING,80,6.50\n"
+	if _, err := w.svc.Import(ctx, reconcile.ImportRequest{Month: oct, Format: reconcile.FormatCSV, By: "f", Body: strings.NewReader(csv)}); err != nil {
+		t.Fatal(err, postage.ErrorDetail(err))
+	}
+	for _, c := range []string{"m1", "m2"} {
+		ds, _, err := w.svc.Differences(ctx, oct, reconcile.DiffFilter{Customer: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) != 0 {
+			t.Errorf("%s: %+v, want none (its cost rated with its portfolio's)", c, ds)
+		}
 	}
 }
