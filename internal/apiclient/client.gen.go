@@ -343,6 +343,7 @@ func (e PricingKind) Valid() bool {
 
 // Defines values for PricingMode.
 const (
+	CostPlus  PricingMode = "cost_plus"
 	Flat      PricingMode = "flat"
 	Graduated PricingMode = "graduated"
 	Volume    PricingMode = "volume"
@@ -351,6 +352,8 @@ const (
 // Valid indicates whether the value is a known member of the PricingMode enum.
 func (e PricingMode) Valid() bool {
 	switch e {
+	case CostPlus:
+		return true
 	case Flat:
 		return true
 	case Graduated:
