@@ -33,7 +33,7 @@ recorded with who, when and why (docs/RECONCILIATION.md).`,
 		Example: `  postage reconcile import 2026-10 meta-pricing-2026-10.csv
   postage reconcile import 2026-10 pricing_analytics.json --by "ana (finance)"
   postage reconcile show 2026-10
-  postage reconcile show 2026-10 --differences --cause not_metered --csv > not-metered.csv
+  postage reconcile show 2026-10 --differences --cause not_metered --format csv > not-metered.csv
   postage reconcile compare 2026-10
   postage reconcile accept 2026-10 --reason "Meta counted 40 test sends; ticket 1234"`,
 	}
@@ -100,18 +100,28 @@ recorded with who, when and why (docs/RECONCILIATION.md).`,
 	imp.Flags().StringVar(&by, "by", defaultBy, "who imports it, for the record")
 
 	var diffs, asCSV bool
-	var cause, customer string
+	var cause, customer, outFormat string
 	show := &cobra.Command{
 		Use:   "show <month>",
 		Short: "Show a month's reconciliation, or its differences",
 		Example: `  postage reconcile show 2026-10
   postage reconcile show 2026-10 --differences --customer acme-1
-  postage reconcile show 2026-10 --differences --csv`,
+  postage reconcile show 2026-10 --differences --format csv`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := month(args[0])
 			if err != nil {
 				return err
+			}
+			if asCSV {
+				outFormat = "csv"
+				fmt.Fprintln(cmd.ErrOrStderr(), "postage: --csv is now --format csv")
+			}
+			if outFormat != "table" && outFormat != "text" && outFormat != "csv" {
+				return usageError{fmt.Errorf("--format %q: want table or csv", outFormat)}
+			}
+			if !diffs && outFormat == "csv" {
+				return usageError{fmt.Errorf("--format csv prints differences: add --differences")}
 			}
 			svc, done, err := open(cmd)
 			if err != nil {
@@ -119,9 +129,6 @@ recorded with who, when and why (docs/RECONCILIATION.md).`,
 			}
 			defer done()
 			if !diffs {
-				if asCSV {
-					return usageError{fmt.Errorf("--csv prints differences: add --differences")}
-				}
 				rec, err := svc.Get(cmd.Context(), m)
 				if err != nil {
 					return err
@@ -132,13 +139,15 @@ recorded with who, when and why (docs/RECONCILIATION.md).`,
 			if err != nil {
 				return err
 			}
-			return printReport(cmd.OutOrStdout(), reconcile.DifferencesTable(ds), fmt.Sprintf("%d differences", len(ds)), asCSV)
+			return printReport(cmd.OutOrStdout(), reconcile.DifferencesTable(ds), fmt.Sprintf("%d differences", len(ds)), outFormat == "csv")
 		},
 	}
 	show.Flags().BoolVar(&diffs, "differences", false, "list the differences (one per customer, day, market, category and cause)")
 	show.Flags().StringVar(&cause, "cause", "", "only differences of this cause")
 	show.Flags().StringVar(&customer, "customer", "", "only differences of this customer")
-	show.Flags().BoolVar(&asCSV, "csv", false, "print the differences as CSV")
+	show.Flags().StringVar(&outFormat, "format", "table", "table or csv (the differences)")
+	show.Flags().BoolVar(&asCSV, "csv", false, "print the differences as CSV (the same as --format csv)")
+	_ = show.Flags().MarkHidden("csv") // the old spelling: --format csv is the one flag
 
 	compare := &cobra.Command{
 		Use:     "compare <month>",

@@ -50,7 +50,7 @@ func TestReconcileCommands(t *testing.T) {
 	}
 	var want strings.Builder
 	_ = reconcile.DifferencesTable(ds).WriteCSV(&want)
-	out, err = runCLI(t, env, "reconcile", "show", "2026-10", "--differences", "--csv")
+	out, err = runCLI(t, env, "reconcile", "show", "2026-10", "--differences", "--format", "csv")
 	if err != nil || out != want.String() || !strings.Contains(out, "acme,2026-10-01,India,marketing,not_in_upstream,100,0,100,1.18,0,1.18,") {
 		t.Errorf("differences csv: %v\n%s\nwant\n%s", err, out, want.String())
 	}
@@ -59,7 +59,7 @@ func TestReconcileCommands(t *testing.T) {
 		{"reconcile", "accept", "2026-10"},
 		{"reconcile", "show", "Oct"},
 		{"reconcile", "import", "2026-10"},
-		{"reconcile", "show", "2026-10", "--csv"},
+		{"reconcile", "show", "2026-10", "--format", "csv"},
 	} {
 		var ue usageError
 		if _, err := runCLI(t, env, args...); !errors.As(err, &ue) {
@@ -96,7 +96,7 @@ func TestMarginCommands(t *testing.T) {
 	}
 	var want strings.Builder
 	_ = rep.Table().WriteCSV(&want)
-	out, err := runCLI(t, env, "report", "margin", "--month", "2026-10", "--group-by", "line", "--csv")
+	out, err := runCLI(t, env, "report", "margin", "--month", "2026-10", "--group-by", "line", "--format", "csv")
 	if err != nil || out != want.String() {
 		t.Errorf("csv: %v\n%s\nwant\n%s", err, out, want.String())
 	}

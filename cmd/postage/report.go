@@ -217,7 +217,7 @@ customer's card, per currency (docs/REPORTS.md).`,
 	forecast.Flags().StringVar(&customer, "customer", "", "only this customer")
 
 	cmd.AddCommand(revenue, usage, top, unbilled, forecast)
-	cmd.AddCommand(newMarginCmds(g, &asCSV)...)
+	cmd.AddCommand(newMarginCmds(run)...)
 	return cmd
 }
 
