@@ -324,7 +324,7 @@ func (w upstreamWant) check(r *reconcile.Reconciliation) error {
 func writeUpstream(ctx context.Context, usage metering.Usage, cards billing.Pricing, m pricing.Month, path string) (upstreamWant, error) {
 	var w upstreamWant
 	rating := billing.NewRating(cards)
-	cr, err := rating.InEffect(ctx, pricing.MetaCardID, m)
+	_, cr, err := rating.CostCard(ctx, m) // the cost card in effect, as reconciliation reads it
 	if err != nil {
 		return w, err
 	}
