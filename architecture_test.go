@@ -18,7 +18,7 @@ import (
 func TestArchitectureTableIsTrue(t *testing.T) {
 	pkgs := modulePackages(t)
 	rows := architectureRows(t, pkgs)
-	domains := []string{"postage", "pricing", "metering", "billing", "notify", "reports"}
+	domains := []string{"postage", "pricing", "metering", "billing", "notify", "reports", "reconcile"}
 	for _, p := range pkgs {
 		deps, ok := rows[p.name]
 		if !ok {

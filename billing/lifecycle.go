@@ -10,8 +10,36 @@ import (
 	"postage/pricing"
 )
 
-// finalizeDue finalizes the period's drafts whose grace has ended.
+// FinalizationHold can hold the finalization of a period's invoices
+// (reconciliation with the upstream's report, reconcile.Service, holds a
+// month whose difference exceeds its tolerance until finance accepts it).
+type FinalizationHold interface {
+	// FinalizationHold returns why the invoices of period must not be
+	// finalized yet, or "" when they may.
+	FinalizationHold(ctx context.Context, period pricing.Month) (string, error)
+}
+
+// held returns why period's invoices must wait ("" when they need not).
+func (r *Runner) held(ctx context.Context, period pricing.Month) (string, error) {
+	if r.Holds == nil {
+		return "", nil
+	}
+	why, err := r.Holds.FinalizationHold(ctx, period)
+	if err != nil {
+		return "", fmt.Errorf("finalization hold of %s: %w", period, err)
+	}
+	return why, nil
+}
+
+// finalizeDue finalizes the period's drafts whose grace has ended, unless
+// the period is held.
 func (r *Runner) finalizeDue(ctx context.Context, period pricing.Month) (int, error) {
+	if why, err := r.held(ctx, period); err != nil || why != "" {
+		if why != "" {
+			r.log().Warn("finalization held", "period", period.String(), "reason", why)
+		}
+		return 0, err
+	}
 	ids, err := r.Invoices.DueDrafts(ctx, period, r.now())
 	if err != nil {
 		return 0, err
@@ -53,6 +81,17 @@ func (r *Runner) Sweep(ctx context.Context) ([]Run, error) {
 // reviewed it: it is numbered and frozen with the configured issuer.
 // Another status is a conflict.
 func (r *Runner) Approve(ctx context.Context, id string) (Invoice, error) {
+	if r.Holds != nil {
+		inv, err := r.Invoices.Get(ctx, id)
+		if err != nil {
+			return Invoice{}, err
+		}
+		if why, err := r.held(ctx, inv.Period); err != nil {
+			return Invoice{}, err
+		} else if why != "" && inv.Status == StatusDraft {
+			return Invoice{}, postage.Errorf(postage.ECONFLICT, "invoice %s is held: %s", id, why)
+		}
+	}
 	return r.Invoices.Finalize(ctx, id, r.Issuer)
 }
 

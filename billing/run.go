@@ -52,6 +52,9 @@ type Runner struct {
 	Workers int
 	// Progress, when set, is told how many customers are done of how many.
 	Progress func(done, total int)
+	// Holds, when set, is asked before a period's invoices are finalized
+	// (by a run or an approval): a held period's drafts wait.
+	Holds FinalizationHold
 
 	ratingOnce sync.Once
 	rating     *Rating

@@ -97,6 +97,12 @@ type Usage interface {
 	// callers that group a whole month themselves. An error from fn stops
 	// the read and is returned.
 	EachMonthlyAggregate(ctx context.Context, month, asOf time.Time, customers []string, fn func(*Aggregate) error) error
+	// EachDailyAggregate is EachMonthlyAggregate per UTC day and billable
+	// status (DayAggregate): the quantity per (customer, day, country,
+	// category, pricing type and model, status) of the month, handed to fn
+	// one row at a time (the *DayAggregate is reused between calls), in no
+	// particular order. Reconciliation with the upstream's report reads it.
+	EachDailyAggregate(ctx context.Context, month, asOf time.Time, customers []string, fn func(*DayAggregate) error) error
 	// CustomerMonth is MonthlyAggregates for one customer.
 	CustomerMonth(ctx context.Context, customerID string, month, asOf time.Time) ([]Aggregate, error)
 	// LateIngested returns the customers with events of month ingested in

@@ -81,8 +81,10 @@ var customers = []billing.Customer{
 }
 
 type world struct {
-	svc   *Service
-	cards *pgstore.Store
+	svc       *Service
+	cards     *pgstore.Store
+	customers *billingpg.CustomerStore
+	events    *metering.CHStore
 }
 
 // setup stores the fixture's usage and, after it, extra's.
@@ -132,7 +134,7 @@ func setup(t *testing.T, extra ...use) *world {
 		Cards: cards, Customers: cs,
 		Now: func() time.Time { return now },
 	}
-	return &world{svc: svc, cards: cards}
+	return &world{svc: svc, cards: cards, customers: cs, events: store}
 }
 
 // --- the independent computation: prices read from the seed CSV files ---

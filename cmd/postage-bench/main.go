@@ -49,7 +49,7 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
-	root.AddCommand(newIngestCmd(), newInvoicesCmd(), newServeCmd())
+	root.AddCommand(newIngestCmd(), newInvoicesCmd(), newMarginCmd(), newServeCmd())
 	return root
 }
 

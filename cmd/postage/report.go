@@ -28,7 +28,8 @@ customer's card, per currency (docs/REPORTS.md).`,
   postage report usage --from 2026-10-01 --to 2026-11-01 --window day --group-by category --format csv
   postage report top-customers --from 2026-08 --to 2026-10 --limit 20
   postage report unbilled --from 2026-08 --to 2026-11
-  postage report forecast`,
+  postage report forecast
+  postage report margin --month 2026-10 --group-by line`,
 	}
 	var asCSV bool
 	var format string
@@ -216,6 +217,7 @@ customer's card, per currency (docs/REPORTS.md).`,
 	forecast.Flags().StringVar(&customer, "customer", "", "only this customer")
 
 	cmd.AddCommand(revenue, usage, top, unbilled, forecast)
+	cmd.AddCommand(newMarginCmds(run)...)
 	return cmd
 }
 

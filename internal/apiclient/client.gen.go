@@ -461,6 +461,66 @@ func (e ReadinessStatus) Valid() bool {
 	}
 }
 
+// Defines values for ReconcileCause.
+const (
+	CategoryMapping    ReconcileCause = "category_mapping"
+	DayBoundary        ReconcileCause = "day_boundary"
+	FreeType           ReconcileCause = "free_type"
+	NotDelivered       ReconcileCause = "not_delivered"
+	NotInUpstream      ReconcileCause = "not_in_upstream"
+	NotMetered         ReconcileCause = "not_metered"
+	Price              ReconcileCause = "price"
+	UnknownPhoneNumber ReconcileCause = "unknown_phone_number"
+)
+
+// Valid indicates whether the value is a known member of the ReconcileCause enum.
+func (e ReconcileCause) Valid() bool {
+	switch e {
+	case CategoryMapping:
+		return true
+	case DayBoundary:
+		return true
+	case FreeType:
+		return true
+	case NotDelivered:
+		return true
+	case NotInUpstream:
+		return true
+	case NotMetered:
+		return true
+	case Price:
+		return true
+	case UnknownPhoneNumber:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReconcileStatus.
+const (
+	ReconcileStatusAccepted         ReconcileStatus = "accepted"
+	ReconcileStatusExceedsTolerance ReconcileStatus = "exceeds_tolerance"
+	ReconcileStatusHeld             ReconcileStatus = "held"
+	ReconcileStatusWithinTolerance  ReconcileStatus = "within_tolerance"
+)
+
+// Valid indicates whether the value is a known member of the ReconcileStatus enum.
+func (e ReconcileStatus) Valid() bool {
+	switch e {
+	case ReconcileStatusAccepted:
+		return true
+	case ReconcileStatusExceedsTolerance:
+		return true
+	case ReconcileStatusHeld:
+		return true
+	case ReconcileStatusWithinTolerance:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ReportsSeriesWindow.
 const (
 	ReportsSeriesWindowDay   ReportsSeriesWindow = "day"
@@ -518,6 +578,24 @@ func (e PostQuotesParamsFormat) Valid() bool {
 	}
 }
 
+// Defines values for GetReconciliationsMonthDifferencesParamsFormat.
+const (
+	GetReconciliationsMonthDifferencesParamsFormatCsv  GetReconciliationsMonthDifferencesParamsFormat = "csv"
+	GetReconciliationsMonthDifferencesParamsFormatJson GetReconciliationsMonthDifferencesParamsFormat = "json"
+)
+
+// Valid indicates whether the value is a known member of the GetReconciliationsMonthDifferencesParamsFormat enum.
+func (e GetReconciliationsMonthDifferencesParamsFormat) Valid() bool {
+	switch e {
+	case GetReconciliationsMonthDifferencesParamsFormatCsv:
+		return true
+	case GetReconciliationsMonthDifferencesParamsFormatJson:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GetReportsForecastParamsFormat.
 const (
 	GetReportsForecastParamsFormatCsv  GetReportsForecastParamsFormat = "csv"
@@ -530,6 +608,48 @@ func (e GetReportsForecastParamsFormat) Valid() bool {
 	case GetReportsForecastParamsFormatCsv:
 		return true
 	case GetReportsForecastParamsFormatJson:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetReportsMarginParamsGroupBy.
+const (
+	GetReportsMarginParamsGroupByCategory GetReportsMarginParamsGroupBy = "category"
+	GetReportsMarginParamsGroupByCustomer GetReportsMarginParamsGroupBy = "customer"
+	GetReportsMarginParamsGroupByLine     GetReportsMarginParamsGroupBy = "line"
+	GetReportsMarginParamsGroupByMarket   GetReportsMarginParamsGroupBy = "market"
+)
+
+// Valid indicates whether the value is a known member of the GetReportsMarginParamsGroupBy enum.
+func (e GetReportsMarginParamsGroupBy) Valid() bool {
+	switch e {
+	case GetReportsMarginParamsGroupByCategory:
+		return true
+	case GetReportsMarginParamsGroupByCustomer:
+		return true
+	case GetReportsMarginParamsGroupByLine:
+		return true
+	case GetReportsMarginParamsGroupByMarket:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetReportsMarginParamsFormat.
+const (
+	GetReportsMarginParamsFormatCsv  GetReportsMarginParamsFormat = "csv"
+	GetReportsMarginParamsFormatJson GetReportsMarginParamsFormat = "json"
+)
+
+// Valid indicates whether the value is a known member of the GetReportsMarginParamsFormat enum.
+func (e GetReportsMarginParamsFormat) Valid() bool {
+	switch e {
+	case GetReportsMarginParamsFormatCsv:
+		return true
+	case GetReportsMarginParamsFormatJson:
 		return true
 	default:
 		return false
@@ -683,6 +803,24 @@ func (e PostSimulationsParamsFormat) Valid() bool {
 	case PostSimulationsParamsFormatCsv:
 		return true
 	case PostSimulationsParamsFormatJson:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PostSimulationsMarginParamsFormat.
+const (
+	PostSimulationsMarginParamsFormatCsv  PostSimulationsMarginParamsFormat = "csv"
+	PostSimulationsMarginParamsFormatJson PostSimulationsMarginParamsFormat = "json"
+)
+
+// Valid indicates whether the value is a known member of the PostSimulationsMarginParamsFormat enum.
+func (e PostSimulationsMarginParamsFormat) Valid() bool {
+	switch e {
+	case PostSimulationsMarginParamsFormatCsv:
+		return true
+	case PostSimulationsMarginParamsFormatJson:
 		return true
 	default:
 		return false
@@ -1897,6 +2035,155 @@ type Readiness struct {
 // ReadinessStatus defines model for Readiness.Status.
 type ReadinessStatus string
 
+// ReconcileAcceptRequest AcceptRequest is finance accepting a month's difference.
+type ReconcileAcceptRequest struct {
+	Reason string `json:"reason"`
+}
+
+// ReconcileAcceptance Acceptance is finance accepting a month's difference: who, when, why, and the gross difference accepted.
+type ReconcileAcceptance struct {
+	At time.Time `json:"at"`
+	By string    `json:"by"`
+
+	// GrossAmount a decimal number as a string, e.g. "0.0123"
+	GrossAmount   string `json:"gross_amount"`
+	GrossMessages int64  `json:"gross_messages"`
+	Reason        string `json:"reason"`
+}
+
+// ReconcileCause defines model for ReconcileCause.
+type ReconcileCause string
+
+// ReconcileCauseTotal CauseTotal sums the differences of one cause.
+type ReconcileCauseTotal struct {
+	// Amount postage − upstream
+	Amount string         `json:"amount"`
+	Cause  ReconcileCause `json:"cause"`
+	Lines  int            `json:"lines"`
+
+	// Messages postage − upstream
+	Messages int64 `json:"messages"`
+}
+
+// ReconcileCostCard CostCard names the card version postage's own cost was rated with.
+type ReconcileCostCard struct {
+	CardId  string `json:"card_id"`
+	Version int    `json:"version"`
+}
+
+// ReconcileDifference Difference is one part of a cell's difference with its cause.
+type ReconcileDifference struct {
+	// Amount a decimal number as a string, e.g. "0.0123"
+	Amount     string         `json:"amount"`
+	Category   string         `json:"category"`
+	Cause      ReconcileCause `json:"cause"`
+	CustomerId string         `json:"customer_id"`
+
+	// Day YYYY-MM-DD (UTC)
+	Day      string `json:"day"`
+	Detail   string `json:"detail"`
+	Market   string `json:"market"`
+	Messages int64  `json:"messages"`
+
+	// PostageCost a decimal number as a string, e.g. "0.0123"
+	PostageCost     string `json:"postage_cost"`
+	PostageMessages int64  `json:"postage_messages"`
+
+	// UpstreamCost a decimal number as a string, e.g. "0.0123"
+	UpstreamCost     string `json:"upstream_cost"`
+	UpstreamMessages int64  `json:"upstream_messages"`
+}
+
+// ReconcileDifferenceList defines model for ReconcileDifferenceList.
+type ReconcileDifferenceList struct {
+	Data       []ReconcileDifference `json:"data"`
+	NextCursor string                `json:"next_cursor"`
+}
+
+// ReconcileReconciliation Reconciliation is a month's latest comparison with where it stands.
+type ReconcileReconciliation struct {
+	// Acceptances Acceptances lists every acceptance of the report, oldest first.
+	Acceptances []ReconcileAcceptance `json:"acceptances"`
+
+	// Amount a decimal number as a string, e.g. "0.0123"
+	Amount     string                `json:"amount"`
+	Causes     []ReconcileCauseTotal `json:"causes"`
+	ComparedAt time.Time             `json:"compared_at"`
+
+	// CostCard CostCard names the card version postage's own cost was rated with.
+	CostCard  ReconcileCostCard `json:"cost_card"`
+	Currency  string            `json:"currency"`
+	Customers int               `json:"customers"`
+	Exceeds   bool              `json:"exceeds"`
+
+	// GrossAmount a decimal number as a string, e.g. "0.0123"
+	GrossAmount   string `json:"gross_amount"`
+	GrossMessages int64  `json:"gross_messages"`
+	Lines         int    `json:"lines"`
+	Messages      int64  `json:"messages"`
+
+	// Month a calendar month in UTC, YYYY-MM
+	Month string `json:"month"`
+
+	// PostageCost a decimal number as a string, e.g. "0.0123"
+	PostageCost     string `json:"postage_cost"`
+	PostageMessages int64  `json:"postage_messages"`
+
+	// Report Report is an imported upstream report of a month: what the file held (its data points added per phone number, day, country, category and pricing type) and who imported it when.
+	Report   ReconcileReport `json:"report"`
+	ReportId int64           `json:"report_id"`
+	Status   ReconcileStatus `json:"status"`
+
+	// TolerancePercent TolerancePercent is the tolerance the status was decided with: the
+	// gross difference may be this percentage of the upstream's messages
+	// and of its cost.
+	TolerancePercent     string                         `json:"tolerance_percent"`
+	UnmappedPhoneNumbers []ReconcileUnmappedPhoneNumber `json:"unmapped_phone_numbers"`
+
+	// UpstreamCost a decimal number as a string, e.g. "0.0123"
+	UpstreamCost     string `json:"upstream_cost"`
+	UpstreamMessages int64  `json:"upstream_messages"`
+}
+
+// ReconcileReport Report is an imported upstream report of a month: what the file held (its data points added per phone number, day, country, category and pricing type) and who imported it when.
+type ReconcileReport struct {
+	// Cost a decimal number as a string, e.g. "0.0123"
+	Cost       string `json:"cost"`
+	Currency   string `json:"currency"`
+	DataPoints int    `json:"data_points"`
+
+	// Format csv or json
+	Format      string    `json:"format"`
+	Granularity string    `json:"granularity"`
+	Id          int64     `json:"id"`
+	ImportedAt  time.Time `json:"imported_at"`
+	ImportedBy  string    `json:"imported_by"`
+
+	// Month a calendar month in UTC, YYYY-MM
+	Month string `json:"month"`
+	Rows  int    `json:"rows"`
+
+	// Source the file's name, as given
+	Source string `json:"source"`
+	Volume int64  `json:"volume"`
+}
+
+// ReconcileStatus defines model for ReconcileStatus.
+type ReconcileStatus string
+
+// ReconcileUnmappedPhoneNumber UnmappedPhoneNumber is a phone number id of the upstream's report that no customer has: its messages cannot be billed.
+type ReconcileUnmappedPhoneNumber struct {
+	PhoneNumberId string `json:"phone_number_id"`
+
+	// PostageMessages PostageMessages is what postage metered for it, as customer
+	// "unknown:<phone number id>".
+	PostageMessages int64 `json:"postage_messages"`
+
+	// UpstreamCost a decimal number as a string, e.g. "0.0123"
+	UpstreamCost     string `json:"upstream_cost"`
+	UpstreamMessages int64  `json:"upstream_messages"`
+}
+
 // ReportsCountry Country is an ISO 3166-1 alpha-2 code and its English name.
 type ReportsCountry struct {
 	Code string `json:"code"`
@@ -1954,6 +2241,255 @@ type ReportsForecastTotal struct {
 type ReportsKeyTotal struct {
 	Key      string `json:"key"`
 	Quantity int64  `json:"quantity"`
+}
+
+// ReportsMarginCard MarginCard names the cost card version a report rated cost with.
+type ReportsMarginCard struct {
+	CardId   string `json:"card_id"`
+	Currency string `json:"currency"`
+	Version  int    `json:"version"`
+}
+
+// ReportsMarginExcluded MarginExcluded is a customer left out of the margin rows, with why: revenue and cost in different currencies, a cost card that cannot rate its usage, or usage nobody is billed for (which still costs).
+type ReportsMarginExcluded struct {
+	Cost string `json:"cost"`
+
+	// CostCurrency CostCurrency and Cost: the month to date at the cost card ("" when
+	// the cost card cannot rate it), and ProjectedCost its projection.
+	CostCurrency string `json:"cost_currency"`
+
+	// Currency Currency and Revenue: the month to date's revenue in the customer's
+	// currency ("" when nothing is billed).
+	Currency      string `json:"currency"`
+	CustomerId    string `json:"customer_id"`
+	Detail        string `json:"detail"`
+	Name          string `json:"name"`
+	ProjectedCost string `json:"projected_cost"`
+	Quantity      int64  `json:"quantity"`
+
+	// Reason Reason is a stable code: currency_mismatch, cost_unrated, or one of
+	// billing's unbilled reasons (unknown_customer, no_rate_card, ...).
+	Reason  string `json:"reason"`
+	Revenue string `json:"revenue"`
+}
+
+// ReportsMarginReport MarginReport is the margin of a month to date and its projection.
+type ReportsMarginReport struct {
+	AsOf time.Time `json:"as_of"`
+
+	// CostCard MarginCard names the cost card version a report rated cost with.
+	CostCard        ReportsMarginCard `json:"cost_card"`
+	ElapsedFraction string            `json:"elapsed_fraction"`
+
+	// ExchangeRates ExchangeRates are the month's rates that converted cost into the
+	// currencies of customers billed in another currency than the cost
+	// card's (pricing's rates, the ones cost-plus prices use).
+	ExchangeRates []PricingExchangeRate `json:"exchange_rates"`
+	GroupBy       string                `json:"group_by"`
+	Method        string                `json:"method"`
+
+	// Month a calendar month in UTC, YYYY-MM
+	Month string `json:"month"`
+
+	// NotComparable NotComparable lists customers whose revenue and cost cannot be
+	// subtracted (another currency than the cost card's without an
+	// exchange rate for the month, or usage the cost card cannot rate);
+	// they are in no row and no total.
+	NotComparable []ReportsMarginExcluded `json:"not_comparable"`
+	Rows          []ReportsMarginRow      `json:"rows"`
+	Totals        []ReportsMarginTotal    `json:"totals"`
+
+	// Unbilled Unbilled lists usage no invoice bills, at its cost: a loss.
+	Unbilled []ReportsMarginExcluded `json:"unbilled"`
+}
+
+// ReportsMarginRow MarginRow is the revenue, cost and margin of one group in one currency, for the month to date and projected to the whole month.
+type ReportsMarginRow struct {
+	// Category by category and by line
+	Category *string `json:"category,omitempty"`
+	Cost     string  `json:"cost"`
+	Currency string  `json:"currency"`
+
+	// CustomerId by customer and by line
+	CustomerId *string `json:"customer_id,omitempty"`
+	Customers  int     `json:"customers"`
+	Margin     string  `json:"margin"`
+
+	// MarginPercent MarginPercent is margin / revenue × 100, two decimals (null when
+	// revenue is zero).
+	MarginPercent *string `json:"margin_percent,omitempty"`
+
+	// Market by market and by line
+	Market *string `json:"market,omitempty"`
+
+	// Name the customer's name
+	Name *string `json:"name,omitempty"`
+
+	// Negative Negative flags a margin below zero: the row costs more upstream than
+	// it earns.
+	Negative        bool   `json:"negative"`
+	ProjectedCost   string `json:"projected_cost"`
+	ProjectedMargin string `json:"projected_margin"`
+
+	// ProjectedMarginPercent a decimal number as a string, e.g. "0.0123"
+	ProjectedMarginPercent *string `json:"projected_margin_percent,omitempty"`
+	ProjectedNegative      bool    `json:"projected_negative"`
+	ProjectedQuantity      int64   `json:"projected_quantity"`
+	ProjectedRevenue       string  `json:"projected_revenue"`
+	Quantity               int64   `json:"quantity"`
+	Revenue                string  `json:"revenue"`
+}
+
+// ReportsMarginSimCustomer MarginSimCustomer is one customer's margin now and under the proposed cost card.
+type ReportsMarginSimCustomer struct {
+	Breakdown     *[]ReportsMarginSimLine `json:"breakdown,omitempty"`
+	Currency      string                  `json:"currency"`
+	CurrentCost   string                  `json:"current_cost"`
+	CurrentMargin string                  `json:"current_margin"`
+
+	// CurrentMarginPercent a decimal number as a string, e.g. "0.0123"
+	CurrentMarginPercent *string `json:"current_margin_percent,omitempty"`
+	CustomerId           string  `json:"customer_id"`
+	Difference           string  `json:"difference"`
+	Name                 string  `json:"name"`
+
+	// Negative Negative: the proposed margin is below zero; TurnsNegative: and the
+	// current one is not.
+	Negative       bool   `json:"negative"`
+	ProposedCost   string `json:"proposed_cost"`
+	ProposedMargin string `json:"proposed_margin"`
+
+	// ProposedMarginPercent a decimal number as a string, e.g. "0.0123"
+	ProposedMarginPercent *string `json:"proposed_margin_percent,omitempty"`
+	Quantity              int64   `json:"quantity"`
+	Revenue               string  `json:"revenue"`
+
+	// Skipped Skipped says why the customer is left out of the totals ("" when
+	// not): unbilled usage, revenue in another currency than the cost
+	// card's, usage a version of the cost card cannot rate.
+	Skipped       string `json:"skipped"`
+	TurnsNegative bool   `json:"turns_negative"`
+}
+
+// ReportsMarginSimLine MarginSimLine is the margin of one (market, category) of the proposed cost card, now and under the proposed prices.
+type ReportsMarginSimLine struct {
+	Category      string `json:"category"`
+	Currency      string `json:"currency"`
+	CurrentCost   string `json:"current_cost"`
+	CurrentMargin string `json:"current_margin"`
+
+	// Difference proposed margin − current margin
+	Difference string `json:"difference"`
+	Market     string `json:"market"`
+
+	// Negative the proposed margin is below zero
+	Negative       bool   `json:"negative"`
+	ProposedCost   string `json:"proposed_cost"`
+	ProposedMargin string `json:"proposed_margin"`
+
+	// ProposedMarginPercent a decimal number as a string, e.g. "0.0123"
+	ProposedMarginPercent *string `json:"proposed_margin_percent,omitempty"`
+	Quantity              int64   `json:"quantity"`
+	Revenue               string  `json:"revenue"`
+}
+
+// ReportsMarginSimTotal MarginSimTotal sums a margin simulation in one currency.
+type ReportsMarginSimTotal struct {
+	Currency      string `json:"currency"`
+	CurrentCost   string `json:"current_cost"`
+	CurrentMargin string `json:"current_margin"`
+
+	// CurrentMarginPercent a decimal number as a string, e.g. "0.0123"
+	CurrentMarginPercent *string `json:"current_margin_percent,omitempty"`
+	Customers            int     `json:"customers"`
+	Difference           string  `json:"difference"`
+
+	// Negative Negative counts the customers whose proposed margin is below zero,
+	// TurnsNegative those of them whose current margin is not.
+	Negative       int    `json:"negative"`
+	ProposedCost   string `json:"proposed_cost"`
+	ProposedMargin string `json:"proposed_margin"`
+
+	// ProposedMarginPercent a decimal number as a string, e.g. "0.0123"
+	ProposedMarginPercent *string `json:"proposed_margin_percent,omitempty"`
+	Quantity              int64   `json:"quantity"`
+	Revenue               string  `json:"revenue"`
+	TurnsNegative         int     `json:"turns_negative"`
+}
+
+// ReportsMarginSimulation MarginSimulation is the answer to a MarginSimulationRequest.
+type ReportsMarginSimulation struct {
+	Breakdown []ReportsMarginSimLine `json:"breakdown"`
+
+	// CardId CardID, ProposedVersion and ProposedCurrency: the proposed cost
+	// card version.
+	CardId string `json:"card_id"`
+
+	// Current Current lists the cost card versions in effect over the months
+	// (each change once, in month order).
+	Current   []ReportsMarginCard        `json:"current"`
+	Customers []ReportsMarginSimCustomer `json:"customers"`
+	ElapsedMs int64                      `json:"elapsed_ms"`
+
+	// ExchangeRates ExchangeRates converted cost into other currencies than the cost
+	// cards' (each month its own rate).
+	ExchangeRates []PricingExchangeRate `json:"exchange_rates"`
+
+	// From a calendar month in UTC, YYYY-MM
+	From             string   `json:"from"`
+	Months           []string `json:"months"`
+	ProposedCurrency string   `json:"proposed_currency"`
+	ProposedVersion  int      `json:"proposed_version"`
+
+	// To a calendar month in UTC, YYYY-MM
+	To     string                  `json:"to"`
+	Totals []ReportsMarginSimTotal `json:"totals"`
+}
+
+// ReportsMarginSimulationRequest MarginSimulationRequest asks what an upstream price change would do to margin: the real usage of the months From..To rated at a proposed version of a cost card (a draft, or a version not yet in effect) against the cost card in effect in each month, revenue unchanged.
+type ReportsMarginSimulationRequest struct {
+	// Breakdown Breakdown adds each customer's breakdown by market and category.
+	Breakdown *bool `json:"breakdown,omitempty"`
+
+	// CardId CardID is the cost card of the proposed version (default: the one
+	// in effect in To).
+	CardId *string `json:"card_id,omitempty"`
+
+	// Customers Customers limits the simulation (empty: every customer with usage).
+	Customers *[]string `json:"customers,omitempty"`
+
+	// From From and To are past months (default: the last complete month).
+	From *string `json:"from,omitempty"`
+
+	// To a calendar month in UTC, YYYY-MM
+	To *string `json:"to,omitempty"`
+
+	// Version Version is the proposed version of the card (a draft is allowed).
+	Version int `json:"version"`
+}
+
+// ReportsMarginTotal MarginTotal sums a margin report in one currency.
+type ReportsMarginTotal struct {
+	Cost      string `json:"cost"`
+	Currency  string `json:"currency"`
+	Customers int    `json:"customers"`
+	Margin    string `json:"margin"`
+
+	// MarginPercent a decimal number as a string, e.g. "0.0123"
+	MarginPercent *string `json:"margin_percent,omitempty"`
+
+	// NegativeRows NegativeRows counts the report's rows of this currency with a
+	// negative month-to-date margin.
+	NegativeRows    int    `json:"negative_rows"`
+	ProjectedCost   string `json:"projected_cost"`
+	ProjectedMargin string `json:"projected_margin"`
+
+	// ProjectedMarginPercent a decimal number as a string, e.g. "0.0123"
+	ProjectedMarginPercent *string `json:"projected_margin_percent,omitempty"`
+	ProjectedQuantity      int64   `json:"projected_quantity"`
+	ProjectedRevenue       string  `json:"projected_revenue"`
+	Quantity               int64   `json:"quantity"`
+	Revenue                string  `json:"revenue"`
 }
 
 // ReportsPoint Point is one window of a usage series: the count of the window starting at Start for Key (a category or country, or "" when not grouped).
@@ -2430,6 +2966,39 @@ type PostQuotesParams struct {
 // PostQuotesParamsFormat defines parameters for PostQuotes.
 type PostQuotesParamsFormat string
 
+// GetReconciliationsMonthDifferencesParams defines parameters for GetReconciliationsMonthDifferences.
+type GetReconciliationsMonthDifferencesParams struct {
+	// Cause only this cause
+	Cause *ReconcileCause `form:"cause,omitempty" json:"cause,omitempty"`
+
+	// Customer only this customer
+	Customer *string `form:"customer,omitempty" json:"customer,omitempty"`
+
+	// Limit page size, 1-1000 (default 100; CSV: all)
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor next_cursor of the previous page
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Format csv for CSV (or send Accept: text/csv)
+	Format *GetReconciliationsMonthDifferencesParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+}
+
+// GetReconciliationsMonthDifferencesParamsFormat defines parameters for GetReconciliationsMonthDifferences.
+type GetReconciliationsMonthDifferencesParamsFormat string
+
+// PostReconciliationsMonthReportsJSONBody defines parameters for PostReconciliationsMonthReports.
+type PostReconciliationsMonthReportsJSONBody = string
+
+// PostReconciliationsMonthReportsParams defines parameters for PostReconciliationsMonthReports.
+type PostReconciliationsMonthReportsParams struct {
+	// Source the file's name, kept with the report
+	Source *string `form:"source,omitempty" json:"source,omitempty"`
+
+	// Currency the currency of the file's costs (default: the cost card's)
+	Currency *string `form:"currency,omitempty" json:"currency,omitempty"`
+}
+
 // GetReportsForecastParams defines parameters for GetReportsForecast.
 type GetReportsForecastParams struct {
 	// Month YYYY-MM (default: the running month)
@@ -2444,6 +3013,27 @@ type GetReportsForecastParams struct {
 
 // GetReportsForecastParamsFormat defines parameters for GetReportsForecast.
 type GetReportsForecastParamsFormat string
+
+// GetReportsMarginParams defines parameters for GetReportsMargin.
+type GetReportsMarginParams struct {
+	// Month YYYY-MM (default: the running month)
+	Month *string `form:"month,omitempty" json:"month,omitempty"`
+
+	// GroupBy customer (default), market, category or line (customer × market × category)
+	GroupBy *GetReportsMarginParamsGroupBy `form:"group_by,omitempty" json:"group_by,omitempty"`
+
+	// Customer only this customer
+	Customer *string `form:"customer,omitempty" json:"customer,omitempty"`
+
+	// Format csv for CSV (or send Accept: text/csv)
+	Format *GetReportsMarginParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+}
+
+// GetReportsMarginParamsGroupBy defines parameters for GetReportsMargin.
+type GetReportsMarginParamsGroupBy string
+
+// GetReportsMarginParamsFormat defines parameters for GetReportsMargin.
+type GetReportsMarginParamsFormat string
 
 // GetReportsRevenueParams defines parameters for GetReportsRevenue.
 type GetReportsRevenueParams struct {
@@ -2543,6 +3133,15 @@ type PostSimulationsParams struct {
 
 // PostSimulationsParamsFormat defines parameters for PostSimulations.
 type PostSimulationsParamsFormat string
+
+// PostSimulationsMarginParams defines parameters for PostSimulationsMargin.
+type PostSimulationsMarginParams struct {
+	// Format csv for CSV (or send Accept: text/csv)
+	Format *PostSimulationsMarginParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+}
+
+// PostSimulationsMarginParamsFormat defines parameters for PostSimulationsMargin.
+type PostSimulationsMarginParamsFormat string
 
 // GetUsageSummaryParams defines parameters for GetUsageSummary.
 type GetUsageSummaryParams struct {
@@ -2656,8 +3255,17 @@ type PutRatecardsCardIdVersionsNumberJSONRequestBody = PricingVersion
 // PostRatecardsCardIdVersionsNumberActivateJSONRequestBody defines body for PostRatecardsCardIdVersionsNumberActivate for application/json ContentType.
 type PostRatecardsCardIdVersionsNumberActivateJSONRequestBody = ActivationRequest
 
+// PostReconciliationsMonthAcceptJSONRequestBody defines body for PostReconciliationsMonthAccept for application/json ContentType.
+type PostReconciliationsMonthAcceptJSONRequestBody = ReconcileAcceptRequest
+
+// PostReconciliationsMonthReportsJSONRequestBody defines body for PostReconciliationsMonthReports for application/json ContentType.
+type PostReconciliationsMonthReportsJSONRequestBody = PostReconciliationsMonthReportsJSONBody
+
 // PostSimulationsJSONRequestBody defines body for PostSimulations for application/json ContentType.
 type PostSimulationsJSONRequestBody = ReportsSimulationRequest
+
+// PostSimulationsMarginJSONRequestBody defines body for PostSimulationsMargin for application/json ContentType.
+type PostSimulationsMarginJSONRequestBody = ReportsMarginSimulationRequest
 
 // PostWebhookEndpointsJSONRequestBody defines body for PostWebhookEndpoints for application/json ContentType.
 type PostWebhookEndpointsJSONRequestBody = NotifyNewEndpoint
@@ -3551,12 +4159,76 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/ratecards/{card_id}/versions/{number}/export (the `GetRatecardsCardIdVersionsNumberExport` operationId).
 	GetRatecardsCardIdVersionsNumberExport(ctx context.Context, cardId string, number int, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetReconciliationsMonth A month's reconciliation: both sides' totals, the differences per cause, unmapped phone numbers, the status against the tolerance and the acceptances.
+	//
+	// Roles: admin, finance.
+	//
+	// Corresponds with GET /api/v1/reconciliations/{month} (the `GetReconciliationsMonth` operationId).
+	GetReconciliationsMonth(ctx context.Context, month string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostReconciliationsMonthAcceptWithBody Accept the month's difference (recorded with who, when and why): a month held for it may then be finalized.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/reconciliations/{month}/accept (the `PostReconciliationsMonthAccept` operationId).
+	PostReconciliationsMonthAcceptWithBody(ctx context.Context, month string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostReconciliationsMonthAccept Accept the month's difference (recorded with who, when and why): a month held for it may then be finalized.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/reconciliations/{month}/accept (the `PostReconciliationsMonthAccept` operationId).
+	PostReconciliationsMonthAccept(ctx context.Context, month string, body PostReconciliationsMonthAcceptJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostReconciliationsMonthCompare Compare the month's latest report again with postage's usage as it is now (late events, phone numbers mapped since).
+	//
+	// Roles: admin, finance.
+	//
+	// Corresponds with POST /api/v1/reconciliations/{month}/compare (the `PostReconciliationsMonthCompare` operationId).
+	PostReconciliationsMonthCompare(ctx context.Context, month string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetReconciliationsMonthDifferences Every difference of the month's reconciliation with its likely cause, per customer, day, market and category (CSV: all of them).
+	//
+	// Roles: admin, finance.
+	//
+	// Corresponds with GET /api/v1/reconciliations/{month}/differences (the `GetReconciliationsMonthDifferences` operationId).
+	GetReconciliationsMonthDifferences(ctx context.Context, month string, params *GetReconciliationsMonthDifferencesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostReconciliationsMonthReportsWithBody Import the upstream's usage-and-cost report of a month (Meta's pricing analytics, CSV or JSON) and compare it with postage's own count and cost; a bad file is refused whole with every problem.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/reconciliations/{month}/reports (the `PostReconciliationsMonthReports` operationId).
+	PostReconciliationsMonthReportsWithBody(ctx context.Context, month string, params *PostReconciliationsMonthReportsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostReconciliationsMonthReports Import the upstream's usage-and-cost report of a month (Meta's pricing analytics, CSV or JSON) and compare it with postage's own count and cost; a bad file is refused whole with every problem.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/reconciliations/{month}/reports (the `PostReconciliationsMonthReports` operationId).
+	PostReconciliationsMonthReports(ctx context.Context, month string, params *PostReconciliationsMonthReportsParams, body PostReconciliationsMonthReportsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetReportsForecast Month-to-date revenue and its projection to the whole month, per customer.
 	//
 	// Roles: admin, finance.
 	//
 	// Corresponds with GET /api/v1/reports/forecast (the `GetReportsForecast` operationId).
 	GetReportsForecast(ctx context.Context, params *GetReportsForecastParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetReportsMargin Margin: revenue (the customers' cards) minus upstream cost (the cost card in effect) by customer, market, category or line, month to date and projected; negative margins flagged.
+	//
+	// Roles: admin, finance, sales.
+	//
+	// Corresponds with GET /api/v1/reports/margin (the `GetReportsMargin` operationId).
+	GetReportsMargin(ctx context.Context, params *GetReportsMarginParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetReportsRevenue Revenue (rated usage) by month, customer, market, country or category, per currency.
 	//
@@ -3603,6 +4275,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/simulations (the `PostSimulations` operationId).
 	PostSimulations(ctx context.Context, params *PostSimulationsParams, body PostSimulationsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostSimulationsMarginWithBody What an upstream price change does to margin: past usage at a proposed cost card version (a draft) against the version in effect, per customer, market and category, and for the whole book.
+	//
+	// Roles: admin, finance, sales.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/simulations/margin (the `PostSimulationsMargin` operationId).
+	PostSimulationsMarginWithBody(ctx context.Context, params *PostSimulationsMarginParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostSimulationsMargin What an upstream price change does to margin: past usage at a proposed cost card version (a draft) against the version in effect, per customer, market and category, and for the whole book.
+	//
+	// Roles: admin, finance, sales.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/simulations/margin (the `PostSimulationsMargin` operationId).
+	PostSimulationsMargin(ctx context.Context, params *PostSimulationsMarginParams, body PostSimulationsMarginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetUsageSummary Every customer's exact usage in a calendar month, grouped. Customer ids unknown to the ledger (e.g. unknown:<phone_number_id>) are unbilled usage.
 	//
@@ -5012,6 +5702,133 @@ func (c *Client) GetRatecardsCardIdVersionsNumberExport(ctx context.Context, car
 	return c.Client.Do(req)
 }
 
+// GetReconciliationsMonth A month's reconciliation: both sides' totals, the differences per cause, unmapped phone numbers, the status against the tolerance and the acceptances.
+//
+// Roles: admin, finance.
+//
+// Corresponds with GET /api/v1/reconciliations/{month} (the `GetReconciliationsMonth` operationId).
+func (c *Client) GetReconciliationsMonth(ctx context.Context, month string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetReconciliationsMonthRequest(c.Server, month)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostReconciliationsMonthAcceptWithBody Accept the month's difference (recorded with who, when and why): a month held for it may then be finalized.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/reconciliations/{month}/accept (the `PostReconciliationsMonthAccept` operationId).
+func (c *Client) PostReconciliationsMonthAcceptWithBody(ctx context.Context, month string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostReconciliationsMonthAcceptRequestWithBody(c.Server, month, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostReconciliationsMonthAccept Accept the month's difference (recorded with who, when and why): a month held for it may then be finalized.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/reconciliations/{month}/accept (the `PostReconciliationsMonthAccept` operationId).
+func (c *Client) PostReconciliationsMonthAccept(ctx context.Context, month string, body PostReconciliationsMonthAcceptJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostReconciliationsMonthAcceptRequest(c.Server, month, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostReconciliationsMonthCompare Compare the month's latest report again with postage's usage as it is now (late events, phone numbers mapped since).
+//
+// Roles: admin, finance.
+//
+// Corresponds with POST /api/v1/reconciliations/{month}/compare (the `PostReconciliationsMonthCompare` operationId).
+func (c *Client) PostReconciliationsMonthCompare(ctx context.Context, month string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostReconciliationsMonthCompareRequest(c.Server, month)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetReconciliationsMonthDifferences Every difference of the month's reconciliation with its likely cause, per customer, day, market and category (CSV: all of them).
+//
+// Roles: admin, finance.
+//
+// Corresponds with GET /api/v1/reconciliations/{month}/differences (the `GetReconciliationsMonthDifferences` operationId).
+func (c *Client) GetReconciliationsMonthDifferences(ctx context.Context, month string, params *GetReconciliationsMonthDifferencesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetReconciliationsMonthDifferencesRequest(c.Server, month, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostReconciliationsMonthReportsWithBody Import the upstream's usage-and-cost report of a month (Meta's pricing analytics, CSV or JSON) and compare it with postage's own count and cost; a bad file is refused whole with every problem.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/reconciliations/{month}/reports (the `PostReconciliationsMonthReports` operationId).
+func (c *Client) PostReconciliationsMonthReportsWithBody(ctx context.Context, month string, params *PostReconciliationsMonthReportsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostReconciliationsMonthReportsRequestWithBody(c.Server, month, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostReconciliationsMonthReports Import the upstream's usage-and-cost report of a month (Meta's pricing analytics, CSV or JSON) and compare it with postage's own count and cost; a bad file is refused whole with every problem.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/reconciliations/{month}/reports (the `PostReconciliationsMonthReports` operationId).
+func (c *Client) PostReconciliationsMonthReports(ctx context.Context, month string, params *PostReconciliationsMonthReportsParams, body PostReconciliationsMonthReportsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostReconciliationsMonthReportsRequest(c.Server, month, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetReportsForecast Month-to-date revenue and its projection to the whole month, per customer.
 //
 // Roles: admin, finance.
@@ -5019,6 +5836,23 @@ func (c *Client) GetRatecardsCardIdVersionsNumberExport(ctx context.Context, car
 // Corresponds with GET /api/v1/reports/forecast (the `GetReportsForecast` operationId).
 func (c *Client) GetReportsForecast(ctx context.Context, params *GetReportsForecastParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetReportsForecastRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetReportsMargin Margin: revenue (the customers' cards) minus upstream cost (the cost card in effect) by customer, market, category or line, month to date and projected; negative margins flagged.
+//
+// Roles: admin, finance, sales.
+//
+// Corresponds with GET /api/v1/reports/margin (the `GetReportsMargin` operationId).
+func (c *Client) GetReportsMargin(ctx context.Context, params *GetReportsMarginParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetReportsMarginRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -5125,6 +5959,44 @@ func (c *Client) PostSimulationsWithBody(ctx context.Context, params *PostSimula
 // Corresponds with POST /api/v1/simulations (the `PostSimulations` operationId).
 func (c *Client) PostSimulations(ctx context.Context, params *PostSimulationsParams, body PostSimulationsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPostSimulationsRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostSimulationsMarginWithBody What an upstream price change does to margin: past usage at a proposed cost card version (a draft) against the version in effect, per customer, market and category, and for the whole book.
+//
+// Roles: admin, finance, sales.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/simulations/margin (the `PostSimulationsMargin` operationId).
+func (c *Client) PostSimulationsMarginWithBody(ctx context.Context, params *PostSimulationsMarginParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostSimulationsMarginRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostSimulationsMargin What an upstream price change does to margin: past usage at a proposed cost card version (a draft) against the version in effect, per customer, market and category, and for the whole book.
+//
+// Roles: admin, finance, sales.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/simulations/margin (the `PostSimulationsMargin` operationId).
+func (c *Client) PostSimulationsMargin(ctx context.Context, params *PostSimulationsMarginParams, body PostSimulationsMarginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostSimulationsMarginRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -7954,6 +8826,316 @@ func NewGetRatecardsCardIdVersionsNumberExportRequest(server string, cardId stri
 	return req, nil
 }
 
+// NewGetReconciliationsMonthRequest constructs an http.Request for the GetReconciliationsMonth method
+func NewGetReconciliationsMonthRequest(server string, month string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "month", month, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/reconciliations/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPostReconciliationsMonthAcceptRequest calls the generic PostReconciliationsMonthAccept builder with application/json body
+func NewPostReconciliationsMonthAcceptRequest(server string, month string, body PostReconciliationsMonthAcceptJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostReconciliationsMonthAcceptRequestWithBody(server, month, "application/json", bodyReader)
+}
+
+// NewPostReconciliationsMonthAcceptRequestWithBody constructs an http.Request for the PostReconciliationsMonthAccept method, with any body, and a specified content type
+func NewPostReconciliationsMonthAcceptRequestWithBody(server string, month string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "month", month, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/reconciliations/%s/accept", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPostReconciliationsMonthCompareRequest constructs an http.Request for the PostReconciliationsMonthCompare method
+func NewPostReconciliationsMonthCompareRequest(server string, month string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "month", month, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/reconciliations/%s/compare", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetReconciliationsMonthDifferencesRequest constructs an http.Request for the GetReconciliationsMonthDifferences method
+func NewGetReconciliationsMonthDifferencesRequest(server string, month string, params *GetReconciliationsMonthDifferencesParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "month", month, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/reconciliations/%s/differences", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cause != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cause", *params.Cause, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Customer != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "customer", *params.Customer, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPostReconciliationsMonthReportsRequest calls the generic PostReconciliationsMonthReports builder with application/json body
+func NewPostReconciliationsMonthReportsRequest(server string, month string, params *PostReconciliationsMonthReportsParams, body PostReconciliationsMonthReportsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostReconciliationsMonthReportsRequestWithBody(server, month, params, "application/json", bodyReader)
+}
+
+// NewPostReconciliationsMonthReportsRequestWithBody constructs an http.Request for the PostReconciliationsMonthReports method, with any body, and a specified content type
+func NewPostReconciliationsMonthReportsRequestWithBody(server string, month string, params *PostReconciliationsMonthReportsParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "month", month, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/reconciliations/%s/reports", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Source != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source", *params.Source, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Currency != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "currency", *params.Currency, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewGetReportsForecastRequest constructs an http.Request for the GetReportsForecast method
 func NewGetReportsForecastRequest(server string, params *GetReportsForecastParams) (*http.Request, error) {
 	var err error
@@ -7985,6 +9167,96 @@ func NewGetReportsForecastRequest(server string, params *GetReportsForecastParam
 		if params.Month != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "month", *params.Month, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Customer != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "customer", *params.Customer, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetReportsMarginRequest constructs an http.Request for the GetReportsMargin method
+func NewGetReportsMarginRequest(server string, params *GetReportsMarginParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/reports/margin")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Month != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "month", *params.Month, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.GroupBy != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "group_by", *params.GroupBy, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -8449,6 +9721,73 @@ func NewPostSimulationsRequestWithBody(server string, params *PostSimulationsPar
 	}
 
 	operationPath := fmt.Sprintf("/api/v1/simulations")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPostSimulationsMarginRequest calls the generic PostSimulationsMargin builder with application/json body
+func NewPostSimulationsMarginRequest(server string, params *PostSimulationsMarginParams, body PostSimulationsMarginJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostSimulationsMarginRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewPostSimulationsMarginRequestWithBody constructs an http.Request for the PostSimulationsMargin method, with any body, and a specified content type
+func NewPostSimulationsMarginRequestWithBody(server string, params *PostSimulationsMarginParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/simulations/margin")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -9880,6 +11219,69 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/ratecards/{card_id}/versions/{number}/export (the `GetRatecardsCardIdVersionsNumberExport` operationId).
 	GetRatecardsCardIdVersionsNumberExportWithResponse(ctx context.Context, cardId string, number int, reqEditors ...RequestEditorFn) (*GetRatecardsCardIdVersionsNumberExportResponse, error)
 
+	// GetReconciliationsMonthWithResponse A month's reconciliation: both sides' totals, the differences per cause, unmapped phone numbers, the status against the tolerance and the acceptances.
+	//
+	// Roles: admin, finance.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/reconciliations/{month} (the `GetReconciliationsMonth` operationId).
+	GetReconciliationsMonthWithResponse(ctx context.Context, month string, reqEditors ...RequestEditorFn) (*GetReconciliationsMonthResponse, error)
+
+	// PostReconciliationsMonthAcceptWithBodyWithResponse Accept the month's difference (recorded with who, when and why): a month held for it may then be finalized.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/reconciliations/{month}/accept (the `PostReconciliationsMonthAccept` operationId).
+	PostReconciliationsMonthAcceptWithBodyWithResponse(ctx context.Context, month string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostReconciliationsMonthAcceptResponse, error)
+
+	// PostReconciliationsMonthAcceptWithResponse Accept the month's difference (recorded with who, when and why): a month held for it may then be finalized.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/reconciliations/{month}/accept (the `PostReconciliationsMonthAccept` operationId).
+	PostReconciliationsMonthAcceptWithResponse(ctx context.Context, month string, body PostReconciliationsMonthAcceptJSONRequestBody, reqEditors ...RequestEditorFn) (*PostReconciliationsMonthAcceptResponse, error)
+
+	// PostReconciliationsMonthCompareWithResponse Compare the month's latest report again with postage's usage as it is now (late events, phone numbers mapped since).
+	//
+	// Roles: admin, finance.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/reconciliations/{month}/compare (the `PostReconciliationsMonthCompare` operationId).
+	PostReconciliationsMonthCompareWithResponse(ctx context.Context, month string, reqEditors ...RequestEditorFn) (*PostReconciliationsMonthCompareResponse, error)
+
+	// GetReconciliationsMonthDifferencesWithResponse Every difference of the month's reconciliation with its likely cause, per customer, day, market and category (CSV: all of them).
+	//
+	// Roles: admin, finance.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/reconciliations/{month}/differences (the `GetReconciliationsMonthDifferences` operationId).
+	GetReconciliationsMonthDifferencesWithResponse(ctx context.Context, month string, params *GetReconciliationsMonthDifferencesParams, reqEditors ...RequestEditorFn) (*GetReconciliationsMonthDifferencesResponse, error)
+
+	// PostReconciliationsMonthReportsWithBodyWithResponse Import the upstream's usage-and-cost report of a month (Meta's pricing analytics, CSV or JSON) and compare it with postage's own count and cost; a bad file is refused whole with every problem.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/reconciliations/{month}/reports (the `PostReconciliationsMonthReports` operationId).
+	PostReconciliationsMonthReportsWithBodyWithResponse(ctx context.Context, month string, params *PostReconciliationsMonthReportsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostReconciliationsMonthReportsResponse, error)
+
+	// PostReconciliationsMonthReportsWithResponse Import the upstream's usage-and-cost report of a month (Meta's pricing analytics, CSV or JSON) and compare it with postage's own count and cost; a bad file is refused whole with every problem.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/reconciliations/{month}/reports (the `PostReconciliationsMonthReports` operationId).
+	PostReconciliationsMonthReportsWithResponse(ctx context.Context, month string, params *PostReconciliationsMonthReportsParams, body PostReconciliationsMonthReportsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostReconciliationsMonthReportsResponse, error)
+
 	// GetReportsForecastWithResponse Month-to-date revenue and its projection to the whole month, per customer.
 	//
 	// Roles: admin, finance.
@@ -9888,6 +11290,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/v1/reports/forecast (the `GetReportsForecast` operationId).
 	GetReportsForecastWithResponse(ctx context.Context, params *GetReportsForecastParams, reqEditors ...RequestEditorFn) (*GetReportsForecastResponse, error)
+
+	// GetReportsMarginWithResponse Margin: revenue (the customers' cards) minus upstream cost (the cost card in effect) by customer, market, category or line, month to date and projected; negative margins flagged.
+	//
+	// Roles: admin, finance, sales.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/reports/margin (the `GetReportsMargin` operationId).
+	GetReportsMarginWithResponse(ctx context.Context, params *GetReportsMarginParams, reqEditors ...RequestEditorFn) (*GetReportsMarginResponse, error)
 
 	// GetReportsRevenueWithResponse Revenue (rated usage) by month, customer, market, country or category, per currency.
 	//
@@ -9942,6 +11353,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/simulations (the `PostSimulations` operationId).
 	PostSimulationsWithResponse(ctx context.Context, params *PostSimulationsParams, body PostSimulationsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostSimulationsResponse, error)
+
+	// PostSimulationsMarginWithBodyWithResponse What an upstream price change does to margin: past usage at a proposed cost card version (a draft) against the version in effect, per customer, market and category, and for the whole book.
+	//
+	// Roles: admin, finance, sales.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/simulations/margin (the `PostSimulationsMargin` operationId).
+	PostSimulationsMarginWithBodyWithResponse(ctx context.Context, params *PostSimulationsMarginParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostSimulationsMarginResponse, error)
+
+	// PostSimulationsMarginWithResponse What an upstream price change does to margin: past usage at a proposed cost card version (a draft) against the version in effect, per customer, market and category, and for the whole book.
+	//
+	// Roles: admin, finance, sales.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/simulations/margin (the `PostSimulationsMargin` operationId).
+	PostSimulationsMarginWithResponse(ctx context.Context, params *PostSimulationsMarginParams, body PostSimulationsMarginJSONRequestBody, reqEditors ...RequestEditorFn) (*PostSimulationsMarginResponse, error)
 
 	// GetUsageSummaryWithResponse Every customer's exact usage in a calendar month, grouped. Customer ids unknown to the ledger (e.g. unknown:<phone_number_id>) are unbilled usage.
 	//
@@ -15144,6 +16573,533 @@ func (r GetRatecardsCardIdVersionsNumberExportResponse) ContentType() string {
 	return ""
 }
 
+// GetReconciliationsMonthResponse503Headers the declared response headers of an HTTP 503 response for GetReconciliationsMonth
+type GetReconciliationsMonthResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetReconciliationsMonthResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReconcileReconciliation
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetReconciliationsMonthResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetReconciliationsMonthResponse) GetJSON200() *ReconcileReconciliation {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetReconciliationsMonthResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetReconciliationsMonthResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetReconciliationsMonthResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetReconciliationsMonthResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetReconciliationsMonthResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetReconciliationsMonthResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetReconciliationsMonthResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetReconciliationsMonthResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetReconciliationsMonthResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetReconciliationsMonthResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostReconciliationsMonthAcceptResponse503Headers the declared response headers of an HTTP 503 response for PostReconciliationsMonthAccept
+type PostReconciliationsMonthAcceptResponse503Headers struct {
+	RetryAfter int
+}
+
+type PostReconciliationsMonthAcceptResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReconcileReconciliation
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostReconciliationsMonthAcceptResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PostReconciliationsMonthAcceptResponse) GetJSON200() *ReconcileReconciliation {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostReconciliationsMonthAcceptResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostReconciliationsMonthAcceptResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostReconciliationsMonthAcceptResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostReconciliationsMonthAcceptResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostReconciliationsMonthAcceptResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostReconciliationsMonthAcceptResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostReconciliationsMonthAcceptResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostReconciliationsMonthAcceptResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostReconciliationsMonthAcceptResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostReconciliationsMonthAcceptResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostReconciliationsMonthAcceptResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostReconciliationsMonthAcceptResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostReconciliationsMonthAcceptResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostReconciliationsMonthCompareResponse503Headers the declared response headers of an HTTP 503 response for PostReconciliationsMonthCompare
+type PostReconciliationsMonthCompareResponse503Headers struct {
+	RetryAfter int
+}
+
+type PostReconciliationsMonthCompareResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReconcileReconciliation
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostReconciliationsMonthCompareResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PostReconciliationsMonthCompareResponse) GetJSON200() *ReconcileReconciliation {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostReconciliationsMonthCompareResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostReconciliationsMonthCompareResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostReconciliationsMonthCompareResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostReconciliationsMonthCompareResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostReconciliationsMonthCompareResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostReconciliationsMonthCompareResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostReconciliationsMonthCompareResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostReconciliationsMonthCompareResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostReconciliationsMonthCompareResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostReconciliationsMonthCompareResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostReconciliationsMonthCompareResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostReconciliationsMonthCompareResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostReconciliationsMonthCompareResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetReconciliationsMonthDifferencesResponse200Headers the declared response headers of an HTTP 200 response for GetReconciliationsMonthDifferences
+type GetReconciliationsMonthDifferencesResponse200Headers struct {
+	ContentDisposition *string
+}
+
+// GetReconciliationsMonthDifferencesResponse503Headers the declared response headers of an HTTP 503 response for GetReconciliationsMonthDifferences
+type GetReconciliationsMonthDifferencesResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetReconciliationsMonthDifferencesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReconcileDifferenceList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetReconciliationsMonthDifferencesResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetReconciliationsMonthDifferencesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetReconciliationsMonthDifferencesResponse) GetJSON200() *ReconcileDifferenceList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetReconciliationsMonthDifferencesResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetReconciliationsMonthDifferencesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetReconciliationsMonthDifferencesResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetReconciliationsMonthDifferencesResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetReconciliationsMonthDifferencesResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetReconciliationsMonthDifferencesResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetReconciliationsMonthDifferencesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetReconciliationsMonthDifferencesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetReconciliationsMonthDifferencesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetReconciliationsMonthDifferencesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostReconciliationsMonthReportsResponse201Headers the declared response headers of an HTTP 201 response for PostReconciliationsMonthReports
+type PostReconciliationsMonthReportsResponse201Headers struct {
+	Location *string
+}
+
+// PostReconciliationsMonthReportsResponse503Headers the declared response headers of an HTTP 503 response for PostReconciliationsMonthReports
+type PostReconciliationsMonthReportsResponse503Headers struct {
+	RetryAfter int
+}
+
+type PostReconciliationsMonthReportsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ReconcileReconciliation
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostReconciliationsMonthReportsResponse201Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostReconciliationsMonthReportsResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostReconciliationsMonthReportsResponse) GetJSON201() *ReconcileReconciliation {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostReconciliationsMonthReportsResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostReconciliationsMonthReportsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostReconciliationsMonthReportsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostReconciliationsMonthReportsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostReconciliationsMonthReportsResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostReconciliationsMonthReportsResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostReconciliationsMonthReportsResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostReconciliationsMonthReportsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostReconciliationsMonthReportsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostReconciliationsMonthReportsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostReconciliationsMonthReportsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostReconciliationsMonthReportsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostReconciliationsMonthReportsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetReportsForecastResponse200Headers the declared response headers of an HTTP 200 response for GetReportsForecast
 type GetReportsForecastResponse200Headers struct {
 	ContentDisposition *string
@@ -15235,6 +17191,103 @@ func (r GetReportsForecastResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetReportsForecastResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetReportsMarginResponse200Headers the declared response headers of an HTTP 200 response for GetReportsMargin
+type GetReportsMarginResponse200Headers struct {
+	ContentDisposition *string
+}
+
+// GetReportsMarginResponse503Headers the declared response headers of an HTTP 503 response for GetReportsMargin
+type GetReportsMarginResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetReportsMarginResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReportsMarginReport
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetReportsMarginResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetReportsMarginResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetReportsMarginResponse) GetJSON200() *ReportsMarginReport {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetReportsMarginResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetReportsMarginResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetReportsMarginResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetReportsMarginResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetReportsMarginResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetReportsMarginResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetReportsMarginResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetReportsMarginResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetReportsMarginResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetReportsMarginResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -15741,6 +17794,124 @@ func (r PostSimulationsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r PostSimulationsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostSimulationsMarginResponse200Headers the declared response headers of an HTTP 200 response for PostSimulationsMargin
+type PostSimulationsMarginResponse200Headers struct {
+	ContentDisposition *string
+}
+
+// PostSimulationsMarginResponse503Headers the declared response headers of an HTTP 503 response for PostSimulationsMargin
+type PostSimulationsMarginResponse503Headers struct {
+	RetryAfter int
+}
+
+type PostSimulationsMarginResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReportsMarginSimulation
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *PostSimulationsMarginResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostSimulationsMarginResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PostSimulationsMarginResponse) GetJSON200() *ReportsMarginSimulation {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostSimulationsMarginResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostSimulationsMarginResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostSimulationsMarginResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostSimulationsMarginResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostSimulationsMarginResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostSimulationsMarginResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostSimulationsMarginResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostSimulationsMarginResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostSimulationsMarginResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostSimulationsMarginResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostSimulationsMarginResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostSimulationsMarginResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostSimulationsMarginResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -18189,6 +20360,111 @@ func (c *ClientWithResponses) GetRatecardsCardIdVersionsNumberExportWithResponse
 	return ParseGetRatecardsCardIdVersionsNumberExportResponse(rsp)
 }
 
+// GetReconciliationsMonthWithResponse A month's reconciliation: both sides' totals, the differences per cause, unmapped phone numbers, the status against the tolerance and the acceptances.
+//
+// Roles: admin, finance.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/reconciliations/{month} (the `GetReconciliationsMonth` operationId).
+func (c *ClientWithResponses) GetReconciliationsMonthWithResponse(ctx context.Context, month string, reqEditors ...RequestEditorFn) (*GetReconciliationsMonthResponse, error) {
+	rsp, err := c.GetReconciliationsMonth(ctx, month, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetReconciliationsMonthResponse(rsp)
+}
+
+// PostReconciliationsMonthAcceptWithBodyWithResponse Accept the month's difference (recorded with who, when and why): a month held for it may then be finalized.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/reconciliations/{month}/accept (the `PostReconciliationsMonthAccept` operationId).
+func (c *ClientWithResponses) PostReconciliationsMonthAcceptWithBodyWithResponse(ctx context.Context, month string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostReconciliationsMonthAcceptResponse, error) {
+	rsp, err := c.PostReconciliationsMonthAcceptWithBody(ctx, month, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostReconciliationsMonthAcceptResponse(rsp)
+}
+
+// PostReconciliationsMonthAcceptWithResponse Accept the month's difference (recorded with who, when and why): a month held for it may then be finalized.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/reconciliations/{month}/accept (the `PostReconciliationsMonthAccept` operationId).
+func (c *ClientWithResponses) PostReconciliationsMonthAcceptWithResponse(ctx context.Context, month string, body PostReconciliationsMonthAcceptJSONRequestBody, reqEditors ...RequestEditorFn) (*PostReconciliationsMonthAcceptResponse, error) {
+	rsp, err := c.PostReconciliationsMonthAccept(ctx, month, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostReconciliationsMonthAcceptResponse(rsp)
+}
+
+// PostReconciliationsMonthCompareWithResponse Compare the month's latest report again with postage's usage as it is now (late events, phone numbers mapped since).
+//
+// Roles: admin, finance.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/reconciliations/{month}/compare (the `PostReconciliationsMonthCompare` operationId).
+func (c *ClientWithResponses) PostReconciliationsMonthCompareWithResponse(ctx context.Context, month string, reqEditors ...RequestEditorFn) (*PostReconciliationsMonthCompareResponse, error) {
+	rsp, err := c.PostReconciliationsMonthCompare(ctx, month, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostReconciliationsMonthCompareResponse(rsp)
+}
+
+// GetReconciliationsMonthDifferencesWithResponse Every difference of the month's reconciliation with its likely cause, per customer, day, market and category (CSV: all of them).
+//
+// Roles: admin, finance.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/reconciliations/{month}/differences (the `GetReconciliationsMonthDifferences` operationId).
+func (c *ClientWithResponses) GetReconciliationsMonthDifferencesWithResponse(ctx context.Context, month string, params *GetReconciliationsMonthDifferencesParams, reqEditors ...RequestEditorFn) (*GetReconciliationsMonthDifferencesResponse, error) {
+	rsp, err := c.GetReconciliationsMonthDifferences(ctx, month, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetReconciliationsMonthDifferencesResponse(rsp)
+}
+
+// PostReconciliationsMonthReportsWithBodyWithResponse Import the upstream's usage-and-cost report of a month (Meta's pricing analytics, CSV or JSON) and compare it with postage's own count and cost; a bad file is refused whole with every problem.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/reconciliations/{month}/reports (the `PostReconciliationsMonthReports` operationId).
+func (c *ClientWithResponses) PostReconciliationsMonthReportsWithBodyWithResponse(ctx context.Context, month string, params *PostReconciliationsMonthReportsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostReconciliationsMonthReportsResponse, error) {
+	rsp, err := c.PostReconciliationsMonthReportsWithBody(ctx, month, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostReconciliationsMonthReportsResponse(rsp)
+}
+
+// PostReconciliationsMonthReportsWithResponse Import the upstream's usage-and-cost report of a month (Meta's pricing analytics, CSV or JSON) and compare it with postage's own count and cost; a bad file is refused whole with every problem.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/reconciliations/{month}/reports (the `PostReconciliationsMonthReports` operationId).
+func (c *ClientWithResponses) PostReconciliationsMonthReportsWithResponse(ctx context.Context, month string, params *PostReconciliationsMonthReportsParams, body PostReconciliationsMonthReportsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostReconciliationsMonthReportsResponse, error) {
+	rsp, err := c.PostReconciliationsMonthReports(ctx, month, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostReconciliationsMonthReportsResponse(rsp)
+}
+
 // GetReportsForecastWithResponse Month-to-date revenue and its projection to the whole month, per customer.
 //
 // Roles: admin, finance.
@@ -18202,6 +20478,21 @@ func (c *ClientWithResponses) GetReportsForecastWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseGetReportsForecastResponse(rsp)
+}
+
+// GetReportsMarginWithResponse Margin: revenue (the customers' cards) minus upstream cost (the cost card in effect) by customer, market, category or line, month to date and projected; negative margins flagged.
+//
+// Roles: admin, finance, sales.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/reports/margin (the `GetReportsMargin` operationId).
+func (c *ClientWithResponses) GetReportsMarginWithResponse(ctx context.Context, params *GetReportsMarginParams, reqEditors ...RequestEditorFn) (*GetReportsMarginResponse, error) {
+	rsp, err := c.GetReportsMargin(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetReportsMarginResponse(rsp)
 }
 
 // GetReportsRevenueWithResponse Revenue (rated usage) by month, customer, market, country or category, per currency.
@@ -18292,6 +20583,36 @@ func (c *ClientWithResponses) PostSimulationsWithResponse(ctx context.Context, p
 		return nil, err
 	}
 	return ParsePostSimulationsResponse(rsp)
+}
+
+// PostSimulationsMarginWithBodyWithResponse What an upstream price change does to margin: past usage at a proposed cost card version (a draft) against the version in effect, per customer, market and category, and for the whole book.
+//
+// Roles: admin, finance, sales.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/simulations/margin (the `PostSimulationsMargin` operationId).
+func (c *ClientWithResponses) PostSimulationsMarginWithBodyWithResponse(ctx context.Context, params *PostSimulationsMarginParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostSimulationsMarginResponse, error) {
+	rsp, err := c.PostSimulationsMarginWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostSimulationsMarginResponse(rsp)
+}
+
+// PostSimulationsMarginWithResponse What an upstream price change does to margin: past usage at a proposed cost card version (a draft) against the version in effect, per customer, market and category, and for the whole book.
+//
+// Roles: admin, finance, sales.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/simulations/margin (the `PostSimulationsMargin` operationId).
+func (c *ClientWithResponses) PostSimulationsMarginWithResponse(ctx context.Context, params *PostSimulationsMarginParams, body PostSimulationsMarginJSONRequestBody, reqEditors ...RequestEditorFn) (*PostSimulationsMarginResponse, error) {
+	rsp, err := c.PostSimulationsMargin(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostSimulationsMarginResponse(rsp)
 }
 
 // GetUsageSummaryWithResponse Every customer's exact usage in a calendar month, grouped. Customer ids unknown to the ledger (e.g. unknown:<phone_number_id>) are unbilled usage.
@@ -23221,6 +25542,497 @@ func ParseGetRatecardsCardIdVersionsNumberExportResponse(rsp *http.Response) (*G
 	return response, nil
 }
 
+// ParseGetReconciliationsMonthResponse parses an HTTP response from a GetReconciliationsMonthWithResponse call
+func ParseGetReconciliationsMonthResponse(rsp *http.Response) (*GetReconciliationsMonthResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetReconciliationsMonthResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReconcileReconciliation
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetReconciliationsMonthResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostReconciliationsMonthAcceptResponse parses an HTTP response from a PostReconciliationsMonthAcceptWithResponse call
+func ParsePostReconciliationsMonthAcceptResponse(rsp *http.Response) (*PostReconciliationsMonthAcceptResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostReconciliationsMonthAcceptResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReconcileReconciliation
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers PostReconciliationsMonthAcceptResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostReconciliationsMonthCompareResponse parses an HTTP response from a PostReconciliationsMonthCompareWithResponse call
+func ParsePostReconciliationsMonthCompareResponse(rsp *http.Response) (*PostReconciliationsMonthCompareResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostReconciliationsMonthCompareResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReconcileReconciliation
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers PostReconciliationsMonthCompareResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetReconciliationsMonthDifferencesResponse parses an HTTP response from a GetReconciliationsMonthDifferencesWithResponse call
+func ParseGetReconciliationsMonthDifferencesResponse(rsp *http.Response) (*GetReconciliationsMonthDifferencesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetReconciliationsMonthDifferencesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReconcileDifferenceList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetReconciliationsMonthDifferencesResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetReconciliationsMonthDifferencesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostReconciliationsMonthReportsResponse parses an HTTP response from a PostReconciliationsMonthReportsWithResponse call
+func ParsePostReconciliationsMonthReportsResponse(rsp *http.Response) (*PostReconciliationsMonthReportsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostReconciliationsMonthReportsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ReconcileReconciliation
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostReconciliationsMonthReportsResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostReconciliationsMonthReportsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetReportsForecastResponse parses an HTTP response from a GetReportsForecastWithResponse call
 func ParseGetReportsForecastResponse(rsp *http.Response) (*GetReportsForecastResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -23302,6 +26114,100 @@ func ParseGetReportsForecastResponse(rsp *http.Response) (*GetReportsForecastRes
 		response.Headers200 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetReportsForecastResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetReportsMarginResponse parses an HTTP response from a GetReportsMarginWithResponse call
+func ParseGetReportsMarginResponse(rsp *http.Response) (*GetReportsMarginResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetReportsMarginResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReportsMarginReport
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetReportsMarginResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetReportsMarginResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -23793,6 +26699,121 @@ func ParsePostSimulationsResponse(rsp *http.Response) (*PostSimulationsResponse,
 		response.Headers200 = &headers
 	case rsp.StatusCode == 503:
 		var headers PostSimulationsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostSimulationsMarginResponse parses an HTTP response from a PostSimulationsMarginWithResponse call
+func ParsePostSimulationsMarginResponse(rsp *http.Response) (*PostSimulationsMarginResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostSimulationsMarginResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReportsMarginSimulation
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers PostSimulationsMarginResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostSimulationsMarginResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {

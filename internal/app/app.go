@@ -204,6 +204,7 @@ func (a *App) Server() *httpapi.Server {
 		Customers: a.Customers,
 		Pricing:   httpapi.PricingDeps{Store: a.Pricing},
 		Reports:   httpapi.ReportsDeps{Reports: a.Reports()},
+		Reconcile: httpapi.ReconcileDeps{Service: a.Reconcile()},
 		Billing:   httpapi.BillingDeps{Runner: a.Billing, Invoices: a.Invoices},
 		Notify:    httpapi.NotifyDeps{Webhooks: a.Webhooks},
 		Now:       a.Now,

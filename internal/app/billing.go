@@ -24,6 +24,7 @@ func (a *App) openBilling() error {
 		Invoices: inv, Customers: a.Customers, Usage: billing.FromMeter(a.Events), Pricing: a.Pricing,
 		Locks: billingpg.Locker{DB: a.PG}, Render: reports.InvoiceDocuments{}, Issuer: a.Issuer(),
 		Log: a.Log, Now: now, Grace: a.Config.Billing.Grace.Duration, CutoffLag: billing.DefaultCutoffLag,
+		Holds: a.Reconcile(),
 	}
 	return nil
 }

@@ -43,6 +43,7 @@ type Config struct {
 	Usage      Usage      `toml:"usage"`
 	Billing    Billing    `toml:"billing"`
 	Notify     Notify     `toml:"notify"`
+	Reconcile  Reconcile  `toml:"reconcile"`
 	Log        Log        `toml:"log"`
 }
 
@@ -165,6 +166,18 @@ type Notify struct {
 	AlertInterval Duration `toml:"alert_interval"`
 }
 
+// Reconcile configures reconciliation with the upstream's usage-and-cost
+// reports.
+type Reconcile struct {
+	// TolerancePercent is the gross difference a month may have, as a
+	// percentage of the upstream's messages and of its cost, a decimal
+	// from 0 to 100.
+	TolerancePercent string `toml:"tolerance_percent"`
+	// HoldFinalization holds the finalization of a month whose difference
+	// exceeds the tolerance until finance accepts it.
+	HoldFinalization bool `toml:"hold_finalization"`
+}
+
 // Log configures structured logging.
 type Log struct {
 	Level  string `toml:"level"`
@@ -209,7 +222,8 @@ func Default() Config {
 		Notify: Notify{PreviousSecretKeys: []string{}, AllowNetworks: []string{}, Deliver: true, Workers: 8,
 			PollInterval: Duration{time.Second}, Timeout: Duration{10 * time.Second}, RetryFor: Duration{72 * time.Hour},
 			Retention: Duration{30 * 24 * time.Hour}, AlertInterval: Duration{5 * time.Minute}},
-		Log: Log{Level: "info", Format: "text"},
+		Reconcile: Reconcile{TolerancePercent: "0.5", HoldFinalization: true},
+		Log:       Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -295,6 +309,9 @@ func (c Config) Validate() error {
 	if c.Notify.AlertInterval.Duration < 0 {
 		errs = append(errs, errors.New("notify.alert_interval must not be negative"))
 	}
+	if p, err := strconv.ParseFloat(c.Reconcile.TolerancePercent, 64); err != nil || p < 0 || p > 100 || !decimalText.MatchString(c.Reconcile.TolerancePercent) {
+		errs = append(errs, fmt.Errorf("reconcile.tolerance_percent %q: a decimal from 0 to 100, as a string (\"0.5\")", c.Reconcile.TolerancePercent))
+	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:
@@ -315,6 +332,8 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+var decimalText = regexp.MustCompile(`^[0-9]{1,3}(\.[0-9]{1,6})?$`)
 
 var clusterName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 

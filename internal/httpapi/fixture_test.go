@@ -126,6 +126,9 @@ func fillFixture(t testing.TB, a *app.App) *fixture {
 	_ = json.Unmarshal(f.mustDo(t, auth.RoleAdmin, "POST", "/api/v1/customers/cust-a/alerts", "application/json",
 		[]byte(`{"metric":"messages","threshold":"1000"}`), http.StatusCreated), &al)
 	f.AlertID = al.ID
+	// The upstream's report of October (it lacks cust-b's message, which
+	// holds the month).
+	f.mustDo(t, auth.RoleFinance, "POST", "/api/v1/reconciliations/2026-10/reports", "text/csv", fixUpstreamReport, http.StatusCreated)
 
 	// A small version (the seeded ones have hundreds of prices): the walks
 	// send it thousands of times.
@@ -191,6 +194,8 @@ func (f *fixture) paramValue(path, name string) string {
 		return f.VictimKey
 	case "phone_number_id":
 		return fixPhone
+	case "month":
+		return "2026-10"
 	case "card_id":
 		return pricing.LaunchCardID
 	case "number":
@@ -224,7 +229,12 @@ func (f *fixture) queryValue(path, name string) string {
 	case "window":
 		return "day"
 	case "group_by":
+		if path == "/api/v1/reports/margin" {
+			return "line"
+		}
 		return "country"
+	case "source":
+		return "meta-2026-10.csv"
 	case "limit":
 		return "10"
 	case "status":
@@ -255,6 +265,12 @@ func (f *fixture) queryValue(path, name string) string {
 	}
 	return ""
 }
+
+// fixUpstreamReport is the upstream's report of the fixture's October:
+// cust-a's two messages to DE at Meta's price (its category a name the
+// meta card knows as an alias, where the hostile walk puts its values).
+var fixUpstreamReport = []byte("start,end,phone_number_id,country,pricing_category,pricing_type,volume,cost\n" +
+	"2026-10-10,2026-10-11," + fixPhone + ",DE,notification,REGULAR,2,0.273\n")
 
 // waBody is a signed-webhook body with one status of the fixture's phone.
 func waBody(wamid string, at time.Time) []byte {
@@ -310,6 +326,12 @@ func (f *fixture) sample(method, path string) (ctype string, body []byte, header
 		return j(`{"period":"2026-10"}`)
 	case "POST /api/v1/simulations":
 		return j(`{"card_id":"meta-2026-01","from":"2026-08","to":"2026-10","customers":["cust-a"],"breakdown":true}`)
+	case "POST /api/v1/simulations/margin":
+		return j(`{"version":1,"from":"2026-10","to":"2026-10","customers":["cust-a"],"breakdown":true}`)
+	case "POST /api/v1/reconciliations/:month/reports":
+		return "text/csv", fixUpstreamReport, nil, true
+	case "POST /api/v1/reconciliations/:month/accept":
+		return j(`{"reason":"cust-b's message was a test send"}`)
 	case "POST /api/v1/events":
 		return "application/cloudevents-batch+json", cloudEvents("walk", 2, f.Now.Add(-time.Hour)), nil, true
 	case "POST /api/v1/webhook-endpoints":

@@ -26,6 +26,7 @@ import (
 	"postage/metering"
 	"postage/notify"
 	"postage/pricing"
+	"postage/reconcile"
 	"postage/reports"
 )
 
@@ -446,6 +447,8 @@ var enums = map[reflect.Type][]string{
 	reflect.TypeFor[notify.EventType]():      enumOf(append(slices.Clone(notify.EventTypes), notify.AllEvents)...),
 	reflect.TypeFor[notify.DeliveryStatus](): enumOf(notify.DeliveryPending, notify.DeliverySucceeded, notify.DeliveryFailed, notify.DeliveryPaused),
 	reflect.TypeFor[notify.Metric]():         enumOf(notify.MetricMessages, notify.MetricAmount),
+	reflect.TypeFor[reconcile.Cause]():       enumOf(reconcile.Causes...),
+	reflect.TypeFor[reconcile.Status]():      enumOf(reconcile.StatusWithinTolerance, reconcile.StatusHeld, reconcile.StatusAccepted, reconcile.StatusExceedsTolerance),
 }
 
 // fieldEnums are string fields whose values are a closed set, by type and
@@ -472,6 +475,18 @@ var decimalFields = map[reflect.Type]map[string]bool{
 	reflect.TypeFor[reports.SimLine]():        {"current": false, "proposed": false, "difference": false},
 	reflect.TypeFor[reports.SimCustomer]():    {"current": true, "proposed": true, "difference": true}, // "" when skipped
 	reflect.TypeFor[reports.SimTotal]():       {"current": false, "proposed": false, "difference": false},
+	reflect.TypeFor[reports.MarginRow](): {"revenue": false, "cost": false, "margin": false,
+		"projected_revenue": false, "projected_cost": false, "projected_margin": false},
+	reflect.TypeFor[reports.MarginTotal](): {"revenue": false, "cost": false, "margin": false,
+		"projected_revenue": false, "projected_cost": false, "projected_margin": false},
+	reflect.TypeFor[reports.MarginReport]():   {"elapsed_fraction": false},
+	reflect.TypeFor[reports.MarginExcluded](): {"revenue": true, "cost": true, "projected_cost": true}, // "" when not rated
+	reflect.TypeFor[reports.MarginSimLine](): {"revenue": false, "current_cost": false, "proposed_cost": false,
+		"current_margin": false, "proposed_margin": false, "difference": false},
+	reflect.TypeFor[reports.MarginSimCustomer](): {"revenue": true, "current_cost": true, "proposed_cost": true, // "" when skipped
+		"current_margin": true, "proposed_margin": true, "difference": true},
+	reflect.TypeFor[reports.MarginSimTotal](): {"revenue": false, "current_cost": false, "proposed_cost": false,
+		"current_margin": false, "proposed_margin": false, "difference": false},
 }
 
 // errorCodes are the problem codes (postage's error codes).
@@ -531,6 +546,9 @@ var mapped = map[reflect.Type]func() *jsonschema.Schema{
 	},
 	reflect.TypeFor[usageTrendGroup](): func() *jsonschema.Schema {
 		return &jsonschema.Schema{Type: "string", Enum: toAny([]string{reports.ByCategory, reports.ByCountry})}
+	},
+	reflect.TypeFor[marginGroup](): func() *jsonschema.Schema {
+		return &jsonschema.Schema{Type: "string", Enum: toAny([]string{reports.ByCustomer, reports.ByMarket, reports.ByCategory, reports.ByLine})}
 	},
 	reflect.TypeFor[rankBy](): func() *jsonschema.Schema {
 		return &jsonschema.Schema{Type: "string", Enum: []any{"amount", "quantity"}}

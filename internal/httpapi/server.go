@@ -57,6 +57,8 @@ type Deps struct {
 	Billing  BillingDeps
 	Reports  ReportsDeps
 	Notify   NotifyDeps
+	// Reconcile: reconciliation with the upstream's reports (reconcile.go).
+	Reconcile ReconcileDeps
 	// Dashboard serves the web UI at / (nil: no dashboard).
 	Dashboard http.Handler
 }
@@ -175,6 +177,8 @@ func New(d Deps) *Server {
 	s.billingRoutes()
 	s.reportsRoutes()
 	s.notifyRoutes()
+	s.marginRoutes()
+	s.reconcileRoutes()
 	return s
 }
 

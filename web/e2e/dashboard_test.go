@@ -28,6 +28,7 @@ func TestDashboard(t *testing.T) {
 	t.Run("customer is fenced", func(t *testing.T) { testCustomerFenced(t, s, newTab(t, bctx, s.URL)) })
 	t.Run("finance", func(t *testing.T) { testFinance(t, s, newTab(t, bctx, s.URL), downloads) })
 	t.Run("sales", func(t *testing.T) { testSales(t, s, newTab(t, bctx, s.URL), downloads) })
+	t.Run("margin", func(t *testing.T) { testMargin(t, s, newTab(t, bctx, s.URL), downloads) })
 	t.Run("admin", func(t *testing.T) { testAdmin(t, s, newTab(t, bctx, s.URL)) })
 	t.Run("narrow screen", func(t *testing.T) { testNarrow(t, s, newTab(t, bctx, s.URL)) })
 }
@@ -492,15 +493,18 @@ func navFor(t *testing.T, s *stack, key, customer string) []string {
 		ok("POST", "/api/v1/simulations", map[string]any{"card_id": "launch", "from": last, "to": last, "customers": []string{customer}}) {
 		tabs = append(tabs, "Sales")
 	}
+	if ok("GET", "/api/v1/reports/margin?month="+last+"&customer="+customer, nil) {
+		tabs = append(tabs, "Margin")
+	}
 	return tabs
 }
 
 func testCustomerFenced(t *testing.T, s *stack, tb *tab) {
 	tb.signIn(s.Keys[auth.RoleCustomer])
-	for _, view := range []string{"finance", "sales"} {
+	for _, view := range []string{"finance", "sales", "margin"} {
 		tb.open("#/" + view)
 		tb.do(chromedp.WaitVisible(chromedp.ID("forbidden")))
-		if n := eval[float64](tb, `document.querySelectorAll("#invoice-list, #sim-form, #quote-form").length`); n != 0 {
+		if n := eval[float64](tb, `document.querySelectorAll("#invoice-list, #sim-form, #quote-form, #margin-filters, #msim-form").length`); n != 0 {
 			t.Errorf("the %s view drew its content for a customer key", view)
 		}
 		if got := tb.text("#forbidden strong"); !strings.Contains(got, "not available to customer keys") {
@@ -914,7 +918,7 @@ func testSalesBusiness(t *testing.T, s *stack, tb *tab) {
 
 func testAdmin(t *testing.T, s *stack, tb *tab) {
 	tb.signIn(s.Keys[auth.RoleAdmin])
-	if got := tb.texts("nav.tabs a"); !slices.Equal(got, []string{"Usage & bill", "Finance", "Sales"}) {
+	if got := tb.texts("nav.tabs a"); !slices.Equal(got, []string{"Usage & bill", "Finance", "Sales", "Margin"}) {
 		t.Errorf("admin navigation = %q", got)
 	}
 	// Staff land on the top customers, as the reports API ranks them.

@@ -7,6 +7,7 @@
 //   #/invoice/<id>        one invoice's lines and totals
 //   #/finance             invoices, approvals, exports, unbilled usage
 //   #/sales, #/sales/quote  what-if simulations and the quote builder
+//   #/margin, #/margin/<YYYY-MM>  margin and upstream price changes
 
 import * as api from './api.js';
 import { h, mount, notify } from './dom.js';
@@ -17,6 +18,7 @@ import * as business from './views/business.js';
 import * as finance from './views/finance.js';
 import * as sales from './views/sales.js';
 import * as invoiceView from './views/invoice.js';
+import * as margin from './views/margin.js';
 
 /**
  * VIEWS lists every view, the API operation it needs (the view opens when
@@ -28,6 +30,7 @@ const VIEWS = [
   { id: 'finance', label: () => 'Finance', needs: () => api.can('GET', '/api/v1/invoices'), view: finance },
   { id: 'sales', label: () => 'Sales', needs: () => api.can('POST', '/api/v1/quotes') || api.can('POST', '/api/v1/simulations'), view: sales },
   { id: 'invoice', label: () => 'Invoice', nav: false, needs: () => api.can('GET', '/api/v1/invoices/{id}'), view: invoiceView },
+  { id: 'margin', label: () => 'Margin', needs: () => api.can('GET', '/api/v1/reports/margin'), view: margin },
 ];
 
 const app = document.getElementById('app');
