@@ -2,13 +2,20 @@ package metering
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"postage"
+	"postage/metering/keyindex"
 )
 
 func ev(cust, id string, t time.Time, country, cat string, qty uint64) Event {
@@ -58,15 +65,145 @@ func TestIngestExactlyOnce(t *testing.T) {
 	if got := submit(t, in, b, a, aOther); !slices.Equal(got, []Status{Duplicate, Duplicate, Conflict}) {
 		t.Fatalf("later batch: got %v", got)
 	}
-	// After a restart of the ingester (nothing is remembered in memory).
+	// After a restart of the ingester: with its key index on disk, and with
+	// a new one rebuilt from ClickHouse.
 	in.Close()
-	in = NewIngester(store, IngesterConfig{})
-	defer in.Close()
-	if got := submit(t, in, a, b); !slices.Equal(got, []Status{Duplicate, Duplicate}) {
-		t.Fatalf("after restart: got %v", got)
+	for _, dir := range []string{"", t.TempDir()} {
+		in = NewIngester(store, IngesterConfig{IndexDir: dir})
+		if got := submit(t, in, a, b, aOther); !slices.Equal(got, []Status{Duplicate, Duplicate, Conflict}) {
+			t.Fatalf("after restart (index dir %q): got %v", dir, got)
+		}
+		in.Close()
+		if dir != "" { // and again, with the index that Close wrote
+			in = NewIngester(store, IngesterConfig{IndexDir: dir})
+			if got := submit(t, in, a, b); !slices.Equal(got, []Status{Duplicate, Duplicate}) {
+				t.Fatalf("after a second restart on %s: got %v", dir, got)
+			}
+			in.Close()
+		}
 	}
 	if q, n := monthTotal(t, store, "c1", t0); q != 3 || n != 2 {
 		t.Errorf("c1 usage: quantity %d events %d, want 3, 2", q, n)
+	}
+}
+
+// TestIngestCopiesAgainstTheStoredPayload (issue #14, item 7): every copy
+// of a key in a flush is compared with the stored payload when the key is
+// stored, else with the flush's accepted first copy; in one request and
+// between requests that share a flush.
+func TestIngestCopiesAgainstTheStoredPayload(t *testing.T) {
+	conn := newCH(t)
+	store := NewCHStore(conn)
+	in := NewIngester(store, IngesterConfig{MaxDelay: time.Second, IdleGap: time.Second})
+	defer in.Close()
+	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
+	a2 := ev("c", "a2", t0, "DE", "marketing", 1)
+	a2other := ev("c", "a2", t0, "DE", "marketing", 7)
+	b, bOther := ev("c", "b", t0, "FR", "utility", 1), ev("c", "b", t0, "FR", "utility", 2)
+	if got := submit(t, in, a2); got[0] != Accepted {
+		t.Fatal(got)
+	}
+	for _, c := range []struct {
+		name string
+		evs  []Event
+		want []Status
+	}{
+		{"stored, conflicting copy first", []Event{a2other, a2}, []Status{Conflict, Duplicate}},
+		{"stored, re-send first", []Event{a2, a2other, a2}, []Status{Duplicate, Conflict, Duplicate}},
+		{"new key", []Event{b, bOther, b}, []Status{Accepted, Conflict, Duplicate}},
+	} {
+		if got := submit(t, in, c.evs...); !slices.Equal(got, c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, got, c.want)
+		}
+	}
+
+	// Two requests in one flush: the flusher is held in its look-up while
+	// both queue, so the next flush takes them together.
+	x, xOther := ev("c", "x", t0, "DE", "service", 1), ev("c", "x", t0, "DE", "service", 3)
+	hold, held := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	in.hookLookedUp = func() { once.Do(func() { close(held); <-hold }) }
+	results := make([]chan []Status, 4)
+	send := func(i int, e Event) {
+		results[i] = make(chan []Status, 1)
+		go func() { results[i] <- submit(t, in, e) }()
+	}
+	send(0, ev("c", "holder", t0, "DE", "service", 1))
+	<-held
+	send(1, a2other) // stored a2: conflict...
+	send(2, a2)      // ...and duplicate
+	for in.pending.Load() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	send(3, xOther) // new x: its first copy is accepted...
+	for in.pending.Load() < 4 {
+		time.Sleep(time.Millisecond)
+	}
+	results = append(results, make(chan []Status, 1))
+	go func() { results[4] <- submit(t, in, x) }() // ...and this one conflicts with it
+	for in.pending.Load() < 5 {
+		time.Sleep(time.Millisecond)
+	}
+	close(hold)
+	want := []Status{Accepted, Conflict, Duplicate, Accepted, Conflict}
+	for i, w := range want {
+		if got := <-results[i]; got[0] != w {
+			t.Errorf("request %d of the shared flush: %v, want %v", i, got[0], w)
+		}
+	}
+	var rows uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM events WHERE id IN ('a2', 'x')").Scan(&rows); err != nil || rows != 2 {
+		t.Errorf("a2 and x: %d rows (%v), want 2", rows, err)
+	}
+}
+
+// TestIngestQueueBoundedByBytes: past QueueBytes a request is refused
+// whole (429), and what was taken is all stored once the store resumes.
+func TestIngestQueueBoundedByBytes(t *testing.T) {
+	conn := newCH(t)
+	bs := &blockingStore{EventStore: NewCHStore(conn), release: make(chan struct{})}
+	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
+	req := func(i int) []Event {
+		var evs []Event
+		for j := range 10 {
+			evs = append(evs, ev("c", fmt.Sprintf("%d-%d", i, j), t0, "DE", "service", 1))
+		}
+		return evs
+	}
+	per := EventBytes(req(0))
+	in := NewIngester(bs, IngesterConfig{MaxBatch: 10, QueueEvents: 1000, QueueBytes: 2*per + per/2, MaxDelay: time.Millisecond})
+	defer in.Close()
+	big := slices.Concat(req(97), req(96), req(95))
+	if _, err := in.Submit(context.Background(), big); postage.ErrorCode(err) != postage.ETOOLARGE {
+		t.Fatalf("a request larger than the queue: %v, want too_large", err)
+	}
+	errs := make(chan error, 2)
+	for i := range 2 {
+		go func() {
+			_, err := in.Submit(context.Background(), req(i))
+			errs <- err
+		}()
+		for in.pending.Load() < int64(10*(i+1)) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// Two requests fit the bytes; the third is refused at once, though
+	// the queue has room for 1,000 events.
+	if _, err := in.Submit(context.Background(), req(2)); postage.ErrorCode(err) != postage.EOVERLOADED {
+		t.Fatalf("got %v, want overloaded", err)
+	}
+	close(bs.release)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The refused request is re-sent and stored: nothing lost, nothing twice.
+	if got := submit(t, in, req(2)...); got[0] != Accepted {
+		t.Fatalf("re-sent refused request: %v", got)
+	}
+	if _, n := monthTotal(t, NewCHStore(conn), "c", t0); n != 30 {
+		t.Errorf("%d events stored, want 30", n)
 	}
 }
 
@@ -212,29 +349,212 @@ func (l lostAckStore) Insert(ctx context.Context, evs []Event) error {
 	return fmt.Errorf("read: connection reset by peer")
 }
 
+// flakyAckStore loses the acknowledgement of its first insert (see
+// lostAckStore) and then behaves.
+type flakyAckStore struct {
+	EventStore
+	n atomic.Int32
+}
+
+func (f *flakyAckStore) Insert(ctx context.Context, evs []Event) error {
+	if f.n.Add(1) == 1 {
+		return lostAckStore{f.EventStore}.Insert(ctx, evs)
+	}
+	return f.EventStore.Insert(ctx, evs)
+}
+
+// TestIngestRetryAfterUnacknowledgedInsert: an insert that ClickHouse
+// committed although the ingester saw it fail is never acknowledged, and
+// its re-send is a duplicate, whether the same process (its catch-up reads
+// the insert back before deciding anything else) or a new one (whose start
+// catches up from the index's watermark) gets it.
 func TestIngestRetryAfterUnacknowledgedInsert(t *testing.T) {
-	conn := newCH(t)
-	store := NewCHStore(conn)
 	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
 	a, b := ev("c", "a", t0, "DE", "service", 1), ev("c", "b", t0, "DE", "service", 1)
-	lost := NewIngester(lostAckStore{store}, IngesterConfig{})
-	if _, err := lost.Submit(context.Background(), []Event{a}); postage.ErrorCode(err) != postage.EUNAVAILABLE {
-		t.Fatalf("got %v, want unavailable", err)
+	count := func(t *testing.T, conn driver.Conn) uint64 {
+		t.Helper()
+		var rows uint64
+		if err := conn.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		return rows
 	}
-	lost.Close()
-	// The client retries (here through a healthy process): the event that
-	// landed is found by the look-up and not stored twice.
-	in := NewIngester(store, IngesterConfig{})
+	t.Run("same process", func(t *testing.T) {
+		conn := newCH(t)
+		in := NewIngester(&flakyAckStore{EventStore: NewCHStore(conn)}, IngesterConfig{})
+		defer in.Close()
+		if _, err := in.Submit(context.Background(), []Event{a}); postage.ErrorCode(err) != postage.EUNAVAILABLE {
+			t.Fatalf("got %v, want unavailable", err)
+		}
+		// Another flush in between: the retry is decided from the index
+		// alone, not from the failed flush.
+		if got := submit(t, in, ev("c", "z", t0, "DE", "service", 1)); got[0] != Accepted {
+			t.Fatal(got)
+		}
+		if got := submit(t, in, a, b); !slices.Equal(got, []Status{Duplicate, Accepted}) {
+			t.Fatalf("retry: %v", got)
+		}
+		if n := count(t, conn); n != 3 {
+			t.Errorf("%d rows, want 3", n)
+		}
+	})
+	t.Run("new process", func(t *testing.T) {
+		conn := newCH(t)
+		store := NewCHStore(conn)
+		dir := t.TempDir()
+		lost := NewIngester(lostAckStore{store}, IngesterConfig{IndexDir: dir})
+		if _, err := lost.Submit(context.Background(), []Event{a}); postage.ErrorCode(err) != postage.EUNAVAILABLE {
+			t.Fatalf("got %v, want unavailable", err)
+		}
+		lost.Close()
+		in := NewIngester(store, IngesterConfig{IndexDir: dir})
+		defer in.Close()
+		if got := submit(t, in, a, b); !slices.Equal(got, []Status{Duplicate, Accepted}) {
+			t.Fatalf("retry: %v", got)
+		}
+		if n := count(t, conn); n != 2 {
+			t.Errorf("%d rows, want 2", n)
+		}
+	})
+}
+
+// TestIngestCrashBeforeIndexWrite: the process dies after ClickHouse
+// acknowledged an insert and before the key index recorded it. The next
+// start catches up from the index's watermark and finds the events.
+func TestIngestCrashBeforeIndexWrite(t *testing.T) {
+	conn := newCH(t)
+	store := NewCHStore(conn)
+	dir := t.TempDir()
+	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
+	a, b, c := ev("c", "a", t0, "DE", "service", 1), ev("c", "b", t0, "DE", "service", 1), ev("c", "c", t0, "DE", "service", 1)
+	in := NewIngester(store, IngesterConfig{IndexDir: dir})
+	if got := submit(t, in, a); got[0] != Accepted { // recorded
+		t.Fatal(got)
+	}
+	in.Close()
+	in = NewIngester(store, IngesterConfig{IndexDir: dir})
+	in.hookDropIndexWrite = true
+	if got := submit(t, in, b); got[0] != Accepted { // acknowledged, never recorded
+		t.Fatal(got)
+	}
+	in.Close()
+	in = NewIngester(store, IngesterConfig{IndexDir: dir})
 	defer in.Close()
-	if got := submit(t, in, a, b); !slices.Equal(got, []Status{Duplicate, Accepted}) {
-		t.Fatalf("retry: %v", got)
+	if got := submit(t, in, a, b, c); !slices.Equal(got, []Status{Duplicate, Duplicate, Accepted}) {
+		t.Fatalf("after the crash: %v, want duplicate, duplicate, accepted", got)
 	}
 	var rows uint64
-	if err := conn.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&rows); err != nil {
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&rows); err != nil || rows != 3 {
+		t.Errorf("%d rows (%v), want 3", rows, err)
+	}
+}
+
+// slowRebuildStore holds every read of stored keys until released.
+type slowRebuildStore struct {
+	EventStore
+	release chan struct{}
+}
+
+func (s *slowRebuildStore) StoredKeys(ctx context.Context, from, to, since time.Time, fn func([]keyindex.Entry) error) (time.Time, error) {
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return time.Time{}, ctx.Err()
+	}
+	return s.EventStore.StoredKeys(ctx, from, to, since, fn)
+}
+
+// TestIngestIndexDeleted: a deleted key index costs a rebuild from
+// ClickHouse, during which ingest answers 503, never a wrong answer.
+func TestIngestIndexDeleted(t *testing.T) {
+	conn := newCH(t)
+	store := NewCHStore(conn)
+	dir := filepath.Join(t.TempDir(), "index")
+	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
+	var evs []Event
+	for i := range 500 {
+		evs = append(evs, ev(fmt.Sprintf("c%d", i%7), fmt.Sprint(i), t0, "DE", "service", 1))
+	}
+	in := NewIngester(store, IngesterConfig{IndexDir: dir})
+	submit(t, in, evs...)
+	in.Close()
+	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	if rows != 2 {
-		t.Errorf("%d rows, want 2", rows)
+	slow := &slowRebuildStore{EventStore: store, release: make(chan struct{})}
+	in = NewIngester(slow, IngesterConfig{IndexDir: dir, ReadyWait: 10 * time.Millisecond})
+	defer in.Close()
+	if _, err := in.Submit(context.Background(), evs[:1]); postage.ErrorCode(err) != postage.EUNAVAILABLE {
+		t.Fatalf("during the rebuild: %v, want unavailable", err)
+	}
+	if err := in.Ready(); err == nil {
+		t.Fatal("ready during the rebuild")
+	}
+	close(slow.release)
+	if err := in.WaitReady(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := submit(t, in, evs...)
+	for i, st := range got {
+		if st != Duplicate {
+			t.Fatalf("event %d after the rebuild: %v, want duplicate", i, st)
+		}
+	}
+}
+
+// TestIngestLookback: a key whose event is older than the lookback counts
+// as absent (an id re-used after 13 months is a new event), also after a
+// rebuild; younger keys are found.
+func TestIngestLookback(t *testing.T) {
+	conn := newCH(t)
+	store := NewCHStore(conn)
+	dir := t.TempDir()
+	var mu sync.Mutex
+	now := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	cfg := IngesterConfig{IndexDir: dir, Lookback: 30 * 24 * time.Hour, Now: clock}
+	old, young := ev("c", "old", now.Add(-20*24*time.Hour), "DE", "service", 1), ev("c", "young", now, "DE", "service", 1)
+	in := NewIngester(store, cfg)
+	submit(t, in, old, young)
+	in.Close()
+	mu.Lock()
+	now = now.Add(15 * 24 * time.Hour) // old is 35 days old now
+	mu.Unlock()
+	for _, rebuild := range []bool{false, true} {
+		if rebuild {
+			os.RemoveAll(dir)
+		}
+		in = NewIngester(store, cfg)
+		if got := submit(t, in, young); got[0] != Duplicate {
+			t.Errorf("rebuild %v: young: %v, want duplicate", rebuild, got[0])
+		}
+		in.Close()
+	}
+	in = NewIngester(store, cfg)
+	defer in.Close()
+	if got := submit(t, in, old); got[0] != Accepted {
+		t.Errorf("past the lookback: %v, want accepted (a new event)", got[0])
+	}
+}
+
+// TestIngestIndexOwnedByOneProcess: a second ingester on the same index
+// directory is never ready while the first holds it.
+func TestIngestIndexOwnedByOneProcess(t *testing.T) {
+	store := NewCHStore(newCH(t))
+	dir := t.TempDir()
+	first := NewIngester(store, IngesterConfig{IndexDir: dir})
+	defer first.Close()
+	if err := first.WaitReady(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	second := NewIngester(store, IngesterConfig{IndexDir: dir, ReadyWait: 200 * time.Millisecond})
+	defer second.Close()
+	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
+	if _, err := second.Submit(context.Background(), []Event{ev("c", "a", t0, "DE", "service", 1)}); postage.ErrorCode(err) != postage.EUNAVAILABLE {
+		t.Fatalf("second owner: %v, want unavailable", err)
+	}
+	if err := second.Ready(); !errors.Is(err, keyindex.ErrLocked) {
+		t.Errorf("second owner not ready because %v, want the lock", err)
 	}
 }
 
@@ -242,36 +562,13 @@ func TestIngestRetryAfterUnacknowledgedInsert(t *testing.T) {
 // has run, and then succeed or fail.
 type pipelineStore struct {
 	EventStore
-	fail      bool
-	inserts   int
-	lookedUp  chan struct{}
-	firstLook chan struct{}
-	once      sync.Once
-	once1     sync.Once
-	mu        sync.Mutex
-	lookups   int
-}
-
-func (p *pipelineStore) Existing(ctx context.Context, keys []Key, since time.Time) (map[Key]uint64, error) {
-	p.mu.Lock()
-	p.lookups++
-	n := p.lookups
-	p.mu.Unlock()
-	if n == 1 {
-		p.once1.Do(func() { close(p.firstLook) })
-	}
-	if n == 2 {
-		p.once.Do(func() { close(p.lookedUp) })
-	}
-	return p.EventStore.Existing(ctx, keys, since)
+	fail     bool
+	inserts  atomic.Int32
+	lookedUp chan struct{}
 }
 
 func (p *pipelineStore) Insert(ctx context.Context, evs []Event) error {
-	p.mu.Lock()
-	p.inserts++
-	n := p.inserts
-	p.mu.Unlock()
-	if n == 1 {
+	if p.inserts.Add(1) == 1 {
 		<-p.lookedUp
 		if p.fail {
 			return fmt.Errorf("connection reset")
@@ -288,16 +585,26 @@ func TestIngestPipelinedBatches(t *testing.T) {
 	for _, fail := range []bool{false, true} {
 		t.Run(fmt.Sprintf("first insert fails %v", fail), func(t *testing.T) {
 			conn := newCH(t)
-			ps := &pipelineStore{EventStore: NewCHStore(conn), fail: fail, lookedUp: make(chan struct{}), firstLook: make(chan struct{})}
+			ps := &pipelineStore{EventStore: NewCHStore(conn), fail: fail, lookedUp: make(chan struct{})}
 			in := NewIngester(ps, IngesterConfig{MaxBatch: 1})
 			defer in.Close()
+			var lookups atomic.Int32
+			firstLook := make(chan struct{})
+			in.hookLookedUp = func() {
+				switch lookups.Add(1) {
+				case 1:
+					close(firstLook)
+				case 2:
+					close(ps.lookedUp)
+				}
+			}
 			a := ev("c", "a", t0, "DE", "service", 1)
 			first := make(chan error, 1)
 			go func() {
 				_, err := in.Submit(context.Background(), []Event{a})
 				first <- err
 			}()
-			<-ps.firstLook // the first batch is on its way
+			<-firstLook // the first batch is on its way
 			got, err := in.Submit(context.Background(), []Event{a})
 			if err != nil {
 				t.Fatal(err)

@@ -1,0 +1,276 @@
+package metering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"postage"
+	"postage/metering/keyindex"
+)
+
+// KeyIndex remembers the keys of the stored events of one shard of the
+// event store: what the Ingester asks, instead of the event store, whether
+// a key is new. It is derived state: the Ingester adds keys only after
+// their insert was acknowledged and rebuilds whatever the index lacks from
+// the event store (see Ingester). One process owns an index at a time.
+// The implementation is *keyindex.Store, one directory per shard.
+type KeyIndex interface {
+	// Lookup calls found for every fingerprint the index holds (and that
+	// has not expired), with its position in fps.
+	Lookup(fps []keyindex.Fingerprint, found func(i int, v keyindex.Value)) error
+	// Add records entries and raises the watermark: every stored event
+	// ingested before it has been added by now.
+	Add(entries []keyindex.Entry, watermark time.Time) error
+	// Watermark is the time before which every stored event's key is in
+	// the index on disk (zero: none is).
+	Watermark() time.Time
+	// Compact merges the index's files into one.
+	Compact() error
+	Close() error
+}
+
+var _ KeyIndex = (*keyindex.Store)(nil)
+
+type insertIDKey struct{}
+
+// WithInsertID returns a context that names the insert made with it (an
+// EventStore turns it into the query's id).
+func WithInsertID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, insertIDKey{}, id)
+}
+
+func insertID(ctx context.Context) string {
+	id, _ := ctx.Value(insertIDKey{}).(string)
+	return id
+}
+
+// catchUp is a catch-up the flusher owes the index: re-read the events
+// ingested since from, once the inserts named by ids (and, with all, every
+// insert of ours) have ended.
+type catchUp struct {
+	from time.Time
+	ids  []string
+	all  bool
+}
+
+// needCatchUp notes that the index may lack events ingested at stamp,
+// (a failed insert named id that may still land, or a failed index write).
+func (in *Ingester) needCatchUp(stamp time.Time, id string) {
+	in.catchMu.Lock()
+	defer in.catchMu.Unlock()
+	from := stamp.Add(-in.cfg.CatchUpMargin)
+	if in.catch == nil {
+		in.catch = &catchUp{from: from}
+	} else if from.Before(in.catch.from) {
+		in.catch.from = from
+	}
+	if id != "" {
+		in.catch.ids = append(in.catch.ids, id)
+	}
+}
+
+func (in *Ingester) pendingCatchUp() *catchUp {
+	in.catchMu.Lock()
+	defer in.catchMu.Unlock()
+	return in.catch
+}
+
+// catchUp does the pending catch-up: it waits until the inserts that may
+// still land have ended, then adds to the index every stored event
+// ingested since the catch-up's start. On success nothing is pending.
+func (in *Ingester) catchUp(ctx context.Context) error {
+	c := in.pendingCatchUp()
+	if c == nil {
+		return nil
+	}
+	start := time.Now()
+	if err := in.waitInserts(ctx, c); err != nil {
+		return err
+	}
+	latest, err := in.readBack(ctx, c.from)
+	if err != nil {
+		return err
+	}
+	in.cfg.Log.Info("key index caught up with the event store", "from", c.from, "took", time.Since(start))
+	if latest.After(in.lastStamp) {
+		in.lastStamp = latest
+	}
+	in.catchMu.Lock()
+	if in.catch == c {
+		in.catch = nil
+	}
+	in.catchMu.Unlock()
+	return nil
+}
+
+// waitInserts waits until none of the inserts c names (with c.all: none
+// of those of any process that were running when it started) is running.
+func (in *Ingester) waitInserts(ctx context.Context, c *catchUp) error {
+	ids := c.ids
+	if c.all {
+		running, err := in.store.RunningInserts(ctx, InsertQueryPrefix)
+		if err != nil {
+			return unavailable("list the event store's running inserts", err)
+		}
+		ids = append(slices.Clone(ids), running...)
+	}
+	for len(ids) > 0 {
+		running, err := in.store.RunningInserts(ctx, InsertQueryPrefix)
+		if err != nil {
+			return unavailable("list the event store's running inserts", err)
+		}
+		ids = slices.DeleteFunc(ids, func(id string) bool { return !slices.Contains(running, id) })
+		if len(ids) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return unavailable("wait for an insert to end", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// readBack adds to the index the keys of the events ingested since from,
+// one day of ingestion at a time (each a range of the events table's
+// sorting key), raising the watermark after each day, and returns the
+// latest ingestion time it saw.
+func (in *Ingester) readBack(ctx context.Context, from time.Time) (time.Time, error) {
+	var since time.Time
+	if in.cfg.Lookback > 0 {
+		since = in.cfg.Now().Add(-in.cfg.Lookback)
+	}
+	first, err := in.store.FirstIngested(ctx, from)
+	if err != nil {
+		return time.Time{}, unavailable("read the event store", err)
+	}
+	if first.After(from) { // skip the days without events
+		from = first
+	}
+	var latest time.Time
+	add := func(b []keyindex.Entry) error { return in.index.Add(b, from) }
+	for day := from; ; {
+		next := day.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+		open := !next.Before(in.cfg.Now()) // the last day: no end, so whatever we read is complete
+		to := next
+		if open {
+			to = time.Time{}
+		}
+		l, err := in.store.StoredKeys(ctx, day, to, since, add)
+		if err != nil {
+			return time.Time{}, unavailable("read stored keys back into the key index", err)
+		}
+		if l.After(latest) {
+			latest = l
+		}
+		wm := next
+		if open {
+			// Every event ingested before latest is in the index; ours to
+			// come are stamped at latest or later.
+			wm = latest
+			for _, t := range []time.Time{in.lastStamp, from} {
+				if t.After(wm) {
+					wm = t
+				}
+			}
+		}
+		if err := in.index.Add(nil, wm); err != nil {
+			return time.Time{}, unavailable("write the key index", err)
+		}
+		if open {
+			return latest, nil
+		}
+		day = next
+	}
+}
+
+// prepare opens the key index and catches it up (at first from the
+// lookback, when it is empty), retrying until it succeeds or ctx ends.
+func (in *Ingester) prepare(ctx context.Context) {
+	defer close(in.prepDone)
+	backoff := 100 * time.Millisecond
+	for {
+		err := in.open(ctx)
+		if err == nil {
+			in.setNotReady(nil)
+			close(in.ready)
+			return
+		}
+		in.setNotReady(err)
+		in.cfg.Log.Error("event key index not ready", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (in *Ingester) setNotReady(err error) {
+	in.notReadyMu.Lock()
+	in.notReadyErr = err
+	in.notReadyMu.Unlock()
+}
+
+// open opens the index (once) and does the start's catch-up: from the
+// watermark minus the margin, after every insert of ours that was running
+// has ended (a process that owned the index before may have left some).
+func (in *Ingester) open(ctx context.Context) error {
+	if in.index == nil {
+		dir := in.cfg.IndexDir
+		if dir == "" {
+			tmp, err := os.MkdirTemp("", "postage-keyindex-")
+			if err != nil {
+				return fmt.Errorf("key index directory: %w", err)
+			}
+			dir, in.tmpDir = tmp, tmp
+		}
+		idx, err := keyindex.Open(dir, keyindex.Options{
+			FilterBytes: in.cfg.IndexMemory, Lookback: in.cfg.Lookback, Now: in.cfg.Now, Log: in.cfg.Log,
+		})
+		if err != nil {
+			return fmt.Errorf("open the event key index: %w", err)
+		}
+		in.index = idx
+		in.setNotReady(errors.New("the key index is being caught up with the event store"))
+	}
+	wm := in.index.Watermark()
+	rebuild := wm.IsZero()
+	from := wm.Add(-in.cfg.CatchUpMargin)
+	if rebuild {
+		from = time.Unix(0, 0)
+		if in.cfg.Lookback > 0 {
+			// A key is kept for the lookback after its event's time, and an
+			// event is ingested at most the future skew before its time.
+			from = in.cfg.Now().Add(-in.cfg.Lookback - time.Hour)
+		}
+		in.setNotReady(errors.New("the key index is being rebuilt from the event store"))
+	}
+	if wm.After(in.lastStamp) {
+		in.lastStamp = wm
+	}
+	in.catchMu.Lock()
+	in.catch = &catchUp{from: from, all: true}
+	in.catchMu.Unlock()
+	if err := in.catchUp(ctx); err != nil {
+		return err
+	}
+	if rebuild {
+		if err := in.index.Compact(); err != nil {
+			return fmt.Errorf("compact the rebuilt key index: %w", err)
+		}
+	}
+	return nil
+}
+
+// unavailable is an outage of the event store or the index: EUNAVAILABLE
+// for the caller, with the cause in the chain for the log.
+func unavailable(what string, cause error) error {
+	return fmt.Errorf("%s: %w: %w", what, postage.Errorf(postage.EUNAVAILABLE, "event store unavailable, retry later"), cause)
+}
