@@ -149,6 +149,9 @@ func (in *Ingester) readBack(ctx context.Context, from time.Time) (time.Time, er
 	if err != nil {
 		return time.Time{}, unavailable("read the event store", err)
 	}
+	if first.IsZero() { // no event since from: one read from now on
+		first = in.cfg.Now()
+	}
 	if first.After(from) { // skip the days without events
 		from = first
 	}
@@ -223,33 +226,34 @@ func (in *Ingester) setNotReady(err error) {
 // has ended (a process that owned the index before may have left some).
 func (in *Ingester) open(ctx context.Context) error {
 	if in.index == nil {
-		dir := in.cfg.IndexDir
-		if dir == "" {
-			tmp, err := os.MkdirTemp("", "postage-keyindex-")
-			if err != nil {
-				return fmt.Errorf("key index directory: %w", err)
-			}
-			dir, in.tmpDir = tmp, tmp
+		if err := in.openIndex(); err != nil {
+			return err
 		}
-		idx, err := keyindex.Open(dir, keyindex.Options{
-			FilterBytes: in.cfg.IndexMemory, Lookback: in.cfg.Lookback, Now: in.cfg.Now, Log: in.cfg.Log,
-		})
-		if err != nil {
-			return fmt.Errorf("open the event key index: %w", err)
-		}
-		in.index = idx
 		in.setNotReady(errors.New("the key index is being caught up with the event store"))
+	}
+	if !in.indexChecked {
+		// An index of keys that the event store no longer holds (emptied
+		// since, or another store's) would answer duplicate for new
+		// events: with nothing stored in the lookback, start empty.
+		if !in.index.Watermark().IsZero() {
+			first, err := in.store.FirstIngested(ctx, in.rebuildFrom())
+			if err != nil {
+				return unavailable("read the event store", err)
+			}
+			if first.IsZero() {
+				in.cfg.Log.Warn("the event store holds no event of the key index's lookback: the index is emptied", "dir", in.indexDir)
+				if err := in.resetIndex(); err != nil {
+					return err
+				}
+			}
+		}
+		in.indexChecked = true
 	}
 	wm := in.index.Watermark()
 	rebuild := wm.IsZero()
 	from := wm.Add(-in.cfg.CatchUpMargin)
 	if rebuild {
-		from = time.Unix(0, 0)
-		if in.cfg.Lookback > 0 {
-			// A key is kept for the lookback after its event's time, and an
-			// event is ingested at most the future skew before its time.
-			from = in.cfg.Now().Add(-in.cfg.Lookback - time.Hour)
-		}
+		from = in.rebuildFrom()
 		in.setNotReady(errors.New("the key index is being rebuilt from the event store"))
 	}
 	if wm.After(in.lastStamp) {
@@ -267,6 +271,54 @@ func (in *Ingester) open(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// rebuildFrom is where a rebuild starts reading: a key is kept for the
+// lookback after its event's time, and an event is ingested at most the
+// future skew (less than an hour) before its time.
+func (in *Ingester) rebuildFrom() time.Time {
+	if in.cfg.Lookback < 0 {
+		return time.Unix(0, 0)
+	}
+	return in.cfg.Now().Add(-in.cfg.Lookback - time.Hour)
+}
+
+// openIndex opens the index directory (a temporary one if none is
+// configured).
+func (in *Ingester) openIndex() error {
+	dir := in.cfg.IndexDir
+	if dir == "" {
+		if in.tmpDir == "" {
+			tmp, err := os.MkdirTemp("", "postage-keyindex-")
+			if err != nil {
+				return fmt.Errorf("key index directory: %w", err)
+			}
+			in.tmpDir = tmp
+		}
+		dir = in.tmpDir
+	}
+	idx, err := keyindex.Open(dir, keyindex.Options{
+		FilterBytes: in.cfg.IndexMemory, Lookback: in.cfg.Lookback, Owner: in.cfg.IndexOwner, Now: in.cfg.Now, Log: in.cfg.Log,
+	})
+	if err != nil {
+		return fmt.Errorf("open the event key index: %w", err)
+	}
+	in.index, in.indexDir = idx, dir
+	return nil
+}
+
+// resetIndex empties the index: closed, its directory removed, opened
+// again.
+func (in *Ingester) resetIndex() error {
+	dir := in.indexDir
+	if err := in.index.Close(); err != nil {
+		in.cfg.Log.Warn("close the key index", "err", err)
+	}
+	in.index = nil
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove the key index: %w", err)
+	}
+	return in.openIndex()
 }
 
 // unavailable is an outage of the event store or the index: EUNAVAILABLE

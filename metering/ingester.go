@@ -38,6 +38,10 @@ type IngesterConfig struct {
 	// the ingester runs. "" uses a new temporary directory, removed by
 	// Close: the index is then rebuilt from the event store at every start.
 	IndexDir string
+	// IndexOwner names the event store the index is derived from (e.g. the
+	// ClickHouse address and database): an index directory written for
+	// another is rebuilt.
+	IndexOwner string
 	// IndexMemory is the size of the key index's Bloom filter in bytes
 	// (default 64 MiB; see keyindex.Options.FilterBytes).
 	IndexMemory int64
@@ -159,8 +163,10 @@ type Ingester struct {
 	notReadyMu  sync.Mutex
 	notReadyErr error
 
-	index  KeyIndex
-	tmpDir string
+	index        KeyIndex
+	indexDir     string
+	indexChecked bool // the index was compared with the event store once
+	tmpDir       string
 
 	// Owned by the flusher goroutine (and prepare, before ready).
 	lastStamp time.Time

@@ -449,6 +449,31 @@ func TestIngestCrashBeforeIndexWrite(t *testing.T) {
 	}
 }
 
+// TestIngestIndexOfAnEmptiedStore: an index whose keys the event store no
+// longer holds (the table was emptied, or the index directory belongs to
+// another store) is not believed: the events are new again.
+func TestIngestIndexOfAnEmptiedStore(t *testing.T) {
+	conn := newCH(t)
+	store := NewCHStore(conn)
+	dir := t.TempDir()
+	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
+	a := ev("c", "a", t0, "DE", "service", 1)
+	in := NewIngester(store, IngesterConfig{IndexDir: dir})
+	submit(t, in, a)
+	in.Close()
+	if err := conn.Exec(context.Background(), "TRUNCATE TABLE events"); err != nil {
+		t.Fatal(err)
+	}
+	in = NewIngester(store, IngesterConfig{IndexDir: dir})
+	defer in.Close()
+	if got := submit(t, in, a); got[0] != Accepted {
+		t.Fatalf("after the table was emptied: %v, want accepted", got[0])
+	}
+	if q, _ := monthTotal(t, store, "c", t0); q != 1 {
+		t.Errorf("usage %d, want 1", q)
+	}
+}
+
 // slowRebuildStore holds every read of stored keys until released.
 type slowRebuildStore struct {
 	EventStore

@@ -139,7 +139,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		MaxBatch: cfg.Ingest.FlushSize, MaxDelay: cfg.Ingest.FlushInterval.Duration,
 		QueueEvents: cfg.Ingest.QueueSize, QueueBytes: cfg.Ingest.QueueBytes,
 		IndexDir: IndexDir(cfg), IndexMemory: cfg.Ingest.IndexMemory,
-		Metrics: a.MeterMetrics, Log: log, Now: func() time.Time { return a.Now() },
+		IndexOwner: "clickhouse://" + cfg.ClickHouse.Addr + "/" + cfg.ClickHouse.Database,
+		Metrics:    a.MeterMetrics, Log: log, Now: func() time.Time { return a.Now() },
 		// The key index must remember keys longer than the oldest event
 		// accepted, or a re-send of an old event would count again.
 		Lookback: max(metering.DefaultLookback, cfg.Ingest.Horizon.Duration+31*24*time.Hour),

@@ -78,8 +78,12 @@ type Options struct {
 	// MergeWidth is how many runs of about the same size are merged into
 	// one (default 4).
 	MergeWidth int
-	Now        func() time.Time
-	Log        *slog.Logger
+	// Owner names the source the index is derived from (for the meter: the
+	// ClickHouse address and database). An index written for another owner
+	// is removed at Open and the store starts empty.
+	Owner string
+	Now   func() time.Time
+	Log   *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -147,6 +151,7 @@ type Store struct {
 // manifest is the store's table of contents, replaced atomically.
 type manifest struct {
 	Version   int      `json:"version"`
+	Owner     string   `json:"owner"`
 	Watermark int64    `json:"watermark"` // Unix seconds
 	Next      uint64   `json:"next"`
 	Runs      []uint64 `json:"runs"` // file numbers, oldest first
@@ -219,6 +224,9 @@ func (s *Store) load() error {
 	var m manifest
 	if err := json.Unmarshal(b, &m); err != nil || m.Version != 1 {
 		return fmt.Errorf("manifest: %w", errCorrupt)
+	}
+	if m.Owner != s.opts.Owner {
+		return fmt.Errorf("the index was written for %q, not %q", m.Owner, s.opts.Owner)
 	}
 	keep := map[string]bool{}
 	for _, seq := range m.Runs {
@@ -534,7 +542,7 @@ func (s *Store) persist() error {
 	s.persistMu.Lock()
 	defer s.persistMu.Unlock()
 	s.mu.RLock()
-	m := manifest{Version: 1, Next: s.nextSeq.Load()}
+	m := manifest{Version: 1, Owner: s.opts.Owner, Next: s.nextSeq.Load()}
 	if !s.watermark.IsZero() {
 		m.Watermark = s.watermark.Unix()
 	}

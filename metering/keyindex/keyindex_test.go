@@ -156,6 +156,25 @@ func TestCrashKeepsTheWatermarkHonest(t *testing.T) {
 	wantNone(t, s, late, "added after the last sync (the caller re-adds them from the watermark)")
 }
 
+// TestOtherOwnerStartsEmpty: an index written for another source is not
+// used.
+func TestOtherOwnerStartsEmpty(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{Now: clock, Owner: "clickhouse://a/db1"})
+	rng := rand.New(rand.NewPCG(17, 18))
+	es := entries(rng, 100, uint32(now.Unix()))
+	if err := s.Add(es, now); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, dir, Options{Now: clock, Owner: "clickhouse://a/db2"})
+	defer s.Close()
+	if !s.Watermark().IsZero() {
+		t.Errorf("another owner's index: watermark %v, want zero", s.Watermark())
+	}
+	wantNone(t, s, es, "another owner's index")
+}
+
 func TestLockedByOneStore(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir, Options{})
