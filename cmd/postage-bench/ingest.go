@@ -317,6 +317,7 @@ func runIngestBench(ctx context.Context, out io.Writer, o ingestBenchOpts) error
 				return err
 			}
 			ff := flushStatsOf(ctx, srv.url, adminKey)
+			logf("size %d, round %d: server memory now: %s", size, round, serverMemory(ctx, srv.url, adminKey))
 			bulkRate := float64(total) / b.Seconds()
 			logf("size %d, round %d: %v in %v; %s", size, round, res.cpu, res.wall.Round(time.Millisecond), ff)
 			logf("size %d, round %d: HTTP ingest: %d events acknowledged in %v: %.0f events/s = %.2fx this round's bulk load; latency p50 %v p99 %v; server RSS max %d MB; 429 retries %d",
@@ -644,6 +645,29 @@ func runFlood(ctx context.Context, a *app.App, srv *benchServer, key string, chP
 		return fr, fmt.Errorf("flood: %d events sent and acknowledged, but %d rows and %d distinct keys stored", fr.events, fr.stored, ids)
 	}
 	return fr, nil
+}
+
+// serverMemory describes the server's Go heap from its metrics (the key
+// index's filter and memtables are outside it).
+func serverMemory(ctx context.Context, url, key string) string {
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var parts []string
+	for _, l := range strings.Split(string(b), "\n") {
+		for _, name := range []string{"go_memstats_heap_inuse_bytes", "go_memstats_heap_sys_bytes", "go_memstats_next_gc_bytes", "go_memstats_sys_bytes", "process_resident_memory_bytes"} {
+			if rest, ok := strings.CutPrefix(l, name+" "); ok {
+				v, _ := strconv.ParseFloat(rest, 64)
+				parts = append(parts, fmt.Sprintf("%s %.0f MB", strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(name, "go_memstats_"), "process_"), "_bytes"), v/(1<<20)))
+			}
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // flushFigures are the server's group-commit metrics over one phase.

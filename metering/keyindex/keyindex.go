@@ -59,10 +59,11 @@ type Entry struct {
 
 // Options tune a Store. Zero values take the defaults.
 type Options struct {
-	// FilterBytes is the size of the Bloom filter, the store's main use of
-	// memory (default 64 MiB). Absent keys cost one probe while the filter
-	// has about 8 or more bits per key; beyond that its false positives
-	// cost a read of each run.
+	// FilterBytes bounds the Bloom filter, the store's main use of memory
+	// (default 64 MiB). The filter is sized for 16 bits per key (at least
+	// 1 MiB) and grown in the background when it falls under 8; at its
+	// bound it takes on more keys per bit, and its false positives (8% at
+	// 100 million keys in 64 MiB) cost a read of a large run each.
 	FilterBytes int64
 	// MemtableEntries is how many entries the memtable takes before it is
 	// written out as a run (default 131,072: 4.5 MB; up to three memtables
@@ -123,16 +124,19 @@ type Store struct {
 	opts Options
 	lock *os.File
 
-	mu        sync.RWMutex
-	cond      *sync.Cond // on mu: a memtable was written out, or the store failed or closed
-	filter    *filter
-	mem       *memtable
-	imm       []*memtable // full memtables, oldest first, waiting to be written
-	runs      []*run      // oldest first
-	watermark time.Time   // the persisted watermark
-	failed    error       // set once: the store refuses further use
-	closed    bool
-	nextSeq   atomic.Uint64
+	mu     sync.RWMutex
+	cond   *sync.Cond // on mu: a memtable was written out, or the store failed or closed
+	filter *filter
+	// While the filter grows: the next filter (which Add fills too).
+	filterNext *filter
+	growing    bool
+	mem        *memtable
+	imm        []*memtable // full memtables, oldest first, waiting to be written
+	runs       []*run      // oldest first
+	watermark  time.Time   // the persisted watermark
+	failed     error       // set once: the store refuses further use
+	closed     bool
+	nextSeq    atomic.Uint64
 
 	perm      []uint32   // the flusher's sort order of a memtable
 	persistMu sync.Mutex // one manifest write at a time
@@ -144,7 +148,7 @@ type Store struct {
 	wg             sync.WaitGroup
 
 	stats struct {
-		probes, passed, runReads, merges, mergedBytes, dropped atomic.Uint64
+		probes, passed, runReads, merges, mergedBytes, dropped, grows atomic.Uint64
 	}
 }
 
@@ -180,13 +184,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("lock key index %s: %w", dir, err)
 	}
-	f, err := newFilter(opts.FilterBytes)
-	if err != nil {
-		lock.Close()
-		return nil, err
-	}
 	s := &Store{
-		dir: dir, opts: opts, lock: lock, filter: f,
+		dir: dir, opts: opts, lock: lock,
 		flushc: make(chan struct{}, 1), mergec: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
 	s.cond = sync.NewCond(&s.mu)
@@ -198,7 +197,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		opts.Log.Warn("key index unreadable: starting empty, it will be rebuilt", "dir", dir, "err", err)
 		s.closeRuns()
 		s.runs, s.watermark = nil, time.Time{}
-		s.filter.reset()
+		if s.filter != nil {
+			s.filter.close()
+		}
+		if s.filter, err = newFilter(s.filterSize(0)); err != nil {
+			s.release()
+			return nil, err
+		}
 		if err := s.wipe(); err != nil {
 			s.release()
 			return nil, err
@@ -216,6 +221,9 @@ func Open(dir string, opts Options) (*Store, error) {
 func (s *Store) load() error {
 	b, err := os.ReadFile(filepath.Join(s.dir, manifestName))
 	if errors.Is(err, os.ErrNotExist) {
+		if s.filter, err = newFilter(s.filterSize(0)); err != nil {
+			return err
+		}
 		return s.removeStray(nil)
 	}
 	if err != nil {
@@ -229,6 +237,7 @@ func (s *Store) load() error {
 		return fmt.Errorf("the index was written for %q, not %q", m.Owner, s.opts.Owner)
 	}
 	keep := map[string]bool{}
+	var keys uint64
 	for _, seq := range m.Runs {
 		r, err := openRun(filepath.Join(s.dir, runName(seq)), seq)
 		if err != nil {
@@ -236,8 +245,12 @@ func (s *Store) load() error {
 		}
 		s.runs = append(s.runs, r)
 		keep[runName(seq)] = true
+		keys += r.n
 	}
 	if err := s.removeStray(keep); err != nil {
+		return err
+	}
+	if s.filter, err = newFilter(s.filterSize(keys)); err != nil {
 		return err
 	}
 	for _, r := range s.runs {
@@ -400,8 +413,12 @@ func (s *Store) Add(entries []Entry, wm time.Time) error {
 			return err
 		}
 		s.filter.add(e.FP)
+		if s.filterNext != nil {
+			s.filterNext.add(e.FP)
+		}
 		s.mem.put(e)
 	}
+	s.maybeGrowLocked()
 	if err := s.usableLocked(); err != nil {
 		return err
 	}
@@ -428,6 +445,106 @@ func (s *Store) rotateLocked() error {
 	s.mem = m
 	s.kick(s.flushc)
 	return nil
+}
+
+// filterSize is the filter's size for keys keys: 16 bits a key, at least
+// 1 MiB, at most FilterBytes.
+func (s *Store) filterSize(keys uint64) int64 {
+	return min(max(int64(keys)*2, 1<<20), s.opts.FilterBytes)
+}
+
+// keysLocked counts the entries in runs and memtables.
+func (s *Store) keysLocked() uint64 {
+	n := uint64(s.mem.n)
+	for _, m := range s.imm {
+		n += uint64(m.n)
+	}
+	for _, r := range s.runs {
+		n += r.n
+	}
+	return n
+}
+
+// maybeGrowLocked starts growing the filter when it has fewer than 8 bits
+// a key and may still grow.
+func (s *Store) maybeGrowLocked() {
+	if s.growing || s.filter.bytes() >= s.opts.FilterBytes {
+		return
+	}
+	keys := s.keysLocked()
+	if keys <= uint64(s.filter.bytes()) { // 8 bits a key or more
+		return
+	}
+	s.growing = true
+	s.wg.Add(1)
+	go s.grow(s.filterSize(keys))
+}
+
+// grow builds a filter of size bytes from the memtables and the runs and
+// puts it in place of the current one. Add fills both while it runs; no
+// merge replaces runs meanwhile (so the scanned runs stay open).
+func (s *Store) grow(size int64) {
+	defer s.wg.Done()
+	done := func(nf *filter) {
+		s.mu.Lock()
+		old := s.filter
+		if nf != nil {
+			s.filter = nf
+		} else if s.filterNext != nil {
+			s.filterNext.close()
+		}
+		s.filterNext, s.growing = nil, false
+		s.mu.Unlock()
+		if nf != nil {
+			old.close()
+		}
+	}
+	nf, err := newFilter(size)
+	if err != nil {
+		s.opts.Log.Warn("grow the key filter", "bytes", size, "err", err)
+		done(nil)
+		return
+	}
+	s.mergeMu.Lock()
+	defer s.mergeMu.Unlock()
+	s.mu.Lock()
+	for _, m := range append([]*memtable{s.mem}, s.imm...) {
+		for _, e := range m.entries[:m.n] {
+			nf.add(e.FP)
+		}
+	}
+	runs := slices.Clone(s.runs)
+	s.filterNext = nf
+	s.mu.Unlock()
+	chunk := make([]Fingerprint, 0, 1<<14)
+	add := func() {
+		s.mu.Lock()
+		for _, fp := range chunk {
+			nf.add(fp)
+		}
+		s.mu.Unlock()
+		chunk = chunk[:0]
+	}
+	for _, r := range runs {
+		it := r.iter(1 << 20)
+		for it.next() {
+			if chunk = append(chunk, it.entry.FP); len(chunk) == cap(chunk) {
+				add()
+				if s.stopped.Load() {
+					done(nil)
+					return
+				}
+			}
+		}
+		if it.err != nil {
+			s.opts.Log.Warn("grow the key filter", "err", it.err)
+			done(nil)
+			return
+		}
+	}
+	add()
+	s.stats.grows.Add(1)
+	done(nf)
 }
 
 // Watermark is the persisted watermark: every entry added with an earlier
@@ -794,6 +911,7 @@ type Stats struct {
 	Merges        uint64    // merges done since Open
 	MergedBytes   uint64    // bytes written by merges
 	Dropped       uint64    // expired entries dropped by merges
+	Grows         uint64    // times the filter grew since Open
 }
 
 // Stats returns the store's current figures.
@@ -812,6 +930,7 @@ func (s *Store) Stats() Stats {
 	st.FalsePositive = falsePositiveRate(s.filter.nblocks, st.Keys)
 	st.Probes, st.Passed, st.RunReads = s.stats.probes.Load(), s.stats.passed.Load(), s.stats.runReads.Load()
 	st.Merges, st.MergedBytes, st.Dropped = s.stats.merges.Load(), s.stats.mergedBytes.Load(), s.stats.dropped.Load()
+	st.Grows = s.stats.grows.Load()
 	return st
 }
 
@@ -846,7 +965,12 @@ func (s *Store) release() {
 	for _, m := range s.imm {
 		m.free()
 	}
-	s.filter.close()
+	if s.filter != nil {
+		s.filter.close()
+	}
+	if s.filterNext != nil {
+		s.filterNext.close()
+	}
 	s.lock.Close() // releases the flock
 }
 

@@ -337,6 +337,41 @@ func TestCorruptIndexStartsEmpty(t *testing.T) {
 	}
 }
 
+// TestFilterGrows: the filter starts small and grows in the background as
+// keys come; keys added while it grows are in the grown filter (a key
+// missing from it would be answered absent: a double count).
+func TestFilterGrows(t *testing.T) {
+	s := open(t, t.TempDir(), Options{Now: clock, FilterBytes: 16 << 20, MemtableEntries: 1 << 16})
+	defer s.Close()
+	if got := s.Stats().FilterBytes; got != 1<<20 {
+		t.Fatalf("empty store's filter: %d bytes, want 1 MiB", got)
+	}
+	rng := rand.New(rand.NewPCG(19, 20))
+	var all []Entry
+	for range 40 {
+		es := entries(rng, 50000, uint32(now.Unix()))
+		if err := s.Add(es, now); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, es...)
+	}
+	for s.Stats().Grows == 0 || s.growingNow() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := s.Stats()
+	if st.FilterBytes <= 1<<20 || st.FilterBytes > 16<<20 {
+		t.Errorf("grown filter: %d bytes", st.FilterBytes)
+	}
+	wantAll(t, s, all, "after the filter grew")
+	t.Logf("%d keys: filter %d bytes after %d grows", len(all), st.FilterBytes, st.Grows)
+}
+
+func (s *Store) growingNow() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.growing
+}
+
 func TestFalsePositiveEstimate(t *testing.T) {
 	s := open(t, t.TempDir(), Options{FilterBytes: 64 << 10}) // 1,024 blocks
 	defer s.Close()
