@@ -39,11 +39,16 @@ const insertBlockRows = 4096
 // joins the blocks of one INSERT into one part (min_insert_block_size_rows,
 // 1,048,576 by default; TestInsertInBlocksIsOnePart), so this costs no
 // extra parts.
-//
-// An insert id that ctx carries (WithInsertID) becomes the query's id, so
-// that RunningInserts finds the insert while ClickHouse still runs it.
 func (s *CHStore) Insert(ctx context.Context, events []Event) error {
-	if len(events) == 0 {
+	return s.InsertList(ctx, Events(events))
+}
+
+// InsertList implements EventStore: Insert of an EventList. An insert id
+// that ctx carries (WithInsertID) becomes the query's id, so that
+// RunningInserts finds the insert while ClickHouse still runs it.
+func (s *CHStore) InsertList(ctx context.Context, events EventList) error {
+	total := events.Len()
+	if total == 0 {
 		return nil
 	}
 	qctx := ctx
@@ -55,16 +60,15 @@ func (s *CHStore) Insert(ctx context.Context, events []Event) error {
 		return fmt.Errorf("insert events: %w", err)
 	}
 	defer batch.Abort()
-	n := min(len(events), insertBlockRows)
+	n := min(total, insertBlockRows)
 	cust, id, country, cat := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	ptype, pmodel, source, status := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	ts, ing := make([]time.Time, n), make([]time.Time, n)
 	qty, hash := make([]uint64, n), make([]uint64, n)
-	for start := 0; start < len(events); start += n {
-		block := events[start:min(start+n, len(events))]
-		m := len(block)
-		for i := range block {
-			e := &block[i]
+	for start := 0; start < total; start += n {
+		m := min(n, total-start)
+		for i := range m {
+			e := events.At(start + i)
 			cust[i], id[i], country[i], cat[i] = e.CustomerID, e.ID, e.Country, e.Category
 			ptype[i], pmodel[i], source[i], status[i] = e.PricingType, e.PricingModel, e.Source, e.Status
 			ts[i], ing[i], qty[i], hash[i] = e.Time, e.IngestedAt, e.Quantity, e.PayloadHash
@@ -75,7 +79,7 @@ func (s *CHStore) Insert(ctx context.Context, events []Event) error {
 				return fmt.Errorf("insert events: column %d: %w", i, err)
 			}
 		}
-		if start+m < len(events) {
+		if start+m < total {
 			// Flush runs without the context's deadline (the Send below
 			// has it): stop between blocks when the context is done, and
 			// the connection bounds each write (db.boundedWriteConn).

@@ -173,13 +173,12 @@ type Ingester struct {
 	hasher    keyHasher
 	// Buffers re-used from one flush to the next: the previous flush has
 	// decided and its insert has returned before the next one decides.
-	seen    map[Key]int32
-	keys    []Key
-	refs    []ref
+	seen    map[keyindex.Fingerprint]int32 // a key's position among the flush's distinct keys
+	refs    []ref                          // where each distinct key occurs first
 	copies  []copyRef
-	fps     []keyindex.Fingerprint
+	fps     []keyindex.Fingerprint // the distinct keys' fingerprints
 	stored  []storedHash
-	fresh   []Event
+	fresh   []ref // the events to insert
 	entries []keyindex.Entry
 
 	catchMu sync.Mutex
@@ -455,10 +454,9 @@ type flushJob struct {
 	n       int
 	start   time.Time
 	stamp   time.Time        // the rows' ingested_at
-	queryID string           // the insert's id
-	keys    []Key            // the batch's distinct keys, in order
-	fresh   map[Key]uint64   // keys this job inserts, with their payload hashes
-	entries []keyindex.Entry // what the index records once the insert is acknowledged
+	queryID string                          // the insert's id
+	fresh   map[keyindex.Fingerprint]uint64 // keys this job inserts, with their payload hashes
+	entries []keyindex.Entry                // what the index records once the insert is acknowledged
 	err     error            // set before done is closed
 	done    chan struct{}
 }
@@ -499,30 +497,31 @@ func (in *Ingester) flush(batch []*submission, n int, prev *flushJob) *flushJob 
 	job.stamp = in.nextStamp()
 	job.queryID = insertQueryID(job.stamp)
 	if in.seen == nil {
-		in.seen = make(map[Key]int32, n)
+		in.seen = make(map[keyindex.Fingerprint]int32, n)
 	}
 	clear(in.seen)
-	job.keys, in.refs, in.copies, in.fps = in.keys[:0], in.refs[:0], in.copies[:0], in.fps[:0]
+	in.refs, in.copies, in.fps = in.refs[:0], in.copies[:0], in.fps[:0]
 	for si, s := range batch {
 		s.status = make([]Status, len(s.events))
 		for i := range s.events {
 			e := &s.events[i]
-			k := e.Key()
-			if ki, ok := in.seen[k]; ok {
+			// Two keys share a fingerprint with a chance of 2^-128 a pair
+			// (keyHasher): the flush dedupes on it as the index does.
+			fp := in.hasher.fingerprint(e.CustomerID, e.ID)
+			if ki, ok := in.seen[fp]; ok {
 				in.copies = append(in.copies, copyRef{ref{si, i}, ki})
 				continue
 			}
-			in.seen[k] = int32(len(job.keys))
-			job.keys = append(job.keys, k)
+			in.seen[fp] = int32(len(in.fps))
 			in.refs = append(in.refs, ref{si, i})
-			in.fps = append(in.fps, in.hasher.fingerprint(k.CustomerID, k.ID))
+			in.fps = append(in.fps, fp)
 		}
 	}
-	in.keys = job.keys
-	if cap(in.stored) < len(job.keys) {
-		in.stored = make([]storedHash, len(job.keys))
+	nkeys := len(in.fps)
+	if cap(in.stored) < nkeys {
+		in.stored = make([]storedHash, nkeys)
 	}
-	in.stored = in.stored[:len(job.keys)]
+	in.stored = in.stored[:nkeys]
 	clear(in.stored)
 	ctx, cancel := context.WithTimeout(context.Background(), in.cfg.FlushTimeout)
 
@@ -531,8 +530,8 @@ func (in *Ingester) flush(batch []*submission, n int, prev *flushJob) *flushJob 
 	var later []int32 // positions of keys that prev is inserting
 	skip := func(i int) bool { return false }
 	if prev != nil && len(prev.fresh) > 0 {
-		for i, k := range job.keys {
-			if _, ok := prev.fresh[k]; ok {
+		for i, fp := range in.fps {
+			if _, ok := prev.fresh[fp]; ok {
 				later = append(later, int32(i))
 			}
 		}
@@ -563,7 +562,7 @@ func (in *Ingester) flush(batch []*submission, n int, prev *flushJob) *flushJob 
 			}
 		} else {
 			for _, i := range later { // prev stored them
-				in.stored[i] = storedHash{hash: prev.fresh[job.keys[i]], ok: true}
+				in.stored[i] = storedHash{hash: prev.fresh[in.fps[i]], ok: true}
 			}
 		}
 	}
@@ -576,7 +575,7 @@ func (in *Ingester) flush(batch []*submission, n int, prev *flushJob) *flushJob 
 	go func() {
 		defer cancel()
 		insStart := time.Now()
-		err := in.store.Insert(WithInsertID(ctx, job.queryID), fresh)
+		err := in.store.InsertList(WithInsertID(ctx, job.queryID), fresh)
 		in.observe(func(m *Metrics) prometheus.Observer { return m.InsertSeconds }, insStart)
 		if err != nil {
 			// It may land all the same: nothing is decided before a
@@ -632,12 +631,12 @@ func (in *Ingester) observe(h func(*Metrics) prometheus.Observer, start time.Tim
 // returns the events to insert. A stored key's copies are duplicates or
 // conflicts against the stored payload; an unstored key's first copy is
 // accepted and its later copies are compared with that one.
-func (in *Ingester) decide(job *flushJob) []Event {
+func (in *Ingester) decide(job *flushJob) EventList {
 	// in.fresh and in.entries are free: the previous insert has returned
 	// and its keys are recorded (see Ingester).
 	fresh, entries := in.fresh[:0], in.entries[:0]
-	job.fresh = make(map[Key]uint64, len(job.keys))
-	for i, k := range job.keys {
+	job.fresh = make(map[keyindex.Fingerprint]uint64, len(in.fps))
+	for i, fp := range in.fps {
 		r := in.refs[i]
 		s := job.batch[r.sub]
 		e := &s.events[r.idx]
@@ -647,9 +646,9 @@ func (in *Ingester) decide(job *flushJob) []Event {
 		}
 		s.status[r.idx] = Accepted
 		e.IngestedAt = job.stamp
-		fresh = append(fresh, *e)
-		entries = append(entries, keyindex.Entry{FP: in.fps[i], Value: keyindex.Value{Hash: e.PayloadHash, Time: indexTime(e.Time)}})
-		job.fresh[k] = e.PayloadHash
+		fresh = append(fresh, r)
+		entries = append(entries, keyindex.Entry{FP: fp, Value: keyindex.Value{Hash: e.PayloadHash, Time: indexTime(e.Time)}})
+		job.fresh[fp] = e.PayloadHash
 	}
 	for _, c := range in.copies {
 		s := job.batch[c.sub]
@@ -662,8 +661,18 @@ func (in *Ingester) decide(job *flushJob) []Event {
 	}
 	in.fresh, in.entries = fresh, entries
 	job.entries = entries
-	return fresh
+	return &batchEvents{batch: job.batch, refs: fresh}
 }
+
+// batchEvents is the events a flush inserts, where they are: in the
+// requests' own slices (no copy of a flush's 40,000 events).
+type batchEvents struct {
+	batch []*submission
+	refs  []ref
+}
+
+func (b *batchEvents) Len() int         { return len(b.refs) }
+func (b *batchEvents) At(i int) *Event { r := b.refs[i]; return &b.batch[r.sub].events[r.idx] }
 
 func compare(stored, sent uint64) Status {
 	if stored == sent {

@@ -265,9 +265,9 @@ type blockingStore struct {
 	release chan struct{}
 }
 
-func (b *blockingStore) Insert(ctx context.Context, evs []Event) error {
+func (b *blockingStore) InsertList(ctx context.Context, evs EventList) error {
 	<-b.release
-	return b.EventStore.Insert(ctx, evs)
+	return b.EventStore.InsertList(ctx, evs)
 }
 
 func TestIngestOverloaded(t *testing.T) {
@@ -306,14 +306,14 @@ type failingStore struct {
 	down bool
 }
 
-func (f *failingStore) Insert(ctx context.Context, evs []Event) error {
+func (f *failingStore) InsertList(ctx context.Context, evs EventList) error {
 	f.mu.Lock()
 	down := f.down
 	f.mu.Unlock()
 	if down {
 		return fmt.Errorf("dial tcp: connection refused")
 	}
-	return f.EventStore.Insert(ctx, evs)
+	return f.EventStore.InsertList(ctx, evs)
 }
 
 func TestIngestUnavailableThenRecovers(t *testing.T) {
@@ -342,8 +342,8 @@ func TestIngestUnavailableThenRecovers(t *testing.T) {
 // breaks after ClickHouse wrote the insert but before its answer arrived.
 type lostAckStore struct{ EventStore }
 
-func (l lostAckStore) Insert(ctx context.Context, evs []Event) error {
-	if err := l.EventStore.Insert(ctx, evs); err != nil {
+func (l lostAckStore) InsertList(ctx context.Context, evs EventList) error {
+	if err := l.EventStore.InsertList(ctx, evs); err != nil {
 		return err
 	}
 	return fmt.Errorf("read: connection reset by peer")
@@ -356,11 +356,11 @@ type flakyAckStore struct {
 	n atomic.Int32
 }
 
-func (f *flakyAckStore) Insert(ctx context.Context, evs []Event) error {
+func (f *flakyAckStore) InsertList(ctx context.Context, evs EventList) error {
 	if f.n.Add(1) == 1 {
-		return lostAckStore{f.EventStore}.Insert(ctx, evs)
+		return lostAckStore{f.EventStore}.InsertList(ctx, evs)
 	}
-	return f.EventStore.Insert(ctx, evs)
+	return f.EventStore.InsertList(ctx, evs)
 }
 
 // TestIngestRetryAfterUnacknowledgedInsert: an insert that ClickHouse
@@ -592,14 +592,14 @@ type pipelineStore struct {
 	lookedUp chan struct{}
 }
 
-func (p *pipelineStore) Insert(ctx context.Context, evs []Event) error {
+func (p *pipelineStore) InsertList(ctx context.Context, evs EventList) error {
 	if p.inserts.Add(1) == 1 {
 		<-p.lookedUp
 		if p.fail {
 			return fmt.Errorf("connection reset")
 		}
 	}
-	return p.EventStore.Insert(ctx, evs)
+	return p.EventStore.InsertList(ctx, evs)
 }
 
 // TestIngestPipelinedBatches sends the same event in two batches whose

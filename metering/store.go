@@ -10,10 +10,10 @@ import (
 // EventStore is where the Ingester writes new events, and what its key
 // index is rebuilt from. The ClickHouse implementation is *CHStore.
 type EventStore interface {
-	// Insert stores events in one insert. It returns only after the
+	// InsertList stores events in one insert. It returns only after the
 	// database acknowledged the write. An insert id that ctx carries
 	// (WithInsertID) names the insert while the database runs it.
-	Insert(ctx context.Context, events []Event) error
+	InsertList(ctx context.Context, events EventList) error
 	// StoredKeys hands fn, in batches, the key fingerprint, payload hash
 	// and time of every stored event ingested in [from, to) (a zero to: no
 	// end) whose time is at or after since (zero: any), and returns the
@@ -27,6 +27,22 @@ type EventStore interface {
 	// inserts the database is still running (and that may still land).
 	RunningInserts(ctx context.Context, prefix string) ([]string, error)
 }
+
+// EventList is a sequence of events to insert. The Ingester's are spread
+// over the requests of a flush, read where they are.
+type EventList interface {
+	Len() int
+	At(i int) *Event
+}
+
+// Events is an EventList of a slice.
+type Events []Event
+
+// Len implements EventList.
+func (e Events) Len() int { return len(e) }
+
+// At implements EventList.
+func (e Events) At(i int) *Event { return &e[i] }
 
 // Window is the width of a usage time bucket, in UTC.
 type Window string

@@ -620,6 +620,7 @@ func runFlood(ctx context.Context, a *app.App, srv *benchServer, key string, chP
 	case <-time.After(o.floodStall):
 	}
 	stallRSS := stallPeak.Load()
+	saveServerHeap("heap-flood-stall")
 	resume()
 	logf("flood: ClickHouse resumed after %v; server RSS max during the stall %d MB", o.floodStall, stallRSS>>20)
 	var firstErr error
@@ -1223,6 +1224,24 @@ func startBenchProfile(phase string) func() {
 		b, _ := io.ReadAll(resp.Body)
 		_ = os.WriteFile(filepath.Join(dir, "allocs-"+phase+".pprof"), b, 0o644)
 	}
+}
+
+// saveServerHeap saves a heap profile of the server child as
+// <name>.pprof in the profile directory, if profiling is on.
+func saveServerHeap(name string) {
+	dir := os.Getenv(benchProfileEnv)
+	if dir == "" || benchPprofAddr == "" {
+		return
+	}
+	resp, err := http.Get("http://" + benchPprofAddr + "/debug/pprof/heap")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	_ = os.MkdirAll(dir, 0o755)
+	_ = os.WriteFile(filepath.Join(dir, name+".pprof"), b, 0o644)
 }
 
 // partsInfo describes the events table's active parts.

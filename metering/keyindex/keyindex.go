@@ -66,7 +66,7 @@ type Options struct {
 	// 100 million keys in 64 MiB) cost a read of a large run each.
 	FilterBytes int64
 	// MemtableEntries is how many entries the memtable takes before it is
-	// written out as a run (default 131,072: 4.5 MB; up to three memtables
+	// written out as a run (default 65,536: 2.3 MB; up to three memtables
 	// exist at once).
 	MemtableEntries int
 	// MaxMemtableAge writes the memtable out when its oldest entry is this
@@ -92,7 +92,7 @@ func (o *Options) defaults() {
 		o.FilterBytes = 64 << 20
 	}
 	if o.MemtableEntries <= 0 {
-		o.MemtableEntries = 1 << 17
+		o.MemtableEntries = 1 << 16
 	}
 	if o.MaxMemtableAge <= 0 {
 		o.MaxMemtableAge = time.Minute
