@@ -453,11 +453,11 @@ type flushJob struct {
 	batch   []*submission
 	n       int
 	start   time.Time
-	stamp   time.Time        // the rows' ingested_at
+	stamp   time.Time                       // the rows' ingested_at
 	queryID string                          // the insert's id
 	fresh   map[keyindex.Fingerprint]uint64 // keys this job inserts, with their payload hashes
 	entries []keyindex.Entry                // what the index records once the insert is acknowledged
-	err     error            // set before done is closed
+	err     error                           // set before done is closed
 	done    chan struct{}
 }
 
@@ -671,7 +671,7 @@ type batchEvents struct {
 	refs  []ref
 }
 
-func (b *batchEvents) Len() int         { return len(b.refs) }
+func (b *batchEvents) Len() int        { return len(b.refs) }
 func (b *batchEvents) At(i int) *Event { r := b.refs[i]; return &b.batch[r.sub].events[r.idx] }
 
 func compare(stored, sent uint64) Status {
