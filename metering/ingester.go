@@ -43,7 +43,7 @@ type IngesterConfig struct {
 	// another is rebuilt.
 	IndexOwner string
 	// IndexMemory is the size of the key index's Bloom filter in bytes
-	// (default 64 MiB; see keyindex.Options.FilterBytes).
+	// (default 48 MiB; see keyindex.Options.FilterBytes).
 	IndexMemory int64
 	// CatchUpMargin is how far before the index's watermark a catch-up
 	// starts reading the event store (default 1 minute): slack for the
@@ -83,7 +83,7 @@ func (c *IngesterConfig) defaults() {
 		c.FlushTimeout = 30 * time.Second
 	}
 	if c.IndexMemory <= 0 {
-		c.IndexMemory = 64 << 20
+		c.IndexMemory = 48 << 20
 	}
 	if c.CatchUpMargin <= 0 {
 		c.CatchUpMargin = time.Minute

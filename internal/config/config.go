@@ -203,7 +203,7 @@ func Default() Config {
 			FlushInterval: Duration{50 * time.Millisecond},
 			QueueSize:     200000,
 			QueueBytes:    32 << 20,
-			IndexMemory:   64 << 20,
+			IndexMemory:   48 << 20,
 			Horizon:       Duration{35 * 24 * time.Hour},
 			FutureSkew:    Duration{5 * time.Minute},
 			Categories:    []string{"notification", "session", "marketing", "utility", "authentication", "authentication_international", "service"},
