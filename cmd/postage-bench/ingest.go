@@ -91,7 +91,7 @@ Figures are printed and written to the "Metering" section of --doc.`,
 	f.IntVar(&o.customers, "customers", 10000, "distinct customers (Zipf-distributed)")
 	f.Float64Var(&o.dupRate, "duplicates", 0.01, "fraction of events re-sent in a later batch")
 	f.IntSliceVar(&o.sizes, "sizes", []int{0, 10_000_000}, "rows already in the events table for each measurement, ascending")
-	f.IntVar(&o.queries, "queries", 300, "usage queries per measured customer")
+	f.IntVar(&o.queries, "queries", 300, "usage queries per measured customer (0: no usage measurement)")
 	f.IntVar(&o.repeat, "repeat", 3, "rounds of bulk load and ingest per size (the best of each counts)")
 	f.DurationVar(&o.floodStall, "flood-stall", 40*time.Second, "how long ClickHouse is stopped during the flood (0: no flood)")
 	f.IntVar(&o.floodClients, "flood-clients", 64, "clients of the flood")
@@ -352,7 +352,11 @@ func runIngestBench(ctx context.Context, out io.Writer, o ingestBenchOpts) error
 		storeP50 time.Duration
 	}
 	var qs []qres
-	for _, rank := range []int{100, 10, 0} {
+	ranks := []int{100, 10, 0}
+	if o.queries <= 0 {
+		ranks = nil
+	}
+	for _, rank := range ranks {
 		cust := fmt.Sprintf("bench-%05d", rank)
 		var n uint64
 		from, to := month, month.AddDate(0, 1, 0)
@@ -412,6 +416,9 @@ func runIngestBench(ctx context.Context, out io.Writer, o ingestBenchOpts) error
 	if fl != nil {
 		fmt.Fprintf(&b, "Flood while ClickHouse is stopped (SIGSTOP for %v), %d clients posting %d batches of %d events each as fast as the server answers (retrying 429 and 503 after 20 ms), table of %d rows: server RSS max **%d MB** during the stall, %d MB after ClickHouse resumed; answers during the stall: %d × 200, %d × 429, %d × 503; afterwards every event was stored exactly once (%d events, %d rows).\n\n",
 			o.floodStall, o.floodClients, o.floodBatches, o.batch, fl.rows, fl.stallRSS>>20, fl.afterRSS>>20, fl.ok, fl.overloaded, fl.unavailable, fl.events, fl.stored)
+	}
+	if len(qs) == 0 {
+		return writeDocBlock(o.doc, "## Metering", "ingest-bench", b.String())
 	}
 	fmt.Fprintf(&b, "Usage query, one customer-month, `GET /api/v1/customers/{id}/usage?window=day&group_by=country,category` (up to %d queries each, at most 20 s per customer; \"store\" is the same query through `metering.CHStore` without HTTP), events table of %d rows in %d active parts:\n\n", o.queries, rows, parts)
 	fmt.Fprintf(&b, "| customer (Zipf rank) | its events in the month | queries | HTTP p50 | HTTP p99 | store p50 | store p99 |\n|---|---|---|---|---|---|---|\n")
