@@ -353,6 +353,17 @@ func (in *Ingester) waitReady(ctx context.Context) error {
 	}
 }
 
+// Admit returns EOVERLOADED when the queue is nearly full (more than 7/8
+// of its events or bytes taken), so that a request can be refused before
+// its body is read and decoded; nil otherwise (Submit still decides).
+func (in *Ingester) Admit() error {
+	if in.pending.Load() > int64(in.cfg.QueueEvents)/8*7 || in.pendingBytes.Load() > in.cfg.QueueBytes/8*7 {
+		in.overloaded()
+		return postage.Errorf(postage.EOVERLOADED, "ingest queue full, retry later")
+	}
+	return nil
+}
+
 func (in *Ingester) overloaded() {
 	if in.cfg.Metrics != nil {
 		in.cfg.Metrics.Overloaded.Inc()

@@ -474,6 +474,38 @@ func TestIngestIndexOfAnEmptiedStore(t *testing.T) {
 	}
 }
 
+// TestIngestAdmit: a nearly full queue (7/8 of its bytes or events) is
+// reported before a request's body is read; an emptier one is not.
+func TestIngestAdmit(t *testing.T) {
+	conn := newCH(t)
+	bs := &blockingStore{EventStore: NewCHStore(conn), release: make(chan struct{})}
+	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
+	var evs []Event
+	for j := range 100 {
+		evs = append(evs, ev("c", fmt.Sprint(j), t0, "DE", "service", 1))
+	}
+	in := NewIngester(bs, IngesterConfig{MaxBatch: 100, QueueEvents: 1000, QueueBytes: EventBytes(evs) * 8 / 7, MaxDelay: time.Millisecond})
+	defer in.Close()
+	if err := in.Admit(); err != nil {
+		t.Fatalf("empty queue: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := in.Submit(context.Background(), evs); done <- err }()
+	for in.pending.Load() < 100 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := in.Admit(); postage.ErrorCode(err) != postage.EOVERLOADED {
+		t.Fatalf("queue at its bound: %v, want overloaded", err)
+	}
+	close(bs.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Admit(); err != nil {
+		t.Fatalf("queue emptied: %v", err)
+	}
+}
+
 // slowRebuildStore holds every read of stored keys until released.
 type slowRebuildStore struct {
 	EventStore

@@ -250,6 +250,8 @@ func runIngestBench(ctx context.Context, out io.Writer, o ingestBenchOpts) error
 	now := time.Now().UTC().Add(-time.Minute)
 	logf("generating %d events (+%.0f%% re-sent duplicates) for %d customers", o.events, o.dupRate*100, o.customers)
 	batches := genEvents(o, now)
+	// Ids new to the table even when --dir keeps it from an earlier run.
+	runID := strconv.FormatInt(time.Now().Unix(), 36)
 	total := 0
 	for _, b := range batches {
 		total += len(b)
@@ -308,7 +310,7 @@ func runIngestBench(ctx context.Context, out io.Writer, o ingestBenchOpts) error
 				size, round, total, b.Round(time.Millisecond), float64(total)/b.Seconds(), bulkCPU.clickhouse.Seconds(), bulkCPU.client.Seconds())
 			bodies := make([][]byte, len(batches))
 			for i, bt := range batches {
-				bodies[i] = batchJSON(bt, fmt.Sprintf("s%d-r%d-", si, round))
+				bodies[i] = batchJSON(bt, fmt.Sprintf("%s-s%d-r%d-", runID, si, round))
 			}
 			prof := startBenchProfile(fmt.Sprintf("size%d-round%d", size, round))
 			res, err := postAll(ctx, srv.url, ingestKey, bodies, o.clients, srv.pid(), m.CH.PID())
@@ -386,7 +388,7 @@ func runIngestBench(ctx context.Context, out io.Writer, o ingestBenchOpts) error
 
 	var fl *floodResult
 	if o.floodStall > 0 {
-		f, err := runFlood(ctx, a, srv, ingestKey, m.CH.PID(), o, batches, logf)
+		f, err := runFlood(ctx, a, srv, ingestKey, m.CH.PID(), o, batches, "flood-"+runID+"-", logf)
 		if err != nil {
 			return err
 		}
@@ -525,7 +527,7 @@ type floodResult struct {
 // the server answers, samples the server's RSS, resumes ClickHouse, lets
 // every client re-send until each of its batches is acknowledged, and
 // checks that every event is stored exactly once.
-func runFlood(ctx context.Context, a *app.App, srv *benchServer, key string, chPID int, o ingestBenchOpts, batches [][]benchEvent, logf func(string, ...any)) (floodResult, error) {
+func runFlood(ctx context.Context, a *app.App, srv *benchServer, key string, chPID int, o ingestBenchOpts, batches [][]benchEvent, prefix string, logf func(string, ...any)) (floodResult, error) {
 	var fr floodResult
 	fr.rows = tableRows(ctx, a)
 	// Each client's batches, with ids new to the table and no re-sends.
@@ -540,7 +542,7 @@ func runFlood(ctx context.Context, a *app.App, srv *benchServer, key string, chP
 			b := make([]benchEvent, o.batch)
 			for i := range b {
 				b[i] = flat[k%len(flat)]
-				b[i].id = fmt.Sprintf("flood-%d-%d-%d", c, n, i)
+				b[i].id = fmt.Sprintf("%s%d-%d-%d", prefix, c, n, i)
 				k++
 			}
 			bodies[c] = append(bodies[c], batchJSON(b, ""))
@@ -638,13 +640,14 @@ func runFlood(ctx context.Context, a *app.App, srv *benchServer, key string, chP
 	}
 	close(stopRSS)
 	<-rssDone
+	saveServerHeap("heap-flood-after")
 	if firstErr != nil {
 		return fr, firstErr
 	}
 	fr.stallRSS, fr.afterRSS = stallRSS, afterPeak.Load()
 	fr.ok, fr.overloaded, fr.unavailable = ok.Load(), over.Load(), unav.Load()
 	var ids uint64
-	if err := a.CH.QueryRow(ctx, "SELECT count(), uniqExact(customer_id, id) FROM events WHERE startsWith(id, 'flood-')").Scan(&fr.stored, &ids); err != nil {
+	if err := a.CH.QueryRow(ctx, "SELECT count(), uniqExact(customer_id, id) FROM events WHERE startsWith(id, ?)", prefix).Scan(&fr.stored, &ids); err != nil {
 		return fr, err
 	}
 	logf("flood: answers during the stall: %d x 200, %d x 429, %d x 503; server RSS max after it %d MB; %d events sent, %d rows, %d distinct",
