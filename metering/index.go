@@ -48,25 +48,30 @@ func insertID(ctx context.Context) string {
 	return id
 }
 
-// catchUp is a catch-up the flusher owes the index: re-read the events
-// ingested since from, once the inserts named by ids (and, with all, every
-// insert of ours) have ended.
+// catchUp is a catch-up the flusher owes the index, done before it decides
+// anything else.
 type catchUp struct {
+	// At start: wait for every insert of ours that is running (all), then
+	// read back everything ingested since from.
 	from time.Time
-	ids  []string
 	all  bool
+	// After failed flushes: wait for their inserts (ids), then read back
+	// what they may have stored: every row of a flush carries exactly its
+	// stamp, so the read is the rows of those seconds.
+	stamps []time.Time
+	ids    []string
 }
 
-// needCatchUp notes that the index may lack events ingested at stamp,
-// (a failed insert named id that may still land, or a failed index write).
+// needCatchUp notes that the index may lack events ingested at stamp (a
+// failed insert named id that may still land, or a failed index write).
 func (in *Ingester) needCatchUp(stamp time.Time, id string) {
 	in.catchMu.Lock()
 	defer in.catchMu.Unlock()
-	from := stamp.Add(-in.cfg.CatchUpMargin)
 	if in.catch == nil {
-		in.catch = &catchUp{from: from}
-	} else if from.Before(in.catch.from) {
-		in.catch.from = from
+		in.catch = &catchUp{}
+	}
+	if !slices.ContainsFunc(in.catch.stamps, stamp.Equal) {
+		in.catch.stamps = append(in.catch.stamps, stamp)
 	}
 	if id != "" {
 		in.catch.ids = append(in.catch.ids, id)
@@ -80,8 +85,8 @@ func (in *Ingester) pendingCatchUp() *catchUp {
 }
 
 // catchUp does the pending catch-up: it waits until the inserts that may
-// still land have ended, then adds to the index every stored event
-// ingested since the catch-up's start. On success nothing is pending.
+// still land have ended, then adds to the index the stored events it
+// names. On success nothing is pending.
 func (in *Ingester) catchUp(ctx context.Context) error {
 	c := in.pendingCatchUp()
 	if c == nil {
@@ -91,11 +96,22 @@ func (in *Ingester) catchUp(ctx context.Context) error {
 	if err := in.waitInserts(ctx, c); err != nil {
 		return err
 	}
-	latest, err := in.readBack(ctx, c.from)
-	if err != nil {
-		return err
+	var latest time.Time
+	if !c.from.IsZero() {
+		l, err := in.readBack(ctx, c.from)
+		if err != nil {
+			return err
+		}
+		latest = l
 	}
-	in.cfg.Log.Info("key index caught up with the event store", "from", c.from, "took", time.Since(start))
+	for _, st := range c.stamps {
+		if _, err := in.store.StoredKeys(ctx, st, st.Add(time.Second), in.since(), func(b []keyindex.Entry) error {
+			return in.index.Add(b, st)
+		}); err != nil {
+			return unavailable("read stored keys back into the key index", err)
+		}
+	}
+	in.cfg.Log.Info("key index caught up with the event store", "from", c.from, "flushes", len(c.stamps), "took", time.Since(start))
 	if latest.After(in.lastStamp) {
 		in.lastStamp = latest
 	}
@@ -105,6 +121,14 @@ func (in *Ingester) catchUp(ctx context.Context) error {
 	}
 	in.catchMu.Unlock()
 	return nil
+}
+
+// since is the oldest event time the index keeps (zero: any).
+func (in *Ingester) since() time.Time {
+	if in.cfg.Lookback > 0 {
+		return in.cfg.Now().Add(-in.cfg.Lookback)
+	}
+	return time.Time{}
 }
 
 // waitInserts waits until none of the inserts c names (with c.all: none
@@ -141,10 +165,7 @@ func (in *Ingester) waitInserts(ctx context.Context, c *catchUp) error {
 // sorting key), raising the watermark after each day, and returns the
 // latest ingestion time it saw.
 func (in *Ingester) readBack(ctx context.Context, from time.Time) (time.Time, error) {
-	var since time.Time
-	if in.cfg.Lookback > 0 {
-		since = in.cfg.Now().Add(-in.cfg.Lookback)
-	}
+	since := in.since()
 	first, err := in.store.FirstIngested(ctx, from)
 	if err != nil {
 		return time.Time{}, unavailable("read the event store", err)
