@@ -353,11 +353,11 @@ func (in *Ingester) waitReady(ctx context.Context) error {
 	}
 }
 
-// Admit returns EOVERLOADED when the queue is nearly full (more than 7/8
+// Admit returns EOVERLOADED when the queue is nearly full (more than 15/16
 // of its events or bytes taken), so that a request can be refused before
 // its body is read and decoded; nil otherwise (Submit still decides).
 func (in *Ingester) Admit() error {
-	if in.pending.Load() > int64(in.cfg.QueueEvents)/8*7 || in.pendingBytes.Load() > in.cfg.QueueBytes/8*7 {
+	if in.pending.Load() > int64(in.cfg.QueueEvents)/16*15 || in.pendingBytes.Load() > in.cfg.QueueBytes/16*15 {
 		in.overloaded()
 		return postage.Errorf(postage.EOVERLOADED, "ingest queue full, retry later")
 	}

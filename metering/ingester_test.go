@@ -474,7 +474,7 @@ func TestIngestIndexOfAnEmptiedStore(t *testing.T) {
 	}
 }
 
-// TestIngestAdmit: a nearly full queue (7/8 of its bytes or events) is
+// TestIngestAdmit: a nearly full queue (15/16 of its bytes or events) is
 // reported before a request's body is read; an emptier one is not.
 func TestIngestAdmit(t *testing.T) {
 	conn := newCH(t)
@@ -484,7 +484,7 @@ func TestIngestAdmit(t *testing.T) {
 	for j := range 100 {
 		evs = append(evs, ev("c", fmt.Sprint(j), t0, "DE", "service", 1))
 	}
-	in := NewIngester(bs, IngesterConfig{MaxBatch: 100, QueueEvents: 1000, QueueBytes: EventBytes(evs) * 8 / 7, MaxDelay: time.Millisecond})
+	in := NewIngester(bs, IngesterConfig{MaxBatch: 100, QueueEvents: 1000, QueueBytes: EventBytes(evs) * 16 / 15, MaxDelay: time.Millisecond})
 	defer in.Close()
 	if err := in.Admit(); err != nil {
 		t.Fatalf("empty queue: %v", err)
