@@ -1,20 +1,26 @@
 package metering
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"postage"
+	"postage/internal/db"
+	"postage/internal/testenv"
 	"postage/metering/keyindex"
 )
 
@@ -418,35 +424,96 @@ func TestIngestRetryAfterUnacknowledgedInsert(t *testing.T) {
 	})
 }
 
-// TestIngestCrashBeforeIndexWrite: the process dies after ClickHouse
-// acknowledged an insert and before the key index recorded it. The next
-// start catches up from the index's watermark and finds the events.
+// TestIngestCrashBeforeIndexWrite: a process is killed (SIGKILL) after
+// ClickHouse acknowledged its insert and its client got the answer, before
+// the key index recorded the keys, with an earlier flush's keys still only
+// in the index's memtable. The next process on the same index directory
+// catches up from the watermark on disk and finds both.
 func TestIngestCrashBeforeIndexWrite(t *testing.T) {
-	conn := newCH(t)
-	store := NewCHStore(conn)
+	env := testenv.New(t)
+	store := NewCHStore(env.CH)
 	dir := t.TempDir()
-	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
-	a, b, c := ev("c", "a", t0, "DE", "service", 1), ev("c", "b", t0, "DE", "service", 1), ev("c", "c", t0, "DE", "service", 1)
+	a, b, c, d := crashEvent("a"), crashEvent("b"), crashEvent("c"), crashEvent("d")
 	in := NewIngester(store, IngesterConfig{IndexDir: dir})
-	if got := submit(t, in, a); got[0] != Accepted { // recorded
+	if got := submit(t, in, a); got[0] != Accepted {
 		t.Fatal(got)
 	}
-	in.Close()
-	in = NewIngester(store, IngesterConfig{IndexDir: dir})
-	in.hookDropIndexWrite = true
-	if got := submit(t, in, b); got[0] != Accepted { // acknowledged, never recorded
-		t.Fatal(got)
+	in.Close() // a is on disk, with its stamp as the watermark
+
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), crashChildEnv+"="+strings.Join([]string{env.CHAddr, env.CHDatabase, dir}, "\n"))
+	child.Stderr = os.Stderr
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	in.Close()
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		child.Process.Kill()
+		child.Wait()
+		t.Fatalf("child: %v", err)
+	}
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	child.Wait()
+	if want := "b accepted, c accepted\n"; line != want {
+		t.Fatalf("child said %q, want %q", line, want)
+	}
+
 	in = NewIngester(store, IngesterConfig{IndexDir: dir})
 	defer in.Close()
-	if got := submit(t, in, a, b, c); !slices.Equal(got, []Status{Duplicate, Duplicate, Accepted}) {
-		t.Fatalf("after the crash: %v, want duplicate, duplicate, accepted", got)
+	if got := submit(t, in, a, b, c, d); !slices.Equal(got, []Status{Duplicate, Duplicate, Duplicate, Accepted}) {
+		t.Fatalf("after the crash: %v, want duplicate, duplicate, duplicate, accepted", got)
 	}
 	var rows uint64
-	if err := conn.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&rows); err != nil || rows != 3 {
-		t.Errorf("%d rows (%v), want 3", rows, err)
+	if err := env.CH.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&rows); err != nil || rows != 4 {
+		t.Errorf("%d rows (%v), want 4", rows, err)
 	}
+}
+
+// crashChildEnv makes the test binary run crashChild instead of the tests.
+const crashChildEnv = "METERING_TEST_CRASH_CHILD"
+
+func crashEvent(id string) Event {
+	return ev("c", id, time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC), "DE", "service", 1)
+}
+
+// crashChild is TestIngestCrashBeforeIndexWrite's process to kill: on the
+// index directory, it ingests c (recorded in the memtable only), then b,
+// and stops for good between b's acknowledgement and its index write,
+// after telling the parent both answers.
+func crashChild(arg string) {
+	fail := func(err error) { fmt.Fprintln(os.Stderr, "crash child:", err); os.Exit(2) }
+	p := strings.Split(arg, "\n")
+	ctx := context.Background()
+	conn, err := db.OpenClickHouse(ctx, db.ClickHouseOptions{Addr: p[0], Database: p[1]})
+	if err != nil {
+		fail(err)
+	}
+	in := NewIngester(NewCHStore(conn), IngesterConfig{IndexDir: p[2]})
+	stopped := make(chan struct{})
+	var flushes atomic.Int32
+	in.hookBeforeIndexWrite = func() {
+		if flushes.Add(1) == 2 { // b's flush
+			close(stopped)
+			select {}
+		}
+	}
+	st, err := in.Submit(ctx, []Event{crashEvent("c")})
+	if err != nil {
+		fail(err)
+	}
+	st2, err := in.Submit(ctx, []Event{crashEvent("b")})
+	if err != nil {
+		fail(err)
+	}
+	<-stopped
+	fmt.Printf("b %v, c %v\n", st2[0], st[0])
+	select {}
 }
 
 // TestIngestIndexOfAnEmptiedStore: an index whose keys the event store no
@@ -521,41 +588,90 @@ func (s *slowRebuildStore) StoredKeys(ctx context.Context, from, to, since time.
 	return s.EventStore.StoredKeys(ctx, from, to, since, fn)
 }
 
-// TestIngestIndexDeleted: a deleted key index costs a rebuild from
-// ClickHouse, during which ingest answers 503, never a wrong answer.
+// TestIngestIndexDeleted: a deleted or damaged key index costs a rebuild
+// from ClickHouse, during which ingest answers 503, never a wrong answer.
 func TestIngestIndexDeleted(t *testing.T) {
-	conn := newCH(t)
-	store := NewCHStore(conn)
-	dir := filepath.Join(t.TempDir(), "index")
-	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
-	var evs []Event
-	for i := range 500 {
-		evs = append(evs, ev(fmt.Sprintf("c%d", i%7), fmt.Sprint(i), t0, "DE", "service", 1))
-	}
-	in := NewIngester(store, IngesterConfig{IndexDir: dir})
-	submit(t, in, evs...)
-	in.Close()
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	slow := &slowRebuildStore{EventStore: store, release: make(chan struct{})}
-	in = NewIngester(slow, IngesterConfig{IndexDir: dir, ReadyWait: 10 * time.Millisecond})
-	defer in.Close()
-	if _, err := in.Submit(context.Background(), evs[:1]); postage.ErrorCode(err) != postage.EUNAVAILABLE {
-		t.Fatalf("during the rebuild: %v, want unavailable", err)
-	}
-	if err := in.Ready(); err == nil {
-		t.Fatal("ready during the rebuild")
-	}
-	close(slow.release)
-	if err := in.WaitReady(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	got := submit(t, in, evs...)
-	for i, st := range got {
-		if st != Duplicate {
-			t.Fatalf("event %d after the rebuild: %v, want duplicate", i, st)
+	damage := func(t *testing.T, pattern string) {
+		t.Helper()
+		files, _ := filepath.Glob(pattern)
+		if len(files) != 1 {
+			t.Fatalf("%s: %v, want one file", pattern, files)
 		}
+		f, err := os.OpenFile(files[0], os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 8)
+		at := fi.Size() / 2
+		if _, err := f.ReadAt(b, at); err != nil {
+			t.Fatal(err)
+		}
+		for i := range b {
+			b[i] ^= 0x5a
+		}
+		if _, err := f.WriteAt(b, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		spoil func(t *testing.T, dir string)
+	}{
+		{"deleted", func(t *testing.T, dir string) {
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"run damaged", func(t *testing.T, dir string) { damage(t, filepath.Join(dir, "*.run")) }},
+		{"manifest damaged", func(t *testing.T, dir string) { damage(t, filepath.Join(dir, "MANIFEST")) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn := newCH(t)
+			store := NewCHStore(conn)
+			dir := filepath.Join(t.TempDir(), "index")
+			t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
+			var evs []Event
+			for i := range 500 {
+				evs = append(evs, ev(fmt.Sprintf("c%d", i%7), fmt.Sprint(i), t0, "DE", "service", 1))
+			}
+			// evs are ingested two hours before the index's watermark, out
+			// of reach of a catch-up from it: only a rebuild finds them.
+			var mu sync.Mutex
+			now := time.Now().UTC().Truncate(time.Second).Add(-2 * time.Hour)
+			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+			in := NewIngester(store, IngesterConfig{IndexDir: dir, Now: clock})
+			submit(t, in, evs...)
+			mu.Lock()
+			now = now.Add(2 * time.Hour)
+			mu.Unlock()
+			submit(t, in, ev("c0", "later", t0, "DE", "service", 1))
+			in.Close()
+			c.spoil(t, dir)
+			slow := &slowRebuildStore{EventStore: store, release: make(chan struct{})}
+			in = NewIngester(slow, IngesterConfig{IndexDir: dir, ReadyWait: 10 * time.Millisecond, Now: clock})
+			defer in.Close()
+			if _, err := in.Submit(context.Background(), evs[:1]); postage.ErrorCode(err) != postage.EUNAVAILABLE {
+				t.Fatalf("during the rebuild: %v, want unavailable", err)
+			}
+			if err := in.Ready(); err == nil {
+				t.Fatal("ready during the rebuild")
+			}
+			close(slow.release)
+			if err := in.WaitReady(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			got := submit(t, in, evs...)
+			for i, st := range got {
+				if st != Duplicate {
+					t.Fatalf("event %d after the rebuild: %v, want duplicate", i, st)
+				}
+			}
+		})
 	}
 }
 
