@@ -134,22 +134,22 @@ func TestIngestCopiesAgainstTheStoredPayload(t *testing.T) {
 		results[i] = make(chan []Status, 1)
 		go func() { results[i] <- submit(t, in, e) }()
 	}
+	queued := func(k int) { // the flusher is held: requests wait in the queue, in order
+		for len(in.queue) < k {
+			time.Sleep(time.Millisecond)
+		}
+	}
 	send(0, ev("c", "holder", t0, "DE", "service", 1))
 	<-held
 	send(1, a2other) // stored a2: conflict...
-	send(2, a2)      // ...and duplicate
-	for in.pending.Load() < 3 {
-		time.Sleep(time.Millisecond)
-	}
+	queued(1)
+	send(2, a2) // ...and duplicate, though the flush's first copy of a2 is a2other
+	queued(2)
 	send(3, xOther) // new x: its first copy is accepted...
-	for in.pending.Load() < 4 {
-		time.Sleep(time.Millisecond)
-	}
+	queued(3)
 	results = append(results, make(chan []Status, 1))
 	go func() { results[4] <- submit(t, in, x) }() // ...and this one conflicts with it
-	for in.pending.Load() < 5 {
-		time.Sleep(time.Millisecond)
-	}
+	queued(4)
 	close(hold)
 	want := []Status{Accepted, Conflict, Duplicate, Accepted, Conflict}
 	for i, w := range want {
