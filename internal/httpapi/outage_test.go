@@ -44,6 +44,7 @@ func outageApp(t *testing.T) (*testenv.Private, *fixture, []httpapi.Route) {
 		t.Fatal(err)
 	}
 	f := fillFixture(t, a)
+	f.FreshEvents = true // events that need ClickHouse to be stored
 	return p, f, a.Server().Routes()
 }
 
