@@ -6,8 +6,9 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
-	"github.com/ClickHouse/clickhouse-go/v2/ext"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"postage/metering/keyindex"
 )
 
 // CHStore is the ClickHouse event store: the events table of migration
@@ -25,69 +26,6 @@ var (
 // whose default database holds the events table.
 func NewCHStore(conn driver.Conn) *CHStore { return &CHStore{conn: conn} }
 
-// Existing returns the stored payload hash of each key that is stored with
-// a time at or after since (zero: any). The keys travel as external tables
-// (their fingerprints, and their distinct customers), so a batch of any
-// size is one query; since prunes older monthly partitions. The answer may
-// hold stored keys that were not asked for (a 64-bit fingerprint
-// collision, vanishingly rare) under their own key: callers look up the
-// keys they asked about, which is exact, and the batch pays no
-// 40,000-entry set to filter them out.
-func (s *CHStore) Existing(ctx context.Context, keys []Key, since time.Time) (map[Key]uint64, error) {
-	found := map[Key]uint64{}
-	if len(keys) == 0 {
-		return found, nil
-	}
-	hashes := make([]uint64, len(keys))
-	var h keyHasher
-	customers := make([]string, 0, 64)
-	seen := make(map[string]struct{}, 64)
-	for i, k := range keys {
-		hashes[i] = h.hash(k.CustomerID, k.ID)
-		if i > 0 && k.CustomerID == keys[i-1].CustomerID {
-			continue // a request's events are usually one customer's
-		}
-		if _, ok := seen[k.CustomerID]; !ok {
-			seen[k.CustomerID] = struct{}{}
-			customers = append(customers, k.CustomerID)
-		}
-	}
-	hashTbl, err := ext.NewTable("_keys", ext.Column("key_hash", "UInt64"))
-	if err == nil {
-		_, err = hashTbl.Block().Columns[0].Append(hashes)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("look up event ids: %w", err)
-	}
-	custTbl, err := ext.NewTable("_customers", ext.Column("customer_id", "String"))
-	if err == nil {
-		_, err = custTbl.Block().Columns[0].Append(customers)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("look up event ids: %w", err)
-	}
-	query, args := existingSQL(since)
-	rows, err := s.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(hashTbl, custTbl)), query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("look up event ids: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k Key
-		var h uint64
-		if err := rows.Scan(&k.CustomerID, &k.ID, &h); err != nil {
-			return nil, fmt.Errorf("look up event ids: %w", err)
-		}
-		if old, ok := found[k]; !ok || h > old {
-			found[k] = h // two rows of one id (a race): the greatest hash is the one FINAL keeps
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("look up event ids: %w", err)
-	}
-	return found, nil
-}
-
 // insertBlockRows is the size of the blocks Insert sends.
 const insertBlockRows = 4096
 
@@ -102,24 +40,35 @@ const insertBlockRows = 4096
 // 1,048,576 by default; TestInsertInBlocksIsOnePart), so this costs no
 // extra parts.
 func (s *CHStore) Insert(ctx context.Context, events []Event) error {
-	if len(events) == 0 {
+	return s.InsertList(ctx, Events(events))
+}
+
+// InsertList implements EventStore: Insert of an EventList. An insert id
+// that ctx carries (WithInsertID) becomes the query's id, so that
+// RunningInserts finds the insert while ClickHouse still runs it.
+func (s *CHStore) InsertList(ctx context.Context, events EventList) error {
+	total := events.Len()
+	if total == 0 {
 		return nil
 	}
-	batch, err := s.conn.PrepareBatch(ctx, insertEventsSQL)
+	qctx := ctx
+	if id := insertID(ctx); id != "" {
+		qctx = clickhouse.Context(ctx, clickhouse.WithQueryID(id))
+	}
+	batch, err := s.conn.PrepareBatch(qctx, insertEventsSQL)
 	if err != nil {
 		return fmt.Errorf("insert events: %w", err)
 	}
 	defer batch.Abort()
-	n := min(len(events), insertBlockRows)
+	n := min(total, insertBlockRows)
 	cust, id, country, cat := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	ptype, pmodel, source, status := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	ts, ing := make([]time.Time, n), make([]time.Time, n)
 	qty, hash := make([]uint64, n), make([]uint64, n)
-	for start := 0; start < len(events); start += n {
-		block := events[start:min(start+n, len(events))]
-		m := len(block)
-		for i := range block {
-			e := &block[i]
+	for start := 0; start < total; start += n {
+		m := min(n, total-start)
+		for i := range m {
+			e := events.At(start + i)
 			cust[i], id[i], country[i], cat[i] = e.CustomerID, e.ID, e.Country, e.Category
 			ptype[i], pmodel[i], source[i], status[i] = e.PricingType, e.PricingModel, e.Source, e.Status
 			ts[i], ing[i], qty[i], hash[i] = e.Time, e.IngestedAt, e.Quantity, e.PayloadHash
@@ -130,7 +79,7 @@ func (s *CHStore) Insert(ctx context.Context, events []Event) error {
 				return fmt.Errorf("insert events: column %d: %w", i, err)
 			}
 		}
-		if start+m < len(events) {
+		if start+m < total {
 			// Flush runs without the context's deadline (the Send below
 			// has it): stop between blocks when the context is done, and
 			// the connection bounds each write (db.boundedWriteConn).
@@ -146,6 +95,86 @@ func (s *CHStore) Insert(ctx context.Context, events []Event) error {
 		return fmt.Errorf("insert events: %w", err)
 	}
 	return nil
+}
+
+// storedKeysBatch is how many entries StoredKeys hands over at a time.
+const storedKeysBatch = 1 << 16
+
+// StoredKeys implements EventStore: it reads the fingerprint, payload hash
+// and time of the events ingested in [from, to) (to zero: no end) whose
+// time is at or after since, a range of the events table's sorting key.
+func (s *CHStore) StoredKeys(ctx context.Context, from, to, since time.Time, fn func([]keyindex.Entry) error) (time.Time, error) {
+	q, args := storedKeysSQL(from, to, since)
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read stored keys: %w", err)
+	}
+	defer rows.Close()
+	batch := make([]keyindex.Entry, 0, storedKeysBatch)
+	var latest uint32
+	for rows.Next() {
+		var e keyindex.Entry
+		var ing uint32
+		if err := rows.Scan(&e.FP.Hi, &e.FP.Lo, &e.Value.Hash, &e.Value.Time, &ing); err != nil {
+			return time.Time{}, fmt.Errorf("read stored keys: %w", err)
+		}
+		latest = max(latest, ing)
+		if batch = append(batch, e); len(batch) == cap(batch) {
+			if err := fn(batch); err != nil {
+				return time.Time{}, err
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return time.Time{}, fmt.Errorf("read stored keys: %w", err)
+	}
+	if len(batch) > 0 {
+		if err := fn(batch); err != nil {
+			return time.Time{}, err
+		}
+	}
+	if latest == 0 {
+		return time.Time{}, nil
+	}
+	return time.Unix(int64(latest), 0).UTC(), nil
+}
+
+// FirstIngested implements EventStore.
+func (s *CHStore) FirstIngested(ctx context.Context, from time.Time) (time.Time, error) {
+	q, args := firstIngestedSQL(from)
+	var first uint32
+	var n uint64
+	if err := s.conn.QueryRow(ctx, q, args...).Scan(&first, &n); err != nil {
+		return time.Time{}, fmt.Errorf("read the first ingestion time: %w", err)
+	}
+	if n == 0 {
+		return time.Time{}, nil
+	}
+	return time.Unix(int64(first), 0).UTC(), nil
+}
+
+// RunningInserts implements EventStore: the ids of the queries ClickHouse
+// is running whose ids start with prefix (system.processes).
+func (s *CHStore) RunningInserts(ctx context.Context, prefix string) ([]string, error) {
+	q, args := runningQueriesSQL(prefix)
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list running inserts: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list running inserts: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list running inserts: %w", err)
+	}
+	return ids, nil
 }
 
 // Usage implements Usage.

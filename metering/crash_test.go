@@ -51,6 +51,7 @@ func TestCrashDuringIngest(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	indexDir := t.TempDir() // the key index survives the crash, as on a server's disk
 
 	start := func() *exec.Cmd {
 		t.Helper()
@@ -60,6 +61,7 @@ func TestCrashDuringIngest(t *testing.T) {
 			"POSTAGE_CLICKHOUSE_ADDR="+env.CHAddr,
 			"POSTAGE_CLICKHOUSE_DATABASE="+env.CHDatabase,
 			"POSTAGE_HTTP_ADDR="+addr,
+			"POSTAGE_INGEST_INDEX_DIR="+indexDir,
 			"POSTAGE_BILLING_SCHEDULER=false",
 			"POSTAGE_LOG_LEVEL=error",
 		)
@@ -68,7 +70,7 @@ func TestCrashDuringIngest(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := 0; ; i++ {
-			resp, err := http.Get("http://" + addr + "/healthz")
+			resp, err := http.Get("http://" + addr + "/readyz") // the key index is open and caught up
 			if err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == 200 {

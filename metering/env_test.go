@@ -1,6 +1,7 @@
 package metering
 
 import (
+	"os"
 	"testing"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -8,7 +9,12 @@ import (
 	"postage/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) {
+	if arg := os.Getenv(crashChildEnv); arg != "" {
+		crashChild(arg) // never returns
+	}
+	testenv.Main(m)
+}
 
 // newCH returns a connection to a fresh, migrated ClickHouse database.
 func newCH(t testing.TB) driver.Conn {

@@ -1,14 +1,27 @@
 package metering
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"postage"
+	"postage/internal/db"
+	"postage/internal/testenv"
+	"postage/metering/keyindex"
 )
 
 func ev(cust, id string, t time.Time, country, cat string, qty uint64) Event {
@@ -58,15 +71,145 @@ func TestIngestExactlyOnce(t *testing.T) {
 	if got := submit(t, in, b, a, aOther); !slices.Equal(got, []Status{Duplicate, Duplicate, Conflict}) {
 		t.Fatalf("later batch: got %v", got)
 	}
-	// After a restart of the ingester (nothing is remembered in memory).
+	// After a restart of the ingester: with its key index on disk, and with
+	// a new one rebuilt from ClickHouse.
 	in.Close()
-	in = NewIngester(store, IngesterConfig{})
-	defer in.Close()
-	if got := submit(t, in, a, b); !slices.Equal(got, []Status{Duplicate, Duplicate}) {
-		t.Fatalf("after restart: got %v", got)
+	for _, dir := range []string{"", t.TempDir()} {
+		in = NewIngester(store, IngesterConfig{IndexDir: dir})
+		if got := submit(t, in, a, b, aOther); !slices.Equal(got, []Status{Duplicate, Duplicate, Conflict}) {
+			t.Fatalf("after restart (index dir %q): got %v", dir, got)
+		}
+		in.Close()
+		if dir != "" { // and again, with the index that Close wrote
+			in = NewIngester(store, IngesterConfig{IndexDir: dir})
+			if got := submit(t, in, a, b); !slices.Equal(got, []Status{Duplicate, Duplicate}) {
+				t.Fatalf("after a second restart on %s: got %v", dir, got)
+			}
+			in.Close()
+		}
 	}
 	if q, n := monthTotal(t, store, "c1", t0); q != 3 || n != 2 {
 		t.Errorf("c1 usage: quantity %d events %d, want 3, 2", q, n)
+	}
+}
+
+// TestIngestCopiesAgainstTheStoredPayload (issue #14, item 7): every copy
+// of a key in a flush is compared with the stored payload when the key is
+// stored, else with the flush's accepted first copy; in one request and
+// between requests that share a flush.
+func TestIngestCopiesAgainstTheStoredPayload(t *testing.T) {
+	conn := newCH(t)
+	store := NewCHStore(conn)
+	in := NewIngester(store, IngesterConfig{MaxDelay: time.Second, IdleGap: time.Second})
+	defer in.Close()
+	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
+	a2 := ev("c", "a2", t0, "DE", "marketing", 1)
+	a2other := ev("c", "a2", t0, "DE", "marketing", 7)
+	b, bOther := ev("c", "b", t0, "FR", "utility", 1), ev("c", "b", t0, "FR", "utility", 2)
+	if got := submit(t, in, a2); got[0] != Accepted {
+		t.Fatal(got)
+	}
+	for _, c := range []struct {
+		name string
+		evs  []Event
+		want []Status
+	}{
+		{"stored, conflicting copy first", []Event{a2other, a2}, []Status{Conflict, Duplicate}},
+		{"stored, re-send first", []Event{a2, a2other, a2}, []Status{Duplicate, Conflict, Duplicate}},
+		{"new key", []Event{b, bOther, b}, []Status{Accepted, Conflict, Duplicate}},
+	} {
+		if got := submit(t, in, c.evs...); !slices.Equal(got, c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, got, c.want)
+		}
+	}
+
+	// Two requests in one flush: the flusher is held in its look-up while
+	// both queue, so the next flush takes them together.
+	x, xOther := ev("c", "x", t0, "DE", "service", 1), ev("c", "x", t0, "DE", "service", 3)
+	hold, held := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	in.hookLookedUp = func() { once.Do(func() { close(held); <-hold }) }
+	results := make([]chan []Status, 4)
+	send := func(i int, e Event) {
+		results[i] = make(chan []Status, 1)
+		go func() { results[i] <- submit(t, in, e) }()
+	}
+	queued := func(k int) { // the flusher is held: requests wait in the queue, in order
+		for len(in.queue) < k {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	send(0, ev("c", "holder", t0, "DE", "service", 1))
+	<-held
+	send(1, a2other) // stored a2: conflict...
+	queued(1)
+	send(2, a2) // ...and duplicate, though the flush's first copy of a2 is a2other
+	queued(2)
+	send(3, xOther) // new x: its first copy is accepted...
+	queued(3)
+	results = append(results, make(chan []Status, 1))
+	go func() { results[4] <- submit(t, in, x) }() // ...and this one conflicts with it
+	queued(4)
+	close(hold)
+	want := []Status{Accepted, Conflict, Duplicate, Accepted, Conflict}
+	for i, w := range want {
+		if got := <-results[i]; got[0] != w {
+			t.Errorf("request %d of the shared flush: %v, want %v", i, got[0], w)
+		}
+	}
+	var rows uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM events WHERE id IN ('a2', 'x')").Scan(&rows); err != nil || rows != 2 {
+		t.Errorf("a2 and x: %d rows (%v), want 2", rows, err)
+	}
+}
+
+// TestIngestQueueBoundedByBytes: past QueueBytes a request is refused
+// whole (429), and what was taken is all stored once the store resumes.
+func TestIngestQueueBoundedByBytes(t *testing.T) {
+	conn := newCH(t)
+	bs := &blockingStore{EventStore: NewCHStore(conn), release: make(chan struct{})}
+	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
+	req := func(i int) []Event {
+		var evs []Event
+		for j := range 10 {
+			evs = append(evs, ev("c", fmt.Sprintf("%d-%d", i, j), t0, "DE", "service", 1))
+		}
+		return evs
+	}
+	per := EventBytes(req(0))
+	in := NewIngester(bs, IngesterConfig{MaxBatch: 10, QueueEvents: 1000, QueueBytes: 2*per + per/2, MaxDelay: time.Millisecond})
+	defer in.Close()
+	big := slices.Concat(req(97), req(96), req(95))
+	if _, err := in.Submit(context.Background(), big); postage.ErrorCode(err) != postage.ETOOLARGE {
+		t.Fatalf("a request larger than the queue: %v, want too_large", err)
+	}
+	errs := make(chan error, 2)
+	for i := range 2 {
+		go func() {
+			_, err := in.Submit(context.Background(), req(i))
+			errs <- err
+		}()
+		for in.pending.Load() < int64(10*(i+1)) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// Two requests fit the bytes; the third is refused at once, though
+	// the queue has room for 1,000 events.
+	if _, err := in.Submit(context.Background(), req(2)); postage.ErrorCode(err) != postage.EOVERLOADED {
+		t.Fatalf("got %v, want overloaded", err)
+	}
+	close(bs.release)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The refused request is re-sent and stored: nothing lost, nothing twice.
+	if got := submit(t, in, req(2)...); got[0] != Accepted {
+		t.Fatalf("re-sent refused request: %v", got)
+	}
+	if _, n := monthTotal(t, NewCHStore(conn), "c", t0); n != 30 {
+		t.Errorf("%d events stored, want 30", n)
 	}
 }
 
@@ -128,9 +271,9 @@ type blockingStore struct {
 	release chan struct{}
 }
 
-func (b *blockingStore) Insert(ctx context.Context, evs []Event) error {
+func (b *blockingStore) InsertList(ctx context.Context, evs EventList) error {
 	<-b.release
-	return b.EventStore.Insert(ctx, evs)
+	return b.EventStore.InsertList(ctx, evs)
 }
 
 func TestIngestOverloaded(t *testing.T) {
@@ -169,14 +312,14 @@ type failingStore struct {
 	down bool
 }
 
-func (f *failingStore) Insert(ctx context.Context, evs []Event) error {
+func (f *failingStore) InsertList(ctx context.Context, evs EventList) error {
 	f.mu.Lock()
 	down := f.down
 	f.mu.Unlock()
 	if down {
 		return fmt.Errorf("dial tcp: connection refused")
 	}
-	return f.EventStore.Insert(ctx, evs)
+	return f.EventStore.InsertList(ctx, evs)
 }
 
 func TestIngestUnavailableThenRecovers(t *testing.T) {
@@ -205,36 +348,386 @@ func TestIngestUnavailableThenRecovers(t *testing.T) {
 // breaks after ClickHouse wrote the insert but before its answer arrived.
 type lostAckStore struct{ EventStore }
 
-func (l lostAckStore) Insert(ctx context.Context, evs []Event) error {
-	if err := l.EventStore.Insert(ctx, evs); err != nil {
+func (l lostAckStore) InsertList(ctx context.Context, evs EventList) error {
+	if err := l.EventStore.InsertList(ctx, evs); err != nil {
 		return err
 	}
 	return fmt.Errorf("read: connection reset by peer")
 }
 
+// flakyAckStore loses the acknowledgement of its first insert (see
+// lostAckStore) and then behaves.
+type flakyAckStore struct {
+	EventStore
+	n atomic.Int32
+}
+
+func (f *flakyAckStore) InsertList(ctx context.Context, evs EventList) error {
+	if f.n.Add(1) == 1 {
+		return lostAckStore{f.EventStore}.InsertList(ctx, evs)
+	}
+	return f.EventStore.InsertList(ctx, evs)
+}
+
+// TestIngestRetryAfterUnacknowledgedInsert: an insert that ClickHouse
+// committed although the ingester saw it fail is never acknowledged, and
+// its re-send is a duplicate, whether the same process (its catch-up reads
+// the insert back before deciding anything else) or a new one (whose start
+// catches up from the index's watermark) gets it.
 func TestIngestRetryAfterUnacknowledgedInsert(t *testing.T) {
-	conn := newCH(t)
-	store := NewCHStore(conn)
 	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
 	a, b := ev("c", "a", t0, "DE", "service", 1), ev("c", "b", t0, "DE", "service", 1)
-	lost := NewIngester(lostAckStore{store}, IngesterConfig{})
-	if _, err := lost.Submit(context.Background(), []Event{a}); postage.ErrorCode(err) != postage.EUNAVAILABLE {
-		t.Fatalf("got %v, want unavailable", err)
+	count := func(t *testing.T, conn driver.Conn) uint64 {
+		t.Helper()
+		var rows uint64
+		if err := conn.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		return rows
 	}
-	lost.Close()
-	// The client retries (here through a healthy process): the event that
-	// landed is found by the look-up and not stored twice.
-	in := NewIngester(store, IngesterConfig{})
-	defer in.Close()
-	if got := submit(t, in, a, b); !slices.Equal(got, []Status{Duplicate, Accepted}) {
-		t.Fatalf("retry: %v", got)
+	t.Run("same process", func(t *testing.T) {
+		conn := newCH(t)
+		in := NewIngester(&flakyAckStore{EventStore: NewCHStore(conn)}, IngesterConfig{})
+		defer in.Close()
+		if _, err := in.Submit(context.Background(), []Event{a}); postage.ErrorCode(err) != postage.EUNAVAILABLE {
+			t.Fatalf("got %v, want unavailable", err)
+		}
+		// Another flush in between: the retry is decided from the index
+		// alone, not from the failed flush.
+		if got := submit(t, in, ev("c", "z", t0, "DE", "service", 1)); got[0] != Accepted {
+			t.Fatal(got)
+		}
+		if got := submit(t, in, a, b); !slices.Equal(got, []Status{Duplicate, Accepted}) {
+			t.Fatalf("retry: %v", got)
+		}
+		if n := count(t, conn); n != 3 {
+			t.Errorf("%d rows, want 3", n)
+		}
+	})
+	t.Run("new process", func(t *testing.T) {
+		conn := newCH(t)
+		store := NewCHStore(conn)
+		dir := t.TempDir()
+		lost := NewIngester(lostAckStore{store}, IngesterConfig{IndexDir: dir})
+		if _, err := lost.Submit(context.Background(), []Event{a}); postage.ErrorCode(err) != postage.EUNAVAILABLE {
+			t.Fatalf("got %v, want unavailable", err)
+		}
+		lost.Close()
+		in := NewIngester(store, IngesterConfig{IndexDir: dir})
+		defer in.Close()
+		if got := submit(t, in, a, b); !slices.Equal(got, []Status{Duplicate, Accepted}) {
+			t.Fatalf("retry: %v", got)
+		}
+		if n := count(t, conn); n != 2 {
+			t.Errorf("%d rows, want 2", n)
+		}
+	})
+}
+
+// TestIngestCrashBeforeIndexWrite: a process is killed (SIGKILL) after
+// ClickHouse acknowledged its insert and its client got the answer, before
+// the key index recorded the keys, with an earlier flush's keys still only
+// in the index's memtable. The next process on the same index directory
+// catches up from the watermark on disk and finds both.
+func TestIngestCrashBeforeIndexWrite(t *testing.T) {
+	env := testenv.New(t)
+	store := NewCHStore(env.CH)
+	dir := t.TempDir()
+	a, b, c, d := crashEvent("a"), crashEvent("b"), crashEvent("c"), crashEvent("d")
+	in := NewIngester(store, IngesterConfig{IndexDir: dir})
+	if got := submit(t, in, a); got[0] != Accepted {
+		t.Fatal(got)
 	}
-	var rows uint64
-	if err := conn.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&rows); err != nil {
+	in.Close() // a is on disk, with its stamp as the watermark
+
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), crashChildEnv+"="+strings.Join([]string{env.CHAddr, env.CHDatabase, dir}, "\n"))
+	child.Stderr = os.Stderr
+	out, err := child.StdoutPipe()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if rows != 2 {
-		t.Errorf("%d rows, want 2", rows)
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		child.Process.Kill()
+		child.Wait()
+		t.Fatalf("child: %v", err)
+	}
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	child.Wait()
+	if want := "b accepted, c accepted\n"; line != want {
+		t.Fatalf("child said %q, want %q", line, want)
+	}
+
+	in = NewIngester(store, IngesterConfig{IndexDir: dir})
+	defer in.Close()
+	if got := submit(t, in, a, b, c, d); !slices.Equal(got, []Status{Duplicate, Duplicate, Duplicate, Accepted}) {
+		t.Fatalf("after the crash: %v, want duplicate, duplicate, duplicate, accepted", got)
+	}
+	var rows uint64
+	if err := env.CH.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&rows); err != nil || rows != 4 {
+		t.Errorf("%d rows (%v), want 4", rows, err)
+	}
+}
+
+// crashChildEnv makes the test binary run crashChild instead of the tests.
+const crashChildEnv = "METERING_TEST_CRASH_CHILD"
+
+func crashEvent(id string) Event {
+	return ev("c", id, time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC), "DE", "service", 1)
+}
+
+// crashChild is TestIngestCrashBeforeIndexWrite's process to kill: on the
+// index directory, it ingests c (recorded in the memtable only), then b,
+// and stops for good between b's acknowledgement and its index write,
+// after telling the parent both answers.
+func crashChild(arg string) {
+	fail := func(err error) { fmt.Fprintln(os.Stderr, "crash child:", err); os.Exit(2) }
+	p := strings.Split(arg, "\n")
+	ctx := context.Background()
+	conn, err := db.OpenClickHouse(ctx, db.ClickHouseOptions{Addr: p[0], Database: p[1]})
+	if err != nil {
+		fail(err)
+	}
+	in := NewIngester(NewCHStore(conn), IngesterConfig{IndexDir: p[2]})
+	stopped := make(chan struct{})
+	var flushes atomic.Int32
+	in.hookBeforeIndexWrite = func() {
+		if flushes.Add(1) == 2 { // b's flush
+			close(stopped)
+			select {}
+		}
+	}
+	st, err := in.Submit(ctx, []Event{crashEvent("c")})
+	if err != nil {
+		fail(err)
+	}
+	st2, err := in.Submit(ctx, []Event{crashEvent("b")})
+	if err != nil {
+		fail(err)
+	}
+	<-stopped
+	fmt.Printf("b %v, c %v\n", st2[0], st[0])
+	select {}
+}
+
+// TestIngestIndexOfAnEmptiedStore: an index whose keys the event store no
+// longer holds (the table was emptied, or the index directory belongs to
+// another store) is not believed: the events are new again.
+func TestIngestIndexOfAnEmptiedStore(t *testing.T) {
+	conn := newCH(t)
+	store := NewCHStore(conn)
+	dir := t.TempDir()
+	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
+	a := ev("c", "a", t0, "DE", "service", 1)
+	in := NewIngester(store, IngesterConfig{IndexDir: dir})
+	submit(t, in, a)
+	in.Close()
+	if err := conn.Exec(context.Background(), "TRUNCATE TABLE events"); err != nil {
+		t.Fatal(err)
+	}
+	in = NewIngester(store, IngesterConfig{IndexDir: dir})
+	defer in.Close()
+	if got := submit(t, in, a); got[0] != Accepted {
+		t.Fatalf("after the table was emptied: %v, want accepted", got[0])
+	}
+	if q, _ := monthTotal(t, store, "c", t0); q != 1 {
+		t.Errorf("usage %d, want 1", q)
+	}
+}
+
+// TestIngestAdmit: a nearly full queue (15/16 of its bytes or events) is
+// reported before a request's body is read; an emptier one is not.
+func TestIngestAdmit(t *testing.T) {
+	conn := newCH(t)
+	bs := &blockingStore{EventStore: NewCHStore(conn), release: make(chan struct{})}
+	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
+	var evs []Event
+	for j := range 100 {
+		evs = append(evs, ev("c", fmt.Sprint(j), t0, "DE", "service", 1))
+	}
+	in := NewIngester(bs, IngesterConfig{MaxBatch: 100, QueueEvents: 1000, QueueBytes: EventBytes(evs) * 16 / 15, MaxDelay: time.Millisecond})
+	defer in.Close()
+	if err := in.Admit(); err != nil {
+		t.Fatalf("empty queue: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := in.Submit(context.Background(), evs); done <- err }()
+	for in.pending.Load() < 100 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := in.Admit(); postage.ErrorCode(err) != postage.EOVERLOADED {
+		t.Fatalf("queue at its bound: %v, want overloaded", err)
+	}
+	close(bs.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Admit(); err != nil {
+		t.Fatalf("queue emptied: %v", err)
+	}
+}
+
+// slowRebuildStore holds every read of stored keys until released.
+type slowRebuildStore struct {
+	EventStore
+	release chan struct{}
+}
+
+func (s *slowRebuildStore) StoredKeys(ctx context.Context, from, to, since time.Time, fn func([]keyindex.Entry) error) (time.Time, error) {
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return time.Time{}, ctx.Err()
+	}
+	return s.EventStore.StoredKeys(ctx, from, to, since, fn)
+}
+
+// TestIngestIndexDeleted: a deleted or damaged key index costs a rebuild
+// from ClickHouse, during which ingest answers 503, never a wrong answer.
+func TestIngestIndexDeleted(t *testing.T) {
+	damage := func(t *testing.T, pattern string) {
+		t.Helper()
+		files, _ := filepath.Glob(pattern)
+		if len(files) != 1 {
+			t.Fatalf("%s: %v, want one file", pattern, files)
+		}
+		f, err := os.OpenFile(files[0], os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 8)
+		at := fi.Size() / 2
+		if _, err := f.ReadAt(b, at); err != nil {
+			t.Fatal(err)
+		}
+		for i := range b {
+			b[i] ^= 0x5a
+		}
+		if _, err := f.WriteAt(b, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		spoil func(t *testing.T, dir string)
+	}{
+		{"deleted", func(t *testing.T, dir string) {
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"run damaged", func(t *testing.T, dir string) { damage(t, filepath.Join(dir, "*.run")) }},
+		{"manifest damaged", func(t *testing.T, dir string) { damage(t, filepath.Join(dir, "MANIFEST")) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn := newCH(t)
+			store := NewCHStore(conn)
+			dir := filepath.Join(t.TempDir(), "index")
+			t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
+			var evs []Event
+			for i := range 500 {
+				evs = append(evs, ev(fmt.Sprintf("c%d", i%7), fmt.Sprint(i), t0, "DE", "service", 1))
+			}
+			// evs are ingested two hours before the index's watermark, out
+			// of reach of a catch-up from it: only a rebuild finds them.
+			var mu sync.Mutex
+			now := time.Now().UTC().Truncate(time.Second).Add(-2 * time.Hour)
+			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+			in := NewIngester(store, IngesterConfig{IndexDir: dir, Now: clock})
+			submit(t, in, evs...)
+			mu.Lock()
+			now = now.Add(2 * time.Hour)
+			mu.Unlock()
+			submit(t, in, ev("c0", "later", t0, "DE", "service", 1))
+			in.Close()
+			c.spoil(t, dir)
+			slow := &slowRebuildStore{EventStore: store, release: make(chan struct{})}
+			in = NewIngester(slow, IngesterConfig{IndexDir: dir, ReadyWait: 10 * time.Millisecond, Now: clock})
+			defer in.Close()
+			if _, err := in.Submit(context.Background(), evs[:1]); postage.ErrorCode(err) != postage.EUNAVAILABLE {
+				t.Fatalf("during the rebuild: %v, want unavailable", err)
+			}
+			if err := in.Ready(); err == nil {
+				t.Fatal("ready during the rebuild")
+			}
+			close(slow.release)
+			if err := in.WaitReady(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			got := submit(t, in, evs...)
+			for i, st := range got {
+				if st != Duplicate {
+					t.Fatalf("event %d after the rebuild: %v, want duplicate", i, st)
+				}
+			}
+		})
+	}
+}
+
+// TestIngestLookback: a key whose event is older than the lookback counts
+// as absent (an id re-used after 13 months is a new event), also after a
+// rebuild; younger keys are found.
+func TestIngestLookback(t *testing.T) {
+	conn := newCH(t)
+	store := NewCHStore(conn)
+	dir := t.TempDir()
+	var mu sync.Mutex
+	now := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	cfg := IngesterConfig{IndexDir: dir, Lookback: 30 * 24 * time.Hour, Now: clock}
+	old, young := ev("c", "old", now.Add(-20*24*time.Hour), "DE", "service", 1), ev("c", "young", now, "DE", "service", 1)
+	in := NewIngester(store, cfg)
+	submit(t, in, old, young)
+	in.Close()
+	mu.Lock()
+	now = now.Add(15 * 24 * time.Hour) // old is 35 days old now
+	mu.Unlock()
+	for _, rebuild := range []bool{false, true} {
+		if rebuild {
+			os.RemoveAll(dir)
+		}
+		in = NewIngester(store, cfg)
+		if got := submit(t, in, young); got[0] != Duplicate {
+			t.Errorf("rebuild %v: young: %v, want duplicate", rebuild, got[0])
+		}
+		in.Close()
+	}
+	in = NewIngester(store, cfg)
+	defer in.Close()
+	if got := submit(t, in, old); got[0] != Accepted {
+		t.Errorf("past the lookback: %v, want accepted (a new event)", got[0])
+	}
+}
+
+// TestIngestIndexOwnedByOneProcess: a second ingester on the same index
+// directory is never ready while the first holds it.
+func TestIngestIndexOwnedByOneProcess(t *testing.T) {
+	store := NewCHStore(newCH(t))
+	dir := t.TempDir()
+	first := NewIngester(store, IngesterConfig{IndexDir: dir})
+	defer first.Close()
+	if err := first.WaitReady(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	second := NewIngester(store, IngesterConfig{IndexDir: dir, ReadyWait: 200 * time.Millisecond})
+	defer second.Close()
+	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
+	if _, err := second.Submit(context.Background(), []Event{ev("c", "a", t0, "DE", "service", 1)}); postage.ErrorCode(err) != postage.EUNAVAILABLE {
+		t.Fatalf("second owner: %v, want unavailable", err)
+	}
+	if err := second.Ready(); !errors.Is(err, keyindex.ErrLocked) {
+		t.Errorf("second owner not ready because %v, want the lock", err)
 	}
 }
 
@@ -242,42 +735,19 @@ func TestIngestRetryAfterUnacknowledgedInsert(t *testing.T) {
 // has run, and then succeed or fail.
 type pipelineStore struct {
 	EventStore
-	fail      bool
-	inserts   int
-	lookedUp  chan struct{}
-	firstLook chan struct{}
-	once      sync.Once
-	once1     sync.Once
-	mu        sync.Mutex
-	lookups   int
+	fail     bool
+	inserts  atomic.Int32
+	lookedUp chan struct{}
 }
 
-func (p *pipelineStore) Existing(ctx context.Context, keys []Key, since time.Time) (map[Key]uint64, error) {
-	p.mu.Lock()
-	p.lookups++
-	n := p.lookups
-	p.mu.Unlock()
-	if n == 1 {
-		p.once1.Do(func() { close(p.firstLook) })
-	}
-	if n == 2 {
-		p.once.Do(func() { close(p.lookedUp) })
-	}
-	return p.EventStore.Existing(ctx, keys, since)
-}
-
-func (p *pipelineStore) Insert(ctx context.Context, evs []Event) error {
-	p.mu.Lock()
-	p.inserts++
-	n := p.inserts
-	p.mu.Unlock()
-	if n == 1 {
+func (p *pipelineStore) InsertList(ctx context.Context, evs EventList) error {
+	if p.inserts.Add(1) == 1 {
 		<-p.lookedUp
 		if p.fail {
 			return fmt.Errorf("connection reset")
 		}
 	}
-	return p.EventStore.Insert(ctx, evs)
+	return p.EventStore.InsertList(ctx, evs)
 }
 
 // TestIngestPipelinedBatches sends the same event in two batches whose
@@ -288,16 +758,26 @@ func TestIngestPipelinedBatches(t *testing.T) {
 	for _, fail := range []bool{false, true} {
 		t.Run(fmt.Sprintf("first insert fails %v", fail), func(t *testing.T) {
 			conn := newCH(t)
-			ps := &pipelineStore{EventStore: NewCHStore(conn), fail: fail, lookedUp: make(chan struct{}), firstLook: make(chan struct{})}
+			ps := &pipelineStore{EventStore: NewCHStore(conn), fail: fail, lookedUp: make(chan struct{})}
 			in := NewIngester(ps, IngesterConfig{MaxBatch: 1})
 			defer in.Close()
+			var lookups atomic.Int32
+			firstLook := make(chan struct{})
+			in.hookLookedUp = func() {
+				switch lookups.Add(1) {
+				case 1:
+					close(firstLook)
+				case 2:
+					close(ps.lookedUp)
+				}
+			}
 			a := ev("c", "a", t0, "DE", "service", 1)
 			first := make(chan error, 1)
 			go func() {
 				_, err := in.Submit(context.Background(), []Event{a})
 				first <- err
 			}()
-			<-ps.firstLook // the first batch is on its way
+			<-firstLook // the first batch is on its way
 			got, err := in.Submit(context.Background(), []Event{a})
 			if err != nil {
 				t.Fatal(err)

@@ -12,6 +12,7 @@ type Metrics struct {
 	InsertSeconds prometheus.Histogram   // the insert of a flush
 	FlushErrors   prometheus.Counter
 	QueueDepth    prometheus.Gauge // events waiting for a flush
+	QueueBytes    prometheus.Gauge // their bytes (EventBytes)
 	Overloaded    prometheus.Counter
 }
 
@@ -33,7 +34,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 		LookupSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "postage_ingest_lookup_seconds", Help: "Latency of a flush's id look-up in the event store.",
+			Name: "postage_ingest_lookup_seconds", Help: "Latency of a flush's look-up of its keys in the key index.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 		InsertSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -46,12 +47,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		QueueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "postage_ingest_queue_events", Help: "Events waiting for a flush.",
 		}),
+		QueueBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "postage_ingest_queue_bytes", Help: "Bytes of the events waiting for a flush (as ingest.queue_bytes counts them).",
+		}),
 		Overloaded: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "postage_ingest_overloaded_total", Help: "Requests refused with 429 because the queue was full.",
+			Name: "postage_ingest_overloaded_total", Help: "Requests refused with 429 because the queue was full (events or bytes).",
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Events, m.Rejected, m.BatchSize, m.FlushSeconds, m.LookupSeconds, m.InsertSeconds, m.FlushErrors, m.QueueDepth, m.Overloaded)
+		reg.MustRegister(m.Events, m.Rejected, m.BatchSize, m.FlushSeconds, m.LookupSeconds, m.InsertSeconds, m.FlushErrors, m.QueueDepth, m.QueueBytes, m.Overloaded)
 	}
 	return m
 }

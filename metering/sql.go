@@ -14,20 +14,36 @@ import (
 
 const insertEventsSQL = "INSERT INTO events (customer_id, id, time, country, category, pricing_type, pricing_model, source, status, quantity, payload_hash, ingested_at)"
 
-// existingSQL looks up the stored payload hashes of the keys whose
-// fingerprints (cityHash64(customer_id, id), computed by the caller with
-// keyHasher) are in the external table _keys (key_hash UInt64) and whose
-// customers are in _customers (customer_id String). The caller compares
-// what comes back on (customer_id, id) exactly, so a fingerprint collision
-// costs a row read, never a wrong answer. A non-zero since limits the
-// look-up to events at or after it.
-func existingSQL(since time.Time) (string, []any) {
-	q := "SELECT customer_id, id, payload_hash FROM events" +
-		" PREWHERE cityHash64(customer_id, id) IN (SELECT key_hash FROM _keys) WHERE customer_id IN (SELECT customer_id FROM _customers)"
-	if since.IsZero() {
-		return q, nil
+// storedKeysSQL reads what the key index keeps of the events ingested in
+// [from, to) (a zero to: no end) whose time is at or after since (zero: any
+// time): the fingerprint (fingerprintColumns), payload hash, time and
+// ingestion time. The range is one of the table's sorting key, so the read
+// costs the rows of those hours, whatever the table's size.
+func storedKeysSQL(from, to, since time.Time) (string, []any) {
+	q := "SELECT " + fingerprintColumns + ", payload_hash, toUInt32(time), toUInt32(ingested_at) FROM events" +
+		" WHERE ingested_at >= toDateTime(?)"
+	args := []any{from.Unix()}
+	if !to.IsZero() {
+		q += " AND ingested_at < toDateTime(?)"
+		args = append(args, to.Unix())
 	}
-	return q + " AND time >= toDateTime(?)", []any{since.Unix()}
+	if !since.IsZero() {
+		q += " AND time >= toDateTime(?)"
+		args = append(args, since.Unix())
+	}
+	return q, args
+}
+
+// firstIngestedSQL finds the earliest ingestion time at or after from (and
+// whether there is any).
+func firstIngestedSQL(from time.Time) (string, []any) {
+	return "SELECT toUInt32(min(ingested_at)), count() FROM events WHERE ingested_at >= toDateTime(?)", []any{from.Unix()}
+}
+
+// runningQueriesSQL lists the ids of the queries the server is running
+// whose ids start with prefix.
+func runningQueriesSQL(prefix string) (string, []any) {
+	return "SELECT query_id FROM system.processes WHERE startsWith(query_id, ?)", []any{prefix}
 }
 
 // bucketExpr returns the SQL for the start of an event's window, as Unix

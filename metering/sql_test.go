@@ -42,14 +42,33 @@ func TestUsageSQL(t *testing.T) {
 	}
 }
 
-func TestExistingSQL(t *testing.T) {
-	q, args := existingSQL(time.Time{})
-	want := "SELECT customer_id, id, payload_hash FROM events PREWHERE cityHash64(customer_id, id) IN (SELECT key_hash FROM _keys) WHERE customer_id IN (SELECT customer_id FROM _customers)"
-	if q != want || args != nil {
+func TestStoredKeysSQL(t *testing.T) {
+	cols := "SELECT cityHash64(customer_id, id), cityHash64(concat(toString(length(customer_id)), ':', customer_id, id)), payload_hash, toUInt32(time), toUInt32(ingested_at) FROM events"
+	for _, c := range []struct {
+		from, to, since int64
+		q               string
+		args            []any
+	}{
+		{1000, 0, 0, cols + " WHERE ingested_at >= toDateTime(?)", []any{int64(1000)}},
+		{1000, 2000, 0, cols + " WHERE ingested_at >= toDateTime(?) AND ingested_at < toDateTime(?)", []any{int64(1000), int64(2000)}},
+		{1000, 2000, 500, cols + " WHERE ingested_at >= toDateTime(?) AND ingested_at < toDateTime(?) AND time >= toDateTime(?)", []any{int64(1000), int64(2000), int64(500)}},
+	} {
+		tm := func(s int64) time.Time {
+			if s == 0 {
+				return time.Time{}
+			}
+			return time.Unix(s, 0)
+		}
+		q, args := storedKeysSQL(tm(c.from), tm(c.to), tm(c.since))
+		if q != c.q || !reflect.DeepEqual(args, c.args) {
+			t.Errorf("got %s %v, want %s %v", q, args, c.q, c.args)
+		}
+	}
+	if q, args := firstIngestedSQL(time.Unix(1000, 0)); q != "SELECT toUInt32(min(ingested_at)), count() FROM events WHERE ingested_at >= toDateTime(?)" || !reflect.DeepEqual(args, []any{int64(1000)}) {
 		t.Errorf("got %s %v", q, args)
 	}
-	q, args = existingSQL(time.Unix(1000, 0))
-	if q != want+" AND time >= toDateTime(?)" || !reflect.DeepEqual(args, []any{int64(1000)}) {
+	q, args := runningQueriesSQL("postage-ingest-")
+	if q != "SELECT query_id FROM system.processes WHERE startsWith(query_id, ?)" || !reflect.DeepEqual(args, []any{"postage-ingest-"}) {
 		t.Errorf("got %s %v", q, args)
 	}
 }

@@ -3,20 +3,46 @@ package metering
 import (
 	"context"
 	"time"
+
+	"postage/metering/keyindex"
 )
 
-// EventStore is where the Ingester reads back stored ids and writes new
-// events. The ClickHouse implementation is *clickhouse.Store.
+// EventStore is where the Ingester writes new events, and what its key
+// index is rebuilt from. The ClickHouse implementation is *CHStore.
 type EventStore interface {
-	// Existing returns the payload hash of every key that is already stored
-	// with an event time at or after since (zero: any time). The map may
-	// also hold stored keys that were not asked for: callers read only the
-	// keys they asked about.
-	Existing(ctx context.Context, keys []Key, since time.Time) (map[Key]uint64, error)
-	// Insert stores events in one insert. It returns only after the database
-	// acknowledged the write.
-	Insert(ctx context.Context, events []Event) error
+	// InsertList stores events in one insert. It returns only after the
+	// database acknowledged the write. An insert id that ctx carries
+	// (WithInsertID) names the insert while the database runs it.
+	InsertList(ctx context.Context, events EventList) error
+	// StoredKeys hands fn, in batches, the key fingerprint, payload hash
+	// and time of every stored event ingested in [from, to) (a zero to: no
+	// end) whose time is at or after since (zero: any), and returns the
+	// latest ingestion time it saw (zero if none). fn may keep nothing of
+	// the batch.
+	StoredKeys(ctx context.Context, from, to, since time.Time, fn func([]keyindex.Entry) error) (time.Time, error)
+	// FirstIngested returns the earliest ingestion time at or after from of
+	// a stored event (zero if there is none).
+	FirstIngested(ctx context.Context, from time.Time) (time.Time, error)
+	// RunningInserts returns the insert ids starting with prefix of the
+	// inserts the database is still running (and that may still land).
+	RunningInserts(ctx context.Context, prefix string) ([]string, error)
 }
+
+// EventList is a sequence of events to insert. The Ingester's are spread
+// over the requests of a flush, read where they are.
+type EventList interface {
+	Len() int
+	At(i int) *Event
+}
+
+// Events is an EventList of a slice.
+type Events []Event
+
+// Len implements EventList.
+func (e Events) Len() int { return len(e) }
+
+// At implements EventList.
+func (e Events) At(i int) *Event { return &e[i] }
 
 // Window is the width of a usage time bucket, in UTC.
 type Window string

@@ -3,10 +3,13 @@ package metering
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"reflect"
 	"slices"
 	"testing"
 	"time"
+
+	"postage/metering/keyindex"
 )
 
 func TestUsageQueries(t *testing.T) {
@@ -142,28 +145,61 @@ func TestUsageQueries(t *testing.T) {
 	})
 }
 
-// TestExistingExactPairs: the look-up matches (customer, id) fingerprints
-// and customers; a stored pair that was not asked for, the same customer
-// with another's id, does not come back (only a 64-bit fingerprint
-// collision could bring one, which callers tolerate: CHStore.Existing).
-func TestExistingExactPairs(t *testing.T) {
+// TestStoredKeys: the key index is rebuilt from what StoredKeys reads: the
+// fingerprint the ingester computes, the payload hash and the event time
+// of the events ingested in a range, filtered by event time.
+func TestStoredKeys(t *testing.T) {
 	ctx := context.Background()
 	s := NewCHStore(newCH(t))
 	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
-	if err := s.Insert(ctx, []Event{ev("c1", "b", t0, "DE", "service", 1), ev("c2", "a", t0, "DE", "service", 1), ev("c1", "a", t0, "FR", "service", 1)}); err != nil {
+	ing := []time.Time{t0, t0.Add(time.Hour), t0.Add(2 * time.Hour)}
+	var evs []Event
+	for i, in := range ing {
+		e := ev(fmt.Sprintf("c%d", i), "a", t0.Add(-time.Duration(i)*24*time.Hour), "DE", "service", uint64(i+1))
+		e.IngestedAt = in
+		evs = append(evs, e)
+	}
+	if err := s.Insert(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Existing(ctx, []Key{{"c1", "a"}, {"c2", "b"}}, time.Time{})
-	if err != nil {
-		t.Fatal(err)
+	var h keyHasher
+	entry := func(e Event) keyindex.Entry {
+		return keyindex.Entry{FP: h.fingerprint(e.CustomerID, e.ID), Value: keyindex.Value{Hash: e.PayloadHash, Time: uint32(e.Time.Unix())}}
 	}
-	want := map[Key]uint64{{"c1", "a"}: ev("c1", "a", t0, "FR", "service", 1).PayloadHash}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got %v, want %v", got, want)
+	for _, c := range []struct {
+		name            string
+		from, to, since time.Time
+		want            []Event
+		latest          time.Time
+	}{
+		{"open range", ing[1], time.Time{}, time.Time{}, evs[1:], ing[2]},
+		{"bounded range", ing[0], ing[2], time.Time{}, evs[:2], ing[1]},
+		{"event time filter", ing[0], time.Time{}, t0.Add(-36 * time.Hour), evs[:2], ing[1]},
+		{"nothing", ing[2].Add(time.Second), time.Time{}, time.Time{}, nil, time.Time{}},
+	} {
+		var got []keyindex.Entry
+		latest, err := s.StoredKeys(ctx, c.from, c.to, c.since, func(b []keyindex.Entry) error {
+			got = append(got, b...)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []keyindex.Entry
+		for _, e := range c.want {
+			want = append(want, entry(e))
+		}
+		slices.SortFunc(got, func(a, b keyindex.Entry) int { return cmp.Compare(a.Value.Hash, b.Value.Hash) })
+		slices.SortFunc(want, func(a, b keyindex.Entry) int { return cmp.Compare(a.Value.Hash, b.Value.Hash) })
+		if !reflect.DeepEqual(got, want) || !latest.Equal(c.latest) {
+			t.Errorf("%s: got %v (latest %v), want %v (latest %v)", c.name, got, latest, want, c.latest)
+		}
 	}
-	// Events older than since are not looked at.
-	if got, err := s.Existing(ctx, []Key{{"c1", "a"}}, t0.Add(time.Second)); err != nil || len(got) != 0 {
-		t.Errorf("since after the event: %v %v", got, err)
+	if first, err := s.FirstIngested(ctx, t0.Add(time.Minute)); err != nil || !first.Equal(ing[1]) {
+		t.Errorf("first ingested after t0: %v %v, want %v", first, err, ing[1])
+	}
+	if first, err := s.FirstIngested(ctx, ing[2].Add(time.Second)); err != nil || !first.IsZero() {
+		t.Errorf("first ingested after the last: %v %v, want zero", first, err)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	gojson "github.com/goccy/go-json"
@@ -34,53 +35,67 @@ import (
 )
 
 type ingestBenchOpts struct {
-	events, clients, batch, customers, fillRows, queries, repeat int
-	dupRate                                                      float64
-	dir, doc                                                     string
-	keep                                                         bool
+	events, clients, batch, customers, queries, repeat int
+	dupRate                                            float64
+	sizes                                              []int
+	floodClients, floodBatches                         int
+	floodStall                                         time.Duration
+	dir, doc                                           string
 }
 
 func newIngestCmd() *cobra.Command {
 	o := ingestBenchOpts{}
 	cmd := &cobra.Command{
 		Use:   "ingest",
-		Short: "End-to-end ingest over HTTP vs clickhouse-client TSV bulk load, and usage-query latency at 10M events",
+		Short: "End-to-end ingest over HTTP vs clickhouse-client TSV bulk load at several table sizes, and a flood while ClickHouse is stopped",
 		Long: `Starts private ClickHouse and PostgreSQL servers and a "postage serve" child
 process, generates realistic message.sent events (Zipf-distributed customers,
 ~150 recipient countries as E.164 numbers, categories, ~1% re-sent
-duplicates), and in the same run:
+duplicates), and for each table size of --sizes (rows already in the events
+table, ascending):
 
-  1. bulk-loads the same events as TSV with clickhouse-client into a scratch
-     table (the baseline: the storage's physical limit);
-  2. posts them as CloudEvents batches from concurrent clients into the
-     empty events table and measures acknowledged events/s, request latency
-     and the server's RSS; steps 1 and 2 are repeated --repeat times
-     (tables emptied before each), and the ratio is the best ingest over
-     the best bulk load, so a noisy moment on the shared machine moves
-     neither side;
-  3. fills the events table to --fill-rows rows and measures the latency of
-     GET /api/v1/customers/{id}/usage for one customer-month;
-  4. posts a second, smaller ingest run against the filled table (the id
-     look-up costs more in a big table).
+  1. fills the events table to that many rows (ClickHouse INSERT ... SELECT
+     from numbers(): Zipf customers, events and ingestion times spread over
+     last month), then fills the key index through its rebuild path: the
+     server is restarted on an empty index directory and rebuilds it from
+     ClickHouse (the time until /readyz answers is reported);
+  2. --repeat rounds of: the baseline, the events as TSV through
+     clickhouse-client into a scratch table (the storage's physical limit),
+     then the same events (with ids new to the table) posted as CloudEvents
+     batches from concurrent clients, measuring acknowledged events/s,
+     request latency, the server's RSS and the key index's look-up per
+     flush; for the empty size the table and the index are emptied before
+     each round. The ratio is the best ingest over the best bulk load, so a
+     noisy moment on the shared machine moves neither side.
+
+Then, on the largest table, the latency of GET /api/v1/customers/{id}/usage
+for one customer-month, and (unless --flood-stall is 0) a flood: ClickHouse
+is stopped (SIGSTOP) while --flood-clients clients post batches as fast as
+the server answers; the server's RSS is sampled; ClickHouse is resumed, every
+client re-sends until each batch is acknowledged, and the bench checks that
+every event is stored exactly once.
 
 Figures are printed and written to the "Metering" section of --doc.`,
 		Example: `  make bench-ingest
-  postage-bench ingest --events 400000 --clients 32 --batch 500 --fill-rows 10000000   # smaller batches: latency-bound
-  postage-bench ingest --events 50000 --fill-rows 1000000 --doc ""   # quick look, no doc update`,
+  postage-bench ingest --sizes 0,10000000,100000000   # the goal's three sizes (the 100M fill takes a while)
+  postage-bench ingest --events 50000 --sizes 0,1000000 --flood-stall 0 --doc ""   # quick look, no doc update`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runIngestBench(cmd.Context(), cmd.OutOrStdout(), o)
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&o.events, "events", 600000, "events posted over HTTP (and bulk-loaded)")
+	f.IntVar(&o.events, "events", 600000, "events posted over HTTP (and bulk-loaded) per round")
 	f.IntVar(&o.clients, "clients", 32, "concurrent HTTP clients")
 	f.IntVar(&o.batch, "batch", 2000, "events per request")
 	f.IntVar(&o.customers, "customers", 10000, "distinct customers (Zipf-distributed)")
 	f.Float64Var(&o.dupRate, "duplicates", 0.01, "fraction of events re-sent in a later batch")
-	f.IntVar(&o.fillRows, "fill-rows", 10_000_000, "rows in the events table for the usage-query measurement")
-	f.IntVar(&o.queries, "queries", 300, "usage queries per measured customer")
-	f.IntVar(&o.repeat, "repeat", 3, "rounds of bulk load and empty-table ingest (the best of each counts)")
+	f.IntSliceVar(&o.sizes, "sizes", []int{0, 10_000_000}, "rows already in the events table for each measurement, ascending")
+	f.IntVar(&o.queries, "queries", 300, "usage queries per measured customer (0: no usage measurement)")
+	f.IntVar(&o.repeat, "repeat", 3, "rounds of bulk load and ingest per size (the best of each counts)")
+	f.DurationVar(&o.floodStall, "flood-stall", 40*time.Second, "how long ClickHouse is stopped during the flood (0: no flood)")
+	f.IntVar(&o.floodClients, "flood-clients", 64, "clients of the flood")
+	f.IntVar(&o.floodBatches, "flood-batches", 5, "batches each flood client must get acknowledged")
 	f.StringVar(&o.dir, "dir", "", "scratch directory for the servers (default: a new temporary directory, removed after)")
 	f.StringVar(&o.doc, "doc", "docs/BENCHMARKS.md", `file whose "## Metering" section gets the figures ("" for none)`)
 	return cmd
@@ -174,7 +189,9 @@ func benchRegions() []benchRegion {
 	return out
 }
 
-func batchJSON(b []benchEvent) []byte {
+// batchJSON encodes a batch as a CloudEvents JSON array, each id prefixed
+// with prefix.
+func batchJSON(b []benchEvent, prefix string) []byte {
 	var buf bytes.Buffer
 	buf.Grow(len(b) * 260)
 	buf.WriteByte('[')
@@ -186,24 +203,41 @@ func batchJSON(b []benchEvent) []byte {
 		if e.to != "" {
 			data = `"to":"` + e.to + `"`
 		}
-		fmt.Fprintf(&buf, `{"specversion":"1.0","type":"message.sent","source":"/bench","id":"%s","subject":"%s","time":"%s","datacontenttype":"application/json","data":{%s,"category":"%s"}}`,
-			e.id, e.customer, e.t.Format(time.RFC3339), data, e.category)
+		fmt.Fprintf(&buf, `{"specversion":"1.0","type":"message.sent","source":"/bench","id":"%s%s","subject":"%s","time":"%s","datacontenttype":"application/json","data":{%s,"category":"%s"}}`,
+			prefix, e.id, e.customer, e.t.Format(time.RFC3339), data, e.category)
 	}
 	buf.WriteByte(']')
 	return buf.Bytes()
 }
 
+// sizeResult is what the bench measured at one table size.
+type sizeResult struct {
+	rows          uint64        // rows in the events table before the first round
+	rebuild       time.Duration // the key index's rebuild from ClickHouse (start to /readyz)
+	best          loadResult    // the fastest round
+	bulkRate      float64       // the best bulk load's events/s
+	p99s          []string      // each round's request p99
+	maxRSS        int64         // the server's RSS, max over the rounds
+	flush         flushFigures  // of the best round
+	eventsBytes   int64         // the events table on disk after the rounds
+	indexBytes    int64         // the key index on disk after the rounds
+	indexKeys     uint64        // rows the index was rebuilt from (the table's rows)
+	cpu           cpuSplit      // of the best round
+	roundsSummary []string
+}
+
+func (r sizeResult) ratio() float64 { return r.best.rate() / r.bulkRate }
+
 func runIngestBench(ctx context.Context, out io.Writer, o ingestBenchOpts) error {
 	logf := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
-	if o.events < o.batch || o.clients < 1 || o.batch < 1 || o.repeat < 1 {
-		return usageError{fmt.Errorf("need --events >= --batch >= 1, --clients >= 1 and --repeat >= 1")}
+	if o.events < o.batch || o.clients < 1 || o.batch < 1 || o.repeat < 1 || len(o.sizes) == 0 || !slices.IsSorted(o.sizes) || o.sizes[0] < 0 {
+		return usageError{fmt.Errorf("need --events >= --batch >= 1, --clients >= 1, --repeat >= 1 and --sizes ascending, not negative")}
 	}
 	m, a, chClient, done, err := benchStack(ctx, o.dir, logf)
 	if err != nil {
 		return err
 	}
 	defer done()
-	cfg := a.Config
 	_, ingestKey, err := a.Keys.Create(ctx, auth.NewKey{Name: "bench ingest", Role: auth.RoleIngest})
 	if err != nil {
 		return err
@@ -216,83 +250,101 @@ func runIngestBench(ctx context.Context, out io.Writer, o ingestBenchOpts) error
 	now := time.Now().UTC().Add(-time.Minute)
 	logf("generating %d events (+%.0f%% re-sent duplicates) for %d customers", o.events, o.dupRate*100, o.customers)
 	batches := genEvents(o, now)
-	bodies := make([][]byte, len(batches))
+	// Ids new to the table even when --dir keeps it from an earlier run.
+	runID := strconv.FormatInt(time.Now().Unix(), 36)
 	total := 0
-	for i, b := range batches {
-		bodies[i] = batchJSON(b)
+	for _, b := range batches {
 		total += len(b)
 	}
-
-	// 2. The server as its own process, so its RSS is its own.
-	srv, url, err := startBenchServer(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = srv.Process.Signal(os.Interrupt); _ = srv.Wait() }()
-
-	// 1 and 2, --repeat times: the baseline, the same rows as TSV into a
-	// scratch table; then the same events over HTTP into the emptied
-	// events table. Best of each.
-	var bulk time.Duration
-	var r1 loadResult
-	var maxRSS int64
-	var p99s []string
-	for round := 1; round <= o.repeat; round++ {
-		b, bulkCPU, err := bulkLoadTSV(ctx, a, chClient, m.CH.TCPPort(), m.CH.PID(), filepath.Join(m.Dir, "events.tsv"), batches, now)
-		if err != nil {
-			return err
-		}
-		logf("round %d: baseline: clickhouse-client TSV insert of %d rows: %v (%.0f events/s); CPU: ClickHouse %.2fs, clickhouse-client %.2fs",
-			round, total, b.Round(time.Millisecond), float64(total)/b.Seconds(), bulkCPU.clickhouse.Seconds(), bulkCPU.client.Seconds())
-		if err := a.CH.Exec(ctx, "TRUNCATE TABLE events"); err != nil {
-			return fmt.Errorf("empty the events table: %w", err)
-		}
-		prof := startBenchProfile("empty")
-		r, err := postAll(ctx, url, ingestKey, bodies, o.clients, srv.Process.Pid, m.CH.PID())
-		prof()
-		if err != nil {
-			return err
-		}
-		logf("round %d: %v in %v; events table: %s", round, r.cpu, r.wall.Round(time.Millisecond), partsInfo(ctx, a))
-		logf("round %d: HTTP ingest (empty table): %d events acknowledged in %v: %.0f events/s = %.2fx this round's bulk load; latency p50 %v p99 %v; server RSS max %d MB; 429 retries %d",
-			round, r.acked, r.wall.Round(time.Millisecond), r.rate(), r.rate()*b.Seconds()/float64(total), r.p50, r.p99, r.maxRSS>>20, r.retries)
-		if round == 1 || b < bulk {
-			bulk = b
-		}
-		if round == 1 || r.wall < r1.wall {
-			r1 = r
-		}
-		maxRSS = max(maxRSS, r.maxRSS)
-		p99s = append(p99s, r.p99.Round(100*time.Microsecond).String())
-	}
-	bulkRate := float64(total) / bulk.Seconds()
-	logf("server, all rounds: %s", flushStats(ctx, url, adminKey))
-	logf("best of %d: bulk load %.0f events/s; HTTP ingest (empty table) %.0f events/s = %.2fx the bulk load; latency p50 %v p99 %v (p99 of each round: %s); server RSS max %d MB over all rounds",
-		o.repeat, bulkRate, r1.rate(), r1.rate()/bulkRate, r1.p50, r1.p99, strings.Join(p99s, ", "), maxRSS>>20)
-
-	// 3. Fill to fillRows and time one customer-month's usage.
+	// The server as its own process, so its RSS is its own; its key index
+	// in the scratch directory.
+	srv := &benchServer{cfg: a.Config, indexDir: filepath.Join(m.Dir, "keyindex")}
+	defer srv.stop()
 	month := metering.MonthStart(now).AddDate(0, -1, 0)
-	fillStart := time.Now()
-	if err := fillEvents(ctx, a, o, month); err != nil {
-		return err
-	}
-	var rows uint64
-	if err := a.CH.QueryRow(ctx, "SELECT count() FROM events").Scan(&rows); err != nil {
-		return err
-	}
-	logf("filled the events table to %d rows in %v", rows, time.Since(fillStart).Round(time.Second))
-	// Measure the steady state: let background merges of the fill finish
-	// (at most a minute), as they would between bulk arrivals in production.
-	for i := 0; i < 120; i++ {
-		var merging uint64
-		if err := a.CH.QueryRow(ctx, "SELECT count() FROM system.merges WHERE database = 'bench' AND table = 'events'").Scan(&merging); err != nil || merging == 0 {
-			break
+
+	var results []sizeResult
+	for si, size := range o.sizes {
+		var r sizeResult
+		if size > 0 {
+			fillStart := time.Now()
+			if err := fillEvents(ctx, a, o, size, month); err != nil {
+				return err
+			}
+			settleMerges(ctx, a)
+			logf("filled the events table to %d rows in %v", tableRows(ctx, a), time.Since(fillStart).Round(time.Second))
 		}
-		time.Sleep(500 * time.Millisecond)
+		r.rows = tableRows(ctx, a)
+		// The key index through its rebuild path: a server on an empty
+		// index directory reads it back from ClickHouse.
+		srv.stop()
+		if err := os.RemoveAll(srv.indexDir); err != nil {
+			return err
+		}
+		t0 := time.Now()
+		if err := srv.start(ctx); err != nil {
+			return err
+		}
+		r.rebuild = time.Since(t0)
+		r.indexKeys = r.rows
+		logf("size %d: key index rebuilt from %d rows in %v (server start to /readyz)", size, r.rows, r.rebuild.Round(time.Millisecond))
+		flushStatsOf(ctx, srv.url, adminKey) // start counting from here
+		for round := 1; round <= o.repeat; round++ {
+			if size == 0 && round > 1 { // empty table and empty index for each round
+				srv.stop()
+				if err := a.CH.Exec(ctx, "TRUNCATE TABLE events"); err != nil {
+					return fmt.Errorf("empty the events table: %w", err)
+				}
+				if err := os.RemoveAll(srv.indexDir); err != nil {
+					return err
+				}
+				if err := srv.start(ctx); err != nil {
+					return err
+				}
+				flushStatsOf(ctx, srv.url, adminKey)
+			}
+			b, bulkCPU, err := bulkLoadTSV(ctx, a, chClient, m.CH.TCPPort(), m.CH.PID(), filepath.Join(m.Dir, "events.tsv"), batches, now)
+			if err != nil {
+				return err
+			}
+			logf("size %d, round %d: baseline: clickhouse-client TSV insert of %d rows: %v (%.0f events/s); CPU: ClickHouse %.2fs, clickhouse-client %.2fs",
+				size, round, total, b.Round(time.Millisecond), float64(total)/b.Seconds(), bulkCPU.clickhouse.Seconds(), bulkCPU.client.Seconds())
+			bodies := make([][]byte, len(batches))
+			for i, bt := range batches {
+				bodies[i] = batchJSON(bt, fmt.Sprintf("%s-s%d-r%d-", runID, si, round))
+			}
+			prof := startBenchProfile(fmt.Sprintf("size%d-round%d", size, round))
+			res, err := postAll(ctx, srv.url, ingestKey, bodies, o.clients, srv.pid(), m.CH.PID())
+			prof()
+			if err != nil {
+				return err
+			}
+			ff := flushStatsOf(ctx, srv.url, adminKey)
+			logf("size %d, round %d: server memory now: %s", size, round, serverMemory(ctx, srv.url, adminKey))
+			bulkRate := float64(total) / b.Seconds()
+			logf("size %d, round %d: %v in %v; %s", size, round, res.cpu, res.wall.Round(time.Millisecond), ff)
+			logf("size %d, round %d: HTTP ingest: %d events acknowledged in %v: %.0f events/s = %.2fx this round's bulk load; latency p50 %v p99 %v; server RSS max %d MB; 429 retries %d",
+				size, round, res.acked, res.wall.Round(time.Millisecond), res.rate(), res.rate()/bulkRate, res.p50, res.p99, res.maxRSS>>20, res.retries)
+			r.roundsSummary = append(r.roundsSummary, fmt.Sprintf("%.2fx", res.rate()/bulkRate))
+			if round == 1 || bulkRate > r.bulkRate {
+				r.bulkRate = bulkRate
+			}
+			if round == 1 || res.wall < r.best.wall {
+				r.best, r.flush, r.cpu = res, ff, res.cpu
+			}
+			r.maxRSS = max(r.maxRSS, res.maxRSS)
+			r.p99s = append(r.p99s, res.p99.Round(100*time.Microsecond).String())
+		}
+		r.eventsBytes = tableBytes(ctx, a)
+		r.indexBytes = dirBytes(srv.indexDir)
+		logf("size %d: best of %d: bulk load %.0f events/s; HTTP ingest %.0f events/s = %.2fx the bulk load; latency p50 %v p99 %v (p99 of each round: %s); look-up %.1f ms per flush of %.0f events; server RSS max %d MB; disk: events %d MB, key index %d MB",
+			size, o.repeat, r.bulkRate, r.best.rate(), r.ratio(), r.best.p50, r.best.p99, strings.Join(r.p99s, ", "), r.flush.lookupMS, r.flush.perFlush, r.maxRSS>>20, r.eventsBytes>>20, r.indexBytes>>20)
+		results = append(results, r)
 	}
+
+	// Usage latency on the largest table.
+	rows := tableRows(ctx, a)
 	var parts uint64
 	_ = a.CH.QueryRow(ctx, "SELECT count() FROM system.parts WHERE database = 'bench' AND table = 'events' AND active").Scan(&parts)
-	logf("%d active parts after merges settled (%v after the fill)", parts, time.Since(fillStart).Round(time.Second))
 	type qres struct {
 		customer string
 		events   uint64
@@ -302,14 +354,18 @@ func runIngestBench(ctx context.Context, out io.Writer, o ingestBenchOpts) error
 		storeP50 time.Duration
 	}
 	var qs []qres
-	for _, rank := range []int{100, 10, 0} {
+	ranks := []int{100, 10, 0}
+	if o.queries <= 0 {
+		ranks = nil
+	}
+	for _, rank := range ranks {
 		cust := fmt.Sprintf("bench-%05d", rank)
 		var n uint64
 		from, to := month, month.AddDate(0, 1, 0)
 		if err := a.CH.QueryRow(ctx, "SELECT count() FROM events WHERE customer_id = ? AND time >= toDateTime(?) AND time < toDateTime(?)", cust, from.Unix(), to.Unix()).Scan(&n); err != nil {
 			return err
 		}
-		path := fmt.Sprintf("%s/api/v1/customers/%s/usage?from=%s&to=%s&window=day&group_by=country,category", url, cust, from.Format(time.DateOnly), to.Format(time.DateOnly))
+		path := fmt.Sprintf("%s/api/v1/customers/%s/usage?from=%s&to=%s&window=day&group_by=country,category", srv.url, cust, from.Format(time.DateOnly), to.Format(time.DateOnly))
 		var lat, slat []time.Duration
 		qStart := time.Now()
 		for i := 0; i < o.queries && (i < 20 || time.Since(qStart) < 20*time.Second); i++ {
@@ -330,56 +386,352 @@ func runIngestBench(ctx context.Context, out io.Writer, o ingestBenchOpts) error
 			rank, n, rows, q.p50, q.p99, q.storeP50, q.storeP99)
 	}
 
-	// 4. Ingest again against the filled table (fresh ids).
-	n2 := max(o.batch, o.events/4)
-	o2 := o
-	o2.events = n2
-	var bodies2 [][]byte
-	for _, b := range genEvents(o2, now) {
-		for i := range b {
-			b[i].id = "late-" + b[i].id
+	var fl *floodResult
+	if o.floodStall > 0 {
+		f, err := runFlood(ctx, a, srv, ingestKey, m.CH.PID(), o, batches, "flood-"+runID+"-", logf)
+		if err != nil {
+			return err
 		}
-		bodies2 = append(bodies2, batchJSON(b))
+		fl = &f
 	}
-	prof := startBenchProfile("filled")
-	r2, err := postAll(ctx, url, ingestKey, bodies2, o.clients, srv.Process.Pid, m.CH.PID())
-	prof()
-	if err != nil {
-		return err
-	}
-	logf("server: %s", flushStats(ctx, url, adminKey))
-	logf("%v in %v", r2.cpu, r2.wall.Round(time.Millisecond))
-	logf("events table: %s", partsInfo(ctx, a))
-	logf("HTTP ingest (table of %d rows): %d events in %v: %.0f events/s = %.2fx the bulk load; latency p50 %v p99 %v; server RSS max %d MB",
-		rows, r2.acked, r2.wall.Round(time.Millisecond), r2.rate(), r2.rate()/bulkRate, r2.p50, r2.p99, r2.maxRSS>>20)
 
 	if o.doc == "" {
 		return nil
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "## Metering\n\n")
 	fmt.Fprintf(&b, "`postage-bench ingest` (what `make bench-ingest` runs) starts private ClickHouse %s and PostgreSQL, a\n", chVersion(ctx, a))
 	fmt.Fprintf(&b, "`postage serve` child process with default settings, and generates %d message.sent events for\n", o.events)
 	fmt.Fprintf(&b, "%d Zipf-distributed customers, %d recipient countries (E.164 numbers), 5 categories and\n", o.customers, len(benchRegions()))
-	fmt.Fprintf(&b, "%.0f%% re-sent duplicates, in batches of %d posted by %d concurrent clients. The baseline is\n", o.dupRate*100, o.batch, o.clients)
-	fmt.Fprintf(&b, "the same %d rows as TSV through `clickhouse-client` into a scratch table of the same\nschema, in the same run.\n\n", total)
+	fmt.Fprintf(&b, "%.0f%% re-sent duplicates, in batches of %d posted by %d concurrent clients, with ids new to the table\n", o.dupRate*100, o.batch, o.clients)
+	fmt.Fprintf(&b, "in each round. The baseline is the same %d rows as TSV through `clickhouse-client` into a scratch\n", total)
+	fmt.Fprintf(&b, "table of the same schema, in the same run. Before each table size the key index is rebuilt from\nClickHouse by a server started on an empty index directory.\n\n")
 	fmt.Fprintf(&b, "```\n%s\n```\n\n", benchCommandLine(o))
-	fmt.Fprintf(&b, "| date (UTC) | machine | table | HTTP ingest, acked events/s | TSV bulk load | ratio | request p50 / p99 | server RSS max |\n|---|---|---|---|---|---|---|---|\n")
 	mach := fmt.Sprintf("%s, %d cores", cpuModel(), runtime.NumCPU())
-	fmt.Fprintf(&b, "| %s | %s | empty | %.0f | %.0f | **%.2fx** | %v / %v | %d MB |\n", time.Now().UTC().Format(time.DateOnly), mach, r1.rate(), bulkRate, r1.rate()/bulkRate, r1.p50, r1.p99, maxRSS>>20)
-	fmt.Fprintf(&b, "| %s | %s | %d rows | %.0f | %.0f | **%.2fx** | %v / %v | %d MB |\n\n", time.Now().UTC().Format(time.DateOnly), mach, rows, r2.rate(), bulkRate, r2.rate()/bulkRate, r2.p50, r2.p99, r2.maxRSS>>20)
+	fmt.Fprintf(&b, "%s, %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), mach)
+	fmt.Fprintf(&b, "| rows in the table | HTTP ingest, acked events/s (best of %d) | TSV bulk load (best of %d) | ratio | each round | request p50 / p99 (p99 of each round) | key index look-up per flush | server RSS max | disk: events + key index | key index rebuild |\n|---|---|---|---|---|---|---|---|---|---|\n", o.repeat, o.repeat)
+	for _, r := range results {
+		fmt.Fprintf(&b, "| %d | %.0f | %.0f | **%.2fx** | %s | %v / %v (%s) | %.1f ms (%.0f events a flush) | %d MB | %d MB + %d MB | %v for %d rows |\n",
+			r.rows, r.best.rate(), r.bulkRate, r.ratio(), strings.Join(r.roundsSummary, ", "), r.best.p50, r.best.p99, strings.Join(r.p99s, ", "),
+			r.flush.lookupMS, r.flush.perFlush, r.maxRSS>>20, r.eventsBytes>>20, r.indexBytes>>20, r.rebuild.Round(100*time.Millisecond), r.indexKeys)
+	}
+	b.WriteString("\n")
+	if fl != nil {
+		fmt.Fprintf(&b, "Flood while ClickHouse is stopped (SIGSTOP for %v), %d clients posting %d batches of %d events each as fast as the server answers (retrying 429 and 503 after 20 ms), table of %d rows: server RSS max **%d MB** during the stall, %d MB after ClickHouse resumed; answers during the stall: %d × 200, %d × 429, %d × 503; afterwards every event was stored exactly once (%d events, %d rows).\n\n",
+			o.floodStall, o.floodClients, o.floodBatches, o.batch, fl.rows, fl.stallRSS>>20, fl.afterRSS>>20, fl.ok, fl.overloaded, fl.unavailable, fl.events, fl.stored)
+	}
+	if len(qs) == 0 {
+		return writeDocBlock(o.doc, "## Metering", "ingest-bench", b.String())
+	}
 	fmt.Fprintf(&b, "Usage query, one customer-month, `GET /api/v1/customers/{id}/usage?window=day&group_by=country,category` (up to %d queries each, at most 20 s per customer; \"store\" is the same query through `metering.CHStore` without HTTP), events table of %d rows in %d active parts:\n\n", o.queries, rows, parts)
 	fmt.Fprintf(&b, "| customer (Zipf rank) | its events in the month | queries | HTTP p50 | HTTP p99 | store p50 | store p99 |\n|---|---|---|---|---|---|---|\n")
 	for _, q := range qs {
 		fmt.Fprintf(&b, "| %s | %d | %d | %v | %v | %v | %v |\n", q.customer, q.events, q.runs, q.p50, q.p99, q.storeP50, q.storeP99)
 	}
 	b.WriteString("\n")
-	return writeDocSection(o.doc, "## Metering", b.String())
+	return writeDocBlock(o.doc, "## Metering", "ingest-bench", b.String())
+}
+
+// tableRows counts the events table's rows.
+func tableRows(ctx context.Context, a *app.App) uint64 {
+	var n uint64
+	_ = a.CH.QueryRow(ctx, "SELECT count() FROM events").Scan(&n)
+	return n
+}
+
+// tableBytes is the events table's size on disk (its active parts).
+func tableBytes(ctx context.Context, a *app.App) int64 {
+	var n uint64
+	_ = a.CH.QueryRow(ctx, "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'bench' AND table = 'events' AND active").Scan(&n)
+	return int64(n)
+}
+
+// dirBytes is the size of the files under dir.
+func dirBytes(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// settleMerges lets background merges of a fill finish (at most two
+// minutes), as they would between bulk arrivals in production.
+func settleMerges(ctx context.Context, a *app.App) {
+	for i := 0; i < 240; i++ {
+		var merging uint64
+		if err := a.CH.QueryRow(ctx, "SELECT count() FROM system.merges WHERE database = 'bench' AND table = 'events'").Scan(&merging); err != nil || merging == 0 {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// benchServer is the "serve" child process the bench measures.
+type benchServer struct {
+	cfg      config.Config
+	indexDir string
+	cmd      *exec.Cmd
+	url      string
+}
+
+func (s *benchServer) pid() int { return s.cmd.Process.Pid }
+
+// start starts the server and waits until /readyz answers 200 (its key
+// index is open and caught up with ClickHouse).
+func (s *benchServer) start(ctx context.Context) error {
+	cmd, url, err := startBenchServer(ctx, s.cfg, "POSTAGE_INGEST_INDEX_DIR="+s.indexDir)
+	if err != nil {
+		return err
+	}
+	s.cmd, s.url = cmd, url
+	for {
+		resp, err := http.Get(url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			s.stop()
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// stop stops the server (it writes its key index out on the way).
+func (s *benchServer) stop() {
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(os.Interrupt)
+		_ = s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+// floodResult is what the flood measured.
+type floodResult struct {
+	rows                        uint64
+	stallRSS, afterRSS          int64
+	ok, overloaded, unavailable int64
+	events, stored              uint64
+}
+
+// runFlood stops ClickHouse (SIGSTOP) while clients post batches as fast as
+// the server answers, samples the server's RSS, resumes ClickHouse, lets
+// every client re-send until each of its batches is acknowledged, and
+// checks that every event is stored exactly once.
+func runFlood(ctx context.Context, a *app.App, srv *benchServer, key string, chPID int, o ingestBenchOpts, batches [][]benchEvent, prefix string, logf func(string, ...any)) (floodResult, error) {
+	var fr floodResult
+	fr.rows = tableRows(ctx, a)
+	// Each client's batches, with ids new to the table and no re-sends.
+	var flat []benchEvent
+	for _, b := range batches {
+		flat = append(flat, b...)
+	}
+	bodies := make([][][]byte, o.floodClients)
+	k := 0
+	for c := range bodies {
+		for n := range o.floodBatches {
+			b := make([]benchEvent, o.batch)
+			for i := range b {
+				b[i] = flat[k%len(flat)]
+				b[i].id = fmt.Sprintf("%s%d-%d-%d", prefix, c, n, i)
+				k++
+			}
+			bodies[c] = append(bodies[c], batchJSON(b, ""))
+		}
+	}
+	fr.events = uint64(o.floodClients * o.floodBatches * o.batch)
+	if err := syscall.Kill(chPID, syscall.SIGSTOP); err != nil {
+		return fr, fmt.Errorf("stop ClickHouse: %w", err)
+	}
+	resumed := atomic.Bool{}
+	resume := func() {
+		if !resumed.Swap(true) {
+			_ = syscall.Kill(chPID, syscall.SIGCONT)
+		}
+	}
+	defer resume()
+	logf("flood: ClickHouse stopped; %d clients posting %d batches of %d events", o.floodClients, o.floodBatches, o.batch)
+	var stallPeak, afterPeak atomic.Int64
+	stopRSS := make(chan struct{})
+	rssDone := make(chan struct{})
+	go func() {
+		defer close(rssDone)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			r := rssOf(srv.pid())
+			peak := &stallPeak
+			if resumed.Load() {
+				peak = &afterPeak
+			}
+			if r > peak.Load() {
+				peak.Store(r)
+			}
+			select {
+			case <-stopRSS:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	var ok, over, unav atomic.Int64
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.floodClients}}
+	errc := make(chan error, o.floodClients)
+	for c := range o.floodClients {
+		go func() {
+			for _, body := range bodies[c] {
+				for {
+					req, _ := http.NewRequestWithContext(ctx, "POST", srv.url+"/api/v1/events", bytes.NewReader(body))
+					req.Header.Set("Content-Type", "application/cloudevents-batch+json")
+					req.Header.Set("Authorization", "Bearer "+key)
+					resp, err := client.Do(req)
+					if err != nil {
+						errc <- err
+						return
+					}
+					rb, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					stalled := !resumed.Load()
+					switch resp.StatusCode {
+					case http.StatusOK:
+						if stalled {
+							ok.Add(1)
+						}
+					case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+						if stalled && resp.StatusCode == http.StatusTooManyRequests {
+							over.Add(1)
+						} else if stalled {
+							unav.Add(1)
+						}
+						time.Sleep(20 * time.Millisecond)
+						continue
+					default:
+						errc <- fmt.Errorf("flood: POST /api/v1/events: %d %s", resp.StatusCode, rb)
+						return
+					}
+					break
+				}
+			}
+			errc <- nil
+		}()
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(o.floodStall):
+	}
+	stallRSS := stallPeak.Load()
+	saveServerHeap("heap-flood-stall")
+	resume()
+	logf("flood: ClickHouse resumed after %v; server RSS max during the stall %d MB", o.floodStall, stallRSS>>20)
+	var firstErr error
+	for range o.floodClients {
+		if err := <-errc; err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	close(stopRSS)
+	<-rssDone
+	saveServerHeap("heap-flood-after")
+	if firstErr != nil {
+		return fr, firstErr
+	}
+	fr.stallRSS, fr.afterRSS = stallRSS, afterPeak.Load()
+	fr.ok, fr.overloaded, fr.unavailable = ok.Load(), over.Load(), unav.Load()
+	var ids uint64
+	if err := a.CH.QueryRow(ctx, "SELECT count(), uniqExact(customer_id, id) FROM events WHERE startsWith(id, ?)", prefix).Scan(&fr.stored, &ids); err != nil {
+		return fr, err
+	}
+	logf("flood: answers during the stall: %d x 200, %d x 429, %d x 503; server RSS max after it %d MB; %d events sent, %d rows, %d distinct",
+		fr.ok, fr.overloaded, fr.unavailable, fr.afterRSS>>20, fr.events, fr.stored, ids)
+	if fr.stored != fr.events || ids != fr.events {
+		return fr, fmt.Errorf("flood: %d events sent and acknowledged, but %d rows and %d distinct keys stored", fr.events, fr.stored, ids)
+	}
+	return fr, nil
+}
+
+// serverMemory describes the server's Go heap from its metrics (the key
+// index's filter and memtables are outside it).
+func serverMemory(ctx context.Context, url, key string) string {
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var parts []string
+	for _, l := range strings.Split(string(b), "\n") {
+		for _, name := range []string{"go_memstats_heap_inuse_bytes", "go_memstats_heap_sys_bytes", "go_memstats_next_gc_bytes", "go_memstats_sys_bytes", "process_resident_memory_bytes"} {
+			if rest, ok := strings.CutPrefix(l, name+" "); ok {
+				v, _ := strconv.ParseFloat(rest, 64)
+				parts = append(parts, fmt.Sprintf("%s %.0f MB", strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(name, "go_memstats_"), "process_"), "_bytes"), v/(1<<20)))
+			}
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// flushFigures are the server's group-commit metrics over one phase.
+type flushFigures struct {
+	flushes, perFlush, flushMS, lookupMS, insertMS, totalS float64
+}
+
+func (f flushFigures) String() string {
+	if f.flushes == 0 {
+		return "no flushes"
+	}
+	return fmt.Sprintf("%.0f flushes, %.0f events per flush, %.1f ms per flush (key index look-up %.1f ms + insert %.1f ms, partly overlapped), %.1f s flushing in total",
+		f.flushes, f.perFlush, f.flushMS, f.lookupMS, f.insertMS, f.totalS)
 }
 
 func benchCommandLine(o ingestBenchOpts) string {
-	return fmt.Sprintf("postage-bench ingest --events %d --clients %d --batch %d --customers %d --duplicates %g --fill-rows %d --queries %d",
-		o.events, o.clients, o.batch, o.customers, o.dupRate, o.fillRows, o.queries)
+	sizes := make([]string, len(o.sizes))
+	for i, n := range o.sizes {
+		sizes[i] = strconv.Itoa(n)
+	}
+	return fmt.Sprintf("postage-bench ingest --events %d --clients %d --batch %d --customers %d --duplicates %g --sizes %s --repeat %d --queries %d --flood-stall %v --flood-clients %d --flood-batches %d",
+		o.events, o.clients, o.batch, o.customers, o.dupRate, strings.Join(sizes, ","), o.repeat, o.queries, o.floodStall, o.floodClients, o.floodBatches)
+}
+
+// writeDocBlock replaces, in path, the text between the lines
+// "<!-- begin name -->" and "<!-- end name -->", or adds such a block at
+// the end of the section that starts at heading (or of the file), so the
+// hand-written text around it stays.
+func writeDocBlock(path, heading, name, block string) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	s := string(old)
+	begin, end := "<!-- begin "+name+" -->\n", "<!-- end "+name+" -->\n"
+	full := begin + block + end
+	if i := strings.Index(s, begin); i >= 0 {
+		if j := strings.Index(s[i:], end); j >= 0 {
+			return os.WriteFile(path, []byte(s[:i]+full+s[i+j+len(end):]), 0o644)
+		}
+	}
+	if i := strings.Index(s, heading+"\n"); i >= 0 {
+		rest := s[i+len(heading)+1:]
+		at := len(s)
+		if j := strings.Index(rest, "\n## "); j >= 0 {
+			at = i + len(heading) + 1 + j + 1
+		}
+		return os.WriteFile(path, []byte(s[:at]+full+"\n"+s[at:]), 0o644)
+	}
+	if s != "" && !strings.HasSuffix(s, "\n\n") {
+		s = strings.TrimRight(s, "\n") + "\n\n"
+	}
+	return os.WriteFile(path, []byte(s+heading+"\n\n"+full), 0o644)
 }
 
 // writeDocSection replaces the section starting at heading (up to the next
@@ -439,7 +791,7 @@ func bulkLoadTSV(ctx context.Context, a *app.App, client string, port, chPID int
 	for _, b := range batches {
 		for _, e := range b {
 			h := metering.HashPayload(e.t, true, e.country, e.category, 1)
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t1\t%d\t%s\n", e.customer, e.id, e.t.Format(time.DateTime), e.country, e.category, h, ing)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t\t\tcloudevents\t\t1\t%d\t%s\n", e.customer, e.id, e.t.Format(time.DateTime), e.country, e.category, h, ing)
 		}
 	}
 	if err := w.Flush(); err != nil {
@@ -452,7 +804,7 @@ func bulkLoadTSV(ctx context.Context, a *app.App, client string, port, chPID int
 	}
 	defer in.Close()
 	cmd := exec.CommandContext(ctx, client, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--database", "bench",
-		"--query", "INSERT INTO bench_scratch (customer_id, id, time, country, category, quantity, payload_hash, ingested_at) FORMAT TabSeparated")
+		"--query", "INSERT INTO bench_scratch (customer_id, id, time, country, category, pricing_type, pricing_model, source, status, quantity, payload_hash, ingested_at) FORMAT TabSeparated")
 	cmd.Stdin = in
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -466,7 +818,7 @@ func bulkLoadTSV(ctx context.Context, a *app.App, client string, port, chPID int
 	return wall, cpu, nil
 }
 
-func startBenchServer(ctx context.Context, cfg config.Config) (*exec.Cmd, string, error) {
+func startBenchServer(ctx context.Context, cfg config.Config, extraEnv ...string) (*exec.Cmd, string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, "", err
@@ -494,6 +846,7 @@ func startBenchServer(ctx context.Context, cfg config.Config) (*exec.Cmd, string
 		"POSTAGE_BILLING_SCHEDULER=false",
 		"POSTAGE_LOG_LEVEL=error",
 	)
+	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, "", err
@@ -738,14 +1091,12 @@ func getOK(ctx context.Context, url, key string) error {
 }
 
 // fillEvents inserts rows generated by ClickHouse itself (Zipf-like skew
-// over the same customer ids, ~150 countries, 5 categories) into last
-// month until the table holds o.fillRows rows.
-func fillEvents(ctx context.Context, a *app.App, o ingestBenchOpts, month time.Time) error {
-	var have uint64
-	if err := a.CH.QueryRow(ctx, "SELECT count() FROM events").Scan(&have); err != nil {
-		return err
-	}
-	need := int64(o.fillRows) - int64(have)
+// over the same customer ids, ~150 countries, 5 categories; event times
+// spread over month and each ingested up to a minute later) until the
+// table holds rows rows.
+func fillEvents(ctx context.Context, a *app.App, o ingestBenchOpts, rows int, month time.Time) error {
+	have := tableRows(ctx, a)
+	need := int64(rows) - int64(have)
 	if need <= 0 {
 		return nil
 	}
@@ -760,14 +1111,15 @@ func fillEvents(ctx context.Context, a *app.App, o ingestBenchOpts, month time.T
 		n := min(chunk, need-off)
 		// rank = floor(customers ^ u) - 1 with u uniform: a log-uniform,
 		// Zipf-like skew (rank 0 the largest).
-		q := fmt.Sprintf(`INSERT INTO events (customer_id, id, time, country, category, quantity, payload_hash, ingested_at)
+		q := fmt.Sprintf(`INSERT INTO events (customer_id, id, time, country, category, pricing_type, pricing_model, source, status, quantity, payload_hash, ingested_at)
 SELECT concat('bench-', substring(toString(100000 + toUInt32(floor(pow(%d, rand(1) / 4294967295.0))) - 1), 2)),
        concat('fill-', toString(number + %d)),
-       toDateTime(%d + rand(2) %% %d),
+       toDateTime(%d + rand(2) %% %d) AS t,
        [%s][1 + toUInt32(floor(pow(%d, rand(3) / 4294967295.0))) - 1],
        ['marketing','utility','authentication','service','authentication_international'][1 + rand(4) %% 5],
-       1, rand64(5), toDateTime(%d)
-FROM numbers(%d)`, o.customers, off, from, to-from, strings.Join(cs, ","), len(regions), to, n)
+       '', '', 'cloudevents', '',
+       1, rand64(5), t + rand(6) %% 60
+FROM numbers(%d)`, o.customers, int64(have)+off, from, to-from, strings.Join(cs, ","), len(regions), n)
 		if err := a.CH.Exec(ctx, q); err != nil {
 			return fmt.Errorf("fill events: %w", err)
 		}
@@ -775,16 +1127,17 @@ FROM numbers(%d)`, o.customers, off, from, to-from, strings.Join(cs, ","), len(r
 	return nil
 }
 
-// prevFlushStats holds the metrics of the previous flushStats call.
+// prevFlushStats holds the metrics of the previous flushStatsOf call.
 var prevFlushStats = map[string]float64{}
 
-// flushStats summarises the server's group-commit metrics.
-func flushStats(ctx context.Context, url, key string) string {
+// flushStatsOf reads the server's group-commit metrics since the previous
+// call.
+func flushStatsOf(ctx context.Context, url, key string) flushFigures {
 	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err.Error()
+		return flushFigures{}
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -798,12 +1151,14 @@ func flushStats(ctx context.Context, url, key string) string {
 		}
 	}
 	for k, x := range v { // this phase only: subtract the previous call's counts
-		v[k] = x - prevFlushStats[k]
+		if x >= prevFlushStats[k] { // a restarted server counts from zero
+			v[k] = x - prevFlushStats[k]
+		}
 		prevFlushStats[k] = x
 	}
 	n := v["postage_ingest_flush_seconds_count"]
 	if n == 0 {
-		return "no flushes"
+		return flushFigures{}
 	}
 	per := func(name string) float64 {
 		if c := v[name+"_count"]; c > 0 {
@@ -811,9 +1166,10 @@ func flushStats(ctx context.Context, url, key string) string {
 		}
 		return 0
 	}
-	return fmt.Sprintf("%.0f flushes, %.0f events per flush, %.1f ms per flush (look-up %.1f ms + insert %.1f ms, partly overlapped), %.1f s flushing in total",
-		n, v["postage_ingest_batch_events_sum"]/n, 1000*v["postage_ingest_flush_seconds_sum"]/n,
-		per("postage_ingest_lookup_seconds"), per("postage_ingest_insert_seconds"), v["postage_ingest_flush_seconds_sum"])
+	return flushFigures{
+		flushes: n, perFlush: v["postage_ingest_batch_events_sum"] / n, flushMS: 1000 * v["postage_ingest_flush_seconds_sum"] / n,
+		lookupMS: per("postage_ingest_lookup_seconds"), insertMS: per("postage_ingest_insert_seconds"), totalS: v["postage_ingest_flush_seconds_sum"],
+	}
 }
 
 // benchProfileEnv names a directory: when set, the server child exposes
@@ -878,6 +1234,24 @@ func startBenchProfile(phase string) func() {
 		b, _ := io.ReadAll(resp.Body)
 		_ = os.WriteFile(filepath.Join(dir, "allocs-"+phase+".pprof"), b, 0o644)
 	}
+}
+
+// saveServerHeap saves a heap profile of the server child as
+// <name>.pprof in the profile directory, if profiling is on.
+func saveServerHeap(name string) {
+	dir := os.Getenv(benchProfileEnv)
+	if dir == "" || benchPprofAddr == "" {
+		return
+	}
+	resp, err := http.Get("http://" + benchPprofAddr + "/debug/pprof/heap")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	_ = os.MkdirAll(dir, 0o755)
+	_ = os.WriteFile(filepath.Join(dir, name+".pprof"), b, 0o644)
 }
 
 // partsInfo describes the events table's active parts.

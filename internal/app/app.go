@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -131,10 +132,16 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	a.closers = append(a.closers, stopCaches)
 	a.Events = metering.NewCHStore(ch)
 	a.MeterMetrics = metering.NewMetrics(a.Registry)
+	// The ingester opens (and locks) its key index only when it starts
+	// serving (Serve) or first ingests: CLI commands that open the app next
+	// to a running server never touch it.
 	a.Ingester = metering.NewIngester(a.Events, metering.IngesterConfig{
 		MaxBatch: cfg.Ingest.FlushSize, MaxDelay: cfg.Ingest.FlushInterval.Duration,
-		QueueEvents: cfg.Ingest.QueueSize, Metrics: a.MeterMetrics, Log: log, Now: func() time.Time { return a.Now() },
-		// The id look-up must reach further back than the oldest event
+		QueueEvents: cfg.Ingest.QueueSize, QueueBytes: cfg.Ingest.QueueBytes,
+		IndexDir: IndexDir(cfg), IndexMemory: cfg.Ingest.IndexMemory,
+		IndexOwner: "clickhouse://" + cfg.ClickHouse.Addr + "/" + cfg.ClickHouse.Database,
+		Metrics:    a.MeterMetrics, Log: log, Now: func() time.Time { return a.Now() },
+		// The key index must remember keys longer than the oldest event
 		// accepted, or a re-send of an old event would count again.
 		Lookback: max(metering.DefaultLookback, cfg.Ingest.Horizon.Duration+31*24*time.Hour),
 	})
@@ -178,6 +185,15 @@ func MigrateCluster(ctx context.Context, cfg config.Config) error {
 	}
 	defer c.Close()
 	return db.MigrateCluster(ctx, pg, c)
+}
+
+// IndexDir is the directory of the ingester's key index: [ingest]
+// index_dir, or <[dev] data_dir>/index when that is empty.
+func IndexDir(cfg config.Config) string {
+	if cfg.Ingest.IndexDir != "" {
+		return cfg.Ingest.IndexDir
+	}
+	return filepath.Join(cfg.Dev.DataDir, "index")
 }
 
 // Migrate brings both databases' schemas up to date.
@@ -224,6 +240,9 @@ func (a *App) Server() *httpapi.Server {
 		Ready: []httpapi.ReadyCheck{
 			{Name: "postgres", Check: func(ctx context.Context) error { return a.PG.Ping(ctx) }},
 			{Name: "clickhouse", Check: func(ctx context.Context) error { return a.CH.Ping(ctx) }},
+			// Last: it may wait (for the rest of the check's time) while
+			// the key index opens.
+			{Name: "key index", Check: a.Ingester.WaitReady},
 		},
 	})
 }
@@ -243,6 +262,7 @@ func (a *App) Serve(ctx context.Context, started func(url string)) error {
 	if err != nil {
 		return err
 	}
+	a.Ingester.Start() // open and catch up the key index before the first request
 	srv := a.Server()
 	stopJobs, err := a.StartJobs(ctx)
 	if err != nil {

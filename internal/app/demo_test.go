@@ -25,6 +25,7 @@ func openTestApp(t *testing.T) *App {
 	cfg.Postgres.DSN = env.PGDSN
 	cfg.ClickHouse.Addr = env.CHAddr
 	cfg.ClickHouse.Database = env.CHDatabase
+	cfg.Ingest.IndexDir = t.TempDir()
 	a, err := Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,7 @@ func Config(env *testenv.Env) config.Config {
 func Open(t testing.TB, tweak func(*config.Config)) *app.App {
 	t.Helper()
 	cfg := Config(testenv.New(t))
+	cfg.Ingest.IndexDir = t.TempDir()
 	if tweak != nil {
 		tweak(&cfg)
 	}

@@ -110,6 +110,9 @@ type Ingest struct {
 	FlushSize     int      `toml:"flush_size"`
 	FlushInterval Duration `toml:"flush_interval"`
 	QueueSize     int      `toml:"queue_size"`
+	QueueBytes    int64    `toml:"queue_bytes"`
+	IndexDir      string   `toml:"index_dir"`
+	IndexMemory   int64    `toml:"index_memory"`
 	Horizon       Duration `toml:"horizon"`
 	FutureSkew    Duration `toml:"future_skew"`
 	Categories    []string `toml:"categories"`
@@ -212,6 +215,8 @@ func Default() Config {
 			FlushSize:     40000,
 			FlushInterval: Duration{50 * time.Millisecond},
 			QueueSize:     200000,
+			QueueBytes:    32 << 20,
+			IndexMemory:   48 << 20,
 			Horizon:       Duration{35 * 24 * time.Hour},
 			FutureSkew:    Duration{5 * time.Minute},
 			Categories:    []string{"notification", "session", "marketing", "utility", "authentication", "authentication_international", "service"},
@@ -281,6 +286,12 @@ func (c Config) Validate() error {
 	}
 	if c.Ingest.MaxBatch <= 0 || c.Ingest.FlushSize <= 0 || c.Ingest.QueueSize <= 0 {
 		errs = append(errs, errors.New("ingest.max_batch, flush_size and queue_size must be positive"))
+	}
+	if c.Ingest.QueueBytes < 1<<20 {
+		errs = append(errs, errors.New("ingest.queue_bytes must be at least 1048576 (1 MiB)"))
+	}
+	if c.Ingest.IndexMemory < 1<<20 {
+		errs = append(errs, errors.New("ingest.index_memory must be at least 1048576 (1 MiB)"))
 	}
 	if c.Ingest.FlushInterval.Duration <= 0 {
 		errs = append(errs, errors.New("ingest.flush_interval must be positive"))

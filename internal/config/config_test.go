@@ -71,6 +71,8 @@ func TestLoadErrorsAreClear(t *testing.T) {
 		{"bad env int", "", []string{"POSTAGE_INGEST_MAX_BATCH=many"}, "POSTAGE_INGEST_MAX_BATCH: not an integer"},
 		{"invalid value", "[log]\nformat = \"xml\"\n", nil, `log.format "xml"`},
 		{"billable status", "[whatsapp]\nbillable_status = \"read\"\n", nil, `whatsapp.billable_status "read"`},
+		{"tiny queue bytes", "[ingest]\nqueue_bytes = 1000\n", nil, "ingest.queue_bytes must be at least"},
+		{"tiny index memory", "", []string{"POSTAGE_INGEST_INDEX_MEMORY=4096"}, "ingest.index_memory must be at least"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

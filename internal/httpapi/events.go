@@ -212,6 +212,15 @@ func (s *Server) postEvents(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	// A full ingest queue refuses the request before its body is read and
+	// decoded (metering.Ingester.Admit): in a flood while ClickHouse stalls,
+	// refused requests then cost the server neither memory nor decoding.
+	if a, ok := s.Metering.Ingester.(interface{ Admit() error }); ok {
+		if err := a.Admit(); err != nil {
+			s.writeError(c, err)
+			return
+		}
+	}
 	// The body is read into a recycled buffer: a batch of 2,000 events is
 	// about half a megabyte, and a new buffer for each made the garbage
 	// collector run for them. The decoders keep nothing of

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,8 +37,13 @@ type fixture struct {
 	// An every-customer webhook endpoint, the delivery of FinalID's
 	// invoice.finalized to it, and an alert of cust-a.
 	EndpointID, DeliveryID, AlertID string
-	version                         []byte // a valid rate-card version body (JSON)
-	csv                             []byte // the same as CSV
+	// FreshEvents makes every sample of the ingest routes carry ids new
+	// to the meter (a re-sent event is answered from the key index
+	// without ClickHouse; a new one needs ClickHouse to be stored).
+	FreshEvents bool
+	eventSeq    atomic.Int64
+	version     []byte // a valid rate-card version body (JSON)
+	csv         []byte // the same as CSV
 }
 
 const (
@@ -287,6 +293,14 @@ func cloudEvents(prefix string, n int, at time.Time) []byte {
 	return []byte("[" + strings.Join(evs, ",") + "]")
 }
 
+// eventSuffix is "" or, with FreshEvents, a suffix new to the meter.
+func (f *fixture) eventSuffix() string {
+	if !f.FreshEvents {
+		return ""
+	}
+	return fmt.Sprintf("-%d", f.eventSeq.Add(1))
+}
+
 // sample is a valid request body for a route ("METHOD /path" in gin
 // syntax), with its content type; ok is false for a route without a body.
 func (f *fixture) sample(method, path string) (ctype string, body []byte, header http.Header, ok bool) {
@@ -333,7 +347,7 @@ func (f *fixture) sample(method, path string) (ctype string, body []byte, header
 	case "POST /api/v1/reconciliations/:month/accept":
 		return j(`{"reason":"cust-b's message was a test send"}`)
 	case "POST /api/v1/events":
-		return "application/cloudevents-batch+json", cloudEvents("walk", 2, f.Now.Add(-time.Hour)), nil, true
+		return "application/cloudevents-batch+json", cloudEvents("walk"+f.eventSuffix(), 2, f.Now.Add(-time.Hour)), nil, true
 	case "POST /api/v1/webhook-endpoints":
 		return j(`{"customer_id":"cust-a","url":"http://127.0.0.1:9/walk","event_types":["invoice.finalized"],"description":"walk"}`)
 	case "PATCH /api/v1/webhook-endpoints/:endpoint_id":
@@ -343,7 +357,7 @@ func (f *fixture) sample(method, path string) (ctype string, body []byte, header
 	case "POST /api/v1/customers/:id/alerts":
 		return j(`{"metric":"amount","threshold":"2500.00"}`)
 	case "POST /api/v1/webhooks/whatsapp":
-		b := waBody("wamid.walk", f.Now.Add(-time.Hour))
+		b := waBody("wamid.walk"+f.eventSuffix(), f.Now.Add(-time.Hour))
 		return "application/json", b, http.Header{"X-Hub-Signature-256": {metering.SignBody(fixSecret, b)}}, true
 	}
 	return "", nil, nil, false

@@ -33,6 +33,7 @@ func outageApp(t *testing.T) (*testenv.Private, *fixture, []httpapi.Route) {
 	cfg.HTTP.RequestTimeout = config.Duration{Duration: 5 * time.Second}
 	cfg.HTTP.WriteTimeout = config.Duration{Duration: 10 * time.Second}
 	cfg.Postgres.DSN, cfg.ClickHouse.Addr, cfg.ClickHouse.Database = p.PGDSN, p.CHAddr, p.CHDatabase
+	cfg.Ingest.IndexDir = t.TempDir() // the key index, not under the package's data/
 	ctx := context.Background()
 	a, err := app.Open(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -43,6 +44,7 @@ func outageApp(t *testing.T) (*testenv.Private, *fixture, []httpapi.Route) {
 		t.Fatal(err)
 	}
 	f := fillFixture(t, a)
+	f.FreshEvents = true // events that need ClickHouse to be stored
 	return p, f, a.Server().Routes()
 }
 
