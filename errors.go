@@ -22,7 +22,25 @@ const (
 	ETOOLARGE     = "too_large"              // body or batch over its limit
 	EUNSUPPORTED  = "unsupported_media_type" // wrong Content-Type
 	EINTERNAL     = "internal"               // a bug or unexpected failure; details are logged, never shown
+
+	// Finance refusals: specific conflicts of payments, credit notes and
+	// tax rates (HTTP 409), so clients can tell them apart.
+	EOVERPAYMENT      = "overpayment"              // a payment larger than the invoice's balance
+	ECURRENCYMISMATCH = "currency_mismatch"        // a payment in another currency than the invoice's
+	ENOTFINALIZED     = "invoice_not_finalized"    // a payment or credit note on a draft or void invoice
+	EOVERCREDIT       = "credit_exceeds_remaining" // a credit note for more than is left to credit
+	ETAXOVERLAP       = "tax_rate_overlap"         // a tax rate overlapping another of its jurisdiction
 )
+
+// Conflict reports whether code is a conflict with the current state:
+// ECONFLICT or one of the specific finance refusals.
+func Conflict(code string) bool {
+	switch code {
+	case ECONFLICT, EOVERPAYMENT, ECURRENCYMISMATCH, ENOTFINALIZED, EOVERCREDIT, ETAXOVERLAP:
+		return true
+	}
+	return false
+}
 
 // Error is an application error with a stable code and a message that is safe
 // to show to the caller. Detail optionally carries structured problems (for

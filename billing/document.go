@@ -36,8 +36,10 @@ type plainInvoice Invoice
 
 // Freeze makes inv a frozen document: everything it shows is written into
 // it (every line's description as the describer gives it now, the issuer
-// — kept when inv already has one, else issuer — the customer snapshot,
-// the totals and the currency's minor units), and inv marshals to those
+// — kept when inv already has one, else issuer — the customer snapshot
+// with its tax details and address, the tax lines, the totals, the
+// currency's minor units, and for a finalized invoice its issue date and
+// its due date: the issue date plus its payment terms), and inv marshals to those
 // bytes from now on (Document returns them). The invoice ledger stores
 // them when it finalizes or voids an invoice, and a finalized or void
 // invoice is read back from them: later code or configuration never
@@ -51,6 +53,17 @@ func Freeze(inv *Invoice, issuer Issuer) error {
 	}
 	if inv.Lines == nil {
 		inv.Lines = []Line{}
+	}
+	if inv.TaxLines == nil {
+		inv.TaxLines = []TaxLine{}
+	}
+	if inv.Tax.Places == 0 && inv.MinorUnits != 0 {
+		inv.Tax.Places = int32(inv.MinorUnits)
+	}
+	if inv.IssueDate == nil && inv.FinalizedAt != nil {
+		issued := DateOf(*inv.FinalizedAt)
+		due := issued.AddDays(inv.PaymentTermsDays)
+		inv.IssueDate, inv.DueDate = &issued, &due
 	}
 	for i := range inv.Lines {
 		if inv.Lines[i].Description == "" {

@@ -44,6 +44,8 @@ type draftRequest struct {
 	// Prefetched holds the run's customers' cards and overrides (nil:
 	// asked one at a time).
 	Prefetched *Prefetched
+	// Taxes are the tax rates (nil: read from r.Taxes).
+	Taxes TaxTable
 }
 
 // draft computes the draft of a planned account, encoded for the ledger;
@@ -55,7 +57,7 @@ func (r *Runner) draft(ctx context.Context, p *runPlan, pl *planned) (*Draft, []
 		id, seq = InvoiceID(pl.customer.ID, p.period, 1), 1
 	}
 	inv, unbilled, err := r.compute(ctx, draftRequest{Customer: pl.customer, Period: p.period, Cutoff: p.cutoff, Usage: p.usage, Known: p.customers,
-		Adjust: pl.late, ID: id, Seq: seq, Prefetched: p.pre, Groups: &p.groups})
+		Adjust: pl.late, ID: id, Seq: seq, Prefetched: p.pre, Groups: &p.groups, Taxes: p.taxes})
 	if err != nil {
 		return nil, nil, fmt.Errorf("invoice of %s: %w", pl.customer.ID, err)
 	}
@@ -335,6 +337,14 @@ func (r *Runner) compute(ctx context.Context, req draftRequest) (*Invoice, []Unb
 		}
 	}
 	inv.ExchangeRates = fx
+	table := req.Taxes
+	if table == nil {
+		if table, err = r.taxTable(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	applyTaxes(inv, table, r.taxNotes())
+	inv.PaymentTermsDays = r.termsOf(c)
 	return inv, unbilled, nil
 }
 
@@ -417,13 +427,62 @@ func sections(inv *Invoice, am *accountMonth, known map[string]Customer) []Secti
 	return out
 }
 
+// applyTaxes adds the invoice's taxes (Taxes) and makes its total
+// subtotal + adjustments + tax.
+func applyTaxes(inv *Invoice, table TaxTable, notes TaxNotes) {
+	// sumLines made Total = Subtotal + Adjustments (the net amount).
+	inv.TaxLines, inv.Tax, inv.TaxNote = Taxes(inv.Customer, inv.Total.Decimal, inv.Period, inv.MinorUnits, table, notes)
+	if !inv.Tax.IsZero() {
+		inv.Total = NewMoney(inv.Total.Add(inv.Tax.Decimal), inv.MinorUnits)
+	}
+}
+
+// taxTable reads every tax rate (none when the Runner has no TaxRates).
+func (r *Runner) taxTable(ctx context.Context) (TaxTable, error) {
+	if r.Taxes == nil {
+		return TaxTable{}, nil
+	}
+	rates, err := r.Taxes.TaxRates(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("read tax rates: %w", err)
+	}
+	return NewTaxTable(rates), nil
+}
+
+func (r *Runner) taxNotes() TaxNotes {
+	n := r.TaxNotes
+	if n.ReverseCharge == "" {
+		n.ReverseCharge = DefaultReverseChargeNote
+	}
+	if n.Exempt == "" {
+		n.Exempt = DefaultExemptNote
+	}
+	return n
+}
+
+// termsOf returns the customer's payment terms in days: its own, else the
+// Runner's default.
+func (r *Runner) termsOf(c Customer) int {
+	if c.PaymentTermsDays != nil {
+		return *c.PaymentTermsDays
+	}
+	if r.PaymentTermsDays > 0 {
+		return r.PaymentTermsDays
+	}
+	return DefaultPaymentTermsDays
+}
+
+// DefaultPaymentTermsDays are the payment terms of customers without
+// their own when none are configured: net 30.
+const DefaultPaymentTermsDays = 30
+
 // newDraft is the draft req asks for, with lines, rated by res.
 func newDraft(req draftRequest, res *pricing.Result, lines []Line, now time.Time, grace time.Duration) *Invoice {
 	c, places := req.Customer, res.MinorUnits
 	sub, adj, total := sumLines(lines, places)
 	inv := &Invoice{
 		ID: req.ID, CustomerID: c.ID, Period: req.Period, Seq: req.Seq, Status: StatusDraft, Replaces: req.Replaces,
-		Customer: CustomerSnapshot{ID: c.ID, Name: c.Name, Country: c.Country, Email: c.Email, Currency: c.Currency},
+		Customer: c.Snapshot(),
 		Currency: res.Currency, MinorUnits: places, CardID: res.CardID, CardVersion: res.Version,
 		Lines: lines, Subtotal: sub, Adjustments: adj, Total: total,
 		UsageCutoff:   req.Cutoff,

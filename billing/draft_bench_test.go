@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"postage/pricing"
 )
 
@@ -32,14 +34,26 @@ func BenchmarkDraftOfOneCustomer(b *testing.B) {
 	period := pricing.MustParseMonth("2026-10")
 	cust := Customer{ID: "c000001", Name: "Bench customer 1", Currency: "USD", Country: "GB"}
 	now := time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)
-	b.ReportAllocs()
-	for b.Loop() {
-		res, err := rt.Rate(pricing.Overrides{}, usage, pricing.RateOptions{CustomerCountry: cust.Country, Month: period})
-		if err != nil {
-			b.Fatal(err)
-		}
-		req := draftRequest{Customer: cust, Period: period, Cutoff: now, ID: InvoiceID(cust.ID, period, 1), Seq: 1}
-		_ = EncodeDraft(newDraft(req, &res, usageLines(res, period, ""), now, 72*time.Hour))
+	// Taxed as a run taxes: with no rate (a deployment without taxes) and
+	// with the customer's country's VAT.
+	vat := NewTaxTable([]TaxRate{{ID: "txr_gb", Jurisdiction: "GB", Name: "VAT", Rate: decimal.NewFromInt(20), EffectiveFrom: NewDate(2017, 1, 1)}})
+	for _, bc := range []struct {
+		name  string
+		taxes TaxTable
+	}{{"untaxed", TaxTable{}}, {"vat", vat}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				res, err := rt.Rate(pricing.Overrides{}, usage, pricing.RateOptions{CustomerCountry: cust.Country, Month: period})
+				if err != nil {
+					b.Fatal(err)
+				}
+				req := draftRequest{Customer: cust, Period: period, Cutoff: now, ID: InvoiceID(cust.ID, period, 1), Seq: 1}
+				inv := newDraft(req, &res, usageLines(res, period, ""), now, 72*time.Hour)
+				applyTaxes(inv, bc.taxes, TaxNotes{})
+				_ = EncodeDraft(inv)
+			}
+		})
 	}
 }
 

@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
 	"errors"
@@ -169,11 +170,29 @@ type UnbilledLine struct {
 // CustomerSnapshot is the customer as it was when the invoice was last
 // computed; a finalized invoice keeps it forever.
 type CustomerSnapshot struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	Country  string `json:"country,omitempty"`
-	Email    string `json:"email,omitempty"`
-	Currency string `json:"currency"`
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Country    string    `json:"country,omitempty"`
+	Email      string    `json:"email,omitempty"`
+	Currency   string    `json:"currency"`
+	TaxID      string    `json:"tax_id,omitempty"`
+	TaxStatus  TaxStatus `json:"tax_status,omitempty"`
+	TaxCountry string    `json:"tax_country,omitempty"`
+	TaxRegion  string    `json:"tax_region,omitempty"`
+	Address    *Address  `json:"address,omitempty"`
+}
+
+// Snapshot is the customer as an invoice shows it.
+func (c Customer) Snapshot() CustomerSnapshot {
+	s := CustomerSnapshot{ID: c.ID, Name: c.Name, Country: c.Country, Email: c.Email, Currency: c.Currency,
+		TaxID: c.TaxID, TaxStatus: c.TaxStatus, TaxCountry: c.TaxCountry, TaxRegion: c.TaxRegion, Address: c.Address}
+	if s.TaxStatus == "" {
+		s.TaxStatus = TaxTaxable
+	}
+	if s.Address != nil && s.Address.IsZero() {
+		s.Address = nil
+	}
+	return s
 }
 
 // Invoice is one customer's bill for one calendar month (UTC).
@@ -211,7 +230,21 @@ type Invoice struct {
 	ExchangeRates []pricing.ExchangeRate `json:"exchange_rates,omitempty"`
 	Subtotal      Money                  `json:"subtotal"`
 	Adjustments   Money                  `json:"adjustments"`
-	Total         Money                  `json:"total"`
+	// TaxLines are the taxes (one per rate, or one at 0% for reverse
+	// charge and exemption): docs/BILLING.md, "Taxes".
+	TaxLines []TaxLine `json:"tax_lines"`
+	// Tax is the sum of the tax lines' taxes.
+	Tax Money `json:"tax"`
+	// Total is subtotal + adjustments + tax.
+	Total Money `json:"total"`
+	// TaxNote is the legal note of a reverse-charge or exempt invoice.
+	TaxNote string `json:"tax_note,omitempty"`
+	// PaymentTermsDays is how many days after its issue the invoice is due.
+	PaymentTermsDays int `json:"payment_terms_days"`
+	// IssueDate and DueDate are set when the invoice is finalized (the
+	// day of finalization, and that day plus the payment terms).
+	IssueDate *Date `json:"issue_date,omitempty"`
+	DueDate   *Date `json:"due_date,omitempty"`
 	// UsageCutoff is the ingestion time up to which events were counted.
 	UsageCutoff   time.Time  `json:"usage_cutoff"`
 	FinalizeAfter time.Time  `json:"finalize_after"`
@@ -503,4 +536,14 @@ func adjustmentLines(rerated []Line, billed []Line, period pricing.Month, places
 		out = append(out, l)
 	}
 	return out
+}
+
+// NewID returns a random id with a prefix ("pay_", "cn_", "txr_") and 26
+// base32 characters (130 random bits).
+func NewID(prefix string) string {
+	var b [17]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported systems
+	}
+	return prefix + idEncoding.EncodeToString(b[:])[:26]
 }

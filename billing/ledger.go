@@ -21,6 +21,9 @@ type CustomerStore interface {
 	// List returns customers ordered by id, one page at a time; the
 	// returned cursor is empty on the last page.
 	List(ctx context.Context, p Page) ([]Customer, string, error)
+	// Search returns up to limit customers whose id or name contains q
+	// (case-insensitive), by name then id: finding a customer by name.
+	Search(ctx context.Context, q string, limit int) ([]Customer, error)
 	// All returns every customer keyed by id (invoice runs and reports).
 	All(ctx context.Context) (map[string]Customer, error)
 	// Update changes the given fields of a customer. A currency change is

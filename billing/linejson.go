@@ -47,6 +47,7 @@ type Draft struct {
 	Customer []byte   // the customer snapshot as JSON
 	Lines    []byte   // the lines as stored (appendStoredLinesJSON)
 	Details  []byte   // the invoice's Details as JSON; empty when it has none
+	TaxLines []byte   // the tax lines as JSON
 	Hash     []byte   // of what a refresh can change: an unchanged draft is not rewritten
 	Adjusts  []string // the months its adjustment lines bill
 	Fresh    bool     // no invoice of its customer and period existed when the run began
@@ -57,15 +58,17 @@ func EncodeDraft(d *Invoice) *Draft {
 	cb := appendCustomerJSON(make([]byte, 0, 128), &d.Customer)
 	lb := appendStoredLinesJSON(make([]byte, 0, 160*len(d.Lines)+2), d.Lines)
 	db := EncodeDetails(d)
+	tb := encodeTaxLines(d.TaxLines)
 	var num [48]byte
 	h := sha256.New()
-	for _, part := range [][]byte{cb, lb, []byte(d.Currency), []byte(d.CardID), strconv.AppendInt(num[:0], int64(d.CardVersion), 10), db} {
+	for _, part := range [][]byte{cb, lb, tb, []byte(d.TaxNote), []byte(d.Currency), []byte(d.CardID),
+		strconv.AppendInt(num[:0], int64(d.CardVersion), 10), strconv.AppendInt(num[24:24], int64(d.PaymentTermsDays), 10), db} {
 		h.Write(part)
 		h.Write([]byte{0})
 	}
 	h.Write(appendDecimalFixed(num[:0], d.Total.Decimal, d.Total.Places))
 	h.Write([]byte{0})
-	return &Draft{Invoice: d, Customer: cb, Lines: lb, Details: db, Adjusts: adjustedPeriods(d.Lines), Hash: h.Sum(nil)}
+	return &Draft{Invoice: d, Customer: cb, Lines: lb, Details: db, TaxLines: tb, Adjusts: adjustedPeriods(d.Lines), Hash: h.Sum(nil)}
 }
 
 // Details are what an invoice holds beyond its lines and totals, stored
@@ -101,6 +104,60 @@ func DecodeDetails(inv *Invoice, b []byte) error {
 	}
 	inv.Sections, inv.Unbilled, inv.CostCard, inv.ExchangeRates = d.Sections, d.Unbilled, d.CostCard, d.ExchangeRates
 	return nil
+}
+
+var emptyJSONArray = []byte("[]")
+
+// encodeTaxLines is the tax lines as stored, byte for byte what
+// encoding/json writes (a test compares them): "[]" for the usual untaxed
+// draft, without reflection for the others (a run encodes every draft's).
+func encodeTaxLines(tl []TaxLine) []byte {
+	if len(tl) == 0 {
+		return emptyJSONArray
+	}
+	b := make([]byte, 0, 128*len(tl))
+	b = append(b, '[')
+	for i := range tl {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		t := &tl[i]
+		b = append(b, `{"name":`...)
+		b = jsonx.AppendString(b, t.Name)
+		b = append(b, `,"jurisdiction":`...)
+		b = jsonx.AppendString(b, t.Jurisdiction)
+		b = append(b, `,"rate":`...)
+		b = appendDecimalJSON(b, t.Rate)
+		if t.RateID != "" {
+			b = append(b, `,"rate_id":`...)
+			b = jsonx.AppendString(b, t.RateID)
+		}
+		b = append(b, `,"taxable_amount":"`...)
+		b = appendMoney(b, t.TaxableAmount)
+		b = append(b, `","tax":"`...)
+		b = appendMoney(b, t.Tax)
+		b = append(b, `"}`...)
+	}
+	return append(b, ']')
+}
+
+// DecodeTaxLines reads tax lines as stored; amounts get places decimals.
+func DecodeTaxLines(b []byte, places int) ([]TaxLine, error) {
+	var tl []TaxLine
+	if len(b) == 0 {
+		return []TaxLine{}, nil
+	}
+	if err := json.Unmarshal(b, &tl); err != nil {
+		return nil, err
+	}
+	for i := range tl {
+		tl[i].TaxableAmount.Places = int32(places)
+		tl[i].Tax.Places = int32(places)
+	}
+	if tl == nil {
+		tl = []TaxLine{}
+	}
+	return tl, nil
 }
 
 // DecodeLines reads lines as stored, restoring what storage leaves out
@@ -144,6 +201,32 @@ func appendCustomerJSON(b []byte, c *CustomerSnapshot) []byte {
 	}
 	b = append(b, `,"currency":`...)
 	b = jsonx.AppendString(b, c.Currency)
+	for _, f := range [...]struct{ name, v string }{
+		{`,"tax_id":`, c.TaxID}, {`,"tax_status":`, string(c.TaxStatus)}, {`,"tax_country":`, c.TaxCountry}, {`,"tax_region":`, c.TaxRegion},
+	} {
+		if f.v != "" {
+			b = append(b, f.name...)
+			b = jsonx.AppendString(b, f.v)
+		}
+	}
+	if a := c.Address; a != nil {
+		b = append(b, `,"address":{`...)
+		first := true
+		for _, f := range [...]struct{ name, v string }{
+			{`"line1":`, a.Line1}, {`"line2":`, a.Line2}, {`"city":`, a.City}, {`"postal_code":`, a.PostalCode}, {`"region":`, a.Region}, {`"country":`, a.Country},
+		} {
+			if f.v == "" {
+				continue
+			}
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = append(b, f.name...)
+			b = jsonx.AppendString(b, f.v)
+		}
+		b = append(b, '}')
+	}
 	return append(b, '}')
 }
 

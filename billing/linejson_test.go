@@ -240,14 +240,46 @@ func TestAppendCustomerJSONMatchesEncodingJSON(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	strs := []string{"", "c1", "Acme <b>&</b> Co", `quote " back \`, "émoji 💬", "\u2028", "bad \xff", "ctl \x01", "GB", "USD", "a@b.example"}
 	for range 20_000 {
-		c := CustomerSnapshot{ID: strs[rng.IntN(len(strs))], Name: strs[rng.IntN(len(strs))], Country: strs[rng.IntN(len(strs))],
-			Email: strs[rng.IntN(len(strs))], Currency: strs[rng.IntN(len(strs))]}
+		pick := func() string { return strs[rng.IntN(len(strs))] }
+		c := CustomerSnapshot{ID: pick(), Name: pick(), Country: pick(), Email: pick(), Currency: pick(),
+			TaxID: pick(), TaxStatus: TaxStatus(pick()), TaxCountry: pick(), TaxRegion: pick()}
+		if rng.IntN(2) == 0 {
+			c.Address = &Address{Line1: pick(), Line2: pick(), City: pick(), PostalCode: pick(), Region: pick(), Country: pick()}
+		}
 		want, err := json.Marshal(c)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := appendCustomerJSON(nil, &c); string(got) != string(want) {
 			t.Fatalf("customer %+v:\n got %s\nwant %s", c, got, want)
+		}
+	}
+}
+
+// TestEncodeTaxLinesMatchesEncodingJSON: stored tax lines are byte for
+// byte what encoding/json writes (they feed the content hash).
+func TestEncodeTaxLinesMatchesEncodingJSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	strs := []string{"", "VAT", "GST", "Reverse charge", `q"uote`, "émoji 💬", "\u2028", "DE", "CA-QC", "txr_abc"}
+	decs := []string{"0", "19", "9.975", "-1.5", "100", "0.0001"}
+	moneys := []string{"0", "12.3", "-0.07", "1234567.89", "0.005"}
+	for range 20_000 {
+		var tl []TaxLine
+		for range rng.IntN(4) {
+			places := rng.IntN(4)
+			tl = append(tl, TaxLine{Name: strs[rng.IntN(len(strs))], Jurisdiction: strs[rng.IntN(len(strs))], Rate: decimal.RequireFromString(decs[rng.IntN(len(decs))]),
+				RateID: strs[rng.IntN(len(strs))], TaxableAmount: NewMoney(decimal.RequireFromString(moneys[rng.IntN(len(moneys))]), places),
+				Tax: NewMoney(decimal.RequireFromString(moneys[rng.IntN(len(moneys))]), places)})
+		}
+		want, err := json.Marshal(tl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tl) == 0 {
+			want = []byte("[]")
+		}
+		if got := encodeTaxLines(tl); string(got) != string(want) {
+			t.Fatalf("tax lines %+v:\n got %s\nwant %s", tl, got, want)
 		}
 	}
 }

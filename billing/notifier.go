@@ -8,9 +8,9 @@ import (
 
 // Notifier writes an event to the outbound webhooks' outbox within the
 // transaction of the change that causes it (notify.Outbox implements it),
-// so the event exists exactly when the change commits. The invoice ledger
-// emits invoice.finalized and invoice.voided with it; a nil Notifier
-// emits nothing.
+// so the event exists exactly when the change commits. The ledger emits
+// invoice.finalized, invoice.voided, invoice.paid, invoice.overdue and
+// credit_note.created with it; a nil Notifier emits nothing.
 type Notifier interface {
 	Emit(ctx context.Context, q notify.Querier, e notify.Event) error
 }

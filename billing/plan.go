@@ -28,6 +28,7 @@ type runPlan struct {
 	usage     map[string][]pricing.Usage
 	customers map[string]Customer
 	groups    sync.Map // groupOf → *ratedGroup: each portfolio of the period rated once
+	taxes     TaxTable // every tax rate
 }
 
 // planned is one account a run computes a draft for: a customer invoiced
@@ -50,8 +51,10 @@ func (r *Runner) plan(ctx context.Context, period pricing.Month, cutoff time.Tim
 		late      map[string][]pricing.Month
 		elsewhere map[string]bool
 		pre       *Prefetched
+		taxes     TaxTable
 	)
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { taxes, err = r.taxTable(gctx); return err })
 	g.Go(func() error {
 		if err := r.Usage.EachMonthlyUsage(gctx, period, cutoff, func(u MeteredUsage) error { groups.add(u); return nil }); err != nil {
 			return fmt.Errorf("read usage of %s: %w", period, err)
@@ -84,7 +87,7 @@ func (r *Runner) plan(ctx context.Context, period pricing.Month, cutoff time.Tim
 		return nil, err
 	}
 
-	p := &runPlan{period: period, cutoff: cutoff, todo: make([]planned, 0, len(usage)), pre: pre,
+	p := &runPlan{period: period, cutoff: cutoff, todo: make([]planned, 0, len(usage)), pre: pre, taxes: taxes,
 		usage: make(map[string][]pricing.Usage, len(usage)), customers: customers}
 	// Accounts: whoever is invoiced for the usage (a consolidating parent
 	// for its members), each once.

@@ -32,7 +32,15 @@ type Runner struct {
 	Render Renderer
 	// Issuer is who invoices are from; finalization freezes it into each.
 	Issuer Issuer
-	Log    *slog.Logger
+	// Taxes are the tax rates invoices are taxed with (nil: no taxes).
+	Taxes TaxRates
+	// TaxNotes are the legal notes of reverse-charge and exempt invoices
+	// (the Default notes where empty).
+	TaxNotes TaxNotes
+	// PaymentTermsDays are the payment terms of customers without their
+	// own (DefaultPaymentTermsDays when zero).
+	PaymentTermsDays int
+	Log              *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// Grace is how long a draft stays open after its period ends (or after

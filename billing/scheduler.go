@@ -21,6 +21,9 @@ const SweepSchedule = "17 * * * *"
 // the runs' advisory lock makes one of them do the work.
 type Scheduler struct {
 	Runner *Runner
+	// Accounts, when set, reports newly overdue invoices (invoice.overdue)
+	// with the hourly sweep.
+	Accounts *Accounts
 	// Schedule is a five-field cron expression for the monthly run of
 	// the previous month (DefaultSchedule when empty).
 	Schedule string
@@ -53,6 +56,13 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	if _, err := s.cron.AddFunc(SweepSchedule, func() {
 		if _, err := s.Runner.Sweep(ctx); err != nil {
 			log.Error("finalize sweep failed", "err", err)
+		}
+		if s.Accounts != nil {
+			if n, err := s.Accounts.MarkOverdue(ctx); err != nil {
+				log.Error("overdue sweep failed", "err", err)
+			} else if n > 0 {
+				log.Info("invoices overdue", "reported", n)
+			}
 		}
 	}); err != nil {
 		return err

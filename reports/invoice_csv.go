@@ -24,6 +24,7 @@ var InvoiceCSVHeader = []string{
 	"invoice_subtotal", "invoice_adjustments", "invoice_total",
 	"usage_cutoff", "finalized_at", "voided_at", "void_reason", "replaces", "replaced_by",
 	"pricing_type", "description", "message_categories", "list_amount", "discount_amount", "member", "unbilled_reason", "exchange_rates",
+	"invoice_tax", "tax_rate", "taxable_amount", "issue_date", "due_date", "payment_terms_days", "customer_tax_id", "customer_tax_status",
 }
 
 // InvoiceCSV writes invoices as CSV (InvoiceCSVHeader): one invoice for
@@ -33,6 +34,9 @@ var InvoiceCSVHeader = []string{
 // not bill follows its lines as rows of kind "unbilled" (no amount, the
 // reason and its detail); the exchange rates cost-plus lines used are on
 // every row ("USD/EUR 2026-02 0.9231", separated by ";").
+// Each tax line is a row of its own (line_kind "tax": market is the
+// jurisdiction, category the tax's name, amount the tax, with tax_rate
+// and taxable_amount).
 func InvoiceCSV(w io.Writer, invs []billing.Invoice) error {
 	t := Table{Header: InvoiceCSVHeader}
 	for _, inv := range invs {
@@ -45,8 +49,12 @@ func InvoiceCSV(w io.Writer, invs []billing.Invoice) error {
 			fx = append(fx, x.From+"/"+x.To+" "+x.Month.String()+" "+x.Rate.String())
 		}
 		rates := strings.Join(fx, ";")
-		if len(inv.Lines) == 0 && len(inv.Unbilled) == 0 {
-			t.Rows = append(t.Rows, concat(base, make([]string, 11), tail, make([]string, 7), []string{rates}))
+		terms := func(rate, taxable string) []string {
+			return []string{inv.Tax.String(), rate, taxable, csvDate(inv.IssueDate), csvDate(inv.DueDate), strconv.Itoa(inv.PaymentTermsDays),
+				inv.Customer.TaxID, string(inv.Customer.TaxStatus)}
+		}
+		if len(inv.Lines) == 0 && len(inv.Unbilled) == 0 && len(inv.TaxLines) == 0 {
+			t.Rows = append(t.Rows, concat(base, make([]string, 11), tail, make([]string, 7), []string{rates}, terms("", "")))
 			continue
 		}
 		for _, l := range inv.Lines {
@@ -72,15 +80,26 @@ func InvoiceCSV(w io.Writer, invs []billing.Invoice) error {
 			if !l.ListAmount.IsZero() || !l.DiscountAmount.IsZero() {
 				list, disc = l.ListAmount.String(), l.DiscountAmount.String()
 			}
-			t.Rows = append(t.Rows, concat(base, line, tail, []string{l.PricingType, l.Description, strings.Join(l.MessageCategories, ";"), list, disc, l.Member, "", rates}))
+			t.Rows = append(t.Rows, concat(base, line, tail, []string{l.PricingType, l.Description, strings.Join(l.MessageCategories, ";"), list, disc, l.Member, "", rates}, terms("", "")))
 		}
 		for _, u := range inv.Unbilled {
 			line := []string{"unbilled", u.Period.String(), "", u.Country + ":" + strconv.FormatInt(u.Quantity, 10), u.Category, "false",
 				strconv.FormatInt(u.Quantity, 10), "", "false", "", ""}
-			t.Rows = append(t.Rows, concat(base, line, tail, []string{"", u.Detail, "", "", "", u.Member, u.Reason, rates}))
+			t.Rows = append(t.Rows, concat(base, line, tail, []string{"", u.Detail, "", "", "", u.Member, u.Reason, rates}, terms("", "")))
+		}
+		for _, tl := range inv.TaxLines {
+			line := []string{"tax", "", tl.Jurisdiction, "", tl.Name, "", "", "", "", "", tl.Tax.String()}
+			t.Rows = append(t.Rows, concat(base, line, tail, []string{"", inv.TaxNote, "", "", "", "", "", rates}, terms(tl.Rate.String(), tl.TaxableAmount.String())))
 		}
 	}
 	return t.WriteCSV(w)
+}
+
+func csvDate(d *billing.Date) string {
+	if d == nil {
+		return ""
+	}
+	return d.String()
 }
 
 func concat(parts ...[]string) []string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -102,11 +103,8 @@ func InvoicePDF(w io.Writer, inv billing.Invoice) error {
 	pdf.SetFont("Helvetica", "B", 9)
 	pdf.CellFormat(content/2, 5, "Bill to", "", 1, "L", false, 0, "")
 	pdf.SetFont("Helvetica", "", 10)
-	c := inv.Customer
-	for _, l := range []string{c.Name, "Customer id " + c.ID, c.Country, c.Email} {
-		if strings.TrimSpace(l) != "" {
-			pdf.CellFormat(content/2, 5, tr(l), "", 1, "L", false, 0, "")
-		}
+	for _, l := range customerLines(inv.Customer) {
+		pdf.CellFormat(content/2, 5, tr(l), "", 1, "L", false, 0, "")
 	}
 	yLeft := pdf.GetY()
 	facts := [][2]string{
@@ -116,8 +114,17 @@ func InvoicePDF(w io.Writer, inv billing.Invoice) error {
 		{"Rate card", fmt.Sprintf("%s, version %d", inv.CardID, inv.CardVersion)},
 		{"Usage counted up to", inv.UsageCutoff.UTC().Format("2006-01-02 15:04:05") + " UTC"},
 	}
-	if inv.FinalizedAt != nil {
+	switch {
+	case inv.IssueDate != nil:
+		facts = append(facts, [2]string{"Issued", inv.IssueDate.Time().Format("2 January 2006")})
+	case inv.FinalizedAt != nil:
 		facts = append(facts, [2]string{"Issued", inv.FinalizedAt.UTC().Format("2 January 2006")})
+	}
+	if inv.DueDate != nil {
+		facts = append(facts, [2]string{"Due", inv.DueDate.Time().Format("2 January 2006")})
+	}
+	if inv.IssueDate != nil || inv.Status == billing.StatusDraft {
+		facts = append(facts, [2]string{"Payment terms", termsText(inv.PaymentTermsDays)})
 	}
 	if inv.Replaces != "" {
 		facts = append(facts, [2]string{"Replaces", inv.Replaces})
@@ -293,6 +300,9 @@ func InvoicePDF(w io.Writer, inv billing.Invoice) error {
 	if len(adjustments) > 0 {
 		totals = append(totals, [2]string{"Adjustments", inv.Adjustments.String()})
 	}
+	for _, tl := range inv.TaxLines {
+		totals = append(totals, [2]string{taxLineText(tl), tl.Tax.String()})
+	}
 	totals = append(totals, [2]string{"Total " + inv.Currency, inv.Total.String()})
 	for i, t := range totals {
 		last := i == len(totals)-1
@@ -300,9 +310,9 @@ func InvoicePDF(w io.Writer, inv billing.Invoice) error {
 		if last {
 			style, border = "B", "T"
 		}
-		pdf.SetX(left + content*0.52)
+		pdf.SetX(left + content*0.40)
 		pdf.SetFont("Helvetica", style, 10.5)
-		pdf.CellFormat(content*0.30, 7, t[0], border, 0, "L", false, 0, "")
+		pdf.CellFormat(content*0.42, 7, tr(t[0]), border, 0, "L", false, 0, "")
 		pdf.CellFormat(content*0.18, 7, t[1], border, 1, "R", false, 0, "")
 	}
 
@@ -311,6 +321,11 @@ func InvoicePDF(w io.Writer, inv billing.Invoice) error {
 	pdf.SetFont("Helvetica", "B", 9)
 	pdf.CellFormat(content, 5, "Notes", "", 1, "L", false, 0, "")
 	pdf.SetFont("Helvetica", "", 8.5)
+	if inv.TaxNote != "" {
+		pdf.SetFont("Helvetica", "B", 8.5)
+		pdf.MultiCell(content, 4.5, tr(inv.TaxNote), "", "L", false)
+		pdf.SetFont("Helvetica", "", 8.5)
+	}
 	for _, n := range invoiceNotes(inv, usage, adjustments) {
 		pdf.MultiCell(content, 4.5, tr("- "+n), "", "L", false)
 	}
@@ -431,8 +446,11 @@ func invoiceNotes(inv billing.Invoice, usage, adjustments []billing.Line) []stri
 	if len(inv.Unbilled) > 0 {
 		notes = append(notes, "Usage listed as not billed is not charged on this invoice; it is billed once it can be priced.")
 	}
+	if len(inv.TaxLines) > 0 && inv.Tax.IsPositive() {
+		notes = append(notes, "Each tax is computed once on the sum of the rounded lines it applies to, rounded half up to the currency's minor unit.")
+	}
 	notes = append(notes,
-		fmt.Sprintf("Amounts are in %s. Each line is rounded once to the currency's minor unit; the total is the sum of the rounded lines.", inv.Currency),
+		fmt.Sprintf("Amounts are in %s. Each line is rounded once to the currency's minor unit; the total is the sum of the rounded lines and taxes.", inv.Currency),
 		"Tier volume is counted per calendar month (UTC), per market and category.")
 	if inv.Status == billing.StatusDraft {
 		notes = append(notes, "This is a draft: it may still change until it is finalized on or after "+inv.FinalizeAfter.UTC().Format("2006-01-02 15:04")+" UTC.")
@@ -456,4 +474,41 @@ func groupThousands(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// customerLines is who an invoice or credit note is addressed to: name,
+// postal address (or country), tax id, customer id and email.
+func customerLines(c billing.CustomerSnapshot) []string {
+	out := []string{c.Name}
+	if c.Address != nil {
+		out = append(out, c.Address.Lines()...)
+	} else if c.Country != "" {
+		out = append(out, c.Country)
+	}
+	if c.TaxID != "" {
+		out = append(out, "Tax id "+c.TaxID)
+	}
+	out = append(out, "Customer id "+c.ID, c.Email)
+	return slices.DeleteFunc(out, func(s string) bool { return strings.TrimSpace(s) == "" })
+}
+
+// taxLineText names a tax line: "VAT 19% (DE) on 100.00", "Reverse
+// charge (DE) on 100.00".
+func taxLineText(tl billing.TaxLine) string {
+	s := tl.Name
+	if tl.RateID != "" || !tl.Rate.IsZero() {
+		s += " " + tl.Rate.String() + "%"
+	}
+	if tl.Jurisdiction != "" {
+		s += " (" + tl.Jurisdiction + ")"
+	}
+	return s + " on " + tl.TaxableAmount.String()
+}
+
+// termsText says when an invoice is due: "due on issue", "net 30 days".
+func termsText(days int) string {
+	if days == 0 {
+		return "due on issue"
+	}
+	return fmt.Sprintf("net %d days", days)
 }

@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -36,17 +37,37 @@ func (s *CustomerStore) now() time.Time {
 	return s.Now().UTC()
 }
 
-func scanCustomer(r pgx.Row) (billing.Customer, error) {
+func scanCustomer(r pgx.Row) (billing.Customer, error) { return scanCustomerAnd(r) }
+
+// scanCustomerAnd scans customerColumns, then into extra.
+func scanCustomerAnd(r pgx.Row, extra ...any) (billing.Customer, error) {
 	var c billing.Customer
-	err := r.Scan(&c.ID, &c.Name, &c.Currency, &c.Country, &c.Email, &c.CreatedAt, &c.UpdatedAt)
-	return c, err
+	var status string
+	var addr []byte
+	dest := []any{&c.ID, &c.Name, &c.Currency, &c.Country, &c.Email, &c.TaxID, &status, &c.TaxCountry, &c.TaxRegion,
+		&addr, &c.PaymentTermsDays, &c.CreatedAt, &c.UpdatedAt}
+	err := r.Scan(append(dest, extra...)...)
+	if err != nil {
+		return c, err
+	}
+	c.TaxStatus = billing.TaxStatus(status)
+	if len(addr) > 0 {
+		var a billing.Address
+		if err := json.Unmarshal(addr, &a); err != nil {
+			return c, fmt.Errorf("customer %s address: %w", c.ID, err)
+		}
+		c.Address = &a
+	}
+	return c, nil
 }
 
 // scanCustomerPortfolio scans customerSelect's columns: the customer and
 // its portfolio setting in effect.
 func scanCustomerPortfolio(r pgx.Row) (billing.Customer, error) {
-	var c billing.Customer
-	err := r.Scan(&c.ID, &c.Name, &c.Currency, &c.Country, &c.Email, &c.CreatedAt, &c.UpdatedAt, &c.ParentID, &c.Consolidated)
+	var parent string
+	var consolidated bool
+	c, err := scanCustomerAnd(r, &parent, &consolidated)
+	c.ParentID, c.Consolidated = parent, consolidated
 	return c, err
 }
 
@@ -57,6 +78,12 @@ func (s *CustomerStore) month() pricing.Month { return pricing.MonthOf(s.now()) 
 func (s *CustomerStore) Create(ctx context.Context, c billing.Customer) (billing.Customer, error) {
 	if c.Currency == "" {
 		c.Currency = "USD"
+	}
+	if c.TaxStatus == "" {
+		c.TaxStatus = billing.TaxTaxable
+	}
+	if c.Address != nil && c.Address.IsZero() {
+		c.Address = nil
 	}
 	if err := c.Validate(); err != nil {
 		return billing.Customer{}, err
@@ -114,6 +141,23 @@ func (s *CustomerStore) List(ctx context.Context, p billing.Page) ([]billing.Cus
 	return list, next, nil
 }
 
+// Search returns up to limit customers whose id or name contains q.
+func (s *CustomerStore) Search(ctx context.Context, q string, limit int) ([]billing.Customer, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	sql, args := searchCustomersSQL(q, limit, s.month())
+	rows, err := s.DB.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("search customers: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (billing.Customer, error) { return scanCustomerPortfolio(r) })
+	if err != nil {
+		return nil, fmt.Errorf("search customers: %w", err)
+	}
+	return list, nil
+}
+
 // All returns every customer keyed by id.
 func (s *CustomerStore) All(ctx context.Context) (map[string]billing.Customer, error) {
 	q, args := allCustomersSQL(s.month())
@@ -140,18 +184,7 @@ func (s *CustomerStore) Update(ctx context.Context, id string, u billing.Custome
 	if err != nil {
 		return billing.Customer{}, err
 	}
-	if u.Name != nil {
-		c.Name = *u.Name
-	}
-	if u.Currency != nil {
-		c.Currency = *u.Currency
-	}
-	if u.Country != nil {
-		c.Country = *u.Country
-	}
-	if u.Email != nil {
-		c.Email = *u.Email
-	}
+	u.Apply(&c)
 	if err := c.Validate(); err != nil {
 		return billing.Customer{}, err
 	}

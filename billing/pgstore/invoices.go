@@ -77,12 +77,13 @@ func pgCode(err error) string {
 // (its lines' descriptions and country lists restored by billing).
 func scanInvoice(r pgx.Row) (billing.Invoice, error) {
 	var inv billing.Invoice
-	var period, status, sub, adj, total string
-	var cust, lines, details []byte
+	var period, status, sub, adj, total, tax string
+	var cust, lines, details, taxLines []byte
 	var doc *string
 	err := r.Scan(&inv.ID, &inv.Number, &inv.CustomerID, &period, &inv.Seq, &status, &cust, &inv.Currency,
 		&inv.CardID, &inv.CardVersion, &lines, &sub, &adj, &total, &inv.UsageCutoff, &inv.FinalizeAfter,
-		&inv.CreatedAt, &inv.UpdatedAt, &inv.FinalizedAt, &inv.VoidedAt, &inv.VoidReason, &inv.Replaces, &inv.ReplacedBy, &doc, &details)
+		&inv.CreatedAt, &inv.UpdatedAt, &inv.FinalizedAt, &inv.VoidedAt, &inv.VoidReason, &inv.Replaces, &inv.ReplacedBy, &doc, &details,
+		&tax, &taxLines, &inv.TaxNote, &inv.PaymentTermsDays)
 	if err != nil {
 		return inv, err
 	}
@@ -107,10 +108,13 @@ func scanInvoice(r pgx.Row) (billing.Invoice, error) {
 		return inv, err
 	}
 	inv.MinorUnits = billing.MinorUnitsOf(inv.Currency)
+	if inv.TaxLines, err = billing.DecodeTaxLines(taxLines, inv.MinorUnits); err != nil {
+		return inv, fmt.Errorf("invoice %s tax lines: %w", inv.ID, err)
+	}
 	for _, p := range []struct {
 		s string
 		m *billing.Money
-	}{{sub, &inv.Subtotal}, {adj, &inv.Adjustments}, {total, &inv.Total}} {
+	}{{sub, &inv.Subtotal}, {adj, &inv.Adjustments}, {tax, &inv.Tax}, {total, &inv.Total}} {
 		d, err := decimal.NewFromString(p.s)
 		if err != nil {
 			return inv, fmt.Errorf("invoice %s amount: %w", inv.ID, err)
@@ -271,19 +275,18 @@ func (s *InvoiceStore) finalizeTx(ctx context.Context, tx pgx.Tx, id string, iss
 	if err := s.emit(ctx, tx, notify.InvoiceFinalized, inv, now); err != nil {
 		return billing.Invoice{}, err
 	}
+	// What it owes, from now on beside it (migration 0037).
+	q, args = insertReceivableSQL(inv)
+	if _, err := tx.Exec(ctx, q, args...); err != nil {
+		return billing.Invoice{}, fmt.Errorf("receivable of invoice: %w", err)
+	}
 	return inv, nil
 }
 
 // emit announces an invoice's change in tx (nothing without a Notifier);
 // the object is the invoice as the API shows it (its frozen document).
 func (s *InvoiceStore) emit(ctx context.Context, tx pgx.Tx, t notify.EventType, inv billing.Invoice, now time.Time) error {
-	if s.Notify == nil {
-		return nil
-	}
-	if err := s.Notify.Emit(ctx, tx, notify.Event{Type: t, CustomerID: inv.CustomerID, Object: inv, Key: inv.ID, Created: now}); err != nil {
-		return fmt.Errorf("%s event: %w", t, err)
-	}
-	return nil
+	return emit(ctx, s.Notify, tx, notify.Event{Type: t, CustomerID: inv.CustomerID, Object: inv, Key: inv.ID, Created: now})
 }
 
 // NextSeq returns the seq the next invoice of a customer-period takes.
@@ -311,6 +314,22 @@ func (s *InvoiceStore) VoidAndReissue(ctx context.Context, id, reason string, no
 		}
 		if !cur.Issuer.IsZero() {
 			issuer = cur.Issuer // as frozen at finalization
+		}
+		// Money received or credited stays with the invoice it was for: a
+		// correction of such an invoice is a credit note (docs/BILLING.md).
+		rec, err := receivable(ctx, tx, id, true)
+		if err != nil && postage.ErrorCode(err) == postage.EINTERNAL {
+			return err
+		}
+		if err == nil {
+			if !rec.Paid.IsZero() || !rec.Credited.IsZero() {
+				return postage.Errorf(postage.ECONFLICT, "invoice %s has payments (%s %s) or credit notes (%s %s): it cannot be voided; correct it with a credit note",
+					cur.Number, rec.Paid, rec.Currency, rec.Credited, rec.Currency)
+			}
+			q, args := deleteReceivableSQL(id)
+			if _, err := tx.Exec(ctx, q, args...); err != nil {
+				return fmt.Errorf("void: %w", err)
+			}
 		}
 		q, args := voidSQL(id, reason, now)
 		if _, err := tx.Exec(ctx, q, args...); err != nil {

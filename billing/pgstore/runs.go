@@ -273,7 +273,7 @@ type draftRows struct {
 	period string
 	now    time.Time
 	i      int
-	row    [20]any
+	row    [24]any
 }
 
 func (r *draftRows) Next() bool {
@@ -285,6 +285,7 @@ func (r *draftRows) Next() bool {
 	v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9] = d.ID, d.CustomerID, r.period, d.Seq, string(billing.StatusDraft), json.RawMessage(e.Customer), d.Currency, d.CardID, d.CardVersion, e.Lines
 	v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], v[18] = moneyNumeric(d.Subtotal), moneyNumeric(d.Adjustments), moneyNumeric(d.Total), d.UsageCutoff, d.FinalizeAfter, r.now, r.now, e.Hash, e.Adjusts
 	v[19] = string(e.Details)
+	v[20], v[21], v[22], v[23] = moneyNumeric(d.Tax), e.TaxLines, d.TaxNote, d.PaymentTermsDays
 	r.i++
 	return true
 }
@@ -301,6 +302,8 @@ func (s *InvoiceStore) upsertDrafts(ctx context.Context, drafts []*billing.Draft
 	cutoffs, finalizeAfter := make([]time.Time, n), make([]time.Time, n)
 	hashes := make([][]byte, n)
 	adjusts, details := make([]string, n), make([]string, n)
+	taxes, taxLines, taxNotes := make([]string, n), make([]string, n), make([]string, n)
+	terms := make([]int32, n)
 	for i, e := range drafts {
 		d := e.Invoice
 		ids[i], custIDs[i], custs[i], currencies[i], cards[i], lines[i] = d.ID, d.CustomerID, string(e.Customer), d.Currency, d.CardID, string(e.Lines)
@@ -310,8 +313,10 @@ func (s *InvoiceStore) upsertDrafts(ctx context.Context, drafts []*billing.Draft
 		hashes[i] = e.Hash
 		adjusts[i] = strings.Join(e.Adjusts, ",")
 		details[i] = string(e.Details)
+		taxes[i], taxLines[i], taxNotes[i], terms[i] = d.Tax.String(), string(e.TaxLines), d.TaxNote, int32(d.PaymentTermsDays)
 	}
-	q, args := upsertDraftsSQL(drafts[0].Invoice.Period, now, ids, custIDs, seqs, custs, currencies, cards, versions, lines, subs, adjs, totals, cutoffs, finalizeAfter, hashes, adjusts, details)
+	q, args := upsertDraftsSQL(drafts[0].Invoice.Period, now, ids, custIDs, seqs, custs, currencies, cards, versions, lines, subs, adjs, totals, cutoffs, finalizeAfter, hashes, adjusts, details,
+		taxes, taxLines, taxNotes, terms)
 	err = pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
 		sq, sargs := syncCommitOffSQL()
 		if _, err := tx.Exec(ctx, sq, sargs...); err != nil {

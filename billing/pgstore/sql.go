@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -16,15 +17,25 @@ import (
 
 // Customers.
 
-const customerColumns = `id, name, currency, coalesce(country,''), email, created_at, updated_at`
+const customerColumns = `id, name, currency, coalesce(country,''), email, tax_id, tax_status, coalesce(tax_country,''), coalesce(tax_region,''),
+ address, payment_terms_days, created_at, updated_at`
 
 // customerSelect reads customers with their portfolio setting in effect in
 // a month ($1): the latest row of customer_portfolios on or before it
 // (read once and hash-joined: a run reads 50,000 customers).
-const customerSelect = `SELECT c.id, c.name, c.currency, coalesce(c.country,''), c.email, c.created_at, c.updated_at,
-	coalesce(p.parent_id,''), coalesce(p.consolidated,false)
+const customerSelect = `SELECT c.id, c.name, c.currency, coalesce(c.country,''), c.email, c.tax_id, c.tax_status, coalesce(c.tax_country,''),
+	coalesce(c.tax_region,''), c.address, c.payment_terms_days, c.created_at, c.updated_at, coalesce(p.parent_id,''), coalesce(p.consolidated,false)
 FROM customers c LEFT JOIN (SELECT DISTINCT ON (customer_id) customer_id, parent_id, consolidated FROM customer_portfolios
 	WHERE effective_from <= $1 ORDER BY customer_id, effective_from DESC) p ON p.customer_id = c.id`
+
+// searchCustomersSQL finds customers whose id or name contains q, case
+// insensitively (LIKE's wildcards in q are taken literally), with their
+// portfolio setting in effect in now.
+func searchCustomersSQL(q string, limit int, now pricing.Month) (string, []any) {
+	pat := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(q) + "%"
+	return customerSelect + ` WHERE c.id ILIKE $2 OR c.name ILIKE $2
+	ORDER BY lower(c.name), c.id LIMIT $3`, []any{now.String(), pat, limit}
+}
 
 func nullable(s string) *string {
 	if s == "" {
@@ -33,9 +44,20 @@ func nullable(s string) *string {
 	return &s
 }
 
+// addressJSON is a customer's address as the address column holds it.
+func addressJSON(a *billing.Address) []byte {
+	if a == nil || a.IsZero() {
+		return nil
+	}
+	b, _ := json.Marshal(a)
+	return b
+}
+
 func insertCustomerSQL(c billing.Customer, now time.Time) (string, []any) {
-	return `INSERT INTO customers (id, name, currency, country, email, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$6) RETURNING ` + customerColumns,
-		[]any{c.ID, c.Name, c.Currency, nullable(c.Country), c.Email, now}
+	return `INSERT INTO customers (id, name, currency, country, email, tax_id, tax_status, tax_country, tax_region, address, payment_terms_days, created_at, updated_at)
+	VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12) RETURNING ` + customerColumns,
+		[]any{c.ID, c.Name, c.Currency, nullable(c.Country), c.Email, c.TaxID, string(c.TaxStatus), nullable(c.TaxCountry), nullable(c.TaxRegion),
+			addressJSON(c.Address), c.PaymentTermsDays, now}
 }
 
 func getCustomerSQL(id string, now pricing.Month) (string, []any) {
@@ -92,8 +114,10 @@ func portfoliosInSQL(m pricing.Month) (string, []any) {
 }
 
 func updateCustomerSQL(c billing.Customer, now time.Time) (string, []any) {
-	return `UPDATE customers SET name=$2, currency=$3, country=$4, email=$5, updated_at=$6 WHERE id=$1 RETURNING ` + customerColumns,
-		[]any{c.ID, c.Name, c.Currency, nullable(c.Country), c.Email, now}
+	return `UPDATE customers SET name=$2, currency=$3, country=$4, email=$5, tax_id=$6, tax_status=$7, tax_country=$8, tax_region=$9,
+	address=$10, payment_terms_days=$11, updated_at=$12 WHERE id=$1 RETURNING ` + customerColumns,
+		[]any{c.ID, c.Name, c.Currency, nullable(c.Country), c.Email, c.TaxID, string(c.TaxStatus), nullable(c.TaxCountry), nullable(c.TaxRegion),
+			addressJSON(c.Address), c.PaymentTermsDays, now}
 }
 
 func addPhoneNumberSQL(customerID, phoneNumberID string, now time.Time) (string, []any) {
@@ -122,7 +146,8 @@ func customersForPhoneNumbersSQL(ids []string) (string, []any) {
 
 const invoiceColumns = `id, coalesce(number,''), customer_id, period, seq, status, customer, currency, card_id, card_version,
  lines, subtotal::text, adjustments::text, total::text, usage_cutoff, finalize_after, created_at, updated_at,
- finalized_at, voided_at, void_reason, coalesce(replaces,''), coalesce(replaced_by,''), document, details`
+ finalized_at, voided_at, void_reason, coalesce(replaces,''), coalesce(replaced_by,''), document, details,
+ tax::text, tax_lines, tax_note, payment_terms_days`
 
 func getInvoiceSQL(id string, forUpdate bool) (string, []any) {
 	q := `SELECT ` + invoiceColumns + ` FROM invoices WHERE id = $1`
@@ -254,24 +279,29 @@ func syncCommitOffSQL() (string, []any) { return `SET LOCAL synchronous_commit =
 
 // draftColumns are the columns COPY writes for a new draft.
 var draftColumns = []string{"id", "customer_id", "period", "seq", "status", "customer", "currency",
-	"card_id", "card_version", "lines", "subtotal", "adjustments", "total", "usage_cutoff", "finalize_after", "created_at", "updated_at", "content_hash", "adjusts", "details"}
+	"card_id", "card_version", "lines", "subtotal", "adjustments", "total", "usage_cutoff", "finalize_after", "created_at", "updated_at", "content_hash", "adjusts", "details",
+	"tax", "tax_lines", "tax_note", "payment_terms_days"}
 
 // upsertDraftsSQL builds the batched insert-or-refresh of drafts of one
 // period from column arrays (ids, customer ids, seqs, customers, currencies,
 // cards, versions, lines, subtotals, adjustments, totals, cut-offs,
-// finalize-after times, hashes, adjusted months, details); a finalized or void
-// invoice, or a draft whose content hash is unchanged, is left alone.
+// finalize-after times, hashes, adjusted months, details, taxes, tax
+// lines, tax notes, payment terms); a finalized or void invoice, or a
+// draft whose content hash is unchanged, is left alone.
 func upsertDraftsSQL(period pricing.Month, now time.Time, cols ...any) (string, []any) {
 	args := append([]any{period.String(), now}, cols...)
 	return `INSERT INTO invoices (id, customer_id, period, seq, status, customer, currency, card_id, card_version, lines,
-		subtotal, adjustments, total, usage_cutoff, finalize_after, created_at, updated_at, content_hash, adjusts, details)
+		subtotal, adjustments, total, usage_cutoff, finalize_after, created_at, updated_at, content_hash, adjusts, details, tax, tax_lines, tax_note, payment_terms_days)
 	SELECT t.id, t.customer_id, $1, t.seq, 'draft', t.customer::jsonb, t.currency, t.card_id, t.card_version, t.lines,
-		t.subtotal::numeric, t.adjustments::numeric, t.total::numeric, t.cutoff, t.finalize_after, $2, $2, t.hash, string_to_array(t.adjusts, ','), t.details
-	FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::bytea[], $17::text[], $18::text[])
-		AS t(id, customer_id, seq, customer, currency, card_id, card_version, lines, subtotal, adjustments, total, cutoff, finalize_after, hash, adjusts, details)
+		t.subtotal::numeric, t.adjustments::numeric, t.total::numeric, t.cutoff, t.finalize_after, $2, $2, t.hash, string_to_array(t.adjusts, ','), t.details,
+		t.tax::numeric, t.tax_lines, t.tax_note, t.terms
+	FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::bytea[], $17::text[], $18::text[],
+		$19::text[], $20::text[], $21::text[], $22::int[])
+		AS t(id, customer_id, seq, customer, currency, card_id, card_version, lines, subtotal, adjustments, total, cutoff, finalize_after, hash, adjusts, details, tax, tax_lines, tax_note, terms)
 	ON CONFLICT (id) DO UPDATE SET customer = EXCLUDED.customer, currency = EXCLUDED.currency, card_id = EXCLUDED.card_id,
 		card_version = EXCLUDED.card_version, lines = EXCLUDED.lines, adjusts = EXCLUDED.adjusts, details = EXCLUDED.details, subtotal = EXCLUDED.subtotal, adjustments = EXCLUDED.adjustments,
-		total = EXCLUDED.total, usage_cutoff = EXCLUDED.usage_cutoff, updated_at = EXCLUDED.updated_at, content_hash = EXCLUDED.content_hash
+		total = EXCLUDED.total, usage_cutoff = EXCLUDED.usage_cutoff, updated_at = EXCLUDED.updated_at, content_hash = EXCLUDED.content_hash,
+		tax = EXCLUDED.tax, tax_lines = EXCLUDED.tax_lines, tax_note = EXCLUDED.tax_note, payment_terms_days = EXCLUDED.payment_terms_days
 	WHERE invoices.status = 'draft' AND invoices.content_hash <> EXCLUDED.content_hash
 	RETURNING (xmax = 0)`, args
 }
@@ -353,10 +383,12 @@ func linkReplacementSQL(id, replacedBy string) (string, []any) {
 func insertReissueSQL(d *billing.Draft, now time.Time) (string, []any) {
 	inv := d.Invoice
 	return `INSERT INTO invoices (id, customer_id, period, seq, status, customer, currency, card_id, card_version, lines,
-		subtotal, adjustments, total, usage_cutoff, finalize_after, created_at, updated_at, replaces, adjusts, content_hash, details)
-	VALUES ($1,$2,$3,$4,'draft',$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15,$16,$17,$18,$19)`,
+		subtotal, adjustments, total, usage_cutoff, finalize_after, created_at, updated_at, replaces, adjusts, content_hash, details,
+		tax, tax_lines, tax_note, payment_terms_days)
+	VALUES ($1,$2,$3,$4,'draft',$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15,$16,$17,$18,$19,$20,$21,$22,$23)`,
 		[]any{inv.ID, inv.CustomerID, inv.Period.String(), inv.Seq, string(d.Customer), inv.Currency, inv.CardID, inv.CardVersion, string(d.Lines),
-			inv.Subtotal.String(), inv.Adjustments.String(), inv.Total.String(), inv.UsageCutoff, inv.FinalizeAfter, now, inv.Replaces, d.Adjusts, d.Hash, string(d.Details)}
+			inv.Subtotal.String(), inv.Adjustments.String(), inv.Total.String(), inv.UsageCutoff, inv.FinalizeAfter, now, inv.Replaces, d.Adjusts, d.Hash, string(d.Details),
+			inv.Tax.String(), string(d.TaxLines), inv.TaxNote, inv.PaymentTermsDays}
 }
 
 // Rendered documents of finalized and void invoices.

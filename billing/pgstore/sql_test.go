@@ -56,7 +56,7 @@ func TestSQLText(t *testing.T) {
 		{"nextSeq", first(nextSeqSQL("a", oct)), second(nextSeqSQL("a", oct)), []string{"coalesce(max(seq), 0) + 1"}, 2},
 		{"void", first(voidSQL("in_x", "r", now)), second(voidSQL("in_x", "r", now)), []string{"status = 'void'", "document = NULL", "AND status = 'finalized'"}, 3},
 		{"linkReplacement", first(linkReplacementSQL("in_x", "in_y")), second(linkReplacementSQL("in_x", "in_y")), []string{"SET replaced_by = $2", "RETURNING"}, 2},
-		{"insertReissue", first(insertReissueSQL(draft, now)), second(insertReissueSQL(draft, now)), []string{"'draft'", "replaces", "content_hash", "details"}, 19},
+		{"insertReissue", first(insertReissueSQL(draft, now)), second(insertReissueSQL(draft, now)), []string{"'draft'", "replaces", "content_hash", "details", "tax_lines", "payment_terms_days"}, 23},
 		{"document", first(documentSQL("in_x", billing.StatusFinalized, billing.FormatPDF)), second(documentSQL("in_x", billing.StatusFinalized, billing.FormatPDF)),
 			[]string{"FROM invoice_documents", "format = $3"}, 3},
 		{"putDocument", first(putDocumentSQL("in_x", billing.StatusFinalized, billing.FormatPDF, nil, now)), second(putDocumentSQL("in_x", billing.StatusFinalized, billing.FormatPDF, nil, now)),
@@ -65,8 +65,8 @@ func TestSQLText(t *testing.T) {
 		{"lockRuns try", first(lockRunsSQL(false)), second(lockRunsSQL(false)), []string{"pg_try_advisory_lock($1, $2)"}, 2},
 		{"lockCustomers", first(lockCustomersSharedSQL()), second(lockCustomersSharedSQL()), []string{"pg_advisory_lock_shared"}, 2},
 		{"unlock", first(unlockRunsSQL(true)), second(unlockRunsSQL(true)), []string{"pg_advisory_unlock_shared($1, $3)", "pg_advisory_unlock($1, $2)"}, 3},
-		{"insertCustomer", first(insertCustomerSQL(billing.Customer{ID: "a"}, now)), second(insertCustomerSQL(billing.Customer{ID: "a"}, now)), []string{"INSERT INTO customers", "RETURNING"}, 6},
-		{"updateCustomer", first(updateCustomerSQL(billing.Customer{ID: "a"}, now)), second(updateCustomerSQL(billing.Customer{ID: "a"}, now)), []string{"UPDATE customers", "WHERE id=$1"}, 6},
+		{"insertCustomer", first(insertCustomerSQL(billing.Customer{ID: "a"}, now)), second(insertCustomerSQL(billing.Customer{ID: "a"}, now)), []string{"INSERT INTO customers", "tax_status", "address", "payment_terms_days", "RETURNING"}, 12},
+		{"updateCustomer", first(updateCustomerSQL(billing.Customer{ID: "a"}, now)), second(updateCustomerSQL(billing.Customer{ID: "a"}, now)), []string{"UPDATE customers", "tax_id=$6", "payment_terms_days=$11", "WHERE id=$1"}, 12},
 		{"listCustomers", first(listCustomersSQL("a", 10, oct)), second(listCustomersSQL("a", 10, oct)), []string{"c.id > $2 ORDER BY c.id LIMIT $3", "effective_from <= $1"}, 3},
 		{"getCustomer", first(getCustomerSQL("a", oct)), second(getCustomerSQL("a", oct)), []string{"LEFT JOIN (SELECT DISTINCT ON (customer_id)", "WHERE c.id = $2"}, 2},
 		{"lockCustomers rows", first(lockCustomersSQL([]string{"a", "b"})), second(lockCustomersSQL([]string{"a", "b"})), []string{"ORDER BY id FOR UPDATE"}, 1},
@@ -125,16 +125,16 @@ func TestListInvoicesSQL(t *testing.T) {
 }
 
 func TestUpsertDraftsSQL(t *testing.T) {
-	q, args := upsertDraftsSQL(pricing.MustParseMonth("2026-10"), time.Unix(0, 0), make([]any, 16)...)
-	for _, want := range []string{"FROM unnest($3::text[]", "$16::bytea[]", "ON CONFLICT (id) DO UPDATE", "WHERE invoices.status = 'draft' AND invoices.content_hash <> EXCLUDED.content_hash", "RETURNING (xmax = 0)"} {
+	q, args := upsertDraftsSQL(pricing.MustParseMonth("2026-10"), time.Unix(0, 0), make([]any, 20)...)
+	for _, want := range []string{"FROM unnest($3::text[]", "$16::bytea[]", "$22::int[]", "tax_lines = EXCLUDED.tax_lines", "details = EXCLUDED.details", "ON CONFLICT (id) DO UPDATE", "WHERE invoices.status = 'draft' AND invoices.content_hash <> EXCLUDED.content_hash", "RETURNING (xmax = 0)"} {
 		if !strings.Contains(q, want) {
 			t.Errorf("upsert lacks %q", want)
 		}
 	}
-	if len(args) != 18 || args[0] != "2026-10" {
+	if len(args) != 22 || args[0] != "2026-10" {
 		t.Errorf("args %v", args[:2])
 	}
-	if len(draftColumns) != 20 || len(unbilledColumns) != 8 {
+	if len(draftColumns) != 24 || len(unbilledColumns) != 8 {
 		t.Errorf("COPY columns %d, %d", len(draftColumns), len(unbilledColumns))
 	}
 }

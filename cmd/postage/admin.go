@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -123,6 +124,10 @@ func newCustomersCmd(g *globalFlags) *cobra.Command {
 	create.Flags().StringSlice("phone-number-id", nil, "WhatsApp phone-number id(s) to attribute webhooks to this customer")
 	create.Flags().StringVar(&c.ParentID, "parent", "", "parent account: a portfolio member sharing the parent's tier counts, from this month")
 	create.Flags().BoolVar(&c.Consolidated, "consolidated", false, "a parent account that gets one invoice for its members, from this month")
+	create.Flags().StringVar(&c.TaxID, "tax-id", "", "VAT or tax registration number")
+	create.Flags().StringVar((*string)(&c.TaxStatus), "tax-status", "taxable", "taxable, exempt or reverse_charge (needs --tax-id)")
+	create.Flags().StringVar(&c.TaxCountry, "tax-country", "", "country whose tax rates apply (default: --country)")
+	create.Flags().StringVar(&c.TaxRegion, "tax-region", "", "ISO 3166-2 subdivision whose rates apply too, e.g. CA-QC")
 
 	var limit int
 	var cursor string
@@ -181,16 +186,30 @@ func newCustomersCmd(g *globalFlags) *cobra.Command {
 			if c.Consolidated {
 				fmt.Fprintf(cmd.OutOrStdout(), "invoice:   consolidated (one invoice for its members)\n")
 			}
+			terms := "default"
+			if c.PaymentTermsDays != nil {
+				terms = fmt.Sprintf("%d days", *c.PaymentTermsDays)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "tax:       %s, id %s, jurisdictions %s\nterms:     %s\n", c.TaxStatus, orDash(c.TaxID), orDash(strings.Join(c.TaxJurisdictions(), ", ")), terms)
+			if c.Address != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "address:   %s\n", strings.Join(c.Address.Lines(), ", "))
+			}
 			for _, p := range pns {
 				fmt.Fprintf(cmd.OutOrStdout(), "phone id:  %s\n", p.PhoneNumberID)
 			}
 			return nil
 		},
 	}
-	var u struct{ name, currency, country, email string }
+	var u struct {
+		name, currency, country, email, taxID, taxStatus, taxCountry, taxRegion string
+		terms                                                                   int
+		addr                                                                    billing.Address
+	}
 	update := &cobra.Command{
 		Use: "update ID", Short: "Change a customer's fields", Args: cobra.ExactArgs(1),
-		Example: `  postage customers update acme-1 --name "Acme Group Ltd" --country DE`,
+		Example: `  postage customers update acme-1 --name "Acme Group Ltd" --country DE
+  postage customers update acme-1 --tax-status reverse_charge --tax-id DE123456789 --payment-terms-days 14
+  postage customers update acme-1 --address-line1 "Hauptstraße 1" --postal-code 10115 --city Berlin --address-country DE`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := g.openApp(cmd.Context())
 			if err != nil {
@@ -207,6 +226,39 @@ func newCustomersCmd(g *globalFlags) *cobra.Command {
 			set("currency", &u.currency, &up.Currency)
 			set("country", &u.country, &up.Country)
 			set("email", &u.email, &up.Email)
+			set("tax-id", &u.taxID, &up.TaxID)
+			set("tax-country", &u.taxCountry, &up.TaxCountry)
+			set("tax-region", &u.taxRegion, &up.TaxRegion)
+			if cmd.Flags().Changed("tax-status") {
+				ts := billing.TaxStatus(u.taxStatus)
+				up.TaxStatus = &ts
+			}
+			if cmd.Flags().Changed("payment-terms-days") {
+				up.PaymentTermsDays = &u.terms
+			}
+			for _, f := range []string{"address-line1", "address-line2", "city", "postal-code", "region", "address-country"} {
+				if cmd.Flags().Changed(f) {
+					up.Address = &u.addr
+				}
+			}
+			if up.Address != nil {
+				// Keep the parts of the address not given.
+				cur, err := a.Customers.Get(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if cur.Address != nil {
+					merged := *cur.Address
+					for f, dst := range map[string]*string{"address-line1": &merged.Line1, "address-line2": &merged.Line2, "city": &merged.City,
+						"postal-code": &merged.PostalCode, "region": &merged.Region, "address-country": &merged.Country} {
+						if cmd.Flags().Changed(f) {
+							v, _ := cmd.Flags().GetString(f)
+							*dst = v
+						}
+					}
+					up.Address = &merged
+				}
+			}
 			c, err := a.Customers.Update(cmd.Context(), args[0], up)
 			if err != nil {
 				return err
@@ -219,6 +271,17 @@ func newCustomersCmd(g *globalFlags) *cobra.Command {
 	update.Flags().StringVar(&u.currency, "currency", "", "billing currency")
 	update.Flags().StringVar(&u.country, "country", "", "country of registration")
 	update.Flags().StringVar(&u.email, "email", "", "billing email")
+	update.Flags().StringVar(&u.taxID, "tax-id", "", "VAT or tax registration number")
+	update.Flags().StringVar(&u.taxStatus, "tax-status", "", "taxable, exempt or reverse_charge")
+	update.Flags().StringVar(&u.taxCountry, "tax-country", "", "country whose tax rates apply")
+	update.Flags().StringVar(&u.taxRegion, "tax-region", "", "ISO 3166-2 subdivision whose rates apply too")
+	update.Flags().IntVar(&u.terms, "payment-terms-days", 0, "days after issue an invoice is due (0: on issue)")
+	update.Flags().StringVar(&u.addr.Line1, "address-line1", "", "postal address, first line")
+	update.Flags().StringVar(&u.addr.Line2, "address-line2", "", "postal address, second line")
+	update.Flags().StringVar(&u.addr.City, "city", "", "postal address, city")
+	update.Flags().StringVar(&u.addr.PostalCode, "postal-code", "", "postal address, postal code")
+	update.Flags().StringVar(&u.addr.Region, "region", "", "postal address, region or state")
+	update.Flags().StringVar(&u.addr.Country, "address-country", "", "postal address, ISO 3166-1 country")
 	cmd.AddCommand(create, list, get, update, newPortfolioCmd(g))
 	return cmd
 }

@@ -33,10 +33,13 @@ by hand. See docs/BILLING.md.`,
 		Example: `  postage invoices run --period 2026-10
   postage invoices list --period 2026-10 --status draft
   postage invoices finalize --due
-  postage invoices void in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --reason "wrong billing address"`,
+  postage invoices void in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --reason "wrong billing address"
+  postage invoices balance in_3kq7x2v5m1b9c8d4e6f0a2h7j5
+  postage invoices aging --format csv > aging.csv`,
 	}
 	cmd.AddCommand(newInvoicesRunCmd(g), newInvoicesFinalizeCmd(g), newInvoicesVoidCmd(g), newInvoicesListCmd(g),
 		newInvoicesShowCmd(g), newInvoicesRunsCmd(g), newInvoicesUnbilledCmd(g))
+	cmd.AddCommand(newReceivablesCmds(g)...)
 	return cmd
 }
 
@@ -394,8 +397,8 @@ func writeInvoiceText(w io.Writer, inv billing.Invoice) error {
 		fmt.Fprintf(tw, "void\t%s (replaced by %s)\n", inv.VoidReason, inv.ReplacedBy)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "KIND\tMONTH\tMARKET\tCATEGORY\tQUANTITY\tUNIT PRICE\tLIST\tDISCOUNT\tAMOUNT")
-	for _, l := range inv.Lines {
+	fmt.Fprintln(tw, "LINE\tKIND\tMONTH\tMARKET\tCATEGORY\tQUANTITY\tUNIT PRICE\tLIST\tDISCOUNT\tAMOUNT")
+	for i, l := range inv.Lines {
 		unit := l.UnitPrice.String()
 		if l.Free {
 			unit = "free"
@@ -413,9 +416,19 @@ func writeInvoiceText(w io.Writer, inv billing.Invoice) error {
 				list, disc = l.ListAmount.String(), "-"+l.DiscountAmount.String()+" ("+disc+")"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", l.Kind, l.Period, l.Market, cat, l.Quantity, unit, list, disc, l.Amount)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", i+1, l.Kind, l.Period, l.Market, cat, l.Quantity, unit, list, disc, l.Amount)
 	}
-	fmt.Fprintf(tw, "\t\t\t\t\t\t\tsubtotal\t%s\n\t\t\t\t\t\t\tadjustments\t%s\n\t\t\t\t\t\t\ttotal %s\t%s\n", inv.Subtotal, inv.Adjustments, inv.Currency, inv.Total)
+	fmt.Fprintf(tw, "\t\t\t\t\t\t\t\tsubtotal\t%s\n\t\t\t\t\t\t\t\tadjustments\t%s\n", inv.Subtotal, inv.Adjustments)
+	for _, t := range inv.TaxLines {
+		fmt.Fprintf(tw, "\t\t\t\t\t\t\t\t%s %s%% %s\t%s\n", t.Name, t.Rate, t.Jurisdiction, t.Tax)
+	}
+	fmt.Fprintf(tw, "\t\t\t\t\t\t\t\ttotal %s\t%s\n", inv.Currency, inv.Total)
+	if inv.TaxNote != "" {
+		fmt.Fprintf(tw, "\n%s\n", inv.TaxNote)
+	}
+	if inv.DueDate != nil {
+		fmt.Fprintf(tw, "\nissued %s, due %s (%d days)\n", inv.IssueDate, inv.DueDate, inv.PaymentTermsDays)
+	}
 	return tw.Flush()
 }
 

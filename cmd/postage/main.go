@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -136,8 +137,16 @@ func (g *globalFlags) openApp(ctx context.Context) (*app.App, error) {
 	if logc.Level == "info" {
 		logc.Level = "warn"
 	}
-	return app.Open(ctx, cfg, app.NewLogger(logc))
+	a, err := app.Open(ctx, cfg, app.NewLogger(logc))
+	if err == nil && clock != nil {
+		a.Now = clock
+	}
+	return a, err
 }
+
+// clock replaces the wall clock of the commands' app when set (tests
+// inject one).
+var clock func() time.Time
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{

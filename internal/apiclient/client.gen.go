@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/oapi-codegen/runtime"
+	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
 // Defines values for AuthRole.
@@ -56,6 +57,63 @@ func (e BillingLineKind) Valid() bool {
 	case Adjustment:
 		return true
 	case Usage:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BillingPaymentMethod.
+const (
+	BankTransfer BillingPaymentMethod = "bank_transfer"
+	Card         BillingPaymentMethod = "card"
+	Cash         BillingPaymentMethod = "cash"
+	Check        BillingPaymentMethod = "check"
+	DirectDebit  BillingPaymentMethod = "direct_debit"
+	Other        BillingPaymentMethod = "other"
+)
+
+// Valid indicates whether the value is a known member of the BillingPaymentMethod enum.
+func (e BillingPaymentMethod) Valid() bool {
+	switch e {
+	case BankTransfer:
+		return true
+	case Card:
+		return true
+	case Cash:
+		return true
+	case Check:
+		return true
+	case DirectDebit:
+		return true
+	case Other:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BillingPaymentStatus.
+const (
+	Open          BillingPaymentStatus = "open"
+	Overdue       BillingPaymentStatus = "overdue"
+	Paid          BillingPaymentStatus = "paid"
+	PartiallyPaid BillingPaymentStatus = "partially_paid"
+	Uncollectible BillingPaymentStatus = "uncollectible"
+)
+
+// Valid indicates whether the value is a known member of the BillingPaymentStatus enum.
+func (e BillingPaymentStatus) Valid() bool {
+	switch e {
+	case Open:
+		return true
+	case Overdue:
+		return true
+	case Paid:
+		return true
+	case PartiallyPaid:
+		return true
+	case Uncollectible:
 		return true
 	default:
 		return false
@@ -128,6 +186,27 @@ func (e BillingStatus) Valid() bool {
 	case BillingStatusUpcoming:
 		return true
 	case BillingStatusVoid:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BillingTaxStatus.
+const (
+	Exempt        BillingTaxStatus = "exempt"
+	ReverseCharge BillingTaxStatus = "reverse_charge"
+	Taxable       BillingTaxStatus = "taxable"
+)
+
+// Valid indicates whether the value is a known member of the BillingTaxStatus enum.
+func (e BillingTaxStatus) Valid() bool {
+	switch e {
+	case Exempt:
+		return true
+	case ReverseCharge:
+		return true
+	case Taxable:
 		return true
 	default:
 		return false
@@ -403,16 +482,21 @@ func (e PricingStatus) Valid() bool {
 
 // Defines values for ProblemCode.
 const (
-	ProblemCodeConflict             ProblemCode = "conflict"
-	ProblemCodeForbidden            ProblemCode = "forbidden"
-	ProblemCodeInternal             ProblemCode = "internal"
-	ProblemCodeInvalid              ProblemCode = "invalid"
-	ProblemCodeNotFound             ProblemCode = "not_found"
-	ProblemCodeOverloaded           ProblemCode = "overloaded"
-	ProblemCodeTooLarge             ProblemCode = "too_large"
-	ProblemCodeUnauthorized         ProblemCode = "unauthorized"
-	ProblemCodeUnavailable          ProblemCode = "unavailable"
-	ProblemCodeUnsupportedMediaType ProblemCode = "unsupported_media_type"
+	ProblemCodeConflict               ProblemCode = "conflict"
+	ProblemCodeCreditExceedsRemaining ProblemCode = "credit_exceeds_remaining"
+	ProblemCodeCurrencyMismatch       ProblemCode = "currency_mismatch"
+	ProblemCodeForbidden              ProblemCode = "forbidden"
+	ProblemCodeInternal               ProblemCode = "internal"
+	ProblemCodeInvalid                ProblemCode = "invalid"
+	ProblemCodeInvoiceNotFinalized    ProblemCode = "invoice_not_finalized"
+	ProblemCodeNotFound               ProblemCode = "not_found"
+	ProblemCodeOverloaded             ProblemCode = "overloaded"
+	ProblemCodeOverpayment            ProblemCode = "overpayment"
+	ProblemCodeTaxRateOverlap         ProblemCode = "tax_rate_overlap"
+	ProblemCodeTooLarge               ProblemCode = "too_large"
+	ProblemCodeUnauthorized           ProblemCode = "unauthorized"
+	ProblemCodeUnavailable            ProblemCode = "unavailable"
+	ProblemCodeUnsupportedMediaType   ProblemCode = "unsupported_media_type"
 )
 
 // Valid indicates whether the value is a known member of the ProblemCode enum.
@@ -420,15 +504,25 @@ func (e ProblemCode) Valid() bool {
 	switch e {
 	case ProblemCodeConflict:
 		return true
+	case ProblemCodeCreditExceedsRemaining:
+		return true
+	case ProblemCodeCurrencyMismatch:
+		return true
 	case ProblemCodeForbidden:
 		return true
 	case ProblemCodeInternal:
 		return true
 	case ProblemCodeInvalid:
 		return true
+	case ProblemCodeInvoiceNotFinalized:
+		return true
 	case ProblemCodeNotFound:
 		return true
 	case ProblemCodeOverloaded:
+		return true
+	case ProblemCodeOverpayment:
+		return true
+	case ProblemCodeTaxRateOverlap:
 		return true
 	case ProblemCodeTooLarge:
 		return true
@@ -572,6 +666,24 @@ func (e PostQuotesParamsFormat) Valid() bool {
 	case PostQuotesParamsFormatJson:
 		return true
 	case PostQuotesParamsFormatPdf:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetReceivablesAgingParamsFormat.
+const (
+	GetReceivablesAgingParamsFormatCsv  GetReceivablesAgingParamsFormat = "csv"
+	GetReceivablesAgingParamsFormatJson GetReceivablesAgingParamsFormat = "json"
+)
+
+// Valid indicates whether the value is a known member of the GetReceivablesAgingParamsFormat enum.
+func (e GetReceivablesAgingParamsFormat) Valid() bool {
+	switch e {
+	case GetReceivablesAgingParamsFormatCsv:
+		return true
+	case GetReceivablesAgingParamsFormatJson:
 		return true
 	default:
 		return false
@@ -878,15 +990,149 @@ type AuthNewKey struct {
 // AuthRole defines model for AuthRole.
 type AuthRole string
 
+// BillingAddress Address is a postal address.
+type BillingAddress struct {
+	City *string `json:"city,omitempty"`
+
+	// Country Country is an ISO 3166-1 alpha-2 code.
+	Country    *string `json:"country,omitempty"`
+	Line1      *string `json:"line1,omitempty"`
+	Line2      *string `json:"line2,omitempty"`
+	PostalCode *string `json:"postal_code,omitempty"`
+	Region     *string `json:"region,omitempty"`
+}
+
+// BillingAgingReport AgingReport is the accounts-receivable aging as of a day: per customer and currency, and totals per currency.
+type BillingAgingReport struct {
+	// AsOf a calendar day (UTC), YYYY-MM-DD
+	AsOf      openapi_types.Date `json:"as_of"`
+	Customers []BillingAgingRow  `json:"customers"`
+	Totals    []BillingAgingRow  `json:"totals"`
+}
+
+// BillingAgingRow AgingRow is what one customer (or, in totals, everyone) owes in one currency, by how late it is: not yet due (current), 1-30, 31-60, 61-90 and more than 90 days past the due date.
+type BillingAgingRow struct {
+	Currency string `json:"currency"`
+
+	// Current an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
+	Current      string  `json:"current"`
+	CustomerId   *string `json:"customer_id,omitempty"`
+	CustomerName *string `json:"customer_name,omitempty"`
+
+	// Days130 an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
+	Days130 string `json:"days_1_30"`
+
+	// Days3160 an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
+	Days3160 string `json:"days_31_60"`
+
+	// Days6190 an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
+	Days6190 string `json:"days_61_90"`
+
+	// DaysOver90 an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
+	DaysOver90 string `json:"days_over_90"`
+
+	// Invoices Invoices counts the invoices with a balance.
+	Invoices int `json:"invoices"`
+
+	// Total an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
+	Total string `json:"total"`
+}
+
+// BillingCreditItem CreditItem is one thing to credit:
+type BillingCreditItem struct {
+	Amount      *string `json:"amount,omitempty"`
+	Description *string `json:"description,omitempty"`
+	Line        *int    `json:"line,omitempty"`
+	Quantity    *int64  `json:"quantity,omitempty"`
+}
+
+// BillingCreditLine CreditLine is one line of a credit note: a line of the invoice (whole, or part of its quantity, or an amount of it), or an amount of the invoice as a whole.
+type BillingCreditLine struct {
+	// Amount Amount is the credited net amount.
+	Amount      string  `json:"amount"`
+	Category    *string `json:"category,omitempty"`
+	Description string  `json:"description"`
+
+	// InvoiceLine InvoiceLine is the position of the credited line in the invoice's
+	// lines, from 1; 0 for an amount not tied to a line.
+	InvoiceLine *int    `json:"invoice_line,omitempty"`
+	Market      *string `json:"market,omitempty"`
+
+	// Period a calendar month in UTC, YYYY-MM
+	Period *string `json:"period,omitempty"`
+
+	// Quantity Quantity is how many of the line's units are credited (0 for an
+	// amount).
+	Quantity *int64 `json:"quantity,omitempty"`
+}
+
+// BillingCreditNote CreditNote corrects part of a finalized invoice: whole lines, part of a line's quantity, or an amount, never more than is left to credit.
+type BillingCreditNote struct {
+	Currency string `json:"currency"`
+
+	// Customer CustomerSnapshot is the customer as it was when the invoice was last computed; a finalized invoice keeps it forever.
+	Customer      BillingCustomerSnapshot `json:"customer"`
+	CustomerId    string                  `json:"customer_id"`
+	Id            string                  `json:"id"`
+	InvoiceId     string                  `json:"invoice_id"`
+	InvoiceNumber string                  `json:"invoice_number"`
+
+	// IssueDate a calendar day (UTC), YYYY-MM-DD
+	IssueDate openapi_types.Date `json:"issue_date"`
+	IssuedAt  time.Time          `json:"issued_at"`
+
+	// Issuer Issuer is who invoices are from (billing.issuer_name and issuer_address in the configuration).
+	Issuer     BillingIssuer       `json:"issuer"`
+	Lines      []BillingCreditLine `json:"lines"`
+	MinorUnits int                 `json:"minor_units"`
+	Number     string              `json:"number"`
+
+	// Period a calendar month in UTC, YYYY-MM
+	Period string `json:"period"`
+	Reason string `json:"reason"`
+
+	// Subtotal Subtotal is the credited net amount (the lines' sum).
+	Subtotal string `json:"subtotal"`
+
+	// Tax an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
+	Tax string `json:"tax"`
+
+	// TaxLines TaxLines credit the invoice's taxes on the subtotal, rate by rate.
+	TaxLines []BillingTaxLine `json:"tax_lines"`
+	TaxNote  *string          `json:"tax_note,omitempty"`
+
+	// Total Total is Subtotal + Tax: what the invoice's balance goes down by.
+	Total string `json:"total"`
+}
+
+// BillingCreditNoteList defines model for BillingCreditNoteList.
+type BillingCreditNoteList struct {
+	Data       []BillingCreditNote `json:"data"`
+	NextCursor string              `json:"next_cursor"`
+}
+
+// BillingCreditNoteRequest CreditNoteRequest asks for a credit note against a finalized invoice.
+type BillingCreditNoteRequest struct {
+	// IdempotencyKey IdempotencyKey makes a retry safe: the same key returns the credit
+	// note it issued.
+	IdempotencyKey *string             `json:"idempotency_key,omitempty"`
+	Lines          []BillingCreditItem `json:"lines"`
+
+	// Reason Reason says why (printed on the credit note).
+	Reason string `json:"reason"`
+}
+
 // BillingCustomer Customer is a paying business.
 type BillingCustomer struct {
-	Consolidated *bool      `json:"consolidated,omitempty"`
-	Country      *string    `json:"country,omitempty"`
-	CreatedAt    *time.Time `json:"created_at,omitempty"`
-	Currency     *string    `json:"currency,omitempty"`
-	Email        *string    `json:"email,omitempty"`
-	Id           string     `json:"id"`
-	Name         string     `json:"name"`
+	// Address Address is a postal address.
+	Address      *BillingAddress `json:"address,omitempty"`
+	Consolidated *bool           `json:"consolidated,omitempty"`
+	Country      *string         `json:"country,omitempty"`
+	CreatedAt    *time.Time      `json:"created_at,omitempty"`
+	Currency     *string         `json:"currency,omitempty"`
+	Email        *string         `json:"email,omitempty"`
+	Id           string          `json:"id"`
+	Name         string          `json:"name"`
 
 	// ParentId ParentID and Consolidated are the customer's portfolio setting in
 	// effect in the current month (UTC; see PortfolioSetting): its parent
@@ -894,8 +1140,25 @@ type BillingCustomer struct {
 	// for its members. Given when a customer is created, they apply from
 	// that month; later changes (PUT /api/v1/customers/{id}/portfolio)
 	// apply from a later month.
-	ParentId  *string    `json:"parent_id,omitempty"`
-	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+	ParentId *string `json:"parent_id,omitempty"`
+
+	// PaymentTermsDays PaymentTermsDays is how many days after an invoice is issued it is
+	// due (billing.payment_terms_days, 30, when not set).
+	PaymentTermsDays *int `json:"payment_terms_days,omitempty"`
+
+	// TaxCountry TaxCountry is the ISO 3166-1 country whose tax rates apply (Country
+	// when empty).
+	TaxCountry *string `json:"tax_country,omitempty"`
+
+	// TaxId TaxID is the customer's VAT or tax registration number, printed on
+	// its invoices (required for reverse charge).
+	TaxId *string `json:"tax_id,omitempty"`
+
+	// TaxRegion TaxRegion is an ISO 3166-2 subdivision of TaxCountry ("CA-QC") whose
+	// own rates apply in addition to the country's.
+	TaxRegion *string           `json:"tax_region,omitempty"`
+	TaxStatus *BillingTaxStatus `json:"tax_status,omitempty"`
+	UpdatedAt *time.Time        `json:"updated_at,omitempty"`
 }
 
 // BillingCustomerList defines model for BillingCustomerList.
@@ -906,19 +1169,33 @@ type BillingCustomerList struct {
 
 // BillingCustomerSnapshot CustomerSnapshot is the customer as it was when the invoice was last computed; a finalized invoice keeps it forever.
 type BillingCustomerSnapshot struct {
-	Country  *string `json:"country,omitempty"`
-	Currency string  `json:"currency"`
-	Email    *string `json:"email,omitempty"`
-	Id       string  `json:"id"`
-	Name     string  `json:"name"`
+	// Address Address is a postal address.
+	Address    *BillingAddress   `json:"address,omitempty"`
+	Country    *string           `json:"country,omitempty"`
+	Currency   string            `json:"currency"`
+	Email      *string           `json:"email,omitempty"`
+	Id         string            `json:"id"`
+	Name       string            `json:"name"`
+	TaxCountry *string           `json:"tax_country,omitempty"`
+	TaxId      *string           `json:"tax_id,omitempty"`
+	TaxRegion  *string           `json:"tax_region,omitempty"`
+	TaxStatus  *BillingTaxStatus `json:"tax_status,omitempty"`
 }
 
 // BillingCustomerUpdate CustomerUpdate changes some fields of a customer; nil fields stay as they are.
 type BillingCustomerUpdate struct {
-	Country  *string `json:"country,omitempty"`
-	Currency *string `json:"currency,omitempty"`
-	Email    *string `json:"email,omitempty"`
-	Name     *string `json:"name,omitempty"`
+	Address  *BillingAddress `json:"address,omitempty"`
+	Country  *string         `json:"country,omitempty"`
+	Currency *string         `json:"currency,omitempty"`
+	Email    *string         `json:"email,omitempty"`
+	Name     *string         `json:"name,omitempty"`
+
+	// PaymentTermsDays PaymentTermsDays sets the customer's own terms.
+	PaymentTermsDays *int              `json:"payment_terms_days,omitempty"`
+	TaxCountry       *string           `json:"tax_country,omitempty"`
+	TaxId            *string           `json:"tax_id,omitempty"`
+	TaxRegion        *string           `json:"tax_region,omitempty"`
+	TaxStatus        *BillingTaxStatus `json:"tax_status,omitempty"`
 }
 
 // BillingInvoice Invoice is one customer's bill for one calendar month (UTC).
@@ -934,14 +1211,21 @@ type BillingInvoice struct {
 	Currency  string          `json:"currency"`
 
 	// Customer CustomerSnapshot is the customer as it was when the invoice was last computed; a finalized invoice keeps it forever.
-	Customer      BillingCustomerSnapshot `json:"customer"`
-	CustomerId    string                  `json:"customer_id"`
-	ExchangeRates *[]PricingExchangeRate  `json:"exchange_rates,omitempty"`
-	FinalizeAfter time.Time               `json:"finalize_after"`
-	FinalizedAt   *time.Time              `json:"finalized_at,omitempty"`
+	Customer   BillingCustomerSnapshot `json:"customer"`
+	CustomerId string                  `json:"customer_id"`
+
+	// DueDate a calendar day (UTC), YYYY-MM-DD
+	DueDate       *openapi_types.Date    `json:"due_date,omitempty"`
+	ExchangeRates *[]PricingExchangeRate `json:"exchange_rates,omitempty"`
+	FinalizeAfter time.Time              `json:"finalize_after"`
+	FinalizedAt   *time.Time             `json:"finalized_at,omitempty"`
 
 	// Id absent only from the month-to-date bill (Runner.Upcoming), which is no invoice yet
 	Id *string `json:"id,omitempty"`
+
+	// IssueDate IssueDate and DueDate are set when the invoice is finalized (the
+	// day of finalization, and that day plus the payment terms).
+	IssueDate *openapi_types.Date `json:"issue_date,omitempty"`
 
 	// Issuer Issuer is who invoices are from (billing.issuer_name and issuer_address in the configuration).
 	Issuer *BillingIssuer `json:"issuer,omitempty"`
@@ -950,6 +1234,9 @@ type BillingInvoice struct {
 	// MinorUnits the currency's decimals, which every amount is written with
 	MinorUnits int     `json:"minor_units"`
 	Number     *string `json:"number,omitempty"`
+
+	// PaymentTermsDays PaymentTermsDays is how many days after its issue the invoice is due.
+	PaymentTermsDays *int `json:"payment_terms_days,omitempty"`
 
 	// Period a calendar month in UTC, YYYY-MM
 	Period     string  `json:"period"`
@@ -965,7 +1252,17 @@ type BillingInvoice struct {
 	// Subtotal an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
 	Subtotal string `json:"subtotal"`
 
-	// Total an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
+	// Tax Tax is the sum of the tax lines' taxes.
+	Tax *string `json:"tax,omitempty"`
+
+	// TaxLines TaxLines are the taxes (one per rate, or one at 0% for reverse
+	// charge and exemption): docs/BILLING.md, "Taxes".
+	TaxLines *[]BillingTaxLine `json:"tax_lines,omitempty"`
+
+	// TaxNote TaxNote is the legal note of a reverse-charge or exempt invoice.
+	TaxNote *string `json:"tax_note,omitempty"`
+
+	// Total Total is subtotal + adjustments + tax.
 	Total string `json:"total"`
 
 	// Unbilled Unbilled lists the usage of the invoice's months it does not bill,
@@ -1054,6 +1351,69 @@ type BillingLine struct {
 // BillingLineKind defines model for BillingLine.Kind.
 type BillingLineKind string
 
+// BillingNewPayment NewPayment is the body that records a payment.
+type BillingNewPayment struct {
+	// Amount Amount is a positive decimal with at most the currency's decimals.
+	Amount string `json:"amount"`
+
+	// Currency Currency must be the invoice's.
+	Currency string `json:"currency"`
+
+	// Date Date is the day the money was received, YYYY-MM-DD, not in the future.
+	Date string `json:"date"`
+
+	// IdempotencyKey IdempotencyKey makes a retry safe: a second request with the same
+	// key and the same payment returns the first; with another payment it
+	// is a conflict.
+	IdempotencyKey *string              `json:"idempotency_key,omitempty"`
+	Method         BillingPaymentMethod `json:"method"`
+
+	// Reference Reference is the bank's or processor's reference.
+	Reference *string `json:"reference,omitempty"`
+}
+
+// BillingNewTaxRate NewTaxRate is the body that creates a tax rate; dates and the rate are strings so that a bad one is named in the answer.
+type BillingNewTaxRate struct {
+	EffectiveFrom string  `json:"effective_from"`
+	EffectiveTo   *string `json:"effective_to,omitempty"`
+	Jurisdiction  string  `json:"jurisdiction"`
+	Name          string  `json:"name"`
+	Rate          string  `json:"rate"`
+}
+
+// BillingPayment Payment is money received against one finalized invoice.
+type BillingPayment struct {
+	// Amount an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
+	Amount     string    `json:"amount"`
+	CreatedAt  time.Time `json:"created_at"`
+	Currency   string    `json:"currency"`
+	CustomerId string    `json:"customer_id"`
+
+	// Date a calendar day (UTC), YYYY-MM-DD
+	Date openapi_types.Date `json:"date"`
+	Id   string             `json:"id"`
+
+	// IdempotencyKey IdempotencyKey is the key the payment was recorded with: recording
+	// again with it returns this payment instead of a second one.
+	IdempotencyKey *string              `json:"idempotency_key,omitempty"`
+	InvoiceId      string               `json:"invoice_id"`
+	InvoiceNumber  string               `json:"invoice_number"`
+	Method         BillingPaymentMethod `json:"method"`
+	Reference      *string              `json:"reference,omitempty"`
+}
+
+// BillingPaymentList defines model for BillingPaymentList.
+type BillingPaymentList struct {
+	Data       []BillingPayment `json:"data"`
+	NextCursor string           `json:"next_cursor"`
+}
+
+// BillingPaymentMethod defines model for BillingPaymentMethod.
+type BillingPaymentMethod string
+
+// BillingPaymentStatus defines model for BillingPaymentStatus.
+type BillingPaymentStatus string
+
 // BillingPhoneNumber PhoneNumber maps a WhatsApp phone-number id to the customer that owns it, so the webhook adapter can attribute status webhooks.
 type BillingPhoneNumber struct {
 	CreatedAt     time.Time `json:"created_at"`
@@ -1079,6 +1439,52 @@ type BillingPortfolioSetting struct {
 
 	// ParentId ParentID is the parent account ("" for none).
 	ParentId *string `json:"parent_id,omitempty"`
+}
+
+// BillingReceivable Receivable is what is owed on one finalized invoice: its total, what was paid and credited, the balance, the due date and the payment status.
+type BillingReceivable struct {
+	// Balance Balance is Total - Paid - Credited: what is still owed (negative
+	// when a credit note came after payment: what the customer is owed).
+	Balance string `json:"balance"`
+
+	// Credited Credited is the sum of its credit notes' totals.
+	Credited     string `json:"credited"`
+	Currency     string `json:"currency"`
+	CustomerId   string `json:"customer_id"`
+	CustomerName string `json:"customer_name"`
+
+	// DaysPastDue DaysPastDue counts the days since the due date while a balance is
+	// left (0 when not yet due or settled).
+	DaysPastDue int `json:"days_past_due"`
+
+	// DueDate a calendar day (UTC), YYYY-MM-DD
+	DueDate   openapi_types.Date `json:"due_date"`
+	InvoiceId string             `json:"invoice_id"`
+
+	// IssueDate a calendar day (UTC), YYYY-MM-DD
+	IssueDate openapi_types.Date `json:"issue_date"`
+	Number    string             `json:"number"`
+
+	// Paid Paid is the sum of the payments recorded against it.
+	Paid string `json:"paid"`
+
+	// Period a calendar month in UTC, YYYY-MM
+	Period string `json:"period"`
+
+	// SettledOn SettledOn is the day the balance reached zero (or less).
+	SettledOn *openapi_types.Date  `json:"settled_on,omitempty"`
+	Status    BillingPaymentStatus `json:"status"`
+
+	// Total Total is the invoice's total, tax included.
+	Total               string     `json:"total"`
+	UncollectibleAt     *time.Time `json:"uncollectible_at,omitempty"`
+	UncollectibleReason *string    `json:"uncollectible_reason,omitempty"`
+}
+
+// BillingReceivableList defines model for BillingReceivableList.
+type BillingReceivableList struct {
+	Data       []BillingReceivable `json:"data"`
+	NextCursor string              `json:"next_cursor"`
 }
 
 // BillingRun Run is the record of one invoice run.
@@ -1125,6 +1531,67 @@ type BillingSection struct {
 
 // BillingStatus defines model for BillingStatus.
 type BillingStatus string
+
+// BillingTaxLine TaxLine is one tax of an invoice or credit note: the rate, the amount it applies to and the tax, rounded once per line (docs/BILLING.md, "Taxes").
+type BillingTaxLine struct {
+	// Jurisdiction Jurisdiction is where the tax is due.
+	Jurisdiction string `json:"jurisdiction"`
+
+	// Name Name is the tax's name ("VAT"), or "Reverse charge" / "Exempt".
+	Name string `json:"name"`
+
+	// Rate Rate is the percentage applied (0 for reverse charge and exemption).
+	Rate string `json:"rate"`
+
+	// RateId RateID is the ledger's tax rate ("" for reverse charge and exemption).
+	RateId *string `json:"rate_id,omitempty"`
+
+	// Tax Tax is TaxableAmount × Rate / 100, rounded half away from zero to
+	// the currency's minor unit.
+	Tax string `json:"tax"`
+
+	// TaxableAmount TaxableAmount is the net amount the rate applies to.
+	TaxableAmount string `json:"taxable_amount"`
+}
+
+// BillingTaxRate TaxRate is a tax of one jurisdiction over a range of days: VAT 19% in DE from 2007-01-01, GST 5% in CA, QST 9.975% in CA-QC.
+type BillingTaxRate struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// EffectiveFrom EffectiveFrom is the first day the rate applies.
+	EffectiveFrom openapi_types.Date `json:"effective_from"`
+
+	// EffectiveTo EffectiveTo is the first day it no longer applies (open-ended when absent).
+	EffectiveTo *openapi_types.Date `json:"effective_to,omitempty"`
+	Id          string              `json:"id"`
+
+	// Jurisdiction Jurisdiction is an ISO 3166-1 country ("DE") or an ISO 3166-2
+	// subdivision ("CA-QC").
+	Jurisdiction string `json:"jurisdiction"`
+
+	// Name Name is what invoices call the tax ("VAT", "GST").
+	Name string `json:"name"`
+
+	// Rate Rate is a percentage ("19", "9.975"), at most 4 decimals.
+	Rate      string    `json:"rate"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// BillingTaxRateList defines model for BillingTaxRateList.
+type BillingTaxRateList struct {
+	Data       []BillingTaxRate `json:"data"`
+	NextCursor string           `json:"next_cursor"`
+}
+
+// BillingTaxRateUpdate TaxRateUpdate ends a rate, moves its end, or makes it open-ended again.
+type BillingTaxRateUpdate struct {
+	// EffectiveTo EffectiveTo is the first day the rate no longer applies, YYYY-MM-DD;
+	// "" makes it open-ended.
+	EffectiveTo string `json:"effective_to"`
+}
+
+// BillingTaxStatus defines model for BillingTaxStatus.
+type BillingTaxStatus string
 
 // BillingTier Tier is the part of a usage line's quantity charged at one tier's price (pricing.TierLine), its exact amount written with at least the currency's minor-unit decimals.
 type BillingTier struct {
@@ -2035,6 +2502,11 @@ type Readiness struct {
 // ReadinessStatus defines model for Readiness.Status.
 type ReadinessStatus string
 
+// ReasonRequest ReasonRequest is a body that only gives a reason.
+type ReasonRequest struct {
+	Reason string `json:"reason"`
+}
+
 // ReconcileAcceptRequest AcceptRequest is finance accepting a month's difference.
 type ReconcileAcceptRequest struct {
 	Reason string `json:"reason"`
@@ -2182,6 +2654,15 @@ type ReconcileUnmappedPhoneNumber struct {
 	// UpstreamCost a decimal number as a string, e.g. "0.0123"
 	UpstreamCost     string `json:"upstream_cost"`
 	UpstreamMessages int64  `json:"upstream_messages"`
+}
+
+// RecordedPayment RecordedPayment is a recorded payment and what its invoice owes now.
+type RecordedPayment struct {
+	// Payment Payment is money received against one finalized invoice.
+	Payment BillingPayment `json:"payment"`
+
+	// Receivable Receivable is what is owed on one finalized invoice: its total, what was paid and credited, the balance, the due date and the payment status.
+	Receivable BillingReceivable `json:"receivable"`
 }
 
 // ReportsCountry Country is an ISO 3166-1 alpha-2 code and its English name.
@@ -2796,8 +3277,26 @@ type Unavailable = Problem
 // UnsupportedMediaType Problem is an RFC 9457 problem details body.
 type UnsupportedMediaType = Problem
 
+// GetCreditNotesParams defines parameters for GetCreditNotes.
+type GetCreditNotesParams struct {
+	// Customer only this customer id
+	Customer *string `form:"customer,omitempty" json:"customer,omitempty"`
+
+	// Invoice only this invoice id
+	Invoice *string `form:"invoice,omitempty" json:"invoice,omitempty"`
+
+	// Limit page size, 1-1000 (default 100)
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor next_cursor of the previous page
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
 // GetCustomersParams defines parameters for GetCustomers.
 type GetCustomersParams struct {
+	// Q find customers whose id or name contains this (case-insensitive), up to limit
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
+
 	// Limit page size, 1-1000 (default 100)
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -2936,6 +3435,39 @@ type GetInvoicesCsvParams struct {
 	Period string `form:"period" json:"period"`
 }
 
+// GetInvoicesIdCreditNotesParams defines parameters for GetInvoicesIdCreditNotes.
+type GetInvoicesIdCreditNotesParams struct {
+	// Limit page size, 1-1000 (default 100)
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor next_cursor of the previous page
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// GetInvoicesIdPaymentsParams defines parameters for GetInvoicesIdPayments.
+type GetInvoicesIdPaymentsParams struct {
+	// Limit page size, 1-1000 (default 100)
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor next_cursor of the previous page
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// GetPaymentsParams defines parameters for GetPayments.
+type GetPaymentsParams struct {
+	// Customer only this customer id
+	Customer *string `form:"customer,omitempty" json:"customer,omitempty"`
+
+	// Invoice only this invoice id
+	Invoice *string `form:"invoice,omitempty" json:"invoice,omitempty"`
+
+	// Limit page size, 1-1000 (default 100)
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor next_cursor of the previous page
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
 // GetPricesParams defines parameters for GetPrices.
 type GetPricesParams struct {
 	// Country recipient country, ISO 3166-1 alpha-2
@@ -2965,6 +3497,36 @@ type PostQuotesParams struct {
 
 // PostQuotesParamsFormat defines parameters for PostQuotes.
 type PostQuotesParamsFormat string
+
+// GetReceivablesParams defines parameters for GetReceivables.
+type GetReceivablesParams struct {
+	// Customer only this customer id
+	Customer *string `form:"customer,omitempty" json:"customer,omitempty"`
+
+	// Status open, partially_paid, paid, overdue or uncollectible
+	Status *BillingPaymentStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// Outstanding true: only those with a balance left
+	Outstanding *bool `form:"outstanding,omitempty" json:"outstanding,omitempty"`
+
+	// Limit page size, 1-1000 (default 100)
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor next_cursor of the previous page
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// GetReceivablesAgingParams defines parameters for GetReceivablesAging.
+type GetReceivablesAgingParams struct {
+	// Customer only this customer id
+	Customer *string `form:"customer,omitempty" json:"customer,omitempty"`
+
+	// Format csv for CSV (or send Accept: text/csv)
+	Format *GetReceivablesAgingParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+}
+
+// GetReceivablesAgingParamsFormat defines parameters for GetReceivablesAging.
+type GetReceivablesAgingParamsFormat string
 
 // GetReconciliationsMonthDifferencesParams defines parameters for GetReconciliationsMonthDifferences.
 type GetReconciliationsMonthDifferencesParams struct {
@@ -3143,6 +3705,12 @@ type PostSimulationsMarginParams struct {
 // PostSimulationsMarginParamsFormat defines parameters for PostSimulationsMargin.
 type PostSimulationsMarginParamsFormat string
 
+// GetTaxRatesParams defines parameters for GetTaxRates.
+type GetTaxRatesParams struct {
+	// Jurisdiction only this jurisdiction (DE, CA-QC)
+	Jurisdiction *string `form:"jurisdiction,omitempty" json:"jurisdiction,omitempty"`
+}
+
 // GetUsageSummaryParams defines parameters for GetUsageSummary.
 type GetUsageSummaryParams struct {
 	// Period YYYY-MM (default: current month)
@@ -3237,6 +3805,15 @@ type PostExchangeRatesJSONRequestBody = PricingExchangeRate
 // PostInvoiceRunsJSONRequestBody defines body for PostInvoiceRuns for application/json ContentType.
 type PostInvoiceRunsJSONRequestBody = RunRequest
 
+// PostInvoicesIdCreditNotesJSONRequestBody defines body for PostInvoicesIdCreditNotes for application/json ContentType.
+type PostInvoicesIdCreditNotesJSONRequestBody = BillingCreditNoteRequest
+
+// PostInvoicesIdPaymentsJSONRequestBody defines body for PostInvoicesIdPayments for application/json ContentType.
+type PostInvoicesIdPaymentsJSONRequestBody = BillingNewPayment
+
+// PostInvoicesIdUncollectibleJSONRequestBody defines body for PostInvoicesIdUncollectible for application/json ContentType.
+type PostInvoicesIdUncollectibleJSONRequestBody = ReasonRequest
+
 // PostInvoicesIdVoidJSONRequestBody defines body for PostInvoicesIdVoid for application/json ContentType.
 type PostInvoicesIdVoidJSONRequestBody = VoidRequest
 
@@ -3266,6 +3843,12 @@ type PostSimulationsJSONRequestBody = ReportsSimulationRequest
 
 // PostSimulationsMarginJSONRequestBody defines body for PostSimulationsMargin for application/json ContentType.
 type PostSimulationsMarginJSONRequestBody = ReportsMarginSimulationRequest
+
+// PostTaxRatesJSONRequestBody defines body for PostTaxRates for application/json ContentType.
+type PostTaxRatesJSONRequestBody = BillingNewTaxRate
+
+// PatchTaxRatesIdJSONRequestBody defines body for PatchTaxRatesId for application/json ContentType.
+type PatchTaxRatesIdJSONRequestBody = BillingTaxRateUpdate
 
 // PostWebhookEndpointsJSONRequestBody defines body for PostWebhookEndpoints for application/json ContentType.
 type PostWebhookEndpointsJSONRequestBody = NotifyNewEndpoint
@@ -3655,7 +4238,21 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/countries (the `GetCountries` operationId).
 	GetCountries(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetCustomers List customers by id, a page at a time.
+	// GetCreditNotes Credit notes, newest first, of one customer or invoice or all.
+	//
+	// Roles: admin, finance.
+	//
+	// Corresponds with GET /api/v1/credit-notes (the `GetCreditNotes` operationId).
+	GetCreditNotes(ctx context.Context, params *GetCreditNotesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetCreditNotesId Get a credit note (by id or number) as JSON; append .csv or .pdf for those formats (customer keys: their own).
+	//
+	// Roles: admin, finance, customer.
+	//
+	// Corresponds with GET /api/v1/credit-notes/{id} (the `GetCreditNotesId` operationId).
+	GetCreditNotesId(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetCustomers List customers by id, a page at a time; with q, those whose id or name contains q (by name, one page).
 	//
 	// Roles: admin, finance, sales.
 	//
@@ -3979,6 +4576,81 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/invoices/{id}/approve (the `PostInvoicesIdApprove` operationId).
 	PostInvoicesIdApprove(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetInvoicesIdBalance What a finalized invoice owes: total, paid, credited, balance, due date, payment status (customer keys: their own invoices).
+	//
+	// Roles: admin, finance, customer.
+	//
+	// Corresponds with GET /api/v1/invoices/{id}/balance (the `GetInvoicesIdBalance` operationId).
+	GetInvoicesIdBalance(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetInvoicesIdCreditNotes The credit notes issued against an invoice, newest first (customer keys: their own invoices).
+	//
+	// Roles: admin, finance, customer.
+	//
+	// Corresponds with GET /api/v1/invoices/{id}/credit-notes (the `GetInvoicesIdCreditNotes` operationId).
+	GetInvoicesIdCreditNotes(ctx context.Context, id string, params *GetInvoicesIdCreditNotesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostInvoicesIdCreditNotesWithBody Issue a credit note against a finalized invoice: whole lines, part of a line's quantity, or amounts; more than is left to credit is 409 credit_exceeds_remaining, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/invoices/{id}/credit-notes (the `PostInvoicesIdCreditNotes` operationId).
+	PostInvoicesIdCreditNotesWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostInvoicesIdCreditNotes Issue a credit note against a finalized invoice: whole lines, part of a line's quantity, or amounts; more than is left to credit is 409 credit_exceeds_remaining, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/invoices/{id}/credit-notes (the `PostInvoicesIdCreditNotes` operationId).
+	PostInvoicesIdCreditNotes(ctx context.Context, id string, body PostInvoicesIdCreditNotesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetInvoicesIdPayments The payments recorded against an invoice, newest first (customer keys: their own invoices).
+	//
+	// Roles: admin, finance, customer.
+	//
+	// Corresponds with GET /api/v1/invoices/{id}/payments (the `GetInvoicesIdPayments` operationId).
+	GetInvoicesIdPayments(ctx context.Context, id string, params *GetInvoicesIdPaymentsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostInvoicesIdPaymentsWithBody Record a payment against a finalized invoice; another currency (currency_mismatch), more than the balance (overpayment) or a draft or void invoice (invoice_not_finalized) is 409. The same idempotency_key again answers 200 with the first payment.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/invoices/{id}/payments (the `PostInvoicesIdPayments` operationId).
+	PostInvoicesIdPaymentsWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostInvoicesIdPayments Record a payment against a finalized invoice; another currency (currency_mismatch), more than the balance (overpayment) or a draft or void invoice (invoice_not_finalized) is 409. The same idempotency_key again answers 200 with the first payment.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/invoices/{id}/payments (the `PostInvoicesIdPayments` operationId).
+	PostInvoicesIdPayments(ctx context.Context, id string, body PostInvoicesIdPaymentsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostInvoicesIdUncollectibleWithBody Write a finalized invoice's balance off as uncollectible (a later payment is still recorded).
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/invoices/{id}/uncollectible (the `PostInvoicesIdUncollectible` operationId).
+	PostInvoicesIdUncollectibleWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostInvoicesIdUncollectible Write a finalized invoice's balance off as uncollectible (a later payment is still recorded).
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/invoices/{id}/uncollectible (the `PostInvoicesIdUncollectible` operationId).
+	PostInvoicesIdUncollectible(ctx context.Context, id string, body PostInvoicesIdUncollectibleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// PostInvoicesIdVoidWithBody Void a finalized invoice with a reason and reissue it as a new draft; another status is 409.
 	//
 	// Roles: admin, finance.
@@ -4010,6 +4682,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/v1/openapi.json (the `GetOpenapiJson` operationId).
 	GetOpenapiJson(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetPayments Payments, newest first, of one customer or invoice or all.
+	//
+	// Roles: admin, finance.
+	//
+	// Corresponds with GET /api/v1/payments (the `GetPayments` operationId).
+	GetPayments(ctx context.Context, params *GetPaymentsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetPrices Look up one message's price by recipient country and category (default card, or the caller's/a customer's card; customer keys: their own card only).
 	//
@@ -4159,6 +4838,20 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/ratecards/{card_id}/versions/{number}/export (the `GetRatecardsCardIdVersionsNumberExport` operationId).
 	GetRatecardsCardIdVersionsNumberExport(ctx context.Context, cardId string, number int, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetReceivables What finalized invoices owe, newest issue first: balance, due date, payment status as of today.
+	//
+	// Roles: admin, finance.
+	//
+	// Corresponds with GET /api/v1/receivables (the `GetReceivables` operationId).
+	GetReceivables(ctx context.Context, params *GetReceivablesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetReceivablesAging Accounts-receivable aging as of today: current, 1-30, 31-60, 61-90 and over 90 days past due, per customer and currency, with totals.
+	//
+	// Roles: admin, finance.
+	//
+	// Corresponds with GET /api/v1/receivables/aging (the `GetReceivablesAging` operationId).
+	GetReceivablesAging(ctx context.Context, params *GetReceivablesAgingParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetReconciliationsMonth A month's reconciliation: both sides' totals, the differences per cause, unmapped phone numbers, the status against the tolerance and the acceptances.
 	//
 	// Roles: admin, finance.
@@ -4293,6 +4986,56 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/simulations/margin (the `PostSimulationsMargin` operationId).
 	PostSimulationsMargin(ctx context.Context, params *PostSimulationsMarginParams, body PostSimulationsMarginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetTaxRates List tax rates by jurisdiction and start.
+	//
+	// Roles: admin, finance.
+	//
+	// Corresponds with GET /api/v1/tax-rates (the `GetTaxRates` operationId).
+	GetTaxRates(ctx context.Context, params *GetTaxRatesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostTaxRatesWithBody Add a tax rate of a jurisdiction from a day (and until a day); one overlapping another of its jurisdiction is 409 tax_rate_overlap.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/tax-rates (the `PostTaxRates` operationId).
+	PostTaxRatesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostTaxRates Add a tax rate of a jurisdiction from a day (and until a day); one overlapping another of its jurisdiction is 409 tax_rate_overlap.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/tax-rates (the `PostTaxRates` operationId).
+	PostTaxRates(ctx context.Context, body PostTaxRatesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetTaxRatesId Get a tax rate.
+	//
+	// Roles: admin, finance.
+	//
+	// Corresponds with GET /api/v1/tax-rates/{id} (the `GetTaxRatesId` operationId).
+	GetTaxRatesId(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PatchTaxRatesIdWithBody End a tax rate on a day (effective_to), move its end, or make it open-ended (""); an overlap is 409 tax_rate_overlap.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /api/v1/tax-rates/{id} (the `PatchTaxRatesId` operationId).
+	PatchTaxRatesIdWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PatchTaxRatesId End a tax rate on a day (effective_to), move its end, or make it open-ended (""); an overlap is 409 tax_rate_overlap.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /api/v1/tax-rates/{id} (the `PatchTaxRatesId` operationId).
+	PatchTaxRatesId(ctx context.Context, id string, body PatchTaxRatesIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetUsageSummary Every customer's exact usage in a calendar month, grouped. Customer ids unknown to the ledger (e.g. unknown:<phone_number_id>) are unbilled usage.
 	//
@@ -4578,7 +5321,41 @@ func (c *Client) GetCountries(ctx context.Context, reqEditors ...RequestEditorFn
 	return c.Client.Do(req)
 }
 
-// GetCustomers List customers by id, a page at a time.
+// GetCreditNotes Credit notes, newest first, of one customer or invoice or all.
+//
+// Roles: admin, finance.
+//
+// Corresponds with GET /api/v1/credit-notes (the `GetCreditNotes` operationId).
+func (c *Client) GetCreditNotes(ctx context.Context, params *GetCreditNotesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCreditNotesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCreditNotesId Get a credit note (by id or number) as JSON; append .csv or .pdf for those formats (customer keys: their own).
+//
+// Roles: admin, finance, customer.
+//
+// Corresponds with GET /api/v1/credit-notes/{id} (the `GetCreditNotesId` operationId).
+func (c *Client) GetCreditNotesId(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCreditNotesIdRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCustomers List customers by id, a page at a time; with q, those whose id or name contains q (by name, one page).
 //
 // Roles: admin, finance, sales.
 //
@@ -5302,6 +6079,171 @@ func (c *Client) PostInvoicesIdApprove(ctx context.Context, id string, reqEditor
 	return c.Client.Do(req)
 }
 
+// GetInvoicesIdBalance What a finalized invoice owes: total, paid, credited, balance, due date, payment status (customer keys: their own invoices).
+//
+// Roles: admin, finance, customer.
+//
+// Corresponds with GET /api/v1/invoices/{id}/balance (the `GetInvoicesIdBalance` operationId).
+func (c *Client) GetInvoicesIdBalance(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetInvoicesIdBalanceRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetInvoicesIdCreditNotes The credit notes issued against an invoice, newest first (customer keys: their own invoices).
+//
+// Roles: admin, finance, customer.
+//
+// Corresponds with GET /api/v1/invoices/{id}/credit-notes (the `GetInvoicesIdCreditNotes` operationId).
+func (c *Client) GetInvoicesIdCreditNotes(ctx context.Context, id string, params *GetInvoicesIdCreditNotesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetInvoicesIdCreditNotesRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostInvoicesIdCreditNotesWithBody Issue a credit note against a finalized invoice: whole lines, part of a line's quantity, or amounts; more than is left to credit is 409 credit_exceeds_remaining, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/invoices/{id}/credit-notes (the `PostInvoicesIdCreditNotes` operationId).
+func (c *Client) PostInvoicesIdCreditNotesWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostInvoicesIdCreditNotesRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostInvoicesIdCreditNotes Issue a credit note against a finalized invoice: whole lines, part of a line's quantity, or amounts; more than is left to credit is 409 credit_exceeds_remaining, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/invoices/{id}/credit-notes (the `PostInvoicesIdCreditNotes` operationId).
+func (c *Client) PostInvoicesIdCreditNotes(ctx context.Context, id string, body PostInvoicesIdCreditNotesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostInvoicesIdCreditNotesRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetInvoicesIdPayments The payments recorded against an invoice, newest first (customer keys: their own invoices).
+//
+// Roles: admin, finance, customer.
+//
+// Corresponds with GET /api/v1/invoices/{id}/payments (the `GetInvoicesIdPayments` operationId).
+func (c *Client) GetInvoicesIdPayments(ctx context.Context, id string, params *GetInvoicesIdPaymentsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetInvoicesIdPaymentsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostInvoicesIdPaymentsWithBody Record a payment against a finalized invoice; another currency (currency_mismatch), more than the balance (overpayment) or a draft or void invoice (invoice_not_finalized) is 409. The same idempotency_key again answers 200 with the first payment.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/invoices/{id}/payments (the `PostInvoicesIdPayments` operationId).
+func (c *Client) PostInvoicesIdPaymentsWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostInvoicesIdPaymentsRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostInvoicesIdPayments Record a payment against a finalized invoice; another currency (currency_mismatch), more than the balance (overpayment) or a draft or void invoice (invoice_not_finalized) is 409. The same idempotency_key again answers 200 with the first payment.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/invoices/{id}/payments (the `PostInvoicesIdPayments` operationId).
+func (c *Client) PostInvoicesIdPayments(ctx context.Context, id string, body PostInvoicesIdPaymentsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostInvoicesIdPaymentsRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostInvoicesIdUncollectibleWithBody Write a finalized invoice's balance off as uncollectible (a later payment is still recorded).
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/invoices/{id}/uncollectible (the `PostInvoicesIdUncollectible` operationId).
+func (c *Client) PostInvoicesIdUncollectibleWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostInvoicesIdUncollectibleRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostInvoicesIdUncollectible Write a finalized invoice's balance off as uncollectible (a later payment is still recorded).
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/invoices/{id}/uncollectible (the `PostInvoicesIdUncollectible` operationId).
+func (c *Client) PostInvoicesIdUncollectible(ctx context.Context, id string, body PostInvoicesIdUncollectibleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostInvoicesIdUncollectibleRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // PostInvoicesIdVoidWithBody Void a finalized invoice with a reason and reissue it as a new draft; another status is 409.
 //
 // Roles: admin, finance.
@@ -5364,6 +6306,23 @@ func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*htt
 // Corresponds with GET /api/v1/openapi.json (the `GetOpenapiJson` operationId).
 func (c *Client) GetOpenapiJson(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetOpenapiJsonRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPayments Payments, newest first, of one customer or invoice or all.
+//
+// Roles: admin, finance.
+//
+// Corresponds with GET /api/v1/payments (the `GetPayments` operationId).
+func (c *Client) GetPayments(ctx context.Context, params *GetPaymentsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPaymentsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -5702,6 +6661,40 @@ func (c *Client) GetRatecardsCardIdVersionsNumberExport(ctx context.Context, car
 	return c.Client.Do(req)
 }
 
+// GetReceivables What finalized invoices owe, newest issue first: balance, due date, payment status as of today.
+//
+// Roles: admin, finance.
+//
+// Corresponds with GET /api/v1/receivables (the `GetReceivables` operationId).
+func (c *Client) GetReceivables(ctx context.Context, params *GetReceivablesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetReceivablesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetReceivablesAging Accounts-receivable aging as of today: current, 1-30, 31-60, 61-90 and over 90 days past due, per customer and currency, with totals.
+//
+// Roles: admin, finance.
+//
+// Corresponds with GET /api/v1/receivables/aging (the `GetReceivablesAging` operationId).
+func (c *Client) GetReceivablesAging(ctx context.Context, params *GetReceivablesAgingParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetReceivablesAgingRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetReconciliationsMonth A month's reconciliation: both sides' totals, the differences per cause, unmapped phone numbers, the status against the tolerance and the acceptances.
 //
 // Roles: admin, finance.
@@ -5997,6 +6990,116 @@ func (c *Client) PostSimulationsMarginWithBody(ctx context.Context, params *Post
 // Corresponds with POST /api/v1/simulations/margin (the `PostSimulationsMargin` operationId).
 func (c *Client) PostSimulationsMargin(ctx context.Context, params *PostSimulationsMarginParams, body PostSimulationsMarginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPostSimulationsMarginRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetTaxRates List tax rates by jurisdiction and start.
+//
+// Roles: admin, finance.
+//
+// Corresponds with GET /api/v1/tax-rates (the `GetTaxRates` operationId).
+func (c *Client) GetTaxRates(ctx context.Context, params *GetTaxRatesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTaxRatesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostTaxRatesWithBody Add a tax rate of a jurisdiction from a day (and until a day); one overlapping another of its jurisdiction is 409 tax_rate_overlap.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/tax-rates (the `PostTaxRates` operationId).
+func (c *Client) PostTaxRatesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostTaxRatesRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostTaxRates Add a tax rate of a jurisdiction from a day (and until a day); one overlapping another of its jurisdiction is 409 tax_rate_overlap.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/tax-rates (the `PostTaxRates` operationId).
+func (c *Client) PostTaxRates(ctx context.Context, body PostTaxRatesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostTaxRatesRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetTaxRatesId Get a tax rate.
+//
+// Roles: admin, finance.
+//
+// Corresponds with GET /api/v1/tax-rates/{id} (the `GetTaxRatesId` operationId).
+func (c *Client) GetTaxRatesId(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTaxRatesIdRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PatchTaxRatesIdWithBody End a tax rate on a day (effective_to), move its end, or make it open-ended (""); an overlap is 409 tax_rate_overlap.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /api/v1/tax-rates/{id} (the `PatchTaxRatesId` operationId).
+func (c *Client) PatchTaxRatesIdWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPatchTaxRatesIdRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PatchTaxRatesId End a tax rate on a day (effective_to), move its end, or make it open-ended (""); an overlap is 409 tax_rate_overlap.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /api/v1/tax-rates/{id} (the `PatchTaxRatesId` operationId).
+func (c *Client) PatchTaxRatesId(ctx context.Context, id string, body PatchTaxRatesIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPatchTaxRatesIdRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6531,6 +7634,130 @@ func NewGetCountriesRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetCreditNotesRequest constructs an http.Request for the GetCreditNotes method
+func NewGetCreditNotesRequest(server string, params *GetCreditNotesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/credit-notes")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Customer != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "customer", *params.Customer, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Invoice != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "invoice", *params.Invoice, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetCreditNotesIdRequest constructs an http.Request for the GetCreditNotesId method
+func NewGetCreditNotesIdRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/credit-notes/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetCustomersRequest constructs an http.Request for the GetCustomers method
 func NewGetCustomersRequest(server string, params *GetCustomersParams) (*http.Request, error) {
 	var err error
@@ -6558,6 +7785,18 @@ func NewGetCustomersRequest(server string, params *GetCustomersParams) (*http.Re
 		// styled parameters, preserving literal commas as delimiters
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
+
+		if params.Q != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "q", *params.Q, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
 
 		if params.Limit != nil {
 
@@ -8103,6 +9342,327 @@ func NewPostInvoicesIdApproveRequest(server string, id string) (*http.Request, e
 	return req, nil
 }
 
+// NewGetInvoicesIdBalanceRequest constructs an http.Request for the GetInvoicesIdBalance method
+func NewGetInvoicesIdBalanceRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/invoices/%s/balance", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetInvoicesIdCreditNotesRequest constructs an http.Request for the GetInvoicesIdCreditNotes method
+func NewGetInvoicesIdCreditNotesRequest(server string, id string, params *GetInvoicesIdCreditNotesParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/invoices/%s/credit-notes", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPostInvoicesIdCreditNotesRequest calls the generic PostInvoicesIdCreditNotes builder with application/json body
+func NewPostInvoicesIdCreditNotesRequest(server string, id string, body PostInvoicesIdCreditNotesJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostInvoicesIdCreditNotesRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewPostInvoicesIdCreditNotesRequestWithBody constructs an http.Request for the PostInvoicesIdCreditNotes method, with any body, and a specified content type
+func NewPostInvoicesIdCreditNotesRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/invoices/%s/credit-notes", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetInvoicesIdPaymentsRequest constructs an http.Request for the GetInvoicesIdPayments method
+func NewGetInvoicesIdPaymentsRequest(server string, id string, params *GetInvoicesIdPaymentsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/invoices/%s/payments", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPostInvoicesIdPaymentsRequest calls the generic PostInvoicesIdPayments builder with application/json body
+func NewPostInvoicesIdPaymentsRequest(server string, id string, body PostInvoicesIdPaymentsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostInvoicesIdPaymentsRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewPostInvoicesIdPaymentsRequestWithBody constructs an http.Request for the PostInvoicesIdPayments method, with any body, and a specified content type
+func NewPostInvoicesIdPaymentsRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/invoices/%s/payments", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPostInvoicesIdUncollectibleRequest calls the generic PostInvoicesIdUncollectible builder with application/json body
+func NewPostInvoicesIdUncollectibleRequest(server string, id string, body PostInvoicesIdUncollectibleJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostInvoicesIdUncollectibleRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewPostInvoicesIdUncollectibleRequestWithBody constructs an http.Request for the PostInvoicesIdUncollectible method, with any body, and a specified content type
+func NewPostInvoicesIdUncollectibleRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/invoices/%s/uncollectible", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewPostInvoicesIdVoidRequest calls the generic PostInvoicesIdVoid builder with application/json body
 func NewPostInvoicesIdVoidRequest(server string, id string, body PostInvoicesIdVoidJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -8194,6 +9754,96 @@ func NewGetOpenapiJsonRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetPaymentsRequest constructs an http.Request for the GetPayments method
+func NewGetPaymentsRequest(server string, params *GetPaymentsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/payments")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Customer != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "customer", *params.Customer, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Invoice != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "invoice", *params.Invoice, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -8816,6 +10466,174 @@ func NewGetRatecardsCardIdVersionsNumberExportRequest(server string, cardId stri
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetReceivablesRequest constructs an http.Request for the GetReceivables method
+func NewGetReceivablesRequest(server string, params *GetReceivablesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/receivables")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Customer != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "customer", *params.Customer, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Outstanding != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "outstanding", *params.Outstanding, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetReceivablesAgingRequest constructs an http.Request for the GetReceivablesAging method
+func NewGetReceivablesAgingRequest(server string, params *GetReceivablesAgingParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/receivables/aging")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Customer != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "customer", *params.Customer, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -9834,6 +11652,181 @@ func NewPostSimulationsMarginRequestWithBody(server string, params *PostSimulati
 	return req, nil
 }
 
+// NewGetTaxRatesRequest constructs an http.Request for the GetTaxRates method
+func NewGetTaxRatesRequest(server string, params *GetTaxRatesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/tax-rates")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Jurisdiction != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "jurisdiction", *params.Jurisdiction, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPostTaxRatesRequest calls the generic PostTaxRates builder with application/json body
+func NewPostTaxRatesRequest(server string, body PostTaxRatesJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostTaxRatesRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPostTaxRatesRequestWithBody constructs an http.Request for the PostTaxRates method, with any body, and a specified content type
+func NewPostTaxRatesRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/tax-rates")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetTaxRatesIdRequest constructs an http.Request for the GetTaxRatesId method
+func NewGetTaxRatesIdRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/tax-rates/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPatchTaxRatesIdRequest calls the generic PatchTaxRatesId builder with application/json body
+func NewPatchTaxRatesIdRequest(server string, id string, body PatchTaxRatesIdJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPatchTaxRatesIdRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewPatchTaxRatesIdRequestWithBody constructs an http.Request for the PatchTaxRatesId method, with any body, and a specified content type
+func NewPatchTaxRatesIdRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/tax-rates/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewGetUsageSummaryRequest constructs an http.Request for the GetUsageSummary method
 func NewGetUsageSummaryRequest(server string, params *GetUsageSummaryParams) (*http.Request, error) {
 	var err error
@@ -10661,7 +12654,25 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/countries (the `GetCountries` operationId).
 	GetCountriesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetCountriesResponse, error)
 
-	// GetCustomersWithResponse List customers by id, a page at a time.
+	// GetCreditNotesWithResponse Credit notes, newest first, of one customer or invoice or all.
+	//
+	// Roles: admin, finance.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/credit-notes (the `GetCreditNotes` operationId).
+	GetCreditNotesWithResponse(ctx context.Context, params *GetCreditNotesParams, reqEditors ...RequestEditorFn) (*GetCreditNotesResponse, error)
+
+	// GetCreditNotesIdWithResponse Get a credit note (by id or number) as JSON; append .csv or .pdf for those formats (customer keys: their own).
+	//
+	// Roles: admin, finance, customer.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/credit-notes/{id} (the `GetCreditNotesId` operationId).
+	GetCreditNotesIdWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetCreditNotesIdResponse, error)
+
+	// GetCustomersWithResponse List customers by id, a page at a time; with q, those whose id or name contains q (by name, one page).
 	//
 	// Roles: admin, finance, sales.
 	//
@@ -11021,6 +13032,87 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/invoices/{id}/approve (the `PostInvoicesIdApprove` operationId).
 	PostInvoicesIdApproveWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*PostInvoicesIdApproveResponse, error)
 
+	// GetInvoicesIdBalanceWithResponse What a finalized invoice owes: total, paid, credited, balance, due date, payment status (customer keys: their own invoices).
+	//
+	// Roles: admin, finance, customer.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/invoices/{id}/balance (the `GetInvoicesIdBalance` operationId).
+	GetInvoicesIdBalanceWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetInvoicesIdBalanceResponse, error)
+
+	// GetInvoicesIdCreditNotesWithResponse The credit notes issued against an invoice, newest first (customer keys: their own invoices).
+	//
+	// Roles: admin, finance, customer.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/invoices/{id}/credit-notes (the `GetInvoicesIdCreditNotes` operationId).
+	GetInvoicesIdCreditNotesWithResponse(ctx context.Context, id string, params *GetInvoicesIdCreditNotesParams, reqEditors ...RequestEditorFn) (*GetInvoicesIdCreditNotesResponse, error)
+
+	// PostInvoicesIdCreditNotesWithBodyWithResponse Issue a credit note against a finalized invoice: whole lines, part of a line's quantity, or amounts; more than is left to credit is 409 credit_exceeds_remaining, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/invoices/{id}/credit-notes (the `PostInvoicesIdCreditNotes` operationId).
+	PostInvoicesIdCreditNotesWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostInvoicesIdCreditNotesResponse, error)
+
+	// PostInvoicesIdCreditNotesWithResponse Issue a credit note against a finalized invoice: whole lines, part of a line's quantity, or amounts; more than is left to credit is 409 credit_exceeds_remaining, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/invoices/{id}/credit-notes (the `PostInvoicesIdCreditNotes` operationId).
+	PostInvoicesIdCreditNotesWithResponse(ctx context.Context, id string, body PostInvoicesIdCreditNotesJSONRequestBody, reqEditors ...RequestEditorFn) (*PostInvoicesIdCreditNotesResponse, error)
+
+	// GetInvoicesIdPaymentsWithResponse The payments recorded against an invoice, newest first (customer keys: their own invoices).
+	//
+	// Roles: admin, finance, customer.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/invoices/{id}/payments (the `GetInvoicesIdPayments` operationId).
+	GetInvoicesIdPaymentsWithResponse(ctx context.Context, id string, params *GetInvoicesIdPaymentsParams, reqEditors ...RequestEditorFn) (*GetInvoicesIdPaymentsResponse, error)
+
+	// PostInvoicesIdPaymentsWithBodyWithResponse Record a payment against a finalized invoice; another currency (currency_mismatch), more than the balance (overpayment) or a draft or void invoice (invoice_not_finalized) is 409. The same idempotency_key again answers 200 with the first payment.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/invoices/{id}/payments (the `PostInvoicesIdPayments` operationId).
+	PostInvoicesIdPaymentsWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostInvoicesIdPaymentsResponse, error)
+
+	// PostInvoicesIdPaymentsWithResponse Record a payment against a finalized invoice; another currency (currency_mismatch), more than the balance (overpayment) or a draft or void invoice (invoice_not_finalized) is 409. The same idempotency_key again answers 200 with the first payment.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/invoices/{id}/payments (the `PostInvoicesIdPayments` operationId).
+	PostInvoicesIdPaymentsWithResponse(ctx context.Context, id string, body PostInvoicesIdPaymentsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostInvoicesIdPaymentsResponse, error)
+
+	// PostInvoicesIdUncollectibleWithBodyWithResponse Write a finalized invoice's balance off as uncollectible (a later payment is still recorded).
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/invoices/{id}/uncollectible (the `PostInvoicesIdUncollectible` operationId).
+	PostInvoicesIdUncollectibleWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostInvoicesIdUncollectibleResponse, error)
+
+	// PostInvoicesIdUncollectibleWithResponse Write a finalized invoice's balance off as uncollectible (a later payment is still recorded).
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/invoices/{id}/uncollectible (the `PostInvoicesIdUncollectible` operationId).
+	PostInvoicesIdUncollectibleWithResponse(ctx context.Context, id string, body PostInvoicesIdUncollectibleJSONRequestBody, reqEditors ...RequestEditorFn) (*PostInvoicesIdUncollectibleResponse, error)
+
 	// PostInvoicesIdVoidWithBodyWithResponse Void a finalized invoice with a reason and reissue it as a new draft; another status is 409.
 	//
 	// Roles: admin, finance.
@@ -11056,6 +13148,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/v1/openapi.json (the `GetOpenapiJson` operationId).
 	GetOpenapiJsonWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenapiJsonResponse, error)
+
+	// GetPaymentsWithResponse Payments, newest first, of one customer or invoice or all.
+	//
+	// Roles: admin, finance.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/payments (the `GetPayments` operationId).
+	GetPaymentsWithResponse(ctx context.Context, params *GetPaymentsParams, reqEditors ...RequestEditorFn) (*GetPaymentsResponse, error)
 
 	// GetPricesWithResponse Look up one message's price by recipient country and category (default card, or the caller's/a customer's card; customer keys: their own card only).
 	//
@@ -11219,6 +13320,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/ratecards/{card_id}/versions/{number}/export (the `GetRatecardsCardIdVersionsNumberExport` operationId).
 	GetRatecardsCardIdVersionsNumberExportWithResponse(ctx context.Context, cardId string, number int, reqEditors ...RequestEditorFn) (*GetRatecardsCardIdVersionsNumberExportResponse, error)
 
+	// GetReceivablesWithResponse What finalized invoices owe, newest issue first: balance, due date, payment status as of today.
+	//
+	// Roles: admin, finance.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/receivables (the `GetReceivables` operationId).
+	GetReceivablesWithResponse(ctx context.Context, params *GetReceivablesParams, reqEditors ...RequestEditorFn) (*GetReceivablesResponse, error)
+
+	// GetReceivablesAgingWithResponse Accounts-receivable aging as of today: current, 1-30, 31-60, 61-90 and over 90 days past due, per customer and currency, with totals.
+	//
+	// Roles: admin, finance.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/receivables/aging (the `GetReceivablesAging` operationId).
+	GetReceivablesAgingWithResponse(ctx context.Context, params *GetReceivablesAgingParams, reqEditors ...RequestEditorFn) (*GetReceivablesAgingResponse, error)
+
 	// GetReconciliationsMonthWithResponse A month's reconciliation: both sides' totals, the differences per cause, unmapped phone numbers, the status against the tolerance and the acceptances.
 	//
 	// Roles: admin, finance.
@@ -11371,6 +13490,60 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/simulations/margin (the `PostSimulationsMargin` operationId).
 	PostSimulationsMarginWithResponse(ctx context.Context, params *PostSimulationsMarginParams, body PostSimulationsMarginJSONRequestBody, reqEditors ...RequestEditorFn) (*PostSimulationsMarginResponse, error)
+
+	// GetTaxRatesWithResponse List tax rates by jurisdiction and start.
+	//
+	// Roles: admin, finance.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/tax-rates (the `GetTaxRates` operationId).
+	GetTaxRatesWithResponse(ctx context.Context, params *GetTaxRatesParams, reqEditors ...RequestEditorFn) (*GetTaxRatesResponse, error)
+
+	// PostTaxRatesWithBodyWithResponse Add a tax rate of a jurisdiction from a day (and until a day); one overlapping another of its jurisdiction is 409 tax_rate_overlap.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/tax-rates (the `PostTaxRates` operationId).
+	PostTaxRatesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostTaxRatesResponse, error)
+
+	// PostTaxRatesWithResponse Add a tax rate of a jurisdiction from a day (and until a day); one overlapping another of its jurisdiction is 409 tax_rate_overlap.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/tax-rates (the `PostTaxRates` operationId).
+	PostTaxRatesWithResponse(ctx context.Context, body PostTaxRatesJSONRequestBody, reqEditors ...RequestEditorFn) (*PostTaxRatesResponse, error)
+
+	// GetTaxRatesIdWithResponse Get a tax rate.
+	//
+	// Roles: admin, finance.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/tax-rates/{id} (the `GetTaxRatesId` operationId).
+	GetTaxRatesIdWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetTaxRatesIdResponse, error)
+
+	// PatchTaxRatesIdWithBodyWithResponse End a tax rate on a day (effective_to), move its end, or make it open-ended (""); an overlap is 409 tax_rate_overlap.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /api/v1/tax-rates/{id} (the `PatchTaxRatesId` operationId).
+	PatchTaxRatesIdWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PatchTaxRatesIdResponse, error)
+
+	// PatchTaxRatesIdWithResponse End a tax rate on a day (effective_to), move its end, or make it open-ended (""); an overlap is 409 tax_rate_overlap.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /api/v1/tax-rates/{id} (the `PatchTaxRatesId` operationId).
+	PatchTaxRatesIdWithResponse(ctx context.Context, id string, body PatchTaxRatesIdJSONRequestBody, reqEditors ...RequestEditorFn) (*PatchTaxRatesIdResponse, error)
 
 	// GetUsageSummaryWithResponse Every customer's exact usage in a calendar month, grouped. Customer ids unknown to the ledger (e.g. unknown:<phone_number_id>) are unbilled usage.
 	//
@@ -12117,6 +14290,193 @@ func (r GetCountriesResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetCountriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetCreditNotesResponse503Headers the declared response headers of an HTTP 503 response for GetCreditNotes
+type GetCreditNotesResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetCreditNotesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BillingCreditNoteList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetCreditNotesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCreditNotesResponse) GetJSON200() *BillingCreditNoteList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetCreditNotesResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetCreditNotesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetCreditNotesResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetCreditNotesResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetCreditNotesResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetCreditNotesResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCreditNotesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCreditNotesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCreditNotesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCreditNotesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetCreditNotesIdResponse200Headers the declared response headers of an HTTP 200 response for GetCreditNotesId
+type GetCreditNotesIdResponse200Headers struct {
+	ContentDisposition *string
+}
+
+// GetCreditNotesIdResponse503Headers the declared response headers of an HTTP 503 response for GetCreditNotesId
+type GetCreditNotesIdResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetCreditNotesIdResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BillingCreditNote
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetCreditNotesIdResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetCreditNotesIdResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCreditNotesIdResponse) GetJSON200() *BillingCreditNote {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetCreditNotesIdResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetCreditNotesIdResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetCreditNotesIdResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetCreditNotesIdResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetCreditNotesIdResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetCreditNotesIdResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCreditNotesIdResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCreditNotesIdResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCreditNotesIdResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCreditNotesIdResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -14930,6 +17290,644 @@ func (r PostInvoicesIdApproveResponse) ContentType() string {
 	return ""
 }
 
+// GetInvoicesIdBalanceResponse503Headers the declared response headers of an HTTP 503 response for GetInvoicesIdBalance
+type GetInvoicesIdBalanceResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetInvoicesIdBalanceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BillingReceivable
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetInvoicesIdBalanceResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetInvoicesIdBalanceResponse) GetJSON200() *BillingReceivable {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetInvoicesIdBalanceResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetInvoicesIdBalanceResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetInvoicesIdBalanceResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetInvoicesIdBalanceResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r GetInvoicesIdBalanceResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetInvoicesIdBalanceResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetInvoicesIdBalanceResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetInvoicesIdBalanceResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetInvoicesIdBalanceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetInvoicesIdBalanceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetInvoicesIdBalanceResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetInvoicesIdCreditNotesResponse503Headers the declared response headers of an HTTP 503 response for GetInvoicesIdCreditNotes
+type GetInvoicesIdCreditNotesResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetInvoicesIdCreditNotesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BillingCreditNoteList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetInvoicesIdCreditNotesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetInvoicesIdCreditNotesResponse) GetJSON200() *BillingCreditNoteList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetInvoicesIdCreditNotesResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetInvoicesIdCreditNotesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetInvoicesIdCreditNotesResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetInvoicesIdCreditNotesResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetInvoicesIdCreditNotesResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetInvoicesIdCreditNotesResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetInvoicesIdCreditNotesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetInvoicesIdCreditNotesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetInvoicesIdCreditNotesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetInvoicesIdCreditNotesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostInvoicesIdCreditNotesResponse201Headers the declared response headers of an HTTP 201 response for PostInvoicesIdCreditNotes
+type PostInvoicesIdCreditNotesResponse201Headers struct {
+	Location *string
+}
+
+// PostInvoicesIdCreditNotesResponse503Headers the declared response headers of an HTTP 503 response for PostInvoicesIdCreditNotes
+type PostInvoicesIdCreditNotesResponse503Headers struct {
+	RetryAfter int
+}
+
+type PostInvoicesIdCreditNotesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BillingCreditNote
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *BillingCreditNote
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostInvoicesIdCreditNotesResponse201Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostInvoicesIdCreditNotesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PostInvoicesIdCreditNotesResponse) GetJSON200() *BillingCreditNote {
+	return r.JSON200
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostInvoicesIdCreditNotesResponse) GetJSON201() *BillingCreditNote {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostInvoicesIdCreditNotesResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostInvoicesIdCreditNotesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostInvoicesIdCreditNotesResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostInvoicesIdCreditNotesResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostInvoicesIdCreditNotesResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostInvoicesIdCreditNotesResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostInvoicesIdCreditNotesResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostInvoicesIdCreditNotesResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostInvoicesIdCreditNotesResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostInvoicesIdCreditNotesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostInvoicesIdCreditNotesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostInvoicesIdCreditNotesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostInvoicesIdCreditNotesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetInvoicesIdPaymentsResponse503Headers the declared response headers of an HTTP 503 response for GetInvoicesIdPayments
+type GetInvoicesIdPaymentsResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetInvoicesIdPaymentsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BillingPaymentList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetInvoicesIdPaymentsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetInvoicesIdPaymentsResponse) GetJSON200() *BillingPaymentList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetInvoicesIdPaymentsResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetInvoicesIdPaymentsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetInvoicesIdPaymentsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetInvoicesIdPaymentsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetInvoicesIdPaymentsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetInvoicesIdPaymentsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetInvoicesIdPaymentsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetInvoicesIdPaymentsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetInvoicesIdPaymentsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetInvoicesIdPaymentsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostInvoicesIdPaymentsResponse201Headers the declared response headers of an HTTP 201 response for PostInvoicesIdPayments
+type PostInvoicesIdPaymentsResponse201Headers struct {
+	Location *string
+}
+
+// PostInvoicesIdPaymentsResponse503Headers the declared response headers of an HTTP 503 response for PostInvoicesIdPayments
+type PostInvoicesIdPaymentsResponse503Headers struct {
+	RetryAfter int
+}
+
+type PostInvoicesIdPaymentsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RecordedPayment
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *RecordedPayment
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostInvoicesIdPaymentsResponse201Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostInvoicesIdPaymentsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PostInvoicesIdPaymentsResponse) GetJSON200() *RecordedPayment {
+	return r.JSON200
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostInvoicesIdPaymentsResponse) GetJSON201() *RecordedPayment {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostInvoicesIdPaymentsResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostInvoicesIdPaymentsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostInvoicesIdPaymentsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostInvoicesIdPaymentsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostInvoicesIdPaymentsResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostInvoicesIdPaymentsResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostInvoicesIdPaymentsResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostInvoicesIdPaymentsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostInvoicesIdPaymentsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostInvoicesIdPaymentsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostInvoicesIdPaymentsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostInvoicesIdPaymentsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostInvoicesIdPaymentsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostInvoicesIdUncollectibleResponse503Headers the declared response headers of an HTTP 503 response for PostInvoicesIdUncollectible
+type PostInvoicesIdUncollectibleResponse503Headers struct {
+	RetryAfter int
+}
+
+type PostInvoicesIdUncollectibleResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BillingReceivable
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostInvoicesIdUncollectibleResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PostInvoicesIdUncollectibleResponse) GetJSON200() *BillingReceivable {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostInvoicesIdUncollectibleResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostInvoicesIdUncollectibleResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostInvoicesIdUncollectibleResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostInvoicesIdUncollectibleResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostInvoicesIdUncollectibleResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostInvoicesIdUncollectibleResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostInvoicesIdUncollectibleResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostInvoicesIdUncollectibleResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostInvoicesIdUncollectibleResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostInvoicesIdUncollectibleResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostInvoicesIdUncollectibleResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostInvoicesIdUncollectibleResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostInvoicesIdUncollectibleResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // PostInvoicesIdVoidResponse503Headers the declared response headers of an HTTP 503 response for PostInvoicesIdVoid
 type PostInvoicesIdVoidResponse503Headers struct {
 	RetryAfter int
@@ -15215,6 +18213,96 @@ func (r GetOpenapiJsonResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetOpenapiJsonResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetPaymentsResponse503Headers the declared response headers of an HTTP 503 response for GetPayments
+type GetPaymentsResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetPaymentsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BillingPaymentList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetPaymentsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPaymentsResponse) GetJSON200() *BillingPaymentList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetPaymentsResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetPaymentsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetPaymentsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetPaymentsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetPaymentsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetPaymentsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPaymentsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPaymentsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPaymentsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPaymentsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -16573,6 +19661,193 @@ func (r GetRatecardsCardIdVersionsNumberExportResponse) ContentType() string {
 	return ""
 }
 
+// GetReceivablesResponse503Headers the declared response headers of an HTTP 503 response for GetReceivables
+type GetReceivablesResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetReceivablesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BillingReceivableList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetReceivablesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetReceivablesResponse) GetJSON200() *BillingReceivableList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetReceivablesResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetReceivablesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetReceivablesResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetReceivablesResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetReceivablesResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetReceivablesResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetReceivablesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetReceivablesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetReceivablesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetReceivablesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetReceivablesAgingResponse200Headers the declared response headers of an HTTP 200 response for GetReceivablesAging
+type GetReceivablesAgingResponse200Headers struct {
+	ContentDisposition *string
+}
+
+// GetReceivablesAgingResponse503Headers the declared response headers of an HTTP 503 response for GetReceivablesAging
+type GetReceivablesAgingResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetReceivablesAgingResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BillingAgingReport
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetReceivablesAgingResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetReceivablesAgingResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetReceivablesAgingResponse) GetJSON200() *BillingAgingReport {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetReceivablesAgingResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetReceivablesAgingResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetReceivablesAgingResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetReceivablesAgingResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetReceivablesAgingResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetReceivablesAgingResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetReceivablesAgingResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetReceivablesAgingResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetReceivablesAgingResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetReceivablesAgingResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetReconciliationsMonthResponse503Headers the declared response headers of an HTTP 503 response for GetReconciliationsMonth
 type GetReconciliationsMonthResponse503Headers struct {
 	RetryAfter int
@@ -17912,6 +21187,415 @@ func (r PostSimulationsMarginResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r PostSimulationsMarginResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetTaxRatesResponse503Headers the declared response headers of an HTTP 503 response for GetTaxRates
+type GetTaxRatesResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetTaxRatesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BillingTaxRateList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetTaxRatesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTaxRatesResponse) GetJSON200() *BillingTaxRateList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetTaxRatesResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetTaxRatesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetTaxRatesResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetTaxRatesResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetTaxRatesResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetTaxRatesResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTaxRatesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTaxRatesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTaxRatesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTaxRatesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostTaxRatesResponse201Headers the declared response headers of an HTTP 201 response for PostTaxRates
+type PostTaxRatesResponse201Headers struct {
+	Location *string
+}
+
+// PostTaxRatesResponse503Headers the declared response headers of an HTTP 503 response for PostTaxRates
+type PostTaxRatesResponse503Headers struct {
+	RetryAfter int
+}
+
+type PostTaxRatesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *BillingTaxRate
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostTaxRatesResponse201Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostTaxRatesResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostTaxRatesResponse) GetJSON201() *BillingTaxRate {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostTaxRatesResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostTaxRatesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostTaxRatesResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostTaxRatesResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostTaxRatesResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostTaxRatesResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostTaxRatesResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostTaxRatesResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostTaxRatesResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostTaxRatesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostTaxRatesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostTaxRatesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostTaxRatesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetTaxRatesIdResponse503Headers the declared response headers of an HTTP 503 response for GetTaxRatesId
+type GetTaxRatesIdResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetTaxRatesIdResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BillingTaxRate
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetTaxRatesIdResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTaxRatesIdResponse) GetJSON200() *BillingTaxRate {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetTaxRatesIdResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetTaxRatesIdResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetTaxRatesIdResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetTaxRatesIdResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetTaxRatesIdResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetTaxRatesIdResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTaxRatesIdResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTaxRatesIdResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTaxRatesIdResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTaxRatesIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PatchTaxRatesIdResponse503Headers the declared response headers of an HTTP 503 response for PatchTaxRatesId
+type PatchTaxRatesIdResponse503Headers struct {
+	RetryAfter int
+}
+
+type PatchTaxRatesIdResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BillingTaxRate
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PatchTaxRatesIdResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PatchTaxRatesIdResponse) GetJSON200() *BillingTaxRate {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PatchTaxRatesIdResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PatchTaxRatesIdResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PatchTaxRatesIdResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PatchTaxRatesIdResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PatchTaxRatesIdResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PatchTaxRatesIdResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PatchTaxRatesIdResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PatchTaxRatesIdResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PatchTaxRatesIdResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PatchTaxRatesIdResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PatchTaxRatesIdResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PatchTaxRatesIdResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PatchTaxRatesIdResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -19430,7 +23114,37 @@ func (c *ClientWithResponses) GetCountriesWithResponse(ctx context.Context, reqE
 	return ParseGetCountriesResponse(rsp)
 }
 
-// GetCustomersWithResponse List customers by id, a page at a time.
+// GetCreditNotesWithResponse Credit notes, newest first, of one customer or invoice or all.
+//
+// Roles: admin, finance.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/credit-notes (the `GetCreditNotes` operationId).
+func (c *ClientWithResponses) GetCreditNotesWithResponse(ctx context.Context, params *GetCreditNotesParams, reqEditors ...RequestEditorFn) (*GetCreditNotesResponse, error) {
+	rsp, err := c.GetCreditNotes(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCreditNotesResponse(rsp)
+}
+
+// GetCreditNotesIdWithResponse Get a credit note (by id or number) as JSON; append .csv or .pdf for those formats (customer keys: their own).
+//
+// Roles: admin, finance, customer.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/credit-notes/{id} (the `GetCreditNotesId` operationId).
+func (c *ClientWithResponses) GetCreditNotesIdWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetCreditNotesIdResponse, error) {
+	rsp, err := c.GetCreditNotesId(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCreditNotesIdResponse(rsp)
+}
+
+// GetCustomersWithResponse List customers by id, a page at a time; with q, those whose id or name contains q (by name, one page).
 //
 // Roles: admin, finance, sales.
 //
@@ -20030,6 +23744,141 @@ func (c *ClientWithResponses) PostInvoicesIdApproveWithResponse(ctx context.Cont
 	return ParsePostInvoicesIdApproveResponse(rsp)
 }
 
+// GetInvoicesIdBalanceWithResponse What a finalized invoice owes: total, paid, credited, balance, due date, payment status (customer keys: their own invoices).
+//
+// Roles: admin, finance, customer.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/invoices/{id}/balance (the `GetInvoicesIdBalance` operationId).
+func (c *ClientWithResponses) GetInvoicesIdBalanceWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetInvoicesIdBalanceResponse, error) {
+	rsp, err := c.GetInvoicesIdBalance(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetInvoicesIdBalanceResponse(rsp)
+}
+
+// GetInvoicesIdCreditNotesWithResponse The credit notes issued against an invoice, newest first (customer keys: their own invoices).
+//
+// Roles: admin, finance, customer.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/invoices/{id}/credit-notes (the `GetInvoicesIdCreditNotes` operationId).
+func (c *ClientWithResponses) GetInvoicesIdCreditNotesWithResponse(ctx context.Context, id string, params *GetInvoicesIdCreditNotesParams, reqEditors ...RequestEditorFn) (*GetInvoicesIdCreditNotesResponse, error) {
+	rsp, err := c.GetInvoicesIdCreditNotes(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetInvoicesIdCreditNotesResponse(rsp)
+}
+
+// PostInvoicesIdCreditNotesWithBodyWithResponse Issue a credit note against a finalized invoice: whole lines, part of a line's quantity, or amounts; more than is left to credit is 409 credit_exceeds_remaining, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/invoices/{id}/credit-notes (the `PostInvoicesIdCreditNotes` operationId).
+func (c *ClientWithResponses) PostInvoicesIdCreditNotesWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostInvoicesIdCreditNotesResponse, error) {
+	rsp, err := c.PostInvoicesIdCreditNotesWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostInvoicesIdCreditNotesResponse(rsp)
+}
+
+// PostInvoicesIdCreditNotesWithResponse Issue a credit note against a finalized invoice: whole lines, part of a line's quantity, or amounts; more than is left to credit is 409 credit_exceeds_remaining, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/invoices/{id}/credit-notes (the `PostInvoicesIdCreditNotes` operationId).
+func (c *ClientWithResponses) PostInvoicesIdCreditNotesWithResponse(ctx context.Context, id string, body PostInvoicesIdCreditNotesJSONRequestBody, reqEditors ...RequestEditorFn) (*PostInvoicesIdCreditNotesResponse, error) {
+	rsp, err := c.PostInvoicesIdCreditNotes(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostInvoicesIdCreditNotesResponse(rsp)
+}
+
+// GetInvoicesIdPaymentsWithResponse The payments recorded against an invoice, newest first (customer keys: their own invoices).
+//
+// Roles: admin, finance, customer.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/invoices/{id}/payments (the `GetInvoicesIdPayments` operationId).
+func (c *ClientWithResponses) GetInvoicesIdPaymentsWithResponse(ctx context.Context, id string, params *GetInvoicesIdPaymentsParams, reqEditors ...RequestEditorFn) (*GetInvoicesIdPaymentsResponse, error) {
+	rsp, err := c.GetInvoicesIdPayments(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetInvoicesIdPaymentsResponse(rsp)
+}
+
+// PostInvoicesIdPaymentsWithBodyWithResponse Record a payment against a finalized invoice; another currency (currency_mismatch), more than the balance (overpayment) or a draft or void invoice (invoice_not_finalized) is 409. The same idempotency_key again answers 200 with the first payment.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/invoices/{id}/payments (the `PostInvoicesIdPayments` operationId).
+func (c *ClientWithResponses) PostInvoicesIdPaymentsWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostInvoicesIdPaymentsResponse, error) {
+	rsp, err := c.PostInvoicesIdPaymentsWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostInvoicesIdPaymentsResponse(rsp)
+}
+
+// PostInvoicesIdPaymentsWithResponse Record a payment against a finalized invoice; another currency (currency_mismatch), more than the balance (overpayment) or a draft or void invoice (invoice_not_finalized) is 409. The same idempotency_key again answers 200 with the first payment.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/invoices/{id}/payments (the `PostInvoicesIdPayments` operationId).
+func (c *ClientWithResponses) PostInvoicesIdPaymentsWithResponse(ctx context.Context, id string, body PostInvoicesIdPaymentsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostInvoicesIdPaymentsResponse, error) {
+	rsp, err := c.PostInvoicesIdPayments(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostInvoicesIdPaymentsResponse(rsp)
+}
+
+// PostInvoicesIdUncollectibleWithBodyWithResponse Write a finalized invoice's balance off as uncollectible (a later payment is still recorded).
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/invoices/{id}/uncollectible (the `PostInvoicesIdUncollectible` operationId).
+func (c *ClientWithResponses) PostInvoicesIdUncollectibleWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostInvoicesIdUncollectibleResponse, error) {
+	rsp, err := c.PostInvoicesIdUncollectibleWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostInvoicesIdUncollectibleResponse(rsp)
+}
+
+// PostInvoicesIdUncollectibleWithResponse Write a finalized invoice's balance off as uncollectible (a later payment is still recorded).
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/invoices/{id}/uncollectible (the `PostInvoicesIdUncollectible` operationId).
+func (c *ClientWithResponses) PostInvoicesIdUncollectibleWithResponse(ctx context.Context, id string, body PostInvoicesIdUncollectibleJSONRequestBody, reqEditors ...RequestEditorFn) (*PostInvoicesIdUncollectibleResponse, error) {
+	rsp, err := c.PostInvoicesIdUncollectible(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostInvoicesIdUncollectibleResponse(rsp)
+}
+
 // PostInvoicesIdVoidWithBodyWithResponse Void a finalized invoice with a reason and reissue it as a new draft; another status is 409.
 //
 // Roles: admin, finance.
@@ -20088,6 +23937,21 @@ func (c *ClientWithResponses) GetOpenapiJsonWithResponse(ctx context.Context, re
 		return nil, err
 	}
 	return ParseGetOpenapiJsonResponse(rsp)
+}
+
+// GetPaymentsWithResponse Payments, newest first, of one customer or invoice or all.
+//
+// Roles: admin, finance.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/payments (the `GetPayments` operationId).
+func (c *ClientWithResponses) GetPaymentsWithResponse(ctx context.Context, params *GetPaymentsParams, reqEditors ...RequestEditorFn) (*GetPaymentsResponse, error) {
+	rsp, err := c.GetPayments(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPaymentsResponse(rsp)
 }
 
 // GetPricesWithResponse Look up one message's price by recipient country and category (default card, or the caller's/a customer's card; customer keys: their own card only).
@@ -20360,6 +24224,36 @@ func (c *ClientWithResponses) GetRatecardsCardIdVersionsNumberExportWithResponse
 	return ParseGetRatecardsCardIdVersionsNumberExportResponse(rsp)
 }
 
+// GetReceivablesWithResponse What finalized invoices owe, newest issue first: balance, due date, payment status as of today.
+//
+// Roles: admin, finance.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/receivables (the `GetReceivables` operationId).
+func (c *ClientWithResponses) GetReceivablesWithResponse(ctx context.Context, params *GetReceivablesParams, reqEditors ...RequestEditorFn) (*GetReceivablesResponse, error) {
+	rsp, err := c.GetReceivables(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetReceivablesResponse(rsp)
+}
+
+// GetReceivablesAgingWithResponse Accounts-receivable aging as of today: current, 1-30, 31-60, 61-90 and over 90 days past due, per customer and currency, with totals.
+//
+// Roles: admin, finance.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/receivables/aging (the `GetReceivablesAging` operationId).
+func (c *ClientWithResponses) GetReceivablesAgingWithResponse(ctx context.Context, params *GetReceivablesAgingParams, reqEditors ...RequestEditorFn) (*GetReceivablesAgingResponse, error) {
+	rsp, err := c.GetReceivablesAging(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetReceivablesAgingResponse(rsp)
+}
+
 // GetReconciliationsMonthWithResponse A month's reconciliation: both sides' totals, the differences per cause, unmapped phone numbers, the status against the tolerance and the acceptances.
 //
 // Roles: admin, finance.
@@ -20613,6 +24507,96 @@ func (c *ClientWithResponses) PostSimulationsMarginWithResponse(ctx context.Cont
 		return nil, err
 	}
 	return ParsePostSimulationsMarginResponse(rsp)
+}
+
+// GetTaxRatesWithResponse List tax rates by jurisdiction and start.
+//
+// Roles: admin, finance.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/tax-rates (the `GetTaxRates` operationId).
+func (c *ClientWithResponses) GetTaxRatesWithResponse(ctx context.Context, params *GetTaxRatesParams, reqEditors ...RequestEditorFn) (*GetTaxRatesResponse, error) {
+	rsp, err := c.GetTaxRates(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTaxRatesResponse(rsp)
+}
+
+// PostTaxRatesWithBodyWithResponse Add a tax rate of a jurisdiction from a day (and until a day); one overlapping another of its jurisdiction is 409 tax_rate_overlap.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/tax-rates (the `PostTaxRates` operationId).
+func (c *ClientWithResponses) PostTaxRatesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostTaxRatesResponse, error) {
+	rsp, err := c.PostTaxRatesWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostTaxRatesResponse(rsp)
+}
+
+// PostTaxRatesWithResponse Add a tax rate of a jurisdiction from a day (and until a day); one overlapping another of its jurisdiction is 409 tax_rate_overlap.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/tax-rates (the `PostTaxRates` operationId).
+func (c *ClientWithResponses) PostTaxRatesWithResponse(ctx context.Context, body PostTaxRatesJSONRequestBody, reqEditors ...RequestEditorFn) (*PostTaxRatesResponse, error) {
+	rsp, err := c.PostTaxRates(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostTaxRatesResponse(rsp)
+}
+
+// GetTaxRatesIdWithResponse Get a tax rate.
+//
+// Roles: admin, finance.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/tax-rates/{id} (the `GetTaxRatesId` operationId).
+func (c *ClientWithResponses) GetTaxRatesIdWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetTaxRatesIdResponse, error) {
+	rsp, err := c.GetTaxRatesId(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTaxRatesIdResponse(rsp)
+}
+
+// PatchTaxRatesIdWithBodyWithResponse End a tax rate on a day (effective_to), move its end, or make it open-ended (""); an overlap is 409 tax_rate_overlap.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /api/v1/tax-rates/{id} (the `PatchTaxRatesId` operationId).
+func (c *ClientWithResponses) PatchTaxRatesIdWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PatchTaxRatesIdResponse, error) {
+	rsp, err := c.PatchTaxRatesIdWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePatchTaxRatesIdResponse(rsp)
+}
+
+// PatchTaxRatesIdWithResponse End a tax rate on a day (effective_to), move its end, or make it open-ended (""); an overlap is 409 tax_rate_overlap.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /api/v1/tax-rates/{id} (the `PatchTaxRatesId` operationId).
+func (c *ClientWithResponses) PatchTaxRatesIdWithResponse(ctx context.Context, id string, body PatchTaxRatesIdJSONRequestBody, reqEditors ...RequestEditorFn) (*PatchTaxRatesIdResponse, error) {
+	rsp, err := c.PatchTaxRatesId(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePatchTaxRatesIdResponse(rsp)
 }
 
 // GetUsageSummaryWithResponse Every customer's exact usage in a calendar month, grouped. Customer ids unknown to the ledger (e.g. unknown:<phone_number_id>) are unbilled usage.
@@ -21418,6 +25402,181 @@ func ParseGetCountriesResponse(rsp *http.Response) (*GetCountriesResponse, error
 	switch {
 	case rsp.StatusCode == 503:
 		var headers GetCountriesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetCreditNotesResponse parses an HTTP response from a GetCreditNotesWithResponse call
+func ParseGetCreditNotesResponse(rsp *http.Response) (*GetCreditNotesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCreditNotesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BillingCreditNoteList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetCreditNotesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetCreditNotesIdResponse parses an HTTP response from a GetCreditNotesIdWithResponse call
+func ParseGetCreditNotesIdResponse(rsp *http.Response) (*GetCreditNotesIdResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCreditNotesIdResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BillingCreditNote
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetCreditNotesIdResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetCreditNotesIdResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -24022,6 +28181,596 @@ func ParsePostInvoicesIdApproveResponse(rsp *http.Response) (*PostInvoicesIdAppr
 	return response, nil
 }
 
+// ParseGetInvoicesIdBalanceResponse parses an HTTP response from a GetInvoicesIdBalanceWithResponse call
+func ParseGetInvoicesIdBalanceResponse(rsp *http.Response) (*GetInvoicesIdBalanceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetInvoicesIdBalanceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BillingReceivable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetInvoicesIdBalanceResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetInvoicesIdCreditNotesResponse parses an HTTP response from a GetInvoicesIdCreditNotesWithResponse call
+func ParseGetInvoicesIdCreditNotesResponse(rsp *http.Response) (*GetInvoicesIdCreditNotesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetInvoicesIdCreditNotesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BillingCreditNoteList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetInvoicesIdCreditNotesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostInvoicesIdCreditNotesResponse parses an HTTP response from a PostInvoicesIdCreditNotesWithResponse call
+func ParsePostInvoicesIdCreditNotesResponse(rsp *http.Response) (*PostInvoicesIdCreditNotesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostInvoicesIdCreditNotesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BillingCreditNote
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest BillingCreditNote
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostInvoicesIdCreditNotesResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostInvoicesIdCreditNotesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetInvoicesIdPaymentsResponse parses an HTTP response from a GetInvoicesIdPaymentsWithResponse call
+func ParseGetInvoicesIdPaymentsResponse(rsp *http.Response) (*GetInvoicesIdPaymentsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetInvoicesIdPaymentsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BillingPaymentList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetInvoicesIdPaymentsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostInvoicesIdPaymentsResponse parses an HTTP response from a PostInvoicesIdPaymentsWithResponse call
+func ParsePostInvoicesIdPaymentsResponse(rsp *http.Response) (*PostInvoicesIdPaymentsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostInvoicesIdPaymentsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RecordedPayment
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest RecordedPayment
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostInvoicesIdPaymentsResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostInvoicesIdPaymentsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostInvoicesIdUncollectibleResponse parses an HTTP response from a PostInvoicesIdUncollectibleWithResponse call
+func ParsePostInvoicesIdUncollectibleResponse(rsp *http.Response) (*PostInvoicesIdUncollectibleResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostInvoicesIdUncollectibleResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BillingReceivable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers PostInvoicesIdUncollectibleResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParsePostInvoicesIdVoidResponse parses an HTTP response from a PostInvoicesIdVoidWithResponse call
 func ParsePostInvoicesIdVoidResponse(rsp *http.Response) (*PostInvoicesIdVoidResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -24273,6 +29022,87 @@ func ParseGetOpenapiJsonResponse(rsp *http.Response) (*GetOpenapiJsonResponse, e
 	switch {
 	case rsp.StatusCode == 503:
 		var headers GetOpenapiJsonResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetPaymentsResponse parses an HTTP response from a GetPaymentsWithResponse call
+func ParseGetPaymentsResponse(rsp *http.Response) (*GetPaymentsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPaymentsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BillingPaymentList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetPaymentsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -25529,6 +30359,181 @@ func ParseGetRatecardsCardIdVersionsNumberExportResponse(rsp *http.Response) (*G
 		response.Headers200 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetRatecardsCardIdVersionsNumberExportResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetReceivablesResponse parses an HTTP response from a GetReceivablesWithResponse call
+func ParseGetReceivablesResponse(rsp *http.Response) (*GetReceivablesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetReceivablesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BillingReceivableList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetReceivablesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetReceivablesAgingResponse parses an HTTP response from a GetReceivablesAgingWithResponse call
+func ParseGetReceivablesAgingResponse(rsp *http.Response) (*GetReceivablesAgingResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetReceivablesAgingResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BillingAgingReport
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetReceivablesAgingResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetReceivablesAgingResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -26814,6 +31819,382 @@ func ParsePostSimulationsMarginResponse(rsp *http.Response) (*PostSimulationsMar
 		response.Headers200 = &headers
 	case rsp.StatusCode == 503:
 		var headers PostSimulationsMarginResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetTaxRatesResponse parses an HTTP response from a GetTaxRatesWithResponse call
+func ParseGetTaxRatesResponse(rsp *http.Response) (*GetTaxRatesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTaxRatesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BillingTaxRateList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetTaxRatesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostTaxRatesResponse parses an HTTP response from a PostTaxRatesWithResponse call
+func ParsePostTaxRatesResponse(rsp *http.Response) (*PostTaxRatesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostTaxRatesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest BillingTaxRate
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostTaxRatesResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostTaxRatesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetTaxRatesIdResponse parses an HTTP response from a GetTaxRatesIdWithResponse call
+func ParseGetTaxRatesIdResponse(rsp *http.Response) (*GetTaxRatesIdResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTaxRatesIdResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BillingTaxRate
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetTaxRatesIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePatchTaxRatesIdResponse parses an HTTP response from a PatchTaxRatesIdWithResponse call
+func ParsePatchTaxRatesIdResponse(rsp *http.Response) (*PatchTaxRatesIdResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PatchTaxRatesIdResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BillingTaxRate
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers PatchTaxRatesIdResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {

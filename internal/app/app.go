@@ -60,6 +60,11 @@ type App struct {
 	// (internal/app/billing.go).
 	Invoices *billingpg.InvoiceStore
 	Billing  *billing.Runner
+	// Finance: tax rates, and accounts receivable (payments, credit
+	// notes, aging) beside the frozen invoices.
+	Taxes       *billingpg.TaxStore
+	Receivables *billingpg.ReceivableStore
+	Accounts    *billing.Accounts
 
 	// Notifications: the webhooks' outbox (the invoice ledger emits into
 	// it), the service behind the API and CLI, the dispatcher and the
@@ -221,7 +226,7 @@ func (a *App) Server() *httpapi.Server {
 		Pricing:   httpapi.PricingDeps{Store: a.Pricing},
 		Reports:   httpapi.ReportsDeps{Reports: a.Reports()},
 		Reconcile: httpapi.ReconcileDeps{Service: a.Reconcile()},
-		Billing:   httpapi.BillingDeps{Runner: a.Billing, Invoices: a.Invoices},
+		Billing:   httpapi.BillingDeps{Runner: a.Billing, Invoices: a.Invoices, Accounts: a.Accounts, Taxes: a.Taxes},
 		Notify:    httpapi.NotifyDeps{Webhooks: a.Webhooks},
 		Now:       a.Now,
 		Version:   Version,

@@ -20,12 +20,22 @@ func (a *App) openBilling() error {
 	now := func() time.Time { return a.Now() }
 	inv.Now = now
 	a.Invoices = inv
+	a.Taxes = &billingpg.TaxStore{DB: a.PG, Now: now}
+	recv, err := billingpg.NewReceivableStore(a.PG, a.Config.Billing.CreditNoteNumberFormat)
+	if err != nil {
+		return fmt.Errorf("config billing.credit_note_number_format: %w", err)
+	}
+	recv.Now = now
+	a.Receivables = recv
 	a.Billing = &billing.Runner{
 		Invoices: inv, Customers: a.Customers, Usage: billing.FromMeter(a.Events), Pricing: a.Pricing,
 		Locks: billingpg.Locker{DB: a.PG}, Render: reports.InvoiceDocuments{}, Issuer: a.Issuer(),
-		Log: a.Log, Now: now, Grace: a.Config.Billing.Grace.Duration, CutoffLag: billing.DefaultCutoffLag,
+		Taxes: a.Taxes, TaxNotes: billing.TaxNotes{ReverseCharge: a.Config.Billing.ReverseChargeNote, Exempt: a.Config.Billing.ExemptNote},
+		PaymentTermsDays: a.Config.Billing.PaymentTermsDays,
+		Log:              a.Log, Now: now, Grace: a.Config.Billing.Grace.Duration, CutoffLag: billing.DefaultCutoffLag,
 		Holds: a.Reconcile(),
 	}
+	a.Accounts = &billing.Accounts{Store: recv, Render: reports.InvoiceDocuments{}, Issuer: a.Issuer(), Now: now}
 	return nil
 }
 
@@ -35,7 +45,7 @@ func (a *App) startScheduler(ctx context.Context) (stop func(), err error) {
 		a.Log.Info("invoice scheduler disabled (billing.scheduler = false)")
 		return func() {}, nil
 	}
-	s := &billing.Scheduler{Runner: a.Billing, Schedule: a.Config.Billing.Schedule}
+	s := &billing.Scheduler{Runner: a.Billing, Accounts: a.Accounts, Schedule: a.Config.Billing.Schedule}
 	if err := s.Start(ctx); err != nil {
 		return nil, err
 	}

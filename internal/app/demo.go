@@ -121,6 +121,7 @@ func (a *App) LoadDemoWith(ctx context.Context, out io.Writer, opts DemoOptions)
 	runner := &billing.Runner{
 		Invoices: a.Billing.Invoices, Customers: a.Billing.Customers, Usage: a.Billing.Usage, Pricing: a.Billing.Pricing,
 		Locks: a.Billing.Locks, Render: a.Billing.Render, Issuer: a.Billing.Issuer,
+		Taxes: a.Billing.Taxes, TaxNotes: a.Billing.TaxNotes, PaymentTermsDays: a.Billing.PaymentTermsDays,
 		Log: a.Billing.Log, Now: a.Billing.Now, Grace: a.Billing.Grace,
 	}
 	for m := first; m.Before(cur); m = m.Next() {

@@ -32,7 +32,9 @@ func (a *App) openNotify() error {
 	policy := &notify.TargetPolicy{Allow: allow}
 	retry := notify.Retry{For: cfg.RetryFor.Duration}
 	a.Outbox = &notify.Outbox{Now: now}
-	a.Invoices.Notify = a.Outbox
+	// The ledger announces finalized, voided, paid and overdue invoices
+	// and credit notes in the transactions that make them true.
+	a.Invoices.Notify, a.Receivables.Notify = a.Outbox, a.Outbox
 	a.NotifyStore = notify.NewPGStore(a.PG)
 	a.Webhooks = &notify.Service{Store: a.NotifyStore, Policy: policy, Keys: keys, Retry: retry, Now: now}
 	a.Dispatcher = &notify.Dispatcher{

@@ -140,6 +140,14 @@ type Billing struct {
 	IssuerName    string   `toml:"issuer_name"`
 	IssuerAddress string   `toml:"issuer_address"`
 	Scheduler     bool     `toml:"scheduler"`
+	// PaymentTermsDays are the payment terms of customers without their own.
+	PaymentTermsDays int `toml:"payment_terms_days"`
+	// CreditNoteNumberFormat numbers credit notes as NumberFormat numbers invoices.
+	CreditNoteNumberFormat string `toml:"credit_note_number_format"`
+	// ReverseChargeNote and ExemptNote are the legal notes of invoices of
+	// reverse-charge and tax-exempt customers.
+	ReverseChargeNote string `toml:"reverse_charge_note"`
+	ExemptNote        string `toml:"exempt_note"`
 }
 
 // Notify configures outbound webhooks and usage alerts
@@ -223,7 +231,10 @@ func Default() Config {
 		},
 		WhatsApp: WhatsApp{BillableStatus: "delivered"},
 		Usage:    Usage{MaxRange: Duration{400 * 24 * time.Hour}},
-		Billing:  Billing{Schedule: "0 2 1 * *", Grace: Duration{72 * time.Hour}, NumberFormat: "PST-{year}-{seq:6}", IssuerName: "Postage Messaging Ltd.", IssuerAddress: "1 Example Street, London, United Kingdom", Scheduler: true},
+		Billing: Billing{Schedule: "0 2 1 * *", Grace: Duration{72 * time.Hour}, NumberFormat: "PST-{year}-{seq:6}", IssuerName: "Postage Messaging Ltd.", IssuerAddress: "1 Example Street, London, United Kingdom", Scheduler: true,
+			PaymentTermsDays: 30, CreditNoteNumberFormat: "CN-{year}-{seq:6}",
+			ReverseChargeNote: "Reverse charge: VAT to be accounted for by the recipient (Article 196, Council Directive 2006/112/EC).",
+			ExemptNote:        "Exempt from tax."},
 		Notify: Notify{PreviousSecretKeys: []string{}, AllowNetworks: []string{}, Deliver: true, Workers: 8,
 			PollInterval: Duration{time.Second}, Timeout: Duration{10 * time.Second}, RetryFor: Duration{72 * time.Hour},
 			Retention: Duration{30 * 24 * time.Hour}, AlertInterval: Duration{5 * time.Minute}},
@@ -322,6 +333,9 @@ func (c Config) Validate() error {
 	}
 	if p, err := strconv.ParseFloat(c.Reconcile.TolerancePercent, 64); err != nil || p < 0 || p > 100 || !decimalText.MatchString(c.Reconcile.TolerancePercent) {
 		errs = append(errs, fmt.Errorf("reconcile.tolerance_percent %q: a decimal from 0 to 100, as a string (\"0.5\")", c.Reconcile.TolerancePercent))
+	}
+	if c.Billing.PaymentTermsDays < 1 || c.Billing.PaymentTermsDays > 365 {
+		errs = append(errs, errors.New("billing.payment_terms_days must be 1 to 365 (set a customer's own terms to 0 for due on issue)"))
 	}
 	switch c.Log.Format {
 	case "text", "json":

@@ -21,6 +21,11 @@ type BillingDeps struct {
 	// (nil: the routes answer 503).
 	Runner   *billing.Runner
 	Invoices billing.Invoices
+	// Accounts records payments and credit notes and reports what is owed
+	// (nil: those routes answer 503).
+	Accounts *billing.Accounts
+	// Taxes keeps tax rates.
+	Taxes billing.TaxRates
 }
 
 // billingRoutes registers the finance invoice API and the customers'
@@ -261,6 +266,8 @@ func (s *Server) billingRoutes() {
 		}
 		c.JSON(http.StatusOK, inv)
 	})
+
+	s.financeRoutes()
 }
 
 // VoidRequest is the body of POST /api/v1/invoices/{id}/void.

@@ -2,9 +2,11 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
+	"postage"
 	"postage/billing"
 	"postage/internal/auth"
 )
@@ -25,11 +27,25 @@ func (s *Server) customerRoutes() {
 		c.Header("Location", "/api/v1/customers/"+out.ID)
 		c.JSON(http.StatusCreated, out)
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/customers", Tag: "customers", Summary: "List customers by id, a page at a time.", Roles: staff,
-		Query: pageQuery, Response: List[billing.Customer]{}}, func(c *gin.Context) {
+	s.handle(Route{Method: "GET", Path: "/api/v1/customers", Tag: "customers", Summary: "List customers by id, a page at a time; with q, those whose id or name contains q (by name, one page).", Roles: staff,
+		Query:    append([]Param{{Name: "q", Description: "find customers whose id or name contains this (case-insensitive), up to limit"}}, pageQuery...),
+		Response: List[billing.Customer]{}}, func(c *gin.Context) {
 		p, err := page(c)
 		if err != nil {
 			s.writeError(c, err)
+			return
+		}
+		if q := strings.TrimSpace(c.Query("q")); q != "" {
+			if len(q) > 200 {
+				s.writeError(c, postage.Errorf(postage.EINVALID, "q: at most 200 characters"))
+				return
+			}
+			list, err := s.Customers.Search(c.Request.Context(), q, p.Limit)
+			if err != nil {
+				s.writeError(c, err)
+				return
+			}
+			c.JSON(http.StatusOK, listOf(list, ""))
 			return
 		}
 		list, next, err := s.Customers.List(c.Request.Context(), p)

@@ -42,6 +42,8 @@ type fixture struct {
 	// without ClickHouse; a new one needs ClickHouse to be stored).
 	FreshEvents bool
 	eventSeq    atomic.Int64
+	TaxRateID   string // a tax rate (of FR)
+	CreditID    string // a credit note of FinalID
 	version     []byte // a valid rate-card version body (JSON)
 	csv         []byte // the same as CSV
 }
@@ -135,6 +137,13 @@ func fillFixture(t testing.TB, a *app.App) *fixture {
 	// The upstream's report of October (it lacks cust-b's message, which
 	// holds the month).
 	f.mustDo(t, auth.RoleFinance, "POST", "/api/v1/reconciliations/2026-10/reports", "text/csv", fixUpstreamReport, http.StatusCreated)
+	var rate billing.TaxRate
+	_ = json.Unmarshal(f.mustDo(t, auth.RoleFinance, "POST", "/api/v1/tax-rates", "application/json",
+		[]byte(`{"jurisdiction":"FR","name":"TVA","rate":"20","effective_from":"2014-01-01"}`), http.StatusCreated), &rate)
+	var cn struct{ ID string }
+	_ = json.Unmarshal(f.mustDo(t, auth.RoleFinance, "POST", "/api/v1/invoices/"+f.FinalID+"/credit-notes", "application/json",
+		[]byte(`{"reason":"walk","lines":[{"amount":"0.01"}]}`), http.StatusCreated), &cn)
+	f.TaxRateID, f.CreditID = rate.ID, cn.ID
 
 	// A small version (the seeded ones have hundreds of prices): the walks
 	// send it thousands of times.
@@ -189,11 +198,18 @@ func (f *fixture) mustDo(t testing.TB, role auth.Role, method, target, ctype str
 func (f *fixture) paramValue(path, name string) string {
 	switch name {
 	case "id":
-		if strings.HasPrefix(path, "/api/v1/invoices/") {
-			if strings.HasSuffix(path, "/void") {
-				return f.FinalID
+		switch {
+		case strings.HasPrefix(path, "/api/v1/invoices/"):
+			for _, finalized := range []string{"/void", "/balance", "/payments", "/credit-notes", "/uncollectible"} {
+				if strings.HasSuffix(path, finalized) {
+					return f.FinalID
+				}
 			}
 			return f.InvoiceID
+		case strings.HasPrefix(path, "/api/v1/tax-rates/"):
+			return f.TaxRateID
+		case strings.HasPrefix(path, "/api/v1/credit-notes/"):
+			return f.CreditID
 		}
 		return "cust-a"
 	case "key_id":
@@ -247,7 +263,18 @@ func (f *fixture) queryValue(path, name string) string {
 		if strings.HasSuffix(path, "/deliveries") {
 			return "pending"
 		}
+		if path == "/api/v1/receivables" {
+			return "open"
+		}
 		return "draft"
+	case "jurisdiction":
+		return "FR"
+	case "invoice":
+		return f.FinalID
+	case "outstanding":
+		return "true"
+	case "q":
+		return "cust"
 	case "customer", "customer_id":
 		return "cust-a"
 	case "country":
@@ -336,6 +363,16 @@ func (f *fixture) sample(method, path string) (ctype string, body []byte, header
 		return j(`{"card_discount":"5","discounts":[{"market":"DE","category":"notification","percent":"10"}],"unit_prices":[{"market":"DE","category":"notification","unit_price":"0.01"}]}`)
 	case "POST /api/v1/invoices/:id/void":
 		return j(`{"reason":"wrong billing address"}`)
+	case "POST /api/v1/tax-rates":
+		return j(`{"jurisdiction":"IT","name":"IVA","rate":"22","effective_from":"2013-10-01"}`)
+	case "PATCH /api/v1/tax-rates/:id":
+		return j(`{"effective_to":"2099-01-01"}`)
+	case "POST /api/v1/invoices/:id/uncollectible":
+		return j(`{"reason":"customer insolvent"}`)
+	case "POST /api/v1/invoices/:id/payments":
+		return j(`{"amount":"0.01","currency":"USD","date":"2026-11-02","method":"bank_transfer","reference":"SEPA 1","idempotency_key":"walk-1"}`)
+	case "POST /api/v1/invoices/:id/credit-notes":
+		return j(`{"reason":"goodwill","lines":[{"amount":"0.01","description":"goodwill"}],"idempotency_key":"walk-1"}`)
 	case "POST /api/v1/invoice-runs":
 		return j(`{"period":"2026-10"}`)
 	case "POST /api/v1/simulations":

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"postage"
 	"postage/internal/auth"
 	"postage/internal/httpapi"
 )
@@ -346,7 +347,8 @@ func (f *fixture) hostileRequest(r docRoute, s slot, v string) (target, ctype st
 }
 
 // codes are the stable problem codes (errors.go).
-var codes = []string{"invalid", "not_found", "conflict", "unauthorized", "forbidden", "unavailable", "overloaded", "too_large", "unsupported_media_type"}
+var codes = []string{"invalid", "not_found", "conflict", "unauthorized", "forbidden", "unavailable", "overloaded", "too_large", "unsupported_media_type",
+	postage.EOVERPAYMENT, postage.ECURRENCYMISMATCH, postage.ENOTFINALIZED, postage.EOVERCREDIT, postage.ETAXOVERLAP}
 
 // walkStats counts a hostile walk.
 type walkStats struct {

@@ -449,6 +449,11 @@ var enums = map[reflect.Type][]string{
 	reflect.TypeFor[notify.Metric]():         enumOf(notify.MetricMessages, notify.MetricAmount),
 	reflect.TypeFor[reconcile.Cause]():       enumOf(reconcile.Causes...),
 	reflect.TypeFor[reconcile.Status]():      enumOf(reconcile.StatusWithinTolerance, reconcile.StatusHeld, reconcile.StatusAccepted, reconcile.StatusExceedsTolerance),
+	reflect.TypeFor[billing.TaxStatus]():     enumOf(billing.TaxTaxable, billing.TaxExempt, billing.TaxReverseCharge),
+	reflect.TypeFor[billing.PaymentStatus](): enumOf(billing.PaymentOpen, billing.PaymentPartiallyPaid, billing.PaymentPaid,
+		billing.PaymentOverdue, billing.PaymentUncollectible),
+	reflect.TypeFor[billing.PaymentMethod](): enumOf(billing.MethodBankTransfer, billing.MethodCard, billing.MethodDirectDebit,
+		billing.MethodCash, billing.MethodCheck, billing.MethodOther),
 }
 
 // fieldEnums are string fields whose values are a closed set, by type and
@@ -491,7 +496,8 @@ var decimalFields = map[reflect.Type]map[string]bool{
 
 // errorCodes are the problem codes (postage's error codes).
 var errorCodes = []string{postage.EINVALID, postage.ENOTFOUND, postage.ECONFLICT, postage.EUNAUTHORIZED, postage.EFORBIDDEN,
-	postage.EUNAVAILABLE, postage.EOVERLOADED, postage.ETOOLARGE, postage.EUNSUPPORTED, postage.EINTERNAL}
+	postage.EUNAVAILABLE, postage.EOVERLOADED, postage.ETOOLARGE, postage.EUNSUPPORTED, postage.EINTERNAL,
+	postage.EOVERPAYMENT, postage.ECURRENCYMISMATCH, postage.ENOTFINALIZED, postage.EOVERCREDIT, postage.ETAXOVERLAP}
 
 // readOnly are the fields of request types that the server sets: a request
 // may leave them out (the server ignores what it sends), an answer always
@@ -512,6 +518,9 @@ var requestOptional = map[reflect.Type][]string{
 	// a cost-plus version has no markets, categories or prices of its own;
 	// currency and rounding default to the card's
 	reflect.TypeFor[pricing.Version](): {"default_market", "countries", "categories", "prices", "currency", "rounding"},
+	// Invoices frozen before taxes and terms existed keep their documents
+	// without them; every other invoice has them.
+	reflect.TypeFor[billing.Invoice](): {"tax_lines", "tax", "payment_terms_days"},
 }
 
 func enumOf[T ~string](vs ...T) []string {
@@ -531,6 +540,9 @@ var mapped = map[reflect.Type]func() *jsonschema.Schema{
 	},
 	reflect.TypeFor[billing.Money](): func() *jsonschema.Schema {
 		return &jsonschema.Schema{Type: "string", Format: "decimal", Pattern: decimalPattern, Description: "an amount with exactly the currency's minor-unit decimals, e.g. \"12.30\""}
+	},
+	reflect.TypeFor[billing.Date](): func() *jsonschema.Schema {
+		return &jsonschema.Schema{Type: "string", Format: "date", Description: "a calendar day (UTC), YYYY-MM-DD"}
 	},
 	reflect.TypeFor[pricing.Month](): func() *jsonschema.Schema {
 		return &jsonschema.Schema{Type: "string", Pattern: `^[0-9]{4}-(0[1-9]|1[0-2])$`, Description: "a calendar month in UTC, YYYY-MM"}
@@ -578,7 +590,8 @@ var mapped = map[reflect.Type]func() *jsonschema.Schema{
 // reflection sees of their fields: a finalized billing.Invoice writes its
 // frozen document, which is that JSON as it was at finalization.
 var sameShape = map[reflect.Type]bool{
-	reflect.TypeFor[billing.Invoice](): true,
+	reflect.TypeFor[billing.Invoice]():    true,
+	reflect.TypeFor[billing.CreditNote](): true, // its frozen document, written when it was issued
 }
 
 // schemaGen reflects Go types into one set of named schemas.

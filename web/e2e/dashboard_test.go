@@ -488,6 +488,9 @@ func navFor(t *testing.T, s *stack, key, customer string) []string {
 	if ok("GET", "/api/v1/invoices?limit=1", nil) {
 		tabs = append(tabs, "Finance")
 	}
+	if ok("GET", "/api/v1/receivables?limit=1", nil) {
+		tabs = append(tabs, "Receivables")
+	}
 	last := time.Now().UTC().AddDate(0, -1, 0).Format("2006-01")
 	if ok("POST", "/api/v1/quotes", map[string]any{"items": []map[string]any{{"country": "DE", "category": "marketing", "quantity": 1}}}) ||
 		ok("POST", "/api/v1/simulations", map[string]any{"card_id": "launch", "from": last, "to": last, "customers": []string{customer}}) {
@@ -918,7 +921,7 @@ func testSalesBusiness(t *testing.T, s *stack, tb *tab) {
 
 func testAdmin(t *testing.T, s *stack, tb *tab) {
 	tb.signIn(s.Keys[auth.RoleAdmin])
-	if got := tb.texts("nav.tabs a"); !slices.Equal(got, []string{"Usage & bill", "Finance", "Sales", "Margin"}) {
+	if got := tb.texts("nav.tabs a"); !slices.Equal(got, []string{"Usage & bill", "Finance", "Receivables", "Sales", "Margin"}) {
 		t.Errorf("admin navigation = %q", got)
 	}
 	// Staff land on the top customers, as the reports API ranks them.

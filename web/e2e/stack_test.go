@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,7 +31,14 @@ type stack struct {
 	// OtherCustomerKey belongs to "globex".
 	OtherCustomerKey string
 	Now              time.Time
+	// ahead is how far the app's clock runs ahead of the wall clock
+	// (setAhead); read by the app's jobs, so atomic.
+	ahead *atomic.Int64
 }
+
+// setAhead moves the app's clock d ahead of the wall clock, race-free
+// with the jobs (webhook dispatcher, alerts) that read it.
+func (s *stack) setAhead(d time.Duration) { s.ahead.Store(int64(d)) }
 
 // customers seeded by every test, with their home countries.
 var seedCustomers = []struct{ ID, Name, Country string }{
@@ -56,12 +64,14 @@ func newStack(t *testing.T) *stack {
 	// once, so the billing clock runs two seconds ahead with no lag.
 	a.Billing.CutoffLag = 0
 	a.Billing.Now = func() time.Time { return time.Now().UTC().Add(2 * time.Second) }
+	ahead := new(atomic.Int64)
+	a.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
 	stop, err := a.StartJobs(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
-	s := &stack{App: a, Keys: apptest.Keys(t, a, ""), Now: time.Now().UTC()}
+	s := &stack{App: a, Keys: apptest.Keys(t, a, ""), Now: time.Now().UTC(), ahead: ahead}
 	s.URL = apptest.Serve(t, a)
 
 	for _, c := range seedCustomers {

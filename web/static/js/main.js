@@ -6,6 +6,7 @@
 //   #/business/<id>       one customer (finance, sales, admin)
 //   #/invoice/<id>        one invoice's lines and totals
 //   #/finance             invoices, approvals, exports, unbilled usage
+//   #/receivables         what finalized invoices owe: aging, payments, credit notes
 //   #/sales, #/sales/quote  what-if simulations and the quote builder
 //   #/margin, #/margin/<YYYY-MM>  margin and upstream price changes
 
@@ -19,6 +20,7 @@ import * as finance from './views/finance.js';
 import * as sales from './views/sales.js';
 import * as invoiceView from './views/invoice.js';
 import * as margin from './views/margin.js';
+import * as receivables from './views/receivables.js';
 
 /**
  * VIEWS lists every view, the API operation it needs (the view opens when
@@ -28,6 +30,7 @@ import * as margin from './views/margin.js';
 const VIEWS = [
   { id: 'business', label: () => business.title(), needs: () => api.can('GET', '/api/v1/customers/{id}/usage'), view: business },
   { id: 'finance', label: () => 'Finance', needs: () => api.can('GET', '/api/v1/invoices'), view: finance },
+  { id: 'receivables', label: () => 'Receivables', needs: () => api.can('GET', '/api/v1/receivables'), view: receivables },
   { id: 'sales', label: () => 'Sales', needs: () => api.can('POST', '/api/v1/quotes') || api.can('POST', '/api/v1/simulations'), view: sales },
   { id: 'invoice', label: () => 'Invoice', nav: false, needs: () => api.can('GET', '/api/v1/invoices/{id}'), view: invoiceView },
   { id: 'margin', label: () => 'Margin', needs: () => api.can('GET', '/api/v1/reports/margin'), view: margin },

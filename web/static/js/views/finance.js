@@ -8,6 +8,7 @@ import { count, money, humanize, monthName, shortDate, period, compareDecimal, p
 import { items, invoice, moneyTotals } from '../shapes.js';
 import { stackedBars } from '../charts.js';
 import { invoiceDownloads, invoiceLink } from './business.js';
+import { customerSearch, resolveCustomer } from '../customers.js';
 
 const STATUSES = [
   { id: '', label: 'All statuses' },
@@ -21,15 +22,31 @@ export function render(root, { me }) {
   const f = saved || { period: period(new Date(), -1), status: '', customer: '' };
   const periodIn = h('input#f-period', { type: 'month', value: f.period, 'aria-label': 'Period' });
   const statusIn = h('select#f-status', { 'aria-label': 'Status' }, STATUSES.map((s) => h('option', { value: s.id, selected: s.id === f.status }, s.label)));
-  const custIn = h('input#f-customer', { type: 'search', placeholder: 'Customer id (optional)', value: f.customer, 'aria-label': 'Customer' });
+  const { input: custIn, list: custList } = customerSearch('f-customer', f.customerText ?? f.customer);
   const exportBtn = h('button.btn#export', { type: 'button', onclick: () => exportPeriod(periodIn.value) }, 'Export period (CSV)');
   const summary = h('div.kpis#finance-kpis');
   const list = h('div#invoice-list');
   const bulk = h('span#bulk');
   const unbilled = h('div#unbilled');
   const revenue = card('Revenue', { id: 'revenue-card', wide: true, sub: 'rated usage: the last three complete months, and this month so far with its projection' }, h('div#revenue'));
-  const apply = () => {
-    const nf = { period: periodIn.value, status: statusIn.value, customer: custIn.value.trim() };
+  // The customer filter takes a name or an id: the text resolves to one
+  // customer's id (GET /api/v1/customers?q=), or says what matched.
+  const apply = async () => {
+    const text = custIn.value.trim();
+    let customer = '';
+    if (text) {
+      try {
+        const r = await resolveCustomer(text);
+        if (!r.id) {
+          mount(summary);
+          mount(list, empty(r.matches.length ? `${count(r.matches.length)} customers match “${text}”` : `No customer matches “${text}”`,
+            r.matches.length ? `Pick one: ${r.matches.slice(0, 5).map((c) => `${c.name} (${c.id})`).join(', ')}${r.matches.length > 5 ? ', …' : ''}.` : 'Type part of a customer’s name or id.'));
+          return;
+        }
+        customer = r.id;
+      } catch (err) { mount(list, errorBox(err, apply)); return; }
+    }
+    const nf = { period: periodIn.value, status: statusIn.value, customer, customerText: text };
     sessionStorage.setItem('postage.financeFilter', JSON.stringify(nf));
     loadInvoices(list, summary, nf, false, {}, bulk);
   };
@@ -38,7 +55,7 @@ export function render(root, { me }) {
     h('div.page-head', h('div', h('h1', 'Finance'), h('p.muted', 'Invoices by period and status, approvals, voids and exports.')), h('div.actions', runBtn, exportBtn)),
     h('div.stack', revenue,
       h('form.filters', { onsubmit: (e) => { e.preventDefault(); apply(); } },
-        h('label', 'Period', periodIn), h('label', 'Status', statusIn), h('label.grow', 'Customer', custIn),
+        h('label', 'Period', periodIn), h('label', 'Status', statusIn), h('label.grow', 'Customer', custIn, custList),
         h('button.btn.primary', { type: 'submit' }, 'Show invoices')),
       summary,
       card('Invoices', { id: 'invoices-card', wide: true, actions: bulk }, list),
@@ -105,14 +122,19 @@ async function loadInvoices(el, summary, f, quiet = false, state = {}, bulk = nu
   }
 }
 
+// drawSummary shows the headline figures: what finalized invoices bill
+// (Billed) apart from what drafts would bill once approved (In drafts);
+// void invoices count in neither.
 function drawSummary(el, rows, partial) {
   const by = (s) => rows.filter((r) => r.status === s);
-  const totals = moneyTotals(rows.filter((r) => r.status !== 'void'));
+  const finalized = rows.filter((r) => r.status === 'finalized' || r.status === 'issued' || r.status === 'paid');
+  const amounts = (id, totals) => h(`div.kpi-multi#${id}`, totals.length ? totals.map((t) => h('div', moneyCell(money(t.amount, t.currency)))) : '—');
   mount(el,
     kpi('Invoices', h('span#kpi-invoices', count(rows.length)), partial ? 'first ones loaded' : 'matching the filter'),
     kpi('Drafts', h('span#kpi-drafts', count(by('draft').length)), 'awaiting approval'),
-    kpi('Finalized', count(by('finalized').length + by('issued').length + by('paid').length), 'numbered and frozen'),
-    kpi('Billed', h('div.kpi-multi#kpi-billed', totals.length ? totals.map((t) => h('div', moneyCell(money(t.amount, t.currency)))) : '—'), 'excluding voided'));
+    kpi('Finalized', h('span#kpi-finalized', count(finalized.length)), 'numbered and frozen'),
+    kpi('Billed', amounts('kpi-billed', moneyTotals(finalized)), 'finalized invoices'),
+    kpi('In drafts', amounts('kpi-billed-draft', moneyTotals(by('draft'))), 'not billed until approved'));
 }
 
 function invoiceTable(rows, reload, state) {

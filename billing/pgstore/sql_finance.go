@@ -1,0 +1,277 @@
+package pgstore
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"postage/billing"
+)
+
+// The statements of taxes, receivables, payments and credit notes
+// (migrations 0036-0038), built like those of sql.go.
+
+// Tax rates.
+
+const taxRateColumns = `id, jurisdiction, name, rate::text, effective_from, effective_to, created_at, updated_at`
+
+// dateArg is a date as PostgreSQL's date (nil for no date).
+func dateArg(d *billing.Date) any {
+	if d == nil || d.IsZero() {
+		return nil
+	}
+	return d.String()
+}
+
+func insertTaxRateSQL(r billing.TaxRate, now time.Time) (string, []any) {
+	return `INSERT INTO tax_rates (id, jurisdiction, name, rate, effective_from, effective_to, created_at, updated_at)
+	VALUES ($1,$2,$3,$4::numeric,$5::date,$6::date,$7,$7) RETURNING ` + taxRateColumns,
+		[]any{r.ID, r.Jurisdiction, r.Name, r.Rate.String(), r.EffectiveFrom.String(), dateArg(r.EffectiveTo), now}
+}
+
+func setTaxRateEndSQL(id string, to *billing.Date, now time.Time) (string, []any) {
+	return `UPDATE tax_rates SET effective_to = $2::date, updated_at = $3 WHERE id = $1 RETURNING ` + taxRateColumns,
+		[]any{id, dateArg(to), now}
+}
+
+func getTaxRateSQL(id string) (string, []any) {
+	return `SELECT ` + taxRateColumns + ` FROM tax_rates WHERE id = $1`, []any{id}
+}
+
+func listTaxRatesSQL(jurisdiction string) (string, []any) {
+	return `SELECT ` + taxRateColumns + ` FROM tax_rates WHERE ($1 = '' OR jurisdiction = $1) ORDER BY jurisdiction, effective_from`, []any{jurisdiction}
+}
+
+// sqlArgs numbers the arguments of a query built piece by piece.
+type sqlArgs struct{ args []any }
+
+func (a *sqlArgs) add(v any) string {
+	a.args = append(a.args, v)
+	return "$" + strconv.Itoa(len(a.args))
+}
+
+func where(conds []string) string {
+	if len(conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(conds, " AND ")
+}
+
+// Receivables.
+
+const receivableColumns = `invoice_id, customer_id, customer_name, number, period, currency, total::text, paid::text, credited::text,
+ balance::text, issue_date, due_date, settled_on, uncollectible_at, uncollectible_reason`
+
+func insertReceivableSQL(inv billing.Invoice) (string, []any) {
+	var settled any
+	if !inv.Total.IsPositive() {
+		settled = inv.IssueDate.String()
+	}
+	return `INSERT INTO receivables (invoice_id, customer_id, customer_name, number, period, currency, total, issue_date, due_date, settled_on)
+	VALUES ($1,$2,$3,$4,$5,$6,$7::numeric,$8::date,$9::date,$10::date)`,
+		[]any{inv.ID, inv.CustomerID, inv.Customer.Name, inv.Number, inv.Period.String(), inv.Currency, inv.Total.String(),
+			inv.IssueDate.String(), inv.DueDate.String(), settled}
+}
+
+func getReceivableSQL(invoiceID string, forUpdate bool) (string, []any) {
+	q := `SELECT ` + receivableColumns + ` FROM receivables WHERE invoice_id = $1`
+	if forUpdate {
+		q += ` FOR UPDATE`
+	}
+	return q, []any{invoiceID}
+}
+
+// invoiceStatusSQL reads an invoice's status (to say why it has no receivable).
+func invoiceStatusSQL(invoiceID string) (string, []any) {
+	return `SELECT status FROM invoices WHERE id = $1`, []any{invoiceID}
+}
+
+// receivableStatusConds are the conditions of a payment status as of today:
+// what Receivable.Derive decides, in SQL. today returns the placeholder
+// of today's date; it is called only by the statuses that depend on the
+// day (PostgreSQL refuses a parameter that no condition uses).
+func receivableStatusConds(status billing.PaymentStatus, today func() string) []string {
+	switch status {
+	case billing.PaymentPaid:
+		return []string{"balance <= 0"}
+	case billing.PaymentUncollectible:
+		return []string{"balance > 0", "uncollectible_at IS NOT NULL"}
+	case billing.PaymentOverdue:
+		return []string{"balance > 0", "uncollectible_at IS NULL", "due_date < " + today()}
+	case billing.PaymentOpen:
+		return []string{"balance > 0", "uncollectible_at IS NULL", "due_date >= " + today(), "paid = 0", "credited = 0"}
+	case billing.PaymentPartiallyPaid:
+		return []string{"balance > 0", "uncollectible_at IS NULL", "due_date >= " + today(), "(paid > 0 OR credited > 0)"}
+	}
+	return nil
+}
+
+// listReceivablesSQL lists receivables newest issue first (then invoice
+// id), after the cursor's (issue date, invoice id).
+func listReceivablesSQL(f billing.ReceivableFilter, today billing.Date, cur *keyCursor, limit int) (string, []any) {
+	var a sqlArgs
+	var conds []string
+	if f.CustomerID != "" {
+		conds = append(conds, "customer_id = "+a.add(f.CustomerID))
+	}
+	if f.Outstanding {
+		conds = append(conds, "balance > 0")
+	}
+	if f.Status != "" {
+		conds = append(conds, receivableStatusConds(f.Status, func() string { return a.add(today.String()) + "::date" })...)
+	}
+	if cur != nil {
+		conds = append(conds, "(issue_date, invoice_id) < ("+a.add(cur.At)+"::date, "+a.add(cur.ID)+")")
+	}
+	return `SELECT ` + receivableColumns + ` FROM receivables` + where(conds) + ` ORDER BY issue_date DESC, invoice_id DESC LIMIT ` + a.add(limit), a.args
+}
+
+// addPaidSQL adds a payment to a receivable; the day it settles is kept.
+func addPaidSQL(invoiceID, amount string, day billing.Date) (string, []any) {
+	return `UPDATE receivables SET paid = paid + $2::numeric,
+		settled_on = CASE WHEN total - paid - $2::numeric - credited <= 0 THEN coalesce(settled_on, $3::date) END
+	WHERE invoice_id = $1 RETURNING ` + receivableColumns, []any{invoiceID, amount, day.String()}
+}
+
+// addCreditedSQL adds a credit note to a receivable.
+func addCreditedSQL(invoiceID, amount string, day billing.Date) (string, []any) {
+	return `UPDATE receivables SET credited = credited + $2::numeric,
+		settled_on = CASE WHEN total - paid - credited - $2::numeric <= 0 THEN coalesce(settled_on, $3::date) END
+	WHERE invoice_id = $1 RETURNING ` + receivableColumns, []any{invoiceID, amount, day.String()}
+}
+
+func markUncollectibleSQL(invoiceID, reason string, at time.Time) (string, []any) {
+	return `UPDATE receivables SET uncollectible_at = $3, uncollectible_reason = $2
+	WHERE invoice_id = $1 RETURNING ` + receivableColumns, []any{invoiceID, reason, at}
+}
+
+// deleteReceivableSQL removes the receivable of an invoice being voided
+// (only one without payments or credit notes: their keys refer to it).
+func deleteReceivableSQL(invoiceID string) (string, []any) {
+	return `DELETE FROM receivables WHERE invoice_id = $1 AND paid = 0 AND credited = 0`, []any{invoiceID}
+}
+
+// markOverdueSQL marks at most limit receivables overdue by today that
+// were not yet reported, oldest due first, and returns them. Rows another
+// transaction holds (a payment being recorded, another pass) are skipped:
+// the next pass takes them if they are still overdue.
+func markOverdueSQL(today billing.Date, at time.Time, limit int) (string, []any) {
+	return `UPDATE receivables SET overdue_reported_at = $2
+	WHERE invoice_id IN (
+		SELECT invoice_id FROM receivables
+		WHERE balance > 0 AND due_date < $1::date AND uncollectible_at IS NULL AND overdue_reported_at IS NULL
+		ORDER BY due_date, invoice_id LIMIT $3
+		FOR UPDATE SKIP LOCKED)
+	RETURNING ` + receivableColumns, []any{today.String(), at, limit}
+}
+
+// agingSQL sums what is owed per customer and currency as of today, by
+// days past due: 0 or less (current), 1-30, 31-60, 61-90, over 90.
+func agingSQL(customerID string, today billing.Date) (string, []any) {
+	return `SELECT customer_id, max(customer_name), currency,
+		coalesce(sum(balance) FILTER (WHERE $1::date - due_date <= 0), 0)::text,
+		coalesce(sum(balance) FILTER (WHERE $1::date - due_date BETWEEN 1 AND 30), 0)::text,
+		coalesce(sum(balance) FILTER (WHERE $1::date - due_date BETWEEN 31 AND 60), 0)::text,
+		coalesce(sum(balance) FILTER (WHERE $1::date - due_date BETWEEN 61 AND 90), 0)::text,
+		coalesce(sum(balance) FILTER (WHERE $1::date - due_date > 90), 0)::text,
+		sum(balance)::text, count(*)
+	FROM receivables WHERE balance > 0 AND uncollectible_at IS NULL AND ($2 = '' OR customer_id = $2)
+	GROUP BY customer_id, currency ORDER BY customer_id, currency`, []any{today.String(), customerID}
+}
+
+// Payments.
+
+const paymentColumns = `id, invoice_id, invoice_number, customer_id, amount::text, currency, paid_on, method, reference, coalesce(idempotency_key,''), created_at`
+
+func insertPaymentSQL(p billing.Payment) (string, []any) {
+	return `INSERT INTO payments (id, invoice_id, invoice_number, customer_id, amount, currency, paid_on, method, reference, idempotency_key, created_at)
+	VALUES ($1,$2,$3,$4,$5::numeric,$6,$7::date,$8,$9,$10,$11) RETURNING ` + paymentColumns,
+		[]any{p.ID, p.InvoiceID, p.InvoiceNumber, p.CustomerID, p.Amount.String(), p.Currency, p.Date.String(), string(p.Method), p.Reference,
+			nullable(p.IdempotencyKey), p.CreatedAt}
+}
+
+func paymentByKeySQL(key string) (string, []any) {
+	return `SELECT ` + paymentColumns + ` FROM payments WHERE idempotency_key = $1`, []any{key}
+}
+
+// listPaymentsSQL lists payments newest first (then id), after the cursor.
+func listPaymentsSQL(f billing.PaymentFilter, cur *keyCursor, limit int) (string, []any) {
+	var a sqlArgs
+	var conds []string
+	if f.CustomerID != "" {
+		conds = append(conds, "customer_id = "+a.add(f.CustomerID))
+	}
+	if f.InvoiceID != "" {
+		conds = append(conds, "invoice_id = "+a.add(f.InvoiceID))
+	}
+	if cur != nil {
+		conds = append(conds, "(created_at, id) < ("+a.add(cur.At)+"::timestamptz, "+a.add(cur.ID)+")")
+	}
+	return `SELECT ` + paymentColumns + ` FROM payments` + where(conds) + ` ORDER BY created_at DESC, id DESC LIMIT ` + a.add(limit), a.args
+}
+
+// Credit notes.
+
+const creditNoteColumns = `id, document`
+
+func insertCreditNoteSQL(cn billing.CreditNote, year int, seq int64, key billing.CreditKey) (string, []any) {
+	var hash any
+	if key.Key != "" {
+		hash = key.Hash
+	}
+	return `INSERT INTO credit_notes (id, number, number_year, number_seq, invoice_id, customer_id, currency, subtotal, tax, total, issued_at,
+		idempotency_key, request_hash, document)
+	VALUES ($1,$2,$3,$4,$5,$6,$7,$8::numeric,$9::numeric,$10::numeric,$11,$12,$13,$14)`,
+		[]any{cn.ID, cn.Number, year, seq, cn.InvoiceID, cn.CustomerID, cn.Currency, cn.Subtotal.String(), cn.Tax.String(), cn.Total.String(),
+			cn.IssuedAt, nullable(key.Key), hash, string(cn.Document())}
+}
+
+func creditNotesOfInvoiceSQL(invoiceID string) (string, []any) {
+	return `SELECT ` + creditNoteColumns + ` FROM credit_notes WHERE invoice_id = $1 ORDER BY number_year, number_seq`, []any{invoiceID}
+}
+
+func getCreditNoteSQL(id string) (string, []any) {
+	return `SELECT ` + creditNoteColumns + ` FROM credit_notes WHERE id = $1 OR number = $1`, []any{id}
+}
+
+func creditNoteByKeySQL(key string) (string, []any) {
+	return `SELECT ` + creditNoteColumns + `, invoice_id, request_hash FROM credit_notes WHERE idempotency_key = $1`, []any{key}
+}
+
+// listCreditNotesSQL lists credit notes newest first (then by number),
+// after the cursor (issue time, number's sequence).
+func listCreditNotesSQL(f billing.CreditNoteFilter, cur *keyCursor, limit int) (string, []any) {
+	var a sqlArgs
+	var conds []string
+	if f.CustomerID != "" {
+		conds = append(conds, "customer_id = "+a.add(f.CustomerID))
+	}
+	if f.InvoiceID != "" {
+		conds = append(conds, "invoice_id = "+a.add(f.InvoiceID))
+	}
+	if cur != nil {
+		conds = append(conds, "(issued_at, number_seq) < ("+a.add(cur.At)+"::timestamptz, "+a.add(cur.ID)+"::bigint)")
+	}
+	return `SELECT ` + creditNoteColumns + `, issued_at, number_seq FROM credit_notes` + where(conds) + ` ORDER BY issued_at DESC, number_seq DESC LIMIT ` + a.add(limit), a.args
+}
+
+func ensureCreditCounterSQL(year int) (string, []any) {
+	return `INSERT INTO credit_note_number_counters (year, last) VALUES ($1, 0) ON CONFLICT (year) DO NOTHING`, []any{year}
+}
+
+func lockCreditCounterSQL(year int) (string, []any) {
+	return `SELECT last FROM credit_note_number_counters WHERE year = $1 FOR UPDATE`, []any{year}
+}
+
+func bumpCreditCounterSQL(year int, last int64) (string, []any) {
+	return `UPDATE credit_note_number_counters SET last = $2 WHERE year = $1`, []any{year, last}
+}
+
+func creditNoteDocumentSQL(id string, f billing.Format) (string, []any) {
+	return `SELECT body FROM credit_note_documents WHERE credit_note_id = $1 AND format = $2`, []any{id, string(f)}
+}
+
+func putCreditNoteDocumentSQL(id string, f billing.Format, body []byte, now time.Time) (string, []any) {
+	return `INSERT INTO credit_note_documents (credit_note_id, format, body, created_at) VALUES ($1,$2,$3,$4)
+	ON CONFLICT (credit_note_id, format) DO NOTHING`, []any{id, string(f), body, now}
+}

@@ -1,0 +1,383 @@
+package httpapi
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"postage"
+	"postage/billing"
+	"postage/internal/auth"
+	"postage/reports"
+)
+
+// financeRoutes registers tax rates, receivables, payments, write-offs,
+// credit notes and the aging report (docs/BILLING.md, "Taxes", "Payments
+// and receivables", "Credit notes"). Finance and admin write; a customer
+// key reads its own invoices' balance, payments and credit notes.
+func (s *Server) financeRoutes() {
+	invoiceID := []Param{{Name: "id", Description: "invoice id"}}
+	taxRateID := []Param{{Name: "id", Description: "tax rate id"}}
+	conflicts := []int{http.StatusConflict}
+
+	// Tax rates.
+	s.handle(Route{Method: "POST", Path: "/api/v1/tax-rates", Tag: "taxes", Summary: "Add a tax rate of a jurisdiction from a day (and until a day); one overlapping another of its jurisdiction is 409 tax_rate_overlap.",
+		Roles: financeOnly, Request: billing.NewTaxRate{}, Response: billing.TaxRate{}, Status: http.StatusCreated}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		var in billing.NewTaxRate
+		if err := bindJSON(c, &in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		r, err := in.Parse()
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		out, err := s.Billing.Taxes.CreateTaxRate(c.Request.Context(), r)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.Header("Location", "/api/v1/tax-rates/"+out.ID)
+		c.JSON(http.StatusCreated, out)
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/tax-rates", Tag: "taxes", Summary: "List tax rates by jurisdiction and start.", Roles: financeOnly,
+		Query:    []Param{{Name: "jurisdiction", Description: "only this jurisdiction (DE, CA-QC)"}},
+		Response: List[billing.TaxRate]{}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		list, err := s.Billing.Taxes.TaxRates(c.Request.Context(), strings.ToUpper(c.Query("jurisdiction")))
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, listOf(list, ""))
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/tax-rates/:id", Tag: "taxes", Summary: "Get a tax rate.", Roles: financeOnly, PathParams: taxRateID,
+		Response: billing.TaxRate{}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		out, err := s.Billing.Taxes.TaxRate(c.Request.Context(), c.Param("id"))
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, out)
+	})
+	s.handle(Route{Method: "PATCH", Path: "/api/v1/tax-rates/:id", Tag: "taxes", Summary: "End a tax rate on a day (effective_to), move its end, or make it open-ended (\"\"); an overlap is 409 tax_rate_overlap.",
+		Roles: financeOnly, PathParams: taxRateID, Request: billing.TaxRateUpdate{}, Response: billing.TaxRate{}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		var in billing.TaxRateUpdate
+		if err := bindJSON(c, &in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		var to *billing.Date
+		if in.EffectiveTo != "" {
+			d, err := billing.ParseDate(in.EffectiveTo)
+			if err != nil {
+				s.writeError(c, postage.Errorf(postage.EINVALID, "effective_to: want YYYY-MM-DD, or \"\" for open-ended"))
+				return
+			}
+			to = &d
+		}
+		out, err := s.Billing.Taxes.SetTaxRateEnd(c.Request.Context(), c.Param("id"), to)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, out)
+	})
+
+	// Receivables.
+	s.handle(Route{Method: "GET", Path: "/api/v1/receivables", Tag: "receivables", Summary: "What finalized invoices owe, newest issue first: balance, due date, payment status as of today.", Roles: financeOnly,
+		Query: append([]Param{
+			{Name: "customer", Description: "only this customer id"},
+			{Name: "status", Description: "open, partially_paid, paid, overdue or uncollectible", Schema: billing.PaymentStatus("")},
+			{Name: "outstanding", Description: "true: only those with a balance left", Schema: false},
+		}, pageQuery...),
+		Response: List[billing.Receivable]{}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		f := billing.ReceivableFilter{CustomerID: c.Query("customer"), Status: billing.PaymentStatus(c.Query("status"))}
+		switch c.Query("outstanding") {
+		case "", "false":
+		case "true":
+			f.Outstanding = true
+		default:
+			s.writeError(c, postage.Errorf(postage.EINVALID, "outstanding: true or false"))
+			return
+		}
+		p, err := page(c)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		list, next, err := s.Billing.Accounts.Receivables(c.Request.Context(), f, p)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, listOf(list, next))
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/receivables/aging", Tag: "receivables", Summary: "Accounts-receivable aging as of today: current, 1-30, 31-60, 61-90 and over 90 days past due, per customer and currency, with totals.",
+		Roles: financeOnly, Produces: []string{"text/csv"},
+		Query: []Param{
+			{Name: "customer", Description: "only this customer id"},
+			{Name: "format", Description: "csv for CSV (or send Accept: text/csv)", Schema: formatParam("")},
+		},
+		Response: billing.AgingReport{}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		rep, err := s.Billing.Accounts.Aging(c.Request.Context(), c.Query("customer"))
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		if !wantsCSV(c) {
+			c.JSON(http.StatusOK, rep)
+			return
+		}
+		var b bytes.Buffer
+		if err := reports.AgingCSV(&b, rep); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		attachment(c, "aging-"+rep.AsOf.String()+".csv")
+		c.Data(http.StatusOK, "text/csv; charset=utf-8", b.Bytes())
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/invoices/:id/balance", Tag: "receivables", Summary: "What a finalized invoice owes: total, paid, credited, balance, due date, payment status (customer keys: their own invoices).",
+		Roles: financeAndOwner, PathParams: invoiceID, Response: billing.Receivable{}, Errors: conflicts}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		inv, ok := s.visibleInvoice(c, c.Param("id"))
+		if !ok {
+			return
+		}
+		r, err := s.Billing.Accounts.Receivable(c.Request.Context(), inv.ID)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, r)
+	})
+	s.handle(Route{Method: "POST", Path: "/api/v1/invoices/:id/uncollectible", Tag: "receivables", Summary: "Write a finalized invoice's balance off as uncollectible (a later payment is still recorded).",
+		Roles: financeOnly, PathParams: invoiceID, Request: ReasonRequest{}, Response: billing.Receivable{}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		var in ReasonRequest
+		if err := bindJSON(c, &in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		r, err := s.Billing.Accounts.MarkUncollectible(c.Request.Context(), c.Param("id"), in.Reason)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, r)
+	})
+
+	// Payments.
+	s.handle(Route{Method: "POST", Path: "/api/v1/invoices/:id/payments", Tag: "payments",
+		Summary: "Record a payment against a finalized invoice; another currency (currency_mismatch), more than the balance (overpayment) or a draft or void invoice (invoice_not_finalized) is 409. The same idempotency_key again answers 200 with the first payment.",
+		Roles:   financeOnly, PathParams: invoiceID, Request: billing.NewPayment{}, Response: RecordedPayment{}, Status: http.StatusCreated,
+		Other: map[int]any{http.StatusOK: RecordedPayment{}}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		var in billing.NewPayment
+		if err := bindJSON(c, &in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		p, r, existing, err := s.Billing.Accounts.RecordPayment(c.Request.Context(), c.Param("id"), in)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		status := http.StatusCreated
+		if existing {
+			status = http.StatusOK
+		}
+		c.JSON(status, RecordedPayment{Payment: p, Receivable: r})
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/invoices/:id/payments", Tag: "payments", Summary: "The payments recorded against an invoice, newest first (customer keys: their own invoices).",
+		Roles: financeAndOwner, PathParams: invoiceID, Query: pageQuery, Response: List[billing.Payment]{}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		inv, ok := s.visibleInvoice(c, c.Param("id"))
+		if !ok {
+			return
+		}
+		p, err := page(c)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		list, next, err := s.Billing.Accounts.Payments(c.Request.Context(), billing.PaymentFilter{InvoiceID: inv.ID}, p)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, listOf(list, next))
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/payments", Tag: "payments", Summary: "Payments, newest first, of one customer or invoice or all.", Roles: financeOnly,
+		Query: append([]Param{
+			{Name: "customer", Description: "only this customer id"},
+			{Name: "invoice", Description: "only this invoice id"},
+		}, pageQuery...),
+		Response: List[billing.Payment]{}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		p, err := page(c)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		list, next, err := s.Billing.Accounts.Payments(c.Request.Context(), billing.PaymentFilter{CustomerID: c.Query("customer"), InvoiceID: c.Query("invoice")}, p)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, listOf(list, next))
+	})
+
+	// Credit notes.
+	s.handle(Route{Method: "POST", Path: "/api/v1/invoices/:id/credit-notes", Tag: "credit-notes",
+		Summary: "Issue a credit note against a finalized invoice: whole lines, part of a line's quantity, or amounts; more than is left to credit is 409 credit_exceeds_remaining, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first.",
+		Roles:   financeOnly, PathParams: invoiceID, Request: billing.CreditNoteRequest{}, Response: billing.CreditNote{}, Status: http.StatusCreated,
+		Other: map[int]any{http.StatusOK: billing.CreditNote{}}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		var in billing.CreditNoteRequest
+		if err := bindJSON(c, &in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		cn, existing, err := s.Billing.Accounts.IssueCreditNote(c.Request.Context(), c.Param("id"), in)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.Header("Location", "/api/v1/credit-notes/"+cn.ID)
+		if existing {
+			c.JSON(http.StatusOK, cn)
+			return
+		}
+		c.JSON(http.StatusCreated, cn)
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/invoices/:id/credit-notes", Tag: "credit-notes", Summary: "The credit notes issued against an invoice, newest first (customer keys: their own invoices).",
+		Roles: financeAndOwner, PathParams: invoiceID, Query: pageQuery, Response: List[billing.CreditNote]{}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		inv, ok := s.visibleInvoice(c, c.Param("id"))
+		if !ok {
+			return
+		}
+		p, err := page(c)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		list, next, err := s.Billing.Accounts.CreditNotes(c.Request.Context(), billing.CreditNoteFilter{InvoiceID: inv.ID}, p)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, listOf(list, next))
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/credit-notes", Tag: "credit-notes", Summary: "Credit notes, newest first, of one customer or invoice or all.", Roles: financeOnly,
+		Query: append([]Param{
+			{Name: "customer", Description: "only this customer id"},
+			{Name: "invoice", Description: "only this invoice id"},
+		}, pageQuery...),
+		Response: List[billing.CreditNote]{}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		p, err := page(c)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		list, next, err := s.Billing.Accounts.CreditNotes(c.Request.Context(), billing.CreditNoteFilter{CustomerID: c.Query("customer"), InvoiceID: c.Query("invoice")}, p)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, listOf(list, next))
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/credit-notes/:id", Tag: "credit-notes", Summary: "Get a credit note (by id or number) as JSON; append .csv or .pdf for those formats (customer keys: their own).",
+		Roles: financeAndOwner, PathParams: []Param{{Name: "id", Description: "credit note id or number, optionally followed by .csv or .pdf"}},
+		Response: billing.CreditNote{}, Produces: []string{"text/csv", "application/pdf"}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		id, format := c.Param("id"), ""
+		for _, ext := range []string{".csv", ".pdf"} {
+			if base, ok := strings.CutSuffix(id, ext); ok {
+				id, format = base, ext
+			}
+		}
+		cn, err := s.Billing.Accounts.CreditNote(c.Request.Context(), id)
+		if p := principal(c); err == nil && p.Role == auth.RoleCustomer && !p.CanSeeCustomer(cn.CustomerID) {
+			err = postage.Errorf(postage.ENOTFOUND, "credit note %q not found", id)
+		}
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		if format == "" {
+			c.JSON(http.StatusOK, cn)
+			return
+		}
+		f, mime := billing.FormatCSV, "text/csv; charset=utf-8"
+		if format == ".pdf" {
+			f, mime = billing.FormatPDF, "application/pdf"
+		}
+		doc, err := s.Billing.Accounts.CreditNoteDocument(c.Request.Context(), cn, f)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		attachment(c, cn.Number+format)
+		c.Data(http.StatusOK, mime, doc)
+	})
+}
+
+// ReasonRequest is a body that only gives a reason.
+type ReasonRequest struct {
+	Reason string `json:"reason"`
+}
+
+// RecordedPayment is a recorded payment and what its invoice owes now.
+type RecordedPayment struct {
+	Payment    billing.Payment    `json:"payment"`
+	Receivable billing.Receivable `json:"receivable"`
+}
+
+func (s *Server) financeReady(c *gin.Context) bool {
+	if s.Billing.Accounts == nil || s.Billing.Taxes == nil || s.Billing.Invoices == nil {
+		s.writeError(c, postage.Errorf(postage.EUNAVAILABLE, "finance is not configured on this server"))
+		return false
+	}
+	return true
+}
