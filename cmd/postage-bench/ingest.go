@@ -20,7 +20,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	gojson "github.com/goccy/go-json"
@@ -549,13 +548,13 @@ func runFlood(ctx context.Context, a *app.App, srv *benchServer, key string, chP
 		}
 	}
 	fr.events = uint64(o.floodClients * o.floodBatches * o.batch)
-	if err := syscall.Kill(chPID, syscall.SIGSTOP); err != nil {
+	if err := stopProcess(chPID); err != nil {
 		return fr, fmt.Errorf("stop ClickHouse: %w", err)
 	}
 	resumed := atomic.Bool{}
 	resume := func() {
 		if !resumed.Swap(true) {
-			_ = syscall.Kill(chPID, syscall.SIGCONT)
+			_ = continueProcess(chPID)
 		}
 	}
 	defer resume()

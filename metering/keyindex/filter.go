@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
-	"syscall"
 	"unsafe"
 )
 
@@ -34,7 +33,7 @@ type filter struct {
 func newFilter(size int64) (*filter, error) {
 	nblocks := uint64(max(size/(blockWords*8), 1))
 	n := int(nblocks * blockWords * 8)
-	mem, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	mem, err := mapAnon(n)
 	if err != nil {
 		return nil, fmt.Errorf("map the key filter (%d bytes): %w", n, err)
 	}
@@ -79,7 +78,7 @@ func (f *filter) mayContain(fp Fingerprint) bool {
 // reset clears every bit (the pages are given back to the system and come
 // back zeroed when touched).
 func (f *filter) reset() {
-	if err := syscall.Madvise(f.mem, syscall.MADV_DONTNEED); err != nil {
+	if !zeroMapped(f.mem) {
 		clear(f.words)
 	}
 }
@@ -87,7 +86,7 @@ func (f *filter) reset() {
 // close unmaps the filter.
 func (f *filter) close() {
 	if f.mem != nil {
-		_ = syscall.Munmap(f.mem)
+		unmap(f.mem)
 		f.mem, f.words = nil, nil
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
-	"syscall"
 	"time"
 	"unsafe"
 )
@@ -30,7 +29,7 @@ const entrySize = int(unsafe.Sizeof(Entry{}))
 func newMemtable(capacity int, wm, now time.Time) (*memtable, error) {
 	nslots := 1 << bits.Len(uint(2*capacity-1))
 	size := capacity*entrySize + nslots*4
-	mem, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	mem, err := mapAnon(size)
 	if err != nil {
 		return nil, fmt.Errorf("map a key index memtable (%d bytes): %w", size, err)
 	}
@@ -100,7 +99,7 @@ func (m *memtable) sorted(perm []uint32) []uint32 {
 // free unmaps the memtable.
 func (m *memtable) free() {
 	if m != nil && m.mem != nil {
-		_ = syscall.Munmap(m.mem)
+		unmap(m.mem)
 		m.mem, m.entries, m.slots = nil, nil, nil
 	}
 }
