@@ -34,9 +34,12 @@ type SealerConfig struct {
 	// seal (1 minute; each pass waits a random tenth more, so replicas
 	// started together do not seal the same windows at the same moment).
 	Interval time.Duration
-	// ChunkHours is how many ingest hours one rollup insert covers when
-	// catching up (24).
-	ChunkHours int
+	// ChunkHours is how many consecutive ingest hours one rollup insert
+	// may cover when catching up (24), and ChunkEvents how many events
+	// (10,000,000): a chunk is split before either is exceeded (an hour
+	// is never split), so one insert's GROUP BY stays a bounded size.
+	ChunkHours  int
+	ChunkEvents uint64
 	// PassHours bounds the hours sealed by one pass (24 × 7), so a pass
 	// after a long stop (or the first one over a filled table) takes
 	// bounded time and days and months get sealed as it goes.
@@ -77,6 +80,9 @@ func NewSealer(store *CHStore, cfg SealerConfig) *Sealer {
 	}
 	if cfg.ChunkHours <= 0 {
 		cfg.ChunkHours = 24
+	}
+	if cfg.ChunkEvents <= 0 {
+		cfg.ChunkEvents = 10_000_000
 	}
 	if cfg.PassHours <= 0 {
 		cfg.PassHours = 24 * 7
@@ -253,8 +259,9 @@ func (s *Sealer) sealHours(ctx context.Context, origin, limit int64) (n int, mor
 }
 
 // sealHourChunk seals the hours of ch: it reads each hour's event span,
-// inserts the non-empty hours' rollup rows in one statement (seal ids base,
-// base+1, … by hour), and then records a seal for every hour.
+// inserts the non-empty hours' rollup rows (seal ids base, base+1, … by
+// hour; one statement per run of hours holding at most ChunkEvents events),
+// and then records a seal for every hour.
 func (s *Sealer) sealHourChunk(ctx context.Context, ch interval) error {
 	q, args := hourSpansSQL(ch)
 	rows, err := s.store.conn.Query(ctx, q, args...)
@@ -276,10 +283,22 @@ func (s *Sealer) sealHourChunk(ctx context.Context, ch interval) error {
 		return fmt.Errorf("seal usage hours: %w", err)
 	}
 	base := newSealBase()
-	if len(spans) > 0 {
-		q, args := sealHoursSQL(ch, base)
-		if err := s.store.conn.Exec(ctx, q, args...); err != nil {
-			return fmt.Errorf("seal usage hours: %w", err)
+	var recs []sealRecord
+	sub, events := ch.from, uint64(0)
+	for h := ch.from; h < ch.to; h += 3600 {
+		recs = append(recs, sealRecord{tier: tierHour, start: h, id: base + uint64((h-ch.from)/3600), span: spans[h]})
+		n := spans[h].events
+		if events > 0 && events+n > s.cfg.ChunkEvents {
+			if err := s.insertHours(ctx, interval{sub, h}, base+uint64((sub-ch.from)/3600)); err != nil {
+				return err
+			}
+			sub, events = h, 0
+		}
+		events += n
+	}
+	if events > 0 {
+		if err := s.insertHours(ctx, interval{sub, ch.to}, base+uint64((sub-ch.from)/3600)); err != nil {
+			return err
 		}
 	}
 	if s.crash != nil {
@@ -287,11 +306,17 @@ func (s *Sealer) sealHourChunk(ctx context.Context, ch interval) error {
 			return err
 		}
 	}
-	var recs []sealRecord
-	for h := ch.from; h < ch.to; h += 3600 {
-		recs = append(recs, sealRecord{tier: tierHour, start: h, id: base + uint64((h-ch.from)/3600), span: spans[h]})
-	}
 	return s.record(ctx, recs)
+}
+
+// insertHours inserts the tier 1 rows of the hours of ch, the first under
+// seal id base.
+func (s *Sealer) insertHours(ctx context.Context, ch interval, base uint64) error {
+	q, args := sealHoursSQL(ch, base)
+	if err := s.store.conn.Exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("seal usage hours: %w", err)
+	}
+	return nil
 }
 
 // newSealBase returns a random first seal id; a chunk's windows take the

@@ -94,7 +94,7 @@ func fillTable(ctx context.Context, a *app.App, o fillOptions, logf func(string,
 	res.Rows = int64(rows)
 
 	t0 = time.Now()
-	sealer := metering.NewSealer(a.Events, metering.SealerConfig{Now: func() time.Time { return o.Now }, PassHours: 24 * 7, ChunkHours: 6})
+	sealer := metering.NewSealer(a.Events, metering.SealerConfig{Now: func() time.Time { return o.Now }, PassHours: 24 * 7})
 	for {
 		r, err := sealer.SealOnce(ctx)
 		if err != nil {

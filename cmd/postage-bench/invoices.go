@@ -142,7 +142,7 @@ FROM (SELECT number, concat('c', substring(toString(1000000 + rand(1) %% %d), 2)
 	genTime := time.Since(genStart)
 	// The rollups, as the serving process seals them all month long.
 	sealStart := time.Now()
-	sealer := metering.NewSealer(a.Events, metering.SealerConfig{PassHours: 24 * 40, ChunkHours: 6})
+	sealer := metering.NewSealer(a.Events, metering.SealerConfig{PassHours: 24 * 40})
 	var sealed metering.SealResult
 	for {
 		r, err := sealer.SealOnce(ctx)
