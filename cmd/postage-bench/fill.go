@@ -122,20 +122,22 @@ func benchZipfCustomer(r int) string { return fmt.Sprintf("bench-%05d", r) }
 
 // fillSQL generates n events numbered from first, times spread over [a, b).
 // Ranks follow a continuous Zipf law of exponent s over [1, N+1) by inverse
-// transform: x = ((N+1)^(1-s) − 1)·u + 1)^(1/(1-s)), rank = floor(x) − 1;
-// countries the same over the regions with exponent 1.05.
+// transform: x = ((N+1)^(1-s) − 1)·u + 1)^(1/(1-s)), rank = floor(x) − 1.
+// A customer sends 80% of its messages to its home country (drawn by a
+// hash of its id) and the rest anywhere; both draws are Zipf over the
+// regions with exponent 1.05 (the most populous messaging markets first).
 func fillSQL(o fillOptions, countries string, nCountries int, first, n, a, b int64) string {
 	zipf := func(u string, n int, s float64) string {
 		return fmt.Sprintf("least(%d, toUInt32(floor(pow((pow(%d, %g) - 1) * (%s / 4294967296.0) + 1, %g))) - 1)", n-1, n+1, 1-s, u, 1/(1-s))
 	}
 	late := int64(o.Late * 1e6)
 	return fmt.Sprintf(`INSERT INTO events (customer_id, id, time, country, category, pricing_type, pricing_model, source, status, quantity, payload_hash, ingested_at)
-SELECT concat('bench-', substring(toString(100000 + %s), 2)), concat('fill-', toString(number + %d)), t,
-       [%s][1 + %s],
+SELECT customer_id, concat('fill-', toString(number + %d)), t,
+       [%s][1 + if(rand(9) %% 100 < 80, %s, %s)],
        ['marketing','utility','authentication','service','authentication_international'][1 + rand(4) %% 5],
        '', '', 'cloudevents', '', 1, rand64(5),
        toDateTime(least(%d, toUInt32(t) + if(rand(6) %% 1000000 < %d, 3600 + rand(7) %% 860400, rand(8) %% 60)))
-FROM (SELECT number, toDateTime(%d + intDiv(number * %d, %d)) AS t FROM numbers(%d))`,
-		zipf("rand(1)", o.Customers, o.ZipfS), first, countries, zipf("rand(3)", nCountries, 1.05),
-		o.Now.Unix(), late, a, b-a, n, n)
+FROM (SELECT number, toDateTime(%d + intDiv(number * %d, %d)) AS t, concat('bench-', substring(toString(100000 + %s), 2)) AS customer_id FROM numbers(%d))`,
+		first, countries, zipf("cityHash64(customer_id) % 4294967296", nCountries, 1.05), zipf("rand(3)", nCountries, 1.05),
+		o.Now.Unix(), late, a, b-a, n, zipf("rand(1)", o.Customers, o.ZipfS), n)
 }

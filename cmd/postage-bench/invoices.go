@@ -292,7 +292,7 @@ FROM (SELECT number, concat('c', substring(toString(1000000 + rand(1) %% %d), 2)
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Billing\n\n")
 	fmt.Fprintf(&b, "Command: `%s`\n\n", fmt.Sprintf("postage-bench invoices --customers %d --events %d --countries %d --repeat %d --optimize=%t", o.customers, o.events, o.countriesPer, o.repeat, o.optimize))
-	fmt.Fprintf(&b, "Machine: %s, %d CPUs, ClickHouse %s, %s. Measured %s.\n\n", cpuModel(), runtime.NumCPU(), chVersion(ctx, a), strings.TrimSpace(pgVersion(ctx, a)), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "Machine: %s, %d CPUs, ClickHouse %s, %s. Measured %s; load average %s at the end.\n\n", cpuModel(), runtime.NumCPU(), chVersion(ctx, a), strings.TrimSpace(pgVersion(ctx, a)), time.Now().UTC().Format("2006-01-02 15:04 UTC"), loadAverage())
 	fmt.Fprintf(&b, "One month (%s), %d customers, %d events, %d (customer, country, category) groups, sealed into %d rows of tier 3; ", period, o.customers, total, groups, t3rows)
 	if o.optimize {
 		fmt.Fprintf(&b, "every partition of the events and of the rollups merged into one part first (`OPTIMIZE ... FINAL`; %d parts of events), the state background merges reach.\n\n", parts)

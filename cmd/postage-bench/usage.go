@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -85,6 +86,7 @@ func runUsageBench(ctx context.Context, out io.Writer, o usageBenchOpts) error {
 		return err
 	}
 	defer done()
+	load0 := loadAverage()
 	now := time.Now().UTC()
 	fo := defaultFill(o.fillRows, now)
 	fo.Customers = o.customers
@@ -224,7 +226,7 @@ func runUsageBench(ctx context.Context, out io.Writer, o usageBenchOpts) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Usage reads\n\n")
 	fmt.Fprintf(&b, "Command: `postage-bench usage --fill-rows %d --customers %d --queries %d --raw-queries %d --repeat %d`\n\n", o.fillRows, o.customers, o.queries, o.rawQuery, o.repeat)
-	fmt.Fprintf(&b, "Machine: %s, %d CPUs, ClickHouse %s. Measured %s.\n\n", cpuModel(), runtime.NumCPU(), chVersion(ctx, a), now.Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "Machine: %s, %d CPUs, ClickHouse %s. Measured %s; load average %s at the start, %s at the end.\n\n", cpuModel(), runtime.NumCPU(), chVersion(ctx, a), now.Format("2006-01-02 15:04 UTC"), load0, loadAverage())
 	fmt.Fprintf(&b, "%d events from %s to now, %d Zipf customers (exponent 1.2), 2%% ingested late; filled in %s, sealed (%d hours, %d days, %d months) in %s.\n\n",
 		fr.Rows, fo.From.Format(time.DateOnly), o.customers, fr.Insert.Round(time.Second), fr.Sealed.Hours, fr.Sealed.Days, fr.Sealed.Months, fr.Seal.Round(time.Second))
 	b.WriteString("| table | rows | parts | on disk |\n|---|---:|---:|---:|\n")
@@ -240,6 +242,19 @@ func runUsageBench(ctx context.Context, out io.Writer, o usageBenchOpts) error {
 	}
 	b.WriteString("\nGoals (issue #15): usage p99 < 50 ms and month-to-date bill p99 < 100 ms for the largest customer at 100M rows.\n")
 	return writeDocSection(o.doc, "## Usage reads", b.String())
+}
+
+// loadAverage returns the 1, 5 and 15 minute load averages of the machine.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " / ")
 }
 
 // settleMerges waits (at most limit) for the background merges of the
