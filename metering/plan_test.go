@@ -262,7 +262,7 @@ func TestInsertStamp(t *testing.T) {
 
 func TestSealSQL(t *testing.T) {
 	ch := interval{u(t, "2026-10-01T00:00:00Z"), u(t, "2026-10-02T00:00:00Z")}
-	q, args := sealHoursSQL(ch, 100)
+	q, args := sealHoursSQL(ch, 100, piece{0, 1})
 	want := "INSERT INTO usage_hourly (ingest_hour, seal_id, event_hour, customer_id, country, category, pricing_type, pricing_model, quantity, events, last_ingested)" +
 		" SELECT toUInt32(intDiv(toUInt32(ingested_at), 3600) * 3600) AS ih, toUInt64(?) + intDiv(ih - ?, 3600), toUInt32(intDiv(toUInt32(time), 3600) * 3600) AS eh," +
 		" customer_id, country, category, pricing_type, pricing_model, sum(quantity), count(), max(ingested_at)" +
@@ -271,12 +271,32 @@ func TestSealSQL(t *testing.T) {
 	if q != want || !reflect.DeepEqual(args, []any{uint64(100), ch.from, ch.from, ch.to}) {
 		t.Errorf("got %s %v", q, args)
 	}
-	q, _ = sealDaysSQL(ch, 7)
+	q, _ = sealDaysSQL(ch, 7, piece{})
 	if !strings.Contains(q, "FROM usage_hourly WHERE ingest_hour >= toDateTime(?) AND ingest_hour < toDateTime(?) AND seal_id IN (SELECT min(seal_id) FROM usage_seals WHERE tier = 1 AND") {
 		t.Errorf("days from the recorded hours: %s", q)
 	}
-	q, _ = sealMonthSQL(ch.from, ch.to, 7)
-	if !strings.Contains(q, "FROM usage_daily WHERE ingest_day >= toDateTime(?) AND ingest_day < toDateTime(?) AND seal_id IN (SELECT min(seal_id) FROM usage_seals WHERE tier = 2 AND") {
-		t.Errorf("months from the recorded days: %s", q)
+	q, args = sealMonthSQL(ch.from, ch.to, 7, piece{2, 3})
+	if !strings.Contains(q, "FROM usage_daily WHERE ingest_day >= toDateTime(?) AND ingest_day < toDateTime(?) AND seal_id IN (SELECT min(seal_id) FROM usage_seals WHERE tier = 2 AND") ||
+		!strings.Contains(q, "GROUP BY ingest_start) AND cityHash64(customer_id) % ? = ? GROUP BY em") || !reflect.DeepEqual(args[len(args)-2:], []any{uint64(3), uint64(2)}) {
+		t.Errorf("months from the recorded days, piece 2 of 3: %s %v", q, args)
+	}
+}
+
+func TestGroupWindows(t *testing.T) {
+	tests := []struct {
+		sizes []uint64
+		max   uint64
+		n     int
+		want  []windowGroup
+	}{
+		{[]uint64{0, 0, 0}, 10, 24, nil},
+		{[]uint64{3, 0, 4, 5, 0}, 10, 24, []windowGroup{{0, 3, 7}, {3, 2, 5}}},
+		{[]uint64{3, 25, 4}, 10, 24, []windowGroup{{0, 1, 3}, {1, 1, 25}, {2, 1, 4}}},
+		{[]uint64{1, 1, 1, 1, 1}, 10, 2, []windowGroup{{0, 2, 2}, {2, 2, 2}, {4, 1, 1}}},
+	}
+	for _, tt := range tests {
+		if got := groupWindows(tt.sizes, tt.max, tt.n); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("groupWindows(%v, %d, %d) = %v, want %v", tt.sizes, tt.max, tt.n, got, tt.want)
+		}
 	}
 }

@@ -284,21 +284,16 @@ func (s *Sealer) sealHourChunk(ctx context.Context, ch interval) error {
 	}
 	base := newSealBase()
 	var recs []sealRecord
-	sub, events := ch.from, uint64(0)
+	var sizes []uint64
 	for h := ch.from; h < ch.to; h += 3600 {
 		recs = append(recs, sealRecord{tier: tierHour, start: h, id: base + uint64((h-ch.from)/3600), span: spans[h]})
-		n := spans[h].events
-		if events > 0 && events+n > s.cfg.ChunkEvents {
-			if err := s.insertHours(ctx, interval{sub, h}, base+uint64((sub-ch.from)/3600)); err != nil {
-				return err
-			}
-			sub, events = h, 0
-		}
-		events += n
+		sizes = append(sizes, spans[h].events)
 	}
-	if events > 0 {
-		if err := s.insertHours(ctx, interval{sub, ch.to}, base+uint64((sub-ch.from)/3600)); err != nil {
-			return err
+	for _, g := range groupWindows(sizes, s.cfg.ChunkEvents, len(sizes)) {
+		from := ch.from + int64(g.first)*3600
+		sub := interval{from, from + int64(g.n)*3600}
+		if err := s.insertPieces(ctx, g.events, func(p piece) (string, []any) { return sealHoursSQL(sub, base+uint64(g.first), p) }); err != nil {
+			return fmt.Errorf("seal usage hours: %w", err)
 		}
 	}
 	if s.crash != nil {
@@ -309,12 +304,65 @@ func (s *Sealer) sealHourChunk(ctx context.Context, ch interval) error {
 	return s.record(ctx, recs)
 }
 
-// insertHours inserts the tier 1 rows of the hours of ch, the first under
-// seal id base.
-func (s *Sealer) insertHours(ctx context.Context, ch interval, base uint64) error {
-	q, args := sealHoursSQL(ch, base)
-	if err := s.store.conn.Exec(ctx, q, args...); err != nil {
-		return fmt.Errorf("seal usage hours: %w", err)
+// windowGroup is a run of consecutive windows inserted together: the
+// index of the first, how many, and their events.
+type windowGroup struct {
+	first, n int
+	events   uint64
+}
+
+// groupWindows splits consecutive windows of the given sizes (events) into
+// runs of at most maxWindows holding at most maxEvents events together; a
+// window above maxEvents is a run of its own. Empty runs are left out.
+func groupWindows(sizes []uint64, maxEvents uint64, maxWindows int) []windowGroup {
+	var out []windowGroup
+	cur := windowGroup{}
+	for i, n := range sizes {
+		if cur.n > 0 && (cur.events+n > maxEvents || cur.n == maxWindows) {
+			if cur.events > 0 {
+				out = append(out, cur)
+			}
+			cur = windowGroup{first: i}
+		}
+		if cur.n == 0 {
+			cur.first = i
+		}
+		cur.n++
+		cur.events += n
+	}
+	if cur.events > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// piece is one of k parts of a rollup insert, by a hash of the customer
+// (k = 1: all of it).
+type piece struct{ i, k uint64 }
+
+// pieceSQL is the condition selecting a piece's customers.
+func pieceSQL(p piece) (string, []any) {
+	if p.k <= 1 {
+		return "", nil
+	}
+	return " AND cityHash64(customer_id) % ? = ?", []any{p.k, p.i}
+}
+
+// insertPieces runs a rollup insert of events events in as many pieces (by
+// customer) as keep each at most ChunkEvents events: one GROUP BY of
+// bounded size per statement, whatever the ingest rate. The pieces share
+// their seal ids; the seal is recorded only after all of them, so pieces
+// of a sealing that stopped half-way are never counted.
+func (s *Sealer) insertPieces(ctx context.Context, events uint64, sql func(piece) (string, []any)) error {
+	if events == 0 {
+		return nil
+	}
+	k := (events + s.cfg.ChunkEvents - 1) / s.cfg.ChunkEvents
+	for i := uint64(0); i < k; i++ {
+		q, args := sql(piece{i, k})
+		if err := s.store.conn.Exec(ctx, q, args...); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -334,42 +382,46 @@ func hourSpansSQL(ch interval) (string, []any) {
 // window, seal id and event bucket.
 const rollupColumns = "customer_id, country, category, pricing_type, pricing_model, quantity, events, last_ingested"
 
-// sealHoursSQL builds tier 1 from the raw events of the ingest hours of ch:
-// per (ingest hour, event hour, dimensions) the sum of quantities, the
-// count of events and the latest stamp, under seal id base + the hour's
-// index in ch.
-func sealHoursSQL(ch interval, base uint64) (string, []any) {
+// sealHoursSQL builds tier 1 from the raw events of the ingest hours of ch
+// (the customers of piece p): per (ingest hour, event hour, dimensions)
+// the sum of quantities, the count of events and the latest stamp, under
+// seal id base + the hour's index in ch.
+func sealHoursSQL(ch interval, base uint64, p piece) (string, []any) {
+	cond, pargs := pieceSQL(p)
 	return "INSERT INTO usage_hourly (ingest_hour, seal_id, event_hour, " + rollupColumns + ")" +
 			" SELECT toUInt32(intDiv(toUInt32(ingested_at), 3600) * 3600) AS ih, toUInt64(?) + intDiv(ih - ?, 3600), toUInt32(intDiv(toUInt32(time), 3600) * 3600) AS eh," +
 			" customer_id, country, category, pricing_type, pricing_model, sum(quantity), count(), max(ingested_at)" +
-			" FROM events WHERE ingested_at >= toDateTime(?) AND ingested_at < toDateTime(?)" +
+			" FROM events WHERE ingested_at >= toDateTime(?) AND ingested_at < toDateTime(?)" + cond +
 			" GROUP BY ih, eh, customer_id, country, category, pricing_type, pricing_model",
-		[]any{base, ch.from, ch.from, ch.to}
+		append([]any{base, ch.from, ch.from, ch.to}, pargs...)
 }
 
-// sealDaysSQL builds tier 2 for the ingest days of ch from the tier 1 rows
-// of their hours' recorded seals (the least id of each hour), under seal id
-// base + the day's index in ch.
-func sealDaysSQL(ch interval, base uint64) (string, []any) {
+// sealDaysSQL builds tier 2 for the ingest days of ch (the customers of
+// piece p) from the tier 1 rows of their hours' recorded seals (the least
+// id of each hour), under seal id base + the day's index in ch.
+func sealDaysSQL(ch interval, base uint64, p piece) (string, []any) {
+	cond, pargs := pieceSQL(p)
 	return "INSERT INTO usage_daily (ingest_day, seal_id, event_day, " + rollupColumns + ")" +
 			" SELECT toUInt32(intDiv(toUInt32(ingest_hour), 86400) * 86400) AS id, toUInt64(?) + intDiv(id - ?, 86400), toUInt32(intDiv(toUInt32(event_hour), 86400) * 86400) AS ed," +
 			" customer_id, country, category, pricing_type, pricing_model, sum(quantity), sum(events), max(last_ingested)" +
 			" FROM usage_hourly WHERE ingest_hour >= toDateTime(?) AND ingest_hour < toDateTime(?)" +
-			" AND seal_id IN (SELECT min(seal_id) FROM usage_seals WHERE tier = 1 AND ingest_start >= toDateTime(?) AND ingest_start < toDateTime(?) GROUP BY ingest_start)" +
+			" AND seal_id IN (SELECT min(seal_id) FROM usage_seals WHERE tier = 1 AND ingest_start >= toDateTime(?) AND ingest_start < toDateTime(?) GROUP BY ingest_start)" + cond +
 			" GROUP BY id, ed, customer_id, country, category, pricing_type, pricing_model",
-		[]any{base, ch.from, ch.from, ch.to, ch.from, ch.to}
+		append([]any{base, ch.from, ch.from, ch.to, ch.from, ch.to}, pargs...)
 }
 
-// sealMonthSQL builds tier 3 for the ingest month [from, to) from the tier
-// 2 rows of its days' recorded seals, under seal id id.
-func sealMonthSQL(from, to int64, id uint64) (string, []any) {
+// sealMonthSQL builds tier 3 for the ingest month [from, to) (the
+// customers of piece p) from the tier 2 rows of its days' recorded seals,
+// under seal id id.
+func sealMonthSQL(from, to int64, id uint64, p piece) (string, []any) {
+	cond, pargs := pieceSQL(p)
 	return "INSERT INTO usage_monthly (ingest_month, seal_id, event_month, " + rollupColumns + ")" +
 			" SELECT toDateTime(?), toUInt64(?), toYYYYMM(event_day) AS em," +
 			" customer_id, country, category, pricing_type, pricing_model, sum(quantity), sum(events), max(last_ingested)" +
 			" FROM usage_daily WHERE ingest_day >= toDateTime(?) AND ingest_day < toDateTime(?)" +
-			" AND seal_id IN (SELECT min(seal_id) FROM usage_seals WHERE tier = 2 AND ingest_start >= toDateTime(?) AND ingest_start < toDateTime(?) GROUP BY ingest_start)" +
+			" AND seal_id IN (SELECT min(seal_id) FROM usage_seals WHERE tier = 2 AND ingest_start >= toDateTime(?) AND ingest_start < toDateTime(?) GROUP BY ingest_start)" + cond +
 			" GROUP BY em, customer_id, country, category, pricing_type, pricing_model",
-		[]any{from, id, from, to, from, to}
+		append([]any{from, id, from, to, from, to}, pargs...)
 }
 
 // sealDays seals, in chunks of consecutive days, every unsealed day from
@@ -405,25 +457,24 @@ func (s *Sealer) sealDays(ctx context.Context, origin int64) (int, error) {
 	return n, nil
 }
 
-// sealDayChunk seals consecutive days (their spans known) with one insert
-// from tier 1 and records them.
+// sealDayChunk seals consecutive days (their spans known) from tier 1,
+// in runs of at most ChunkEvents events per insert, and records them.
 func (s *Sealer) sealDayChunk(ctx context.Context, days []sealRecord) error {
-	ch := interval{days[0].start, days[len(days)-1].start + 86400}
 	base := newSealBase()
 	recs := make([]sealRecord, len(days))
-	var events uint64
+	sizes := make([]uint64, len(days))
 	for k, d := range days {
 		recs[k] = sealRecord{tier: tierDay, start: d.start, id: base + uint64(k), span: d.span}
-		events += d.span.events
+		sizes[k] = d.span.events
 	}
-	if events > 0 {
-		q, args := sealDaysSQL(ch, base)
-		if err := s.store.conn.Exec(ctx, q, args...); err != nil {
+	for _, g := range groupWindows(sizes, s.cfg.ChunkEvents, len(days)) {
+		sub := interval{days[g.first].start, days[g.first].start + int64(g.n)*86400}
+		if err := s.insertPieces(ctx, g.events, func(p piece) (string, []any) { return sealDaysSQL(sub, base+uint64(g.first), p) }); err != nil {
 			return fmt.Errorf("seal usage days: %w", err)
 		}
 	}
 	if s.crash != nil {
-		if err := s.crash(tierDay, ch.from, ch.to); err != nil {
+		if err := s.crash(tierDay, days[0].start, days[len(days)-1].start+86400); err != nil {
 			return err
 		}
 	}
@@ -459,11 +510,8 @@ func (s *Sealer) sealMonths(ctx context.Context, origin int64) (int, error) {
 func (s *Sealer) sealMonth(ctx context.Context, m sealRecord) error {
 	m.id = newSealBase()
 	end := tierMonth.next(m.start)
-	if m.span.events > 0 {
-		q, args := sealMonthSQL(m.start, end, m.id)
-		if err := s.store.conn.Exec(ctx, q, args...); err != nil {
-			return fmt.Errorf("seal usage months: %w", err)
-		}
+	if err := s.insertPieces(ctx, m.span.events, func(p piece) (string, []any) { return sealMonthSQL(m.start, end, m.id, p) }); err != nil {
+		return fmt.Errorf("seal usage months: %w", err)
 	}
 	if s.crash != nil {
 		if err := s.crash(tierMonth, m.start, end); err != nil {
