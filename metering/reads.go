@@ -339,24 +339,32 @@ func (s *CHStore) Summary(ctx context.Context, q SummaryQuery) ([]UsageRow, erro
 	return out, nil
 }
 
-// seriesSpec is the read of a book-wide (or one customer's) series.
-func seriesSpec(q SeriesQuery) (readSpec, error) {
+// Validate checks a series query: a known window, at most one of country
+// or category, and a range of whole hours.
+func (q SeriesQuery) Validate() error {
 	var errs []error
 	switch q.Window {
 	case Hour, Day, Month:
 	default:
 		errs = append(errs, fmt.Errorf("window %q is not hour, day or month", q.Window))
 	}
-	var cols []string
 	if q.GroupBy != "" {
-		var err error
-		if cols, err = dimColumns([]Dimension{q.GroupBy}, ByCountry, ByCategory); err != nil {
+		if _, err := dimColumns([]Dimension{q.GroupBy}, ByCountry, ByCategory); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	errs = append(errs, checkRange(q.From, q.To))
-	if err := errors.Join(errs...); err != nil {
+	return errors.Join(errs...)
+}
+
+// seriesSpec is the read of a book-wide (or one customer's) series.
+func seriesSpec(q SeriesQuery) (readSpec, error) {
+	if err := q.Validate(); err != nil {
 		return readSpec{}, postage.Errorf(postage.EINVALID, "usage series: %s", joinLines(err))
+	}
+	var cols []string
+	if q.GroupBy != "" {
+		cols, _ = dimColumns([]Dimension{q.GroupBy}, ByCountry, ByCategory)
 	}
 	spec := readSpec{eventFrom: q.From.Unix(), eventTo: q.To.Unix(), ingestFrom: openFrom, ingestTo: openTo, bucket: q.Window, dims: cols, order: true}
 	if q.CustomerID != "" {
