@@ -19,7 +19,7 @@ import (
 
 // The differential test of the usage reads: random streams of events go
 // through the Ingester (new events, re-sends, conflicts, late events, month
-// edges, restarts) over several ingest hours and days while the sealer
+// edges, restarts, inserts that half landed before a crash) over several ingest hours and days while the sealer
 // runs at random moments (now and then crashing between a rollup insert
 // and its seal, now and then sealing a window a second time), and at many
 // moments every read is compared with the same question answered in Go
@@ -265,7 +265,7 @@ func differential(t *testing.T, seed uint64) {
 	in := newIngester()
 	defer func() { in.Close() }()
 	gen := &streamGen{rng: rng}
-	var crashes, reseals, passes int
+	var crashes, reseals, passes, crashedInserts int
 
 	check := func(step int) {
 		t.Helper()
@@ -396,7 +396,27 @@ func differential(t *testing.T, seed uint64) {
 			in.Close()
 			in = newIngester()
 		}
+		before := len(gen.sent)
 		batch := gen.batch(clock.Now())
+		if rng.IntN(8) == 0 {
+			// A crash mid-insert: some of the batch's new events landed,
+			// stamped as their flush stamped them, and the process died
+			// before answering; a new process gets the whole batch again.
+			var landed []Event
+			for _, e := range gen.sent[before:] {
+				if rng.IntN(2) == 0 {
+					e.IngestedAt = clock.Now().UTC().Truncate(time.Second)
+					landed = append(landed, e)
+				}
+			}
+			if err := store.Insert(ctx, landed); err != nil {
+				t.Fatal(err)
+			}
+			in.Close()
+			in = newIngester()
+			crashedInserts++
+			clock.advance(time.Duration(rng.IntN(90)) * time.Second)
+		}
 		var sealErr error
 		var wg sync.WaitGroup
 		sealNow := rng.IntN(3) == 0
@@ -443,6 +463,11 @@ func differential(t *testing.T, seed uint64) {
 			break
 		}
 	}
+	for range 3 { // windows sealed twice once everything is sealed, whatever happened before
+		if resealRandom(t, sealer, rng) {
+			reseals++
+		}
+	}
 	check(steps)
 	store.RawOnly(true)
 	check(steps + 1)
@@ -469,20 +494,27 @@ func differential(t *testing.T, seed uint64) {
 	if err := env.CH.QueryRow(ctx, "SELECT count() FROM usage_hourly WHERE seal_id NOT IN (SELECT seal_id FROM usage_seals)").Scan(&orphans); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("seed %d: %d events, %d seal passes, %d crashed mid-seal (%d rollup rows left unrecorded), %d windows sealed twice, windows sealed per tier %v",
-		seed, gen.n, passes, crashes, orphans, reseals, sealed)
+	t.Logf("seed %d: %d events, %d seal passes, %d crashed mid-seal (%d rollup rows left unrecorded), %d windows sealed twice, %d inserts crashed half landed, windows sealed per tier %v",
+		seed, gen.n, passes, crashes, orphans, reseals, crashedInserts, sealed)
 }
 
-// resealRandom seals one already sealed window (hour, day or month) again,
-// as a second process would: its rows and its seal are recorded beside the
-// first ones.
+// resealRandom seals one already sealed window holding events (hour, day
+// or month) again, as a second process would: its rows and its seal are
+// recorded beside the first ones.
 func resealRandom(t *testing.T, s *Sealer, rng *rand.Rand) bool {
 	t.Helper()
 	ctx := context.Background()
 	c := s.store.cat
 	tr := tier(1 + rng.IntN(3))
 	c.mu.RLock()
-	starts := slices.Clone(c.starts[tr])
+	// Windows holding events: a second seal of an empty one would show
+	// nothing if it were counted twice.
+	var starts []int64
+	for _, w := range c.starts[tr] {
+		if c.spans[tr][w].events > 0 {
+			starts = append(starts, w)
+		}
+	}
 	var span sealSpan
 	var w int64
 	if len(starts) > 0 {
