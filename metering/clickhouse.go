@@ -180,6 +180,7 @@ func (s *CHStore) RunningInserts(ctx context.Context, prefix string) ([]string, 
 	}
 	return ids, nil
 }
+
 // Conflicts lists up to limit events of the month that are stored more
 // than once (see conflictsSQL): an audit for operators, empty while the
 // look-up's invariant holds.

@@ -98,7 +98,7 @@ func runUsageBench(ctx context.Context, out io.Writer, o usageBenchOpts) error {
 	logf("filled %d events in %s (%.0f events/s); sealed %d hours, %d days, %d months in %s (%.0f events/s)",
 		fr.Inserted, fr.Insert.Round(time.Second), float64(fr.Inserted)/fr.Insert.Seconds(), fr.Sealed.Hours, fr.Sealed.Days, fr.Sealed.Months,
 		fr.Seal.Round(time.Second), float64(fr.Rows)/fr.Seal.Seconds())
-	settleMerges(ctx, a, 2*time.Minute)
+	settleAllMerges(ctx, a, 2*time.Minute)
 	disk, err := diskUsed(ctx, a)
 	if err != nil {
 		return err
@@ -257,9 +257,9 @@ func loadAverage() string {
 	return strings.Join(f[:3], " / ")
 }
 
-// settleMerges waits (at most limit) for the background merges of the
+// settleAllMerges waits (at most limit) for the background merges of the
 // bench database to end, as they would between bulk arrivals.
-func settleMerges(ctx context.Context, a *app.App, limit time.Duration) {
+func settleAllMerges(ctx context.Context, a *app.App, limit time.Duration) {
 	t0 := time.Now()
 	for time.Since(t0) < limit {
 		var merging uint64
