@@ -11,10 +11,12 @@ import (
 	"postage/metering/keyindex"
 )
 
-// CHStore is the ClickHouse event store: the events table of migration
-// 0020_events.sql, written by the Ingester and read by usage queries.
+// CHStore is the ClickHouse event store: the events table (written by the
+// Ingester) and the usage rollups (written by the Sealer), read by usage
+// queries (reads.go).
 type CHStore struct {
 	conn driver.Conn
+	reads
 }
 
 var (
@@ -24,7 +26,9 @@ var (
 
 // NewCHStore returns a store on a native-protocol ClickHouse connection
 // whose default database holds the events table.
-func NewCHStore(conn driver.Conn) *CHStore { return &CHStore{conn: conn} }
+func NewCHStore(conn driver.Conn) *CHStore {
+	return &CHStore{conn: conn, reads: newReads()}
+}
 
 // insertBlockRows is the size of the blocks Insert sends.
 const insertBlockRows = 4096
@@ -175,191 +179,6 @@ func (s *CHStore) RunningInserts(ctx context.Context, prefix string) ([]string, 
 		return nil, fmt.Errorf("list running inserts: %w", err)
 	}
 	return ids, nil
-}
-
-// Usage implements Usage.
-func (s *CHStore) Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error) {
-	query, args, err := usageSQL(q)
-	if err != nil {
-		return nil, err
-	}
-	cols, _ := dimColumns(q.GroupBy, ByCountry, ByCategory)
-	rows, err := s.conn.Query(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query usage of %s: %w", q.CustomerID, err)
-	}
-	defer rows.Close()
-	var out []UsageRow
-	for rows.Next() {
-		r := UsageRow{CustomerID: q.CustomerID}
-		dest := []any{nil}
-		var b32 uint32
-		var b64 uint64
-		if q.Window == Month {
-			dest[0] = &b32
-		} else {
-			dest[0] = &b64
-		}
-		dest = append(dest, dimDest(&r, cols)...)
-		dest = append(dest, &r.Quantity, &r.Events)
-		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("query usage of %s: %w", q.CustomerID, err)
-		}
-		if q.Window == Month {
-			r.Start = time.Date(int(b32/100), time.Month(b32%100), 1, 0, 0, 0, 0, time.UTC)
-		} else {
-			r.Start = time.Unix(int64(b64), 0).UTC()
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query usage of %s: %w", q.CustomerID, err)
-	}
-	return out, nil
-}
-
-func dimDest(r *UsageRow, cols []string) []any {
-	var d []any
-	for _, c := range cols {
-		switch c {
-		case "customer_id":
-			d = append(d, &r.CustomerID)
-		case "country":
-			d = append(d, &r.Country)
-		case "category":
-			d = append(d, &r.Category)
-		}
-	}
-	return d
-}
-
-// Summary implements Usage.
-func (s *CHStore) Summary(ctx context.Context, q SummaryQuery) ([]UsageRow, error) {
-	query, args, err := summarySQL(q)
-	if err != nil {
-		return nil, err
-	}
-	cols, _ := dimColumns(q.GroupBy, ByCustomer, ByCountry, ByCategory)
-	rows, err := s.conn.Query(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query usage summary: %w", err)
-	}
-	defer rows.Close()
-	start := MonthStart(q.Month)
-	var out []UsageRow
-	for rows.Next() {
-		r := UsageRow{Start: start}
-		dest := append(dimDest(&r, cols), &r.Quantity, &r.Events)
-		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("query usage summary: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("query usage summary: %w", err)
-	}
-	return out, nil
-}
-
-// CustomerMonth implements Usage.
-func (s *CHStore) CustomerMonth(ctx context.Context, customerID string, month, asOf time.Time) ([]Aggregate, error) {
-	return s.MonthlyAggregates(ctx, month, asOf, customerID)
-}
-
-// LateIngested implements Usage.
-func (s *CHStore) LateIngested(ctx context.Context, month, after, upTo time.Time) (map[string]time.Time, error) {
-	q, args := lateSQL(month, after, upTo)
-	rows, err := s.conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query late events: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]time.Time{}
-	for rows.Next() {
-		var c string
-		var ts uint32
-		if err := rows.Scan(&c, &ts); err != nil {
-			return nil, fmt.Errorf("query late events: %w", err)
-		}
-		out[c] = time.Unix(int64(ts), 0).UTC()
-	}
-	return out, rows.Err()
-}
-
-// internedString scans a string column into *s, one string per distinct
-// value (encoding.BinaryUnmarshaler: the driver hands over the value's
-// bytes, and for a FixedString makes no string of its own).
-type internedString struct {
-	s      *string
-	intern map[string]string
-}
-
-func (d *internedString) UnmarshalBinary(b []byte) error {
-	if v, ok := d.intern[string(b)]; ok { // no allocation for the look-up
-		*d.s = v
-		return nil
-	}
-	v := string(b)
-	d.intern[v] = v
-	*d.s = v
-	return nil
-}
-
-// aggregates runs a monthly aggregate query and hands fn each row as it
-// arrives (the *Aggregate is reused: fn copies what it keeps). A month of
-// every customer is 600,000 rows: streaming them spares callers that group
-// them anyway a slice that grows, and is copied, up to 40 MB.
-func (s *CHStore) aggregates(ctx context.Context, q string, args []any, fn func(*Aggregate) error) error {
-	rows, err := s.conn.Query(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("query monthly aggregates: %w", err)
-	}
-	defer rows.Close()
-	// There are a few hundred countries and categories: one string of
-	// each is kept (interned), so a month of 600,000 rows holds 1.2 million
-	// strings fewer, and callers comparing them mostly compare pointers.
-	// Countries (FixedString) are interned straight from the column's
-	// bytes, without a string per row; the driver makes a string of every
-	// category (String) before handing over its bytes. (Customer ids, 50,000 in 600,000 rows, cost
-	// more to intern than they save: the look-ups miss the cache.)
-	intern := map[string]string{}
-	var a Aggregate
-	country := internedString{s: &a.Country, intern: intern}
-	category := internedString{s: &a.Category, intern: intern}
-	ptype := internedString{s: &a.PricingType, intern: intern}
-	pmodel := internedString{s: &a.PricingModel, intern: intern}
-	dest := []any{&a.CustomerID, &country, &category, &ptype, &pmodel, &a.Quantity, &a.Events} // one slice for every row
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return fmt.Errorf("query monthly aggregates: %w", err)
-		}
-		if err := fn(&a); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("query monthly aggregates: %w", err)
-	}
-	return nil
-}
-
-// CustomersWithUsage implements Usage.
-func (s *CHStore) CustomersWithUsage(ctx context.Context, month time.Time) ([]string, error) {
-	q, args := customersSQL(month)
-	rows, err := s.conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query customers with usage: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, fmt.Errorf("query customers with usage: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
 }
 
 // Conflicts lists up to limit events of the month that are stored more

@@ -46,6 +46,15 @@ func dailySQL(month, asOf time.Time, customers []string) (string, []any) {
 	return b.String(), args
 }
 
+// asOfPrewhere returns the PREWHERE clause (and its argument) counting only
+// events ingested at or before asOf, or nothing for a zero asOf.
+func asOfPrewhere(asOf time.Time) (string, []any) {
+	if asOf.IsZero() {
+		return "", nil
+	}
+	return " PREWHERE ingested_at <= toDateTime(?)", []any{asOf.Unix()}
+}
+
 // EachDailyAggregate implements Usage.
 func (s *CHStore) EachDailyAggregate(ctx context.Context, month, asOf time.Time, customers []string, fn func(*DayAggregate) error) error {
 	q, args := dailySQL(month, asOf, customers)

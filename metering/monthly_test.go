@@ -9,31 +9,6 @@ import (
 	"postage/internal/testenv"
 )
 
-func TestMonthlySQL(t *testing.T) {
-	oct := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
-	cut := time.Unix(1000, 0)
-	tests := []struct {
-		name      string
-		asOf      time.Time
-		customers []string
-		want      string
-		nargs     int
-	}{
-		{"all", time.Time{}, nil,
-			"SELECT customer_id, country, category, pricing_type, pricing_model, sum(quantity) AS quantity, count() AS events FROM events WHERE time >= toDateTime(?) AND time < toDateTime(?) GROUP BY customer_id, country, category, pricing_type, pricing_model", 2},
-		{"cut-off", cut, nil,
-			"SELECT customer_id, country, category, pricing_type, pricing_model, sum(quantity) AS quantity, count() AS events FROM events PREWHERE ingested_at <= toDateTime(?) WHERE time >= toDateTime(?) AND time < toDateTime(?) GROUP BY customer_id, country, category, pricing_type, pricing_model", 3},
-		{"customers", cut, []string{"a", "b"},
-			"SELECT customer_id, country, category, pricing_type, pricing_model, sum(quantity) AS quantity, count() AS events FROM events PREWHERE ingested_at <= toDateTime(?) WHERE time >= toDateTime(?) AND time < toDateTime(?) AND customer_id IN (?, ?) GROUP BY customer_id, country, category, pricing_type, pricing_model", 5},
-	}
-	for _, tt := range tests {
-		got, args := monthlySQL(oct, tt.asOf, tt.customers)
-		if got != tt.want || len(args) != tt.nargs {
-			t.Errorf("%s:\n got %s %v\nwant %s (%d args)", tt.name, got, args, tt.want, tt.nargs)
-		}
-	}
-}
-
 // The month read sums what the Ingester stored, split by pricing type,
 // counts only events ingested at or before the cut-off, and stops at a
 // callback's error.

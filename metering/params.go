@@ -20,8 +20,10 @@ type UsageParams struct {
 
 // ParseUsageQuery validates p, listing every problem, and returns the
 // query: from defaults to the start of now's month, to to a month after
-// from, and the range may be at most maxRange (0: unlimited). The API and
-// the CLI both build their queries here.
+// from, both must be whole hours (UTC; usage is counted per hour, and a
+// time inside an hour is an error naming the hour to use, not rounded), and
+// the range may be at most maxRange (0: unlimited). The API and the CLI
+// both build their queries here.
 func ParseUsageQuery(p UsageParams, now time.Time, maxRange time.Duration) (UsageQuery, error) {
 	q := UsageQuery{CustomerID: p.Customer, Window: Day, From: MonthStart(now)}
 	var errs []error
@@ -50,8 +52,8 @@ func ParseUsageQuery(p UsageParams, now time.Time, maxRange time.Duration) (Usag
 	if err := errors.Join(errs...); err != nil {
 		return q, postage.Errorf(postage.EINVALID, "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
-	if !q.To.After(q.From) {
-		return q, postage.Errorf(postage.EINVALID, "to must be after from")
+	if err := checkRange(q.From, q.To); err != nil {
+		return q, postage.Errorf(postage.EINVALID, "%s", joinLines(err))
 	}
 	if maxRange > 0 && q.To.Sub(q.From) > maxRange {
 		return q, postage.Errorf(postage.EINVALID, "range from %s to %s is longer than the maximum of %s", q.From.Format(time.RFC3339), q.To.Format(time.RFC3339), maxRange)

@@ -2,43 +2,38 @@ package metering
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"postage"
 )
 
-func TestUsageSQL(t *testing.T) {
+func TestUsageSpec(t *testing.T) {
 	from := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
 	to := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	asOf := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
-	tests := []struct {
-		q     UsageQuery
-		query string
-		args  []any
+	asOf := time.Date(2026, 11, 2, 0, 0, 30, 0, time.UTC)
+	got, err := usageSpec(UsageQuery{CustomerID: "c1", From: from, To: to, Window: Month, GroupBy: []Dimension{ByCategory, ByCountry}, AsOf: asOf})
+	want := readSpec{eventFrom: from.Unix(), eventTo: to.Unix(), ingestFrom: openFrom, ingestTo: asOf.Unix() + 1,
+		bucket: Month, dims: []string{"country", "category"}, customers: []string{"c1"}, order: true}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v %v\nwant %+v", got, err, want)
+	}
+	bad := []struct {
+		q    UsageQuery
+		want string
 	}{
-		{UsageQuery{CustomerID: "c1", From: from, To: to, Window: Day},
-			"SELECT intDiv(toUInt32(time), 86400) * 86400 AS bucket, sum(quantity) AS quantity, count() AS events FROM events WHERE customer_id = ? AND time >= toDateTime(?) AND time < toDateTime(?) GROUP BY bucket ORDER BY bucket",
-			[]any{"c1", from.Unix(), to.Unix()}},
-		{UsageQuery{CustomerID: "c1", From: from, To: to, Window: Month, GroupBy: []Dimension{ByCategory, ByCountry}, AsOf: asOf},
-			"SELECT toYYYYMM(time) AS bucket, country, category, sum(quantity) AS quantity, count() AS events FROM events PREWHERE ingested_at <= toDateTime(?) WHERE customer_id = ? AND time >= toDateTime(?) AND time < toDateTime(?) GROUP BY bucket, country, category ORDER BY bucket, country, category",
-			[]any{asOf.Unix(), "c1", from.Unix(), to.Unix()}},
-		{UsageQuery{CustomerID: "c1", From: from, To: to, Window: Hour, GroupBy: []Dimension{ByCountry}},
-			"SELECT intDiv(toUInt32(time), 3600) * 3600 AS bucket, country, sum(quantity) AS quantity, count() AS events FROM events WHERE customer_id = ? AND time >= toDateTime(?) AND time < toDateTime(?) GROUP BY bucket, country ORDER BY bucket, country",
-			[]any{"c1", from.Unix(), to.Unix()}},
+		{UsageQuery{From: from, To: to, Window: "week"}, `window "week"`},
+		{UsageQuery{From: from, To: to, Window: Day, GroupBy: []Dimension{ByCustomer}}, `cannot group by "customer"`},
+		{UsageQuery{From: from.Add(30 * time.Minute), To: to.Add(time.Second), Window: Day},
+			"from 2026-10-01T00:30:00Z is not a whole hour (UTC): usage is counted per hour, use 2026-10-01T00:00:00Z; to 2026-11-01T00:00:01Z is not a whole hour"},
+		{UsageQuery{From: to, To: from, Window: Day}, "to must be after from"},
 	}
-	for _, tt := range tests {
-		q, args, err := usageSQL(tt.q)
-		if err != nil {
-			t.Fatal(err)
+	for _, tt := range bad {
+		_, err := usageSpec(tt.q)
+		if postage.ErrorCode(err) != postage.EINVALID || !strings.Contains(postage.ErrorMessage(err), tt.want) {
+			t.Errorf("%+v: got %v, want invalid with %q", tt.q, err, tt.want)
 		}
-		if q != tt.query || !reflect.DeepEqual(args, tt.args) {
-			t.Errorf("usageSQL(%+v)\n got %s %v\nwant %s %v", tt.q, q, args, tt.query, tt.args)
-		}
-	}
-	if _, _, err := usageSQL(UsageQuery{Window: "week"}); err == nil {
-		t.Error("week window accepted")
-	}
-	if _, _, err := usageSQL(UsageQuery{Window: Day, GroupBy: []Dimension{ByCustomer}}); err == nil {
-		t.Error("customer grouping of one customer's usage accepted")
 	}
 }
 
@@ -73,25 +68,33 @@ func TestStoredKeysSQL(t *testing.T) {
 	}
 }
 
-func TestAggregateSQL(t *testing.T) {
+func TestAggregateSpecs(t *testing.T) {
 	m := time.Date(2026, 10, 17, 5, 0, 0, 0, time.UTC)
 	from, to := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC).Unix(), time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Unix()
-	// The cut-off is a PREWHERE.
-	q, args, err := summarySQL(SummaryQuery{Month: m, GroupBy: []Dimension{ByCategory}, AsOf: time.Unix(1000, 0)})
-	want := "SELECT category, sum(quantity) AS quantity, count() AS events FROM events PREWHERE ingested_at <= toDateTime(?) WHERE time >= toDateTime(?) AND time < toDateTime(?) GROUP BY category ORDER BY category"
-	if err != nil || q != want || !reflect.DeepEqual(args, []any{int64(1000), from, to}) {
-		t.Errorf("got %s %v %v", q, args, err)
+	got, err := summarySpec(SummaryQuery{Month: m, GroupBy: []Dimension{ByCountry, ByCustomer}, AsOf: time.Unix(1000, 0)})
+	want := readSpec{eventFrom: from, eventTo: to, ingestFrom: openFrom, ingestTo: 1001, dims: []string{"customer_id", "country"}, order: true}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("summary: got %+v %v", got, err)
 	}
-	q, _, err = summarySQL(SummaryQuery{Month: m, GroupBy: []Dimension{ByCountry, ByCustomer}})
-	want = "SELECT customer_id, country, sum(quantity) AS quantity, count() AS events FROM events WHERE time >= toDateTime(?) AND time < toDateTime(?) GROUP BY customer_id, country ORDER BY customer_id, country"
-	if err != nil || q != want {
-		t.Errorf("got %s %v", q, err)
+	if _, err := summarySpec(SummaryQuery{Month: m}); postage.ErrorCode(err) != postage.EINVALID {
+		t.Errorf("summary without dimension: %v", err)
 	}
-	if _, _, err := summarySQL(SummaryQuery{Month: m}); err == nil {
-		t.Error("summary without dimension accepted")
+	if got, want := customersSpec(m), (readSpec{eventFrom: from, eventTo: to, ingestFrom: openFrom, ingestTo: openTo, dims: []string{"customer_id"}, order: true}); !reflect.DeepEqual(got, want) {
+		t.Errorf("customers: got %+v", got)
 	}
-	q, _ = customersSQL(m)
-	if q != "SELECT DISTINCT customer_id FROM events WHERE time >= toDateTime(?) AND time < toDateTime(?) ORDER BY customer_id" {
-		t.Errorf("got %s", q)
+	after, upTo := time.Unix(2000, 0), time.Unix(3000, 0)
+	if got, want := lateSpec(m, after, upTo), (readSpec{eventFrom: from, eventTo: to, ingestFrom: 2001, ingestTo: 3001, dims: []string{"customer_id"}, last: true}); !reflect.DeepEqual(got, want) {
+		t.Errorf("late: got %+v", got)
+	}
+	if got, want := monthlySpec(m, time.Time{}, []string{"a"}), (readSpec{eventFrom: from, eventTo: to, ingestFrom: openFrom, ingestTo: openTo, dims: dimOrder, customers: []string{"a"}}); !reflect.DeepEqual(got, want) {
+		t.Errorf("monthly: got %+v", got)
+	}
+	sq := SeriesQuery{From: time.Unix(from, 0), To: time.Unix(to, 0), Window: Day, GroupBy: ByCategory}
+	if got, err := seriesSpec(sq); err != nil || !reflect.DeepEqual(got, readSpec{eventFrom: from, eventTo: to, ingestFrom: openFrom, ingestTo: openTo, bucket: Day, dims: []string{"category"}, order: true}) {
+		t.Errorf("series: got %+v %v", got, err)
+	}
+	sq.GroupBy, sq.From = ByCustomer, time.Unix(from+60, 0)
+	if _, err := seriesSpec(sq); postage.ErrorCode(err) != postage.EINVALID || !strings.Contains(err.Error(), "not a whole hour") || !strings.Contains(err.Error(), "cannot group by") {
+		t.Errorf("bad series: %v", err)
 	}
 }

@@ -65,7 +65,11 @@ const (
 )
 
 // UsageQuery asks for one customer's usage in [From, To), bucketed by Window
-// and grouped by GroupBy (country and/or category).
+// and grouped by GroupBy (country and/or category). From and To are whole
+// hours (UTC): usage is counted per hour, and an unaligned range is an
+// EINVALID error, not rounded (as OpenMeter answers a range not aligned to
+// its window size). A day or month window that the range cuts counts only
+// the range's part of it.
 type UsageQuery struct {
 	CustomerID string
 	From, To   time.Time
@@ -103,9 +107,21 @@ type SummaryQuery struct {
 	AsOf    time.Time
 }
 
+// SeriesQuery asks for the usage of every customer (or of one) in [From,
+// To), whole hours (UTC), bucketed by Window and split by at most one of
+// country or category: the book-wide trend reports draw.
+type SeriesQuery struct {
+	From, To   time.Time
+	Window     Window
+	GroupBy    Dimension // "", ByCountry or ByCategory
+	CustomerID string    // "" for every customer
+}
+
 // Usage answers usage questions exactly: every event counts once, before
-// and after background merges. All months are calendar months in UTC and
-// all ranges are half-open [from, to).
+// and after background merges, whatever the rollups have sealed so far.
+// All months are calendar months in UTC and all ranges are half-open
+// [from, to). It is the one way usage is read: the usage API, the
+// month-to-date bill, invoice runs, late usage, reports and simulations.
 type Usage interface {
 	// Usage returns one customer's usage, bucketed and grouped; empty
 	// buckets are omitted. Rows are ordered by Start, then dimensions.
@@ -139,6 +155,10 @@ type Usage interface {
 	// the month, sorted. Ids that are not customers in PostgreSQL are
 	// unbilled usage (for example "unknown:<phone_number_id>" from webhooks).
 	CustomersWithUsage(ctx context.Context, month time.Time) ([]string, error)
+	// Series returns the usage of every customer (or of q.CustomerID) per
+	// window and, if asked, per country or category, ordered by Start
+	// then the dimension; empty windows are omitted.
+	Series(ctx context.Context, q SeriesQuery) ([]UsageRow, error)
 }
 
 // MonthStart returns the first instant of t's calendar month in UTC.

@@ -46,7 +46,7 @@ func BenchmarkSimulate(b *testing.B) {
 	events := loadBenchBook(b, env, store, n, months)
 
 	svc := &Service{
-		Usage: billing.FromMeter(store), Series: CHSeries{Conn: env.CH},
+		Usage: billing.FromMeter(store), Series: meterSeries{store},
 		Cards: cards, Customers: billingpg.NewCustomerStore(env.PG),
 		Now: func() time.Time { return months[2].End().Add(time.Hour) },
 	}

@@ -42,7 +42,7 @@ type SeriesQuery struct {
 	CustomerID string // "" for every customer
 }
 
-// SeriesSource answers usage series (CHSeries over ClickHouse).
+// SeriesSource answers usage series (metering's Usage.Series).
 type SeriesSource interface {
 	// Series returns exact counts per window (and key) in one query.
 	Series(ctx context.Context, q SeriesQuery) ([]Point, error)

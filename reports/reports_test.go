@@ -130,7 +130,7 @@ func setup(t *testing.T, extra ...use) *world {
 		t.Fatalf("re-send: %v, %v; want a duplicate", st, err)
 	}
 	svc := &Service{
-		Usage: billing.FromMeter(store), Series: CHSeries{Conn: env.CH},
+		Usage: billing.FromMeter(store), Series: meterSeries{store},
 		Cards: cards, Customers: cs,
 		Now: func() time.Time { return now },
 	}
@@ -843,17 +843,6 @@ func TestProject(t *testing.T) {
 		if got := project(tt.q, tt.e, tt.total); got != tt.want {
 			t.Errorf("project(%d, %d, %d) = %d, want %d", tt.q, tt.e, tt.total, got, tt.want)
 		}
-	}
-}
-
-func TestSeriesSQL(t *testing.T) {
-	q, args, err := seriesSQL(SeriesQuery{From: aug.Start(), To: sep.Start(), Window: Day, GroupBy: "country", CustomerID: "acme"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "SELECT toUInt64(intDiv(toUInt32(time), 86400) * 86400) AS bucket, toString(country) AS key, sum(quantity) AS quantity FROM events WHERE customer_id = ? AND time >= toDateTime(?) AND time < toDateTime(?) GROUP BY bucket, key ORDER BY bucket, key"
-	if q != want || fmt.Sprint(args) != fmt.Sprint([]any{"acme", aug.Start().Unix(), sep.Start().Unix()}) {
-		t.Errorf("got %s %v", q, args)
 	}
 }
 

@@ -42,14 +42,15 @@ func newRoot() *cobra.Command {
 		Short: "Benchmarks of postage's goals, each against a baseline measured in the same run",
 		Example: `  make bench                      # every benchmark
   postage-bench ingest --help
-  postage-bench invoices --customers 50000 --events 30000000`,
+  postage-bench invoices --customers 50000 --events 30000000
+  postage-bench usage --fill-rows 100000000`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
-	root.AddCommand(newIngestCmd(), newInvoicesCmd(), newMarginCmd(), newServeCmd())
+	root.AddCommand(newIngestCmd(), newInvoicesCmd(), newMarginCmd(), newUsageCmd(), newServeCmd())
 	return root
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"postage/billing"
+	"postage/internal/app"
 	"postage/internal/testenv"
 	"postage/metering"
 	"postage/pricing"
@@ -50,7 +51,7 @@ func reportEnv(t *testing.T) (*testenv.Env, *reports.Service) {
 	if err := store.Insert(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	return env, &reports.Service{Usage: billing.FromMeter(store), Series: reports.CHSeries{Conn: env.CH}, Cards: cards, Customers: cs}
+	return env, &reports.Service{Usage: billing.FromMeter(store), Series: app.SeriesFromMeter(store), Cards: cards, Customers: cs}
 }
 
 func TestSimulateCommand(t *testing.T) {

@@ -3336,10 +3336,10 @@ type GetCustomersIdPricingParams struct {
 
 // GetCustomersIdUsageParams defines parameters for GetCustomersIdUsage.
 type GetCustomersIdUsageParams struct {
-	// From RFC 3339 time or YYYY-MM-DD (default: first of the current month)
+	// From RFC 3339 time or YYYY-MM-DD, a whole hour in UTC (default: first of the current month)
 	From *string `form:"from,omitempty" json:"from,omitempty"`
 
-	// To RFC 3339 time or YYYY-MM-DD, exclusive (default: from + 1 month)
+	// To RFC 3339 time or YYYY-MM-DD, exclusive, a whole hour in UTC (default: from + 1 month)
 	To *string `form:"to,omitempty" json:"to,omitempty"`
 
 	// Window hour, day (default) or month

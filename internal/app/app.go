@@ -49,10 +49,12 @@ type App struct {
 	KeyCache   *auth.Cached
 	PhoneCache *cache.Phones
 
-	// Metering: the ClickHouse event store (usage queries) and the
-	// group-commit ingester writing to it.
+	// Metering: the ClickHouse event store (usage queries), the
+	// group-commit ingester writing to it and the sealer of its usage
+	// rollups (run by StartJobs in serving processes).
 	Events       *metering.CHStore
 	Ingester     *metering.Ingester
+	Sealer       *metering.Sealer
 	MeterMetrics *metering.Metrics
 	Pricing      *pgstore.Store
 
@@ -151,6 +153,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		Lookback: max(metering.DefaultLookback, cfg.Ingest.Horizon.Duration+31*24*time.Hour),
 	})
 	a.closers = append(a.closers, a.Ingester.Close)
+	// The seal delay (metering.DefaultSealDelay) exceeds the ingester's
+	// flush timeout (30 s) plus the clock skew allowed between replicas.
+	a.Sealer = metering.NewSealer(a.Events, metering.SealerConfig{Now: func() time.Time { return a.Now() }, Log: log})
 	a.Pricing = pgstore.New(pg)
 	a.Pricing.Now = func() time.Time { return a.Now() }
 	if err := a.openBilling(); err != nil {

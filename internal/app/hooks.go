@@ -14,15 +14,26 @@ func (a *App) Seed(ctx context.Context) error {
 	return nil
 }
 
-// StartJobs starts the background work of a serving process: the invoice
-// scheduler, the webhook dispatcher and the usage alert evaluator (the
-// event pipeline runs from Open on). It returns a function that stops them
-// and waits.
+// StartJobs starts the background work of a serving process: the sealer
+// of the usage rollups, the invoice scheduler, the webhook dispatcher and
+// the usage alert evaluator (the event pipeline runs from Open on). It
+// returns a function that stops them and waits.
 func (a *App) StartJobs(ctx context.Context) (stop func(), err error) {
 	stopScheduler, err := a.startScheduler(ctx)
 	if err != nil {
 		return nil, err
 	}
 	stopNotify := a.startNotify(ctx)
-	return func() { stopNotify(); stopScheduler() }, nil
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.Sealer.Run(sctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+		stopNotify()
+		stopScheduler()
+	}, nil
 }

@@ -40,8 +40,8 @@ func (s *Server) usageRoutes() {
 	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/usage", Tag: "metering", Roles: staffAndOwner, Produces: []string{"text/csv"},
 		Summary: "A customer's exact usage in [from, to), bucketed by UTC hour, day or month; empty buckets omitted (customer keys: only their own). CSV with Accept: text/csv.",
 		Query: []Param{
-			{Name: "from", Description: "RFC 3339 time or YYYY-MM-DD (default: first of the current month)", Schema: dateOrTime("")},
-			{Name: "to", Description: "RFC 3339 time or YYYY-MM-DD, exclusive (default: from + 1 month)", Schema: dateOrTime("")},
+			{Name: "from", Description: "RFC 3339 time or YYYY-MM-DD, a whole hour in UTC (default: first of the current month)", Schema: dateOrTime("")},
+			{Name: "to", Description: "RFC 3339 time or YYYY-MM-DD, exclusive, a whole hour in UTC (default: from + 1 month)", Schema: dateOrTime("")},
 			{Name: "window", Description: "hour, day (default) or month", Schema: metering.Window("")},
 			{Name: "group_by", Description: "comma list of country, category"},
 			{Name: "format", Description: "csv for CSV (or send Accept: text/csv)", Schema: formatParam("")},
