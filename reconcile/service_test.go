@@ -28,7 +28,7 @@ var (
 	now = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 )
 
-// Meta's prices (../shared/data/meta-rates-2026-01.csv) of the markets
+// Meta's prices (pricing/seed/meta-rates-2026-01.csv) of the markets
 // the generated month uses.
 var price = map[string]decimal.Decimal{
 	"IN marketing": decimal.RequireFromString("0.0118"), "IN utility": decimal.RequireFromString("0.0014"),
