@@ -18,12 +18,6 @@ import (
 // seals (90 s).
 const DefaultSealDelay = 2 * time.Minute
 
-// ingestQueryPrefix starts the query id of every insert of events:
-// postage-ingest-<stamp>-<random hex>, stamp being the Unix second its rows
-// carry as ingested_at (one per flush). The sealer reads the running ones
-// from system.processes.
-const ingestQueryPrefix = "postage-ingest-"
-
 // SealerConfig configures a Sealer; zero fields take their defaults.
 type SealerConfig struct {
 	// Delay is how long after a window ends it may be sealed
@@ -186,36 +180,27 @@ func firstIngestSQL(before int64) (string, []any) {
 	return "SELECT count(), min(toUInt32(ingested_at)) FROM events WHERE ingested_at < toDateTime(?)", []any{before}
 }
 
-// runningInsertsSQL lists the query ids of the inserts of events that are
-// running now.
-const runningInsertsSQL = "SELECT query_id FROM system.processes WHERE startsWith(query_id, '" + ingestQueryPrefix + "')"
-
 // sealableUntil returns the end of the last ingest hour that may be sealed
 // now: it ended at least Delay ago, and no running insert carries a stamp
 // before its end.
 func (s *Sealer) sealableUntil(ctx context.Context) (int64, error) {
 	limit := tierHour.start(s.cfg.Now().Add(-s.cfg.Delay).Unix())
-	rows, err := s.store.conn.Query(ctx, runningInsertsSQL)
+	running, err := s.store.RunningInserts(ctx, InsertQueryPrefix)
 	if err != nil {
-		return 0, fmt.Errorf("seal usage: read running inserts: %w", err)
+		return 0, fmt.Errorf("seal usage: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return 0, fmt.Errorf("seal usage: read running inserts: %w", err)
-		}
+	for _, id := range running {
 		if stamp, ok := insertStamp(id); ok {
 			limit = min(limit, tierHour.start(stamp))
 		}
 	}
-	return limit, rows.Err()
+	return limit, nil
 }
 
-// insertStamp returns the stamp of an insert's query id
-// (postage-ingest-<stamp>-<hex>).
+// insertStamp returns the stamp of an insert's id (InsertQueryPrefix, the
+// stamp in Unix seconds, "-" and random hex: insertQueryID).
 func insertStamp(queryID string) (int64, bool) {
-	rest, ok := strings.CutPrefix(queryID, ingestQueryPrefix)
+	rest, ok := strings.CutPrefix(queryID, InsertQueryPrefix)
 	if !ok {
 		return 0, false
 	}

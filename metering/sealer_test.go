@@ -70,7 +70,7 @@ func TestSealerWaitsForTheLastInsertOfAnHour(t *testing.T) {
 	now = at("2026-11-03T11:05:00Z")
 	running := make(chan error, 1)
 	go func() {
-		qctx := clickhouse.Context(ctx, clickhouse.WithQueryID(fmt.Sprintf("%s%d-%x", ingestQueryPrefix, u(t, "2026-11-03T10:30:00Z"), 99)))
+		qctx := clickhouse.Context(ctx, clickhouse.WithQueryID(fmt.Sprintf("%s%d-%x", InsertQueryPrefix, u(t, "2026-11-03T10:30:00Z"), 99)))
 		running <- env.CH.Exec(qctx, "SELECT sleep(3)")
 	}()
 	for i := 0; ; i++ {
