@@ -40,19 +40,7 @@ func (r MarginSimulationRequest) Validate() error {
 	if r.Version < 1 {
 		errs = append(errs, postage.Errorf(postage.EINVALID, "version: the proposed version's number is required"))
 	}
-	if _, err := MonthRange(r.From, r.To); err != nil {
-		errs = append(errs, err)
-	}
-	if len(r.Customers) > 100_000 {
-		errs = append(errs, postage.Errorf(postage.EINVALID, "at most 100000 customers, please (or none for all)"))
-	}
-	for i, c := range r.Customers {
-		if c == "" {
-			errs = append(errs, postage.Errorf(postage.EINVALID, "customers[%d] is empty", i))
-			break
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, validateScope(r.From, r.To, r.Customers))...)
 }
 
 // MarginSimLine is the margin of one (market, category) of the proposed

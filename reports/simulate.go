@@ -43,19 +43,7 @@ func (r SimulationRequest) Validate() error {
 	if r.Version < 0 {
 		errs = append(errs, postage.Errorf(postage.EINVALID, "version %d: want a version number, or 0 for the version in effect", r.Version))
 	}
-	if _, err := MonthRange(r.From, r.To); err != nil {
-		errs = append(errs, err)
-	}
-	if len(r.Customers) > 100_000 {
-		errs = append(errs, postage.Errorf(postage.EINVALID, "at most 100000 customers, please (or none for all)"))
-	}
-	for i, c := range r.Customers {
-		if c == "" {
-			errs = append(errs, postage.Errorf(postage.EINVALID, "customers[%d] is empty", i))
-			break
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, validateScope(r.From, r.To, r.Customers))...)
 }
 
 // SimLine is the current and proposed revenue of one (market, category)
@@ -489,4 +477,23 @@ func unknownCustomers(named []string, known map[string]billing.Customer) error {
 		missing = append(missing[:10], fmt.Sprintf("and %d more", len(missing)-10))
 	}
 	return postage.Errorf(postage.EINVALID, "customers: no such customer %s", strings.Join(missing, ", "))
+}
+
+// validateScope checks what a simulation covers: a range of months, and
+// at most 100,000 named customers (none: every customer with usage).
+func validateScope(from, to pricing.Month, customers []string) error {
+	var errs []error
+	if _, err := MonthRange(from, to); err != nil {
+		errs = append(errs, err)
+	}
+	if len(customers) > 100_000 {
+		errs = append(errs, postage.Errorf(postage.EINVALID, "at most 100000 customers, please (or none for all)"))
+	}
+	for i, c := range customers {
+		if c == "" {
+			errs = append(errs, postage.Errorf(postage.EINVALID, "customers[%d] is empty", i))
+			break
+		}
+	}
+	return errors.Join(errs...)
 }
