@@ -22,11 +22,11 @@ func TestDailySQL(t *testing.T) {
 		args      []any
 	}{
 		{"all", time.Time{}, nil,
-			"SELECT customer_id, toUInt32(intDiv(toUInt32(time), 86400) * 86400) AS day, country, category, pricing_type, pricing_model, status, sum(quantity) AS quantity, count() AS events FROM events WHERE time >= toDateTime(?) AND time < toDateTime(?) GROUP BY customer_id, day, country, category, pricing_type, pricing_model, status",
-			[]any{from, to}},
+			"SELECT customer_id, toUInt32(intDiv(toUInt32(time), 86400) * 86400) AS day, country, category, pricing_type, pricing_model, status, sum(quantity) AS quantity, count() AS events FROM events PREWHERE ingested_at >= toDateTime(?) WHERE time >= toDateTime(?) AND time < toDateTime(?) GROUP BY customer_id, day, country, category, pricing_type, pricing_model, status",
+			[]any{from - 3600, from, to}},
 		{"cut-off and customers", time.Unix(1000, 0), []string{"a", "b"},
-			"SELECT customer_id, toUInt32(intDiv(toUInt32(time), 86400) * 86400) AS day, country, category, pricing_type, pricing_model, status, sum(quantity) AS quantity, count() AS events FROM events PREWHERE ingested_at <= toDateTime(?) WHERE time >= toDateTime(?) AND time < toDateTime(?) AND customer_id IN (?, ?) GROUP BY customer_id, day, country, category, pricing_type, pricing_model, status",
-			[]any{int64(1000), from, to, "a", "b"}},
+			"SELECT customer_id, toUInt32(intDiv(toUInt32(time), 86400) * 86400) AS day, country, category, pricing_type, pricing_model, status, sum(quantity) AS quantity, count() AS events FROM events PREWHERE ingested_at >= toDateTime(?) AND ingested_at <= toDateTime(?) WHERE time >= toDateTime(?) AND time < toDateTime(?) AND customer_id IN (?, ?) GROUP BY customer_id, day, country, category, pricing_type, pricing_model, status",
+			[]any{from - 3600, int64(1000), from, to, "a", "b"}},
 	}
 	for _, tt := range tests {
 		got, args := dailySQL(oct, tt.asOf, tt.customers)

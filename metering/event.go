@@ -165,11 +165,16 @@ var DefaultCategories = []string{
 	"authentication", "authentication_international", "service",
 }
 
+// MaxFutureSkew is the furthest ahead of its ingestion an event's time may
+// be (Rules.FutureSkew at most): reads of a month's raw events start that
+// long before the month, and the key index's rebuild likewise.
+const MaxFutureSkew = time.Hour
+
 // Rules are the validation limits for incoming events.
 type Rules struct {
 	Now         func() time.Time // clock; time.Now if nil
 	Horizon     time.Duration    // oldest accepted event time relative to Now (default 35 days)
-	FutureSkew  time.Duration    // newest accepted event time relative to Now (default 5 minutes)
+	FutureSkew  time.Duration    // newest accepted event time relative to Now (default 5 minutes, at most MaxFutureSkew)
 	Categories  []string         // known categories (default DefaultCategories)
 	MaxIDLen    int              // longest id and subject, bytes (default 200)
 	MaxBatchLen int              // most events in one batch (default 10,000)
@@ -202,6 +207,9 @@ func (r *Rules) setDefaults() {
 	}
 	if r.FutureSkew == 0 {
 		r.FutureSkew = 5 * time.Minute
+	}
+	if r.FutureSkew > MaxFutureSkew {
+		r.FutureSkew = MaxFutureSkew
 	}
 	if len(r.Categories) == 0 {
 		r.Categories = DefaultCategories

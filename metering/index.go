@@ -296,12 +296,12 @@ func (in *Ingester) open(ctx context.Context) error {
 
 // rebuildFrom is where a rebuild starts reading: a key is kept for the
 // lookback after its event's time, and an event is ingested at most the
-// future skew (less than an hour) before its time.
+// future skew (at most MaxFutureSkew) before its time.
 func (in *Ingester) rebuildFrom() time.Time {
 	if in.cfg.Lookback < 0 {
 		return time.Unix(0, 0)
 	}
-	return in.cfg.Now().Add(-in.cfg.Lookback - time.Hour)
+	return in.cfg.Now().Add(-in.cfg.Lookback - MaxFutureSkew)
 }
 
 // openIndex opens the index directory (a temporary one if none is

@@ -283,6 +283,10 @@ func missingKeys(sm *toml.StrictMissingError) []string {
 	return keys
 }
 
+// MaxFutureSkew is the largest ingest.future_skew: metering.MaxFutureSkew
+// (internal/app checks that they agree).
+const MaxFutureSkew = time.Hour
+
 // Validate checks settings that would otherwise fail later and obscurely.
 func (c Config) Validate() error {
 	var errs []error
@@ -309,6 +313,9 @@ func (c Config) Validate() error {
 	}
 	if c.Ingest.Horizon.Duration <= 0 {
 		errs = append(errs, errors.New("ingest.horizon must be positive"))
+	}
+	if c.Ingest.FutureSkew.Duration < 0 || c.Ingest.FutureSkew.Duration > MaxFutureSkew {
+		errs = append(errs, fmt.Errorf("ingest.future_skew must be 0 to %v (the meter reads a month's events from that long before the month)", MaxFutureSkew))
 	}
 	switch c.WhatsApp.BillableStatus {
 	case "sent", "delivered":
