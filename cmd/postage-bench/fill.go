@@ -94,19 +94,9 @@ func fillTable(ctx context.Context, a *app.App, o fillOptions, logf func(string,
 	res.Rows = int64(rows)
 
 	t0 = time.Now()
-	sealer := metering.NewSealer(a.Events, metering.SealerConfig{Now: func() time.Time { return o.Now }, PassHours: 24 * 7})
-	for {
-		r, err := sealer.SealOnce(ctx)
-		if err != nil {
-			return res, err
-		}
-		res.Sealed.Hours, res.Sealed.Days, res.Sealed.Months = res.Sealed.Hours+r.Hours, res.Sealed.Days+r.Days, res.Sealed.Months+r.Months
-		if logf != nil && r.More {
-			logf("fill: sealed %d hours, %d days, %d months in %s", res.Sealed.Hours, res.Sealed.Days, res.Sealed.Months, time.Since(t0).Round(time.Second))
-		}
-		if !r.More {
-			break
-		}
+	var err error
+	if res.Sealed, err = sealAll(ctx, a, o.Now, 24*7, logf); err != nil {
+		return res, err
 	}
 	res.Seal = time.Since(t0)
 	mFrom, mTo := metering.MonthStart(o.From), metering.MonthStart(o.From).AddDate(0, 1, 0)
@@ -140,4 +130,31 @@ SELECT customer_id, concat('fill-', toString(number + %d)), t,
 FROM (SELECT number, toDateTime(%d + intDiv(number * %d, %d)) AS t, concat('bench-', substring(toString(100000 + %s), 2)) AS customer_id FROM numbers(%d))`,
 		first, countries, zipf("cityHash64(customer_id) % 4294967296", nCountries, 1.05), zipf("rand(3)", nCountries, 1.05),
 		o.Now.Unix(), late, a, b-a, n, zipf("rand(1)", o.Customers, o.ZipfS), n)
+}
+
+// sealAll seals every window of the rollups that may be sealed at now
+// (zero: the clock), passHours hours a pass, and returns what it sealed:
+// what the serving process's sealer would otherwise do while a bench
+// measures.
+func sealAll(ctx context.Context, a *app.App, now time.Time, passHours int, logf func(string, ...any)) (metering.SealResult, error) {
+	cfg := metering.SealerConfig{PassHours: passHours}
+	if !now.IsZero() {
+		cfg.Now = func() time.Time { return now }
+	}
+	sealer := metering.NewSealer(a.Events, cfg)
+	t0 := time.Now()
+	var sealed metering.SealResult
+	for {
+		r, err := sealer.SealOnce(ctx)
+		if err != nil {
+			return sealed, err
+		}
+		sealed.Hours, sealed.Days, sealed.Months = sealed.Hours+r.Hours, sealed.Days+r.Days, sealed.Months+r.Months
+		if !r.More {
+			return sealed, nil
+		}
+		if logf != nil {
+			logf("sealed %d hours, %d days, %d months in %s", sealed.Hours, sealed.Days, sealed.Months, time.Since(t0).Round(time.Second))
+		}
+	}
 }

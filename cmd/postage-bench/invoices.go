@@ -21,7 +21,6 @@ import (
 
 	"postage/billing"
 	"postage/internal/app"
-	"postage/metering"
 	"postage/pricing"
 )
 
@@ -145,17 +144,9 @@ FROM (SELECT number, concat('c', substring(toString(1000000 + rand(1) %% %d), 2)
 	genTime := time.Since(genStart)
 	// The rollups, as the serving process seals them all month long.
 	sealStart := time.Now()
-	sealer := metering.NewSealer(a.Events, metering.SealerConfig{PassHours: 24 * 40})
-	var sealed metering.SealResult
-	for {
-		r, err := sealer.SealOnce(ctx)
-		if err != nil {
-			return err
-		}
-		sealed.Hours, sealed.Days, sealed.Months = sealed.Hours+r.Hours, sealed.Days+r.Days, sealed.Months+r.Months
-		if !r.More {
-			break
-		}
+	sealed, err := sealAll(ctx, a, time.Time{}, 24*40, nil)
+	if err != nil {
+		return err
 	}
 	sealTime := time.Since(sealStart)
 	if o.optimize {
