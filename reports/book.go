@@ -244,6 +244,25 @@ func (s *Service) loadBook(ctx context.Context, months []pricing.Month, customer
 	return b, nil
 }
 
+// rateCurrentIn rates cm as rateCurrent does, for a simulation of a
+// customer's months that must all be billed in one currency (*currency,
+// set by the first month): it returns why the customer cannot be
+// simulated ("" if it can) or an outage.
+func (b *book) rateCurrentIn(ctx context.Context, cm *customerMonth, currency *string) (string, error) {
+	if err := b.rateCurrent(ctx, cm); err != nil {
+		return "", err
+	}
+	if cm.Unbilled != "" {
+		return fmt.Sprintf("%s in %s: %s", cm.Unbilled, cm.Month, cm.Detail), nil
+	}
+	if *currency == "" {
+		*currency = cm.Result.Currency
+	} else if *currency != cm.Result.Currency {
+		return fmt.Sprintf("billed in %s and %s in this range", *currency, cm.Result.Currency), nil
+	}
+	return "", nil
+}
+
 // rateCurrent rates a customer-month with the customer's own card through
 // billing's pipeline, or marks it unbilled (an unknown customer, no card,
 // a card in another currency, usage the card cannot rate). An error is an

@@ -319,18 +319,13 @@ func simulateMarginOf(ctx context.Context, b *book, rows []*customerMonth, curre
 	}
 	cc := first.Customer.Country
 	for _, cm := range rows {
-		if err := b.rateCurrent(ctx, cm); err != nil {
+		why, err := b.rateCurrentIn(ctx, cm, &c.Currency)
+		if err != nil {
 			return c, err
-		}
-		if cm.Unbilled != "" {
-			return skip("%s in %s: %s", cm.Unbilled, cm.Month, cm.Detail)
+		} else if why != "" {
+			return skip("%s", why)
 		}
 		sell := &cm.Result
-		if c.Currency == "" {
-			c.Currency = sell.Currency
-		} else if c.Currency != sell.Currency {
-			return skip("billed in %s and %s in this range", c.Currency, sell.Currency)
-		}
 		curRated, err := b.rateAtCost(ctx, cm, "cost", func(x *customerMonth) []pricing.Usage { return x.Usage })
 		if err != nil {
 			return c, fmt.Errorf("cost of %s %s: %w", cm.CustomerID, cm.Month, err)

@@ -317,18 +317,13 @@ func (s *Service) simulateCustomer(ctx context.Context, b *book, rows []*custome
 	}
 	cc := first.Customer.Country
 	for _, cm := range rows {
-		if err := b.rateCurrent(ctx, cm); err != nil {
+		why, err := b.rateCurrentIn(ctx, cm, &c.Currency)
+		if err != nil {
 			return c, err
-		}
-		if cm.Unbilled != "" {
-			return skip("%s in %s: %s", cm.Unbilled, cm.Month, cm.Detail)
+		} else if why != "" {
+			return skip("%s", why)
 		}
 		cur := &cm.Result
-		if c.Currency == "" {
-			c.Currency = cur.Currency
-		} else if c.Currency != cur.Currency {
-			return skip("billed in %s and %s in this range", c.Currency, cur.Currency)
-		}
 		if n := len(c.CurrentCards); n == 0 || c.CurrentCards[n-1] != cm.CardID {
 			c.CurrentCards = append(c.CurrentCards, cm.CardID)
 		}
