@@ -30,12 +30,7 @@ func NewCustomerStore(db *pgxpool.Pool) *CustomerStore {
 	return &CustomerStore{DB: db, Now: time.Now}
 }
 
-func (s *CustomerStore) now() time.Time {
-	if s.Now == nil {
-		return time.Now().UTC()
-	}
-	return s.Now().UTC()
-}
+func (s *CustomerStore) now() time.Time { return utcNow(s.Now) }
 
 func scanCustomer(r pgx.Row) (billing.Customer, error) { return scanCustomerAnd(r) }
 

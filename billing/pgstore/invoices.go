@@ -47,12 +47,7 @@ func NewInvoiceStore(db *pgxpool.Pool, numberFormat string) (*InvoiceStore, erro
 	return &InvoiceStore{DB: db, Now: time.Now, Numbers: nf}, nil
 }
 
-func (s *InvoiceStore) now() time.Time {
-	if s.Now == nil {
-		return time.Now().UTC()
-	}
-	return s.Now().UTC()
-}
+func (s *InvoiceStore) now() time.Time { return utcNow(s.Now) }
 
 // queryer is a pool, a connection or a transaction.
 type queryer interface {

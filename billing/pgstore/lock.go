@@ -62,3 +62,12 @@ func (l Locker) LockRuns(ctx context.Context, wait bool) (unlock func(), locked 
 	customers = true
 	return unlock, true, nil
 }
+
+// utcNow is now's time in UTC, the wall clock's when now is nil: every
+// store's injected clock.
+func utcNow(now func() time.Time) time.Time {
+	if now == nil {
+		return time.Now().UTC()
+	}
+	return now().UTC()
+}

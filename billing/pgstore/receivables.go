@@ -67,12 +67,7 @@ func NewReceivableStore(db *pgxpool.Pool, creditNumberFormat string) (*Receivabl
 	return &ReceivableStore{DB: db, Now: time.Now, CreditNumbers: nf}, nil
 }
 
-func (s *ReceivableStore) now() time.Time {
-	if s.Now == nil {
-		return time.Now().UTC()
-	}
-	return s.Now().UTC()
-}
+func (s *ReceivableStore) now() time.Time { return utcNow(s.Now) }
 
 // keyCursor is the position after the last row of a page: its time or
 // date, and its id.

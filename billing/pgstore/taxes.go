@@ -23,12 +23,7 @@ type TaxStore struct {
 
 var _ billing.TaxRates = (*TaxStore)(nil)
 
-func (s *TaxStore) now() time.Time {
-	if s.Now == nil {
-		return time.Now().UTC()
-	}
-	return s.Now().UTC()
-}
+func (s *TaxStore) now() time.Time { return utcNow(s.Now) }
 
 // exclusionViolation is the SQLSTATE of a violated exclusion constraint.
 const exclusionViolation = "23P01"

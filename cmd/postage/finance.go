@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -53,7 +52,7 @@ func newInvoicesBalanceCmd(g *globalFlags) *cobra.Command {
 			if format == "json" {
 				return invoiceJSON(cmd.OutOrStdout(), r)
 			}
-			return writeReceivables(cmd.OutOrStdout(), []billing.Receivable{r})
+			return writeTextTable(cmd.OutOrStdout(), receivableColumns, receivableRow, []billing.Receivable{r})
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "text or json")
@@ -93,8 +92,8 @@ func newInvoicesUncollectibleCmd(g *globalFlags) *cobra.Command {
 }
 
 func newInvoicesReceivablesCmd(g *globalFlags) *cobra.Command {
-	var customer, status, cursor, format string
-	var limit int
+	var customer, status string
+	var page pageFlags
 	var outstanding bool
 	cmd := &cobra.Command{
 		Use:   "receivables",
@@ -103,7 +102,7 @@ func newInvoicesReceivablesCmd(g *globalFlags) *cobra.Command {
   postage invoices receivables --customer acme-1 --outstanding --format json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat(format, "text", "json", "csv"); err != nil {
+			if err := page.check(); err != nil {
 				return err
 			}
 			f := billing.ReceivableFilter{CustomerID: customer, Status: billing.PaymentStatus(status), Outstanding: outstanding}
@@ -115,49 +114,29 @@ func newInvoicesReceivablesCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			if format == "csv" {
-				all, err := everyPage(billing.Page{Cursor: cursor}, func(p billing.Page) ([]billing.Receivable, string, error) {
-					return a.Accounts.Receivables(cmd.Context(), f, p)
-				})
-				if err != nil {
-					return err
-				}
-				return receivablesTable(all).WriteCSV(cmd.OutOrStdout())
-			}
-			list, next, err := a.Accounts.Receivables(cmd.Context(), f, billing.Page{Limit: limit, Cursor: cursor})
-			if err != nil {
-				return err
-			}
-			if format == "json" {
-				return invoiceJSON(cmd.OutOrStdout(), map[string]any{"data": list, "next_cursor": next})
-			}
-			if err := writeReceivables(cmd.OutOrStdout(), list); err != nil {
-				return err
-			}
-			if next != "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "more: add --cursor %s\n", next)
-			}
-			return nil
+			return pageList[billing.Receivable]{
+				fetch: func(limit int, cursor string) ([]billing.Receivable, string, error) {
+					return a.Accounts.Receivables(cmd.Context(), f, billing.Page{Limit: limit, Cursor: cursor})
+				},
+				header: receivableColumns,
+				row:    receivableRow,
+				csv:    tableCSV(receivablesTable),
+			}.write(cmd, page)
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&customer, "customer", "", "only this customer")
 	fl.StringVar(&status, "status", "", "open, partially_paid, paid, overdue or uncollectible")
 	fl.BoolVar(&outstanding, "outstanding", false, "only invoices with a balance left")
-	fl.IntVar(&limit, "limit", 100, "page size, 1-1000")
-	fl.StringVar(&cursor, "cursor", "", "continue from a previous page")
-	fl.StringVar(&format, "format", "text", "text, json, or csv (csv exports every page)")
+	page.register(cmd, true)
 	return cmd
 }
 
-func writeReceivables(w io.Writer, list []billing.Receivable) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INVOICE\tNUMBER\tCUSTOMER\tCURRENCY\tTOTAL\tPAID\tCREDITED\tBALANCE\tISSUED\tDUE\tSTATUS\tDAYS PAST DUE")
-	for _, r := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.InvoiceID, r.Number, r.CustomerID, r.Currency, r.Total, r.Paid, r.Credited,
-			r.Balance, r.IssueDate, r.DueDate, r.Status, r.DaysPastDue)
-	}
-	return tw.Flush()
+// receivableColumns and receivableRow are a receivable as a text row.
+const receivableColumns = "INVOICE\tNUMBER\tCUSTOMER\tCURRENCY\tTOTAL\tPAID\tCREDITED\tBALANCE\tISSUED\tDUE\tSTATUS\tDAYS PAST DUE"
+
+func receivableRow(r billing.Receivable) []any {
+	return []any{r.InvoiceID, r.Number, r.CustomerID, r.Currency, r.Total, r.Paid, r.Credited, r.Balance, r.IssueDate, r.DueDate, r.Status, r.DaysPastDue}
 }
 
 func newInvoicesAgingCmd(g *globalFlags) *cobra.Command {
@@ -258,8 +237,8 @@ invoice's balance and payment status follow from it. See docs/BILLING.md.`,
 	fl.StringVar(&in.Reference, "reference", "", "the bank's or processor's reference")
 	fl.StringVar(&in.IdempotencyKey, "idempotency-key", "", "records the payment once however often the command runs")
 
-	var invoice, customer, cursor, format string
-	var limit int
+	var invoice, customer string
+	var page pageFlags
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List payments, newest first",
@@ -267,7 +246,7 @@ invoice's balance and payment status follow from it. See docs/BILLING.md.`,
   postage payments list --invoice in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --format json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat(format, "text", "json", "csv"); err != nil {
+			if err := page.check(); err != nil {
 				return err
 			}
 			a, err := g.openApp(cmd.Context())
@@ -275,43 +254,23 @@ invoice's balance and payment status follow from it. See docs/BILLING.md.`,
 				return err
 			}
 			defer a.Close()
-			pf := billing.PaymentFilter{CustomerID: customer, InvoiceID: invoice}
-			if format == "csv" {
-				all, err := everyPage(billing.Page{Cursor: cursor}, func(p billing.Page) ([]billing.Payment, string, error) {
-					return a.Accounts.Payments(cmd.Context(), pf, p)
-				})
-				if err != nil {
-					return err
-				}
-				return paymentsTable(all).WriteCSV(cmd.OutOrStdout())
-			}
-			ps, next, err := a.Accounts.Payments(cmd.Context(), pf, billing.Page{Limit: limit, Cursor: cursor})
-			if err != nil {
-				return err
-			}
-			if format == "json" {
-				return invoiceJSON(cmd.OutOrStdout(), map[string]any{"data": ps, "next_cursor": next})
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PAYMENT\tINVOICE\tNUMBER\tCUSTOMER\tAMOUNT\tCURRENCY\tDATE\tMETHOD\tREFERENCE")
-			for _, p := range ps {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.InvoiceID, p.InvoiceNumber, p.CustomerID, p.Amount, p.Currency, p.Date, p.Method, p.Reference)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			if next != "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "more: add --cursor %s\n", next)
-			}
-			return nil
+			f := billing.PaymentFilter{CustomerID: customer, InvoiceID: invoice}
+			return pageList[billing.Payment]{
+				fetch: func(limit int, cursor string) ([]billing.Payment, string, error) {
+					return a.Accounts.Payments(cmd.Context(), f, billing.Page{Limit: limit, Cursor: cursor})
+				},
+				header: "PAYMENT\tINVOICE\tNUMBER\tCUSTOMER\tAMOUNT\tCURRENCY\tDATE\tMETHOD\tREFERENCE",
+				row: func(v billing.Payment) []any {
+					return []any{v.ID, v.InvoiceID, v.InvoiceNumber, v.CustomerID, v.Amount, v.Currency, v.Date, v.Method, v.Reference}
+				},
+				csv: tableCSV(paymentsTable),
+			}.write(cmd, page)
 		},
 	}
 	lf := list.Flags()
 	lf.StringVar(&invoice, "invoice", "", "only this invoice")
 	lf.StringVar(&customer, "customer", "", "only this customer")
-	lf.IntVar(&limit, "limit", 100, "page size, 1-1000")
-	lf.StringVar(&cursor, "cursor", "", "continue from a previous page")
-	lf.StringVar(&format, "format", "text", "text, json, or csv (csv exports every page)")
+	page.register(list, true)
 	cmd.AddCommand(record, list)
 	return cmd
 }
@@ -406,8 +365,8 @@ Amounts are net: the credit note adds the invoice's tax.`,
 	cf.StringVar(&description, "description", "", "what --amount is for (printed on its line)")
 	cf.StringVar(&req.IdempotencyKey, "idempotency-key", "", "issues the credit note once however often the command runs")
 
-	var invoice, customer, cursor, format string
-	var limit int
+	var invoice, customer string
+	var page pageFlags
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List credit notes, newest first",
@@ -415,7 +374,7 @@ Amounts are net: the credit note adds the invoice's tax.`,
   postage creditnotes list --invoice in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --format json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat(format, "text", "json", "csv"); err != nil {
+			if err := page.check(); err != nil {
 				return err
 			}
 			a, err := g.openApp(cmd.Context())
@@ -423,57 +382,34 @@ Amounts are net: the credit note adds the invoice's tax.`,
 				return err
 			}
 			defer a.Close()
-			cf := billing.CreditNoteFilter{CustomerID: customer, InvoiceID: invoice}
-			if format == "csv" {
-				all, err := everyPage(billing.Page{Cursor: cursor}, func(p billing.Page) ([]billing.CreditNote, string, error) {
-					return a.Accounts.CreditNotes(cmd.Context(), cf, p)
-				})
-				if err != nil {
-					return err
-				}
-				return creditNotesTable(all).WriteCSV(cmd.OutOrStdout())
-			}
-			cns, next, err := a.Accounts.CreditNotes(cmd.Context(), cf, billing.Page{Limit: limit, Cursor: cursor})
-			if err != nil {
-				return err
-			}
-			if format == "json" {
-				return invoiceJSON(cmd.OutOrStdout(), map[string]any{"data": cns, "next_cursor": next})
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NUMBER\tID\tINVOICE\tCUSTOMER\tISSUED\tNET\tTAX\tTOTAL\tCURRENCY\tREASON")
-			for _, c := range cns {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Number, c.ID, c.InvoiceNumber, c.CustomerID, c.IssueDate, c.Subtotal, c.Tax, c.Total, c.Currency, c.Reason)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			if next != "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "more: add --cursor %s\n", next)
-			}
-			return nil
+			f := billing.CreditNoteFilter{CustomerID: customer, InvoiceID: invoice}
+			return pageList[billing.CreditNote]{
+				fetch: func(limit int, cursor string) ([]billing.CreditNote, string, error) {
+					return a.Accounts.CreditNotes(cmd.Context(), f, billing.Page{Limit: limit, Cursor: cursor})
+				},
+				header: "NUMBER\tID\tINVOICE\tCUSTOMER\tISSUED\tNET\tTAX\tTOTAL\tCURRENCY\tREASON",
+				row: func(v billing.CreditNote) []any {
+					return []any{v.Number, v.ID, v.InvoiceNumber, v.CustomerID, v.IssueDate, v.Subtotal, v.Tax, v.Total, v.Currency, v.Reason}
+				},
+				csv: tableCSV(creditNotesTable),
+			}.write(cmd, page)
 		},
 	}
 	lf := list.Flags()
 	lf.StringVar(&invoice, "invoice", "", "only this invoice")
 	lf.StringVar(&customer, "customer", "", "only this customer")
-	lf.IntVar(&limit, "limit", 100, "page size, 1-1000")
-	lf.StringVar(&cursor, "cursor", "", "continue from a previous page")
-	lf.StringVar(&format, "format", "text", "text, json, or csv (csv exports every page)")
+	page.register(list, true)
 
-	var showFormat, output string
-	show := &cobra.Command{
+	var show showFlags
+	showCmd := &cobra.Command{
 		Use:   "show ID_OR_NUMBER",
 		Short: "Show a credit note as text, JSON, CSV or PDF",
 		Example: `  postage creditnotes show CN-2026-000001
   postage creditnotes show CN-2026-000001 --format pdf -o CN-2026-000001.pdf`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFormat(showFormat, "text", "json", "csv", "pdf"); err != nil {
+			if err := show.check(); err != nil {
 				return err
-			}
-			if showFormat == "pdf" && output == "" {
-				return usageError{fmt.Errorf("--format pdf needs -o FILE")}
 			}
 			a, err := g.openApp(cmd.Context())
 			if err != nil {
@@ -484,52 +420,38 @@ Amounts are net: the credit note adds the invoice's tax.`,
 			if err != nil {
 				return err
 			}
-			var out io.Writer = cmd.OutOrStdout()
-			if output != "" {
-				f, err := os.Create(output)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				out = f
-			}
-			switch showFormat {
-			case "json":
-				return invoiceJSON(out, cn)
-			case "csv", "pdf":
-				doc, err := a.Accounts.CreditNoteDocument(cmd.Context(), cn, billing.Format(showFormat))
-				if err != nil {
-					return err
-				}
-				_, err = out.Write(doc)
-				return err
-			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "credit note\t%s (%s)\ninvoice\t%s (%s)\ncustomer\t%s (%s)\nissued\t%s\nreason\t%s\n\n", cn.Number, cn.ID, cn.InvoiceNumber, cn.InvoiceID,
-				cn.Customer.Name, cn.CustomerID, cn.IssueDate, cn.Reason)
-			fmt.Fprintln(tw, "LINE\tDESCRIPTION\tQUANTITY\tAMOUNT")
-			for _, l := range cn.Lines {
-				line, qty := "-", ""
-				if l.InvoiceLine > 0 {
-					line = strconv.Itoa(l.InvoiceLine)
-				}
-				if l.Quantity > 0 {
-					qty = strconv.FormatInt(l.Quantity, 10)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", line, l.Description, qty, l.Amount)
-			}
-			fmt.Fprintf(tw, "\t\tsubtotal\t%s\n", cn.Subtotal)
-			for _, t := range cn.TaxLines {
-				fmt.Fprintf(tw, "\t\t%s %s%%\t%s\n", t.Name, t.Rate, t.Tax)
-			}
-			fmt.Fprintf(tw, "\t\ttotal %s\t%s\n", cn.Currency, cn.Total)
-			return tw.Flush()
+			return show.write(cmd, cn,
+				func(f billing.Format) ([]byte, error) { return a.Accounts.CreditNoteDocument(cmd.Context(), cn, f) },
+				func(w io.Writer) error { return writeCreditNoteText(w, cn) })
 		},
 	}
-	show.Flags().StringVar(&showFormat, "format", "text", "text, json, csv or pdf")
-	show.Flags().StringVarP(&output, "output", "o", "", "write to this file instead of standard output")
-	cmd.AddCommand(create, list, show)
+	show.register(showCmd)
+	cmd.AddCommand(create, list, showCmd)
 	return cmd
+}
+
+// writeCreditNoteText writes a credit note as text.
+func writeCreditNoteText(out io.Writer, cn billing.CreditNote) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "credit note\t%s (%s)\ninvoice\t%s (%s)\ncustomer\t%s (%s)\nissued\t%s\nreason\t%s\n\n", cn.Number, cn.ID, cn.InvoiceNumber, cn.InvoiceID,
+		cn.Customer.Name, cn.CustomerID, cn.IssueDate, cn.Reason)
+	fmt.Fprintln(tw, "LINE\tDESCRIPTION\tQUANTITY\tAMOUNT")
+	for _, l := range cn.Lines {
+		line, qty := "-", ""
+		if l.InvoiceLine > 0 {
+			line = strconv.Itoa(l.InvoiceLine)
+		}
+		if l.Quantity > 0 {
+			qty = strconv.FormatInt(l.Quantity, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", line, l.Description, qty, l.Amount)
+	}
+	fmt.Fprintf(tw, "\t\tsubtotal\t%s\n", cn.Subtotal)
+	for _, t := range cn.TaxLines {
+		fmt.Fprintf(tw, "\t\t%s %s%%\t%s\n", t.Name, t.Rate, t.Tax)
+	}
+	fmt.Fprintf(tw, "\t\ttotal %s\t%s\n", cn.Currency, cn.Total)
+	return tw.Flush()
 }
 
 func newTaxesCmd(g *globalFlags) *cobra.Command {
@@ -659,24 +581,6 @@ func checkFormat(format string, allowed ...string) error {
 		}
 	}
 	return usageError{postage.Errorf(postage.EINVALID, "--format %q: %s", format, strings.Join(allowed, ", "))}
-}
-
-// everyPage reads every page of a list from first's cursor on, in pages of
-// the largest size.
-func everyPage[T any](first billing.Page, fetch func(billing.Page) ([]T, string, error)) ([]T, error) {
-	var all []T
-	p := billing.Page{Limit: 1000, Cursor: first.Cursor} // the largest page Page.Norm allows
-	for {
-		list, next, err := fetch(p)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, list...)
-		if next == "" {
-			return all, nil
-		}
-		p.Cursor = next
-	}
 }
 
 // receivablesTable is the receivables as CSV rows (the text columns, named

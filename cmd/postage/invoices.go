@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -166,9 +165,8 @@ func newInvoicesVoidCmd(g *globalFlags) *cobra.Command {
 }
 
 func newInvoicesListCmd(g *globalFlags) *cobra.Command {
-	var period, status, customer, cursor string
-	var limit int
-	var format string
+	var period, status, customer string
+	var page pageFlags
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List invoices, newest period first",
@@ -177,6 +175,9 @@ func newInvoicesListCmd(g *globalFlags) *cobra.Command {
   postage invoices list --period 2026-10 --format csv > invoices-2026-10.csv   # every invoice of the month`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := page.check(); err != nil {
+				return err
+			}
 			f := billing.InvoiceFilter{Status: billing.Status(status), CustomerID: customer}
 			if period != "" {
 				m, err := pricing.ParseMonth(period)
@@ -193,74 +194,38 @@ func newInvoicesListCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			out := cmd.OutOrStdout()
-			if format == "csv" {
-				// All pages: a CSV is an export.
-				var all []billing.Invoice
-				p := billing.Page{Limit: 1000, Cursor: cursor}
-				for {
-					list, next, err := a.Invoices.List(cmd.Context(), f, p)
-					if err != nil {
-						return err
+			return pageList[billing.Invoice]{
+				fetch: func(limit int, cursor string) ([]billing.Invoice, string, error) {
+					return a.Invoices.List(cmd.Context(), f, billing.Page{Limit: limit, Cursor: cursor})
+				},
+				// FINALIZED is when a finalized or void invoice was numbered;
+				// FINALIZES AFTER is when a draft's grace period ends. Each
+				// column says one thing, "-" where it does not apply.
+				header: "ID\tNUMBER\tPERIOD\tCUSTOMER\tSTATUS\tTOTAL\tCURRENCY\tFINALIZED\tFINALIZES AFTER",
+				row: func(inv billing.Invoice) []any {
+					finalized, after := "-", "-"
+					if inv.FinalizedAt != nil {
+						finalized = inv.FinalizedAt.UTC().Format("2006-01-02 15:04")
 					}
-					all = append(all, list...)
-					if next == "" {
-						break
+					if inv.Status == billing.StatusDraft {
+						after = inv.FinalizeAfter.UTC().Format("2006-01-02 15:04")
 					}
-					p.Cursor = next
-				}
-				return reports.InvoiceCSV(out, all)
-			}
-			list, next, err := a.Invoices.List(cmd.Context(), f, billing.Page{Limit: limit, Cursor: cursor})
-			if err != nil {
-				return err
-			}
-			switch format {
-			case "json":
-				if list == nil {
-					list = []billing.Invoice{}
-				}
-				return invoiceJSON(out, map[string]any{"data": list, "next_cursor": next})
-			case "text":
-			default:
-				return usageError{fmt.Errorf("--format %q: text, json or csv", format)}
-			}
-			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			// FINALIZED is when a finalized or void invoice was numbered;
-			// FINALIZES AFTER is when a draft's grace period ends. Each
-			// column says one thing, "-" where it does not apply.
-			fmt.Fprintln(w, "ID\tNUMBER\tPERIOD\tCUSTOMER\tSTATUS\tTOTAL\tCURRENCY\tFINALIZED\tFINALIZES AFTER")
-			for _, inv := range list {
-				finalized, after := "-", "-"
-				if inv.FinalizedAt != nil {
-					finalized = inv.FinalizedAt.UTC().Format("2006-01-02 15:04")
-				}
-				if inv.Status == billing.StatusDraft {
-					after = inv.FinalizeAfter.UTC().Format("2006-01-02 15:04")
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", inv.ID, orDash(inv.Number), inv.Period, inv.CustomerID, inv.Status, inv.Total, inv.Currency, finalized, after)
-			}
-			if err := w.Flush(); err != nil {
-				return err
-			}
-			if next != "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "more: add --cursor %s\n", next)
-			}
-			return nil
+					return []any{inv.ID, orDash(inv.Number), inv.Period, inv.CustomerID, inv.Status, inv.Total, inv.Currency, finalized, after}
+				},
+				csv: reports.InvoiceCSV,
+			}.write(cmd, page)
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&period, "period", "", "only this month, YYYY-MM")
 	fl.StringVar(&status, "status", "", "draft, finalized or void")
 	fl.StringVar(&customer, "customer", "", "only this customer")
-	fl.IntVar(&limit, "limit", 100, "page size, 1-1000")
-	fl.StringVar(&cursor, "cursor", "", "continue from a previous page")
-	fl.StringVar(&format, "format", "text", "text, json, or csv (csv exports every page)")
+	page.register(cmd, true)
 	return cmd
 }
 
 func newInvoicesShowCmd(g *globalFlags) *cobra.Command {
-	var format, output string
+	var show showFlags
 	cmd := &cobra.Command{
 		Use:   "show INVOICE",
 		Short: "Show one invoice (by id or number) as text, JSON, CSV or PDF",
@@ -268,6 +233,9 @@ func newInvoicesShowCmd(g *globalFlags) *cobra.Command {
   postage invoices show PST-2026-000001 --format pdf -o PST-2026-000001.pdf`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := show.check(); err != nil {
+				return err
+			}
 			a, err := g.openApp(cmd.Context())
 			if err != nil {
 				return err
@@ -281,38 +249,14 @@ func newInvoicesShowCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out io.Writer = cmd.OutOrStdout()
-			if output != "" {
-				f, err := os.Create(output)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				out = f
-			}
-			switch format {
-			case "json":
-				return invoiceJSON(out, inv)
-			case "csv", "pdf":
-				if format == "pdf" && output == "" {
-					return usageError{fmt.Errorf("--format pdf needs -o FILE")}
-				}
-				// The same document the API serves: a finalized invoice's is
-				// drawn once and kept byte for byte.
-				doc, err := a.Billing.Document(cmd.Context(), inv, billing.Format(format))
-				if err != nil {
-					return err
-				}
-				_, err = out.Write(doc)
-				return err
-			case "text":
-				return writeInvoiceText(out, inv)
-			}
-			return usageError{fmt.Errorf("--format %q: text, json, csv or pdf", format)}
+			// The same document the API serves: a finalized invoice's is
+			// drawn once and kept byte for byte.
+			return show.write(cmd, inv,
+				func(f billing.Format) ([]byte, error) { return a.Billing.Document(cmd.Context(), inv, f) },
+				func(w io.Writer) error { return writeInvoiceText(w, inv) })
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "text", "text, json, csv or pdf")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file instead of standard output")
+	show.register(cmd)
 	return cmd
 }
 

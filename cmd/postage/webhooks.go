@@ -95,8 +95,8 @@ func typesText(ts []notify.EventType) string {
 }
 
 func newWebhooksListCmd(g *globalFlags) *cobra.Command {
-	var customer, cursor string
-	var limit int
+	var customer string
+	var page pageFlags
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List webhook endpoints (never their secrets)",
@@ -109,31 +109,23 @@ func newWebhooksListCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			list, next, err := a.Webhooks.Endpoints(cmd.Context(), customer, "", notify.Page{Limit: limit, Cursor: cursor})
-			if err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tCUSTOMER\tSTATUS\tEVENTS\tURL")
-			for _, e := range list {
-				status := "enabled"
-				if !e.Enabled {
-					status = "disabled"
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", e.ID, orDash(e.CustomerID), status, typesText(e.EventTypes), e.URL)
-			}
-			if err := w.Flush(); err != nil {
-				return err
-			}
-			if next != "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "more: add --cursor %s\n", next)
-			}
-			return nil
+			return pageList[notify.Endpoint]{
+				fetch: func(limit int, cursor string) ([]notify.Endpoint, string, error) {
+					return a.Webhooks.Endpoints(cmd.Context(), customer, "", notify.Page{Limit: limit, Cursor: cursor})
+				},
+				header: "ID\tCUSTOMER\tSTATUS\tEVENTS\tURL",
+				row: func(e notify.Endpoint) []any {
+					status := "enabled"
+					if !e.Enabled {
+						status = "disabled"
+					}
+					return []any{e.ID, orDash(e.CustomerID), status, typesText(e.EventTypes), e.URL}
+				},
+			}.write(cmd, page)
 		},
 	}
 	cmd.Flags().StringVar(&customer, "customer", "", "only this customer's endpoints")
-	cmd.Flags().IntVar(&limit, "limit", 100, "page size, 1-1000")
-	cmd.Flags().StringVar(&cursor, "cursor", "", "continue from a previous page")
+	page.register(cmd, false)
 	return cmd
 }
 
@@ -223,8 +215,8 @@ func timeOrDash(t *time.Time) string {
 }
 
 func newWebhooksDeliveriesCmd(g *globalFlags) *cobra.Command {
-	var status, cursor string
-	var limit int
+	var status string
+	var page pageFlags
 	cmd := &cobra.Command{
 		Use:   "deliveries ENDPOINT_ID",
 		Short: "An endpoint's deliveries, newest first",
@@ -240,28 +232,20 @@ func newWebhooksDeliveriesCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			list, next, err := a.Webhooks.Deliveries(cmd.Context(), args[0], "", notify.DeliveryStatus(status), notify.Page{Limit: limit, Cursor: cursor})
-			if err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "DELIVERY\tEVENT\tTYPE\tCUSTOMER\tSTATUS\tATTEMPTS\tLAST ATTEMPT\tLAST RESULT\tNEXT ATTEMPT")
-			for _, d := range list {
-				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.ID, d.EventID, d.EventType, d.CustomerID, d.Status, d.Attempts,
-					timeOrDash(d.LastAttemptAt), orDash(result(d.LastStatusCode, d.LastError)), timeOrDash(d.NextAttemptAt))
-			}
-			if err := w.Flush(); err != nil {
-				return err
-			}
-			if next != "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "more: add --cursor %s\n", next)
-			}
-			return nil
+			return pageList[notify.Delivery]{
+				fetch: func(limit int, cursor string) ([]notify.Delivery, string, error) {
+					return a.Webhooks.Deliveries(cmd.Context(), args[0], "", notify.DeliveryStatus(status), notify.Page{Limit: limit, Cursor: cursor})
+				},
+				header: "DELIVERY\tEVENT\tTYPE\tCUSTOMER\tSTATUS\tATTEMPTS\tLAST ATTEMPT\tLAST RESULT\tNEXT ATTEMPT",
+				row: func(d notify.Delivery) []any {
+					return []any{d.ID, d.EventID, d.EventType, d.CustomerID, d.Status, d.Attempts,
+						timeOrDash(d.LastAttemptAt), orDash(result(d.LastStatusCode, d.LastError)), timeOrDash(d.NextAttemptAt)}
+				},
+			}.write(cmd, page)
 		},
 	}
 	cmd.Flags().StringVar(&status, "status", "", "only pending, succeeded, failed or paused deliveries")
-	cmd.Flags().IntVar(&limit, "limit", 100, "page size, 1-1000")
-	cmd.Flags().StringVar(&cursor, "cursor", "", "continue from a previous page")
+	page.register(cmd, false)
 	return cmd
 }
 

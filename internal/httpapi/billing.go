@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -49,17 +50,9 @@ func (s *Server) billingRoutes() {
 			s.writeError(c, err)
 			return
 		}
-		p, err := page(c)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		list, next, err := s.Billing.Invoices.List(c.Request.Context(), f, p)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		c.JSON(http.StatusOK, listOf(list, next))
+		writePage(s, c, func(ctx context.Context, p billing.Page) ([]billing.Invoice, string, error) {
+			return s.Billing.Invoices.List(ctx, f, p)
+		})
 	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/invoices.csv", Tag: tag, Summary: "Export every invoice of a period (all statuses) as one CSV, one row per line.", Roles: financeOnly, Produces: []string{"text/csv"},
 		Query: []Param{{Name: "period", Description: "the month, YYYY-MM", Required: true, Schema: pricing.Month{}}}}, func(c *gin.Context) {
@@ -241,17 +234,9 @@ func (s *Server) billingRoutes() {
 			}
 			f.NotDraft = true
 		}
-		p, err := page(c)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		list, next, err := s.Billing.Invoices.List(c.Request.Context(), f, p)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		c.JSON(http.StatusOK, listOf(list, next))
+		writePage(s, c, func(ctx context.Context, p billing.Page) ([]billing.Invoice, string, error) {
+			return s.Billing.Invoices.List(ctx, f, p)
+		})
 	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/customers/:id/invoices/upcoming", Tag: tag, Summary: "The month-to-date bill: this month's usage so far, rated exactly as its invoice will be (customer keys: their own).", Roles: financeAndOwner,
 		Response: billing.Invoice{}}, func(c *gin.Context) {

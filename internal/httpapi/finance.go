@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"strings"
 
@@ -118,17 +119,9 @@ func (s *Server) financeRoutes() {
 			s.writeError(c, postage.Errorf(postage.EINVALID, "outstanding: true or false"))
 			return
 		}
-		p, err := page(c)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		list, next, err := s.Billing.Accounts.Receivables(c.Request.Context(), f, p)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		c.JSON(http.StatusOK, listOf(list, next))
+		writePage(s, c, func(ctx context.Context, p billing.Page) ([]billing.Receivable, string, error) {
+			return s.Billing.Accounts.Receivables(ctx, f, p)
+		})
 	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/receivables/aging", Tag: "receivables", Summary: "Accounts-receivable aging as of today: current, 1-30, 31-60, 61-90 and over 90 days past due, per customer and currency, with totals.",
 		Roles: financeOnly, Produces: []string{"text/csv"},
@@ -224,17 +217,9 @@ func (s *Server) financeRoutes() {
 		if !ok {
 			return
 		}
-		p, err := page(c)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		list, next, err := s.Billing.Accounts.Payments(c.Request.Context(), billing.PaymentFilter{InvoiceID: inv.ID}, p)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		c.JSON(http.StatusOK, listOf(list, next))
+		writePage(s, c, func(ctx context.Context, p billing.Page) ([]billing.Payment, string, error) {
+			return s.Billing.Accounts.Payments(ctx, billing.PaymentFilter{InvoiceID: inv.ID}, p)
+		})
 	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/payments", Tag: "payments", Summary: "Payments, newest first, of one customer or invoice or all.", Roles: financeOnly,
 		Query: append([]Param{
@@ -245,17 +230,9 @@ func (s *Server) financeRoutes() {
 		if !s.financeReady(c) {
 			return
 		}
-		p, err := page(c)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		list, next, err := s.Billing.Accounts.Payments(c.Request.Context(), billing.PaymentFilter{CustomerID: c.Query("customer"), InvoiceID: c.Query("invoice")}, p)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		c.JSON(http.StatusOK, listOf(list, next))
+		writePage(s, c, func(ctx context.Context, p billing.Page) ([]billing.Payment, string, error) {
+			return s.Billing.Accounts.Payments(ctx, billing.PaymentFilter{CustomerID: c.Query("customer"), InvoiceID: c.Query("invoice")}, p)
+		})
 	})
 
 	// Credit notes.
@@ -292,17 +269,9 @@ func (s *Server) financeRoutes() {
 		if !ok {
 			return
 		}
-		p, err := page(c)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		list, next, err := s.Billing.Accounts.CreditNotes(c.Request.Context(), billing.CreditNoteFilter{InvoiceID: inv.ID}, p)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		c.JSON(http.StatusOK, listOf(list, next))
+		writePage(s, c, func(ctx context.Context, p billing.Page) ([]billing.CreditNote, string, error) {
+			return s.Billing.Accounts.CreditNotes(ctx, billing.CreditNoteFilter{InvoiceID: inv.ID}, p)
+		})
 	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/credit-notes", Tag: "credit-notes", Summary: "Credit notes, newest first, of one customer or invoice or all.", Roles: financeOnly,
 		Query: append([]Param{
@@ -313,17 +282,9 @@ func (s *Server) financeRoutes() {
 		if !s.financeReady(c) {
 			return
 		}
-		p, err := page(c)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		list, next, err := s.Billing.Accounts.CreditNotes(c.Request.Context(), billing.CreditNoteFilter{CustomerID: c.Query("customer"), InvoiceID: c.Query("invoice")}, p)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		c.JSON(http.StatusOK, listOf(list, next))
+		writePage(s, c, func(ctx context.Context, p billing.Page) ([]billing.CreditNote, string, error) {
+			return s.Billing.Accounts.CreditNotes(ctx, billing.CreditNoteFilter{CustomerID: c.Query("customer"), InvoiceID: c.Query("invoice")}, p)
+		})
 	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/credit-notes/:id", Tag: "credit-notes", Summary: "Get a credit note (by id or number) as JSON; append .csv or .pdf for those formats (customer keys: their own).",
 		Roles: financeAndOwner, PathParams: []Param{{Name: "id", Description: "credit note id or number, optionally followed by .csv or .pdf"}},

@@ -464,6 +464,22 @@ type List[T any] struct {
 	NextCursor string `json:"next_cursor"`
 }
 
+// writePage answers one page of a list: the page the query asks for
+// (limit, cursor), read by fetch, as {"data", "next_cursor"}.
+func writePage[T any](s *Server, c *gin.Context, fetch func(context.Context, billing.Page) ([]T, string, error)) {
+	p, err := page(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	list, next, err := fetch(c.Request.Context(), p)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, listOf(list, next))
+}
+
 func listOf[T any](items []T, next string) List[T] {
 	if items == nil {
 		items = []T{}

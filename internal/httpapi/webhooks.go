@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
 
 	"postage"
+	"postage/billing"
 	"postage/internal/auth"
 	"postage/notify"
 )
@@ -39,11 +41,6 @@ func (s *Server) notifyReady(c *gin.Context) bool {
 		return false
 	}
 	return true
-}
-
-func notifyPage(c *gin.Context) (notify.Page, error) {
-	p, err := page(c)
-	return notify.Page{Limit: p.Limit, Cursor: p.Cursor}, err
 }
 
 // deliveryParam reads :delivery_id; a malformed id is a delivery that
@@ -87,17 +84,9 @@ func (s *Server) notifyRoutes() {
 		if !s.notifyReady(c) {
 			return
 		}
-		p, err := notifyPage(c)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		list, next, err := s.Notify.Webhooks.Endpoints(c.Request.Context(), c.Query("customer"), scope(c), p)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		c.JSON(http.StatusOK, listOf(list, next))
+		writePage(s, c, func(ctx context.Context, p billing.Page) ([]notify.Endpoint, string, error) {
+			return s.Notify.Webhooks.Endpoints(ctx, c.Query("customer"), scope(c), notify.Page{Limit: p.Limit, Cursor: p.Cursor})
+		})
 	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/webhook-endpoints/:endpoint_id", Tag: tag, Summary: "Get a webhook endpoint (never its secret).", Roles: ownerRoles,
 		PathParams: endpointID, Response: notify.Endpoint{}}, func(c *gin.Context) {
@@ -154,17 +143,9 @@ func (s *Server) notifyRoutes() {
 		if !s.notifyReady(c) {
 			return
 		}
-		p, err := notifyPage(c)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		list, next, err := s.Notify.Webhooks.Deliveries(c.Request.Context(), c.Param("endpoint_id"), scope(c), notify.DeliveryStatus(c.Query("status")), p)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		c.JSON(http.StatusOK, listOf(list, next))
+		writePage(s, c, func(ctx context.Context, p billing.Page) ([]notify.Delivery, string, error) {
+			return s.Notify.Webhooks.Deliveries(ctx, c.Param("endpoint_id"), scope(c), notify.DeliveryStatus(c.Query("status")), notify.Page{Limit: p.Limit, Cursor: p.Cursor})
+		})
 	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/webhook-deliveries/:delivery_id", Tag: tag, Summary: "A delivery with its attempt log (status code, duration, error and the start of each answer).", Roles: ownerRoles,
 		PathParams: deliveryID, Response: notify.DeliveryDetail{}}, func(c *gin.Context) {
