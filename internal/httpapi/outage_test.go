@@ -233,6 +233,8 @@ func walkOutageAtOnce(t *testing.T, f *fixture, routes []httpapi.Route) map[stri
 			}
 		case w.Code >= 500:
 			t.Errorf("%s: %d %s", name, w.Code, w.Body.Bytes())
+		case r.Path == "/readyz":
+			t.Logf("%s answered %d %s", name, w.Code, w.Body.Bytes()) // what the check below may call wrong
 		}
 	}
 	return got

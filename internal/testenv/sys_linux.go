@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // baseDir returns where the servers' directory goes: /dev/shm when it is a
@@ -62,7 +63,43 @@ func children(pid int) []int {
 	return out
 }
 
+// waitStopped waits up to limit until every thread of process pid is
+// stopped (state T in /proc/pid/task/*/stat), or the process is gone.
+func waitStopped(pid int, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		stats, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/[0-9]*/stat")
+		running := false
+		for _, path := range stats {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				continue // the thread ended
+			}
+			i := bytes.LastIndexByte(b, ')')
+			if f := strings.Fields(string(b[i+1:])); i >= 0 && len(f) > 0 && f[0] != "T" && f[0] != "t" && f[0] != "Z" && f[0] != "X" {
+				running = true
+				break
+			}
+		}
+		if !running {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // kill, freeze and thaw are SIGKILL, SIGSTOP and SIGCONT.
-func kill(pid int, tree bool)   { signalProcess(pid, tree, syscall.SIGKILL) }
-func freeze(pid int, tree bool) { signalProcess(pid, tree, syscall.SIGSTOP) }
-func thaw(pid int, tree bool)   { signalProcess(pid, tree, syscall.SIGCONT) }
+func kill(pid int, tree bool) { signalProcess(pid, tree, syscall.SIGKILL) }
+func freeze(pid int, tree bool) {
+	signalProcess(pid, tree, syscall.SIGSTOP)
+	// The signal is sent, not yet taken: a busy thread stops at its next
+	// entry into the kernel. Return once every thread is stopped, so that
+	// what a test does next meets a stalled server.
+	waitStopped(pid, 10*time.Second)
+	if tree {
+		for _, c := range children(pid) {
+			waitStopped(c, 10*time.Second)
+		}
+	}
+}
+func thaw(pid int, tree bool) { signalProcess(pid, tree, syscall.SIGCONT) }
