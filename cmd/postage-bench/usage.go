@@ -24,6 +24,7 @@ type usageBenchOpts struct {
 	queries, rawQuery int
 	repeat            int
 	dir, doc          string
+	cpuProfile        string
 }
 
 func newUsageCmd() *cobra.Command {
@@ -63,6 +64,7 @@ by each rollup tier. Figures go to the "Usage reads" section of --doc.`,
 	f.IntVar(&o.repeat, "repeat", 2, "rounds of every measurement")
 	f.StringVar(&o.dir, "dir", "", "scratch directory for the servers (default: a new temporary directory, removed after)")
 	f.StringVar(&o.doc, "doc", "docs/BENCHMARKS.md", `file whose "## Usage reads" section gets the figures ("" for none)`)
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measurement rounds (this process: server and client) to this file")
 	return cmd
 }
 
@@ -172,6 +174,13 @@ func runUsageBench(ctx context.Context, out io.Writer, o usageBenchOpts) error {
 			lat = append(lat, time.Since(s))
 		}
 		return latencies{len(lat), pct(lat, 50), pct(lat, 99)}, nil
+	}
+	if o.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
 	}
 	for round := 1; round <= o.repeat; round++ {
 		for _, tg := range targets {

@@ -83,13 +83,10 @@ func (s *Server) getUsage(c *gin.Context) {
 		writeUsageCSV(c, fmt.Sprintf("usage-%s.csv", id), q.GroupBy, rows)
 		return
 	}
-	if rows == nil {
-		rows = []metering.UsageRow{}
-	}
 	if q.GroupBy == nil {
 		q.GroupBy = []metering.Dimension{}
 	}
-	c.JSON(http.StatusOK, UsageResponse{CustomerID: id, From: q.From, To: q.To, Window: q.Window, GroupBy: q.GroupBy, Data: rows})
+	s.writeUsageJSON(c, UsageResponse{CustomerID: id, From: q.From, To: q.To, Window: q.Window, GroupBy: q.GroupBy, Data: []metering.UsageRow{}}, rows)
 }
 
 func (s *Server) getUsageSummary(c *gin.Context) {
@@ -120,10 +117,7 @@ func (s *Server) getUsageSummary(c *gin.Context) {
 		writeUsageCSV(c, "usage-summary-"+month.Format("2006-01")+".csv", append([]metering.Dimension{metering.ByCustomer}, g...), rows)
 		return
 	}
-	if rows == nil {
-		rows = []metering.UsageRow{}
-	}
-	c.JSON(http.StatusOK, SummaryResponse{Period: month.Format("2006-01"), GroupBy: g, Data: rows})
+	s.writeUsageJSON(c, SummaryResponse{Period: month.Format("2006-01"), GroupBy: g, Data: []metering.UsageRow{}}, rows)
 }
 
 // writeUsageCSV writes rows as CSV: start, the grouped dimensions, quantity,
