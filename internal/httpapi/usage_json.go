@@ -43,7 +43,7 @@ func usageJSON(v any, rows []metering.UsageRow) ([]byte, error) {
 		return json.Marshal(v) // not the shape this writer knows: encoding/json alone
 	}
 	head = head[:len(head)-len(empty)+len(`"data":[`)]
-	b := make([]byte, 0, len(head)+len(rows)*96+2)
+	b := make([]byte, 0, len(head)+len(rows)*128+2)
 	b = append(b, head...)
 	b = appendUsageRows(b, rows)
 	return append(b, ']', '}'), nil
