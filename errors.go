@@ -30,13 +30,14 @@ const (
 	ENOTFINALIZED     = "invoice_not_finalized"    // a payment or credit note on a draft or void invoice
 	EOVERCREDIT       = "credit_exceeds_remaining" // a credit note for more than is left to credit
 	ETAXOVERLAP       = "tax_rate_overlap"         // a tax rate overlapping another of its jurisdiction
+	EOVERREFUND       = "refund_exceeds_owed"      // a refund (or a credit note's void) leaving refunds above what the customer is owed
 )
 
 // Conflict reports whether code is a conflict with the current state:
 // ECONFLICT or one of the specific finance refusals.
 func Conflict(code string) bool {
 	switch code {
-	case ECONFLICT, EOVERPAYMENT, ECURRENCYMISMATCH, ENOTFINALIZED, EOVERCREDIT, ETAXOVERLAP:
+	case ECONFLICT, EOVERPAYMENT, ECURRENCYMISMATCH, ENOTFINALIZED, EOVERCREDIT, ETAXOVERLAP, EOVERREFUND:
 		return true
 	}
 	return false

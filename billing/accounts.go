@@ -85,6 +85,34 @@ func (a *Accounts) Payments(ctx context.Context, f PaymentFilter, p Page) ([]Pay
 	return a.Store.Payments(ctx, f, p)
 }
 
+// RecordRefund records a refund paid back outside postage against a
+// finalized invoice that owes the customer money (a negative balance). A
+// refund in another currency (ECURRENCYMISMATCH), for more than the
+// customer is owed (EOVERREFUND), on a draft or void invoice
+// (ENOTFINALIZED) or dated in the future (EINVALID) is refused and nothing
+// is recorded. existing is true when the idempotency key recorded this
+// refund before.
+func (a *Accounts) RecordRefund(ctx context.Context, invoiceID string, in NewRefund) (Refund, Receivable, bool, error) {
+	today := a.Today()
+	f, err := in.Parse(today)
+	if err != nil {
+		return Refund{}, Receivable{}, false, err
+	}
+	out, r, existing, err := a.Store.RecordRefund(ctx, invoiceID, f, func(r Receivable, f Refund) (Refund, error) {
+		return checkRefund(f, r)
+	})
+	if err != nil {
+		return Refund{}, Receivable{}, false, err
+	}
+	r.Derive(today)
+	return out, r, existing, nil
+}
+
+// Refunds lists refunds matching f, newest first.
+func (a *Accounts) Refunds(ctx context.Context, f RefundFilter, p Page) ([]Refund, string, error) {
+	return a.Store.Refunds(ctx, f, p)
+}
+
 // MarkUncollectible writes an invoice's balance off with a reason. An
 // invoice with nothing left to pay, or already written off, is a conflict.
 func (a *Accounts) MarkUncollectible(ctx context.Context, invoiceID, reason string) (Receivable, error) {

@@ -47,10 +47,13 @@ type Receivable struct {
 	Total Money `json:"total"`
 	// Paid is the sum of the payments recorded against it.
 	Paid Money `json:"paid"`
-	// Credited is the sum of its credit notes' totals.
+	// Credited is the sum of its credit notes' totals (void ones left out).
 	Credited Money `json:"credited"`
-	// Balance is Total - Paid - Credited: what is still owed (negative
-	// when a credit note came after payment: what the customer is owed).
+	// Refunded is the sum of the refunds paid back against it.
+	Refunded Money `json:"refunded"`
+	// Balance is Total - Paid - Credited + Refunded: what is still owed
+	// (negative when a credit note came after payment: what the customer
+	// is owed until it is refunded).
 	Balance   Money         `json:"balance"`
 	IssueDate Date          `json:"issue_date"`
 	DueDate   Date          `json:"due_date"`
@@ -167,6 +170,11 @@ var idempotencyKeyPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,100}$`)
 // Parse checks the body's formats (not yet against the invoice) and
 // returns the payment it describes, dated no later than today.
 func (n NewPayment) Parse(today Date) (Payment, error) {
+	return n.parse(today, "the day the money was received")
+}
+
+// parse is Parse, with what the date is for the error message.
+func (n NewPayment) parse(today Date, dateIs string) (Payment, error) {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, postage.Errorf(postage.EINVALID, format, args...))
@@ -185,7 +193,7 @@ func (n NewPayment) Parse(today Date) (Payment, error) {
 		bad("currency: an ISO 4217 code such as USD")
 	}
 	if d, err := ParseDate(strings.TrimSpace(n.Date)); err != nil {
-		bad("date: the day the money was received, YYYY-MM-DD")
+		bad("date: %s, YYYY-MM-DD", dateIs)
 	} else if d.After(today) {
 		bad("date: %s is in the future (today is %s)", d, today)
 	} else {
@@ -278,6 +286,12 @@ type Receivables interface {
 	RecordPayment(ctx context.Context, invoiceID string, p Payment, check func(Receivable, Payment) (Payment, error)) (out Payment, r Receivable, existing bool, err error)
 	// Payments lists payments matching f, newest first.
 	Payments(ctx context.Context, f PaymentFilter, p Page) ([]Payment, string, error)
+	// RecordRefund locks the invoice's receivable, hands it to check, and
+	// records the refund check returns (its id and time set), in one
+	// transaction; idempotency keys work as RecordPayment's.
+	RecordRefund(ctx context.Context, invoiceID string, f Refund, check func(Receivable, Refund) (Refund, error)) (out Refund, r Receivable, existing bool, err error)
+	// Refunds lists refunds matching f, newest first.
+	Refunds(ctx context.Context, f RefundFilter, p Page) ([]Refund, string, error)
 	// MarkUncollectible writes an invoice's balance off.
 	MarkUncollectible(ctx context.Context, invoiceID, reason string, today Date) (Receivable, error)
 	// IssueCreditNote locks the invoice's receivable, reads the invoice

@@ -104,10 +104,10 @@ func decodeKeyCursor(s string) (*keyCursor, error) {
 
 func scanReceivable(r pgx.Row) (billing.Receivable, error) {
 	var x billing.Receivable
-	var period, total, paid, credited, balance string
+	var period, total, paid, credited, refunded, balance string
 	var issue, due time.Time
 	var settled *time.Time
-	err := r.Scan(&x.InvoiceID, &x.CustomerID, &x.CustomerName, &x.Number, &period, &x.Currency, &total, &paid, &credited, &balance,
+	err := r.Scan(&x.InvoiceID, &x.CustomerID, &x.CustomerName, &x.Number, &period, &x.Currency, &total, &paid, &credited, &refunded, &balance,
 		&issue, &due, &settled, &x.UncollectibleAt, &x.UncollectibleReason)
 	if err != nil {
 		return x, err
@@ -119,7 +119,7 @@ func scanReceivable(r pgx.Row) (billing.Receivable, error) {
 	for _, p := range []struct {
 		s string
 		m *billing.Money
-	}{{total, &x.Total}, {paid, &x.Paid}, {credited, &x.Credited}, {balance, &x.Balance}} {
+	}{{total, &x.Total}, {paid, &x.Paid}, {credited, &x.Credited}, {refunded, &x.Refunded}, {balance, &x.Balance}} {
 		d, err := decimal.NewFromString(p.s)
 		if err != nil {
 			return x, fmt.Errorf("receivable %s: %w", x.InvoiceID, err)
@@ -301,6 +301,102 @@ func (s *ReceivableStore) Payments(ctx context.Context, f billing.PaymentFilter,
 	}
 	if list == nil {
 		list = []billing.Payment{}
+	}
+	return list, next, nil
+}
+
+func scanRefund(r pgx.Row) (billing.Refund, error) {
+	var f billing.Refund
+	var amount, method string
+	var day time.Time
+	if err := r.Scan(&f.ID, &f.InvoiceID, &f.InvoiceNumber, &f.CustomerID, &amount, &f.Currency, &day, &method, &f.Reference, &f.IdempotencyKey, &f.CreatedAt); err != nil {
+		return f, err
+	}
+	d, err := decimal.NewFromString(amount)
+	if err != nil {
+		return f, fmt.Errorf("refund %s: %w", f.ID, err)
+	}
+	f.Amount = billing.NewMoney(d, billing.MinorUnitsOf(f.Currency))
+	f.Date, f.Method, f.CreatedAt = billing.DateOf(day), billing.PaymentMethod(method), f.CreatedAt.UTC()
+	return f, nil
+}
+
+// RecordRefund locks the receivable, checks the refund against it and
+// records it, in one transaction: two refunds at once are checked one
+// after the other, so together they never refund more than is owed (and
+// the receivable's CHECK stands behind the lock).
+func (s *ReceivableStore) RecordRefund(ctx context.Context, invoiceID string, f billing.Refund, check func(billing.Receivable, billing.Refund) (billing.Refund, error)) (billing.Refund, billing.Receivable, bool, error) {
+	var out billing.Refund
+	var rec billing.Receivable
+	existing := false
+	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		r, err := receivable(ctx, tx, invoiceID, true)
+		if err != nil {
+			return err
+		}
+		if f.IdempotencyKey != "" {
+			q, args := refundByKeySQL(f.IdempotencyKey)
+			prev, err := scanRefund(tx.QueryRow(ctx, q, args...))
+			switch {
+			case err == nil:
+				f.InvoiceID = invoiceID
+				if !billing.SameRefund(prev, f) {
+					return postage.Errorf(postage.ECONFLICT, "idempotency key %q recorded another refund (%s)", f.IdempotencyKey, prev.ID)
+				}
+				out, rec, existing = prev, r, true
+				return nil
+			case !errors.Is(err, pgx.ErrNoRows):
+				return fmt.Errorf("read refund: %w", err)
+			}
+		}
+		checked, err := check(r, f)
+		if err != nil {
+			return err
+		}
+		checked.ID, checked.CreatedAt = billing.NewID("ref_"), s.now()
+		q, args := insertRefundSQL(checked)
+		if out, err = scanRefund(tx.QueryRow(ctx, q, args...)); err != nil {
+			if pgCode(err) == uniqueViolation {
+				return postage.Errorf(postage.ECONFLICT, "idempotency key %q recorded another refund", f.IdempotencyKey)
+			}
+			return fmt.Errorf("record refund: %w", err)
+		}
+		q, args = addRefundedSQL(invoiceID, checked.Amount.String())
+		if rec, err = scanReceivable(tx.QueryRow(ctx, q, args...)); err != nil {
+			return fmt.Errorf("record refund: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return billing.Refund{}, billing.Receivable{}, false, err
+	}
+	return out, rec, existing, nil
+}
+
+// Refunds lists refunds matching f, newest first.
+func (s *ReceivableStore) Refunds(ctx context.Context, f billing.RefundFilter, p billing.Page) ([]billing.Refund, string, error) {
+	p = p.Norm()
+	cur, err := decodeKeyCursor(p.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	q, args := listRefundsSQL(f, cur, p.Limit+1)
+	rows, err := s.DB.Query(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list refunds: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (billing.Refund, error) { return scanRefund(r) })
+	if err != nil {
+		return nil, "", fmt.Errorf("list refunds: %w", err)
+	}
+	next := ""
+	if len(list) > p.Limit {
+		list = list[:p.Limit]
+		last := list[len(list)-1]
+		next = keyCursor{At: last.CreatedAt.Format(time.RFC3339Nano), ID: last.ID}.encode()
+	}
+	if list == nil {
+		list = []billing.Refund{}
 	}
 	return list, next, nil
 }

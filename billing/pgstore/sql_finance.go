@@ -60,7 +60,7 @@ func where(conds []string) string {
 // Receivables.
 
 const receivableColumns = `invoice_id, customer_id, customer_name, number, period, currency, total::text, paid::text, credited::text,
- balance::text, issue_date, due_date, settled_on, uncollectible_at, uncollectible_reason`
+ refunded::text, balance::text, issue_date, due_date, settled_on, uncollectible_at, uncollectible_reason`
 
 func insertReceivableSQL(inv billing.Invoice) (string, []any) {
 	var settled any
@@ -126,17 +126,24 @@ func listReceivablesSQL(f billing.ReceivableFilter, today billing.Date, cur *key
 	return `SELECT ` + receivableColumns + ` FROM receivables` + where(conds) + ` ORDER BY issue_date DESC, invoice_id DESC LIMIT ` + a.add(limit), a.args
 }
 
+// addRefundedSQL adds a refund to a receivable (whose balance is negative
+// and stays at most zero: settled_on is kept).
+func addRefundedSQL(invoiceID, amount string) (string, []any) {
+	return `UPDATE receivables SET refunded = refunded + $2::numeric
+	WHERE invoice_id = $1 RETURNING ` + receivableColumns, []any{invoiceID, amount}
+}
+
 // addPaidSQL adds a payment to a receivable; the day it settles is kept.
 func addPaidSQL(invoiceID, amount string, day billing.Date) (string, []any) {
 	return `UPDATE receivables SET paid = paid + $2::numeric,
-		settled_on = CASE WHEN total - paid - $2::numeric - credited <= 0 THEN coalesce(settled_on, $3::date) END
+		settled_on = CASE WHEN total - paid - $2::numeric - credited + refunded <= 0 THEN coalesce(settled_on, $3::date) END
 	WHERE invoice_id = $1 RETURNING ` + receivableColumns, []any{invoiceID, amount, day.String()}
 }
 
 // addCreditedSQL adds a credit note to a receivable.
 func addCreditedSQL(invoiceID, amount string, day billing.Date) (string, []any) {
 	return `UPDATE receivables SET credited = credited + $2::numeric,
-		settled_on = CASE WHEN total - paid - credited - $2::numeric <= 0 THEN coalesce(settled_on, $3::date) END
+		settled_on = CASE WHEN total - paid - credited - $2::numeric + refunded <= 0 THEN coalesce(settled_on, $3::date) END
 	WHERE invoice_id = $1 RETURNING ` + receivableColumns, []any{invoiceID, amount, day.String()}
 }
 
@@ -208,6 +215,37 @@ func listPaymentsSQL(f billing.PaymentFilter, cur *keyCursor, limit int) (string
 		conds = append(conds, "(created_at, id) < ("+a.add(cur.At)+"::timestamptz, "+a.add(cur.ID)+")")
 	}
 	return `SELECT ` + paymentColumns + ` FROM payments` + where(conds) + ` ORDER BY created_at DESC, id DESC LIMIT ` + a.add(limit), a.args
+}
+
+// Refunds.
+
+const refundColumns = `id, invoice_id, invoice_number, customer_id, amount::text, currency, refunded_on, method, reference, coalesce(idempotency_key,''), created_at`
+
+func insertRefundSQL(f billing.Refund) (string, []any) {
+	return `INSERT INTO refunds (id, invoice_id, invoice_number, customer_id, amount, currency, refunded_on, method, reference, idempotency_key, created_at)
+	VALUES ($1,$2,$3,$4,$5::numeric,$6,$7::date,$8,$9,$10,$11) RETURNING ` + refundColumns,
+		[]any{f.ID, f.InvoiceID, f.InvoiceNumber, f.CustomerID, f.Amount.String(), f.Currency, f.Date.String(), string(f.Method), f.Reference,
+			nullable(f.IdempotencyKey), f.CreatedAt}
+}
+
+func refundByKeySQL(key string) (string, []any) {
+	return `SELECT ` + refundColumns + ` FROM refunds WHERE idempotency_key = $1`, []any{key}
+}
+
+// listRefundsSQL lists refunds newest first (then id), after the cursor.
+func listRefundsSQL(f billing.RefundFilter, cur *keyCursor, limit int) (string, []any) {
+	var a sqlArgs
+	var conds []string
+	if f.CustomerID != "" {
+		conds = append(conds, "customer_id = "+a.add(f.CustomerID))
+	}
+	if f.InvoiceID != "" {
+		conds = append(conds, "invoice_id = "+a.add(f.InvoiceID))
+	}
+	if cur != nil {
+		conds = append(conds, "(created_at, id) < ("+a.add(cur.At)+"::timestamptz, "+a.add(cur.ID)+")")
+	}
+	return `SELECT ` + refundColumns + ` FROM refunds` + where(conds) + ` ORDER BY created_at DESC, id DESC LIMIT ` + a.add(limit), a.args
 }
 
 // Credit notes.

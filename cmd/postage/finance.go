@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	extraCommands = append(extraCommands, newPaymentsCmd, newCreditNotesCmd, newTaxesCmd)
+	extraCommands = append(extraCommands, newPaymentsCmd, newRefundsCmd, newCreditNotesCmd, newTaxesCmd)
 }
 
 // Receivables commands of `postage invoices` (added by newInvoicesCmd).
@@ -28,7 +28,7 @@ func newInvoicesBalanceCmd(g *globalFlags) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
 		Use:   "balance INVOICE",
-		Short: "What a finalized invoice owes: total, paid, credited, balance, due date and payment status",
+		Short: "What a finalized invoice owes: total, paid, credited, refunded, balance, due date and payment status",
 		Example: `  postage invoices balance in_3kq7x2v5m1b9c8d4e6f0a2h7j5
   postage invoices balance in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --format json`,
 		Args: cobra.ExactArgs(1),
@@ -133,10 +133,10 @@ func newInvoicesReceivablesCmd(g *globalFlags) *cobra.Command {
 }
 
 // receivableColumns and receivableRow are a receivable as a text row.
-const receivableColumns = "INVOICE\tNUMBER\tCUSTOMER\tCURRENCY\tTOTAL\tPAID\tCREDITED\tBALANCE\tISSUED\tDUE\tSTATUS\tDAYS PAST DUE"
+const receivableColumns = "INVOICE\tNUMBER\tCUSTOMER\tCURRENCY\tTOTAL\tPAID\tCREDITED\tREFUNDED\tBALANCE\tISSUED\tDUE\tSTATUS\tDAYS PAST DUE"
 
 func receivableRow(r billing.Receivable) []any {
-	return []any{r.InvoiceID, r.Number, r.CustomerID, r.Currency, r.Total, r.Paid, r.Credited, r.Balance, r.IssueDate, r.DueDate, r.Status, r.DaysPastDue}
+	return []any{r.InvoiceID, r.Number, r.CustomerID, r.Currency, r.Total, r.Paid, r.Credited, r.Refunded, r.Balance, r.IssueDate, r.DueDate, r.Status, r.DaysPastDue}
 }
 
 func newInvoicesAgingCmd(g *globalFlags) *cobra.Command {
@@ -264,6 +264,95 @@ invoice's balance and payment status follow from it. See docs/BILLING.md.`,
 					return []any{v.ID, v.InvoiceID, v.InvoiceNumber, v.CustomerID, v.Amount, v.Currency, v.Date, v.Method, v.Reference}
 				},
 				csv: tableCSV(paymentsTable),
+			}.write(cmd, page)
+		},
+	}
+	lf := list.Flags()
+	lf.StringVar(&invoice, "invoice", "", "only this invoice")
+	lf.StringVar(&customer, "customer", "", "only this customer")
+	page.register(list, true)
+	cmd.AddCommand(record, list)
+	return cmd
+}
+
+func newRefundsCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "refunds",
+		Short: "Record refunds paid back outside postage and list them",
+		Long: `A refund is money paid back to a customer (by bank transfer, through the card
+processor) against a finalized invoice that owes the customer money: a credit
+note issued after payment leaves a negative balance. A refund is in the
+invoice's currency, never more than the customer is owed, recorded once and
+never changed; the balance goes back toward zero. See docs/BILLING.md.`,
+		Example: `  postage refunds record in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --amount 25.00 --currency USD --date 2026-11-20 --method bank_transfer --reference "SEPA 9912"
+  postage refunds list --customer acme-1`,
+	}
+	var in billing.NewRefund
+	var method string
+	record := &cobra.Command{
+		Use:   "record INVOICE --amount AMOUNT --currency CODE --date YYYY-MM-DD --method METHOD",
+		Short: "Record a refund against a finalized invoice that owes the customer money",
+		Example: `  postage refunds record in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --amount 25.00 --currency USD --date 2026-11-20 --method bank_transfer --reference "SEPA 9912"
+  postage refunds record in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --amount 5 --currency USD --date 2026-11-21 --method card --idempotency-key stripe-re_3P   # safe to run twice`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in.Method = billing.PaymentMethod(method)
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			id, err := invoiceIDOf(cmd.Context(), a, args[0])
+			if err != nil {
+				return err
+			}
+			f, r, existing, err := a.Accounts.RecordRefund(cmd.Context(), id, in)
+			if err != nil {
+				return err
+			}
+			verb := "recorded"
+			if existing {
+				verb = "already recorded"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s refund %s of %s %s on invoice %s: balance %s %s, %s\n", verb, f.ID, f.Amount, f.Currency, f.InvoiceNumber, r.Balance, r.Currency, r.Status)
+			return nil
+		},
+	}
+	fl := record.Flags()
+	fl.StringVar(&in.Amount, "amount", "", "amount paid back, a decimal (required)")
+	fl.StringVar(&in.Currency, "currency", "", "the invoice's currency, ISO 4217 (required)")
+	fl.StringVar(&in.Date, "date", "", "day the money was paid back, YYYY-MM-DD (required)")
+	fl.StringVar(&method, "method", "bank_transfer", "bank_transfer, card, direct_debit, cash, check or other")
+	fl.StringVar(&in.Reference, "reference", "", "the bank's or processor's reference")
+	fl.StringVar(&in.IdempotencyKey, "idempotency-key", "", "records the refund once however often the command runs")
+
+	var invoice, customer string
+	var page pageFlags
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List refunds, newest first",
+		Example: `  postage refunds list --customer acme-1
+  postage refunds list --invoice in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --format csv`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := page.check(); err != nil {
+				return err
+			}
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			f := billing.RefundFilter{CustomerID: customer, InvoiceID: invoice}
+			return pageList[billing.Refund]{
+				fetch: func(limit int, cursor string) ([]billing.Refund, string, error) {
+					return a.Accounts.Refunds(cmd.Context(), f, billing.Page{Limit: limit, Cursor: cursor})
+				},
+				header: "REFUND\tINVOICE\tNUMBER\tCUSTOMER\tAMOUNT\tCURRENCY\tDATE\tMETHOD\tREFERENCE",
+				row: func(v billing.Refund) []any {
+					return []any{v.ID, v.InvoiceID, v.InvoiceNumber, v.CustomerID, v.Amount, v.Currency, v.Date, v.Method, v.Reference}
+				},
+				csv: tableCSV(refundsTable),
 			}.write(cmd, page)
 		},
 	}
@@ -586,7 +675,7 @@ func checkFormat(format string, allowed ...string) error {
 // receivablesTable is the receivables as CSV rows (the text columns, named
 // as the JSON fields are).
 func receivablesTable(list []billing.Receivable) reports.Table {
-	t := reports.Table{Header: []string{"invoice_id", "number", "customer_id", "customer_name", "currency", "total", "paid", "credited", "balance",
+	t := reports.Table{Header: []string{"invoice_id", "number", "customer_id", "customer_name", "currency", "total", "paid", "credited", "refunded", "balance",
 		"issue_date", "due_date", "status", "days_past_due", "settled_on", "uncollectible_reason"}}
 	for _, r := range list {
 		settled := ""
@@ -594,7 +683,7 @@ func receivablesTable(list []billing.Receivable) reports.Table {
 			settled = r.SettledOn.String()
 		}
 		t.Rows = append(t.Rows, []string{r.InvoiceID, r.Number, r.CustomerID, r.CustomerName, r.Currency, r.Total.String(), r.Paid.String(), r.Credited.String(),
-			r.Balance.String(), r.IssueDate.String(), r.DueDate.String(), string(r.Status), strconv.Itoa(r.DaysPastDue), settled, r.UncollectibleReason})
+			r.Refunded.String(), r.Balance.String(), r.IssueDate.String(), r.DueDate.String(), string(r.Status), strconv.Itoa(r.DaysPastDue), settled, r.UncollectibleReason})
 	}
 	return t
 }
@@ -605,6 +694,16 @@ func paymentsTable(list []billing.Payment) reports.Table {
 	for _, p := range list {
 		t.Rows = append(t.Rows, []string{p.ID, p.InvoiceID, p.InvoiceNumber, p.CustomerID, p.Amount.String(), p.Currency, p.Date.String(), string(p.Method),
 			p.Reference, p.CreatedAt.UTC().Format(time.RFC3339)})
+	}
+	return t
+}
+
+// refundsTable is the refunds as CSV rows.
+func refundsTable(list []billing.Refund) reports.Table {
+	t := reports.Table{Header: []string{"id", "invoice_id", "invoice_number", "customer_id", "amount", "currency", "date", "method", "reference", "created_at"}}
+	for _, f := range list {
+		t.Rows = append(t.Rows, []string{f.ID, f.InvoiceID, f.InvoiceNumber, f.CustomerID, f.Amount.String(), f.Currency, f.Date.String(), string(f.Method),
+			f.Reference, f.CreatedAt.UTC().Format(time.RFC3339)})
 	}
 	return t
 }

@@ -150,7 +150,7 @@ func (s *Server) financeRoutes() {
 		attachment(c, "aging-"+rep.AsOf.String()+".csv")
 		c.Data(http.StatusOK, "text/csv; charset=utf-8", b.Bytes())
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/invoices/:id/balance", Tag: "receivables", Summary: "What a finalized invoice owes: total, paid, credited, balance, due date, payment status (customer keys: their own invoices).",
+	s.handle(Route{Method: "GET", Path: "/api/v1/invoices/:id/balance", Tag: "receivables", Summary: "What a finalized invoice owes: total, paid, credited, refunded, balance, due date, payment status (customer keys: their own invoices).",
 		Roles: financeAndOwner, PathParams: invoiceID, Response: billing.Receivable{}, Errors: conflicts}, func(c *gin.Context) {
 		if !s.financeReady(c) {
 			return
@@ -232,6 +232,57 @@ func (s *Server) financeRoutes() {
 		}
 		writePage(s, c, func(ctx context.Context, p billing.Page) ([]billing.Payment, string, error) {
 			return s.Billing.Accounts.Payments(ctx, billing.PaymentFilter{CustomerID: c.Query("customer"), InvoiceID: c.Query("invoice")}, p)
+		})
+	})
+
+	// Refunds.
+	s.handle(Route{Method: "POST", Path: "/api/v1/invoices/:id/refunds", Tag: "refunds",
+		Summary: "Record a refund paid back outside postage against a finalized invoice that owes the customer money (a negative balance); more than the customer is owed is 409 refund_exceeds_owed, another currency 409 currency_mismatch, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first refund.",
+		Roles:   financeOnly, PathParams: invoiceID, Request: billing.NewRefund{}, Response: RecordedRefund{}, Status: http.StatusCreated,
+		Other: map[int]any{http.StatusOK: RecordedRefund{}}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		var in billing.NewRefund
+		if err := bindJSON(c, &in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		f, r, existing, err := s.Billing.Accounts.RecordRefund(c.Request.Context(), c.Param("id"), in)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		status := http.StatusCreated
+		if existing {
+			status = http.StatusOK
+		}
+		c.JSON(status, RecordedRefund{Refund: f, Receivable: r})
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/invoices/:id/refunds", Tag: "refunds", Summary: "The refunds recorded against an invoice, newest first (customer keys: their own invoices).",
+		Roles: financeAndOwner, PathParams: invoiceID, Query: pageQuery, Response: List[billing.Refund]{}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		inv, ok := s.visibleInvoice(c, c.Param("id"))
+		if !ok {
+			return
+		}
+		writePage(s, c, func(ctx context.Context, p billing.Page) ([]billing.Refund, string, error) {
+			return s.Billing.Accounts.Refunds(ctx, billing.RefundFilter{InvoiceID: inv.ID}, p)
+		})
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/refunds", Tag: "refunds", Summary: "Refunds, newest first, of one customer or invoice or all.", Roles: financeOnly,
+		Query: append([]Param{
+			{Name: "customer", Description: "only this customer id"},
+			{Name: "invoice", Description: "only this invoice id"},
+		}, pageQuery...),
+		Response: List[billing.Refund]{}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		writePage(s, c, func(ctx context.Context, p billing.Page) ([]billing.Refund, string, error) {
+			return s.Billing.Accounts.Refunds(ctx, billing.RefundFilter{CustomerID: c.Query("customer"), InvoiceID: c.Query("invoice")}, p)
 		})
 	})
 
@@ -332,6 +383,12 @@ type ReasonRequest struct {
 // RecordedPayment is a recorded payment and what its invoice owes now.
 type RecordedPayment struct {
 	Payment    billing.Payment    `json:"payment"`
+	Receivable billing.Receivable `json:"receivable"`
+}
+
+// RecordedRefund is a recorded refund and what its invoice owes now.
+type RecordedRefund struct {
+	Refund     billing.Refund     `json:"refund"`
 	Receivable billing.Receivable `json:"receivable"`
 }
 

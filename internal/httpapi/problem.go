@@ -40,7 +40,7 @@ func statusOf(code string) int {
 		return http.StatusForbidden
 	case postage.ENOTFOUND:
 		return http.StatusNotFound
-	case postage.ECONFLICT, postage.EOVERPAYMENT, postage.ECURRENCYMISMATCH, postage.ENOTFINALIZED, postage.EOVERCREDIT, postage.ETAXOVERLAP:
+	case postage.ECONFLICT, postage.EOVERPAYMENT, postage.ECURRENCYMISMATCH, postage.ENOTFINALIZED, postage.EOVERCREDIT, postage.ETAXOVERLAP, postage.EOVERREFUND:
 		return http.StatusConflict
 	case postage.ETOOLARGE:
 		return http.StatusRequestEntityTooLarge
