@@ -492,6 +492,7 @@ const (
 	ProblemCodeNotFound               ProblemCode = "not_found"
 	ProblemCodeOverloaded             ProblemCode = "overloaded"
 	ProblemCodeOverpayment            ProblemCode = "overpayment"
+	ProblemCodeRefundExceedsOwed      ProblemCode = "refund_exceeds_owed"
 	ProblemCodeTaxRateOverlap         ProblemCode = "tax_rate_overlap"
 	ProblemCodeTooLarge               ProblemCode = "too_large"
 	ProblemCodeUnauthorized           ProblemCode = "unauthorized"
@@ -521,6 +522,8 @@ func (e ProblemCode) Valid() bool {
 	case ProblemCodeOverloaded:
 		return true
 	case ProblemCodeOverpayment:
+		return true
+	case ProblemCodeRefundExceedsOwed:
 		return true
 	case ProblemCodeTaxRateOverlap:
 		return true
@@ -1372,6 +1375,28 @@ type BillingNewPayment struct {
 	Reference *string `json:"reference,omitempty"`
 }
 
+// BillingNewRefund NewRefund is the body that records a refund: as a payment's, with the day the money was paid back.
+type BillingNewRefund struct {
+	// Amount Amount is a positive decimal with at most the currency's decimals,
+	// at most what the customer is owed (minus the balance).
+	Amount string `json:"amount"`
+
+	// Currency Currency must be the invoice's.
+	Currency string `json:"currency"`
+
+	// Date Date is the day the money was paid back, YYYY-MM-DD, not in the future.
+	Date string `json:"date"`
+
+	// IdempotencyKey IdempotencyKey makes a retry safe: a second request with the same
+	// key and the same refund returns the first; with another refund it
+	// is a conflict.
+	IdempotencyKey *string              `json:"idempotency_key,omitempty"`
+	Method         BillingPaymentMethod `json:"method"`
+
+	// Reference Reference is the bank's or processor's reference.
+	Reference *string `json:"reference,omitempty"`
+}
+
 // BillingNewTaxRate NewTaxRate is the body that creates a tax rate; dates and the rate are strings so that a bad one is named in the answer.
 type BillingNewTaxRate struct {
 	EffectiveFrom string  `json:"effective_from"`
@@ -1443,11 +1468,12 @@ type BillingPortfolioSetting struct {
 
 // BillingReceivable Receivable is what is owed on one finalized invoice: its total, what was paid and credited, the balance, the due date and the payment status.
 type BillingReceivable struct {
-	// Balance Balance is Total - Paid - Credited: what is still owed (negative
-	// when a credit note came after payment: what the customer is owed).
+	// Balance Balance is Total - Paid - Credited + Refunded: what is still owed
+	// (negative when a credit note came after payment: what the customer
+	// is owed until it is refunded).
 	Balance string `json:"balance"`
 
-	// Credited Credited is the sum of its credit notes' totals.
+	// Credited Credited is the sum of its credit notes' totals (void ones left out).
 	Credited     string `json:"credited"`
 	Currency     string `json:"currency"`
 	CustomerId   string `json:"customer_id"`
@@ -1471,6 +1497,9 @@ type BillingReceivable struct {
 	// Period a calendar month in UTC, YYYY-MM
 	Period string `json:"period"`
 
+	// Refunded Refunded is the sum of the refunds paid back against it.
+	Refunded string `json:"refunded"`
+
 	// SettledOn SettledOn is the day the balance reached zero (or less).
 	SettledOn *openapi_types.Date  `json:"settled_on,omitempty"`
 	Status    BillingPaymentStatus `json:"status"`
@@ -1485,6 +1514,33 @@ type BillingReceivable struct {
 type BillingReceivableList struct {
 	Data       []BillingReceivable `json:"data"`
 	NextCursor string              `json:"next_cursor"`
+}
+
+// BillingRefund Refund is money finance paid back to a customer, outside postage (by bank transfer, through the card processor), against an invoice whose balance is negative: a credit note that came after payment left the customer owed.
+type BillingRefund struct {
+	// Amount an amount with exactly the currency's minor-unit decimals, e.g. "12.30"
+	Amount     string    `json:"amount"`
+	CreatedAt  time.Time `json:"created_at"`
+	Currency   string    `json:"currency"`
+	CustomerId string    `json:"customer_id"`
+
+	// Date a calendar day (UTC), YYYY-MM-DD
+	Date openapi_types.Date `json:"date"`
+	Id   string             `json:"id"`
+
+	// IdempotencyKey IdempotencyKey is the key the refund was recorded with: recording
+	// again with it returns this refund instead of a second one.
+	IdempotencyKey *string              `json:"idempotency_key,omitempty"`
+	InvoiceId      string               `json:"invoice_id"`
+	InvoiceNumber  string               `json:"invoice_number"`
+	Method         BillingPaymentMethod `json:"method"`
+	Reference      *string              `json:"reference,omitempty"`
+}
+
+// BillingRefundList defines model for BillingRefundList.
+type BillingRefundList struct {
+	Data       []BillingRefund `json:"data"`
+	NextCursor string          `json:"next_cursor"`
 }
 
 // BillingRun Run is the record of one invoice run.
@@ -2665,6 +2721,15 @@ type RecordedPayment struct {
 	Receivable BillingReceivable `json:"receivable"`
 }
 
+// RecordedRefund RecordedRefund is a recorded refund and what its invoice owes now.
+type RecordedRefund struct {
+	// Receivable Receivable is what is owed on one finalized invoice: its total, what was paid and credited, the balance, the due date and the payment status.
+	Receivable BillingReceivable `json:"receivable"`
+
+	// Refund Refund is money finance paid back to a customer, outside postage (by bank transfer, through the card processor), against an invoice whose balance is negative: a credit note that came after payment left the customer owed.
+	Refund BillingRefund `json:"refund"`
+}
+
 // ReportsCountry Country is an ISO 3166-1 alpha-2 code and its English name.
 type ReportsCountry struct {
 	Code string `json:"code"`
@@ -3453,6 +3518,15 @@ type GetInvoicesIdPaymentsParams struct {
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// GetInvoicesIdRefundsParams defines parameters for GetInvoicesIdRefunds.
+type GetInvoicesIdRefundsParams struct {
+	// Limit page size, 1-1000 (default 100)
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor next_cursor of the previous page
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
 // GetPaymentsParams defines parameters for GetPayments.
 type GetPaymentsParams struct {
 	// Customer only this customer id
@@ -3559,6 +3633,21 @@ type PostReconciliationsMonthReportsParams struct {
 
 	// Currency the currency of the file's costs (default: the cost card's)
 	Currency *string `form:"currency,omitempty" json:"currency,omitempty"`
+}
+
+// GetRefundsParams defines parameters for GetRefunds.
+type GetRefundsParams struct {
+	// Customer only this customer id
+	Customer *string `form:"customer,omitempty" json:"customer,omitempty"`
+
+	// Invoice only this invoice id
+	Invoice *string `form:"invoice,omitempty" json:"invoice,omitempty"`
+
+	// Limit page size, 1-1000 (default 100)
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor next_cursor of the previous page
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // GetReportsForecastParams defines parameters for GetReportsForecast.
@@ -3810,6 +3899,9 @@ type PostInvoicesIdCreditNotesJSONRequestBody = BillingCreditNoteRequest
 
 // PostInvoicesIdPaymentsJSONRequestBody defines body for PostInvoicesIdPayments for application/json ContentType.
 type PostInvoicesIdPaymentsJSONRequestBody = BillingNewPayment
+
+// PostInvoicesIdRefundsJSONRequestBody defines body for PostInvoicesIdRefunds for application/json ContentType.
+type PostInvoicesIdRefundsJSONRequestBody = BillingNewRefund
 
 // PostInvoicesIdUncollectibleJSONRequestBody defines body for PostInvoicesIdUncollectible for application/json ContentType.
 type PostInvoicesIdUncollectibleJSONRequestBody = ReasonRequest
@@ -4576,7 +4668,7 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/invoices/{id}/approve (the `PostInvoicesIdApprove` operationId).
 	PostInvoicesIdApprove(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetInvoicesIdBalance What a finalized invoice owes: total, paid, credited, balance, due date, payment status (customer keys: their own invoices).
+	// GetInvoicesIdBalance What a finalized invoice owes: total, paid, credited, refunded, balance, due date, payment status (customer keys: their own invoices).
 	//
 	// Roles: admin, finance, customer.
 	//
@@ -4632,6 +4724,31 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/invoices/{id}/payments (the `PostInvoicesIdPayments` operationId).
 	PostInvoicesIdPayments(ctx context.Context, id string, body PostInvoicesIdPaymentsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetInvoicesIdRefunds The refunds recorded against an invoice, newest first (customer keys: their own invoices).
+	//
+	// Roles: admin, finance, customer.
+	//
+	// Corresponds with GET /api/v1/invoices/{id}/refunds (the `GetInvoicesIdRefunds` operationId).
+	GetInvoicesIdRefunds(ctx context.Context, id string, params *GetInvoicesIdRefundsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostInvoicesIdRefundsWithBody Record a refund paid back outside postage against a finalized invoice that owes the customer money (a negative balance); more than the customer is owed is 409 refund_exceeds_owed, another currency 409 currency_mismatch, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first refund.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/invoices/{id}/refunds (the `PostInvoicesIdRefunds` operationId).
+	PostInvoicesIdRefundsWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostInvoicesIdRefunds Record a refund paid back outside postage against a finalized invoice that owes the customer money (a negative balance); more than the customer is owed is 409 refund_exceeds_owed, another currency 409 currency_mismatch, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first refund.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/invoices/{id}/refunds (the `PostInvoicesIdRefunds` operationId).
+	PostInvoicesIdRefunds(ctx context.Context, id string, body PostInvoicesIdRefundsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PostInvoicesIdUncollectibleWithBody Write a finalized invoice's balance off as uncollectible (a later payment is still recorded).
 	//
@@ -4908,6 +5025,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/reconciliations/{month}/reports (the `PostReconciliationsMonthReports` operationId).
 	PostReconciliationsMonthReports(ctx context.Context, month string, params *PostReconciliationsMonthReportsParams, body PostReconciliationsMonthReportsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetRefunds Refunds, newest first, of one customer or invoice or all.
+	//
+	// Roles: admin, finance.
+	//
+	// Corresponds with GET /api/v1/refunds (the `GetRefunds` operationId).
+	GetRefunds(ctx context.Context, params *GetRefundsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetReportsForecast Month-to-date revenue and its projection to the whole month, per customer.
 	//
@@ -6079,7 +6203,7 @@ func (c *Client) PostInvoicesIdApprove(ctx context.Context, id string, reqEditor
 	return c.Client.Do(req)
 }
 
-// GetInvoicesIdBalance What a finalized invoice owes: total, paid, credited, balance, due date, payment status (customer keys: their own invoices).
+// GetInvoicesIdBalance What a finalized invoice owes: total, paid, credited, refunded, balance, due date, payment status (customer keys: their own invoices).
 //
 // Roles: admin, finance, customer.
 //
@@ -6196,6 +6320,61 @@ func (c *Client) PostInvoicesIdPaymentsWithBody(ctx context.Context, id string, 
 // Corresponds with POST /api/v1/invoices/{id}/payments (the `PostInvoicesIdPayments` operationId).
 func (c *Client) PostInvoicesIdPayments(ctx context.Context, id string, body PostInvoicesIdPaymentsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPostInvoicesIdPaymentsRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetInvoicesIdRefunds The refunds recorded against an invoice, newest first (customer keys: their own invoices).
+//
+// Roles: admin, finance, customer.
+//
+// Corresponds with GET /api/v1/invoices/{id}/refunds (the `GetInvoicesIdRefunds` operationId).
+func (c *Client) GetInvoicesIdRefunds(ctx context.Context, id string, params *GetInvoicesIdRefundsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetInvoicesIdRefundsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostInvoicesIdRefundsWithBody Record a refund paid back outside postage against a finalized invoice that owes the customer money (a negative balance); more than the customer is owed is 409 refund_exceeds_owed, another currency 409 currency_mismatch, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first refund.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/invoices/{id}/refunds (the `PostInvoicesIdRefunds` operationId).
+func (c *Client) PostInvoicesIdRefundsWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostInvoicesIdRefundsRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostInvoicesIdRefunds Record a refund paid back outside postage against a finalized invoice that owes the customer money (a negative balance); more than the customer is owed is 409 refund_exceeds_owed, another currency 409 currency_mismatch, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first refund.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/invoices/{id}/refunds (the `PostInvoicesIdRefunds` operationId).
+func (c *Client) PostInvoicesIdRefunds(ctx context.Context, id string, body PostInvoicesIdRefundsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostInvoicesIdRefundsRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6812,6 +6991,23 @@ func (c *Client) PostReconciliationsMonthReportsWithBody(ctx context.Context, mo
 // Corresponds with POST /api/v1/reconciliations/{month}/reports (the `PostReconciliationsMonthReports` operationId).
 func (c *Client) PostReconciliationsMonthReports(ctx context.Context, month string, params *PostReconciliationsMonthReportsParams, body PostReconciliationsMonthReportsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPostReconciliationsMonthReportsRequest(c.Server, month, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetRefunds Refunds, newest first, of one customer or invoice or all.
+//
+// Roles: admin, finance.
+//
+// Corresponds with GET /api/v1/refunds (the `GetRefunds` operationId).
+func (c *Client) GetRefunds(ctx context.Context, params *GetRefundsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetRefundsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -9616,6 +9812,126 @@ func NewPostInvoicesIdPaymentsRequestWithBody(server string, id string, contentT
 	return req, nil
 }
 
+// NewGetInvoicesIdRefundsRequest constructs an http.Request for the GetInvoicesIdRefunds method
+func NewGetInvoicesIdRefundsRequest(server string, id string, params *GetInvoicesIdRefundsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/invoices/%s/refunds", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPostInvoicesIdRefundsRequest calls the generic PostInvoicesIdRefunds builder with application/json body
+func NewPostInvoicesIdRefundsRequest(server string, id string, body PostInvoicesIdRefundsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostInvoicesIdRefundsRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewPostInvoicesIdRefundsRequestWithBody constructs an http.Request for the PostInvoicesIdRefunds method, with any body, and a specified content type
+func NewPostInvoicesIdRefundsRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/invoices/%s/refunds", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewPostInvoicesIdUncollectibleRequest calls the generic PostInvoicesIdUncollectible builder with application/json body
 func NewPostInvoicesIdUncollectibleRequest(server string, id string, body PostInvoicesIdUncollectibleJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -10950,6 +11266,96 @@ func NewPostReconciliationsMonthReportsRequestWithBody(server string, month stri
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetRefundsRequest constructs an http.Request for the GetRefunds method
+func NewGetRefundsRequest(server string, params *GetRefundsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/refunds")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Customer != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "customer", *params.Customer, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Invoice != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "invoice", *params.Invoice, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -13032,7 +13438,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/invoices/{id}/approve (the `PostInvoicesIdApprove` operationId).
 	PostInvoicesIdApproveWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*PostInvoicesIdApproveResponse, error)
 
-	// GetInvoicesIdBalanceWithResponse What a finalized invoice owes: total, paid, credited, balance, due date, payment status (customer keys: their own invoices).
+	// GetInvoicesIdBalanceWithResponse What a finalized invoice owes: total, paid, credited, refunded, balance, due date, payment status (customer keys: their own invoices).
 	//
 	// Roles: admin, finance, customer.
 	//
@@ -13094,6 +13500,33 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/invoices/{id}/payments (the `PostInvoicesIdPayments` operationId).
 	PostInvoicesIdPaymentsWithResponse(ctx context.Context, id string, body PostInvoicesIdPaymentsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostInvoicesIdPaymentsResponse, error)
+
+	// GetInvoicesIdRefundsWithResponse The refunds recorded against an invoice, newest first (customer keys: their own invoices).
+	//
+	// Roles: admin, finance, customer.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/invoices/{id}/refunds (the `GetInvoicesIdRefunds` operationId).
+	GetInvoicesIdRefundsWithResponse(ctx context.Context, id string, params *GetInvoicesIdRefundsParams, reqEditors ...RequestEditorFn) (*GetInvoicesIdRefundsResponse, error)
+
+	// PostInvoicesIdRefundsWithBodyWithResponse Record a refund paid back outside postage against a finalized invoice that owes the customer money (a negative balance); more than the customer is owed is 409 refund_exceeds_owed, another currency 409 currency_mismatch, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first refund.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/invoices/{id}/refunds (the `PostInvoicesIdRefunds` operationId).
+	PostInvoicesIdRefundsWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostInvoicesIdRefundsResponse, error)
+
+	// PostInvoicesIdRefundsWithResponse Record a refund paid back outside postage against a finalized invoice that owes the customer money (a negative balance); more than the customer is owed is 409 refund_exceeds_owed, another currency 409 currency_mismatch, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first refund.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/invoices/{id}/refunds (the `PostInvoicesIdRefunds` operationId).
+	PostInvoicesIdRefundsWithResponse(ctx context.Context, id string, body PostInvoicesIdRefundsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostInvoicesIdRefundsResponse, error)
 
 	// PostInvoicesIdUncollectibleWithBodyWithResponse Write a finalized invoice's balance off as uncollectible (a later payment is still recorded).
 	//
@@ -13400,6 +13833,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/reconciliations/{month}/reports (the `PostReconciliationsMonthReports` operationId).
 	PostReconciliationsMonthReportsWithResponse(ctx context.Context, month string, params *PostReconciliationsMonthReportsParams, body PostReconciliationsMonthReportsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostReconciliationsMonthReportsResponse, error)
+
+	// GetRefundsWithResponse Refunds, newest first, of one customer or invoice or all.
+	//
+	// Roles: admin, finance.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/refunds (the `GetRefunds` operationId).
+	GetRefundsWithResponse(ctx context.Context, params *GetRefundsParams, reqEditors ...RequestEditorFn) (*GetRefundsResponse, error)
 
 	// GetReportsForecastWithResponse Month-to-date revenue and its projection to the whole month, per customer.
 	//
@@ -17817,6 +18259,221 @@ func (r PostInvoicesIdPaymentsResponse) ContentType() string {
 	return ""
 }
 
+// GetInvoicesIdRefundsResponse503Headers the declared response headers of an HTTP 503 response for GetInvoicesIdRefunds
+type GetInvoicesIdRefundsResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetInvoicesIdRefundsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BillingRefundList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetInvoicesIdRefundsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetInvoicesIdRefundsResponse) GetJSON200() *BillingRefundList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetInvoicesIdRefundsResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetInvoicesIdRefundsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetInvoicesIdRefundsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetInvoicesIdRefundsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetInvoicesIdRefundsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetInvoicesIdRefundsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetInvoicesIdRefundsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetInvoicesIdRefundsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetInvoicesIdRefundsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetInvoicesIdRefundsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostInvoicesIdRefundsResponse201Headers the declared response headers of an HTTP 201 response for PostInvoicesIdRefunds
+type PostInvoicesIdRefundsResponse201Headers struct {
+	Location *string
+}
+
+// PostInvoicesIdRefundsResponse503Headers the declared response headers of an HTTP 503 response for PostInvoicesIdRefunds
+type PostInvoicesIdRefundsResponse503Headers struct {
+	RetryAfter int
+}
+
+type PostInvoicesIdRefundsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RecordedRefund
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *RecordedRefund
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PostInvoicesIdRefundsResponse201Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostInvoicesIdRefundsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PostInvoicesIdRefundsResponse) GetJSON200() *RecordedRefund {
+	return r.JSON200
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PostInvoicesIdRefundsResponse) GetJSON201() *RecordedRefund {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostInvoicesIdRefundsResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostInvoicesIdRefundsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostInvoicesIdRefundsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostInvoicesIdRefundsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostInvoicesIdRefundsResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostInvoicesIdRefundsResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostInvoicesIdRefundsResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostInvoicesIdRefundsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostInvoicesIdRefundsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostInvoicesIdRefundsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostInvoicesIdRefundsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostInvoicesIdRefundsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostInvoicesIdRefundsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // PostInvoicesIdUncollectibleResponse503Headers the declared response headers of an HTTP 503 response for PostInvoicesIdUncollectible
 type PostInvoicesIdUncollectibleResponse503Headers struct {
 	RetryAfter int
@@ -20369,6 +21026,96 @@ func (r PostReconciliationsMonthReportsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r PostReconciliationsMonthReportsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetRefundsResponse503Headers the declared response headers of an HTTP 503 response for GetRefunds
+type GetRefundsResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetRefundsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BillingRefundList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetRefundsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetRefundsResponse) GetJSON200() *BillingRefundList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetRefundsResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetRefundsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetRefundsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetRefundsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetRefundsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetRefundsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetRefundsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetRefundsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetRefundsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetRefundsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -23744,7 +24491,7 @@ func (c *ClientWithResponses) PostInvoicesIdApproveWithResponse(ctx context.Cont
 	return ParsePostInvoicesIdApproveResponse(rsp)
 }
 
-// GetInvoicesIdBalanceWithResponse What a finalized invoice owes: total, paid, credited, balance, due date, payment status (customer keys: their own invoices).
+// GetInvoicesIdBalanceWithResponse What a finalized invoice owes: total, paid, credited, refunded, balance, due date, payment status (customer keys: their own invoices).
 //
 // Roles: admin, finance, customer.
 //
@@ -23847,6 +24594,51 @@ func (c *ClientWithResponses) PostInvoicesIdPaymentsWithResponse(ctx context.Con
 		return nil, err
 	}
 	return ParsePostInvoicesIdPaymentsResponse(rsp)
+}
+
+// GetInvoicesIdRefundsWithResponse The refunds recorded against an invoice, newest first (customer keys: their own invoices).
+//
+// Roles: admin, finance, customer.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/invoices/{id}/refunds (the `GetInvoicesIdRefunds` operationId).
+func (c *ClientWithResponses) GetInvoicesIdRefundsWithResponse(ctx context.Context, id string, params *GetInvoicesIdRefundsParams, reqEditors ...RequestEditorFn) (*GetInvoicesIdRefundsResponse, error) {
+	rsp, err := c.GetInvoicesIdRefunds(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetInvoicesIdRefundsResponse(rsp)
+}
+
+// PostInvoicesIdRefundsWithBodyWithResponse Record a refund paid back outside postage against a finalized invoice that owes the customer money (a negative balance); more than the customer is owed is 409 refund_exceeds_owed, another currency 409 currency_mismatch, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first refund.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/invoices/{id}/refunds (the `PostInvoicesIdRefunds` operationId).
+func (c *ClientWithResponses) PostInvoicesIdRefundsWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostInvoicesIdRefundsResponse, error) {
+	rsp, err := c.PostInvoicesIdRefundsWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostInvoicesIdRefundsResponse(rsp)
+}
+
+// PostInvoicesIdRefundsWithResponse Record a refund paid back outside postage against a finalized invoice that owes the customer money (a negative balance); more than the customer is owed is 409 refund_exceeds_owed, another currency 409 currency_mismatch, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first refund.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/invoices/{id}/refunds (the `PostInvoicesIdRefunds` operationId).
+func (c *ClientWithResponses) PostInvoicesIdRefundsWithResponse(ctx context.Context, id string, body PostInvoicesIdRefundsJSONRequestBody, reqEditors ...RequestEditorFn) (*PostInvoicesIdRefundsResponse, error) {
+	rsp, err := c.PostInvoicesIdRefunds(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostInvoicesIdRefundsResponse(rsp)
 }
 
 // PostInvoicesIdUncollectibleWithBodyWithResponse Write a finalized invoice's balance off as uncollectible (a later payment is still recorded).
@@ -24357,6 +25149,21 @@ func (c *ClientWithResponses) PostReconciliationsMonthReportsWithResponse(ctx co
 		return nil, err
 	}
 	return ParsePostReconciliationsMonthReportsResponse(rsp)
+}
+
+// GetRefundsWithResponse Refunds, newest first, of one customer or invoice or all.
+//
+// Roles: admin, finance.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/refunds (the `GetRefunds` operationId).
+func (c *ClientWithResponses) GetRefundsWithResponse(ctx context.Context, params *GetRefundsParams, reqEditors ...RequestEditorFn) (*GetRefundsResponse, error) {
+	rsp, err := c.GetRefunds(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetRefundsResponse(rsp)
 }
 
 // GetReportsForecastWithResponse Month-to-date revenue and its projection to the whole month, per customer.
@@ -28669,6 +29476,206 @@ func ParsePostInvoicesIdPaymentsResponse(rsp *http.Response) (*PostInvoicesIdPay
 	return response, nil
 }
 
+// ParseGetInvoicesIdRefundsResponse parses an HTTP response from a GetInvoicesIdRefundsWithResponse call
+func ParseGetInvoicesIdRefundsResponse(rsp *http.Response) (*GetInvoicesIdRefundsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetInvoicesIdRefundsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BillingRefundList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetInvoicesIdRefundsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostInvoicesIdRefundsResponse parses an HTTP response from a PostInvoicesIdRefundsWithResponse call
+func ParsePostInvoicesIdRefundsResponse(rsp *http.Response) (*PostInvoicesIdRefundsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostInvoicesIdRefundsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RecordedRefund
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest RecordedRefund
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers PostInvoicesIdRefundsResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostInvoicesIdRefundsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParsePostInvoicesIdUncollectibleResponse parses an HTTP response from a PostInvoicesIdUncollectibleWithResponse call
 func ParsePostInvoicesIdUncollectibleResponse(rsp *http.Response) (*PostInvoicesIdUncollectibleResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -31025,6 +32032,87 @@ func ParsePostReconciliationsMonthReportsResponse(rsp *http.Response) (*PostReco
 		response.Headers201 = &headers
 	case rsp.StatusCode == 503:
 		var headers PostReconciliationsMonthReportsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetRefundsResponse parses an HTTP response from a GetRefundsWithResponse call
+func ParseGetRefundsResponse(rsp *http.Response) (*GetRefundsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetRefundsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BillingRefundList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetRefundsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
