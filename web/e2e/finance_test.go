@@ -41,6 +41,7 @@ type receivable struct {
 	Total        string `json:"total"`
 	Paid         string `json:"paid"`
 	Credited     string `json:"credited"`
+	Refunded     string `json:"refunded"`
 	Balance      string `json:"balance"`
 	Status       string `json:"status"`
 }
@@ -314,6 +315,41 @@ func TestFinanceDashboard(t *testing.T) {
 		filterBy("uncollectible", c.CustomerName)
 		shownRows([]string{c.InvoiceID + " uncollectible"})
 		tb.shot("66-receivables-filtered")
+		filterBy("outstanding", "")
+		shownRows(stillOwed)
+
+		// A credit note after a's payment leaves the customer owed; a
+		// refund through the dialog (its amount is what is owed) brings
+		// the balance back to zero and is listed with the refunds.
+		var cn struct{ Total string }
+		s.mustJSON(t, auth.RoleFinance, "POST", "/api/v1/invoices/"+a.InvoiceID+"/credit-notes",
+			map[string]any{"reason": "SLA credit", "lines": []map[string]string{{"amount": "0.50"}}}, http.StatusCreated, &cn)
+		if r := get(a.InvoiceID); r.Balance != "-"+cn.Total {
+			t.Fatalf("after a credit note on a paid invoice: %+v", r)
+		}
+		filterBy("paid", "")
+		tb.do(chromedp.WaitVisible(chromedp.CSS(row(a.InvoiceID) + ` button[data-action="refund"]`)))
+		if got := tb.text(row(a.InvoiceID) + ` td[data-col="balance"]`); got != money("-"+cn.Total, a.Currency) {
+			t.Errorf("negative balance shown %q, API -%s", got, cn.Total)
+		}
+		tb.do(chromedp.Click(chromedp.CSS(row(a.InvoiceID)+` button[data-action="refund"]`)), chromedp.WaitVisible(chromedp.CSS("dialog.modal[open]")))
+		if got := eval[string](tb, `document.getElementById("refund-amount").value`); got != cn.Total {
+			t.Errorf("refund dialog offers %q, the customer is owed %s", got, cn.Total)
+		}
+		tb.do(chromedp.SendKeys(chromedp.ID("refund-reference"), "SEPA RF-7"))
+		tb.shotViewport("65-receivables-refund-dialog")
+		tb.do(chromedp.Click(chromedp.CSS(`dialog.modal button[data-confirm]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#refunds tr[data-refund]`)))
+		if r := get(a.InvoiceID); r.Balance != "0.00" || r.Refunded != cn.Total || r.Status != "paid" {
+			t.Fatalf("after the refund: %+v", r)
+		}
+		if got := tb.text(`#refunds tr[data-refund] td[data-col="amount"]`); got != money(cn.Total, a.Currency) {
+			t.Errorf("refund shown %q, API %s", got, cn.Total)
+		}
+		tb.do(chromedp.WaitNotPresent(chromedp.CSS(row(a.InvoiceID) + ` button[data-action="refund"]`)))
+		if got := tb.text(row(a.InvoiceID) + ` td[data-col="refunded"]`); got != money(cn.Total, a.Currency) {
+			t.Errorf("refunded shown %q, API %s", got, cn.Total)
+		}
 		filterBy("outstanding", "")
 		shownRows(stillOwed)
 

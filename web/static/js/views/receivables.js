@@ -1,9 +1,9 @@
 // Receivables view (#/receivables): what finalized invoices still owe.
 // The aging report (current, 1–30, 31–60, 61–90, over 90 days past due)
 // per customer and in total, the invoices with a balance and their
-// payment status, recording a payment, issuing a credit note or writing a
-// balance off (each in a dialog), and the latest payments and credit
-// notes. Every figure comes from the API (docs/BILLING.md).
+// payment status, recording a payment, issuing a credit note, recording a
+// refund of what the customer is owed or writing a balance off (each in a
+// dialog), and the latest payments, refunds and credit notes. Every figure comes from the API (docs/BILLING.md).
 
 import * as api from '../api.js';
 import { h, mount, load, card, kpi, table, moneyCell, empty, badge, notify, confirm } from '../dom.js';
@@ -49,12 +49,14 @@ export function render(root) {
   const aging = h('div#aging');
   const recv = h('div#receivables');
   const payments = h('div#payments');
+  const refunds = h('div#refunds');
   const credits = h('div#credit-notes');
   const agingBtn = h('button.btn#aging-csv', { type: 'button', onclick: () => download('/api/v1/receivables/aging?format=csv', 'aging.csv', 'text/csv') }, 'Download aging (CSV)');
   const refresh = () => {
     loadAging(aging, kpis);
     loadReceivables(recv, filter, refresh);
     loadPayments(payments);
+    loadRefunds(refunds);
     loadCreditNotes(credits);
   };
   let filter = { status: saved.status, customer: '' };
@@ -76,7 +78,7 @@ export function render(root) {
     loadReceivables(recv, filter, refresh);
   };
   mount(root,
-    h('div.page-head', h('div', h('h1', 'Receivables'), h('p.muted', 'What finalized invoices still owe, by how late: payments, credit notes and write-offs.')),
+    h('div.page-head', h('div', h('h1', 'Receivables'), h('p.muted', 'What finalized invoices still owe, by how late: payments, credit notes, refunds and write-offs.')),
       h('div.actions', agingBtn)),
     h('div.stack',
       kpis,
@@ -86,10 +88,12 @@ export function render(root) {
         h('button.btn.primary', { type: 'submit' }, 'Show invoices')),
       card('Invoices owed', { id: 'receivables-card', wide: true, sub: 'finalized invoices, newest first' }, recv),
       card('Payments', { id: 'payments-card', wide: true, sub: 'the latest recorded, newest first' }, payments),
+      card('Refunds', { id: 'refunds-card', wide: true, sub: 'paid back outside postage, the latest recorded, newest first' }, refunds),
       card('Credit notes', { id: 'credit-notes-card', wide: true, sub: 'the latest issued, newest first' }, credits)));
   loadAging(aging, kpis);
   apply();
   loadPayments(payments);
+  loadRefunds(refunds);
   loadCreditNotes(credits);
 }
 
@@ -149,6 +153,7 @@ function loadReceivables(el, f, refresh) {
       { key: 'total', label: 'Total', num: true, sort: 'decimal', wide: true, render: (r) => moneyCell(money(r.total, r.currency)) },
       { key: 'paid', label: 'Paid', num: true, sort: 'decimal', wide: true, render: (r) => moneyCell(money(r.paid, r.currency)) },
       { key: 'credited', label: 'Credited', num: true, sort: 'decimal', wide: true, render: (r) => moneyCell(money(r.credited, r.currency)) },
+      { key: 'refunded', label: 'Refunded', num: true, sort: 'decimal', wide: true, render: (r) => moneyCell(money(r.refunded, r.currency)) },
       { key: 'balance', label: 'Balance', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.balance, r.currency)) },
       { key: 'status', label: 'Status', sort: 'text', render: (r) => h('span', statusBadge(r.status), r.days_past_due > 0 ? h('div.muted', `${r.days_past_due} days late`) : null) },
       { key: 'actions', label: 'Actions', cls: 'actions-cell', render: (r) => h('span.row-actions', actions(r, refresh)) },
@@ -166,6 +171,9 @@ function actions(r, refresh) {
   const out = [];
   if (owes) {
     out.push(h('button.btn.small.primary', { type: 'button', dataset: { action: 'pay' }, title: 'Record a payment', onclick: () => recordPayment(r, refresh) }, 'Pay'));
+  }
+  if (compareDecimal(r.balance, '0') < 0) {
+    out.push(h('button.btn.small', { type: 'button', dataset: { action: 'refund' }, title: 'Record a refund of what the customer is owed', onclick: () => recordRefund(r, refresh) }, 'Refund'));
   }
   out.push(h('button.btn.small', { type: 'button', dataset: { action: 'credit' }, title: 'Issue a credit note', onclick: () => creditNote(r, refresh) }, 'Credit'));
   if (owes && r.status !== 'uncollectible') {
@@ -204,6 +212,29 @@ async function recordPayment(r, refresh) {
       amount: amount.value.trim(), currency: r.currency, date: date.value, method: method.value, reference: reference.value.trim(),
     });
     notify(`Payment of ${money(res.payment.amount, res.payment.currency)} recorded: ${humanize(res.receivable.status).toLowerCase()}, ${money(res.receivable.balance, res.receivable.currency)} left`);
+    refresh();
+  } catch (err) { notify(why(err), 'error'); }
+}
+
+// recordRefund records money paid back to the customer outside postage,
+// at most what the invoice owes the customer (minus its balance).
+async function recordRefund(r, refresh) {
+  const owed = r.balance.replace(/^-/, '');
+  const amount = h('input#refund-amount', { type: 'text', inputmode: 'decimal', value: owed, required: true });
+  const date = h('input#refund-date', { type: 'date', value: today(), max: today(), required: true });
+  const method = h('select#refund-method', METHODS.map((m) => h('option', { value: m }, humanize(m))));
+  const reference = h('input#refund-reference', { type: 'text', maxlength: 200, placeholder: 'bank or processor reference' });
+  const ok = await ask(`Record a refund on ${r.number}`, [
+    h('p', `${r.customer_name || r.customer_id} is owed ${money(owed, r.currency)} on ${r.number}. Record the money paid back (postage moves no money).`),
+    h('label.block', `Amount (${r.currency})`, amount), h('label.block', 'Paid back on', date),
+    h('label.block', 'Method', method), h('label.block', 'Reference', reference),
+  ], 'Record refund');
+  if (!ok) return;
+  try {
+    const res = await api.post(`/api/v1/invoices/${encodeURIComponent(r.invoice_id)}/refunds`, {
+      amount: amount.value.trim(), currency: r.currency, date: date.value, method: method.value, reference: reference.value.trim(),
+    });
+    notify(`Refund of ${money(res.refund.amount, res.refund.currency)} recorded: balance ${money(res.receivable.balance, res.receivable.currency)}`);
     refresh();
   } catch (err) { notify(why(err), 'error'); }
 }
@@ -253,6 +284,21 @@ function loadPayments(el) {
       { key: 'reference', label: 'Reference', wide: true, render: (r) => h('span.muted', r.reference || '') },
       { key: 'amount', label: 'Amount', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.amount, r.currency)) },
     ], rows, { caption: 'Payments', stack: true, pageSize: 25, rowAttrs: (r) => ({ dataset: { payment: r.id } }) });
+  });
+}
+
+function loadRefunds(el) {
+  load(el, () => api.get('/api/v1/refunds', { limit: 100 }), (resp) => {
+    const rows = items(resp);
+    if (rows.length === 0) return empty('No refunds yet', 'Refunds of what customers are owed after a credit note appear here.');
+    return table([
+      { key: 'date', label: 'Date', sort: 'text', render: (r) => shortDate(r.date) },
+      { key: 'invoice_number', label: 'Invoice', sort: 'text', cls: 'nowrap' },
+      { key: 'customer_id', label: 'Customer', sort: 'text' },
+      { key: 'method', label: 'Method', sort: 'text', wide: true, render: (r) => humanize(r.method) },
+      { key: 'reference', label: 'Reference', wide: true, render: (r) => h('span.muted', r.reference || '') },
+      { key: 'amount', label: 'Amount', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.amount, r.currency)) },
+    ], rows, { caption: 'Refunds', stack: true, pageSize: 25, rowAttrs: (r) => ({ dataset: { refund: r.id } }) });
   });
 }
 
