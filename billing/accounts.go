@@ -159,7 +159,8 @@ func (a *Accounts) CreditNotes(ctx context.Context, f CreditNoteFilter, p Page) 
 
 // CreditNoteDocument returns a credit note's CSV or PDF: drawn from its
 // frozen document the first time it is asked for, stored, and served byte
-// for byte ever after.
+// for byte ever after (a void credit note's from its void document, apart
+// from the issued one's).
 func (a *Accounts) CreditNoteDocument(ctx context.Context, cn CreditNote, f Format) ([]byte, error) {
 	if f != FormatCSV && f != FormatPDF {
 		return nil, postage.Errorf(postage.EINVALID, "format %q: csv or pdf", f)
@@ -167,14 +168,33 @@ func (a *Accounts) CreditNoteDocument(ctx context.Context, cn CreditNote, f Form
 	if a.Render == nil {
 		return nil, postage.Errorf(postage.EUNAVAILABLE, "credit note documents are not configured on this server")
 	}
-	if b, ok, err := a.Store.CreditNoteDocument(ctx, cn.ID, f); err != nil || ok {
+	if b, ok, err := a.Store.CreditNoteDocument(ctx, cn.ID, f, cn.Void()); err != nil || ok {
 		return b, err
 	}
 	b, err := a.Render.RenderCreditNote(cn, f)
 	if err != nil {
 		return nil, err
 	}
-	return a.Store.PutCreditNoteDocument(ctx, cn.ID, f, b)
+	return a.Store.PutCreditNoteDocument(ctx, cn.ID, f, cn.Void(), b)
+}
+
+// VoidCreditNote voids a credit note (by id or number) with a reason: it
+// keeps its number (the numbering stays gapless), its documents say VOID,
+// and its total no longer reduces the invoice, whose balance goes up by
+// it. A credit note already void is a conflict; one whose money was
+// refunded, so that the refunds would exceed what the customer is still
+// owed, is EOVERREFUND. credit_note.voided is emitted with the change.
+func (a *Accounts) VoidCreditNote(ctx context.Context, id, reason string) (CreditNote, Receivable, error) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" || len(reason) > maxReasonLength {
+		return CreditNote{}, Receivable{}, postage.Errorf(postage.EINVALID, "reason: required, at most %d characters", maxReasonLength)
+	}
+	cn, r, err := a.Store.VoidCreditNote(ctx, id, reason, checkVoidCreditNote)
+	if err != nil {
+		return CreditNote{}, Receivable{}, err
+	}
+	r.Derive(a.Today())
+	return cn, r, nil
 }
 
 // Aging returns the accounts-receivable aging as of today, for one

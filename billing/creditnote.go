@@ -41,9 +41,17 @@ type CreditNote struct {
 	TaxNote   string    `json:"tax_note,omitempty"`
 	IssueDate Date      `json:"issue_date"`
 	IssuedAt  time.Time `json:"issued_at"`
+	// VoidedAt and VoidReason are set on a void credit note: it keeps
+	// its number, no longer reduces the invoice, and its documents say
+	// VOID.
+	VoidedAt   *time.Time `json:"voided_at,omitempty"`
+	VoidReason string     `json:"void_reason,omitempty"`
 
 	frozen []byte
 }
+
+// Void reports whether the credit note was voided.
+func (cn CreditNote) Void() bool { return cn.VoidedAt != nil }
 
 // CreditLine is one line of a credit note: a line of the invoice (whole,
 // or part of its quantity, or an amount of it), or an amount of the
@@ -355,6 +363,26 @@ func creditKey(invoiceID string, req CreditNoteRequest) CreditKey {
 type CreditNoteFilter struct {
 	CustomerID string
 	InvoiceID  string
+}
+
+// checkVoidCreditNote checks that cn can be voided on the invoice's
+// receivable r: not void already, and taking its total off what was
+// credited leaves the refunds within what the customer is still owed
+// (EOVERREFUND otherwise: the money was paid back).
+func checkVoidCreditNote(r Receivable, cn CreditNote) error {
+	if cn.Void() {
+		return postage.Errorf(postage.ECONFLICT, "credit note %s was voided on %s", cn.Number, cn.VoidedAt.Format(DateLayout))
+	}
+	if !r.Refunded.IsPositive() {
+		return nil
+	}
+	owed := r.Paid.Add(r.Credited.Decimal).Sub(cn.Total.Decimal).Sub(r.Total.Decimal)
+	if r.Refunded.GreaterThan(owed) {
+		places := MinorUnitsOf(r.Currency)
+		return postage.Errorf(postage.EOVERREFUND, "voiding credit note %s (%s %s) would leave the %s %s refunded on invoice %s above the %s %s the customer would be owed",
+			cn.Number, cn.Total, cn.Currency, r.Refunded, r.Currency, r.Number, NewMoney(decimal.Max(owed, decimal.Zero), places), r.Currency)
+	}
+	return nil
 }
 
 // CreditNoteRenderer draws credit note documents (reports.InvoiceDocuments),

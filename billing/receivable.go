@@ -305,11 +305,18 @@ type Receivables interface {
 	CreditNote(ctx context.Context, id string) (CreditNote, error)
 	// CreditNotes lists credit notes matching f, newest first.
 	CreditNotes(ctx context.Context, f CreditNoteFilter, p Page) ([]CreditNote, string, error)
-	// CreditNoteDocument returns the stored rendering of a credit note.
-	CreditNoteDocument(ctx context.Context, id string, f Format) ([]byte, bool, error)
+	// CreditNoteDocument returns the stored rendering of a credit note
+	// as issued, or (void) as voided.
+	CreditNoteDocument(ctx context.Context, id string, f Format, void bool) ([]byte, bool, error)
 	// PutCreditNoteDocument stores a rendering unless one is stored, and
 	// returns the stored one.
-	PutCreditNoteDocument(ctx context.Context, id string, f Format, body []byte) ([]byte, error)
+	PutCreditNoteDocument(ctx context.Context, id string, f Format, void bool, body []byte) ([]byte, error)
+	// VoidCreditNote locks the receivable of the credit note's invoice,
+	// hands it and the credit note to check, and voids the credit note:
+	// frozen again with the void (voided_at, void_reason), its total taken
+	// off what the invoice was credited, credit_note.voided emitted, in
+	// one transaction. It returns the void credit note and the receivable.
+	VoidCreditNote(ctx context.Context, id, reason string, check func(Receivable, CreditNote) error) (CreditNote, Receivable, error)
 	// Aging returns the aging rows (per customer and currency) as of today.
 	Aging(ctx context.Context, customerID string, today Date) ([]AgingRow, error)
 	// MarkOverdue finds the invoices that became overdue by today and

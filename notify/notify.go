@@ -39,12 +39,13 @@ const (
 	InvoicePaid           EventType = "invoice.paid"
 	InvoiceOverdue        EventType = "invoice.overdue"
 	CreditNoteCreated     EventType = "credit_note.created"
+	CreditNoteVoided      EventType = "credit_note.voided"
 	UsageThresholdReached EventType = "usage.threshold_reached"
 	AllEvents             EventType = "*"
 )
 
 // EventTypes lists every event type (AllEvents aside).
-var EventTypes = []EventType{InvoiceFinalized, InvoiceVoided, InvoicePaid, InvoiceOverdue, CreditNoteCreated, UsageThresholdReached}
+var EventTypes = []EventType{InvoiceFinalized, InvoiceVoided, InvoicePaid, InvoiceOverdue, CreditNoteCreated, CreditNoteVoided, UsageThresholdReached}
 
 // Valid reports whether t is an event type Emit accepts.
 func (t EventType) Valid() bool { return slices.Contains(EventTypes, t) }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-pdf/fpdf"
 
@@ -39,7 +40,7 @@ func (InvoiceDocuments) RenderCreditNote(cn billing.CreditNote, f billing.Format
 var CreditNoteCSVHeader = []string{
 	"credit_note_id", "number", "invoice_id", "invoice_number", "customer_id", "customer_name", "period", "currency", "issue_date", "reason",
 	"line_kind", "invoice_line", "description", "market", "category", "quantity", "tax_rate", "taxable_amount", "amount",
-	"credit_note_subtotal", "credit_note_tax", "credit_note_total",
+	"credit_note_subtotal", "credit_note_tax", "credit_note_total", "voided_at", "void_reason",
 }
 
 // CreditNoteCSV writes credit notes as CSV (CreditNoteCSVHeader).
@@ -48,7 +49,11 @@ func CreditNoteCSV(w io.Writer, cns []billing.CreditNote) error {
 	for _, cn := range cns {
 		base := []string{cn.ID, cn.Number, cn.InvoiceID, cn.InvoiceNumber, cn.CustomerID, cn.Customer.Name, cn.Period.String(), cn.Currency,
 			cn.IssueDate.String(), cn.Reason}
-		tail := []string{cn.Subtotal.String(), cn.Tax.String(), cn.Total.String()}
+		voided := ""
+		if cn.Void() {
+			voided = cn.VoidedAt.UTC().Format(time.RFC3339)
+		}
+		tail := []string{cn.Subtotal.String(), cn.Tax.String(), cn.Total.String(), voided, cn.VoidReason}
 		for _, l := range cn.Lines {
 			kind, line, qty := "amount", "", ""
 			if l.InvoiceLine > 0 {
@@ -78,7 +83,7 @@ func CreditNotePDF(w io.Writer, cn billing.CreditNote) error {
 	pdf.SetModificationDate(cn.IssuedAt)
 	pdf.SetCatalogSort(true)
 	tr := pdf.UnicodeTranslatorFromDescriptor("")
-	title := "Credit note " + cn.Number
+	title := creditNoteTitle(cn)
 	pdf.SetTitle(title, true)
 	pdf.SetAuthor(cn.Issuer.Name, true)
 	pdf.SetCreator("postage", true)
@@ -100,7 +105,11 @@ func CreditNotePDF(w io.Writer, cn billing.CreditNote) error {
 	pdf.SetFont("Helvetica", "B", 16)
 	pdf.CellFormat(content/2, 8, tr(cn.Issuer.Name), "", 0, "L", false, 0, "")
 	pdf.SetFont("Helvetica", "B", 20)
-	pdf.CellFormat(content/2, 8, "CREDIT NOTE", "", 1, "R", false, 0, "")
+	heading := "CREDIT NOTE"
+	if cn.Void() {
+		heading = "VOID CREDIT NOTE"
+	}
+	pdf.CellFormat(content/2, 8, heading, "", 1, "R", false, 0, "")
 	pdf.SetFont("Helvetica", "", 9)
 	for _, l := range strings.Split(cn.Issuer.Address, ",") {
 		pdf.CellFormat(content, 4.5, tr(strings.TrimSpace(l)), "", 1, "L", false, 0, "")
@@ -197,7 +206,7 @@ func CreditNotePDF(w io.Writer, cn billing.CreditNote) error {
 	if cn.TaxNote != "" {
 		pdf.MultiCell(content, 4.5, tr(cn.TaxNote), "", "L", false)
 	}
-	pdf.MultiCell(content, 4.5, tr(fmt.Sprintf("This credit note reduces what invoice %s asks for by %s %s.", cn.InvoiceNumber, cn.Total, cn.Currency)), "", "L", false)
+	pdf.MultiCell(content, 4.5, tr(creditNoteEffect(cn)), "", "L", false)
 	if err := pdf.Error(); err != nil {
 		return fmt.Errorf("credit note pdf: %w", err)
 	}
@@ -205,6 +214,25 @@ func CreditNotePDF(w io.Writer, cn billing.CreditNote) error {
 		return fmt.Errorf("credit note pdf: %w", err)
 	}
 	return nil
+}
+
+// creditNoteTitle is a credit note's title: "Credit note CN-…", or
+// "VOID credit note CN-…" once voided.
+func creditNoteTitle(cn billing.CreditNote) string {
+	if cn.Void() {
+		return "VOID credit note " + cn.Number
+	}
+	return "Credit note " + cn.Number
+}
+
+// creditNoteEffect says what the credit note does to its invoice: reduces
+// it, or (void) no longer does, with the void's day and reason.
+func creditNoteEffect(cn billing.CreditNote) string {
+	if cn.Void() {
+		return fmt.Sprintf("This credit note is VOID since %s: %s. It no longer reduces what invoice %s asks for.",
+			cn.VoidedAt.UTC().Format("2 January 2006"), cn.VoidReason, cn.InvoiceNumber)
+	}
+	return fmt.Sprintf("This credit note reduces what invoice %s asks for by %s %s.", cn.InvoiceNumber, cn.Total, cn.Currency)
 }
 
 // AgingCSVHeader are the columns of the aging report's CSV: one row per

@@ -183,10 +183,11 @@ func (s *ReceivableStore) CreditNotes(ctx context.Context, f billing.CreditNoteF
 	return list, next, nil
 }
 
-// CreditNoteDocument returns the stored rendering of a credit note.
-func (s *ReceivableStore) CreditNoteDocument(ctx context.Context, id string, f billing.Format) ([]byte, bool, error) {
+// CreditNoteDocument returns the stored rendering of a credit note, as
+// issued or (void) as voided.
+func (s *ReceivableStore) CreditNoteDocument(ctx context.Context, id string, f billing.Format, void bool) ([]byte, bool, error) {
 	var body []byte
-	q, args := creditNoteDocumentSQL(id, f)
+	q, args := creditNoteDocumentSQL(id, f, void)
 	err := s.DB.QueryRow(ctx, q, args...).Scan(&body)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, nil
@@ -198,14 +199,77 @@ func (s *ReceivableStore) CreditNoteDocument(ctx context.Context, id string, f b
 
 // PutCreditNoteDocument stores a rendering unless one is stored already,
 // and returns the stored one.
-func (s *ReceivableStore) PutCreditNoteDocument(ctx context.Context, id string, f billing.Format, body []byte) ([]byte, error) {
-	q, args := putCreditNoteDocumentSQL(id, f, body, s.now())
+func (s *ReceivableStore) PutCreditNoteDocument(ctx context.Context, id string, f billing.Format, void bool, body []byte) ([]byte, error) {
+	q, args := putCreditNoteDocumentSQL(id, f, void, body, s.now())
 	if _, err := s.DB.Exec(ctx, q, args...); err != nil {
 		return nil, fmt.Errorf("store credit note document: %w", err)
 	}
-	stored, ok, err := s.CreditNoteDocument(ctx, id, f)
+	stored, ok, err := s.CreditNoteDocument(ctx, id, f, void)
 	if err == nil && !ok {
 		err = fmt.Errorf("store credit note document %s %s: not found after insert", id, f)
 	}
 	return stored, err
+}
+
+// VoidCreditNote voids a credit note under its invoice's receivable lock:
+// the credit note is read again once the lock is held, so two voids at
+// once void it once, and a refund being recorded is checked before or
+// after it, never beside it.
+func (s *ReceivableStore) VoidCreditNote(ctx context.Context, id, reason string, check func(billing.Receivable, billing.CreditNote) error) (billing.CreditNote, billing.Receivable, error) {
+	var out billing.CreditNote
+	var rec billing.Receivable
+	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		read := func() (billing.CreditNote, error) {
+			q, args := getCreditNoteSQL(id)
+			cn, err := scanCreditNote(tx.QueryRow(ctx, q, args...))
+			if errors.Is(err, pgx.ErrNoRows) {
+				return cn, postage.Errorf(postage.ENOTFOUND, "credit note %q not found", id)
+			} else if err != nil {
+				return cn, fmt.Errorf("read credit note: %w", err)
+			}
+			return cn, nil
+		}
+		cn, err := read()
+		if err != nil {
+			return err
+		}
+		r, err := receivable(ctx, tx, cn.InvoiceID, true)
+		if err != nil {
+			return err
+		}
+		if cn, err = read(); err != nil {
+			return err
+		}
+		if err := check(r, cn); err != nil {
+			return err
+		}
+		now := s.now().Truncate(time.Microsecond)
+		cn.VoidedAt, cn.VoidReason = &now, reason
+		if err := billing.FreezeCreditNote(&cn); err != nil {
+			return err
+		}
+		q, args := voidCreditNoteSQL(cn.ID, reason, now, cn.Document())
+		if _, err := tx.Exec(ctx, q, args...); err != nil {
+			if pgCode(err) == uniqueViolation {
+				return postage.Errorf(postage.ECONFLICT, "credit note %s is void already", cn.Number)
+			}
+			return fmt.Errorf("void credit note: %w", err)
+		}
+		q, args = uncreditSQL(cn.InvoiceID, cn.Total.String())
+		if rec, err = scanReceivable(tx.QueryRow(ctx, q, args...)); err != nil {
+			if pgCode(err) == checkViolation {
+				return postage.Errorf(postage.EOVERREFUND, "voiding credit note %s would leave more refunded than the customer is owed", cn.Number)
+			}
+			return fmt.Errorf("void credit note: %w", err)
+		}
+		if err := emit(ctx, s.Notify, tx, notify.Event{Type: notify.CreditNoteVoided, CustomerID: cn.CustomerID, Object: cn, Key: cn.ID, Created: now}); err != nil {
+			return err
+		}
+		out = cn
+		return nil
+	})
+	if err != nil {
+		return billing.CreditNote{}, billing.Receivable{}, err
+	}
+	return out, rec, nil
 }

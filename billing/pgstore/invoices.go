@@ -322,8 +322,12 @@ func (s *InvoiceStore) VoidAndReissue(ctx context.Context, id, reason string, no
 					cur.Number, rec.Paid, rec.Currency, rec.Credited, rec.Currency)
 			}
 			q, args := deleteReceivableSQL(id)
-			if _, err := tx.Exec(ctx, q, args...); err != nil {
+			tag, err := tx.Exec(ctx, q, args...)
+			if err != nil {
 				return fmt.Errorf("void: %w", err)
+			}
+			if tag.RowsAffected() == 0 {
+				return postage.Errorf(postage.ECONFLICT, "invoice %s has credit notes (void ones stay with it): it cannot be voided; correct it with a credit note", cur.Number)
 			}
 		}
 		q, args := voidSQL(id, reason, now)

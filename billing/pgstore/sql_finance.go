@@ -153,9 +153,11 @@ func markUncollectibleSQL(invoiceID, reason string, at time.Time) (string, []any
 }
 
 // deleteReceivableSQL removes the receivable of an invoice being voided
-// (only one without payments or credit notes: their keys refer to it).
+// (only one without payments or credit notes, void ones included: their
+// keys refer to it).
 func deleteReceivableSQL(invoiceID string) (string, []any) {
-	return `DELETE FROM receivables WHERE invoice_id = $1 AND paid = 0 AND credited = 0`, []any{invoiceID}
+	return `DELETE FROM receivables WHERE invoice_id = $1 AND paid = 0 AND credited = 0
+		AND NOT EXISTS (SELECT 1 FROM credit_notes WHERE invoice_id = $1)`, []any{invoiceID}
 }
 
 // markOverdueSQL marks at most limit receivables overdue by today that
@@ -250,7 +252,12 @@ func listRefundsSQL(f billing.RefundFilter, cur *keyCursor, limit int) (string, 
 
 // Credit notes.
 
-const creditNoteColumns = `id, document`
+// creditNoteColumns read a credit note from creditNotesFrom: its void
+// document when it was voided, its issued one otherwise.
+const creditNoteColumns = `c.id, coalesce(v.document, c.document)`
+
+// creditNotesFrom is the credit notes with their voids.
+const creditNotesFrom = `credit_notes c LEFT JOIN credit_note_voids v ON v.credit_note_id = c.id`
 
 func insertCreditNoteSQL(cn billing.CreditNote, year int, seq int64, key billing.CreditKey) (string, []any) {
 	var hash any
@@ -264,16 +271,18 @@ func insertCreditNoteSQL(cn billing.CreditNote, year int, seq int64, key billing
 			cn.IssuedAt, nullable(key.Key), hash, string(cn.Document())}
 }
 
+// creditNotesOfInvoiceSQL reads the credit notes of an invoice that stand
+// (void ones left out: what they credited is free to credit again).
 func creditNotesOfInvoiceSQL(invoiceID string) (string, []any) {
-	return `SELECT ` + creditNoteColumns + ` FROM credit_notes WHERE invoice_id = $1 ORDER BY number_year, number_seq`, []any{invoiceID}
+	return `SELECT ` + creditNoteColumns + ` FROM ` + creditNotesFrom + ` WHERE c.invoice_id = $1 AND v.credit_note_id IS NULL ORDER BY c.number_year, c.number_seq`, []any{invoiceID}
 }
 
 func getCreditNoteSQL(id string) (string, []any) {
-	return `SELECT ` + creditNoteColumns + ` FROM credit_notes WHERE id = $1 OR number = $1`, []any{id}
+	return `SELECT ` + creditNoteColumns + ` FROM ` + creditNotesFrom + ` WHERE c.id = $1 OR c.number = $1`, []any{id}
 }
 
 func creditNoteByKeySQL(key string) (string, []any) {
-	return `SELECT ` + creditNoteColumns + `, invoice_id, request_hash FROM credit_notes WHERE idempotency_key = $1`, []any{key}
+	return `SELECT ` + creditNoteColumns + `, c.invoice_id, c.request_hash FROM ` + creditNotesFrom + ` WHERE c.idempotency_key = $1`, []any{key}
 }
 
 // listCreditNotesSQL lists credit notes newest first (then by number),
@@ -282,15 +291,15 @@ func listCreditNotesSQL(f billing.CreditNoteFilter, cur *keyCursor, limit int) (
 	var a sqlArgs
 	var conds []string
 	if f.CustomerID != "" {
-		conds = append(conds, "customer_id = "+a.add(f.CustomerID))
+		conds = append(conds, "c.customer_id = "+a.add(f.CustomerID))
 	}
 	if f.InvoiceID != "" {
-		conds = append(conds, "invoice_id = "+a.add(f.InvoiceID))
+		conds = append(conds, "c.invoice_id = "+a.add(f.InvoiceID))
 	}
 	if cur != nil {
-		conds = append(conds, "(issued_at, number_seq) < ("+a.add(cur.At)+"::timestamptz, "+a.add(cur.ID)+"::bigint)")
+		conds = append(conds, "(c.issued_at, c.number_seq) < ("+a.add(cur.At)+"::timestamptz, "+a.add(cur.ID)+"::bigint)")
 	}
-	return `SELECT ` + creditNoteColumns + `, issued_at, number_seq FROM credit_notes` + where(conds) + ` ORDER BY issued_at DESC, number_seq DESC LIMIT ` + a.add(limit), a.args
+	return `SELECT ` + creditNoteColumns + `, c.issued_at, c.number_seq FROM ` + creditNotesFrom + where(conds) + ` ORDER BY c.issued_at DESC, c.number_seq DESC LIMIT ` + a.add(limit), a.args
 }
 
 func ensureCreditCounterSQL(year int) (string, []any) {
@@ -305,11 +314,26 @@ func bumpCreditCounterSQL(year int, last int64) (string, []any) {
 	return `UPDATE credit_note_number_counters SET last = $2 WHERE year = $1`, []any{year, last}
 }
 
-func creditNoteDocumentSQL(id string, f billing.Format) (string, []any) {
-	return `SELECT body FROM credit_note_documents WHERE credit_note_id = $1 AND format = $2`, []any{id, string(f)}
+// creditNoteDocumentSQL reads the stored rendering of a credit note as
+// issued, or (void) as voided.
+func creditNoteDocumentSQL(id string, f billing.Format, void bool) (string, []any) {
+	return `SELECT body FROM credit_note_documents WHERE credit_note_id = $1 AND format = $2 AND void = $3`, []any{id, string(f), void}
 }
 
-func putCreditNoteDocumentSQL(id string, f billing.Format, body []byte, now time.Time) (string, []any) {
-	return `INSERT INTO credit_note_documents (credit_note_id, format, body, created_at) VALUES ($1,$2,$3,$4)
-	ON CONFLICT (credit_note_id, format) DO NOTHING`, []any{id, string(f), body, now}
+func putCreditNoteDocumentSQL(id string, f billing.Format, void bool, body []byte, now time.Time) (string, []any) {
+	return `INSERT INTO credit_note_documents (credit_note_id, format, void, body, created_at) VALUES ($1,$2,$3,$4,$5)
+	ON CONFLICT (credit_note_id, format, void) DO NOTHING`, []any{id, string(f), void, body, now}
+}
+
+// voidCreditNoteSQL records a credit note's void with its void document.
+func voidCreditNoteSQL(id, reason string, at time.Time, document []byte) (string, []any) {
+	return `INSERT INTO credit_note_voids (credit_note_id, reason, voided_at, document) VALUES ($1,$2,$3,$4)`, []any{id, reason, at, string(document)}
+}
+
+// uncreditSQL takes a voided credit note's total off a receivable: the
+// day it was settled goes when a balance is owed again.
+func uncreditSQL(invoiceID, amount string) (string, []any) {
+	return `UPDATE receivables SET credited = credited - $2::numeric,
+		settled_on = CASE WHEN total - paid - credited + $2::numeric + refunded <= 0 THEN settled_on END
+	WHERE invoice_id = $1 RETURNING ` + receivableColumns, []any{invoiceID, amount}
 }

@@ -39,7 +39,7 @@ func TestFinanceSQLText(t *testing.T) {
 			[]string{"customer_id = $1", "due_date < $2::date", "uncollectible_at IS NULL", "(issue_date, invoice_id) < ($3::date, $4)", "LIMIT $5"}},
 		{"addPaid", first(addPaidSQL("in_x", "1.00", today)), second(addPaidSQL("in_x", "1.00", today)), []string{"paid = paid + $2::numeric", "coalesce(settled_on, $3::date)"}},
 		{"addCredited", first(addCreditedSQL("in_x", "1.00", today)), second(addCreditedSQL("in_x", "1.00", today)), []string{"credited = credited + $2::numeric"}},
-		{"deleteReceivable", first(deleteReceivableSQL("in_x")), second(deleteReceivableSQL("in_x")), []string{"paid = 0 AND credited = 0"}},
+		{"deleteReceivable", first(deleteReceivableSQL("in_x")), second(deleteReceivableSQL("in_x")), []string{"paid = 0 AND credited = 0", "NOT EXISTS (SELECT 1 FROM credit_notes"}},
 		{"markOverdue", first(markOverdueSQL(today, now, 500)), second(markOverdueSQL(today, now, 500)), []string{"due_date < $1::date", "overdue_reported_at IS NULL", "LIMIT $3", "FOR UPDATE SKIP LOCKED", "RETURNING"}},
 		{"aging", first(agingSQL("", today)), second(agingSQL("", today)), []string{"BETWEEN 1 AND 30", "BETWEEN 31 AND 60", "BETWEEN 61 AND 90", "> 90", "<= 0", "balance > 0 AND uncollectible_at IS NULL", "GROUP BY customer_id, currency"}},
 		{"insertPayment", first(insertPaymentSQL(billing.Payment{ID: "pay_x"})), second(insertPaymentSQL(billing.Payment{ID: "pay_x"})), []string{"INSERT INTO payments", "RETURNING"}},
@@ -55,9 +55,13 @@ func TestFinanceSQLText(t *testing.T) {
 		{"lockCreditCounter", first(lockCreditCounterSQL(2026)), second(lockCreditCounterSQL(2026)), []string{"credit_note_number_counters", "FOR UPDATE"}},
 		{"listCreditNotes", first(listCreditNotesSQL(billing.CreditNoteFilter{CustomerID: "a"}, &keyCursor{At: "x", ID: "3"}, 5)),
 			second(listCreditNotesSQL(billing.CreditNoteFilter{CustomerID: "a"}, &keyCursor{At: "x", ID: "3"}, 5)),
-			[]string{"(issued_at, number_seq) < ($2::timestamptz, $3::bigint)", "ORDER BY issued_at DESC, number_seq DESC LIMIT $4"}},
-		{"putCreditNoteDocument", first(putCreditNoteDocumentSQL("cn_x", billing.FormatPDF, nil, now)), second(putCreditNoteDocumentSQL("cn_x", billing.FormatPDF, nil, now)),
-			[]string{"ON CONFLICT (credit_note_id, format) DO NOTHING"}},
+			[]string{"(c.issued_at, c.number_seq) < ($2::timestamptz, $3::bigint)", "ORDER BY c.issued_at DESC, c.number_seq DESC LIMIT $4"}},
+		{"putCreditNoteDocument", first(putCreditNoteDocumentSQL("cn_x", billing.FormatPDF, true, nil, now)), second(putCreditNoteDocumentSQL("cn_x", billing.FormatPDF, true, nil, now)),
+			[]string{"ON CONFLICT (credit_note_id, format, void) DO NOTHING"}},
+		{"creditNotesOfInvoice", first(creditNotesOfInvoiceSQL("in_x")), second(creditNotesOfInvoiceSQL("in_x")), []string{"LEFT JOIN credit_note_voids v", "v.credit_note_id IS NULL"}},
+		{"getCreditNote", first(getCreditNoteSQL("cn_x")), second(getCreditNoteSQL("cn_x")), []string{"coalesce(v.document, c.document)", "c.id = $1 OR c.number = $1"}},
+		{"voidCreditNote", first(voidCreditNoteSQL("cn_x", "r", now, nil)), second(voidCreditNoteSQL("cn_x", "r", now, nil)), []string{"INSERT INTO credit_note_voids"}},
+		{"uncredit", first(uncreditSQL("in_x", "1.00")), second(uncreditSQL("in_x", "1.00")), []string{"credited = credited - $2::numeric", "THEN settled_on END", "RETURNING"}},
 	}
 	for _, tt := range tests {
 		for _, w := range tt.wants {

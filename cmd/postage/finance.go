@@ -476,9 +476,13 @@ Amounts are net: the credit note adds the invoice's tax.`,
 				fetch: func(limit int, cursor string) ([]billing.CreditNote, string, error) {
 					return a.Accounts.CreditNotes(cmd.Context(), f, billing.Page{Limit: limit, Cursor: cursor})
 				},
-				header: "NUMBER\tID\tINVOICE\tCUSTOMER\tISSUED\tNET\tTAX\tTOTAL\tCURRENCY\tREASON",
+				header: "NUMBER\tID\tINVOICE\tCUSTOMER\tISSUED\tNET\tTAX\tTOTAL\tCURRENCY\tSTATUS\tREASON",
 				row: func(v billing.CreditNote) []any {
-					return []any{v.Number, v.ID, v.InvoiceNumber, v.CustomerID, v.IssueDate, v.Subtotal, v.Tax, v.Total, v.Currency, v.Reason}
+					status := "issued"
+					if v.Void() {
+						status = "void"
+					}
+					return []any{v.Number, v.ID, v.InvoiceNumber, v.CustomerID, v.IssueDate, v.Subtotal, v.Tax, v.Total, v.Currency, status, v.Reason}
 				},
 				csv: tableCSV(creditNotesTable),
 			}.write(cmd, page)
@@ -515,15 +519,48 @@ Amounts are net: the credit note adds the invoice's tax.`,
 		},
 	}
 	show.register(showCmd)
-	cmd.AddCommand(create, list, showCmd)
+
+	var voidReason string
+	voidCmd := &cobra.Command{
+		Use:   "void ID_OR_NUMBER --reason TEXT",
+		Short: "Void a credit note: it keeps its number, says VOID, and no longer reduces its invoice",
+		Long: `A void credit note keeps its number (the numbering stays gapless) and its
+documents say VOID; its total no longer reduces the invoice, whose balance
+goes back up by it, and what it credited can be credited again. Refused when
+the money it let the customer be owed was refunded (postage refunds).`,
+		Example: `  postage creditnotes void CN-2026-000001 --reason "credited the wrong invoice"`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(voidReason) == "" {
+				return usageError{fmt.Errorf("--reason is required")}
+			}
+			a, err := g.openApp(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			cn, r, err := a.Accounts.VoidCreditNote(cmd.Context(), args[0], voidReason)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "voided credit note %s (%s %s) of invoice %s: balance %s %s, %s\n", cn.Number, cn.Total, cn.Currency, cn.InvoiceNumber, r.Balance, r.Currency, r.Status)
+			return nil
+		},
+	}
+	voidCmd.Flags().StringVar(&voidReason, "reason", "", "why (required, printed on the void credit note)")
+	cmd.AddCommand(create, list, showCmd, voidCmd)
 	return cmd
 }
 
 // writeCreditNoteText writes a credit note as text.
 func writeCreditNoteText(out io.Writer, cn billing.CreditNote) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "credit note\t%s (%s)\ninvoice\t%s (%s)\ncustomer\t%s (%s)\nissued\t%s\nreason\t%s\n\n", cn.Number, cn.ID, cn.InvoiceNumber, cn.InvoiceID,
+	fmt.Fprintf(tw, "credit note\t%s (%s)\ninvoice\t%s (%s)\ncustomer\t%s (%s)\nissued\t%s\nreason\t%s\n", cn.Number, cn.ID, cn.InvoiceNumber, cn.InvoiceID,
 		cn.Customer.Name, cn.CustomerID, cn.IssueDate, cn.Reason)
+	if cn.Void() {
+		fmt.Fprintf(tw, "VOID\tsince %s: %s\n", cn.VoidedAt.UTC().Format(billing.DateLayout), cn.VoidReason)
+	}
+	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "LINE\tDESCRIPTION\tQUANTITY\tAMOUNT")
 	for _, l := range cn.Lines {
 		line, qty := "-", ""
@@ -711,10 +748,15 @@ func refundsTable(list []billing.Refund) reports.Table {
 // creditNotesTable is the credit notes as CSV rows (one per credit note;
 // `creditnotes show --format csv` has one's lines).
 func creditNotesTable(list []billing.CreditNote) reports.Table {
-	t := reports.Table{Header: []string{"number", "id", "invoice_id", "invoice_number", "customer_id", "issue_date", "subtotal", "tax", "total", "currency", "reason"}}
+	t := reports.Table{Header: []string{"number", "id", "invoice_id", "invoice_number", "customer_id", "issue_date", "subtotal", "tax", "total", "currency", "reason",
+		"voided_at", "void_reason"}}
 	for _, c := range list {
+		voided := ""
+		if c.Void() {
+			voided = c.VoidedAt.UTC().Format(time.RFC3339)
+		}
 		t.Rows = append(t.Rows, []string{c.Number, c.ID, c.InvoiceID, c.InvoiceNumber, c.CustomerID, c.IssueDate.String(), c.Subtotal.String(), c.Tax.String(),
-			c.Total.String(), c.Currency, c.Reason})
+			c.Total.String(), c.Currency, c.Reason, voided, c.VoidReason})
 	}
 	return t
 }

@@ -136,6 +136,20 @@ func TestFinanceCLI(t *testing.T) {
 	if out := must("creditnotes", "list", "--customer", "acme-1"); !strings.Contains(out, "CN-2026-000001") {
 		t.Fatalf("list: %s", out)
 	}
+	// Nothing is owed to the customer: a refund is refused.
+	refused("owes the customer nothing", false, "refunds", "record", id, "--amount", "1", "--currency", "USD", "--date", "2026-11-02")
+	refused("reason", true, "creditnotes", "void", "CN-2026-000001")
+	// Voiding the credit note: its number stays, it says VOID, the invoice owes its total again.
+	if out := must("creditnotes", "void", "CN-2026-000001", "--reason", "credited by mistake"); !strings.Contains(out, "voided credit note CN-2026-000001") {
+		t.Fatalf("void: %s", out)
+	}
+	refused("was voided on", false, "creditnotes", "void", "CN-2026-000001", "--reason", "again")
+	if out := must("creditnotes", "show", "CN-2026-000001"); !strings.Contains(out, "VOID") || !strings.Contains(out, "credited by mistake") {
+		t.Fatalf("show void: %s", out)
+	}
+	if out := must("creditnotes", "list"); !strings.Contains(out, "void") {
+		t.Fatalf("list void: %s", out)
+	}
 	// The lists as CSV: every page, whatever --limit says.
 	for _, tt := range []struct {
 		args []string
@@ -143,9 +157,10 @@ func TestFinanceCLI(t *testing.T) {
 		rows int
 		has  string
 	}{
-		{[]string{"creditnotes", "list", "--format", "csv"}, "number,id,invoice_id,invoice_number,customer_id,issue_date,subtotal,tax,total,currency,reason", 1, "CN-2026-000001,cn_"},
+		{[]string{"creditnotes", "list", "--format", "csv"}, "number,id,invoice_id,invoice_number,customer_id,issue_date,subtotal,tax,total,currency,reason,voided_at,void_reason", 1, ",credited by mistake"},
+		{[]string{"refunds", "list", "--format", "csv"}, "id,invoice_id,invoice_number,customer_id,amount,currency,date,method,reference,created_at", 0, ""},
 		{[]string{"payments", "list", "--format", "csv", "--limit", "1"}, "id,invoice_id,invoice_number,customer_id,amount,currency,date,method,reference,created_at", 1, ",PST-2026-000001,acme-1,1.00,USD,2026-11-02,bank_transfer,SEPA 1,"},
-		{[]string{"invoices", "receivables", "--format", "csv"}, "invoice_id,number,customer_id,customer_name,currency,total,paid,credited,balance,issue_date,due_date,status,days_past_due,settled_on,uncollectible_reason", 1, id + ",PST-2026-000001,acme-1,Acme Ltd,USD,"},
+		{[]string{"invoices", "receivables", "--format", "csv"}, "invoice_id,number,customer_id,customer_name,currency,total,paid,credited,refunded,balance,issue_date,due_date,status,days_past_due,settled_on,uncollectible_reason", 1, id + ",PST-2026-000001,acme-1,Acme Ltd,USD,"},
 	} {
 		out := must(tt.args...)
 		lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -169,8 +184,32 @@ func TestFinanceCLI(t *testing.T) {
 		t.Fatalf("uncollectible: %s", out)
 	}
 
+	// Paid in full, then credited: the customer is owed, and a refund pays it back.
+	field := func(js, name string) string {
+		for _, l := range strings.Split(js, "\n") {
+			if strings.Contains(l, `"`+name+`"`) {
+				return strings.Trim(strings.TrimSpace(strings.SplitN(l, ":", 2)[1]), `",`)
+			}
+		}
+		t.Fatalf("%s lacks %s", js, name)
+		return ""
+	}
+	must("payments", "record", id, "--amount", field(must("invoices", "balance", id, "--format", "json"), "balance"), "--currency", "USD", "--date", "2026-12-20")
+	must("creditnotes", "create", id, "--reason", "SLA", "--amount", "1.00")
+	owed := strings.TrimPrefix(field(must("invoices", "balance", id, "--format", "json"), "balance"), "-")
+	refused("is more than the", false, "refunds", "record", id, "--amount", "1"+owed, "--currency", "USD", "--date", "2026-12-20")
+	if out := must("refunds", "record", id, "--amount", owed, "--currency", "USD", "--date", "2026-12-20", "--reference", "SEPA RF", "--idempotency-key", "rf-1"); !strings.Contains(out, "recorded refund ref_") || !strings.Contains(out, "balance 0.00 USD") {
+		t.Fatalf("refund: %s", out)
+	}
+	if out := must("refunds", "list", "--format", "csv"); !strings.Contains(out, ","+owed+",USD,2026-12-20,bank_transfer,SEPA RF,") {
+		t.Fatalf("refunds CSV: %s", out)
+	}
+	if out := must("invoices", "balance", id); !strings.Contains(out, "REFUNDED") || !strings.Contains(out, owed) {
+		t.Fatalf("balance after the refund: %s", out)
+	}
+
 	// Every new command's help shows real examples.
-	for _, args := range [][]string{{"payments", "record"}, {"creditnotes", "create"}, {"taxes", "add"}, {"invoices", "aging"}, {"invoices", "balance"}} {
+	for _, args := range [][]string{{"payments", "record"}, {"refunds", "record"}, {"creditnotes", "void"}, {"creditnotes", "create"}, {"taxes", "add"}, {"invoices", "aging"}, {"invoices", "balance"}} {
 		out := must(append(args, "--help")...)
 		if !strings.Contains(out, "Examples:") || !strings.Contains(out, "postage "+args[0]+" "+args[1]) {
 			t.Errorf("%v --help:\n%s", args, out)

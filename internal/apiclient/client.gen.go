@@ -355,6 +355,7 @@ func (e NotifyDeliveryStatus) Valid() bool {
 const (
 	Asterisk              NotifyEventType = "*"
 	CreditNoteCreated     NotifyEventType = "credit_note.created"
+	CreditNoteVoided      NotifyEventType = "credit_note.voided"
 	InvoiceFinalized      NotifyEventType = "invoice.finalized"
 	InvoiceOverdue        NotifyEventType = "invoice.overdue"
 	InvoicePaid           NotifyEventType = "invoice.paid"
@@ -368,6 +369,8 @@ func (e NotifyEventType) Valid() bool {
 	case Asterisk:
 		return true
 	case CreditNoteCreated:
+		return true
+	case CreditNoteVoided:
 		return true
 	case InvoiceFinalized:
 		return true
@@ -1105,7 +1108,13 @@ type BillingCreditNote struct {
 	TaxNote  *string          `json:"tax_note,omitempty"`
 
 	// Total Total is Subtotal + Tax: what the invoice's balance goes down by.
-	Total string `json:"total"`
+	Total      string  `json:"total"`
+	VoidReason *string `json:"void_reason,omitempty"`
+
+	// VoidedAt VoidedAt and VoidReason are set on a void credit note: it keeps
+	// its number, no longer reduces the invoice, and its documents say
+	// VOID.
+	VoidedAt *time.Time `json:"voided_at,omitempty"`
 }
 
 // BillingCreditNoteList defines model for BillingCreditNoteList.
@@ -3258,6 +3267,15 @@ type VoidResult struct {
 	Voided BillingInvoice `json:"voided"`
 }
 
+// VoidedCreditNote VoidedCreditNote is a credit note just voided and what its invoice owes now.
+type VoidedCreditNote struct {
+	// CreditNote CreditNote corrects part of a finalized invoice: whole lines, part of a line's quantity, or an amount, never more than is left to credit.
+	CreditNote BillingCreditNote `json:"credit_note"`
+
+	// Receivable Receivable is what is owed on one finalized invoice: its total, what was paid and credited, the balance, the due date and the payment status.
+	Receivable BillingReceivable `json:"receivable"`
+}
+
 // WhatsAppChange WhatsAppChange is one change of an entry.
 type WhatsAppChange struct {
 	Field string `json:"field"`
@@ -3858,6 +3876,9 @@ type PostApikeysJSONRequestBody = AuthNewKey
 // PostCostCardsJSONRequestBody defines body for PostCostCards for application/json ContentType.
 type PostCostCardsJSONRequestBody = PricingCostCardPeriod
 
+// PostCreditNotesIdVoidJSONRequestBody defines body for PostCreditNotesIdVoid for application/json ContentType.
+type PostCreditNotesIdVoidJSONRequestBody = ReasonRequest
+
 // PostCustomersJSONRequestBody defines body for PostCustomers for application/json ContentType.
 type PostCustomersJSONRequestBody = BillingCustomer
 
@@ -4343,6 +4364,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/v1/credit-notes/{id} (the `GetCreditNotesId` operationId).
 	GetCreditNotesId(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostCreditNotesIdVoidWithBody Void a credit note (by id or number) with a reason: it keeps its number, its documents say VOID, and its total no longer reduces the invoice. Void already is 409 conflict; refunds that would then exceed what the customer is owed 409 refund_exceeds_owed.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/credit-notes/{id}/void (the `PostCreditNotesIdVoid` operationId).
+	PostCreditNotesIdVoidWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostCreditNotesIdVoid Void a credit note (by id or number) with a reason: it keeps its number, its documents say VOID, and its total no longer reduces the invoice. Void already is 409 conflict; refunds that would then exceed what the customer is owed 409 refund_exceeds_owed.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/credit-notes/{id}/void (the `PostCreditNotesIdVoid` operationId).
+	PostCreditNotesIdVoid(ctx context.Context, id string, body PostCreditNotesIdVoidJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetCustomers List customers by id, a page at a time; with q, those whose id or name contains q (by name, one page).
 	//
@@ -5469,6 +5508,44 @@ func (c *Client) GetCreditNotes(ctx context.Context, params *GetCreditNotesParam
 // Corresponds with GET /api/v1/credit-notes/{id} (the `GetCreditNotesId` operationId).
 func (c *Client) GetCreditNotesId(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetCreditNotesIdRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostCreditNotesIdVoidWithBody Void a credit note (by id or number) with a reason: it keeps its number, its documents say VOID, and its total no longer reduces the invoice. Void already is 409 conflict; refunds that would then exceed what the customer is owed 409 refund_exceeds_owed.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/credit-notes/{id}/void (the `PostCreditNotesIdVoid` operationId).
+func (c *Client) PostCreditNotesIdVoidWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostCreditNotesIdVoidRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostCreditNotesIdVoid Void a credit note (by id or number) with a reason: it keeps its number, its documents say VOID, and its total no longer reduces the invoice. Void already is 409 conflict; refunds that would then exceed what the customer is owed 409 refund_exceeds_owed.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/credit-notes/{id}/void (the `PostCreditNotesIdVoid` operationId).
+func (c *Client) PostCreditNotesIdVoid(ctx context.Context, id string, body PostCreditNotesIdVoidJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostCreditNotesIdVoidRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -7950,6 +8027,53 @@ func NewGetCreditNotesIdRequest(server string, id string) (*http.Request, error)
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewPostCreditNotesIdVoidRequest calls the generic PostCreditNotesIdVoid builder with application/json body
+func NewPostCreditNotesIdVoidRequest(server string, id string, body PostCreditNotesIdVoidJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostCreditNotesIdVoidRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewPostCreditNotesIdVoidRequestWithBody constructs an http.Request for the PostCreditNotesIdVoid method, with any body, and a specified content type
+func NewPostCreditNotesIdVoidRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/credit-notes/%s/void", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -13078,6 +13202,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/credit-notes/{id} (the `GetCreditNotesId` operationId).
 	GetCreditNotesIdWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetCreditNotesIdResponse, error)
 
+	// PostCreditNotesIdVoidWithBodyWithResponse Void a credit note (by id or number) with a reason: it keeps its number, its documents say VOID, and its total no longer reduces the invoice. Void already is 409 conflict; refunds that would then exceed what the customer is owed 409 refund_exceeds_owed.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/credit-notes/{id}/void (the `PostCreditNotesIdVoid` operationId).
+	PostCreditNotesIdVoidWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostCreditNotesIdVoidResponse, error)
+
+	// PostCreditNotesIdVoidWithResponse Void a credit note (by id or number) with a reason: it keeps its number, its documents say VOID, and its total no longer reduces the invoice. Void already is 409 conflict; refunds that would then exceed what the customer is owed 409 refund_exceeds_owed.
+	//
+	// Roles: admin, finance.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/credit-notes/{id}/void (the `PostCreditNotesIdVoid` operationId).
+	PostCreditNotesIdVoidWithResponse(ctx context.Context, id string, body PostCreditNotesIdVoidJSONRequestBody, reqEditors ...RequestEditorFn) (*PostCreditNotesIdVoidResponse, error)
+
 	// GetCustomersWithResponse List customers by id, a page at a time; with q, those whose id or name contains q (by name, one page).
 	//
 	// Roles: admin, finance, sales.
@@ -14919,6 +15061,117 @@ func (r GetCreditNotesIdResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetCreditNotesIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostCreditNotesIdVoidResponse503Headers the declared response headers of an HTTP 503 response for PostCreditNotesIdVoid
+type PostCreditNotesIdVoidResponse503Headers struct {
+	RetryAfter int
+}
+
+type PostCreditNotesIdVoidResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *VoidedCreditNote
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Invalid
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostCreditNotesIdVoidResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PostCreditNotesIdVoidResponse) GetJSON200() *VoidedCreditNote {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostCreditNotesIdVoidResponse) GetApplicationproblemJSON400() *Invalid {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostCreditNotesIdVoidResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostCreditNotesIdVoidResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PostCreditNotesIdVoidResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PostCreditNotesIdVoidResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostCreditNotesIdVoidResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostCreditNotesIdVoidResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostCreditNotesIdVoidResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostCreditNotesIdVoidResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostCreditNotesIdVoidResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostCreditNotesIdVoidResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostCreditNotesIdVoidResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostCreditNotesIdVoidResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -23891,6 +24144,36 @@ func (c *ClientWithResponses) GetCreditNotesIdWithResponse(ctx context.Context, 
 	return ParseGetCreditNotesIdResponse(rsp)
 }
 
+// PostCreditNotesIdVoidWithBodyWithResponse Void a credit note (by id or number) with a reason: it keeps its number, its documents say VOID, and its total no longer reduces the invoice. Void already is 409 conflict; refunds that would then exceed what the customer is owed 409 refund_exceeds_owed.
+//
+// Roles: admin, finance.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/credit-notes/{id}/void (the `PostCreditNotesIdVoid` operationId).
+func (c *ClientWithResponses) PostCreditNotesIdVoidWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostCreditNotesIdVoidResponse, error) {
+	rsp, err := c.PostCreditNotesIdVoidWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostCreditNotesIdVoidResponse(rsp)
+}
+
+// PostCreditNotesIdVoidWithResponse Void a credit note (by id or number) with a reason: it keeps its number, its documents say VOID, and its total no longer reduces the invoice. Void already is 409 conflict; refunds that would then exceed what the customer is owed 409 refund_exceeds_owed.
+//
+// Roles: admin, finance.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/credit-notes/{id}/void (the `PostCreditNotesIdVoid` operationId).
+func (c *ClientWithResponses) PostCreditNotesIdVoidWithResponse(ctx context.Context, id string, body PostCreditNotesIdVoidJSONRequestBody, reqEditors ...RequestEditorFn) (*PostCreditNotesIdVoidResponse, error) {
+	rsp, err := c.PostCreditNotesIdVoid(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostCreditNotesIdVoidResponse(rsp)
+}
+
 // GetCustomersWithResponse List customers by id, a page at a time; with q, those whose id or name contains q (by name, one page).
 //
 // Roles: admin, finance, sales.
@@ -26384,6 +26667,108 @@ func ParseGetCreditNotesIdResponse(rsp *http.Response) (*GetCreditNotesIdRespons
 		response.Headers200 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetCreditNotesIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostCreditNotesIdVoidResponse parses an HTTP response from a PostCreditNotesIdVoidWithResponse call
+func ParsePostCreditNotesIdVoidResponse(rsp *http.Response) (*PostCreditNotesIdVoidResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostCreditNotesIdVoidResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest VoidedCreditNote
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Invalid
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers PostCreditNotesIdVoidResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {

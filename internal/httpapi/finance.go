@@ -337,6 +337,24 @@ func (s *Server) financeRoutes() {
 			return s.Billing.Accounts.CreditNotes(ctx, billing.CreditNoteFilter{CustomerID: c.Query("customer"), InvoiceID: c.Query("invoice")}, p)
 		})
 	})
+	s.handle(Route{Method: "POST", Path: "/api/v1/credit-notes/:id/void", Tag: "credit-notes",
+		Summary: "Void a credit note (by id or number) with a reason: it keeps its number, its documents say VOID, and its total no longer reduces the invoice. Void already is 409 conflict; refunds that would then exceed what the customer is owed 409 refund_exceeds_owed.",
+		Roles:   financeOnly, PathParams: []Param{{Name: "id", Description: "credit note id or number"}}, Request: ReasonRequest{}, Response: VoidedCreditNote{}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		var in ReasonRequest
+		if err := bindJSON(c, &in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		cn, r, err := s.Billing.Accounts.VoidCreditNote(c.Request.Context(), c.Param("id"), in.Reason)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, VoidedCreditNote{CreditNote: cn, Receivable: r})
+	})
 	s.handle(Route{Method: "GET", Path: "/api/v1/credit-notes/:id", Tag: "credit-notes", Summary: "Get a credit note (by id or number) as JSON; append .csv or .pdf for those formats (customer keys: their own).",
 		Roles: financeAndOwner, PathParams: []Param{{Name: "id", Description: "credit note id or number, optionally followed by .csv or .pdf"}},
 		Response: billing.CreditNote{}, Produces: []string{"text/csv", "application/pdf"}}, func(c *gin.Context) {
@@ -383,6 +401,12 @@ type ReasonRequest struct {
 // RecordedPayment is a recorded payment and what its invoice owes now.
 type RecordedPayment struct {
 	Payment    billing.Payment    `json:"payment"`
+	Receivable billing.Receivable `json:"receivable"`
+}
+
+// VoidedCreditNote is a credit note just voided and what its invoice owes now.
+type VoidedCreditNote struct {
+	CreditNote billing.CreditNote `json:"credit_note"`
 	Receivable billing.Receivable `json:"receivable"`
 }
 

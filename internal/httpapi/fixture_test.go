@@ -200,7 +200,7 @@ func (f *fixture) paramValue(path, name string) string {
 	case "id":
 		switch {
 		case strings.HasPrefix(path, "/api/v1/invoices/"):
-			for _, finalized := range []string{"/void", "/balance", "/payments", "/credit-notes", "/uncollectible"} {
+			for _, finalized := range []string{"/void", "/balance", "/payments", "/refunds", "/credit-notes", "/uncollectible"} {
 				if strings.HasSuffix(path, finalized) {
 					return f.FinalID
 				}
@@ -371,6 +371,10 @@ func (f *fixture) sample(method, path string) (ctype string, body []byte, header
 		return j(`{"reason":"customer insolvent"}`)
 	case "POST /api/v1/invoices/:id/payments":
 		return j(`{"amount":"0.01","currency":"USD","date":"2026-11-02","method":"bank_transfer","reference":"SEPA 1","idempotency_key":"walk-1"}`)
+	case "POST /api/v1/invoices/:id/refunds":
+		return j(`{"amount":"0.01","currency":"USD","date":"2026-11-02","method":"bank_transfer","reference":"SEPA RF 1","idempotency_key":"walk-rf-1"}`)
+	case "POST /api/v1/credit-notes/:id/void":
+		return j(`{"reason":"issued in error"}`)
 	case "POST /api/v1/invoices/:id/credit-notes":
 		return j(`{"reason":"goodwill","lines":[{"amount":"0.01","description":"goodwill"}],"idempotency_key":"walk-1"}`)
 	case "POST /api/v1/invoice-runs":

@@ -87,3 +87,61 @@ func TestRefundsAPI(t *testing.T) {
 		t.Fatalf("receivables %s", body)
 	}
 }
+
+func TestVoidCreditNoteAPI(t *testing.T) {
+	s, a, _ := finalizedStack(t)
+	fin, cust := auth.RoleFinance, auth.RoleCustomer
+	post := func(role auth.Role, path, body string) (int, string, []byte) {
+		resp, b := s.do(t, role, "POST", path, "application/json", []byte(body))
+		code := ""
+		if resp.StatusCode >= 400 {
+			code = problemCode(t, resp, b)
+		}
+		return resp.StatusCode, code, b
+	}
+	st, _, body := post(fin, "/api/v1/invoices/"+a.ID+"/credit-notes", `{"reason":"goodwill","lines":[{"amount":"0.01"}]}`)
+	if st != 201 {
+		t.Fatalf("credit note: %d %s", st, body)
+	}
+	cn := decode[billing.CreditNote](t, body)
+	void := "/api/v1/credit-notes/" + cn.Number + "/void"
+	_, before := s.do(t, fin, "GET", "/api/v1/invoices/"+a.ID+"/balance", "", nil)
+	for _, tt := range []struct {
+		role       auth.Role
+		path, body string
+		status     int
+		code       string
+	}{
+		{fin, void, `{"reason":""}`, 400, "invalid"},
+		{fin, void, `{"reason":5}`, 400, "invalid"},
+		{fin, "/api/v1/credit-notes/CN-2026-999999/void", `{"reason":"x"}`, 404, "not_found"},
+		{cust, void, `{"reason":"x"}`, 403, "forbidden"},
+	} {
+		if st, code, body := post(tt.role, tt.path, tt.body); st != tt.status || code != tt.code {
+			t.Errorf("%s %s: %d %s, want %d %s", tt.path, tt.body, st, body, tt.status, tt.code)
+		}
+	}
+	if _, after := s.do(t, fin, "GET", "/api/v1/invoices/"+a.ID+"/balance", "", nil); string(after) != string(before) {
+		t.Fatalf("refused voids changed the balance:\n%s\n%s", before, after)
+	}
+	st, _, body = post(fin, void, `{"reason":"credited the wrong invoice"}`)
+	vr := decode[struct {
+		CreditNote billing.CreditNote `json:"credit_note"`
+		Receivable billing.Receivable `json:"receivable"`
+	}](t, body)
+	if st != 200 || !vr.CreditNote.Void() || vr.Receivable.Credited.String() != "0.00" || vr.Receivable.Balance.String() != a.Total.String() {
+		t.Fatalf("void: %d %s", st, body)
+	}
+	if st, code, _ := post(fin, void, `{"reason":"again"}`); st != 409 || code != "conflict" {
+		t.Fatalf("second void: %d %s", st, code)
+	}
+	// The customer reads it as void, with its number.
+	resp, body := s.do(t, cust, "GET", "/api/v1/credit-notes/"+cn.ID, "", nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"void_reason":"credited the wrong invoice"`) || !strings.Contains(string(body), `"number":"`+cn.Number+`"`) {
+		t.Fatalf("customer reads the void credit note: %d %s", resp.StatusCode, body)
+	}
+	resp, body = s.do(t, fin, "GET", "/api/v1/credit-notes/"+cn.ID+".csv", "", nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), ",credited the wrong invoice") {
+		t.Fatalf("void CSV: %d %s", resp.StatusCode, body)
+	}
+}

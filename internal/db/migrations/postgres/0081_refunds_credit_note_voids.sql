@@ -40,11 +40,14 @@ CREATE TRIGGER refunds_never_change BEFORE UPDATE OR DELETE ON refunds
 -- Void credit notes. The credit note row and its number stay (the
 -- numbering stays gapless, the row never changes); the void is a row of
 -- its own, written once, in the transaction that takes the credit note's
--- total off the receivable's credited sum.
+-- total off the receivable's credited sum. document is the credit note
+-- frozen again as void (its voided_at and void_reason set): what it reads
+-- as from then on.
 CREATE TABLE credit_note_voids (
     credit_note_id  text PRIMARY KEY REFERENCES credit_notes(id),
     reason          text NOT NULL,
-    voided_at       timestamptz NOT NULL
+    voided_at       timestamptz NOT NULL,
+    document        text NOT NULL
 );
 
 CREATE FUNCTION credit_note_voids_never_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -55,3 +58,9 @@ END $$;
 
 CREATE TRIGGER credit_note_voids_never_change BEFORE UPDATE OR DELETE ON credit_note_voids
     FOR EACH ROW EXECUTE FUNCTION credit_note_voids_never_change();
+
+-- A void credit note's CSV and PDF say VOID: drawn once from the void
+-- document and kept beside the issued ones (which stay as they were).
+ALTER TABLE credit_note_documents ADD COLUMN void boolean NOT NULL DEFAULT false;
+ALTER TABLE credit_note_documents DROP CONSTRAINT credit_note_documents_pkey;
+ALTER TABLE credit_note_documents ADD PRIMARY KEY (credit_note_id, format, void);
