@@ -23,6 +23,9 @@ type Accounts struct {
 	Issuer Issuer
 	// Now is the clock (time.Now when nil): today decides what is overdue.
 	Now func() time.Time
+	// Reminders are the payment reminders' offsets, days relative to the
+	// due date, sorted (billing.reminders; none when empty).
+	Reminders []int
 }
 
 func (a *Accounts) now() time.Time {
@@ -239,4 +242,15 @@ func (a *Accounts) Aging(ctx context.Context, customerID string) (AgingReport, e
 // once each). The scheduler calls it hourly.
 func (a *Accounts) MarkOverdue(ctx context.Context) (int, error) {
 	return a.Store.MarkOverdue(ctx, a.Today())
+}
+
+// SendReminders emits the payment reminders due by today
+// (invoice.payment_reminder, once per invoice and offset). The scheduler
+// calls it hourly, after MarkOverdue; nothing when no reminder is
+// configured.
+func (a *Accounts) SendReminders(ctx context.Context) (int, error) {
+	if len(a.Reminders) == 0 {
+		return 0, nil
+	}
+	return a.Store.SendReminders(ctx, a.Today(), a.Reminders)
 }

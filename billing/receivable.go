@@ -323,4 +323,11 @@ type Receivables interface {
 	// were not yet reported, reports them (invoice.overdue) and returns
 	// how many.
 	MarkOverdue(ctx context.Context, today Date) (int, error)
+	// SendReminders emits invoice.payment_reminder for the invoices with
+	// a balance (not written off) that reached a reminder offset (days
+	// relative to the due date, sorted) by today: for each, only the
+	// latest offset reached, once per invoice and offset (a stored mark
+	// in the event's transaction); earlier offsets an invoice passed
+	// without one are never sent late. It returns how many it sent.
+	SendReminders(ctx context.Context, today Date, offsets []int) (int, error)
 }

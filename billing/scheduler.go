@@ -22,7 +22,8 @@ const SweepSchedule = "17 * * * *"
 type Scheduler struct {
 	Runner *Runner
 	// Accounts, when set, reports newly overdue invoices (invoice.overdue)
-	// with the hourly sweep.
+	// and sends payment reminders (invoice.payment_reminder) with the
+	// hourly sweep.
 	Accounts *Accounts
 	// Schedule is a five-field cron expression for the monthly run of
 	// the previous month (DefaultSchedule when empty).
@@ -62,6 +63,11 @@ func (s *Scheduler) Start(ctx context.Context) error {
 				log.Error("overdue sweep failed", "err", err)
 			} else if n > 0 {
 				log.Info("invoices overdue", "reported", n)
+			}
+			if n, err := s.Accounts.SendReminders(ctx); err != nil {
+				log.Error("payment reminders failed", "err", err)
+			} else if n > 0 {
+				log.Info("payment reminders", "sent", n)
 			}
 		}
 	}); err != nil {

@@ -38,6 +38,7 @@ const (
 	InvoiceVoided         EventType = "invoice.voided"
 	InvoicePaid           EventType = "invoice.paid"
 	InvoiceOverdue        EventType = "invoice.overdue"
+	InvoiceReminder       EventType = "invoice.payment_reminder"
 	CreditNoteCreated     EventType = "credit_note.created"
 	CreditNoteVoided      EventType = "credit_note.voided"
 	UsageThresholdReached EventType = "usage.threshold_reached"
@@ -45,7 +46,7 @@ const (
 )
 
 // EventTypes lists every event type (AllEvents aside).
-var EventTypes = []EventType{InvoiceFinalized, InvoiceVoided, InvoicePaid, InvoiceOverdue, CreditNoteCreated, CreditNoteVoided, UsageThresholdReached}
+var EventTypes = []EventType{InvoiceFinalized, InvoiceVoided, InvoicePaid, InvoiceOverdue, InvoiceReminder, CreditNoteCreated, CreditNoteVoided, UsageThresholdReached}
 
 // Valid reports whether t is an event type Emit accepts.
 func (t EventType) Valid() bool { return slices.Contains(EventTypes, t) }

@@ -478,6 +478,73 @@ func (s *ReceivableStore) markOverdueBatch(ctx context.Context, today billing.Da
 	return n, nil
 }
 
+// SendReminders emits the payment reminders due by today, in
+// transactions of at most OverdueBatch invoices (each batch's marks and
+// events commit together), until none is left.
+func (s *ReceivableStore) SendReminders(ctx context.Context, today billing.Date, offsets []int) (int, error) {
+	if len(offsets) == 0 {
+		return 0, nil
+	}
+	batch := s.OverdueBatch
+	if batch <= 0 {
+		batch = DefaultOverdueBatch
+	}
+	total := 0
+	for {
+		n, err := s.sendRemindersBatch(ctx, today, offsets, batch)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("send payment reminders: %w", err)
+		}
+		if n < batch {
+			return total, nil
+		}
+	}
+}
+
+// sendRemindersBatch marks and emits at most limit reminders in one
+// transaction.
+func (s *ReceivableStore) sendRemindersBatch(ctx context.Context, today billing.Date, offsets []int, limit int) (int, error) {
+	n := 0
+	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		now := s.now()
+		q, args := sendRemindersSQL(today, offsets, now, limit)
+		rows, err := tx.Query(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		type mark struct {
+			invoice string
+			offset  int
+		}
+		marks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (mark, error) {
+			var m mark
+			return m, r.Scan(&m.invoice, &m.offset)
+		})
+		if err != nil {
+			return err
+		}
+		for _, m := range marks {
+			r, err := receivable(ctx, tx, m.invoice, false)
+			if err != nil {
+				return err
+			}
+			r.Derive(today)
+			e := notify.Event{Type: notify.InvoiceReminder, CustomerID: r.CustomerID, Object: billing.PaymentReminder{OffsetDays: m.offset, Receivable: r},
+				Key: r.InvoiceID + "/" + billing.FormatReminderOffset(m.offset), Created: now}
+			if err := emit(ctx, s.Notify, tx, e); err != nil {
+				return err
+			}
+		}
+		n = len(marks)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
 // Aging sums what is owed per customer and currency as of today.
 func (s *ReceivableStore) Aging(ctx context.Context, customerID string, today billing.Date) ([]billing.AgingRow, error) {
 	q, args := agingSQL(customerID, today)

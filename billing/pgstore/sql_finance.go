@@ -174,6 +174,31 @@ func markOverdueSQL(today billing.Date, at time.Time, limit int) (string, []any)
 	RETURNING ` + receivableColumns, []any{today.String(), at, limit}
 }
 
+// sendRemindersSQL marks, for at most limit invoices with a balance (not
+// written off) whose due date plus a reminder offset is today or earlier,
+// the latest offset reached, unless it is marked already, and returns the
+// marked invoices with that offset. offsets are sorted; the due date
+// range (before today minus the smallest offset) reads the partial index
+// of outstanding receivables. Rows another transaction holds are skipped
+// (the next pass takes them); two passes at once mark each once (the
+// mark's primary key).
+func sendRemindersSQL(today billing.Date, offsets []int, at time.Time, limit int) (string, []any) {
+	return `WITH due AS (
+		SELECT r.invoice_id, o.offset_days
+		FROM receivables r,
+			LATERAL (SELECT max(x) AS offset_days FROM unnest($2::int[]) x WHERE r.due_date + x <= $1::date) o
+		WHERE r.balance > 0 AND r.uncollectible_at IS NULL AND r.due_date <= $1::date - $3::int
+			AND NOT EXISTS (SELECT 1 FROM payment_reminders p WHERE p.invoice_id = r.invoice_id AND p.offset_days = o.offset_days)
+		ORDER BY r.due_date, r.invoice_id
+		LIMIT $5
+		FOR UPDATE OF r SKIP LOCKED
+	)
+	INSERT INTO payment_reminders (invoice_id, offset_days, sent_at)
+	SELECT invoice_id, offset_days, $4 FROM due
+	ON CONFLICT DO NOTHING
+	RETURNING invoice_id, offset_days`, []any{today.String(), offsets, offsets[0], at, limit}
+}
+
 // agingSQL sums what is owed per customer and currency as of today, by
 // days past due: 0 or less (current), 1-30, 31-60, 61-90, over 90.
 func agingSQL(customerID string, today billing.Date) (string, []any) {

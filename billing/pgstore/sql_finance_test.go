@@ -41,6 +41,8 @@ func TestFinanceSQLText(t *testing.T) {
 		{"addCredited", first(addCreditedSQL("in_x", "1.00", today)), second(addCreditedSQL("in_x", "1.00", today)), []string{"credited = credited + $2::numeric"}},
 		{"deleteReceivable", first(deleteReceivableSQL("in_x")), second(deleteReceivableSQL("in_x")), []string{"paid = 0 AND credited = 0", "NOT EXISTS (SELECT 1 FROM credit_notes"}},
 		{"markOverdue", first(markOverdueSQL(today, now, 500)), second(markOverdueSQL(today, now, 500)), []string{"due_date < $1::date", "overdue_reported_at IS NULL", "LIMIT $3", "FOR UPDATE SKIP LOCKED", "RETURNING"}},
+		{"sendReminders", first(sendRemindersSQL(today, []int{-3, 7}, now, 500)), second(sendRemindersSQL(today, []int{-3, 7}, now, 500)),
+			[]string{"balance > 0 AND r.uncollectible_at IS NULL", "r.due_date <= $1::date - $3::int", "max(x)", "NOT EXISTS (SELECT 1 FROM payment_reminders", "LIMIT $5", "FOR UPDATE OF r SKIP LOCKED", "ON CONFLICT DO NOTHING"}},
 		{"aging", first(agingSQL("", today)), second(agingSQL("", today)), []string{"BETWEEN 1 AND 30", "BETWEEN 31 AND 60", "BETWEEN 61 AND 90", "> 90", "<= 0", "balance > 0 AND uncollectible_at IS NULL", "GROUP BY customer_id, currency"}},
 		{"insertPayment", first(insertPaymentSQL(billing.Payment{ID: "pay_x"})), second(insertPaymentSQL(billing.Payment{ID: "pay_x"})), []string{"INSERT INTO payments", "RETURNING"}},
 		{"listPayments", first(listPaymentsSQL(billing.PaymentFilter{InvoiceID: "in_x"}, &keyCursor{At: now.Format(time.RFC3339Nano), ID: "pay_x"}, 5)),

@@ -35,7 +35,11 @@ func (a *App) openBilling() error {
 		Log:              a.Log, Now: now, Grace: a.Config.Billing.Grace.Duration, CutoffLag: billing.DefaultCutoffLag,
 		Holds: a.Reconcile(),
 	}
-	a.Accounts = &billing.Accounts{Store: recv, Render: reports.InvoiceDocuments{}, Issuer: a.Issuer(), Now: now}
+	reminders, err := billing.ParseReminderOffsets(a.Config.Billing.Reminders)
+	if err != nil {
+		return fmt.Errorf("config billing.reminders: %w", err)
+	}
+	a.Accounts = &billing.Accounts{Store: recv, Render: reports.InvoiceDocuments{}, Issuer: a.Issuer(), Now: now, Reminders: reminders}
 	return nil
 }
 

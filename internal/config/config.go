@@ -148,6 +148,10 @@ type Billing struct {
 	// reverse-charge and tax-exempt customers.
 	ReverseChargeNote string `toml:"reverse_charge_note"`
 	ExemptNote        string `toml:"exempt_note"`
+	// Reminders are the payment reminders (invoice.payment_reminder), in
+	// days relative to the due date: "-3d" three days before, "+7d"
+	// seven days after. Empty: none.
+	Reminders []string `toml:"reminders"`
 }
 
 // Notify configures outbound webhooks and usage alerts
@@ -232,7 +236,7 @@ func Default() Config {
 		WhatsApp: WhatsApp{BillableStatus: "delivered"},
 		Usage:    Usage{MaxRange: Duration{400 * 24 * time.Hour}},
 		Billing: Billing{Schedule: "0 2 1 * *", Grace: Duration{72 * time.Hour}, NumberFormat: "PST-{year}-{seq:6}", IssuerName: "Postage Messaging Ltd.", IssuerAddress: "1 Example Street, London, United Kingdom", Scheduler: true,
-			PaymentTermsDays: 30, CreditNoteNumberFormat: "CN-{year}-{seq:6}",
+			PaymentTermsDays: 30, CreditNoteNumberFormat: "CN-{year}-{seq:6}", Reminders: []string{},
 			ReverseChargeNote: "Reverse charge: VAT to be accounted for by the recipient (Article 196, Council Directive 2006/112/EC).",
 			ExemptNote:        "Exempt from tax."},
 		Notify: Notify{PreviousSecretKeys: []string{}, AllowNetworks: []string{}, Deliver: true, Workers: 8,
@@ -344,6 +348,25 @@ func (c Config) Validate() error {
 	if c.Billing.PaymentTermsDays < 1 || c.Billing.PaymentTermsDays > 365 {
 		errs = append(errs, errors.New("billing.payment_terms_days must be 1 to 365 (set a customer's own terms to 0 for due on issue)"))
 	}
+	if len(c.Billing.Reminders) > 10 {
+		errs = append(errs, errors.New("billing.reminders: at most 10"))
+	}
+	seen := map[int]bool{}
+	for _, r := range c.Billing.Reminders {
+		m := reminderText.FindStringSubmatch(r)
+		n := -1
+		if m != nil {
+			n, _ = strconv.Atoi(m[2])
+			if m[1] == "-" {
+				n = -n
+			}
+		}
+		if m == nil || n > 365 || n < -365 || seen[n] {
+			errs = append(errs, fmt.Errorf("billing.reminders %q: days relative to the due date, \"-3d\" to \"+365d\", each once", r))
+			continue
+		}
+		seen[n] = true
+	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:
@@ -364,6 +387,8 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+var reminderText = regexp.MustCompile(`^([+-]?)([0-9]{1,3})d$`)
 
 var decimalText = regexp.MustCompile(`^[0-9]{1,3}(\.[0-9]{1,6})?$`)
 

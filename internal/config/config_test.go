@@ -73,6 +73,9 @@ func TestLoadErrorsAreClear(t *testing.T) {
 		{"billable status", "[whatsapp]\nbillable_status = \"read\"\n", nil, `whatsapp.billable_status "read"`},
 		{"tiny queue bytes", "[ingest]\nqueue_bytes = 1000\n", nil, "ingest.queue_bytes must be at least"},
 		{"tiny index memory", "", []string{"POSTAGE_INGEST_INDEX_MEMORY=4096"}, "ingest.index_memory must be at least"},
+		{"reminder without days", "[billing]\nreminders = [\"-3\"]\n", nil, `billing.reminders "-3"`},
+		{"reminder twice", "[billing]\nreminders = [\"7d\", \"+7d\"]\n", nil, `billing.reminders "+7d"`},
+		{"reminder past a year", "[billing]\nreminders = [\"-400d\"]\n", nil, `billing.reminders "-400d"`},
 		{"future skew over an hour", "[ingest]\nfuture_skew = \"2h\"\n", nil, "ingest.future_skew must be 0 to 1h0m0s"},
 	}
 	for _, tt := range tests {

@@ -64,3 +64,15 @@ CREATE TRIGGER credit_note_voids_never_change BEFORE UPDATE OR DELETE ON credit_
 ALTER TABLE credit_note_documents ADD COLUMN void boolean NOT NULL DEFAULT false;
 ALTER TABLE credit_note_documents DROP CONSTRAINT credit_note_documents_pkey;
 ALTER TABLE credit_note_documents ADD PRIMARY KEY (credit_note_id, format, void);
+
+-- Payment reminders (dunning; docs/BILLING.md, "Payment reminders"): one
+-- row per invoice and reminder offset (days relative to the due date,
+-- billing.reminders) once invoice.payment_reminder was emitted for it, in
+-- the same transaction: each reminder of an invoice is sent once. The
+-- marks go with the receivable of an invoice voided and reissued.
+CREATE TABLE payment_reminders (
+    invoice_id   text NOT NULL REFERENCES receivables(invoice_id) ON DELETE CASCADE,
+    offset_days  int NOT NULL,
+    sent_at      timestamptz NOT NULL,
+    PRIMARY KEY (invoice_id, offset_days)
+);
