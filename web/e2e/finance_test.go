@@ -239,6 +239,20 @@ func TestFinanceDashboard(t *testing.T) {
 		if pdf := waitFile(t, downloads, cns.Data[0].Number+".pdf"); !strings.HasPrefix(string(pdf), "%PDF-") {
 			t.Errorf("credit note PDF starts %q", pdf[:min(8, len(pdf))])
 		}
+		// Voided through the dialog: it stays listed, says void, and b owes its total again.
+		cnRow := fmt.Sprintf(`#credit-notes tr[data-credit-note=%q]`, cns.Data[0].ID)
+		tb.do(chromedp.Click(chromedp.CSS(cnRow+` button[data-action="void-credit-note"]`)), chromedp.WaitVisible(chromedp.CSS("dialog.modal[open]")),
+			chromedp.SendKeys(chromedp.ID("void-cn-reason"), "credited the wrong invoice"))
+		tb.shotViewport("63b-receivables-void-credit-note-dialog")
+		tb.do(chromedp.Click(chromedp.CSS(`dialog.modal button[data-confirm]`)),
+			chromedp.WaitVisible(chromedp.CSS(cnRow+`[data-status="void"]`)))
+		if r := get(b.InvoiceID); r.Credited != "0.00" || r.Balance != b.Balance {
+			t.Errorf("after the void: %+v, before the credit note %+v", r, b)
+		}
+		if got := tb.text(cnRow + ` td[data-col="status"]`); got != "Void" {
+			t.Errorf("void credit note shown %q", got)
+		}
+		cns.Data[0].Total = "0.00" // it no longer reduces what is owed
 
 		// A write-off: the row says uncollectible and the aging leaves it out.
 		tb.do(chromedp.Click(chromedp.CSS(row(c.InvoiceID)+` button[data-action="write-off"]`)), chromedp.WaitVisible(chromedp.CSS("dialog.modal[open]")),
@@ -337,7 +351,7 @@ func TestFinanceDashboard(t *testing.T) {
 			t.Errorf("refund dialog offers %q, the customer is owed %s", got, cn.Total)
 		}
 		tb.do(chromedp.SendKeys(chromedp.ID("refund-reference"), "SEPA RF-7"))
-		tb.shotViewport("65-receivables-refund-dialog")
+		tb.shotViewport("65a-receivables-refund-dialog")
 		tb.do(chromedp.Click(chromedp.CSS(`dialog.modal button[data-confirm]`)),
 			chromedp.WaitVisible(chromedp.CSS(`#refunds tr[data-refund]`)))
 		if r := get(a.InvoiceID); r.Balance != "0.00" || r.Refunded != cn.Total || r.Status != "paid" {

@@ -57,7 +57,7 @@ export function render(root) {
     loadReceivables(recv, filter, refresh);
     loadPayments(payments);
     loadRefunds(refunds);
-    loadCreditNotes(credits);
+    loadCreditNotes(credits, refresh);
   };
   let filter = { status: saved.status, customer: '' };
   const apply = async () => {
@@ -94,7 +94,7 @@ export function render(root) {
   apply();
   loadPayments(payments);
   loadRefunds(refunds);
-  loadCreditNotes(credits);
+  loadCreditNotes(credits, refresh);
 }
 
 async function download(path, fallback, accept) {
@@ -302,7 +302,23 @@ function loadRefunds(el) {
   });
 }
 
-function loadCreditNotes(el) {
+// voidCreditNote voids a credit note with a reason: it keeps its number
+// and says VOID; its invoice owes its total again.
+async function voidCreditNote(cn, refresh) {
+  const reason = h('textarea#void-cn-reason', { rows: 2, required: true, placeholder: 'Reason (printed on the void credit note)' });
+  const ok = await ask(`Void credit note ${cn.number}?`, [
+    h('p', `${cn.number} keeps its number and says VOID; invoice ${cn.invoice_number} owes its ${money(cn.total, cn.currency)} again. Refused when that money was already refunded.`),
+    h('label.block', 'Reason', reason),
+  ], 'Void credit note', true);
+  if (!ok) return;
+  try {
+    const res = await api.post(`/api/v1/credit-notes/${encodeURIComponent(cn.id)}/void`, { reason: reason.value.trim() });
+    notify(`${res.credit_note.number} voided: ${res.receivable.number} owes ${money(res.receivable.balance, res.receivable.currency)}`);
+    refresh();
+  } catch (err) { notify(why(err), 'error'); }
+}
+
+function loadCreditNotes(el, refresh) {
   load(el, () => api.get('/api/v1/credit-notes', { limit: 100 }), (resp) => {
     const rows = items(resp);
     if (rows.length === 0) return empty('No credit notes yet', 'Credit notes issued against invoices appear here.');
@@ -311,13 +327,15 @@ function loadCreditNotes(el) {
       { key: 'issue_date', label: 'Issued', sort: 'text', render: (r) => shortDate(r.issue_date) },
       { key: 'invoice_number', label: 'Invoice', sort: 'text', cls: 'nowrap' },
       { key: 'customer_id', label: 'Customer', sort: 'text', render: (r) => r.customer?.name || r.customer_id },
-      { key: 'reason', label: 'Reason', wide: true, render: (r) => h('span.muted', r.reason) },
+      { key: 'reason', label: 'Reason', wide: true, render: (r) => h('span.muted', r.voided_at ? `${r.reason} — void: ${r.void_reason}` : r.reason) },
+      { key: 'status', label: 'Status', sort: 'text', value: (r) => (r.voided_at ? 'void' : 'issued'), render: (r) => (r.voided_at ? badge('Void', 'void') : badge('Issued', 'paid')) },
       { key: 'total', label: 'Total', num: true, sort: 'decimal', render: (r) => moneyCell(money(r.total, r.currency)) },
       { key: 'docs', label: 'Documents', render: (r) => h('span.row-actions',
         ['pdf', 'csv'].map((f) => h('button.btn.small.ghost', {
           type: 'button', dataset: { download: f },
           onclick: () => download(`/api/v1/credit-notes/${encodeURIComponent(r.id)}.${f}`, `${r.number}.${f}`, f === 'pdf' ? 'application/pdf' : 'text/csv'),
-        }, f.toUpperCase()))) },
-    ], rows, { caption: 'Credit notes', stack: true, pageSize: 25, rowAttrs: (r) => ({ dataset: { creditNote: r.id } }) });
+        }, f.toUpperCase())),
+        r.voided_at ? null : h('button.btn.small.danger-ghost', { type: 'button', dataset: { action: 'void-credit-note' }, title: 'Void this credit note', onclick: () => voidCreditNote(r, refresh) }, 'Void')) },
+    ], rows, { caption: 'Credit notes', stack: true, pageSize: 25, rowAttrs: (r) => ({ dataset: { creditNote: r.id, status: r.voided_at ? 'void' : 'issued' } }) });
   });
 }
