@@ -353,14 +353,15 @@ func (e NotifyDeliveryStatus) Valid() bool {
 
 // Defines values for NotifyEventType.
 const (
-	Asterisk              NotifyEventType = "*"
-	CreditNoteCreated     NotifyEventType = "credit_note.created"
-	CreditNoteVoided      NotifyEventType = "credit_note.voided"
-	InvoiceFinalized      NotifyEventType = "invoice.finalized"
-	InvoiceOverdue        NotifyEventType = "invoice.overdue"
-	InvoicePaid           NotifyEventType = "invoice.paid"
-	InvoiceVoided         NotifyEventType = "invoice.voided"
-	UsageThresholdReached NotifyEventType = "usage.threshold_reached"
+	Asterisk               NotifyEventType = "*"
+	CreditNoteCreated      NotifyEventType = "credit_note.created"
+	CreditNoteVoided       NotifyEventType = "credit_note.voided"
+	InvoiceFinalized       NotifyEventType = "invoice.finalized"
+	InvoiceOverdue         NotifyEventType = "invoice.overdue"
+	InvoicePaid            NotifyEventType = "invoice.paid"
+	InvoicePaymentReminder NotifyEventType = "invoice.payment_reminder"
+	InvoiceVoided          NotifyEventType = "invoice.voided"
+	UsageThresholdReached  NotifyEventType = "usage.threshold_reached"
 )
 
 // Valid indicates whether the value is a known member of the NotifyEventType enum.
@@ -377,6 +378,8 @@ func (e NotifyEventType) Valid() bool {
 	case InvoiceOverdue:
 		return true
 	case InvoicePaid:
+		return true
+	case InvoicePaymentReminder:
 		return true
 	case InvoiceVoided:
 		return true
