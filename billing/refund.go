@@ -94,9 +94,3 @@ type RefundFilter struct {
 	CustomerID string
 	InvoiceID  string
 }
-
-// SameRefund reports whether a recorded refund is the one asked for again.
-func SameRefund(prev, f Refund) bool {
-	return prev.InvoiceID == f.InvoiceID && prev.Amount.Equal(f.Amount.Decimal) && prev.Currency == f.Currency &&
-		prev.Date == f.Date && prev.Method == f.Method && prev.Reference == f.Reference
-}

@@ -340,7 +340,7 @@ func (s *ReceivableStore) RecordRefund(ctx context.Context, invoiceID string, f 
 			switch {
 			case err == nil:
 				f.InvoiceID = invoiceID
-				if !billing.SameRefund(prev, f) {
+				if !sameRefund(prev, f) {
 					return postage.Errorf(postage.ECONFLICT, "idempotency key %q recorded another refund (%s)", f.IdempotencyKey, prev.ID)
 				}
 				out, rec, existing = prev, r, true
@@ -371,6 +371,12 @@ func (s *ReceivableStore) RecordRefund(ctx context.Context, invoiceID string, f 
 		return billing.Refund{}, billing.Receivable{}, false, err
 	}
 	return out, rec, existing, nil
+}
+
+// sameRefund reports whether a recorded refund is the one asked for again.
+func sameRefund(prev, f billing.Refund) bool {
+	return prev.InvoiceID == f.InvoiceID && prev.Amount.Equal(f.Amount.Decimal) && prev.Currency == f.Currency &&
+		prev.Date == f.Date && prev.Method == f.Method && prev.Reference == f.Reference
 }
 
 // Refunds lists refunds matching f, newest first.
