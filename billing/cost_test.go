@@ -320,3 +320,59 @@ func TestRatingDoesNotCacheMonthsNotBegun(t *testing.T) {
 		t.Fatalf("March: %s %v", card.ID, err)
 	}
 }
+
+// RateGroupAtCostVersion prices a month as if a cost card version not in
+// effect were (a margin simulation's proposed upstream prices): a
+// cost-plus customer over it, a customer on the cost card itself at it,
+// a fixed-price customer as RateGroup does; in another currency at the
+// month's exchange rate.
+func TestRateGroupAtCostVersion(t *testing.T) {
+	f := costPlusFixture(t)
+	ctx := context.Background()
+	f.card(pricing.RateCard{ID: "fixed", Name: "Fixed", Currency: "USD"}, costVersion("fixed", "0.30"), "2026-01")
+	for _, c := range []struct{ id, currency, card string }{{"at-cost", "USD", "upstream"}, {"fix", "USD", "fixed"}, {"eu", "EUR", "plus-eur"}} {
+		if _, err := f.runner.Customers.Create(ctx, billing.Customer{ID: c.id, Name: c.id, Currency: c.currency}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.prices.AssignCard(ctx, c.id, c.card, pricing.MustParseMonth("2026-01")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	feb := pricing.MustParseMonth("2026-02")
+	if _, err := f.prices.SetExchangeRate(ctx, pricing.ExchangeRate{From: "USD", To: "EUR", Month: feb, Rate: decimal.RequireFromString("0.9")}); err != nil {
+		t.Fatal(err)
+	}
+	// The upstream's proposed prices: DE marketing 0.20 (0.10 in effect).
+	d, err := f.prices.CreateDraft(ctx, costVersion("upstream", "0.20"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := billing.NewRating(f.prices)
+	proposed, err := g.Compile(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	usage := []pricing.Usage{{Country: "DE", Category: "marketing", Quantity: 100}}
+	for _, c := range []struct{ id, currency, now, proposed string }{
+		{"cp", "USD", "11.10", "22.10"},      // 100 × 0.10 × 1.10 + 0.10 → 100 × 0.20 × 1.10 + 0.10
+		{"at-cost", "USD", "10.00", "20.00"}, // the cost card's own prices
+		{"fix", "USD", "30.00", "30.00"},     // a fixed price does not move
+		{"eu", "EUR", "10.00", "19.90"},      // 100 × 0.20 × 0.9 × 1.10 + 0.10
+	} {
+		group := []billing.Member{{Customer: billing.Customer{ID: c.id, Currency: c.currency}, Usage: usage}}
+		cur, err := g.RateGroup(ctx, nil, feb, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prop, err := g.RateGroupAtCostVersion(ctx, nil, feb, group, proposed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := cur[0].Result.Total.StringFixed(2)+" → "+prop[0].Result.Total.StringFixed(2), c.now+" → "+c.proposed; got != want || prop[0].Unbilled != "" {
+			t.Errorf("%s: %s, want %s (%s %s)", c.id, got, want, prop[0].Unbilled, prop[0].Detail)
+		}
+		if c.id == "cp" && (prop[0].Basis != proposed || prop[0].Result.Cost == nil || prop[0].Result.Cost.Version != d.Number) {
+			t.Errorf("cp's basis %+v, cost %+v: want the proposed version", prop[0].Basis.Version(), prop[0].Result.Cost)
+		}
+	}
+}

@@ -280,7 +280,7 @@ type Rated struct {
 // of one. A member of a portfolio is rated with its portfolio (RateGroup
 // with the group Portfolios.Group names) wherever the portfolio applies.
 func (g *Rating) Rate(ctx context.Context, p *Prefetched, c Customer, m pricing.Month, usage []pricing.Usage) (Rated, error) {
-	h, unbilled, err := g.resolve(ctx, p, m, c, nil, true)
+	h, unbilled, err := g.resolve(ctx, p, m, c, nil, nil, true)
 	if err != nil || unbilled.Unbilled != "" {
 		return unbilled, err
 	}
@@ -306,7 +306,7 @@ func (g *Rating) RateGroup(ctx context.Context, p *Prefetched, m pricing.Month, 
 		}
 		return []Rated{r}, nil
 	}
-	return g.rateGroup(ctx, p, m, group, nil, true)
+	return g.rateGroup(ctx, p, m, group, nil, true, nil)
 }
 
 // RateGroupOn rates a group's usage of month m as if every member had the
@@ -314,7 +314,23 @@ func (g *Rating) RateGroup(ctx context.Context, p *Prefetched, m pricing.Month, 
 // member's currency, cost-plus over the cost card in effect, tiers pooled
 // as RateGroup pools them, with the members' overrides when keepOverrides.
 func (g *Rating) RateGroupOn(ctx context.Context, p *Prefetched, m pricing.Month, group []Member, card *pricing.Rater, keepOverrides bool) ([]Rated, error) {
-	return g.rateGroup(ctx, p, m, group, card, keepOverrides)
+	return g.rateGroup(ctx, p, m, group, card, keepOverrides, nil)
+}
+
+// RateGroupAtCostVersion rates a group's usage of month m as RateGroup
+// does (each member's own card, overrides and currency), as if cost — a
+// version of a cost card not in effect in m, such as a margin
+// simulation's proposed upstream prices — were in effect: a cost-plus
+// member prices over cost instead of the cost card in effect in m
+// (converted with the month's exchange rate when the currencies differ),
+// and a member whose own card is cost's card is rated with cost instead of
+// the card's version in effect. Every other member is rated exactly as
+// RateGroup rates it.
+func (g *Rating) RateGroupAtCostVersion(ctx context.Context, p *Prefetched, m pricing.Month, group []Member, cost *pricing.Rater) ([]Rated, error) {
+	if cost == nil {
+		return nil, postage.Errorf(postage.EINTERNAL, "RateGroupAtCostVersion without a cost card version")
+	}
+	return g.rateGroup(ctx, p, m, group, nil, true, cost)
 }
 
 // priced is how one member of a group is priced.
@@ -344,7 +360,11 @@ func (h *priced) rated(res pricing.Result, err error, customerID string, m prici
 // resolve finds how customer c is priced in month m: its card (or the
 // proposed one) and version, overrides, and for cost-plus the cost card and
 // exchange rate. A Rated with Unbilled set says why it cannot be.
-func (g *Rating) resolve(ctx context.Context, p *Prefetched, m pricing.Month, c Customer, proposed *pricing.Rater, keepOv bool) (priced, Rated, error) {
+//
+// cost, when set, is a cost card version to price as if it were in
+// effect in m (RateGroupAtCostVersion): cost-plus prices over it, and it
+// replaces the version in effect of its own card.
+func (g *Rating) resolve(ctx context.Context, p *Prefetched, m pricing.Month, c Customer, proposed, cost *pricing.Rater, keepOv bool) (priced, Rated, error) {
 	var rt *pricing.Rater
 	var cardID, cardCurrency string
 	if proposed != nil {
@@ -359,7 +379,9 @@ func (g *Rating) resolve(ctx context.Context, p *Prefetched, m pricing.Month, c 
 			return priced{}, Rated{Unbilled: UnbilledNoCard, Detail: "no rate card assigned and no default card"}, nil
 		}
 		cardID, cardCurrency = card.ID, card.Currency
-		if c.Currency == "" || card.Currency == c.Currency {
+		if cost != nil && cost.Version().CardID == card.ID {
+			rt = cost
+		} else if c.Currency == "" || card.Currency == c.Currency {
 			rt, err = g.InEffect(ctx, card.ID, m)
 			if postage.ErrorCode(err) == postage.ENOTFOUND {
 				return priced{}, Rated{CardID: card.ID, Unbilled: UnbilledNoCard, Detail: fmt.Sprintf("rate card %s has no version in effect in %s", card.ID, m)}, nil
@@ -383,7 +405,15 @@ func (g *Rating) resolve(ctx context.Context, p *Prefetched, m pricing.Month, c 
 	if rt.CostPlus() == nil {
 		return h, Rated{}, nil
 	}
-	costCard, costRt, err := g.CostCard(ctx, m)
+	var costCard pricing.RateCard
+	var costRt *pricing.Rater
+	var err error
+	if cost != nil {
+		v := cost.Version()
+		costCard, costRt = pricing.RateCard{ID: v.CardID, Currency: v.Currency}, cost
+	} else {
+		costCard, costRt, err = g.CostCard(ctx, m)
+	}
 	if postage.ErrorCode(err) == postage.ENOTFOUND {
 		return h, Rated{Rater: rt, Overrides: ov, CardID: cardID, Unbilled: UnbilledNoCostCard,
 			Detail: fmt.Sprintf("rate card %s is cost-plus, but %s", cardID, postage.ErrorMessage(err))}, nil
@@ -404,13 +434,13 @@ func (g *Rating) resolve(ctx context.Context, p *Prefetched, m pricing.Month, c 
 	return h, Rated{}, nil
 }
 
-func (g *Rating) rateGroup(ctx context.Context, p *Prefetched, m pricing.Month, group []Member, proposed *pricing.Rater, keepOv bool) ([]Rated, error) {
+func (g *Rating) rateGroup(ctx context.Context, p *Prefetched, m pricing.Month, group []Member, proposed *pricing.Rater, keepOv bool, cost *pricing.Rater) ([]Rated, error) {
 	out := make([]Rated, len(group))
 	how := make([]priced, len(group))
 	pools := map[*pricing.Rater][]int{}
 	var poolOrder []*pricing.Rater
 	for i := range group {
-		h, unbilled, err := g.resolve(ctx, p, m, group[i].Customer, proposed, keepOv)
+		h, unbilled, err := g.resolve(ctx, p, m, group[i].Customer, proposed, cost, keepOv)
 		if err != nil {
 			return nil, err
 		}

@@ -83,6 +83,34 @@ func (b *book) rateOn(ctx context.Context, cm *customerMonth, kind string, rt *p
 	return out[0], nil
 }
 
+// rateAtCostVersion rates cm with the customer's own card through
+// billing's pipeline as if cost (a proposed cost card version) were in
+// effect in its month (billing.Rating.RateGroupAtCostVersion): what a
+// cost-plus customer, or one on cost's own card, would be billed once the
+// version applies. A portfolio's members are rated together (kind names
+// the side). A lone customer whose price does not depend on the cost card
+// is not re-rated: changed is false and its billed rating stands.
+func (b *book) rateAtCostVersion(ctx context.Context, cm *customerMonth, kind string, cost *pricing.Rater) (r billing.Rated, changed bool, err error) {
+	r, pooled, err := b.rateInGroup(ctx, cm, kind, func(x *customerMonth) []pricing.Usage { return x.Usage },
+		func(group []billing.Member) ([]billing.Rated, error) {
+			return b.rating.RateGroupAtCostVersion(ctx, b.pre, cm.Month, group, cost)
+		})
+	if err != nil {
+		return billing.Rated{}, false, fmt.Errorf("rate %s %s at %s version %d: %w", cm.CustomerID, cm.Month, cost.Version().CardID, cost.Version().Number, err)
+	}
+	if pooled {
+		return r, true, nil
+	}
+	if cm.Rater.CostPlus() == nil && cm.CardID != cost.Version().CardID {
+		return billing.Rated{}, false, nil
+	}
+	out, err := b.rating.RateGroupAtCostVersion(ctx, b.pre, cm.Month, []billing.Member{{Customer: cm.Customer, Usage: cm.Usage}}, cost)
+	if err != nil {
+		return billing.Rated{}, false, fmt.Errorf("rate %s %s at %s version %d: %w", cm.CustomerID, cm.Month, cost.Version().CardID, cost.Version().Number, err)
+	}
+	return out[0], true, nil
+}
+
 // costProblem says why a cost rating cannot be compared with revenue (""
 // when it can): the month is not rated at cost, or some rows are not.
 func costProblem(r billing.Rated) string {

@@ -18,7 +18,10 @@ import (
 // MarginSimulationRequest asks what an upstream price change would do to
 // margin: the real usage of the months From..To rated at a proposed
 // version of a cost card (a draft, or a version not yet in effect)
-// against the cost card in effect in each month, revenue unchanged.
+// against the cost card in effect in each month. Revenue that follows the
+// cost card (cost-plus customers, customers on the proposed card itself)
+// is re-rated at the proposed version too; every other customer's is
+// unchanged.
 type MarginSimulationRequest struct {
 	// CardID is the cost card of the proposed version (default: the one
 	// in effect in To).
@@ -46,35 +49,37 @@ func (r MarginSimulationRequest) Validate() error {
 // MarginSimLine is the margin of one (market, category) of the proposed
 // cost card, now and under the proposed prices.
 type MarginSimLine struct {
-	Market         string           `json:"market"`
-	Category       string           `json:"category"`
-	Currency       string           `json:"currency"`
-	Quantity       int64            `json:"quantity"`
-	Revenue        string           `json:"revenue"`
-	CurrentCost    string           `json:"current_cost"`
-	ProposedCost   string           `json:"proposed_cost"`
-	CurrentMargin  string           `json:"current_margin"`
-	ProposedMargin string           `json:"proposed_margin"`
-	Difference     string           `json:"difference"` // proposed margin − current margin
-	ProposedPct    *decimal.Decimal `json:"proposed_margin_percent"`
-	Negative       bool             `json:"negative"` // the proposed margin is below zero
+	Market          string           `json:"market"`
+	Category        string           `json:"category"`
+	Currency        string           `json:"currency"`
+	Quantity        int64            `json:"quantity"`
+	Revenue         string           `json:"revenue"`          // billed today
+	ProposedRevenue string           `json:"proposed_revenue"` // billed at the proposed cost card
+	CurrentCost     string           `json:"current_cost"`
+	ProposedCost    string           `json:"proposed_cost"`
+	CurrentMargin   string           `json:"current_margin"`  // revenue − current cost
+	ProposedMargin  string           `json:"proposed_margin"` // proposed revenue − proposed cost
+	Difference      string           `json:"difference"`      // proposed margin − current margin
+	ProposedPct     *decimal.Decimal `json:"proposed_margin_percent"`
+	Negative        bool             `json:"negative"` // the proposed margin is below zero
 }
 
 // MarginSimCustomer is one customer's margin now and under the proposed
 // cost card.
 type MarginSimCustomer struct {
-	CustomerID     string           `json:"customer_id"`
-	Name           string           `json:"name"`
-	Currency       string           `json:"currency"`
-	Quantity       int64            `json:"quantity"`
-	Revenue        string           `json:"revenue"`
-	CurrentCost    string           `json:"current_cost"`
-	ProposedCost   string           `json:"proposed_cost"`
-	CurrentMargin  string           `json:"current_margin"`
-	ProposedMargin string           `json:"proposed_margin"`
-	Difference     string           `json:"difference"`
-	CurrentPct     *decimal.Decimal `json:"current_margin_percent"`
-	ProposedPct    *decimal.Decimal `json:"proposed_margin_percent"`
+	CustomerID      string           `json:"customer_id"`
+	Name            string           `json:"name"`
+	Currency        string           `json:"currency"`
+	Quantity        int64            `json:"quantity"`
+	Revenue         string           `json:"revenue"`
+	ProposedRevenue string           `json:"proposed_revenue"`
+	CurrentCost     string           `json:"current_cost"`
+	ProposedCost    string           `json:"proposed_cost"`
+	CurrentMargin   string           `json:"current_margin"`
+	ProposedMargin  string           `json:"proposed_margin"`
+	Difference      string           `json:"difference"`
+	CurrentPct      *decimal.Decimal `json:"current_margin_percent"`
+	ProposedPct     *decimal.Decimal `json:"proposed_margin_percent"`
 	// Negative: the proposed margin is below zero; TurnsNegative: and the
 	// current one is not.
 	Negative      bool `json:"negative"`
@@ -91,17 +96,18 @@ type MarginSimCustomer struct {
 
 // MarginSimTotal sums a margin simulation in one currency.
 type MarginSimTotal struct {
-	Currency       string           `json:"currency"`
-	Customers      int              `json:"customers"`
-	Quantity       int64            `json:"quantity"`
-	Revenue        string           `json:"revenue"`
-	CurrentCost    string           `json:"current_cost"`
-	ProposedCost   string           `json:"proposed_cost"`
-	CurrentMargin  string           `json:"current_margin"`
-	ProposedMargin string           `json:"proposed_margin"`
-	Difference     string           `json:"difference"`
-	CurrentPct     *decimal.Decimal `json:"current_margin_percent"`
-	ProposedPct    *decimal.Decimal `json:"proposed_margin_percent"`
+	Currency        string           `json:"currency"`
+	Customers       int              `json:"customers"`
+	Quantity        int64            `json:"quantity"`
+	Revenue         string           `json:"revenue"`
+	ProposedRevenue string           `json:"proposed_revenue"`
+	CurrentCost     string           `json:"current_cost"`
+	ProposedCost    string           `json:"proposed_cost"`
+	CurrentMargin   string           `json:"current_margin"`
+	ProposedMargin  string           `json:"proposed_margin"`
+	Difference      string           `json:"difference"`
+	CurrentPct      *decimal.Decimal `json:"current_margin_percent"`
+	ProposedPct     *decimal.Decimal `json:"proposed_margin_percent"`
 	// Negative counts the customers whose proposed margin is below zero,
 	// TurnsNegative those of them whose current margin is not.
 	Negative      int `json:"negative"`
@@ -130,19 +136,31 @@ type MarginSimulation struct {
 	ElapsedMS     int64                  `json:"elapsed_ms"`
 }
 
-type simAcc struct{ quantity, rev, cur, prop int64 }
+// simAcc sums a margin simulation in minor units: revenue billed today
+// (rev) and at the proposed cost card (prev), cost at the cost card in
+// effect (cur) and at the proposed version (prop).
+type simAcc struct{ quantity, rev, prev, cur, prop int64 }
 
 func (a *simAcc) add(b *simAcc) {
 	a.quantity += b.quantity
 	a.rev += b.rev
+	a.prev += b.prev
 	a.cur += b.cur
 	a.prop += b.prop
 }
 
+// margins returns the current and proposed margins and their difference.
+func (a *simAcc) margins() (cur, prop, diff int64) {
+	cur, prop = a.rev-a.cur, a.prev-a.prop
+	return cur, prop, prop - cur
+}
+
 // SimulateMargin rates the real usage of the months at the proposed
 // version of the cost card and at the version in effect in each month,
-// and compares the margins (revenue: each customer's own card, as
-// invoiced). Every version involved is compiled once.
+// and compares the margins. Revenue is each customer's own card through
+// billing's pipeline, as invoiced; the proposed revenue of a customer
+// whose price follows the cost card is the same pipeline with the
+// proposed version in effect. Every version involved is compiled once.
 func (s *Service) SimulateMargin(ctx context.Context, req MarginSimulationRequest) (*MarginSimulation, error) {
 	start := time.Now()
 	if req.From.IsZero() && req.To.IsZero() {
@@ -276,10 +294,11 @@ func (s *Service) SimulateMargin(ctx context.Context, req MarginSimulationReques
 	for cur, a := range tot {
 		mu := minorUnits(cur)
 		t := MarginSimTotal{Currency: cur, Customers: a.customers, Quantity: a.quantity, Negative: a.negative, TurnsNegative: a.turns}
-		t.Revenue, t.CurrentCost, t.ProposedCost = fromMinor(a.rev, mu), fromMinor(a.cur, mu), fromMinor(a.prop, mu)
-		t.CurrentMargin, t.ProposedMargin = fromMinor(a.rev-a.cur, mu), fromMinor(a.rev-a.prop, mu)
-		t.Difference = fromMinor(a.cur-a.prop, mu)
-		t.CurrentPct, t.ProposedPct = percent(a.rev-a.cur, a.rev), percent(a.rev-a.prop, a.rev)
+		cm, pm, diff := a.margins()
+		t.Revenue, t.ProposedRevenue = fromMinor(a.rev, mu), fromMinor(a.prev, mu)
+		t.CurrentCost, t.ProposedCost = fromMinor(a.cur, mu), fromMinor(a.prop, mu)
+		t.CurrentMargin, t.ProposedMargin, t.Difference = fromMinor(cm, mu), fromMinor(pm, mu), fromMinor(diff, mu)
+		t.CurrentPct, t.ProposedPct = percent(cm, a.rev), percent(pm, a.prev)
 		sim.Totals = append(sim.Totals, t)
 	}
 	sort.Slice(sim.Totals, func(i, j int) bool { return sim.Totals[i].Currency < sim.Totals[j].Currency })
@@ -290,7 +309,8 @@ func (s *Service) SimulateMargin(ctx context.Context, req MarginSimulationReques
 		if (a.Skipped == "") != (b.Skipped == "") {
 			return a.Skipped == ""
 		}
-		if da, db := a.acc.cur-a.acc.prop, b.acc.cur-b.acc.prop; da != db {
+		_, _, da := a.acc.margins()
+		if _, _, db := b.acc.margins(); da != db {
 			return da < db
 		}
 		return a.CustomerID < b.CustomerID
@@ -326,6 +346,18 @@ func simulateMarginOf(ctx context.Context, b *book, rows []*customerMonth, curre
 			return skip("%s", why)
 		}
 		sell := &cm.Result
+		propSell, propBasis := sell, cm.Basis
+		if ps, changed, err := b.rateAtCostVersion(ctx, cm, "proposed revenue", proposed); err != nil {
+			return c, err
+		} else if changed {
+			if ps.Unbilled != "" {
+				return skip("revenue at the proposed cost card in %s: %s: %s", cm.Month, ps.Unbilled, ps.Detail)
+			}
+			if ps.Result.Currency != sell.Currency {
+				return skip("revenue at the proposed cost card in %s, billed in %s", ps.Result.Currency, sell.Currency)
+			}
+			propSell, propBasis = &ps.Result, ps.Basis
+		}
 		curRated, err := b.rateAtCost(ctx, cm, "cost", func(x *customerMonth) []pricing.Usage { return x.Usage })
 		if err != nil {
 			return c, fmt.Errorf("cost of %s %s: %w", cm.CustomerID, cm.Month, err)
@@ -356,6 +388,7 @@ func simulateMarginOf(ctx context.Context, b *book, rows []*customerMonth, curre
 		}
 		mu := sell.MinorUnits
 		c.acc.rev += minorOf(sell.Total, mu)
+		c.acc.prev += minorOf(propSell.Total, mu)
 		c.acc.cur += minorOf(cur.Total, mu)
 		c.acc.prop += minorOf(prop.Total, mu)
 		keys, err := lineKeys(proposed, cm.Usage, cc, lc)
@@ -380,6 +413,7 @@ func simulateMarginOf(ctx context.Context, b *book, rows []*customerMonth, curre
 			add func(*simAcc, int64)
 		}{
 			{sell, cm.Basis, func(a *simAcc, v int64) { a.rev += v }},
+			{propSell, propBasis, func(a *simAcc, v int64) { a.prev += v }},
 			{&cur, curRated.Rater, func(a *simAcc, v int64) { a.cur += v }},
 			{&prop, proposed, func(a *simAcc, v int64) { a.prop += v }},
 		} {
@@ -394,11 +428,13 @@ func simulateMarginOf(ctx context.Context, b *book, rows []*customerMonth, curre
 	c.acc.quantity = c.Quantity
 	mu := minorUnits(c.Currency)
 	a := c.acc
-	c.Revenue, c.CurrentCost, c.ProposedCost = fromMinor(a.rev, mu), fromMinor(a.cur, mu), fromMinor(a.prop, mu)
-	c.CurrentMargin, c.ProposedMargin, c.Difference = fromMinor(a.rev-a.cur, mu), fromMinor(a.rev-a.prop, mu), fromMinor(a.cur-a.prop, mu)
-	c.CurrentPct, c.ProposedPct = percent(a.rev-a.cur, a.rev), percent(a.rev-a.prop, a.rev)
-	c.Negative = a.rev-a.prop < 0
-	c.TurnsNegative = c.Negative && a.rev-a.cur >= 0
+	cm, pm, diff := a.margins()
+	c.Revenue, c.ProposedRevenue = fromMinor(a.rev, mu), fromMinor(a.prev, mu)
+	c.CurrentCost, c.ProposedCost = fromMinor(a.cur, mu), fromMinor(a.prop, mu)
+	c.CurrentMargin, c.ProposedMargin, c.Difference = fromMinor(cm, mu), fromMinor(pm, mu), fromMinor(diff, mu)
+	c.CurrentPct, c.ProposedPct = percent(cm, a.rev), percent(pm, a.prev)
+	c.Negative = pm < 0
+	c.TurnsNegative = c.Negative && cm >= 0
 	return c, nil
 }
 
@@ -406,10 +442,11 @@ func marginSimLines(m map[lineKey]*simAcc) []MarginSimLine {
 	out := make([]MarginSimLine, 0, len(m))
 	for k, l := range m {
 		mu := minorUnits(k.currency)
+		cm, pm, diff := l.margins()
 		out = append(out, MarginSimLine{Market: k.market, Category: k.category, Currency: k.currency, Quantity: l.quantity,
-			Revenue: fromMinor(l.rev, mu), CurrentCost: fromMinor(l.cur, mu), ProposedCost: fromMinor(l.prop, mu),
-			CurrentMargin: fromMinor(l.rev-l.cur, mu), ProposedMargin: fromMinor(l.rev-l.prop, mu), Difference: fromMinor(l.cur-l.prop, mu),
-			ProposedPct: percent(l.rev-l.prop, l.rev), Negative: l.rev-l.prop < 0})
+			Revenue: fromMinor(l.rev, mu), ProposedRevenue: fromMinor(l.prev, mu), CurrentCost: fromMinor(l.cur, mu), ProposedCost: fromMinor(l.prop, mu),
+			CurrentMargin: fromMinor(cm, mu), ProposedMargin: fromMinor(pm, mu), Difference: fromMinor(diff, mu),
+			ProposedPct: percent(pm, l.prev), Negative: pm < 0})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
@@ -426,9 +463,9 @@ func marginSimLines(m map[lineKey]*simAcc) []MarginSimLine {
 
 // Table returns one row per customer as a CSV table.
 func (s *MarginSimulation) Table() Table {
-	t := Table{Header: []string{"customer_id", "name", "currency", "quantity", "revenue", "current_cost", "proposed_cost", "current_margin", "proposed_margin", "difference", "current_margin_percent", "proposed_margin_percent", "negative", "turns_negative", "skipped"}}
+	t := Table{Header: []string{"customer_id", "name", "currency", "quantity", "revenue", "proposed_revenue", "current_cost", "proposed_cost", "current_margin", "proposed_margin", "difference", "current_margin_percent", "proposed_margin_percent", "negative", "turns_negative", "skipped"}}
 	for _, c := range s.Customers {
-		t.Rows = append(t.Rows, []string{c.CustomerID, c.Name, c.Currency, itoa(c.Quantity), c.Revenue, c.CurrentCost, c.ProposedCost,
+		t.Rows = append(t.Rows, []string{c.CustomerID, c.Name, c.Currency, itoa(c.Quantity), c.Revenue, c.ProposedRevenue, c.CurrentCost, c.ProposedCost,
 			c.CurrentMargin, c.ProposedMargin, c.Difference, percentString(c.CurrentPct), percentString(c.ProposedPct),
 			strconv.FormatBool(c.Negative), strconv.FormatBool(c.TurnsNegative), c.Skipped})
 	}

@@ -409,20 +409,27 @@ func TestSimulateMargin(t *testing.T) {
 	if sim.CardID != pricing.MetaCardID || sim.ProposedVersion != d.Number || fmt.Sprint(sim.Current) != "[{meta-2026-01 1 USD}]" || len(sim.Months) != 2 {
 		t.Errorf("header = %+v", sim)
 	}
-	var rev, cur, prop int64
+	var rev, prev, cur, prop int64
 	turns := 0
 	got := map[string]MarginSimCustomer{}
 	for _, c := range sim.Customers {
 		got[c.CustomerID] = c
 	}
 	for _, c := range customers {
-		var r, cc, pc int64
+		var r, pr, cc, pc int64
 		for _, m := range []pricing.Month{sep, oct} {
 			rows := rowsOf(c.ID, m, nil)
 			r += pb.revenueOf(c.ID, m, rows)
 			a, _ := pb.metaCost(c.ID, rows, one)
 			b, _ := pb.metaCost(c.ID, rows, two)
 			cc, pc = cc+a, pc+b
+			// A customer on the cost card itself pays the proposed
+			// version once it applies; the launch card's do not move.
+			if card, _ := currentCard(c.ID, m); card == "meta" {
+				pr += b
+			} else {
+				pr += pb.revenueOf(c.ID, m, rows)
+			}
 		}
 		if r == 0 && cc == 0 {
 			if _, ok := got[c.ID]; ok {
@@ -430,24 +437,25 @@ func TestSimulateMargin(t *testing.T) {
 			}
 			continue
 		}
-		rev, cur, prop = rev+r, cur+cc, prop+pc
-		if r-pc < 0 && r-cc >= 0 {
+		rev, prev, cur, prop = rev+r, prev+pr, cur+cc, prop+pc
+		if pr-pc < 0 && r-cc >= 0 {
 			turns++
 		}
 		g := got[c.ID]
-		if g.Revenue != cents(r) || g.CurrentCost != cents(cc) || g.ProposedCost != cents(pc) || g.Difference != cents(cc-pc) ||
-			g.CurrentMargin != cents(r-cc) || g.ProposedMargin != cents(r-pc) || g.Negative != (r-pc < 0) || g.TurnsNegative != (r-pc < 0 && r-cc >= 0) || g.Skipped != "" {
-			t.Errorf("%s = %+v, want revenue %s cost %s → %s", c.ID, g, cents(r), cents(cc), cents(pc))
+		if g.Revenue != cents(r) || g.ProposedRevenue != cents(pr) || g.CurrentCost != cents(cc) || g.ProposedCost != cents(pc) || g.Difference != cents((pr-pc)-(r-cc)) ||
+			g.CurrentMargin != cents(r-cc) || g.ProposedMargin != cents(pr-pc) || g.Negative != (pr-pc < 0) || g.TurnsNegative != (pr-pc < 0 && r-cc >= 0) || g.Skipped != "" {
+			t.Errorf("%s = %+v, want revenue %s → %s, cost %s → %s", c.ID, g, cents(r), cents(pr), cents(cc), cents(pc))
 		}
 		// The customer's breakdown adds up to its totals.
-		var br, bc, bp int64
+		var br, bpr, bc, bp int64
 		for _, l := range g.Breakdown {
 			br += minorOf(decimal.RequireFromString(l.Revenue), 2)
+			bpr += minorOf(decimal.RequireFromString(l.ProposedRevenue), 2)
 			bc += minorOf(decimal.RequireFromString(l.CurrentCost), 2)
 			bp += minorOf(decimal.RequireFromString(l.ProposedCost), 2)
 		}
-		if br != r || bc != cc || bp != pc {
-			t.Errorf("%s breakdown adds up to %d/%d/%d, want %d/%d/%d", c.ID, br, bc, bp, r, cc, pc)
+		if br != r || bpr != pr || bc != cc || bp != pc {
+			t.Errorf("%s breakdown adds up to %d/%d/%d/%d, want %d/%d/%d/%d", c.ID, br, bpr, bc, bp, r, pr, cc, pc)
 		}
 	}
 	if g := got["ghost"]; g.Skipped != "unknown customer" {
@@ -457,20 +465,27 @@ func TestSimulateMargin(t *testing.T) {
 		t.Fatalf("totals = %+v", sim.Totals)
 	}
 	tot := sim.Totals[0]
-	if tot.Revenue != cents(rev) || tot.CurrentCost != cents(cur) || tot.ProposedCost != cents(prop) || tot.Difference != cents(cur-prop) || tot.TurnsNegative != turns || tot.Customers != 4 {
-		t.Errorf("totals = %+v, want %s %s → %s, %d turning negative", tot, cents(rev), cents(cur), cents(prop), turns)
+	if tot.Revenue != cents(rev) || tot.ProposedRevenue != cents(prev) || tot.CurrentCost != cents(cur) || tot.ProposedCost != cents(prop) ||
+		tot.Difference != cents((prev-prop)-(rev-cur)) || tot.TurnsNegative != turns || tot.Customers != 4 {
+		t.Errorf("totals = %+v, want revenue %s → %s, cost %s → %s, %d turning negative", tot, cents(rev), cents(prev), cents(cur), cents(prop), turns)
 	}
-	if turns == 0 {
-		t.Error("doubling the upstream's prices should turn a customer's margin negative (globex, billed at cost)")
+	if prev == rev {
+		t.Error("globex, on the cost card itself, should pay the proposed prices")
 	}
-	var br, bc, bp int64
+	// globex, billed at the cost card itself, pays what the upstream
+	// charges under either version: no margin either way.
+	if g := got["globex"]; g.CurrentMargin != "0.00" || g.ProposedMargin != "0.00" || g.Negative {
+		t.Errorf("globex = %+v, want no margin now and at the proposed version", g)
+	}
+	var br, bpr, bc, bp int64
 	for _, l := range sim.Breakdown {
 		br += minorOf(decimal.RequireFromString(l.Revenue), 2)
+		bpr += minorOf(decimal.RequireFromString(l.ProposedRevenue), 2)
 		bc += minorOf(decimal.RequireFromString(l.CurrentCost), 2)
 		bp += minorOf(decimal.RequireFromString(l.ProposedCost), 2)
 	}
-	if br != rev || bc != cur || bp != prop {
-		t.Errorf("book breakdown adds up to %d/%d/%d, want %d/%d/%d", br, bc, bp, rev, cur, prop)
+	if br != rev || bpr != prev || bc != cur || bp != prop {
+		t.Errorf("book breakdown adds up to %d/%d/%d/%d, want %d/%d/%d/%d", br, bpr, bc, bp, rev, prev, cur, prop)
 	}
 	// Biggest loss of margin first.
 	if sim.Customers[0].CustomerID != "hooli" {
@@ -480,7 +495,7 @@ func TestSimulateMargin(t *testing.T) {
 	if err := sim.Table().WriteCSV(&b); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(b.String(), "customer_id,name,currency,quantity,revenue,current_cost,proposed_cost,current_margin,proposed_margin,difference,current_margin_percent,proposed_margin_percent,negative,turns_negative,skipped\nhooli,") {
+	if !strings.HasPrefix(b.String(), "customer_id,name,currency,quantity,revenue,proposed_revenue,current_cost,proposed_cost,current_margin,proposed_margin,difference,current_margin_percent,proposed_margin_percent,negative,turns_negative,skipped\nhooli,") {
 		t.Errorf("csv = %q", b.String())
 	}
 
@@ -586,4 +601,251 @@ func TestMarginPoolsPortfoliosAtCost(t *testing.T) {
 	if len(one.Rows) != 1 || one.Rows[0].CustomerID != "m1" || one.Rows[0].Cost != got["m1"].Cost {
 		t.Errorf("m1 asked alone: %+v, want its cost %s in the portfolio", one.Rows, got["m1"].Cost)
 	}
+}
+
+// cpRule is a cost-plus rule as data for the hand computation below.
+type cpRule struct{ markup, fee, floor string }
+
+// costPlusLine prices one cost-plus line by hand, independently of
+// pricing: max(cost × fx × (1 + markup/100) + fee × q, floor × q), cost
+// being the line's exact cost at the cost card's unit price, rounded once
+// half-even to cents.
+func costPlusLine(unit decimal.Decimal, q int64, fx decimal.Decimal, r cpRule) int64 {
+	qd := decimal.NewFromInt(q)
+	markup := decimal.RequireFromString(r.markup)
+	sub := unit.Mul(qd).Mul(fx).Mul(decimal.NewFromInt(100).Add(markup)).Div(decimal.NewFromInt(100)).Add(decimal.RequireFromString(r.fee).Mul(qd))
+	if fl := decimal.RequireFromString(r.floor).Mul(qd); sub.LessThan(fl) {
+		sub = fl
+	}
+	return sub.RoundBank(2).Shift(2).IntPart()
+}
+
+// A customer priced cost-plus pays what the upstream charges plus its
+// margin, so a new upstream price flows through to its price: the margin
+// simulation re-rates its revenue at the proposed cost card version
+// through the same pipeline (markup, fee per message, floor, per-market
+// and per-category exceptions; in another currency at the month's
+// exchange rate), while a fixed-price customer's revenue does not move.
+func TestSimulateMarginCostPlus(t *testing.T) {
+	w := setup(t, costPlusRows...)
+	pb := prices(t)
+	ctx := context.Background()
+	two := decimal.NewFromInt(2)
+	w.cards.Now = func() time.Time { return aug.Start() }
+	defer func() { w.cards.Now = func() time.Time { return now } }()
+
+	// The rule: 10% and 0.001 a message; India at cost plus 0.002, at
+	// least 0.02 a message (the floor prices India's marketing today,
+	// not at the doubled price); German utility 25%; utility elsewhere 5%.
+	rules := map[[2]string]cpRule{
+		{"", ""}:               {"10", "0.001", "0"},
+		{"India", ""}:          {"0", "0.002", "0.02"},
+		{"Germany", "utility"}: {"25", "0", "0"},
+		{"", "utility"}:        {"5", "0", "0"},
+	}
+	rule := &pricing.CostPlus{Markup: decimal.New(10, 0), Fee: decimal.RequireFromString("0.001"), Exceptions: []pricing.CostPlusRule{
+		{Market: "India", Fee: decimal.RequireFromString("0.002"), Floor: decimal.RequireFromString("0.02")},
+		{Market: "Germany", Category: "utility", Markup: decimal.New(25, 0)},
+		{Category: "utility", Markup: decimal.New(5, 0)},
+	}}
+	ruleOf := func(market, category string) cpRule {
+		for _, k := range [][2]string{{market, category}, {market, ""}, {"", category}} {
+			if r, ok := rules[k]; ok {
+				return r
+			}
+		}
+		return rules[[2]string{"", ""}]
+	}
+	// Meta's prices, resold at a fixed price: a selling card with the
+	// same prices, which a new upstream version does not change.
+	meta, err := w.cards.VersionFor(ctx, pricing.MetaCardID, oct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resale := meta.Clone()
+	resale.CardID, resale.Status, resale.EffectiveFrom = "resale", pricing.StatusDraft, pricing.Month{}
+	for _, c := range []struct {
+		card pricing.RateCard
+		v    *pricing.Version
+	}{
+		{pricing.RateCard{ID: "plus", Name: "Cost plus", Currency: "USD"}, &pricing.Version{CardID: "plus", CostPlus: rule}},
+		{pricing.RateCard{ID: "plus-eur", Name: "Cost plus EUR", Currency: "EUR"}, &pricing.Version{CardID: "plus-eur", Currency: "EUR", CostPlus: rule}},
+		{pricing.RateCard{ID: "resale", Name: "Meta resold", Currency: "USD"}, resale},
+	} {
+		if err := w.cards.CreateCard(ctx, c.card); err != nil {
+			t.Fatal(err)
+		}
+		d, err := w.cards.CreateDraft(ctx, c.v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.cards.Activate(ctx, c.card.ID, d.Number, sep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ id, currency, country, card string }{{"cpus", "USD", "DE", "plus"}, {"cpeur", "EUR", "FR", "plus-eur"}, {"fixed", "USD", "DE", "resale"}} {
+		if _, err := w.customers.Create(ctx, billing.Customer{ID: c.id, Name: c.id, Currency: c.currency, Country: c.country}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.cards.AssignCard(ctx, c.id, c.card, sep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The upstream doubles its prices: a draft of the cost card.
+	d := meta.Clone()
+	d.Status, d.EffectiveFrom = pricing.StatusDraft, pricing.Month{}
+	for i := range d.Prices {
+		d.Prices[i].UnitPrice = d.Prices[i].UnitPrice.Mul(two)
+	}
+	if d, err = w.cards.CreateDraft(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	ask := MarginSimulationRequest{Version: d.Number, From: sep, To: oct, Customers: []string{"cpus", "cpeur", "fixed", "acme"}, Breakdown: true}
+
+	// cpeur is billed in EUR over a cost card in USD: without October's
+	// rate it cannot be billed, nor simulated.
+	sim, err := w.svc.SimulateMargin(ctx, ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range sim.Customers {
+		if c.CustomerID == "cpeur" && !strings.Contains(c.Skipped, "no_exchange_rate") {
+			t.Errorf("cpeur without a rate = %+v, want skipped for no_exchange_rate", c)
+		}
+	}
+	rate := decimal.RequireFromString("0.8765")
+	if _, err := w.cards.SetExchangeRate(ctx, pricing.ExchangeRate{From: "USD", To: "EUR", Month: oct, Rate: rate}); err != nil {
+		t.Fatal(err)
+	}
+	if sim, err = w.svc.SimulateMargin(ctx, ask); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]MarginSimCustomer{}
+	for _, c := range sim.Customers {
+		got[c.CustomerID] = c
+	}
+
+	// The hand computation: each customer-month's lines at the meta card
+	// (× mult), priced cost-plus at fx; the cost at fx rounded once.
+	one := decimal.NewFromInt(1)
+	type want struct{ rev, prev, cur, prop int64 }
+	costPlus := func(customer string, fx decimal.Decimal) want {
+		var w want
+		for _, m := range []pricing.Month{sep, oct} {
+			rows := extraRows(customer, m)
+			qty := map[[2]string]int64{}
+			unit := map[[2]string]decimal.Decimal{}
+			for _, u := range rows {
+				mk, cat, p, free := pb.metaLine(customer, u)
+				if !free {
+					qty[[2]string{mk, cat}] += u.quantity
+					unit[[2]string{mk, cat}] = p
+				}
+			}
+			for k, q := range qty {
+				w.rev += costPlusLine(unit[k], q, fx, ruleOf(k[0], k[1]))
+				w.prev += costPlusLine(unit[k].Mul(two), q, fx, ruleOf(k[0], k[1]))
+			}
+			if len(qty) > 0 {
+				c1, _ := pb.metaCost(customer, rows, one)
+				c2, _ := pb.metaCost(customer, rows, two)
+				w.cur += decimal.New(c1, -2).Mul(fx).RoundBank(2).Shift(2).IntPart()
+				w.prop += decimal.New(c2, -2).Mul(fx).RoundBank(2).Shift(2).IntPart()
+			}
+		}
+		return w
+	}
+	fixedRows := extraRows("fixed", oct)
+	fixedRev, _ := pb.metaCost("fixed", fixedRows, one)
+	fixedProp, _ := pb.metaCost("fixed", fixedRows, two)
+	acmeRev := pb.revenueOf("acme", sep, rowsOf("acme", sep, nil)) + pb.revenueOf("acme", oct, rowsOf("acme", oct, nil))
+	acmeSep, _ := pb.metaCost("acme", rowsOf("acme", sep, nil), one)
+	acmeOct, _ := pb.metaCost("acme", rowsOf("acme", oct, nil), one)
+	acmeSep2, _ := pb.metaCost("acme", rowsOf("acme", sep, nil), two)
+	acmeOct2, _ := pb.metaCost("acme", rowsOf("acme", oct, nil), two)
+	wants := map[string]want{
+		"cpus":  costPlus("cpus", one),
+		"cpeur": costPlus("cpeur", rate),
+		"fixed": {fixedRev, fixedRev, fixedRev, fixedProp},
+		"acme":  {acmeRev, acmeRev, acmeSep + acmeOct, acmeSep2 + acmeOct2},
+	}
+	byCurrency := map[string]want{}
+	for id, wt := range wants {
+		g := got[id]
+		if g.Skipped != "" || g.Revenue != cents(wt.rev) || g.ProposedRevenue != cents(wt.prev) || g.CurrentCost != cents(wt.cur) || g.ProposedCost != cents(wt.prop) ||
+			g.CurrentMargin != cents(wt.rev-wt.cur) || g.ProposedMargin != cents(wt.prev-wt.prop) || g.Difference != cents((wt.prev-wt.prop)-(wt.rev-wt.cur)) {
+			t.Errorf("%s = %+v\nwant revenue %s → %s, cost %s → %s", id, g, cents(wt.rev), cents(wt.prev), cents(wt.cur), cents(wt.prop))
+		}
+		var br, bpr int64
+		for _, l := range g.Breakdown {
+			br += minorOf(decimal.RequireFromString(l.Revenue), 2)
+			bpr += minorOf(decimal.RequireFromString(l.ProposedRevenue), 2)
+		}
+		if br != wt.rev || bpr != wt.prev {
+			t.Errorf("%s breakdown revenue %d → %d, want %d → %d", id, br, bpr, wt.rev, wt.prev)
+		}
+		b := byCurrency[g.Currency]
+		b.rev, b.prev, b.cur, b.prop = b.rev+wt.rev, b.prev+wt.prev, b.cur+wt.cur, b.prop+wt.prop
+		byCurrency[g.Currency] = b
+	}
+	// Fixed prices do not move: fixed is priced at exactly today's
+	// upstream prices, so doubled ones turn its margin negative.
+	if g := got["fixed"]; g.Revenue != g.ProposedRevenue || !g.TurnsNegative {
+		t.Errorf("fixed = %+v, want its revenue unchanged and its margin turning negative", g)
+	}
+	if g := got["acme"]; g.Revenue != g.ProposedRevenue {
+		t.Errorf("acme = %+v, want its revenue unchanged", g)
+	}
+	// Cost-plus follows: its revenue moves and its margin stays positive.
+	for _, id := range []string{"cpus", "cpeur"} {
+		if g := got[id]; g.Revenue == g.ProposedRevenue || g.Negative || g.Currency != map[string]string{"cpus": "USD", "cpeur": "EUR"}[id] {
+			t.Errorf("%s = %+v, want its revenue to follow the cost card", id, g)
+		}
+	}
+	if len(sim.Totals) != 2 {
+		t.Fatalf("totals = %+v, want EUR and USD", sim.Totals)
+	}
+	for _, tot := range sim.Totals {
+		wt := byCurrency[tot.Currency]
+		if tot.Revenue != cents(wt.rev) || tot.ProposedRevenue != cents(wt.prev) || tot.CurrentCost != cents(wt.cur) || tot.ProposedCost != cents(wt.prop) ||
+			tot.ProposedMargin != cents(wt.prev-wt.prop) || tot.Difference != cents((wt.prev-wt.prop)-(wt.rev-wt.cur)) {
+			t.Errorf("%s totals = %+v, want revenue %s → %s, cost %s → %s", tot.Currency, tot, cents(wt.rev), cents(wt.prev), cents(wt.cur), cents(wt.prop))
+		}
+	}
+	if len(sim.ExchangeRates) != 1 || !sim.ExchangeRates[0].Rate.Equal(rate) {
+		t.Errorf("exchange rates %+v", sim.ExchangeRates)
+	}
+	var b strings.Builder
+	if err := sim.Table().WriteCSV(&b); err != nil {
+		t.Fatal(err)
+	}
+	if wt := wants["cpus"]; !strings.Contains(b.String(), "\ncpus,cpus,USD,2269,"+cents(wt.rev)+","+cents(wt.prev)+","+cents(wt.cur)+","+cents(wt.prop)+",") {
+		t.Errorf("csv lacks cpus's proposed revenue:\n%s", b.String())
+	}
+}
+
+// costPlusRows are the rows TestSimulateMarginCostPlus adds to the
+// fixture: cpus (DE, cost-plus in USD), cpeur (FR, cost-plus in EUR) and
+// fixed (DE, meta's prices resold on a selling card).
+var costPlusRows = []use{
+	{"cpus", sep, "IN", "marketing", 100},
+	{"cpus", oct, "DE", "marketing", 1000},
+	{"cpus", oct, "DE", "utility", 333},
+	{"cpus", oct, "IN", "marketing", 777},
+	{"cpus", oct, "FR", "utility", 50},
+	{"cpus", oct, "DE", "service", 9},
+	{"cpeur", oct, "FR", "marketing", 400},
+	{"cpeur", oct, "IN", "marketing", 200},
+	{"fixed", oct, "DE", "marketing", 500},
+}
+
+// extraRows returns a customer-month's rows of costPlusRows.
+func extraRows(customer string, m pricing.Month) []use {
+	var out []use
+	for _, u := range costPlusRows {
+		if u.customer == customer && u.month == m {
+			out = append(out, u)
+		}
+	}
+	return out
 }
