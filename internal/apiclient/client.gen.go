@@ -2919,6 +2919,7 @@ type ReportsMarginSimCustomer struct {
 
 	// ProposedMarginPercent a decimal number as a string, e.g. "0.0123"
 	ProposedMarginPercent *string `json:"proposed_margin_percent,omitempty"`
+	ProposedRevenue       string  `json:"proposed_revenue"`
 	Quantity              int64   `json:"quantity"`
 	Revenue               string  `json:"revenue"`
 
@@ -2931,9 +2932,11 @@ type ReportsMarginSimCustomer struct {
 
 // ReportsMarginSimLine MarginSimLine is the margin of one (market, category) of the proposed cost card, now and under the proposed prices.
 type ReportsMarginSimLine struct {
-	Category      string `json:"category"`
-	Currency      string `json:"currency"`
-	CurrentCost   string `json:"current_cost"`
+	Category    string `json:"category"`
+	Currency    string `json:"currency"`
+	CurrentCost string `json:"current_cost"`
+
+	// CurrentMargin revenue − current cost
 	CurrentMargin string `json:"current_margin"`
 
 	// Difference proposed margin − current margin
@@ -2941,14 +2944,21 @@ type ReportsMarginSimLine struct {
 	Market     string `json:"market"`
 
 	// Negative the proposed margin is below zero
-	Negative       bool   `json:"negative"`
-	ProposedCost   string `json:"proposed_cost"`
+	Negative     bool   `json:"negative"`
+	ProposedCost string `json:"proposed_cost"`
+
+	// ProposedMargin proposed revenue − proposed cost
 	ProposedMargin string `json:"proposed_margin"`
 
 	// ProposedMarginPercent a decimal number as a string, e.g. "0.0123"
 	ProposedMarginPercent *string `json:"proposed_margin_percent,omitempty"`
-	Quantity              int64   `json:"quantity"`
-	Revenue               string  `json:"revenue"`
+
+	// ProposedRevenue billed at the proposed cost card
+	ProposedRevenue string `json:"proposed_revenue"`
+	Quantity        int64  `json:"quantity"`
+
+	// Revenue billed today
+	Revenue string `json:"revenue"`
 }
 
 // ReportsMarginSimTotal MarginSimTotal sums a margin simulation in one currency.
@@ -2970,6 +2980,7 @@ type ReportsMarginSimTotal struct {
 
 	// ProposedMarginPercent a decimal number as a string, e.g. "0.0123"
 	ProposedMarginPercent *string `json:"proposed_margin_percent,omitempty"`
+	ProposedRevenue       string  `json:"proposed_revenue"`
 	Quantity              int64   `json:"quantity"`
 	Revenue               string  `json:"revenue"`
 	TurnsNegative         int     `json:"turns_negative"`
@@ -3004,7 +3015,7 @@ type ReportsMarginSimulation struct {
 	Totals []ReportsMarginSimTotal `json:"totals"`
 }
 
-// ReportsMarginSimulationRequest MarginSimulationRequest asks what an upstream price change would do to margin: the real usage of the months From..To rated at a proposed version of a cost card (a draft, or a version not yet in effect) against the cost card in effect in each month, revenue unchanged.
+// ReportsMarginSimulationRequest MarginSimulationRequest asks what an upstream price change would do to margin: the real usage of the months From..To rated at a proposed version of a cost card (a draft, or a version not yet in effect) against the cost card in effect in each month.
 type ReportsMarginSimulationRequest struct {
 	// Breakdown Breakdown adds each customer's breakdown by market and category.
 	Breakdown *bool `json:"breakdown,omitempty"`

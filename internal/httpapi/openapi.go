@@ -486,11 +486,11 @@ var decimalFields = map[reflect.Type]map[string]bool{
 		"projected_revenue": false, "projected_cost": false, "projected_margin": false},
 	reflect.TypeFor[reports.MarginReport]():   {"elapsed_fraction": false},
 	reflect.TypeFor[reports.MarginExcluded](): {"revenue": true, "cost": true, "projected_cost": true}, // "" when not rated
-	reflect.TypeFor[reports.MarginSimLine](): {"revenue": false, "current_cost": false, "proposed_cost": false,
+	reflect.TypeFor[reports.MarginSimLine](): {"revenue": false, "proposed_revenue": false, "current_cost": false, "proposed_cost": false,
 		"current_margin": false, "proposed_margin": false, "difference": false},
-	reflect.TypeFor[reports.MarginSimCustomer](): {"revenue": true, "current_cost": true, "proposed_cost": true, // "" when skipped
+	reflect.TypeFor[reports.MarginSimCustomer](): {"revenue": true, "proposed_revenue": true, "current_cost": true, "proposed_cost": true, // "" when skipped
 		"current_margin": true, "proposed_margin": true, "difference": true},
-	reflect.TypeFor[reports.MarginSimTotal](): {"revenue": false, "current_cost": false, "proposed_cost": false,
+	reflect.TypeFor[reports.MarginSimTotal](): {"revenue": false, "proposed_revenue": false, "current_cost": false, "proposed_cost": false,
 		"current_margin": false, "proposed_margin": false, "difference": false},
 }
 

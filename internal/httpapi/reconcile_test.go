@@ -226,7 +226,7 @@ func TestMarginRoutes(t *testing.T) {
 		t.Errorf("simulation: %s", body)
 	}
 	resp, body = s.do(t, auth.RoleSales, "POST", "/api/v1/simulations/margin?format=csv", "application/json", mustJSON(req))
-	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "customer_id,name,currency,quantity,revenue,current_cost,proposed_cost,") {
+	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "customer_id,name,currency,quantity,revenue,proposed_revenue,current_cost,proposed_cost,") {
 		t.Errorf("simulation csv: %d %s", resp.StatusCode, body)
 	}
 	for _, b := range []string{`{}`, `{"version":99}`, `{"version":1,"from":"2026-12","to":"2026-12"}`, `{"version":1,"colour":"red"}`} {
