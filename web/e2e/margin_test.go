@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"postage/internal/auth"
+	"postage/pricing"
 )
 
 // marginReport is what the margin view shows of GET /api/v1/reports/margin.
@@ -43,11 +46,53 @@ func signed(amount, currency string) string {
 	return s
 }
 
+// costPlusCustomer adds "plusco" (DE), priced cost-plus from month
+// last (20% over the cost card), with 1,000 German marketing messages in
+// it: at meta-2026-01's 0.1365 they cost 136.50 and bill 163.80.
+func costPlusCustomer(t *testing.T, s *stack, last pricing.Month) {
+	t.Helper()
+	ctx := context.Background()
+	s.mustJSON(t, auth.RoleAdmin, "POST", "/api/v1/customers", map[string]string{
+		"id": "plusco", "name": "Plus Co", "currency": "USD", "country": "DE", "email": "billing@plusco.example",
+	}, http.StatusCreated, nil)
+	// Versions activate for later months only: the clock goes back to
+	// the month before last while the card is made.
+	s.setAhead(last.Prev().Start().Add(time.Hour).Sub(time.Now()))
+	p := s.App.Pricing
+	if err := p.CreateCard(ctx, pricing.RateCard{ID: "plus", Name: "Cost plus 20%", Currency: "USD"}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := p.CreateDraft(ctx, &pricing.Version{CardID: "plus", CostPlus: &pricing.CostPlus{Markup: decimal.New(20, 0)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Activate(ctx, "plus", d.Number, last); err != nil {
+		t.Fatal(err)
+	}
+	s.setAhead(0)
+	if err := p.AssignCard(ctx, "plusco", "plus", last); err != nil {
+		t.Fatal(err)
+	}
+	ev := []map[string]any{{"specversion": "1.0", "type": "message.sent", "source": "e2e", "subject": "plusco", "id": "plusco-1",
+		"time": last.Start().Add(9 * 24 * time.Hour).Format(time.RFC3339), "data": map[string]any{"country": "DE", "category": "marketing", "quantity": 1000}}}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct{ Accepted int }
+	status, b, _ := s.call(t, s.Keys[auth.RoleIngest], "POST", "/api/v1/events", body, "")
+	if err := json.Unmarshal(b, &res); err != nil || (status != http.StatusOK && status != http.StatusAccepted) || res.Accepted != 1 {
+		t.Fatalf("plusco's event: %d %s", status, b)
+	}
+}
+
 // testMargin: the margin view's figures, flagged rows and CSV are the
-// API's; a proposed cost card version shows the API's simulation; a
-// customer key may not open it.
+// API's; a proposed cost card version shows the API's simulation, a
+// cost-plus customer's revenue following it; a customer key may not open
+// it.
 func testMargin(t *testing.T, s *stack, tb *tab, downloads string) {
 	last := time.Now().UTC().AddDate(0, -1, 0).Format("2006-01")
+	costPlusCustomer(t, s, pricing.MustParseMonth(last))
 	// A draft of the cost card with every upstream price doubled.
 	var v map[string]any
 	s.mustJSON(t, auth.RoleSales, "GET", "/api/v1/ratecards/meta-2026-01/versions/1", nil, http.StatusOK, &v)
@@ -134,7 +179,13 @@ func testMargin(t *testing.T, s *stack, tb *tab, downloads string) {
 			ProposedMargin string `json:"proposed_margin"`
 			TurnsNegative  int    `json:"turns_negative"`
 		} `json:"totals"`
-		Customers []any `json:"customers"`
+		Customers []struct {
+			CustomerID      string `json:"customer_id"`
+			Currency        string `json:"currency"`
+			Revenue         string `json:"revenue"`
+			ProposedRevenue string `json:"proposed_revenue"`
+			Skipped         string `json:"skipped"`
+		} `json:"customers"`
 	}
 	s.mustJSON(t, auth.RoleSales, "POST", "/api/v1/simulations/margin", map[string]any{"card_id": "meta-2026-01", "version": draft.Number, "from": last, "to": last}, http.StatusOK, &sim)
 	if len(sim.Totals) != 1 {
@@ -153,6 +204,28 @@ func testMargin(t *testing.T, s *stack, tb *tab, downloads string) {
 	}
 	if st.CurrentMargin == st.ProposedMargin {
 		t.Errorf("doubling the upstream's prices left the margin at %s", st.CurrentMargin)
+	}
+	// Each customer's proposed revenue is the API's; fixed prices do not
+	// move, plusco's cost-plus price doubles with the upstream's:
+	// 1,000 × 0.1365 × 2 × 1.20.
+	for _, c := range sim.Customers {
+		if c.Skipped != "" {
+			continue
+		}
+		cell := tb.texts(fmt.Sprintf(`#msim-customers tbody tr[data-customer=%q] td[data-col="proposed_revenue"]`, c.CustomerID))
+		if len(cell) != 1 || strings.Join(strings.Fields(cell[0]), " ") != money(c.ProposedRevenue, c.Currency) {
+			t.Errorf("%s's proposed revenue shown %q, API %s", c.CustomerID, cell, c.ProposedRevenue)
+		}
+		want := c.Revenue
+		if c.CustomerID == "plusco" {
+			if c.Revenue != "163.80" {
+				t.Errorf("plusco's revenue %s, want 163.80", c.Revenue)
+			}
+			want = "327.60"
+		}
+		if c.ProposedRevenue != want {
+			t.Errorf("%s: revenue %s → %s, want → %s", c.CustomerID, c.Revenue, c.ProposedRevenue, want)
+		}
 	}
 	tb.shot("42-margin-simulation")
 
