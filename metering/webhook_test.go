@@ -197,6 +197,43 @@ func TestWebhookStatusesCountOnce(t *testing.T) {
 	}
 }
 
+// TestWebhookFailedAfterSent checks the billable status setting over a
+// message's life: with the default (delivered) a message that fails after
+// sent is never an event, and a message sent on the last second of
+// September and delivered in October is October's; with sent, both are
+// September's.
+func TestWebhookFailedAfterSent(t *testing.T) {
+	sent := time.Date(2026, 9, 30, 23, 59, 58, 0, time.UTC).Unix()
+	regular := `"billable":true,"pricing_model":"PMP","type":"regular","category":"marketing"`
+	body := waBody("PN1",
+		waPricedStatus("wamid.F", "sent", sent, regular),
+		waPricedStatus("wamid.F", "failed", sent+3, regular),
+		waPricedStatus("wamid.D", "sent", sent, regular),
+		waPricedStatus("wamid.D", "delivered", sent+5, regular),
+	)
+	for _, tt := range []struct {
+		billable string // "": the default
+		want     []string
+	}{
+		{"", []string{"wamid.D 2026-10-01T00:00:03Z delivered"}},
+		{StatusSent, []string{"wamid.F 2026-09-30T23:59:58Z sent", "wamid.D 2026-09-30T23:59:58Z sent", "wamid.D 2026-10-01T00:00:03Z delivered"}},
+	} {
+		r := testRules()
+		r.BillableStatus = tt.billable
+		d, err := r.DecodeWebhook(context.Background(), body, resolverMap{"PN1": "cust-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, ev := range d.Events {
+			got = append(got, ev.ID+" "+ev.Time.Format(time.RFC3339)+" "+ev.Status)
+		}
+		if strings.Join(got, "; ") != strings.Join(tt.want, "; ") {
+			t.Errorf("billable status %q: events %q, want %q", tt.billable, got, tt.want)
+		}
+	}
+}
+
 // TestWebhookBadChangesRejectTheirStatuses checks that a phone number id or
 // a change that cannot be read rejects its own statuses, in a delivery
 // whose other statuses are kept; and that the look-up is never asked for
