@@ -201,7 +201,8 @@ func TestWebhookStatusesCountOnce(t *testing.T) {
 // message's life: with the default (delivered) a message that fails after
 // sent is never an event, and a message sent on the last second of
 // September and delivered in October is October's; with sent, both are
-// September's.
+// September's (wamid.D's delivered status is then a duplicate of its sent
+// one: same payload hash, dropped at ingest).
 func TestWebhookFailedAfterSent(t *testing.T) {
 	sent := time.Date(2026, 9, 30, 23, 59, 58, 0, time.UTC).Unix()
 	regular := `"billable":true,"pricing_model":"PMP","type":"regular","category":"marketing"`
