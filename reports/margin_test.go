@@ -729,9 +729,9 @@ func TestSimulateMarginCostPlus(t *testing.T) {
 	// (× mult), priced cost-plus at fx; the cost at fx rounded once.
 	one := decimal.NewFromInt(1)
 	type want struct{ rev, prev, cur, prop int64 }
-	costPlus := func(customer string, fx decimal.Decimal) want {
+	costPlus := func(customer string, fx decimal.Decimal, months ...pricing.Month) want {
 		var w want
-		for _, m := range []pricing.Month{sep, oct} {
+		for _, m := range months {
 			rows := extraRows(customer, m)
 			qty := map[[2]string]int64{}
 			unit := map[[2]string]decimal.Decimal{}
@@ -764,8 +764,8 @@ func TestSimulateMarginCostPlus(t *testing.T) {
 	acmeSep2, _ := pb.metaCost("acme", rowsOf("acme", sep, nil), two)
 	acmeOct2, _ := pb.metaCost("acme", rowsOf("acme", oct, nil), two)
 	wants := map[string]want{
-		"cpus":  costPlus("cpus", one),
-		"cpeur": costPlus("cpeur", rate),
+		"cpus":  costPlus("cpus", one, sep, oct),
+		"cpeur": costPlus("cpeur", rate, sep, oct),
 		"fixed": {fixedRev, fixedRev, fixedRev, fixedProp},
 		"acme":  {acmeRev, acmeRev, acmeSep + acmeOct, acmeSep2 + acmeOct2},
 	}
@@ -818,6 +818,18 @@ func TestSimulateMarginCostPlus(t *testing.T) {
 	var b strings.Builder
 	if err := sim.Table().WriteCSV(&b); err != nil {
 		t.Fatal(err)
+	}
+	// The margin report rates the same revenue: October's cost-plus
+	// prices over the cost card in effect.
+	for _, id := range []string{"cpus", "cpeur"} {
+		rep, err := w.svc.Margin(ctx, MarginQuery{Month: oct, CustomerID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wt := costPlus(id, map[string]decimal.Decimal{"cpus": one, "cpeur": rate}[id], oct)
+		if len(rep.Rows) != 1 || rep.Rows[0].Revenue != cents(wt.rev) || rep.Rows[0].Cost != cents(wt.cur) || rep.Rows[0].Margin != cents(wt.rev-wt.cur) {
+			t.Errorf("%s's October margin %+v, want revenue %s cost %s", id, rep.Rows, cents(wt.rev), cents(wt.cur))
+		}
 	}
 	if wt := wants["cpus"]; !strings.Contains(b.String(), "\ncpus,cpus,USD,2269,"+cents(wt.rev)+","+cents(wt.prev)+","+cents(wt.cur)+","+cents(wt.prop)+",") {
 		t.Errorf("csv lacks cpus's proposed revenue:\n%s", b.String())

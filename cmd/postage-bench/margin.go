@@ -17,18 +17,21 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 	"github.com/spf13/cobra"
 
 	"postage/billing"
 	"postage/metering"
 	"postage/pricing"
+	"postage/pricing/pgstore"
 	"postage/reconcile"
 	"postage/reports"
 )
 
 type marginBenchOpts struct {
 	customers, events, repeat int
+	costPlus                  int // every costPlus-th customer is priced cost-plus (0: none)
 	zipf                      float64
 	dir, doc                  string
 }
@@ -53,7 +56,11 @@ interleaved with its baseline:
      and at the cost card, month to date and projected) against
      clickhouse-client running the raw monthly GROUP BY it reads;
   2. the same by customer, market and category;
-  3. the reconciliation's comparison (postage's month per day and status,
+  3. the margin simulation of the month at a proposed cost card version
+     (the upstream's prices 10% up; every --cost-plus-th customer is
+     priced cost-plus, so its revenue is re-rated at the proposed version
+     too) against the same raw monthly GROUP BY;
+  4. the reconciliation's comparison (postage's month per day and status,
      the upstream's rows, every customer rated at cost, differences
      attributed and stored) against the raw aggregate queries it reads:
      clickhouse-client's daily GROUP BY plus PostgreSQL's COPY of the
@@ -72,6 +79,7 @@ of --doc.`,
 	f.IntVar(&o.customers, "customers", 50000, "customers")
 	f.IntVar(&o.events, "events", 20_000_000, "message statuses in the month")
 	f.Float64Var(&o.zipf, "zipf", 1.1, "exponent of the customers' Zipf volumes")
+	f.IntVar(&o.costPlus, "cost-plus", 10, "every n-th customer is priced cost-plus, 15% over the cost card (0: none)")
 	f.IntVar(&o.repeat, "repeat", 3, "repetitions of each measurement, each after its baseline (the best counts)")
 	f.StringVar(&o.dir, "dir", "", "scratch directory for the servers (default: a new temporary directory, removed after)")
 	f.StringVar(&o.doc, "doc", "docs/BENCHMARKS.md", `file whose "## Margin and reconciliation" section gets the figures ("" for none)`)
@@ -83,8 +91,8 @@ func benchPhone(i int) string { return strconv.Itoa(100000000000 + i) }
 
 func runMarginBench(ctx context.Context, out io.Writer, o marginBenchOpts) error {
 	logf := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
-	if o.customers < 1 || o.events < o.customers || o.repeat < 1 || o.zipf <= 1 {
-		return usageError{fmt.Errorf("need --customers >= 1, --events >= --customers, --repeat >= 1, --zipf > 1")}
+	if o.customers < 1 || o.events < o.customers || o.repeat < 1 || o.zipf <= 1 || o.costPlus < 0 {
+		return usageError{fmt.Errorf("need --customers >= 1, --events >= --customers, --repeat >= 1, --zipf > 1, --cost-plus >= 0")}
 	}
 	m, a, chClient, done, err := benchStack(ctx, o.dir, logf)
 	if err != nil {
@@ -108,6 +116,12 @@ func runMarginBench(ctx context.Context, out io.Writer, o marginBenchOpts) error
 	if _, err := a.PG.CopyFrom(ctx, pgx.Identifier{"phone_numbers"}, []string{"phone_number_id", "customer_id", "created_at"}, pgx.CopyFromRows(phones)); err != nil {
 		return fmt.Errorf("map phone numbers: %w", err)
 	}
+
+	proposed, plus, err := benchCostPlus(ctx, a.Pricing, a.PG, period, o.customers, o.costPlus)
+	if err != nil {
+		return err
+	}
+	logf("%d customers priced cost-plus; proposed cost card version %d (prices 10%% up)", plus, proposed)
 
 	regions := benchRegions()
 	var cs []string
@@ -206,8 +220,8 @@ FROM (SELECT number, toDateTime(%d + intDiv(number * %d, %d)) AS t,
 			*cur = d
 		}
 	}
-	var bMonthly, bDaily, bPG, dMargin, dLines, dCompare time.Duration
-	var marginRows, lineRows int
+	var bMonthly, bDaily, bPG, dMargin, dLines, dSim, dCompare time.Duration
+	var marginRows, lineRows, simCustomers, simFollow int
 	var cmp *reconcile.Reconciliation
 	for i := 0; i < o.repeat; i++ {
 		d, err := chRaw(monthlyRaw)
@@ -233,6 +247,21 @@ FROM (SELECT number, toDateTime(%d + intDiv(number * %d, %d)) AS t,
 		best(&dLines, d)
 		lineRows = len(lr.Rows)
 		logf("margin by line: %s, %d rows", d.Round(time.Millisecond), lineRows)
+		runtime.GC()
+		t0 = time.Now()
+		sim, err := svc.SimulateMargin(ctx, reports.MarginSimulationRequest{Version: proposed, From: period, To: period})
+		if err != nil {
+			return fmt.Errorf("margin simulation: %w", err)
+		}
+		d = time.Since(t0)
+		best(&dSim, d)
+		simCustomers, simFollow = len(sim.Customers), 0
+		for _, c := range sim.Customers {
+			if c.Skipped == "" && c.ProposedRevenue != c.Revenue {
+				simFollow++
+			}
+		}
+		logf("margin simulation: %s, %d customers (%d revenues follow the proposed card)", d.Round(time.Millisecond), simCustomers, simFollow)
 
 		d, err = chRaw(dailyRaw)
 		if err != nil {
@@ -255,6 +284,7 @@ FROM (SELECT number, toDateTime(%d + intDiv(number * %d, %d)) AS t,
 	bRecon := bDaily + bPG
 	logf("margin by customer: %s, %.2fx the raw monthly GROUP BY (%s)", dMargin.Round(time.Millisecond), dMargin.Seconds()/bMonthly.Seconds(), bMonthly.Round(time.Millisecond))
 	logf("margin by line: %s, %.2fx", dLines.Round(time.Millisecond), dLines.Seconds()/bMonthly.Seconds())
+	logf("margin simulation: %s, %.2fx", dSim.Round(time.Millisecond), dSim.Seconds()/bMonthly.Seconds())
 	logf("reconciliation: %s, %.2fx the raw reads (%s daily GROUP BY + %s report rows)", dCompare.Round(time.Millisecond), dCompare.Seconds()/bRecon.Seconds(), bDaily.Round(time.Millisecond), bPG.Round(time.Millisecond))
 	logf("peak RSS of this process (margin and reconciliation run here): %d MB", peakRSS()>>20)
 	if err := want.check(cmp); err != nil {
@@ -266,7 +296,7 @@ FROM (SELECT number, toDateTime(%d + intDiv(number * %d, %d)) AS t,
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Margin and reconciliation\n\n")
-	fmt.Fprintf(&b, "Command: `postage-bench margin --customers %d --events %d --zipf %g --repeat %d`\n\n", o.customers, o.events, o.zipf, o.repeat)
+	fmt.Fprintf(&b, "Command: `postage-bench margin --customers %d --events %d --zipf %g --cost-plus %d --repeat %d`\n\n", o.customers, o.events, o.zipf, o.costPlus, o.repeat)
 	fmt.Fprintf(&b, "Machine: %s, %d CPUs, ClickHouse %s, %s. Measured %s.\n\n", cpuModel(), runtime.NumCPU(), chVersion(ctx, a), strings.TrimSpace(pgVersion(ctx, a)), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "One month (%s): %d customers with usage of %d (Zipf %g, one phone number each), %d message statuses, %d monthly and %d daily usage rows; "+
 		"the upstream's report written from them at the cost card's prices with known differences: %d rows (%d data points), imported in %s "+
@@ -276,10 +306,66 @@ FROM (SELECT number, toDateTime(%d + intDiv(number * %d, %d)) AS t,
 	fmt.Fprintf(&b, "| baseline: `clickhouse-client` raw monthly `GROUP BY customer_id, country, category, pricing_type, pricing_model`, rows to /dev/null | %s | 1.00x |\n", bMonthly.Round(time.Millisecond))
 	fmt.Fprintf(&b, "| margin report by customer: the month read, every customer rated at its card and at the cost card, to date and projected (%d rows) | %s | %.2fx |\n", marginRows, dMargin.Round(time.Millisecond), dMargin.Seconds()/bMonthly.Seconds())
 	fmt.Fprintf(&b, "| margin report by customer, market and category (%d rows) | %s | %.2fx |\n", lineRows, dLines.Round(time.Millisecond), dLines.Seconds()/bMonthly.Seconds())
+	fmt.Fprintf(&b, "| margin simulation at a proposed cost card version: every customer at both cost card versions, cost-plus revenue re-rated (%d customers, %d revenues follow) | %s | %.2fx |\n", simCustomers, simFollow, dSim.Round(time.Millisecond), dSim.Seconds()/bMonthly.Seconds())
 	fmt.Fprintf(&b, "| baseline: `clickhouse-client` raw daily `GROUP BY` (customer, day, country, category, pricing type and model, status) + PostgreSQL `COPY` of the report's rows with their customers | %s + %s | 1.00x |\n", bDaily.Round(time.Millisecond), bPG.Round(time.Millisecond))
 	fmt.Fprintf(&b, "| reconciliation: both read, every customer rated at cost, differences attributed and stored (%d) | %s | %.2fx |\n\n", cmp.Lines, dCompare.Round(time.Millisecond), dCompare.Seconds()/bRecon.Seconds())
 	fmt.Fprintf(&b, "Each time is the best of %d, each run after its baseline. Peak RSS of the process running them: %d MB.\n", o.repeat, peakRSS()>>20)
 	return writeDocSection(o.doc, "## Margin and reconciliation", b.String())
+}
+
+// benchCostPlus prices every n-th customer cost-plus from month m (a
+// card "bench-plus": 15% and 0.001 a message over the cost card, at
+// least 0.01 a message, India at cost plus 0.002) and drafts the
+// proposed cost card version: the version in effect in m with every
+// price 10% up. It returns the draft's number and how many customers are
+// cost-plus.
+func benchCostPlus(ctx context.Context, p *pgstore.Store, pg *pgxpool.Pool, m pricing.Month, customers, n int) (proposed, plus int, err error) {
+	clock := p.Now
+	p.Now = func() time.Time { return m.Prev().Start() } // versions activate for later months only
+	defer func() { p.Now = clock }()
+	cost, err := p.CostCardFor(ctx, m)
+	if err != nil {
+		return 0, 0, fmt.Errorf("cost card of %s: %w", m, err)
+	}
+	v, err := p.VersionFor(ctx, cost.ID, m)
+	if err != nil {
+		return 0, 0, err
+	}
+	d := v.Clone()
+	d.Status, d.EffectiveFrom = pricing.StatusDraft, pricing.Month{}
+	up := decimal.RequireFromString("1.1")
+	for i := range d.Prices {
+		d.Prices[i].UnitPrice = d.Prices[i].UnitPrice.Mul(up)
+		for j := range d.Prices[i].Tiers {
+			d.Prices[i].Tiers[j].UnitPrice = d.Prices[i].Tiers[j].UnitPrice.Mul(up)
+		}
+	}
+	if d, err = p.CreateDraft(ctx, d); err != nil {
+		return 0, 0, fmt.Errorf("proposed cost card version: %w", err)
+	}
+	if n == 0 {
+		return d.Number, 0, nil
+	}
+	if err := p.CreateCard(ctx, pricing.RateCard{ID: "bench-plus", Name: "Cost plus 15%", Currency: cost.Currency}); err != nil {
+		return 0, 0, err
+	}
+	cp, err := p.CreateDraft(ctx, &pricing.Version{CardID: "bench-plus", CostPlus: &pricing.CostPlus{
+		Markup: decimal.New(15, 0), Fee: decimal.RequireFromString("0.001"), Floor: decimal.RequireFromString("0.01"),
+		Exceptions: []pricing.CostPlusRule{{Market: "India", Fee: decimal.RequireFromString("0.002")}}}})
+	if err != nil {
+		return 0, 0, fmt.Errorf("cost-plus card: %w", err)
+	}
+	if _, err := p.Activate(ctx, "bench-plus", cp.Number, m); err != nil {
+		return 0, 0, err
+	}
+	var rows [][]any
+	for i := 0; i < customers; i += n {
+		rows = append(rows, []any{benchCustomer(i), m.String(), "bench-plus"})
+	}
+	if _, err := pg.CopyFrom(ctx, pgx.Identifier{"customer_rate_cards"}, []string{"customer_id", "effective_from", "card_id"}, pgx.CopyFromRows(rows)); err != nil {
+		return 0, 0, fmt.Errorf("assign the cost-plus card: %w", err)
+	}
+	return d.Number, len(rows), nil
 }
 
 // upstreamWant is what the written report differs by, as built.
