@@ -89,8 +89,8 @@ nobody is billed for is listed at its cost.`,
 				var b strings.Builder
 				fmt.Fprintf(&b, "Cost card %s version %d against %s, %s to %s", s.CardID, s.ProposedVersion, currentCards(s.Current), s.From, s.To)
 				for _, t := range s.Totals {
-					fmt.Fprintf(&b, "\n%s: revenue %s; cost %s → %s; margin %s → %s (%s); %d customers negative, %d turning negative",
-						t.Currency, t.Revenue, t.CurrentCost, t.ProposedCost, t.CurrentMargin, t.ProposedMargin, t.Difference, t.Negative, t.TurnsNegative)
+					fmt.Fprintf(&b, "\n%s: revenue %s → %s; cost %s → %s; margin %s → %s (%s); %d customers negative, %d turning negative",
+						t.Currency, t.Revenue, t.ProposedRevenue, t.CurrentCost, t.ProposedCost, t.CurrentMargin, t.ProposedMargin, t.Difference, t.Negative, t.TurnsNegative)
 				}
 				return s, b.String(), nil
 			})

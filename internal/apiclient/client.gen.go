@@ -2925,7 +2925,8 @@ type ReportsMarginSimCustomer struct {
 
 	// Skipped Skipped says why the customer is left out of the totals ("" when
 	// not): unbilled usage, revenue in another currency than the cost
-	// card's, usage a version of the cost card cannot rate.
+	// card's, usage a version of the cost card cannot rate, revenue that
+	// follows the cost card and cannot be rated at the proposed version.
 	Skipped       string `json:"skipped"`
 	TurnsNegative bool   `json:"turns_negative"`
 }
