@@ -408,16 +408,22 @@ func simulateMarginOf(ctx context.Context, b *book, rows []*customerMonth, curre
 		for i, u := range cm.Usage {
 			line(keys[i]).quantity += u.Quantity
 		}
-		for _, sp := range []struct {
+		type side struct {
 			res *pricing.Result
 			r   *pricing.Rater
 			add func(*simAcc, int64)
-		}{
-			{sell, cm.Basis, func(a *simAcc, v int64) { a.rev += v }},
-			{propSell, propBasis, func(a *simAcc, v int64) { a.prev += v }},
+		}
+		sides := []side{
 			{&cur, curRated.Rater, func(a *simAcc, v int64) { a.cur += v }},
 			{&prop, proposed, func(a *simAcc, v int64) { a.prop += v }},
-		} {
+		}
+		if propSell == sell { // revenue that does not follow the cost card: split once
+			sides = append(sides, side{sell, cm.Basis, func(a *simAcc, v int64) { a.rev += v; a.prev += v }})
+		} else {
+			sides = append(sides, side{sell, cm.Basis, func(a *simAcc, v int64) { a.rev += v }},
+				side{propSell, propBasis, func(a *simAcc, v int64) { a.prev += v }})
+		}
+		for _, sp := range sides {
 			if err := splitRated(sp.res, sp.r, cm.Usage, cc, keys, lc, func(k marginKey, v int64) { sp.add(line(k), v) }); err != nil {
 				return c, fmt.Errorf("margin lines of %s %s: %w", cm.CustomerID, cm.Month, err)
 			}
