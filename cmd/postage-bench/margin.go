@@ -17,14 +17,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 	"github.com/spf13/cobra"
 
 	"postage/billing"
+	"postage/internal/app"
 	"postage/metering"
 	"postage/pricing"
-	"postage/pricing/pgstore"
 	"postage/reconcile"
 	"postage/reports"
 )
@@ -117,7 +116,7 @@ func runMarginBench(ctx context.Context, out io.Writer, o marginBenchOpts) error
 		return fmt.Errorf("map phone numbers: %w", err)
 	}
 
-	proposed, plus, err := benchCostPlus(ctx, a.Pricing, a.PG, period, o.customers, o.costPlus)
+	proposed, plus, err := benchCostPlus(ctx, a, period, o.customers, o.costPlus)
 	if err != nil {
 		return err
 	}
@@ -319,7 +318,8 @@ FROM (SELECT number, toDateTime(%d + intDiv(number * %d, %d)) AS t,
 // proposed cost card version: the version in effect in m with every
 // price 10% up. It returns the draft's number and how many customers are
 // cost-plus.
-func benchCostPlus(ctx context.Context, p *pgstore.Store, pg *pgxpool.Pool, m pricing.Month, customers, n int) (proposed, plus int, err error) {
+func benchCostPlus(ctx context.Context, a *app.App, m pricing.Month, customers, n int) (proposed, plus int, err error) {
+	p := a.Pricing
 	clock := p.Now
 	p.Now = func() time.Time { return m.Prev().Start() } // versions activate for later months only
 	defer func() { p.Now = clock }()
@@ -362,7 +362,7 @@ func benchCostPlus(ctx context.Context, p *pgstore.Store, pg *pgxpool.Pool, m pr
 	for i := 0; i < customers; i += n {
 		rows = append(rows, []any{benchCustomer(i), m.String(), "bench-plus"})
 	}
-	if _, err := pg.CopyFrom(ctx, pgx.Identifier{"customer_rate_cards"}, []string{"customer_id", "effective_from", "card_id"}, pgx.CopyFromRows(rows)); err != nil {
+	if _, err := a.PG.CopyFrom(ctx, pgx.Identifier{"customer_rate_cards"}, []string{"customer_id", "effective_from", "card_id"}, pgx.CopyFromRows(rows)); err != nil {
 		return 0, 0, fmt.Errorf("assign the cost-plus card: %w", err)
 	}
 	return d.Number, len(rows), nil
