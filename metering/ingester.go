@@ -719,17 +719,21 @@ func (in *Ingester) answer(job *flushJob, err error) {
 		}
 	}
 	job.err = err
+	// The queue gives the job's room back before its submissions wake,
+	// so a caller answered sees the queue without its events.
 	var b int64
 	for _, s := range job.batch {
 		b += s.bytes
+	}
+	in.pending.Add(-int64(job.n))
+	in.pendingBytes.Add(-b)
+	in.gauge()
+	for _, s := range job.batch {
 		if err != nil {
 			s.status, s.err = nil, err
 		}
 		close(s.done)
 	}
-	in.pending.Add(-int64(job.n))
-	in.pendingBytes.Add(-b)
-	in.gauge()
 }
 
 // release lets the next flush decide.

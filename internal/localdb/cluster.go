@@ -105,19 +105,18 @@ func (c *Cluster) startServers(ctx context.Context, opts ClusterOptions) error {
 	shards := make([][]string, opts.Shards)
 	c.opts = make([][]ClickHouseOptions, opts.Shards)
 	c.servers = make([][]*ClickHouse, opts.Shards)
+	// Two ports a server (native and interserver), all distinct.
+	ports, err := freePorts(2 * opts.Shards * opts.Replicas)
+	if err != nil {
+		return err
+	}
 	for s := range shards {
 		shards[s] = make([]string, opts.Replicas)
 		c.opts[s] = make([]ClickHouseOptions, opts.Replicas)
 		c.servers[s] = make([]*ClickHouse, opts.Replicas)
 		for r := range shards[s] {
-			tcp, err := freePort()
-			if err != nil {
-				return err
-			}
-			inter, err := freePort()
-			if err != nil {
-				return err
-			}
+			tcp, inter := ports[0], ports[1]
+			ports = ports[2:]
 			shards[s][r] = "127.0.0.1:" + fmt.Sprint(tcp)
 			c.opts[s][r] = ClickHouseOptions{
 				Dir:      filepath.Join(c.dir, ReplicaName(s+1, r+1)),
