@@ -148,16 +148,16 @@ func TestClusterServesAsOneServer(t *testing.T) {
 		customers = append(customers, fmt.Sprintf("c%02d", i))
 	}
 	p := openClusterPair(t, customers)
-	all := append(slices(customers), "unknown:7")
+	all := append(clone(customers), "unknown:7")
 	rng := rand.New(rand.NewPCG(16, 1))
 	batches := stream(rng, all, 40, p.clock())
 	accepted := map[string]int{} // per customer
 	for i, evs := range batches {
-		one, err := p.one.Ingester.Submit(ctx, slices(evs))
+		one, err := p.one.Ingester.Submit(ctx, clone(evs))
 		if err != nil {
 			t.Fatal(err)
 		}
-		cl, err := p.cl.Ingester.Submit(ctx, slices(evs))
+		cl, err := p.cl.Ingester.Submit(ctx, clone(evs))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -312,6 +312,6 @@ func invoices(t *testing.T, base, key, period string) map[string]string {
 	return out
 }
 
-// slices returns a copy of s (a submission's events are the ingester's
+// clone returns a copy of s (a submission's events are the ingester's
 // until it answers).
-func slices[T any](s []T) []T { return append([]T(nil), s...) }
+func clone[T any](s []T) []T { return append([]T(nil), s...) }
