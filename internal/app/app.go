@@ -64,7 +64,7 @@ type App struct {
 	// Cluster is the connection to the ClickHouse cluster, nil on one
 	// server.
 	Cluster *db.ClickHouseCluster
-	Pricing      *pgstore.Store
+	Pricing *pgstore.Store
 
 	// Billing: the invoice ledger and the runs that make invoices
 	// (internal/app/billing.go).
