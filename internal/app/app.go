@@ -34,11 +34,14 @@ var Version = "dev"
 
 // App is a wired postage: connections and the stores built on them.
 type App struct {
-	Config   config.Config
-	Log      *slog.Logger
-	Now      func() time.Time
-	PG       *pgxpool.Pool
-	CH       driver.Conn
+	Config config.Config
+	Log    *slog.Logger
+	Now    func() time.Time
+	PG     *pgxpool.Pool
+	CH     driver.Conn
+	// Cluster is the connection to the ClickHouse cluster ([clickhouse]
+	// cluster; CH is then its DDL connection), nil on one server.
+	Cluster  *db.ClickHouseCluster
 	Registry *prometheus.Registry
 
 	Keys      *auth.Store
@@ -61,10 +64,7 @@ type App struct {
 	Ingester     Ingest
 	Sealer       *metering.Sealer
 	MeterMetrics *metering.Metrics
-	// Cluster is the connection to the ClickHouse cluster, nil on one
-	// server.
-	Cluster *db.ClickHouseCluster
-	Pricing *pgstore.Store
+	Pricing      *pgstore.Store
 
 	// Billing: the invoice ledger and the runs that make invoices
 	// (internal/app/billing.go).
