@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -12,12 +13,14 @@ import (
 	"time"
 
 	"postage"
+	"postage/billing"
 	"postage/internal/app"
 	"postage/internal/apptest"
 	"postage/internal/auth"
 	"postage/internal/config"
 	"postage/internal/testenv"
 	"postage/metering"
+	"postage/pricing"
 )
 
 // feeder ingests batches of new events for many customers into a and keeps
@@ -304,5 +307,124 @@ func TestClusterShardDown(t *testing.T) {
 		if len(g.acked) != g.n-map[*feeder]int{f1: 100000, f2: 200000}[g] {
 			t.Errorf("%d of %d events stored", len(g.acked), g.n)
 		}
+	}
+}
+
+// ZooKeeper killed: inserts answer 503 (ClickHouse's tables turn read-only
+// and the shards' leases are suspended, then lost), nothing acknowledged is
+// lost, and ingest comes back by itself once ZooKeeper is back (the
+// leases are taken again and the key indexes catch up).
+func TestClusterZooKeeperKilled(t *testing.T) {
+	a, env := openFaultApp(t)
+	ctx := context.Background()
+	f := newFeeder(a, faultCustomers())
+	at := a.Now().Add(-time.Hour).Truncate(time.Second)
+	for range 5 {
+		if err := f.send(ctx, f.batch(40, at)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := env.Cluster.KillZooKeeper(); err != nil {
+		t.Fatal(err)
+	}
+	zkBack := false
+	defer func() {
+		if !zkBack {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			_ = env.Cluster.StartZooKeeper(sctx)
+		}
+	}()
+	// Inserts fail, each with a 503 code, from the first one that notices.
+	refused := 0
+	for i := 0; refused < 5; i++ {
+		if i == 200 {
+			t.Fatalf("ZooKeeper down: %d batches, %d refused: inserts go on", i, refused)
+		}
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := f.send(sctx, f.batch(40, at))
+		cancel()
+		if err == nil {
+			continue
+		}
+		refused++
+		if code := postage.ErrorCode(err); code != postage.EUNAVAILABLE && code != postage.ENOTOWNER {
+			t.Fatalf("ZooKeeper down: %v (code %s), want 503", err, code)
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := env.Cluster.StartZooKeeper(sctx); err != nil {
+		t.Fatal(err)
+	}
+	zkBack = true
+	// Back by itself: a batch is acknowledged again.
+	for {
+		err := f.send(sctx, f.batch(40, at))
+		if err == nil {
+			break
+		}
+		if sctx.Err() != nil {
+			t.Fatalf("ZooKeeper back, ingest is not: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	f.resend(t, sctx)
+	f.checkExactlyOnce(t, env)
+}
+
+// An invoice run with one replica of each shard down (the one postage reads
+// from first, so its connections fail over) gives the same invoices.
+func TestClusterInvoiceRunReplicaDown(t *testing.T) {
+	ctx := context.Background()
+	var customers []string
+	for i := range 20 {
+		customers = append(customers, fmt.Sprintf("v%02d", i))
+	}
+	a, env := apptest.OpenCluster(t, quickQuorum)
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
+	a.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	a.Billing.CutoffLag = time.Minute
+	for i, c := range customers {
+		if _, err := a.Customers.Create(ctx, billing.Customer{ID: c, Name: c, Currency: "USD", Country: []string{"DE", "IN"}[i%2]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := newFeeder(a, customers)
+	for d := range 20 {
+		if err := f.send(ctx, f.batch(30, time.Date(2026, 10, 1+d, 12, 0, 0, 0, time.UTC))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	now = now.Add(3 * time.Hour) // the events are before the run's cut-off, their hour sealable
+	mu.Unlock()
+	if _, err := a.SealOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	base := apptest.Serve(t, a)
+	key := apptest.Keys(t, a, "")[auth.RoleAdmin]
+	oct := pricing.MustParseMonth("2026-10")
+	first, err := a.Billing.Run(ctx, billing.RunRequest{Period: oct, Trigger: billing.TriggerManual, Wait: true})
+	if err != nil || first.Created != len(customers) {
+		t.Fatalf("first run: %+v %v", first, err)
+	}
+	before := invoices(t, base, key, "2026-10")
+	for s := 1; s <= 2; s++ {
+		if err := env.Cluster.StopServer(s, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, err := a.Billing.Run(ctx, billing.RunRequest{Period: oct, Trigger: billing.TriggerManual, Wait: true})
+	for s := 1; s <= 2; s++ {
+		restart(t, env, s, 1)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := invoices(t, base, key, "2026-10")
+	if again.Created != 0 || again.Refreshed != 0 || again.Customers != first.Customers || !reflect.DeepEqual(before, after) {
+		t.Fatalf("run with a replica of each shard down: %+v (first %+v)\n before %v\n after %v", again, first, before, after)
 	}
 }

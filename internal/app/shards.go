@@ -68,6 +68,9 @@ type shardWriter struct {
 	in    *metering.Ingester // while the lease is held
 	lease lease.Lease
 	why   error // why there is no ingester (not owned, coordinator down)
+	// starting: the lease has not been tried yet, or is being taken again
+	// after a loss; requests wait a little for it.
+	starting bool
 }
 
 // openShards builds the stores of every shard of c, their usage fan-out and
@@ -107,7 +110,7 @@ func (a *App) openShards(cfg config.Config, c *db.ClickHouseCluster) error {
 			}
 		})
 		w := &shardWriter{num: sh.Num, name: "shard-" + strconv.Itoa(sh.Num), leases: zk, log: log.With("shard", sh.Num),
-			why: postage.Errorf(postage.EUNAVAILABLE, "the writer of shard %d is starting; retry", sh.Num)}
+			why: postage.Errorf(postage.EUNAVAILABLE, "the writer of shard %d is starting; retry", sh.Num), starting: true}
 		w.store = metering.NewReplicatedCHStore(conn, metering.ReplicatedOptions{Replicas: replicas, Check: w.check})
 		icfg := a.ingesterConfig(cfg)
 		icfg.IndexDir = filepath.Join(IndexDir(cfg), w.name)
@@ -213,15 +216,37 @@ func (w *shardWriter) check() error {
 	return nil
 }
 
-// Submit implements metering.Submitter for the shard's customers.
+// submitWait is how long a request waits for a writer that is starting
+// (its first try at the lease) or changing.
+const submitWait = 5 * time.Second
+
+// Submit implements metering.Submitter for the shard's customers: to the
+// shard's ingester while this process holds the lease; else at once 503
+// shard_not_owned (another process holds it), or, while the lease is
+// being taken, after up to submitWait, 503 unavailable.
 func (w *shardWriter) Submit(ctx context.Context, events []metering.Event) ([]metering.Status, error) {
-	w.mu.Lock()
-	in, why := w.in, w.why
-	w.mu.Unlock()
-	if in == nil {
-		return nil, why
+	var deadline time.Time
+	for {
+		w.mu.Lock()
+		in, why, starting := w.in, w.why, w.starting
+		w.mu.Unlock()
+		if in != nil {
+			return in.Submit(ctx, events)
+		}
+		if !starting {
+			return nil, why
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(submitWait)
+		} else if time.Now().After(deadline) {
+			return nil, why
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(leasePoll / 10):
+		}
 	}
-	return in.Submit(ctx, events)
 }
 
 // Admit implements metering.Submitter.
@@ -245,7 +270,10 @@ func (w *shardWriter) waitReady(ctx context.Context) error {
 		if in != nil {
 			return in.WaitReady(ctx)
 		}
-		if postage.ErrorCode(why) == postage.ENOTOWNER {
+		w.mu.Lock()
+		starting := w.starting
+		w.mu.Unlock()
+		if !starting && postage.ErrorCode(why) == postage.ENOTOWNER {
 			return nil // another process writes this shard: nothing to wait for
 		}
 		select {
@@ -266,6 +294,7 @@ func (w *shardWriter) run(ctx context.Context) {
 		l, err := w.leases.TryAcquire(ctx, w.name)
 		if err != nil {
 			w.mu.Lock()
+			w.starting = false
 			if errors.Is(err, lease.ErrHeld) {
 				w.why = postage.Errorf(postage.ENOTOWNER, "another postage process owns the writes of shard %d; retry (on another process)", w.num)
 			} else {
@@ -281,7 +310,7 @@ func (w *shardWriter) run(ctx context.Context) {
 		w.log.Info("holding the write lease of the shard", "token", l.Token())
 		in := w.newIn()
 		w.mu.Lock()
-		w.lease, w.in = l, in
+		w.lease, w.in, w.starting = l, in, false
 		w.mu.Unlock()
 		in.Start()
 		select {
@@ -290,7 +319,7 @@ func (w *shardWriter) run(ctx context.Context) {
 			w.log.Warn("lost the write lease of the shard")
 		}
 		w.mu.Lock()
-		w.in = nil
+		w.in, w.starting = nil, true
 		w.why = postage.Errorf(postage.EUNAVAILABLE, "shard %d changes writers; retry", w.num)
 		w.mu.Unlock()
 		in.Close()
