@@ -51,9 +51,21 @@ func openClusterPair(t *testing.T, customers []string) *clusterPair {
 	p.cl, p.env = apptest.OpenCluster(t, nil)
 	for _, a := range []*app.App{p.one, p.cl} {
 		a.Now = p.clock
+		a.Customers.Now = p.clock
 		a.Billing.CutoffLag = time.Minute
 		for i, c := range customers {
-			if _, err := a.Customers.Create(ctx, billing.Customer{ID: c, Name: "Customer " + c, Currency: "USD", Country: []string{"DE", "IN", "US"}[i%3]}); err != nil {
+			cu := billing.Customer{ID: c, Name: "Customer " + c, Currency: "USD", Country: []string{"DE", "IN", "US"}[i%3]}
+			// Portfolios: c00 consolidates c01-c05, c10 shares its tiers
+			// with c11-c13 (members on both shards).
+			switch {
+			case i == 0:
+				cu.Consolidated = true
+			case i >= 1 && i <= 5:
+				cu.ParentID = customers[0]
+			case i >= 11 && i <= 13:
+				cu.ParentID = customers[10]
+			}
+			if _, err := a.Customers.Create(ctx, cu); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -138,9 +150,9 @@ func stream(rng *rand.Rand, customers []string, batches int, now time.Time) [][]
 // On a cluster, postage routes each customer's events to its shard (on a
 // quorum of the shard's replicas) and adds the shards' usage up: the same
 // stream ingested into one server and into the cluster gives the same
-// statuses, usage, summaries, month-to-date bills and invoices, and every
-// event is on the shard Topology.ShardFor names, on at least 2 of its 3
-// replicas.
+// statuses, usage, summaries, month-to-date bills (portfolios whose
+// members are on both shards included) and invoices, and every event is on
+// the shard Topology.ShardFor names, on at least 2 of its 3 replicas.
 func TestClusterServesAsOneServer(t *testing.T) {
 	ctx := context.Background()
 	var customers []string
@@ -218,8 +230,18 @@ func TestClusterServesAsOneServer(t *testing.T) {
 		q := url.Values{"from": {day.AddDate(0, 0, -40).Format(time.RFC3339)}, "to": {day.AddDate(0, 0, 1).Format(time.RFC3339)}, "window": {"day"}, "group_by": {"country,category"}}
 		p.same(t, "usage of "+c, "GET", "/api/v1/customers/"+c+"/usage?"+q.Encode(), "")
 	}
-	for _, c := range customers[:10] {
+	for _, c := range customers[:14] {
 		p.same(t, "month-to-date bill of "+c, "GET", "/api/v1/customers/"+c+"/invoices/upcoming", "")
+	}
+	if b := get(t, p.clURL, p.clKey, "GET", "/api/v1/customers/"+customers[0]+"/invoices/upcoming", ""); !bytes.Contains(b, []byte(`"sections"`)) {
+		t.Fatalf("the portfolio of %s is not consolidated: %s", customers[0], b)
+	}
+	shards := map[int]bool{}
+	for _, c := range customers[:6] {
+		shards[p.env.CHCluster.Topology.ShardFor(c)] = true
+	}
+	if len(shards) != 2 {
+		t.Fatalf("the portfolio of %s is on one shard: the test proves nothing about portfolios across shards", customers[0])
 	}
 	for _, m := range []string{"2026-10", "2026-11"} {
 		p.same(t, "usage summary of "+m+" by country", "GET", "/api/v1/usage/summary?period="+m+"&group_by=country,category", "")
