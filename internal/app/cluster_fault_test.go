@@ -157,8 +157,8 @@ func faultCustomers() []string {
 	return cs
 }
 
-// quickQuorum makes a dead peer cost 5 s of a quorum insert, not the
-// default 30 s (config insert_quorum_timeout).
+// quickQuorum makes a dead peer cost at most 5 s of a quorum insert, not
+// the default 10 s (config insert_quorum_timeout).
 func quickQuorum(c *config.Config) {
 	c.ClickHouse.InsertQuorumTimeout.Duration = 5 * time.Second
 }
