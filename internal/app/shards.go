@@ -147,10 +147,10 @@ func (s *shardSet) Start() {
 	})
 }
 
-// WaitReady implements Ingest: ready when every shard has a writer
-// somewhere is more than this process can know, so it waits until this
-// process has tried each lease once and returns the reasons of the shards
-// it cannot write (nil when it writes all of them).
+// WaitReady implements Ingest: it waits until this process has tried each
+// shard's lease once and the ingesters of the shards it holds are ready.
+// Whether every shard has a writer somewhere is more than one process can
+// know.
 func (s *shardSet) WaitReady(ctx context.Context) error {
 	s.Start()
 	var errs []error
@@ -260,21 +260,20 @@ func (w *shardWriter) Admit() error {
 	return in.Admit()
 }
 
-// waitReady waits until the writer has an ingester that is ready, or knows
-// why it has none, or ctx ends.
+// waitReady waits until the writer has tried its lease once, and, if it
+// holds it, until its ingester is ready (or ctx ends). A lease this
+// process does not hold is no reason to be unready: the shard's requests
+// answer 503 themselves, and every other route is served.
 func (w *shardWriter) waitReady(ctx context.Context) error {
 	for {
 		w.mu.Lock()
-		in, why := w.in, w.why
+		in, why, starting := w.in, w.why, w.starting
 		w.mu.Unlock()
 		if in != nil {
 			return in.WaitReady(ctx)
 		}
-		w.mu.Lock()
-		starting := w.starting
-		w.mu.Unlock()
-		if !starting && postage.ErrorCode(why) == postage.ENOTOWNER {
-			return nil // another process writes this shard: nothing to wait for
+		if !starting {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
