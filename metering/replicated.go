@@ -34,10 +34,10 @@ type ReplicatedOptions struct {
 // until no quorum insert of events is pending on the shard (an insert whose
 // outcome was unknown, for example because the server that took it died,
 // is then on a quorum of replicas, or ClickHouse gave it up) and until the
-// replica conn reads from has fetched every part the shard logged (SYSTEM
-// SYNC REPLICA). So a read-back never misses an event that will later
-// appear (which the ingester would count a second time), and a sealed hour
-// never misses one.
+// replica conn reads from has pulled its tables' replication logs and
+// fetched every part they name. So a read-back never misses an event that
+// will later appear (which the ingester would count a second time), and a
+// sealed hour never misses one.
 func NewReplicatedCHStore(conn driver.Conn, o ReplicatedOptions) *CHStore {
 	s := NewCHStore(conn)
 	s.repl = &o
@@ -73,10 +73,34 @@ func (s *CHStore) settle(ctx context.Context) error {
 		case <-time.After(settlePoll):
 		}
 	}
-	if err := s.conn.Exec(ctx, "SYSTEM SYNC REPLICA events"); err != nil {
-		return fmt.Errorf("wait for the replica to fetch the shard's events: %w", err)
+	// Then until the replica has pulled its tables' replication logs and
+	// fetched every part they name. Not SYSTEM SYNC REPLICA: it also waits
+	// for merges, which may run for minutes and change no row.
+	for {
+		var behind uint64
+		if err := s.conn.QueryRow(ctx, replicaBehindSQL()).Scan(&behind); err != nil {
+			return fmt.Errorf("look at the replica's replication queue: %w", err)
+		}
+		if behind == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", postage.Errorf(postage.EUNAVAILABLE, "the shard's replica has not fetched every part yet; retry later"), ctx.Err())
+		case <-time.After(settlePoll):
+		}
 	}
-	return nil
+}
+
+// replicaBehindSQL counts what the replica connected to still lacks of its
+// shard's data: Replicated tables of the database whose replication log it
+// has not pulled into its queue yet (log_pointer is the next entry to
+// pull), and parts in its queue still to fetch. Merges are not counted:
+// they change no row.
+func replicaBehindSQL() string {
+	return `SELECT
+	(SELECT count() FROM system.replicas WHERE database = currentDatabase() AND log_max_index > 0 AND log_pointer <= log_max_index)
+	+ (SELECT count() FROM system.replication_queue WHERE database = currentDatabase() AND type = 'GET_PART')`
 }
 
 // zooKeeperPathSQL reads the events table's path in ZooKeeper.
