@@ -7,7 +7,7 @@ LDFLAGS := -X postage/internal/app.Version=$(VERSION)
 # cross: the platforms `make cross` (and so `make test`, and CI) builds for.
 CROSS   := linux/amd64 darwin/arm64 windows/amd64
 
-.PHONY: run test cross deps build build-bench bench bench-ingest bench-invoices bench-usage bench-pricing bench-simulate fuzz clean
+.PHONY: run test cross deps build build-bench bench bench-ingest bench-invoices bench-usage bench-cluster bench-pricing bench-simulate fuzz clean
 
 ## run: install what is missing, start private databases under ./data, migrate, seed, serve
 run: deps build
@@ -40,7 +40,7 @@ build-bench:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/postage-bench ./cmd/postage-bench
 
 ## bench: every benchmark; figures go to docs/BENCHMARKS.md
-bench: bench-pricing bench-simulate bench-ingest bench-invoices bench-usage
+bench: bench-pricing bench-simulate bench-ingest bench-invoices bench-usage bench-cluster
 
 ## bench-pricing: rating 50,000 customers x 150 countries x 2 categories vs a multiply-add baseline
 bench-pricing:
@@ -57,6 +57,10 @@ bench-ingest: deps build-bench
 ## bench-invoices: an invoice run of 50,000 customers vs the raw GROUP BY of the month
 bench-invoices: deps build-bench
 	./bin/postage-bench invoices
+
+## bench-cluster: ingest and an invoice run on a 2x2 ClickHouse cluster vs one server
+bench-cluster: deps build-bench
+	./bin/postage-bench cluster --customers 5000 --events 2000000 --clients 16 --repeat 3
 
 ## bench-usage: usage and month-to-date bill latency on a 10M-event table (rollups vs raw)
 bench-usage: deps build-bench

@@ -18,6 +18,7 @@ const (
 	EUNAUTHORIZED = "unauthorized"           // no or bad credentials
 	EFORBIDDEN    = "forbidden"              // credentials valid but the role may not do this
 	EUNAVAILABLE  = "unavailable"            // a dependency (database) is down; retry later
+	ENOTOWNER     = "shard_not_owned"        // this API process does not own the writes of the customer's shard (HTTP 503): retry, on another process
 	EOVERLOADED   = "overloaded"             // back-pressure: retry after a pause
 	ETOOLARGE     = "too_large"              // body or batch over its limit
 	EUNSUPPORTED  = "unsupported_media_type" // wrong Content-Type

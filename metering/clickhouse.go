@@ -8,6 +8,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"postage"
 	"postage/metering/keyindex"
 )
 
@@ -16,6 +17,7 @@ import (
 // queries (reads.go).
 type CHStore struct {
 	conn driver.Conn
+	repl *ReplicatedOptions // one shard of a cluster (replicated.go); nil on one server
 	reads
 }
 
@@ -54,6 +56,11 @@ func (s *CHStore) InsertList(ctx context.Context, events EventList) error {
 	total := events.Len()
 	if total == 0 {
 		return nil
+	}
+	if s.repl != nil && s.repl.Check != nil {
+		if err := s.repl.Check(); err != nil {
+			return fmt.Errorf("insert events: %w: %w", postage.Errorf(postage.ENOTOWNER, "this process no longer owns the writes of the customer's shard; retry"), err)
+		}
 	}
 	qctx := ctx
 	if id := insertID(ctx); id != "" {
@@ -108,6 +115,9 @@ const storedKeysBatch = 1 << 16
 // and time of the events ingested in [from, to) (to zero: no end) whose
 // time is at or after since, a range of the events table's sorting key.
 func (s *CHStore) StoredKeys(ctx context.Context, from, to, since time.Time, fn func([]keyindex.Entry) error) (time.Time, error) {
+	if err := s.settle(ctx); err != nil {
+		return time.Time{}, fmt.Errorf("read stored keys: %w", err)
+	}
 	q, args := storedKeysSQL(from, to, since)
 	rows, err := s.conn.Query(ctx, q, args...)
 	if err != nil {
@@ -146,6 +156,9 @@ func (s *CHStore) StoredKeys(ctx context.Context, from, to, since time.Time, fn 
 
 // FirstIngested implements EventStore.
 func (s *CHStore) FirstIngested(ctx context.Context, from time.Time) (time.Time, error) {
+	if err := s.settle(ctx); err != nil {
+		return time.Time{}, fmt.Errorf("read the first ingestion time: %w", err)
+	}
 	q, args := firstIngestedSQL(from)
 	var first uint32
 	var n uint64
@@ -159,10 +172,18 @@ func (s *CHStore) FirstIngested(ctx context.Context, from time.Time) (time.Time,
 }
 
 // RunningInserts implements EventStore: the ids of the queries ClickHouse
-// is running whose ids start with prefix (system.processes).
+// is running whose ids start with prefix (system.processes; of every
+// replica of a cluster's shard).
 func (s *CHStore) RunningInserts(ctx context.Context, prefix string) ([]string, error) {
+	if s.repl != nil && len(s.repl.Replicas) > 0 {
+		return s.runningInsertsReplicated(ctx, prefix)
+	}
+	return runningInserts(ctx, s.conn, prefix)
+}
+
+func runningInserts(ctx context.Context, conn driver.Conn, prefix string) ([]string, error) {
 	q, args := runningQueriesSQL(prefix)
-	rows, err := s.conn.Query(ctx, q, args...)
+	rows, err := conn.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list running inserts: %w", err)
 	}

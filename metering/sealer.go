@@ -123,6 +123,9 @@ func (s *Sealer) SealOnce(ctx context.Context) (SealResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var res SealResult
+	if err := s.store.settle(ctx); err != nil {
+		return res, fmt.Errorf("seal usage: %w", err)
+	}
 	if err := s.store.refreshCatalog(ctx, true); err != nil {
 		return res, err
 	}

@@ -43,14 +43,15 @@ func newRoot() *cobra.Command {
 		Example: `  make bench                      # every benchmark
   postage-bench ingest --help
   postage-bench invoices --customers 50000 --events 30000000
-  postage-bench usage --fill-rows 100000000`,
+  postage-bench usage --fill-rows 100000000
+  postage-bench cluster --customers 2000 --events 1000000`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
-	root.AddCommand(newIngestCmd(), newInvoicesCmd(), newMarginCmd(), newUsageCmd(), newServeCmd())
+	root.AddCommand(newIngestCmd(), newInvoicesCmd(), newMarginCmd(), newUsageCmd(), newClusterCmd(), newServeCmd())
 	return root
 }
 

@@ -52,7 +52,7 @@ months are UTC; ranges are [from, to).`,
 				}
 				return err
 			}
-			rows, err := a.Events.Usage(cmd.Context(), q)
+			rows, err := a.Usage.Usage(cmd.Context(), q)
 			if err != nil {
 				return err
 			}
@@ -94,7 +94,7 @@ months are UTC; ranges are [from, to).`,
 				return err
 			}
 			defer a.Close()
-			rows, err := a.Events.Summary(cmd.Context(), q)
+			rows, err := a.Usage.Summary(cmd.Context(), q)
 			if err != nil {
 				return err
 			}
@@ -130,7 +130,7 @@ merges collapse such rows, after which they no longer show here.`,
 				return err
 			}
 			defer a.Close()
-			keys, err := a.Events.Conflicts(cmd.Context(), month, climit)
+			keys, err := a.Conflicts(cmd.Context(), month, climit)
 			if err != nil {
 				return err
 			}

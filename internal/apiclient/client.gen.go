@@ -499,6 +499,7 @@ const (
 	ProblemCodeOverloaded             ProblemCode = "overloaded"
 	ProblemCodeOverpayment            ProblemCode = "overpayment"
 	ProblemCodeRefundExceedsOwed      ProblemCode = "refund_exceeds_owed"
+	ProblemCodeShardNotOwned          ProblemCode = "shard_not_owned"
 	ProblemCodeTaxRateOverlap         ProblemCode = "tax_rate_overlap"
 	ProblemCodeTooLarge               ProblemCode = "too_large"
 	ProblemCodeUnauthorized           ProblemCode = "unauthorized"
@@ -530,6 +531,8 @@ func (e ProblemCode) Valid() bool {
 	case ProblemCodeOverpayment:
 		return true
 	case ProblemCodeRefundExceedsOwed:
+		return true
+	case ProblemCodeShardNotOwned:
 		return true
 	case ProblemCodeTaxRateOverlap:
 		return true

@@ -34,11 +34,14 @@ var Version = "dev"
 
 // App is a wired postage: connections and the stores built on them.
 type App struct {
-	Config   config.Config
-	Log      *slog.Logger
-	Now      func() time.Time
-	PG       *pgxpool.Pool
-	CH       driver.Conn
+	Config config.Config
+	Log    *slog.Logger
+	Now    func() time.Time
+	PG     *pgxpool.Pool
+	CH     driver.Conn
+	// Cluster is the connection to the ClickHouse cluster ([clickhouse]
+	// cluster; CH is then its DDL connection), nil on one server.
+	Cluster  *db.ClickHouseCluster
 	Registry *prometheus.Registry
 
 	Keys      *auth.Store
@@ -49,11 +52,16 @@ type App struct {
 	KeyCache   *auth.Cached
 	PhoneCache *cache.Phones
 
-	// Metering: the ClickHouse event store (usage queries), the
-	// group-commit ingester writing to it and the sealer of its usage
-	// rollups (run by StartJobs in serving processes).
+	// Metering: the usage reads (Usage), the event pipeline (Ingester)
+	// and, on one server, the ClickHouse event store (Events) and the
+	// sealer of its usage rollups (Sealer, run by StartJobs in serving
+	// processes). On a cluster ([clickhouse] cluster) Events and Sealer
+	// are nil: Usage fans out over the shards' stores, Ingester routes
+	// events to their customer's shard, whose writer (holding the shard's
+	// lease) runs the shard's ingester and sealer (shards.go).
+	Usage        metering.Usage
 	Events       *metering.CHStore
-	Ingester     *metering.Ingester
+	Ingester     Ingest
 	Sealer       *metering.Sealer
 	MeterMetrics *metering.Metrics
 	Pricing      *pgstore.Store
@@ -76,6 +84,9 @@ type App struct {
 	Webhooks    *notify.Service
 	Dispatcher  *notify.Dispatcher
 	Alerts      *notify.Evaluator
+
+	shards    *shardSet // on a cluster
+	conflicts func(ctx context.Context, month time.Time, limit int) ([]metering.Key, error)
 
 	closers []func()
 }
@@ -101,9 +112,6 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("no ClickHouse configured: set [clickhouse] addr or POSTAGE_CLICKHOUSE_ADDR, or start the managed servers with `make run`")
 	}
-	if cfg.ClickHouse.Cluster != "" {
-		return nil, fmt.Errorf("[clickhouse] cluster %q: postage does not serve from a ClickHouse cluster yet (events are not routed to their customer's shard); `postage migrate` creates the cluster's tables (docs/SCALING.md)", cfg.ClickHouse.Cluster)
-	}
 	a := &App{Config: cfg, Log: log, Now: time.Now, Registry: prometheus.NewRegistry()}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pg, err := db.OpenPostgres(ctx, cfg.Postgres.DSN)
@@ -112,16 +120,28 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	}
 	a.PG = pg
 	a.closers = append(a.closers, pg.Close)
-	ch, err := db.OpenClickHouse(ctx, db.ClickHouseOptions{
+	chOpts := db.ClickHouseOptions{
 		Addr: addrs[0], Addrs: addrs[1:], Database: cfg.ClickHouse.Database,
 		Username: cfg.ClickHouse.Username, Password: cfg.ClickHouse.Password,
-	})
-	if err != nil {
-		a.Close()
-		return nil, err
+		Cluster: cfg.ClickHouse.Cluster,
 	}
-	a.CH = ch
-	a.closers = append(a.closers, func() { _ = ch.Close() })
+	if cfg.ClickHouse.Cluster != "" {
+		c, err := db.OpenClickHouseCluster(ctx, chOpts)
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		a.Cluster, a.CH = c, c.DDL
+		a.closers = append(a.closers, func() { _ = c.Close() })
+	} else {
+		ch, err := db.OpenClickHouse(ctx, chOpts)
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		a.CH = ch
+		a.closers = append(a.closers, func() { _ = ch.Close() })
+	}
 	a.Keys = auth.NewStore(pg)
 	a.Customers = billingpg.NewCustomerStore(pg)
 	now := func() time.Time { return a.Now() }
@@ -137,25 +157,29 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	go a.KeyCache.Run(cctx)
 	go a.PhoneCache.Run(cctx)
 	a.closers = append(a.closers, stopCaches)
-	a.Events = metering.NewCHStore(ch)
 	a.MeterMetrics = metering.NewMetrics(a.Registry)
 	// The ingester opens (and locks) its key index only when it starts
 	// serving (Serve) or first ingests: CLI commands that open the app next
-	// to a running server never touch it.
-	a.Ingester = metering.NewIngester(a.Events, metering.IngesterConfig{
-		MaxBatch: cfg.Ingest.FlushSize, MaxDelay: cfg.Ingest.FlushInterval.Duration,
-		QueueEvents: cfg.Ingest.QueueSize, QueueBytes: cfg.Ingest.QueueBytes,
-		IndexDir: IndexDir(cfg), IndexMemory: cfg.Ingest.IndexMemory,
-		IndexOwner: "clickhouse://" + cfg.ClickHouse.Addr + "/" + cfg.ClickHouse.Database,
-		Metrics:    a.MeterMetrics, Log: log, Now: func() time.Time { return a.Now() },
-		// The key index must remember keys longer than the oldest event
-		// accepted, or a re-send of an old event would count again.
-		Lookback: max(metering.DefaultLookback, cfg.Ingest.Horizon.Duration+31*24*time.Hour),
-	})
+	// to a running server never touch it. On a cluster the same holds for
+	// the shards' leases.
+	if a.Cluster != nil {
+		if err := a.openShards(cfg, a.Cluster); err != nil {
+			a.Close()
+			return nil, err
+		}
+	} else {
+		a.Events = metering.NewCHStore(a.CH)
+		a.Usage = a.Events
+		a.conflicts = a.Events.Conflicts
+		icfg := a.ingesterConfig(cfg)
+		icfg.IndexDir = IndexDir(cfg)
+		icfg.IndexOwner = "clickhouse://" + cfg.ClickHouse.Addr + "/" + cfg.ClickHouse.Database
+		a.Ingester = metering.NewIngester(a.Events, icfg)
+		// The seal delay (metering.DefaultSealDelay) exceeds the ingester's
+		// flush timeout (30 s) plus the clock skew allowed between replicas.
+		a.Sealer = metering.NewSealer(a.Events, a.sealerConfig())
+	}
 	a.closers = append(a.closers, a.Ingester.Close)
-	// The seal delay (metering.DefaultSealDelay) exceeds the ingester's
-	// flush timeout (30 s) plus the clock skew allowed between replicas.
-	a.Sealer = metering.NewSealer(a.Events, metering.SealerConfig{Now: func() time.Time { return a.Now() }, Log: log})
 	a.Pricing = pgstore.New(pg)
 	a.Pricing.Now = func() time.Time { return a.Now() }
 	if err := a.openBilling(); err != nil {
@@ -167,6 +191,41 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		return nil, err
 	}
 	return a, nil
+}
+
+// ingesterConfig is the configuration of an ingester (of the server, or of
+// one shard) but for its key index's directory and owner.
+func (a *App) ingesterConfig(cfg config.Config) metering.IngesterConfig {
+	return metering.IngesterConfig{
+		MaxBatch: cfg.Ingest.FlushSize, MaxDelay: cfg.Ingest.FlushInterval.Duration,
+		QueueEvents: cfg.Ingest.QueueSize, QueueBytes: cfg.Ingest.QueueBytes,
+		IndexMemory: cfg.Ingest.IndexMemory,
+		Metrics:     a.MeterMetrics, Log: a.Log, Now: func() time.Time { return a.Now() },
+		// The key index must remember keys longer than the oldest event
+		// accepted, or a re-send of an old event would count again.
+		Lookback: max(metering.DefaultLookback, cfg.Ingest.Horizon.Duration+31*24*time.Hour),
+	}
+}
+
+// sealerConfig is the configuration of the usage rollups' sealers.
+func (a *App) sealerConfig() metering.SealerConfig {
+	return metering.SealerConfig{Now: func() time.Time { return a.Now() }, Log: a.Log}
+}
+
+// SealOnce runs one pass of the usage rollups' sealer (of every shard this
+// process owns on a cluster).
+func (a *App) SealOnce(ctx context.Context) (metering.SealResult, error) {
+	if a.shards != nil {
+		return a.shards.sealOnce(ctx, a.sealerConfig())
+	}
+	return a.Sealer.SealOnce(ctx)
+}
+
+// Conflicts lists up to limit events of the month stored more than once
+// (an audit, empty while the key index's invariant holds), over every
+// shard on a cluster.
+func (a *App) Conflicts(ctx context.Context, month time.Time, limit int) ([]metering.Key, error) {
+	return a.conflicts(ctx, month, limit)
 }
 
 // MigrateCluster brings the schemas of PostgreSQL and of the ClickHouse
@@ -208,7 +267,11 @@ func IndexDir(cfg config.Config) string {
 
 // Migrate brings both databases' schemas up to date.
 func (a *App) Migrate(ctx context.Context) error {
-	if err := db.Migrate(ctx, a.PG, a.CH, a.Config.ClickHouse.Database); err != nil {
+	if a.Cluster != nil {
+		if err := db.MigrateCluster(ctx, a.PG, a.Cluster); err != nil {
+			return err
+		}
+	} else if err := db.Migrate(ctx, a.PG, a.CH, a.Config.ClickHouse.Database); err != nil {
 		return err
 	}
 	// Invoices finalized before finalization froze them are frozen once,
@@ -242,7 +305,7 @@ func (a *App) Server() *httpapi.Server {
 				MaxBatchLen: a.Config.Ingest.MaxBatch, BillableStatus: a.Config.WhatsApp.BillableStatus,
 			},
 			Ingester: a.Ingester,
-			Usage:    a.Events,
+			Usage:    a.Usage,
 			Phones:   a.PhoneCache,
 			Metrics:  a.MeterMetrics,
 		},

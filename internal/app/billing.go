@@ -28,7 +28,7 @@ func (a *App) openBilling() error {
 	recv.Now = now
 	a.Receivables = recv
 	a.Billing = &billing.Runner{
-		Invoices: inv, Customers: a.Customers, Usage: billing.FromMeter(a.Events), Pricing: a.Pricing,
+		Invoices: inv, Customers: a.Customers, Usage: billing.FromMeter(a.Usage), Pricing: a.Pricing,
 		Locks: billingpg.Locker{DB: a.PG}, Render: reports.InvoiceDocuments{}, Issuer: a.Issuer(),
 		Taxes: a.Taxes, TaxNotes: billing.TaxNotes{ReverseCharge: a.Config.Billing.ReverseChargeNote, Exempt: a.Config.Billing.ExemptNote},
 		PaymentTermsDays: a.Config.Billing.PaymentTermsDays,

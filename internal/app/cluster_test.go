@@ -11,9 +11,8 @@ import (
 	"postage/internal/testenv"
 )
 
-// A configured cluster is migrated (postage migrate) and refused by Open
-// (serve and the other commands) until reads and writes are routed to the
-// customer's shard.
+// A configured cluster is migrated (postage migrate) and opened by Open
+// (serve and the other commands) on the shards' connections.
 func TestClusterConfig(t *testing.T) {
 	ctx := context.Background()
 	env := testenv.NewCluster(t)
@@ -40,8 +39,12 @@ func TestClusterConfig(t *testing.T) {
 	if !strings.HasPrefix(engine, "Replicated") {
 		t.Errorf("events on shard 2 replica 2: %s, want a Replicated engine", engine)
 	}
-	_, err := Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err == nil || !strings.Contains(err.Error(), "does not serve from a ClickHouse cluster yet") {
-		t.Errorf("Open on a cluster: %v, want a clear refusal", err)
+	a, err := Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("Open on a cluster: %v", err)
+	}
+	defer a.Close()
+	if a.Cluster == nil || a.Events != nil || a.Sealer != nil || len(a.shards.writers) != 2 {
+		t.Errorf("Open on a cluster: cluster %v, events %v, sealer %v, shards %+v; want the shards' writers", a.Cluster, a.Events, a.Sealer, a.shards)
 	}
 }

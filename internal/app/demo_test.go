@@ -16,7 +16,13 @@ import (
 	"postage/reports"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(serveChildEnv) != "" {
+		serveChild()
+		return
+	}
+	testenv.Main(m)
+}
 
 func openTestApp(t *testing.T) *App {
 	t.Helper()

@@ -28,6 +28,10 @@ func (a *App) StartJobs(ctx context.Context) (stop func(), err error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		if a.shards != nil {
+			a.shards.sealAll(sctx, a.sealerConfig())
+			return
+		}
 		a.Sealer.Run(sctx)
 	}()
 	return func() {

@@ -19,7 +19,7 @@ func (a *App) Reconcile() *reconcile.Service {
 		pct = reconcile.DefaultTolerancePercent // config.Validate refused a bad value already
 	}
 	return &reconcile.Service{
-		Store: reconcilepg.New(a.PG), Usage: a.Events, Customers: a.Customers, Cards: a.Pricing,
+		Store: reconcilepg.New(a.PG), Usage: a.Usage, Customers: a.Customers, Cards: a.Pricing,
 		TolerancePercent: pct, Hold: a.Config.Reconcile.HoldFinalization,
 		Now: func() time.Time { return a.Now() },
 	}

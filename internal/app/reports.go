@@ -16,8 +16,8 @@ import (
 // bulk: pgstore implements reports.BulkCards), customers from billing.
 func (a *App) Reports() *reports.Service {
 	return &reports.Service{
-		Usage:     billing.FromMeter(a.Events),
-		Series:    SeriesFromMeter(a.Events),
+		Usage:     billing.FromMeter(a.Usage),
+		Series:    SeriesFromMeter(a.Usage),
 		Cards:     a.Pricing,
 		Customers: a.Customers,
 		Now:       func() time.Time { return a.Now() },

@@ -47,6 +47,42 @@ func Open(t testing.TB, tweak func(*config.Config)) *app.App {
 	return a
 }
 
+// ClusterConfig returns the default configuration pointed at env's
+// PostgreSQL database and ClickHouse cluster (testenv.NewCluster): every
+// server as an address, the cluster's ZooKeeper for the shards' leases.
+func ClusterConfig(env *testenv.Env) config.Config {
+	cfg := config.Default()
+	cfg.Postgres.DSN = env.PGDSN
+	addrs := env.Cluster.Addrs()
+	cfg.ClickHouse.Addr, cfg.ClickHouse.Addrs = addrs[0], addrs[1:]
+	cfg.ClickHouse.Database = env.CHDatabase
+	cfg.ClickHouse.Cluster = env.CHCluster.Topology.Cluster
+	cfg.ClickHouse.ZooKeeper = []string{env.Cluster.ZooKeeperAddr()}
+	return cfg
+}
+
+// OpenCluster is Open on a ClickHouse cluster (testenv.NewCluster); it
+// returns the environment too, for the tests' looks at single servers.
+func OpenCluster(t testing.TB, tweak func(*config.Config)) (*app.App, *testenv.Env) {
+	t.Helper()
+	env := testenv.NewCluster(t)
+	cfg := ClusterConfig(env)
+	cfg.Ingest.IndexDir = t.TempDir()
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	ctx := context.Background()
+	a, err := app.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	if err := a.Seed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return a, env
+}
+
 // Keys creates one API key per role and returns their tokens; the customer
 // key is bound to customerID (which must exist), or left out when it is "".
 func Keys(t testing.TB, a *app.App, customerID string) map[auth.Role]string {

@@ -218,7 +218,7 @@ func Default() Config {
 		},
 		ClickHouse: ClickHouse{
 			Addrs: []string{}, Database: "postage", Username: "default",
-			InsertQuorumTimeout: Duration{30 * time.Second},
+			InsertQuorumTimeout: Duration{10 * time.Second},
 			ZooKeeper:           []string{}, ZooKeeperSessionTimeout: Duration{10 * time.Second},
 		},
 		Dev: Dev{DataDir: "data", Demo: true},
@@ -416,6 +416,8 @@ func (c ClickHouse) validate() []error {
 	}
 	if c.InsertQuorumTimeout.Duration <= 0 {
 		errs = append(errs, errors.New("clickhouse.insert_quorum_timeout must be positive"))
+	} else if c.InsertQuorumTimeout.Duration >= 30*time.Second {
+		errs = append(errs, errors.New("clickhouse.insert_quorum_timeout must be shorter than 30s, the ingester's bound on one flush: ClickHouse must answer a quorum it cannot reach before the ingester gives the insert up"))
 	}
 	if c.ZooKeeperSessionTimeout.Duration < 2*time.Second {
 		errs = append(errs, errors.New("clickhouse.zookeeper_session_timeout must be at least 2s"))

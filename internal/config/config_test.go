@@ -111,6 +111,7 @@ func TestClusterSettings(t *testing.T) {
 		{"negative quorum", "[clickhouse]\ncluster = \"prod\"\naddr = \"ch1:9000\"\nzookeeper = [\"zk1:2181\"]\ninsert_quorum = -1\n", nil, "insert_quorum must not be negative"},
 		{"quorum without a cluster", "[clickhouse]\ninsert_quorum = 2\n", nil, "insert_quorum needs clickhouse.cluster"},
 		{"zero timeout", "[clickhouse]\ncluster = \"prod\"\naddr = \"ch1:9000\"\nzookeeper = [\"zk1:2181\"]\ninsert_quorum_timeout = \"0s\"\n", nil, "insert_quorum_timeout must be positive"},
+		{"timeout past a flush's", "[clickhouse]\ncluster = \"prod\"\naddr = \"ch1:9000\"\nzookeeper = [\"zk1:2181\"]\ninsert_quorum_timeout = \"30s\"\n", nil, "insert_quorum_timeout must be shorter than 30s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

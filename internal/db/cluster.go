@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/go-faster/city"
 )
@@ -179,6 +180,37 @@ func OpenClickHouseCluster(ctx context.Context, opts ClickHouseOptions) (*ClickH
 		c.Shards = append(c.Shards, conn)
 	}
 	return c, nil
+}
+
+// OpenShard opens another connection to shard i (an index of
+// Topology.Shards), failing over among its replicas in order as Shards[i]
+// does, that sends settings with every query (for example the quorum of
+// the shard's writer: Quorum.Settings). The caller closes it.
+func (c *ClickHouseCluster) OpenShard(i int, settings clickhouse.Settings) (driver.Conn, error) {
+	s := c.Topology.Shards[i]
+	o := c.opts
+	o.Addr, o.Addrs, o.Settings = s.Replicas[0], s.Replicas[1:], settings
+	return openClickHouse(o)
+}
+
+// OpenReplicas opens one connection to each replica of shard i, in
+// replica order, for what must be asked of every server (the queries each
+// runs: system.processes). The caller closes them.
+func (c *ClickHouseCluster) OpenReplicas(i int) ([]driver.Conn, error) {
+	var out []driver.Conn
+	for _, addr := range c.Topology.Shards[i].Replicas {
+		o := c.opts
+		o.Addr, o.Addrs, o.MaxOpenConns = addr, nil, 2
+		conn, err := openClickHouse(o)
+		if err != nil {
+			for _, c := range out {
+				c.Close()
+			}
+			return nil, err
+		}
+		out = append(out, conn)
+	}
+	return out, nil
 }
 
 // Close closes every connection.

@@ -61,6 +61,9 @@ type ClickHouseOptions struct {
 	// WriteTimeout bounds a write the driver makes without a deadline of
 	// its own; 0 means DefaultClickHouseWriteTimeout.
 	WriteTimeout time.Duration
+	// Settings are sent with every query of the connection (a query's own
+	// settings override them), e.g. a quorum's (Quorum.Settings).
+	Settings clickhouse.Settings
 }
 
 // OpenClickHouse connects to ClickHouse over the native protocol, without
@@ -120,6 +123,7 @@ func openClickHouse(opts ClickHouseOptions) (driver.Conn, error) {
 		},
 		Compression:  &clickhouse.Compression{Method: clickhouse.CompressionNone},
 		MaxOpenConns: opts.MaxOpenConns,
+		Settings:     opts.Settings,
 		DialTimeout:  dialTimeout,
 		DialContext:  dialBoundedWrites(cmp.Or(opts.WriteTimeout, DefaultClickHouseWriteTimeout), dialTimeout),
 	})

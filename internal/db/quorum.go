@@ -32,7 +32,7 @@ type Quorum struct {
 
 // DefaultQuorumTimeout is the insert_quorum_timeout of a Quorum that names
 // none.
-const DefaultQuorumTimeout = 30 * time.Second
+const DefaultQuorumTimeout = 10 * time.Second
 
 // Settings returns q's query settings (nil without a quorum), for callers
 // that set other settings too: clickhouse.WithSettings replaces the
