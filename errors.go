@@ -23,6 +23,7 @@ const (
 	ETOOLARGE     = "too_large"              // body or batch over its limit
 	EUNSUPPORTED  = "unsupported_media_type" // wrong Content-Type
 	EINTERNAL     = "internal"               // a bug or unexpected failure; details are logged, never shown
+	ERENDERER     = "renderer_unavailable"   // PDF documents cannot be drawn (no browser, or it failed); JSON and CSV still can
 
 	// Finance refusals: specific conflicts of payments, credit notes and
 	// tax rates (HTTP 409), so clients can tell them apart.

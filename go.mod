@@ -11,7 +11,6 @@ require (
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/gin-gonic/gin v1.12.0
 	github.com/go-faster/city v1.0.1
-	github.com/go-pdf/fpdf v0.9.0
 	github.com/go-zookeeper/zk v1.0.4
 	github.com/goccy/go-json v0.10.5
 	github.com/gofrs/flock v0.13.2

@@ -174,7 +174,7 @@ func (a *Accounts) CreditNoteDocument(ctx context.Context, cn CreditNote, f Form
 	if b, ok, err := a.Store.CreditNoteDocument(ctx, cn.ID, f, cn.Void()); err != nil || ok {
 		return b, err
 	}
-	b, err := a.Render.RenderCreditNote(cn, f)
+	b, err := a.Render.RenderCreditNote(ctx, cn, f)
 	if err != nil {
 		return nil, err
 	}

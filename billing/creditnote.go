@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -388,7 +389,7 @@ func checkVoidCreditNote(r Receivable, cn CreditNote) error {
 // CreditNoteRenderer draws credit note documents (reports.InvoiceDocuments),
 // from the credit note alone.
 type CreditNoteRenderer interface {
-	RenderCreditNote(cn CreditNote, f Format) ([]byte, error)
+	RenderCreditNote(ctx context.Context, cn CreditNote, f Format) ([]byte, error)
 }
 
 // DefaultCreditNoteNumberFormat is the pattern of credit note numbers when

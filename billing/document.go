@@ -1,16 +1,25 @@
 package billing
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 )
 
-// Issuer is who invoices are from (billing.issuer_name and issuer_address
-// in the configuration). A finalized invoice keeps the issuer of the day
-// it was finalized.
+// Issuer is who invoices are from (billing.issuer_name, issuer_address,
+// issuer_tax_id and issuer_bank_details in the configuration). A finalized
+// invoice, and a credit note, keeps the issuer of the day it was issued.
 type Issuer struct {
-	Name    string `json:"name"`
+	// Name is the issuer's legal name.
+	Name string `json:"name"`
+	// Address is its registered address (one line, commas between its
+	// parts, or several lines).
 	Address string `json:"address,omitempty"`
+	// TaxID is its VAT or tax registration number.
+	TaxID string `json:"tax_id,omitempty"`
+	// BankDetails say where to pay: bank, IBAN or account, SWIFT/BIC, one
+	// per line.
+	BankDetails string `json:"bank_details,omitempty"`
 }
 
 // IsZero reports whether no issuer is set.
@@ -26,9 +35,10 @@ const (
 )
 
 // Renderer draws invoice documents (reports.InvoiceDocuments). It renders
-// only from the invoice it is given, issuer included.
+// only from the invoice it is given, issuer included. A PDF that cannot
+// be drawn now (no browser) is postage.ERENDERER.
 type Renderer interface {
-	RenderInvoice(inv Invoice, f Format) ([]byte, error)
+	RenderInvoice(ctx context.Context, inv Invoice, f Format) ([]byte, error)
 }
 
 // plainInvoice is Invoice without its MarshalJSON.

@@ -13,7 +13,6 @@ import (
 
 	"postage/billing"
 	"postage/notify"
-	"postage/reports"
 )
 
 // brokenOutbox fails every event, as an outbox whose table cannot be
@@ -322,11 +321,11 @@ func TestPaymentsAndCreditNotesNeverTouchTheInvoice(t *testing.T) {
 	}
 	docsB := f.docs(b)
 	wantJSON, _ := json.Marshal(frozenB)
-	wantCSV, err := reports.InvoiceDocuments{}.RenderInvoice(frozenB, billing.FormatCSV)
+	wantCSV, err := testDocs.RenderInvoice(ctx, frozenB, billing.FormatCSV)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantPDF, err := reports.InvoiceDocuments{}.RenderInvoice(frozenB, billing.FormatPDF)
+	wantPDF, err := testDocs.RenderInvoice(ctx, frozenB, billing.FormatPDF)
 	if err != nil {
 		t.Fatal(err)
 	}

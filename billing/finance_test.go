@@ -56,7 +56,7 @@ func newFinance(t *testing.T, customers ...billing.Customer) *finance {
 	f.store.Notify = outbox
 	f.runner.Taxes = taxes
 	return &finance{fixture: f, customers: cs, taxes: taxes, recv: recv,
-		accounts: &billing.Accounts{Store: recv, Render: reports.InvoiceDocuments{}, Issuer: testIssuer, Now: f.clock.Now}}
+		accounts: &billing.Accounts{Store: recv, Render: testDocs, Issuer: testIssuer, Now: f.clock.Now}}
 }
 
 func (f *finance) rate(jurisdiction, name, rate, from, to string) billing.TaxRate {
@@ -593,9 +593,10 @@ func TestCreditNotes(t *testing.T) {
 	if err != nil || !bytes.Equal(pdf1, pdf2) {
 		t.Fatalf("stored PDF redrawn: %v", err)
 	}
-	f.accounts.Render = reports.InvoiceDocuments{}
+	f.accounts.Render = testDocs
 	text := pdfText(t, pdf1)
-	for _, s := range []string{"CREDIT NOTE", "CN-2026-000001", inv.Number, "messages sent twice by our fault", "200", "2.50", "VAT 19% (DE) on 2.50", "2.98", "DE1"} {
+	for _, s := range []string{"CREDIT NOTE", "CN-2026-000001", inv.Number, "messages sent twice by our fault", "200", "2.50", "VAT 19% (DE) on 2.50", "2.98", "DE1",
+		"Postage Test Ltd.", "Tax id GB123456789", "Bank details", "SWIFT BUKBGB22"} {
 		if !strings.Contains(text, s) {
 			t.Errorf("PDF lacks %q:\n%s", s, text)
 		}
@@ -633,7 +634,7 @@ func TestCreditNotes(t *testing.T) {
 // not change with it.
 type restyledCredit struct{}
 
-func (restyledCredit) RenderCreditNote(cn billing.CreditNote, f billing.Format) ([]byte, error) {
+func (restyledCredit) RenderCreditNote(_ context.Context, cn billing.CreditNote, f billing.Format) ([]byte, error) {
 	return []byte("RESTYLED " + cn.Number), nil
 }
 

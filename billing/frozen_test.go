@@ -13,7 +13,6 @@ import (
 	"postage"
 	"postage/billing"
 	"postage/pricing"
-	"postage/reports"
 )
 
 // invoiceDocs are the three forms of an invoice, as served.
@@ -61,9 +60,9 @@ func pdfText(t *testing.T, pdf []byte) string {
 // stand-in for a release that restyles invoices.
 type restyled struct{}
 
-func (restyled) RenderInvoice(inv billing.Invoice, f billing.Format) ([]byte, error) {
+func (restyled) RenderInvoice(ctx context.Context, inv billing.Invoice, f billing.Format) ([]byte, error) {
 	inv.Customer.Name = "RESTYLED " + inv.Customer.Name
-	return reports.InvoiceDocuments{}.RenderInvoice(inv, f)
+	return testDocs.RenderInvoice(ctx, inv, f)
 }
 
 // A finalized invoice never changes: its JSON, CSV and PDF stay byte for
@@ -94,15 +93,17 @@ func TestFinalizedInvoiceNeverChanges(t *testing.T) {
 			t.Errorf("finalized JSON lacks %q:\n%s", want, before.json)
 		}
 	}
-	if !strings.Contains(before.pdfText, "Postage Test Ltd.") || !strings.Contains(before.pdfText, fin.Number) {
-		t.Fatalf("PDF text:\n%s", before.pdfText)
+	for _, want := range []string{"Postage Test Ltd.", fin.Number, "Tax id GB123456789", "IBAN GB33 BUKB 2020 1555 5555 55", "SWIFT BUKBGB22"} {
+		if !strings.Contains(before.pdfText, want) {
+			t.Fatalf("PDF text lacks %q:\n%s", want, before.pdfText)
+		}
 	}
 
 	// A release words lines differently, the issuer moves, documents are
 	// drawn in a new style.
 	restore := billing.SetDescriber(func(l billing.Line) string { return "NEW WORDING " + billing.DescribeLine(l) })
 	defer restore()
-	f.runner.Issuer = billing.Issuer{Name: "Renamed Holdings plc", Address: "2 Other Road, Elsewhere"}
+	f.runner.Issuer = billing.Issuer{Name: "Renamed Holdings plc", Address: "2 Other Road, Elsewhere", TaxID: "GB999999973", BankDetails: "Other Bank\nIBAN GB94 BARC 1020 1530 0934 59"}
 	f.runner.Render = restyled{}
 
 	after := f.docs(fin.ID)
@@ -125,7 +126,7 @@ func TestFinalizedInvoiceNeverChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	redrawn, err := reports.InvoiceDocuments{}.RenderInvoice(again, billing.FormatPDF)
+	redrawn, err := testDocs.RenderInvoice(ctx, again, billing.FormatPDF)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,8 @@ func TestFinalizedInvoiceNeverChanges(t *testing.T) {
 	if bytes.Equal(draftAfter.json, draftBefore.json) || !strings.Contains(string(draftAfter.json), "NEW WORDING") {
 		t.Errorf("the draft did not take the new wording:\n%s", draftAfter.json)
 	}
-	if !strings.Contains(draftAfter.pdfText, "Renamed Holdings plc") || !strings.Contains(draftAfter.pdfText, "RESTYLED") {
+	if !strings.Contains(draftAfter.pdfText, "Renamed Holdings plc") || !strings.Contains(draftAfter.pdfText, "RESTYLED") ||
+		!strings.Contains(draftAfter.pdfText, "GB999999973") || !strings.Contains(draftAfter.pdfText, "IBAN GB94 BARC") {
 		t.Errorf("the draft's PDF did not take the new issuer and style:\n%s", draftAfter.pdfText)
 	}
 
@@ -157,7 +159,7 @@ func TestFinalizedInvoiceNeverChanges(t *testing.T) {
 		t.Errorf("void documents:\n%s\n%s", v1.json, v1.pdfText)
 	}
 	restore()
-	f.runner.Render = reports.InvoiceDocuments{}
+	f.runner.Render = testDocs
 	v2 := f.docs(fin.ID)
 	if !bytes.Equal(v1.json, v2.json) || !bytes.Equal(v1.csv, v2.csv) || !bytes.Equal(v1.pdf, v2.pdf) {
 		t.Error("a void invoice's documents changed")

@@ -211,7 +211,7 @@ func (r *Runner) Document(ctx context.Context, inv Invoice, f Format) ([]byte, e
 		if inv.Issuer.IsZero() {
 			inv.Issuer = r.Issuer
 		}
-		return r.Render.RenderInvoice(inv, f)
+		return r.Render.RenderInvoice(ctx, inv, f)
 	}
 	if b, ok, err := r.Invoices.Document(ctx, inv.ID, inv.Status, f); err != nil || ok {
 		return b, err
@@ -219,7 +219,7 @@ func (r *Runner) Document(ctx context.Context, inv Invoice, f Format) ([]byte, e
 	if inv.Issuer.IsZero() {
 		inv.Issuer = r.Issuer // finalized before invoices were frozen: the issuer of today, kept from now on
 	}
-	b, err := r.Render.RenderInvoice(inv, f)
+	b, err := r.Render.RenderInvoice(ctx, inv, f)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"postage"
 	"postage/billing"
 	billingpg "postage/billing/pgstore"
+	"postage/internal/pdfrender"
 	"postage/internal/testenv"
 	"postage/metering"
 	"postage/pricing"
@@ -25,7 +26,13 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-var testIssuer = billing.Issuer{Name: "Postage Test Ltd.", Address: "1 Test Street, Testville"}
+var testIssuer = billing.Issuer{Name: "Postage Test Ltd.", Address: "1 Test Street, Testville", TaxID: "GB123456789",
+	BankDetails: "Test Bank plc\nIBAN GB33 BUKB 2020 1555 5555 55\nSWIFT BUKBGB22"}
+
+// testDocs draws the tests' documents: PDFs printed by one headless
+// Chromium for the whole test binary (closed when idle; the kernel ends it
+// with the binary).
+var testDocs = reports.InvoiceDocuments{PDF: pdfrender.New(pdfrender.Options{})}
 
 // clock is an injected, settable clock.
 type clock struct {
@@ -96,7 +103,7 @@ func newFixture(t *testing.T, customers ...string) *fixture {
 	}
 	p.Now = clk.Now
 	f.runner = &billing.Runner{Invoices: store, Customers: cs, Usage: billing.FromMeter(metering.NewCHStore(env.CH)), Pricing: p,
-		Locks: billingpg.Locker{DB: env.PG}, Render: reports.InvoiceDocuments{}, Issuer: testIssuer, Now: clk.Now, Grace: 72 * time.Hour}
+		Locks: billingpg.Locker{DB: env.PG}, Render: testDocs, Issuer: testIssuer, Now: clk.Now, Grace: 72 * time.Hour}
 	return f
 }
 

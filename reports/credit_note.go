@@ -2,13 +2,11 @@ package reports
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
-
-	"github.com/go-pdf/fpdf"
 
 	"postage/billing"
 )
@@ -16,22 +14,24 @@ import (
 var _ billing.CreditNoteRenderer = InvoiceDocuments{}
 
 // RenderCreditNote implements billing.CreditNoteRenderer: CSV with
-// CreditNoteCSV, PDF with CreditNotePDF.
-func (InvoiceDocuments) RenderCreditNote(cn billing.CreditNote, f billing.Format) ([]byte, error) {
-	var buf bytes.Buffer
-	var err error
+// CreditNoteCSV, PDF from the documents' template.
+func (d InvoiceDocuments) RenderCreditNote(ctx context.Context, cn billing.CreditNote, f billing.Format) ([]byte, error) {
 	switch f {
 	case billing.FormatCSV:
-		err = CreditNoteCSV(&buf, []billing.CreditNote{cn})
+		var buf bytes.Buffer
+		if err := CreditNoteCSV(&buf, []billing.CreditNote{cn}); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
 	case billing.FormatPDF:
-		err = CreditNotePDF(&buf, cn)
-	default:
-		err = fmt.Errorf("credit note document format %q", f)
+		return printPDF(ctx, d.PDF, creditNotePage(cn), cn.IssuedAt)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return nil, fmt.Errorf("credit note document format %q", f)
+}
+
+// CreditNoteHTML writes the HTML a credit note's PDF is printed from.
+func CreditNoteHTML(w io.Writer, cn billing.CreditNote) error {
+	return drawHTML(w, creditNotePage(cn))
 }
 
 // CreditNoteCSVHeader are the columns of credit note CSV files: one row per
@@ -71,102 +71,37 @@ func CreditNoteCSV(w io.Writer, cns []billing.CreditNote) error {
 	return t.WriteCSV(w)
 }
 
-// CreditNotePDF writes a credit note as an A4 page like an invoice's:
-// issuer, the customer, the credit note's number and date, the invoice it
-// credits, the reason, the credited lines, the credited taxes and the
-// total. Everything comes from the frozen credit note; its dates are its
-// own, so the same credit note draws the same bytes. Text uses Helvetica
-// (Windows-1252), as invoices do.
-func CreditNotePDF(w io.Writer, cn billing.CreditNote) error {
-	pdf := fpdf.New("P", "mm", "A4", "")
-	pdf.SetCreationDate(cn.IssuedAt)
-	pdf.SetModificationDate(cn.IssuedAt)
-	pdf.SetCatalogSort(true)
-	tr := pdf.UnicodeTranslatorFromDescriptor("")
+// creditNotePage lays out a credit note as an A4 page like an invoice's:
+// the issuer (name, address, tax id, bank details), the customer, the
+// credit note's number and date, the invoice it credits, the reason, the
+// credited lines, the credited taxes and the total. Everything comes from
+// the frozen credit note; its date is its own, so the same credit note
+// draws the same bytes.
+func creditNotePage(cn billing.CreditNote) page {
 	title := creditNoteTitle(cn)
-	pdf.SetTitle(title, true)
-	pdf.SetAuthor(cn.Issuer.Name, true)
-	pdf.SetCreator("postage", true)
-	pdf.SetMargins(18, 18, 18)
-	pdf.SetAutoPageBreak(true, 20)
-	pdf.AliasNbPages("{nb}")
-	pdf.SetFooterFunc(func() {
-		pdf.SetY(-14)
-		pdf.SetFont("Helvetica", "", 8)
-		pdf.SetTextColor(110, 110, 110)
-		pdf.CellFormat(0, 5, tr(fmt.Sprintf("%s  ·  %s  ·  page %d of {nb}", cn.Issuer.Name, title, pdf.PageNo())), "", 0, "C", false, 0, "")
-		pdf.SetTextColor(0, 0, 0)
-	})
-	pdf.AddPage()
-	width, _ := pdf.GetPageSize()
-	left, _, right, _ := pdf.GetMargins()
-	content := width - left - right
-
-	pdf.SetFont("Helvetica", "B", 16)
-	pdf.CellFormat(content/2, 8, tr(cn.Issuer.Name), "", 0, "L", false, 0, "")
-	pdf.SetFont("Helvetica", "B", 20)
 	heading := "CREDIT NOTE"
 	if cn.Void() {
 		heading = "VOID CREDIT NOTE"
 	}
-	pdf.CellFormat(content/2, 8, heading, "", 1, "R", false, 0, "")
-	pdf.SetFont("Helvetica", "", 9)
-	for _, l := range strings.Split(cn.Issuer.Address, ",") {
-		pdf.CellFormat(content, 4.5, tr(strings.TrimSpace(l)), "", 1, "L", false, 0, "")
+	footer := title
+	if cn.Issuer.Name != "" {
+		footer = cn.Issuer.Name + "  ·  " + title
 	}
-	pdf.Ln(6)
-
-	y := pdf.GetY()
-	pdf.SetFont("Helvetica", "B", 9)
-	pdf.CellFormat(content/2, 5, "Credit to", "", 1, "L", false, 0, "")
-	pdf.SetFont("Helvetica", "", 10)
-	for _, l := range customerLines(cn.Customer) {
-		pdf.CellFormat(content/2, 5, tr(l), "", 1, "L", false, 0, "")
+	p := page{
+		Title: title, Footer: footer, Heading: heading, Issuer: issuerOf(cn.Issuer),
+		PartyLabel: "Credit to", Party: customerLines(cn.Customer),
+		Facts: []fact{
+			{"Credit note number", cn.Number},
+			{"Issued", cn.IssueDate.Time().Format("2 January 2006")},
+			{"Credits invoice", cn.InvoiceNumber},
+			{"Invoice period", cn.Period.String()},
+			{"Currency", cn.Currency},
+		},
+		Reason: cn.Reason, BankLabel: "Bank details", Bank: bankLines(cn.Issuer.BankDetails), LegalNote: cn.TaxNote,
 	}
-	yLeft := pdf.GetY()
-	facts := [][2]string{
-		{"Credit note number", cn.Number},
-		{"Issued", cn.IssueDate.Time().Format("2 January 2006")},
-		{"Credits invoice", cn.InvoiceNumber},
-		{"Invoice period", cn.Period.String()},
-		{"Currency", cn.Currency},
-	}
-	pdf.SetY(y)
-	for _, f := range facts {
-		pdf.SetX(left + content/2)
-		pdf.SetFont("Helvetica", "B", 9)
-		pdf.CellFormat(content/5, 5, f[0], "", 0, "L", false, 0, "")
-		pdf.SetFont("Helvetica", "", 9)
-		pdf.CellFormat(content/2-content/5, 5, tr(f[1]), "", 1, "R", false, 0, "")
-	}
-	pdf.SetY(max(yLeft, pdf.GetY()) + 4)
-
-	pdf.SetFont("Helvetica", "B", 9)
-	pdf.CellFormat(content, 5, "Reason", "", 1, "L", false, 0, "")
-	pdf.SetFont("Helvetica", "", 9.5)
-	pdf.MultiCell(content, 5, tr(cn.Reason), "", "L", false)
-	pdf.Ln(3)
-
-	cols := []float64{content * 0.10, content * 0.56, content * 0.16, content * 0.18}
-	header := func() {
-		pdf.SetFont("Helvetica", "B", 9)
-		pdf.SetFillColor(235, 238, 243)
-		for i, h := range []string{"Line", "Description", "Quantity", "Amount " + cn.Currency} {
-			align := "L"
-			if i >= 2 {
-				align = "R"
-			}
-			pdf.CellFormat(cols[i], 7, h, "B", 0, align, true, 0, "")
-		}
-		pdf.Ln(-1)
-	}
-	sectionTitle(pdf, "Credited")
-	header()
+	cols := []column{{Label: "Line", Width: "10%"}, {Label: "Description"}, {Label: "Quantity", Num: true}, {Label: "Amount " + cn.Currency, Num: true}}
+	t := table{Title: "Credited", Columns: cols}
 	for _, l := range cn.Lines {
-		if pdf.GetY() > 270 {
-			pdf.AddPage()
-			header()
-		}
 		line, qty := "", ""
 		if l.InvoiceLine > 0 {
 			line = strconv.Itoa(l.InvoiceLine)
@@ -174,46 +109,23 @@ func CreditNotePDF(w io.Writer, cn billing.CreditNote) error {
 		if l.Quantity > 0 {
 			qty = groupThousands(l.Quantity)
 		}
-		pdf.SetFont("Helvetica", "", 9.5)
-		for i, c := range []string{line, l.Description, qty, l.Amount.String()} {
-			align := "L"
-			if i >= 2 {
-				align = "R"
-			}
-			pdf.CellFormat(cols[i], 5.5, tr(c), "", 0, align, false, 0, "")
+		r := newRow("", cols, line, l.Description, qty, money(l.Amount))
+		if line == "" { // keep the columns: an amount not tied to a line has no number
+			r = row{Cells: []cell{{Span: 1}, {Text: l.Description, Span: 1}, {Text: qty, Span: 1, Num: true}, {Text: money(l.Amount), Span: 1, Num: true}}}
 		}
-		pdf.Ln(-1)
+		t.Groups = append(t.Groups, []row{r})
 	}
-
-	pdf.Ln(4)
-	totals := [][2]string{{"Subtotal", cn.Subtotal.String()}}
+	p.Tables = []table{t}
+	p.Totals = []total{{Label: "Subtotal", Amount: money(cn.Subtotal)}}
 	for _, tl := range cn.TaxLines {
-		totals = append(totals, [2]string{taxLineText(tl), tl.Tax.String()})
+		p.Totals = append(p.Totals, total{Label: taxLineText(tl), Amount: money(tl.Tax)})
 	}
-	totals = append(totals, [2]string{"Total credited " + cn.Currency, cn.Total.String()})
-	for i, t := range totals {
-		style, border := "", ""
-		if i == len(totals)-1 {
-			style, border = "B", "T"
-		}
-		pdf.SetX(left + content*0.40)
-		pdf.SetFont("Helvetica", style, 10.5)
-		pdf.CellFormat(content*0.42, 7, tr(t[0]), border, 0, "L", false, 0, "")
-		pdf.CellFormat(content*0.18, 7, t[1], border, 1, "R", false, 0, "")
+	p.Totals = append(p.Totals, total{Label: "Total credited " + cn.Currency, Amount: money(cn.Total), Grand: true})
+	if cn.Void() {
+		p.Banner = fmt.Sprintf("This credit note is VOID: %s", cn.VoidReason)
 	}
-	pdf.Ln(6)
-	pdf.SetFont("Helvetica", "", 8.5)
-	if cn.TaxNote != "" {
-		pdf.MultiCell(content, 4.5, tr(cn.TaxNote), "", "L", false)
-	}
-	pdf.MultiCell(content, 4.5, tr(creditNoteEffect(cn)), "", "L", false)
-	if err := pdf.Error(); err != nil {
-		return fmt.Errorf("credit note pdf: %w", err)
-	}
-	if err := pdf.Output(w); err != nil {
-		return fmt.Errorf("credit note pdf: %w", err)
-	}
-	return nil
+	p.Notes = []string{creditNoteEffect(cn)}
+	return p
 }
 
 // creditNoteTitle is a credit note's title: "Credit note CN-…", or
@@ -232,7 +144,7 @@ func creditNoteEffect(cn billing.CreditNote) string {
 		return fmt.Sprintf("This credit note is VOID since %s: %s. It no longer reduces what invoice %s asks for.",
 			cn.VoidedAt.UTC().Format("2 January 2006"), cn.VoidReason, cn.InvoiceNumber)
 	}
-	return fmt.Sprintf("This credit note reduces what invoice %s asks for by %s %s.", cn.InvoiceNumber, cn.Total, cn.Currency)
+	return fmt.Sprintf("This credit note reduces what invoice %s asks for by %s %s.", cn.InvoiceNumber, money(cn.Total), cn.Currency)
 }
 
 // AgingCSVHeader are the columns of the aging report's CSV: one row per

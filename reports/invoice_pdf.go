@@ -2,88 +2,74 @@ package reports
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
-	"github.com/go-pdf/fpdf"
+	"github.com/shopspring/decimal"
 
 	"postage/billing"
+	"postage/pricing"
 )
 
-// InvoiceDocuments draws invoice documents for billing (it is the
-// billing.Renderer): CSV with InvoiceCSV, PDF with InvoicePDF.
-type InvoiceDocuments struct{}
+// InvoiceDocuments draws invoice and credit note documents for billing
+// (it is the billing.Renderer and billing.CreditNoteRenderer): CSV with
+// InvoiceCSV and CreditNoteCSV, PDF from the documents' HTML template
+// printed by PDF (headless Chromium in the server).
+type InvoiceDocuments struct {
+	PDF PDFPrinter
+}
 
 var _ billing.Renderer = InvoiceDocuments{}
 
 // RenderInvoice implements billing.Renderer.
-func (InvoiceDocuments) RenderInvoice(inv billing.Invoice, f billing.Format) ([]byte, error) {
-	var buf bytes.Buffer
-	var err error
+func (d InvoiceDocuments) RenderInvoice(ctx context.Context, inv billing.Invoice, f billing.Format) ([]byte, error) {
 	switch f {
 	case billing.FormatCSV:
-		err = InvoiceCSV(&buf, []billing.Invoice{inv})
+		var buf bytes.Buffer
+		if err := InvoiceCSV(&buf, []billing.Invoice{inv}); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
 	case billing.FormatPDF:
-		err = InvoicePDF(&buf, inv)
-	default:
-		err = fmt.Errorf("invoice document format %q", f)
+		return printPDF(ctx, d.PDF, invoicePage(inv), invoiceStamp(inv))
 	}
-	if err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return nil, fmt.Errorf("invoice document format %q", f)
 }
 
-// InvoicePDF writes a readable A4 invoice: issuer, customer, number,
-// period, the usage lines grouped by country (market) and category with
-// their tier breakdown, adjustments for earlier months, subtotal, total and
-// currency, and notes about free categories and adjustments. Long invoices
-// continue on further pages with the table header repeated.
+// InvoiceHTML writes the HTML an invoice's PDF is printed from.
+func InvoiceHTML(w io.Writer, inv billing.Invoice) error {
+	return drawHTML(w, invoicePage(inv))
+}
+
+// invoiceStamp is the invoice's own date (finalized, else created), so
+// drawing the same invoice twice gives the same bytes.
+func invoiceStamp(inv billing.Invoice) time.Time {
+	if inv.FinalizedAt != nil {
+		return *inv.FinalizedAt
+	}
+	return inv.CreatedAt
+}
+
+// invoicePage lays out an A4 invoice: the issuer (legal name, address, tax
+// id; bank details by the notes), the customer (name, address, tax id),
+// number, period, dates and terms, the usage lines grouped by market and
+// category with their tier breakdown (list price, discount and net in
+// columns of their own when a line is discounted; free lines folded into
+// one), adjustments for earlier months, usage not billed, subtotal, tax
+// lines, total, and notes. Long invoices continue on further pages with
+// the table header repeated.
 //
 // Everything printed comes from inv: the issuer is inv.Issuer (frozen at
 // finalization; a draft's is the configured one), the decimals of amounts
-// inv.MinorUnits. The document's dates are the invoice's own (finalized,
-// else created), so drawing the same invoice twice gives the same bytes.
-//
-// Text uses the PDF core font Helvetica (Windows-1252): characters outside
-// it print as '?'; the invoice's JSON and CSV keep the exact text.
-func InvoicePDF(w io.Writer, inv billing.Invoice) error {
+// inv.MinorUnits.
+func invoicePage(inv billing.Invoice) page {
 	issuer := inv.Issuer
-	pdf := fpdf.New("P", "mm", "A4", "")
-	stamp := inv.CreatedAt
-	if inv.FinalizedAt != nil {
-		stamp = *inv.FinalizedAt
-	}
-	pdf.SetCreationDate(stamp)
-	pdf.SetModificationDate(stamp)
-	pdf.SetCatalogSort(true) // fonts in a fixed order, not the map's
-	tr := pdf.UnicodeTranslatorFromDescriptor("")
-	pdf.SetTitle(invoiceTitle(inv), true)
-	pdf.SetAuthor(issuer.Name, true)
-	pdf.SetCreator("postage", true)
-	pdf.SetMargins(18, 18, 18)
-	pdf.SetAutoPageBreak(true, 20)
-	pdf.AliasNbPages("{nb}")
-	pdf.SetFooterFunc(func() {
-		pdf.SetY(-14)
-		pdf.SetFont("Helvetica", "", 8)
-		pdf.SetTextColor(110, 110, 110)
-		pdf.CellFormat(0, 5, tr(fmt.Sprintf("%s  ·  %s  ·  page %d of {nb}", issuer.Name, invoiceTitle(inv), pdf.PageNo())), "", 0, "C", false, 0, "")
-		pdf.SetTextColor(0, 0, 0)
-	})
-	pdf.AddPage()
-	width, _ := pdf.GetPageSize()
-	left, _, right, _ := pdf.GetMargins()
-	content := width - left - right
-
-	// Issuer and title.
-	pdf.SetFont("Helvetica", "B", 16)
-	pdf.CellFormat(content/2, 8, tr(issuer.Name), "", 0, "L", false, 0, "")
-	pdf.SetFont("Helvetica", "B", 20)
 	title := "INVOICE"
 	switch inv.Status {
 	case billing.StatusDraft:
@@ -91,23 +77,16 @@ func InvoicePDF(w io.Writer, inv billing.Invoice) error {
 	case billing.StatusVoid:
 		title = "VOID INVOICE"
 	}
-	pdf.CellFormat(content/2, 8, title, "", 1, "R", false, 0, "")
-	pdf.SetFont("Helvetica", "", 9)
-	for _, l := range strings.Split(issuer.Address, ",") {
-		pdf.CellFormat(content, 4.5, tr(strings.TrimSpace(l)), "", 1, "L", false, 0, "")
+	footer := invoiceTitle(inv)
+	if issuer.Name != "" {
+		footer = issuer.Name + "  ·  " + footer
 	}
-	pdf.Ln(6)
-
-	// Bill to, and the invoice's facts.
-	y := pdf.GetY()
-	pdf.SetFont("Helvetica", "B", 9)
-	pdf.CellFormat(content/2, 5, "Bill to", "", 1, "L", false, 0, "")
-	pdf.SetFont("Helvetica", "", 10)
-	for _, l := range customerLines(inv.Customer) {
-		pdf.CellFormat(content/2, 5, tr(l), "", 1, "L", false, 0, "")
+	p := page{
+		Title: invoiceTitle(inv), Footer: footer, Heading: title, Issuer: issuerOf(issuer),
+		PartyLabel: "Bill to", Party: customerLines(inv.Customer),
+		BankLabel: "Payment to", Bank: bankLines(issuer.BankDetails), LegalNote: inv.TaxNote,
 	}
-	yLeft := pdf.GetY()
-	facts := [][2]string{
+	p.Facts = []fact{
 		{"Invoice number", numberOrDraft(inv)},
 		{"Period", periodText(inv)},
 		{"Currency", inv.Currency},
@@ -116,38 +95,26 @@ func InvoicePDF(w io.Writer, inv billing.Invoice) error {
 	}
 	switch {
 	case inv.IssueDate != nil:
-		facts = append(facts, [2]string{"Issued", inv.IssueDate.Time().Format("2 January 2006")})
+		p.Facts = append(p.Facts, fact{"Issued", inv.IssueDate.Time().Format("2 January 2006")})
 	case inv.FinalizedAt != nil:
-		facts = append(facts, [2]string{"Issued", inv.FinalizedAt.UTC().Format("2 January 2006")})
+		p.Facts = append(p.Facts, fact{"Issued", inv.FinalizedAt.UTC().Format("2 January 2006")})
 	}
 	if inv.DueDate != nil {
-		facts = append(facts, [2]string{"Due", inv.DueDate.Time().Format("2 January 2006")})
+		p.Facts = append(p.Facts, fact{"Due", inv.DueDate.Time().Format("2 January 2006")})
 	}
 	if inv.IssueDate != nil || inv.Status == billing.StatusDraft {
-		facts = append(facts, [2]string{"Payment terms", termsText(inv.PaymentTermsDays)})
+		p.Facts = append(p.Facts, fact{"Payment terms", termsText(inv.PaymentTermsDays)})
 	}
 	if inv.Replaces != "" {
-		facts = append(facts, [2]string{"Replaces", inv.Replaces})
+		p.Facts = append(p.Facts, fact{"Replaces", inv.Replaces})
 	}
 	if cc := inv.CostCard; cc != nil {
-		facts = append(facts, [2]string{"Cost card", fmt.Sprintf("%s, version %d (%s)", cc.CardID, cc.Version, cc.Currency)})
+		p.Facts = append(p.Facts, fact{"Cost card", fmt.Sprintf("%s, version %d (%s)", cc.CardID, cc.Version, cc.Currency)})
 	}
 	for _, x := range inv.ExchangeRates {
-		facts = append(facts, [2]string{"Exchange rate " + x.Month.String(), fmt.Sprintf("1 %s = %s %s", x.From, x.Rate, x.To)})
+		p.Facts = append(p.Facts, fact{"Exchange rate " + x.Month.String(), fmt.Sprintf("1 %s = %s %s", x.From, x.Rate, x.To)})
 	}
-	pdf.SetY(y)
-	for _, f := range facts {
-		pdf.SetX(left + content/2)
-		pdf.SetFont("Helvetica", "B", 9)
-		pdf.CellFormat(content/5, 5, f[0], "", 0, "L", false, 0, "")
-		pdf.SetFont("Helvetica", "", 9)
-		pdf.CellFormat(content/2-content/5, 5, tr(f[1]), "", 1, "R", false, 0, "")
-	}
-	pdf.SetY(max(yLeft, pdf.GetY()) + 4)
-
 	if inv.Status == billing.StatusVoid {
-		pdf.SetFillColor(253, 226, 226)
-		pdf.SetFont("Helvetica", "B", 10)
 		msg := "This invoice is VOID"
 		if inv.VoidReason != "" {
 			msg += ": " + inv.VoidReason
@@ -155,69 +122,76 @@ func InvoicePDF(w io.Writer, inv billing.Invoice) error {
 		if inv.ReplacedBy != "" {
 			msg += ". Replaced by invoice " + inv.ReplacedBy + "."
 		}
-		pdf.MultiCell(content, 6, tr(msg), "", "L", true)
-		pdf.Ln(3)
+		p.Banner = msg
 	}
 
-	// Lines.
-	cols := []float64{content * 0.30, content * 0.22, content * 0.14, content * 0.16, content * 0.18}
-	header := func() {
-		pdf.SetFont("Helvetica", "B", 9)
-		pdf.SetFillColor(235, 238, 243)
-		for i, h := range []string{"Country / market", "Category", "Quantity", "Unit price", "Amount " + inv.Currency} {
-			align := "L"
-			if i >= 2 {
-				align = "R"
-			}
-			pdf.CellFormat(cols[i], 7, h, "B", 0, align, true, 0, "")
-		}
-		pdf.Ln(-1)
-	}
-	row := func(cells [5]string, style string, size float64) {
-		if pdf.GetY() > 270 {
-			pdf.AddPage()
-			header()
-		}
-		pdf.SetFont("Helvetica", style, size)
-		for i, s := range cells {
-			align := "L"
-			if i >= 2 {
-				align = "R"
-			}
-			pdf.CellFormat(cols[i], 5.5, tr(s), "", 0, align, false, 0, "")
-		}
-		pdf.Ln(-1)
+	minor := inv.MinorUnits
+	if minor == 0 {
+		minor = billing.MinorUnitsOf(inv.Currency) // an invoice frozen before it said
 	}
 	usage, adjustments := splitLines(inv.Lines)
-	usageRows := func(lines []billing.Line) {
-		if len(lines) == 0 {
-			row([5]string{"No usage", "", "", "", ""}, "I", 9)
+	discounted := false
+	var prices []decimal.Decimal
+	for _, l := range usage {
+		discounted = discounted || !l.Discount.IsZero()
+		if !l.Free {
+			prices = append(prices, l.UnitPrice.Decimal)
+			for _, t := range l.Tiers {
+				prices = append(prices, t.UnitPrice.Decimal)
+			}
 		}
+	}
+	unitDecimals := fixedDecimals(minor, prices...)
+	unit := func(d decimal.Decimal) string { return d.StringFixed(unitDecimals) }
+	cols := []column{{Label: "Country / market"}, {Label: "Category"}, {Label: "Quantity", Num: true}, {Label: "Unit price", Num: true}}
+	if discounted {
+		cols = append(cols, column{Label: "List", Num: true}, column{Label: "Discount", Num: true}, column{Label: "Net " + inv.Currency, Num: true})
+	} else {
+		cols = append(cols, column{Label: "Amount " + inv.Currency, Num: true})
+	}
+	// cells puts the amount columns' texts after the first four.
+	cells := func(first [4]string, list, discount, amount string) []string {
+		out := first[:]
+		if discounted {
+			return append(out, list, discount, amount)
+		}
+		return append(out, amount)
+	}
+	sub := func(text string) row { return newRow("sub", cols, text) }
+
+	usageGroups := func(lines []billing.Line) [][]row {
+		var groups [][]row
+		var free []billing.Line
 		for _, l := range lines {
-			unit := l.UnitPrice.String()
-			if l.Average {
-				unit += " avg"
-			}
-			amount := l.Amount.String()
 			if l.Free {
-				unit = "free"
+				free = append(free, l)
+				continue
 			}
-			row([5]string{marketText(l), l.Category, groupThousands(l.Quantity), unit, amount}, "", 9.5)
+			price := unit(l.UnitPrice.Decimal)
+			if l.Average {
+				price += " avg"
+			}
+			list, disc := "", ""
+			if !l.Discount.IsZero() {
+				disc = l.Discount.String() + "%"
+				if !l.ListAmount.IsZero() || !l.DiscountAmount.IsZero() {
+					list, disc = money(l.ListAmount), "-"+money(l.DiscountAmount)+" ("+l.Discount.String()+"%)"
+				}
+			} else if discounted {
+				list = money(l.Amount)
+			}
+			g := []row{newRow("", cols, cells([4]string{marketText(l), l.Category, groupThousands(l.Quantity), price}, list, disc, money(l.Amount))...)}
 			if len(l.MessageCategories) > 0 {
-				row([5]string{"   " + l.Category + ": sent as " + strings.Join(l.MessageCategories, ", "), "", "", "", ""}, "I", 8)
+				g = append(g, sub(l.Category+": sent as "+strings.Join(l.MessageCategories, ", ")))
 			}
-			if l.PricingType != "" || len(l.Unmapped) > 0 {
-				row([5]string{"   " + l.Description, "", "", "", ""}, "I", 8)
+			if len(l.Unmapped) > 0 {
+				g = append(g, sub(l.Description))
 			}
 			if len(l.Countries) > 1 {
-				var parts []string
-				for _, cq := range l.Countries {
-					parts = append(parts, cq.Country+" "+groupThousands(cq.Quantity))
-				}
-				row([5]string{"   " + strings.Join(parts, ", "), "", "", "", ""}, "I", 8)
+				g = append(g, sub(countriesText(l.Countries)))
 			}
 			if l.PoolQuantity > 0 {
-				row([5]string{"   portfolio volume " + groupThousands(l.PoolQuantity) + ": its tiers apply", "", "", "", ""}, "I", 8)
+				g = append(g, sub("portfolio volume "+groupThousands(l.PoolQuantity)+": its tiers apply"))
 			}
 			if len(l.Tiers) > 1 || (l.PoolQuantity > 0 && len(l.Tiers) == 1) {
 				for _, t := range l.Tiers {
@@ -225,7 +199,8 @@ func InvoicePDF(w io.Writer, inv billing.Invoice) error {
 					if t.UpTo != nil {
 						upTo = "to " + groupThousands(*t.UpTo)
 					}
-					row([5]string{fmt.Sprintf("   tier %s %s", groupThousands(t.From), upTo), "", groupThousands(t.Quantity), t.UnitPrice.String(), t.Amount.StringFixed(int32(inv.MinorUnits + 2))}, "I", 8)
+					g = append(g, newRow("sub", cols, cells([4]string{fmt.Sprintf("tier %s %s", groupThousands(t.From), upTo), "", groupThousands(t.Quantity), unit(t.UnitPrice.Decimal)},
+						"", "", groupAmount(t.Amount.StringFixed(int32(minor+2))))...))
 				}
 			}
 			if cp := l.CostPlus; cp != nil {
@@ -233,114 +208,91 @@ func InvoicePDF(w io.Writer, inv billing.Invoice) error {
 				if inv.CostCard != nil {
 					cur = " " + inv.CostCard.Currency
 				}
-				text := fmt.Sprintf("   cost %s%s (%s a message) + %s%% + %s a message", cp.Cost.String(), cur, cp.UnitCost.String(), cp.Markup.String(), cp.Fee.String())
+				text := fmt.Sprintf("cost %s%s (%s a message) + %s%% + %s a message", cp.Cost.String(), cur, cp.UnitCost.String(), cp.Markup.String(), cp.Fee.String())
 				if cp.FloorApplied {
-					text = fmt.Sprintf("   cost %s%s: below the floor of %s a message", cp.Cost.String(), cur, cp.Floor.String())
+					text = fmt.Sprintf("cost %s%s: below the floor of %s a message", cp.Cost.String(), cur, cp.Floor.String())
 				}
-				row([5]string{text, "", "", "", ""}, "I", 8)
+				g = append(g, sub(text))
 			}
-			if !l.Discount.IsZero() {
-				if l.ListAmount.IsZero() && l.DiscountAmount.IsZero() {
-					// Invoices finalized before lines carried their list amount.
-					row([5]string{"   discount " + l.Discount.String() + "%", "", "", "", ""}, "I", 8)
-				} else {
-					row([5]string{"   list price", "", "", "", l.ListAmount.String()}, "I", 8)
-					row([5]string{"   discount " + l.Discount.String() + "%", "", "", "", "-" + l.DiscountAmount.String()}, "I", 8)
-				}
-			}
+			groups = append(groups, g)
 		}
+		if len(free) > 0 {
+			// Free lines fold into one: what was sent free, and why.
+			var qty int64
+			seen := map[string]bool{}
+			var cats, parts []string
+			for _, l := range free {
+				qty += l.Quantity
+				if !seen[l.Category] {
+					seen[l.Category] = true
+					cats = append(cats, l.Category)
+				}
+				why := "free category"
+				if l.PricingType != "" {
+					why = freeReason(l)
+				}
+				parts = append(parts, fmt.Sprintf("%s %s %s (%s)", marketText(l), l.Category, groupThousands(l.Quantity), why))
+			}
+			zero := money(billing.NewMoney(decimal.Zero, minor))
+			groups = append(groups, []row{
+				newRow("", cols, cells([4]string{"Free of charge", strings.Join(cats, ", "), groupThousands(qty), "free"}, "", "", zero)...),
+				sub(strings.Join(parts, "; ")),
+			})
+		}
+		if len(groups) == 0 {
+			groups = append(groups, []row{newRow("muted", cols, "No usage")})
+		}
+		return groups
 	}
 	if len(inv.Sections) == 0 {
-		sectionTitle(pdf, "Usage "+inv.Period.String())
-		header()
-		usageRows(usage)
+		p.Tables = append(p.Tables, table{Title: "Usage " + inv.Period.String(), Columns: cols, Groups: usageGroups(usage)})
 	}
 	for _, sec := range inv.Sections {
-		sectionTitle(pdf, tr(fmt.Sprintf("Usage %s: %s (%s)", inv.Period, sec.Name, sec.CustomerID)))
-		header()
 		var lines []billing.Line
 		for _, l := range usage {
 			if l.Member == sec.CustomerID || (l.Member == "" && sec.CustomerID == inv.CustomerID) {
 				lines = append(lines, l)
 			}
 		}
-		usageRows(lines)
-		row([5]string{"Section total " + sec.Name, "", "", "", sec.Total.String()}, "B", 9)
-		pdf.Ln(2)
+		groups := usageGroups(lines)
+		groups = append(groups, []row{newRow("total", cols, cells([4]string{"Section total " + sec.Name}, "", "", money(sec.Total))...)})
+		p.Tables = append(p.Tables, table{Title: fmt.Sprintf("Usage %s: %s (%s)", inv.Period, sec.Name, sec.CustomerID), Columns: cols, Groups: groups})
 	}
 	if len(adjustments) > 0 {
-		pdf.Ln(3)
-		sectionTitle(pdf, "Adjustments for earlier months")
-		header()
+		acols := []column{{Label: "Month / market"}, {Label: "Category"}, {Label: "Quantity", Num: true}, {Label: "Amount " + inv.Currency, Num: true}}
+		t := table{Title: "Adjustments for earlier months", Columns: acols}
 		for _, l := range adjustments {
-			what := l.Period.String() + "  " + l.Market
+			what := l.Period.String() + "  " + CountryName(l.Market)
 			if l.Member != "" {
 				what += "  (" + l.Member + ")"
 			}
-			row([5]string{what, l.Category, groupThousands(l.Quantity), "", l.Amount.String()}, "", 9.5)
+			t.Groups = append(t.Groups, []row{newRow("", acols, what, l.Category, groupThousands(l.Quantity), money(l.Amount))})
 		}
+		p.Tables = append(p.Tables, t)
 	}
 	if len(inv.Unbilled) > 0 {
-		pdf.Ln(3)
-		sectionTitle(pdf, "Not billed (shown for information, not charged)")
-		header()
+		ucols := []column{{Label: "Month / country"}, {Label: "Category"}, {Label: "Quantity", Num: true}, {Label: "Not charged", Num: true}}
+		t := table{Title: "Not billed (shown for information, not charged)", Columns: ucols}
 		for _, u := range inv.Unbilled {
-			what := u.Period.String() + "  " + u.Country
+			what := u.Period.String() + "  " + CountryName(u.Country)
 			if u.Member != "" {
 				what += "  (" + u.Member + ")"
 			}
-			row([5]string{what, u.Category, groupThousands(u.Quantity), "", ""}, "", 9.5)
-			row([5]string{"   " + u.Reason + ": " + u.Detail, "", "", "", ""}, "I", 7.5)
+			t.Groups = append(t.Groups, []row{newRow("", ucols, what, u.Category, groupThousands(u.Quantity), ""), newRow("sub", ucols, u.Reason+": "+u.Detail)})
 		}
+		p.Tables = append(p.Tables, t)
 	}
 
-	// Totals.
-	pdf.Ln(4)
-	totals := [][2]string{{"Subtotal", inv.Subtotal.String()}}
+	p.Totals = []total{{Label: "Subtotal", Amount: money(inv.Subtotal)}}
 	if len(adjustments) > 0 {
-		totals = append(totals, [2]string{"Adjustments", inv.Adjustments.String()})
+		p.Totals = append(p.Totals, total{Label: "Adjustments", Amount: money(inv.Adjustments)})
 	}
 	for _, tl := range inv.TaxLines {
-		totals = append(totals, [2]string{taxLineText(tl), tl.Tax.String()})
+		p.Totals = append(p.Totals, total{Label: taxLineText(tl), Amount: money(tl.Tax)})
 	}
-	totals = append(totals, [2]string{"Total " + inv.Currency, inv.Total.String()})
-	for i, t := range totals {
-		last := i == len(totals)-1
-		style, border := "", ""
-		if last {
-			style, border = "B", "T"
-		}
-		pdf.SetX(left + content*0.40)
-		pdf.SetFont("Helvetica", style, 10.5)
-		pdf.CellFormat(content*0.42, 7, tr(t[0]), border, 0, "L", false, 0, "")
-		pdf.CellFormat(content*0.18, 7, t[1], border, 1, "R", false, 0, "")
-	}
-
-	// Notes.
-	pdf.Ln(6)
-	pdf.SetFont("Helvetica", "B", 9)
-	pdf.CellFormat(content, 5, "Notes", "", 1, "L", false, 0, "")
-	pdf.SetFont("Helvetica", "", 8.5)
-	if inv.TaxNote != "" {
-		pdf.SetFont("Helvetica", "B", 8.5)
-		pdf.MultiCell(content, 4.5, tr(inv.TaxNote), "", "L", false)
-		pdf.SetFont("Helvetica", "", 8.5)
-	}
-	for _, n := range invoiceNotes(inv, usage, adjustments) {
-		pdf.MultiCell(content, 4.5, tr("- "+n), "", "L", false)
-	}
-	if err := pdf.Error(); err != nil {
-		return fmt.Errorf("invoice pdf: %w", err)
-	}
-	if err := pdf.Output(w); err != nil {
-		return fmt.Errorf("invoice pdf: %w", err)
-	}
-	return nil
-}
-
-func sectionTitle(pdf *fpdf.Fpdf, s string) {
-	pdf.SetFont("Helvetica", "B", 11)
-	pdf.CellFormat(0, 7, s, "", 1, "L", false, 0, "")
+	p.Totals = append(p.Totals, total{Label: "Total " + inv.Currency, Amount: money(inv.Total), Grand: true})
+	p.Notes = invoiceNotes(inv, usage, adjustments)
+	return p
 }
 
 func invoiceTitle(inv billing.Invoice) string {
@@ -365,14 +317,37 @@ func periodText(inv billing.Invoice) string {
 	return fmt.Sprintf("%s %d (%s to %s UTC)", p.Month, p.Year, p.Start().Format("2 Jan"), p.End().AddDate(0, 0, -1).Format("2 Jan 2006"))
 }
 
+// marketText names a line's market: the country's name ("Germany"), or
+// the country within its market ("Ghana (Rest of Africa)").
 func marketText(l billing.Line) string {
 	if len(l.Countries) == 1 && l.Countries[0].Country == l.Market {
-		return l.Market
+		return CountryName(l.Market)
 	}
 	if len(l.Countries) == 1 {
-		return l.Countries[0].Country + " (" + l.Market + ")"
+		return CountryName(l.Countries[0].Country) + " (" + CountryName(l.Market) + ")"
 	}
-	return l.Market
+	return CountryName(l.Market)
+}
+
+// freeReason says why a line of a free pricing type is free, as its
+// (frozen) description words it: "free — customer service window".
+func freeReason(l billing.Line) string {
+	if i := strings.Index(l.Description, "(free — "); i >= 0 {
+		if j := strings.IndexByte(l.Description[i:], ')'); j > 0 {
+			return l.Description[i+1 : i+j]
+		}
+	}
+	return "free — " + strings.ReplaceAll(l.PricingType, "_", " ")
+}
+
+// countriesText lists a line's countries with their quantities: "Ghana
+// 1,200, Kenya 30".
+func countriesText(cs []pricing.CountryQuantity) string {
+	parts := make([]string, len(cs))
+	for i, cq := range cs {
+		parts[i] = CountryName(cq.Country) + " " + groupThousands(cq.Quantity)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // splitLines returns the usage lines sorted by market then category, and
@@ -480,10 +455,13 @@ func groupThousands(n int64) string {
 // postal address (or country), tax id, customer id and email.
 func customerLines(c billing.CustomerSnapshot) []string {
 	out := []string{c.Name}
-	if c.Address != nil {
-		out = append(out, c.Address.Lines()...)
+	if a := c.Address; a != nil {
+		out = append(out, a.Line1, a.Line2, strings.TrimSpace(a.PostalCode+" "+a.City), a.Region)
+		if a.Country != "" {
+			out = append(out, CountryName(a.Country))
+		}
 	} else if c.Country != "" {
-		out = append(out, c.Country)
+		out = append(out, CountryName(c.Country))
 	}
 	if c.TaxID != "" {
 		out = append(out, "Tax id "+c.TaxID)
@@ -502,7 +480,7 @@ func taxLineText(tl billing.TaxLine) string {
 	if tl.Jurisdiction != "" {
 		s += " (" + tl.Jurisdiction + ")"
 	}
-	return s + " on " + tl.TaxableAmount.String()
+	return s + " on " + money(tl.TaxableAmount)
 }
 
 // termsText says when an invoice is due: "due on issue", "net 30 days".

@@ -2,6 +2,7 @@ package reports
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"postage/billing"
+	"postage/internal/pdfrender"
 	"postage/pricing"
 )
 
@@ -44,43 +46,58 @@ func sampleInvoice() billing.Invoice {
 }
 
 func TestInvoicePDFText(t *testing.T) {
-	if _, err := exec.LookPath("pdftotext"); err != nil {
-		t.Fatal("pdftotext is missing: apt-get install -y poppler-utils (make deps does)")
-	}
-	var buf bytes.Buffer
-	if err := InvoicePDF(&buf, withIssuer(sampleInvoice(), billing.Issuer{Name: "Postage Messaging Ltd.", Address: "1 Example Street, London, United Kingdom"})); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	pdf := filepath.Join(dir, "invoice.pdf")
-	if err := os.WriteFile(pdf, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("pdftotext", "-layout", pdf, "-").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(out)
+	inv := withIssuer(sampleInvoice(), billing.Issuer{Name: "Postage Messaging Ltd.", Address: "1 Example Street, London, United Kingdom",
+		TaxID: "GB123456789", BankDetails: "Example Bank plc\nIBAN GB33 BUKB 2020 1555 5555 55\nSWIFT BUKBGB22"})
+	inv.Customer.TaxID = "DE811907980"
+	inv.Customer.Address = &billing.Address{Line1: "Hauptstraße 5", City: "Berlin", PostalCode: "10115", Country: "DE"}
+	issued, due := billing.DateOf(*inv.FinalizedAt), billing.DateOf(inv.FinalizedAt.AddDate(0, 0, 30))
+	inv.IssueDate, inv.DueDate, inv.PaymentTermsDays = &issued, &due, 30
+	pdf := renderPDF(t, inv)
+	text := pdfText(t, pdf)
 	for _, want := range []string{
-		"Postage Messaging Ltd.", "INVOICE", "PST-2026-000042", "Bill to", "Acme Müller GmbH", "acme-1",
-		"October 2026", "Usage 2026-10", "notification", "300,000", "10330.00", "tier 250,001 to 1,000,000",
-		"session", "free", "Adjustments for earlier months", "2026-09", "0.17",
-		"Subtotal", "10424.77", "Total USD", "10424.94",
+		"Postage Messaging Ltd.", "1 Example Street", "London", "Tax id GB123456789",
+		"Payment to", "Example Bank plc", "IBAN GB33 BUKB 2020 1555 5555 55", "SWIFT BUKBGB22",
+		"INVOICE", "PST-2026-000042", "Bill to", "Acme Müller GmbH", "Hauptstraße 5", "10115 Berlin", "Germany", "Tax id DE811907980", "acme-1",
+		"Issued", "4 November 2026", "Due", "4 December 2026", "Payment terms", "net 30 days",
+		"October 2026", "Usage 2026-10", "United Kingdom", "notification", "300,000", "10,330.00", "tier 250,001 to 1,000,000",
+		"0.034433 avg", "0.076800", // unit prices with one number of decimals
+		"Free of charge", "session", "Germany session 50 (free category)",
+		"Adjustments for earlier months", "2026-09", "0.17",
+		"Subtotal", "10,424.77", "Total USD", "10,424.94",
 		"Free categories (session) are metered and shown at 0.00.", "Adjustment lines bill usage of earlier months",
+		"page 1 of 1",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("PDF text lacks %q", want)
 		}
 	}
+	for _, not := range []string{" GB ", "?"} {
+		if strings.Contains(text, not) {
+			t.Errorf("PDF text has %q", not)
+		}
+	}
 	if t.Failed() {
 		t.Log(text)
 	}
-	// Render the first page for a person to look at (POSTAGE_KEEP_PDF=dir keeps it).
-	if keep := os.Getenv("POSTAGE_KEEP_PDF"); keep != "" {
-		_ = os.WriteFile(filepath.Join(keep, "invoice.pdf"), buf.Bytes(), 0o644)
-		if err := exec.Command("pdftoppm", "-png", "-r", "70", "-f", "1", "-l", "1", pdf, filepath.Join(keep, "invoice")).Run(); err != nil {
-			t.Fatal(err)
+	keepPages(t, "invoice", pdf)
+}
+
+// A discounted line shows its list price, the discount and the net in
+// columns of their own.
+func TestInvoicePDFDiscountColumns(t *testing.T) {
+	inv := withIssuer(sampleInvoice(), billing.Issuer{Name: "Postage"})
+	l := &inv.Lines[1] // DE notification, 94.77
+	l.Discount = decimal.RequireFromString("5")
+	l.ListAmount = billing.NewMoney(decimal.RequireFromString("99.76"), 2)
+	l.DiscountAmount = billing.NewMoney(decimal.RequireFromString("4.99"), 2)
+	text := pdfText(t, renderPDF(t, inv))
+	for _, want := range []string{"List", "Discount", "Net USD", "99.76", "-4.99 (5%)", "94.77", "10,330.00"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("PDF text lacks %q:\n%s", want, text)
 		}
+	}
+	if strings.Contains(text, "discount 5%") {
+		t.Errorf("the discount is still a sub-row:\n%s", text)
 	}
 }
 
@@ -93,24 +110,18 @@ func TestInvoicePDFManyLinesAndVoid(t *testing.T) {
 		l.Market = string(rune('A'+i/26)) + string(rune('A'+i%26))
 		inv.Lines = append(inv.Lines, l)
 	}
-	var buf bytes.Buffer
-	if err := InvoicePDF(&buf, withIssuer(inv, billing.Issuer{Name: "Postage"})); err != nil {
-		t.Fatal(err)
-	}
-	pdf := filepath.Join(t.TempDir(), "void.pdf")
-	if err := os.WriteFile(pdf, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("pdftotext", pdf, "-").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(out)
-	for _, want := range []string{"VOID INVOICE", "This invoice is VOID: wrong VAT id", "Replaced by invoice in_def", "page 2 of", "Total USD"} {
+	pdf := renderPDF(t, withIssuer(inv, billing.Issuer{Name: "Postage"}))
+	text := pdfText(t, pdf)
+	for _, want := range []string{"VOID INVOICE", "This invoice is VOID: wrong VAT id", "Replaced by invoice in_def", "page 2 of 4", "page 4 of 4", "Total USD"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("PDF text lacks %q", want)
 		}
 	}
+	// The table's header repeats on every page it runs over.
+	if got := strings.Count(text, "Country / market"); got < 3 {
+		t.Errorf("the lines' header is on %d pages, want every page of the table", got)
+	}
+	keepPages(t, "void", pdf)
 }
 
 func TestInvoiceCSV(t *testing.T) {
@@ -156,16 +167,14 @@ func withIssuer(inv billing.Invoice, i billing.Issuer) billing.Invoice {
 // invoice's own, not the clock's.
 func TestInvoicePDFIsDeterministic(t *testing.T) {
 	inv := withIssuer(sampleInvoice(), billing.Issuer{Name: "Postage"})
-	var a, b bytes.Buffer
-	if err := InvoicePDF(&a, inv); err != nil {
-		t.Fatal(err)
-	}
+	a := renderPDF(t, inv)
 	time.Sleep(1100 * time.Millisecond) // a clock-stamped document would differ now
-	if err := InvoicePDF(&b, inv); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(a.Bytes(), b.Bytes()) {
+	b := renderPDF(t, inv)
+	if !bytes.Equal(a, b) {
 		t.Fatal("two drawings of one invoice differ")
+	}
+	if !bytes.Contains(a, []byte("/CreationDate (D:20261104021700+00'00')")) {
+		t.Error("the PDF's creation date is not the invoice's finalization")
 	}
 }
 
@@ -205,15 +214,42 @@ func TestInvoiceCSVOfAnEarlierFrozenDocument(t *testing.T) {
 			t.Errorf("line %d unit_price = %q, want %q", i+1, got, want)
 		}
 	}
-	var pdf bytes.Buffer
-	if err := InvoicePDF(&pdf, inv); err != nil {
-		t.Fatal(err)
-	}
-	text := pdfText(t, pdf.Bytes())
+	text := pdfText(t, renderPDF(t, inv))
 	for _, want := range []string{"0.0887 avg", "0.0845", "free"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("PDF text lacks %q:\n%s", want, text)
 		}
+	}
+}
+
+// testPrinter prints the tests' PDFs: one headless Chromium for the test
+// binary, as a server has one.
+var testPrinter = pdfrender.New(pdfrender.Options{})
+
+// renderPDF prints an invoice as the server does.
+func renderPDF(t *testing.T, inv billing.Invoice) []byte {
+	t.Helper()
+	b, err := InvoiceDocuments{PDF: testPrinter}.RenderInvoice(context.Background(), inv, billing.FormatPDF)
+	if err != nil {
+		t.Fatalf("print the invoice (chromium and the Noto fonts come from scripts/install-deps.sh): %v", err)
+	}
+	return b
+}
+
+// keepPages writes the PDF and its pages as PNG (80 dpi) to
+// $POSTAGE_KEEP_PDF, for a person to look at.
+func keepPages(t *testing.T, name string, pdf []byte) {
+	t.Helper()
+	keep := os.Getenv("POSTAGE_KEEP_PDF")
+	if keep == "" {
+		return
+	}
+	path := filepath.Join(keep, name+".pdf")
+	if err := os.WriteFile(path, pdf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("pdftoppm", "-png", "-r", "80", path, filepath.Join(keep, name)).CombinedOutput(); err != nil {
+		t.Fatalf("pdftoppm: %v %s", err, out)
 	}
 }
 

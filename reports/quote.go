@@ -1,13 +1,13 @@
 package reports
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/go-pdf/fpdf"
 	"github.com/shopspring/decimal"
 
 	"postage/billing"
@@ -89,175 +89,119 @@ func fixedMoney(d decimal.Decimal, minor int) string {
 	return billing.NewMoney(d, minor).String()
 }
 
-// QuotePDF writes a quote as an A4 page: the card and version, the month
-// whose tiers it assumes, the customer (if any), one row per line with
-// list price, discount and amount, the totals, and notes on tiers,
-// discounts and rounding. Its date is q.Created, so the same quote draws
-// the same bytes. Text uses the core font Helvetica (Windows-1252).
-func QuotePDF(w io.Writer, q QuoteDocument) error {
-	r := q.Result
-	money := func(d decimal.Decimal) string { return d.StringFixed(int32(r.MinorUnits)) }
-	pdf := fpdf.New("P", "mm", "A4", "")
-	pdf.SetCreationDate(q.Created)
-	pdf.SetModificationDate(q.Created)
-	pdf.SetCatalogSort(true)
-	tr := pdf.UnicodeTranslatorFromDescriptor("")
-	title := fmt.Sprintf("Quote on %s v%d", r.CardID, r.Version)
-	pdf.SetTitle(title, true)
-	pdf.SetCreator("postage", true)
-	pdf.SetMargins(18, 18, 18)
-	pdf.SetAutoPageBreak(true, 20)
-	pdf.AliasNbPages("{nb}")
-	pdf.SetFooterFunc(func() {
-		pdf.SetY(-14)
-		pdf.SetFont("Helvetica", "", 8)
-		pdf.SetTextColor(110, 110, 110)
-		pdf.CellFormat(0, 5, tr(fmt.Sprintf("%s  ·  page %d of {nb}", title, pdf.PageNo())), "", 0, "C", false, 0, "")
-		pdf.SetTextColor(0, 0, 0)
-	})
-	pdf.AddPage()
-	width, _ := pdf.GetPageSize()
-	left, _, right, _ := pdf.GetMargins()
-	content := width - left - right
+// QuotePDF prints a quote (quotePage) with the printer. Its date is
+// q.Created, so the same quote prints the same bytes.
+func QuotePDF(ctx context.Context, pr PDFPrinter, q QuoteDocument) ([]byte, error) {
+	return printPDF(ctx, pr, quotePage(q), q.Created)
+}
 
-	pdf.SetFont("Helvetica", "B", 20)
-	pdf.CellFormat(content, 9, "QUOTE", "", 1, "L", false, 0, "")
-	pdf.SetFont("Helvetica", "", 10)
-	pdf.CellFormat(content, 5, tr("Monthly price of a volume mix, rated exactly as an invoice would be."), "", 1, "L", false, 0, "")
-	pdf.Ln(4)
+// QuoteHTML writes the HTML a quote's PDF is printed from.
+func QuoteHTML(w io.Writer, q QuoteDocument) error {
+	return drawHTML(w, quotePage(q))
+}
+
+// quotePage lays out a quote as an A4 page: the card and version, the
+// month whose tiers it assumes, the customer (if any), one row per line
+// with list price, discount and amount, the totals, and notes on tiers,
+// discounts and rounding.
+func quotePage(q QuoteDocument) page {
+	r := q.Result
+	fixed := func(d decimal.Decimal) string { return groupAmount(d.StringFixed(int32(r.MinorUnits))) }
+	title := fmt.Sprintf("Quote on %s v%d", r.CardID, r.Version)
 	card := r.CardID
 	if q.CardName != "" && q.CardName != r.CardID {
 		card = q.CardName + " (" + r.CardID + ")"
 	}
-	facts := [][2]string{
+	p := page{Title: title, Footer: title, Heading: "QUOTE", Lead: "Monthly price of a volume mix, rated exactly as an invoice would be."}
+	p.Facts = []fact{
 		{"Rate card", fmt.Sprintf("%s, version %d", card, r.Version)},
 		{"Month", r.Month.String()},
 		{"Currency", r.Currency},
 	}
 	if q.Customer != "" {
-		facts = append(facts, [2]string{"Customer", q.Customer + " (its card and negotiated prices)"})
+		p.Facts = append(p.Facts, fact{"Customer", q.Customer + " (its card and negotiated prices)"})
 	}
 	if q.CustomerCountry != "" {
-		facts = append(facts, [2]string{"Customer's country", CountryName(q.CustomerCountry)})
+		p.Facts = append(p.Facts, fact{"Customer's country", CountryName(q.CustomerCountry)})
 	}
-	facts = append(facts, [2]string{"Date", q.Created.UTC().Format("2 January 2006")})
-	for _, f := range facts {
-		pdf.SetFont("Helvetica", "B", 9)
-		pdf.CellFormat(content*0.25, 5, f[0], "", 0, "L", false, 0, "")
-		pdf.SetFont("Helvetica", "", 9)
-		pdf.CellFormat(content*0.75, 5, tr(f[1]), "", 1, "L", false, 0, "")
-	}
-	pdf.Ln(4)
+	p.Facts = append(p.Facts, fact{"Date", q.Created.UTC().Format("2 January 2006")})
 
-	cols := []float64{content * 0.24, content * 0.17, content * 0.13, content * 0.14, content * 0.16, content * 0.16}
-	heads := []string{"Market", "Category", "Messages", "Unit price", "List " + r.Currency, "Amount " + r.Currency}
-	header := func() {
-		pdf.SetFont("Helvetica", "B", 9)
-		pdf.SetFillColor(235, 238, 243)
-		for i, h := range heads {
-			align := "L"
-			if i >= 2 {
-				align = "R"
+	discounted := false
+	var prices []decimal.Decimal
+	for _, l := range r.Lines {
+		discounted = discounted || !l.Discount.IsZero()
+		if !l.Free {
+			prices = append(prices, l.UnitPrice)
+			for _, t := range l.Tiers {
+				prices = append(prices, t.UnitPrice)
 			}
-			pdf.CellFormat(cols[i], 7, h, "B", 0, align, true, 0, "")
 		}
-		pdf.Ln(-1)
 	}
-	row := func(cells [6]string, style string, size float64) {
-		if pdf.GetY() > 270 {
-			pdf.AddPage()
-			header()
-		}
-		pdf.SetFont("Helvetica", style, size)
-		for i, s := range cells {
-			align := "L"
-			if i >= 2 {
-				align = "R"
-			}
-			pdf.CellFormat(cols[i], 5.5, tr(s), "", 0, align, false, 0, "")
-		}
-		pdf.Ln(-1)
+	dec := fixedDecimals(r.MinorUnits, prices...)
+	cols := []column{{Label: "Market"}, {Label: "Category"}, {Label: "Messages", Num: true}, {Label: "Unit price", Num: true}, {Label: "List " + r.Currency, Num: true}}
+	if discounted {
+		cols = append(cols, column{Label: "Discount", Num: true})
 	}
-	header()
+	cols = append(cols, column{Label: "Amount " + r.Currency, Num: true})
+	cells := func(first [5]string, discount, amount string) []string {
+		out := first[:]
+		if discounted {
+			out = append(out, discount)
+		}
+		return append(out, amount)
+	}
+	t := table{Columns: cols}
 	var qty int64
 	for _, l := range r.Lines {
-		unit := l.UnitPrice.String()
+		unit := l.UnitPrice.StringFixed(dec)
 		switch {
 		case l.Free:
 			unit = "free"
 		case l.Average:
 			unit += " avg"
 		}
-		list := money(l.Amount)
+		list, disc := fixed(l.Amount), ""
 		if !l.Discount.IsZero() {
-			list = money(l.ListAmount)
+			list, disc = fixed(l.ListAmount), "-"+fixed(l.DiscountAmount)+" ("+l.Discount.String()+"%)"
 		}
 		market := l.Market
 		if n := countryLabel(l.Market); n != "" {
 			market = n
 		}
-		row([6]string{market, l.Category, groupThousands(l.Quantity), unit, list, money(l.Amount)}, "", 9.5)
+		g := []row{newRow("", cols, cells([5]string{market, l.Category, groupThousands(l.Quantity), unit, list}, disc, fixed(l.Amount))...)}
 		if len(l.MessageCategories) > 0 {
-			row([6]string{"   " + l.Category + ": sent as " + strings.Join(l.MessageCategories, ", "), "", "", "", "", ""}, "I", 8)
+			g = append(g, newRow("sub", cols, l.Category+": sent as "+strings.Join(l.MessageCategories, ", ")))
 		}
 		if len(l.Countries) > 1 {
-			var parts []string
-			for _, cq := range l.Countries {
-				parts = append(parts, cq.Country+" "+groupThousands(cq.Quantity))
-			}
-			row([6]string{"   " + strings.Join(parts, ", "), "", "", "", "", ""}, "I", 8)
+			g = append(g, newRow("sub", cols, countriesText(l.Countries)))
 		}
 		if len(l.Tiers) > 1 {
-			for _, t := range l.Tiers {
+			for _, tier := range l.Tiers {
 				upTo := "and above"
-				if t.UpTo != nil {
-					upTo = "to " + groupThousands(*t.UpTo)
+				if tier.UpTo != nil {
+					upTo = "to " + groupThousands(*tier.UpTo)
 				}
-				row([6]string{fmt.Sprintf("   tier %s %s", groupThousands(t.From), upTo), "", groupThousands(t.Quantity), t.UnitPrice.String(), fixedMoney(t.Amount, r.MinorUnits), ""}, "I", 8)
+				g = append(g, newRow("sub", cols, cells([5]string{fmt.Sprintf("tier %s %s", groupThousands(tier.From), upTo), "", groupThousands(tier.Quantity),
+					tier.UnitPrice.StringFixed(dec), groupAmount(fixedMoney(tier.Amount, r.MinorUnits))}, "", "")...))
 			}
 		}
-		if !l.Discount.IsZero() {
-			row([6]string{"   discount " + l.Discount.String() + "%", "", "", "", "-" + money(l.DiscountAmount), ""}, "I", 8)
-		}
+		t.Groups = append(t.Groups, g)
 		qty += l.Quantity
 	}
+	p.Tables = []table{t}
 	list, disc := QuoteListTotals(r)
-	pdf.Ln(4)
-	totals := [][2]string{{"Messages", groupThousands(qty)}}
+	p.Totals = []total{{Label: "Messages", Amount: groupThousands(qty)}}
 	if !disc.IsZero() {
-		totals = append(totals, [2]string{"List price", money(list)}, [2]string{"Discounts", "-" + money(disc)})
+		p.Totals = append(p.Totals, total{Label: "List price", Amount: fixed(list)}, total{Label: "Discounts", Amount: "-" + fixed(disc)})
 	}
-	totals = append(totals, [2]string{"Monthly total " + r.Currency, money(r.Total)})
-	for i, t := range totals {
-		style, border := "", ""
-		if i == len(totals)-1 {
-			style, border = "B", "T"
-		}
-		pdf.SetX(left + content*0.52)
-		pdf.SetFont("Helvetica", style, 10.5)
-		pdf.CellFormat(content*0.30, 7, t[0], border, 0, "L", false, 0, "")
-		pdf.CellFormat(content*0.18, 7, t[1], border, 1, "R", false, 0, "")
-	}
-	pdf.Ln(6)
-	pdf.SetFont("Helvetica", "B", 9)
-	pdf.CellFormat(content, 5, "Notes", "", 1, "L", false, 0, "")
-	pdf.SetFont("Helvetica", "", 8.5)
-	notes := []string{
+	p.Totals = append(p.Totals, total{Label: "Monthly total " + r.Currency, Amount: fixed(r.Total), Grand: true})
+	p.Notes = []string{
 		"Tier volume is counted per calendar month (UTC), per market and category: the quantities are one month's.",
 		fmt.Sprintf("Amounts are in %s. Each line is rounded once to the currency's minor unit; the total is the sum of the rounded lines.", r.Currency),
 	}
 	if !disc.IsZero() {
-		notes = append(notes, "Discounts are the customer's negotiated percentages, taken off each line's exact amount before its one rounding; a line's list price less its discount is its amount.")
+		p.Notes = append(p.Notes, "Discounts are the customer's negotiated percentages, taken off each line's exact amount before its one rounding; a line's list price less its discount is its amount.")
 	}
-	notes = append(notes, "A quote is an estimate at today's prices: the invoice rates the usage actually sent with the card version in effect in its month.")
-	for _, n := range notes {
-		pdf.MultiCell(content, 4.5, tr("- "+n), "", "L", false)
-	}
-	if err := pdf.Error(); err != nil {
-		return fmt.Errorf("quote pdf: %w", err)
-	}
-	if err := pdf.Output(w); err != nil {
-		return fmt.Errorf("quote pdf: %w", err)
-	}
-	return nil
+	p.Notes = append(p.Notes, "A quote is an estimate at today's prices: the invoice rates the usage actually sent with the card version in effect in its month.")
+	return p
 }

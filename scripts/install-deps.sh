@@ -7,7 +7,11 @@
 #                                         cluster mode; /usr/share/java/zookeeper.jar, run
 #                                         with java; the package starts no service)
 #   chromium                              browser tests of the dashboard
-#   poppler-utils                         pdftotext, to check invoice PDFs in tests
+#   poppler-utils                         pdftotext and pdftoppm, to check invoice PDFs in tests
+#   mupdf-tools                           mutool, whose trace shows a glyph drawn missing (glyph 0)
+#   fonts-noto-core                       the fonts PDFs are drawn with: Latin, Cyrillic, Greek,
+#                                         Arabic, Devanagari, Thai and most other scripts
+#   fonts-noto-cjk                        Chinese, Japanese and Korean for the same PDFs
 #
 # Idempotent and quiet when everything is present. postage runs its own
 # private servers on free loopback ports (internal/localdb), so the packages'
@@ -31,12 +35,27 @@ have_zookeeper() {
 	[ -r /usr/share/java/zookeeper.jar ] && [ -r /usr/share/java/slf4j-simple.jar ] && have java
 }
 
+# have_font FILE...: the font files a package installs (Chromium finds them
+# through fontconfig, which reads these directories).
+have_font() {
+	local f
+	for f in "$@"; do
+		[ -r "$f" ] || return 1
+	done
+}
+noto_core=(/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf /usr/share/fonts/truetype/noto/NotoSansArabic-Regular.ttf
+	/usr/share/fonts/truetype/noto/NotoSansDevanagari-Regular.ttf /usr/share/fonts/truetype/noto/NotoSansThai-Regular.ttf)
+noto_cjk=(/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc)
+
 have clickhouse-server || have clickhouse || missing+=(clickhouse-server)
 have clickhouse-client || have clickhouse || missing+=(clickhouse-client)
 have_postgres || missing+=(postgresql)
 have_zookeeper || missing+=(zookeeper)
 have chromium || have chromium-browser || have google-chrome || missing+=(chromium)
 have pdftotext || missing+=(poppler-utils)
+have mutool || missing+=(mupdf-tools)
+have_font "${noto_core[@]}" || missing+=(fonts-noto-core)
+have_font "${noto_cjk[@]}" || missing+=(fonts-noto-cjk)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 
@@ -97,6 +116,9 @@ have clickhouse-server || have clickhouse || still+=(clickhouse-server)
 have_postgres || still+=(postgresql)
 have_zookeeper || still+=(zookeeper)
 have pdftotext || still+=(poppler-utils)
+have mutool || still+=(mupdf-tools)
+have_font "${noto_core[@]}" || still+=(fonts-noto-core)
+have_font "${noto_cjk[@]}" || still+=(fonts-noto-cjk)
 if [ ${#still[@]} -gt 0 ]; then
 	missing=("${still[@]}")
 	fail "the package installed but its commands are missing"

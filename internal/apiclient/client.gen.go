@@ -499,6 +499,7 @@ const (
 	ProblemCodeOverloaded             ProblemCode = "overloaded"
 	ProblemCodeOverpayment            ProblemCode = "overpayment"
 	ProblemCodeRefundExceedsOwed      ProblemCode = "refund_exceeds_owed"
+	ProblemCodeRendererUnavailable    ProblemCode = "renderer_unavailable"
 	ProblemCodeShardNotOwned          ProblemCode = "shard_not_owned"
 	ProblemCodeTaxRateOverlap         ProblemCode = "tax_rate_overlap"
 	ProblemCodeTooLarge               ProblemCode = "too_large"
@@ -531,6 +532,8 @@ func (e ProblemCode) Valid() bool {
 	case ProblemCodeOverpayment:
 		return true
 	case ProblemCodeRefundExceedsOwed:
+		return true
+	case ProblemCodeRendererUnavailable:
 		return true
 	case ProblemCodeShardNotOwned:
 		return true
@@ -1093,7 +1096,7 @@ type BillingCreditNote struct {
 	IssueDate openapi_types.Date `json:"issue_date"`
 	IssuedAt  time.Time          `json:"issued_at"`
 
-	// Issuer Issuer is who invoices are from (billing.issuer_name and issuer_address in the configuration).
+	// Issuer Issuer is who invoices are from (billing.issuer_name, issuer_address, issuer_tax_id and issuer_bank_details in the configuration).
 	Issuer     BillingIssuer       `json:"issuer"`
 	Lines      []BillingCreditLine `json:"lines"`
 	MinorUnits int                 `json:"minor_units"`
@@ -1245,7 +1248,7 @@ type BillingInvoice struct {
 	// day of finalization, and that day plus the payment terms).
 	IssueDate *openapi_types.Date `json:"issue_date,omitempty"`
 
-	// Issuer Issuer is who invoices are from (billing.issuer_name and issuer_address in the configuration).
+	// Issuer Issuer is who invoices are from (billing.issuer_name, issuer_address, issuer_tax_id and issuer_bank_details in the configuration).
 	Issuer *BillingIssuer `json:"issuer,omitempty"`
 	Lines  []BillingLine  `json:"lines"`
 
@@ -1301,10 +1304,21 @@ type BillingInvoiceList struct {
 	NextCursor string           `json:"next_cursor"`
 }
 
-// BillingIssuer Issuer is who invoices are from (billing.issuer_name and issuer_address in the configuration).
+// BillingIssuer Issuer is who invoices are from (billing.issuer_name, issuer_address, issuer_tax_id and issuer_bank_details in the configuration).
 type BillingIssuer struct {
+	// Address Address is its registered address (one line, commas between its
+	// parts, or several lines).
 	Address *string `json:"address,omitempty"`
-	Name    string  `json:"name"`
+
+	// BankDetails BankDetails say where to pay: bank, IBAN or account, SWIFT/BIC, one
+	// per line.
+	BankDetails *string `json:"bank_details,omitempty"`
+
+	// Name Name is the issuer's legal name.
+	Name string `json:"name"`
+
+	// TaxId TaxID is its VAT or tax registration number.
+	TaxId *string `json:"tax_id,omitempty"`
 }
 
 // BillingLine Line is one line of an invoice.

@@ -23,6 +23,7 @@ import (
 	"postage/internal/config"
 	"postage/internal/db"
 	"postage/internal/httpapi"
+	"postage/internal/pdfrender"
 	"postage/metering"
 	"postage/notify"
 	"postage/pricing/pgstore"
@@ -75,6 +76,9 @@ type App struct {
 	Taxes       *billingpg.TaxStore
 	Receivables *billingpg.ReceivableStore
 	Accounts    *billing.Accounts
+	// PDF prints invoices', credit notes' and quotes' PDFs (one headless
+	// Chromium, started on first use, closed when idle).
+	PDF *pdfrender.Printer
 
 	// Notifications: the webhooks' outbox (the invoice ledger emits into
 	// it), the service behind the API and CLI, the dispatcher and the
@@ -291,7 +295,7 @@ func (a *App) Server() *httpapi.Server {
 		Auth:      a.KeyCache,
 		Keys:      a.Keys,
 		Customers: a.Customers,
-		Pricing:   httpapi.PricingDeps{Store: a.Pricing},
+		Pricing:   httpapi.PricingDeps{Store: a.Pricing, PDF: a.PDF},
 		Reports:   httpapi.ReportsDeps{Reports: a.Reports()},
 		Reconcile: httpapi.ReconcileDeps{Service: a.Reconcile()},
 		Billing:   httpapi.BillingDeps{Runner: a.Billing, Invoices: a.Invoices, Accounts: a.Accounts, Taxes: a.Taxes},

@@ -7,6 +7,7 @@ import (
 
 	"postage/billing"
 	billingpg "postage/billing/pgstore"
+	"postage/internal/pdfrender"
 	"postage/pricing/pgstore"
 	"postage/reports"
 )
@@ -27,9 +28,15 @@ func (a *App) openBilling() error {
 	}
 	recv.Now = now
 	a.Receivables = recv
+	// One headless Chromium prints every PDF of this process; it starts on
+	// the first and closes when idle.
+	d := a.Config.Documents
+	a.PDF = pdfrender.New(pdfrender.Options{Chromium: d.Chromium, Tabs: d.Tabs, Timeout: d.Timeout.Duration, Idle: d.Idle.Duration, Log: a.Log})
+	a.closers = append(a.closers, func() { _ = a.PDF.Close() })
+	docs := reports.InvoiceDocuments{PDF: a.PDF}
 	a.Billing = &billing.Runner{
 		Invoices: inv, Customers: a.Customers, Usage: billing.FromMeter(a.Usage), Pricing: a.Pricing,
-		Locks: billingpg.Locker{DB: a.PG}, Render: reports.InvoiceDocuments{}, Issuer: a.Issuer(),
+		Locks: billingpg.Locker{DB: a.PG}, Render: docs, Issuer: a.Issuer(),
 		Taxes: a.Taxes, TaxNotes: billing.TaxNotes{ReverseCharge: a.Config.Billing.ReverseChargeNote, Exempt: a.Config.Billing.ExemptNote},
 		PaymentTermsDays: a.Config.Billing.PaymentTermsDays,
 		Log:              a.Log, Now: now, Grace: a.Config.Billing.Grace.Duration, CutoffLag: billing.DefaultCutoffLag,
@@ -39,7 +46,7 @@ func (a *App) openBilling() error {
 	if err != nil {
 		return fmt.Errorf("config billing.reminders: %w", err)
 	}
-	a.Accounts = &billing.Accounts{Store: recv, Render: reports.InvoiceDocuments{}, Issuer: a.Issuer(), Now: now, Reminders: reminders}
+	a.Accounts = &billing.Accounts{Store: recv, Render: docs, Issuer: a.Issuer(), Now: now, Reminders: reminders}
 	return nil
 }
 
@@ -56,10 +63,12 @@ func (a *App) startScheduler(ctx context.Context) (stop func(), err error) {
 	return s.Stop, nil
 }
 
-// Issuer is who invoices are from (billing.issuer_name and issuer_address);
-// finalization freezes it into each invoice.
+// Issuer is who invoices are from (billing.issuer_name, issuer_address,
+// issuer_tax_id and issuer_bank_details); finalization freezes it into
+// each invoice, issuing a credit note into the credit note.
 func (a *App) Issuer() billing.Issuer {
-	return billing.Issuer{Name: a.Config.Billing.IssuerName, Address: a.Config.Billing.IssuerAddress}
+	b := a.Config.Billing
+	return billing.Issuer{Name: b.IssuerName, Address: b.IssuerAddress, TaxID: b.IssuerTaxID, BankDetails: b.IssuerBankDetails}
 }
 
 // The rate-card ledger resolves many customers in one query each for the

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -42,6 +44,7 @@ type Config struct {
 	WhatsApp   WhatsApp   `toml:"whatsapp"`
 	Usage      Usage      `toml:"usage"`
 	Billing    Billing    `toml:"billing"`
+	Documents  Documents  `toml:"documents"`
 	Notify     Notify     `toml:"notify"`
 	Reconcile  Reconcile  `toml:"reconcile"`
 	Log        Log        `toml:"log"`
@@ -139,7 +142,13 @@ type Billing struct {
 	NumberFormat  string   `toml:"number_format"`
 	IssuerName    string   `toml:"issuer_name"`
 	IssuerAddress string   `toml:"issuer_address"`
-	Scheduler     bool     `toml:"scheduler"`
+	// IssuerTaxID is the issuer's VAT or tax registration number and
+	// IssuerBankDetails where to pay (bank, IBAN or account, SWIFT/BIC,
+	// one per line); invoices and credit notes print them, frozen when
+	// they are issued.
+	IssuerTaxID       string `toml:"issuer_tax_id"`
+	IssuerBankDetails string `toml:"issuer_bank_details"`
+	Scheduler         bool   `toml:"scheduler"`
 	// PaymentTermsDays are the payment terms of customers without their own.
 	PaymentTermsDays int `toml:"payment_terms_days"`
 	// CreditNoteNumberFormat numbers credit notes as NumberFormat numbers invoices.
@@ -152,6 +161,20 @@ type Billing struct {
 	// days relative to the due date: "-3d" three days before, "+7d"
 	// seven days after. Empty: none.
 	Reminders []string `toml:"reminders"`
+}
+
+// Documents configures how PDF documents (invoices, credit notes,
+// quotes) are drawn: printed by one headless Chromium per process
+// (internal/pdfrender).
+type Documents struct {
+	// Chromium is the browser's path; "" finds chromium on PATH.
+	Chromium string `toml:"chromium"`
+	// Tabs is how many documents print at once.
+	Tabs int `toml:"tabs"`
+	// Timeout bounds one print.
+	Timeout Duration `toml:"timeout"`
+	// Idle closes the browser this long after its last print.
+	Idle Duration `toml:"idle"`
 }
 
 // Notify configures outbound webhooks and usage alerts
@@ -239,6 +262,7 @@ func Default() Config {
 			PaymentTermsDays: 30, CreditNoteNumberFormat: "CN-{year}-{seq:6}", Reminders: []string{},
 			ReverseChargeNote: "Reverse charge: VAT to be accounted for by the recipient (Article 196, Council Directive 2006/112/EC).",
 			ExemptNote:        "Exempt from tax."},
+		Documents: Documents{Tabs: 2, Timeout: Duration{30 * time.Second}, Idle: Duration{5 * time.Minute}},
 		Notify: Notify{PreviousSecretKeys: []string{}, AllowNetworks: []string{}, Deliver: true, Workers: 8,
 			PollInterval: Duration{time.Second}, Timeout: Duration{10 * time.Second}, RetryFor: Duration{72 * time.Hour},
 			Retention: Duration{30 * 24 * time.Hour}, AlertInterval: Duration{5 * time.Minute}},
@@ -345,6 +369,21 @@ func (c Config) Validate() error {
 	if p, err := strconv.ParseFloat(c.Reconcile.TolerancePercent, 64); err != nil || p < 0 || p > 100 || !decimalText.MatchString(c.Reconcile.TolerancePercent) {
 		errs = append(errs, fmt.Errorf("reconcile.tolerance_percent %q: a decimal from 0 to 100, as a string (\"0.5\")", c.Reconcile.TolerancePercent))
 	}
+	for _, f := range []struct{ key, value string }{
+		{"billing.issuer_name", c.Billing.IssuerName}, {"billing.issuer_address", c.Billing.IssuerAddress},
+		{"billing.issuer_tax_id", c.Billing.IssuerTaxID}, {"billing.issuer_bank_details", c.Billing.IssuerBankDetails},
+		{"billing.reverse_charge_note", c.Billing.ReverseChargeNote}, {"billing.exempt_note", c.Billing.ExemptNote},
+	} {
+		if err := documentText(f.value); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.key, err))
+		}
+	}
+	if c.Documents.Tabs < 1 || c.Documents.Tabs > 16 {
+		errs = append(errs, errors.New("documents.tabs must be 1 to 16"))
+	}
+	if c.Documents.Timeout.Duration <= 0 || c.Documents.Idle.Duration <= 0 {
+		errs = append(errs, errors.New("documents.timeout and documents.idle must be positive"))
+	}
 	if c.Billing.PaymentTermsDays < 1 || c.Billing.PaymentTermsDays > 365 {
 		errs = append(errs, errors.New("billing.payment_terms_days must be 1 to 365 (set a customer's own terms to 0 for due on issue)"))
 	}
@@ -389,6 +428,27 @@ func (c Config) Validate() error {
 }
 
 var reminderText = regexp.MustCompile(`^([+-]?)([0-9]{1,3})d$`)
+
+// documentText checks a text that documents print: valid UTF-8, no NUL
+// or other control characters but line breaks and tabs, at most 2000
+// bytes.
+func documentText(s string) error {
+	if !utf8.ValidString(s) {
+		return errors.New("not valid UTF-8")
+	}
+	if len(s) > 2000 {
+		return errors.New("longer than 2000 bytes")
+	}
+	for _, r := range s {
+		if r == '\n' || r == '\t' || r == '\r' {
+			continue
+		}
+		if unicode.IsControl(r) {
+			return fmt.Errorf("has the control character %U", r)
+		}
+	}
+	return nil
+}
 
 var decimalText = regexp.MustCompile(`^[0-9]{1,3}(\.[0-9]{1,6})?$`)
 

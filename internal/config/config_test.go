@@ -77,6 +77,10 @@ func TestLoadErrorsAreClear(t *testing.T) {
 		{"reminder twice", "[billing]\nreminders = [\"7d\", \"+7d\"]\n", nil, `billing.reminders "+7d"`},
 		{"reminder past a year", "[billing]\nreminders = [\"-400d\"]\n", nil, `billing.reminders "-400d"`},
 		{"future skew over an hour", "[ingest]\nfuture_skew = \"2h\"\n", nil, "ingest.future_skew must be 0 to 1h0m0s"},
+		{"NUL in the issuer's tax id", "", []string{"POSTAGE_BILLING_ISSUER_TAX_ID=GB1\x002"}, "billing.issuer_tax_id: has the control character U+0000"},
+		{"bank details not UTF-8", "", []string{"POSTAGE_BILLING_ISSUER_BANK_DETAILS=IBAN \xff"}, "billing.issuer_bank_details: not valid UTF-8"},
+		{"control character in the issuer's name", "[billing]\nissuer_name = \"Acme\\u001b[31m\"\n", nil, "billing.issuer_name: has the control character U+001B"},
+		{"no tabs", "[documents]\ntabs = 0\n", nil, "documents.tabs must be 1 to 16"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,6 +89,19 @@ func TestLoadErrorsAreClear(t *testing.T) {
 				t.Fatalf("got %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// The issuer's bank details are several lines, in any script.
+func TestIssuerDetails(t *testing.T) {
+	body := "[billing]\nissuer_name = \"شركة البريد\"\nissuer_tax_id = \"GB123456789\"\nissuer_bank_details = \"\"\"\nExample Bank plc\nIBAN GB33 BUKB 2020 1555 5555 55\nSWIFT BUKBGB22\"\"\"\n"
+	got, err := Load(writeFile(t, body), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Billing.IssuerName != "شركة البريد" || got.Billing.IssuerTaxID != "GB123456789" ||
+		got.Billing.IssuerBankDetails != "Example Bank plc\nIBAN GB33 BUKB 2020 1555 5555 55\nSWIFT BUKBGB22" {
+		t.Errorf("issuer %q %q %q", got.Billing.IssuerName, got.Billing.IssuerTaxID, got.Billing.IssuerBankDetails)
 	}
 }
 

@@ -348,7 +348,7 @@ func (f *fixture) hostileRequest(r docRoute, s slot, v string) (target, ctype st
 
 // codes are the stable problem codes (errors.go).
 var codes = []string{"invalid", "not_found", "conflict", "unauthorized", "forbidden", "unavailable", "overloaded", "too_large", "unsupported_media_type",
-	postage.EOVERPAYMENT, postage.ECURRENCYMISMATCH, postage.ENOTFINALIZED, postage.EOVERCREDIT, postage.ETAXOVERLAP, postage.EOVERREFUND, postage.ENOTOWNER}
+	postage.EOVERPAYMENT, postage.ECURRENCYMISMATCH, postage.ENOTFINALIZED, postage.EOVERCREDIT, postage.ETAXOVERLAP, postage.EOVERREFUND, postage.ENOTOWNER, postage.ERENDERER}
 
 // walkStats counts a hostile walk.
 type walkStats struct {

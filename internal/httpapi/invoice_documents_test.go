@@ -2,34 +2,41 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"postage"
 	"postage/billing"
 	"postage/internal/app"
 	"postage/internal/auth"
+	"postage/internal/config"
 	"postage/pricing"
 	"postage/reports"
 )
 
 // restyler draws documents in a new style once restyled is set: the
 // stand-in for a release that changes how invoices look.
-type restyler struct{ restyled atomic.Bool }
+type restyler struct {
+	restyled atomic.Bool
+	docs     reports.InvoiceDocuments
+}
 
-func (r *restyler) RenderInvoice(inv billing.Invoice, f billing.Format) ([]byte, error) {
+func (r *restyler) RenderInvoice(ctx context.Context, inv billing.Invoice, f billing.Format) ([]byte, error) {
 	if r.restyled.Load() {
 		inv.Customer.Name = "RESTYLED " + inv.Customer.Name
 	}
-	return reports.InvoiceDocuments{}.RenderInvoice(inv, f)
+	return r.docs.RenderInvoice(ctx, inv, f)
 }
 
 // A finalized invoice's JSON, CSV and PDF are served byte for byte the same
 // after the way documents are drawn changes; a draft's follow the change.
 func TestFinalizedInvoiceDocumentsNeverChange(t *testing.T) {
 	r := &restyler{}
-	s := newStackWith(t, nil, func(a *app.App) { a.Billing.Render = r })
+	s := newStackWith(t, nil, func(a *app.App) { r.docs = reports.InvoiceDocuments{PDF: a.PDF}; a.Billing.Render = r })
 	now := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 	s.App.Now = func() time.Time { return now }
 	oct := time.Date(2026, 10, 10, 12, 0, 0, 0, time.UTC)
@@ -94,5 +101,51 @@ func TestCurrencyMismatchIsAConflict(t *testing.T) {
 	resp, body = s.do(t, fin, "PATCH", "/api/v1/customers/cust-a", "application/json", []byte(`{"currency":"USD"}`))
 	if resp.StatusCode != 409 || problemCode(t, resp, body) != "conflict" {
 		t.Fatalf("currency change away from the customer's card: %d %s", resp.StatusCode, body)
+	}
+}
+
+// Without Chromium the PDF routes answer 503 renderer_unavailable (with
+// Retry-After) and store nothing; JSON and CSV are served as ever.
+func TestPDFWithoutARenderer(t *testing.T) {
+	s := newStackWith(t, func(c *config.Config) { c.Documents.Chromium = "/nonexistent/chromium" }, nil)
+	now := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	s.App.Now = func() time.Time { return now }
+	oct := time.Date(2026, 10, 10, 12, 0, 0, 0, time.UTC)
+	insertEvents(t, s, "cust-a", "GB", "marketing", oct, oct, 3)
+	fin := auth.RoleFinance
+	if resp, body := s.do(t, fin, "POST", "/api/v1/invoice-runs", "application/json", []byte(`{"period":"2026-10"}`)); resp.StatusCode != 200 {
+		t.Fatalf("run: %d %s", resp.StatusCode, body)
+	}
+	id := billing.InvoiceID("cust-a", pricing.MustParseMonth("2026-10"), 1)
+	if resp, body := s.do(t, fin, "POST", "/api/v1/invoices/"+id+"/approve", "", nil); resp.StatusCode != 200 {
+		t.Fatalf("approve: %d %s", resp.StatusCode, body)
+	}
+	unavailable := func(resp *http.Response, body []byte) {
+		t.Helper()
+		if resp.StatusCode != 503 || problemCode(t, resp, body) != postage.ERENDERER || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("%d %s (Retry-After %q), want 503 %s", resp.StatusCode, body, resp.Header.Get("Retry-After"), postage.ERENDERER)
+		}
+		if !strings.Contains(string(body), "Chromium is not installed") || strings.Contains(string(body), "/nonexistent") {
+			t.Errorf("the problem does not say what is missing, or shows the server's paths: %s", body)
+		}
+	}
+	for range 2 { // nothing stored: the second asks again
+		resp, body := s.do(t, fin, "GET", "/api/v1/invoices/"+id+".pdf", "", nil)
+		unavailable(resp, body)
+	}
+	for _, ext := range []string{"", ".csv"} {
+		if resp, body := s.do(t, fin, "GET", "/api/v1/invoices/"+id+ext, "", nil); resp.StatusCode != 200 {
+			t.Errorf("GET invoice%s: %d %s", ext, resp.StatusCode, body)
+		}
+	}
+	var stored int
+	if err := s.App.PG.QueryRow(context.Background(), `SELECT count(*) FROM invoice_documents WHERE invoice_id = $1 AND format = 'pdf'`, id).Scan(&stored); err != nil || stored != 0 {
+		t.Errorf("%d stored PDFs (%v), want none", stored, err)
+	}
+	quote := []byte(`{"items":[{"country":"DE","category":"marketing","quantity":10}]}`)
+	resp, body := s.do(t, auth.RoleSales, "POST", "/api/v1/quotes?format=pdf", "application/json", quote)
+	unavailable(resp, body)
+	if resp, body := s.do(t, auth.RoleSales, "POST", "/api/v1/quotes?format=csv", "application/json", quote); resp.StatusCode != 200 {
+		t.Errorf("quote CSV: %d %s", resp.StatusCode, body)
 	}
 }

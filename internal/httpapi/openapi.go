@@ -497,7 +497,7 @@ var decimalFields = map[reflect.Type]map[string]bool{
 // errorCodes are the problem codes (postage's error codes).
 var errorCodes = []string{postage.EINVALID, postage.ENOTFOUND, postage.ECONFLICT, postage.EUNAUTHORIZED, postage.EFORBIDDEN,
 	postage.EUNAVAILABLE, postage.EOVERLOADED, postage.ETOOLARGE, postage.EUNSUPPORTED, postage.EINTERNAL,
-	postage.EOVERPAYMENT, postage.ECURRENCYMISMATCH, postage.ENOTFINALIZED, postage.EOVERCREDIT, postage.ETAXOVERLAP, postage.EOVERREFUND, postage.ENOTOWNER}
+	postage.EOVERPAYMENT, postage.ECURRENCYMISMATCH, postage.ENOTFINALIZED, postage.EOVERCREDIT, postage.ETAXOVERLAP, postage.EOVERREFUND, postage.ENOTOWNER, postage.ERENDERER}
 
 // readOnly are the fields of request types that the server sets: a request
 // may leave them out (the server ignores what it sends), an answer always

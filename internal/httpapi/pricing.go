@@ -22,6 +22,8 @@ import (
 type PricingDeps struct {
 	// Store is the rate card ledger (pricing/pgstore).
 	Store pricing.Store
+	// PDF prints quotes' PDFs (nil: they answer 503 renderer_unavailable).
+	PDF reports.PDFPrinter
 }
 
 // pricingRoutes registers rate cards, versions, CSV import/export, quotes
@@ -376,20 +378,22 @@ func (s *Server) quote(c *gin.Context) {
 	if card, err := s.Pricing.Store.GetCard(c.Request.Context(), v.CardID); err == nil {
 		doc.CardName = card.Name
 	}
-	var buf bytes.Buffer
+	var body []byte
 	mime := "text/csv; charset=utf-8"
 	if format == "pdf" {
 		mime = "application/pdf"
-		err = reports.QuotePDF(&buf, doc)
+		body, err = reports.QuotePDF(c.Request.Context(), s.Pricing.PDF, doc)
 	} else {
+		var buf bytes.Buffer
 		err = reports.QuoteCSV(&buf, doc)
+		body = buf.Bytes()
 	}
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
 	attachment(c, fmt.Sprintf("quote-%s-v%d-%s.%s", res.CardID, res.Version, res.Month, format))
-	c.Data(http.StatusOK, mime, buf.Bytes())
+	c.Data(http.StatusOK, mime, body)
 }
 
 // documentFormatOf reads ?format= (json, csv or pdf), else the Accept

@@ -48,7 +48,7 @@ func statusOf(code string) int {
 		return http.StatusUnsupportedMediaType
 	case postage.EOVERLOADED:
 		return http.StatusTooManyRequests
-	case postage.EUNAVAILABLE, postage.ENOTOWNER:
+	case postage.EUNAVAILABLE, postage.ENOTOWNER, postage.ERENDERER:
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
@@ -70,7 +70,7 @@ func (s *Server) writeError(c *gin.Context, err error) {
 	switch code {
 	case postage.EINTERNAL:
 		s.log.Error("request failed", "request_id", rid, "method", c.Request.Method, "path", c.FullPath(), "err", err)
-	case postage.EUNAVAILABLE, postage.ENOTOWNER:
+	case postage.EUNAVAILABLE, postage.ENOTOWNER, postage.ERENDERER:
 		s.log.Warn("request failed: unavailable", "request_id", rid, "method", c.Request.Method, "path", c.FullPath(), "err", err)
 	}
 	switch status {

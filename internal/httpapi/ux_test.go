@@ -174,7 +174,12 @@ func TestQuoteDocuments(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pdftotext: %v", err)
 	}
-	for _, want := range []string{"QUOTE", "Launch", "2026-11", "Germany", "Turkey", "notification: sent as marketing", "Monthly total USD", q.Total} {
+	// Amounts print with thousands separators (22,182.18).
+	total := q.Total
+	if i := strings.IndexByte(total, '.'); i > 3 {
+		total = total[:i-3] + "," + total[i-3:]
+	}
+	for _, want := range []string{"QUOTE", "Launch", "2026-11", "Germany", "Turkey", "notification: sent as marketing", "Monthly total USD", total} {
 		if !strings.Contains(string(text), want) {
 			t.Errorf("pdf text lacks %q:\n%s", want, text)
 		}
