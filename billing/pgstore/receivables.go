@@ -194,7 +194,8 @@ func (s *ReceivableStore) ListReceivables(ctx context.Context, f billing.Receiva
 	return list, next, nil
 }
 
-func scanPayment(r pgx.Row) (billing.Payment, error) {
+// scanMoney reads a row of t (moneyTable.columns).
+func scanMoney(t moneyTable, r pgx.Row) (billing.Payment, error) {
 	var p billing.Payment
 	var amount, method string
 	var day time.Time
@@ -203,38 +204,40 @@ func scanPayment(r pgx.Row) (billing.Payment, error) {
 	}
 	d, err := decimal.NewFromString(amount)
 	if err != nil {
-		return p, fmt.Errorf("payment %s: %w", p.ID, err)
+		return p, fmt.Errorf("%s %s: %w", t.noun, p.ID, err)
 	}
 	p.Amount = billing.NewMoney(d, billing.MinorUnitsOf(p.Currency))
 	p.Date, p.Method, p.CreatedAt = billing.DateOf(day), billing.PaymentMethod(method), p.CreatedAt.UTC()
 	return p, nil
 }
 
-// RecordPayment locks the receivable, checks the payment against it and
-// records it, in one transaction; invoice.paid is emitted when it settles
-// the invoice.
-func (s *ReceivableStore) RecordPayment(ctx context.Context, invoiceID string, p billing.Payment, check func(billing.Receivable, billing.Payment) (billing.Payment, error)) (billing.Payment, billing.Receivable, bool, error) {
-	var out billing.Payment
-	var rec billing.Receivable
-	existing := false
-	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+// recordMoney locks the invoice's receivable, checks p against it, and
+// records it in t and applies it to the receivable (apply), in one
+// transaction: two at once are checked one after the other. The same
+// idempotency key again returns the first record (existing) if it is the
+// same money, and is a conflict if not.
+func (s *ReceivableStore) recordMoney(ctx context.Context, t moneyTable, invoiceID string, p billing.Payment,
+	check func(billing.Receivable, billing.Payment) (billing.Payment, error),
+	apply func(tx pgx.Tx, before billing.Receivable, p billing.Payment, now time.Time) (billing.Receivable, error),
+) (out billing.Payment, rec billing.Receivable, existing bool, err error) {
+	err = pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
 		r, err := receivable(ctx, tx, invoiceID, true)
 		if err != nil {
 			return err
 		}
 		if p.IdempotencyKey != "" {
-			q, args := paymentByKeySQL(p.IdempotencyKey)
-			prev, err := scanPayment(tx.QueryRow(ctx, q, args...))
+			q, args := t.byKeySQL(p.IdempotencyKey)
+			prev, err := scanMoney(t, tx.QueryRow(ctx, q, args...))
 			switch {
 			case err == nil:
 				p.InvoiceID = invoiceID
-				if !samePayment(prev, p) {
-					return postage.Errorf(postage.ECONFLICT, "idempotency key %q recorded another payment (%s)", p.IdempotencyKey, prev.ID)
+				if !sameMoney(prev, p) {
+					return postage.Errorf(postage.ECONFLICT, "idempotency key %q recorded another %s (%s)", p.IdempotencyKey, t.noun, prev.ID)
 				}
 				out, rec, existing = prev, r, true
 				return nil
 			case !errors.Is(err, pgx.ErrNoRows):
-				return fmt.Errorf("read payment: %w", err)
+				return fmt.Errorf("read %s: %w", t.noun, err)
 			}
 		}
 		checked, err := check(r, p)
@@ -242,19 +245,18 @@ func (s *ReceivableStore) RecordPayment(ctx context.Context, invoiceID string, p
 			return err
 		}
 		now := s.now()
-		checked.ID, checked.CreatedAt = billing.NewID("pay_"), now
-		q, args := insertPaymentSQL(checked)
-		if out, err = scanPayment(tx.QueryRow(ctx, q, args...)); err != nil {
+		checked.ID, checked.CreatedAt = billing.NewID(t.idPrefix), now
+		q, args := t.insertSQL(checked)
+		if out, err = scanMoney(t, tx.QueryRow(ctx, q, args...)); err != nil {
 			if pgCode(err) == uniqueViolation {
-				return postage.Errorf(postage.ECONFLICT, "idempotency key %q recorded another payment", p.IdempotencyKey)
+				return postage.Errorf(postage.ECONFLICT, "idempotency key %q recorded another %s", p.IdempotencyKey, t.noun)
 			}
-			return fmt.Errorf("record payment: %w", err)
+			return fmt.Errorf("record %s: %w", t.noun, err)
 		}
-		q, args = addPaidSQL(invoiceID, checked.Amount.String(), billing.DateOf(now))
-		if rec, err = scanReceivable(tx.QueryRow(ctx, q, args...)); err != nil {
-			return fmt.Errorf("record payment: %w", err)
+		if rec, err = apply(tx, r, checked, now); err != nil {
+			return fmt.Errorf("record %s: %w", t.noun, err)
 		}
-		return s.emitIfPaid(ctx, tx, r, rec, now)
+		return nil
 	})
 	if err != nil {
 		return billing.Payment{}, billing.Receivable{}, false, err
@@ -262,36 +264,28 @@ func (s *ReceivableStore) RecordPayment(ctx context.Context, invoiceID string, p
 	return out, rec, existing, nil
 }
 
-// samePayment reports whether a recorded payment is the one asked for again.
-func samePayment(prev, p billing.Payment) bool {
+// sameMoney reports whether a recorded payment or refund is the one asked
+// for again.
+func sameMoney(prev, p billing.Payment) bool {
 	return prev.InvoiceID == p.InvoiceID && prev.Amount.Equal(p.Amount.Decimal) && prev.Currency == p.Currency &&
 		prev.Date == p.Date && prev.Method == p.Method && prev.Reference == p.Reference
 }
 
-// emitIfPaid emits invoice.paid when before had a balance and after has none.
-func (s *ReceivableStore) emitIfPaid(ctx context.Context, tx pgx.Tx, before, after billing.Receivable, now time.Time) error {
-	if !before.Balance.IsPositive() || after.Balance.IsPositive() {
-		return nil
-	}
-	after.Derive(billing.DateOf(now))
-	return emit(ctx, s.Notify, tx, notify.Event{Type: notify.InvoicePaid, CustomerID: after.CustomerID, Object: after, Key: after.InvoiceID, Created: now})
-}
-
-// Payments lists payments matching f, newest first.
-func (s *ReceivableStore) Payments(ctx context.Context, f billing.PaymentFilter, p billing.Page) ([]billing.Payment, string, error) {
+// listMoney lists t's rows matching f, newest first.
+func (s *ReceivableStore) listMoney(ctx context.Context, t moneyTable, f billing.PaymentFilter, p billing.Page) ([]billing.Payment, string, error) {
 	p = p.Norm()
 	cur, err := decodeKeyCursor(p.Cursor)
 	if err != nil {
 		return nil, "", err
 	}
-	q, args := listPaymentsSQL(f, cur, p.Limit+1)
+	q, args := t.listSQL(f, cur, p.Limit+1)
 	rows, err := s.DB.Query(ctx, q, args...)
 	if err != nil {
-		return nil, "", fmt.Errorf("list payments: %w", err)
+		return nil, "", fmt.Errorf("list %ss: %w", t.noun, err)
 	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (billing.Payment, error) { return scanPayment(r) })
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (billing.Payment, error) { return scanMoney(t, r) })
 	if err != nil {
-		return nil, "", fmt.Errorf("list payments: %w", err)
+		return nil, "", fmt.Errorf("list %ss: %w", t.noun, err)
 	}
 	next := ""
 	if len(list) > p.Limit {
@@ -305,20 +299,32 @@ func (s *ReceivableStore) Payments(ctx context.Context, f billing.PaymentFilter,
 	return list, next, nil
 }
 
-func scanRefund(r pgx.Row) (billing.Refund, error) {
-	var f billing.Refund
-	var amount, method string
-	var day time.Time
-	if err := r.Scan(&f.ID, &f.InvoiceID, &f.InvoiceNumber, &f.CustomerID, &amount, &f.Currency, &day, &method, &f.Reference, &f.IdempotencyKey, &f.CreatedAt); err != nil {
-		return f, err
+// RecordPayment locks the receivable, checks the payment against it and
+// records it, in one transaction; invoice.paid is emitted when it settles
+// the invoice.
+func (s *ReceivableStore) RecordPayment(ctx context.Context, invoiceID string, p billing.Payment, check func(billing.Receivable, billing.Payment) (billing.Payment, error)) (billing.Payment, billing.Receivable, bool, error) {
+	return s.recordMoney(ctx, paymentsTable, invoiceID, p, check, func(tx pgx.Tx, before billing.Receivable, p billing.Payment, now time.Time) (billing.Receivable, error) {
+		q, args := addPaidSQL(invoiceID, p.Amount.String(), billing.DateOf(now))
+		after, err := scanReceivable(tx.QueryRow(ctx, q, args...))
+		if err != nil {
+			return after, err
+		}
+		return after, s.emitIfPaid(ctx, tx, before, after, now)
+	})
+}
+
+// emitIfPaid emits invoice.paid when before had a balance and after has none.
+func (s *ReceivableStore) emitIfPaid(ctx context.Context, tx pgx.Tx, before, after billing.Receivable, now time.Time) error {
+	if !before.Balance.IsPositive() || after.Balance.IsPositive() {
+		return nil
 	}
-	d, err := decimal.NewFromString(amount)
-	if err != nil {
-		return f, fmt.Errorf("refund %s: %w", f.ID, err)
-	}
-	f.Amount = billing.NewMoney(d, billing.MinorUnitsOf(f.Currency))
-	f.Date, f.Method, f.CreatedAt = billing.DateOf(day), billing.PaymentMethod(method), f.CreatedAt.UTC()
-	return f, nil
+	after.Derive(billing.DateOf(now))
+	return emit(ctx, s.Notify, tx, notify.Event{Type: notify.InvoicePaid, CustomerID: after.CustomerID, Object: after, Key: after.InvoiceID, Created: now})
+}
+
+// Payments lists payments matching f, newest first.
+func (s *ReceivableStore) Payments(ctx context.Context, f billing.PaymentFilter, p billing.Page) ([]billing.Payment, string, error) {
+	return s.listMoney(ctx, paymentsTable, f, p)
 }
 
 // RecordRefund locks the receivable, checks the refund against it and
@@ -326,85 +332,26 @@ func scanRefund(r pgx.Row) (billing.Refund, error) {
 // after the other, so together they never refund more than is owed (and
 // the receivable's CHECK stands behind the lock).
 func (s *ReceivableStore) RecordRefund(ctx context.Context, invoiceID string, f billing.Refund, check func(billing.Receivable, billing.Refund) (billing.Refund, error)) (billing.Refund, billing.Receivable, bool, error) {
-	var out billing.Refund
-	var rec billing.Receivable
-	existing := false
-	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
-		r, err := receivable(ctx, tx, invoiceID, true)
-		if err != nil {
-			return err
-		}
-		if f.IdempotencyKey != "" {
-			q, args := refundByKeySQL(f.IdempotencyKey)
-			prev, err := scanRefund(tx.QueryRow(ctx, q, args...))
-			switch {
-			case err == nil:
-				f.InvoiceID = invoiceID
-				if !sameRefund(prev, f) {
-					return postage.Errorf(postage.ECONFLICT, "idempotency key %q recorded another refund (%s)", f.IdempotencyKey, prev.ID)
-				}
-				out, rec, existing = prev, r, true
-				return nil
-			case !errors.Is(err, pgx.ErrNoRows):
-				return fmt.Errorf("read refund: %w", err)
-			}
-		}
-		checked, err := check(r, f)
-		if err != nil {
-			return err
-		}
-		checked.ID, checked.CreatedAt = billing.NewID("ref_"), s.now()
-		q, args := insertRefundSQL(checked)
-		if out, err = scanRefund(tx.QueryRow(ctx, q, args...)); err != nil {
-			if pgCode(err) == uniqueViolation {
-				return postage.Errorf(postage.ECONFLICT, "idempotency key %q recorded another refund", f.IdempotencyKey)
-			}
-			return fmt.Errorf("record refund: %w", err)
-		}
-		q, args = addRefundedSQL(invoiceID, checked.Amount.String())
-		if rec, err = scanReceivable(tx.QueryRow(ctx, q, args...)); err != nil {
-			return fmt.Errorf("record refund: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return billing.Refund{}, billing.Receivable{}, false, err
-	}
-	return out, rec, existing, nil
-}
-
-// sameRefund reports whether a recorded refund is the one asked for again.
-func sameRefund(prev, f billing.Refund) bool {
-	return prev.InvoiceID == f.InvoiceID && prev.Amount.Equal(f.Amount.Decimal) && prev.Currency == f.Currency &&
-		prev.Date == f.Date && prev.Method == f.Method && prev.Reference == f.Reference
+	out, rec, existing, err := s.recordMoney(ctx, refundsTable, invoiceID, billing.Payment(f),
+		func(r billing.Receivable, p billing.Payment) (billing.Payment, error) {
+			checked, err := check(r, billing.Refund(p))
+			return billing.Payment(checked), err
+		},
+		func(tx pgx.Tx, _ billing.Receivable, p billing.Payment, _ time.Time) (billing.Receivable, error) {
+			q, args := addRefundedSQL(invoiceID, p.Amount.String())
+			return scanReceivable(tx.QueryRow(ctx, q, args...))
+		})
+	return billing.Refund(out), rec, existing, err
 }
 
 // Refunds lists refunds matching f, newest first.
 func (s *ReceivableStore) Refunds(ctx context.Context, f billing.RefundFilter, p billing.Page) ([]billing.Refund, string, error) {
-	p = p.Norm()
-	cur, err := decodeKeyCursor(p.Cursor)
-	if err != nil {
-		return nil, "", err
+	list, next, err := s.listMoney(ctx, refundsTable, billing.PaymentFilter(f), p)
+	refunds := make([]billing.Refund, len(list))
+	for i, p := range list {
+		refunds[i] = billing.Refund(p)
 	}
-	q, args := listRefundsSQL(f, cur, p.Limit+1)
-	rows, err := s.DB.Query(ctx, q, args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list refunds: %w", err)
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (billing.Refund, error) { return scanRefund(r) })
-	if err != nil {
-		return nil, "", fmt.Errorf("list refunds: %w", err)
-	}
-	next := ""
-	if len(list) > p.Limit {
-		list = list[:p.Limit]
-		last := list[len(list)-1]
-		next = keyCursor{At: last.CreatedAt.Format(time.RFC3339Nano), ID: last.ID}.encode()
-	}
-	if list == nil {
-		list = []billing.Refund{}
-	}
-	return list, next, nil
+	return refunds, next, err
 }
 
 // MarkUncollectible writes an invoice's balance off.

@@ -213,23 +213,40 @@ func agingSQL(customerID string, today billing.Date) (string, []any) {
 	GROUP BY customer_id, currency ORDER BY customer_id, currency`, []any{today.String(), customerID}
 }
 
-// Payments.
+// Payments and refunds: money moved outside postage against an invoice,
+// one record in two tables.
 
-const paymentColumns = `id, invoice_id, invoice_number, customer_id, amount::text, currency, paid_on, method, reference, coalesce(idempotency_key,''), created_at`
+// moneyTable is one of the two: the payments received, or the refunds paid
+// back.
+type moneyTable struct {
+	table    string // payments, refunds
+	day      string // the column of the day the money moved
+	noun     string // payment, refund: in messages
+	idPrefix string
+}
 
-func insertPaymentSQL(p billing.Payment) (string, []any) {
-	return `INSERT INTO payments (id, invoice_id, invoice_number, customer_id, amount, currency, paid_on, method, reference, idempotency_key, created_at)
-	VALUES ($1,$2,$3,$4,$5::numeric,$6,$7::date,$8,$9,$10,$11) RETURNING ` + paymentColumns,
+var (
+	paymentsTable = moneyTable{table: "payments", day: "paid_on", noun: "payment", idPrefix: "pay_"}
+	refundsTable  = moneyTable{table: "refunds", day: "refunded_on", noun: "refund", idPrefix: "ref_"}
+)
+
+func (t moneyTable) columns() string {
+	return `id, invoice_id, invoice_number, customer_id, amount::text, currency, ` + t.day + `, method, reference, coalesce(idempotency_key,''), created_at`
+}
+
+func (t moneyTable) insertSQL(p billing.Payment) (string, []any) {
+	return `INSERT INTO ` + t.table + ` (id, invoice_id, invoice_number, customer_id, amount, currency, ` + t.day + `, method, reference, idempotency_key, created_at)
+	VALUES ($1,$2,$3,$4,$5::numeric,$6,$7::date,$8,$9,$10,$11) RETURNING ` + t.columns(),
 		[]any{p.ID, p.InvoiceID, p.InvoiceNumber, p.CustomerID, p.Amount.String(), p.Currency, p.Date.String(), string(p.Method), p.Reference,
 			nullable(p.IdempotencyKey), p.CreatedAt}
 }
 
-func paymentByKeySQL(key string) (string, []any) {
-	return `SELECT ` + paymentColumns + ` FROM payments WHERE idempotency_key = $1`, []any{key}
+func (t moneyTable) byKeySQL(key string) (string, []any) {
+	return `SELECT ` + t.columns() + ` FROM ` + t.table + ` WHERE idempotency_key = $1`, []any{key}
 }
 
-// listPaymentsSQL lists payments newest first (then id), after the cursor.
-func listPaymentsSQL(f billing.PaymentFilter, cur *keyCursor, limit int) (string, []any) {
+// listSQL lists the table's rows newest first (then id), after the cursor.
+func (t moneyTable) listSQL(f billing.PaymentFilter, cur *keyCursor, limit int) (string, []any) {
 	var a sqlArgs
 	var conds []string
 	if f.CustomerID != "" {
@@ -241,38 +258,7 @@ func listPaymentsSQL(f billing.PaymentFilter, cur *keyCursor, limit int) (string
 	if cur != nil {
 		conds = append(conds, "(created_at, id) < ("+a.add(cur.At)+"::timestamptz, "+a.add(cur.ID)+")")
 	}
-	return `SELECT ` + paymentColumns + ` FROM payments` + where(conds) + ` ORDER BY created_at DESC, id DESC LIMIT ` + a.add(limit), a.args
-}
-
-// Refunds.
-
-const refundColumns = `id, invoice_id, invoice_number, customer_id, amount::text, currency, refunded_on, method, reference, coalesce(idempotency_key,''), created_at`
-
-func insertRefundSQL(f billing.Refund) (string, []any) {
-	return `INSERT INTO refunds (id, invoice_id, invoice_number, customer_id, amount, currency, refunded_on, method, reference, idempotency_key, created_at)
-	VALUES ($1,$2,$3,$4,$5::numeric,$6,$7::date,$8,$9,$10,$11) RETURNING ` + refundColumns,
-		[]any{f.ID, f.InvoiceID, f.InvoiceNumber, f.CustomerID, f.Amount.String(), f.Currency, f.Date.String(), string(f.Method), f.Reference,
-			nullable(f.IdempotencyKey), f.CreatedAt}
-}
-
-func refundByKeySQL(key string) (string, []any) {
-	return `SELECT ` + refundColumns + ` FROM refunds WHERE idempotency_key = $1`, []any{key}
-}
-
-// listRefundsSQL lists refunds newest first (then id), after the cursor.
-func listRefundsSQL(f billing.RefundFilter, cur *keyCursor, limit int) (string, []any) {
-	var a sqlArgs
-	var conds []string
-	if f.CustomerID != "" {
-		conds = append(conds, "customer_id = "+a.add(f.CustomerID))
-	}
-	if f.InvoiceID != "" {
-		conds = append(conds, "invoice_id = "+a.add(f.InvoiceID))
-	}
-	if cur != nil {
-		conds = append(conds, "(created_at, id) < ("+a.add(cur.At)+"::timestamptz, "+a.add(cur.ID)+")")
-	}
-	return `SELECT ` + refundColumns + ` FROM refunds` + where(conds) + ` ORDER BY created_at DESC, id DESC LIMIT ` + a.add(limit), a.args
+	return `SELECT ` + t.columns() + ` FROM ` + t.table + where(conds) + ` ORDER BY created_at DESC, id DESC LIMIT ` + a.add(limit), a.args
 }
 
 // Credit notes.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"postage"
 	"postage/billing"
+	"postage/internal/app"
 	"postage/reports"
 )
 
@@ -198,80 +200,19 @@ invoice's balance and payment status follow from it. See docs/BILLING.md.`,
 		Example: `  postage payments record in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --amount 120.00 --currency USD --date 2026-11-20 --method bank_transfer --reference "SEPA 4471"
   postage payments list --customer acme-1`,
 	}
-	var in billing.NewPayment
-	var method string
-	record := &cobra.Command{
-		Use:   "record INVOICE --amount AMOUNT --currency CODE --date YYYY-MM-DD --method METHOD",
-		Short: "Record a payment against a finalized invoice",
-		Example: `  postage payments record in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --amount 120.00 --currency USD --date 2026-11-20 --method bank_transfer --reference "SEPA 4471"
+	cmd.AddCommand(moneyCmds(g, moneyCLI{
+		noun: "payment", moved: "received", detail: "against a finalized invoice",
+		example: `  postage payments record in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --amount 120.00 --currency USD --date 2026-11-20 --method bank_transfer --reference "SEPA 4471"
   postage payments record in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --amount 15 --currency USD --date 2026-11-21 --method card --idempotency-key stripe-ch_3P   # safe to run twice`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			in.Method = billing.PaymentMethod(method)
-			a, err := g.openApp(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			id, err := invoiceIDOf(cmd.Context(), a, args[0])
-			if err != nil {
-				return err
-			}
-			p, r, existing, err := a.Accounts.RecordPayment(cmd.Context(), id, in)
-			if err != nil {
-				return err
-			}
-			verb := "recorded"
-			if existing {
-				verb = "already recorded"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s payment %s of %s %s on invoice %s: balance %s %s, %s\n", verb, p.ID, p.Amount, p.Currency, p.InvoiceNumber, r.Balance, r.Currency, r.Status)
-			return nil
-		},
-	}
-	fl := record.Flags()
-	fl.StringVar(&in.Amount, "amount", "", "amount received, a decimal (required)")
-	fl.StringVar(&in.Currency, "currency", "", "the invoice's currency, ISO 4217 (required)")
-	fl.StringVar(&in.Date, "date", "", "day the money was received, YYYY-MM-DD (required)")
-	fl.StringVar(&method, "method", "bank_transfer", "bank_transfer, card, direct_debit, cash, check or other")
-	fl.StringVar(&in.Reference, "reference", "", "the bank's or processor's reference")
-	fl.StringVar(&in.IdempotencyKey, "idempotency-key", "", "records the payment once however often the command runs")
-
-	var invoice, customer string
-	var page pageFlags
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List payments, newest first",
-		Example: `  postage payments list --customer acme-1
+		listExample: `  postage payments list --customer acme-1
   postage payments list --invoice in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --format json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := page.check(); err != nil {
-				return err
-			}
-			a, err := g.openApp(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			f := billing.PaymentFilter{CustomerID: customer, InvoiceID: invoice}
-			return pageList[billing.Payment]{
-				fetch: func(limit int, cursor string) ([]billing.Payment, string, error) {
-					return a.Accounts.Payments(cmd.Context(), f, billing.Page{Limit: limit, Cursor: cursor})
-				},
-				header: "PAYMENT\tINVOICE\tNUMBER\tCUSTOMER\tAMOUNT\tCURRENCY\tDATE\tMETHOD\tREFERENCE",
-				row: func(v billing.Payment) []any {
-					return []any{v.ID, v.InvoiceID, v.InvoiceNumber, v.CustomerID, v.Amount, v.Currency, v.Date, v.Method, v.Reference}
-				},
-				csv: tableCSV(paymentsTable),
-			}.write(cmd, page)
+		record: func(ctx context.Context, a *app.App, invoiceID string, in billing.NewPayment) (billing.Payment, billing.Receivable, bool, error) {
+			return a.Accounts.RecordPayment(ctx, invoiceID, in)
 		},
-	}
-	lf := list.Flags()
-	lf.StringVar(&invoice, "invoice", "", "only this invoice")
-	lf.StringVar(&customer, "customer", "", "only this customer")
-	page.register(list, true)
-	cmd.AddCommand(record, list)
+		list: func(ctx context.Context, a *app.App, f billing.PaymentFilter, p billing.Page) ([]billing.Payment, string, error) {
+			return a.Accounts.Payments(ctx, f, p)
+		},
+	})...)
 	return cmd
 }
 
@@ -287,14 +228,46 @@ never changed; the balance goes back toward zero. See docs/BILLING.md.`,
 		Example: `  postage refunds record in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --amount 25.00 --currency USD --date 2026-11-20 --method bank_transfer --reference "SEPA 9912"
   postage refunds list --customer acme-1`,
 	}
-	var in billing.NewRefund
+	cmd.AddCommand(moneyCmds(g, moneyCLI{
+		noun: "refund", moved: "paid back", detail: "against a finalized invoice that owes the customer money",
+		example: `  postage refunds record in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --amount 25.00 --currency USD --date 2026-11-20 --method bank_transfer --reference "SEPA 9912"
+  postage refunds record in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --amount 5 --currency USD --date 2026-11-21 --method card --idempotency-key stripe-re_3P   # safe to run twice`,
+		listExample: `  postage refunds list --customer acme-1
+  postage refunds list --invoice in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --format csv`,
+		record: func(ctx context.Context, a *app.App, invoiceID string, in billing.NewPayment) (billing.Payment, billing.Receivable, bool, error) {
+			f, r, existing, err := a.Accounts.RecordRefund(ctx, invoiceID, billing.NewRefund(in))
+			return billing.Payment(f), r, existing, err
+		},
+		list: func(ctx context.Context, a *app.App, f billing.PaymentFilter, p billing.Page) ([]billing.Payment, string, error) {
+			refunds, next, err := a.Accounts.Refunds(ctx, billing.RefundFilter(f), p)
+			list := make([]billing.Payment, len(refunds))
+			for i, r := range refunds {
+				list[i] = billing.Payment(r)
+			}
+			return list, next, err
+		},
+	})...)
+	return cmd
+}
+
+// moneyCLI is what differs between the payments and the refunds commands:
+// money received against an invoice, or paid back against it.
+type moneyCLI struct {
+	noun, moved, detail  string // "payment", "received", "against a finalized invoice"
+	example, listExample string
+	record               func(ctx context.Context, a *app.App, invoiceID string, in billing.NewPayment) (billing.Payment, billing.Receivable, bool, error)
+	list                 func(ctx context.Context, a *app.App, f billing.PaymentFilter, p billing.Page) ([]billing.Payment, string, error)
+}
+
+// moneyCmds returns a kind's record and list commands.
+func moneyCmds(g *globalFlags, m moneyCLI) []*cobra.Command {
+	var in billing.NewPayment
 	var method string
 	record := &cobra.Command{
-		Use:   "record INVOICE --amount AMOUNT --currency CODE --date YYYY-MM-DD --method METHOD",
-		Short: "Record a refund against a finalized invoice that owes the customer money",
-		Example: `  postage refunds record in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --amount 25.00 --currency USD --date 2026-11-20 --method bank_transfer --reference "SEPA 9912"
-  postage refunds record in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --amount 5 --currency USD --date 2026-11-21 --method card --idempotency-key stripe-re_3P   # safe to run twice`,
-		Args: cobra.ExactArgs(1),
+		Use:     "record INVOICE --amount AMOUNT --currency CODE --date YYYY-MM-DD --method METHOD",
+		Short:   "Record a " + m.noun + " " + m.detail,
+		Example: m.example,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in.Method = billing.PaymentMethod(method)
 			a, err := g.openApp(cmd.Context())
@@ -306,7 +279,7 @@ never changed; the balance goes back toward zero. See docs/BILLING.md.`,
 			if err != nil {
 				return err
 			}
-			f, r, existing, err := a.Accounts.RecordRefund(cmd.Context(), id, in)
+			p, r, existing, err := m.record(cmd.Context(), a, id, in)
 			if err != nil {
 				return err
 			}
@@ -314,26 +287,25 @@ never changed; the balance goes back toward zero. See docs/BILLING.md.`,
 			if existing {
 				verb = "already recorded"
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s refund %s of %s %s on invoice %s: balance %s %s, %s\n", verb, f.ID, f.Amount, f.Currency, f.InvoiceNumber, r.Balance, r.Currency, r.Status)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s of %s %s on invoice %s: balance %s %s, %s\n", verb, m.noun, p.ID, p.Amount, p.Currency, p.InvoiceNumber, r.Balance, r.Currency, r.Status)
 			return nil
 		},
 	}
 	fl := record.Flags()
-	fl.StringVar(&in.Amount, "amount", "", "amount paid back, a decimal (required)")
+	fl.StringVar(&in.Amount, "amount", "", "amount "+m.moved+", a decimal (required)")
 	fl.StringVar(&in.Currency, "currency", "", "the invoice's currency, ISO 4217 (required)")
-	fl.StringVar(&in.Date, "date", "", "day the money was paid back, YYYY-MM-DD (required)")
+	fl.StringVar(&in.Date, "date", "", "day the money was "+m.moved+", YYYY-MM-DD (required)")
 	fl.StringVar(&method, "method", "bank_transfer", "bank_transfer, card, direct_debit, cash, check or other")
 	fl.StringVar(&in.Reference, "reference", "", "the bank's or processor's reference")
-	fl.StringVar(&in.IdempotencyKey, "idempotency-key", "", "records the refund once however often the command runs")
+	fl.StringVar(&in.IdempotencyKey, "idempotency-key", "", "records the "+m.noun+" once however often the command runs")
 
 	var invoice, customer string
 	var page pageFlags
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List refunds, newest first",
-		Example: `  postage refunds list --customer acme-1
-  postage refunds list --invoice in_3kq7x2v5m1b9c8d4e6f0a2h7j5 --format csv`,
-		Args: cobra.NoArgs,
+		Use:     "list",
+		Short:   "List " + m.noun + "s, newest first",
+		Example: m.listExample,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := page.check(); err != nil {
 				return err
@@ -343,16 +315,16 @@ never changed; the balance goes back toward zero. See docs/BILLING.md.`,
 				return err
 			}
 			defer a.Close()
-			f := billing.RefundFilter{CustomerID: customer, InvoiceID: invoice}
-			return pageList[billing.Refund]{
-				fetch: func(limit int, cursor string) ([]billing.Refund, string, error) {
-					return a.Accounts.Refunds(cmd.Context(), f, billing.Page{Limit: limit, Cursor: cursor})
+			f := billing.PaymentFilter{CustomerID: customer, InvoiceID: invoice}
+			return pageList[billing.Payment]{
+				fetch: func(limit int, cursor string) ([]billing.Payment, string, error) {
+					return m.list(cmd.Context(), a, f, billing.Page{Limit: limit, Cursor: cursor})
 				},
-				header: "REFUND\tINVOICE\tNUMBER\tCUSTOMER\tAMOUNT\tCURRENCY\tDATE\tMETHOD\tREFERENCE",
-				row: func(v billing.Refund) []any {
+				header: strings.ToUpper(m.noun) + "\tINVOICE\tNUMBER\tCUSTOMER\tAMOUNT\tCURRENCY\tDATE\tMETHOD\tREFERENCE",
+				row: func(v billing.Payment) []any {
 					return []any{v.ID, v.InvoiceID, v.InvoiceNumber, v.CustomerID, v.Amount, v.Currency, v.Date, v.Method, v.Reference}
 				},
-				csv: tableCSV(refundsTable),
+				csv: tableCSV(moneyTable),
 			}.write(cmd, page)
 		},
 	}
@@ -360,8 +332,7 @@ never changed; the balance goes back toward zero. See docs/BILLING.md.`,
 	lf.StringVar(&invoice, "invoice", "", "only this invoice")
 	lf.StringVar(&customer, "customer", "", "only this customer")
 	page.register(list, true)
-	cmd.AddCommand(record, list)
-	return cmd
+	return []*cobra.Command{record, list}
 }
 
 func newCreditNotesCmd(g *globalFlags) *cobra.Command {
@@ -725,22 +696,12 @@ func receivablesTable(list []billing.Receivable) reports.Table {
 	return t
 }
 
-// paymentsTable is the payments as CSV rows.
-func paymentsTable(list []billing.Payment) reports.Table {
+// moneyTable is payments or refunds as CSV rows.
+func moneyTable(list []billing.Payment) reports.Table {
 	t := reports.Table{Header: []string{"id", "invoice_id", "invoice_number", "customer_id", "amount", "currency", "date", "method", "reference", "created_at"}}
 	for _, p := range list {
 		t.Rows = append(t.Rows, []string{p.ID, p.InvoiceID, p.InvoiceNumber, p.CustomerID, p.Amount.String(), p.Currency, p.Date.String(), string(p.Method),
 			p.Reference, p.CreatedAt.UTC().Format(time.RFC3339)})
-	}
-	return t
-}
-
-// refundsTable is the refunds as CSV rows.
-func refundsTable(list []billing.Refund) reports.Table {
-	t := reports.Table{Header: []string{"id", "invoice_id", "invoice_number", "customer_id", "amount", "currency", "date", "method", "reference", "created_at"}}
-	for _, f := range list {
-		t.Rows = append(t.Rows, []string{f.ID, f.InvoiceID, f.InvoiceNumber, f.CustomerID, f.Amount.String(), f.Currency, f.Date.String(), string(f.Method),
-			f.Reference, f.CreatedAt.UTC().Format(time.RFC3339)})
 	}
 	return t
 }

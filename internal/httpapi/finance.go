@@ -19,7 +19,6 @@ import (
 // and receivables", "Credit notes"). Finance and admin write; a customer
 // key reads its own invoices' balance, payments and credit notes.
 func (s *Server) financeRoutes() {
-	invoiceID := []Param{{Name: "id", Description: "invoice id"}}
 	taxRateID := []Param{{Name: "id", Description: "tax rate id"}}
 	conflicts := []int{http.StatusConflict}
 
@@ -184,106 +183,29 @@ func (s *Server) financeRoutes() {
 		c.JSON(http.StatusOK, r)
 	})
 
-	// Payments.
-	s.handle(Route{Method: "POST", Path: "/api/v1/invoices/:id/payments", Tag: "payments",
-		Summary: "Record a payment against a finalized invoice; another currency (currency_mismatch), more than the balance (overpayment) or a draft or void invoice (invoice_not_finalized) is 409. The same idempotency_key again answers 200 with the first payment.",
-		Roles:   financeOnly, PathParams: invoiceID, Request: billing.NewPayment{}, Response: RecordedPayment{}, Status: http.StatusCreated,
-		Other: map[int]any{http.StatusOK: RecordedPayment{}}}, func(c *gin.Context) {
-		if !s.financeReady(c) {
-			return
-		}
-		var in billing.NewPayment
-		if err := bindJSON(c, &in); err != nil {
-			s.writeError(c, err)
-			return
-		}
-		p, r, existing, err := s.Billing.Accounts.RecordPayment(c.Request.Context(), c.Param("id"), in)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		status := http.StatusCreated
-		if existing {
-			status = http.StatusOK
-		}
-		c.JSON(status, RecordedPayment{Payment: p, Receivable: r})
+	// Payments and refunds: money moved outside postage, recorded against
+	// an invoice.
+	moneyRoutes(s, moneyRoute[billing.NewPayment, billing.Payment, RecordedPayment]{
+		noun:          "payment",
+		recordSummary: "Record a payment against a finalized invoice; another currency (currency_mismatch), more than the balance (overpayment) or a draft or void invoice (invoice_not_finalized) is 409. The same idempotency_key again answers 200 with the first payment.",
+		record:        s.Billing.Accounts.RecordPayment,
+		answer: func(p billing.Payment, r billing.Receivable) RecordedPayment {
+			return RecordedPayment{Payment: p, Receivable: r}
+		},
+		list: func(ctx context.Context, customer, invoice string, p billing.Page) ([]billing.Payment, string, error) {
+			return s.Billing.Accounts.Payments(ctx, billing.PaymentFilter{CustomerID: customer, InvoiceID: invoice}, p)
+		},
 	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/invoices/:id/payments", Tag: "payments", Summary: "The payments recorded against an invoice, newest first (customer keys: their own invoices).",
-		Roles: financeAndOwner, PathParams: invoiceID, Query: pageQuery, Response: List[billing.Payment]{}}, func(c *gin.Context) {
-		if !s.financeReady(c) {
-			return
-		}
-		inv, ok := s.visibleInvoice(c, c.Param("id"))
-		if !ok {
-			return
-		}
-		writePage(s, c, func(ctx context.Context, p billing.Page) ([]billing.Payment, string, error) {
-			return s.Billing.Accounts.Payments(ctx, billing.PaymentFilter{InvoiceID: inv.ID}, p)
-		})
-	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/payments", Tag: "payments", Summary: "Payments, newest first, of one customer or invoice or all.", Roles: financeOnly,
-		Query: append([]Param{
-			{Name: "customer", Description: "only this customer id"},
-			{Name: "invoice", Description: "only this invoice id"},
-		}, pageQuery...),
-		Response: List[billing.Payment]{}}, func(c *gin.Context) {
-		if !s.financeReady(c) {
-			return
-		}
-		writePage(s, c, func(ctx context.Context, p billing.Page) ([]billing.Payment, string, error) {
-			return s.Billing.Accounts.Payments(ctx, billing.PaymentFilter{CustomerID: c.Query("customer"), InvoiceID: c.Query("invoice")}, p)
-		})
-	})
-
-	// Refunds.
-	s.handle(Route{Method: "POST", Path: "/api/v1/invoices/:id/refunds", Tag: "refunds",
-		Summary: "Record a refund paid back outside postage against a finalized invoice that owes the customer money (a negative balance); more than the customer is owed is 409 refund_exceeds_owed, another currency 409 currency_mismatch, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first refund.",
-		Roles:   financeOnly, PathParams: invoiceID, Request: billing.NewRefund{}, Response: RecordedRefund{}, Status: http.StatusCreated,
-		Other: map[int]any{http.StatusOK: RecordedRefund{}}}, func(c *gin.Context) {
-		if !s.financeReady(c) {
-			return
-		}
-		var in billing.NewRefund
-		if err := bindJSON(c, &in); err != nil {
-			s.writeError(c, err)
-			return
-		}
-		f, r, existing, err := s.Billing.Accounts.RecordRefund(c.Request.Context(), c.Param("id"), in)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		status := http.StatusCreated
-		if existing {
-			status = http.StatusOK
-		}
-		c.JSON(status, RecordedRefund{Refund: f, Receivable: r})
-	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/invoices/:id/refunds", Tag: "refunds", Summary: "The refunds recorded against an invoice, newest first (customer keys: their own invoices).",
-		Roles: financeAndOwner, PathParams: invoiceID, Query: pageQuery, Response: List[billing.Refund]{}}, func(c *gin.Context) {
-		if !s.financeReady(c) {
-			return
-		}
-		inv, ok := s.visibleInvoice(c, c.Param("id"))
-		if !ok {
-			return
-		}
-		writePage(s, c, func(ctx context.Context, p billing.Page) ([]billing.Refund, string, error) {
-			return s.Billing.Accounts.Refunds(ctx, billing.RefundFilter{InvoiceID: inv.ID}, p)
-		})
-	})
-	s.handle(Route{Method: "GET", Path: "/api/v1/refunds", Tag: "refunds", Summary: "Refunds, newest first, of one customer or invoice or all.", Roles: financeOnly,
-		Query: append([]Param{
-			{Name: "customer", Description: "only this customer id"},
-			{Name: "invoice", Description: "only this invoice id"},
-		}, pageQuery...),
-		Response: List[billing.Refund]{}}, func(c *gin.Context) {
-		if !s.financeReady(c) {
-			return
-		}
-		writePage(s, c, func(ctx context.Context, p billing.Page) ([]billing.Refund, string, error) {
-			return s.Billing.Accounts.Refunds(ctx, billing.RefundFilter{CustomerID: c.Query("customer"), InvoiceID: c.Query("invoice")}, p)
-		})
+	moneyRoutes(s, moneyRoute[billing.NewRefund, billing.Refund, RecordedRefund]{
+		noun:          "refund",
+		recordSummary: "Record a refund paid back outside postage against a finalized invoice that owes the customer money (a negative balance); more than the customer is owed is 409 refund_exceeds_owed, another currency 409 currency_mismatch, a draft or void invoice 409 invoice_not_finalized. The same idempotency_key again answers 200 with the first refund.",
+		record:        s.Billing.Accounts.RecordRefund,
+		answer: func(f billing.Refund, r billing.Receivable) RecordedRefund {
+			return RecordedRefund{Refund: f, Receivable: r}
+		},
+		list: func(ctx context.Context, customer, invoice string, p billing.Page) ([]billing.Refund, string, error) {
+			return s.Billing.Accounts.Refunds(ctx, billing.RefundFilter{CustomerID: customer, InvoiceID: invoice}, p)
+		},
 	})
 
 	// Credit notes.
@@ -422,4 +344,71 @@ func (s *Server) financeReady(c *gin.Context) bool {
 		return false
 	}
 	return true
+}
+
+// invoiceID is the path parameter of the routes under an invoice.
+var invoiceID = []Param{{Name: "id", Description: "invoice id"}}
+
+// moneyRoute describes the routes of one kind of money moved outside
+// postage against invoices (payments, refunds): In is the body that
+// records one, Out the record, Answer what recording answers.
+type moneyRoute[In, Out, Answer any] struct {
+	noun          string // payment, refund: the tag and paths are its plural
+	recordSummary string
+	record        func(ctx context.Context, invoiceID string, in In) (Out, billing.Receivable, bool, error)
+	answer        func(Out, billing.Receivable) Answer
+	list          func(ctx context.Context, customer, invoice string, p billing.Page) ([]Out, string, error)
+}
+
+// moneyRoutes registers a kind's three routes: record one against an
+// invoice (201, or 200 with the first for the same idempotency key), list
+// an invoice's (customer keys: their own), and list all (finance).
+func moneyRoutes[In, Out, Answer any](s *Server, m moneyRoute[In, Out, Answer]) {
+	plural := m.noun + "s"
+	s.handle(Route{Method: "POST", Path: "/api/v1/invoices/:id/" + plural, Tag: plural, Summary: m.recordSummary,
+		Roles: financeOnly, PathParams: invoiceID, Request: *new(In), Response: *new(Answer), Status: http.StatusCreated,
+		Other: map[int]any{http.StatusOK: *new(Answer)}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		var in In
+		if err := bindJSON(c, &in); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		out, r, existing, err := m.record(c.Request.Context(), c.Param("id"), in)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		status := http.StatusCreated
+		if existing {
+			status = http.StatusOK
+		}
+		c.JSON(status, m.answer(out, r))
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/invoices/:id/" + plural, Tag: plural, Summary: "The " + plural + " recorded against an invoice, newest first (customer keys: their own invoices).",
+		Roles: financeAndOwner, PathParams: invoiceID, Query: pageQuery, Response: List[Out]{}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		inv, ok := s.visibleInvoice(c, c.Param("id"))
+		if !ok {
+			return
+		}
+		writePage(s, c, func(ctx context.Context, p billing.Page) ([]Out, string, error) { return m.list(ctx, "", inv.ID, p) })
+	})
+	s.handle(Route{Method: "GET", Path: "/api/v1/" + plural, Tag: plural, Summary: strings.ToUpper(plural[:1]) + plural[1:] + ", newest first, of one customer or invoice or all.", Roles: financeOnly,
+		Query: append([]Param{
+			{Name: "customer", Description: "only this customer id"},
+			{Name: "invoice", Description: "only this invoice id"},
+		}, pageQuery...),
+		Response: List[Out]{}}, func(c *gin.Context) {
+		if !s.financeReady(c) {
+			return
+		}
+		writePage(s, c, func(ctx context.Context, p billing.Page) ([]Out, string, error) {
+			return m.list(ctx, c.Query("customer"), c.Query("invoice"), p)
+		})
+	})
 }
