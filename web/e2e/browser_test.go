@@ -205,6 +205,22 @@ func (tb *tab) waitText(css, want string) {
 	tb.t.Errorf("%s shows %q, want %q", css, got, want)
 }
 
+// follow clicks the link css names once it is on the page and waits until
+// the page went where it leads. The click is the page's own (a list that
+// re-renders between finding the link and clicking it cannot make the
+// click miss), retried until the location is the link's.
+func (tb *tab) follow(css string) {
+	tb.t.Helper()
+	deadline := time.Now().Add(step)
+	for time.Now().Before(deadline) {
+		if eval[bool](tb, fmt.Sprintf(`(() => { const a = document.querySelector(%q); if (!a) return false; a.click(); return location.href === a.href })()`, css)) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tb.t.Fatalf("could not follow %s", css)
+}
+
 // eval runs a JavaScript expression (awaiting promises) and decodes its value.
 func eval[T any](tb *tab, expr string) T {
 	tb.t.Helper()

@@ -279,7 +279,8 @@ func testCustomer(t *testing.T, s *stack, tb *tab, downloads string) {
 	// An invoice's own page: its lines add up to the API's totals.
 	if len(invoices.Data) > 0 {
 		inv := invoices.Data[0]
-		tb.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#invoices tr[data-invoice=%q] a.invoice-link`, inv.ID))), chromedp.WaitVisible(chromedp.ID("invoice-total")))
+		tb.follow(fmt.Sprintf(`#invoices tr[data-invoice=%q] a.invoice-link`, inv.ID))
+		tb.do(chromedp.WaitVisible(chromedp.ID("invoice-total")))
 		checkInvoicePage(t, s, tb, s.Keys[auth.RoleCustomer], inv.ID)
 		tb.shot("13-invoice-customer")
 	}
@@ -703,7 +704,8 @@ func testFinance(t *testing.T, s *stack, tb *tab, downloads string) {
 	tb.open("#/finance")
 	tb.do(chromedp.SetValue(chromedp.ID("f-customer"), "acme"), chromedp.SetValue(chromedp.ID("f-period"), ""))
 	tb.submit("form.filters")
-	tb.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#invoice-list tr[data-invoice=%q] a.invoice-link`, acmeInv.Data[0].ID))), chromedp.WaitVisible(chromedp.ID("invoice-total")))
+	tb.follow(fmt.Sprintf(`#invoice-list tr[data-invoice=%q] a.invoice-link`, acmeInv.Data[0].ID))
+	tb.do(chromedp.WaitVisible(chromedp.ID("invoice-total")))
 	checkInvoicePage(t, s, tb, s.Keys[auth.RoleFinance], acmeInv.Data[0].ID)
 	if n := len(tb.texts(`#invoice-lines th button[data-key="discount_amount"]`)); n != 1 {
 		t.Errorf("acme's invoice shows no discount column")
