@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"postage"
@@ -145,6 +147,12 @@ func (s *CHStore) run(ctx context.Context, spec readSpec, scan func(func(dest ..
 		return nil
 	}
 	rows, err := s.conn.Query(ctx, q, args...)
+	// A pooled connection to a server that went away (a replica stopped
+	// or restarted) fails its first use; nothing was read yet, so the
+	// read is asked again, a few times, and the pool dials a live server.
+	for try := 0; err != nil && brokenConn(err) && ctx.Err() == nil && try < 3; try++ {
+		rows, err = s.conn.Query(ctx, q, args...)
+	}
 	if err != nil {
 		return err
 	}
@@ -155,6 +163,12 @@ func (s *CHStore) run(ctx context.Context, spec readSpec, scan func(func(dest ..
 		}
 	}
 	return rows.Err()
+}
+
+// brokenConn reports whether err is a connection that broke under the
+// query (the server closed or reset it) rather than an answer.
+func brokenConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // dimColumn is a dimension's column.
