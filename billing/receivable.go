@@ -217,14 +217,11 @@ func (n NewPayment) parse(today Date, dateIs string) (Payment, error) {
 // checkPayment checks a parsed payment against the invoice it pays: the
 // currency, the currency's decimals and the balance. It completes p.
 func checkPayment(p Payment, r Receivable) (Payment, error) {
-	if p.Currency != r.Currency {
-		return Payment{}, postage.Errorf(postage.ECURRENCYMISMATCH, "invoice %s is in %s, the payment in %s: record it in %s", r.Number, r.Currency, p.Currency, r.Currency)
+	amount, err := moneyAgainst("payment", p.Amount, p.Currency, r)
+	if err != nil {
+		return Payment{}, err
 	}
-	places := MinorUnitsOf(r.Currency)
-	if !p.Amount.Equal(p.Amount.Truncate(int32(places))) {
-		return Payment{}, postage.Errorf(postage.EINVALID, "amount: %s has more decimals than %s has (%d)", p.Amount.Decimal, r.Currency, places)
-	}
-	p.Amount = NewMoney(p.Amount.Decimal, places)
+	p.Amount = amount
 	if p.Amount.GreaterThan(r.Balance.Decimal) {
 		if !r.Balance.IsPositive() {
 			return Payment{}, postage.Errorf(postage.EOVERPAYMENT, "invoice %s is paid: nothing is left to pay", r.Number)
@@ -233,6 +230,20 @@ func checkPayment(p Payment, r Receivable) (Payment, error) {
 	}
 	p.InvoiceID, p.InvoiceNumber, p.CustomerID = r.InvoiceID, r.Number, r.CustomerID
 	return p, nil
+}
+
+// moneyAgainst checks money recorded against r (a payment, a refund: the
+// noun): in r's currency, with no more decimals than the currency has. It
+// returns the amount at the currency's minor units.
+func moneyAgainst(noun string, amount Money, currency string, r Receivable) (Money, error) {
+	if currency != r.Currency {
+		return Money{}, postage.Errorf(postage.ECURRENCYMISMATCH, "invoice %s is in %s, the %s in %s: record it in %s", r.Number, r.Currency, noun, currency, r.Currency)
+	}
+	places := MinorUnitsOf(r.Currency)
+	if !amount.Equal(amount.Truncate(int32(places))) {
+		return Money{}, postage.Errorf(postage.EINVALID, "amount: %s has more decimals than %s has (%d)", amount.Decimal, r.Currency, places)
+	}
+	return NewMoney(amount.Decimal, places), nil
 }
 
 // PaymentFilter narrows a list of payments; zero fields do not filter.

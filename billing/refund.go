@@ -55,7 +55,7 @@ func (n NewRefund) Parse(today Date) (Refund, error) {
 	if err != nil {
 		return Refund{}, err
 	}
-	return Refund{Amount: p.Amount, Currency: p.Currency, Date: p.Date, Method: p.Method, Reference: p.Reference, IdempotencyKey: p.IdempotencyKey}, nil
+	return Refund(p), nil
 }
 
 // Owed is what the customer is owed on a receivable: minus its balance
@@ -71,14 +71,12 @@ func (r Receivable) Owed() decimal.Decimal {
 // currency, the currency's decimals and what the customer is owed. It
 // completes f.
 func checkRefund(f Refund, r Receivable) (Refund, error) {
-	if f.Currency != r.Currency {
-		return Refund{}, postage.Errorf(postage.ECURRENCYMISMATCH, "invoice %s is in %s, the refund in %s: record it in %s", r.Number, r.Currency, f.Currency, r.Currency)
+	amount, err := moneyAgainst("refund", f.Amount, f.Currency, r)
+	if err != nil {
+		return Refund{}, err
 	}
+	f.Amount = amount
 	places := MinorUnitsOf(r.Currency)
-	if !f.Amount.Equal(f.Amount.Truncate(int32(places))) {
-		return Refund{}, postage.Errorf(postage.EINVALID, "amount: %s has more decimals than %s has (%d)", f.Amount.Decimal, r.Currency, places)
-	}
-	f.Amount = NewMoney(f.Amount.Decimal, places)
 	if owed := r.Owed(); f.Amount.GreaterThan(owed) {
 		if !owed.IsPositive() {
 			return Refund{}, postage.Errorf(postage.EOVERREFUND, "invoice %s owes the customer nothing (balance %s %s): nothing to refund", r.Number, r.Balance, r.Currency)
