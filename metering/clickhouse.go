@@ -29,7 +29,9 @@ var (
 // NewCHStore returns a store on a native-protocol ClickHouse connection
 // whose default database holds the events table.
 func NewCHStore(conn driver.Conn) *CHStore {
-	return &CHStore{conn: conn, reads: newReads()}
+	s := &CHStore{conn: conn, reads: newReads()}
+	s.SetSealedCache(DefaultSealedCacheBytes)
+	return s
 }
 
 // insertBlockRows is the size of the blocks Insert sends.

@@ -92,7 +92,7 @@ func (s *CHStore) EachMonthlyAggregate(ctx context.Context, month, asOf time.Tim
 			return err
 		}
 		return nil
-	})
+	}, nil)
 	if err != nil && fnErr == nil {
 		return fmt.Errorf("query monthly aggregates: %w", err)
 	}

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"postage"
 )
@@ -29,6 +32,7 @@ type reads struct {
 	cat       *sealCatalog
 	refreshMu sync.Mutex
 	rawOnly   atomic.Bool
+	sealed    atomic.Pointer[sealedCache] // nil: off
 	// CatalogRefresh overrides DefaultCatalogRefresh when positive.
 	CatalogRefresh time.Duration
 }
@@ -135,24 +139,23 @@ func sealsSQL(since int64) (string, []any) {
 	return q + " GROUP BY tier, ingest_start", args
 }
 
-// run plans spec over the catalogue and runs its query, handing fn each
-// row's scanner. fn is not called for an empty plan.
-func (s *CHStore) run(ctx context.Context, spec readSpec, scan func(func(dest ...any) error) error) error {
+// run plans spec over the catalogue and runs its query, handing scan each
+// row's scanner; grow, if set, may first learn how many rows there may be.
+// scan is not called for an empty plan.
+func (s *CHStore) run(ctx context.Context, spec readSpec, scan func(func(dest ...any) error) error, grow func(n int)) error {
 	c, err := s.catalog(ctx)
 	if err != nil {
 		return err
 	}
-	q, args := readSQL(spec, planRead(spec, c))
-	if q == "" {
+	parts := planRead(spec, c)
+	if len(parts) == 0 {
 		return nil
 	}
-	rows, err := s.conn.Query(ctx, q, args...)
-	// A pooled connection to a server that went away (a replica stopped
-	// or restarted) fails its first use; nothing was read yet, so the
-	// read is asked again, a few times, and the pool dials a live server.
-	for try := 0; err != nil && brokenConn(err) && ctx.Err() == nil && try < 3; try++ {
-		rows, err = s.conn.Query(ctx, q, args...)
+	if cache := s.cacheFor(spec); cache != nil {
+		return s.runCached(ctx, cache, spec, parts, scan, grow)
 	}
+	q, args := readSQL(spec, parts)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return err
 	}
@@ -163,6 +166,18 @@ func (s *CHStore) run(ctx context.Context, spec readSpec, scan func(func(dest ..
 		}
 	}
 	return rows.Err()
+}
+
+// query runs a read's query. A pooled connection to a server that went
+// away (a replica stopped or restarted) fails its first use; nothing was
+// read yet, so the query is asked again, a few times, and the pool dials a
+// live server.
+func (s *CHStore) query(ctx context.Context, q string, args ...any) (driver.Rows, error) {
+	rows, err := s.conn.Query(ctx, q, args...)
+	for try := 0; err != nil && brokenConn(err) && ctx.Err() == nil && try < 3; try++ {
+		rows, err = s.conn.Query(ctx, q, args...)
+	}
+	return rows, err
 }
 
 // brokenConn reports whether err is a connection that broke under the
@@ -306,7 +321,7 @@ func (s *CHStore) usageRows(ctx context.Context, spec readSpec, customer string)
 		r.Start = bucketStart(spec.bucket, bucket)
 		out = append(out, r)
 		return nil
-	})
+	}, func(n int) { out = slices.Grow(out, n) })
 	return out, err
 }
 
@@ -426,7 +441,7 @@ func (s *CHStore) LateIngested(ctx context.Context, month, after, upTo time.Time
 		}
 		out[c] = last.UTC()
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("query late events: %w", err)
 	}
@@ -450,7 +465,7 @@ func (s *CHStore) CustomersWithUsage(ctx context.Context, month time.Time) ([]st
 		}
 		out = append(out, c)
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("query customers with usage: %w", err)
 	}

@@ -41,6 +41,7 @@ type ReplicatedOptions struct {
 func NewReplicatedCHStore(conn driver.Conn, o ReplicatedOptions) *CHStore {
 	s := NewCHStore(conn)
 	s.repl = &o
+	s.sealed.Store(nil) // see sealedcache.go
 	return s
 }
 

@@ -173,6 +173,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		}
 	} else {
 		a.Events = metering.NewCHStore(a.CH)
+		a.Events.SetSealedCache(uint64(cfg.Usage.CacheBytes))
 		a.Usage = a.Events
 		a.conflicts = a.Events.Conflicts
 		icfg := a.ingesterConfig(cfg)

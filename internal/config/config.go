@@ -130,9 +130,12 @@ type WhatsApp struct {
 	BillableStatus string `toml:"billable_status"`
 }
 
-// Usage limits usage queries.
+// Usage limits usage queries and sizes their cache.
 type Usage struct {
 	MaxRange Duration `toml:"max_range"`
+	// CacheBytes is the memory each events store may use to keep the
+	// rows of sealed windows that one-customer reads read (0: none).
+	CacheBytes int64 `toml:"cache_bytes"`
 }
 
 // Billing configures invoice runs.
@@ -257,7 +260,7 @@ func Default() Config {
 			Categories:    []string{"notification", "session", "marketing", "utility", "authentication", "authentication_international", "service"},
 		},
 		WhatsApp: WhatsApp{BillableStatus: "delivered"},
-		Usage:    Usage{MaxRange: Duration{400 * 24 * time.Hour}},
+		Usage:    Usage{MaxRange: Duration{400 * 24 * time.Hour}, CacheBytes: 64 << 20},
 		Billing: Billing{Schedule: "0 2 1 * *", Grace: Duration{72 * time.Hour}, NumberFormat: "PST-{year}-{seq:6}", IssuerName: "Postage Messaging Ltd.", IssuerAddress: "1 Example Street, London, United Kingdom", Scheduler: true,
 			PaymentTermsDays: 30, CreditNoteNumberFormat: "CN-{year}-{seq:6}", Reminders: []string{},
 			ReverseChargeNote: "Reverse charge: VAT to be accounted for by the recipient (Article 196, Council Directive 2006/112/EC).",
@@ -352,6 +355,9 @@ func (c Config) Validate() error {
 	}
 	if c.Usage.MaxRange.Duration <= 0 {
 		errs = append(errs, errors.New("usage.max_range must be positive"))
+	}
+	if c.Usage.CacheBytes < 0 || c.Usage.CacheBytes > 1<<40 {
+		errs = append(errs, errors.New("usage.cache_bytes must be between 0 and 1099511627776 (1 TiB)"))
 	}
 	errs = append(errs, c.ClickHouse.validate()...)
 	if c.Billing.Grace.Duration < 0 {
