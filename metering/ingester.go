@@ -217,6 +217,9 @@ type submission struct {
 // (and caught up) by Start or by the first Submit; Close stops it.
 func NewIngester(store EventStore, cfg IngesterConfig) *Ingester {
 	cfg.defaults()
+	if cfg.Metrics != nil && cfg.Metrics.BatchSize == nil {
+		cfg.Metrics = cfg.Metrics.ForShard("") // one server
+	}
 	in := &Ingester{
 		store:    store,
 		cfg:      cfg,

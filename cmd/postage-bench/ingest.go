@@ -1151,8 +1151,16 @@ func flushStatsOf(ctx context.Context, url, key string) flushFigures {
 	for _, l := range strings.Split(string(b), "\n") {
 		for _, name := range []string{"postage_ingest_flush_seconds_sum", "postage_ingest_flush_seconds_count", "postage_ingest_batch_events_sum",
 			"postage_ingest_lookup_seconds_sum", "postage_ingest_lookup_seconds_count", "postage_ingest_insert_seconds_sum", "postage_ingest_insert_seconds_count"} {
-			if rest, ok := strings.CutPrefix(l, name+" "); ok {
-				v[name], _ = strconv.ParseFloat(rest, 64)
+			// One series per shard (a shard label; "" on one server): summed.
+			rest, ok := strings.CutPrefix(l, name+" ")
+			if !ok && strings.HasPrefix(l, name+"{") {
+				if i := strings.LastIndexByte(l, ' '); i > 0 {
+					rest, ok = l[i+1:], true
+				}
+			}
+			if ok {
+				x, _ := strconv.ParseFloat(rest, 64)
+				v[name] += x
 			}
 		}
 	}

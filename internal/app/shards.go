@@ -113,6 +113,7 @@ func (a *App) openShards(cfg config.Config, c *db.ClickHouseCluster) error {
 			why: postage.Errorf(postage.EUNAVAILABLE, "the writer of shard %d is starting; retry", sh.Num), starting: true}
 		w.store = metering.NewReplicatedCHStore(conn, metering.ReplicatedOptions{Replicas: replicas, Check: w.check})
 		icfg := a.ingesterConfig(cfg)
+		icfg.Metrics = icfg.Metrics.ForShard(strconv.Itoa(sh.Num))
 		icfg.IndexDir = filepath.Join(IndexDir(cfg), w.name)
 		icfg.IndexOwner = "clickhouse-cluster://" + c.Topology.Cluster + "/" + c.Database + "/" + w.name
 		w.newIn = func() *metering.Ingester { return metering.NewIngester(w.store, icfg) }
