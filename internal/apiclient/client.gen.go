@@ -3497,6 +3497,9 @@ type PostEventsParams struct {
 
 	// CeSource binary mode: the producer (not read)
 	CeSource *string `json:"ce-source,omitempty"`
+
+	// PostageForwardedShards set by a postage process of a cluster that forwards the request to the writer of these shards (numbers, comma-separated): only their events are stored and answered for, and the request is not forwarded again (503 shard_not_owned if this process does not write them). Clients do not send it.
+	PostageForwardedShards *string `json:"Postage-Forwarded-Shards,omitempty"`
 }
 
 // GetExchangeRatesParams defines parameters for GetExchangeRates.
@@ -3900,6 +3903,9 @@ type GetWebhooksWhatsappParams struct {
 type PostWebhooksWhatsappParams struct {
 	// XHubSignature256 sha256=<hex HMAC-SHA256 of the body with the app secret>
 	XHubSignature256 string `json:"X-Hub-Signature-256"`
+
+	// PostageForwardedShards set by a postage process of a cluster that forwards the request to the writer of these shards (numbers, comma-separated): only their events are stored and answered for, and the request is not forwarded again (503 shard_not_owned if this process does not write them). Clients do not send it.
+	PostageForwardedShards *string `json:"Postage-Forwarded-Shards,omitempty"`
 }
 
 // PostApikeysJSONRequestBody defines body for PostApikeys for application/json ContentType.
@@ -9195,6 +9201,17 @@ func NewPostEventsRequestWithBody(server string, params *PostEventsParams, conte
 			req.Header.Set("ce-source", headerParam5)
 		}
 
+		if params.PostageForwardedShards != nil {
+			var headerParam6 string
+
+			headerParam6, err = runtime.StyleParamWithOptions("simple", false, "Postage-Forwarded-Shards", *params.PostageForwardedShards, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Postage-Forwarded-Shards", headerParam6)
+		}
+
 	}
 
 	return req, nil
@@ -13013,6 +13030,17 @@ func NewPostWebhooksWhatsappRequestWithBody(server string, params *PostWebhooksW
 		}
 
 		req.Header.Set("X-Hub-Signature-256", headerParam0)
+
+		if params.PostageForwardedShards != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Postage-Forwarded-Shards", *params.PostageForwardedShards, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Postage-Forwarded-Shards", headerParam1)
+		}
 
 	}
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -313,6 +314,7 @@ func (a *App) Server() *httpapi.Server {
 			Usage:    a.Usage,
 			Phones:   a.PhoneCache,
 			Metrics:  a.MeterMetrics,
+			Router:   a.router(),
 		},
 		Dashboard: web.Handler(),
 		Ready: []httpapi.ReadyCheck{
@@ -323,6 +325,15 @@ func (a *App) Server() *httpapi.Server {
 			{Name: "key index", Check: a.Ingester.WaitReady},
 		},
 	})
+}
+
+// router is the API's event router: the shards on a cluster, nil on one
+// server.
+func (a *App) router() httpapi.EventRouter {
+	if a.shards == nil {
+		return nil
+	}
+	return a.shards
 }
 
 // Close releases connections in reverse order of opening.
@@ -340,6 +351,12 @@ func (a *App) Serve(ctx context.Context, started func(url string)) error {
 	if err != nil {
 		return err
 	}
+	return a.ServeOn(ctx, ln, started)
+}
+
+// ServeOn is Serve on a listener already open (a process that must know
+// its port before Open, to advertise it).
+func (a *App) ServeOn(ctx context.Context, ln net.Listener, started func(url string)) error {
 	a.Ingester.Start() // open and catch up the key index before the first request
 	srv := a.Server()
 	stopJobs, err := a.StartJobs(ctx)

@@ -32,10 +32,16 @@ type serveProcess struct {
 func startServe(t *testing.T, a *app.App) *serveProcess {
 	t.Helper()
 	cfg := a.Config
-	spec, _ := json.Marshal(app.ServeChildConfig{
+	return startServeWith(t, app.ServeChildConfig{
 		PGDSN: cfg.Postgres.DSN, Database: cfg.ClickHouse.Database, Cluster: cfg.ClickHouse.Cluster,
 		IndexDir: t.TempDir(), Addrs: cfg.ClickHouse.Addresses(), ZooKeeper: cfg.ClickHouse.ZooKeeper,
 	})
+}
+
+// startServeWith starts a serve child configured by sc.
+func startServeWith(t *testing.T, sc app.ServeChildConfig) *serveProcess {
+	t.Helper()
+	spec, _ := json.Marshal(sc)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "POSTAGE_TEST_SERVE="+string(spec))
 	cmd.Stderr = os.Stderr
@@ -75,8 +81,11 @@ func balancer(t *testing.T, ctx context.Context, procs []*serveProcess, key stri
 		req.Header.Set("Authorization", "Bearer "+key)
 		req.Header.Set("Content-Type", "application/cloudevents-batch+json")
 		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			continue // the replica is gone: the next one
+		if err != nil { // the replica is gone: the next one
+			if i%len(procs) == len(procs)-1 {
+				time.Sleep(200 * time.Millisecond)
+			}
+			continue
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()

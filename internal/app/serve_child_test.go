@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"postage/internal/config"
+	"postage/internal/httpapi"
 )
 
 // serveChildEnv, when set in the environment of this test binary, makes it
@@ -22,6 +23,13 @@ const serveChildEnv = "POSTAGE_TEST_SERVE"
 type ServeChildConfig struct {
 	PGDSN, Database, Cluster, IndexDir string
 	Addrs, ZooKeeper                   []string
+	// Advertise: the child advertises its URL ([http] advertise_url), so
+	// the others forward it its shards' events.
+	Advertise bool
+	// WriteShards is [clickhouse] write_shards.
+	WriteShards []int
+	// AppSecret is [whatsapp] app_secret.
+	AppSecret string
 }
 
 // serveChild serves the API on a free loopback port, prints "URL <url>" on
@@ -32,8 +40,18 @@ func serveChild() {
 		fmt.Fprintln(os.Stderr, "serve child:", err)
 		os.Exit(2)
 	}
+	ln, err := httpapi.Listen("127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "serve child:", err)
+		os.Exit(1)
+	}
 	cfg := config.Default()
-	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.HTTP.Addr = ln.Addr().String()
+	if sc.Advertise {
+		cfg.HTTP.AdvertiseURL = "http://" + ln.Addr().String()
+	}
+	cfg.ClickHouse.WriteShards = sc.WriteShards
+	cfg.WhatsApp.AppSecret = sc.AppSecret
 	cfg.Postgres.DSN = sc.PGDSN
 	cfg.ClickHouse.Addr, cfg.ClickHouse.Addrs = sc.Addrs[0], sc.Addrs[1:]
 	cfg.ClickHouse.Database, cfg.ClickHouse.Cluster, cfg.ClickHouse.ZooKeeper = sc.Database, sc.Cluster, sc.ZooKeeper
@@ -49,7 +67,7 @@ func serveChild() {
 		os.Exit(1)
 	}
 	defer a.Close()
-	if err := a.Serve(ctx, func(url string) { fmt.Println("URL", url) }); err != nil {
+	if err := a.ServeOn(ctx, ln, func(url string) { fmt.Println("URL", url) }); err != nil {
 		fmt.Fprintln(os.Stderr, "serve child:", err)
 		os.Exit(1)
 	}

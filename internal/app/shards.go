@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"postage"
 	"postage/internal/config"
 	"postage/internal/db"
+	"postage/internal/httpapi"
 	"postage/internal/lease"
 	"postage/metering"
 )
@@ -31,9 +34,16 @@ type Ingest interface {
 }
 
 var (
-	_ Ingest = (*metering.Ingester)(nil)
-	_ Ingest = (*shardSet)(nil)
+	_ Ingest              = (*metering.Ingester)(nil)
+	_ Ingest              = (*shardSet)(nil)
+	_ httpapi.EventRouter = (*shardSet)(nil)
 )
+
+// leaseDirectory hands out the shards' leases and tells who holds them.
+type leaseDirectory interface {
+	lease.Manager
+	lease.Directory
+}
 
 // leasePoll is how often a process that does not hold a shard's lease
 // tries to take it.
@@ -43,6 +53,8 @@ const leasePoll = 500 * time.Millisecond
 // shard, and the routing of each event to its customer's shard.
 type shardSet struct {
 	writers []*shardWriter
+	byNum   map[int]*shardWriter
+	shardOf func(customerID string) int // index in writers
 	route   *metering.ShardedIngester
 	leases  lease.Manager
 
@@ -55,19 +67,23 @@ type shardSet struct {
 // shardWriter owns the writes of one shard (its events, key index and
 // rollups) while this process holds the shard's lease: it then runs an
 // Ingester on the shard's store, and a sealer once jobs run. A process
-// without the lease answers the shard's customers 503 shard_not_owned.
+// without the lease forwards the shard's events to the holder's advertised
+// URL (owner), or, when it knows none, answers them 503 shard_not_owned.
 type shardWriter struct {
-	num    int // shard_num, 1-based
-	name   string
-	store  *metering.CHStore
-	leases lease.Manager
-	newIn  func() *metering.Ingester
-	log    *slog.Logger
+	num     int // shard_num, 1-based
+	name    string
+	store   *metering.CHStore
+	leases  leaseDirectory
+	contend bool   // this process tries to take the lease ([clickhouse] write_shards)
+	self    string // this process's advertised URL ("" none)
+	newIn   func() *metering.Ingester
+	log     *slog.Logger
 
 	mu    sync.Mutex
 	in    *metering.Ingester // while the lease is held
 	lease lease.Lease
-	why   error // why there is no ingester (not owned, coordinator down)
+	owner string // while another process holds the lease: its advertised URL, if any
+	why   error  // why there is no ingester (not owned, coordinator down)
 	// starting: the lease has not been tried yet, or is being taken again
 	// after a loss; requests wait a little for it.
 	starting bool
@@ -77,16 +93,26 @@ type shardWriter struct {
 // (not started) writers.
 func (a *App) openShards(cfg config.Config, c *db.ClickHouseCluster) error {
 	log := a.Log
+	self := strings.TrimRight(cfg.HTTP.AdvertiseURL, "/")
 	zk, err := lease.NewZooKeeper(lease.ZooKeeperOptions{
 		Servers:        cfg.ClickHouse.ZooKeeper,
 		Root:           "/postage/leases/" + c.Database,
 		SessionTimeout: cfg.ClickHouse.ZooKeeperSessionTimeout.Duration,
+		Address:        self,
 		Logger:         log,
 	})
 	if err != nil {
 		return err
 	}
-	set := &shardSet{leases: zk}
+	contend := map[int]bool{}
+	for _, n := range cfg.ClickHouse.WriteShards {
+		if !slices.ContainsFunc(c.Topology.Shards, func(sh db.Shard) bool { return sh.Num == n }) {
+			_ = zk.Close()
+			return fmt.Errorf("clickhouse.write_shards: cluster %s has no shard %d", c.Topology.Cluster, n)
+		}
+		contend[n] = true
+	}
+	set := &shardSet{leases: zk, byNum: map[int]*shardWriter{}, shardOf: c.Topology.ShardFor}
 	a.closers = append(a.closers, func() { _ = zk.Close() })
 	usages := make([]metering.Usage, len(c.Topology.Shards))
 	subs := make([]metering.Submitter, len(c.Topology.Shards))
@@ -110,6 +136,7 @@ func (a *App) openShards(cfg config.Config, c *db.ClickHouseCluster) error {
 			}
 		})
 		w := &shardWriter{num: sh.Num, name: "shard-" + strconv.Itoa(sh.Num), leases: zk, log: log.With("shard", sh.Num),
+			contend: len(contend) == 0 || contend[sh.Num], self: self,
 			why: postage.Errorf(postage.EUNAVAILABLE, "the writer of shard %d is starting; retry", sh.Num), starting: true}
 		w.store = metering.NewReplicatedCHStore(conn, metering.ReplicatedOptions{Replicas: replicas, Check: w.check})
 		icfg := a.ingesterConfig(cfg)
@@ -118,6 +145,7 @@ func (a *App) openShards(cfg config.Config, c *db.ClickHouseCluster) error {
 		icfg.IndexOwner = "clickhouse-cluster://" + c.Topology.Cluster + "/" + c.Database + "/" + w.name
 		w.newIn = func() *metering.Ingester { return metering.NewIngester(w.store, icfg) }
 		set.writers = append(set.writers, w)
+		set.byNum[w.num] = w
 		usages[i], subs[i] = w.store, w
 	}
 	set.route = &metering.ShardedIngester{Shards: subs, Shard: c.Topology.ShardFor}
@@ -137,6 +165,38 @@ func (s *shardSet) Submit(ctx context.Context, events []metering.Event) ([]meter
 
 // Admit implements Ingest.
 func (s *shardSet) Admit() error { return s.route.Admit() }
+
+// ShardOf implements httpapi.EventRouter.
+func (s *shardSet) ShardOf(customerID string) int { return s.writers[s.shardOf(customerID)].num }
+
+// ForwardTo implements httpapi.EventRouter: the advertised URL of the
+// process that holds the shard's lease, while this process does not.
+// While this process's writer is starting (its first try at the lease, or
+// a lease changing hands) it waits, up to submitWait, to know.
+func (s *shardSet) ForwardTo(ctx context.Context, shard int) string {
+	s.Start()
+	w := s.byNum[shard]
+	if w == nil {
+		return ""
+	}
+	deadline := time.Now().Add(submitWait)
+	for {
+		w.mu.Lock()
+		in, owner, starting := w.in, w.owner, w.starting
+		w.mu.Unlock()
+		switch {
+		case in != nil:
+			return ""
+		case !starting, time.Now().After(deadline):
+			return owner
+		}
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-time.After(leasePoll / 10):
+		}
+	}
+}
 
 // Start implements Ingest: every writer starts contending for its lease.
 func (s *shardSet) Start() {
@@ -291,14 +351,23 @@ func (w *shardWriter) waitReady(ctx context.Context) error {
 // catches up with what other holders wrote meanwhile.
 func (w *shardWriter) run(ctx context.Context) {
 	for ctx.Err() == nil {
-		l, err := w.leases.TryAcquire(ctx, w.name)
+		var l lease.Lease
+		err := errNotContending
+		if w.contend {
+			l, err = w.leases.TryAcquire(ctx, w.name)
+		}
 		if err != nil {
+			owner, herr := "", err
+			if errors.Is(err, lease.ErrHeld) || errors.Is(err, errNotContending) {
+				owner, herr = w.holder(ctx)
+			}
 			w.mu.Lock()
-			w.starting = false
-			if errors.Is(err, lease.ErrHeld) {
-				w.why = postage.Errorf(postage.ENOTOWNER, "another postage process owns the writes of shard %d; retry (on another process)", w.num)
-			} else {
-				w.why = fmt.Errorf("%w: %w", postage.Errorf(postage.EUNAVAILABLE, "the write lease of shard %d cannot be taken (is ZooKeeper down?); retry later", w.num), err)
+			w.starting, w.owner = false, owner
+			switch {
+			case herr == nil || errors.Is(herr, lease.ErrNoHolder):
+				w.why = postage.Errorf(postage.ENOTOWNER, "%s; retry (on another process)", w.notOwned(owner, herr))
+			default:
+				w.why = fmt.Errorf("%w: %w", postage.Errorf(postage.EUNAVAILABLE, "the write lease of shard %d cannot be taken or read (is ZooKeeper down?); retry later", w.num), herr)
 			}
 			w.mu.Unlock()
 			select {
@@ -310,7 +379,7 @@ func (w *shardWriter) run(ctx context.Context) {
 		w.log.Info("holding the write lease of the shard", "token", l.Token())
 		in := w.newIn()
 		w.mu.Lock()
-		w.lease, w.in, w.starting = l, in, false
+		w.lease, w.in, w.starting, w.owner = l, in, false, ""
 		w.mu.Unlock()
 		in.Start()
 		select {
@@ -329,6 +398,40 @@ func (w *shardWriter) run(ctx context.Context) {
 		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = l.Release(rctx)
 		cancel()
+	}
+}
+
+// errNotContending: this process does not try to take the shard's lease.
+var errNotContending = errors.New("not contending for the lease")
+
+// holder returns the advertised URL of the process that holds the
+// shard's lease: "" when it gave none, or is this process (a node of an
+// earlier run of it, until its session expires).
+func (w *shardWriter) holder(ctx context.Context) (string, error) {
+	hctx, cancel := context.WithTimeout(ctx, leasePoll*4)
+	defer cancel()
+	h, err := w.leases.Holder(hctx, w.name)
+	if err != nil {
+		return "", err
+	}
+	if h.Address == w.self {
+		return "", nil
+	}
+	return h.Address, nil
+}
+
+// notOwned says why this process does not write the shard, for a
+// shard_not_owned answer (no holder it can forward to).
+func (w *shardWriter) notOwned(owner string, holderErr error) string {
+	switch {
+	case owner != "":
+		return fmt.Sprintf("another postage process (%s) writes shard %d", owner, w.num)
+	case errors.Is(holderErr, lease.ErrNoHolder) && !w.contend:
+		return fmt.Sprintf("no postage process writes shard %d now (this one does not: clickhouse.write_shards)", w.num)
+	case errors.Is(holderErr, lease.ErrNoHolder):
+		return fmt.Sprintf("no postage process writes shard %d now", w.num)
+	default:
+		return fmt.Sprintf("another postage process writes shard %d and gave no [http] advertise_url to forward its events to", w.num)
 	}
 }
 

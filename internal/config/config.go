@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -62,6 +63,12 @@ type HTTP struct {
 	// WriteTimeout instead.
 	RequestTimeout  Duration `toml:"request_timeout"`
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// AdvertiseURL is where the other postage processes of a cluster
+	// reach this one (http://10.0.0.5:8080): it is stored in the write
+	// leases this process holds, and the others forward it the events of
+	// its shards. "" means nowhere: the others answer those events 503
+	// shard_not_owned.
+	AdvertiseURL string `toml:"advertise_url"`
 }
 
 // Postgres locates the ledger database. An empty DSN means "managed":
@@ -88,6 +95,10 @@ type ClickHouse struct {
 	// shards' write leases (the cluster's own will do).
 	ZooKeeper               []string `toml:"zookeeper"`
 	ZooKeeperSessionTimeout Duration `toml:"zookeeper_session_timeout"`
+	// WriteShards are the numbers of the shards (as in system.clusters)
+	// whose write lease this process contends for; empty means every
+	// shard. The other shards' events are forwarded to their writers.
+	WriteShards []int `toml:"write_shards"`
 }
 
 // Addresses returns Addr and then Addrs, without empty ones.
@@ -245,7 +256,7 @@ func Default() Config {
 		ClickHouse: ClickHouse{
 			Addrs: []string{}, Database: "postage", Username: "default",
 			InsertQuorumTimeout: Duration{10 * time.Second},
-			ZooKeeper:           []string{}, ZooKeeperSessionTimeout: Duration{10 * time.Second},
+			ZooKeeper:           []string{}, ZooKeeperSessionTimeout: Duration{10 * time.Second}, WriteShards: []int{},
 		},
 		Dev: Dev{DataDir: "data", Demo: true},
 		Ingest: Ingest{
@@ -329,6 +340,9 @@ func (c Config) Validate() error {
 	}
 	if c.HTTP.RequestTimeout.Duration <= 0 || c.HTTP.WriteTimeout.Duration < c.HTTP.RequestTimeout.Duration {
 		errs = append(errs, errors.New("http.request_timeout must be positive and at most http.write_timeout"))
+	}
+	if err := checkAdvertiseURL(c.HTTP.AdvertiseURL); err != nil {
+		errs = append(errs, fmt.Errorf("http.advertise_url %q: %w", c.HTTP.AdvertiseURL, err))
 	}
 	if c.Ingest.MaxBatch <= 0 || c.Ingest.FlushSize <= 0 || c.Ingest.QueueSize <= 0 {
 		errs = append(errs, errors.New("ingest.max_batch, flush_size and queue_size must be positive"))
@@ -488,7 +502,30 @@ func (c ClickHouse) validate() []error {
 	if c.ZooKeeperSessionTimeout.Duration < 2*time.Second {
 		errs = append(errs, errors.New("clickhouse.zookeeper_session_timeout must be at least 2s"))
 	}
+	seen := map[int]bool{}
+	for _, n := range c.WriteShards {
+		if n < 1 || seen[n] {
+			errs = append(errs, fmt.Errorf("clickhouse.write_shards: %d is not a shard number (1, 2, ... as in system.clusters, each once)", n))
+		}
+		seen[n] = true
+	}
 	return errs
+}
+
+// checkAdvertiseURL accepts "" or an absolute http(s) URL with a host and
+// nothing after its path.
+func checkAdvertiseURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return errors.New("must be an http:// or https:// URL with a host (and an optional path), where the other processes reach this one")
+	}
+	return nil
 }
 
 // EnvName returns the environment variable that overrides section.key.
@@ -552,6 +589,18 @@ func setField(f reflect.Value, val string) error {
 			if p = strings.TrimSpace(p); p != "" {
 				parts = append(parts, p)
 			}
+		}
+		if f.Type().Elem().Kind() == reflect.Int {
+			ns := make([]int, len(parts))
+			for i, p := range parts {
+				n, err := strconv.Atoi(p)
+				if err != nil {
+					return fmt.Errorf("not a list of integers: %q", val)
+				}
+				ns[i] = n
+			}
+			f.Set(reflect.ValueOf(ns))
+			return nil
 		}
 		f.Set(reflect.ValueOf(parts))
 	default:

@@ -129,6 +129,13 @@ func TestClusterSettings(t *testing.T) {
 		{"quorum without a cluster", "[clickhouse]\ninsert_quorum = 2\n", nil, "insert_quorum needs clickhouse.cluster"},
 		{"zero timeout", "[clickhouse]\ncluster = \"prod\"\naddr = \"ch1:9000\"\nzookeeper = [\"zk1:2181\"]\ninsert_quorum_timeout = \"0s\"\n", nil, "insert_quorum_timeout must be positive"},
 		{"timeout past a flush's", "[clickhouse]\ncluster = \"prod\"\naddr = \"ch1:9000\"\nzookeeper = [\"zk1:2181\"]\ninsert_quorum_timeout = \"30s\"\n", nil, "insert_quorum_timeout must be shorter than 30s"},
+		{"writers spread", "[http]\nadvertise_url = \"http://10.0.0.5:8080\"\n[clickhouse]\ncluster = \"prod\"\naddrs = [\"ch1:9000\", \"ch2:9000\"]\nzookeeper = [\"zk1:2181\"]\nwrite_shards = [1, 3]\n", nil, ""},
+		{"write shards from the environment", "", []string{"POSTAGE_CLICKHOUSE_CLUSTER=prod", "POSTAGE_CLICKHOUSE_ADDRS=ch1:9000,ch2:9000", "POSTAGE_CLICKHOUSE_ZOOKEEPER=zk1:2181", "POSTAGE_CLICKHOUSE_WRITE_SHARDS=2, 4", "POSTAGE_HTTP_ADVERTISE_URL=https://api-3.internal"}, ""},
+		{"write shard 0", "[clickhouse]\ncluster = \"prod\"\naddr = \"ch1:9000\"\nzookeeper = [\"zk1:2181\"]\nwrite_shards = [0]\n", nil, "write_shards: 0 is not a shard number"},
+		{"write shard twice", "[clickhouse]\ncluster = \"prod\"\naddr = \"ch1:9000\"\nzookeeper = [\"zk1:2181\"]\nwrite_shards = [2, 2]\n", nil, "write_shards: 2 is not a shard number"},
+		{"write shards not numbers", "", []string{"POSTAGE_CLICKHOUSE_WRITE_SHARDS=one"}, "not a list of integers"},
+		{"advertise without a host", "[http]\nadvertise_url = \"10.0.0.5:8080\"\n", nil, "http.advertise_url"},
+		{"advertise with a query", "[http]\nadvertise_url = \"http://a:1/?x=1\"\n", nil, "http.advertise_url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 
@@ -29,6 +30,10 @@ type MeteringDeps struct {
 	Usage    metering.Usage
 	Phones   metering.PhoneNumberResolver
 	Metrics  *metering.Metrics
+	// Router places events on a ClickHouse cluster, where each shard is
+	// written by one process (nil on one server): the events of shards
+	// another process writes are forwarded to it (forward.go).
+	Router EventRouter
 }
 
 // Event request media types.
@@ -116,6 +121,7 @@ func (s *Server) meteringRoutes() {
 			{Name: "ce-subject", Description: "binary mode: the customer id, percent-encoded"},
 			{Name: "ce-time", Description: "binary mode: when the message was sent, RFC 3339"},
 			{Name: "ce-source", Description: "binary mode: the producer (not read)"},
+			forwardedParam,
 		},
 		Response: EventsResponse{}, Errors: []int{http.StatusTooManyRequests},
 		Summary: "Ingest message.sent CloudEvents in any content mode of the CloudEvents HTTP binding: structured (one event, " +
@@ -125,7 +131,7 @@ func (s *Server) meteringRoutes() {
 			"or 400 (rejected). 200 means every accepted event is stored."}, s.postEvents)
 	s.handle(Route{Method: "POST", Path: "/api/v1/webhooks/whatsapp", Tag: "metering",
 		Request: WhatsAppWebhook{}, Response: EventsResponse{}, Errors: []int{http.StatusUnauthorized, http.StatusTooManyRequests},
-		Header:  []Param{{Name: "X-Hub-Signature-256", Description: "sha256=<hex HMAC-SHA256 of the body with the app secret>", Required: true}},
+		Header:  []Param{{Name: "X-Hub-Signature-256", Description: "sha256=<hex HMAC-SHA256 of the body with the app secret>", Required: true}, forwardedParam},
 		Summary: "WhatsApp Cloud API status webhook, authenticated by X-Hub-Signature-256 (HMAC-SHA256 with the app secret)."}, s.postWhatsApp)
 	s.handle(Route{Method: "GET", Path: "/api/v1/webhooks/whatsapp", Tag: "metering", Produces: []string{"text/plain"},
 		Summary: "WhatsApp webhook verification handshake: echoes hub.challenge when hub.verify_token matches.",
@@ -242,19 +248,23 @@ func (s *Server) postEvents(c *gin.Context) {
 			d, err = s.Metering.Rules.DecodeSingle(body)
 		}
 	}
-	if buf.Cap() <= maxPooledBody {
-		s.bodies.Put(buf)
+	// On a cluster the body may be forwarded to the writers of other
+	// shards (forward.go): the buffer goes back once that is done.
+	if s.Metering.Router == nil {
+		putBody(&s.bodies, buf)
+	} else {
+		defer putBody(&s.bodies, buf)
 	}
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	resp, err := s.ingest(c.Request.Context(), d)
+	resp, err := s.ingest(c.Request.Context(), d, origin{c.Request, body, c.GetString(ctxRequestID)})
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	if mode != modeBatch {
+	if mode != modeBatch && !s.forwardedToUs(c.Request) {
 		r := resp.Results[0]
 		switch r.Status {
 		case metering.Rejected:
@@ -268,11 +278,38 @@ func (s *Server) postEvents(c *gin.Context) {
 	writeEvents(c, resp)
 }
 
+// putBody gives a request body's buffer back to pool, unless it grew
+// too large to keep.
+func putBody(pool *sync.Pool, buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledBody {
+		pool.Put(buf)
+	}
+}
+
 // ingest submits a decoded request's valid events and fills in every
-// result. It returns only after the accepted events are stored.
-func (s *Server) ingest(ctx context.Context, d *metering.Decoded) (*EventsResponse, error) {
+// result. It returns only after the accepted events are stored. On a
+// cluster (Metering.Router), the events of shards another process writes
+// are forwarded to it (forward.go); a request forwarded to this process
+// is answered for the shards it names only.
+func (s *Server) ingest(ctx context.Context, d *metering.Decoded, o origin) (*EventsResponse, error) {
+	forwarded := false
+	if s.Metering.Router != nil {
+		only, ok, err := forwardedShards(o.req.Header)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			forwarded = true
+			d = onlyShards(d, s.Metering.Router, only)
+		}
+	}
 	if len(d.Events) > 0 {
-		statuses, err := s.Metering.Ingester.Submit(ctx, d.Events)
+		var err error
+		if s.Metering.Router != nil && !forwarded {
+			err = s.submitRouted(ctx, d, o)
+		} else {
+			err = s.submitHere(ctx, d)
+		}
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			// The caller left (or timed out) before its flush finished: the
 			// events may or may not be stored, so nothing is acknowledged.
@@ -281,11 +318,10 @@ func (s *Server) ingest(ctx context.Context, d *metering.Decoded) (*EventsRespon
 		if err != nil {
 			return nil, err
 		}
-		for i, st := range statuses {
-			d.Results[d.Index[i]].Status = st
-		}
 	}
-	s.Metering.Metrics.CountResults(d.Results)
+	if !forwarded { // the process that answers the caller counts
+		s.Metering.Metrics.CountResults(d.Results)
+	}
 	resp := &EventsResponse{Results: d.Results}
 	for _, r := range d.Results {
 		switch r.Status {
@@ -321,7 +357,7 @@ func (s *Server) postWhatsApp(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	resp, err := s.ingest(c.Request.Context(), d)
+	resp, err := s.ingest(c.Request.Context(), d, origin{c.Request, body, c.GetString(ctxRequestID)})
 	if err != nil {
 		s.writeError(c, err)
 		return

@@ -76,6 +76,8 @@ type Server struct {
 	// bodies recycles the buffers event batches are read into (see
 	// postEvents).
 	bodies sync.Pool
+	// forwards sends events to the writers of other shards (forward.go).
+	forwards *http.Client
 
 	// openAPIBytes is the served OpenAPI document, built once.
 	openAPIOnce  sync.Once
@@ -147,6 +149,9 @@ func New(d Deps) *Server {
 		d.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{Deps: d, log: d.Log, engine: gin.New()}
+	if d.Metering.Router != nil {
+		s.forwards = newForwardClient(d.Config.HTTP.RequestTimeout.Duration)
+	}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "postage_http_requests_total", Help: "HTTP requests by route and status.",
 	}, []string{"method", "route", "status"})

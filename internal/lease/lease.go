@@ -49,7 +49,25 @@ type Manager interface {
 	Close() error
 }
 
+// Holder describes the process that holds a lease.
+type Holder struct {
+	// Owner names the process for operators (host:pid).
+	Owner string `json:"owner"`
+	// Address is where the holder takes the lease's work (its advertised
+	// URL); "" when it gave none.
+	Address string `json:"address,omitempty"`
+}
+
+// Directory tells who holds a lease.
+type Directory interface {
+	// Holder returns the holder of the lease on name, ErrNoHolder when
+	// nobody holds it.
+	Holder(ctx context.Context, name string) (Holder, error)
+}
+
 var (
+	// ErrNoHolder is Holder's answer when nobody holds the lease.
+	ErrNoHolder = errors.New("nobody holds the lease")
 	// ErrHeld is TryAcquire's answer when another holder has the lease.
 	ErrHeld = errors.New("lease held by another process")
 	// ErrSuspended: the coordinator cannot be reached; do not write until

@@ -300,3 +300,47 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// The lease's node names its holder and the address it gave: another
+// process reads them (Holder), and after a hand-over reads the new
+// holder's; nobody holds a lease never taken.
+func TestHolderTellsTheAddress(t *testing.T) {
+	zk := testenv.StartZooKeeper(t)
+	ctx := context.Background()
+	open := func(owner, addr string) *lease.ZooKeeper {
+		m, err := lease.NewZooKeeper(lease.ZooKeeperOptions{Servers: []string{zk.Addr()}, SessionTimeout: 4 * time.Second, Owner: owner, Address: addr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	a, b, reader := open("a:1", "http://10.0.0.1:8080"), open("b:2", "http://10.0.0.2:8080"), open("r:3", "")
+	if _, err := reader.Holder(ctx, "shard1"); !errors.Is(err, lease.ErrNoHolder) {
+		t.Fatalf("holder of a lease never taken: %v, want ErrNoHolder", err)
+	}
+	la, err := a.TryAcquire(ctx, "shard1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.TryAcquire(ctx, "shard1"); !errors.Is(err, lease.ErrHeld) {
+		t.Fatalf("second contender: %v, want ErrHeld", err)
+	}
+	got, err := reader.Holder(ctx, "shard1")
+	if want := (lease.Holder{Owner: "a:1", Address: "http://10.0.0.1:8080"}); err != nil || got != want {
+		t.Fatalf("holder %+v, %v; want %+v", got, err, want)
+	}
+	if err := la.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reader.Holder(ctx, "shard1"); !errors.Is(err, lease.ErrNoHolder) {
+		t.Fatalf("holder of a released lease: %v, want ErrNoHolder", err)
+	}
+	if _, err := b.TryAcquire(ctx, "shard1"); err != nil {
+		t.Fatal(err)
+	}
+	got, err = reader.Holder(ctx, "shard1")
+	if want := (lease.Holder{Owner: "b:2", Address: "http://10.0.0.2:8080"}); err != nil || got != want {
+		t.Fatalf("holder after the hand-over %+v, %v; want %+v", got, err, want)
+	}
+}

@@ -3,6 +3,7 @@ package lease
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,10 @@ type ZooKeeperOptions struct {
 	// Owner is stored in the lease's node for operators; "" means
 	// host:pid.
 	Owner string
+	// Address is where this process can be reached (its advertised URL),
+	// stored in the node of each lease it holds, so that other processes
+	// can send it the lease's work (Holder); "" means nowhere.
+	Address string
 	// Logger receives the client's connection messages at debug level;
 	// nil discards them.
 	Logger *slog.Logger
@@ -54,7 +59,10 @@ type ZooKeeper struct {
 	closed bool
 }
 
-var _ Manager = (*ZooKeeper)(nil)
+var (
+	_ Manager   = (*ZooKeeper)(nil)
+	_ Directory = (*ZooKeeper)(nil)
+)
 
 // NewZooKeeper returns a Manager on the ensemble of opts.Servers. It
 // connects on first use.
@@ -228,7 +236,8 @@ func (m *ZooKeeper) acquire(ctx context.Context, name string, wait bool) (Lease,
 	if err := s.ensurePath(parent); err != nil {
 		return nil, fmt.Errorf("lease %s: %w", name, err)
 	}
-	path, err := s.conn.CreateProtectedEphemeralSequential(parent+"/lease-", []byte(m.opts.Owner), zk.WorldACL(zk.PermAll))
+	data, _ := json.Marshal(Holder{Owner: m.opts.Owner, Address: m.opts.Address})
+	path, err := s.conn.CreateProtectedEphemeralSequential(parent+"/lease-", data, zk.WorldACL(zk.PermAll))
 	if err != nil {
 		return nil, fmt.Errorf("lease %s: create node: %w", name, err)
 	}
@@ -268,6 +277,52 @@ func (m *ZooKeeper) acquire(ctx context.Context, name string, wait bool) (Lease,
 			return giveUp(fmt.Errorf("lease %s: %w", name, ctx.Err()))
 		}
 	}
+}
+
+// Holder implements Directory: the data of the lowest node under the
+// lease's parent (its holder's, or the next holder's while the lease is
+// changing hands).
+func (m *ZooKeeper) Holder(ctx context.Context, name string) (Holder, error) {
+	if err := checkName(name); err != nil {
+		return Holder{}, err
+	}
+	s, err := m.session()
+	if err != nil {
+		return Holder{}, err
+	}
+	parent := m.opts.Root + "/" + name
+	for ctx.Err() == nil {
+		children, _, err := s.conn.Children(parent)
+		if errors.Is(err, zk.ErrNoNode) {
+			return Holder{}, fmt.Errorf("lease %s: %w", name, ErrNoHolder)
+		}
+		if err != nil {
+			return Holder{}, fmt.Errorf("lease %s: list holders: %w", name, err)
+		}
+		children = sortBySequence(children)
+		if len(children) == 0 {
+			return Holder{}, fmt.Errorf("lease %s: %w", name, ErrNoHolder)
+		}
+		data, _, err := s.conn.Get(parent + "/" + children[0])
+		if errors.Is(err, zk.ErrNoNode) {
+			continue // it just went: ask again
+		}
+		if err != nil {
+			return Holder{}, fmt.Errorf("lease %s: read the holder: %w", name, err)
+		}
+		return parseHolder(data), nil
+	}
+	return Holder{}, ctx.Err()
+}
+
+// parseHolder reads a lease node's data: JSON, or the bare owner that
+// nodes held before addresses were stored.
+func parseHolder(data []byte) Holder {
+	var h Holder
+	if json.Unmarshal(data, &h) != nil {
+		return Holder{Owner: string(data)}
+	}
+	return h
 }
 
 // held registers the lease whose node is path, now the lowest.
