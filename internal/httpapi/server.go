@@ -149,9 +149,7 @@ func New(d Deps) *Server {
 		d.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{Deps: d, log: d.Log, engine: gin.New()}
-	if d.Metering.Router != nil {
-		s.forwards = newForwardClient(d.Config.HTTP.RequestTimeout.Duration)
-	}
+	s.forwards = newForwardClient(d.Config.HTTP.RequestTimeout.Duration)
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "postage_http_requests_total", Help: "HTTP requests by route and status.",
 	}, []string{"method", "route", "status"})
