@@ -83,7 +83,9 @@ type shardWriter struct {
 	in    *metering.Ingester // while the lease is held
 	lease lease.Lease
 	owner string // while another process holds the lease: its advertised URL, if any
-	why   error  // why there is no ingester (not owned, coordinator down)
+	// rereadAt is when a request last read the holder (reread).
+	rereadAt time.Time
+	why      error // why there is no ingester (not owned, coordinator down)
 	// starting: the lease has not been tried yet, or is being taken again
 	// after a loss; requests wait a little for it.
 	starting bool
@@ -187,6 +189,8 @@ func (s *shardSet) ForwardTo(ctx context.Context, shard int) string {
 		switch {
 		case in != nil:
 			return ""
+		case owner == "" && !starting:
+			return w.reread(ctx)
 		case !starting, time.Now().After(deadline):
 			return owner
 		}
@@ -399,6 +403,35 @@ func (w *shardWriter) run(ctx context.Context) {
 		_ = l.Release(rctx)
 		cancel()
 	}
+}
+
+// rereadEvery is how often a request may read the holder of a lease
+// that had no holder to forward to (run reads it every leasePoll).
+const rereadEvery = leasePoll / 10
+
+// reread reads the shard's holder again, at most every rereadEvery, when
+// the last read found none to forward to: a writer that took the lease
+// since is forwarded to at once, not after the next poll.
+func (w *shardWriter) reread(ctx context.Context) string {
+	w.mu.Lock()
+	if time.Since(w.rereadAt) < rereadEvery || w.in != nil {
+		owner := w.owner
+		w.mu.Unlock()
+		return owner
+	}
+	w.rereadAt = time.Now()
+	w.mu.Unlock()
+	owner, err := w.holder(ctx)
+	if err != nil || owner == "" {
+		return ""
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.in != nil || w.starting {
+		return "" // this process took the lease meanwhile, or is taking it
+	}
+	w.owner = owner
+	return owner
 }
 
 // errNotContending: this process does not try to take the shard's lease.
