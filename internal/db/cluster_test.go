@@ -384,12 +384,24 @@ func restart(t *testing.T, env *testenv.Env, shard, replica int) {
 	}
 }
 
+// syncReplica waits until the replica has fetched every part its table's
+// replication log names. A replica whose ZooKeeper session is being
+// renewed (ZooKeeper just came back) answers 999 "Session expired" until
+// it has a new one: asked again.
 func syncReplica(t *testing.T, conn driver.Conn, table string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := conn.Exec(ctx, "SYSTEM SYNC REPLICA "+table); err != nil {
-		t.Fatalf("sync replica of %s: %v", table, err)
+	for {
+		err := conn.Exec(ctx, "SYSTEM SYNC REPLICA "+table)
+		var ex *clickhouse.Exception
+		if err == nil {
+			return
+		}
+		if !errors.As(err, &ex) || ex.Code != 999 || ctx.Err() != nil {
+			t.Fatalf("sync replica of %s: %v", table, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
