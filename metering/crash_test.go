@@ -30,6 +30,7 @@ func TestCrashDuringIngest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server binary")
 	}
+	testenv.SingleServerOnly(t, "runs `postage serve` on a one-server configuration; on the cluster, a serving process killed -9 mid-stream is internal/app TestClusterTwoServeProcesses")
 	env := testenv.New(t)
 	ctx := context.Background()
 	bin := os.Getenv("POSTAGE_TEST_BINARY") // a prebuilt server, or build one

@@ -7,8 +7,6 @@ import (
 	"reflect"
 	"testing"
 	"time"
-
-	"postage/internal/testenv"
 )
 
 func TestDailySQL(t *testing.T) {
@@ -40,8 +38,7 @@ func TestDailySQL(t *testing.T) {
 // counts only events ingested at or before the cut-off and only the
 // month's events.
 func TestDailyAggregates(t *testing.T) {
-	env := testenv.New(t)
-	s := NewCHStore(env.CH)
+	s := newStore(t)
 	ctx := context.Background()
 	at := func(v string) time.Time {
 		t.Helper()

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
-	"postage/internal/testenv"
 )
 
 // The differential test of the usage reads: random streams of events go
@@ -249,14 +247,14 @@ func TestReadsAreExactWhateverIsSealed(t *testing.T) {
 
 func differential(t *testing.T, seed uint64) {
 	ctx := context.Background()
-	env := testenv.New(t)
 	rng := rand.New(rand.NewPCG(seed, 99))
 	clock := &fakeClock{t: time.Date(2026, 10, 30, 20, 0, 0, 0, time.UTC).Add(time.Duration(rng.IntN(180)) * time.Minute)}
 	start := clock.Now()
-	store := NewCHStore(env.CH)
+	store := newStore(t)
 	// Another process's reads: its catalogue knows only what it reads
 	// back from usage_seals, at every read.
-	other := NewCHStore(env.CH)
+	other := NewCHStore(store.conn)
+	other.repl = store.repl
 	other.CatalogRefresh = time.Nanosecond
 	sealer := NewSealer(store, SealerConfig{Now: clock.Now, ChunkHours: 1 + rng.IntN(24), ChunkEvents: uint64(10 + rng.IntN(60)), PassHours: 20 + rng.IntN(200)})
 	newIngester := func() *Ingester {
@@ -269,7 +267,7 @@ func differential(t *testing.T, seed uint64) {
 
 	check := func(step int) {
 		t.Helper()
-		evs := exactEvents(t, env.CH)
+		evs := exactEvents(t, store.conn)
 		now := clock.Now()
 		lo := time.Date(2026, 9, 15, 0, 0, 0, 0, time.UTC)
 		for _, s := range []*CHStore{store, other} {
@@ -510,7 +508,7 @@ func differential(t *testing.T, seed uint64) {
 		t.Logf("seed %d: no crash mid-seal (%d) or second seal (%d) happened", seed, crashes, reseals)
 	}
 	var orphans uint64
-	if err := env.CH.QueryRow(ctx, "SELECT count() FROM usage_hourly WHERE seal_id NOT IN (SELECT seal_id FROM usage_seals)").Scan(&orphans); err != nil {
+	if err := store.conn.QueryRow(ctx, "SELECT count() FROM usage_hourly WHERE seal_id NOT IN (SELECT seal_id FROM usage_seals)").Scan(&orphans); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("seed %d: %d events, %d seal passes, %d crashed mid-seal (%d rollup rows left unrecorded), %d windows sealed twice, %d inserts crashed half landed, windows sealed per tier %v",

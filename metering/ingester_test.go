@@ -20,7 +20,6 @@ import (
 
 	"postage"
 	"postage/internal/db"
-	"postage/internal/testenv"
 	"postage/metering/keyindex"
 )
 
@@ -52,8 +51,7 @@ func monthTotal(t *testing.T, s *CHStore, cust string, month time.Time) (qty, ev
 }
 
 func TestIngestExactlyOnce(t *testing.T) {
-	conn := newCH(t)
-	store := NewCHStore(conn)
+	store := newStore(t)
 	in := NewIngester(store, IngesterConfig{})
 	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
 	a := ev("c1", "a", t0, "DE", "marketing", 1)
@@ -98,8 +96,8 @@ func TestIngestExactlyOnce(t *testing.T) {
 // stored, else with the flush's accepted first copy; in one request and
 // between requests that share a flush.
 func TestIngestCopiesAgainstTheStoredPayload(t *testing.T) {
-	conn := newCH(t)
-	store := NewCHStore(conn)
+	store := newStore(t)
+	conn := store.conn
 	in := NewIngester(store, IngesterConfig{MaxDelay: time.Second, IdleGap: time.Second})
 	defer in.Close()
 	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
@@ -166,8 +164,8 @@ func TestIngestCopiesAgainstTheStoredPayload(t *testing.T) {
 // TestIngestQueueBoundedByBytes: past QueueBytes a request is refused
 // whole (429), and what was taken is all stored once the store resumes.
 func TestIngestQueueBoundedByBytes(t *testing.T) {
-	conn := newCH(t)
-	bs := &blockingStore{EventStore: NewCHStore(conn), release: make(chan struct{})}
+	store := newStore(t)
+	bs := &blockingStore{EventStore: store, release: make(chan struct{})}
 	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
 	req := func(i int) []Event {
 		var evs []Event
@@ -208,7 +206,7 @@ func TestIngestQueueBoundedByBytes(t *testing.T) {
 	if got := submit(t, in, req(2)...); got[0] != Accepted {
 		t.Fatalf("re-sent refused request: %v", got)
 	}
-	if _, n := monthTotal(t, NewCHStore(conn), "c", t0); n != 30 {
+	if _, n := monthTotal(t, store, "c", t0); n != 30 {
 		t.Errorf("%d events stored, want 30", n)
 	}
 }
@@ -216,8 +214,7 @@ func TestIngestQueueBoundedByBytes(t *testing.T) {
 // TestIngestConcurrentGroupCommit sends the same events from many goroutines
 // at once: each must be accepted exactly once and the total exact.
 func TestIngestConcurrentGroupCommit(t *testing.T) {
-	conn := newCH(t)
-	store := NewCHStore(conn)
+	store := newStore(t)
 	m := NewMetrics(nil)
 	in := NewIngester(store, IngesterConfig{MaxBatch: 500, MaxDelay: 2 * time.Millisecond, Metrics: m})
 	defer in.Close()
@@ -277,8 +274,7 @@ func (b *blockingStore) InsertList(ctx context.Context, evs EventList) error {
 }
 
 func TestIngestOverloaded(t *testing.T) {
-	conn := newCH(t)
-	bs := &blockingStore{EventStore: NewCHStore(conn), release: make(chan struct{})}
+	bs := &blockingStore{EventStore: newStore(t), release: make(chan struct{})}
 	in := NewIngester(bs, IngesterConfig{MaxBatch: 10, QueueEvents: 20, MaxDelay: time.Millisecond})
 	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
 	errs := make(chan error, 10)
@@ -323,8 +319,7 @@ func (f *failingStore) InsertList(ctx context.Context, evs EventList) error {
 }
 
 func TestIngestUnavailableThenRecovers(t *testing.T) {
-	conn := newCH(t)
-	store := NewCHStore(conn)
+	store := newStore(t)
 	fs := &failingStore{EventStore: store, down: true}
 	in := NewIngester(fs, IngesterConfig{})
 	defer in.Close()
@@ -386,8 +381,8 @@ func TestIngestRetryAfterUnacknowledgedInsert(t *testing.T) {
 		return rows
 	}
 	t.Run("same process", func(t *testing.T) {
-		conn := newCH(t)
-		in := NewIngester(&flakyAckStore{EventStore: NewCHStore(conn)}, IngesterConfig{})
+		store := newStore(t)
+		in := NewIngester(&flakyAckStore{EventStore: store}, IngesterConfig{})
 		defer in.Close()
 		if _, err := in.Submit(context.Background(), []Event{a}); postage.ErrorCode(err) != postage.EUNAVAILABLE {
 			t.Fatalf("got %v, want unavailable", err)
@@ -400,13 +395,13 @@ func TestIngestRetryAfterUnacknowledgedInsert(t *testing.T) {
 		if got := submit(t, in, a, b); !slices.Equal(got, []Status{Duplicate, Accepted}) {
 			t.Fatalf("retry: %v", got)
 		}
-		if n := count(t, conn); n != 3 {
+		if n := count(t, store.conn); n != 3 {
 			t.Errorf("%d rows, want 3", n)
 		}
 	})
 	t.Run("new process", func(t *testing.T) {
-		conn := newCH(t)
-		store := NewCHStore(conn)
+		store := newStore(t)
+		conn := store.conn
 		dir := t.TempDir()
 		lost := NewIngester(lostAckStore{store}, IngesterConfig{IndexDir: dir})
 		if _, err := lost.Submit(context.Background(), []Event{a}); postage.ErrorCode(err) != postage.EUNAVAILABLE {
@@ -430,8 +425,7 @@ func TestIngestRetryAfterUnacknowledgedInsert(t *testing.T) {
 // in the index's memtable. The next process on the same index directory
 // catches up from the watermark on disk and finds both.
 func TestIngestCrashBeforeIndexWrite(t *testing.T) {
-	env := testenv.New(t)
-	store := NewCHStore(env.CH)
+	env, store := newEnvStore(t)
 	dir := t.TempDir()
 	a, b, c, d := crashEvent("a"), crashEvent("b"), crashEvent("c"), crashEvent("d")
 	in := NewIngester(store, IngesterConfig{IndexDir: dir})
@@ -441,7 +435,11 @@ func TestIngestCrashBeforeIndexWrite(t *testing.T) {
 	in.Close() // a is on disk, with its stamp as the watermark
 
 	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), crashChildEnv+"="+strings.Join([]string{env.CHAddr, env.CHDatabase, dir}, "\n"))
+	cluster := "" // the child builds the same store as newEnvStore
+	if env.Clustered() {
+		cluster = env.CHCluster.Topology.Cluster
+	}
+	child.Env = append(os.Environ(), crashChildEnv+"="+strings.Join([]string{env.CHAddr, env.CHDatabase, dir, cluster}, "\n"))
 	child.Stderr = os.Stderr
 	out, err := child.StdoutPipe()
 	if err != nil {
@@ -470,7 +468,7 @@ func TestIngestCrashBeforeIndexWrite(t *testing.T) {
 		t.Fatalf("after the crash: %v, want duplicate, duplicate, duplicate, accepted", got)
 	}
 	var rows uint64
-	if err := env.CH.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&rows); err != nil || rows != 4 {
+	if err := store.conn.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&rows); err != nil || rows != 4 {
 		t.Errorf("%d rows (%v), want 4", rows, err)
 	}
 }
@@ -490,11 +488,29 @@ func crashChild(arg string) {
 	fail := func(err error) { fmt.Fprintln(os.Stderr, "crash child:", err); os.Exit(2) }
 	p := strings.Split(arg, "\n")
 	ctx := context.Background()
-	conn, err := db.OpenClickHouse(ctx, db.ClickHouseOptions{Addr: p[0], Database: p[1]})
-	if err != nil {
-		fail(err)
+	var store *CHStore
+	if p[3] == "" {
+		conn, err := db.OpenClickHouse(ctx, db.ClickHouseOptions{Addr: p[0], Database: p[1]})
+		if err != nil {
+			fail(err)
+		}
+		store = NewCHStore(conn)
+	} else { // the store of the cluster's first shard
+		c, err := db.OpenClickHouseCluster(ctx, db.ClickHouseOptions{Addr: p[0], Database: p[1], Cluster: p[3]})
+		if err != nil {
+			fail(err)
+		}
+		conn, err := c.OpenShard(0, db.Quorum{Replicas: c.Topology.Shards[0].Majority()}.Settings())
+		if err != nil {
+			fail(err)
+		}
+		replicas, err := c.OpenReplicas(0)
+		if err != nil {
+			fail(err)
+		}
+		store = NewReplicatedCHStore(conn, ReplicatedOptions{Replicas: replicas})
 	}
-	in := NewIngester(NewCHStore(conn), IngesterConfig{IndexDir: p[2]})
+	in := NewIngester(store, IngesterConfig{IndexDir: p[2]})
 	stopped := make(chan struct{})
 	var flushes atomic.Int32
 	in.hookBeforeIndexWrite = func() {
@@ -520,8 +536,8 @@ func crashChild(arg string) {
 // longer holds (the table was emptied, or the index directory belongs to
 // another store) is not believed: the events are new again.
 func TestIngestIndexOfAnEmptiedStore(t *testing.T) {
-	conn := newCH(t)
-	store := NewCHStore(conn)
+	store := newStore(t)
+	conn := store.conn
 	dir := t.TempDir()
 	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
 	a := ev("c", "a", t0, "DE", "service", 1)
@@ -544,8 +560,7 @@ func TestIngestIndexOfAnEmptiedStore(t *testing.T) {
 // TestIngestAdmit: a nearly full queue (15/16 of its bytes or events) is
 // reported before a request's body is read; an emptier one is not.
 func TestIngestAdmit(t *testing.T) {
-	conn := newCH(t)
-	bs := &blockingStore{EventStore: NewCHStore(conn), release: make(chan struct{})}
+	bs := &blockingStore{EventStore: newStore(t), release: make(chan struct{})}
 	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
 	var evs []Event
 	for j := range 100 {
@@ -631,8 +646,7 @@ func TestIngestIndexDeleted(t *testing.T) {
 		{"manifest damaged", func(t *testing.T, dir string) { damage(t, filepath.Join(dir, "MANIFEST")) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			conn := newCH(t)
-			store := NewCHStore(conn)
+			store := newStore(t)
 			dir := filepath.Join(t.TempDir(), "index")
 			t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
 			var evs []Event
@@ -679,8 +693,7 @@ func TestIngestIndexDeleted(t *testing.T) {
 // as absent (an id re-used after 13 months is a new event), also after a
 // rebuild; younger keys are found.
 func TestIngestLookback(t *testing.T) {
-	conn := newCH(t)
-	store := NewCHStore(conn)
+	store := newStore(t)
 	dir := t.TempDir()
 	var mu sync.Mutex
 	now := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
@@ -713,7 +726,7 @@ func TestIngestLookback(t *testing.T) {
 // TestIngestIndexOwnedByOneProcess: a second ingester on the same index
 // directory is never ready while the first holds it.
 func TestIngestIndexOwnedByOneProcess(t *testing.T) {
-	store := NewCHStore(newCH(t))
+	store := newStore(t)
 	dir := t.TempDir()
 	first := NewIngester(store, IngesterConfig{IndexDir: dir})
 	defer first.Close()
@@ -757,8 +770,8 @@ func TestIngestPipelinedBatches(t *testing.T) {
 	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
 	for _, fail := range []bool{false, true} {
 		t.Run(fmt.Sprintf("first insert fails %v", fail), func(t *testing.T) {
-			conn := newCH(t)
-			ps := &pipelineStore{EventStore: NewCHStore(conn), fail: fail, lookedUp: make(chan struct{})}
+			store := newStore(t)
+			ps := &pipelineStore{EventStore: store, fail: fail, lookedUp: make(chan struct{})}
 			in := NewIngester(ps, IngesterConfig{MaxBatch: 1})
 			defer in.Close()
 			var lookups atomic.Int32
@@ -796,7 +809,7 @@ func TestIngestPipelinedBatches(t *testing.T) {
 				t.Errorf("second: %v, want %v", got[0], want)
 			}
 			var rows uint64
-			if err := conn.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&rows); err != nil || rows != 1 {
+			if err := store.conn.QueryRow(context.Background(), "SELECT count() FROM events").Scan(&rows); err != nil || rows != 1 {
 				t.Errorf("%d rows (%v), want 1", rows, err)
 			}
 		})

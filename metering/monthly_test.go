@@ -5,16 +5,13 @@ import (
 	"errors"
 	"testing"
 	"time"
-
-	"postage/internal/testenv"
 )
 
 // The month read sums what the Ingester stored, split by pricing type,
 // counts only events ingested at or before the cut-off, and stops at a
 // callback's error.
 func TestMonthlyAggregates(t *testing.T) {
-	env := testenv.New(t)
-	s := NewCHStore(env.CH)
+	s := newStore(t)
 	ctx := context.Background()
 	at := func(v string) time.Time {
 		t.Helper()

@@ -9,6 +9,7 @@ import (
 	"postage"
 	"postage/internal/db"
 	"postage/internal/localdb"
+	"postage/internal/testenv"
 )
 
 // TestClickHouseRestart stops and restarts a private ClickHouse server
@@ -17,6 +18,7 @@ import (
 // resume by themselves, and what was stored before the restart is found as
 // duplicate.
 func TestClickHouseRestart(t *testing.T) {
+	testenv.SingleServerOnly(t, "stops and restarts a server of its own; on the cluster, a replica killed and restarted under ingest is internal/app TestClusterReplicaKilledDuringIngest")
 	if testing.Short() {
 		t.Skip("starts its own ClickHouse server")
 	}

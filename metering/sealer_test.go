@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
-
-	"postage/internal/testenv"
 )
 
 // stored inserts events as ingested at ingested.
@@ -38,8 +36,7 @@ func sealedHours(s *CHStore) map[int64]bool {
 // stamped before that start moves it back.
 func TestSealerWaitsForTheLastInsertOfAnHour(t *testing.T) {
 	ctx := context.Background()
-	env := testenv.New(t)
-	s := NewCHStore(env.CH)
+	env, s := newEnvStore(t)
 	at := func(v string) time.Time { return time.Unix(u(t, v), 0).UTC() }
 	now := at("2026-11-03T10:01:00Z")
 	sealer := NewSealer(s, SealerConfig{Now: func() time.Time { return now }, Delay: 2 * time.Minute})
@@ -68,14 +65,21 @@ func TestSealerWaitsForTheLastInsertOfAnHour(t *testing.T) {
 		}
 	}()
 	now = at("2026-11-03T11:05:00Z")
+	// The insert runs on a server the store does not read from: on the
+	// cluster, another replica of the shard (a former writer's connection
+	// failed over there).
+	slow := env.CH
+	if env.Clustered() {
+		slow = env.ReplicaConn(t, 1, 2)
+	}
 	running := make(chan error, 1)
 	go func() {
 		qctx := clickhouse.Context(ctx, clickhouse.WithQueryID(fmt.Sprintf("%s%d-%x", InsertQueryPrefix, u(t, "2026-11-03T10:30:00Z"), 99)))
-		running <- env.CH.Exec(qctx, "SELECT sleep(3)")
+		running <- slow.Exec(qctx, "SELECT sleep(3)")
 	}()
 	for i := 0; ; i++ {
 		var n uint64
-		if err := env.CH.QueryRow(ctx, "SELECT count() FROM system.processes WHERE startsWith(query_id, 'postage-ingest-')").Scan(&n); err != nil {
+		if err := slow.QueryRow(ctx, "SELECT count() FROM system.processes WHERE startsWith(query_id, 'postage-ingest-')").Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if n > 0 {
@@ -134,7 +138,7 @@ func TestSealerWaitsForTheLastInsertOfAnHour(t *testing.T) {
 // A pass stops at PassHours and says there is more.
 func TestSealerPassIsBounded(t *testing.T) {
 	ctx := context.Background()
-	s := NewCHStore(testenv.New(t).CH)
+	s := newStore(t)
 	at := func(v string) time.Time { return time.Unix(u(t, v), 0).UTC() }
 	stored(t, s, at("2026-11-01T00:10:00Z"), ev("c1", "a", at("2026-11-01T00:00:00Z"), "DE", "service", 1))
 	sealer := NewSealer(s, SealerConfig{Now: func() time.Time { return at("2026-11-03T00:00:00Z") }, PassHours: 10, ChunkHours: 4})

@@ -14,8 +14,8 @@ import (
 
 func TestUsageQueries(t *testing.T) {
 	ctx := context.Background()
-	conn := newCH(t)
-	s := NewCHStore(conn)
+	s := newStore(t)
+	conn := s.conn
 	utc := func(s string) time.Time { t, _ := time.Parse(time.RFC3339, s); return t }
 	ing1, ing2 := utc("2026-11-01T00:10:00Z"), utc("2026-11-03T00:00:00Z")
 	with := func(e Event, ing time.Time) Event { e.IngestedAt = ing; return e }
@@ -150,7 +150,7 @@ func TestUsageQueries(t *testing.T) {
 // of the events ingested in a range, filtered by event time.
 func TestStoredKeys(t *testing.T) {
 	ctx := context.Background()
-	s := NewCHStore(newCH(t))
+	s := newStore(t)
 	t0 := time.Date(2026, 10, 15, 10, 0, 0, 0, time.UTC)
 	ing := []time.Time{t0, t0.Add(time.Hour), t0.Add(2 * time.Hour)}
 	var evs []Event

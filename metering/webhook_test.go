@@ -327,8 +327,7 @@ func (f resolverFunc) CustomerForPhoneNumber(_ context.Context, id string) (stri
 }
 
 func TestWebhookIngestOnce(t *testing.T) {
-	conn := newCH(t)
-	in := NewIngester(NewCHStore(conn), IngesterConfig{})
+	in := NewIngester(newStore(t), IngesterConfig{})
 	defer in.Close()
 	r := DefaultRules()
 	ts := r.Now().Add(-time.Minute).Unix()

@@ -16,6 +16,12 @@
 //	}
 //
 // Tests may call t.Parallel: each gets its own databases.
+//
+// The suites that run on both ClickHouse backends (metering, billing,
+// reports) take their databases from NewBackend instead: one server, or
+// the cluster when the run is in cluster mode (POSTAGE_TEST_CLICKHOUSE=cluster,
+// which `make test` sets for a second run of those packages). A test of one
+// server's internals calls SingleServerOnly first.
 package testenv
 
 import (
@@ -131,11 +137,56 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
+// BackendVar is the environment variable that selects the ClickHouse
+// backend of NewBackend: "cluster" for the cluster of NewCluster, anything
+// else (or unset) for one server.
+const BackendVar = "POSTAGE_TEST_CLICKHOUSE"
+
+// ClusterMode reports whether this run puts the suites on the ClickHouse
+// cluster (BackendVar=cluster).
+func ClusterMode() bool { return os.Getenv(BackendVar) == "cluster" }
+
+// NewBackend returns fresh migrated databases for t on the run's ClickHouse
+// backend: New on one server, NewCluster in cluster mode. Tests that must
+// hold on both call it; the stores they build over it follow
+// Env.Clustered.
+func NewBackend(t testing.TB) *Env {
+	t.Helper()
+	if ClusterMode() {
+		return NewCluster(t)
+	}
+	return newServer(t)
+}
+
+// SingleServerOnly skips t in cluster mode, saying why: for the few tests
+// of one server's internals (its crash or restart, a proxy in front of it)
+// that have no meaning, or a separate cluster test, on the cluster. Call it
+// first.
+func SingleServerOnly(t testing.TB, why string) {
+	t.Helper()
+	if ClusterMode() {
+		t.Skipf("single server only (%s=cluster): %s", BackendVar, why)
+	}
+}
+
+// Clustered reports whether env is on the ClickHouse cluster (NewCluster).
+func (env *Env) Clustered() bool { return env.CHCluster != nil }
+
 // New returns fresh migrated databases for t on the binary's server pair,
 // starting the pair on first use. The connections are closed and the
 // databases dropped when t ends. If the servers cannot start, New fails the
-// test with the reason; it never skips.
+// test with the reason; it never skips. In cluster mode it fails: a suite
+// that runs on the cluster takes its databases from NewBackend, or says
+// why a test stays on one server (SingleServerOnly).
 func New(t testing.TB) *Env {
+	t.Helper()
+	if ClusterMode() {
+		t.Fatalf("testenv.New in a cluster-mode run (%s=cluster): use NewBackend, or SingleServerOnly(t, why) for a test of one server's internals", BackendVar)
+	}
+	return newServer(t)
+}
+
+func newServer(t testing.TB) *Env {
 	t.Helper()
 	s := sharedServers(t)
 	var wg sync.WaitGroup
@@ -242,6 +293,57 @@ func (env *Env) ReplicaConn(t testing.TB, shard, replica int) driver.Conn {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// ShardConns are the connections of one shard's writer, as app.Open
+// opens them on a cluster (internal/app/shards.go).
+type ShardConns struct {
+	// Writer fails over among the shard's replicas in order and sends the
+	// shard's insert quorum (a majority: 2 of 3) with every query, so an
+	// acknowledged insert is on a majority of the shard's replicas.
+	Writer driver.Conn
+	// Replicas connect to each replica alone, in replica order.
+	Replicas []driver.Conn
+}
+
+// Shards opens the connections of each shard's writer of env's cluster, in
+// shard order (the index ShardFor returns), closed when t ends. It fails
+// when the test is not in cluster mode.
+func (env *Env) Shards(t testing.TB) []ShardConns {
+	t.Helper()
+	if env.CHCluster == nil {
+		t.Fatal("testenv: Shards needs NewCluster")
+	}
+	c := env.CHCluster
+	out := make([]ShardConns, len(c.Topology.Shards))
+	for i, sh := range c.Topology.Shards {
+		q := db.Quorum{Replicas: sh.Majority()}
+		w, err := c.OpenShard(i, q.Settings())
+		if err != nil {
+			t.Fatalf("testenv: connect to shard %d: %v", sh.Num, err)
+		}
+		t.Cleanup(func() { w.Close() })
+		rs, err := c.OpenReplicas(i)
+		if err != nil {
+			t.Fatalf("testenv: connect to the replicas of shard %d: %v", sh.Num, err)
+		}
+		t.Cleanup(func() {
+			for _, r := range rs {
+				r.Close()
+			}
+		})
+		out[i] = ShardConns{Writer: w, Replicas: rs}
+	}
+	return out
+}
+
+// ShardFor returns the index in Shards of the shard that holds customer's
+// data on env's cluster (db.Topology.ShardFor), 0 on one server.
+func (env *Env) ShardFor(customer string) int {
+	if env.CHCluster == nil {
+		return 0
+	}
+	return env.CHCluster.Topology.ShardFor(customer)
 }
 
 // StartZooKeeper starts a private ZooKeeper for t alone (tests of
