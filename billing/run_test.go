@@ -19,6 +19,7 @@ import (
 	"postage/internal/pdfrender"
 	"postage/internal/testenv"
 	"postage/metering"
+	"postage/metering/meteringtest"
 	"postage/pricing"
 	"postage/pricing/pgstore"
 	"postage/reports"
@@ -65,6 +66,7 @@ func testVersion(de string) *pricing.Version {
 type fixture struct {
 	t      *testing.T
 	env    *testenv.Env
+	meter  *meteringtest.Meter // the events: one server's store, or the cluster's shards
 	clock  *clock
 	prices *pgstore.Store
 	runner *billing.Runner
@@ -74,7 +76,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, customers ...string) *fixture {
 	t.Helper()
-	env := testenv.New(t)
+	env := testenv.NewBackend(t)
 	clk := &clock{t: time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)}
 	store, err := billingpg.NewInvoiceStore(env.PG, "")
 	if err != nil {
@@ -96,13 +98,13 @@ func newFixture(t *testing.T, customers ...string) *fixture {
 	if err := p.CreateCard(ctx, pricing.RateCard{ID: "test", Name: "Test", Currency: "USD", Rounding: pricing.RoundHalfEven}); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, env: env, clock: clk, prices: p, store: store}
+	f := &fixture{t: t, env: env, meter: meteringtest.Open(t, env), clock: clk, prices: p, store: store}
 	f.activate(testVersion("0.0125"), "2026-01")
 	if err := p.SetDefaultCard(ctx, "test"); err != nil {
 		t.Fatal(err)
 	}
 	p.Now = clk.Now
-	f.runner = &billing.Runner{Invoices: store, Customers: cs, Usage: billing.FromMeter(metering.NewCHStore(env.CH)), Pricing: p,
+	f.runner = &billing.Runner{Invoices: store, Customers: cs, Usage: billing.FromMeter(f.meter.Usage), Pricing: p,
 		Locks: billingpg.Locker{DB: env.PG}, Render: testDocs, Issuer: testIssuer, Now: clk.Now, Grace: 72 * time.Hour}
 	return f
 }
@@ -140,21 +142,17 @@ func ts(s string) time.Time {
 
 func (f *fixture) events(evs ...ev) {
 	f.t.Helper()
-	b, err := f.env.CH.PrepareBatch(context.Background(), "INSERT INTO events (customer_id, id, time, country, category, pricing_type, quantity, payload_hash, ingested_at)")
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	var stored []metering.Event
 	for _, e := range evs {
 		f.seq++
 		q := e.qty
 		if q == 0 {
 			q = 1
 		}
-		if err := b.Append(e.customer, fmt.Sprintf("ev-%d", f.seq), ts(e.at), e.country, e.category, e.pricingType, q, uint64(1), ts(e.ingested)); err != nil {
-			f.t.Fatal(err)
-		}
+		stored = append(stored, metering.Event{CustomerID: e.customer, ID: fmt.Sprintf("ev-%d", f.seq), Time: ts(e.at), Country: e.country,
+			Category: e.category, PricingType: e.pricingType, Quantity: q, PayloadHash: 1, IngestedAt: ts(e.ingested)})
 	}
-	if err := b.Send(); err != nil {
+	if err := f.meter.Insert(context.Background(), stored); err != nil {
 		f.t.Fatal(err)
 	}
 }

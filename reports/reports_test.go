@@ -17,6 +17,7 @@ import (
 	billingpg "postage/billing/pgstore"
 	"postage/internal/testenv"
 	"postage/metering"
+	"postage/metering/meteringtest"
 	"postage/pricing"
 	"postage/pricing/pgstore"
 )
@@ -84,14 +85,14 @@ type world struct {
 	svc       *Service
 	cards     *pgstore.Store
 	customers *billingpg.CustomerStore
-	events    *metering.CHStore
+	events    *meteringtest.Meter // one server's store, or the cluster's shards
 }
 
 // setup stores the fixture's usage and, after it, extra's.
 func setup(t *testing.T, extra ...use) *world {
 	t.Helper()
 	ctx := context.Background()
-	env := testenv.New(t)
+	env := testenv.NewBackend(t)
 	cards := pgstore.New(env.PG)
 	if err := cards.Seed(ctx); err != nil {
 		t.Fatal(err)
@@ -108,7 +109,7 @@ func setup(t *testing.T, extra ...use) *world {
 	if err := cards.SetOverrides(ctx, "initech", pricing.Overrides{CardDiscount: decimal.New(10, 0)}); err != nil {
 		t.Fatal(err)
 	}
-	store := metering.NewCHStore(env.CH)
+	store := meteringtest.Open(t, env)
 	var evs []metering.Event
 	for i, u := range append(slices.Clone(fixture), extra...) {
 		e := metering.Event{
@@ -120,7 +121,7 @@ func setup(t *testing.T, extra ...use) *world {
 		e.PayloadHash = metering.HashPayload(e.Time, true, e.Country, e.Category, e.Quantity)
 		evs = append(evs, e)
 	}
-	in := metering.NewIngester(store, metering.IngesterConfig{Now: func() time.Time { return now }})
+	in := store.NewIngester(t, metering.IngesterConfig{Now: func() time.Time { return now }})
 	defer in.Close()
 	if _, err := in.Submit(ctx, evs); err != nil {
 		t.Fatal(err)
@@ -130,7 +131,7 @@ func setup(t *testing.T, extra ...use) *world {
 		t.Fatalf("re-send: %v, %v; want a duplicate", st, err)
 	}
 	svc := &Service{
-		Usage: billing.FromMeter(store), Series: meterSeries{store},
+		Usage: billing.FromMeter(store.Usage), Series: meterSeries{store.Usage},
 		Cards: cards, Customers: cs,
 		Now: func() time.Time { return now },
 	}
