@@ -7,18 +7,28 @@ LDFLAGS := -X postage/internal/app.Version=$(VERSION)
 # cross: the platforms `make cross` (and so `make test`, and CI) builds for.
 CROSS   := linux/amd64 darwin/arm64 windows/amd64
 
-.PHONY: run test cross deps build build-bench bench bench-ingest bench-invoices bench-usage bench-cluster bench-pricing bench-simulate fuzz clean
+.PHONY: run test test-cluster cross deps build build-bench bench bench-ingest bench-invoices bench-usage bench-cluster bench-pricing bench-simulate fuzz clean
 
 ## run: install what is missing, start private databases under ./data, migrate, seed, serve
 run: deps build
 	./$(BIN) dev
 
-## test: install what is missing, build for every platform, run the whole suite against real servers
+# CLUSTER_SUITES: the packages whose suites run a second time on a ClickHouse
+# cluster of 2 shards x 3 replicas (internal/testenv, docs/SCALING.md).
+CLUSTER_SUITES := ./metering ./billing ./reports
+
+## test: install what is missing, build for every platform, run the whole suite against real servers,
+## then the metering, billing and reports suites again on a ClickHouse cluster
 test: deps cross
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './web/node_modules/*')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 40m ./...
+	POSTAGE_TEST_CLICKHOUSE=cluster $(GO) test -race -count=1 -timeout 40m $(CLUSTER_SUITES)
+
+## test-cluster: only the suites that run on the ClickHouse cluster, on it
+test-cluster: deps
+	POSTAGE_TEST_CLICKHOUSE=cluster $(GO) test -race -count=1 -timeout 40m $(CLUSTER_SUITES)
 
 ## cross: build every package for Linux, macOS and Windows (managed servers are Linux-only
 ## at run time, but everything builds everywhere Go does)
