@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/nyaruka/phonenumbers"
+
+	"postage/internal/testenv"
 )
 
 var updateCountryTable = flag.Bool("update-country-table", false, "rewrite country_table.go from phonenumbers metadata")
@@ -180,6 +182,7 @@ func regionOf(code int32, national string) string {
 // metadata and compares it with the generated one; with
 // -update-country-table it rewrites country_table.go instead.
 func TestCountryTableUpToDate(t *testing.T) {
+	testenv.SingleServerOnly(t, "touches no ClickHouse (and takes a minute under -race): the one-server run checks the table")
 	if testing.Short() && !*updateCountryTable {
 		t.Skip("rebuilding the table takes seconds")
 	}

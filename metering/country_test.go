@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/nyaruka/phonenumbers"
+
+	"postage/internal/testenv"
 )
 
 // TestCountryOfNumberAgreesWithPhonenumbers generates a large sample of valid
@@ -13,6 +15,7 @@ import (
 // digits randomised, kept when phonenumbers says the result is valid) and
 // checks that the prefix table names the same region as phonenumbers.
 func TestCountryOfNumberAgreesWithPhonenumbers(t *testing.T) {
+	testenv.SingleServerOnly(t, "touches no ClickHouse (and takes half a minute under -race): the one-server run checks it")
 	coll, err := phonenumbers.MetadataCollection()
 	if err != nil {
 		t.Fatal(err)
