@@ -131,6 +131,7 @@ func TestMergeSealedRows(t *testing.T) {
 // a store without the cache sees them gone; events ingested since are
 // always counted, and a window sealed since is read once and kept.
 func TestSealedCacheKeepsSealedRows(t *testing.T) {
+	testenv.SingleServerOnly(t, "the sealed-row cache is off on a cluster (NewReplicatedCHStore, sealedcache.go)")
 	ctx := context.Background()
 	env := testenv.New(t)
 	at := func(v string) time.Time { return time.Unix(u(t, v), 0).UTC() }
