@@ -182,12 +182,8 @@ func TestClusterForwarding(t *testing.T) {
 
 	customer := map[string]string{"warm-1": on[1][0], "warm-2": on[2][0]}
 	var ids []string
-	type sent struct {
-		qty     map[string]int
-		results []metering.Result
-	}
 	var mu sync.Mutex
-	var all []sent
+	var all []sentBatch
 	refusals := 0
 	// round r: 12 events over both shards' customers, sent to both
 	// processes at the same moment (the second copy with other payloads
@@ -216,7 +212,7 @@ func TestClusterForwarding(t *testing.T) {
 			wg.Go(func() {
 				res := send(p, body)
 				mu.Lock()
-				all = append(all, sent{qty, res})
+				all = append(all, sentBatch{qty, res})
 				mu.Unlock()
 			})
 		}
@@ -415,33 +411,6 @@ func TestClusterForwarding(t *testing.T) {
 			t.Errorf("event %s (acknowledged) is not stored", id)
 		}
 	}
-	acceptedBy := map[string]int{}
-	conflicts := 0
-	for _, s := range all {
-		for _, r := range s.results {
-			want := metering.Duplicate
-			if uint64(s.qty[r.ID]) != stored[r.ID] {
-				want = metering.Conflict
-			}
-			switch {
-			case r.Status == metering.Accepted && want == metering.Duplicate:
-				acceptedBy[r.ID]++
-			case r.Status == want:
-				if want == metering.Conflict {
-					conflicts++
-				}
-			default:
-				t.Errorf("event %s sent with quantity %d (stored %d): answered %s", r.ID, s.qty[r.ID], stored[r.ID], r.Status)
-			}
-		}
-	}
-	for id, n := range acceptedBy {
-		if n > 1 {
-			t.Errorf("event %s answered accepted %d times", id, n)
-		}
-	}
-	if conflicts == 0 {
-		t.Error("no conflict reported: the test sent none?")
-	}
-	t.Logf("%d events stored, %d accepted answers, %d conflicts reported", len(stored), len(acceptedBy), conflicts)
+	accepted, conflicts := checkAnswers(t, all, stored)
+	t.Logf("%d events stored, %d accepted answers, %d conflicts reported", len(stored), accepted, conflicts)
 }

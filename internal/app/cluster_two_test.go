@@ -147,12 +147,8 @@ func TestClusterTwoServeProcesses(t *testing.T) {
 		b.WriteString("]")
 		return b.Bytes(), qty
 	}
-	type sent struct {
-		qty     map[string]int
-		results []metering.Result
-	}
 	var mu sync.Mutex
-	var all []sent
+	var all []sentBatch
 	var ids []string
 	// A round sends its events twice (the second time some with another
 	// payload), each time first to another process: at the same moment in
@@ -166,7 +162,7 @@ func TestClusterTwoServeProcesses(t *testing.T) {
 				defer cancel()
 				res := balancer(t, rctx, procs, key, v+r, b)
 				mu.Lock()
-				all = append(all, sent{qty, res})
+				all = append(all, sentBatch{qty, res})
 				mu.Unlock()
 			}
 			if r%2 == 1 {
@@ -247,8 +243,25 @@ func TestClusterTwoServeProcesses(t *testing.T) {
 	if len(stored) != len(ids) {
 		t.Errorf("%d events stored, %d sent", len(stored), len(ids))
 	}
+	accepted, conflicts := checkAnswers(t, all, stored)
+	t.Logf("%d events, %d accepted answers, %d conflicts reported; process %d killed", len(stored), accepted, conflicts, owner)
+}
+
+// sentBatch is one batch a test sent and the statuses it got back.
+type sentBatch struct {
+	qty     map[string]int
+	results []metering.Result
+}
+
+// checkAnswers checks the statuses of batches sent concurrently (re-sends
+// with the same or another quantity) against what is stored (quantity by
+// id): each event answered accepted at most once, duplicate when the
+// stored quantity is the one sent, conflict when not, and at least one
+// conflict. It returns how many events were answered accepted and how many
+// conflicts were reported.
+func checkAnswers(t *testing.T, all []sentBatch, stored map[string]uint64) (accepted, conflicts int) {
+	t.Helper()
 	acceptedBy := map[string]int{}
-	conflicts := 0
 	for _, s := range all {
 		for _, r := range s.results {
 			want := metering.Duplicate
@@ -275,5 +288,5 @@ func TestClusterTwoServeProcesses(t *testing.T) {
 	if conflicts == 0 {
 		t.Error("no conflict reported: the test sent none?")
 	}
-	t.Logf("%d events, %d accepted answers, %d conflicts reported; process %d killed", len(stored), len(acceptedBy), conflicts, owner)
+	return len(acceptedBy), conflicts
 }
