@@ -217,29 +217,7 @@ func TestClusterTwoServeProcesses(t *testing.T) {
 	}
 
 	// Stored once each, with the payload answered accepted.
-	stored := map[string]uint64{} // id → quantity stored
-	for s := 1; s <= 2; s++ {
-		conn := env.ReplicaConn(t, s, 1)
-		if err := conn.Exec(ctx, "SYSTEM SYNC REPLICA events"); err != nil {
-			t.Fatal(err)
-		}
-		rows, err := conn.Query(ctx, "SELECT id, quantity FROM events")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var id string
-			var q uint64
-			if err := rows.Scan(&id, &q); err != nil {
-				t.Fatal(err)
-			}
-			if _, dup := stored[id]; dup {
-				t.Errorf("event %s stored twice", id)
-			}
-			stored[id] = q
-		}
-		rows.Close()
-	}
+	stored := storedEvents(t, env) // id → quantity stored
 	if len(stored) != len(ids) {
 		t.Errorf("%d events stored, %d sent", len(stored), len(ids))
 	}
