@@ -2,8 +2,6 @@ package app_test
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,17 +15,7 @@ import (
 // prefix (a metric name with its labels), by whole line before the value.
 func metricsOf(t *testing.T, base, key string) map[string]float64 {
 	t.Helper()
-	req, _ := http.NewRequest("GET", base+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET /metrics: %d %s", resp.StatusCode, b)
-	}
+	b := get(t, base, key, "GET", "/metrics", "")
 	out := map[string]float64{}
 	for _, l := range strings.Split(string(b), "\n") {
 		if l == "" || strings.HasPrefix(l, "#") {
